@@ -1,0 +1,5 @@
+import sys
+
+from tsfleet.cli import main
+
+sys.exit(main())

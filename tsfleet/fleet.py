@@ -1,0 +1,170 @@
+"""The one entry object: ``Fleet(path)``, ``Fleet(memory=True)``, ``Fleet(path, read_only=True)``."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tsfleet import store
+from tsfleet.errors import ReadOnlyStore, StoreError, UnknownKind
+from tsfleet.ingest import DEFAULT_CHUNK_ROWS, IngestReport, chunks, describe, ingest_chunk
+from tsfleet.ingest.pipeline import UnknownDevicePolicy
+from tsfleet.models import KINDS
+
+DEFAULT_DB = "fleet.duckdb"
+
+
+def default_db_path() -> str:
+    """``$TSFLEET_DB`` if set, else ``fleet.duckdb`` in the working directory."""
+    return os.environ.get("TSFLEET_DB") or DEFAULT_DB
+
+
+class Fleet:
+    """A fleet store: a DuckDB file with tsfleet's tables, views and analyses.
+
+    Opening creates the file if needed and applies pending migrations (never
+    re-running applied ones). The domains are attributes: ``fleet.power``,
+    ``fleet.firmware``, ``fleet.calibration``, ``fleet.environment``,
+    ``fleet.network`` and ``fleet.alerts``.
+
+    >>> fleet = Fleet(memory=True)
+    >>> fleet.ingest("readings", [{"device_id": "pump-17", "observed_at": "2026-03-01T10:00Z",
+    ...                            "metric": "battery_pct", "value": 87}]).n_accepted
+    1
+    >>> fleet.query("select device_id, value from readings")
+    [{'device_id': 'pump-17', 'value': 87.0}]
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, memory: bool = False,
+                 read_only: bool = False, unknown_devices: UnknownDevicePolicy = "accept"):
+        if memory and path is not None:
+            raise StoreError("give either a path or memory=True, not both")
+        if memory and read_only:
+            raise StoreError("an in-memory store cannot be read-only")
+        self.path: str | None = None if memory else str(path or default_db_path())
+        self.read_only = read_only
+        self.unknown_devices: UnknownDevicePolicy = unknown_devices
+        if read_only and not Path(self.path).is_file():
+            raise StoreError(f"cannot open {self.path} read-only: no such file")
+        self.con: duckdb.DuckDBPyConnection = store.connect(self.path, read_only=read_only)
+        if read_only:
+            pending = store.pending_migrations(self.con)
+            if pending:
+                names = ", ".join(f.path.name for f in pending)
+                self.con.close()
+                raise StoreError(f"{self.path} needs migrations ({names}); open it once "
+                                 "without read_only to apply them")
+        else:
+            self.applied_migrations = store.migrate(self.con)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Fleet({self.path or ':memory:'!r}{', read_only=True' if self.read_only else ''})"
+
+    # -- data in -------------------------------------------------------------------
+    def ingest(self, kind: str, source: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+               unknown_devices: UnknownDevicePolicy | None = None) -> IngestReport:
+        """Validate and store rows of ``kind`` from ``source``; returns the report.
+
+        ``source`` is a file path (.parquet, .csv, .tsv, .jsonl, .ndjson, .json),
+        a DataFrame, an Arrow table, a dict of columns or an iterable of dicts.
+        Invalid rows go to ``quarantine`` with a reason and the rest lands;
+        duplicates (same key) are counted and not stored twice.
+        """
+        if kind not in KINDS:
+            raise UnknownKind(f"unknown ingest kind {kind!r}; expected one of {', '.join(KINDS)}")
+        self._writable()
+        label = describe(source)
+        report = IngestReport(kind, label)
+        policy = unknown_devices or self.unknown_devices
+        for chunk in chunks(source, chunk_rows):
+            report.add(ingest_chunk(self.con, kind, KINDS[kind], chunk.table, label,
+                                    json_lines=chunk.json_lines,
+                                    pre_quarantined=chunk.pre_quarantined,
+                                    unknown_devices=policy))
+        return report
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.path} is open read-only; open it without read_only to write")
+
+    # -- data out ------------------------------------------------------------------
+    def query(self, sql: str, params: list | dict | None = None) -> list[dict[str, Any]]:
+        """Run SQL (values as ``?`` parameters) and return the rows as dicts."""
+        cur = self.con.execute(sql, params or [])
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def frame(self, sql: str, params: list | dict | None = None):
+        """Run SQL and return a pandas DataFrame."""
+        return self.con.execute(sql, params or []).df()
+
+    def arrow(self, sql: str, params: list | dict | None = None):
+        """Run SQL and return a pyarrow Table."""
+        return self.con.execute(sql, params or []).to_arrow_table()
+
+    def info(self) -> dict[str, Any]:
+        """Row counts of the core tables, schema version and the readings time range."""
+        counts = {}
+        for kind, model in KINDS.items():
+            table = model.spec.table
+            counts[table] = self.con.execute(
+                f"select count(*) from {store.quote_ident(table)}").fetchone()[0]
+        counts["quarantine"] = self.con.execute("select count(*) from quarantine").fetchone()[0]
+        version = self.con.execute("select max(version) from schema_version").fetchone()[0]
+        lo, hi = self.con.execute("select min(observed_at), max(observed_at) from readings"
+                                  ).fetchone()
+        return {"path": self.path or ":memory:", "schema_version": version, "rows": counts,
+                "readings_from": lo, "readings_to": hi}
+
+    # -- domains -------------------------------------------------------------------
+    @cached_property
+    def power(self):
+        """Battery analysis: discharge, forecasts, criticality, replacement plan."""
+        from tsfleet.power import Power
+        return Power(self)
+
+    @cached_property
+    def firmware(self):
+        """Firmware inventory, catalog findings, campaigns and compliance."""
+        from tsfleet.firmware import Firmware
+        return Firmware(self)
+
+    @cached_property
+    def calibration(self):
+        """Sensor drift, outliers, calibration registry and schedule."""
+        from tsfleet.calibration import Calibration
+        return Calibration(self)
+
+    @cached_property
+    def environment(self):
+        """Environmental exposure, failure correlation, envelopes and stress."""
+        from tsfleet.environment import Environment
+        return Environment(self)
+
+    @cached_property
+    def network(self):
+        """Gateway distribution, load, redundancy and rebalancing."""
+        from tsfleet.network import Network
+        return Network(self)
+
+    @cached_property
+    def alerts(self):
+        """Alert rules, lifecycle, work orders and notifications."""
+        from tsfleet.alerts import Alerts
+        return Alerts(self)

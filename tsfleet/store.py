@@ -1,0 +1,181 @@
+"""The DuckDB store: connection settings, numbered SQL migrations and view loading.
+
+Tables live in ``sql/tables/NNN_name.sql`` and are applied once each, in
+numeric order, recorded in ``schema_version``. Views live in
+``sql/views/NNN_name.sql`` and are re-created whenever the set of view files
+changes (their combined checksum is kept in ``schema_views``), because a view
+holds no data. Each file starts with a header comment; its ``-- grain:`` line
+and first sentence feed the ``catalog`` of published objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+from tsfleet.errors import StoreError
+
+_FILE_RE = re.compile(r"^(\d+)_([a-z0-9_]+)\.sql$")
+
+#: DuckDB settings every tsfleet connection uses. Nothing may be downloaded at
+#: run time; only the statically linked json, parquet and icu are used.
+CONNECT_CONFIG = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+def quote_ident(name: str) -> str:
+    """Quote one SQL identifier (table, view or column name) for DuckDB.
+
+    >>> quote_ident('readings')
+    '"readings"'
+    >>> quote_ident('we"ird')
+    '"we""ird"'
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise StoreError(f"an identifier must be a non-empty string, got {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    """One numbered SQL file of ``sql/tables`` or ``sql/views``."""
+
+    number: int
+    name: str
+    path: Path
+
+    @property
+    def text(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def header(self) -> dict[str, str]:
+        """``grain`` and ``description`` parsed from the leading comment block."""
+        description: list[str] = []
+        grain = ""
+        for line in self.text.splitlines():
+            if not line.startswith("--"):
+                break
+            body = line[2:].strip()
+            if body.lower().startswith("grain:"):
+                grain = body.split(":", 1)[1].strip()
+            elif body and not grain and not body.startswith("columns"):
+                description.append(body)
+        return {"grain": grain, "description": " ".join(description)}
+
+
+def sql_root() -> Path:
+    """The ``sql/`` folder: inside an installed wheel, else beside the package."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "sql", here.parent / "sql"):
+        if (candidate / "tables").is_dir():
+            return candidate
+    raise StoreError(f"tsfleet's sql/ folder is missing (looked in {here} and {here.parent})")
+
+
+@cache
+def sql_files(folder: str) -> tuple[SqlFile, ...]:
+    """The numbered files of ``sql/<folder>``, sorted by their integer prefix."""
+    found = []
+    for path in (sql_root() / folder).iterdir():
+        m = _FILE_RE.match(path.name)
+        if m:
+            found.append(SqlFile(int(m.group(1)), m.group(2), path))
+    numbers = [f.number for f in found]
+    if len(numbers) != len(set(numbers)):
+        raise StoreError(f"two files in sql/{folder} share a number: {sorted(numbers)}")
+    return tuple(sorted(found, key=lambda f: f.number))
+
+
+def views_checksum() -> str:
+    h = hashlib.sha256()
+    for f in sql_files("views"):
+        h.update(f.path.name.encode())
+        h.update(f.text.encode())
+    return h.hexdigest()
+
+
+def connect(path: str | None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open DuckDB with tsfleet's settings (UTC session, no downloads)."""
+    try:
+        con = duckdb.connect(path or ":memory:", read_only=read_only, config=CONNECT_CONFIG)
+    except duckdb.IOException as exc:
+        raise StoreError(f"cannot open the store {path!r}: {exc}") from exc
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[SqlFile]:
+    applied = _applied_versions(con)
+    return [f for f in sql_files("tables") if f.number not in applied]
+
+
+def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'main' and table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return set()
+    return {row[0] for row in con.execute("select version from schema_version").fetchall()}
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply pending table migrations, then refresh views if their files changed.
+
+    Returns the names of the migrations applied now.
+    """
+    applied_now = []
+    for f in pending_migrations(con):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f.text)
+            con.execute(
+                "insert into schema_version (version, name, checksum, applied_at) "
+                "values (?, ?, ?, now())",
+                [f.number, f.name, hashlib.sha256(f.text.encode()).hexdigest()],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"migration {f.path.name} failed: {exc}") from exc
+        applied_now.append(f.name)
+    if views_outdated(con):
+        refresh_views(con)
+    return applied_now
+
+
+def views_outdated(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("select checksum from schema_views").fetchone()
+    return row is None or row[0] != views_checksum()
+
+
+def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop every view tsfleet published before and create the current ones."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        old = [r[0] for r in con.execute("select name from published_objects where kind = 'view'")
+               .fetchall()]
+        for name in reversed(old):
+            con.execute(f"drop view if exists {quote_ident(name)} cascade")
+        con.execute("delete from published_objects where kind = 'view'")
+        for f in sql_files("views"):
+            con.execute(f.text)
+            con.execute(
+                "insert into published_objects (name, kind, grain, description, source_file) "
+                "values (?, 'view', ?, ?, ?)",
+                [f.name, f.header["grain"], f.header["description"], f.path.name],
+            )
+        con.execute("delete from schema_views")
+        con.execute("insert into schema_views values (?, now())", [views_checksum()])
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise StoreError(f"creating the views failed: {exc}") from exc

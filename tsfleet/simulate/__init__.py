@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from tsfleet.simulate import calibration, environment, network, power
+from tsfleet.simulate import calibration, environment, firmware, network, power
 from tsfleet.simulate.delivery import Delivered, DeliveryConfig, deliver
 from tsfleet.simulate.output import SimOutput, as_table
 from tsfleet.simulate.skeleton import MODELS, SimConfig, Skeleton, build_skeleton
@@ -29,13 +29,14 @@ from tsfleet.simulate.skeleton import MODELS, SimConfig, Skeleton, build_skeleto
 #: Domain generators in the order they run; a later one may read what an
 #: earlier one left in ``skeleton.extra``.
 GENERATORS: list[tuple[str, Callable[[Skeleton, SimOutput], None]]] = [
+    ("firmware", firmware.generate),
     ("power", power.generate),
     ("calibration", calibration.generate),
     ("environment", environment.generate),
     ("network", network.generate),
 ]
 
-__all__ = ["MODELS", "SimConfig", "SimFleet", "Skeleton", "simulate"]
+__all__ = ["MODELS", "SimConfig", "SimFleet", "Skeleton", "simulate", "simulated_fleet"]
 
 
 @dataclass
@@ -109,6 +110,15 @@ def write_truth(con, sim: SimFleet) -> None:
         con.register("_tsf_truth", table)
         con.execute(f'create or replace table sim."{name}" as select * from _tsf_truth')
         con.unregister("_tsf_truth")
+
+
+def simulated_fleet(config: SimConfig | None = None, path: str | None = None, **fleet_kw):
+    """Simulate and write into a new store (in memory unless ``path``); returns the Fleet."""
+    from tsfleet.fleet import Fleet
+
+    fleet = Fleet(path, **fleet_kw) if path else Fleet(memory=True, **fleet_kw)
+    simulate(config).write(fleet)
+    return fleet
 
 
 def simulate(config: SimConfig | None = None, delivery: DeliveryConfig | None = None) -> SimFleet:

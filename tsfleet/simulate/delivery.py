@@ -47,29 +47,30 @@ def deliver(sk: Skeleton, readings: list, cfg: DeliveryConfig = DeliveryConfig()
     hour = np.concatenate([r[2] for r in readings])
     val = np.concatenate([r[3] for r in readings])
 
+    # Device-hour grids, looked up once per reading through a flat index.
     # Sleepy devices report once per interval, at their own phase.
     step = np.maximum(1, (sk.devices["reporting_interval_s"] // 3600).astype(np.int64))
     phase = sk.devices["phase_s"] % step
-    keep = (hour % step[dev]) == phase[dev]
-
-    # Outages: a device-hour grid of (lost, buffered-until-hour).
+    silent = (np.arange(n_hours)[None, :] % step[:, None]) != phase[:, None]
+    # Outages: lost hours, or buffered hours released at the outage's end.
     n_out = rng.poisson(cfg.outages_per_30_days * n_hours / (24 * 30), size=n_dev)
     out_dev = np.repeat(np.arange(n_dev), n_out)
     out_start = rng.integers(0, n_hours, size=len(out_dev))
     out_len = 1 + rng.exponential(cfg.outage_mean_hours, size=len(out_dev)).astype(int)
     out_end = np.minimum(out_start + out_len, n_hours)
     buffered = rng.random(len(out_dev)) < cfg.share_buffered
-    release = np.full((n_dev, n_hours), -1, np.int32)   # -1: on time; >= 0 arrival hour
+    arrival_grid = np.broadcast_to(np.arange(n_hours, dtype=np.int32), (n_dev, n_hours)).copy()
     lost = np.zeros((n_dev, n_hours), bool)
     for d, s, e, b in zip(out_dev, out_start, out_end, buffered, strict=True):
         if b:
-            release[d, s:e] = np.maximum(release[d, s:e], e)
+            arrival_grid[d, s:e] = np.maximum(arrival_grid[d, s:e], e)
         else:
             lost[d, s:e] = True
-    keep &= ~lost[dev, hour]
+    flat = dev.astype(np.int64) * n_hours + hour
+    keep = ~(silent | lost).ravel()[flat]
     keep &= rng.random(len(dev)) >= cfg.random_loss
-    arrival = np.where(release[dev, hour] >= 0, release[dev, hour], hour)
-    dev, hour, val, m_idx, arrival = dev[keep], hour[keep], val[keep], m_idx[keep], arrival[keep]
+    dev, hour, val, m_idx = dev[keep], hour[keep], val[keep], m_idx[keep]
+    arrival = arrival_grid.ravel()[flat[keep]]
     late = arrival > hour
 
     # Retransmissions: a copy arrives in the next chunk.
@@ -80,8 +81,10 @@ def deliver(sk: Skeleton, readings: list, cfg: DeliveryConfig = DeliveryConfig()
     val = np.concatenate([val, val[dup]])
     m_idx = np.concatenate([m_idx, m_idx[dup]])
     chunk = np.concatenate([chunk, chunk[dup] + 1])
-    # Arrival order: by chunk, shuffled inside a chunk (out of order).
-    order = np.lexsort((rng.random(len(dev)), chunk))
+    # Arrival order: by chunk, shuffled inside a chunk (out of order). A random
+    # permutation followed by a stable radix sort on the 16-bit chunk number.
+    shuffle = rng.permutation(len(dev))
+    order = shuffle[np.argsort(chunk[shuffle].astype(np.int16), kind="stable")]
     delivered = Delivered(m_idx[order], metrics, dev[order], hour[order], val[order], chunk[order])
     truth = dict(
         device_id=sk.devices["device_id"],

@@ -25,6 +25,8 @@ from tsfleet.fleet import Fleet, default_db_path
 
 #: Domain packages, in the order ``demo`` reports them.
 DOMAINS = ("power", "firmware", "calibration", "environment", "network", "alerts")
+#: Other packages that add sub-commands (``tsfleet.<name>.cli.register``).
+COMMAND_PACKAGES = DOMAINS + ("live", "share", "service")
 
 
 def progress(message: str) -> None:
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--db", dest="sub_db", default=None)
     n.set_defaults(func=cmd_info)
 
-    for name in DOMAINS:
+    for name in COMMAND_PACKAGES:
         module = f"tsfleet.{name}.cli"
         if importlib.util.find_spec(f"tsfleet.{name}") and importlib.util.find_spec(module):
             importlib.import_module(module).register(sub)

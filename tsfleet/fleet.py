@@ -163,6 +163,24 @@ class Fleet:
             "readings_to": hi,
         }
 
+    # -- the service -----------------------------------------------------------------
+    def analyze(self, only=None, *, force: bool = False):
+        """Run the analyses that have new data (``only``: "power,calibration" or a list).
+
+        Returns one ``RunResult`` per analysis; each run is recorded in
+        ``analysis_runs`` and summarized by the ``freshness`` view.
+        """
+        from tsfleet.service.runner import run_analyses
+
+        self._writable()
+        return run_analyses(self, only, force=force)
+
+    def device(self, device_id: str) -> dict[str, Any]:
+        """The device card: identity, last seen, latest values, findings of each domain."""
+        from tsfleet.service.card import device_card
+
+        return device_card(self, device_id)
+
     # -- domains -------------------------------------------------------------------
     @cached_property
     def power(self):

@@ -175,6 +175,14 @@ class Fleet:
         self._writable()
         return run_analyses(self, only, force=force)
 
+    def retain(self, raw_days: int = 90, hourly_days: int = 400):
+        """Roll raw readings older than ``raw_days`` up into hourly and daily tables, then
+        delete them; see ``readings_history`` for hour-level data over the whole history."""
+        from tsfleet.service.retention import apply_retention
+
+        self._writable()
+        return apply_retention(self, raw_days, hourly_days)
+
     def device(self, device_id: str) -> dict[str, Any]:
         """The device card: identity, last seen, latest values, findings of each domain."""
         from tsfleet.service.card import device_card

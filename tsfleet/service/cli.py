@@ -14,6 +14,11 @@ def register(sub) -> None:
     a.add_argument("--force", action="store_true", help="recompute in full")
     a.add_argument("--db", dest="sub_db", default=None)
     a.set_defaults(func=cmd_analyze)
+    r = sub.add_parser("retention", help="roll up and delete raw readings older than N days")
+    r.add_argument("--raw-days", type=int, default=90)
+    r.add_argument("--hourly-days", type=int, default=400)
+    r.add_argument("--db", dest="sub_db", default=None)
+    r.set_defaults(func=cmd_retention)
     d = sub.add_parser("device", help="the card of one device")
     d.add_argument("device_id")
     d.add_argument("--format", choices=("table", "json"), default="table")
@@ -49,4 +54,12 @@ def cmd_device(args) -> int:
         else:
             print(f"\n{section}:")
             print(format_rows(value))
+    return 0
+
+
+def cmd_retention(args) -> int:
+    with open_fleet(args) as fleet:
+        res = fleet.retain(args.raw_days, args.hourly_days)
+    print(f"cutoff {res.cutoff_at}: {res.n_raw_deleted:,} raw readings rolled up and deleted "
+          f"({res.n_hourly_rows:,} hourly, {res.n_daily_rows:,} daily rollup rows written)")
     return 0

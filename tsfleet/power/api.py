@@ -1,0 +1,2 @@
+class Power:  # placeholder
+    def __init__(self, fleet): self.fleet = fleet

@@ -27,6 +27,8 @@ Z90 = 1.645
 SAMPLE_PER_TYPE = 3
 RATE_FLOOR_REL = 0.04          # model uncertainty of the rate, relative
 DEFAULT_RATE = 0.3             # % per day when a type has no fitted device at all
+TEMP_PRIOR_SD = 0.01           # spread of temperature coefficients between devices, per C
+RECENT_DAYS = 7                # the future is expected at the last week's temperature
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None,
@@ -86,6 +88,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         sigma = np.sqrt(np.nansum(err ** 2, axis=1) / np.maximum(np.isfinite(err).sum(axis=1), 1))
         span = np.maximum(s.end - fit_start + 1, 1)
         se_rate = sigma * np.sqrt(12.0 / np.maximum(span ** 3 - span, 1))
+    temp_k, temp_factor = temperature_adjustment(s, pat, fit_start, eligible)
+    trd = trd * temp_factor
     # fallback: the type prior
     rate_fit = -trd
     prior = {}
@@ -152,7 +156,7 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         days_to_critical=d_crit, days_to_empty=d_empty, method=method, reason=reason,
         pattern=pat.pattern, alpha=np.where(eligible, alpha, np.nan),
         beta=np.where(eligible, beta, np.nan), phi=np.where(eligible, phi, np.nan),
-        temp_coef_per_c=pat.temp_coef, temp_factor=np.ones(n), n_days=s.n_days,
+        temp_coef_per_c=temp_k, temp_factor=temp_factor, n_days=s.n_days,
     )
     for k in ("level_now_pct", "level_at_horizon_pct", "level_lo_pct", "level_hi_pct", "drop_pct",
               "rate_pct_per_day", "days_to_critical", "days_to_empty"):
@@ -165,6 +169,36 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     out["fit_start"] = fit_start
     out["shared"] = params
     return out
+
+
+def temperature_adjustment(s: series.Series, pat: patterns.Patterns, fit_start: np.ndarray,
+                           eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-device temperature coefficient (empirical Bayes) and the factor for the trend.
+
+    The Holt-Winters trend reflects the temperatures of the fitted span; the
+    next weeks are expected at the last week's zone temperature. Each device's
+    own coefficient is noisy, so it is shrunk towards its device type's mean
+    by its standard error. Devices without a known zone temperature get 1.
+    """
+    n, m = s.temperature.shape
+    cols = np.arange(m)[None, :]
+    temp = s.temperature
+    span = (cols >= fit_start[:, None]) & (cols <= s.end[:, None]) & np.isfinite(temp)
+    recent = span & (cols > (s.end - RECENT_DAYS)[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_span = np.where(span, temp, 0).sum(axis=1) / span.sum(axis=1)
+        t_recent = np.where(recent, temp, 0).sum(axis=1) / recent.sum(axis=1)
+    k_hat, k_se = pat.temp_coef, pat.temp_se
+    known = eligible & np.isfinite(k_hat) & np.isfinite(k_se) & np.isfinite(t_span - t_recent)
+    k = np.zeros(n)
+    for t in np.unique(s.device_type[known]):
+        sel = known & (s.device_type == t)
+        w = 1.0 / (TEMP_PRIOR_SD ** 2 + k_se[sel] ** 2)
+        mean = float(np.sum(w * k_hat[sel]) / np.sum(w))
+        shrink = TEMP_PRIOR_SD ** 2 / (TEMP_PRIOR_SD ** 2 + k_se[sel] ** 2)
+        k[sel] = mean + shrink * (k_hat[sel] - mean)
+    factor = np.where(known, np.exp(np.clip(k * (t_recent - t_span), -1, 1)), 1.0)
+    return np.where(known, k, np.nan), factor
 
 
 def _at(noon: np.ndarray, steps: np.ndarray) -> np.ndarray:

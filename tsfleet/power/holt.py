@@ -83,7 +83,7 @@ def fit_statsmodels(y: np.ndarray, optimized: bool = True, params: HoltParams | 
             model = ExponentialSmoothing(y, trend="add", damped_trend=True,
                                          initialization_method="estimated",
                                          bounds={"damping_trend": PHI_BOUNDS})
-            return model.fit()
+            return model.fit(use_brute=False)
         model = ExponentialSmoothing(y, trend="add", damped_trend=True,
                                      initialization_method="known",
                                      initial_level=level0, initial_trend=trend0)

@@ -39,6 +39,7 @@ class Patterns:
     resid_sd: np.ndarray
     temp_coef: np.ndarray     # relative rate change per degree C
     temp_t: np.ndarray
+    temp_se: np.ndarray       # standard error of temp_coef
 
 
 def _sums(y: np.ndarray, mask: np.ndarray):
@@ -112,6 +113,8 @@ def classify(s: Series) -> Patterns:
         change = np.where(step, best, -1)
         ratio = np.where(step, rr, 1.0)
         rate_recent = np.where(step, r_right, rate)
+        with np.errstate(invalid="ignore"):
+            sd = np.where(step, np.sqrt(sse2 / np.maximum(n_full - 4, 1)), sd)
     # temperature: regress daily drops on the temperature anomaly
     drop = -np.diff(y, axis=1)
     temp = s.temperature[:, 1:]
@@ -128,10 +131,11 @@ def classify(s: Series) -> Patterns:
         kt = b / se
     k = np.where((m >= 10) & np.isfinite(k), k, np.nan)
     kt = np.where(np.isfinite(k), kt, np.nan)
+    kse = np.where(np.isfinite(k), np.abs(k / kt), np.nan)
     level_now = np.where(s.end >= 0, s.level[np.arange(n), np.maximum(s.end, 0)], np.nan)
     pattern = np.select(
         [s.n_days < MIN_DAYS, sd > ERRATIC_SD, s.is_rechargeable, change >= 0,
          (kt > 3) & (k > 0.02), (s.knee > 0) & (level_now < s.knee + 10)],
         ["insufficient_data", "erratic", "charging", "step_change", "temperature_sensitive",
          "accelerating"], "steady")
-    return Patterns(pattern.astype(object), rate, rate_recent, change, ratio, sd, k, kt)
+    return Patterns(pattern.astype(object), rate, rate_recent, change, ratio, sd, k, kt, kse)

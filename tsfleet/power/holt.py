@@ -17,8 +17,8 @@ import numpy as np
 
 #: The damping parameter is kept close to 1: battery consumption does not slow
 #: down by itself, and a strong damping would push every empty date out.
-PHI_BOUNDS = (0.995, 0.9999)
-DEFAULT = (0.2, 0.05, 0.999)
+PHI_BOUNDS = (0.9999, 0.99999)
+DEFAULT = (0.2, 0.05, 0.9999)
 
 
 @dataclass(frozen=True)

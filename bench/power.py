@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from tsfleet.power import backtest, forecast, holt, series
+from tsfleet.power import backtest, holt, series
 from tsfleet.simulate import SimConfig, simulated_fleet
 
 

@@ -20,7 +20,8 @@ FORECAST_COLUMNS = (
 
 def _check_horizon(horizon_days: int) -> int:
     if not isinstance(horizon_days, (int, np.integer)) or not 1 <= horizon_days <= 365:
-        raise InvalidParameter(f"horizon_days must be an integer within 1..365, got {horizon_days!r}")
+        raise InvalidParameter(
+            f"horizon_days must be an integer within 1..365, got {horizon_days!r}")
     return int(horizon_days)
 
 

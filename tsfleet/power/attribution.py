@@ -49,7 +49,11 @@ def run(con) -> pd.DataFrame:
     ref = df["firmware_version"].value_counts().idxmax()
     fw = f"C(firmware_version, Treatment(reference={ref!r}))" if df["firmware_version"].nunique(
     ) > 1 else None
-    controls = ["C(model)"] if df["model"].nunique() > 1 else []
+    # the model is a control unless each firmware version belongs to one model (then the
+    # firmware effect includes the model's, and the two cannot be told apart)
+    nested = fw is not None and df.groupby("firmware_version")["model"].nunique().max() == 1 \
+        and df.groupby("model")["firmware_version"].nunique().max() == 1
+    controls = ["C(model)"] if df["model"].nunique() > 1 and not nested else []
     formula = "np.log(rate_pct_per_day) ~ " + " + ".join(terms + ([fw] if fw else []) + controls
                                                           or ["1"])
     fit = smf.ols(formula, data=df).fit()

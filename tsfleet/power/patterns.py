@@ -132,7 +132,8 @@ def classify(s: Series) -> Patterns:
     k = np.where((m >= 10) & np.isfinite(k), k, np.nan)
     kt = np.where(np.isfinite(k), kt, np.nan)
     kse = np.where(np.isfinite(k), np.abs(k / kt), np.nan)
-    level_now = np.where(s.end >= 0, s.level[np.arange(n), np.maximum(s.end, 0)], np.nan)
+    level_now = (np.where(s.end >= 0, s.level[np.arange(n), np.maximum(s.end, 0)], np.nan)
+                 if y.shape[1] else np.full(n, np.nan))
     pattern = np.select(
         [s.n_days < MIN_DAYS, sd > ERRATIC_SD, s.is_rechargeable, change >= 0,
          (kt > 3) & (k > 0.02), (s.knee > 0) & (level_now < s.knee + 10)],

@@ -46,10 +46,6 @@ class Series:
     def n(self) -> int:
         return len(self.device_id)
 
-    def day_center(self, col) -> np.ndarray:
-        """Noon of grid column ``col`` in days since ``day0``."""
-        return np.asarray(col, float) + 0.5
-
 
 def load(con, devices: list[str] | None = None, until: datetime | None = None) -> Series:
     """Read the daily levels (before ``until``, if given) of battery devices."""

@@ -48,8 +48,8 @@ fails as (
 ),
 per_device as (
     select u.manufacturer, u.model, u.target_version, u.device_id, u.w,
-           case when b.n_battery >= 24 then b.drain end as drain_before,
-           case when a.n_battery >= 24 then a.drain end as drain_after,
+           case when b.n_battery >= 5 then b.drain end as drain_before,
+           case when a.n_battery >= 5 then a.drain end as drain_after,
            coalesce(b.n_days, 0) < u.w as silent_before,
            coalesce(a.n_days, 0) < u.w as silent_after,
            fb.n is not null as failed_before,

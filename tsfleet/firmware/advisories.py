@@ -56,6 +56,7 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
         batch_id = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
         if good:
             table = pa.Table.from_pylist(list(good.values()))
+            con.complete()
             con.register("_fw_adv", table)
             con.execute("delete from firmware_advisories where advisory_id in "
                         "(select advisory_id from _fw_adv)")
@@ -64,6 +65,7 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
                         [batch_id, now])
             con.unregister("_fw_adv")
         if rejected:
+            con.complete()
             con.register("_fw_rej", pa.table({"reason": [r[0] for r in rejected],
                                               "detail": [r[1] for r in rejected],
                                               "raw": [r[2] for r in rejected]}))

@@ -69,14 +69,14 @@ def check_reports(con: duckdb.DuckDBPyConnection, batch_ids: list[int]) -> Check
         result.n_reports = con.execute(
             "select count(*) from firmware_reports where list_contains(?, batch_id)",
             [batches]).fetchone()[0]
-        # An open event seen again: extend it (before unparsable reports leave the table).
+        # A known event seen again: extend it.
         con.execute(
             "update firmware_security_events e set last_reported_at = n.last_at "
-            "from (select device_id, version, image_hash, max(reported_at) as last_at "
-            "      from firmware_reports where list_contains(?, batch_id) group by all) n "
-            "where e.device_id = n.device_id and e.version = n.version "
+            "from (select device_id, kind, version, image_hash, max(reported_at) as last_at "
+            "      from _fw_events group by all) n "
+            "where e.device_id = n.device_id and e.kind = n.kind and e.version = n.version "
             "and e.image_hash is not distinct from n.image_hash "
-            "and n.last_at > e.last_reported_at", [batches])
+            "and n.last_at > e.last_reported_at")
         result.n_quarantined = _quarantine_unparsable(con)
         rows = con.execute(
             "insert into firmware_security_events "
@@ -92,6 +92,14 @@ def check_reports(con: duckdb.DuckDBPyConnection, batch_ids: list[int]) -> Check
             "  where e.device_id = n.device_id and e.kind = n.kind and e.version = n.version "
             "  and e.image_hash is not distinct from n.image_hash) "
             "returning device_id, kind, version, image_hash, detail", [now]).fetchall()
+        # Every later report still showing an event's version and image keeps it open.
+        con.execute(
+            "update firmware_security_events e set last_reported_at = n.last_at "
+            "from (select device_id, version, image_hash, max(reported_at) as last_at "
+            "      from firmware_reports where list_contains(?, batch_id) group by all) n "
+            "where e.device_id = n.device_id and e.version = n.version "
+            "and e.image_hash is not distinct from n.image_hash "
+            "and n.last_at > e.last_reported_at", [batches])
         result.n_new_events = len(rows)
         result.events = [dict(zip(("device_id", "kind", "version", "image_hash", "detail"), r,
                                   strict=True)) for r in rows]

@@ -272,7 +272,7 @@ DEFAULT_SCHEME = "semver"
 #: Order in which :func:`detect_scheme` tries schemes on a model's catalog:
 #: the strictest first, so ``2023.10.1-hotfix2`` is calver (a later hotfix),
 #: not SemVer (where ``-hotfix2`` would be an earlier pre-release).
-DETECTION_ORDER = ("calver", "semver", "underscore", "build", "letter", "dotted", "pep440")
+DETECTION_ORDER = ("calver", "semver", "underscore", "dotted", "build", "letter", "pep440")
 
 
 def format_version(version: Version) -> str:

@@ -1,6 +1,6 @@
 -- The firmware views' thresholds (from firmware_settings) and their reference time.
 -- grain: one row
--- columns: as_of (timestamp, UTC: the newest firmware report or update event in the store,
+-- columns: as_of (timestamp, UTC: the newest firmware report, update event or reading,
 --   so a replayed or simulated history is judged as of its own end), stuck_after_hours (h),
 --   halt_failure_rate (ratio), halt_min_finished (count), health_window_days (d),
 --   health_drain_ratio (ratio), health_min_devices (count), health_failure_increase (ratio),
@@ -20,7 +20,8 @@ with settings as (
 ),
 newest as (
     select greatest((select max(reported_at) from firmware_reports),
-                    (select max(event_at) from update_events)) as as_of
+                    (select max(event_at) from update_events),
+                    (select max(observed_at) from device_latest)) as as_of
 ),
 final as (
     select newest.as_of, settings.* from newest cross join settings

@@ -5,7 +5,7 @@ parse/format round trip, for every scheme."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsfleet.errors import InvalidParameter, TsfleetError
@@ -196,6 +196,7 @@ def test_every_scheme_has_a_strategy():
 
 
 @pytest.mark.parametrize("scheme", sorted(TEXTS))
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_total_order(scheme, data):
     a, b, c = (parse(data.draw(TEXTS[scheme]), scheme) for _ in range(3))
@@ -212,6 +213,7 @@ def test_total_order(scheme, data):
 
 
 @pytest.mark.parametrize("scheme", sorted(TEXTS))
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_parse_format_round_trip(scheme, data):
     text = data.draw(TEXTS[scheme])
@@ -222,6 +224,7 @@ def test_parse_format_round_trip(scheme, data):
     assert format_version(parse(canonical, scheme)) == canonical
 
 
+@settings(deadline=None)
 @given(a=st.lists(st.integers(0, 99), min_size=3, max_size=3),
        b=st.lists(st.integers(0, 99), min_size=3, max_size=3))
 def test_semver_order_matches_numeric_tuples(a, b):

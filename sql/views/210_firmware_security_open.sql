@@ -5,7 +5,7 @@
 create view firmware_security_open as
 with latest as (
     select device_id, max(seen_at) as latest_report_at
-    from (select device_id, reported_at as seen_at from firmware_reports
+    from (select device_id, reported_at as seen_at from firmware_device_state
           union all
           select device_id, last_reported_at from firmware_security_events)
     group by device_id

@@ -13,7 +13,9 @@ ingest path in well under a second for a live batch. It
    counts true, and
 4. merges the events into ``firmware_security_events``: a new event is
    inserted with ``detected_at``; a repeat of an open one extends its
-   ``last_reported_at``.
+   ``last_reported_at``, and
+5. brings ``firmware_device_state`` (the inventory's current version per
+   device) up to date for the batch's devices.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ def check_reports(con: duckdb.DuckDBPyConnection, batch_ids: list[int]) -> Check
             "  where e.device_id = n.device_id and e.kind = n.kind and e.version = n.version "
             "  and e.image_hash is not distinct from n.image_hash) "
             "returning device_id, kind, version, image_hash, detail", [now]).fetchall()
+        con.execute("insert or replace into firmware_device_state " + query("device_state"),
+                    {"batches": batches, "now": now})
         # Every later report still showing an event's version and image keeps it open.
         con.execute(
             "update firmware_security_events e set last_reported_at = n.last_at "

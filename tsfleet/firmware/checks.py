@@ -123,12 +123,13 @@ def check_reports(con: duckdb.DuckDBPyConnection, batch_ids: list[int]) -> Check
 def _quarantine_unparsable(con: duckdb.DuckDBPyConnection) -> int:
     """Move reports with an unparsable version to quarantine; fix their batches' counts."""
     n = con.execute(
-        "insert into quarantine select r.batch_id, 'firmware_reports', 'firmware check', "
-        "'unparsable_version', e.detail, to_json(struct_pack(device_id := r.device_id, "
-        "reported_at := r.reported_at, version := r.version, image_hash := r.image_hash))"
-        "::VARCHAR, now() from firmware_reports r join _fw_events e "
-        "on e.kind = 'unparsable' and e.device_id = r.device_id "
-        "and e.reported_at = r.reported_at").fetchone()[0]
+        "insert into quarantine select r.batch_id, 'firmware_reports', "
+        "coalesce(b.source, 'firmware check'), 'unparsable_version', e.detail, "
+        "to_json(struct_pack(device_id := r.device_id, reported_at := r.reported_at, "
+        "version := r.version, image_hash := r.image_hash))::VARCHAR, now() "
+        "from firmware_reports r join _fw_events e on e.kind = 'unparsable' "
+        "and e.device_id = r.device_id and e.reported_at = r.reported_at "
+        "left join ingest_batches b on b.batch_id = r.batch_id").fetchone()[0]
     if not n:
         return 0
     con.execute(

@@ -118,8 +118,6 @@ class Decoder:
             return "senml+json"
         if head == b"{":
             return "vendor+json"
-        if fmt in SENML_JSON:
-            return "senml+json"
         if not head:
             raise PayloadError("empty_payload", "the payload is empty")
         major = head[0] >> 5
@@ -127,6 +125,8 @@ class Decoder:
             return "senml+cbor"
         if major == 5:
             return "vendor+cbor"
+        if fmt in SENML_JSON:
+            return "senml+json"
         raise PayloadError("unknown_format", f"cannot tell the format of a payload starting with "
                            f"byte 0x{head[0]:02x} (expected SenML JSON or CBOR, or a vendor "
                            f"object)")

@@ -85,6 +85,7 @@ class Server:
         self.subscriber: Subscriber | None = None
         self.coap_port: int | None = None
         self._closing = False
+        self.n_received = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
@@ -162,6 +163,7 @@ class Server:
     def _on_mqtt(self, msg, ack) -> None:
         if self._closing:
             return  # not acknowledged: the broker keeps it for the next session
+        self.n_received += 1
         env = Envelope("mqtt", msg.topic, bytes(msg.payload), time.time(), ack=ack,
                        redelivered=bool(msg.dup))
         device, fmt = self.layout.parse(msg.topic)

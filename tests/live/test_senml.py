@@ -54,7 +54,8 @@ def test_units_map_to_canonical_metrics(unit, name, metric):
 
 
 @pytest.mark.parametrize(("unit", "name", "reason"), [
-    ("V", "supply", "ambiguous_unit"), ("g", "weight", "ambiguous_unit"), ("W", "p", "unknown_unit"),
+    ("V", "supply", "ambiguous_unit"), ("g", "weight", "ambiguous_unit"),
+    ("W", "p", "unknown_unit"),
     ("EL", "battery", "battery_seconds_remaining"), (None, "mystery", "no_mapping"),
 ])
 def test_unmappable_records_are_kept_with_a_reason(unit, name, reason):

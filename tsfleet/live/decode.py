@@ -72,6 +72,7 @@ class Decoder:
         self.profiles = profiles if profiles is not None else Profiles()
         self.device_from = device_from
         self.max_payload = max_payload
+        self._names: dict[tuple[str, str, str | None], tuple] = {}  # per record name and unit
 
     def decode(self, payload: bytes, *, fmt: str | None = None, topic_device: str | None = None,
                now: float | None = None) -> Decoded:
@@ -135,14 +136,23 @@ class Decoder:
         out = Decoded(fmt)
         plain = []
         paths = []
+        names = self._names
         for r in records:
-            (paths if lwm2m.split_path(r.name) else plain).append(r)
+            key = (r.base_name, r.name, r.unit)
+            known = names.get(key)
+            if known is None:
+                path = lwm2m.split_path(r.name)
+                payload_device, field = _split_name(r)
+                known = (path, payload_device) + metric_for(field, r.unit, self.known)
+                if len(names) < 100_000:
+                    names[key] = known
+            (paths if known[0] else plain).append((r, known))
+        paths = [r for r, _ in paths]
         if paths:
             out.fmt = "lwm2m+" + fmt.split("+")[1]
             lwm2m.decode(paths, out, lambda prefix: choose_device(prefix, topic_device,
                                                                   self.device_from))
-        for r in plain:
-            payload_device, field = _split_name(r)
+        for r, (_, payload_device, metric, reason) in plain:
             device = choose_device(payload_device, topic_device, self.device_from)
             t = r.time if isinstance(r.time, float) else None
             if r.value_field != "v":
@@ -151,7 +161,6 @@ class Decoder:
                 out.unmapped.append(Unmapped(r.index, r.name, None if value is None
                                              else str(value), r.unit, reason, device, t))
                 continue
-            metric, reason = metric_for(field, r.unit, self.known)
             if metric is None:
                 out.unmapped.append(Unmapped(r.index, r.name, str(r.value), r.unit, reason,
                                              device, t))

@@ -20,11 +20,14 @@ _EPOCH_LO, _EPOCH_HI = -1e10, 1e11
 
 def is_number(x: object) -> bool:
     """A JSON/CBOR number (``bool`` is not one)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    t = type(x)
+    return t is float or t is int or (t is not bool and isinstance(x, (int, float)))
 
 
 def time_cell(t: object) -> float | str | None:
     """A resolved time as the pipeline should see it: seconds, or text when unusable."""
+    if type(t) is float and _EPOCH_LO < t < _EPOCH_HI:  # the common case, NaN fails it
+        return t
     if is_number(t):
         t = float(t)
         if math.isfinite(t) and _EPOCH_LO < t < _EPOCH_HI:
@@ -35,6 +38,8 @@ def time_cell(t: object) -> float | str | None:
 
 def value_cell(v: object) -> float | str | None:
     """A value as the pipeline should see it: a float, or text it will judge."""
+    if type(v) is float:
+        return v
     if is_number(v):
         try:
             return float(v)

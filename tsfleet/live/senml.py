@@ -29,13 +29,15 @@ CBOR_LABELS = {-1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs",
                0: "n", 1: "u", 2: "v", 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd"}
 LABELS = {v: k for k, v in CBOR_LABELS.items()}
 VALUE_FIELDS = ("v", "vs", "vb", "vd")
+#: Labels of RFC 8428; a record with only these needs no must-understand check.
+KNOWN_LABELS = frozenset(LABELS)
 #: SenML version this reader understands (RFC 8428 is 10).
 SENML_VERSION = 10
 #: Below this a resolved time is relative to now (RFC 8428, section 4.5.3).
 RELATIVE_LIMIT = 2 ** 28
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Record:
     """One resolved SenML record."""
 
@@ -97,30 +99,29 @@ def resolve(pack: list[dict], now: float) -> list[Record]:
     bn, bt, bu, bv, bs = "", 0.0, None, None, None
     out = []
     for i, rec in enumerate(pack):
-        for label in rec:
+        for label in (() if rec.keys() <= KNOWN_LABELS else rec):
             if isinstance(label, str) and label.endswith("_"):
                 raise PayloadError("invalid_senml", f"SenML record {i} has the must-understand "
                                    f"label {label!r}, which this reader does not understand")
-        if "bver" in rec and (not is_number(rec["bver"]) or rec["bver"] > SENML_VERSION):
-            raise PayloadError("invalid_senml", f"SenML record {i}: bver {rec['bver']!r} is newer "
-                               f"than the supported version {SENML_VERSION}")
-        if "bn" in rec:
-            if not isinstance(rec["bn"], str):
-                raise PayloadError("invalid_senml", f"SenML record {i}: bn must be text, "
-                                   f"got {rec['bn']!r}")
-            bn = rec["bn"]
-        if "bt" in rec:
-            bt = rec["bt"]
-        if "bu" in rec:
-            bu = rec["bu"]
-        if "bv" in rec:
-            bv = rec["bv"]
-        if "bs" in rec:
-            bs = rec["bs"]
+        if "bn" in rec or "bt" in rec or "bu" in rec or "bv" in rec or "bs" in rec or \
+                "bver" in rec:
+            if "bver" in rec and (not is_number(rec["bver"]) or rec["bver"] > SENML_VERSION):
+                raise PayloadError("invalid_senml", f"SenML record {i}: bver {rec['bver']!r} is "
+                                   f"newer than the supported version {SENML_VERSION}")
+            if "bn" in rec:
+                if not isinstance(rec["bn"], str):
+                    raise PayloadError("invalid_senml", f"SenML record {i}: bn must be text, "
+                                       f"got {rec['bn']!r}")
+                bn = rec["bn"]
+            bt = rec.get("bt", bt)
+            bu = rec.get("bu", bu)
+            bv = rec.get("bv", bv)
+            bs = rec.get("bs", bs)
         n = rec.get("n", "")
         if not isinstance(n, str):
             raise PayloadError("invalid_senml", f"SenML record {i}: n must be text, got {n!r}")
-        present = [f for f in VALUE_FIELDS if f in rec]
+        present = ["v"] if "v" in rec and len(rec) <= 4 and "vs" not in rec and "vb" not in rec \
+            and "vd" not in rec else [f for f in VALUE_FIELDS if f in rec]
         if len(present) > 1:
             raise PayloadError("invalid_senml", f"SenML record {i} carries {len(present)} value "
                                f"fields ({', '.join(present)}); a record carries exactly one")
@@ -136,7 +137,8 @@ def resolve(pack: list[dict], now: float) -> list[Record]:
         if field is None and total is None:
             raise PayloadError("invalid_senml", f"SenML record {i} ({bn + n or 'unnamed'}) "
                                "carries no value and no sum")
-        t = _add(bt, rec.get("t", 0))
+        t = rec.get("t", 0)
+        t = bt + t if type(bt) is type(t) is float else _add(bt, t)
         if is_number(t) and t < RELATIVE_LIMIT:
             t = now + t
         unit = rec.get("u", bu)

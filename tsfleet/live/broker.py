@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -43,6 +44,8 @@ class LocalBroker:
             raise TsfleetError("mosquitto is not installed (apt-get install mosquitto)")
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="tsfleet-mosquitto-"))
+        if os.geteuid() == 0:  # mosquitto started as root drops to the user "mosquitto",
+            self.dir.chmod(0o777)  # which must be able to write its persistence file here
         self.config = self.dir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
                  "max_queued_messages 0", "max_inflight_messages 0",

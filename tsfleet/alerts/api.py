@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,21 +55,33 @@ class Alerts:
         """Evaluate the rules once and advance every alert (pending, firing, acknowledged,
         resolved). ``at`` is the evaluation time (default now, UTC); when given it is also
         the clock of the offline check, otherwise that check uses the newest reading."""
-        if offline_k <= 0:
-            raise InvalidParameter(f"offline_k must be > 0, got {offline_k}")
         pack = self.rules(rules)
         when = at or now_utc()
-        con = self.con
-        con.execute("set variable tsfleet_offline_k = ?", [float(offline_k)])
-        if at is not None:
-            con.execute("set variable tsfleet_as_of = ?::timestamp", [at])
-        try:
-            return _evaluate.evaluate(con, pack, when, params={
+        with self._clock(at, offline_k):
+            return _evaluate.evaluate(self.con, pack, when, params={
                 "rules": [r.name for r in pack.active], "offline_k": offline_k,
                 "at": when.isoformat()})
+
+    def offline(self, *, at: datetime | None = None, offline_k: float = 3.0,
+                only_offline: bool = True) -> list[dict]:
+        """Rows of the ``device_offline`` view as of ``at`` (default: the newest reading)."""
+        with self._clock(at, offline_k):
+            return self.fleet.query("select * from device_offline where is_offline or not ? "
+                                    "order by silent_s desc, device_id", [only_offline])
+
+    @contextmanager
+    def _clock(self, at: datetime | None, offline_k: float):
+        """Set the offline view's clock and k for the duration of the block."""
+        if offline_k <= 0:
+            raise InvalidParameter(f"offline_k must be > 0, got {offline_k}")
+        self.con.execute("set variable tsfleet_offline_k = ?", [float(offline_k)])
+        if at is not None:
+            self.con.execute("set variable tsfleet_as_of = ?::timestamp", [at])
+        try:
+            yield
         finally:
-            con.execute("reset variable tsfleet_as_of")
-            con.execute("reset variable tsfleet_offline_k")
+            self.con.execute("reset variable tsfleet_as_of")
+            self.con.execute("reset variable tsfleet_offline_k")
 
     def analyze(self) -> None:
         """Evaluate the rules and plan the work orders (what ``tsfleet demo`` runs)."""
@@ -215,11 +228,13 @@ class Alerts:
         return self.fleet.query("select * from notifications order by created_at, "
                                 "notification_id")
 
-    def plan_work_orders(self, *, horizon_days: float = 30.0,
-                         at: datetime | None = None) -> list[dict]:
+    def plan_work_orders(self, *, horizon_days: float = 30.0, at: datetime | None = None,
+                         offline_k: float = 3.0) -> list[dict]:
         """Merge open findings with an action into one work order per site visit; returns
-        the orders, each with its items."""
-        workorders.plan(self.con, at or now_utc(), horizon_days)
+        the orders, each with its items. ``at`` is the planning time (default now) and,
+        when given, the clock of the offline check."""
+        with self._clock(at, offline_k):
+            workorders.plan(self.con, at or now_utc(), horizon_days)
         return workorders.work_orders(self.con)
 
     def work_orders(self, site: str | None = None, *, flat: bool = False) -> list[dict]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -247,4 +247,9 @@ def load_rules(path: str | Path | None = None) -> RulePack:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleError(f"cannot read rules file {path}: {exc.strerror}") from exc
-    return parse_rules(text, str(path))
+    return _parse_cached(text, str(path))
+
+
+@lru_cache(maxsize=16)
+def _parse_cached(text: str, origin: str) -> RulePack:
+    return parse_rules(text, origin)

@@ -41,8 +41,8 @@ def plan(con: duckdb.DuckDBPyConnection, at: datetime, horizon_days: float = 30.
     union = " union all ".join(f"select {cols} from {q(v)}" for v in views) or (
         "select " + ", ".join(f"null::{t} as {q(c)}" for c, t in CONTRACT_COLUMNS.items())
         + " where false")
-    items = con.execute(sql_text("workorder_items").replace("{findings}", union),
-                        {"at": at}).to_arrow_table()
+    items = con.sql(sql_text("workorder_items").replace("{findings}", union),
+                    params={"at": at}).to_arrow_table()
     params = {"horizon_days": horizon_days, "views": views, **(params or {})}
     orders, order_of = _visits(items, timedelta(days=horizon_days))
     write_result(con, "work_order_items", items.append_column(

@@ -44,16 +44,22 @@ def plan(con: duckdb.DuckDBPyConnection, at: datetime, horizon_days: float = 30.
     items = con.sql(sql_text("workorder_items").replace("{findings}", union),
                     params={"at": at}).to_arrow_table()
     params = {"horizon_days": horizon_days, "views": views, **(params or {})}
-    orders, order_of = _visits(items, timedelta(days=horizon_days))
+    previous = dict(con.execute("select item_id, workorder_id from work_order_items").fetchall())
+    orders, order_of = _visits(items, timedelta(days=horizon_days), previous)
     write_result(con, "work_order_items", items.append_column(
         "workorder_id", pa.array(order_of, pa.string())), params=params, computed_at=at)
     write_result(con, "work_orders", orders, params=params, computed_at=at)
     return orders.num_rows
 
 
-def _visits(items: pa.Table, horizon: timedelta) -> tuple[pa.Table, list[str]]:
+def _visits(items: pa.Table, horizon: timedelta,
+            previous: dict[str, str]) -> tuple[pa.Table, list[str]]:
     """Greedy per site over items sorted by due date: a visit takes all items due within
-    ``horizon`` of its first. Sequential by nature, hence Python (items are few)."""
+    ``horizon`` of its first. Sequential by nature, hence Python (items are few).
+
+    A visit keeps the id of the previous plan's order that shared most of its items, so
+    the id (the ticket's correlation key) survives items joining or leaving; a visit with
+    no such predecessor gets a new id from its site and most urgent item."""
     site = items.column("site").to_pylist()
     due = items.column("due_at").to_pylist()
     item_id = items.column("item_id").to_pylist()
@@ -64,6 +70,7 @@ def _visits(items: pa.Table, horizon: timedelta) -> tuple[pa.Table, list[str]]:
                                             "severity", "n_items", "actions", "revision")}
     i = 0
     visit_no = 0
+    taken: set[str] = set()
     while i < len(site):
         if i == 0 or site[i] != site[i - 1]:
             visit_no = 0
@@ -72,7 +79,11 @@ def _visits(items: pa.Table, horizon: timedelta) -> tuple[pa.Table, list[str]]:
         while j < len(site) and site[j] == site[i] and due[j] <= due[i] + horizon:
             j += 1
         members = range(i, j)
-        wo = "wo-" + hashlib.md5(f"{site[i]}\x1f{item_id[i]}".encode()).hexdigest()[:12]
+        before = Counter(previous[item_id[k]] for k in members if item_id[k] in previous)
+        reusable = [w for w, _ in before.most_common() if w not in taken]
+        wo = reusable[0] if reusable else (
+            "wo-" + hashlib.md5(f"{site[i]}\x1f{item_id[i]}".encode()).hexdigest()[:12])
+        taken.add(wo)
         revision = hashlib.md5("\n".join(sorted(item_id[k] for k in members)).encode()
                                + due[i].strftime("%Y-%m-%d").encode()).hexdigest()[:12]
         for k in members:

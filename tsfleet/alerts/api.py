@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from contextlib import contextmanager
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from tsfleet.alerts import evaluate as _evaluate
 from tsfleet.alerts import tickets, webhook, workorders
-from tsfleet.alerts.http import RetryPolicy
+from tsfleet.alerts.http import DEFAULT_POLICY, RetryPolicy
 from tsfleet.alerts.ruleset import RulePack, load_rules, parse_duration
 from tsfleet.alerts.silences import parse_matcher
 from tsfleet.errors import InvalidParameter, TsfleetError
@@ -214,7 +214,7 @@ class Alerts:
     # -- notifications and work orders ------------------------------------------------
     def notify(self, url: str, *, receiver: str = "tsfleet",
                group_by: Iterable[str] = ("alertname", "site"), max_alerts: int = 100,
-               policy: RetryPolicy = RetryPolicy(), at: datetime | None = None,
+               policy: RetryPolicy = DEFAULT_POLICY, at: datetime | None = None,
                sleep: Callable[[float], None] | None = None) -> webhook.SendReport:
         """Post owed notifications to an Alertmanager-style webhook (version 4 bodies)."""
         if max_alerts < 1:
@@ -243,7 +243,7 @@ class Alerts:
             return workorders.work_order_rows(self.con, site)
         return workorders.work_orders(self.con, site)
 
-    def export_tickets(self, url: str, *, policy: RetryPolicy = RetryPolicy(),
+    def export_tickets(self, url: str, *, policy: RetryPolicy = DEFAULT_POLICY,
                        at: datetime | None = None,
                        sleep: Callable[[float], None] | None = None) -> webhook.SendReport:
         """Send each work order revision not yet delivered to a ticketing endpoint."""

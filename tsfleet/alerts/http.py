@@ -42,6 +42,9 @@ class RetryPolicy:
         return min(wanted, self.max_backoff_s)
 
 
+DEFAULT_POLICY = RetryPolicy()
+
+
 @dataclass
 class PostResult:
     """The outcome of one delivery: ``state`` is delivered, failed (retry later) or
@@ -55,7 +58,7 @@ class PostResult:
 
 
 def post_json(url: str, payload: object, *, headers: Mapping[str, str] | None = None,
-              policy: RetryPolicy = RetryPolicy(),
+              policy: RetryPolicy = DEFAULT_POLICY,
               sleep: Callable[[float], None] = time.sleep) -> PostResult:
     """POST ``payload`` as JSON to ``url`` until it is accepted or the policy gives up."""
     if not url.startswith(("http://", "https://")):

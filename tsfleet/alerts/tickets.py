@@ -15,7 +15,7 @@ from datetime import datetime
 
 import duckdb
 
-from tsfleet.alerts.http import RetryPolicy, post_json
+from tsfleet.alerts.http import DEFAULT_POLICY, RetryPolicy, post_json
 from tsfleet.alerts.webhook import SendReport
 from tsfleet.alerts.workorders import work_orders
 
@@ -35,7 +35,7 @@ def ticket_payload(order: dict) -> dict:
 
 
 def export_tickets(con: duckdb.DuckDBPyConnection, url: str, *, at: datetime,
-                   policy: RetryPolicy = RetryPolicy(),
+                   policy: RetryPolicy = DEFAULT_POLICY,
                    sleep: Callable[[float], None] | None = None) -> SendReport:
     """Send every work order revision not yet delivered (or rejected) to ``url``."""
     done = {(r[0], r[1]) for r in con.execute(

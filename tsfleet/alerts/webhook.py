@@ -18,7 +18,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from tsfleet.alerts.http import PostResult, RetryPolicy, post_json
+from tsfleet.alerts.http import DEFAULT_POLICY, PostResult, RetryPolicy, post_json
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -92,7 +92,7 @@ def _common(dicts: list[dict]) -> dict:
 
 def send_notifications(con: duckdb.DuckDBPyConnection, url: str, *, receiver: str = "tsfleet",
                        group_by: Sequence[str] = ("alertname", "site"), max_alerts: int = 100,
-                       external_url: str = "", policy: RetryPolicy = RetryPolicy(),
+                       external_url: str = "", policy: RetryPolicy = DEFAULT_POLICY,
                        at: datetime, sleep: Callable[[float], None] | None = None) -> SendReport:
     """Deliver every pending or failed notice; record the outcome per notice."""
     rows = con.execute(

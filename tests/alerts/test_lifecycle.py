@@ -78,7 +78,7 @@ source = "network_findings"
 condition = "finding = 'gateway_down'"
 keep_firing_for = "30m"
 """)
-    for i in range(12):                      # on, off, on, off ... every 10 minutes
+    for i in range(8):                       # on, off, on, off ... every 10 minutes
         findings(fleet, "network", [row] if i % 2 == 0 else [])
         fleet.alerts.evaluate(fast, at=T0 + i * 10 * M)
         assert states(fleet) == {("Fast", "gw-1"): "firing"}

@@ -121,16 +121,12 @@ def _collect(con: duckdb.DuckDBPyConnection, rule: Rule,
     sql = (sql_text("candidates").replace("{source}", q(rule.source))
            .replace("{condition}", rule.condition).replace("{annotations}", annotations))
     identity = "\x1f".join(f"{k}={v}" for k, v in sorted(rule.labels.items()))
-    con.execute("create or replace temp table _alert_param as select ?::varchar as rule, "
-                "?::varchar as identity, ?::varchar as labels, ?::varchar as severity",
-                [rule.name, identity, json.dumps(rule.labels, sort_keys=True), rule.severity])
-    before = con.execute("select count(*) from _alert_candidates").fetchone()[0]
+    rule_params = [rule.name, identity, json.dumps(rule.labels, sort_keys=True), rule.severity]
     try:
-        con.execute(sql, a_params)
+        run.n_matches = con.execute(sql, rule_params + a_params).fetchone()[0]
     except duckdb.Error as exc:
         run.status, run.reason = "error", f"condition failed: {str(exc).splitlines()[0]}"
         return run
-    run.n_matches = con.execute("select count(*) from _alert_candidates").fetchone()[0] - before
     run.duration_ms = (time.perf_counter() - t0) * 1000
     return run
 
@@ -179,8 +175,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, pack: RulePack, at: datetime, *,
         "n_matches": [r.n_matches for r in runs], "duration_ms": [r.duration_ms for r in runs],
         "evaluated_at": pa.array([at] * len(runs), pa.timestamp("us")),
     }, params=params, computed_at=at)
-    for name in ("_alert_candidates", "_alert_now", "_alert_rules", "_alert_next",
-                 "_alert_param"):
+    for name in ("_alert_candidates", "_alert_now", "_alert_rules", "_alert_next"):
         con.execute(f"drop table if exists {name}")
     return result
 

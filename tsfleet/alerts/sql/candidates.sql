@@ -2,12 +2,17 @@
 -- grain: one row per matching source row (deduplicated by fingerprint afterwards)
 -- Filled in by tsfleet.alerts.evaluate: {source} (quoted identifier), {condition} (the
 -- validated rule condition), {annotations} (SQL built from the annotation templates; its
--- literal text comes as ? parameters). The one-row table _alert_param holds the rule's
--- name, identity (static labels as text), labels (static labels as JSON) and severity
--- (fixed severity or null). fingerprint: 16 hex digits of md5(rule, finding,
+-- literal text comes as ? parameters). The one-row _alert_param holds the rule's name,
+-- identity (static labels as text), labels (static labels as JSON) and severity (fixed
+-- severity or null), as the first four ? parameters. fingerprint: 16 hex digits of md5(rule, finding,
 -- subject_kind, subject_id, static labels), the same in every run and every store.
 insert into _alert_candidates
-with matched as (
+with _alert_param as (
+    select ?::varchar as rule, ?::varchar as identity, ?::varchar as labels,
+           ?::varchar as severity
+),
+
+matched as (
     select * from {source} where ({condition})
 ),
 

@@ -39,19 +39,19 @@ from tsfleet.simulate.output import as_table
 #: domain -> (finding code, share of devices, subject kind, action)
 PROBLEMS = {
     "power": [("battery_critical", 0.04, "device", "replace_battery"),
-              ("battery_depleting", 0.08, "device", "replace_battery")],
-    "firmware": [("firmware_vulnerable", 0.05, "device", "flash_firmware"),
-                 ("unauthorized_change", 0.005, "device", None),
+              ("depleting_soon", 0.08, "device", "replace_battery")],
+    "firmware": [("vulnerable", 0.05, "device", "flash_firmware"),
+                 ("unauthorized", 0.005, "device", None),
                  ("update_stuck", 0.01, "device", "flash_firmware"),
-                 ("firmware_outdated", 0.2, "device", None)],          # no rule: no alert
+                 ("outdated", 0.2, "device", None)],          # no rule: no alert
     "calibration": [("sensor_drifting", 0.04, "device", "recalibrate")],
-    "environment": [("environmental_stress", 0.05, "device", None)],
+    "environment": [("environment_stress", 0.05, "device", None)],
     "network": [("gateway_overloaded", 0.1, "gateway", None),
                 ("gateway_down", 0.03, "gateway", "repair_gateway"),
                 ("single_point_of_failure", 0.1, "gateway", None)],
 }
-ALERTED = {"battery_critical", "battery_depleting", "firmware_vulnerable", "unauthorized_change",
-           "update_stuck", "sensor_drifting", "environmental_stress", "gateway_overloaded",
+ALERTED = {"battery_critical", "depleting_soon", "vulnerable", "unauthorized",
+           "update_stuck", "sensor_drifting", "environment_stress", "gateway_overloaded",
            "gateway_down", "single_point_of_failure"}
 
 

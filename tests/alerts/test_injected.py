@@ -10,12 +10,12 @@ from alerting_helpers import T0, finding
 #: (domain, finding code, subject kind, rule that must fire)
 INJECTED = [
     ("power", "battery_critical", "device", "BatteryCritical"),
-    ("power", "battery_depleting", "device", "BatteryDaysToEmpty"),
-    ("firmware", "firmware_vulnerable", "device", "FirmwareVulnerable"),
-    ("firmware", "unauthorized_change", "device", "FirmwareUnauthorized"),
+    ("power", "depleting_soon", "device", "BatteryDaysToEmpty"),
+    ("firmware", "vulnerable", "device", "FirmwareVulnerable"),
+    ("firmware", "unauthorized", "device", "FirmwareUnauthorized"),
     ("firmware", "update_stuck", "device", "FirmwareUpdateStuck"),
     ("calibration", "sensor_drifting", "device", "CalibrationDrifting"),
-    ("environment", "environmental_stress", "device", "EnvironmentalStress"),
+    ("environment", "environment_stress", "device", "EnvironmentalStress"),
     ("network", "gateway_overloaded", "gateway", "GatewayOverloaded"),
     ("network", "gateway_down", "gateway", "GatewayDown"),
     ("network", "single_point_of_failure", "gateway", "GatewaySinglePointOfFailure"),
@@ -33,7 +33,7 @@ def test_every_injected_problem_raises_exactly_one_alert(fleet, findings):
             expected.add((rule, subject))
         # the same problem reported twice (e.g. two advisories): still one alert
         rows[domain].append(finding(domain, code, f"{kind[:2]}-{i:02d}0", subject_kind=kind))
-    rows["firmware"].append(finding("firmware", "firmware_outdated", "th-99", severity="info"))
+    rows["firmware"].append(finding("firmware", "outdated", "th-99", severity="info"))
     rows["power"].append(finding("power", "battery_ok", "th-98", severity="info"))
     for domain, domain_rows in rows.items():
         findings(fleet, domain, domain_rows)

@@ -247,7 +247,7 @@ def main(argv=None) -> int:
     t_base = baseline(fleet, [r["device_id"] for r in ids],
                       [r["gateway_id"] for r in gws[:n_gw]], at)
     scaled = t_base * args.devices / args.baseline_devices
-    worst = max(times[0], t_change)
+    worst = max(*times, t_change)
     print(f"baseline per-device loop: {t_base:.2f} s on {args.baseline_devices} devices "
           f"-> {scaled:.1f} s scaled to {args.devices:,}")
     t_bulk = baseline_bulk_read(fleet, at)

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from live_support import (
+from tests.live.live_support import (
     T0,
     Publisher,
     RunningServer,

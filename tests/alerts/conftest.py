@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.alerts.alerting_helpers import Endpoint, set_findings
 
 

@@ -8,7 +8,6 @@ import json
 from datetime import timedelta
 
 from tests.alerts.alerting_helpers import T0, finding, set_findings
-
 from tsfleet import Fleet
 from tsfleet.cli import main
 

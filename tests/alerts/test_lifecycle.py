@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.alerts.alerting_helpers import T0, finding
 
+from tests.alerts.alerting_helpers import T0, finding
 from tsfleet import Fleet
 from tsfleet.alerts import UnknownAlert, parse_rules
 from tsfleet.errors import InvalidParameter

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
-from tests.alerts.alerting_helpers import T0
 
+from tests.alerts.alerting_helpers import T0
 from tsfleet import Fleet
 from tsfleet.alerts import parse_rules
 from tsfleet.simulate import SimConfig, simulate

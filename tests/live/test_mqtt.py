@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from tests.live.live_support import (
     T0,
     Publisher,
@@ -17,7 +18,6 @@ from tests.live.live_support import (
     stored,
     vendor,
 )
-
 from tsfleet import Fleet
 
 pytestmark = pytest.mark.network

@@ -21,7 +21,7 @@ stay there (sticky), except where a phenomenon is injected:
   about once in 20 days.
 
 Gateway statistics are hourly: the message rate follows the attached devices'
-rates and a two-shift time-of-day profile; latency and loss grow slowly with
+rates and a time-of-day profile peaking at 15:00; latency and loss grow slowly with
 load up to a knee (``knee_msgs_per_s``) and steeply beyond it.
 
 Truth: ``sim.network_gateways``, ``sim.network_devices``, ``sim.network_links``.
@@ -39,7 +39,7 @@ RSSI_FLOOR_DBM = -115.0         # the analysis default: a usable link is at or a
 SENSITIVITY_DBM = -125.0        # never heard below this
 SITE_SIZE_M = 250.0
 MSG_RATE_PER_DEVICE = 0.02      # messages/s of an average device (uplinks, acks, retries)
-PEAK_FACTOR = 1.45              # day-shift traffic relative to the daily mean of 1
+PEAK_FACTOR = 1.45              # traffic at the 15:00 peak relative to the daily mean of 1
 HEARD_DAYS = 28                 # gateways keep 'heard' reports for this many days
 FLAP_SHARE = 0.02
 RSSI_EVERY_H = 6                # devices report link RSSI as a diagnostic every 6 hours
@@ -111,7 +111,7 @@ def _build(sk: Skeleton, rng: np.random.Generator) -> dict:
     n, H, G = sk.n_devices, sk.n_hours, len(g["gateway_id"])
     role = topo["role"]
     dpos = rng.uniform(0, SITE_SIZE_M, size=(n, 2))
-    obstruction = rng.uniform(0, 18, size=n) + np.where(rng.random(n) < 0.04, 14.0, 0.0)
+    obstruction = rng.uniform(0, 18, size=n) + np.where(rng.random(n) < 0.06, 22.0, 0.0)
     # Links: every device against every gateway of its site.
     site_gws = {s: np.flatnonzero(g["site"] == s) for s in sk.sites}
     li_d, li_g = [], []
@@ -134,9 +134,9 @@ def _build(sk: Skeleton, rng: np.random.Generator) -> dict:
         first = order[np.r_[True, li_d[order][1:] != li_d[order][:-1]]]
         mean[first] = RSSI_FLOOR_DBM + rng.uniform(2, 8, size=len(first))
     # Keep link means clear of the floor so that 'usable' is well defined.
-    near = np.abs(mean - RSSI_FLOOR_DBM) < 1.5
+    near = np.abs(mean - RSSI_FLOOR_DBM) < 2.5
     side = np.where(mean[near] >= RSSI_FLOOR_DBM, 1.0, -1.0)
-    mean[near] = RSSI_FLOOR_DBM + side * (1.5 + rng.uniform(0, 1, near.sum()))
+    mean[near] = RSSI_FLOOR_DBM + side * (2.5 + rng.uniform(0, 1, near.sum()))
     usable = mean >= RSSI_FLOOR_DBM
     R = np.full((n, G), -np.inf)
     R[li_d, li_g] = mean
@@ -228,6 +228,7 @@ def _write(sk: Skeleton, out: SimOutput, rng: np.random.Generator, net: dict) ->
     # Reconnects: rare for all, frequent for flappers.
     flap = rng.random(n) < FLAP_SHARE
     flap[rng.choice(n, size=min(n, 3), replace=False)] = True
+    flap &= ~net["stranded"]          # a stranded device has nothing to flap with
     flap_rate = np.where(flap, rng.uniform(4, 12, size=n), 1 / 20)        # per day
     flap_from = np.where(flap, rng.integers(0, max(1, H // 2), size=n), 0)   # hour it starts
     n_ev = rng.poisson(flap_rate * (H - flap_from) / 24)
@@ -299,8 +300,9 @@ def _write(sk: Skeleton, out: SimOutput, rng: np.random.Generator, net: dict) ->
     np.add.at(count, (net["end_gw"][down], fh), -1)
     load, count = np.cumsum(load, axis=1)[:, :H], np.cumsum(count, axis=1)[:, :H]
     hod = (sk.hours.astype("datetime64[h]").astype(np.int64) % 24)
-    shift = np.where((hod >= 6) & (hod < 22), PEAK_FACTOR, 0.55 * 1.0)
-    msgs = load * shift[None, :] * rng.lognormal(0, 0.05, size=(G, H))
+    profile = 1 + (PEAK_FACTOR - 1) * np.sin(2 * np.pi * (hod - 9) / 24)     # peak at 15:00
+    daily = np.repeat(rng.lognormal(0, 0.08, size=(G, H // 24 + 1)), 24, axis=1)[:, :H]
+    msgs = load * profile[None, :] * daily * rng.lognormal(0, 0.04, size=(G, H))
     cap = g["capacity_devices"].astype(float)
     knee_frac = rng.uniform(0.95, 1.15, size=G)
     knee_frac[topo["role"] == "overloaded"] = 0.95
@@ -335,7 +337,8 @@ def _write(sk: Skeleton, out: SimOutput, rng: np.random.Generator, net: dict) ->
     n_usable = np.bincount(li_d[end_usable], minlength=n)
     end_count = np.bincount(net["end_gw"][~net["stranded"]], minlength=G)
     out.add_truth("network_gateways", dict(
-        gateway_id=gw_ids, site=g["site"], role=topo["role"], capacity_devices=g["capacity_devices"],
+        gateway_id=gw_ids, site=g["site"], role=topo["role"],
+        capacity_devices=g["capacity_devices"],
         knee_msgs_per_s=knee, knee_devices=knee_frac * cap,
         installed_at=g["installed_at"], removed_at=g["removed_at"],
         failed_at=np.where(topo["fail_h"] <= H, t0 + topo["fail_h"].clip(0, H) * 3600 * sec,

@@ -128,7 +128,6 @@ def rebalance(device_gateway: np.ndarray, link_device: np.ndarray, link_gateway:
 
     # Fairness guard, per site.
     before = _site_metrics(load, cap, act, site_code, len(sites))
-    tradeoff = np.zeros(len(sites), dtype=bool)
     bad = _worse(before, _site_metrics(np.bincount(assign, minlength=G), cap, act, site_code,
                                        len(sites)))
     if bad.any():
@@ -143,14 +142,11 @@ def rebalance(device_gateway: np.ndarray, link_device: np.ndarray, link_gateway:
         if bad.any():
             needs_repair = np.zeros_like(hot_comp)
             needs_repair[comp[(act & (load > cap)) | (~act & (load > 0))]] = True
-            revert = parts & ~needs_repair
-            revert_sites = np.zeros(len(sites), dtype=bool)
-            revert_sites[site_code[revert[comp]]] = True
-            sel = revert[comp[dg]]
+            sel = (parts & ~needs_repair)[comp[dg]]
             assign[sel] = dg[sel]
-            tradeoff = bad & ~revert_sites
     load_after = np.bincount(assign, minlength=G)
     after = _site_metrics(load_after, cap, act, site_code, len(sites))
+    tradeoff = _worse(before, after)     # what remains worse is the price of capacity repair
 
     moved = np.flatnonzero(assign != dg)
     rssi = _link_rssi(moved, assign[moved], ld, lg, lr)

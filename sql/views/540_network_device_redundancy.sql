@@ -7,27 +7,20 @@
 --   best_alternative_rssi_dbm (dBm), is_single_point_of_failure (exactly one usable
 --   gateway), is_stranded (no usable gateway at all).
 create or replace view network_device_redundancy as
-with usable as (
-    select device_id, gateway_id, rssi_dbm
-    from network_links
-    where is_usable
-),
-
-alternatives as (
+with per_device as (
     select
         a.device_id,
-        count(*) as n_alternatives,
-        arg_max(u.gateway_id, u.rssi_dbm) as best_alternative_gateway_id,
-        max(u.rssi_dbm) as best_alternative_rssi_dbm
+        count(*) filter (where l.is_usable) as n_usable_links,
+        count(*) filter (where l.is_usable and l.gateway_id <> a.gateway_id) as n_alternatives,
+        arg_max(l.gateway_id, l.rssi_dbm)
+            filter (where l.is_usable and l.gateway_id <> a.gateway_id)
+            as best_alternative_gateway_id,
+        max(l.rssi_dbm) filter (where l.is_usable and l.gateway_id <> a.gateway_id)
+            as best_alternative_rssi_dbm,
+        max(l.rssi_dbm) filter (where l.gateway_id = a.gateway_id) as own_rssi_dbm
     from network_attachment a
-    join usable u on u.device_id = a.device_id and u.gateway_id <> a.gateway_id
+    join network_links l on l.device_id = a.device_id
     group by a.device_id
-),
-
-n_usable as (
-    select device_id, count(*) as n_usable_links
-    from usable
-    group by device_id
 ),
 
 final as (
@@ -37,17 +30,15 @@ final as (
         a.zone,
         a.gateway_id,
         a.is_attached,
-        coalesce(n.n_usable_links, 0) as n_usable_links,
-        coalesce(alt.n_alternatives, 0) as n_alternatives,
-        own.rssi_dbm as own_rssi_dbm,
-        alt.best_alternative_gateway_id,
-        alt.best_alternative_rssi_dbm,
-        coalesce(n.n_usable_links, 0) = 1 as is_single_point_of_failure,
-        coalesce(n.n_usable_links, 0) = 0 as is_stranded
+        coalesce(p.n_usable_links, 0) as n_usable_links,
+        coalesce(p.n_alternatives, 0) as n_alternatives,
+        p.own_rssi_dbm,
+        p.best_alternative_gateway_id,
+        p.best_alternative_rssi_dbm,
+        coalesce(p.n_usable_links, 0) = 1 as is_single_point_of_failure,
+        coalesce(p.n_usable_links, 0) = 0 as is_stranded
     from network_attachment a
-    left join n_usable n using (device_id)
-    left join alternatives alt using (device_id)
-    left join network_links own on own.device_id = a.device_id and own.gateway_id = a.gateway_id
+    left join per_device p using (device_id)
 )
 
 select * from final

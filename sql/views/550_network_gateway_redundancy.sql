@@ -6,10 +6,18 @@
 --   targets), top_target_gateway_id (the target most of them would use), n_overflow
 --   (devices beyond the targets' headroom).
 create or replace view network_gateway_redundancy as
-with mine as (
-    select r.*
+with status as (
+    select gateway_id, site, status from network_gateway_status
+),
+
+load as (
+    select gateway_id, headroom_devices from network_gateway_load
+),
+
+mine as materialized (
+    select r.gateway_id, r.n_alternatives, r.best_alternative_gateway_id
     from network_device_redundancy r
-    join network_gateway_status s using (gateway_id)
+    join status s using (gateway_id)
     where r.is_attached or s.status = 'down'
 ),
 
@@ -23,14 +31,22 @@ per_gw as (
     group by gateway_id
 ),
 
+moving as (
+    select gateway_id, best_alternative_gateway_id as target_gateway_id, count(*) as n_devices
+    from mine
+    where best_alternative_gateway_id is not null
+    group by gateway_id, best_alternative_gateway_id
+),
+
 targets as (
     select
-        gateway_id,
+        m.gateway_id,
         count(*) as n_targets,
-        arg_max(target_gateway_id, n_devices) as top_target_gateway_id,
-        sum(greatest(n_devices - greatest(target_headroom_devices, 0), 0)) as n_overflow
-    from network_failover_targets
-    group by gateway_id
+        arg_max(m.target_gateway_id, m.n_devices) as top_target_gateway_id,
+        sum(greatest(m.n_devices - greatest(l.headroom_devices, 0), 0)) as n_overflow
+    from moving m
+    left join load l on l.gateway_id = m.target_gateway_id
+    group by m.gateway_id
 ),
 
 final as (
@@ -44,7 +60,7 @@ final as (
         coalesce(t.n_targets, 0) as n_targets,
         t.top_target_gateway_id,
         coalesce(t.n_overflow, 0) as n_overflow
-    from network_gateway_status s
+    from status s
     left join per_gw p using (gateway_id)
     left join targets t using (gateway_id)
 )

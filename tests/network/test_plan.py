@@ -148,7 +148,7 @@ def test_chains_of_moves_are_used_when_direct_moves_cannot_fix_capacity():
     r = rebalance(dg, np.array([1, 2]), np.array([1, 2]), np.array([-90.0, -90.0]),
                   np.array([1, 1, 5]))
     assert r.summary["n_over_capacity_after"][0] == 0
-    assert sorted(zip(r.device.tolist(), r.to_gateway.tolist())) == [(1, 1), (2, 2)]
+    assert sorted(zip(r.device.tolist(), r.to_gateway.tolist(), strict=True)) == [(1, 1), (2, 2)]
 
 
 @pytest.mark.parametrize("kw, match", [

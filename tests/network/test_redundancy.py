@@ -26,7 +26,7 @@ def test_stranded_if_failed_counts_devices_without_an_alternative(net):
     red = {r["gateway_id"]: r for r in net.network.redundancy()}
     for t in truth:
         assert red[t["gateway_id"]]["n_stranded_if_failed"] == t["n"]
-    for g, r in red.items():
+    for r in red.values():
         assert r["n_devices"] == r["n_stranded_if_failed"] + r["n_with_alternative"]
     targets = net.query("select * from network_failover_targets")
     for g, r in red.items():

@@ -3,6 +3,7 @@ the rebalancing plan of the gateway network."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from tsfleet.network.forecast import trend_to_capacity
 from tsfleet.network.plan import Plan, make_plan
 from tsfleet.network.saturation import saturation_rows
 from tsfleet.network.settings import read_settings, write_settings
-from tsfleet.results import write_result
+from tsfleet.results import now_utc, write_result
 from tsfleet.store import quote_ident
 
 _HOURLY = """
@@ -61,11 +62,32 @@ class Network:
 
     # -- analysis ----------------------------------------------------------------------
     def analyze(self, gateways: list[str] | None = None) -> None:
-        """Fit saturation points and overload trends (for ``gateways`` only, merged, if
-        given) and recompute the rebalancing plan."""
+        """Snapshot reach, fit saturation points and overload trends (for ``gateways``
+        only, merged, if given) and recompute the rebalancing plan."""
+        self.refresh_reach()
         self.saturation(gateways)
         self.forecast_overload(gateways)
         self.plan()
+
+    def refresh_reach(self) -> int:
+        """Snapshot ``network_heard_links`` (every heard report of the reach window,
+        aggregated per device and gateway) into ``network_reach``, which the
+        redundancy views and the plan read; returns the number of links."""
+        self.fleet._writable()
+        s = self.settings()
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("delete from network_reach")
+            con.execute("insert into network_reach select device_id, gateway_id, n_heard, "
+                        "rssi_dbm, snr_db, last_heard_at, ?::timestamp, ? "
+                        "from network_heard_links",
+                        [now_utc(), json.dumps({"reach_window_days": s["reach_window_days"]})])
+            con.execute("COMMIT")
+        except BaseException:  # pragma: no cover - re-raised after undoing the partial write
+            con.execute("ROLLBACK")
+            raise
+        return con.execute("select count(*) from network_reach").fetchone()[0]
 
     def saturation(self, gateways: list[str] | None = None) -> list[dict]:
         """Fit each gateway's latency-vs-load knee; writes ``network_saturation``."""

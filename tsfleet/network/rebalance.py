@@ -1,6 +1,6 @@
 """The rebalancing optimisation: which devices to move to which gateway.
 
-A min-cost flow, solved as a linear programme with HiGHS (``scipy.optimize.linprog``):
+A min-cost flow, solved by OR-Tools' ``SimpleMinCostFlow`` (C++):
 every device sends one unit of flow, either to its current gateway (cost 0) or to a
 gateway it can reach with a usable link (cost ``move_cost`` plus a small penalty
 for a weaker signal). Each gateway passes its load to the sink through arcs of
@@ -13,13 +13,14 @@ below target / 2        0
 target / 2 .. 3/4       1
 3/4 target .. target    4
 target .. capacity      60
-above capacity          1e7
+above capacity          2 D + 1
 =====================  ===============
 
-A down gateway keeps its devices only at 1e6 each, so they fail over wherever
-there is room (but never push a gateway over capacity). The constraint matrix of
-a flow is totally unimodular, so the simplex optimum is integral: each device
-goes to exactly one gateway and is moved at most once. Because a move costs 20,
+A down gateway keeps its devices only at D each, where D exceeds the cost of any
+chain of moves in the part of the network, so they fail over wherever there is
+room (but never push a gateway over capacity). Min-cost flow with
+integer capacities has an integral optimum: each device goes to exactly one
+gateway and is moved at most once. Because a move costs 20,
 a device moves only when it relieves a gateway above target towards one in a
 clearly lower band, or when it takes load above capacity (overflow costs
 dominate every other term, so no gateway stays over capacity if any assignment
@@ -27,11 +28,13 @@ avoids it).
 
 Only the connected parts of the device-gateway reach graph that hold a gateway
 above target (or down with devices) are solved; first with the devices of the
-hot gateways alone, then, where overflow remains, with every device of the part
-(chains of moves). Per site, a plan that would lower Jain's index or the minimum
-headroom is replaced by the smallest plan that only repairs capacity; if even
-that lowers fairness, the site's plan is kept only when it repairs capacity
-(``fairness_tradeoff``), else dropped.
+hot gateways alone (twice each gateway's excess, those with the strongest
+alternatives) and their four strongest alternatives, then, where overflow
+remains, with every device and link of the part (chains of moves). Per site, a
+plan that would lower Jain's index or the minimum headroom is replaced by the
+smallest plan that only repairs capacity; if even that lowers fairness, the
+site's plan is kept only when it repairs capacity (``fairness_tradeoff``), else
+dropped.
 
 >>> import numpy as np
 >>> r = rebalance(device_gateway=np.array([0, 0, 0]), link_device=np.array([0, 1, 2]),
@@ -47,15 +50,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.network.fairness import imbalance
 
-OVER_CAPACITY_COST = 1e7
-DOWN_STAY_COST = 1e6
+COST_SCALE = 200                         # integer cost units per unit of cost
 BAND_COSTS = (0.0, 1.0, 4.0, 60.0)       # below target/2, to 3/4 target, to target, to capacity
+FIRST_PASS_ALTERNATIVES = 4             # strongest alternatives per device in the first pass
 SIGNAL_PENALTY_PER_DB = 0.005            # per dB below -60 dBm: breaks ties towards strong links
 
 
@@ -115,8 +117,13 @@ def rebalance(device_gateway: np.ndarray, link_device: np.ndarray, link_gateway:
     hot_comp[comp[hot]] = True
 
     assign = dg.copy()
-    _solve(assign, dg, ld, lg, lr, cap, act, band_top, hot_comp[comp[dg]] & hot[dg], comp,
-           hot_comp, move_cost, BAND_COSTS)
+    # First the devices of hot gateways, over their strongest few alternatives only.
+    order = np.lexsort((-lr, ld))
+    rank = np.arange(len(order)) - np.searchsorted(ld[order], ld[order])
+    top = np.sort(order[rank < FIRST_PASS_ALTERNATIVES])
+    _solve(assign, dg, ld[top], lg[top], lr[top], cap, act, band_top,
+           _first_movers(dg, ld, lr, load, band_top, act, hot), comp, hot_comp, move_cost,
+           BAND_COSTS)
     # Where overflow remains, allow chains: every device of the part may move.
     over = _overflow(assign, cap, act, G)
     redo = np.zeros_like(hot_comp)
@@ -197,6 +204,22 @@ def _band_tops(cap: np.ndarray, target: float) -> np.ndarray:
     return np.maximum.accumulate(tops, axis=1).astype(np.int64)
 
 
+def _first_movers(dg, ld, lr, load, band_top, act, hot) -> np.ndarray:
+    """Devices of hot gateways offered to the first pass: per gateway, twice its excess
+    over target (plus a few), those with the strongest alternative first; all the
+    devices of a down gateway."""
+    best = np.full(len(dg), -np.inf)
+    np.maximum.at(best, ld, lr)
+    pool = np.flatnonzero(hot[dg] & np.isfinite(best))
+    order = pool[np.lexsort((-best[pool], dg[pool]))]
+    g = dg[order]
+    rank = np.arange(len(order)) - np.searchsorted(g, g)
+    quota = np.where(act, 2 * (load - band_top[:, 2]) + 4, load)
+    movable = np.zeros(len(dg), dtype=bool)
+    movable[order[rank < quota[g]]] = True
+    return movable
+
+
 def _overflow(assign, cap, act, G) -> np.ndarray:
     load = np.bincount(assign, minlength=G)
     return np.where(act, np.maximum(load - cap, 0), load)
@@ -205,47 +228,49 @@ def _overflow(assign, cap, act, G) -> np.ndarray:
 def _solve(assign, dg, ld, lg, lr, cap, act, band_top, movable, comp, parts, move_cost,
            band_costs) -> None:
     """Re-assign the ``movable`` devices of the gateway parts ``parts`` in place."""
+    from ortools.graph.python import min_cost_flow  # the C++ solver, loaded when first needed
+
     in_part = parts[comp]
     gws = np.flatnonzero(in_part)
-    if not len(gws) or not movable.any():
+    cand = np.flatnonzero(movable & in_part[dg])
+    if not len(cand):
         return
     local = np.full(len(cap), -1)
     local[gws] = np.arange(len(gws))
-    cand = np.flatnonzero(movable & in_part[dg])
     dev_local = np.full(len(dg), -1)
     dev_local[cand] = np.arange(len(cand))
     fixed = np.bincount(local[assign[(dev_local < 0) & in_part[assign]]], minlength=len(gws))
     keep = dev_local[ld] >= 0
     m_dev, m_gw, m_rssi = dev_local[ld[keep]], local[lg[keep]], lr[keep]
-    arc_dev = np.r_[np.arange(len(cand)), m_dev]
+    # Nodes: devices 0..nc-1, gateways nc..nc+ng-1, the sink last. Integer costs.
+    nc, ng = len(cand), len(gws)
+    sink = nc + ng
+    arc_dev = np.r_[np.arange(nc), m_dev]
     arc_gw = np.r_[local[dg[cand]], m_gw]
-    arc_cost = np.r_[np.zeros(len(cand)),
-                     move_cost + SIGNAL_PENALTY_PER_DB * np.maximum(0, -60 - m_rssi)]
-    # Gateway bands: active ones get the convex bands; down ones a single costly band.
-    widths = np.diff(np.c_[np.zeros(len(gws), dtype=np.int64), band_top[gws]], axis=1)
-    t_gw = np.repeat(np.arange(len(gws)), 5)
-    t_hi = np.c_[widths, np.full(len(gws), len(dg) + 1)].ravel().astype(float)
-    t_cost = np.tile(np.r_[band_costs, OVER_CAPACITY_COST], len(gws))
-    down = ~act[gws][t_gw]
-    t_hi = np.where(down, np.where(np.tile(np.arange(5), len(gws)) == 4, len(dg) + 1, 0), t_hi)
-    t_cost = np.where(down, DOWN_STAY_COST, t_cost)
-    n_arc, n_t = len(arc_dev), len(t_gw)
-    rows = np.r_[arc_dev, len(cand) + arc_gw, len(cand) + t_gw]
-    cols = np.r_[np.arange(n_arc), np.arange(n_arc), n_arc + np.arange(n_t)]
-    vals = np.r_[np.ones(2 * n_arc), -np.ones(n_t)]
-    A = sparse.csr_matrix((vals, (rows, cols)), shape=(len(cand) + len(gws), n_arc + n_t))
-    b = np.r_[np.ones(len(cand)), -fixed]
-    bounds = np.c_[np.r_[np.zeros(n_arc), np.zeros(n_t)], np.r_[np.ones(n_arc), t_hi]]
-    res = linprog(np.r_[arc_cost, t_cost], A_eq=A, b_eq=b, bounds=bounds, method="highs-ds")
-    if res.status != 0:  # pragma: no cover - the flow always has a solution (stay arcs)
-        raise RuntimeError(f"rebalancing LP failed: {res.message}")
-    x = res.x[:n_arc]
-    # Integral by total unimodularity; take the largest arc per device to be safe.
-    order = np.lexsort((-x, arc_dev))
-    first = order[np.r_[True, arc_dev[order][1:] != arc_dev[order][:-1]]]
-    pick = np.zeros(n_arc, dtype=bool)
-    pick[first] = True
-    assign[cand[arc_dev[pick]]] = gws[arc_gw[pick]]
+    arc_cost = np.r_[np.zeros(nc), move_cost + SIGNAL_PENALTY_PER_DB * np.maximum(0, -60 - m_rssi)]
+    widths = np.diff(np.c_[np.zeros(ng, dtype=np.int64), band_top[gws]], axis=1)
+    t_hi = np.c_[widths, np.full(ng, len(dg) + 1)]
+    # Leaving a device on a down gateway, and overflow above that, must cost more than
+    # any chain of moves can (a chain visits each gateway of a part at most once).
+    chain = (move_cost + max(band_costs) + 1) * (np.bincount(comp[gws]).max() + 1)
+    t_cost = np.tile(np.r_[band_costs, 2 * chain + 1], (ng, 1))
+    down = ~act[gws]
+    t_hi[down] = np.r_[0, 0, 0, 0, len(dg) + 1]
+    t_cost[down] = chain
+    tails = np.r_[arc_dev, nc + np.repeat(np.arange(ng), 5)].astype(np.int32)
+    heads = np.r_[nc + arc_gw, np.full(5 * ng, sink)].astype(np.int32)
+    caps = np.r_[np.ones(len(arc_dev)), t_hi.ravel()].astype(np.int64)
+    costs = np.round(np.r_[arc_cost, t_cost.ravel()] * COST_SCALE).astype(np.int64)
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
+    supply = np.r_[np.ones(nc), fixed, -(nc + fixed.sum())].astype(np.int64)
+    flow.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supply)
+    status = flow.solve()
+    if status != flow.OPTIMAL:  # pragma: no cover - stay arcs and the overflow band always fit
+        raise RuntimeError(f"rebalancing flow failed with status {status}")
+    # Integral by construction: each device sends its unit along exactly one arc.
+    used = np.flatnonzero(flow.flows(np.arange(len(arc_dev), dtype=np.int32)) > 0)
+    assign[cand[arc_dev[used]]] = gws[arc_gw[used]]
 
 
 def _site_metrics(load, cap, act, site_code, n_sites) -> dict[str, np.ndarray]:

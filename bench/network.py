@@ -124,6 +124,11 @@ def load_tables(fleet: Fleet, tables: dict) -> None:
         con.unregister("_bench")
 
 
+def _fetch(fleet: Fleet, sql: str) -> int:
+    fleet.con.complete()      # DuckDB 2: finish any pending execute() result first
+    return fleet.con.sql(sql).to_arrow_table().num_rows
+
+
 def time_ours(fleet: Fleet) -> dict[str, float]:
     out = {}
     fleet.con.complete()
@@ -131,14 +136,14 @@ def time_ours(fleet: Fleet) -> dict[str, float]:
     fleet.network.refresh_reach()
     out["reach"] = time.perf_counter() - t
     t = time.perf_counter()
-    fleet.con.sql("select * from network_gateway_load").to_arrow_table()
+    _fetch(fleet, "select * from network_gateway_load")
     out["distribution"] = time.perf_counter() - t
     t = time.perf_counter()
-    fleet.con.sql("select * from network_site_balance").to_arrow_table()
+    _fetch(fleet, "select * from network_site_balance")
     out["imbalance"] = time.perf_counter() - t
     t = time.perf_counter()
-    fleet.con.sql("select * from network_device_redundancy").to_arrow_table()
-    fleet.con.sql("select * from network_gateway_redundancy").to_arrow_table()
+    _fetch(fleet, "select * from network_device_redundancy")
+    _fetch(fleet, "select * from network_gateway_redundancy")
     out["redundancy"] = time.perf_counter() - t
     t = time.perf_counter()
     plan = fleet.network.plan()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsfleet.network import imbalance
+from tsfleet.network import imbalance, jain_index
 
 
 def test_current_attachment_is_the_simulated_one(net):
@@ -74,3 +74,4 @@ def test_imbalance_of_even_and_concentrated_load():
     assert m["jain"][1] == pytest.approx(0.25) and m["gini"][1] == pytest.approx(0.75)
     assert m["max_over_mean"][1] == pytest.approx(4.0)
     assert np.isnan(imbalance(np.zeros(3))["jain"][0])
+    assert jain_index(np.array([0.5, 0.5])) == pytest.approx(1.0)

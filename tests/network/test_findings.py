@@ -70,3 +70,11 @@ def test_cli_plan_summary_and_analyze(net_path, capsys):
     assert main(["--db", net_path, "network", "analyze"]) == 0
     assert "plan:" in capsys.readouterr().out
     assert main(["--db", net_path, "network", "plan", "--rssi-floor", "99"]) == 2
+
+
+def test_an_empty_store_has_no_findings_and_an_empty_plan(fleet):
+    fleet.network.analyze()
+    assert fleet.network.findings() == []
+    plan = fleet.network.plan()
+    assert plan.moves == [] and plan.summary == []
+    assert fleet.network.summary()[0].startswith("0 gateways over capacity")

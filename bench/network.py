@@ -20,6 +20,7 @@ against simple baselines.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -124,6 +125,11 @@ def load_tables(fleet: Fleet, tables: dict) -> None:
         con.unregister("_bench")
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _fetch(fleet: Fleet, sql: str) -> int:
     fleet.con.complete()      # DuckDB 2: finish any pending execute() result first
     return fleet.con.sql(sql).to_arrow_table().num_rows
@@ -132,6 +138,7 @@ def _fetch(fleet: Fleet, sql: str) -> int:
 def time_ours(fleet: Fleet) -> dict[str, float]:
     out = {}
     fleet.con.complete()
+    cpu0 = _cpu()
     t = time.perf_counter()
     fleet.network.refresh_reach()
     out["reach"] = time.perf_counter() - t
@@ -149,6 +156,7 @@ def time_ours(fleet: Fleet) -> dict[str, float]:
     plan = fleet.network.plan()
     out["plan"] = time.perf_counter() - t
     out["total"] = sum(out.values())
+    out["_cpu"] = _cpu() - cpu0
     out["_plan"] = plan
     return out
 
@@ -156,6 +164,7 @@ def time_ours(fleet: Fleet) -> dict[str, float]:
 def baseline(fleet: Fleet, target: float = 0.9) -> dict:
     """The ad-hoc way: Python loops over events, then greedy moves."""
     t = time.perf_counter()
+    fleet.con.complete()
     ev = fleet.con.execute("select device_id, gateway_id, event_at, event, rssi_dbm "
                            "from connections").fetchall()
     cap = dict(fleet.con.execute("select gateway_id, capacity_devices from gateways").fetchall())
@@ -203,6 +212,11 @@ def baseline(fleet: Fleet, target: float = 0.9) -> dict:
                 jain_after=float(imbalance(u)["jain"][0]), n_sites=len(jain_before))
 
 
+def _load() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def speed(n_gateways: int, n_devices: int) -> None:
     print(f"== speed: {n_gateways} gateways, {n_devices} devices ==")
     t = time.perf_counter()
@@ -213,8 +227,10 @@ def speed(n_gateways: int, n_devices: int) -> None:
               f"{tables['connections'].num_rows:,} connection events")
         ours = time_ours(fleet)
         plan = ours.pop("_plan")
+        cpu = ours.pop("_cpu")
         f = plan.fleet
-        print("ours: " + ", ".join(f"{k} {v:.2f} s" for k, v in ours.items()))
+        print("ours: " + ", ".join(f"{k} {v:.2f} s" for k, v in ours.items())
+              + f" (process CPU {cpu:.1f} s; load average {_load():.1f} on this machine)")
         print(f"  plan: {f['n_moves']} moves; over capacity {f['n_over_capacity_before']} -> "
               f"{f['n_over_capacity_after']}; fleet Jain {f['jain_before']:.3f} -> "
               f"{f['jain_after']:.3f}; min headroom {f['min_headroom_before']:.2f} -> "

@@ -165,23 +165,30 @@ def baseline(fleet: Fleet, target: float = 0.9) -> dict:
     """The ad-hoc way: Python loops over events, then greedy moves."""
     t = time.perf_counter()
     fleet.con.complete()
-    ev = fleet.con.execute("select device_id, gateway_id, event_at, event, rssi_dbm "
-                           "from connections").fetchall()
     cap = dict(fleet.con.execute("select gateway_id, capacity_devices from gateways").fetchall())
     site = dict(fleet.con.execute("select gateway_id, site from gateways").fetchall())
-    last, rssi = {}, defaultdict(list)
-    for d, g, at, kind, r in ev:
-        if kind == "heard":
-            rssi[(d, g)].append(r)
-        elif d not in last or at >= last[d][1]:
-            last[d] = (g, at, kind)
+    fleet.con.complete()
+    reader = fleet.con.sql("select device_id, gateway_id, event_at, event, rssi_dbm "
+                           "from connections").to_arrow_reader(1_000_000)
+    last, rssi_sum, rssi_n = {}, defaultdict(float), defaultdict(int)
+    for batch in reader:
+        cols = batch.to_pydict()
+        for d, g, at, kind, r in zip(cols["device_id"], cols["gateway_id"], cols["event_at"],
+                                     cols["event"], cols["rssi_dbm"], strict=True):
+            if kind == "heard":
+                rssi_sum[(d, g)] += r
+                rssi_n[(d, g)] += 1
+            elif d not in last or at >= last[d][1]:
+                last[d] = (g, at, kind)
+    del reader
+    fleet.con.complete()
     load = defaultdict(int)
     for g, _, kind in last.values():
         if kind == "connect":
             load[g] += 1
     reach = defaultdict(list)
-    for (d, g), rs in rssi.items():
-        m = float(np.median(rs))
+    for (d, g), total in rssi_sum.items():
+        m = total / rssi_n[(d, g)]
         if m >= FLOOR:
             reach[d].append((g, m))
     spof = sum(1 for d in last if len(reach[d]) == 1)

@@ -159,18 +159,21 @@ def _build(sk: Skeleton, rng: np.random.Generator) -> dict:
     cand = np.flatnonzero((d["site"] == s0) & U[:, hub])
     cand = cand[np.argsort(-R[cand, hub])][: int(round(1.3 * cap[hub]))]
     gw0[cand] = hub
-    # Growing gateway: 45 % at start, 40 % of capacity more join over the last 40 days.
-    cand = np.flatnonzero((d["site"] == s1) & U[:, grow] & (gw0 < 0))
-    cand = cand[np.argsort(-R[cand, grow])]
-    k0, k1 = int(round(0.45 * cap[grow])), int(round(0.4 * cap[grow]))
-    gw0[cand[:k0]] = grow
-    joiners = cand[k0:k0 + k1]
-    # Everyone else: strongest usable gateway present from the start (idle only as last resort).
+    # Everyone else: strongest usable gateway present from the start (the special ones only
+    # as a last resort).
     rest = np.flatnonzero(gw0 < 0)
     pref = np.where(U[rest], R[rest], -np.inf)
     pref[:, [hub, idle, added, old, grow]] -= 200.0
     pref[:, old] += 197.0        # the old gateway still draws its share until removed
     gw0[rest] = np.argmax(pref, axis=1)
+    # Growing gateway: 45 % of capacity at start, 85 % at the end, joining over 40 days.
+    n_start = int(np.sum(gw0 == grow))
+    cand = np.flatnonzero((d["site"] == s1) & U[:, grow] & ~np.isin(gw0, [hub, grow, old]))
+    cand = cand[np.argsort(-R[cand, grow])]
+    k0 = max(0, int(round(0.45 * cap[grow])) - n_start)
+    k1 = max(0, int(round(0.85 * cap[grow])) - n_start - k0)
+    gw0[cand[:k0]] = grow
+    joiners = cand[k0:k0 + k1]
     # The joiners move to the growing gateway at spread times.
     span = min(H - 1, 40 * 24)
     move_h[joiners] = H - span + rng.integers(0, span, size=len(joiners))

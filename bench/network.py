@@ -284,11 +284,11 @@ def accuracy(n_devices: int, days: int, seed: int) -> None:
         f"select device_id from connections where event = 'connect' group by 1 "
         f"having count(*) > {days}"), truth_flap))
     role = lambda r: ids(f"select gateway_id from sim.network_gateways where role = '{r}'")  # noqa: E731
-    print("overloaded gateways (injected, or over capacity by the simulated attachment): "
+    print("overloaded gateways (injected, over capacity or beyond the true knee at the end): "
           + _prf(ids("select subject_id from network_findings "
                      "where finding = 'gateway_overloaded'"),
                  ids("select gateway_id from sim.network_gateways where role = 'overloaded' "
-                     "or n_attached_end > capacity_devices")))
+                     "or n_attached_end > capacity_devices or is_beyond_knee_end")))
     print("down gateways: " + _prf(ids(
         "select subject_id from network_findings where finding = 'gateway_down'"), role("failed")))
     print("overload predicted: " + _prf(ids(

@@ -72,6 +72,8 @@ def test_hinge_fallbacks_say_why():
     assert linear.status == "not_reached" and linear.knee is not None
     mild = fit_hinge(x, 20 + 5 * x + 4 * np.maximum(0, x - 1) + rng.normal(0, 0.2, 400))
     assert mild.status == "not_reached" and "faster" in mild.reason
+    slight = fit_hinge(x, 20 + 2 * np.maximum(0, x - 0.5) + rng.normal(0, 0.1, 400))
+    assert slight.status == "not_reached" and "rises only" in slight.reason
     steep = fit_hinge(x, 20 + 5 * x + 60 * np.maximum(0, x - 1) + rng.normal(0, 1, 400))
     assert steep.status == "fitted" and steep.knee == pytest.approx(1.0, abs=0.08)
 

@@ -7,8 +7,10 @@ at that knee is an ordinary least squares fit in statsmodels, whose t-test on
 ``c`` says whether latency really grows faster beyond the knee. A knee counts
 as a saturation point only when it is significant (one-sided p below
 ``alpha``), the slope above it is at least ``min_slope_ratio`` times the slope
-below, and enough hours lie beyond it. Otherwise the gateway gets the fallback
-``not_reached`` (no saturation in the observed load range) or
+below, latency rises by at least ``min_rise`` (a share of the latency at the
+knee) between the knee and the highest load, and enough hours lie beyond it.
+Otherwise the gateway gets the fallback ``not_reached`` (no saturation in the
+observed load range) or
 ``insufficient_data``, with the reason recorded.
 
 >>> import numpy as np
@@ -44,7 +46,7 @@ class HingeFit:
 
 def fit_hinge(load: np.ndarray, latency: np.ndarray, *, n_knots: int = 40,
               min_points: int = 48, min_beyond: int = 12, min_slope_ratio: float = 3.0,
-              alpha: float = 1e-3) -> HingeFit:
+              min_rise: float = 0.25, alpha: float = 1e-3) -> HingeFit:
     """Fit ``latency ~ load`` with one hinge; see the module docstring."""
     x = np.asarray(load, dtype=float)
     y = np.asarray(latency, dtype=float)
@@ -78,6 +80,11 @@ def fit_hinge(load: np.ndarray, latency: np.ndarray, *, n_knots: int = 40,
     if above <= 0 or above < min_slope_ratio * max(b, 0.0):
         return HingeFit("not_reached", f"latency grows only {above / b if b > 0 else 0:.1f}x "
                         f"faster beyond {best_k:.3g} msg/s (need {min_slope_ratio:g}x)", **fit)
+    rise = above * (float(x.max()) - best_k)
+    at_knee = a + b * best_k
+    if rise < min_rise * abs(at_knee):
+        return HingeFit("not_reached", f"latency rises only {100 * rise / abs(at_knee):.0f} % "
+                        f"beyond {best_k:.3g} msg/s (need {100 * min_rise:.0f} %)", **fit)
     return HingeFit("fitted", None, **fit)
 
 

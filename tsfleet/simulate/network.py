@@ -346,7 +346,10 @@ def _write(sk: Skeleton, out: SimOutput, rng: np.random.Generator, net: dict) ->
         installed_at=g["installed_at"], removed_at=g["removed_at"],
         failed_at=np.where(topo["fail_h"] <= H, t0 + topo["fail_h"].clip(0, H) * 3600 * sec,
                            np.datetime64("NaT")),
-        n_attached_end=end_count))
+        n_attached_end=end_count,
+        is_beyond_knee_end=np.array([np.quantile(r[m], 0.95) > 1 if m.any() else False
+                                     for r, m in zip(x[:, -7 * 24:], present[:, -7 * 24:],
+                                                     strict=True)])))
     out.add_truth("network_devices", dict(
         device_id=dev_ids, site=d["site"], gateway_id_start=gw_ids[net["gw0"]],
         gateway_id_end=np.where(net["stranded"], None, gw_ids[net["end_gw"]]),

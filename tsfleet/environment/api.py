@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -36,7 +35,7 @@ class Environment:
 
     # -- analysis ------------------------------------------------------------------
     def analyze(self, *, max_gap_hours: int = 4, dead_after_hours: int = 24,
-                p_fail_threshold: float = 0.25, ea_ev: float = 0.7,
+                p_fail_threshold: float = 0.35, ea_ev: float = 0.7,
                 cycle_swing_c: float = 8.0) -> None:
         """Run the full analysis and write the environment_* result tables.
 

@@ -87,12 +87,12 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
             continue
         factor = max(gain, key=gain.get)
         condition, share = _condition(factor, z, fit, env)
-        obs, exp_ = int(zdev["n_failures"].sum()), float(zdev["expected"].sum())
-        lo, hi = poisson_ci(np.array([obs]))
-        rr, rr_lo, rr_hi = (obs / exp_, lo[0] / exp_, hi[0] / exp_) if exp_ > 0 else (np.nan,) * 3
         affected = zdev
         if factor == "humidity_pct" and None not in significant[factor]:
             affected = zdev[zdev["device_type"].isin(significant[factor])]
+        obs, exp_ = int(affected["n_failures"].sum()), float(affected["expected"].sum())
+        lo, hi = poisson_ci(np.array([obs]))
+        rr, rr_lo, rr_hi = (obs / exp_, lo[0] / exp_, hi[0] / exp_) if exp_ > 0 else (np.nan,) * 3
         avoid = gain_all * HOURS_PER_YEAR
         kinds = ("" if len(affected) == len(zdev) else
                  " " + ", ".join(sorted(set(affected["device_type"]))))

@@ -176,7 +176,8 @@ def log_env_hazard(h: HazardModel, temperature, humidity, vibration, swing, is_h
     """log multiplier of the hourly failure rate from the environment."""
     return (h.beta_temperature * np.maximum(temperature - h.temperature_threshold_c, 0)
             + h.beta_vibration * vibration + h.beta_swing * swing
-            + np.where(is_humidity_type, h.beta_humidity * (humidity - h.humidity_reference_pct), 0))
+            + np.where(is_humidity_type,
+                       h.beta_humidity * (humidity - h.humidity_reference_pct), 0))
 
 
 def _hazard(sk: Skeleton, out: SimOutput, rng: np.random.Generator, h: HazardModel,

@@ -106,7 +106,7 @@ create table environment_envelopes (
     computed_at      timestamp not null,
     params           varchar not null
 );
-comment on table environment_envelopes is 'Grain: one row per device type, factor and band [band_low, band_high) of that factor. failures_per_year per device with an exact Poisson 95% CI; rate_ratio against the rest of the type; status optimal | normal | problematic | insufficient_data (problematic: significantly higher after Holm correction).';
+comment on table environment_envelopes is 'Grain: one row per device type, factor and band [band_low, band_high) of that factor. failures_per_year per device with an exact Poisson 95% CI; rate_ratio against the rest of the type; device_type all pools every type. status optimal | normal | problematic | insufficient_data (problematic: significantly higher, Benjamini-Hochberg adjusted p < 0.05).';
 
 create table environment_recommendations (
     rank                        integer not null,

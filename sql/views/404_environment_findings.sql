@@ -15,9 +15,15 @@ with stressed as (
         site, zone,
         case when p_fail_30d >= 0.5 then 'critical' else 'warning' end as severity,
         p_fail_30d as value,
-        format('{} in {}: {:.0f}% chance of failure within 30 days (stress index {:.0f}/100, '
-               || '{:.0f}% of hours outside its envelope)', device_id, zone,
-               100 * p_fail_30d, stress_index, 100 * share_hours_outside_envelope) as summary,
+        case when env_source = 'none'
+             then format('{} in {}: {:.0f}% chance of failure within 30 days (no environment '
+                         || 'data: typical environment of its type assumed)', device_id, zone,
+                         100 * p_fail_30d)
+             else format('{} in {}: {:.0f}% chance of failure within 30 days (stress index '
+                         || '{:.0f}/100, {:.0f}% of hours outside its envelope)', device_id,
+                         zone, 100 * p_fail_30d, coalesce(stress_index, 0),
+                         100 * coalesce(share_hours_outside_envelope, 0))
+        end as summary,
         'inspect_device' as action,
         computed_at + interval 14 day as due_at,
         computed_at as observed_at

@@ -3,7 +3,9 @@
 Bands are fixed, readable ranges. Each band's rate (failures per device-year)
 gets an exact Poisson 95% CI; it is compared with the rest of its device type
 by the conditional binomial test (given the type's failures, how many fall in
-the band's share of exposure), Holm-corrected over all bands tested.
+the band's share of exposure), with the Benjamini-Hochberg correction over all
+bands tested (a screen of many bands: the false discovery rate is what
+matters). Rows with device_type ``all`` pool every type.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ BANDS: dict[str, list[float]] = {
     "daily_swing_c": [0, 4, 8, 12, np.inf],
 }
 MIN_DEVICE_YEARS = 1.0
+#: The device_type of the envelope over all types together.
+ALL_TYPES = "all"
 
 
 def poisson_ci(k: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +39,7 @@ def poisson_ci(k: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarr
 def envelopes(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per device type, factor and band with rates, CIs and status."""
     rows = []
+    cells = pd.concat([cells, cells.assign(device_type=ALL_TYPES)], ignore_index=True)
     for factor, edges in BANDS.items():
         band = np.digitize(cells[factor].to_numpy(float), edges[1:-1])
         frame = cells.assign(band=band)
@@ -66,7 +71,7 @@ def envelopes(cells: pd.DataFrame) -> pd.DataFrame:
     p_adj = np.full(len(out), np.nan)
     ok = np.isfinite(p)
     if ok.any():
-        p_adj[ok] = multipletests(p[ok], method="holm")[1]
+        p_adj[ok] = multipletests(p[ok], method="fdr_bh")[1]
     out["p_adjusted"] = p_adj
     status = np.where(~testable, "insufficient_data",
                       np.where((p_adj < 0.05) & (out["rate_ratio"] > 1), "problematic",

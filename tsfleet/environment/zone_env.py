@@ -32,7 +32,7 @@ def data_window(con: duckdb.DuckDBPyConnection) -> Window | None:
         "date_trunc('hour', max(r.observed_at)) + interval 1 hour "
         "from readings r join devices d using (device_id) "
         "where d.device_type = 'env_monitor' "
-        "and r.metric in ('temperature_c', 'humidity_pct', 'vibration_g')").fetchone()
+        "and r.metric in ('temperature_c', 'humidity_pct', 'vibration_g')").fetchall()[0]
     return None if lo is None else Window(lo, hi)
 
 
@@ -42,7 +42,7 @@ def build(con: duckdb.DuckDBPyConnection, window: Window | None, *, max_gap_hour
     if window is None:
         for table in ("environment_zone_hourly", "environment_gaps"):
             con.execute(f"delete from {quote_ident(table)}")
-        end = con.execute("select max(observed_at) from readings").fetchone()[0]
+        end = con.execute("select max(observed_at) from readings").fetchall()[0][0]
         faults = queries.run(con, "monitor_faults",
                              {"end": end or datetime(1970, 1, 1),
                               "dead_after_hours": dead_after_hours})

@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=100, help="devices timed in the naive loop")
     args = ap.parse_args()
     fleet = build(args)
+    fleet.con.execute("set enable_progress_bar = false")
     fleet.environment  # import outside the timing  # noqa: B018
     t = time.perf_counter()
     fleet.environment.analyze()
@@ -126,6 +127,8 @@ def main() -> None:
           f"(target <= 30 s at 10,000 x 90)")
     print(f"naive per-device loop: {per * 1000:.0f} ms/device -> {per * n:.0f} s for {n} devices "
           f"(exposure only); ratio {per * n / took:.1f}x")
+    print("  steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in
+                                  fleet.environment.timings.items()))
     for line in fleet.environment.summary():
         print("  " + line)
     accuracy(fleet)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -61,9 +63,11 @@ class Environment:
         cycle_swing_c = params["cycle_swing_c"]
         con = self.con
         stamp = now_utc()
+        lap = self._stopwatch()
         window = zone_env.data_window(con)
         zone_env.build(con, window, max_gap_hours=max_gap_hours,
                        dead_after_hours=dead_after_hours, params=params)
+        lap("zone environment")
         start = window.start if window else stamp
         end = window.end if window else stamp
         p = {"start": start, "end": end}
@@ -73,12 +77,14 @@ class Environment:
                                                         "cycle_swing_c": cycle_swing_c}
                                ).to_pandas()
         cells = queries.run(con, "model_cells", p).to_pandas()
+        lap("exposure and cells")
         fits = [fit_outcome(cells, o) if len(cells) else Fit(o, reason="no environment data")
                 for o in OUTCOMES]
         env = envelopes(cells) if len(cells) else pd.DataFrame(
             columns=["device_type", "factor", "band_low", "band_high", "status"])
         write_result(con, "environment_envelopes", env, params=params, computed_at=stamp)
         self._write_model(fits, params, stamp)
+        lap("models and envelopes")
 
         zone_hours = con.execute(
             "select zone, hour_at, temperature_c, humidity_pct, vibration_g, daily_swing_c "
@@ -88,15 +94,29 @@ class Environment:
         stressed["p_fail_threshold"] = p_fail_threshold
         write_result(con, "environment_device_exposure", stressed, params=params,
                      computed_at=stamp)
+        lap("stress")
 
         ranks = self.fleet.query("select * from environment_rank_correlations")
         effects = all_effects(fits, ranks)
         write_result(con, "environment_effects", pd.DataFrame(effects), params=params,
                      computed_at=stamp)
+        lap("rank correlations and effects")
         failures = queries.run(con, "zone_failures", p).to_pandas()
         recs = recommend(zone_hours, stressed, failures, fail_fit,
                          significant_factors(effects), env)
         write_result(con, "environment_recommendations", recs, params=params, computed_at=stamp)
+        lap("recommendations")
+
+    def _stopwatch(self):
+        """A lap timer filling ``self.timings`` (seconds per analysis step)."""
+        self.timings: dict[str, float] = {}
+        last = [time.perf_counter()]
+
+        def lap(name: str) -> None:
+            now = time.perf_counter()
+            self.timings[name] = now - last[0]
+            last[0] = now
+        return lap
 
     def _write_model(self, fits: list[Fit], params: dict, stamp) -> None:
         rows = [dict(outcome=f.outcome, term=n, coefficient=float(b),

@@ -52,25 +52,27 @@ class Fit:
         return float(self.params[self.names.index(name)]) if name in self.names else 0.0
 
 
-def design(cells: pd.DataFrame, threshold_c: float, types: list[str]) -> tuple[np.ndarray,
-                                                                               list[str]]:
+def _columns(cells: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The cells' columns as plain numpy arrays (fast to slice in the profile loop)."""
+    return {c: (cells[c].astype(str).to_numpy(object) if c == "device_type"
+                else cells[c].to_numpy(float))
+            for c in ("device_type", "age_years", "temperature_c", "vibration_g",
+                      "daily_swing_c", "humidity_pct")}
+
+
+def design(cells: pd.DataFrame | dict, threshold_c: float, types: list[str]) -> tuple[
+        np.ndarray, list[str]]:
     """The model matrix of ``cells`` for temperature threshold ``threshold_c``."""
-    cols, names = [], []
-    for t in types:  # one intercept per device type
-        cols.append((cells["device_type"] == t).to_numpy(float))
-        names.append(f"type:{t}")
-    cols.append(cells["age_years"].to_numpy(float))
-    names.append("age_years")
-    cols.append(np.maximum(cells["temperature_c"].to_numpy(float) - threshold_c, 0.0))
-    names.append("temperature_excess_c")
-    cols.append(cells["vibration_g"].to_numpy(float))
-    names.append("vibration_g")
-    cols.append(cells["daily_swing_c"].to_numpy(float))
-    names.append("daily_swing_c")
-    h = cells["humidity_pct"].to_numpy(float) - HUMIDITY_CENTER
-    for t in types:
-        cols.append(np.where(cells["device_type"] == t, h, 0.0))
-        names.append(f"humidity_pct:{t}")
+    c = cells if isinstance(cells, dict) else _columns(cells)
+    is_type = [c["device_type"] == t for t in types]
+    h = c["humidity_pct"] - HUMIDITY_CENTER
+    cols = ([m.astype(float) for m in is_type]  # one intercept per device type
+            + [c["age_years"], np.maximum(c["temperature_c"] - threshold_c, 0.0),
+               c["vibration_g"], c["daily_swing_c"]]
+            + [np.where(m, h, 0.0) for m in is_type])
+    names = ([f"type:{t}" for t in types]
+             + ["age_years", "temperature_excess_c", "vibration_g", "daily_swing_c"]
+             + [f"humidity_pct:{t}" for t in types])
     return np.column_stack(cols), names
 
 
@@ -112,7 +114,8 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     if y.sum() < min_events:
         return Fit(outcome, reason=f"only {int(y.sum())} {outcome}s with environment data; "
                                    f"need {min_events}")
-    types = sorted(cells["device_type"].unique())
+    types = sorted(str(t) for t in cells["device_type"].unique())
+    cols = _columns(cells)
     hours = cells["device_hours"].to_numpy(float)
     offset = np.log(hours)
     temp = cells["temperature_c"].to_numpy(float)
@@ -122,9 +125,16 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     hi = temp[order][min(np.searchsorted(cum, 0.99), len(cum) - 1)]
     lo = temp[order][min(np.searchsorted(cum, 0.05), len(cum) - 1)]
     grid = np.arange(np.floor(lo), np.floor(hi) + grid_step_c / 2, grid_step_c)
-    best, start = None, None
-    for thr in (grid if len(grid) else [float(np.floor(hi))]):
-        x, names = design(cells, float(thr), types)
+    if not len(grid):
+        grid = np.array([float(np.floor(hi))])
+    tried: dict[float, tuple] = {}
+    start = None
+
+    def profile(thr: float) -> None:
+        nonlocal start
+        if thr in tried:
+            return
+        x, _ = design(cols, thr, types)
         keep = x.std(axis=0) > 0
         keep[: len(types)] = True
         try:
@@ -132,14 +142,22 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
                                 start if start is not None and len(start) == keep.sum() else None,
                                 len(types))
         except np.linalg.LinAlgError:  # pragma: no cover - degenerate grid point
-            continue
+            return
         start = params
-        if best is None or llf > best[0]:
-            best = (llf, float(thr), keep, params)
+        tried[thr] = (llf, thr, keep, params)
+
+    # Coarse pass every third grid point, then the neighbours of the best.
+    for thr in grid[::3]:
+        profile(float(thr))
+    if tried:
+        centre = max(tried.values(), key=lambda t: t[0])[1]
+        for thr in grid[np.abs(grid - centre) <= 2 * grid_step_c]:
+            profile(float(thr))
+    best = max(tried.values(), key=lambda t: t[0]) if tried else None
     if best is None:  # pragma: no cover - every grid point degenerate
         return Fit(outcome, reason="the model could not be fitted at any threshold")
     _, thr, keep, params = best
-    x, names = design(cells, thr, types)
+    x, names = design(cols, thr, types)
     res = sm.GLM(y, x[:, keep], family=sm.families.Poisson(), offset=offset).fit(
         start_params=params, maxiter=100)
     names = [n for n, k in zip(names, keep, strict=True) if k]
@@ -174,19 +192,26 @@ def effect_rows(fit: Fit) -> list[dict]:
 
 def predict_rate(fit: Fit, device_type, age_years, temperature_c, humidity_pct, vibration_g,
                  daily_swing_c) -> np.ndarray:
-    """Failures per device-hour from the fitted model (arrays broadcast)."""
-    device_type = np.asarray(device_type, dtype=object)
-    lp = np.zeros(np.broadcast(device_type, np.asarray(temperature_c)).shape)
-    for t in fit.types:
-        is_t = device_type == t
-        lp = lp + np.where(is_t, fit.coef(f"type:{t}") + fit.coef(f"humidity_pct:{t}")
-                           * (np.asarray(humidity_pct) - HUMIDITY_CENTER), 0.0)
-    known = np.isin(device_type, fit.types)
-    mean_type = np.mean([fit.coef(f"type:{t}") for t in fit.types]) if fit.types else 0.0
-    lp = np.where(known, lp, mean_type)
-    lp = (lp + fit.coef("age_years") * np.asarray(age_years)
+    """Failures per device-hour from the fitted model (arrays broadcast).
+
+    ``device_type`` is one type (str) or an array of types.
+    """
+    h = np.asarray(humidity_pct, dtype=float) - HUMIDITY_CENTER
+    if isinstance(device_type, str):
+        if device_type in fit.types:
+            lp = fit.coef(f"type:{device_type}") + fit.coef(f"humidity_pct:{device_type}") * h
+        else:
+            lp = np.mean([fit.coef(f"type:{t}") for t in fit.types]) + 0.0 * h
+    else:
+        device_type = np.asarray(device_type, dtype=object)
+        lp = np.full(np.broadcast(device_type, h).shape,
+                     np.mean([fit.coef(f"type:{t}") for t in fit.types]) if fit.types else 0.0)
+        for t in fit.types:
+            is_t = device_type == t
+            lp = np.where(is_t, fit.coef(f"type:{t}") + fit.coef(f"humidity_pct:{t}") * h, lp)
+    lp = (lp + fit.coef("age_years") * np.asarray(age_years, dtype=float)
           + fit.coef("temperature_excess_c")
-          * np.maximum(np.asarray(temperature_c) - (fit.threshold_c or 0.0), 0)
-          + fit.coef("vibration_g") * np.asarray(vibration_g)
-          + fit.coef("daily_swing_c") * np.asarray(daily_swing_c))
+          * np.maximum(np.asarray(temperature_c, dtype=float) - (fit.threshold_c or 0.0), 0)
+          + fit.coef("vibration_g") * np.asarray(vibration_g, dtype=float)
+          + fit.coef("daily_swing_c") * np.asarray(daily_swing_c, dtype=float))
     return np.exp(lp)

@@ -61,6 +61,26 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
     dev["age_weight"] = np.exp(fit.coef("age_years") * dev["age_years"])
     typical = {f: float(zh.groupby("zone")[f].mean().median()) for f in FALLBACK_THRESHOLD}
     factors = sorted(significant)
+    # Mean modelled rate per zone and type (age 0), actual and with the factors at
+    # reference levels, computed once over all zone-hours.
+    env_all = {c: zh[c].to_numpy(float) for c in ENV_COLUMNS}
+    ref_all = _reference(zh, factors, fit, typical)
+    ref_one = {f: _reference(zh, [f], fit, typical) for f in factors}
+    zone_key = zh["zone"].to_numpy(object)
+    weights = dev.groupby(["zone", "device_type"])["age_weight"].sum()
+    per_type = {}
+    for dtype in sorted(set(dev["device_type"])):
+        actual = predict_rate(fit, dtype, 0.0, *(env_all[c] for c in ENV_COLUMNS))
+        parts = {"actual": actual,
+                "gain_all": actual - predict_rate(fit, dtype, 0.0,
+                                                  *(ref_all[c] for c in ENV_COLUMNS))}
+        for f in factors:
+            if f == "humidity_pct" and None not in significant[f] and dtype not in \
+                    significant[f]:
+                parts[f] = np.zeros(len(actual))
+                continue
+            parts[f] = actual - predict_rate(fit, dtype, 0.0, *(ref_one[f][c] for c in ENV_COLUMNS))
+        per_type[dtype] = pd.DataFrame(parts).groupby(zone_key).mean()
     rows = []
     for zone, zdev in dev.groupby("zone"):
         z = zh[zh["zone"] == zone]
@@ -68,21 +88,13 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
             continue
         gain = {f: 0.0 for f in factors}
         gain_all, rate_all = 0.0, 0.0
-        for dtype, tdev in zdev.groupby("device_type"):
-            w = tdev["age_weight"].sum()
-            t = np.full(len(z), dtype, dtype=object)
-            actual = predict_rate(fit, t, 0.0, *(z[c] for c in ENV_COLUMNS)).mean()
-            rate_all += w * actual
-            ref = _reference(z, factors, fit, typical)
-            gain_all += w * (actual - predict_rate(fit, t, 0.0, *(ref[c] for c in ENV_COLUMNS))
-                             .mean())
+        for dtype in sorted(set(zdev["device_type"])):
+            m = per_type[dtype].loc[zone]
+            w = weights.loc[(zone, dtype)]
+            rate_all += w * m["actual"]
+            gain_all += w * m["gain_all"]
             for f in factors:
-                if f == "humidity_pct" and None not in significant[f] and dtype not in \
-                        significant[f]:
-                    continue
-                ref_f = _reference(z, [f], fit, typical)
-                gain[f] += w * (actual - predict_rate(fit, t, 0.0, *(ref_f[c] for c in
-                                                                     ENV_COLUMNS)).mean())
+                gain[f] += w * m[f]
         if rate_all <= 0 or gain_all <= 0 or rate_all / (rate_all - gain_all) < MIN_RATE_RATIO:
             continue
         factor = max(gain, key=gain.get)

@@ -55,10 +55,10 @@ def zone_type_hazard(zone_hours: pd.DataFrame, fit: Fit, types: list[str]) -> pd
     recent = recent[recent["hour_at"] >= cutoff]
     out = []
     for t in types:
-        rate = predict_rate(fit, np.full(len(recent), t, dtype=object), 0.0,
+        rate = predict_rate(fit, t, 0.0,
                             recent["temperature_c"], recent["humidity_pct"],
                             recent["vibration_g"], recent["daily_swing_c"])
-        rate = rate / predict_rate(fit, np.array([t], dtype=object), 0.0, *NEUTRAL)
+        rate = rate / predict_rate(fit, t, 0.0, *NEUTRAL)
         m = pd.Series(rate, index=recent.index).groupby(recent["zone"]).mean()
         out.append(pd.DataFrame({"zone": m.index, "device_type": t, "env_factor": m.to_numpy()}))
     return pd.concat(out, ignore_index=True)

@@ -39,26 +39,28 @@ def data_window(con: duckdb.DuckDBPyConnection) -> Window | None:
 def build(con: duckdb.DuckDBPyConnection, window: Window | None, *, max_gap_hours: int,
           dead_after_hours: int, params: dict) -> None:
     """Write environment_zone_hourly, environment_gaps and environment_monitor_faults."""
-    if window is None:
-        for table in ("environment_zone_hourly", "environment_gaps"):
-            con.execute(f"delete from {quote_ident(table)}")
-        end = con.execute("select max(observed_at) from readings").fetchall()[0][0]
-        faults = queries.run(con, "monitor_faults",
-                             {"end": end or datetime(1970, 1, 1),
-                              "dead_after_hours": dead_after_hours})
-        write_result(con, "environment_monitor_faults", faults, params=params)
-        return
-    p = {"start": window.start, "end": window.end}
-    temps = ("_env_observed", "_env_grid", "_env_zone_long")
+    temps = ("_env_monitor_readings", "_env_observed", "_env_grid", "_env_zone_long")
     try:
-        queries.temp_table(con, "_env_observed", "zone_observed", p)
-        queries.temp_table(con, "_env_grid", "zone_grid", p)
-        queries.temp_table(con, "_env_zone_long", "zone_hourly", {"max_gap_hours": max_gap_hours})
-        write_result(con, "environment_zone_hourly", queries.run(con, "zone_wide"), params=params)
-        write_result(con, "environment_gaps", queries.run(con, "gaps", p), params=params)
+        # The flagged monitor readings are read twice: evaluate the view once.
+        con.execute("create or replace temp table _env_monitor_readings as "
+                    "select * from environment_monitor_readings")
+        if window is None:
+            for table in ("environment_zone_hourly", "environment_gaps"):
+                con.execute(f"delete from {quote_ident(table)}")
+            end = con.execute("select max(observed_at) from readings").fetchall()[0][0]
+        else:
+            end = window.end
+            p = {"start": window.start, "end": window.end}
+            queries.temp_table(con, "_env_observed", "zone_observed", p)
+            queries.temp_table(con, "_env_grid", "zone_grid", p)
+            queries.temp_table(con, "_env_zone_long", "zone_hourly",
+                               {"max_gap_hours": max_gap_hours})
+            write_result(con, "environment_zone_hourly", queries.run(con, "zone_wide"),
+                         params=params)
+            write_result(con, "environment_gaps", queries.run(con, "gaps", p), params=params)
+        faults = queries.run(con, "monitor_faults", {"end": end or datetime(1970, 1, 1),
+                                                     "dead_after_hours": dead_after_hours})
+        write_result(con, "environment_monitor_faults", faults, params=params)
     finally:
         for t in temps:
             con.execute(f"drop table if exists {quote_ident(t)}")
-    faults = queries.run(con, "monitor_faults", {"end": window.end,
-                                                 "dead_after_hours": dead_after_hours})
-    write_result(con, "environment_monitor_faults", faults, params=params)

@@ -1,11 +1,12 @@
 -- Environment-monitor faults: stuck episodes (one per monitor, metric and stuck value), out-of-range episodes and dead
 -- monitors (silent for more than $dead_after_hours before $end, or never heard).
+-- Reads _env_monitor_readings (environment_monitor_readings, materialized once).
 -- params: $end (UTC end of the window), $dead_after_hours
 -- grain: one row per monitor, metric and fault episode
 with stuck as (
     select device_id, zone, metric, 'stuck' as fault,
            min(observed_at) as from_at, max(observed_at) as to_at, count(*) as n_readings
-    from environment_monitor_readings
+    from _env_monitor_readings
     where is_stuck and not is_out_of_range
     group by device_id, zone, metric, value
 ),
@@ -13,7 +14,7 @@ with stuck as (
 out_of_range as (
     select device_id, zone, metric, 'out_of_range' as fault,
            min(observed_at) as from_at, max(observed_at) as to_at, count(*) as n_readings
-    from environment_monitor_readings
+    from _env_monitor_readings
     where is_out_of_range
     group by device_id, zone, metric
 ),
@@ -21,7 +22,7 @@ out_of_range as (
 last_heard as (
     select d.device_id, d.zone, max(r.observed_at) as last_at
     from devices as d
-    left join environment_monitor_readings as r using (device_id)
+    left join _env_monitor_readings as r using (device_id)
     where d.device_type = 'env_monitor'
     group by all
 ),

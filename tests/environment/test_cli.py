@@ -1,0 +1,29 @@
+"""``tsfleet environment ...`` on a store file."""
+
+from __future__ import annotations
+
+import json
+
+from tsfleet.cli import main
+from tsfleet.simulate import SimConfig, simulated_fleet
+
+
+def test_cli_analyze_then_report_effects_envelopes_maintenance(tmp_path, capsys):
+    db = str(tmp_path / "env.duckdb")
+    simulated_fleet(SimConfig(n_devices=80, days=8, seed=3), path=db).close()
+    assert main(["environment", "analyze", "--db", db]) == 0
+    assert capsys.readouterr().out.strip()
+    assert main(["environment", "report", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["environment", "effects", "--method", "glm_poisson", "--format", "json",
+                 "--db", db]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["method"] for r in rows} == {"glm_poisson"}
+    assert main(["environment", "envelopes", "--device-type", "all", "--format", "csv",
+                 "--db", db]) == 0
+    assert capsys.readouterr().out.startswith("device_type,factor,")
+    assert main(["environment", "maintenance", "--limit", "3", "--db", db]) == 0
+    assert "maintenance_rank" in capsys.readouterr().out
+    assert main(["environment", "report", "--format", "json", "--db", db]) == 0
+    json.loads(capsys.readouterr().out or "[]")
+    assert main(["environment", "analyze", "--max-gap-hours", "-2", "--db", db]) == 2

@@ -1,0 +1,201 @@
+"""``fleet.environment``: the environment domain's public API."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from tsfleet.environment import queries, zone_env
+from tsfleet.environment.correlation import all_effects, significant_factors
+from tsfleet.environment.envelope import envelopes
+from tsfleet.environment.model import Fit, fit_outcome
+from tsfleet.environment.recommend import recommend
+from tsfleet.environment.stress import device_stress
+from tsfleet.errors import InvalidParameter, UnknownDevice
+from tsfleet.results import now_utc, write_result
+
+OUTCOMES = ("failure", "reboot")
+
+
+class Environment:
+    """Environmental exposure, its effects on failures and performance,
+    operating envelopes, stress and recommendations.
+
+    >>> from tsfleet.simulate import SimConfig, simulated_fleet
+    >>> fleet = simulated_fleet(SimConfig(n_devices=60, days=20, seed=2))
+    >>> fleet.environment.analyze()
+    >>> len(fleet.environment.summary()) >= 2
+    True
+    """
+
+    def __init__(self, fleet) -> None:
+        self.fleet = fleet
+        self.con = fleet.con
+
+    # -- analysis ------------------------------------------------------------------
+    def analyze(self, *, max_gap_hours: int = 4, dead_after_hours: int = 24,
+                p_fail_threshold: float = 0.35, ea_ev: float = 0.7,
+                cycle_swing_c: float = 8.0) -> None:
+        """Run the full analysis and write the environment_* result tables.
+
+        ``max_gap_hours``: the longest run of hours without monitor data that is
+        interpolated; longer gaps stay gaps. ``p_fail_threshold``: a device whose
+        predicted 30-day failure probability reaches it becomes a finding.
+        """
+        if not (0 <= max_gap_hours <= 168):
+            raise InvalidParameter(f"max_gap_hours must be within 0..168, got {max_gap_hours}")
+        if not (0 < p_fail_threshold < 1):
+            raise InvalidParameter(f"p_fail_threshold must be within (0, 1), got "
+                                   f"{p_fail_threshold}")
+        params = dict(max_gap_hours=max_gap_hours, dead_after_hours=dead_after_hours,
+                      p_fail_threshold=p_fail_threshold, ea_ev=ea_ev,
+                      cycle_swing_c=cycle_swing_c)
+        # Small matrices: one BLAS thread is much faster than several on a busy machine.
+        with threadpool_limits(1):
+            self._analyze(params)
+
+    def _analyze(self, params: dict) -> None:
+        max_gap_hours, dead_after_hours = params["max_gap_hours"], params["dead_after_hours"]
+        p_fail_threshold, ea_ev = params["p_fail_threshold"], params["ea_ev"]
+        cycle_swing_c = params["cycle_swing_c"]
+        con = self.con
+        stamp = now_utc()
+        lap = self._stopwatch()
+        window = zone_env.data_window(con)
+        zone_env.build(con, window, max_gap_hours=max_gap_hours,
+                       dead_after_hours=dead_after_hours, params=params)
+        lap("zone environment")
+        start = window.start if window else stamp
+        end = window.end if window else stamp
+        p = {"start": start, "end": end}
+        hours = window.hours if window else 0.0
+
+        exposure = queries.run(con, "device_exposure", {"start": start, "ea_ev": ea_ev,
+                                                        "cycle_swing_c": cycle_swing_c}
+                               ).to_pandas()
+        cells = queries.run(con, "model_cells", p).to_pandas()
+        lap("exposure and cells")
+        fits = [fit_outcome(cells, o) if len(cells) else Fit(o, reason="no environment data")
+                for o in OUTCOMES]
+        env = envelopes(cells) if len(cells) else pd.DataFrame(
+            columns=["device_type", "factor", "band_low", "band_high", "status"])
+        write_result(con, "environment_envelopes", env, params=params, computed_at=stamp)
+        self._write_model(fits, params, stamp)
+        lap("models and envelopes")
+
+        zone_hours = con.execute(
+            "select zone, hour_at, temperature_c, humidity_pct, vibration_g, daily_swing_c "
+            "from environment_zone_hourly").df()
+        fail_fit = fits[0] if fits[0].ok else None
+        stressed = device_stress(exposure, zone_hours, env, fail_fit, hours)
+        stressed["p_fail_threshold"] = p_fail_threshold
+        write_result(con, "environment_device_exposure", stressed, params=params,
+                     computed_at=stamp)
+        lap("stress")
+
+        ranks = self.fleet.query("select * from environment_rank_correlations")
+        effects = all_effects(fits, ranks)
+        write_result(con, "environment_effects", pd.DataFrame(effects), params=params,
+                     computed_at=stamp)
+        lap("rank correlations and effects")
+        failures = queries.run(con, "zone_failures", p).to_pandas()
+        recs = recommend(zone_hours, stressed, failures, fail_fit,
+                         significant_factors(effects), env)
+        write_result(con, "environment_recommendations", recs, params=params, computed_at=stamp)
+        lap("recommendations")
+
+    def _stopwatch(self):
+        """A lap timer filling ``self.timings`` (seconds per analysis step)."""
+        self.timings: dict[str, float] = {}
+        last = [time.perf_counter()]
+
+        def lap(name: str) -> None:
+            now = time.perf_counter()
+            self.timings[name] = now - last[0]
+            last[0] = now
+        return lap
+
+    def _write_model(self, fits: list[Fit], params: dict, stamp) -> None:
+        rows = [dict(outcome=f.outcome, term=n, coefficient=float(b),
+                     threshold_c=f.threshold_c if n == "temperature_excess_c" else None)
+                for f in fits if f.ok for n, b in zip(f.names, f.params, strict=True)]
+        write_result(self.con, "environment_model",
+                     pd.DataFrame(rows, columns=["outcome", "term", "coefficient", "threshold_c"]),
+                     params=params, computed_at=stamp)
+
+    # -- reading results ----------------------------------------------------------------
+    def effects(self, method: str | None = None, outcome: str | None = None) -> list[dict]:
+        """Effects of each factor on each outcome (GLM and rank correlation)."""
+        return self.fleet.query(
+            "select * exclude (params) from environment_effects "
+            "where (? is null or method = ?) and (? is null or outcome = ?) "
+            "order by method, outcome, factor, device_type", [method, method, outcome, outcome])
+
+    def envelopes(self, device_type: str | None = None) -> list[dict]:
+        """Failure rates by band of each factor per device type, with status."""
+        return self.fleet.query(
+            "select * exclude (params) from environment_envelopes "
+            "where ? is null or device_type = ? order by device_type, factor, band_low "
+            "nulls first", [device_type, device_type])
+
+    def maintenance(self, limit: int | None = 20) -> list[dict]:
+        """Devices ranked by predicted 30-day failure probability, then stress."""
+        return self.fleet.query(
+            "select maintenance_rank, device_id, device_type, site, zone, p_fail_30d, "
+            "stress_index, share_hours_outside_envelope, thermal_cycles_per_30d, "
+            "arrhenius_acceleration, vibration_dose_g2h_per_day, env_source "
+            "from environment_device_exposure order by maintenance_rank limit ?",
+            [limit if limit is not None else 2**31 - 1])
+
+    def recommendations(self) -> list[dict]:
+        """Problem zones with evidence, expected gain and a sentence, best first."""
+        return self.fleet.query("select * exclude (params, computed_at) "
+                                "from environment_recommendations order by rank")
+
+    def report(self) -> list[str]:
+        """The recommendations as readable sentences."""
+        return [r["sentence"] for r in self.recommendations()]
+
+    def device_environment(self, device_id: str, start=None, end=None) -> list[dict]:
+        """The device's environment per hour (own readings first, else its zone's)."""
+        if not self.fleet.query("select 1 from devices where device_id = ?", [device_id]):
+            raise UnknownDevice(f"no device {device_id!r} in the store")
+        return self.fleet.query(
+            "select * from environment_device_hourly where device_id = ? "
+            "and (?::timestamp is null or hour_at >= ?) and (?::timestamp is null or hour_at < ?) "
+            "order by hour_at", [device_id, start, start, end, end])
+
+    def summary(self) -> list[str]:
+        """Headline lines for ``tsfleet demo``."""
+        lines = []
+        sig = self.fleet.query(
+            "select outcome, factor, device_type, rate_ratio, ci_low, ci_high, unit "
+            "from environment_effects where method = 'glm_poisson' and is_significant "
+            "order by outcome, p_adjusted")
+        for r in sig[:3]:
+            who = f" ({r['device_type']} only)" if r["device_type"] else ""
+            lines.append(f"{r['outcome']}s x{r['rate_ratio']:.2f} {r['unit']}{who} "
+                         f"(95% CI x{np.exp(r['ci_low']):.2f}-x{np.exp(r['ci_high']):.2f})")
+        recs = self.report()
+        if recs:
+            lines.append(f"{len(recs)} problem zones; top: {recs[0]}")
+        row = self.fleet.query(
+            "select count(*) filter (where p_fail_30d >= p_fail_threshold) as n_high, "
+            "count(*) filter (where env_source = 'none') as n_none, "
+            "arg_max(device_id, p_fail_30d) as top, max(p_fail_30d) as p "
+            "from environment_device_exposure")
+        if row and row[0]["top"] is not None:
+            r = row[0]
+            lines.append(f"{r['n_high']} devices likely to fail within 30 days; highest: "
+                         f"{r['top']} (p={r['p'] or 0:.2f}); {r['n_none']} without environment "
+                         "data")
+        faults = self.fleet.query("select fault, count(distinct device_id) as n "
+                                  "from environment_monitor_faults group by fault order by fault")
+        if faults:
+            lines.append("environment monitors excluded: " + ", ".join(
+                f"{f['n']} {f['fault']}" for f in faults))
+        return lines or ["no environment analysis yet: run fleet.environment.analyze()"]
+

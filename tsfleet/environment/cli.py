@@ -1,0 +1,49 @@
+"""``tsfleet environment ...``: thin wrapper over :class:`tsfleet.environment.Environment`."""
+
+from __future__ import annotations
+
+import argparse
+
+from tsfleet.cli import format_rows, open_fleet
+
+
+def register(sub) -> None:
+    p = sub.add_parser("environment", help="environment exposure, effects, envelopes, stress")
+    ps = p.add_subparsers(dest="environment_command", required=True, metavar="ACTION")
+    a = ps.add_parser("analyze", help="run the analysis and write the environment_* tables")
+    a.add_argument("--max-gap-hours", type=int, default=4,
+                   help="interpolate gaps up to this many hours (default 4)")
+    ps.add_parser("report", help="recommendations as sentences (add --format for rows)")
+    e = ps.add_parser("effects", help="effects of each factor on each outcome")
+    e.add_argument("--method", choices=("glm_poisson", "spearman"), default=None)
+    v = ps.add_parser("envelopes", help="failure rates by band per device type")
+    v.add_argument("--device-type", default=None)
+    m = ps.add_parser("maintenance", help="devices ranked by 30-day failure probability")
+    m.add_argument("--limit", type=int, default=20)
+    for s in ps.choices.values():
+        s.add_argument("--format", choices=("text", "table", "csv", "json"), default=None)
+        s.add_argument("--db", dest="sub_db", default=None)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cmd = args.environment_command
+    with open_fleet(args, read_only=cmd != "analyze") as fleet:
+        env = fleet.environment
+        if cmd == "analyze":
+            env.analyze(max_gap_hours=args.max_gap_hours)
+            print("\n".join(env.summary()))
+            return 0
+        if cmd == "report" and args.format in (None, "text"):
+            print("\n".join(env.report()) or "no problem zones found")
+            return 0
+        if cmd == "report":
+            rows = env.recommendations()
+        elif cmd == "effects":
+            rows = env.effects(method=args.method)
+        elif cmd == "envelopes":
+            rows = env.envelopes(args.device_type)
+        else:
+            rows = env.maintenance(args.limit)
+        print(format_rows(rows, "table" if args.format in (None, "text") else args.format))
+    return 0

@@ -1,0 +1,72 @@
+"""Effects of the environment: rank correlations (SQL) and GLM effects, with
+p-values corrected for the number of factors and outcomes tested."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from tsfleet.environment.model import Fit, effect_rows
+
+ALPHA = 0.05
+
+
+def spearman_rows(rows: list[dict]) -> list[dict]:
+    """Add p-values (t approximation) and Fisher-z 95% CIs to rank correlations."""
+    out = []
+    z = stats.norm.ppf(0.975)
+    for r in rows:
+        rho, n = r["spearman_rho"], int(r["n_devices"])
+        row = dict(method="spearman", outcome=r["outcome"], factor=r["factor"], device_type=None,
+                   n=n, unit="rank correlation over devices",
+                   note="marginal association, not adjusted")
+        if rho is None or n < 4 or not np.isfinite(rho):
+            out.append({**row, "note": "not enough variation to rank"})
+            continue
+        rho = float(np.clip(rho, -0.999999, 0.999999))
+        t = rho * np.sqrt((n - 2) / (1 - rho**2))
+        se = 1.0 / np.sqrt(n - 3)
+        row.update(estimate=rho, ci_low=float(np.tanh(np.arctanh(rho) - z * se)),
+                   ci_high=float(np.tanh(np.arctanh(rho) + z * se)),
+                   p_value=float(2 * stats.t.sf(abs(t), n - 2)))
+        out.append(row)
+    return out
+
+
+def adjust(rows: list[dict], method: str = "holm") -> list[dict]:
+    """Correct p-values within each method family; mark what stays significant.
+
+    Rows noted as adjustments (age) are reported but not part of the family.
+    """
+    for family in {r["method"] for r in rows}:
+        idx = [i for i, r in enumerate(rows) if r["method"] == family
+               and r.get("p_value") is not None and np.isfinite(r["p_value"])
+               and not str(r.get("note", "")).startswith("adjustment")]
+        if idx:
+            _, p_adj, _, _ = multipletests([rows[i]["p_value"] for i in idx], alpha=ALPHA,
+                                           method=method)
+            for i, p in zip(idx, p_adj, strict=True):
+                rows[i]["p_adjusted"] = float(p)
+                rows[i]["is_significant"] = bool(p < ALPHA)
+    for r in rows:
+        if r.get("p_adjusted") is None and r.get("p_value") is not None:
+            r["p_adjusted"] = r["p_value"]
+            r["is_significant"] = None
+    return rows
+
+
+def all_effects(fits: list[Fit], rank_rows: list[dict]) -> list[dict]:
+    """GLM and rank-correlation effects, Holm-corrected per method."""
+    rows = [r for f in fits for r in effect_rows(f)] + spearman_rows(rank_rows)
+    return adjust(rows)
+
+
+def significant_factors(rows: list[dict], outcome: str = "failure") -> dict[str, set]:
+    """factor -> device types (None: all) with a significant positive GLM effect."""
+    out: dict[str, set] = {}
+    for r in rows:
+        if (r["method"] == "glm_poisson" and r["outcome"] == outcome and r.get("is_significant")
+                and r.get("estimate", 0) > 0):
+            out.setdefault(r["factor"], set()).add(r.get("device_type"))
+    return out

@@ -37,6 +37,7 @@ from tsfleet.errors import InvalidParameter, StoreError
 from tsfleet.ingest.rules import sql_literal
 from tsfleet.results import now_utc
 from tsfleet.share.atomic import fsync_dir, remove_quietly, replace_file, staging_path
+from tsfleet.store import CONNECT_CONFIG
 from tsfleet.store import quote_ident as q
 
 ViewMode = Literal["materialize", "keep"]
@@ -130,11 +131,9 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
         cur.execute("begin transaction")
         counts = _copy(cur, live, alias, views, version, source)
         cur.execute("commit")
-        cur.execute(f"checkpoint {q(alias)}")
         cur.execute(f"detach {q(alias)}")
         attached = False
-        if staged.with_name(staged.name + ".wal").exists():
-            raise StoreError(f"the snapshot {staged} kept a write-ahead log after detach")
+        _release(staged)
         replace_file(staged, target)
     except BaseException as exc:
         _abort(cur, alias, attached)
@@ -225,6 +224,34 @@ def _create_views(cur: duckdb.DuckDBPyConnection, live: str, alias: str,
                 cur.execute(f"comment on view {q(schema)}.{q(name)} is {sql_literal(comment)}")
     finally:
         cur.execute(f"use {q(live)}")
+
+
+def _release(staged: Path, timeout_s: float = 300.0) -> None:
+    """Wait until DuckDB has let go of the detached file, and fold any WAL into it.
+
+    DETACH of the new file is deferred while a transaction that began when it was
+    attached is still open (the ingest we must not block), and its checkpoint is
+    skipped while another write transaction is active, leaving a WAL beside it. A
+    file plus a WAL cannot be renamed atomically. So the file is opened on its own
+    (a separate DuckDB instance, which succeeds only once the live instance has
+    closed it); that open replays and checkpoints any log, keeping the file's
+    storage version. Then nothing else holds or changes the file.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            con = duckdb.connect(str(staged), config=CONNECT_CONFIG)
+            break
+        except duckdb.ResourceInUseException as exc:
+            if time.monotonic() > deadline:
+                raise StoreError(f"the snapshot {staged} stayed attached for {timeout_s:.0f} s "
+                                 "after detach (a long transaction holds it)") from exc
+            time.sleep(0.02)
+    with con:
+        if staged.with_name(staged.name + ".wal").exists():
+            con.execute("checkpoint")
+    if staged.with_name(staged.name + ".wal").exists():
+        raise StoreError(f"the snapshot {staged} kept a write-ahead log after a checkpoint")
 
 
 def _abort(cur: duckdb.DuckDBPyConnection, alias: str, attached: bool) -> None:

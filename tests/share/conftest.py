@@ -19,7 +19,7 @@ SIM = SimConfig(n_devices=80, days=12, seed=5)
 @pytest.fixture(scope="session")
 def sim_store_file(tmp_path_factory) -> str:
     """A closed store file with a simulated fleet (80 devices, 12 days from 2026-06-01)."""
-    path = str(tmp_path_factory.mktemp("share") / "sim.duckdb")
+    path = str(tmp_path_factory.mktemp("share") / "simulated.duckdb")
     simulated_fleet(SIM, path=path).close()
     return path
 

@@ -137,6 +137,9 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
         replace_file(staged, target)
     except BaseException as exc:
         _abort(cur, alias, attached)
+        if attached or staged.exists():
+            with contextlib.suppress(StoreError, duckdb.Error):
+                _release(staged, timeout_s=30)
         remove_quietly(staged, staged.with_name(staged.name + ".wal"))
         if isinstance(exc, duckdb.Error):
             raise StoreError(f"snapshot to {target} failed: {str(exc).splitlines()[0]}") from exc

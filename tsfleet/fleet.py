@@ -138,7 +138,7 @@ class Fleet:
         from tsfleet.share import export_parquet
         from tsfleet.share.partition import DEFAULT_BUCKETS
         return export_parquet(self.con, directory, since=since, until=until,
-                              buckets=buckets or DEFAULT_BUCKETS)
+                              buckets=DEFAULT_BUCKETS if buckets is None else buckets)
 
     def info(self) -> dict[str, Any]:
         """Row counts of the core tables, schema version and the readings time range."""

@@ -101,6 +101,8 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str | Path, *,
     root = Path(directory).resolve()
     manifest = _read_manifest(root, buckets)
     since_at, until_at = parse_time(since, "since"), parse_time(until, "until")
+    if since_at is not None and until_at is not None:
+        whole_days(since_at, until_at)  # refuse an empty range before touching the disk
     t0 = time.perf_counter()
     staging = root / f".staging-{uuid.uuid4().hex[:12]}"
     cur = con.cursor()

@@ -77,7 +77,7 @@ def test_snapshot_is_consistent_while_the_writer_keeps_writing(live, tmp_path):
     out = tmp_path / "share.duckdb"
     seen = []
     with BusyWriter(live) as writer:
-        for _ in range(4):
+        for _ in range(3):
             before = writer.n_batches
             take_snapshot(live.con, out, source=live.path)
             with duckdb.connect(str(out), read_only=True) as snap:
@@ -87,7 +87,7 @@ def test_snapshot_is_consistent_while_the_writer_keeps_writing(live, tmp_path):
             assert counts["readings"] == counts["accepted"] == counts["latest"], counts
             while writer.n_batches == before:  # let the writer commit between snapshots
                 time.sleep(0.01)
-    assert writer.n_batches > 4
+    assert writer.n_batches > 3
     assert len(set(seen)) >= 3, f"the writer did not write between snapshots: {seen}"
     assert invariants(live.con)["readings"] > max(seen)
 

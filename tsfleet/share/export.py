@@ -146,20 +146,29 @@ def _days(cur: duckdb.DuckDBPyConnection, since: datetime | None,
 
 def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: tuple[date, date],
                    buckets: int, compression: str) -> int:
-    lo = datetime(days[0].year, days[0].month, days[0].day)
-    hi = datetime(days[1].year, days[1].month, days[1].day)
-    n = cur.execute("select count(*) from readings where observed_at >= ? and observed_at < ?",
-                    [lo, hi]).fetchone()[0]
-    if n == 0:
-        return 0
-    cur.execute(
-        "copy (select device_id, observed_at, metric, value, batch_id, "
-        f"cast(observed_at as date) as date, {BUCKET_SQL} as bucket "
-        "from readings where observed_at >= ? and observed_at < ?) "
-        f"to ? (format parquet, partition_by (date, bucket), compression {compression}, "
-        "filename_pattern 'part_{i}')",
-        [buckets, lo, hi, str(folder)])
-    return n
+    """One COPY per day into ``folder/date=D/bucket=B/``; returns the readings written.
+
+    A COPY per day keeps the open partitions to ``buckets`` files (one COPY over
+    all days opens days x buckets and flushes small row groups); the ``observed_at``
+    filter is served by DuckDB's zone maps, since readings arrive roughly in time order.
+    """
+    n_total = 0
+    day = days[0]
+    while day < days[1]:
+        lo = datetime(day.year, day.month, day.day)
+        target = folder / f"date={day.isoformat()}"
+        target.mkdir(parents=True)
+        n = cur.execute(
+            f"copy (select device_id, observed_at, metric, value, batch_id, {BUCKET_SQL} as bucket "
+            "from readings where observed_at >= ? and observed_at < ?) "
+            f"to ? (format parquet, partition_by (bucket), compression {compression}, "
+            "filename_pattern 'part_{i}')",
+            [buckets, lo, lo + timedelta(days=1), str(target)]).fetchone()[0]
+        if n == 0:
+            remove_quietly(target)
+        n_total += n
+        day += timedelta(days=1)
+    return n_total
 
 
 def _copy_tables(cur: duckdb.DuckDBPyConnection, staging: Path, compression: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The one entry object: ``Fleet(path)``, ``Fleet(memory=True)``, ``Fleet(path, read_only=True)``."""
+"""The one entry object: Fleet(path), Fleet(memory=True), Fleet(path, read_only=True)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,14 @@ class Fleet:
     [{'device_id': 'pump-17', 'value': 87.0}]
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, memory: bool = False,
-                 read_only: bool = False, unknown_devices: UnknownDevicePolicy = "accept"):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        memory: bool = False,
+        read_only: bool = False,
+        unknown_devices: UnknownDevicePolicy = "accept",
+    ):
         if memory and path is not None:
             raise StoreError("give either a path or memory=True, not both")
         if memory and read_only:
@@ -56,8 +62,10 @@ class Fleet:
             if pending:
                 names = ", ".join(f.path.name for f in pending)
                 self.con.close()
-                raise StoreError(f"{self.path} needs migrations ({names}); open it once "
-                                 "without read_only to apply them")
+                raise StoreError(
+                    f"{self.path} needs migrations ({names}); open it once "
+                    "without read_only to apply them"
+                )
         else:
             self.applied_migrations = store.migrate(self.con)
 
@@ -75,8 +83,14 @@ class Fleet:
         return f"Fleet({self.path or ':memory:'!r}{', read_only=True' if self.read_only else ''})"
 
     # -- data in -------------------------------------------------------------------
-    def ingest(self, kind: str, source: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-               unknown_devices: UnknownDevicePolicy | None = None) -> IngestReport:
+    def ingest(
+        self,
+        kind: str,
+        source: Any,
+        *,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        unknown_devices: UnknownDevicePolicy | None = None,
+    ) -> IngestReport:
         """Validate and store rows of ``kind`` from ``source``; returns the report.
 
         ``source`` is a file path (.parquet, .csv, .tsv, .jsonl, .ndjson, .json),
@@ -91,15 +105,25 @@ class Fleet:
         report = IngestReport(kind, label)
         policy = unknown_devices or self.unknown_devices
         for chunk in chunks(source, chunk_rows):
-            report.add(ingest_chunk(self.con, kind, KINDS[kind], chunk.table, label,
-                                    json_lines=chunk.json_lines,
-                                    pre_quarantined=chunk.pre_quarantined,
-                                    unknown_devices=policy))
+            report.add(
+                ingest_chunk(
+                    self.con,
+                    kind,
+                    KINDS[kind],
+                    chunk.table,
+                    label,
+                    json_lines=chunk.json_lines,
+                    pre_quarantined=chunk.pre_quarantined,
+                    unknown_devices=policy,
+                )
+            )
         return report
 
     def _writable(self) -> None:
         if self.read_only:
-            raise ReadOnlyStore(f"{self.path} is open read-only; open it without read_only to write")
+            raise ReadOnlyStore(
+                f"{self.path} is open read-only; open it without read_only to write"
+            )
 
     # -- data out ------------------------------------------------------------------
     def query(self, sql: str, params: list | dict | None = None) -> list[dict[str, Any]]:
@@ -143,50 +167,89 @@ class Fleet:
     def info(self) -> dict[str, Any]:
         """Row counts of the core tables, schema version and the readings time range."""
         counts = {}
-        for kind, model in KINDS.items():
+        for model in KINDS.values():
             table = model.spec.table
             counts[table] = self.con.execute(
-                f"select count(*) from {store.quote_ident(table)}").fetchone()[0]
+                f"select count(*) from {store.quote_ident(table)}"
+            ).fetchone()[0]
         counts["quarantine"] = self.con.execute("select count(*) from quarantine").fetchone()[0]
         version = self.con.execute("select max(version) from schema_version").fetchone()[0]
-        lo, hi = self.con.execute("select min(observed_at), max(observed_at) from readings"
-                                  ).fetchone()
-        return {"path": self.path or ":memory:", "schema_version": version, "rows": counts,
-                "readings_from": lo, "readings_to": hi}
+        lo, hi = self.con.execute(
+            "select min(observed_at), max(observed_at) from readings"
+        ).fetchone()
+        return {
+            "path": self.path or ":memory:",
+            "schema_version": version,
+            "rows": counts,
+            "readings_from": lo,
+            "readings_to": hi,
+        }
+
+    # -- the service -----------------------------------------------------------------
+    def analyze(self, only=None, *, force: bool = False):
+        """Run the analyses that have new data (``only``: "power,calibration" or a list).
+
+        Returns one ``RunResult`` per analysis; each run is recorded in
+        ``analysis_runs`` and summarized by the ``freshness`` view.
+        """
+        from tsfleet.service.runner import run_analyses
+
+        self._writable()
+        return run_analyses(self, only, force=force)
+
+    def retain(self, raw_days: int = 90, hourly_days: int = 400):
+        """Roll raw readings older than ``raw_days`` up into hourly and daily tables, then
+        delete them; see ``readings_history`` for hour-level data over the whole history."""
+        from tsfleet.service.retention import apply_retention
+
+        self._writable()
+        return apply_retention(self, raw_days, hourly_days)
+
+    def device(self, device_id: str) -> dict[str, Any]:
+        """The device card: identity, last seen, latest values, findings of each domain."""
+        from tsfleet.service.card import device_card
+
+        return device_card(self, device_id)
 
     # -- domains -------------------------------------------------------------------
     @cached_property
     def power(self):
         """Battery analysis: discharge, forecasts, criticality, replacement plan."""
         from tsfleet.power import Power
+
         return Power(self)
 
     @cached_property
     def firmware(self):
         """Firmware inventory, catalog findings, campaigns and compliance."""
         from tsfleet.firmware import Firmware
+
         return Firmware(self)
 
     @cached_property
     def calibration(self):
         """Sensor drift, outliers, calibration registry and schedule."""
         from tsfleet.calibration import Calibration
+
         return Calibration(self)
 
     @cached_property
     def environment(self):
         """Environmental exposure, failure correlation, envelopes and stress."""
         from tsfleet.environment import Environment
+
         return Environment(self)
 
     @cached_property
     def network(self):
         """Gateway distribution, load, redundancy and rebalancing."""
         from tsfleet.network import Network
+
         return Network(self)
 
     @cached_property
     def alerts(self):
         """Alert rules, lifecycle, work orders and notifications."""
         from tsfleet.alerts import Alerts
+
         return Alerts(self)

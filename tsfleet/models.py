@@ -38,25 +38,33 @@ class IngestModel(BaseModel):
     spec: ClassVar[KindSpec]
 
 
-_TS = "UTC timestamp: ISO 8601 (an offset is converted to UTC; no offset means UTC) or Unix seconds."
+_TS = (
+    "UTC timestamp: ISO 8601 (an offset is converted to UTC; no offset means UTC) or Unix seconds."
+)
 
 
 class Reading(IngestModel):
     """One numeric observation of one metric of one device."""
 
-    spec: ClassVar[KindSpec] = KindSpec("readings", ("device_id", "observed_at", "metric"),
-                                        "insert", "observed_at")
+    spec: ClassVar[KindSpec] = KindSpec(
+        "readings", ("device_id", "observed_at", "metric"), "insert", "observed_at"
+    )
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["pump-17"])
-    observed_at: datetime = Field(description="When the device measured the value. " + _TS,
-                                  examples=["2026-03-01T10:00:00Z"])
-    metric: str = Field(min_length=1,
-                        description="Canonical metric name with its unit (see metric_catalog), or a "
-                                    "known variant that is converted (battery_voltage_mv, "
-                                    "temperature_f, ...; see metric_aliases).",
-                        examples=["battery_pct", "temperature_c", "battery_voltage_mv"])
-    value: float = Field(allow_inf_nan=False,
-                         description="The value in the metric's unit; must lie in the metric's "
-                                     "physical range.", examples=[87.0, 21.4])
+    observed_at: datetime = Field(
+        description="When the device measured the value. " + _TS, examples=["2026-03-01T10:00:00Z"]
+    )
+    metric: str = Field(
+        min_length=1,
+        description="Canonical metric name with its unit (see metric_catalog), or a "
+        "known variant that is converted (battery_voltage_mv, "
+        "temperature_f, ...; see metric_aliases).",
+        examples=["battery_pct", "temperature_c", "battery_voltage_mv"],
+    )
+    value: float = Field(
+        allow_inf_nan=False,
+        description="The value in the metric's unit; must lie in the metric's physical range.",
+        examples=[87.0, 21.4],
+    )
 
 
 class Device(IngestModel):
@@ -64,167 +72,248 @@ class Device(IngestModel):
 
     spec: ClassVar[KindSpec] = KindSpec("devices", ("device_id",), "upsert")
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["pump-17"])
-    device_type: str = Field(min_length=1, description="Functional type.",
-                             examples=["temp_humidity", "vibration"])
+    device_type: str = Field(
+        min_length=1, description="Functional type.", examples=["temp_humidity", "vibration"]
+    )
     manufacturer: str = Field(min_length=1, description="Vendor.", examples=["Acme"])
     model: str = Field(min_length=1, description="Vendor model name.", examples=["TH-200"])
     hardware_rev: str | None = Field(None, description="Hardware revision.", examples=["B"])
     site: str = Field(min_length=1, description="Plant or site.", examples=["plant-north"])
     zone: str = Field(min_length=1, description="Zone within the site.", examples=["boiler-room"])
     battery_chemistry: Literal["li_socl2", "alkaline", "li_ion", "lifepo4", "mains"] | None = Field(
-        None, description="Battery chemistry; decides the voltage discharge curve.",
-        examples=["li_socl2"])
-    battery_capacity_mah: float | None = Field(None, gt=0, le=1e6, description="Nominal capacity, mAh.",
-                                               examples=[19000.0])
-    reporting_interval_s: float | None = Field(None, gt=0, le=3e7,
-                                               description="Nominal reporting interval, seconds.",
-                                               examples=[3600.0])
-    installed_at: datetime | None = Field(None, description="Installation time. " + _TS,
-                                          examples=["2025-11-02T08:00:00Z"])
-    measures: str | None = Field(None, description="Canonical metric of the device's primary sensor.",
-                                 examples=["temperature_c"])
-    is_reference: bool = Field(False, description="A reference instrument for its zone.",
-                               examples=[False])
-    criticality: int = Field(3, ge=1, le=5, description="Importance, 1 (low) to 5 (vital).",
-                             examples=[3])
+        None,
+        description="Battery chemistry; decides the voltage discharge curve.",
+        examples=["li_socl2"],
+    )
+    battery_capacity_mah: float | None = Field(
+        None, gt=0, le=1e6, description="Nominal capacity, mAh.", examples=[19000.0]
+    )
+    reporting_interval_s: float | None = Field(
+        None, gt=0, le=3e7, description="Nominal reporting interval, seconds.", examples=[3600.0]
+    )
+    installed_at: datetime | None = Field(
+        None, description="Installation time. " + _TS, examples=["2025-11-02T08:00:00Z"]
+    )
+    measures: str | None = Field(
+        None,
+        description="Canonical metric of the device's primary sensor.",
+        examples=["temperature_c"],
+    )
+    is_reference: bool = Field(
+        False, description="A reference instrument for its zone.", examples=[False]
+    )
+    criticality: int = Field(
+        3, ge=1, le=5, description="Importance, 1 (low) to 5 (vital).", examples=[3]
+    )
 
 
 class Gateway(IngestModel):
     """A gateway or access point that devices attach to."""
 
     spec: ClassVar[KindSpec] = KindSpec("gateways", ("gateway_id",), "upsert")
-    gateway_id: str = Field(min_length=1, description="Gateway identifier.", examples=["gw-north-1"])
-    kind: Literal["gateway", "access_point"] = Field("gateway", description="Gateway or access point.",
-                                                     examples=["gateway"])
+    gateway_id: str = Field(
+        min_length=1, description="Gateway identifier.", examples=["gw-north-1"]
+    )
+    kind: Literal["gateway", "access_point"] = Field(
+        "gateway", description="Gateway or access point.", examples=["gateway"]
+    )
     site: str = Field(min_length=1, description="Plant or site.", examples=["plant-north"])
     zone: str | None = Field(None, description="Zone it is mounted in.", examples=["boiler-room"])
-    capacity_devices: int = Field(gt=0, le=1_000_000, description="Vendor limit of attached devices.",
-                                  examples=[200])
-    installed_at: datetime | None = Field(None, description="Commissioning time. " + _TS,
-                                          examples=["2025-01-10T00:00:00Z"])
-    removed_at: datetime | None = Field(None, description="Decommissioning time. " + _TS,
-                                        examples=[None])
+    capacity_devices: int = Field(
+        gt=0, le=1_000_000, description="Vendor limit of attached devices.", examples=[200]
+    )
+    installed_at: datetime | None = Field(
+        None, description="Commissioning time. " + _TS, examples=["2025-01-10T00:00:00Z"]
+    )
+    removed_at: datetime | None = Field(
+        None, description="Decommissioning time. " + _TS, examples=[None]
+    )
 
 
 class FirmwareReport(IngestModel):
     """A device reporting the firmware it runs."""
 
-    spec: ClassVar[KindSpec] = KindSpec("firmware_reports", ("device_id", "reported_at"), "insert",
-                                        "reported_at")
+    spec: ClassVar[KindSpec] = KindSpec(
+        "firmware_reports", ("device_id", "reported_at"), "insert", "reported_at"
+    )
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["pump-17"])
-    reported_at: datetime = Field(description="When the device reported. " + _TS,
-                                  examples=["2026-03-01T10:00:00Z"])
-    version: str = Field(min_length=1, description="Firmware version string as the vendor writes it.",
-                         examples=["2.4.1", "FW_3_2_1"])
-    image_hash: str | None = Field(None, description="Digest of the running image, hex.",
-                                   examples=["9f86d081884c7d65"])
+    reported_at: datetime = Field(
+        description="When the device reported. " + _TS, examples=["2026-03-01T10:00:00Z"]
+    )
+    version: str = Field(
+        min_length=1,
+        description="Firmware version string as the vendor writes it.",
+        examples=["2.4.1", "FW_3_2_1"],
+    )
+    image_hash: str | None = Field(
+        None, description="Digest of the running image, hex.", examples=["9f86d081884c7d65"]
+    )
 
 
 class FirmwareRelease(IngestModel):
     """A firmware release in the catalog of a model."""
 
-    spec: ClassVar[KindSpec] = KindSpec("firmware_releases", ("manufacturer", "model", "version"),
-                                        "upsert")
+    spec: ClassVar[KindSpec] = KindSpec(
+        "firmware_releases", ("manufacturer", "model", "version"), "upsert"
+    )
     manufacturer: str = Field(min_length=1, description="Vendor.", examples=["Acme"])
     model: str = Field(min_length=1, description="Vendor model name.", examples=["TH-200"])
     version: str = Field(min_length=1, description="Version string.", examples=["2.4.1"])
-    released_at: datetime | None = Field(None, description="Release time. " + _TS,
-                                         examples=["2026-01-15T00:00:00Z"])
+    released_at: datetime | None = Field(
+        None, description="Release time. " + _TS, examples=["2026-01-15T00:00:00Z"]
+    )
     status: Literal["target", "approved", "deprecated", "revoked"] = Field(
         description="target: the version devices should run; approved: allowed; deprecated: "
-                    "allowed but outdated; revoked: must not run.", examples=["target"])
-    hardware_revs: str | None = Field(None, description="Comma-separated compatible hardware "
-                                      "revisions; empty or null means all.", examples=["A,B"])
-    image_hash: str | None = Field(None, description="Digest of the release image, hex.",
-                                   examples=["9f86d081884c7d65"])
+        "allowed but outdated; revoked: must not run.",
+        examples=["target"],
+    )
+    hardware_revs: str | None = Field(
+        None,
+        description="Comma-separated compatible hardware revisions; empty or null means all.",
+        examples=["A,B"],
+    )
+    image_hash: str | None = Field(
+        None, description="Digest of the release image, hex.", examples=["9f86d081884c7d65"]
+    )
 
 
 class UpdateEvent(IngestModel):
     """A state change of one device in a firmware update campaign."""
 
-    spec: ClassVar[KindSpec] = KindSpec("update_events", ("campaign_id", "device_id", "event_at",
-                                                          "state"), "insert", "event_at")
-    campaign_id: str = Field(min_length=1, description="Campaign identifier.", examples=["c-2026-03"])
+    spec: ClassVar[KindSpec] = KindSpec(
+        "update_events", ("campaign_id", "device_id", "event_at", "state"), "insert", "event_at"
+    )
+    campaign_id: str = Field(
+        min_length=1, description="Campaign identifier.", examples=["c-2026-03"]
+    )
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["pump-17"])
-    event_at: datetime = Field(description="When the state was entered. " + _TS,
-                               examples=["2026-03-01T10:00:00Z"])
-    state: Literal["scheduled", "downloading", "downloaded", "updating", "succeeded", "failed",
-                   "rolled_back"] = Field(description="Update state.", examples=["succeeded"])
-    target_version: str | None = Field(None, description="Version the campaign installs.",
-                                       examples=["2.4.1"])
-    reason: str | None = Field(None, description="Why it failed or rolled back.",
-                               examples=["integrity check failure"])
+    event_at: datetime = Field(
+        description="When the state was entered. " + _TS, examples=["2026-03-01T10:00:00Z"]
+    )
+    state: Literal[
+        "scheduled", "downloading", "downloaded", "updating", "succeeded", "failed", "rolled_back"
+    ] = Field(description="Update state.", examples=["succeeded"])
+    target_version: str | None = Field(
+        None, description="Version the campaign installs.", examples=["2.4.1"]
+    )
+    reason: str | None = Field(
+        None, description="Why it failed or rolled back.", examples=["integrity check failure"]
+    )
 
 
 class Calibration(IngestModel):
     """A calibration (or reference check) of a sensor."""
 
-    spec: ClassVar[KindSpec] = KindSpec("calibrations", ("device_id", "calibrated_at"), "insert",
-                                        "calibrated_at")
+    spec: ClassVar[KindSpec] = KindSpec(
+        "calibrations", ("device_id", "calibrated_at"), "insert", "calibrated_at"
+    )
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["th-00017"])
     calibrated_at: datetime = Field(description="When. " + _TS, examples=["2026-03-01T10:00:00Z"])
-    reference_value: float | None = Field(None, allow_inf_nan=False,
-                                          description="Value of the reference standard.",
-                                          examples=[25.0])
-    measured_value: float | None = Field(None, allow_inf_nan=False,
-                                         description="Value the sensor read against it.",
-                                         examples=[25.6])
-    offset_applied: float = Field(0.0, allow_inf_nan=False, description="Offset applied.",
-                                  examples=[-0.6])
-    gain_applied: float = Field(1.0, gt=0, allow_inf_nan=False, description="Gain applied.",
-                                examples=[1.0])
+    reference_value: float | None = Field(
+        None, allow_inf_nan=False, description="Value of the reference standard.", examples=[25.0]
+    )
+    measured_value: float | None = Field(
+        None, allow_inf_nan=False, description="Value the sensor read against it.", examples=[25.6]
+    )
+    offset_applied: float = Field(
+        0.0, allow_inf_nan=False, description="Offset applied.", examples=[-0.6]
+    )
+    gain_applied: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="Gain applied.", examples=[1.0]
+    )
     performed_by: str | None = Field(None, description="Technician or lab.", examples=["j.doe"])
 
 
 class Connection(IngestModel):
     """A device connecting to, leaving, or being heard by a gateway."""
 
-    spec: ClassVar[KindSpec] = KindSpec("connections", ("device_id", "gateway_id", "event_at",
-                                                        "event"), "insert", "event_at")
+    spec: ClassVar[KindSpec] = KindSpec(
+        "connections", ("device_id", "gateway_id", "event_at", "event"), "insert", "event_at"
+    )
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["pump-17"])
-    gateway_id: str = Field(min_length=1, description="Gateway identifier.", examples=["gw-north-1"])
+    gateway_id: str = Field(
+        min_length=1, description="Gateway identifier.", examples=["gw-north-1"]
+    )
     event_at: datetime = Field(description="When. " + _TS, examples=["2026-03-01T10:00:00Z"])
-    event: Literal["connect", "disconnect", "heard"] = Field(description="What happened.",
-                                                             examples=["heard"])
-    rssi_dbm: float | None = Field(None, ge=-160, le=10, allow_inf_nan=False,
-                                   description="Signal strength at the gateway, dBm.", examples=[-92.0])
-    snr_db: float | None = Field(None, ge=-50, le=60, allow_inf_nan=False,
-                                 description="Signal to noise ratio, dB.", examples=[7.5])
+    event: Literal["connect", "disconnect", "heard"] = Field(
+        description="What happened.", examples=["heard"]
+    )
+    rssi_dbm: float | None = Field(
+        None,
+        ge=-160,
+        le=10,
+        allow_inf_nan=False,
+        description="Signal strength at the gateway, dBm.",
+        examples=[-92.0],
+    )
+    snr_db: float | None = Field(
+        None,
+        ge=-50,
+        le=60,
+        allow_inf_nan=False,
+        description="Signal to noise ratio, dB.",
+        examples=[7.5],
+    )
 
 
 class GatewayStat(IngestModel):
     """A health and load report of a gateway."""
 
-    spec: ClassVar[KindSpec] = KindSpec("gateway_stats", ("gateway_id", "observed_at"), "insert",
-                                        "observed_at")
-    gateway_id: str = Field(min_length=1, description="Gateway identifier.", examples=["gw-north-1"])
+    spec: ClassVar[KindSpec] = KindSpec(
+        "gateway_stats", ("gateway_id", "observed_at"), "insert", "observed_at"
+    )
+    gateway_id: str = Field(
+        min_length=1, description="Gateway identifier.", examples=["gw-north-1"]
+    )
     observed_at: datetime = Field(description="When. " + _TS, examples=["2026-03-01T10:00:00Z"])
-    is_up: bool = Field(True, description="False when the gateway reports itself down.",
-                        examples=[True])
-    cpu_pct: float | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="CPU use, %.",
-                                  examples=[41.0])
-    memory_pct: float | None = Field(None, ge=0, le=100, allow_inf_nan=False,
-                                     description="Memory use, %.", examples=[63.0])
-    latency_ms: float | None = Field(None, ge=0, le=3.6e6, allow_inf_nan=False,
-                                     description="Mean round-trip latency, ms.", examples=[120.0])
-    packet_loss_pct: float | None = Field(None, ge=0, le=100, allow_inf_nan=False,
-                                          description="Messages lost, %.", examples=[0.4])
-    messages_per_s: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False,
-                                         description="Mean message rate, 1/s.", examples=[3.2])
-    n_connected: int | None = Field(None, ge=0, le=10_000_000,
-                                    description="Devices attached, as the gateway counts them.",
-                                    examples=[180])
+    is_up: bool = Field(
+        True, description="False when the gateway reports itself down.", examples=[True]
+    )
+    cpu_pct: float | None = Field(
+        None, ge=0, le=100, allow_inf_nan=False, description="CPU use, %.", examples=[41.0]
+    )
+    memory_pct: float | None = Field(
+        None, ge=0, le=100, allow_inf_nan=False, description="Memory use, %.", examples=[63.0]
+    )
+    latency_ms: float | None = Field(
+        None,
+        ge=0,
+        le=3.6e6,
+        allow_inf_nan=False,
+        description="Mean round-trip latency, ms.",
+        examples=[120.0],
+    )
+    packet_loss_pct: float | None = Field(
+        None, ge=0, le=100, allow_inf_nan=False, description="Messages lost, %.", examples=[0.4]
+    )
+    messages_per_s: float | None = Field(
+        None,
+        ge=0,
+        le=1e7,
+        allow_inf_nan=False,
+        description="Mean message rate, 1/s.",
+        examples=[3.2],
+    )
+    n_connected: int | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="Devices attached, as the gateway counts them.",
+        examples=[180],
+    )
 
 
 class DeviceEvent(IngestModel):
     """Something that happened to a device."""
 
-    spec: ClassVar[KindSpec] = KindSpec("device_events", ("device_id", "event_at", "event"), "insert",
-                                        "event_at")
+    spec: ClassVar[KindSpec] = KindSpec(
+        "device_events", ("device_id", "event_at", "event"), "insert", "event_at"
+    )
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["pump-17"])
     event_at: datetime = Field(description="When. " + _TS, examples=["2026-03-01T10:00:00Z"])
-    event: Literal["failure", "reboot", "battery_replaced", "installed", "removed",
-                   "maintenance"] = Field(description="What happened.", examples=["failure"])
+    event: Literal[
+        "failure", "reboot", "battery_replaced", "installed", "removed", "maintenance"
+    ] = Field(description="What happened.", examples=["failure"])
     detail: str | None = Field(None, description="Free text.", examples=["watchdog reset"])
 
 

@@ -25,10 +25,15 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def write_result(con: duckdb.DuckDBPyConnection, table: str,
-                 data: pa.Table | Mapping[str, Sequence | np.ndarray], *,
-                 params: Mapping[str, object], key: Sequence[str] | None = None,
-                 computed_at: datetime | None = None) -> int:
+def write_result(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    data: pa.Table | Mapping[str, Sequence | np.ndarray],
+    *,
+    params: Mapping[str, object],
+    key: Sequence[str] | None = None,
+    computed_at: datetime | None = None,
+) -> int:
     """Store ``data`` in result table ``table``; returns the number of rows written.
 
     Without ``key`` the table's rows are all replaced. With ``key`` only rows
@@ -37,12 +42,18 @@ def write_result(con: duckdb.DuckDBPyConnection, table: str,
     ``computed_at`` and ``params``, which are filled in here.
     """
     if not isinstance(data, pa.Table):
-        data = pa.table({k: (v if isinstance(v, pa.Array) else pa.array(v))
-                         for k, v in data.items()})
+        data = pa.table(
+            {k: (v if isinstance(v, pa.Array) else pa.array(v)) for k, v in data.items()}
+        )
     stamp = computed_at or now_utc()
-    columns = [r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_schema = 'main' "
-        "and table_name = ? order by ordinal_position", [table]).fetchall()]
+    columns = [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'main' "
+            "and table_name = ? order by ordinal_position",
+            [table],
+        ).fetchall()
+    ]
     select = []
     for col in columns:
         if col == "computed_at":
@@ -60,14 +71,25 @@ def write_result(con: duckdb.DuckDBPyConnection, table: str,
         con.execute("BEGIN TRANSACTION")
         if key:
             on = " and ".join(f"t.{q(k)} = r.{q(k)}" for k in key)
-            con.execute(f"delete from {q(table)} t where exists (select 1 from {name} r where {on})")
+            con.execute(
+                f"delete from {q(table)} t where exists (select 1 from {name} r where {on})"
+            )
         else:
             con.execute(f"delete from {q(table)}")
-        con.execute(f"insert into {q(table)} ({', '.join(q(c) for c in columns)}) "
-                    f"select {', '.join(select)} from {name}",
-                    [v for c in columns if c in ("computed_at", "params")
-                     for v in ([stamp] if c == "computed_at" else
-                               [json.dumps(dict(params), default=str, sort_keys=True)])])
+        con.execute(
+            f"insert into {q(table)} ({', '.join(q(c) for c in columns)}) "
+            f"select {', '.join(select)} from {name}",
+            [
+                v
+                for c in columns
+                if c in ("computed_at", "params")
+                for v in (
+                    [stamp]
+                    if c == "computed_at"
+                    else [json.dumps(dict(params), default=str, sort_keys=True)]
+                )
+            ],
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

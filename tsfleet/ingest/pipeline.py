@@ -23,17 +23,31 @@ import numpy as np
 import pyarrow as pa
 
 from tsfleet.ingest.report import IngestReport
-from tsfleet.ingest.rules import FieldRule, checks, field_rules, parse_expr, present_expr, sql_literal
+from tsfleet.ingest.rules import (
+    FieldRule,
+    checks,
+    field_rules,
+    parse_expr,
+    present_expr,
+    sql_literal,
+)
 from tsfleet.models import IngestModel
 from tsfleet.store import quote_ident as q
 
 UnknownDevicePolicy = Literal["accept", "quarantine"]
 
 
-def ingest_chunk(con: duckdb.DuckDBPyConnection, kind: str, model: type[IngestModel],
-                 table: pa.Table, source: str, *, json_lines: bool = False,
-                 pre_quarantined: list[tuple[str, str, str]] = (),
-                 unknown_devices: UnknownDevicePolicy = "accept") -> IngestReport:
+def ingest_chunk(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    model: type[IngestModel],
+    table: pa.Table,
+    source: str,
+    *,
+    json_lines: bool = False,
+    pre_quarantined: list[tuple[str, str, str]] = (),
+    unknown_devices: UnknownDevicePolicy = "accept",
+) -> IngestReport:
     """Validate and store one chunk; returns its report. Runs in one transaction."""
     report = IngestReport(kind, source)
     table = table.append_column("_rid", pa.array(np.arange(table.num_rows, dtype=np.int64)))
@@ -46,13 +60,19 @@ def ingest_chunk(con: duckdb.DuckDBPyConnection, kind: str, model: type[IngestMo
         bid, src = str(int(batch_id)), sql_literal(source)
         kind_lit = sql_literal(kind)
         if pre_quarantined:
-            pre = pa.table({"reason": [r[0] for r in pre_quarantined],
-                            "detail": [r[1] for r in pre_quarantined],
-                            "raw": [r[2] for r in pre_quarantined]})
+            pre = pa.table(
+                {
+                    "reason": [r[0] for r in pre_quarantined],
+                    "detail": [r[1] for r in pre_quarantined],
+                    "raw": [r[2] for r in pre_quarantined],
+                }
+            )
             con.complete()
             con.register("_tsf_pre", pre)
-            con.execute(f"insert into quarantine select {bid}, {kind_lit}, {src}, reason, detail, raw,"
-                        f" now() from _tsf_pre")
+            con.execute(
+                f"insert into quarantine select {bid}, {kind_lit}, {src}, reason, detail, raw,"
+                f" now() from _tsf_pre"
+            )
             report.n_rows += len(pre_quarantined)
             report.quarantined_by_reason.update(r[0] for r in pre_quarantined)
         if json_lines:
@@ -60,8 +80,15 @@ def ingest_chunk(con: duckdb.DuckDBPyConnection, kind: str, model: type[IngestMo
         else:
             cols = [c for c in table.column_names if c != "_rid"]
             con.execute("create or replace temp view _tsf_src as select * from _tsf_in")
-            raw_sql = ("to_json(struct_pack(" + ", ".join(f"{q(c)} := s.{q(c)}" for c in cols)
-                       + "))::VARCHAR") if cols else "'{}'"
+            raw_sql = (
+                (
+                    "to_json(struct_pack("
+                    + ", ".join(f"{q(c)} := s.{q(c)}" for c in cols)
+                    + "))::VARCHAR"
+                )
+                if cols
+                else "'{}'"
+            )
         types = _column_types(con, "_tsf_src")
         if model.spec.table == "readings" and "metric" not in types and "value" not in types:
             types = _unpivot_wide(con, types)
@@ -78,13 +105,18 @@ def ingest_chunk(con: duckdb.DuckDBPyConnection, kind: str, model: type[IngestMo
         times, params = ("NULL", "NULL"), []
         if model.spec.time_field and report.n_accepted:
             times = ("?", "?")
-            params = list(con.execute(
-                f"select min({q(model.spec.time_field)}), max({q(model.spec.time_field)}) "
-                f"from _tsf_new").fetchone())
+            params = list(
+                con.execute(
+                    f"select min({q(model.spec.time_field)}), max({q(model.spec.time_field)}) "
+                    f"from _tsf_new"
+                ).fetchone()
+            )
         con.execute(
             f"insert into ingest_batches values ({bid}, {kind_lit}, {src}, now(), now(), "
             f"{report.n_rows}, {report.n_accepted}, {report.n_duplicates}, {report.n_quarantined},"
-            f" {times[0]}, {times[1]})", params)
+            f" {times[0]}, {times[1]})",
+            params,
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -103,8 +135,16 @@ def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
             pass
     for name in ("_tsf_src", "_tsf_new"):
         con.execute(f"drop view if exists {name}")
-    for name in ("_tsf_long", "_tsf_checked", "_tsf_rejected", "_tsf_ok", "_tsf_upsert",
-                 "_tsf_later", "_tsf_seen", "_tsf_lines"):
+    for name in (
+        "_tsf_long",
+        "_tsf_checked",
+        "_tsf_rejected",
+        "_tsf_ok",
+        "_tsf_upsert",
+        "_tsf_later",
+        "_tsf_seen",
+        "_tsf_lines",
+    ):
         con.execute(f"drop table if exists {name}")
 
 
@@ -115,21 +155,31 @@ def _column_types(con: duckdb.DuckDBPyConnection, rel: str) -> dict[str, pa.Data
 
 def _split_json_lines(con, kind_lit: str, src: str, bid: str, report: IngestReport) -> str:
     """Quarantine lines that are not JSON objects; expose the rest as text columns."""
-    con.execute("create temp table _tsf_lines as select _rid, _line, "
-                "coalesce(try(json_type(_line)), '') = 'OBJECT' as _ok from _tsf_in")
+    con.execute(
+        "create temp table _tsf_lines as select _rid, _line, "
+        "coalesce(try(json_type(_line)), '') = 'OBJECT' as _ok from _tsf_in"
+    )
     bad = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, 'invalid_json', "
         "'expected one JSON object per line, got: ' || left(_line, 80), _line, now() "
-        "from _tsf_lines where not _ok").fetchone()[0]
+        "from _tsf_lines where not _ok"
+    ).fetchone()[0]
     if bad:
         report.quarantined_by_reason["invalid_json"] += bad
-    keys = [r[0] for r in con.execute(
-        "select distinct unnest(json_keys(_line)) from _tsf_lines where _ok order by 1").fetchall()]
+    keys = [
+        r[0]
+        for r in con.execute(
+            "select distinct unnest(json_keys(_line)) from _tsf_lines where _ok order by 1"
+        ).fetchall()
+    ]
     keys = [k for k in keys if not k.startswith("_")]
-    cols = "".join(f", json_extract_string(_line, {sql_literal(_json_path(k))}) as {q(k)}"
-                   for k in keys)
-    con.execute(f"create or replace temp view _tsf_src as "
-                f"select _rid, _line{cols} from _tsf_lines where _ok")
+    cols = "".join(
+        f", json_extract_string(_line, {sql_literal(_json_path(k))}) as {q(k)}" for k in keys
+    )
+    con.execute(
+        f"create or replace temp view _tsf_src as "
+        f"select _rid, _line{cols} from _tsf_lines where _ok"
+    )
     return "s._line"
 
 
@@ -150,15 +200,21 @@ def _unpivot_wide(con, types: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
     con.execute(
         f"create temp table _tsf_long as select row_number() over () as _rid, * from (unpivot "
         f"(select _rid as _src_rid, {id_cols}{casts} from _tsf_src) on "
-        f"{', '.join(q(m) for m in metrics)} into name metric value value)")
+        f"{', '.join(q(m) for m in metrics)} into name metric value value)"
+    )
     long_types = {c: types[c] for c in ids}
     long_types["metric"] = pa.string()
     long_types["value"] = pa.float64() if numeric else pa.string()
     return long_types
 
 
-def _check(con, model: type[IngestModel], rules: list[FieldRule], types: dict[str, pa.DataType],
-           unknown_devices: UnknownDevicePolicy) -> None:
+def _check(
+    con,
+    model: type[IngestModel],
+    rules: list[FieldRule],
+    types: dict[str, pa.DataType],
+    unknown_devices: UnknownDevicePolicy,
+) -> None:
     """Materialize ``_tsf_checked`` (parsed rows, ``_reason``, key and value hashes) and,
     for the rejected rows only, ``_tsf_rejected`` with a ``_detail`` sentence."""
     wide = _exists_table(con, "_tsf_long")
@@ -168,39 +224,73 @@ def _check(con, model: type[IngestModel], rules: list[FieldRule], types: dict[st
     parsed = [f"{parse_expr(r, types.get(r.name))} as {q('p_' + r.name)}" for r in rules]
     # r_<name>: the raw text, only where parsing can fail (text input); else never "bad".
     fallible = {r.name for r in rules if r.name in types and not _native(r, types[r.name])}
-    raw = [(f"CASE WHEN {present_expr(r, types[r.name])} THEN CAST({q(r.name)} AS VARCHAR) END"
-            if r.name in fallible else "NULL::VARCHAR") + f" as {q('r_' + r.name)}" for r in rules]
+    raw = [
+        (
+            f"CASE WHEN {present_expr(r, types[r.name])} THEN CAST({q(r.name)} AS VARCHAR) END"
+            if r.name in fallible
+            else "NULL::VARCHAR"
+        )
+        + f" as {q('r_' + r.name)}"
+        for r in rules
+    ]
     time_field = model.spec.time_field
-    who = "p_device_id" if "device_id" in names else ("p_gateway_id" if "gateway_id" in names
-                                                       else None)
+    who = (
+        "p_device_id"
+        if "device_id" in names
+        else ("p_gateway_id" if "gateway_id" in names else None)
+    )
     context = "''"
     if who:
         context = f"' for ' || coalesce({who}, '?')"
     if time_field:
-        context += (f" || ' at ' || coalesce(strftime({q('p_' + time_field)}, "
-                    f"'%Y-%m-%dT%H:%M:%SZ'), '?')")
+        context += (
+            f" || ' at ' || coalesce(strftime({q('p_' + time_field)}, '%Y-%m-%dT%H:%M:%SZ'), '?')"
+        )
     conds: list[tuple[str, str, str]] = []
     for r in rules:
         conds.extend(checks(r, context, can_fail_parse=r.name in fallible))
     joins = ""
-    finals = {r.name: (f"coalesce({q('p_' + r.name)}, {r.sql_default})"
-                       if r.default is not None else q("p_" + r.name)) for r in rules}
+    finals = {
+        r.name: (
+            f"coalesce({q('p_' + r.name)}, {r.sql_default})"
+            if r.default is not None
+            else q("p_" + r.name)
+        )
+        for r in rules
+    }
     if model.spec.table == "readings":
-        joins = ("left join metric_aliases _a on _a.alias = lower(p_metric) "
-                 "left join metric_catalog _c on _c.metric = coalesce(_a.metric, lower(p_metric))")
+        joins = (
+            "left join metric_aliases _a on _a.alias = lower(p_metric) "
+            "left join metric_catalog _c on _c.metric = coalesce(_a.metric, lower(p_metric))"
+        )
         canon = 'p_value * coalesce(_a.scale, 1) + coalesce(_a."offset", 0)'
-        conds.append(("_c.metric IS NULL", "unknown_metric",
-                      f"'metric ' || p_metric || ' is not in metric_catalog or metric_aliases'"
-                      f" || {context}"))
-        conds.append((f"({canon}) < _c.min_value OR ({canon}) > _c.max_value", "out_of_range",
-                      f"format('{{}} must be within {{:g}}..{{:g}}, got {{:g}}', _c.metric, "
-                      f"_c.min_value, _c.max_value, {canon}) || {context}"))
+        conds.append(
+            (
+                "_c.metric IS NULL",
+                "unknown_metric",
+                f"'metric ' || p_metric || ' is not in metric_catalog or metric_aliases'"
+                f" || {context}",
+            )
+        )
+        conds.append(
+            (
+                f"({canon}) < _c.min_value OR ({canon}) > _c.max_value",
+                "out_of_range",
+                f"format('{{}} must be within {{:g}}..{{:g}}, got {{:g}}', _c.metric, "
+                f"_c.min_value, _c.max_value, {canon}) || {context}",
+            )
+        )
         finals["metric"] = "_c.metric"
         finals["value"] = canon
     if "device_id" in names and model.spec.table != "devices" and unknown_devices == "quarantine":
         joins += " left join devices _d on _d.device_id = p_device_id"
-        conds.append(("_d.device_id IS NULL", "unknown_device",
-                      f"'device ' || p_device_id || ' is not registered in devices' || {context}"))
+        conds.append(
+            (
+                "_d.device_id IS NULL",
+                "unknown_device",
+                f"'device ' || p_device_id || ' is not registered in devices' || {context}",
+            )
+        )
     reason = "CASE " + " ".join(f"WHEN {c} THEN '{r}'" for c, r, _ in conds) + " END"
     detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in conds) + " END"
     final_cols = ", ".join(f"{expr} as {q(name)}" for name, expr in finals.items())
@@ -210,11 +300,13 @@ def _check(con, model: type[IngestModel], rules: list[FieldRule], types: dict[st
     con.execute(
         f"create temp table _tsf_checked as select *, hash({', '.join(key)}) as _k, "
         f"hash({', '.join(nonkey)}) as _h from (select _rid, _src_rid, {final_cols}, "
-        f"{reason} as _reason from ({inner}) {joins})")
+        f"{reason} as _reason from ({inner}) {joins})"
+    )
     con.execute(
         f"create temp table _tsf_rejected as select _src_rid, {reason} as _reason, "
         f"{detail} as _detail from ({inner} where _rid in "
-        f"(select _rid from _tsf_checked where _reason is not null)) {joins}")
+        f"(select _rid from _tsf_checked where _reason is not null)) {joins}"
+    )
 
 
 def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:
@@ -229,21 +321,27 @@ def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:
 
 
 def _exists_table(con, name: str) -> bool:
-    return bool(con.execute("select count(*) from duckdb_tables() where table_name = ? "
-                            "and temporary", [name]).fetchone()[0])
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_tables() where table_name = ? and temporary", [name]
+        ).fetchone()[0]
+    )
 
 
-def _quarantine_checked(con, kind_lit: str, src: str, bid: str, raw_sql: str,
-                        report: IngestReport) -> None:
+def _quarantine_checked(
+    con, kind_lit: str, src: str, bid: str, raw_sql: str, report: IngestReport
+) -> None:
     rows = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, c._reason, c._detail, {raw_sql}, "
         f"now() from _tsf_rejected c join _tsf_src s on s._rid = c._src_rid "
-        f"returning reason").fetchall()
+        f"returning reason"
+    ).fetchall()
     report.quarantined_by_reason.update(Counter(r[0] for r in rows))
 
 
-def _insert_facts(con, model, rules, bid: str, kind_lit: str, src: str, raw_sql: str,
-                  report: IngestReport) -> None:
+def _insert_facts(
+    con, model, rules, bid: str, kind_lit: str, src: str, raw_sql: str, report: IngestReport
+) -> None:
     """Insert new rows; absorb duplicates; quarantine same-key rows with other values.
 
     Keys are compared through a 64-bit hash first (fast, one column) and then
@@ -256,42 +354,54 @@ def _insert_facts(con, model, rules, bid: str, kind_lit: str, src: str, raw_sql:
     table = q(model.spec.table)
     ok = "_reason is null"
     # 1. Repeats inside the chunk: the first row of a key wins.
-    n_dup_keys = con.execute(f"select count(*) - count(distinct _k) from _tsf_checked where {ok}"
-                             ).fetchone()[0]
+    n_dup_keys = con.execute(
+        f"select count(*) - count(distinct _k) from _tsf_checked where {ok}"
+    ).fetchone()[0]
     later = "select _rid from _tsf_later"
     con.execute(
         f"create temp table _tsf_later as select _rid, _src_rid, _h, _h0 from (select _rid, "
         f"_src_rid, _h, first_value(_h) over w as _h0, row_number() over w as _rn "
         f"from _tsf_checked where {ok} and {'TRUE' if n_dup_keys else 'FALSE'} and _k in "
         f"(select _k from _tsf_checked where {ok} group by _k having count(*) > 1) "
-        f"window w as (partition by {part} order by _rid)) where _rn > 1")
+        f"window w as (partition by {part} order by _rid)) where _rn > 1"
+    )
     # 2. Rows already in the store (looked up within the chunk's time range).
     where, params = "", []
     tf = model.spec.time_field
     if tf:
         where = f"where {q(tf)} between ? and ?"
-        params = list(con.execute(f"select min({q(tf)}), max({q(tf)}) from _tsf_checked "
-                                  f"where {ok}").fetchone())
+        params = list(
+            con.execute(
+                f"select min({q(tf)}), max({q(tf)}) from _tsf_checked where {ok}"
+            ).fetchone()
+        )
     on = " and ".join(f"o.{q(k)} = e.{q(k)}" for k in key)
     h = f"hash({', '.join(q(c) for c in nonkey)})"
     con.execute(
         f"create temp table _tsf_seen as select o._rid, o._src_rid, o._h, e._eh "
         f"from (select * from _tsf_checked where {ok} and _rid not in ({later})) o join "
-        f"(select {part}, {h} as _eh from {table} {where}) e on {on}", params)
-    con.execute(f"create or replace temp view _tsf_new as select * from _tsf_checked where {ok} "
-                f"and _rid not in ({later}) and _rid not in (select _rid from _tsf_seen)")
+        f"(select {part}, {h} as _eh from {table} {where}) e on {on}",
+        params,
+    )
+    con.execute(
+        f"create or replace temp view _tsf_new as select * from _tsf_checked where {ok} "
+        f"and _rid not in ({later}) and _rid not in (select _rid from _tsf_seen)"
+    )
     n_new = con.execute(
         f"insert into {table} ({', '.join(q(c) for c in cols)}, batch_id) "
-        f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_new").fetchone()[0]
+        f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_new"
+    ).fetchone()[0]
     dups = con.execute(
         "select (select count(*) from _tsf_seen where _eh = _h) + "
-        "(select count(*) from _tsf_later where _h = _h0)").fetchone()[0]
+        "(select count(*) from _tsf_later where _h = _h0)"
+    ).fetchone()[0]
     conflicts = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, 'conflicting_duplicate', "
         f"'a row with the same key ({', '.join(key)}) and different values was stored first', "
         f"{raw_sql}, now() from (select _src_rid from _tsf_seen where _eh <> _h union all "
         f"select _src_rid from _tsf_later where _h <> _h0) c "
-        f"join _tsf_src s on s._rid = c._src_rid").fetchone()[0]
+        f"join _tsf_src s on s._rid = c._src_rid"
+    ).fetchone()[0]
     if conflicts:
         report.quarantined_by_reason["conflicting_duplicate"] += conflicts
     report.n_accepted += n_new
@@ -312,7 +422,8 @@ def _update_latest(con, bid: str) -> None:
         "batch_id = excluded.batch_id, "
         "n_readings = device_latest.n_readings + excluded.n_readings, "
         "first_observed_at = least(excluded.first_observed_at, device_latest.first_observed_at), "
-        "last_received_at = excluded.last_received_at")
+        "last_received_at = excluded.last_received_at"
+    )
 
 
 def _upsert_dimensions(con, model, rules, bid: str, report: IngestReport) -> None:
@@ -325,15 +436,20 @@ def _upsert_dimensions(con, model, rules, bid: str, report: IngestReport) -> Non
     on = " and ".join(f"o.{q(k)} = e.{q(k)}" for k in key)
     con.execute(
         f"create temp table _tsf_ok as select *, row_number() over (partition by {part} "
-        f"order by _rid desc) as _rn from _tsf_checked where _reason is null")
+        f"order by _rid desc) as _rn from _tsf_checked where _reason is null"
+    )
     con.execute(
         f"create temp table _tsf_upsert as select o.*, e._eh from _tsf_ok o left join "
-        f"(select {part}, {h} as _eh from {table}) e on {on} where o._rn = 1")
+        f"(select {part}, {h} as _eh from {table}) e on {on} where o._rn = 1"
+    )
     n_new = con.execute(
         f"insert or replace into {table} ({', '.join(q(c) for c in cols)}, batch_id) "
         f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_upsert "
-        f"where _eh is null or _eh <> _h").fetchone()[0]
-    dups = con.execute("select (select count(*) from _tsf_upsert where _eh = _h) + "
-                       "(select count(*) from _tsf_ok where _rn > 1)").fetchone()[0]
+        f"where _eh is null or _eh <> _h"
+    ).fetchone()[0]
+    dups = con.execute(
+        "select (select count(*) from _tsf_upsert where _eh = _h) + "
+        "(select count(*) from _tsf_ok where _rn > 1)"
+    ).fetchone()[0]
     report.n_accepted += n_new
     report.n_duplicates += dups

@@ -96,7 +96,6 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     if arrow_type is None:
         return f"NULL::{rule.sqltype}"
     col = quote_ident(rule.name)
-    is_text = pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
     is_num = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
     text = f"nullif(trim(CAST({col} AS VARCHAR)), '')"
     if rule.sqltype == "VARCHAR":
@@ -109,19 +108,26 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
         elif is_num:
             expr = f"CAST(to_timestamp(CAST({col} AS DOUBLE)) AS TIMESTAMP)"
         else:
-            expr = (f"CASE WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
-                    f"THEN CAST(to_timestamp(TRY_CAST({text} AS DOUBLE)) AS TIMESTAMP) "
-                    f"ELSE TRY_CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP) END")
-        expr = (f"CASE WHEN ({expr}) >= TIMESTAMP '{TS_MIN}' AND ({expr}) < TIMESTAMP '{TS_MAX}' "
-                f"THEN ({expr}) END")
+            expr = (
+                f"CASE WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
+                f"THEN CAST(to_timestamp(TRY_CAST({text} AS DOUBLE)) AS TIMESTAMP) "
+                f"ELSE TRY_CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+            )
+        expr = (
+            f"CASE WHEN ({expr}) >= TIMESTAMP '{TS_MIN}' AND ({expr}) < TIMESTAMP '{TS_MAX}' "
+            f"THEN ({expr}) END"
+        )
     elif rule.sqltype == "DOUBLE":
         expr = f"CAST({col} AS DOUBLE)" if is_num else f"TRY_CAST({text} AS DOUBLE)"
     elif rule.sqltype == "BIGINT":
         num = f"CAST({col} AS DOUBLE)" if is_num else f"TRY_CAST({text} AS DOUBLE)"
         expr = f"CASE WHEN {num} = round({num}) THEN CAST({num} AS BIGINT) END"
     else:  # BOOLEAN
-        expr = (f"CAST({col} AS BOOLEAN)" if pa.types.is_boolean(arrow_type)
-                else f"TRY_CAST({text} AS BOOLEAN)")
+        expr = (
+            f"CAST({col} AS BOOLEAN)"
+            if pa.types.is_boolean(arrow_type)
+            else f"TRY_CAST({text} AS BOOLEAN)"
+        )
     return expr
 
 
@@ -132,15 +138,25 @@ def present_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     return f"nullif(trim(CAST({quote_ident(rule.name)} AS VARCHAR)), '') IS NOT NULL"
 
 
-_BAD = {"TIMESTAMP": "bad_timestamp", "DOUBLE": "bad_number", "BIGINT": "bad_number",
-        "BOOLEAN": "bad_boolean", "VARCHAR": "bad_value"}
-_EXPECT = {"TIMESTAMP": f"an ISO 8601 time or Unix seconds between {TS_MIN} and {TS_MAX}",
-           "DOUBLE": "a number", "BIGINT": "a whole number", "BOOLEAN": "true or false",
-           "VARCHAR": "text"}
+_BAD = {
+    "TIMESTAMP": "bad_timestamp",
+    "DOUBLE": "bad_number",
+    "BIGINT": "bad_number",
+    "BOOLEAN": "bad_boolean",
+    "VARCHAR": "bad_value",
+}
+_EXPECT = {
+    "TIMESTAMP": f"an ISO 8601 time or Unix seconds between {TS_MIN} and {TS_MAX}",
+    "DOUBLE": "a number",
+    "BIGINT": "a whole number",
+    "BOOLEAN": "true or false",
+    "VARCHAR": "text",
+}
 
 
-def checks(rule: FieldRule, context: str, can_fail_parse: bool = True
-           ) -> list[tuple[str, str, str]]:
+def checks(
+    rule: FieldRule, context: str, can_fail_parse: bool = True
+) -> list[tuple[str, str, str]]:
     """Ordered (condition, reason, detail) triples over the parsed columns.
 
     Conditions see the parsed value as ``p_<name>`` and the raw value as
@@ -152,18 +168,34 @@ def checks(rule: FieldRule, context: str, can_fail_parse: bool = True
     got = f"coalesce({r}, 'nothing')"
     out = []
     if can_fail_parse:
-        out.append((f"{r} IS NOT NULL AND {p} IS NULL", _BAD[rule.sqltype],
-                    f"'{name} must be {_EXPECT[rule.sqltype]}, got ' || {got} || {context}"))
+        out.append(
+            (
+                f"{r} IS NOT NULL AND {p} IS NULL",
+                _BAD[rule.sqltype],
+                f"'{name} must be {_EXPECT[rule.sqltype]}, got ' || {got} || {context}",
+            )
+        )
     if rule.required:
-        out.append((f"{p} IS NULL", "missing_field",
-                    f"'{name} is required and missing' || {context}"))
+        out.append(
+            (f"{p} IS NULL", "missing_field", f"'{name} is required and missing' || {context}")
+        )
     if rule.sqltype == "DOUBLE":
-        out.append((f"isnan({p}) OR isinf({p})", "nan_value",
-                    f"'{name} must be a finite number, got ' || {got} || {context}"))
+        out.append(
+            (
+                f"isnan({p}) OR isinf({p})",
+                "nan_value",
+                f"'{name} must be a finite number, got ' || {got} || {context}",
+            )
+        )
     if rule.choices:
         allowed = ", ".join(sql_literal(c) for c in rule.choices)
-        out.append((f"{p} NOT IN ({allowed})", "invalid_choice",
-                    f"'{name} must be one of {'|'.join(rule.choices)}, got ' || {got} || {context}"))
+        out.append(
+            (
+                f"{p} NOT IN ({allowed})",
+                "invalid_choice",
+                f"'{name} must be one of {'|'.join(rule.choices)}, got ' || {got} || {context}",
+            )
+        )
     lo = rule.ge if rule.ge is not None else rule.gt
     hi = rule.le if rule.le is not None else rule.lt
     conds = []
@@ -177,8 +209,13 @@ def checks(rule: FieldRule, context: str, can_fail_parse: bool = True
         conds.append(f"{p} >= {rule.lt!r}")
     if conds:
         span = f"{'' if lo is None else _fmt(lo)}..{'' if hi is None else _fmt(hi)}"
-        out.append((" OR ".join(conds), "out_of_range",
-                    f"'{name} must be within {span}, got ' || {got} || {context}"))
+        out.append(
+            (
+                " OR ".join(conds),
+                "out_of_range",
+                f"'{name} must be within {span}, got ' || {got} || {context}",
+            )
+        )
     return out
 
 

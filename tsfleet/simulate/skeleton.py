@@ -18,37 +18,114 @@ import numpy as np
 #: battery voltage and no percentage; ``pct_step`` is the quantization of the
 #: reported percentage (1 = integer percent).
 MODELS: list[dict] = [
-    dict(manufacturer="Acme", model="TH-200", device_type="temp_humidity", prefix="th",
-         measures="temperature_c", chemistry="li_socl2", capacity_mah=19000, interval_s=3600,
-         hardware_revs=("A", "B"), voltage_only=False, pct_step=1.0, share=0.30),
-    dict(manufacturer="Acme", model="RH-310", device_type="humidity", prefix="rh",
-         measures="humidity_pct", chemistry="li_socl2", capacity_mah=8500, interval_s=3600,
-         hardware_revs=("A",), voltage_only=False, pct_step=1.0, share=0.15),
-    dict(manufacturer="Borealis", model="VB-9", device_type="vibration", prefix="vb",
-         measures="vibration_g", chemistry="li_socl2", capacity_mah=13000, interval_s=3600,
-         hardware_revs=("1", "2"), voltage_only=False, pct_step=0.5, share=0.15),
-    dict(manufacturer="Cirrus", model="PX-3", device_type="pressure", prefix="px",
-         measures="pressure_kpa", chemistry="alkaline", capacity_mah=2800, interval_s=3600,
-         hardware_revs=("r1", "r2"), voltage_only=True, pct_step=None, share=0.15),
-    dict(manufacturer="Dyna", model="GS-1", device_type="gas", prefix="gs",
-         measures="co2_ppm", chemistry="li_ion", capacity_mah=3400, interval_s=3600,
-         hardware_revs=("v1", "v2"), voltage_only=False, pct_step=1.0, share=0.10),
-    dict(manufacturer="Edge", model="TM-1d", device_type="temperature", prefix="tm",
-         measures="temperature_c", chemistry="alkaline", capacity_mah=2800, interval_s=86400,
-         hardware_revs=("A",), voltage_only=False, pct_step=1.0, share=0.05),
-    dict(manufacturer="Fenwick", model="EM-4", device_type="env_monitor", prefix="em",
-         measures="temperature_c", chemistry="mains", capacity_mah=None, interval_s=3600,
-         hardware_revs=("4",), voltage_only=False, pct_step=None, share=0.10),
+    dict(
+        manufacturer="Acme",
+        model="TH-200",
+        device_type="temp_humidity",
+        prefix="th",
+        measures="temperature_c",
+        chemistry="li_socl2",
+        capacity_mah=19000,
+        interval_s=3600,
+        hardware_revs=("A", "B"),
+        voltage_only=False,
+        pct_step=1.0,
+        share=0.30,
+    ),
+    dict(
+        manufacturer="Acme",
+        model="RH-310",
+        device_type="humidity",
+        prefix="rh",
+        measures="humidity_pct",
+        chemistry="li_socl2",
+        capacity_mah=8500,
+        interval_s=3600,
+        hardware_revs=("A",),
+        voltage_only=False,
+        pct_step=1.0,
+        share=0.15,
+    ),
+    dict(
+        manufacturer="Borealis",
+        model="VB-9",
+        device_type="vibration",
+        prefix="vb",
+        measures="vibration_g",
+        chemistry="li_socl2",
+        capacity_mah=13000,
+        interval_s=3600,
+        hardware_revs=("1", "2"),
+        voltage_only=False,
+        pct_step=0.5,
+        share=0.15,
+    ),
+    dict(
+        manufacturer="Cirrus",
+        model="PX-3",
+        device_type="pressure",
+        prefix="px",
+        measures="pressure_kpa",
+        chemistry="alkaline",
+        capacity_mah=2800,
+        interval_s=3600,
+        hardware_revs=("r1", "r2"),
+        voltage_only=True,
+        pct_step=None,
+        share=0.15,
+    ),
+    dict(
+        manufacturer="Dyna",
+        model="GS-1",
+        device_type="gas",
+        prefix="gs",
+        measures="co2_ppm",
+        chemistry="li_ion",
+        capacity_mah=3400,
+        interval_s=3600,
+        hardware_revs=("v1", "v2"),
+        voltage_only=False,
+        pct_step=1.0,
+        share=0.10,
+    ),
+    dict(
+        manufacturer="Edge",
+        model="TM-1d",
+        device_type="temperature",
+        prefix="tm",
+        measures="temperature_c",
+        chemistry="alkaline",
+        capacity_mah=2800,
+        interval_s=86400,
+        hardware_revs=("A",),
+        voltage_only=False,
+        pct_step=1.0,
+        share=0.05,
+    ),
+    dict(
+        manufacturer="Fenwick",
+        model="EM-4",
+        device_type="env_monitor",
+        prefix="em",
+        measures="temperature_c",
+        chemistry="mains",
+        capacity_mah=None,
+        interval_s=3600,
+        hardware_revs=("4",),
+        voltage_only=False,
+        pct_step=None,
+        share=0.10,
+    ),
 ]
 
 #: Zone kinds: share of zones, base temperature (C), daily amplitude (C),
 #: base humidity (%RH), base vibration (g RMS).
 ZONE_KINDS = {
-    "normal":    dict(share=0.45, temp=21.0, amp=2.0, hum=45.0, vib=0.05),
-    "hot":       dict(share=0.15, temp=38.0, amp=5.0, hum=30.0, vib=0.08),
-    "humid":     dict(share=0.15, temp=26.0, amp=2.5, hum=86.0, vib=0.05),
+    "normal": dict(share=0.45, temp=21.0, amp=2.0, hum=45.0, vib=0.05),
+    "hot": dict(share=0.15, temp=38.0, amp=5.0, hum=30.0, vib=0.08),
+    "humid": dict(share=0.15, temp=26.0, amp=2.5, hum=86.0, vib=0.05),
     "vibrating": dict(share=0.15, temp=24.0, amp=3.0, hum=40.0, vib=0.9),
-    "cold":      dict(share=0.10, temp=2.0,  amp=1.5, hum=70.0, vib=0.03),
+    "cold": dict(share=0.10, temp=2.0, amp=1.5, hum=70.0, vib=0.03),
 }
 
 
@@ -69,12 +146,12 @@ class Skeleton:
     """What every generator shares. Per-hour arrays have length ``n_hours``."""
 
     config: SimConfig
-    hours: np.ndarray                       # datetime64[s], start of each hour
-    sites: np.ndarray                       # site names
-    zones: dict[str, np.ndarray]            # zone, site, kind, base values
-    env: dict[str, np.ndarray]              # (n_zones, n_hours): temperature_c, humidity_pct, vibration_g
-    devices: dict[str, np.ndarray]          # one entry per device
-    gateways: dict[str, np.ndarray]         # one entry per gateway
+    hours: np.ndarray  # datetime64[s], start of each hour
+    sites: np.ndarray  # site names
+    zones: dict[str, np.ndarray]  # zone, site, kind, base values
+    env: dict[str, np.ndarray]  # (n_zones, n_hours): temperature_c, humidity_pct, vibration_g
+    devices: dict[str, np.ndarray]  # one entry per device
+    gateways: dict[str, np.ndarray]  # one entry per gateway
     extra: dict[str, object] = field(default_factory=dict)  # shared state between generators
 
     @property
@@ -97,7 +174,7 @@ class Skeleton:
 def build_skeleton(config: SimConfig) -> Skeleton:
     rng = np.random.default_rng([config.seed, 1])
     n_hours = config.days * 24
-    hours = (np.datetime64(config.start, "s") + np.arange(n_hours) * np.timedelta64(3600, "s"))
+    hours = np.datetime64(config.start, "s") + np.arange(n_hours) * np.timedelta64(3600, "s")
     n_sites = int(np.clip(round(config.n_devices / config.devices_per_site), 1, 200))
     sites = np.array([f"plant-{chr(97 + i % 26)}{i // 26 or ''}" for i in range(n_sites)])
 
@@ -108,8 +185,12 @@ def build_skeleton(config: SimConfig) -> Skeleton:
     zone_kind = rng.choice(kinds, size=n_zones, p=shares / shares.sum())
     zone_kind[:: config.zones_per_site] = "normal"  # every site has a normal zone
     zone_site = np.repeat(sites, config.zones_per_site)
-    zone_name = np.array([f"{s}/z{i % config.zones_per_site + 1}-{k}"
-                          for i, (s, k) in enumerate(zip(zone_site, zone_kind, strict=True))])
+    zone_name = np.array(
+        [
+            f"{s}/z{i % config.zones_per_site + 1}-{k}"
+            for i, (s, k) in enumerate(zip(zone_site, zone_kind, strict=True))
+        ]
+    )
     base_t = np.array([ZONE_KINDS[k]["temp"] for k in zone_kind]) + rng.normal(0, 1.5, n_zones)
     amp = np.array([ZONE_KINDS[k]["amp"] for k in zone_kind]) * rng.uniform(0.7, 1.3, n_zones)
     base_h = np.array([ZONE_KINDS[k]["hum"] for k in zone_kind]) + rng.normal(0, 3, n_zones)
@@ -117,20 +198,40 @@ def build_skeleton(config: SimConfig) -> Skeleton:
 
     h = np.arange(n_hours)
     hour_of_day = h % 24
-    daily = np.sin(2 * np.pi * (hour_of_day - 9) / 24)              # peak mid-afternoon
+    daily = np.sin(2 * np.pi * (hour_of_day - 9) / 24)  # peak mid-afternoon
     seasonal = 3.0 * np.sin(2 * np.pi * h / (24 * 365) + rng.uniform(0, 2 * np.pi))
-    weather = _ar1(rng, (n_sites, n_hours), phi=0.97, sigma=0.35)      # shared per site
+    weather = _ar1(rng, (n_sites, n_hours), phi=0.97, sigma=0.35)  # shared per site
     site_of_zone = np.repeat(np.arange(n_sites), config.zones_per_site)
     local = _ar1(rng, (n_zones, n_hours), phi=0.9, sigma=0.25)
-    temp = (base_t[:, None] + amp[:, None] * daily[None, :] + seasonal[None, :]
-            + weather[site_of_zone] + local)
-    hum = np.clip(base_h[:, None] - 1.8 * (temp - base_t[:, None])
-                  + _ar1(rng, (n_zones, n_hours), phi=0.95, sigma=0.8), 3, 99.5)
-    shift = ((hour_of_day >= 6) & (hour_of_day < 22)).astype(float)    # two work shifts
-    vib = base_v[:, None] * (0.4 + 0.8 * shift[None, :]) * np.exp(
-        rng.normal(0, 0.15, (n_zones, n_hours)))
-    zones = dict(zone=zone_name, site=zone_site, kind=zone_kind, base_temperature_c=base_t,
-                 daily_amplitude_c=amp, base_humidity_pct=base_h, base_vibration_g=base_v)
+    temp = (
+        base_t[:, None]
+        + amp[:, None] * daily[None, :]
+        + seasonal[None, :]
+        + weather[site_of_zone]
+        + local
+    )
+    hum = np.clip(
+        base_h[:, None]
+        - 1.8 * (temp - base_t[:, None])
+        + _ar1(rng, (n_zones, n_hours), phi=0.95, sigma=0.8),
+        3,
+        99.5,
+    )
+    shift = ((hour_of_day >= 6) & (hour_of_day < 22)).astype(float)  # two work shifts
+    vib = (
+        base_v[:, None]
+        * (0.4 + 0.8 * shift[None, :])
+        * np.exp(rng.normal(0, 0.15, (n_zones, n_hours)))
+    )
+    zones = dict(
+        zone=zone_name,
+        site=zone_site,
+        kind=zone_kind,
+        base_temperature_c=base_t,
+        daily_amplitude_c=amp,
+        base_humidity_pct=base_h,
+        base_vibration_g=base_v,
+    )
     env = dict(temperature_c=temp, humidity_pct=hum, vibration_g=vib)
 
     # Devices -----------------------------------------------------------------------
@@ -139,24 +240,39 @@ def build_skeleton(config: SimConfig) -> Skeleton:
     model_idx = rng.choice(len(MODELS), size=n, p=share / share.sum())
     zone_idx = rng.integers(0, n_zones, size=n)
     prefix = np.array([MODELS[i]["prefix"] for i in model_idx])
-    device_id = np.char.add(np.char.add(prefix, "-"), np.char.zfill(np.arange(1, n + 1).astype(str), 5))
-    hw = np.array([MODELS[i]["hardware_revs"][rng.integers(len(MODELS[i]["hardware_revs"]))]
-                   for i in model_idx])
-    installed = (np.datetime64(config.start, "s")
-                 - rng.integers(30, 900, size=n) * np.timedelta64(86400, "s"))
+    device_id = np.char.add(
+        np.char.add(prefix, "-"), np.char.zfill(np.arange(1, n + 1).astype(str), 5)
+    )
+    hw = np.array(
+        [
+            MODELS[i]["hardware_revs"][rng.integers(len(MODELS[i]["hardware_revs"]))]
+            for i in model_idx
+        ]
+    )
+    installed = np.datetime64(config.start, "s") - rng.integers(30, 900, size=n) * np.timedelta64(
+        86400, "s"
+    )
 
     def attr(key: str) -> np.ndarray:
         return np.array([MODELS[i][key] for i in model_idx], dtype=object)
 
     devices = dict(
-        device_id=device_id.astype(object), model_idx=model_idx, zone_idx=zone_idx,
-        device_type=attr("device_type"), manufacturer=attr("manufacturer"), model=attr("model"),
-        hardware_rev=hw.astype(object), site=zone_site[zone_idx].astype(object),
-        zone=zone_name[zone_idx].astype(object), battery_chemistry=attr("chemistry"),
-        battery_capacity_mah=np.array([MODELS[i]["capacity_mah"] or np.nan for i in model_idx],
-                                      dtype=float),
+        device_id=device_id.astype(object),
+        model_idx=model_idx,
+        zone_idx=zone_idx,
+        device_type=attr("device_type"),
+        manufacturer=attr("manufacturer"),
+        model=attr("model"),
+        hardware_rev=hw.astype(object),
+        site=zone_site[zone_idx].astype(object),
+        zone=zone_name[zone_idx].astype(object),
+        battery_chemistry=attr("chemistry"),
+        battery_capacity_mah=np.array(
+            [MODELS[i]["capacity_mah"] or np.nan for i in model_idx], dtype=float
+        ),
         reporting_interval_s=np.array([MODELS[i]["interval_s"] for i in model_idx], dtype=float),
-        installed_at=installed, measures=attr("measures"),
+        installed_at=installed,
+        measures=attr("measures"),
         is_reference=np.zeros(n, dtype=bool),
         criticality=rng.choice([1, 2, 3, 4, 5], size=n, p=[0.1, 0.2, 0.4, 0.2, 0.1]),
         voltage_only=np.array([MODELS[i]["voltage_only"] for i in model_idx], dtype=bool),
@@ -176,9 +292,13 @@ def build_skeleton(config: SimConfig) -> Skeleton:
             gw_site.append(site)
             gw_zone.append(zone_name[s_i * config.zones_per_site + j % config.zones_per_site])
             gw_cap.append(cap)
-    gateways = dict(gateway_id=np.array(gw_id, dtype=object), site=np.array(gw_site, dtype=object),
-                    zone=np.array(gw_zone, dtype=object), capacity_devices=np.array(gw_cap),
-                    kind=np.array(["gateway"] * len(gw_id), dtype=object))
+    gateways = dict(
+        gateway_id=np.array(gw_id, dtype=object),
+        site=np.array(gw_site, dtype=object),
+        zone=np.array(gw_zone, dtype=object),
+        capacity_devices=np.array(gw_cap),
+        kind=np.array(["gateway"] * len(gw_id), dtype=object),
+    )
     return Skeleton(config, hours, sites, zones, env, devices, gateways)
 
 

@@ -1,0 +1,45 @@
+-- Daily battery level per device: the mean normalized level of the day's
+-- readings at their mean time, with the medians of the day's first and last
+-- 12 hours and whether the day holds a reset (a battery_replaced event, a rise
+-- of more than 8 points from the first to the last half-day median, or a day
+-- mean more than 5 points above the previous day's that the next day keeps). The forecast reads this view: daily aggregation happens here.
+-- grain: one row per device and UTC day with battery readings
+-- columns: day (date), level_pct (%), first_level_pct / last_level_pct (% medians of the
+-- half-days), n_readings,
+-- mean_observed_at (UTC), last_observed_at (UTC), is_reset_day
+create or replace view battery_daily as
+with by_day as (
+    select device_id, observed_at::date as day,
+           avg(level_pct) as level_pct,
+           median(level_pct) filter (where hour(observed_at) < 12) as first_level_pct,
+           median(level_pct) filter (where hour(observed_at) >= 12) as last_level_pct,
+           count(*) as n_readings,
+           to_timestamp(avg(epoch(observed_at)))::timestamp as mean_observed_at,
+           max(observed_at) as last_observed_at
+    from battery_readings
+    group by all
+),
+events as (
+    select distinct device_id, event_at::date as day
+    from device_events where event = 'battery_replaced'
+),
+neighbours as (
+    select b.*,
+           lag(b.level_pct) over w as prev_level_pct,
+           lead(b.level_pct) over w as next_level_pct,
+           e.device_id is not null as has_replacement
+    from by_day b
+    left join events e using (device_id, day)
+    window w as (partition by b.device_id order by b.day)
+),
+final as (
+    select device_id, day, level_pct, first_level_pct, last_level_pct, n_readings,
+           mean_observed_at, last_observed_at,
+           has_replacement
+           or coalesce(last_level_pct - first_level_pct > 8, false)
+           or coalesce(level_pct - prev_level_pct > 5
+                       and coalesce(next_level_pct, level_pct) - prev_level_pct > 5, false)
+           as is_reset_day
+    from neighbours
+)
+select * from final

@@ -1,0 +1,65 @@
+-- Offline state of every device that has reported, judged against its own schedule.
+-- grain: one row per device with at least one stored reading
+-- columns: device_id, site, zone; last_observed_at and as_of (UTC); silent_s (s since the
+-- newest reading); profile_interval_s (devices.reporting_interval_s), reported_interval_s
+-- (latest reporting_interval_s reading), learned_interval_s (mean spacing of the device's
+-- most frequent metric, from device_latest: span / (n_readings - 1)), expected_interval_s
+-- and interval_source (reported | learned | profile | learned+profile | default), k
+-- (multiples of the interval that count as offline), n_missed_intervals, is_offline.
+-- The clock is the variable tsfleet_as_of if set, else the newest observed_at of the
+-- fleet (so a replayed or backfilled store is judged as of its own data); k is the
+-- variable tsfleet_offline_k, default 3. A backfilled batch moves last_observed_at and
+-- closes the gap. The learned interval needs 4 readings; when the profile also gives one,
+-- the larger wins, so a daily device with an hourly profile is not offline after 3 hours.
+create or replace view device_offline as
+with clock as (
+    select coalesce(getvariable('tsfleet_as_of')::timestamp,
+                    (select max(observed_at) from device_latest)) as as_of,
+           coalesce(getvariable('tsfleet_offline_k')::double, 3.0) as k
+),
+
+per_metric as (
+    select device_id, metric, observed_at, value, n_readings,
+           case when n_readings >= 4
+                then epoch(observed_at - first_observed_at) / (n_readings - 1) end as spacing_s
+    from device_latest
+),
+
+per_device as (
+    select device_id,
+           max(observed_at) as last_observed_at,
+           arg_max(spacing_s, n_readings) as learned_interval_s,
+           max(value) filter (where metric = 'reporting_interval_s') as reported_interval_s
+    from per_metric
+    group by device_id
+),
+
+expected as (
+    select p.*, d.site, d.zone, d.reporting_interval_s as profile_interval_s,
+           case when p.reported_interval_s is not null then p.reported_interval_s
+                when p.learned_interval_s > 0 and d.reporting_interval_s > 0
+                    then greatest(p.learned_interval_s, d.reporting_interval_s)
+                when p.learned_interval_s > 0 then p.learned_interval_s
+                when d.reporting_interval_s > 0 then d.reporting_interval_s
+                else 3600 end as expected_interval_s,
+           case when p.reported_interval_s is not null then 'reported'
+                when p.learned_interval_s > 0 and d.reporting_interval_s > 0 then 'learned+profile'
+                when p.learned_interval_s > 0 then 'learned'
+                when d.reporting_interval_s > 0 then 'profile'
+                else 'default' end as interval_source
+    from per_device p
+    left join devices d using (device_id)
+),
+
+final as (
+    select e.device_id, e.site, e.zone, e.last_observed_at, c.as_of,
+           greatest(epoch(c.as_of - e.last_observed_at), 0) as silent_s,
+           e.profile_interval_s, e.reported_interval_s, e.learned_interval_s,
+           e.expected_interval_s, e.interval_source, c.k,
+           floor(greatest(epoch(c.as_of - e.last_observed_at), 0) / e.expected_interval_s)
+               as n_missed_intervals,
+           epoch(c.as_of - e.last_observed_at) > c.k * e.expected_interval_s as is_offline
+    from expected e cross join clock c
+)
+
+select * from final

@@ -1,0 +1,80 @@
+"""The CLI: demo, ingest, sql, info, and one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tsfleet import Fleet
+from tsfleet.cli import format_rows, main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_demo_builds_a_store_and_reports(tmp_path, capsys):
+    db = tmp_path / "demo.duckdb"
+    code, out, err = run(capsys, "demo", "--devices", "40", "--days", "10", "--db", str(db))
+    assert code == 0, err
+    assert "stored" in out and "readings from 40 devices" in out
+    with Fleet(db, read_only=True) as f:
+        assert f.query("select count(*) as n from devices")[0]["n"] == 40
+        assert f.query("select n_devices from sim.config")[0]["n_devices"] == 40
+    # A second demo replaces its own store ...
+    assert run(capsys, "demo", "--devices", "20", "--days", "5", "--db", str(db))[0] == 0
+    # ... but never a store that is not a demo.
+    real = tmp_path / "real.duckdb"
+    Fleet(real).close()
+    code, _, err = run(capsys, "demo", "--devices", "20", "--days", "5", "--db", str(real))
+    assert code == 2 and "not a demo store" in err and "Traceback" not in err
+
+
+def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
+    db = tmp_path / "plant.duckdb"
+    monkeypatch.setenv("TSFLEET_DB", str(db))
+    csv = tmp_path / "r.csv"
+    csv.write_text("device_id,observed_at,metric,value\npump-17,2026-03-01T10:00Z,battery_pct,87\n"
+                   "pump-17,2026-03-01T11:00Z,battery_pct,180\n")
+    code, out, _ = run(capsys, "ingest", "readings", str(csv))
+    assert code == 0 and "1 accepted" in out and "out_of_range: 1" in out
+    code, out, _ = run(capsys, "sql", "select device_id, value from readings", "--format", "json")
+    assert code == 0 and json.loads(out) == [{"device_id": "pump-17", "value": 87.0}]
+    code, out, _ = run(capsys, "sql", "select device_id, value from readings", "--format", "csv")
+    assert out.splitlines() == ["device_id,value", "pump-17,87"]
+    code, out, _ = run(capsys, "sql", "select device_id, value from readings")
+    assert out.splitlines()[2].split() == ["pump-17", "87"]
+    code, out, _ = run(capsys, "info")
+    assert code == 0 and "readings            1" in out and "quarantine          1" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sql", "select nonsense from nowhere"], "SQL error"),
+    (["ingest", "readings", "/no/such/file.csv"], "no such file"),
+    (["ingest", "nonsense", "/no/such/file.csv"], "unknown ingest kind"),
+    (["info"], "no store"),
+])
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    db = tmp_path / ("x.duckdb" if argv[0] != "sql" else "y.duckdb")
+    if argv[0] == "sql":
+        Fleet(db).close()
+    code, out, err = run(capsys, "--db", str(db), *argv)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_runs_as_a_module(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "tsfleet", "--db", str(tmp_path / "n.duckdb"),
+                          "info"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.startswith("tsfleet: error: no store")
+
+
+def test_format_rows_handles_empty_and_types():
+    assert format_rows([], "table") == "(no rows)"
+    assert format_rows([], "csv") == ""
+    assert format_rows([{"a": None, "b": 1.23456789}], "csv") == "a,b\n,1.23457"

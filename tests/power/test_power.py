@@ -1,0 +1,175 @@
+"""Requirement-level tests of the power domain on small simulated fleets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsfleet import Fleet
+from tsfleet.errors import InvalidParameter
+from tsfleet.power import holt, series
+from tsfleet.power.chemistry import charge_from_level, level_from_charge
+from tsfleet.power.forecast import compute
+from tsfleet.simulate import SimConfig, simulated_fleet
+
+T0 = datetime(2026, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    f = simulated_fleet(SimConfig(n_devices=150, days=40, seed=21))
+    f.power.analyze()
+    yield f
+    f.close()
+
+
+def _hourly(fleet, device, levels, metric="battery_pct", start=T0, chemistry="li_socl2",
+            device_type="temp_humidity", site="s1"):
+    fleet.ingest("devices", [dict(device_id=device, device_type=device_type, manufacturer="m",
+                                  model="x", site=site, zone=f"{site}/z1",
+                                  battery_chemistry=chemistry)])
+    fleet.ingest("readings", pd.DataFrame({
+        "device_id": device,
+        "observed_at": [start + timedelta(hours=i) for i in range(len(levels))],
+        "metric": metric, "value": levels}))
+
+
+def test_device_set_to_deplete_is_forecast_within_tolerance(fleet):
+    rng = np.random.default_rng(1)
+    hours = np.arange(40 * 24)
+    true = 60 - 0.8 * hours / 24                    # empties on day 75
+    _hourly(fleet, "d1", np.round(true + rng.normal(0, 0.3, len(hours))), chemistry="alkaline")
+    f = fleet.power.forecast(30).set_index("device_id").loc["d1"]
+    assert f.method == "holt_winters"
+    assert f.drop_pct == pytest.approx(24.0, rel=0.05)
+    assert f.days_to_empty == pytest.approx(35.0, rel=0.1)
+    assert f.level_lo_pct <= f.level_at_horizon_pct <= f.level_hi_pct
+    assert f.critical_lo_at <= f.critical_at <= f.critical_hi_at
+
+
+def test_replaced_battery_resets_the_forecast(fleet):
+    hours = np.arange(30 * 24)
+    lv = np.where(hours < 20 * 24, 30 - 1.0 * hours / 24, 100 - 0.5 * (hours - 20 * 24) / 24)
+    _hourly(fleet, "d2", np.round(lv, 1), chemistry="alkaline")
+    fleet.ingest("device_events", [dict(device_id="d2", event_at=T0 + timedelta(days=20),
+                                        event="battery_replaced")])
+    f = fleet.power.forecast(30).set_index("device_id").loc["d2"]
+    assert f.rate_pct_per_day == pytest.approx(0.5, rel=0.05)
+    assert f.level_now_pct > 90
+
+
+def test_voltage_only_device_gets_a_level(fleet):
+    hours = np.arange(20 * 24)
+    level = 70 - 0.5 * hours / 24
+    volts = np.interp(level, np.linspace(0, 100, 11),
+                      [2.00, 2.20, 2.36, 2.48, 2.58, 2.66, 2.74, 2.82, 2.90, 3.00, 3.20])
+    _hourly(fleet, "v1", np.round(volts, 3), metric="battery_voltage_v", chemistry="alkaline",
+            device_type="pressure")
+    got = fleet.query("select level_pct from battery_level where device_id = 'v1' "
+                      "order by observed_at")
+    assert got[0]["level_pct"] == pytest.approx(70, abs=0.2)
+    assert got[-1]["level_pct"] == pytest.approx(level[-1], abs=0.2)
+
+
+def test_short_history_gets_the_fallback_and_no_data_is_reported(fleet):
+    _hourly(fleet, "s1", np.full(3 * 24, 80.0))
+    fleet.ingest("devices", [dict(device_id="n1", device_type="temp_humidity", manufacturer="m",
+                                  model="x", site="s1", zone="s1/z1",
+                                  battery_chemistry="li_socl2")])
+    f = fleet.power.forecast(30).set_index("device_id")
+    assert f.loc["s1", "method"] == "type_prior" and "too short history" in f.loc["s1", "reason"]
+    assert f.loc["n1", "method"] == "no_data" and np.isnan(f.loc["n1", "level_now_pct"])
+
+
+def test_constant_series_never_empties(fleet):
+    _hourly(fleet, "c1", np.full(20 * 24, 55.0))
+    f = fleet.power.forecast(30).set_index("device_id").loc["c1"]
+    assert f.drop_pct == pytest.approx(0, abs=0.1) and pd.isna(f.empty_at)
+
+
+def test_bad_inputs_give_results_not_exceptions():
+    dev = pd.DataFrame(dict(device_id=["a", "b"], device_type=["t", "t"],
+                            chemistry=["alkaline"] * 2,
+                            zone=["z", "z"], is_rechargeable=[False, False], knee=[0.0, 0.0],
+                            gain=[0.0, 0.0]))
+    empty = pd.DataFrame(columns=["device_id", "day", "level_pct", "mean_observed_at",
+                                  "last_observed_at", "is_reset_day"])
+    out = compute(series.build(dev, empty, pd.DataFrame()), 30, np.array([10.0, 10.0]))
+    assert list(out["method"]) == ["no_data", "no_data"]
+    days = pd.date_range("2026-06-01", periods=10)
+    nan = pd.DataFrame(dict(device_id="a", day=days, level_pct=np.nan,
+                            mean_observed_at=days + pd.Timedelta(hours=12),
+                            last_observed_at=days + pd.Timedelta(hours=23), is_reset_day=False))
+    out = compute(series.build(dev, nan, pd.DataFrame()), 30, np.array([10.0, 10.0]))
+    assert list(out["method"]) == ["no_data", "no_data"]
+
+
+def test_horizon_is_validated(fleet):
+    with pytest.raises(InvalidParameter, match="horizon_days"):
+        fleet.power.forecast(0)
+
+
+def test_vectorized_recursion_equals_statsmodels():
+    rng = np.random.default_rng(3)
+    y = 80 - 0.3 * np.arange(30) + rng.normal(0, 0.1, 30)
+    p = holt.HoltParams(0.3, 0.1, 0.9999, "test")
+    res = holt.fit_statsmodels(y, optimized=False, params=p, level0=80.0, trend0=-0.3)
+    lvl, trd, _ = holt.holt_damped(y[None, :], np.array([0]), np.array([29]), np.array([80.0]),
+                                   np.array([-0.3]), p.alpha, p.beta, p.phi)
+    ours = lvl + trd * holt.damped_sum(p.phi, np.arange(1, 6))
+    np.testing.assert_allclose(ours, res.forecast(5), rtol=1e-10)
+    assert holt.fit_shared([]).source == "default"
+    assert holt.fit_shared([np.array([1.0])]).source == "default"  # a failed fit does not vote
+
+
+def test_knee_transform_round_trips():
+    lv = np.linspace(0.5, 100, 50)
+    np.testing.assert_allclose(level_from_charge(charge_from_level(lv, 20.0, 3.0), 20.0, 3.0), lv)
+
+
+def test_simulated_fleet_forecasts_every_battery_device(sim):
+    n_bat = sim.query("select count(*) n from devices where battery_chemistry <> 'mains'")[0]["n"]
+    rows = sim.query("select method, count(*) n from battery_forecast group by 1")
+    assert sum(r["n"] for r in rows) == n_bat
+    truth = sim.frame("select device_id, pattern from sim.battery")
+    fc = sim.frame("select device_id, method, reason from battery_forecast")
+    short = fc.merge(truth)[lambda d: d.pattern == "insufficient_data"]
+    assert (short.method != "holt_winters").all() and short.reason.notna().all()
+
+
+def test_plan_merges_same_site_devices_and_never_visits_after_a_deadline(sim):
+    plan = pd.DataFrame(sim.power.replacement_plan(30, batch_days=7))
+    assert len(plan) > 0
+    now = sim.query("select max(as_of) as t from battery_forecast")[0]["t"]
+    assert (plan.visit_at <= plan.critical_at.clip(lower=now)).all()
+    assert plan.groupby("visit_id").site.nunique().max() == 1
+    assert plan.groupby("visit_id").size().max() > 1
+    assert plan.visit_id.nunique() <= plan.site.nunique() * 5
+
+
+def test_findings_follow_the_contract(sim):
+    cols = [r["column_name"] for r in sim.query(
+        "select column_name from information_schema.columns where table_name = 'power_findings' "
+        "order by ordinal_position")]
+    assert cols == ["domain", "finding", "subject_kind", "subject_id", "site", "zone", "severity",
+                    "value", "summary", "action", "due_at", "observed_at"]
+    rows = sim.query("select * from power_findings")
+    assert rows and {r["action"] for r in rows} == {"replace_battery"}
+    assert {r["finding"] for r in rows} <= {"battery_low", "battery_critical", "depleting_soon"}
+
+
+def test_summary_backtest_attribution_and_cli(sim, tmp_path, capsys):
+    assert 2 <= len(sim.power.summary()) <= 6
+    bt = sim.power.backtest(30)
+    assert bt["n_scored"] > 20 and 0 <= bt["model"]["within_15"] <= 1
+    att = sim.power.attribution()
+    assert {"temperature", "reporting_interval"} <= {r["factor"] for r in att}
+    from tsfleet.cli import main
+    path = tmp_path / "f.duckdb"
+    with Fleet(str(path)) as f:
+        f.con.execute("attach ':memory:' as x")
+    assert main(["power", "plan", "--db", str(path), "--format", "csv"]) == 0
+    assert main(["power", "forecast", "--horizon-days", "0", "--db", str(path)]) == 2

@@ -1,0 +1,125 @@
+"""Loading an OSV feed into the store and judging every known version against it.
+
+Records that cannot be evaluated go to ``quarantine`` (kind ``osv_advisories``)
+with a reason code, like any other rejected input; the rest land in
+``firmware_advisories``. :func:`evaluate_advisories` writes
+``firmware_vulnerable_versions``: each known version of a model that an
+advisory affects, judged with the model's version scheme.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import duckdb
+import pyarrow as pa
+
+from tsfleet.firmware.catalog import resolve_schemes
+from tsfleet.firmware.osv import InvalidAdvisory, affects, parse_record, read_feed
+from tsfleet.firmware.versions import get_scheme
+from tsfleet.ingest import IngestReport
+from tsfleet.results import now_utc, write_result
+
+KIND = "osv_advisories"
+
+
+def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
+    """Read an OSV feed (path, folder, JSON text, dict or list), store the valid
+    records (a record with a known id replaces it) and quarantine the rest."""
+    label = str(source) if isinstance(source, str) and len(source) < 300 else type(source).__name__
+    report = IngestReport(KIND, label)
+    records, rejected = read_feed(source)
+    models = {tuple(r) for r in con.execute(
+        "select manufacturer, model from devices union select manufacturer, model "
+        "from firmware_releases").fetchall()}
+    schemes = resolve_schemes(con, models)
+
+    def scheme_of(manufacturer: str, model: str):
+        found = schemes.get((manufacturer, model))
+        return get_scheme(found[0]) if found else None
+
+    good: dict[str, dict] = {}
+    for rec in records:
+        try:
+            adv = parse_record(rec, scheme_of)
+        except InvalidAdvisory as exc:
+            rejected.append((exc.reason, str(exc), json.dumps(rec, default=str)))
+            continue
+        good[adv.id] = dict(advisory_id=adv.id, summary=adv.summary, severity=adv.severity,
+                            score=adv.score, published_at=adv.published,
+                            modified_at=adv.modified, aliases=", ".join(adv.aliases),
+                            record=json.dumps(rec, default=str, sort_keys=True))
+    now = now_utc()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
+        if good:
+            table = pa.Table.from_pylist(list(good.values()))
+            con.complete()
+            con.register("_fw_adv", table)
+            con.execute("delete from firmware_advisories where advisory_id in "
+                        "(select advisory_id from _fw_adv)")
+            con.execute("insert into firmware_advisories select advisory_id, summary, severity, "
+                        "score, published_at, modified_at, aliases, record, ?, ? from _fw_adv",
+                        [batch_id, now])
+            con.unregister("_fw_adv")
+        if rejected:
+            con.complete()
+            con.register("_fw_rej", pa.table({"reason": [r[0] for r in rejected],
+                                              "detail": [r[1] for r in rejected],
+                                              "raw": [r[2] for r in rejected]}))
+            con.execute("insert into quarantine select ?, ?, ?, reason, detail, raw, now() "
+                        "from _fw_rej", [batch_id, KIND, label])
+            con.unregister("_fw_rej")
+        report.n_rows = len(records) + sum(1 for r in rejected if r[0] in ("invalid_json",
+                                                                               "not_a_record"))
+        report.n_accepted = len(good)
+        report.n_duplicates = len(records) - len(good) - sum(
+            1 for r in rejected if r[0] not in ("invalid_json", "not_a_record"))
+        report.quarantined_by_reason.update(r[0] for r in rejected)
+        report.n_quarantined = len(rejected)
+        report.batch_ids.append(batch_id)
+        con.execute("insert into ingest_batches values (?, ?, ?, now(), now(), ?, ?, ?, ?, "
+                    "NULL, NULL)", [batch_id, KIND, label, report.n_rows, report.n_accepted,
+                                    report.n_duplicates, report.n_quarantined])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return report
+
+
+def evaluate_advisories(con: duckdb.DuckDBPyConnection) -> int:
+    """Judge every ranked version of every model against every stored advisory;
+    replaces ``firmware_vulnerable_versions``. Returns the number of rows."""
+    versions: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for man, model, version, scheme in con.execute(
+            "select manufacturer, model, version, scheme from firmware_versions").fetchall():
+        versions[(man, model)].append((version, scheme))
+    cols: dict[str, list] = defaultdict(list)
+    for aid, severity, score, record in con.execute(
+            "select advisory_id, severity, score, record from firmware_advisories "
+            "order by advisory_id").fetchall():
+        rec = json.loads(record)
+        for man_model, known in versions.items():
+            scheme = get_scheme(known[0][1])
+            try:
+                adv = parse_record(rec, lambda m, mo, s=scheme, k=man_model: (
+                    s if (m, mo) == k else None))
+            except InvalidAdvisory:  # not valid for this model's scheme (e.g. re-configured)
+                continue
+            entries = [a for a in adv.affected if (a.manufacturer, a.model) == man_model]
+            for text, _ in known:
+                if any(affects(a, text, scheme) for a in entries):
+                    cols["manufacturer"].append(man_model[0])
+                    cols["model"].append(man_model[1])
+                    cols["version"].append(text)
+                    cols["advisory_id"].append(aid)
+                    cols["severity"].append(severity)
+                    cols["score"].append(score)
+    if not cols:
+        con.execute("delete from firmware_vulnerable_versions")
+        return 0
+    return write_result(con, "firmware_vulnerable_versions", cols,
+                        params={"rule": "OSV affected[] ranges and versions"})

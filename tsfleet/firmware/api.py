@@ -1,0 +1,224 @@
+"""``fleet.firmware``: the firmware domain's entry object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tsfleet.errors import InvalidParameter
+from tsfleet.firmware.advisories import evaluate_advisories, load_osv
+from tsfleet.firmware.catalog import sync_versions
+from tsfleet.firmware.checks import CheckResult, check_reports, unchecked_batches
+from tsfleet.firmware.report import compliance_report
+from tsfleet.firmware.versions import get_scheme
+from tsfleet.ingest import IngestReport
+from tsfleet.results import now_utc
+
+GROUPINGS = ("model_site", "model_zone", "model_hardware_rev", "model")
+DIMENSIONS = ("model", "hardware_rev", "site", "zone")
+#: Ingest kinds whose arrival changes what the firmware checks see.
+WATCHED_KINDS = ("firmware_reports", "firmware_releases", "update_events")
+
+
+class Firmware:
+    """Firmware inventory, catalog and OSV findings, ingest-time security checks,
+    update campaigns and compliance, on one fleet store.
+
+    >>> from tsfleet import Fleet
+    >>> fleet = Fleet(memory=True)
+    >>> _ = fleet.ingest("devices", [dict(device_id="th-1", device_type="t", manufacturer="Acme",
+    ...                  model="TH-200", site="s", zone="z")])
+    >>> _ = fleet.ingest("firmware_releases", [dict(manufacturer="Acme", model="TH-200",
+    ...                  version="2.10.0", status="target")])
+    >>> fleet.firmware.ingest_reports([dict(device_id="th-1", reported_at="2026-06-01T00:00Z",
+    ...                                     version="2.9.0")]).n_accepted
+    1
+    >>> [e["kind"] for e in fleet.firmware.security_events()]
+    ['not_in_catalog']
+    """
+
+    def __init__(self, fleet):
+        self.fleet = fleet
+        self.con = fleet.con
+
+    # -- configuration -----------------------------------------------------------------
+    def configure(self, **settings: float) -> dict[str, float]:
+        """Change thresholds of the firmware views (see ``firmware_settings``); returns all."""
+        known = {r["name"] for r in self.fleet.query("select name from firmware_settings")}
+        for name, value in settings.items():
+            if name not in known:
+                raise InvalidParameter(f"unknown firmware setting {name!r}; expected one of "
+                                       f"{', '.join(sorted(known))}")
+            if not isinstance(value, (int, float)) or value < 0:
+                raise InvalidParameter(f"firmware setting {name} must be a number >= 0, "
+                                       f"got {value!r}")
+        self.fleet._writable()
+        for name, value in settings.items():
+            self.con.execute("update firmware_settings set value = ? where name = ?",
+                             [float(value), name])
+        return {r["name"]: r["value"] for r in self.fleet.query(
+            "select name, value from firmware_settings order by name")}
+
+    def set_scheme(self, manufacturer: str, scheme: str, model: str = "*",
+                   note: str | None = None) -> None:
+        """Read the versions of ``manufacturer``'s ``model`` (``*``: all its models) with
+        ``scheme`` instead of the detected one, and re-rank them."""
+        get_scheme(scheme)
+        self.fleet._writable()
+        self.con.execute("insert or replace into firmware_schemes values (?, ?, ?, ?, ?)",
+                         [manufacturer, model, scheme, note, now_utc()])
+        sync_versions(self.con, full=True)
+        evaluate_advisories(self.con)
+
+    # -- data in -----------------------------------------------------------------------
+    def load_osv(self, source: object) -> IngestReport:
+        """Load an OSV feed (file, folder, JSON text, dict or list of records) and judge
+        every known version against it; invalid records go to quarantine."""
+        self.fleet._writable()
+        sync_versions(self.con)
+        report = load_osv(self.con, source)
+        evaluate_advisories(self.con)
+        return report
+
+    def ingest_reports(self, source: Any, **kw: Any) -> IngestReport:
+        """Ingest firmware reports and check them at once (see :meth:`check_reports`)."""
+        report = self.fleet.ingest("firmware_reports", source, **kw)
+        self.on_ingest(report)
+        return report
+
+    def on_ingest(self, report: IngestReport) -> CheckResult | None:
+        """The post-ingest hook: check new firmware reports right away; re-rank versions
+        when the catalog or the campaigns changed. Other kinds are ignored."""
+        if report.kind not in WATCHED_KINDS or not report.n_accepted:
+            return None
+        if report.kind == "firmware_reports":
+            return check_reports(self.con, report.batch_ids)
+        sync_versions(self.con, full=report.kind == "firmware_releases")
+        if report.kind == "firmware_releases":
+            evaluate_advisories(self.con)
+        return None
+
+    def check_reports(self, batch_ids: list[int] | None = None) -> CheckResult:
+        """Raise security events for the firmware reports of ``batch_ids`` (default:
+        every batch not checked yet). Returns what was found."""
+        self.fleet._writable()
+        return check_reports(self.con, unchecked_batches(self.con) if batch_ids is None
+                             else list(batch_ids))
+
+    # -- analysis ----------------------------------------------------------------------
+    def analyze(self, osv: object | None = None) -> None:
+        """Rank all versions, load ``osv`` if given (a demo store loads its simulated
+        feed from ``sim.osv_feed`` once), judge the advisories, check unchecked reports."""
+        self.fleet._writable()
+        sync_versions(self.con, full=True)
+        if osv is not None:
+            load_osv(self.con, osv)
+        elif self._has_sim_feed() and not self._count("firmware_advisories"):
+            feed = [r[0] for r in self.con.execute("select record from sim.osv_feed").fetchall()]
+            load_osv(self.con, "[" + ",".join(feed) + "]")
+        evaluate_advisories(self.con)
+        self.check_reports()
+
+    def summary(self) -> list[str]:
+        """Headline lines for ``tsfleet demo``."""
+        lines = []
+        st = self.fleet.query(
+            "select count(*) filter (where version is not null) as n, "
+            "count(distinct model || version) as n_versions, "
+            "count(*) filter (where target_rank is not null and version_rank = target_rank) "
+            "as n_target, count(*) filter (where is_vulnerable) as n_vuln, "
+            "count(*) filter (where is_outdated) as n_out, "
+            "count(*) filter (where is_incompatible) as n_inc, "
+            "count(*) filter (where is_unknown) as n_unknown from firmware_device_status")[0]
+        if not st["n"]:
+            return ["no firmware reports"]
+        lines.append(f"{st['n']} devices on {st['n_versions']} model versions; "
+                     f"{100 * st['n_target'] / st['n']:.0f}% on their target release")
+        lines.append(f"{st['n_vuln']} vulnerable, {st['n_out']} outdated, "
+                     f"{st['n_inc']} incompatible, {st['n_unknown']} on versions missing "
+                     f"from the catalog")
+        sec = self.fleet.query(
+            "select count(distinct subject_id) as n, min(subject_id) as first "
+            "from firmware_findings where finding = 'unauthorized'")[0]
+        if sec["n"]:
+            lines.append(f"{sec['n']} devices with unauthorized firmware changes raised at "
+                         f"ingest; first: {sec['first']}")
+        camp = self.fleet.query(
+            "select count(*) as n, sum(n_stuck) as stuck, string_agg(campaign_id, ', ') "
+            "filter (where recommend_halt) as halt from firmware_campaign_progress")[0]
+        if camp["n"]:
+            lines.append(f"{camp['n']} update campaigns, {camp['stuck'] or 0} stuck updates"
+                         + (f"; halt {camp['halt']}" if camp["halt"] else ""))
+        bad = self.fleet.query("select manufacturer || ' ' || model || ' ' || version as v, "
+                               "reasons from firmware_update_health where verdict = 'unhealthy'")
+        for row in bad[:2]:
+            lines.append(f"unhealthy release {row['v']}: {row['reasons']}")
+        return lines
+
+    # -- reads -------------------------------------------------------------------------
+    def inventory(self, device_id: str | None = None) -> list[dict]:
+        """Each device's version, target and flags (``firmware_device_status``)."""
+        if device_id is None:
+            return self.fleet.query("select * from firmware_device_status order by device_id")
+        return self.fleet.query("select * from firmware_device_status where device_id = ?",
+                                [device_id])
+
+    def distribution(self, dimension: str = "model") -> list[dict]:
+        """Devices per version by ``model``, ``hardware_rev``, ``site`` or ``zone``."""
+        if dimension not in DIMENSIONS:
+            raise InvalidParameter(f"dimension must be one of {', '.join(DIMENSIONS)}, "
+                                   f"got {dimension!r}")
+        return self.fleet.query(
+            "select * exclude (dimension) from firmware_distribution where dimension = ? "
+            "order by manufacturer, model, group_value, version_rank desc nulls last, version",
+            [dimension])
+
+    def consistency(self, grouping: str = "model_site") -> list[dict]:
+        """Share on the majority and target version, distinct versions and deviating
+        devices per group (``model_site``, ``model_zone``, ``model_hardware_rev``, ``model``)."""
+        if grouping not in GROUPINGS:
+            raise InvalidParameter(f"grouping must be one of {', '.join(GROUPINGS)}, "
+                                   f"got {grouping!r}")
+        return self.fleet.query(
+            "select * exclude (grouping) from firmware_consistency where grouping = ? "
+            "order by manufacturer, model, group_value", [grouping])
+
+    def campaigns(self) -> list[dict]:
+        """Progress, rates and halt recommendation per campaign."""
+        return self.fleet.query("select * from firmware_campaign_progress order by campaign_id")
+
+    def stuck(self) -> list[dict]:
+        """Devices stuck in an update state longer than ``stuck_after_hours``."""
+        return self.fleet.query("select * from firmware_campaign_devices where is_stuck "
+                                "order by campaign_id, device_id")
+
+    def health(self) -> list[dict]:
+        """Post-update health verdict per installed version."""
+        return self.fleet.query("select * from firmware_update_health "
+                                "order by manufacturer, model, version")
+
+    def findings(self) -> list[dict]:
+        """The open firmware findings (``firmware_findings``)."""
+        return self.fleet.query("select * from firmware_findings "
+                                "order by finding, subject_id")
+
+    def security_events(self, open_only: bool = True) -> list[dict]:
+        """Unexpected changes raised at ingest (only those still holding, by default)."""
+        rel = "firmware_security_open" if open_only else "firmware_security_events"
+        return self.fleet.query(f"select * from {rel} order by device_id, first_reported_at, "
+                                "kind")
+
+    def compliance_report(self, grouping: str = "model_site") -> dict:
+        """A compliance report for an auditor: groups, deviating devices, findings."""
+        if grouping not in GROUPINGS:
+            raise InvalidParameter(f"grouping must be one of {', '.join(GROUPINGS)}, "
+                                   f"got {grouping!r}")
+        return compliance_report(self.fleet, grouping)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _count(self, table: str) -> int:
+        return self.con.execute(f"select count(*) from {table}").fetchone()[0]
+
+    def _has_sim_feed(self) -> bool:
+        return bool(self.con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'sim' "
+            "and table_name = 'osv_feed'").fetchone()[0])

@@ -1,0 +1,241 @@
+"""OSV vulnerability records: reading a feed, checking each record, and
+deciding whether a version is affected, exactly as the OSV schema says.
+
+A firmware package is named ``"<manufacturer>/<model>"`` (any ecosystem
+label). ``ECOSYSTEM`` ranges are judged with the model's own version scheme,
+``SEMVER`` ranges with SemVer; ``GIT`` ranges do not apply to firmware images.
+
+>>> from tsfleet.firmware.versions import get_scheme
+>>> rng = Range("ECOSYSTEM", (("introduced", "0"), ("fixed", "FW_3_2_1")))
+>>> s = get_scheme("underscore")
+>>> range_affects(s.parse("FW_3_1_9"), rng, s), range_affects(s.parse("FW_3_2_1"), rng, s)
+(True, False)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tsfleet.errors import InvalidParameter
+from tsfleet.firmware.versions import SCHEMES, Scheme, UnparsableVersion, Version
+
+EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
+RANGE_TYPES = ("ECOSYSTEM", "SEMVER")
+#: OSV / GHSA severity words, strongest first, and the CVSS score floor of each.
+SEVERITY_FLOOR = {"CRITICAL": 9.0, "HIGH": 7.0, "MODERATE": 4.0, "MEDIUM": 4.0, "LOW": 0.1}
+
+
+class InvalidAdvisory(InvalidParameter):
+    """An OSV record that cannot be evaluated; ``reason`` is a short code."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Range:
+    type: str
+    events: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Affected:
+    manufacturer: str
+    model: str
+    ranges: tuple[Range, ...]
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Advisory:
+    id: str
+    summary: str
+    severity: str
+    score: float | None
+    published: str | None
+    modified: str | None
+    aliases: tuple[str, ...]
+    affected: tuple[Affected, ...]
+
+
+def read_feed(source: object) -> tuple[list[dict], list[tuple[str, str, str]]]:
+    """Records of an OSV feed, and the parts that are not records as
+    ``(reason, detail, raw)``.
+
+    ``source`` is a path to a ``.json`` file (one record, a list, or
+    ``{"vulns": [...]}``) or a folder of them, a JSON string, a dict or a list.
+    """
+    rejected: list[tuple[str, str, str]] = []
+    if isinstance(source, Path) or (isinstance(source, str) and source.lstrip()[:1] not in "[{"):
+        path = Path(source)
+        if path.is_dir():
+            records: list[dict] = []
+            for f in sorted(path.glob("*.json")):
+                more, bad = read_feed(f)
+                records += more
+                rejected += bad
+            return records, rejected
+        if not path.is_file():
+            raise InvalidParameter(f"no OSV feed at {path}: expected a .json file or a folder")
+        source = path.read_text(encoding="utf-8")
+    if isinstance(source, str):
+        try:
+            source = json.loads(source)
+        except json.JSONDecodeError as exc:
+            return [], [("invalid_json", f"the OSV feed is not JSON: {exc}", source[:2000])]
+    if isinstance(source, Mapping) and "vulns" in source:
+        source = source["vulns"]
+    if isinstance(source, Mapping):
+        source = [source]
+    if not isinstance(source, Iterable) or isinstance(source, (str, bytes)):
+        raise InvalidParameter(f"an OSV feed must be records, got {type(source).__name__}")
+    records = []
+    for item in source:
+        if isinstance(item, Mapping):
+            records.append(dict(item))
+        else:
+            rejected.append(("not_a_record", f"expected an OSV record (JSON object), got "
+                             f"{type(item).__name__}", json.dumps(item, default=str)))
+    return records, rejected
+
+
+def parse_record(record: Mapping, scheme_of: Callable[[str, str], Scheme | None]) -> Advisory:
+    """Check one OSV record and return it as an :class:`Advisory`.
+
+    ``scheme_of(manufacturer, model)`` gives the model's scheme, or None for a
+    model tsfleet does not know (its versions are then not checked here).
+    Raises :class:`InvalidAdvisory` with a reason code.
+    """
+    rid = record.get("id")
+    if not isinstance(rid, str) or not rid:
+        raise InvalidAdvisory("missing_id", "an OSV record needs a non-empty string id")
+    affected_in = record.get("affected")
+    if not isinstance(affected_in, list) or not affected_in:
+        raise InvalidAdvisory("no_affected", f"{rid}: affected must be a non-empty list")
+    affected = tuple(_affected(rid, a, scheme_of) for a in affected_in)
+    severity, score = _severity(record)
+    return Advisory(rid, str(record.get("summary") or record.get("details") or "")[:500],
+                    severity, score, record.get("published"), record.get("modified"),
+                    tuple(str(a) for a in record.get("aliases") or ()), affected)
+
+
+def _affected(rid: str, a: object, scheme_of) -> Affected:
+    if not isinstance(a, Mapping) or not isinstance(a.get("package"), Mapping):
+        raise InvalidAdvisory("bad_package", f"{rid}: each affected entry needs a package")
+    name = a["package"].get("name")
+    if not isinstance(name, str) or name.count("/") < 1 or not all(name.split("/", 1)):
+        raise InvalidAdvisory("bad_package", f"{rid}: package name must be "
+                              f"'<manufacturer>/<model>', got {name!r}")
+    manufacturer, model = name.split("/", 1)
+    scheme = scheme_of(manufacturer, model)
+    ranges = []
+    for r in a.get("ranges") or ():
+        rtype = r.get("type") if isinstance(r, Mapping) else None
+        if rtype not in RANGE_TYPES:
+            raise InvalidAdvisory("unsupported_range_type",
+                                  f"{rid}: range type {rtype!r} cannot be judged on firmware; "
+                                  f"expected one of {', '.join(RANGE_TYPES)}")
+        events = []
+        for e in r.get("events") or ():
+            keys = [k for k in EVENT_KINDS if isinstance(e, Mapping) and k in e]
+            if not isinstance(e, Mapping) or len(keys) != 1 or len(e) != 1:
+                raise InvalidAdvisory("invalid_event", f"{rid}: an event holds exactly one of "
+                                      f"{', '.join(EVENT_KINDS)}, got {e!r}")
+            events.append((keys[0], str(e[keys[0]])))
+        kinds = {k for k, _ in events}
+        if "introduced" not in kinds:
+            raise InvalidAdvisory("invalid_range", f"{rid}: a range needs an introduced event")
+        if {"fixed", "last_affected"} <= kinds:
+            raise InvalidAdvisory("fixed_and_last_affected", f"{rid}: a range holds either fixed "
+                                  "or last_affected events, never both")
+        check = SCHEMES["semver"] if rtype == "SEMVER" else scheme
+        for kind, v in events:
+            if check is not None and not _special(kind, v):
+                _parse_or_reject(rid, check, v, name)
+        ranges.append(Range(rtype, tuple(events)))
+    versions = tuple(str(v) for v in a.get("versions") or ())
+    if scheme is not None:
+        for v in versions:
+            _parse_or_reject(rid, scheme, v, name)
+    if not ranges and not versions:
+        raise InvalidAdvisory("no_affected", f"{rid}: {name} lists neither ranges nor versions")
+    return Affected(manufacturer, model, tuple(ranges), versions)
+
+
+def _special(kind: str, v: str) -> bool:
+    return (kind == "introduced" and v == "0") or (kind == "limit" and v == "*")
+
+
+def _parse_or_reject(rid: str, scheme: Scheme, v: str, name: str) -> Version:
+    try:
+        return scheme.parse(v, context=name)
+    except UnparsableVersion as exc:
+        raise InvalidAdvisory("unparsable_version", f"{rid}: {exc}") from exc
+
+
+def _severity(record: Mapping) -> tuple[str, float | None]:
+    """The record's severity word and numeric score, where the feed gives them."""
+    word = None
+    db = record.get("database_specific")
+    if isinstance(db, Mapping) and isinstance(db.get("severity"), str):
+        word = db["severity"].upper()
+    score = None
+    for s in record.get("severity") or ():
+        try:
+            score = float(s.get("score"))
+        except (TypeError, ValueError, AttributeError):
+            continue
+    if word not in SEVERITY_FLOOR and score is not None:
+        word = next((w for w, floor in SEVERITY_FLOOR.items() if score >= floor), "LOW")
+    if word == "MEDIUM":
+        word = "MODERATE"
+    return (word if word in SEVERITY_FLOOR else "UNKNOWN"), score
+
+
+def range_affects(version: Version, rng: Range, scheme: Scheme) -> bool:
+    """The OSV rule: sort the events by version; the last event at or below
+    ``version`` decides (introduced sets, fixed clears at or above, last_affected
+    clears strictly above), and ``version`` must lie below every limit."""
+    def at(v: str) -> Version | None:
+        return None if v in ("0", "*") else scheme.parse(v)
+
+    limits = [at(v) for k, v in rng.events if k == "limit"]
+    if any(lim is not None and version >= lim for lim in limits):
+        return False
+    ordered = sorted(((k, at(v)) for k, v in rng.events if k != "limit"),
+                     key=lambda e: (e[1] is not None, e[1].key if e[1] is not None else ()))
+    vulnerable = False
+    for kind, v in ordered:
+        if kind == "introduced" and (v is None or version >= v):
+            vulnerable = True
+        elif kind == "fixed" and version >= v:
+            vulnerable = False
+        elif kind == "last_affected" and version > v:
+            vulnerable = False
+    return vulnerable
+
+
+def affects(affected: Affected, text: str, scheme: Scheme) -> bool:
+    """True when version ``text`` of the model is affected by this entry. A
+    string the scheme cannot read matches only an identical explicit version."""
+    if text in affected.versions:
+        return True
+    try:
+        version = scheme.parse(text)
+    except UnparsableVersion:
+        return False
+    if any(scheme.parse(v) == version for v in affected.versions):
+        return True
+    for rng in affected.ranges:
+        judge = SCHEMES["semver"] if rng.type == "SEMVER" else scheme
+        try:
+            v = version if judge is scheme else judge.parse(text)
+        except UnparsableVersion:
+            continue
+        if range_affects(v, rng, judge):
+            return True
+    return False

@@ -1,0 +1,181 @@
+"""One payload (MQTT message or CoAP request) -> :class:`Decoded` rows.
+
+The format is named by the transport (a topic segment, a CoAP content format)
+or sniffed from the first byte: ``[`` is a SenML JSON pack, ``{`` a vendor
+JSON object, a CBOR array a SenML CBOR pack, a CBOR map a vendor object in
+CBOR. A SenML record whose name is an LwM2M path goes to :mod:`lwm2m`, the
+others are mapped by unit (:mod:`units`); a vendor object goes through its
+profile (:mod:`profiles`). A payload that cannot be decoded at all raises
+:class:`PayloadError` and is quarantined whole; a field no mapping knows is
+kept as unmapped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+
+import cbor2
+
+from tsfleet.live import lwm2m
+from tsfleet.live.decoded import Decoded, Unmapped, choose_device
+from tsfleet.live.errors import PayloadError
+from tsfleet.live.profiles import Profiles
+from tsfleet.live.senml import Record, parse_cbor, parse_json, resolve
+from tsfleet.live.units import metric_for
+
+DEFAULT_MAX_PAYLOAD = 256 * 1024
+SENML_JSON = ("senml", "senml+json", "senml-json", "json", "lwm2m", "lwm2m-json")
+SENML_CBOR = ("senml+cbor", "senml-cbor", "cbor", "lwm2m-cbor")
+DEVICE_SOURCES = ("auto", "topic", "payload")
+_SEP = re.compile(r"[/:]")
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    """Where a topic carries the device id and the format, e.g. ``+/{device}/{format}``.
+
+    Segments are compared one by one: ``{device}`` and ``{format}`` capture,
+    anything else (a literal or ``+``) is skipped, ``#`` ends the layout.
+
+    >>> TopicLayout("+/{device}/{format}").parse("fleet/th-17/senml+cbor")
+    ('th-17', 'senml+cbor')
+    >>> TopicLayout("plant/+/{device}").parse("plant/north/vib-3")
+    ('vib-3', None)
+    """
+
+    pattern: str = "+/{device}/{format}"
+
+    def parse(self, topic: str) -> tuple[str | None, str | None]:
+        device = fmt = None
+        for want, got in zip(self.pattern.split("/"), topic.split("/"), strict=False):
+            if want == "#":
+                break
+            if want == "{device}":
+                device = got or None
+            elif want == "{format}":
+                fmt = got or None
+        return device, fmt
+
+
+class Decoder:
+    """Decodes payloads of every supported format into rows for the pipeline."""
+
+    def __init__(self, known_metrics: frozenset[str], profiles: Profiles | None = None, *,
+                 device_from: str = "auto", max_payload: int = DEFAULT_MAX_PAYLOAD):
+        if device_from not in DEVICE_SOURCES:
+            raise PayloadError("bad_option", f"device_from must be one of "
+                               f"{'|'.join(DEVICE_SOURCES)}, got {device_from!r}")
+        self.known = known_metrics
+        self.profiles = profiles if profiles is not None else Profiles()
+        self.device_from = device_from
+        self.max_payload = max_payload
+        self._names: dict[tuple[str, str, str | None], tuple] = {}  # per record name and unit
+
+    def decode(self, payload: bytes, *, fmt: str | None = None, topic_device: str | None = None,
+               now: float | None = None) -> Decoded:
+        """The rows of one payload; raises :class:`PayloadError` when it cannot be read."""
+        now = time.time() if now is None else now
+        if len(payload) > self.max_payload:
+            raise PayloadError("oversized_payload", f"payload of {len(payload)} bytes exceeds the "
+                               f"limit of {self.max_payload} bytes")
+        kind = self._kind(payload, fmt)
+        if kind == "senml+json":
+            return self._senml(resolve(parse_json(payload), now), kind, topic_device)
+        if kind == "senml+cbor":
+            return self._senml(resolve(parse_cbor(payload), now), kind, topic_device)
+        if kind == "vendor+json":
+            try:
+                obj = json.loads(payload)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise PayloadError("invalid_json", f"payload is not valid JSON: {exc}") from exc
+        else:
+            try:
+                obj = cbor2.loads(payload)
+            except Exception as exc:
+                raise PayloadError("invalid_cbor", f"payload is not valid CBOR: {exc}") from exc
+        if isinstance(obj, list):  # a JSON or CBOR array after all: SenML
+            return self._senml(resolve(parse_json(payload) if kind == "vendor+json"
+                                       else parse_cbor(payload), now), kind, topic_device)
+        if not isinstance(obj, dict):
+            raise PayloadError("unknown_format", f"expected a SenML pack or a vendor object, got "
+                               f"a {type(obj).__name__}")
+        profile = self.profiles.find(obj, fmt)
+        if profile is None:
+            raise PayloadError("unknown_profile", "no device profile matches this object (topic "
+                               f"format {fmt!r}; profiles: {', '.join(self.profiles.by_name)})")
+        out = Decoded(f"vendor:{profile.name}")
+        profile.decode(obj, out, topic_device, now, self.device_from)
+        return out
+
+    @staticmethod
+    def _kind(payload: bytes, fmt: str | None) -> str:
+        if fmt in SENML_CBOR:
+            return "senml+cbor"
+        head = payload.lstrip()[:1]
+        if head == b"[":
+            return "senml+json"
+        if head == b"{":
+            return "vendor+json"
+        if not head:
+            raise PayloadError("empty_payload", "the payload is empty")
+        major = head[0] >> 5
+        if major == 4:
+            return "senml+cbor"
+        if major == 5:
+            return "vendor+cbor"
+        if fmt in SENML_JSON:
+            return "senml+json"
+        raise PayloadError("unknown_format", f"cannot tell the format of a payload starting with "
+                           f"byte 0x{head[0]:02x} (expected SenML JSON or CBOR, or a vendor "
+                           f"object)")
+
+    def _senml(self, records: list[Record], fmt: str, topic_device: str | None) -> Decoded:
+        out = Decoded(fmt)
+        plain = []
+        paths = []
+        names = self._names
+        for r in records:
+            key = (r.base_name, r.name, r.unit)
+            known = names.get(key)
+            if known is None:
+                path = lwm2m.split_path(r.name)
+                payload_device, field = _split_name(r)
+                known = (path, payload_device) + metric_for(field, r.unit, self.known)
+                if len(names) < 100_000:
+                    names[key] = known
+            (paths if known[0] else plain).append((r, known))
+        paths = [r for r, _ in paths]
+        if paths:
+            out.fmt = "lwm2m+" + fmt.split("+")[1]
+            lwm2m.decode(paths, out, lambda prefix: choose_device(prefix, topic_device,
+                                                                  self.device_from))
+        for r, (_, payload_device, metric, reason) in plain:
+            device = choose_device(payload_device, topic_device, self.device_from)
+            t = r.time if isinstance(r.time, float) else None
+            if r.value_field != "v":
+                reason = "sum_only" if r.value_field is None else f"not_numeric_{r.value_field}"
+                value = r.value.hex() if isinstance(r.value, bytes) else r.value
+                out.unmapped.append(Unmapped(r.index, r.name, None if value is None
+                                             else str(value), r.unit, reason, device, t))
+                continue
+            if metric is None:
+                out.unmapped.append(Unmapped(r.index, r.name, str(r.value), r.unit, reason,
+                                             device, t))
+            else:
+                out.add_reading(device, r.time, metric, r.value)
+        return out
+
+
+def _split_name(r: Record) -> tuple[str | None, str]:
+    """(device named by the payload, measurement name) of a plain SenML record."""
+    field = r.name[len(r.base_name):]
+    if r.base_name and field:
+        return r.base_name.rstrip("/:.") or None, field
+    parts = _SEP.split(r.name)
+    if len(parts) > 1:
+        cut = max(r.name.rfind("/"), r.name.rfind(":"))
+        return r.name[:cut] or None, r.name[cut + 1:]
+    return None, r.name

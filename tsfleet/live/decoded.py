@@ -1,0 +1,102 @@
+"""What a decoder makes of one payload: rows per ingest kind, unmapped fields, or a reject.
+
+Readings are kept as four column lists (the hot path: a batch of messages is
+turned into one Arrow table for :meth:`tsfleet.Fleet.ingest`); the rarer kinds
+(``firmware_reports``, ``update_events``) as lists of row dicts. Nothing here
+validates a value: the foundation's ingest pipeline does that, for every source.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Unix seconds a time must lie within to be handed over as a number; anything
+#: else is handed over as text so that the pipeline quarantines it as a bad
+#: timestamp (DuckDB's to_timestamp would raise on it and fail the whole batch).
+_EPOCH_LO, _EPOCH_HI = -1e10, 1e11
+
+
+def is_number(x: object) -> bool:
+    """A JSON/CBOR number (``bool`` is not one)."""
+    t = type(x)
+    return t is float or t is int or (t is not bool and isinstance(x, (int, float)))
+
+
+def time_cell(t: object) -> float | str | None:
+    """A resolved time as the pipeline should see it: seconds, or text when unusable."""
+    if type(t) is float and _EPOCH_LO < t < _EPOCH_HI:  # the common case, NaN fails it
+        return t
+    if is_number(t):
+        t = float(t)
+        if math.isfinite(t) and _EPOCH_LO < t < _EPOCH_HI:
+            return t
+        return repr(t)
+    return None if t is None else str(t)
+
+
+def value_cell(v: object) -> float | str | None:
+    """A value as the pipeline should see it: a float, or text it will judge."""
+    if type(v) is float:
+        return v
+    if is_number(v):
+        try:
+            return float(v)
+        except OverflowError:  # a huge CBOR integer
+            return str(v)
+    return None if v is None else str(v)
+
+
+@dataclass
+class Unmapped:
+    """A field no mapping knows: kept with its payload in the ``unmapped`` table."""
+
+    item: int          # position of the field in the payload (record index or key order)
+    field: str
+    value: str | None
+    unit: str | None
+    reason: str
+    device_id: str | None = None
+    observed_at: float | None = None
+
+
+@dataclass
+class Decoded:
+    """The rows of one payload, ready for the pipeline."""
+
+    fmt: str
+    device_id: list[str | None] = field(default_factory=list)
+    observed_at: list[Any] = field(default_factory=list)
+    metric: list[str] = field(default_factory=list)
+    value: list[Any] = field(default_factory=list)
+    facts: dict[str, list[dict]] = field(default_factory=dict)
+    unmapped: list[Unmapped] = field(default_factory=list)
+
+    def add_reading(self, device_id: str | None, observed_at: object, metric: str,
+                    value: object) -> None:
+        self.device_id.append(device_id)
+        self.observed_at.append(time_cell(observed_at))
+        self.metric.append(metric)
+        self.value.append(value_cell(value))
+
+    def add_fact(self, kind: str, row: dict) -> None:
+        self.facts.setdefault(kind, []).append(row)
+
+    @property
+    def n_readings(self) -> int:
+        return len(self.metric)
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_readings + sum(len(v) for v in self.facts.values()) + len(self.unmapped)
+
+
+def choose_device(payload_device: object, topic_device: str | None, device_from: str) -> str | None:
+    """The device id by the configured source: ``topic``, ``payload`` or ``auto``
+    (the payload's when it names one, else the topic's)."""
+    if device_from == "topic":
+        return topic_device
+    if payload_device in (None, "") and device_from == "auto":
+        return topic_device
+    return None if payload_device in (None, "") else str(payload_device)

@@ -1,0 +1,174 @@
+"""SenML (RFC 8428) packs in JSON and CBOR -> resolved records.
+
+Resolution follows the RFC: base fields apply to the records after them until
+replaced; the name is ``bn + n``, the time ``bt + t``, the value ``bv + v`` and
+the sum ``bs + s``; ``u`` overrides ``bu``. A resolved time of 2**28 or more is
+absolute Unix seconds, a smaller one is relative to the moment of receipt.
+A label ending in ``_`` must be understood, so a pack carrying one is rejected.
+
+>>> recs = resolve(parse_json(b'[{"bn":"th-1/","bt":1780000000,"n":"temp","u":"Cel","v":21.5}]'),
+...                now=0.0)
+>>> (recs[0].name, recs[0].time, recs[0].unit, recs[0].value)
+('th-1/temp', 1780000000.0, 'Cel', 21.5)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from tsfleet.live.decoded import is_number
+from tsfleet.live.errors import PayloadError
+
+#: CBOR integer labels of RFC 8428, section 6.
+CBOR_LABELS = {-1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs",
+               0: "n", 1: "u", 2: "v", 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd"}
+LABELS = {v: k for k, v in CBOR_LABELS.items()}
+VALUE_FIELDS = ("v", "vs", "vb", "vd")
+#: Labels of RFC 8428; a record with only these needs no must-understand check.
+KNOWN_LABELS = frozenset(LABELS)
+#: SenML version this reader understands (RFC 8428 is 10).
+SENML_VERSION = 10
+#: Below this a resolved time is relative to now (RFC 8428, section 4.5.3).
+RELATIVE_LIMIT = 2 ** 28
+
+
+@dataclass(slots=True)
+class Record:
+    """One resolved SenML record."""
+
+    index: int
+    base_name: str
+    name: str            # bn + n
+    unit: str | None
+    time: Any            # float seconds, or the raw value when it was not a number
+    value: Any           # resolved v (number), vs (str), vb (bool), vd (bytes), or None
+    value_field: str | None
+    sum: Any = None
+
+
+def parse_json(payload: bytes) -> list[dict]:
+    """A SenML JSON pack as a list of label dicts; ``PayloadError`` if it is not one."""
+    try:
+        pack = json.loads(payload)
+    except UnicodeDecodeError as exc:
+        raise PayloadError("invalid_json", f"payload is not UTF-8 text: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise PayloadError("invalid_json", f"payload is not valid JSON: {exc}") from exc
+    return _check_pack(pack, "JSON")
+
+
+def parse_cbor(payload: bytes) -> list[dict]:
+    """A SenML CBOR pack (integer labels) as a list of label dicts."""
+    try:
+        pack = cbor2.loads(payload)
+    except Exception as exc:  # cbor2 raises several types for broken input
+        raise PayloadError("invalid_cbor", f"payload is not valid CBOR: {exc}") from exc
+    pack = _check_pack(pack, "CBOR")
+    out = []
+    for rec in pack:
+        named = {}
+        for k, v in rec.items():
+            if isinstance(k, int):
+                if k in CBOR_LABELS:
+                    named[CBOR_LABELS[k]] = v
+                continue  # unknown integer labels are ignorable extensions
+            named[str(k)] = v
+        out.append(named)
+    return out
+
+
+def _check_pack(pack: object, what: str) -> list[dict]:
+    if not isinstance(pack, list):
+        raise PayloadError("invalid_senml",
+                           f"a SenML {what} pack must be an array of records, "
+                           f"got {type(pack).__name__}")
+    for i, rec in enumerate(pack):
+        if not isinstance(rec, dict):
+            raise PayloadError("invalid_senml", f"SenML record {i} must be a map, "
+                               f"got {type(rec).__name__}")
+    return pack
+
+
+def resolve(pack: list[dict], now: float) -> list[Record]:
+    """Resolve base fields, names, times and values of a parsed pack."""
+    bn, bt, bu, bv, bs = "", 0.0, None, None, None
+    out = []
+    for i, rec in enumerate(pack):
+        for label in (() if rec.keys() <= KNOWN_LABELS else rec):
+            if isinstance(label, str) and label.endswith("_"):
+                raise PayloadError("invalid_senml", f"SenML record {i} has the must-understand "
+                                   f"label {label!r}, which this reader does not understand")
+        if "bn" in rec or "bt" in rec or "bu" in rec or "bv" in rec or "bs" in rec or \
+                "bver" in rec:
+            if "bver" in rec and (not is_number(rec["bver"]) or rec["bver"] > SENML_VERSION):
+                raise PayloadError("invalid_senml", f"SenML record {i}: bver {rec['bver']!r} is "
+                                   f"newer than the supported version {SENML_VERSION}")
+            if "bn" in rec:
+                if not isinstance(rec["bn"], str):
+                    raise PayloadError("invalid_senml", f"SenML record {i}: bn must be text, "
+                                       f"got {rec['bn']!r}")
+                bn = rec["bn"]
+            bt = rec.get("bt", bt)
+            bu = rec.get("bu", bu)
+            bv = rec.get("bv", bv)
+            bs = rec.get("bs", bs)
+        n = rec.get("n", "")
+        if not isinstance(n, str):
+            raise PayloadError("invalid_senml", f"SenML record {i}: n must be text, got {n!r}")
+        present = ["v"] if "v" in rec and len(rec) <= 4 and "vs" not in rec and "vb" not in rec \
+            and "vd" not in rec else [f for f in VALUE_FIELDS if f in rec]
+        if len(present) > 1:
+            raise PayloadError("invalid_senml", f"SenML record {i} carries {len(present)} value "
+                               f"fields ({', '.join(present)}); a record carries exactly one")
+        field = present[0] if present else None
+        value = rec[field] if field else None
+        if field == "v" and bv is not None:
+            value = _add(bv, value)
+        elif field is None and bv is not None and "s" not in rec:
+            field, value = "v", bv
+        elif field == "vd" and isinstance(value, str):
+            value = _b64url(value, i)
+        total = _add(bs, rec["s"]) if "s" in rec and bs is not None else rec.get("s")
+        if field is None and total is None:
+            raise PayloadError("invalid_senml", f"SenML record {i} ({bn + n or 'unnamed'}) "
+                               "carries no value and no sum")
+        t = rec.get("t", 0)
+        t = bt + t if type(bt) is type(t) is float else _add(bt, t)
+        if is_number(t) and t < RELATIVE_LIMIT:
+            t = now + t
+        unit = rec.get("u", bu)
+        out.append(Record(i, bn, bn + n, unit if isinstance(unit, str) else None,
+                          float(t) if is_number(t) else t, value, field, total))
+    return out
+
+
+def _add(base: object, x: object) -> object:
+    """``base + x`` for numbers; else whichever is not a number, for the pipeline to judge."""
+    if base is None:
+        return x
+    if is_number(base) and is_number(x):
+        return base + x
+    return x if not is_number(x) else base
+
+
+def _b64url(text: str, i: int) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError as exc:
+        raise PayloadError("invalid_senml", f"SenML record {i}: vd is not base64url: {exc}"
+                           ) from exc
+
+
+def encode_json(pack: list[dict]) -> bytes:
+    """A pack as compact SenML JSON."""
+    return json.dumps(pack, separators=(",", ":")).encode()
+
+
+def encode_cbor(pack: list[dict]) -> bytes:
+    """A pack as SenML CBOR with integer labels."""
+    return cbor2.dumps([{LABELS.get(k, k): v for k, v in rec.items()} for rec in pack])

@@ -1,0 +1,184 @@
+"""``tsfleet serve``: one long-running process that owns the DuckDB writer.
+
+It wires the transports to the writer: MQTT messages and CoAP requests are
+decoded where they arrive and queued to the single :class:`Writer` thread,
+which commits them in batches and only then acknowledges them. SIGINT or
+SIGTERM stops it cleanly: new MQTT messages are left unacknowledged (the
+broker keeps them for the persistent session), what is held is committed and
+acknowledged, then the connections close and the store is checkpointed.
+
+>>> cfg = ServeConfig(db=":memory:", mqtt=None, coap=None)
+>>> cfg.topics
+['fleet/#']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tsfleet.errors import InvalidParameter
+from tsfleet.fleet import Fleet
+from tsfleet.live import coap as coap_server
+from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES, Decoder, TopicLayout
+from tsfleet.live.errors import PayloadError
+from tsfleet.live.mqtt import Subscriber, parse_address
+from tsfleet.live.profiles import Profiles
+from tsfleet.live.writer import Envelope, Writer
+
+log = logging.getLogger("tsfleet.live")
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``tsfleet serve`` can be told."""
+
+    db: str
+    mqtt: str | None = None                       # host:port of the broker
+    coap: str | None = None                       # host:port to bind (UDP)
+    topics: list[str] = field(default_factory=lambda: ["fleet/#"])
+    topic_layout: str = "+/{device}/{format}"
+    device_from: str = "auto"                     # auto | topic | payload
+    client_id: str = "tsfleet-serve"
+    session_expiry_s: int = 7 * 86400
+    receive_maximum: int = 4000
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    batch_rows: int = 25_000
+    batch_delay_s: float = 0.5
+    profile_dirs: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        if self.device_from not in DEVICE_SOURCES:
+            raise InvalidParameter(f"device_from must be one of {'|'.join(DEVICE_SOURCES)}, "
+                                   f"got {self.device_from!r}")
+        if self.batch_rows < 1 or self.batch_delay_s <= 0 or self.max_payload < 1:
+            raise InvalidParameter("batch_rows, batch_delay_s and max_payload must be positive, "
+                                   f"got {self.batch_rows}, {self.batch_delay_s}, "
+                                   f"{self.max_payload}")
+        if not 1 <= self.receive_maximum <= 65535:
+            raise InvalidParameter(f"receive_maximum must be within 1..65535, "
+                                   f"got {self.receive_maximum}")
+
+
+def known_metrics(fleet: Fleet) -> frozenset[str]:
+    """Canonical metric names and their aliases, as the store knows them."""
+    rows = fleet.query("select metric as m from metric_catalog union all "
+                       "select alias from metric_aliases")
+    return frozenset(r["m"] for r in rows)
+
+
+class Server:
+    """Runs the transports and the writer until :meth:`stop` (or a signal)."""
+
+    def __init__(self, config: ServeConfig, *, on_commit=None):
+        config.check()
+        self.config = config
+        self.on_commit = on_commit
+        self.ready = threading.Event()
+        self.stopped = threading.Event()
+        self.writer: Writer | None = None
+        self.subscriber: Subscriber | None = None
+        self.coap_port: int | None = None
+        self._closing = False
+        self.n_received = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
+        self.layout = TopicLayout(config.topic_layout)
+
+    # -- control ----------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve until stopped; returns after the clean shutdown."""
+        try:
+            asyncio.run(self._main())
+        finally:
+            self.stopped.set()
+
+    def stop(self) -> None:
+        """Ask a running server to shut down (thread-safe)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    # -- the event loop ---------------------------------------------------------------
+    async def _main(self) -> None:
+        cfg = self.config
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.add_signal_handler(sig, self._stop.set)
+        fleet = Fleet(cfg.db if cfg.db != ":memory:" else None, memory=cfg.db == ":memory:")
+        self.fleet = fleet
+        self.decoder = Decoder(known_metrics(fleet), self.profiles, device_from=cfg.device_from,
+                               max_payload=cfg.max_payload)
+        self.writer = Writer(fleet, max_rows=cfg.batch_rows, max_delay=cfg.batch_delay_s,
+                             on_commit=self.on_commit, on_fatal=lambda exc: self.stop())
+        self.writer.start()
+        context = None
+        try:
+            if cfg.coap:
+                host, port = parse_address(cfg.coap, 5683)
+                context = await coap_server.start_server(self.decoder, self.writer, host, port)
+                self.coap_port = port
+                log.info("live: CoAP listening on %s:%d (POST /ingest[/<device>])", host, port)
+            if cfg.mqtt:
+                host, port = parse_address(cfg.mqtt, 1883)
+                self.subscriber = Subscriber(
+                    host, port, cfg.topics, self._on_mqtt, client_id=cfg.client_id,
+                    session_expiry_s=cfg.session_expiry_s,
+                    receive_maximum=cfg.receive_maximum)
+                self.subscriber.start()
+            self.ready.set()
+            log.info("live: serving into %s", cfg.db)
+            await self._stop.wait()
+        finally:
+            await self._shutdown(context)
+
+    async def _shutdown(self, context) -> None:
+        log.info("live: stopping: committing what is held")
+        self._closing = True
+        if self.writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
+        if self.subscriber is not None:
+            time.sleep(0.05)  # let the network thread write the last acknowledgements
+            self.subscriber.stop()
+        if context is not None:
+            await context.shutdown()
+        s = self.writer.stats if self.writer else None
+        if s is not None:
+            log.info("live: stopped after %d payloads: %d rows accepted, %d duplicates, "
+                     "%d quarantined, %d unmapped fields, %d payloads rejected",
+                     s.n_messages, s.n_accepted, s.n_duplicates, s.n_quarantined,
+                     s.n_unmapped, s.n_rejected)
+        self.fleet.close()
+        if self.writer is not None and self.writer.error is not None:
+            raise self.writer.error
+
+    # -- transports -------------------------------------------------------------------
+    def _on_mqtt(self, msg, ack) -> None:
+        if self._closing:
+            return  # not acknowledged: the broker keeps it for the next session
+        self.n_received += 1
+        env = Envelope("mqtt", msg.topic, bytes(msg.payload), time.time(), ack=ack,
+                       redelivered=bool(msg.dup))
+        device, fmt = self.layout.parse(msg.topic)
+        try:
+            env.decoded = self.decoder.decode(env.payload, fmt=fmt, topic_device=device,
+                                              now=env.received_at)
+        except PayloadError as exc:
+            env.reject = exc
+        except Exception as exc:  # a decoder bug must not stop the stream
+            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+        self.writer.submit(env)
+
+
+def serve(config: ServeConfig) -> None:
+    """Run ``tsfleet serve`` in the foreground."""
+    if config.db != ":memory:":
+        Path(config.db).parent.mkdir(parents=True, exist_ok=True)
+    Server(config).run()

@@ -1,0 +1,360 @@
+"""The single writer: one thread owns the Fleet and commits batches of decoded payloads.
+
+Transports (MQTT callbacks, the CoAP event loop) decode on their own threads
+and hand :class:`Envelope` objects to :meth:`Writer.submit`. The writer
+batches them by size (``max_rows``) and age (``max_delay`` seconds), stores
+each batch through :meth:`tsfleet.Fleet.ingest` (readings as one Arrow table,
+other kinds as rows: the foundation's one validation path), keeps unmapped
+fields and undecodable payloads, and only then calls each envelope's ``ack``:
+nothing is acknowledged before it is durable, so a crash redelivers rather
+than loses. Redeliveries are absorbed by the pipeline's duplicate keys.
+
+A batch that fails to store is retried one payload at a time; a payload that
+still fails is quarantined with the error, so one poison message cannot stall
+the stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from tsfleet.errors import TsfleetError
+from tsfleet.live.decoded import Decoded
+from tsfleet.live.errors import PayloadError
+
+log = logging.getLogger("tsfleet.live")
+
+#: The longest payload text kept in quarantine or unmapped rows.
+MAX_KEPT_PAYLOAD = 16 * 1024
+
+
+@dataclass
+class Envelope:
+    """One received payload on its way to the store."""
+
+    transport: str                 # "mqtt" | "coap"
+    source: str                    # MQTT topic or CoAP path
+    payload: bytes
+    received_at: float
+    decoded: Decoded | None = None
+    reject: PayloadError | None = None
+    ack: Callable[[], None] | None = None
+    redelivered: bool = False
+
+    @property
+    def size(self) -> int:
+        return self.decoded.n_rows if self.decoded else 1
+
+    def kept_payload(self) -> str:
+        """The payload as text for the store (base64 for binary, cut at MAX_KEPT_PAYLOAD)."""
+        body = self.payload[:MAX_KEPT_PAYLOAD]
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "base64:" + base64.b64encode(body).decode()
+        if len(self.payload) > MAX_KEPT_PAYLOAD:
+            text += f" [cut: {len(self.payload)} bytes received]"
+        return text
+
+
+@dataclass
+class WriterStats:
+    """Running totals since the writer started."""
+
+    n_messages: int = 0
+    n_redelivered: int = 0
+    n_batches: int = 0
+    n_readings: int = 0
+    n_accepted: int = 0
+    n_duplicates: int = 0
+    n_quarantined: int = 0
+    n_unmapped: int = 0
+    n_rejected: int = 0
+    n_failed_batches: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class _Sync:
+    def __init__(self):
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class Writer:
+    """Owns ``fleet`` on one thread; see the module docstring."""
+
+    def __init__(self, fleet, *, max_rows: int = 25_000, max_delay: float = 0.5,
+                 max_pending: int = 20_000,
+                 on_commit: Callable[[list[Envelope], float], None] | None = None,
+                 on_fatal: Callable[[BaseException], None] | None = None):
+        self.fleet = fleet
+        self.max_rows = max_rows
+        self.max_delay = max_delay
+        self.on_commit = on_commit
+        self.on_fatal = on_fatal
+        self.stats = WriterStats()
+        self.error: BaseException | None = None
+        self._q: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="tsfleet-writer", daemon=True)
+
+    # -- API used by the transports --------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, env: Envelope) -> None:
+        """Queue one payload (blocks while the writer is ``max_pending`` behind)."""
+        if self.error is not None:
+            raise TsfleetError(f"the writer stopped: {self.error}")
+        self._q.put(env)
+
+    def sync(self, timeout: float = 30.0) -> bool:
+        """Commit everything submitted so far; True when done within ``timeout``."""
+        s = _Sync()
+        self._q.put(s)
+        return s.done.wait(timeout)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Commit what is held, then end the thread."""
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join(timeout)
+
+    # -- the writer thread ------------------------------------------------------------
+    def _run(self) -> None:
+        pending: list[Envelope] = []
+        n_rows = 0
+        first = 0.0
+        try:
+            while True:
+                timeout = None if not pending else max(0.0, first + self.max_delay
+                                                       - time.monotonic())
+                try:
+                    item = self._q.get(timeout=timeout)
+                except queue.Empty:
+                    item = None
+                if isinstance(item, Envelope):
+                    if not pending:
+                        first = time.monotonic()
+                    pending.append(item)
+                    n_rows += item.size
+                    while n_rows < self.max_rows:  # take what is already waiting
+                        try:
+                            nxt = self._q.get_nowait()
+                        except queue.Empty:
+                            break
+                        if not isinstance(nxt, Envelope):
+                            self._q.put(nxt)  # handle markers in the outer loop
+                            break
+                        pending.append(nxt)
+                        n_rows += nxt.size
+                    if n_rows < self.max_rows and time.monotonic() - first < self.max_delay:
+                        continue
+                if pending:
+                    self._flush(pending)
+                    pending, n_rows = [], 0
+                if isinstance(item, _Sync):
+                    item.done.set()
+                elif item is _STOP:
+                    return
+        except BaseException as exc:  # the store is unusable: stop without acking
+            self.error = exc
+            log.error("live: the writer stopped: %s", exc)
+            if self.on_fatal:
+                self.on_fatal(exc)
+
+    def _flush(self, batch: list[Envelope]) -> None:
+        try:
+            counts = self._store(batch)
+        except (duckdb.Error, TsfleetError) as exc:
+            if len(batch) == 1:
+                counts = self._store_failure(batch[0], exc)
+            else:
+                self.stats.n_failed_batches += 1
+                log.warning("live: a batch of %d payloads failed (%s); storing them one by one",
+                            len(batch), str(exc).splitlines()[0])
+                for env in batch:
+                    self._flush([env])
+                return
+        committed_at = time.time()
+        self._account(batch, counts)
+        for env in batch:
+            if env.ack is not None:
+                try:
+                    env.ack()
+                except Exception as exc:  # a lost connection: the broker redelivers
+                    log.warning("live: acknowledging a %s message failed: %s", env.transport, exc)
+        if self.on_commit:
+            self.on_commit(batch, committed_at)
+
+    def _store(self, batch: list[Envelope]) -> dict[str, int]:
+        counts = {"readings": 0, "accepted": 0, "duplicates": 0, "quarantined": 0,
+                  "unmapped": 0, "rejected": 0}
+        label = "live:" + "+".join(sorted({e.transport for e in batch}))
+        decoded = [e.decoded for e in batch if e.decoded is not None]
+        table = readings_table(decoded)
+        reports = []
+        if table is not None:
+            reports.append(self.fleet.ingest("readings", table, chunk_rows=max(table.num_rows, 1)))
+            counts["readings"] += table.num_rows
+        kinds: dict[str, list[dict]] = {}
+        for d in decoded:
+            for kind, rows in d.facts.items():
+                kinds.setdefault(kind, []).extend(rows)
+        for kind, rows in sorted(kinds.items()):
+            reports.append(self.fleet.ingest(kind, rows))
+        for r in reports:
+            counts["accepted"] += r.n_accepted
+            counts["duplicates"] += r.n_duplicates
+            counts["quarantined"] += r.n_quarantined
+            self.stats.by_kind[r.kind] = self.stats.by_kind.get(r.kind, 0) + r.n_accepted
+        batch_ids = [b for r in reports for b in r.batch_ids]
+        if batch_ids:
+            self._relabel(batch_ids, label)
+        counts["unmapped"] = self._store_unmapped(batch)
+        counts["rejected"] = self._store_rejects(
+            [(e, e.reject.reason, e.reject.detail) for e in batch if e.reject is not None], label)
+        return counts
+
+    def _store_failure(self, env: Envelope, exc: BaseException) -> dict[str, int]:
+        detail = f"storing the payload failed: {str(exc).splitlines()[0]}"
+        log.warning("live: %s from %s quarantined: %s", env.transport, env.source, detail)
+        n = self._store_rejects([(env, "ingest_failed", detail)], f"live:{env.transport}")
+        return {"readings": 0, "accepted": 0, "duplicates": 0, "quarantined": 0,
+                "unmapped": 0, "rejected": n}
+
+    def _relabel(self, batch_ids: list[int], label: str) -> None:
+        con = self.fleet.con
+        con.execute("update ingest_batches set source = ? where batch_id in "
+                    "(select unnest(?::bigint[]))", [label, batch_ids])
+        con.execute("update quarantine set source = ? where batch_id in "
+                    "(select unnest(?::bigint[]))", [label, batch_ids])
+
+    def _store_unmapped(self, batch: list[Envelope]) -> int:
+        rows: dict[str, list] = {k: [] for k in (
+            "payload_sha256", "item", "received_at", "transport", "source", "format",
+            "device_id", "observed_at", "field", "value", "unit", "reason", "payload")}
+        for env in batch:
+            if env.decoded is None or not env.decoded.unmapped:
+                continue
+            sha, text = hashlib.sha256(env.payload).hexdigest(), env.kept_payload()
+            for u in env.decoded.unmapped:
+                for k, v in (("payload_sha256", sha), ("item", u.item),
+                             ("received_at", env.received_at), ("transport", env.transport),
+                             ("source", env.source), ("format", env.decoded.fmt),
+                             ("device_id", u.device_id), ("observed_at", u.observed_at),
+                             ("field", u.field), ("value", u.value), ("unit", u.unit),
+                             ("reason", u.reason), ("payload", text)):
+                    rows[k].append(v)
+        if not rows["item"]:
+            return 0
+        con = self.fleet.con
+        con.register("_live_unmapped", pa.table({
+            **{k: pa.array(v, pa.string()) for k, v in rows.items()
+               if k not in ("item", "received_at", "observed_at")},
+            "item": pa.array(rows["item"], pa.int32()),
+            "received_at": pa.array(rows["received_at"], pa.float64()),
+            "observed_at": pa.array(rows["observed_at"], pa.float64())}))
+        try:
+            con.execute("BEGIN TRANSACTION")
+            n = con.execute(
+                "insert into unmapped select payload_sha256, item, to_timestamp(received_at), "
+                "transport, source, format, device_id, "
+                "case when observed_at between 0 and 4102444800 "
+                "then to_timestamp(observed_at)::timestamp end, field, value, unit, reason, "
+                "payload from _live_unmapped on conflict do nothing").fetchone()[0]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_live_unmapped")
+        log.debug("live: %s of %d unmapped fields were new", n, len(rows["item"]))
+        return len(rows["item"])
+
+    def _store_rejects(self, rejects: list[tuple[Envelope, str, str]], label: str) -> int:
+        """Whole payloads that could not be decoded -> ``quarantine`` (kind ``payload``)."""
+        if not rejects:
+            return 0
+        con = self.fleet.con
+        raws = [json.dumps({"transport": e.transport, "source": e.source,
+                            "payload": e.kept_payload()}) for e, _, _ in rejects]
+        con.register("_live_rejects", pa.table({
+            "reason": [r for _, r, _ in rejects], "detail": [d for _, _, d in rejects],
+            "raw": raws}))
+        try:
+            con.execute("BEGIN TRANSACTION")
+            bid = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
+            n = con.execute(
+                "insert into quarantine select ?, 'payload', ?, reason, detail, raw, now() "
+                "from (select distinct * from _live_rejects) r where not exists (select 1 "
+                "from quarantine q where q.kind = 'payload' and q.raw = r.raw "
+                "and q.reason = r.reason)", [bid, label]).fetchone()[0]
+            con.execute("insert into ingest_batches values (?, 'payload', ?, now(), now(), ?, 0, "
+                        "?, ?, NULL, NULL)", [bid, label, len(rejects), len(rejects) - n, n])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_live_rejects")
+        return len(rejects)
+
+    def _account(self, batch: list[Envelope], counts: dict[str, int]) -> None:
+        s = self.stats
+        s.n_batches += 1
+        s.n_messages += len(batch)
+        s.n_redelivered += sum(e.redelivered for e in batch)
+        s.n_readings += counts["readings"]
+        s.n_accepted += counts["accepted"]
+        s.n_duplicates += counts["duplicates"]
+        s.n_quarantined += counts["quarantined"]
+        s.n_unmapped += counts["unmapped"]
+        s.n_rejected += counts["rejected"]
+        if log.isEnabledFor(logging.INFO):
+            held = self.fleet.con.execute("select count(*) from readings").fetchone()[0]
+            log.info("live: committed %d payloads: %d rows (%d new, %d duplicates, "
+                     "%d quarantined), %d unmapped fields, %d rejected payloads; "
+                     "%d redelivered so far; store holds %d readings",
+                     len(batch), sum(e.decoded.n_rows - len(e.decoded.unmapped)
+                                     for e in batch if e.decoded),
+                     counts["accepted"], counts["duplicates"], counts["quarantined"],
+                     counts["unmapped"], counts["rejected"], s.n_redelivered, held)
+
+
+def readings_table(decoded: list[Decoded]) -> pa.Table | None:
+    """The readings of several payloads as one Arrow table for the pipeline.
+
+    Values and times stay numbers unless some payload sent something else;
+    then the column is text and the pipeline reports each bad cell.
+    """
+    device, observed, metric, value = [], [], [], []
+    for d in decoded:
+        device.extend(d.device_id)
+        observed.extend(d.observed_at)
+        metric.extend(d.metric)
+        value.extend(d.value)
+    if not metric:
+        return None
+    return pa.table({"device_id": pa.array(device, pa.string()),
+                     "observed_at": _column(observed), "metric": pa.array(metric, pa.string()),
+                     "value": _column(value)})
+
+
+def _column(cells: list) -> pa.Array:
+    try:
+        return pa.array(cells, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if c is None else str(c) for c in cells], pa.string())

@@ -1,0 +1,208 @@
+"""Battery forecasts for the whole fleet: Holt-Winters per device, fallbacks per item.
+
+For each battery device: its current discharge segment (since the last reset)
+as daily charge-equivalent levels (SQL does the daily aggregation), the
+pattern, then a damped-trend Holt-Winters model fitted from the change point
+on (step changes) or the segment start. Smoothing parameters are shared per
+device type and fitted by statsmodels on a few steady devices of the type;
+the per-device recursion runs vectorized (see :mod:`tsfleet.power.holt`).
+
+The level at the horizon, the critical and empty dates come with a 90%
+interval from the spread of the one-step errors and the uncertainty of the
+rate. Devices with too little history get the *type prior* (the median rate of
+their device type in this run) and say so in ``reason``; devices without
+battery data get a ``no_data`` row. No device is dropped silently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from tsfleet.power import holt, patterns, series
+from tsfleet.power.chemistry import charge_from_level, level_from_charge
+
+Z90 = 1.645
+SAMPLE_PER_TYPE = 3
+RATE_FLOOR_REL = 0.04          # model uncertainty of the rate, relative
+DEFAULT_RATE = 0.3             # % per day when a type has no fitted device at all
+TEMP_PRIOR_SD = 0.01           # spread of temperature coefficients between devices, per C
+RECENT_DAYS = 7                # the future is expected at the last week's temperature
+
+
+def run(con, horizon_days: int = 30, devices: list[str] | None = None,
+        until: datetime | None = None, shared: dict | None = None) -> dict[str, np.ndarray]:
+    """Forecast every battery device (or ``devices``) as of ``until`` (default: its last data).
+
+    Returns the columns of ``battery_forecast`` (without computed_at/params).
+    ``shared`` maps device type to :class:`~tsfleet.power.holt.HoltParams` to
+    reuse instead of fitting.
+    """
+    s = series.load(con, devices, until)
+    critical = _critical_pct(con, s.device_type)
+    return compute(s, horizon_days, critical, until=until, shared=shared)
+
+
+def _critical_pct(con, device_type: np.ndarray) -> np.ndarray:
+    rows = dict(con.execute("select device_type, critical_pct from battery_thresholds").fetchall())
+    return np.array([rows.get(t, rows.get("*", 10.0)) for t in device_type], dtype=float)
+
+
+def shared_params(s: series.Series, pat: patterns.Patterns, fit_start: np.ndarray,
+                  eligible: np.ndarray) -> dict[str, holt.HoltParams]:
+    """statsmodels fits on the longest steady series of each device type; medians per type."""
+    out = {}
+    length = s.end - fit_start + 1
+    for t in np.unique(s.device_type):
+        cand = np.flatnonzero((s.device_type == t) & eligible & (pat.pattern == "steady")
+                              & (length >= 14))
+        cand = cand[np.argsort(-length[cand], kind="stable")][:SAMPLE_PER_TYPE]
+        out[t] = holt.fit_shared([s.charge[i, fit_start[i]: s.end[i] + 1] for i in cand])
+    return out
+
+
+def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
+            until: datetime | None = None, shared: dict | None = None) -> dict[str, np.ndarray]:
+    n = s.n
+    pat = patterns.classify(s)
+    fit_start = np.where(pat.change_col >= 0, pat.change_col, s.start)
+    has_data = s.end >= 0
+    eligible = has_data & (s.n_days >= patterns.MIN_DAYS) & (s.end - fit_start + 1 >= 4)
+    params = dict(shared or {})
+    missing = {t for t in np.unique(s.device_type) if t not in params}
+    if missing:
+        fitted = shared_params(s, pat, fit_start, eligible & np.isin(s.device_type, list(missing)))
+        params.update({t: fitted[t] for t in missing})
+    alpha = np.array([params[t].alpha for t in s.device_type]) if n else np.zeros(0)
+    beta = np.array([params[t].beta for t in s.device_type]) if n else np.zeros(0)
+    phi = np.array([params[t].phi for t in s.device_type]) if n else np.zeros(0)
+
+    # initial states: the least-squares line over the fitted span
+    intercept, slope, _ = patterns.line_fit(s.charge, fit_start, s.end)
+    start = np.where(eligible, fit_start, s.charge.shape[1] + 1)
+    lvl0 = intercept + slope * (fit_start - 1)
+    lvl, trd, err = holt.holt_damped(np.nan_to_num(s.charge), start, s.end,
+                                     np.nan_to_num(lvl0), np.nan_to_num(slope), alpha, beta, phi)
+    with np.errstate(invalid="ignore"):
+        sigma = np.sqrt(np.nansum(err ** 2, axis=1) / np.maximum(np.isfinite(err).sum(axis=1), 1))
+        span = np.maximum(s.end - fit_start + 1, 1)
+        se_rate = sigma * np.sqrt(12.0 / np.maximum(span ** 3 - span, 1))
+    temp_k, temp_factor = temperature_adjustment(s, pat, fit_start, eligible)
+    trd = trd * temp_factor
+    # fallback: the type prior
+    rate_fit = -trd
+    prior = {}
+    for t in np.unique(s.device_type):
+        r = rate_fit[eligible & (s.device_type == t)]
+        prior[t] = float(np.median(r)) if len(r) else DEFAULT_RATE
+    own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
+    method = np.where(eligible, "holt_winters", np.where(
+        own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
+    reason = np.full(n, None, dtype=object)
+    few = has_data & ~eligible
+    reason[few] = [f"too short history: {d} day(s) since the last reset; "
+                   + ("rate of its previous discharge segment used" if o else
+                      f"median rate of {t} devices used")
+                   for d, t, o in zip(s.n_days[few], s.device_type[few], own[few], strict=True)]
+    reason[~has_data] = "no battery readings"
+    prior_rate = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
+    prior_rate = np.where(own, s.prev_rate, prior_rate)
+    q_last = charge_from_level(s.last_level, s.knee, s.gain)
+    lvl = np.where(eligible, lvl, q_last)
+    trd = np.where(eligible, trd, -prior_rate)
+    phi = np.where(eligible, phi, holt.DEFAULT[2])
+    rel = np.where(eligible, np.sqrt((se_rate / np.maximum(np.abs(trd), 1e-6)) ** 2
+                                     + RATE_FLOOR_REL ** 2), 0.5)
+    sigma = np.where(eligible, sigma, 1.0)
+
+    # time: steps from the last fitted day's noon to as_of and to the horizon
+    noon = (s.day0.astype("datetime64[us]") + ((np.maximum(s.end, 0) + 0.5) * 86400e6)
+            .astype("timedelta64[us]"))
+    as_of = (np.full(n, np.datetime64(until, "us")) if until is not None
+             else s.last_observed_at.astype("datetime64[us]"))
+    h_now = np.maximum((as_of - noon) / np.timedelta64(1, "D"), 0.0)
+
+    def path(h, scale=1.0):
+        return lvl + trd * scale * holt.damped_sum(phi, h)
+
+    q_now, q_h = path(h_now), path(h_now + horizon_days)
+    lv_now = level_from_charge(q_now, s.knee, s.gain)
+    lv_h = level_from_charge(q_h, s.knee, s.gain)
+    spread = Z90 * np.sqrt(sigma ** 2 + (rel * np.abs(trd) * horizon_days) ** 2)
+    lv_lo = level_from_charge(q_h - spread, s.knee, s.gain)
+    lv_hi = level_from_charge(q_h + spread, s.knee, s.gain)
+
+    def when(target_level, scale=1.0):
+        q_t = charge_from_level(np.full(n, target_level, dtype=float) if np.ndim(target_level) == 0
+                                else target_level, s.knee, s.gain)
+        steps = holt.steps_to_reach(lvl, trd * scale, phi, q_t)
+        days = steps - h_now
+        return _at(noon, steps), np.maximum(days, 0.0)
+
+    crit_at, d_crit = when(critical_pct)
+    crit_lo, _ = when(critical_pct, 1 + Z90 * rel)
+    crit_hi, _ = when(critical_pct, np.maximum(1 - Z90 * rel, 0.05))
+    empty_at, d_empty = when(0.0)
+    empty_lo, _ = when(0.0, 1 + Z90 * rel)
+    empty_hi, _ = when(0.0, np.maximum(1 - Z90 * rel, 0.05))
+    nodata = ~has_data
+    out = dict(
+        device_id=s.device_id, as_of=as_of, horizon_days=np.full(n, horizon_days),
+        level_now_pct=lv_now, level_at_horizon_pct=lv_h, level_lo_pct=lv_lo, level_hi_pct=lv_hi,
+        drop_pct=lv_now - lv_h, rate_pct_per_day=-trd, critical_pct=critical_pct,
+        critical_at=crit_at, critical_lo_at=crit_lo, critical_hi_at=crit_hi,
+        empty_at=empty_at, empty_lo_at=empty_lo, empty_hi_at=empty_hi,
+        days_to_critical=d_crit, days_to_empty=d_empty, method=method, reason=reason,
+        pattern=pat.pattern, alpha=np.where(eligible, alpha, np.nan),
+        beta=np.where(eligible, beta, np.nan), phi=np.where(eligible, phi, np.nan),
+        temp_coef_per_c=temp_k, temp_factor=temp_factor, n_days=s.n_days,
+    )
+    for k in ("level_now_pct", "level_at_horizon_pct", "level_lo_pct", "level_hi_pct", "drop_pct",
+              "rate_pct_per_day", "days_to_critical", "days_to_empty"):
+        out[k] = np.where(nodata, np.nan, np.asarray(out[k], float))
+        out[k] = np.where(np.isfinite(out[k]), out[k], np.nan)
+    for k in ("critical_at", "critical_lo_at", "critical_hi_at", "empty_at", "empty_lo_at",
+              "empty_hi_at"):
+        out[k] = np.where(nodata, np.datetime64("NaT"), out[k])
+    out["patterns"] = pat
+    out["fit_start"] = fit_start
+    out["shared"] = params
+    return out
+
+
+def temperature_adjustment(s: series.Series, pat: patterns.Patterns, fit_start: np.ndarray,
+                           eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-device temperature coefficient (empirical Bayes) and the factor for the trend.
+
+    The Holt-Winters trend reflects the temperatures of the fitted span; the
+    next weeks are expected at the last week's zone temperature. Each device's
+    own coefficient is noisy, so it is shrunk towards its device type's mean
+    by its standard error. Devices without a known zone temperature get 1.
+    """
+    n, m = s.temperature.shape
+    cols = np.arange(m)[None, :]
+    temp = s.temperature
+    span = (cols >= fit_start[:, None]) & (cols <= s.end[:, None]) & np.isfinite(temp)
+    recent = span & (cols > (s.end - RECENT_DAYS)[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_span = np.where(span, temp, 0).sum(axis=1) / span.sum(axis=1)
+        t_recent = np.where(recent, temp, 0).sum(axis=1) / recent.sum(axis=1)
+    k_hat, k_se = pat.temp_coef, pat.temp_se
+    known = eligible & np.isfinite(k_hat) & np.isfinite(k_se) & np.isfinite(t_span - t_recent)
+    k = np.zeros(n)
+    for t in np.unique(s.device_type[known]):
+        sel = known & (s.device_type == t)
+        w = 1.0 / (TEMP_PRIOR_SD ** 2 + k_se[sel] ** 2)
+        mean = float(np.sum(w * k_hat[sel]) / np.sum(w))
+        shrink = TEMP_PRIOR_SD ** 2 / (TEMP_PRIOR_SD ** 2 + k_se[sel] ** 2)
+        k[sel] = mean + shrink * (k_hat[sel] - mean)
+    factor = np.where(known, np.exp(np.clip(k * (t_recent - t_span), -1, 1)), 1.0)
+    return np.where(known, k, np.nan), factor
+
+
+def _at(noon: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """noon + steps days (NaT where never or beyond ~30 years)."""
+    ok = np.isfinite(steps) & (steps < 365 * 30)
+    delta = (np.where(ok, steps, 0) * 86400e6).astype("timedelta64[us]")
+    return np.where(ok, noon + delta, np.datetime64("NaT"))

@@ -1,0 +1,142 @@
+"""Discharge patterns per device, from its daily charge-equivalent series.
+
+All devices at once, with prefix sums over the calendar grid:
+
+* a least-squares line over the current segment (rate, residual spread);
+* the best single change point (two separate lines; an F statistic against
+  one line) for *step changes*, e.g. after a reporting-interval change;
+* the relative sensitivity of the daily discharge to the zone's temperature.
+
+Patterns, first match wins: ``insufficient_data`` (fewer than
+:data:`MIN_DAYS` days), ``erratic`` (daily levels scatter more than
+:data:`ERRATIC_SD` around the line), ``charging`` (rechargeable), ``step_change``,
+``temperature_sensitive``, ``accelerating`` (below or near the gauge's knee),
+``steady``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tsfleet.power.series import Series
+
+MIN_DAYS = 7
+ERRATIC_SD = 0.6          # % of level, residual SD of daily means around the line
+STEP_F = 40.0
+STEP_RATIO = 1.25
+MIN_AFTER_STEP = 4        # days after a change point before it can be trusted
+
+
+@dataclass
+class Patterns:
+    pattern: np.ndarray
+    rate: np.ndarray          # % per day over the segment (charge-equivalent)
+    rate_recent: np.ndarray   # % per day after the change point (or = rate)
+    change_col: np.ndarray    # column of the change point, -1 if none
+    change_ratio: np.ndarray
+    resid_sd: np.ndarray
+    temp_coef: np.ndarray     # relative rate change per degree C
+    temp_t: np.ndarray
+    temp_se: np.ndarray       # standard error of temp_coef
+
+
+def _sums(y: np.ndarray, mask: np.ndarray):
+    t = np.broadcast_to(np.arange(y.shape[1], dtype=float), y.shape)
+    w = mask.astype(float)
+    yz = np.where(mask, y, 0.0)
+    cols = [w, w * t, w * t * t, yz, yz * t, yz * yz]
+    return [np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(c, axis=1)], axis=1)
+            for c in cols]
+
+
+def _sse(s, lo, hi):
+    """SSE of a line over columns [lo, hi) from prefix sums; also slope."""
+    n, st, stt, sy, sty, syy = (np.take_along_axis(c, hi, 1) - np.take_along_axis(c, lo, 1)
+                                for c in s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vtt = stt - st * st / n
+        vty = sty - st * sy / n
+        vyy = syy - sy * sy / n
+        slope = vty / vtt
+        sse = np.maximum(vyy - vty * slope, 0.0)
+    return sse, slope, n
+
+
+def line_fit(y: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """Least-squares line per row over columns [lo, hi]: (intercept at col 0, slope, resid SD)."""
+    mask = np.isfinite(y)
+    s = _sums(y, mask)
+    a, b = np.maximum(lo, 0)[:, None], (np.maximum(hi, -1) + 1)[:, None]
+    sse, slope, n = (v[:, 0] for v in _sse(s, a, b))
+    n_, st, sy = (np.take_along_axis(c, b, 1)[:, 0] - np.take_along_axis(c, a, 1)[:, 0]
+                  for c in (s[0], s[1], s[3]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(n_ >= 2, slope, 0.0)
+        slope = np.where(np.isfinite(slope), slope, 0.0)
+        intercept = np.where(n_ > 0, (sy - slope * st) / n_, np.nan)
+        sd = np.sqrt(sse / np.maximum(n_ - 2, 1))
+    return intercept, slope, np.where(n_ >= 3, sd, np.nan)
+
+
+def classify(s: Series) -> Patterns:
+    n = s.n
+    y = s.charge
+    mask = np.isfinite(y)
+    _, slope, sd = line_fit(y, s.start, s.end)
+    rate = -slope
+    # change point: best split c (right part starts at c)
+    change = np.full(n, -1)
+    ratio = np.ones(n)
+    rate_recent = rate.copy()
+    if y.shape[1] >= 2 * MIN_DAYS:
+        sums = _sums(y, mask)
+        cols = np.arange(y.shape[1] + 1)[None, :]
+        lo = np.maximum(s.start, 0)[:, None]
+        hi = (s.end + 1)[:, None]
+        c = np.broadcast_to(cols, (n, cols.shape[1]))
+        valid = (c >= lo + 5) & (c <= hi - MIN_AFTER_STEP)
+        cc = np.clip(c, lo, hi)
+        sse_l, _, _ = _sse(sums, np.broadcast_to(lo, c.shape), cc)
+        sse_r, slope_r, _ = _sse(sums, cc, np.broadcast_to(hi, c.shape))
+        total = np.where(valid, sse_l + sse_r, np.inf)
+        best = np.argmin(total, axis=1)
+        has = np.isfinite(total[np.arange(n), best])
+        sse_full, slope_full, n_full = (v[:, 0] for v in _sse(sums, lo, hi))
+        sse2 = total[np.arange(n), best]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = ((sse_full - sse2) / 2) / (sse2 / np.maximum(n_full - 4, 1))
+            r_right = -slope_r[np.arange(n), best]
+            rr = r_right / rate
+        step = has & (f > STEP_F) & np.isfinite(rr) & ((rr > STEP_RATIO) | (rr < 1 / STEP_RATIO))
+        change = np.where(step, best, -1)
+        ratio = np.where(step, rr, 1.0)
+        rate_recent = np.where(step, r_right, rate)
+        with np.errstate(invalid="ignore"):
+            sd = np.where(step, np.sqrt(sse2 / np.maximum(n_full - 4, 1)), sd)
+    # temperature: regress daily drops on the temperature anomaly
+    drop = -np.diff(y, axis=1)
+    temp = s.temperature[:, 1:]
+    ok = np.isfinite(drop) & np.isfinite(temp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = ok.sum(axis=1)
+        ta = temp - np.nansum(np.where(ok, temp, 0), axis=1, keepdims=True) / m[:, None]
+        da = drop - np.nansum(np.where(ok, drop, 0), axis=1, keepdims=True) / m[:, None]
+        stt = np.where(ok, ta * ta, 0).sum(axis=1)
+        b = np.where(ok, ta * da, 0).sum(axis=1) / stt
+        res = np.where(ok, da - b[:, None] * ta, 0)
+        se = np.sqrt((res * res).sum(axis=1) / np.maximum(m - 2, 1) / stt)
+        k = b / rate
+        kt = b / se
+    k = np.where((m >= 10) & np.isfinite(k), k, np.nan)
+    kt = np.where(np.isfinite(k), kt, np.nan)
+    kse = np.where(np.isfinite(k), np.abs(k / kt), np.nan)
+    level_now = (np.where(s.end >= 0, s.level[np.arange(n), np.maximum(s.end, 0)], np.nan)
+                 if y.shape[1] else np.full(n, np.nan))
+    pattern = np.select(
+        [s.n_days < MIN_DAYS, sd > ERRATIC_SD, s.is_rechargeable, change >= 0,
+         (kt > 3) & (k > 0.02), (s.knee > 0) & (level_now < s.knee + 10)],
+        ["insufficient_data", "erratic", "charging", "step_change", "temperature_sensitive",
+         "accelerating"], "steady")
+    return Patterns(pattern.astype(object), rate, rate_recent, change, ratio, sd, k, kt, kse)

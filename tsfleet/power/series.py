@@ -1,0 +1,144 @@
+"""Daily battery series of many devices as aligned numpy arrays.
+
+The daily aggregation happens in SQL (view ``battery_daily``); this module
+reads it once for all requested devices, keeps each device's current
+discharge segment (the days after its last reset), puts the levels on a
+common calendar grid at noon of each day (interpolating the day means from
+their mean observation times, so gaps neither shift nor break a series), and
+converts levels to their charge-equivalent (see :mod:`tsfleet.power.chemistry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from tsfleet.power.chemistry import charge_from_level
+
+DAY_S = 86400.0
+
+
+@dataclass
+class Series:
+    """Per-device arrays; 2-D ones are (n_devices, n_days) on the calendar grid."""
+
+    device_id: np.ndarray
+    device_type: np.ndarray
+    chemistry: np.ndarray
+    is_rechargeable: np.ndarray
+    knee: np.ndarray
+    gain: np.ndarray
+    day0: np.datetime64          # the grid's first day (midnight UTC)
+    level: np.ndarray            # % at noon, NaN outside [start, end]
+    charge: np.ndarray           # charge-equivalent level, same shape
+    temperature: np.ndarray      # zone daily temperature_c, NaN where unknown
+    start: np.ndarray            # first column of the current segment (-1: no data)
+    end: np.ndarray              # last column with data (-1: no data)
+    n_days: np.ndarray           # days with readings in the segment
+    last_observed_at: np.ndarray  # datetime64[us], NaT without data
+    last_level: np.ndarray       # % last daily mean
+    prev_rate: np.ndarray        # % per day over the previous segment (NaN: none)
+
+    @property
+    def n(self) -> int:
+        return len(self.device_id)
+
+
+def load(con, devices: list[str] | None = None, until: datetime | None = None) -> Series:
+    """Read the daily levels (before ``until``, if given) of battery devices."""
+    dev = con.execute(
+        "select d.device_id, d.device_type, d.battery_chemistry as chemistry, d.zone, "
+        "coalesce(c.is_rechargeable, false) as is_rechargeable, "
+        "coalesce(c.knee_pct, 0) as knee, coalesce(c.knee_gain, 0) as gain "
+        "from devices d left join battery_chemistries c on c.chemistry = d.battery_chemistry "
+        "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
+        "and (?::varchar[] is null or list_contains(?::varchar[], d.device_id)) "
+        "order by d.device_id", [devices, devices]).df()
+    cut = pd.Timestamp(until) if until is not None else None
+    daily = con.execute(
+        "select b.device_id, b.day, b.level_pct, b.mean_observed_at, b.last_observed_at, "
+        "b.is_reset_day from battery_daily b join devices d using (device_id) "
+        "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
+        "and (?::varchar[] is null or list_contains(?::varchar[], b.device_id)) "
+        "and (?::timestamp is null or b.day < ?::timestamp) "
+        "order by b.device_id, b.day", [devices, devices, cut, cut]).df()
+    temps = con.execute(
+        "select zone, day, temperature_c from zone_temperature_daily "
+        "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).df()
+    return build(dev, daily, temps)
+
+
+def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series:
+    n = len(dev)
+    ids = dev["device_id"].to_numpy(object)
+    if len(daily):
+        day0 = np.datetime64(pd.Timestamp(daily["day"].min()).to_datetime64(), "D")
+        n_cols = int((np.datetime64(pd.Timestamp(daily["day"].max()).to_datetime64(), "D")
+                      - day0).astype(int)) + 1
+    else:
+        day0, n_cols = np.datetime64("1970-01-01", "D"), 0
+    level = np.full((n, n_cols), np.nan)
+    temperature = np.full((n, n_cols), np.nan)
+    start = np.full(n, -1)
+    end = np.full(n, -1)
+    n_days = np.zeros(n, dtype=int)
+    last_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+    last_level = np.full(n, np.nan)
+    prev_rate = np.full(n, np.nan)
+    if len(daily):
+        row = pd.Index(ids).get_indexer(daily["device_id"])
+        col = (daily["day"].to_numpy("datetime64[D]") - day0).astype(int)
+        t = ((daily["mean_observed_at"].to_numpy("datetime64[us]") - day0.astype("datetime64[us]"))
+             / np.timedelta64(1, "s")) / DAY_S
+        y = daily["level_pct"].to_numpy(float)
+        reset = daily["is_reset_day"].to_numpy(bool)
+        bounds = np.flatnonzero(np.diff(row)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(row)], strict=True):
+            i = row[lo]
+            r = np.flatnonzero(reset[lo:hi])
+            first = lo + (r[-1] + 1 if len(r) else 0)
+            prev_rate[i] = _previous_rate(t[lo:hi], y[lo:hi], r)
+            last_at[i] = daily["last_observed_at"].iloc[hi - 1]
+            last_level[i] = y[hi - 1]
+            if first >= hi:           # the last day is a reset: nothing after it yet
+                start[i], end[i] = col[hi - 1] + 1, col[hi - 1]
+                continue
+            ok = np.isfinite(y[first:hi])
+            if not ok.any():
+                continue
+            tt, yy = t[first:hi][ok], y[first:hi][ok]
+            cols = np.arange(col[first:hi][ok][0], col[first:hi][ok][-1] + 1)
+            level[i, cols] = np.interp(cols + 0.5, tt, yy)
+            start[i], end[i], n_days[i] = cols[0], cols[-1], ok.sum()
+    if len(temps) and n_cols:
+        zi = pd.Index(pd.unique(dev["zone"]))
+        zcol = (temps["day"].to_numpy("datetime64[D]") - day0).astype(int)
+        zr = zi.get_indexer(temps["zone"])
+        keep = (zcol >= 0) & (zcol < n_cols) & (zr >= 0)
+        zgrid = np.full((len(zi), n_cols), np.nan)
+        zgrid[zr[keep], zcol[keep]] = temps["temperature_c"].to_numpy(float)[keep]
+        temperature = zgrid[zi.get_indexer(dev["zone"])]
+    knee = dev["knee"].to_numpy(float)
+    gain = dev["gain"].to_numpy(float)
+    return Series(
+        device_id=ids, device_type=dev["device_type"].to_numpy(object),
+        chemistry=dev["chemistry"].to_numpy(object),
+        is_rechargeable=dev["is_rechargeable"].to_numpy(bool), knee=knee, gain=gain,
+        day0=day0, level=level, charge=charge_from_level(level, knee[:, None], gain[:, None]),
+        temperature=temperature, start=start, end=end, n_days=n_days,
+        last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate)
+
+
+def _previous_rate(t: np.ndarray, y: np.ndarray, resets: np.ndarray) -> float:
+    """Discharge rate (% per day) of the last complete segment before the current one."""
+    if len(resets) == 0:
+        return np.nan
+    lo = resets[-2] + 1 if len(resets) >= 2 else 0
+    hi = resets[-1] - 1                      # the day before a reset is often mixed
+    ok = np.isfinite(y[lo:hi])
+    if ok.sum() < 5:
+        return np.nan
+    return float(-np.polyfit(t[lo:hi][ok], y[lo:hi][ok], 1)[0])

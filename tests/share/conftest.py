@@ -1,4 +1,8 @@
-"""Fixtures for the share tests: a small file-backed simulated store and a busy writer."""
+"""Fixtures for the share tests: a small file-backed simulated store, a busy writer.
+
+The helpers are handed to tests as fixtures (``reading_batch``, ``busy_writer``,
+``invariants``), so no test imports this file.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ def live(sim_store_file, tmp_path) -> Fleet:
     fleet.close()
 
 
-def reading_batch(devices: list[str], start: datetime, n_hours: int, metric: str = "co2_ppm",
+def make_reading_batch(devices: list[str], start: datetime, n_hours: int, metric: str = "co2_ppm",
                   value: float = 420.0) -> pa.Table:
     """Hourly readings of ``metric`` for ``devices`` from ``start`` (a duplicate-free batch)."""
     hours = np.arange(n_hours)
@@ -49,11 +53,11 @@ def reading_batch(devices: list[str], start: datetime, n_hours: int, metric: str
 class BusyWriter:
     """Ingests readings into ``fleet`` from a thread, batch after batch, until stopped."""
 
-    def __init__(self, fleet: Fleet, start: datetime = datetime(2026, 7, 1), n_hours: int = 24):
+    def __init__(self, fleet: Fleet, start: datetime | None = None, n_hours: int = 24):
         self.fleet = fleet
         self.devices = [r["device_id"] for r in fleet.query(
             "select device_id from devices order by device_id limit 40")]
-        self.at = start
+        self.at = start or datetime(2026, 7, 1)
         self.n_hours = n_hours
         self.n_batches = 0
         self.error: BaseException | None = None
@@ -63,7 +67,8 @@ class BusyWriter:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self.fleet.ingest("readings", reading_batch(self.devices, self.at, self.n_hours))
+                batch = make_reading_batch(self.devices, self.at, self.n_hours)
+                self.fleet.ingest("readings", batch)
                 self.at += timedelta(hours=self.n_hours)
                 self.n_batches += 1
         except BaseException as exc:  # reported by stop()
@@ -80,9 +85,27 @@ class BusyWriter:
             raise self.error
 
 
-def invariants(con) -> dict:
+def count_invariants(con) -> dict:
     """Counts that agree only in a consistent copy: readings vs ingest log vs device_latest."""
     return dict(zip(("readings", "accepted", "latest"), con.execute(
         "select (select count(*) from readings), "
         "(select coalesce(sum(n_accepted), 0) from ingest_batches where kind = 'readings'), "
         "(select coalesce(sum(n_readings), 0) from device_latest)").fetchone(), strict=True))
+
+
+@pytest.fixture
+def reading_batch():
+    """``reading_batch(devices, start, n_hours)``: an Arrow table of new readings."""
+    return make_reading_batch
+
+
+@pytest.fixture
+def busy_writer():
+    """``with busy_writer(fleet) as w:`` ingests readings from a thread until the block ends."""
+    return BusyWriter
+
+
+@pytest.fixture
+def invariants():
+    """``invariants(con)``: readings, accepted and device_latest counts (equal when consistent)."""
+    return count_invariants

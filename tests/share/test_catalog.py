@@ -45,30 +45,30 @@ def test_catalog_columns_match_the_information_schema(live):
 
 
 def test_a_future_domains_tables_and_views_appear_without_editing_the_catalog(fleet):
-    fleet.con.execute("create table power_forecast (device_id varchar, days_to_empty double, "
+    fleet.con.execute("create table future_forecast (device_id varchar, days_to_empty double, "
                       "computed_at timestamp, params varchar)")
-    fleet.con.execute("comment on table power_forecast is 'Grain: one row per device. "
+    fleet.con.execute("comment on table future_forecast is 'Grain: one row per device. "
                       "days_to_empty is the forecast horizon to 0 %, days.'")
-    fleet.con.execute("comment on column power_forecast.days_to_empty is 'days, from now'")
+    fleet.con.execute("comment on column future_forecast.days_to_empty is 'days, from now'")
     fleet.con.execute("create table loose_notes (note varchar)")
     fleet.con.execute("comment on table loose_notes is 'Free text without a grain.'")
-    fleet.con.execute("create view power_findings as select device_id from power_forecast")
-    fleet.con.execute("insert into published_objects values ('power_findings', 'view', "
-                      "'one row per open battery problem.', 'Battery findings.', "
-                      "'300_power_findings.sql')")
-    write_result(fleet.con, "power_forecast", {"device_id": ["a"], "days_to_empty": [3.5]},
+    fleet.con.execute("create view future_findings as select device_id from future_forecast")
+    fleet.con.execute("insert into published_objects values ('future_findings', 'view', "
+                      "'one row per open battery problem.', 'Future findings.', "
+                      "'300_future_findings.sql')")
+    write_result(fleet.con, "future_forecast", {"device_id": ["a"], "days_to_empty": [3.5]},
                  params={"horizon_days": 90})
     cat = _catalog(fleet)
-    forecast = cat[("main", "power_forecast")]
+    forecast = cat[("main", "future_forecast")]
     assert (forecast["grain"], forecast["description"], forecast["is_result"]) == (
         "one row per device", "days_to_empty is the forecast horizon to 0 %, days.", True)
     notes = cat[("main", "loose_notes")]
     assert (notes["grain"], notes["description"], notes["is_result"]) == (
         None, "Free text without a grain.", False)
-    findings = cat[("main", "power_findings")]
+    findings = cat[("main", "future_findings")]
     assert (findings["kind"], findings["grain"], findings["source_file"]) == (
-        "view", "one row per open battery problem", "300_power_findings.sql")
-    assert fleet.query("select comment from catalog_columns where object_name = 'power_forecast' "
+        "view", "one row per open battery problem", "300_future_findings.sql")
+    assert fleet.query("select comment from catalog_columns where object_name = 'future_forecast' "
                        "and column_name = 'days_to_empty'") == [{"comment": "days, from now"}]
     assert not cat[("main", "readings")]["is_result"]
 

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.share.conftest import reading_batch
 from tsfleet.errors import InvalidParameter
 from tsfleet.share import device_bucket
 from tsfleet.share.partition import BUCKET_SQL
@@ -80,7 +79,7 @@ def test_rerunning_a_range_replaces_partitions_without_duplicates(live, tmp_path
     assert manifest.count('"first_day"') == 3
 
 
-def test_a_range_covers_whole_days_and_picks_up_changes(live, tmp_path):
+def test_a_range_covers_whole_days_and_picks_up_changes(live, tmp_path, reading_batch):
     out = tmp_path / "lake"
     live.export(out, since="2026-06-03T12:00", until="2026-06-04T00:00:01")
     assert set(_lake_rows(out)) == _live_rows(live, "2026-06-03", "2026-06-05")

@@ -13,7 +13,6 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from tests.share.conftest import BusyWriter, invariants, reading_batch
 from tsfleet.errors import InvalidParameter, StoreError
 from tsfleet.share import SnapshotScheduler, take_snapshot
 
@@ -37,14 +36,18 @@ def _tables(con) -> dict[str, int]:
 def test_snapshot_copies_tables_and_materializes_views(live, tmp_path):
     _add_analytic_view(live)
     out = tmp_path / "share.duckdb"
+    n_live_views = live.query("select count(*) as n from duckdb_views() "
+                              "where database_name = current_database() and not internal")[0]["n"]
     report = live.snapshot(out)
-    assert report.n_materialized == 1 and report.n_views == 2
+    assert (report.n_materialized, report.n_views) == (n_live_views - 2, 2)
     assert report.n_readings == live.query("select count(*) n from readings")[0]["n"]
     live_tables = _tables(live.con)
     with duckdb.connect(str(out), read_only=True) as snap:
         snap_tables = _tables(snap)
         assert {k: v for k, v in snap_tables.items() if k in live_tables} == live_tables
-        assert set(snap_tables) - set(live_tables) == {"fleet_daily_counts", "snapshot_info"}
+        live_views = {r["name"] for r in live.query("select name from published_objects")}
+        assert set(snap_tables) - set(live_tables) == (
+            live_views - {"catalog", "catalog_columns"} | {"snapshot_info"})
         assert sorted(snap.execute("select * from fleet_daily_counts").fetchall()) == sorted(
             live.con.execute("select * from fleet_daily_counts").fetchall())
         cat = {r[0]: r[1:] for r in snap.execute(
@@ -65,7 +68,8 @@ def test_views_can_be_kept_as_views(live, tmp_path):
     _add_analytic_view(live)
     out = tmp_path / "keep.duckdb"
     report = live.snapshot(out, views="keep")
-    assert (report.n_materialized, report.n_views) == (0, 3)
+    n_live_views = live.query("select count(*) as n from published_objects")[0]["n"]
+    assert (report.n_materialized, report.n_views) == (0, n_live_views)
     with duckdb.connect(str(out), read_only=True) as snap:
         kinds = dict(snap.execute("select name, kind from catalog").fetchall())
         assert kinds["fleet_daily_counts"] == "view"
@@ -73,10 +77,11 @@ def test_views_can_be_kept_as_views(live, tmp_path):
             report.n_readings
 
 
-def test_snapshot_is_consistent_while_the_writer_keeps_writing(live, tmp_path):
+def test_snapshot_is_consistent_while_the_writer_keeps_writing(live, tmp_path, busy_writer,
+                                                               invariants):
     out = tmp_path / "share.duckdb"
     seen = []
-    with BusyWriter(live) as writer:
+    with busy_writer(live) as writer:
         for _ in range(3):
             before = writer.n_batches
             take_snapshot(live.con, out, source=live.path)
@@ -114,12 +119,13 @@ _READER = textwrap.dedent("""
 """)
 
 
-def test_a_second_process_reads_the_snapshot_while_the_writer_writes(live, tmp_path):
+def test_a_second_process_reads_the_snapshot_while_the_writer_writes(live, tmp_path,
+                                                                   busy_writer):
     out = tmp_path / "share.duckdb"
     script = tmp_path / "reader.py"
     script.write_text(_READER)
     live.snapshot(out)
-    with BusyWriter(live), SnapshotScheduler(live, out, every=0.3) as scheduler:
+    with busy_writer(live), SnapshotScheduler(live, out, every=0.3) as scheduler:
         reader = subprocess.run([sys.executable, str(script), str(out), "90"],
                                 capture_output=True, text=True, timeout=120)
     assert reader.returncode == 0, reader.stderr
@@ -129,7 +135,7 @@ def test_a_second_process_reads_the_snapshot_while_the_writer_writes(live, tmp_p
     assert scheduler.n_taken >= 3 and scheduler.last_error is None
 
 
-def test_replace_is_atomic_an_open_reader_keeps_the_old_file(live, tmp_path):
+def test_replace_is_atomic_an_open_reader_keeps_the_old_file(live, tmp_path, reading_batch):
     out = tmp_path / "share.duckdb"
     live.snapshot(out)
     inode = os.stat(out).st_ino

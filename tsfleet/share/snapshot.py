@@ -121,7 +121,7 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
     alias = f"tsfleet_snapshot_{uuid.uuid4().hex[:12]}"
     t0 = time.perf_counter()
     cur = con.cursor()
-    attached = False
+    attached, live = False, None
     try:
         live = cur.execute("select current_database()").fetchone()[0]
         options = "READ_ONLY false" + ("" if version == "latest" else ", STORAGE_VERSION ?")
@@ -136,7 +136,7 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
         _release(staged)
         replace_file(staged, target)
     except BaseException as exc:
-        _abort(cur, alias, attached)
+        _abort(cur, live, alias, attached)
         if attached or staged.exists():
             with contextlib.suppress(StoreError, duckdb.Error):
                 _release(staged, timeout_s=30)
@@ -210,12 +210,20 @@ def _table_comment(cur: duckdb.DuckDBPyConnection, live: str, schema: str, name:
 
 def _create_views(cur: duckdb.DuckDBPyConnection, live: str, alias: str,
                   kept: list[tuple[str, str]]) -> None:
-    """Re-create views in the snapshot from their SQL, in creation order (dependencies first)."""
+    """Re-create views in the snapshot from their SQL, dependencies first.
+
+    tsfleet's views are created in the order of their sql/views file numbers (a
+    view reads only lower-numbered ones), which published_objects records; other
+    views follow in catalog order. (View oids are no guide: DuckDB renumbers
+    them when it loads a file.)
+    """
     if not kept:
         return
-    rows = cur.execute("select schema_name, view_name, sql, comment from duckdb_views() "
-                       "where database_name = ? and not internal order by view_oid",
-                       [live]).fetchall()
+    rows = cur.execute(
+        "select v.schema_name, v.view_name, v.sql, v.comment from duckdb_views() v "
+        "left join published_objects p on v.schema_name = 'main' and p.name = v.view_name "
+        "where v.database_name = ? and not v.internal "
+        "order by try_cast(split_part(p.source_file, '_', 1) as integer) nulls last, v.view_oid", [live]).fetchall()
     wanted = set(kept)
     cur.execute(f"use {q(alias)}")
     try:
@@ -226,7 +234,8 @@ def _create_views(cur: duckdb.DuckDBPyConnection, live: str, alias: str,
             if comment:
                 cur.execute(f"comment on view {q(schema)}.{q(name)} is {sql_literal(comment)}")
     finally:
-        cur.execute(f"use {q(live)}")
+        with contextlib.suppress(duckdb.Error):  # keep the error that brought us here
+            cur.execute(f"use {q(live)}")
 
 
 def _release(staged: Path, timeout_s: float = 300.0) -> None:
@@ -257,9 +266,13 @@ def _release(staged: Path, timeout_s: float = 300.0) -> None:
         raise StoreError(f"the snapshot {staged} kept a write-ahead log after a checkpoint")
 
 
-def _abort(cur: duckdb.DuckDBPyConnection, alias: str, attached: bool) -> None:
+def _abort(cur: duckdb.DuckDBPyConnection, live: str | None, alias: str,
+           attached: bool) -> None:
     with contextlib.suppress(duckdb.Error):
         cur.execute("rollback")
+    if live:
+        with contextlib.suppress(duckdb.Error):
+            cur.execute(f"use {q(live)}")
     if attached:
         with contextlib.suppress(duckdb.Error):
             cur.execute(f"detach {q(alias)}")

@@ -223,7 +223,8 @@ def _create_views(cur: duckdb.DuckDBPyConnection, live: str, alias: str,
         "select v.schema_name, v.view_name, v.sql, v.comment from duckdb_views() v "
         "left join published_objects p on v.schema_name = 'main' and p.name = v.view_name "
         "where v.database_name = ? and not v.internal "
-        "order by try_cast(split_part(p.source_file, '_', 1) as integer) nulls last, v.view_oid", [live]).fetchall()
+        "order by try_cast(split_part(p.source_file, '_', 1) as integer) nulls last, v.view_oid",
+        [live]).fetchall()
     wanted = set(kept)
     cur.execute(f"use {q(alias)}")
     try:

@@ -143,10 +143,11 @@ class Fleet:
         return self.con.execute(sql, params or []).to_arrow_table()
 
     def snapshot(self, out: str | os.PathLike, *, storage_version: str | None = None,
-                 views: str = "materialize"):
+                 views: str = "keep"):
         """Write a consistent, atomically replaced copy of the store to ``out``.
 
-        ``storage_version="v1.0.0"`` makes it readable by DuckDB 1.x. See
+        ``storage_version="v1.0.0"`` makes it readable by DuckDB 1.x; ``views="materialize"``
+        computes every view into a table. See
         :func:`tsfleet.share.take_snapshot`; returns its ``SnapshotReport``.
         """
         from tsfleet.share import take_snapshot

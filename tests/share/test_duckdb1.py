@@ -56,6 +56,14 @@ def duckdb1_python() -> Path:
 
 _READER = textwrap.dedent("""
     import json, sys, duckdb
+
+    def run(con, view):
+        try:
+            con.execute(f'select * from "{view}"').fetchall()
+            return "ok"
+        except Exception as exc:
+            return str(exc).splitlines()[0]
+
     try:
         con = duckdb.connect(sys.argv[1], read_only=True)
     except Exception as exc:
@@ -69,6 +77,8 @@ _READER = textwrap.dedent("""
         "columns": con.execute("select count(*) from catalog_columns").fetchone()[0],
         "view": con.execute("select sum(n_readings) from fleet_daily_counts").fetchone()[0],
         "info": con.execute("select storage_version from snapshot_info").fetchone()[0],
+        "views": {v: run(con, v) for (v,) in con.execute(
+            "select name from catalog where kind = 'view'").fetchall()},
     }))
 """)
 
@@ -91,13 +101,23 @@ def test_duckdb_1x_reads_the_v1_snapshot_and_refuses_the_default_one(live, tmp_p
     n = live.query("select count(*) as n from readings")[0]["n"]
     n_main = live.query("select count(*) as n from catalog where schema_name = 'main'")[0]["n"]
 
+    published = {r["name"] for r in live.query("select name from published_objects")}
     v1 = live.snapshot(tmp_path / "v1.duckdb", storage_version="v1.0.0")
     got = _read(duckdb1_python, Path(v1.path), tmp_path)
     assert got["version"].startswith("1.")
+    # every view of every domain is kept as a view and runs in DuckDB 1.x
+    assert set(got["views"]) == published
+    assert {v: e for v, e in got["views"].items() if e != "ok"} == {}
     # everything in main has a grain there too, plus the snapshot_info table
     assert (got["readings"], got["view"], got["info"], got["catalog"]) == (
         n, n, "v1.0.0", n_main + 1)
     assert got["columns"] > 100
+
+    pinned = live.snapshot(tmp_path / "pinned.duckdb", storage_version="v1.0.0",
+                           views="materialize")
+    got = _read(duckdb1_python, Path(pinned.path), tmp_path)
+    assert (got["readings"], got["view"], set(got["views"])) == (
+        n, n, {"catalog", "catalog_columns"})
 
     latest = live.snapshot(tmp_path / "latest.duckdb")
     refused = _read(duckdb1_python, Path(latest.path), tmp_path)

@@ -38,7 +38,7 @@ def test_snapshot_copies_tables_and_materializes_views(live, tmp_path):
     out = tmp_path / "share.duckdb"
     n_live_views = live.query("select count(*) as n from duckdb_views() "
                               "where database_name = current_database() and not internal")[0]["n"]
-    report = live.snapshot(out)
+    report = live.snapshot(out, views="materialize")
     assert (report.n_materialized, report.n_views) == (n_live_views - 2, 2)
     assert report.n_readings == live.query("select count(*) n from readings")[0]["n"]
     live_tables = _tables(live.con)
@@ -64,10 +64,10 @@ def test_snapshot_copies_tables_and_materializes_views(live, tmp_path):
         assert info == (live.path, "latest", "materialize", report.n_readings)
 
 
-def test_views_can_be_kept_as_views(live, tmp_path):
+def test_views_are_kept_as_views_by_default(live, tmp_path):
     _add_analytic_view(live)
     out = tmp_path / "keep.duckdb"
-    report = live.snapshot(out, views="keep")
+    report = live.snapshot(out)
     n_live_views = live.query("select count(*) as n from published_objects")[0]["n"]
     assert (report.n_materialized, report.n_views) == (0, n_live_views)
     with duckdb.connect(str(out), read_only=True) as snap:
@@ -158,7 +158,7 @@ def test_a_failed_snapshot_leaves_the_previous_one_and_no_debris(live, tmp_path)
     before = (os.stat(out).st_ino, out.read_bytes())
     _add_analytic_view(live, "broken_view", "select cast('not a number' as integer) as n")
     with pytest.raises(StoreError, match="snapshot to .* failed: Conversion Error"):
-        live.snapshot(out)
+        live.snapshot(out, views="materialize")
     assert (os.stat(out).st_ino, out.read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("live.")) == [
         "share.duckdb"]

@@ -11,14 +11,14 @@ from tsfleet.share.snapshot import VIEW_MODES
 def register(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser(
         "snapshot", help="write a consistent copy of the store for read-only readers",
-        description="Write a consistent copy of the store (views materialized as tables) "
-                    "beside OUT and rename it into place atomically.")
+        description="Write a consistent copy of the store beside OUT and rename it into "
+                    "place atomically.")
     s.add_argument("out", metavar="OUT", help="snapshot file to (re)place, e.g. share.duckdb")
     s.add_argument("--storage-version", default=None, metavar="VERSION",
                    help="DuckDB storage version, e.g. v1.0.0 for DuckDB 1.x readers "
                         "(default: this DuckDB's own)")
-    s.add_argument("--views", choices=VIEW_MODES, default="materialize",
-                   help="materialize views as tables (default) or keep them as views")
+    s.add_argument("--views", choices=VIEW_MODES, default="keep",
+                   help="keep views as views (default) or materialize them as tables")
     s.add_argument("--db", dest="sub_db", default=None)
     s.set_defaults(func=cmd_snapshot)
 

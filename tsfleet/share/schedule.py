@@ -61,7 +61,7 @@ class SnapshotScheduler:
     """
 
     def __init__(self, fleet, path: str | Path, every: str | float = "5m", *,
-                 storage_version: str | None = None, views: ViewMode = "materialize",
+                 storage_version: str | None = None, views: ViewMode = "keep",
                  on_error: Callable[[BaseException], None] | None = _log_error,
                  clock: Callable[[], float] = time.monotonic):
         self.fleet = fleet

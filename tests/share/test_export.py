@@ -143,3 +143,13 @@ def test_the_bucket_is_the_same_in_python_and_duckdb(device_id, buckets):
     sql_bucket = con.execute(f"select {BUCKET_SQL} from (select ? as device_id)",
                              [buckets, device_id]).fetchone()[0]
     assert sql_bucket == device_bucket(device_id, buckets)
+
+
+def test_a_device_written_around_ingest_still_gets_its_bucket(fleet, tmp_path):
+    # readings inserted by SQL, not through ingest, have no device_latest row
+    fleet.con.execute("insert into readings values ('side-door-1', '2026-06-02 10:00', "
+                      "'co2_ppm', 500, 0), ('side-door-2', '2026-06-02 11:00', 'co2_ppm', 510, 0)")
+    fleet.export(tmp_path / "lake", buckets=32)
+    con, src = _lake(tmp_path / "lake")
+    got = dict(con.execute(f"select device_id, bucket from {src}").fetchall())
+    assert got == {d: device_bucket(d, 32) for d in ("side-door-1", "side-door-2")}

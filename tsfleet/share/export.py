@@ -151,6 +151,9 @@ def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: tuple[dat
     A COPY per day keeps the open partitions to ``buckets`` files (one COPY over
     all days opens days x buckets and flushes small row groups); the ``observed_at``
     filter is served by DuckDB's zone maps, since readings arrive roughly in time order.
+    The bucket is hashed once per device (from device_latest, which ingest keeps for
+    every device with readings) and joined, not hashed per reading; a device missing
+    there (rows written around ingest) is hashed in place.
     """
     n_total = 0
     day = days[0]
@@ -159,11 +162,15 @@ def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: tuple[dat
         target = folder / f"date={day.isoformat()}"
         target.mkdir(parents=True)
         n = cur.execute(
-            f"copy (select device_id, observed_at, metric, value, batch_id, {BUCKET_SQL} as bucket "
-            "from readings where observed_at >= ? and observed_at < ?) "
+            "copy (with b as (select device_id, "
+            f"{BUCKET_SQL} as bucket from device_latest group by device_id) "
+            "select r.device_id, r.observed_at, r.metric, r.value, r.batch_id, "
+            f"coalesce(b.bucket, {BUCKET_SQL.replace('device_id', 'r.device_id')}) as bucket "
+            "from readings r left join b on b.device_id = r.device_id "
+            "where r.observed_at >= ? and r.observed_at < ?) "
             f"to ? (format parquet, partition_by (bucket), compression {compression}, "
             "filename_pattern 'part_{i}')",
-            [buckets, lo, lo + timedelta(days=1), str(target)]).fetchone()[0]
+            [buckets, buckets, lo, lo + timedelta(days=1), str(target)]).fetchone()[0]
         if n == 0:
             remove_quietly(target)
         n_total += n

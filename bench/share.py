@@ -84,6 +84,7 @@ def main() -> None:
     p.add_argument("--metrics", type=int, default=10, choices=range(1, len(METRICS) + 1))
     p.add_argument("--buckets", type=int, default=16)
     p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
+    p.add_argument("--only", choices=("all", "snapshot", "export"), default="all")
     args = p.parse_args()
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="tsfleet-bench-share-"))
@@ -99,44 +100,53 @@ def main() -> None:
               f"{store.stat().st_size / 1e6:.0f} MB, built in {t_build:.1f} s "
               f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
-        _, t_copy = timed(lambda: shutil.copyfile(store, work / "copy.duckdb"))
-        snap, t_snap = timed(lambda: fleet.snapshot(work / "snap.duckdb"), "snap")
-        snap1, t_snap1 = timed(lambda: fleet.snapshot(work / "snap1.duckdb",
-                                                      storage_version="v1.0.0"), "snap1")
-        scaled = 50e6 / n
-        print(f"baseline file copy:          {t_copy:6.1f} s")
-        for label, key, report, t in (("snapshot (latest storage):", "snap", snap, t_snap),
-                                      ("snapshot (v1.0.0 storage):", "snap1", snap1, t_snap1)):
-            idle = CPU[key] / os.cpu_count()
-            print(f"{label:28s} {t:6.1f} s  {n / t / 1e6:5.2f} M readings/s  "
-                  f"{report.size_bytes / 1e6:.0f} MB  ratio vs copy {t / t_copy:5.1f}x  "
-                  f"{cpu_note(key, n)}")
-            print(f"{'':28s} 50M readings: ~{t * scaled:.0f} s at this load, "
-                  f"~{idle * scaled:.0f} s on idle cores (target <= 30 s)")
-
-        naive = work / "naive.parquet"
-        _, t_naive = timed(lambda: fleet.con.execute(
-            "copy readings to ? (format parquet, compression zstd)", [str(naive)]), "naive")
-        lake = work / "lake"
-        shutil.rmtree(lake, ignore_errors=True)
-        export, t_export = timed(lambda: fleet.export(lake, buckets=args.buckets), "export")
-        again, t_again = timed(lambda: fleet.export(lake, buckets=args.buckets), "again")
-        rate, rate_naive = n / t_export, n / t_naive
-        idle_rate = n / (CPU["export"] / os.cpu_count())
-        print(f"baseline naive COPY (1 file): {t_naive:6.1f} s  {rate_naive / 1e6:5.2f} M "
-              f"readings/s  {cpu_note('naive', n)}")
-        print(f"export ({export.n_partitions} partitions):  {t_export:6.1f} s  "
-              f"{rate / 1e6:5.2f} M readings/s  ratio vs naive {rate / rate_naive:4.2f}  "
-              f"{cpu_note('export', n)}")
-        print(f"{'':28s} target >= 2 M readings/s: {'met' if rate >= 2e6 else 'NOT met'} at "
-              f"this load, {'met' if idle_rate >= 2e6 else 'NOT met'} on idle cores")
-        print(f"export again, same range:    {t_again:6.1f} s  {n / t_again / 1e6:5.2f} M "
-              f"readings/s  (replaced {again.n_partitions} partitions, no duplicates)  "
-              f"{cpu_note('again', n)}")
+        if args.only in ("all", "snapshot"):
+            bench_snapshot(fleet, store, work, n)
+        if args.only in ("all", "export"):
+            bench_export(fleet, work, n, args.buckets)
         fleet.close()
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_snapshot(fleet: Fleet, store: Path, work: Path, n: int) -> None:
+    _, t_copy = timed(lambda: shutil.copyfile(store, work / "copy.duckdb"))
+    snap, t_snap = timed(lambda: fleet.snapshot(work / "snap.duckdb"), "snap")
+    snap1, t_snap1 = timed(lambda: fleet.snapshot(work / "snap1.duckdb",
+                                                  storage_version="v1.0.0"), "snap1")
+    scaled = 50e6 / n
+    print(f"baseline file copy:          {t_copy:6.1f} s")
+    for label, key, report, t in (("snapshot (latest storage):", "snap", snap, t_snap),
+                                  ("snapshot (v1.0.0 storage):", "snap1", snap1, t_snap1)):
+        idle = CPU[key] / os.cpu_count()
+        print(f"{label:28s} {t:6.1f} s  {n / t / 1e6:5.2f} M readings/s  "
+              f"{report.size_bytes / 1e6:.0f} MB  ratio vs copy {t / t_copy:5.1f}x  "
+              f"{cpu_note(key, n)}")
+        print(f"{'':28s} 50M readings: ~{t * scaled:.0f} s at this load, "
+              f"~{idle * scaled:.0f} s on idle cores (target <= 30 s)")
+
+
+def bench_export(fleet: Fleet, work: Path, n: int, buckets: int) -> None:
+    naive = work / "naive.parquet"
+    _, t_naive = timed(lambda: fleet.con.execute(
+        "copy readings to ? (format parquet, compression zstd)", [str(naive)]), "naive")
+    lake = work / "lake"
+    shutil.rmtree(lake, ignore_errors=True)
+    export, t_export = timed(lambda: fleet.export(lake, buckets=buckets), "export")
+    again, t_again = timed(lambda: fleet.export(lake, buckets=buckets), "again")
+    rate, rate_naive = n / t_export, n / t_naive
+    idle_rate = n / (CPU["export"] / os.cpu_count())
+    print(f"baseline naive COPY (1 file): {t_naive:6.1f} s  {rate_naive / 1e6:5.2f} M "
+          f"readings/s  {cpu_note('naive', n)}")
+    print(f"export ({export.n_partitions} partitions):  {t_export:6.1f} s  "
+          f"{rate / 1e6:5.2f} M readings/s  ratio vs naive {rate / rate_naive:4.2f}  "
+          f"{cpu_note('export', n)}")
+    print(f"{'':28s} target >= 2 M readings/s: {'met' if rate >= 2e6 else 'NOT met'} at "
+          f"this load, {'met' if idle_rate >= 2e6 else 'NOT met'} on idle cores")
+    print(f"export again, same range:    {t_again:6.1f} s  {n / t_again / 1e6:5.2f} M "
+          f"readings/s  (replaced {again.n_partitions} partitions, no duplicates)  "
+          f"{cpu_note('again', n)}")
 
 
 if __name__ == "__main__":

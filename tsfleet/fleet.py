@@ -17,6 +17,11 @@ from tsfleet.models import KINDS
 
 DEFAULT_DB = "fleet.duckdb"
 
+#: Ingest kinds a domain evaluates as soon as they land: kind -> domain attribute
+#: whose ``on_ingest(report)`` is called after the rows are committed.
+INGEST_HOOKS = {"firmware_reports": "firmware", "firmware_releases": "firmware",
+                "update_events": "firmware"}
+
 
 def default_db_path() -> str:
     """``$TSFLEET_DB`` if set, else ``fleet.duckdb`` in the working directory."""
@@ -90,18 +95,22 @@ class Fleet:
         *,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         unknown_devices: UnknownDevicePolicy | None = None,
+        label: str | None = None,
     ) -> IngestReport:
         """Validate and store rows of ``kind`` from ``source``; returns the report.
 
         ``source`` is a file path (.parquet, .csv, .tsv, .jsonl, .ndjson, .json),
         a DataFrame, an Arrow table, a dict of columns or an iterable of dicts.
         Invalid rows go to ``quarantine`` with a reason and the rest lands;
-        duplicates (same key) are counted and not stored twice.
+        duplicates (same key) are counted and not stored twice. ``label`` names the
+        source in ``ingest_batches`` and ``quarantine`` (default: the file path or type).
+        Kinds that a domain watches are handed to it right after they land (firmware
+        reports are checked for unauthorized changes at ingest time).
         """
         if kind not in KINDS:
             raise UnknownKind(f"unknown ingest kind {kind!r}; expected one of {', '.join(KINDS)}")
         self._writable()
-        label = describe(source)
+        label = label or describe(source)
         report = IngestReport(kind, label)
         policy = unknown_devices or self.unknown_devices
         for chunk in chunks(source, chunk_rows):
@@ -117,6 +126,9 @@ class Fleet:
                     unknown_devices=policy,
                 )
             )
+        hook = INGEST_HOOKS.get(kind)
+        if hook and report.n_accepted:
+            getattr(self, hook).on_ingest(report)
         return report
 
     def _writable(self) -> None:

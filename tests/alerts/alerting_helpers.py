@@ -30,6 +30,11 @@ def set_findings(fleet, domain: str, rows: list[dict]) -> None:
     types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "TIMESTAMP": pa.timestamp("us")}
     table = pa.table({c: pa.array([r[c] for r in rows], types[t])
                       for c, t in CONTRACT_COLUMNS.items()})
+    # The store's own findings view of that domain gives way to the test's rows.
+    if fleet.con.execute("select count(*) from duckdb_views() where view_name = ?",
+                         [f"{domain}_findings"]).fetchone()[0]:
+        fleet.con.execute(f"drop view {domain}_findings").fetchall()
+    fleet.con.complete()
     fleet.con.register("_t_findings", table)
     fleet.con.execute(f"create or replace table {domain}_findings as select * from _t_findings")
     fleet.con.unregister("_t_findings")

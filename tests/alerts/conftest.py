@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from alerting_helpers import Endpoint, set_findings
+
+from tests.alerts.alerting_helpers import Endpoint, set_findings
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import io
 import json
 from datetime import timedelta
 
-from alerting_helpers import T0, finding, set_findings
-
+from tests.alerts.alerting_helpers import T0, finding, set_findings
 from tsfleet import Fleet
 from tsfleet.cli import main
 

@@ -7,8 +7,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from alerting_helpers import T0, finding
 
+from tests.alerts.alerting_helpers import T0, finding
 from tsfleet.alerts import RetryPolicy, parse_rules
 from tsfleet.alerts.http import post_json
 from tsfleet.errors import InvalidParameter

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alerting_helpers import T0, finding
+from tests.alerts.alerting_helpers import T0, finding
 
 #: (domain, finding code, subject kind, rule that must fire)
 INJECTED = [

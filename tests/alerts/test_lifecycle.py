@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from alerting_helpers import T0, finding
 
+from tests.alerts.alerting_helpers import T0, finding
 from tsfleet import Fleet
 from tsfleet.alerts import UnknownAlert, parse_rules
 from tsfleet.errors import InvalidParameter
@@ -165,7 +165,7 @@ def test_missing_source_is_skipped_and_leaves_its_alerts_alone(fleet, findings):
 
 def test_a_failing_condition_is_recorded_and_does_not_stop_other_rules(fleet, findings):
     findings(fleet, "network", [finding("network", "gateway_down", "gw-1")])
-    fleet.con.execute("create table power_findings (domain varchar)")
+    fleet.con.execute("create or replace view power_findings as select 'power' as domain")
     bad = parse_rules("""
 [[rule]]
 name = "Typed"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from alerting_helpers import T0, finding
 
+from tests.alerts.alerting_helpers import T0, finding
 from tsfleet.errors import InvalidParameter
 
 D = timedelta(days=1)

@@ -6,8 +6,8 @@ import asyncio
 
 import aiocoap
 import pytest
-from live_support import T0, RunningServer, senml_cbor, senml_json, vendor
 
+from tests.live.live_support import T0, RunningServer, senml_cbor, senml_json, vendor
 from tsfleet import Fleet
 from tsfleet.live.broker import free_port
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from live_support import T0, Publisher, senml_json
 
+from tests.live.live_support import T0, Publisher, senml_json
 from tsfleet import Fleet
 
 pytestmark = pytest.mark.network

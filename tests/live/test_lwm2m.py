@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from live_support import T0, decoder
 
+from tests.live.live_support import T0, decoder
 from tsfleet.live.senml import encode_cbor, encode_json
 
 DEC = decoder()

@@ -7,7 +7,8 @@ import threading
 import time
 
 import pytest
-from live_support import (
+
+from tests.live.live_support import (
     T0,
     Publisher,
     RunningServer,
@@ -17,7 +18,6 @@ from live_support import (
     stored,
     vendor,
 )
-
 from tsfleet import Fleet
 
 pytestmark = pytest.mark.network

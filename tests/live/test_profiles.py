@@ -6,8 +6,8 @@ import json
 
 import cbor2
 import pytest
-from live_support import T0, decoder, vendor
 
+from tests.live.live_support import T0, decoder, vendor
 from tsfleet.errors import TsfleetError
 from tsfleet.live.decode import Decoder
 from tsfleet.live.errors import ProfileError

@@ -7,8 +7,8 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from live_support import T0, decoder
 
+from tests.live.live_support import T0, decoder
 from tsfleet.live.errors import PayloadError
 from tsfleet.live.senml import encode_cbor, encode_json
 

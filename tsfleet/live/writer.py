@@ -207,22 +207,20 @@ class Writer:
         table = readings_table(decoded)
         reports = []
         if table is not None:
-            reports.append(self.fleet.ingest("readings", table, chunk_rows=max(table.num_rows, 1)))
+            reports.append(self.fleet.ingest("readings", table, chunk_rows=max(table.num_rows, 1),
+                                             label=label))
             counts["readings"] += table.num_rows
         kinds: dict[str, list[dict]] = {}
         for d in decoded:
             for kind, rows in d.facts.items():
                 kinds.setdefault(kind, []).extend(rows)
         for kind, rows in sorted(kinds.items()):
-            reports.append(self.fleet.ingest(kind, rows))
+            reports.append(self.fleet.ingest(kind, rows, label=label))
         for r in reports:
             counts["accepted"] += r.n_accepted
             counts["duplicates"] += r.n_duplicates
             counts["quarantined"] += r.n_quarantined
             self.stats.by_kind[r.kind] = self.stats.by_kind.get(r.kind, 0) + r.n_accepted
-        batch_ids = [b for r in reports for b in r.batch_ids]
-        if batch_ids:
-            self._relabel(batch_ids, label)
         counts["unmapped"] = self._store_unmapped(batch)
         counts["rejected"] = self._store_rejects(
             [(e, e.reject.reason, e.reject.detail) for e in batch if e.reject is not None], label)
@@ -234,13 +232,6 @@ class Writer:
         n = self._store_rejects([(env, "ingest_failed", detail)], f"live:{env.transport}")
         return {"readings": 0, "accepted": 0, "duplicates": 0, "quarantined": 0,
                 "unmapped": 0, "rejected": n}
-
-    def _relabel(self, batch_ids: list[int], label: str) -> None:
-        con = self.fleet.con
-        con.execute("update ingest_batches set source = ? where batch_id in "
-                    "(select unnest(?::bigint[]))", [label, batch_ids])
-        con.execute("update quarantine set source = ? where batch_id in "
-                    "(select unnest(?::bigint[]))", [label, batch_ids])
 
     def _store_unmapped(self, batch: list[Envelope]) -> int:
         rows: dict[str, list] = {k: [] for k in (

@@ -154,6 +154,29 @@ class Fleet:
         """Run SQL and return a pyarrow Table."""
         return self.con.execute(sql, params or []).to_arrow_table()
 
+    def snapshot(self, out: str | os.PathLike, *, storage_version: str | None = None,
+                 views: str = "keep"):
+        """Write a consistent, atomically replaced copy of the store to ``out``.
+
+        ``storage_version="v1.0.0"`` makes it readable by DuckDB 1.x; ``views="materialize"``
+        computes every view into a table. See
+        :func:`tsfleet.share.take_snapshot`; returns its ``SnapshotReport``.
+        """
+        from tsfleet.share import take_snapshot
+        return take_snapshot(self.con, out, storage_version=storage_version, views=views,
+                             source=self.path)
+
+    def export(self, directory: str | os.PathLike, *, since: Any = None, until: Any = None,
+               buckets: int | None = None):
+        """Export readings (hive-partitioned by date and device bucket) and tables to Parquet.
+
+        Idempotent per range; see :func:`tsfleet.share.export_parquet`.
+        """
+        from tsfleet.share import export_parquet
+        from tsfleet.share.partition import DEFAULT_BUCKETS
+        return export_parquet(self.con, directory, since=since, until=until,
+                              buckets=DEFAULT_BUCKETS if buckets is None else buckets)
+
     def info(self) -> dict[str, Any]:
         """Row counts of the core tables, schema version and the readings time range."""
         counts = {}

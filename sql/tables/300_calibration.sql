@@ -50,6 +50,23 @@ create table sensor_drift (
 );
 comment on table sensor_drift is 'Grain: one row per sensor (device and its primary metric). Drift since the last calibration: drift_pct (% of scale, latest level minus baseline), offset_pct (latest level vs expectation), drift_rate_pct_per_day (recent slope), trend_t/trend_p (OLS with Newey-West errors), step_stat/step_p (CUSUM), p_value (sensor, Bonferroni of both), q_value (Benjamini-Hochberg across the fleet). verdict: ok, watch, drifting, step, needs_recalibration, fault, no_expectation. Times UTC.';
 
+create table sensor_residuals (
+    device_id        varchar not null,
+    metric           varchar not null,
+    site             varchar,
+    zone             varchar,
+    hour_at          timestamp not null,
+    value            double not null,
+    expected         double not null,
+    expected_source  varchar not null,
+    n_peers          integer,
+    scale            double not null,
+    residual_pct     double not null,
+    computed_at      timestamp not null,
+    params           varchar not null
+);
+comment on table sensor_residuals is 'Grain: one row per sensor and UTC hour of its current calibration period with an expectation, as of the last detect(). value, expected and scale in the metric''s unit; residual_pct = 100 * (value - expected) / scale.';
+
 create table sensor_faults (
     device_id            varchar not null,
     metric               varchar not null,

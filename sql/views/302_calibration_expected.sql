@@ -8,47 +8,51 @@
 --          n_peers (other sensors of the zone and metric that hour);
 --          expected_source ('reference' | 'peers' | null)
 create or replace view calibration_expected as
-with ranked as (
+with hourly as materialized (
+    select * from calibration_hourly
+),
+
+ranked as (
+    -- Own rank in the zone-hour, group size and the reference instruments' sum.
     select
         *,
-        row_number() over (partition by zone, metric, hour_at order by value) as rk,
-        count(*) over (partition by zone, metric, hour_at) as n,
-        sum(case when is_reference then 1 else 0 end)
-            over (partition by zone, metric, hour_at) as n_ref,
-        sum(case when is_reference then value else 0 end)
-            over (partition by zone, metric, hour_at) as sum_ref
-    from calibration_hourly
+        row_number() over w as rk,
+        count(*) over w as n,
+        sum(case when is_reference then 1 else 0 end) over w as n_ref,
+        sum(case when is_reference then value else 0 end) over w as sum_ref
+    from hourly
+    window w as (partition by zone_hour_key order by value
+                 rows between unbounded preceding and unbounded following)
 ),
 
 order_stats as (
-    -- The values at ranks n//2, n//2 + 1 and n//2 + 2 of the zone-hour: the
+    -- The values at ranks n//2, n//2 + 1 and n//2 + 2 of each zone-hour: the
     -- median of the others is made of two of them, depending on own rank.
     select
-        *,
-        max(case when rk = n // 2 then value end)
-            over (partition by zone, metric, hour_at) as v1,
-        max(case when rk = n // 2 + 1 then value end)
-            over (partition by zone, metric, hour_at) as v2,
-        max(case when rk = n // 2 + 2 then value end)
-            over (partition by zone, metric, hour_at) as v3
+        zone_hour_key,
+        max(case when rk = n // 2 then value end) as v1,
+        max(case when rk = n // 2 + 1 then value end) as v2,
+        max(case when rk = n // 2 + 2 then value end) as v3
     from ranked
+    group by zone_hour_key
 ),
 
 peers as (
     select
-        *,
-        n - 1 as n_peers,
+        r.*,
+        r.n - 1 as n_peers,
         case
-            when n < 2 then null
-            when n % 2 = 0 then (case when n // 2 < rk then v1 else v2 end)
-            else ((case when n // 2 < rk then v1 else v2 end)
-                  + (case when n // 2 + 1 < rk then v2 else v3 end)) / 2
+            when r.n < 2 then null
+            when r.n % 2 = 0 then (case when r.n // 2 < r.rk then o.v1 else o.v2 end)
+            else ((case when r.n // 2 < r.rk then o.v1 else o.v2 end)
+                  + (case when r.n // 2 + 1 < r.rk then o.v2 else o.v3 end)) / 2
         end as peer_median,
         case
-            when is_reference and n_ref > 1 then (sum_ref - value) / (n_ref - 1)
-            when not is_reference and n_ref > 0 then sum_ref / n_ref
+            when r.is_reference and r.n_ref > 1 then (r.sum_ref - r.value) / (r.n_ref - 1)
+            when not r.is_reference and r.n_ref > 0 then r.sum_ref / r.n_ref
         end as reference_value
-    from order_stats
+    from ranked r
+    join order_stats o on o.zone_hour_key = r.zone_hour_key
 ),
 
 final as (

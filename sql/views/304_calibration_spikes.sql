@@ -1,8 +1,8 @@
--- Point-in-time outliers: hours where a sensor's residual against its
--- expectation jumps away from both neighbouring hours while those agree
+-- Point-in-time outliers (from sensor_residuals, the residuals detect() last
+-- computed): hours where a sensor's residual against its expectation jumps away from both neighbouring hours while those agree
 -- with each other (a spike, not a step). robust_z is the jump over the
 -- sensor's own robust jump scale (1.4826 x median absolute jump, at least
--- 0.05% of scale); a spike needs |robust_z| >= 8 and a jump of at least 3%.
+-- 0.05% of scale); a spike needs |robust_z| >= 8 and a jump of at least 5%.
 -- grain: one row per sensor and UTC hour that is a spike
 -- columns: value, expected (metric unit), residual_pct and jump_pct (% of scale),
 --          robust_z (dimensionless)
@@ -19,7 +19,7 @@ with neighbours as (
         residual_pct,
         lag(residual_pct) over (partition by device_id order by hour_at) as prev_pct,
         lead(residual_pct) over (partition by device_id order by hour_at) as next_pct
-    from calibration_residuals
+    from sensor_residuals
 ),
 
 jumps as (
@@ -51,7 +51,7 @@ final as (
     from jumps j
     join spread s on s.device_id = j.device_id
     where abs(j.jump_pct) >= 8 * s.jump_scale
-        and abs(j.jump_pct) >= 3
+        and abs(j.jump_pct) >= 5
         and abs(j.prev_pct - j.next_pct) < abs(j.jump_pct) / 2
 )
 

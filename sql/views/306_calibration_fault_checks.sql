@@ -1,42 +1,51 @@
 -- Sensor faults, which are not drift: stuck (the same value for at least 24
--- readings in a row, up to the latest), dead (silent for at least 72 hours or
--- three reporting intervals before the fleet's latest reading), spikes (at
--- least 3 spike hours, see calibration_spikes) and out_of_range (readings of
--- the primary metric quarantined as physically impossible).
+-- readings in a row up to the latest, while its expectation moved by at least
+-- 1% of scale), dead (silent for at least 72 hours or three reporting
+-- intervals before the fleet's latest reading), spikes (at least 3 spike
+-- hours, see calibration_spikes) and out_of_range (readings of the primary
+-- metric quarantined as physically impossible). Reads sensor_residuals, so
+-- stuck and spikes are as of the last detect().
 -- grain: one row per sensor and fault kind that holds
 -- columns: fault, since_at (UTC), value (readings in the run, hours silent,
---          number of spikes or rejected readings), detail
+--          number of spikes or rejected readings), detail, as_of (UTC)
 create or replace view calibration_fault_checks as
-with hourly as (
+with latest as (
+    select l.device_id, l.observed_at as last_seen_at
+    from device_latest l
+    join calibration_sensors s on s.device_id = l.device_id and s.metric = l.metric
+),
+
+clock as (
+    select max(last_seen_at) as as_of from latest
+),
+
+steps as (
     select
         device_id,
         hour_at,
         value,
-        lag(value) over (partition by device_id order by hour_at) as prev_value
-    from calibration_hourly
+        expected,
+        scale,
+        case when value = lag(value) over (partition by device_id order by hour_at)
+             then 0 else 1 end as is_new
+    from sensor_residuals
 ),
 
 runs as (
-    select
-        *,
-        sum(case when value = prev_value then 0 else 1 end)
-            over (partition by device_id order by hour_at rows unbounded preceding) as run_id
-    from hourly
+    select *, sum(is_new) over (partition by device_id order by hour_at
+                                rows unbounded preceding) as run_id
+    from steps
 ),
 
 last_run as (
-    select device_id, run_id, count(*) as n, min(hour_at) as started_at, any_value(value) as value
-    from runs
-    where (device_id, run_id) in (select device_id, max(run_id) from runs group by device_id)
-    group by device_id, run_id
-),
-
-seen as (
     select
         device_id,
-        max(hour_at) as last_seen_at,
-        (select max(hour_at) from calibration_hourly) as as_of
-    from calibration_hourly
+        count(*) as n,
+        min(hour_at) as started_at,
+        any_value(value) as value,
+        100 * (max(expected) - min(expected)) / any_value(scale) as expected_range_pct
+    from runs
+    where (device_id, run_id) in (select device_id, max(run_id) from runs group by device_id)
     group by device_id
 ),
 
@@ -59,23 +68,25 @@ rejected as (
 ),
 
 faults as (
-    select s.device_id, 'stuck' as fault, r.started_at as since_at, r.n::double as value,
-        format('reads {} for {} readings in a row since {}', r.value, r.n, r.started_at) as detail
-    from calibration_sensors s join last_run r on r.device_id = s.device_id
-    where r.n >= 24
+    select device_id, 'stuck' as fault, started_at as since_at, n::double as value,
+        format('reads {} for {} readings in a row since {}', value, n, started_at) as detail
+    from last_run
+    where n >= 24 and expected_range_pct >= 1
     union all
-    select s.device_id, 'dead', w.last_seen_at,
-        date_diff('hour', w.last_seen_at, w.as_of)::double,
+    select s.device_id, 'dead', l.last_seen_at,
+        date_diff('hour', l.last_seen_at, c.as_of)::double,
         format('no reading for {} hours (last at {})',
-               date_diff('hour', w.last_seen_at, w.as_of), w.last_seen_at)
-    from calibration_sensors s join seen w on w.device_id = s.device_id
-    where date_diff('hour', w.last_seen_at, w.as_of)
+               date_diff('hour', l.last_seen_at, c.as_of), l.last_seen_at)
+    from calibration_sensors s
+    join latest l on l.device_id = s.device_id
+    cross join clock c
+    where date_diff('hour', l.last_seen_at, c.as_of)
         >= greatest(72, 3 * coalesce(s.reporting_interval_s, 3600) / 3600)
     union all
-    select s.device_id, 'spikes', p.first_at, p.n::double,
-        format('{} isolated spikes against its expectation since {}', p.n, p.first_at)
-    from calibration_sensors s join spikes p on p.device_id = s.device_id
-    where p.n >= 3
+    select device_id, 'spikes', first_at, n::double,
+        format('{} isolated spikes against its expectation since {}', n, first_at)
+    from spikes
+    where n >= 3
     union all
     select s.device_id, 'out_of_range', x.first_at, x.n::double,
         format('{} readings of {} outside the physical range were rejected', x.n, s.metric)
@@ -92,9 +103,10 @@ final as (
         f.since_at,
         f.value,
         f.detail,
-        (select max(hour_at) from calibration_hourly) as as_of
+        c.as_of
     from faults f
     join calibration_sensors s on s.device_id = f.device_id
+    cross join clock c
 )
 
 select * from final

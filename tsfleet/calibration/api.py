@@ -73,10 +73,11 @@ class Calibration:
         """Write ``sensor_faults`` and ``sensor_outliers``; returns the number of faults."""
         where, params = _subset(devices)
         t0 = time.perf_counter()
-        faults = self.fleet.arrow(f"select * from calibration_fault_checks {where}", params)
-        spikes = self.fleet.arrow(
+        faults = self.fleet.con.sql(f"select * from calibration_fault_checks {where}",
+                                    params=params or None).to_arrow_table()
+        spikes = self.fleet.con.sql(
             "select device_id, metric, hour_at, value, expected, residual_pct, robust_z "
-            f"from calibration_spikes {where}", params)
+            f"from calibration_spikes {where}", params=params or None).to_arrow_table()
         key = ["device_id"] if devices is not None else None
         run = {"devices": None if devices is None else len(devices)}
         if devices is not None:
@@ -102,14 +103,21 @@ class Calibration:
         if not 0 < fdr < 1:
             raise InvalidParameter(f"fdr must be within 0..1, got {fdr}")
         params = DriftParams(fdr=fdr, maxlags_h=maxlags_h)
-        self.faults(devices)
         where, qp = _subset(devices)
+        run = dict(fdr=fdr, maxlags_h=maxlags_h, devices=None if devices is None else len(devices))
         t0 = time.perf_counter()
-        resid = self.fleet.arrow("select device_id, hour_at, residual_pct, expected_source "
-                                 f"from calibration_residuals {where}", qp)
+        resid = self.fleet.con.sql(
+            "select device_id, metric, site, zone, hour_at, value, expected, expected_source, "
+            f"n_peers, scale, residual_pct from calibration_residuals {where}",
+            params=qp or None).to_arrow_table()
+        self.timings["residuals_s"] = time.perf_counter() - t0
+        if devices is not None:
+            self._delete_subset(["sensor_residuals"], devices)
+        write_result(self.con, "sensor_residuals", resid, params=run,
+                     key=["device_id"] if devices is not None else None)
+        self.faults(devices)
         sensors = self.fleet.frame(f"select * from calibration_sensors {where} order by device_id",
                                    qp)
-        self.timings["residuals_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         grid = grid_from_arrow(resid)
         del resid
@@ -120,6 +128,9 @@ class Calibration:
         fault = np.isin(grid.device_ids, list(faulty))
         tol = meta["tolerance_pct"].to_numpy(float)
         verdict = verdicts(r, tol, meta["watch_pct"].to_numpy(float), fault)
+        recent = (verdict == "no_expectation") & meta["last_calibrated_at"].notna().to_numpy() \
+            & (r.n_hours > 0)
+        verdict[recent] = "ok"   # just calibrated: too little data since to test, nothing to fix
         crossing = crossing_dates(r, verdict, tol)
         fault_kinds = self.fleet.frame("select device_id, string_agg(fault, ',' order by fault) f "
                                        "from sensor_faults group by device_id"
@@ -128,7 +139,8 @@ class Calibration:
                           pd.Series(grid.device_ids).map(fault_kinds).to_numpy(object),
                           np.where(verdict == "no_expectation",
                                    [f"only {k} hours with an expectation" for k in r.n_hours],
-                                   None))
+                                   np.where(recent, [f"calibrated recently: {k} hours since, too "
+                                                     "few to test" for k in r.n_hours], None)))
         out = pd.DataFrame(dict(
             device_id=grid.device_ids, metric=meta["metric"].to_numpy(object),
             device_type=meta["device_type"].to_numpy(object), site=meta["site"].to_numpy(object),
@@ -146,8 +158,7 @@ class Calibration:
                                                       r.as_of)], ignore_index=True)
         out = out.replace({np.nan: None})
         self.timings["tests_s"] = time.perf_counter() - t1
-        run = dict(fdr=fdr, maxlags_h=maxlags_h, p_cutoff=r.p_cutoff,
-                   devices=None if devices is None else len(devices))
+        run["p_cutoff"] = r.p_cutoff
         table = pa.Table.from_pandas(out, preserve_index=False)
         return write_result(self.con, "sensor_drift", table, params=run,
                             key=["device_id"] if devices is not None else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tsfleet import Fleet
 from tsfleet.cli import main
 from tsfleet.errors import InvalidParameter, UnknownDevice
 
@@ -118,14 +119,19 @@ def test_tolerance_is_configurable_per_device_type(cal_fleet):
         cal_fleet.calibration.analyze()
 
 
-def test_cli(cal_fleet, capsys):
+def test_cli(cal_fleet, capsys, monkeypatch):
     path = cal_fleet.path
-    cal_fleet.con.execute("checkpoint")
     assert main(["calibration", "schedule", "--db", path, "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("visit_id,site,visit_at,device_id")
-    for args in (["drift", "--verdict", "step"], ["faults"], ["stability"]):
+    # Read-only commands open the file read-only; in this process the store is
+    # already open for writing, so let them share that configuration.
+    from tsfleet import cli
+
+    monkeypatch.setattr(cli, "open_fleet", lambda args, read_only=False: Fleet(path))
+    for args in (["drift", "--verdict", "step"], ["faults"], ["stability"], ["detect"]):
         assert main(["calibration", *args, "--db", path]) == 0
+    assert "sensors checked" in capsys.readouterr().out
     dev = cal_fleet.query("select device_id from calibration_checks limit 1")[0]["device_id"]
     assert main(["calibration", "history", dev, "--db", path, "--format", "json"]) == 0
     assert main(["calibration", "history", "nope", "--db", path]) == 2

@@ -124,8 +124,9 @@ def detect_drift(grid: ResidualGrid, watch_pct: np.ndarray, params: DriftParams 
     flat = _Flat(x)
     n = flat.count
     rows = np.arange(n_s)
-    first_col = np.where(n > 0, flat.cols[np.minimum(flat.off, len(flat.cols) - 1)], 0)
-    last_col = np.where(n > 0, flat.cols[np.minimum(flat.off + n - 1, len(flat.cols) - 1)], 0)
+    cols = flat.cols if len(flat.cols) else np.zeros(1, int)
+    first_col = np.where(n > 0, cols[np.minimum(flat.off, len(cols) - 1)], 0)
+    last_col = np.where(n > 0, cols[np.minimum(flat.off + n - 1, len(cols) - 1)], 0)
     density = n / np.maximum(last_col - first_col + 1, 1)
     sparse = density < 0.5
     k = np.where(sparse, params.k_sparse, params.k_hourly)

@@ -131,7 +131,8 @@ def main() -> None:
     tm = fleet.calibration.timings
     s = score(fleet)
     print(f"\nsensors: {n_sensors}; detect(): {wall:.1f} s wall (residual SQL "
-          f"{tm['residuals_s']:.1f} s, faults SQL {tm['faults_s']:.1f} s, tests {tm['tests_s']:.1f} s)")
+          f"{tm['residuals_s']:.1f} s, faults SQL {tm['faults_s']:.1f} s, "
+          f"tests {tm['tests_s']:.1f} s)")
     naive = naive_tests(fleet, 100)
     print(f"tests: {tm['tests_s']:.1f} s vectorized vs {naive * n_sensors:.1f} s naive per-sensor "
           f"statsmodels loop (extrapolated from 100 sensors): ratio "
@@ -152,7 +153,7 @@ def main() -> None:
         r = run_river(default, data)
         print(f"{name + ' (defaults)':<28}{r['tpr']:>7.3f}{r['fpr']:>8.4f}{r['delay']:>18.2f}")
         v = tune(make_with, grid, clean, target)
-        r = run_river(lambda v=v: make_with(v), data)
+        r = run_river(lambda v=v, m=make_with: m(v), data)
         print(f"{name + f' (tuned {v:g})':<28}{r['tpr']:>7.3f}{r['fpr']:>8.4f}{r['delay']:>18.2f}")
     print(f"(river scored on {len(data) - len(clean)} drifting and {len(clean)} clean sensors "
           "sampled from the same run; positives count detections after the drift start only)")

@@ -50,6 +50,14 @@ create table sensor_drift (
 );
 comment on table sensor_drift is 'Grain: one row per sensor (device and its primary metric). Drift since the last calibration: drift_pct (% of scale, latest level minus baseline), offset_pct (latest level vs expectation), drift_rate_pct_per_day (recent slope), trend_t/trend_p (OLS with Newey-West errors), step_stat/step_p (CUSUM), p_value (sensor, Bonferroni of both), q_value (Benjamini-Hochberg across the fleet). verdict: ok, watch, drifting, step, needs_recalibration, fault, no_expectation. Times UTC.';
 
+create table calibration_peer_exclusions (
+    device_id    varchar primary key,
+    verdict      varchar not null,
+    computed_at  timestamp not null,
+    params       varchar not null
+);
+comment on table calibration_peer_exclusions is 'Grain: one row per sensor left out of its peers'' consensus because the first pass of detect() found it drifting, stepped or faulty (so that drifting neighbours do not drag the median).';
+
 create table sensor_residuals (
     device_id        varchar not null,
     metric           varchar not null,

@@ -25,7 +25,13 @@ def cal_fleet(tmp_path_factory):
     fleet.close()
 
 
-def verdicts(fleet, where: str = "true") -> list[dict]:
+@pytest.fixture(scope="package")
+def verdicts():
+    """``verdicts(fleet, where)``: sensor_drift rows joined with the simulator's truth."""
+    return _verdicts
+
+
+def _verdicts(fleet, where: str = "true") -> list[dict]:
     return fleet.query(
         "select d.device_id, d.verdict, d.drift_pct, d.step_at, d.segment_start_at, "
         "d.first_detectable_at, d.expected_source, t.step_at as true_step_at, "

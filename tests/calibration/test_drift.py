@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.calibration.conftest import FLAGGED, verdicts
+FLAGGED = ("drifting", "needs_recalibration", "step")
 
 
-def test_sensors_whose_drift_reached_2pct_are_flagged(cal_fleet):
+def test_sensors_whose_drift_reached_2pct_are_flagged(cal_fleet, verdicts):
     rows = verdicts(cal_fleet, "t.drift_reaches_2pct_at is not null")
     assert len(rows) >= 8
     missed = [r["device_id"] for r in rows if r["verdict"] not in FLAGGED]
@@ -17,14 +17,14 @@ def test_sensors_whose_drift_reached_2pct_are_flagged(cal_fleet):
             assert abs(r["drift_pct"] - r["drift_end_pct"]) < 0.25 * abs(r["drift_end_pct"]) + 0.3
 
 
-def test_clean_sensors_are_not_flagged(cal_fleet):
+def test_clean_sensors_are_not_flagged(cal_fleet, verdicts):
     rows = verdicts(cal_fleet, "t.fault_type = 'clean'")
     flagged = [r["device_id"] for r in rows if r["verdict"] in FLAGGED]
     assert len(rows) > 150
     assert len(flagged) <= max(1, 0.01 * len(rows)), flagged
 
 
-def test_the_zone_daily_cycle_is_not_drift(cal_fleet):
+def test_the_zone_daily_cycle_is_not_drift(cal_fleet, verdicts):
     # Clean temperature sensors in zones whose temperature swings by day.
     rows = cal_fleet.query(
         "select t.device_id, d.verdict, max(r.value) - min(r.value) as swing, "
@@ -40,7 +40,7 @@ def test_the_zone_daily_cycle_is_not_drift(cal_fleet):
         assert r["verdict"] not in FLAGGED
 
 
-def test_a_step_is_reported_as_a_step(cal_fleet):
+def test_a_step_is_reported_as_a_step(cal_fleet, verdicts):
     rows = verdicts(cal_fleet, "t.fault_type = 'step'")
     assert rows
     for r in rows:
@@ -49,7 +49,7 @@ def test_a_step_is_reported_as_a_step(cal_fleet):
         assert np.sign(r["drift_pct"]) == np.sign(r["step_pct"])
 
 
-def test_a_recalibration_resets_the_drift(cal_fleet):
+def test_a_recalibration_resets_the_drift(cal_fleet, verdicts):
     rows = verdicts(cal_fleet, "t.fault_type = 'drift_reset'")
     assert rows
     history = cal_fleet.calibration.history(rows[0]["device_id"])
@@ -59,7 +59,7 @@ def test_a_recalibration_resets_the_drift(cal_fleet):
         assert r["segment_start_at"] > r["calibrated_at"]
 
 
-def test_stuck_and_dead_sensors_are_faults_not_drift(cal_fleet):
+def test_stuck_and_dead_sensors_are_faults_not_drift(cal_fleet, verdicts):
     rows = verdicts(cal_fleet, "t.fault_type in ('stuck', 'dead')")
     assert rows
     faults = {(f["device_id"], f["fault"]) for f in cal_fleet.query(
@@ -76,7 +76,7 @@ def test_stuck_and_dead_sensors_are_faults_not_drift(cal_fleet):
     assert len(clean) <= 0.02 * len(verdicts(cal_fleet, "t.fault_type = 'clean'"))
 
 
-def test_spiking_sensors_are_faults(cal_fleet):
+def test_spiking_sensors_are_faults(cal_fleet, verdicts):
     rows = verdicts(cal_fleet, "t.fault_type = 'spikes'")
     for r in rows:
         assert r["verdict"] == "fault"
@@ -84,7 +84,7 @@ def test_spiking_sensors_are_faults(cal_fleet):
     assert {"out_of_range", "spikes"} <= kinds
 
 
-def test_gaps_do_not_produce_false_drift(cal_fleet):
+def test_gaps_do_not_produce_false_drift(cal_fleet, verdicts):
     # The clean sensors with the most lost hours (outages up to days long).
     rows = cal_fleet.query(
         "select d.device_id, d.verdict, g.n_lost_hours from sim.delivery g "
@@ -94,14 +94,14 @@ def test_gaps_do_not_produce_false_drift(cal_fleet):
     assert [r for r in rows if r["verdict"] in FLAGGED] == []
 
 
-def test_references_are_used_where_they_exist(cal_fleet):
+def test_references_are_used_where_they_exist(cal_fleet, verdicts):
     src = {r["expected_source"] for r in verdicts(cal_fleet, "t.is_reference = false and "
                                                   "t.zone in (select zone from sim.sensor_truth "
                                                   "where is_reference)")}
     assert "reference" in src
 
 
-def test_detection_delay_is_short(cal_fleet):
+def test_detection_delay_is_short(cal_fleet, verdicts):
     rows = verdicts(cal_fleet, "t.drift_reaches_2pct_at is not null and d.verdict in "
                     "('drifting', 'needs_recalibration')")
     delays = [(r["first_detectable_at"] - r["drift_reaches_2pct_at"]).total_seconds() / 86400

@@ -96,15 +96,36 @@ class Calibration:
                maxlags_h: int = 72) -> int:
         """Test every sensor for drift and steps; write ``sensor_drift``. Returns rows written.
 
-        With ``devices`` only those sensors are recomputed and merged; the
-        fleet-wide Benjamini-Hochberg control then uses the stored p-values
-        of the other sensors.
+        A full run has two passes: the first finds drifting, stepped and faulty
+        sensors, which are then left out of their peers' consensus
+        (``calibration_peer_exclusions``) for the second, so that drifting
+        neighbours do not drag the median. With ``devices`` only those sensors
+        are recomputed (one pass, with the stored exclusions) and merged; the
+        fleet-wide Benjamini-Hochberg control then uses the stored p-values of
+        the other sensors.
         """
         if not 0 < fdr < 1:
             raise InvalidParameter(f"fdr must be within 0..1, got {fdr}")
         params = DriftParams(fdr=fdr, maxlags_h=maxlags_h)
-        where, qp = _subset(devices)
         run = dict(fdr=fdr, maxlags_h=maxlags_h, devices=None if devices is None else len(devices))
+        if devices is None:
+            self.con.execute("delete from calibration_peer_exclusions")
+            first = self._pass(None, params, run)
+            flagged = _exclusions(first, self.fleet.frame(
+                "select zone, metric, count(*) n from calibration_sensors group by all"))
+            write_result(self.con, "calibration_peer_exclusions",
+                         pa.Table.from_pandas(flagged[["device_id", "verdict"]],
+                                              preserve_index=False), params=run)
+            self.timings = {f"pass1_{k}": v for k, v in self.timings.items()}
+        out = self._pass(devices, params, run)
+        table = pa.Table.from_pandas(out, preserve_index=False)
+        return write_result(self.con, "sensor_drift", table, params=run,
+                            key=["device_id"] if devices is not None else None)
+
+    def _pass(self, devices: Sequence[str] | None, params: DriftParams,
+              run: dict) -> pd.DataFrame:
+        """Residuals, faults and tests of (a subset of) the fleet -> sensor_drift rows."""
+        where, qp = _subset(devices)
         t0 = time.perf_counter()
         resid = self.fleet.con.sql(
             "select device_id, metric, site, zone, hour_at, value, expected, expected_source, "
@@ -159,9 +180,7 @@ class Calibration:
         out = out.replace({np.nan: None})
         self.timings["tests_s"] = time.perf_counter() - t1
         run["p_cutoff"] = r.p_cutoff
-        table = pa.Table.from_pandas(out, preserve_index=False)
-        return write_result(self.con, "sensor_drift", table, params=run,
-                            key=["device_id"] if devices is not None else None)
+        return out
 
     def _stored_p(self, devices: Sequence[str] | None) -> np.ndarray:
         if devices is None:
@@ -261,6 +280,17 @@ class Calibration:
             lines.append(f"drift wears fastest with {worst[0]['factor']} "
                          f"(+{worst[0]['coef_per_sd']:.3f} %/day per SD)")
         return lines
+
+
+def _exclusions(first: pd.DataFrame, sizes: pd.DataFrame, min_left: int = 4) -> pd.DataFrame:
+    """Sensors to leave out of the consensus: flagged in the first pass, in zones
+    and metrics that keep at least ``min_left`` unflagged sensors (3 peers and
+    the sensor itself); elsewhere the consensus stays as it was."""
+    flagged = first[first["verdict"].isin(["drifting", "needs_recalibration", "step", "fault"])]
+    per = flagged.groupby(["zone", "metric"]).size().rename("n_flagged").reset_index()
+    ok = per.merge(sizes, on=["zone", "metric"])
+    ok = ok[ok["n"] - ok["n_flagged"] >= min_left]
+    return flagged.merge(ok[["zone", "metric"]], on=["zone", "metric"])
 
 
 def _day(v: datetime | None) -> str:

@@ -123,7 +123,6 @@ def detect_drift(grid: ResidualGrid, watch_pct: np.ndarray, params: DriftParams 
     n_s, n_h = x.shape
     flat = _Flat(x)
     n = flat.count
-    rows = np.arange(n_s)
     cols = flat.cols if len(flat.cols) else np.zeros(1, int)
     first_col = np.where(n > 0, cols[np.minimum(flat.off, len(cols) - 1)], 0)
     last_col = np.where(n > 0, cols[np.minimum(flat.off + n - 1, len(cols) - 1)], 0)

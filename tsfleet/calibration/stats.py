@@ -1,0 +1,123 @@
+"""Vectorized tests on a grid of residual series (rows are sensors).
+
+- :func:`trend_test`: OLS of the residual on time with Newey-West (HAC,
+  Bartlett kernel) standard errors. The same estimator as statsmodels'
+  ``OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": L, "use_correction": False})``
+  on a gapless series (a test checks this); with gaps, lags are counted in
+  hours rather than in rows, which is what autocorrelation in time means.
+- :func:`cusum_test`: the CUSUM of the demeaned residual, scaled by its
+  long-run standard deviation; under no change it follows the Kolmogorov
+  distribution (Brownian bridge), which gives the p-value.
+- :func:`long_run_variance`: Bartlett-weighted autocovariances through one FFT.
+- :func:`benjamini_hochberg`: q-values across the fleet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+
+def long_run_variance(u: np.ndarray, maxlags: int) -> np.ndarray:
+    """sum_t g_t^2 + 2 sum_l w_l sum_t g_t g_{t-l} per row (NaN counts as 0).
+
+    That is n times the Bartlett long-run variance of ``u``: the "meat" of
+    the Newey-West sandwich. Lags are columns (hours).
+    """
+    g = np.nan_to_num(u)
+    n = g.shape[1]
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    out = np.empty(g.shape[0])
+    for lo in range(0, g.shape[0], 2048):  # bounded memory
+        f = np.fft.rfft(g[lo:lo + 2048], n=size, axis=1)
+        acov = np.fft.irfft(f * np.conj(f), n=size, axis=1)[:, :maxlags + 1]
+        w = 1.0 - np.arange(maxlags + 1) / (maxlags + 1.0)
+        w[1:] *= 2.0
+        out[lo:lo + 2048] = acov @ w
+    return np.maximum(out, 0.0)
+
+
+@dataclass
+class TrendResult:
+    slope: np.ndarray      # residual units per hour
+    intercept: np.ndarray  # at the sensor's mean time
+    t_center: np.ndarray   # mean hour index of the sensor's readings
+    se: np.ndarray         # HAC standard error of the slope
+    t: np.ndarray
+    p: np.ndarray
+    resid: np.ndarray      # (n_sensors, n_hours), NaN where missing
+    n: np.ndarray
+
+
+def trend_test(x: np.ndarray, maxlags: int = 72) -> TrendResult:
+    """OLS ``x = a + b * hour`` per row with Newey-West standard errors."""
+    m = ~np.isnan(x)
+    n = m.sum(1).astype(float)
+    h = np.arange(x.shape[1], dtype=float)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_center = (m * h).sum(1) / n
+        c = np.where(m, h - t_center[:, None], 0.0)
+        sxx = (c * c).sum(1)
+        xm = np.nansum(x, 1) / n
+        slope = (c * np.nan_to_num(x)).sum(1) / sxx
+        resid = x - xm[:, None] - slope[:, None] * (h - t_center[:, None])
+        meat = long_run_variance(c * np.nan_to_num(resid), maxlags)
+        se = np.sqrt(meat) / sxx
+        t = slope / se
+    p = 2 * stats.norm.sf(np.abs(t))
+    return TrendResult(slope, xm, t_center, se, t, np.where(np.isfinite(p), p, 1.0), resid, n)
+
+
+@dataclass
+class StepResult:
+    stat: np.ndarray       # sup |CUSUM| / (sigma_LR sqrt(n))
+    p: np.ndarray
+    at: np.ndarray         # column of the first reading after the change (-1: none)
+    size: np.ndarray       # mean after minus mean before, residual units
+
+
+def cusum_test(x: np.ndarray, maxlags: int = 72) -> StepResult:
+    """CUSUM change-in-mean test per row, long-run variance under the step model."""
+    m = ~np.isnan(x)
+    n = m.sum(1).astype(float)
+    xz = np.nan_to_num(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = xz.sum(1) / n
+        s = np.cumsum(np.where(m, xz - mean[:, None], 0.0), axis=1)
+        k = np.cumsum(m, axis=1)
+        at = np.argmax(np.abs(s), axis=1)                 # last column before the change
+        ka = k[np.arange(len(at)), at].astype(float)
+        sum_before = np.cumsum(xz, axis=1)[np.arange(len(at)), at]
+        before = sum_before / ka
+        after = (xz.sum(1) - sum_before) / (n - ka)
+        col = np.arange(x.shape[1])[None, :]
+        fitted = np.where(col <= at[:, None], before[:, None], after[:, None])
+        lrv = long_run_variance(np.where(m, xz - fitted, 0.0), maxlags) / n
+        stat = np.abs(s[np.arange(len(at)), at]) / np.sqrt(lrv * n)
+    stat = np.where(np.isfinite(stat), stat, 0.0)
+    p = special.kolmogorov(stat)
+    nxt = np.where(m & (col > at[:, None]), col, x.shape[1]).min(1)
+    at_col = np.where((nxt < x.shape[1]) & (n - ka > 0), nxt, -1)
+    return StepResult(stat, np.clip(p, 0.0, 1.0), at_col, np.nan_to_num(after - before))
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values (adjusted p-values) of a vector of p-values."""
+    p = np.asarray(p, float)
+    if len(p) == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty_like(q)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def bh_cutoff(p: np.ndarray, q: float) -> float:
+    """The largest p-value BH at level ``q`` rejects (0 when none)."""
+    p = np.sort(np.asarray(p, float))
+    ok = p <= q * np.arange(1, len(p) + 1) / max(len(p), 1)
+    return float(p[np.flatnonzero(ok).max()]) if ok.any() else 0.0

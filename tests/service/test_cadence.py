@@ -58,8 +58,9 @@ def test_one_analysis_per_tick_in_order_then_each_on_its_own_cadence(fleet, monk
     fleet.ingest("readings", [{"device_id": "d1", "observed_at": "2026-03-01T11:00Z",
                                "metric": "battery_pct", "value": 79}])
     clock.t += 60
-    assert cad.due() == ["firmware", "power", "alerts"]
-    assert [cad.tick(fleet).status for _ in range(3)] == ["ok", "failed", "ok"]
+    assert cad.due() == ["firmware", "alerts", "power"]  # the longest overdue first
+    assert [(r.analysis, r.status) for r in (cad.tick(fleet) for _ in range(3))] == [
+        ("firmware", "ok"), ("alerts", "ok"), ("power", "failed")]
     assert cad.n_failed == 1
     clock.t += 119
     assert "power" not in cad.due()  # the failed run is retried one cadence later
@@ -69,3 +70,18 @@ def test_one_analysis_per_tick_in_order_then_each_on_its_own_cadence(fleet, monk
     while (r := cad.tick(fleet)) is not None and r.analysis != "power":
         pass
     assert r.status == "ok" and r.n_items == 1
+
+
+def test_a_tick_skips_analyses_without_work_and_runs_the_next_due(fleet):
+    clock = Clock()
+    cad = Cadence({"firmware": 1, "power": 1}, clock=clock)
+    fleet.ingest("readings", [{"device_id": "d1", "observed_at": "2026-03-01T10:00Z",
+                               "metric": "battery_pct", "value": 80}])
+    assert cad.tick(fleet).analysis == "firmware"
+    assert cad.tick(fleet).analysis == "power"
+    clock.t += 5
+    fleet.ingest("readings", [{"device_id": "d1", "observed_at": "2026-03-01T11:00Z",
+                               "metric": "battery_pct", "value": 79}])
+    fleet.analyze(only="firmware")  # firmware is up to date: its turn is skipped
+    assert cad.tick(fleet).analysis == "power"
+    assert cad.tick(fleet) is None

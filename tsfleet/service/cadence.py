@@ -95,27 +95,28 @@ class Cadence:
         self.n_failed = 0
 
     def due(self) -> list[str]:
-        """The analyses due now, in run order (the alert rules last)."""
+        """The analyses due now, the longest overdue first (ties in run order)."""
         now = self.clock()
-        return [n for n in ANALYSES if n in self.every and self.next_at[n] <= now]
+        due = [n for n in ANALYSES if n in self.every and self.next_at[n] <= now]
+        return sorted(due, key=self.next_at.__getitem__)  # stable: ties keep run order
 
     def tick(self, fleet) -> RunResult | None:
-        """Run the first due analysis, if any; never raises (failures are recorded)."""
-        due = self.due()
-        if not due:
-            return None
-        name = due[0]
-        self.next_at[name] = self.clock() + self.every[name]
-        try:
-            result = run_one(fleet, name)
-        except Exception as exc:  # noqa: BLE001 - the runner itself failed: log, retry later
-            log.exception("analysis %s could not run", name)
-            result = RunResult(name, "failed", 0.0, None, f"{type(exc).__name__}: {exc}")
-        if result.status != "skipped":
-            self.n_runs += 1
-            self.n_failed += result.status == "failed"
-            level = logging.INFO if result.status == "ok" else logging.WARNING
-            log.log(level, "analysis %s %s in %.2f s (%s items)%s", name, result.status,
-                    result.duration_s, "all" if result.n_items is None else result.n_items,
-                    f": {result.error}" if result.error else "")
+        """Run the longest overdue analysis that has work; analyses with nothing new are
+        skipped in the same tick. Returns the run (None if none ran); never raises."""
+        result = None
+        for name in self.due():
+            self.next_at[name] = self.clock() + self.every[name]
+            try:
+                result = run_one(fleet, name)
+            except Exception as exc:  # noqa: BLE001 - the runner itself failed: retry later
+                log.exception("analysis %s could not run", name)
+                result = RunResult(name, "failed", 0.0, None, f"{type(exc).__name__}: {exc}")
+            if result.status != "skipped":
+                self.n_runs += 1
+                self.n_failed += result.status == "failed"
+                level = logging.INFO if result.status == "ok" else logging.WARNING
+                log.log(level, "analysis %s %s in %.2f s (%s items)%s", name, result.status,
+                        result.duration_s, "all" if result.n_items is None else result.n_items,
+                        f": {result.error}" if result.error else "")
+                return result
         return result

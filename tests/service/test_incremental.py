@@ -5,19 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pandas as pd
-import pytest
-
-from tsfleet.simulate import SimConfig, simulated_fleet
 
 FORECAST = ("select * exclude (computed_at, params) from battery_forecast "
             "order by device_id")
-
-
-@pytest.fixture(scope="module")
-def sim():
-    f = simulated_fleet(SimConfig(n_devices=40, days=20, seed=3))
-    yield f
-    f.close()
 
 
 def one_more_day(fleet, devices: list[str]) -> list[dict]:
@@ -36,9 +26,10 @@ def computed_at(fleet) -> dict[str, object]:
         "select device_id, computed_at from battery_forecast")}
 
 
-def test_power_incremental_run_recomputes_only_what_changed_and_equals_a_full_run(sim):
-    [first] = sim.analyze(only="power")
-    assert (first.status, first.n_items) == ("ok", None)  # no earlier run: a full one
+def test_power_incremental_run_recomputes_only_what_changed_and_equals_a_full_run(service_sim):
+    sim = service_sim
+    [first] = sim.analyze(only="power", force=True)
+    assert (first.status, first.n_items) == ("ok", None)  # a full run
     before = computed_at(sim)
     original = sim.frame(FORECAST).set_index("device_id")
     types = sim.query("select device_type, list(device_id order by device_id) as ids "

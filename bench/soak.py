@@ -96,6 +96,10 @@ def rss_kb(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
+def items(n) -> str:
+    return "all" if n is None else f"{n:.0f}"
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -286,7 +290,7 @@ def main() -> None:
         w = r["worst_stale_s"] or 0.0
         worst = max(worst, w)
         print(f"  {r['analysis']:<12} {r['n_ok']:>4} {r['n_failed']:>6} {r['median_s']:>9.2f} "
-              f"{r['max_s']:>7.2f} {r['median_items'] or 0:>7.0f} {w:>14.1f} "
+              f"{r['max_s']:>7.2f} {items(r['median_items']):>7} {w:>14.1f} "
               f"{r['end_stale_s'] or 0:>9.1f}")
     print(f"  worst over all analyses {worst:.1f} s -> {'MET' if worst <= 300 else 'NOT MET'}")
     total = sum(r["total_s"] for r in fresh)

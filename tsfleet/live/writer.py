@@ -115,6 +115,7 @@ class Writer:
         self.between_commits = between_commits
         self.idle_every = idle_every
         self._stopping = threading.Event()
+        self._in_task = False
         self.stats = WriterStats()
         self.error: BaseException | None = None
         self._q: queue.Queue = queue.Queue(maxsize=max_pending)
@@ -137,11 +138,14 @@ class Writer:
         return s.done.wait(timeout)
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Commit what is held, then end the thread."""
+        """Commit what is held, then end the thread (waiting longer than ``timeout``
+        while a between-commits task, such as an analysis run, is still running)."""
         self._stopping.set()  # no new analysis starts; a running one finishes first
         if self._thread.is_alive():
             self._q.put(_STOP)
-            self._thread.join(timeout)
+            deadline = time.monotonic() + timeout
+            while self._thread.is_alive() and (self._in_task or time.monotonic() < deadline):
+                self._thread.join(0.1)
 
     # -- the writer thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -192,10 +196,13 @@ class Writer:
     def _between_commits(self) -> None:
         if self.between_commits is None or self._stopping.is_set():
             return
+        self._in_task = True
         try:
             self.between_commits()
         except Exception:  # noqa: BLE001 - never stop ingestion for an analysis
             log.exception("live: the between-commits task failed")
+        finally:
+            self._in_task = False
 
     def _flush(self, batch: list[Envelope]) -> None:
         try:

@@ -93,29 +93,30 @@ def ingest_chunk(
         if model.spec.table == "readings" and "metric" not in types and "value" not in types:
             types = _unpivot_wide(con, types)
         rules = field_rules(model)
-        _check(con, model, rules, types, unknown_devices)
-        report.n_rows += con.execute("select count(*) from _tsf_checked").fetchone()[0]
-        report.n_rows += report.quarantined_by_reason.get("invalid_json", 0)
-        _quarantine_checked(con, kind_lit, src, bid, raw_sql, report)
+        rejected_sql = _check(con, model, rules, types, unknown_devices)
+        tf = model.spec.time_field
+        span = (f"min({q(tf)}) filter (where _reason is null), "
+                f"max({q(tf)}) filter (where _reason is null)" if tf else "NULL, NULL")
+        n_checked, n_bad, n_dup_keys, lo, hi = con.execute(
+            f"select count(*), count(*) filter (where _reason is not null), "
+            f"count(*) filter (where _reason is null) - "
+            f"count(distinct _k) filter (where _reason is null), {span} from _tsf_checked"
+        ).fetchone()
+        report.n_rows += n_checked + report.quarantined_by_reason.get("invalid_json", 0)
+        if n_bad:
+            con.execute(rejected_sql)
+            _quarantine_checked(con, kind_lit, src, bid, raw_sql, report)
         if model.spec.mode == "insert":
-            _insert_facts(con, model, rules, bid, kind_lit, src, raw_sql, report)
+            _insert_facts(con, model, rules, bid, kind_lit, src, raw_sql, report,
+                          n_dup_keys=n_dup_keys, span=(lo, hi))
         else:
             _upsert_dimensions(con, model, rules, bid, report)
         report.n_quarantined = sum(report.quarantined_by_reason.values())
-        times, params = ("NULL", "NULL"), []
-        if model.spec.time_field and report.n_accepted:
-            times = ("?", "?")
-            params = list(
-                con.execute(
-                    f"select min({q(model.spec.time_field)}), max({q(model.spec.time_field)}) "
-                    f"from _tsf_new"
-                ).fetchone()
-            )
         con.execute(
             f"insert into ingest_batches values ({bid}, {kind_lit}, {src}, now(), now(), "
             f"{report.n_rows}, {report.n_accepted}, {report.n_duplicates}, {report.n_quarantined},"
-            f" {times[0]}, {times[1]})",
-            params,
+            f" ?, ?)",
+            [lo, hi] if report.n_accepted else [None, None],
         )
         con.execute("COMMIT")
     except BaseException:
@@ -133,19 +134,11 @@ def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
             con.unregister(name)
         except duckdb.Error:
             pass
-    for name in ("_tsf_src", "_tsf_new"):
-        con.execute(f"drop view if exists {name}")
-    for name in (
-        "_tsf_long",
-        "_tsf_checked",
-        "_tsf_rejected",
-        "_tsf_ok",
-        "_tsf_upsert",
-        "_tsf_later",
-        "_tsf_seen",
-        "_tsf_lines",
-    ):
-        con.execute(f"drop table if exists {name}")
+    con.execute("; ".join(
+        [f"drop view if exists {name}" for name in ("_tsf_src", "_tsf_new")]
+        + [f"drop table if exists {name}" for name in (
+            "_tsf_long", "_tsf_checked", "_tsf_rejected", "_tsf_ok", "_tsf_upsert",
+            "_tsf_later", "_tsf_seen", "_tsf_lines")]))
 
 
 def _column_types(con: duckdb.DuckDBPyConnection, rel: str) -> dict[str, pa.DataType]:
@@ -203,6 +196,7 @@ def _unpivot_wide(con, types: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
         f"{', '.join(q(m) for m in metrics)} into name metric value value)"
     )
     long_types = {c: types[c] for c in ids}
+    long_types["_src_rid"] = pa.int64()
     long_types["metric"] = pa.string()
     long_types["value"] = pa.float64() if numeric else pa.string()
     return long_types
@@ -215,9 +209,11 @@ def _check(
     types: dict[str, pa.DataType],
     unknown_devices: UnknownDevicePolicy,
 ) -> None:
-    """Materialize ``_tsf_checked`` (parsed rows, ``_reason``, key and value hashes) and,
-    for the rejected rows only, ``_tsf_rejected`` with a ``_detail`` sentence."""
-    wide = _exists_table(con, "_tsf_long")
+    """Materialize ``_tsf_checked`` (parsed rows, ``_reason``, key and value hashes).
+
+    Returns the SQL that builds ``_tsf_rejected`` (the rejected rows only, with a
+    ``_detail`` sentence), to be run only when some row was rejected."""
+    wide = "_src_rid" in types  # the unpivoted long table keeps the wide row's id
     base = "_tsf_long" if wide else "_tsf_src"
     src_rid = "_src_rid" if wide else "_rid"
     names = {r.name for r in rules}
@@ -302,7 +298,7 @@ def _check(
         f"hash({', '.join(nonkey)}) as _h from (select _rid, _src_rid, {final_cols}, "
         f"{reason} as _reason from ({inner}) {joins})"
     )
-    con.execute(
+    return (
         f"create temp table _tsf_rejected as select _src_rid, {reason} as _reason, "
         f"{detail} as _detail from ({inner} where _rid in "
         f"(select _rid from _tsf_checked where _reason is not null)) {joins}"
@@ -320,14 +316,6 @@ def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:
     return False
 
 
-def _exists_table(con, name: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from duckdb_tables() where table_name = ? and temporary", [name]
-        ).fetchone()[0]
-    )
-
-
 def _quarantine_checked(
     con, kind_lit: str, src: str, bid: str, raw_sql: str, report: IngestReport
 ) -> None:
@@ -339,70 +327,56 @@ def _quarantine_checked(
     report.quarantined_by_reason.update(Counter(r[0] for r in rows))
 
 
-def _insert_facts(
-    con, model, rules, bid: str, kind_lit: str, src: str, raw_sql: str, report: IngestReport
-) -> None:
+def _insert_facts(con, model, rules, bid: str, kind_lit: str, src: str, raw_sql: str,
+                  report: IngestReport, *, n_dup_keys: int, span: tuple) -> None:
     """Insert new rows; absorb duplicates; quarantine same-key rows with other values.
 
     Keys are compared through a 64-bit hash first (fast, one column) and then
-    exactly: a hash collision can never merge two different rows.
+    exactly: a hash collision can never merge two different rows. ``span`` is the
+    chunk's (min, max) time, which bounds the lookup of rows already stored.
     """
     key = list(model.spec.key)
     cols = [r.name for r in rules]
     nonkey = [c for c in cols if c not in key] or ["_rid"]
     part = ", ".join(q(k) for k in key)
     table = q(model.spec.table)
-    ok = "_reason is null"
+    fresh = "_reason is null"
+    sources = ["select _src_rid, _h, _eh from _tsf_seen"]
     # 1. Repeats inside the chunk: the first row of a key wins.
-    n_dup_keys = con.execute(
-        f"select count(*) - count(distinct _k) from _tsf_checked where {ok}"
-    ).fetchone()[0]
-    later = "select _rid from _tsf_later"
-    con.execute(
-        f"create temp table _tsf_later as select _rid, _src_rid, _h, _h0 from (select _rid, "
-        f"_src_rid, _h, first_value(_h) over w as _h0, row_number() over w as _rn "
-        f"from _tsf_checked where {ok} and {'TRUE' if n_dup_keys else 'FALSE'} and _k in "
-        f"(select _k from _tsf_checked where {ok} group by _k having count(*) > 1) "
-        f"window w as (partition by {part} order by _rid)) where _rn > 1"
-    )
+    if n_dup_keys:
+        con.execute(
+            f"create temp table _tsf_later as select _rid, _src_rid, _h, _h0 as _eh from "
+            f"(select _rid, _src_rid, _h, first_value(_h) over w as _h0, row_number() over w "
+            f"as _rn from _tsf_checked where {fresh} and _k in (select _k from _tsf_checked "
+            f"where {fresh} group by _k having count(*) > 1) "
+            f"window w as (partition by {part} order by _rid)) where _rn > 1")
+        fresh += " and _rid not in (select _rid from _tsf_later)"
+        sources.append("select _src_rid, _h, _eh from _tsf_later")
     # 2. Rows already in the store (looked up within the chunk's time range).
     where, params = "", []
-    tf = model.spec.time_field
-    if tf:
-        where = f"where {q(tf)} between ? and ?"
-        params = list(
-            con.execute(
-                f"select min({q(tf)}), max({q(tf)}) from _tsf_checked where {ok}"
-            ).fetchone()
-        )
+    if model.spec.time_field:
+        where, params = f"where {q(model.spec.time_field)} between ? and ?", list(span)
     on = " and ".join(f"o.{q(k)} = e.{q(k)}" for k in key)
     h = f"hash({', '.join(q(c) for c in nonkey)})"
     con.execute(
         f"create temp table _tsf_seen as select o._rid, o._src_rid, o._h, e._eh "
-        f"from (select * from _tsf_checked where {ok} and _rid not in ({later})) o join "
-        f"(select {part}, {h} as _eh from {table} {where}) e on {on}",
-        params,
-    )
-    con.execute(
-        f"create or replace temp view _tsf_new as select * from _tsf_checked where {ok} "
-        f"and _rid not in ({later}) and _rid not in (select _rid from _tsf_seen)"
-    )
+        f"from (select * from _tsf_checked where {fresh}) o join "
+        f"(select {part}, {h} as _eh from {table} {where}) e on {on}", params)
+    con.execute(f"create or replace temp view _tsf_new as select * from _tsf_checked where "
+                f"{fresh} and _rid not in (select _rid from _tsf_seen)")
     n_new = con.execute(
         f"insert into {table} ({', '.join(q(c) for c in cols)}, batch_id) "
-        f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_new"
-    ).fetchone()[0]
-    dups = con.execute(
-        "select (select count(*) from _tsf_seen where _eh = _h) + "
-        "(select count(*) from _tsf_later where _h = _h0)"
-    ).fetchone()[0]
-    conflicts = con.execute(
-        f"insert into quarantine select {bid}, {kind_lit}, {src}, 'conflicting_duplicate', "
-        f"'a row with the same key ({', '.join(key)}) and different values was stored first', "
-        f"{raw_sql}, now() from (select _src_rid from _tsf_seen where _eh <> _h union all "
-        f"select _src_rid from _tsf_later where _h <> _h0) c "
-        f"join _tsf_src s on s._rid = c._src_rid"
-    ).fetchone()[0]
+        f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_new").fetchone()[0]
+    repeats = " union all ".join(sources)
+    dups, conflicts = con.execute(
+        f"select count(*) filter (where _eh = _h), count(*) filter (where _eh <> _h) "
+        f"from ({repeats})").fetchone()
     if conflicts:
+        con.execute(
+            f"insert into quarantine select {bid}, {kind_lit}, {src}, 'conflicting_duplicate', "
+            f"'a row with the same key ({', '.join(key)}) and different values was stored "
+            f"first', {raw_sql}, now() from (select _src_rid from ({repeats}) where _eh <> _h) c "
+            f"join _tsf_src s on s._rid = c._src_rid")
         report.quarantined_by_reason["conflicting_duplicate"] += conflicts
     report.n_accepted += n_new
     report.n_duplicates += dups

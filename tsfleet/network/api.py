@@ -1,0 +1,242 @@
+"""``fleet.network``: distribution, load, imbalance, redundancy, failures, churn and
+the rebalancing plan of the gateway network."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from tsfleet.errors import InvalidParameter
+from tsfleet.network.forecast import trend_to_capacity
+from tsfleet.network.plan import Plan, make_plan
+from tsfleet.network.saturation import saturation_rows
+from tsfleet.network.settings import read_settings, write_settings
+from tsfleet.results import now_utc, write_result
+from tsfleet.store import quote_ident
+
+_HOURLY = """
+select gateway_id, hour_at, messages_per_s, latency_ms, n_connected
+from network_gateway_hourly
+where is_up and messages_per_s is not null and latency_ms is not null
+  and (? or list_contains(?, gateway_id))
+order by gateway_id, hour_at
+"""
+
+_DAILY = """
+with last as (select max(day) as last_day from network_gateway_daily)
+select d.gateway_id, d.day, d.n_attached, s.capacity_devices
+from network_gateway_daily d
+join network_gateway_status s using (gateway_id)
+cross join last
+where s.is_active and d.day > last.last_day - ?::integer
+  and (? or list_contains(?, d.gateway_id))
+order by d.gateway_id, d.day
+"""
+
+
+class Network:
+    """The network domain of a fleet.
+
+    >>> from tsfleet.simulate import SimConfig, simulated_fleet
+    >>> fleet = simulated_fleet(SimConfig(n_devices=120, days=20, seed=3))
+    >>> fleet.network.analyze()
+    >>> fleet.network.plan().fleet["n_over_capacity_after"]
+    0
+    """
+
+    def __init__(self, fleet) -> None:
+        self.fleet = fleet
+        self.con = fleet.con
+
+    # -- settings --------------------------------------------------------------------
+    def settings(self) -> dict[str, float]:
+        """The tunables the network views read (``network_settings``)."""
+        return read_settings(self.con)
+
+    def configure(self, **values: float) -> dict[str, float]:
+        """Change settings, e.g. ``configure(rssi_floor_dbm=-110)``; returns all of them."""
+        self.fleet._writable()
+        return write_settings(self.con, values)
+
+    # -- analysis ----------------------------------------------------------------------
+    def analyze(self, gateways: list[str] | None = None) -> None:
+        """Snapshot reach, fit saturation points and overload trends (for ``gateways``
+        only, merged, if given) and recompute the rebalancing plan."""
+        self.refresh_reach()
+        self.saturation(gateways)
+        self.forecast_overload(gateways)
+        self.plan()
+
+    def refresh_reach(self) -> int:
+        """Snapshot ``network_heard_links`` (every heard report of the reach window,
+        aggregated per device and gateway) into ``network_reach``, which the
+        redundancy views and the plan read; returns the number of links."""
+        self.fleet._writable()
+        s = self.settings()
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("delete from network_reach")
+            con.execute("insert into network_reach select device_id, gateway_id, n_heard, "
+                        "rssi_dbm, snr_db, last_heard_at, ?::timestamp, ? "
+                        "from network_heard_links",
+                        [now_utc(), json.dumps({"reach_window_days": s["reach_window_days"]})])
+            con.execute("COMMIT")
+        except BaseException:  # pragma: no cover - re-raised after undoing the partial write
+            con.execute("ROLLBACK")
+            raise
+        return con.execute("select count(*) from network_reach").fetchone()[0]
+
+    def saturation(self, gateways: list[str] | None = None) -> list[dict]:
+        """Fit each gateway's latency-vs-load knee; writes ``network_saturation``."""
+        self.fleet._writable()
+        gws = _subset(gateways)
+        frame = self.fleet.frame(_HOURLY, [gateways is None, gws])
+        as_of = self.con.execute("select max(hour_at) from network_gateway_hourly").fetchone()[0]
+        capacity = dict(self.con.execute(
+            "select gateway_id, capacity_devices from gateways").fetchall())
+        cols = saturation_rows(frame, None if as_of is None else np.datetime64(as_of), capacity)
+        write_result(self.con, "network_saturation", cols, params={"gateways": gateways},
+                     key=["gateway_id"] if gateways is not None else None)
+        return self._rows("network_saturation", gateways)
+
+    def forecast_overload(self, gateways: list[str] | None = None) -> list[dict]:
+        """Trend of attached devices per active gateway towards its capacity; writes
+        ``network_overload_forecast``."""
+        self.fleet._writable()
+        s = self.settings()
+        window = int(s["forecast_window_days"])
+        frame = self.fleet.frame(_DAILY, [window, gateways is None, _subset(gateways)])
+        as_of = self.con.execute("select max(as_of) from network_attachment").fetchone()[0]
+        cols: dict[str, list] = {k: [] for k in (
+            "gateway_id", "status", "n_days", "n_attached", "capacity_devices",
+            "slope_devices_per_day", "p_value", "overload_at", "days_to_overload", "as_of")}
+        for gw, part in frame.groupby("gateway_id", sort=True):
+            cap = int(part["capacity_devices"].iloc[0])
+            f = trend_to_capacity(part["n_attached"].to_numpy(dtype=float), cap)
+            days = f["days_to_overload"]
+            cols["gateway_id"].append(gw)
+            cols["capacity_devices"].append(cap)
+            cols["as_of"].append(as_of)
+            cols["overload_at"].append(None if days is None or as_of is None else
+                                       as_of + np.timedelta64(int(days * 86400), "s").item())
+            for k in ("status", "n_days", "n_attached", "slope_devices_per_day", "p_value",
+                      "days_to_overload"):
+                cols[k].append(f[k])
+        write_result(self.con, "network_overload_forecast", cols,
+                     params={"gateways": gateways, "window_days": window},
+                     key=["gateway_id"] if gateways is not None else None)
+        return self._rows("network_overload_forecast", gateways)
+
+    def plan(self, *, rssi_floor_dbm: float | None = None,
+             target_utilization: float = 0.9) -> Plan:
+        """Recommend device moves (min-cost flow, see :mod:`tsfleet.network.rebalance`).
+
+        Every move goes to a gateway the device reaches with a median heard RSSI at
+        or above ``rssi_floor_dbm`` (default: the setting); no gateway ends over
+        capacity when that is feasible; moves are few; per site, Jain's index and
+        the minimum headroom do not get worse. Writes ``network_plan_moves`` and
+        ``network_plan_summary``.
+        """
+        self.fleet._writable()
+        floor = self.settings()["rssi_floor_dbm"] if rssi_floor_dbm is None else rssi_floor_dbm
+        if not -160 <= floor <= 10:
+            raise InvalidParameter(f"rssi_floor_dbm must be within -160..10 dBm, got {floor}")
+        return make_plan(self.con, rssi_floor_dbm=float(floor),
+                         target_utilization=float(target_utilization))
+
+    # -- reading the views ---------------------------------------------------------------
+    def load(self, site: str | None = None) -> list[dict]:
+        """Devices per gateway against capacity now (``network_gateway_load``)."""
+        return self.fleet.query("select * from network_gateway_load where ? is null or site = ? "
+                                "order by site, utilization desc", [site, site])
+
+    def balance(self) -> list[dict]:
+        """Imbalance indices per site (``network_site_balance``), least fair first."""
+        return self.fleet.query("select * from network_site_balance order by jain_index, site")
+
+    def bottlenecks(self) -> list[dict]:
+        """Active gateways above the overload level or beyond their saturation point."""
+        return self.fleet.query("select * from network_gateway_load where is_bottleneck "
+                                "order by utilization desc")
+
+    def redundancy(self) -> list[dict]:
+        """Per gateway: devices stranded if it failed, and where the others would go."""
+        return self.fleet.query("select * from network_gateway_redundancy "
+                                "order by n_stranded_if_failed desc, gateway_id")
+
+    def single_points_of_failure(self) -> list[dict]:
+        """Devices that can reach exactly one usable gateway."""
+        return self.fleet.query("select * from network_device_redundancy "
+                                "where is_single_point_of_failure order by device_id")
+
+    def down(self) -> list[dict]:
+        """Devices of down gateways with their failover targets (``network_down_devices``)."""
+        return self.fleet.query("select * from network_down_devices order by gateway_id, device_id")
+
+    def flapping(self) -> list[dict]:
+        """Devices connecting more often than the flapping setting allows."""
+        return self.fleet.query("select * from network_device_churn where is_flapping "
+                                "order by connects_per_day desc")
+
+    def profile(self, gateway_id: str) -> list[dict]:
+        """The time-of-day load profile of one gateway."""
+        return self.fleet.query("select * from network_load_profile where gateway_id = ? "
+                                "order by hour_of_day", [gateway_id])
+
+    def findings(self) -> list[dict]:
+        """Open network findings (``network_findings``)."""
+        return self.fleet.query("select * from network_findings order by severity, finding, "
+                                "subject_id")
+
+    def summary(self) -> list[str]:
+        """Headline lines for ``tsfleet demo``, read from the views and result tables."""
+        q = self.fleet.query
+        lines = []
+        over = q("select gateway_id, utilization from network_gateway_load "
+                 "where is_active and is_over_capacity order by utilization desc")
+        down = q("select gateway_id, down_since from network_gateway_status where status = 'down' "
+                 "order by down_since")
+        lines.append(f"{len(over)} gateways over capacity"
+                     + (f" (worst: {over[0]['gateway_id']} at {over[0]['utilization']:.0%})"
+                        if over else "")
+                     + f"; {len(down)} down"
+                     + (f" (first: {down[0]['gateway_id']} since {down[0]['down_since']:%Y-%m-%d})"
+                        if down else ""))
+        bal = q("select site, jain_index, gini from network_site_balance "
+                "where jain_index is not null order by jain_index limit 1")
+        if bal:
+            lines.append(f"least balanced site: {bal[0]['site']} (Jain {bal[0]['jain_index']:.2f},"
+                         f" Gini {bal[0]['gini']:.2f})")
+        n = q("select count(*) filter (where finding = 'single_point_of_failure') as spof, "
+              "count(*) filter (where finding = 'device_flapping') as flap, "
+              "count(*) filter (where finding = 'gateway_overload_predicted') as pred "
+              "from network_findings")[0]
+        lines.append(f"{n['spof']} devices reach only one gateway; {n['flap']} devices flap; "
+                     f"{n['pred']} gateways predicted to overload")
+        plan = q("select * from network_plan_summary where site = '*'")
+        if plan:
+            p = plan[0]
+            lines.append(f"plan: {p['n_moves']} moves; gateways over capacity "
+                         f"{p['n_over_capacity_before']} -> {p['n_over_capacity_after']}; "
+                         f"Jain {_fmt(p['jain_before'])} -> {_fmt(p['jain_after'])}")
+        return lines
+
+    def _rows(self, table: str, gateways: list[str] | None) -> list[dict[str, Any]]:
+        return self.fleet.query(f"select * from {quote_ident(table)} where ? or "
+                                "list_contains(?, gateway_id) order by gateway_id",
+                                [gateways is None, _subset(gateways)])
+
+
+def _subset(gateways: list[str] | None) -> list[str]:
+    if gateways is None:
+        return []
+    if isinstance(gateways, str) or not all(isinstance(g, str) for g in gateways):
+        raise InvalidParameter(f"gateways must be a list of gateway ids, got {gateways!r}")
+    return list(gateways)
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"

@@ -59,3 +59,28 @@ def test_power_incremental_run_recomputes_only_what_changed_and_equals_a_full_ru
     others = [d for d in inc.index if d not in target["ids"]]
     pd.testing.assert_frame_equal(inc.loc[others], original.loc[others])
     assert sim.analyze(only="power")[0].status == "skipped"  # nothing new: nothing to do
+
+
+NETWORK_RESULTS = ("network_saturation", "network_overload_forecast", "network_plan_moves",
+                   "network_plan_summary")
+
+
+def test_network_incremental_run_recomputes_the_gateways_with_new_stats(service_sim):
+    sim = service_sim
+    [first] = sim.analyze(only="network", force=True)
+    assert first.status == "ok"
+    gw = sim.query("select gateway_id, max(observed_at) as t, arg_max(messages_per_s, "
+                   "observed_at) as m, arg_max(latency_ms, observed_at) as l "
+                   "from gateway_stats group by all order by gateway_id limit 1")[0]
+    busier = [{"gateway_id": gw["gateway_id"], "observed_at": (gw["t"] + timedelta(hours=h))
+               .isoformat() + "Z", "is_up": True, "messages_per_s": gw["m"] * 1.5,
+               "latency_ms": gw["l"] * 2, "n_connected": 10} for h in range(1, 25)]
+    assert sim.ingest("gateway_stats", busier).n_accepted == 24
+    [inc] = sim.analyze(only="network")
+    assert (inc.status, inc.n_items) == ("ok", 1)
+    incremental = {t: sim.frame(f"select * exclude (computed_at, params) from {t} "
+                                "order by all") for t in NETWORK_RESULTS}
+    sim.analyze(only="network", force=True)
+    for table, frame in incremental.items():
+        pd.testing.assert_frame_equal(frame, sim.frame(
+            f"select * exclude (computed_at, params) from {table} order by all"))

@@ -1,8 +1,9 @@
 """Run the domain analyses, incrementally, and record each run in ``analysis_runs``.
 
 An analysis runs when ingest batches arrived since its last successful run.
-Domains whose ``analyze`` accepts ``devices=`` get only the devices with new
-data (an incremental merge); the others recompute in full. A failed run is
+Domains whose ``analyze`` accepts ``devices=`` (or ``gateways=``) get only the
+devices (gateways) with new data (an incremental merge); the others recompute
+in full. A failed run is
 recorded with its error and retried at the next cadence; it never stops
 ingestion, and one domain's failure does not stop the others.
 """
@@ -86,10 +87,11 @@ def run_one(fleet, name: str, *, force: bool = False) -> RunResult:
     devices = None
     try:
         domain = getattr(fleet, name)
-        incremental = last is not None and not force and _accepts_devices(domain)
+        subset = _subset_parameter(domain)
+        incremental = last is not None and not force and subset is not None
         if incremental:
-            devices = changed_devices(con, last, POOLED_BY.get(name))
-            domain.analyze(devices=devices)
+            devices = CHANGED[subset](con, last, POOLED_BY.get(name))
+            domain.analyze(**{subset: devices})
         else:
             domain.analyze()
         n_items = len(devices) if devices is not None else None
@@ -123,6 +125,19 @@ def changed_devices(con, since_batch: int, pooled_by: str | None = None) -> list
     return sorted(r[0] for r in con.execute(changed, {"b": since_batch}).fetchall())
 
 
+def changed_gateways(con, since_batch: int, pooled_by: str | None = None) -> list[str]:
+    """Gateways with connections, statistics or registry rows in batches after
+    ``since_batch``."""
+    return sorted(r[0] for r in con.execute(
+        "select gateway_id from connections where batch_id > $b union "
+        "select gateway_id from gateway_stats where batch_id > $b union "
+        "select gateway_id from gateways where batch_id > $b", {"b": since_batch}).fetchall())
+
+
+#: The subset parameter a domain's ``analyze`` may accept -> the items with new data.
+CHANGED = {"devices": changed_devices, "gateways": changed_gateways}
+
+
 def _inputs_changed(con, name: str, last_ok_at) -> bool:
     """The alert rules read the other analyses' results: they are due again when another
     analysis succeeded after their last successful run, even without new ingest."""
@@ -140,8 +155,10 @@ def _rollback(con) -> None:
         pass
 
 
-def _accepts_devices(domain) -> bool:
+def _subset_parameter(domain) -> str | None:
+    """``devices`` or ``gateways`` when the domain's ``analyze`` accepts it, else None."""
     try:
-        return "devices" in inspect.signature(domain.analyze).parameters
+        params = inspect.signature(domain.analyze).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins only
-        return False
+        return None
+    return next((p for p in CHANGED if p in params), None)

@@ -34,6 +34,9 @@ def register(subparsers) -> None:
                    help="commit at the latest this many seconds after the first held payload")
     p.add_argument("--profiles", action="append", default=[], metavar="DIR",
                    help="folder of extra vendor profiles (.toml), repeatable")
+    p.add_argument("--analyze-every", metavar="NAME=DURATION,...", default=None,
+                   help="cadence of each analysis, e.g. power=5m,firmware=1h (default firmware "
+                        "and alerts 1m, the others 2m; all=2m sets every one; off disables)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
 
@@ -42,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.cli import db_path
     from tsfleet.errors import InvalidParameter
     from tsfleet.live.server import ServeConfig, serve
+    from tsfleet.service.cadence import parse_every
 
     if not args.mqtt and not args.coap:
         raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT or both")
@@ -49,12 +53,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
         logging.getLogger("tsfleet.live").setLevel(logging.WARNING)
+        logging.getLogger("tsfleet.service").setLevel(logging.WARNING)
     config = ServeConfig(
         db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=args.topics or ["fleet/#"],
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
-        batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles)
-    print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'})",
-          file=sys.stderr, flush=True)
+        batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
+        analyze_every=parse_every(args.analyze_every))
+    cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
+    print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}; "
+          f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
     return 0

@@ -30,6 +30,7 @@ from tsfleet.live.errors import PayloadError
 from tsfleet.live.mqtt import Subscriber, parse_address
 from tsfleet.live.profiles import Profiles
 from tsfleet.live.writer import Envelope, Writer
+from tsfleet.service.cadence import Cadence
 
 log = logging.getLogger("tsfleet.live")
 
@@ -51,6 +52,8 @@ class ServeConfig:
     batch_rows: int = 25_000
     batch_delay_s: float = 0.5
     profile_dirs: list[str] = field(default_factory=list)
+    #: seconds between runs of each analysis (``tsfleet.service.cadence``); empty: none
+    analyze_every: dict[str, float] = field(default_factory=dict)
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -88,6 +91,7 @@ class Server:
         self.n_received = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self.cadence: Cadence | None = None
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
         self.layout = TopicLayout(config.topic_layout)
 
@@ -116,8 +120,10 @@ class Server:
         self.fleet = fleet
         self.decoder = Decoder(known_metrics(fleet), self.profiles, device_from=cfg.device_from,
                                max_payload=cfg.max_payload)
+        self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None
         self.writer = Writer(fleet, max_rows=cfg.batch_rows, max_delay=cfg.batch_delay_s,
-                             on_commit=self.on_commit, on_fatal=lambda exc: self.stop())
+                             on_commit=self.on_commit, on_fatal=lambda exc: self.stop(),
+                             between_commits=self.cadence and (lambda: self.cadence.tick(fleet)))
         self.writer.start()
         context = None
         try:

@@ -12,6 +12,11 @@ than loses. Redeliveries are absorbed by the pipeline's duplicate keys.
 A batch that fails to store is retried one payload at a time; a payload that
 still fails is quarantined with the error, so one poison message cannot stall
 the stream.
+
+``between_commits`` (optional) is called on the writer thread whenever nothing
+is held, after each commit and at least every ``idle_every`` seconds: this is
+where ``tsfleet serve`` runs its analysis cadence, on the connection's own
+thread. Its exceptions are logged and never stop the writer.
 """
 
 from __future__ import annotations
@@ -99,12 +104,18 @@ class Writer:
     def __init__(self, fleet, *, max_rows: int = 25_000, max_delay: float = 0.5,
                  max_pending: int = 20_000,
                  on_commit: Callable[[list[Envelope], float], None] | None = None,
-                 on_fatal: Callable[[BaseException], None] | None = None):
+                 on_fatal: Callable[[BaseException], None] | None = None,
+                 between_commits: Callable[[], object] | None = None,
+                 idle_every: float = 1.0):
         self.fleet = fleet
         self.max_rows = max_rows
         self.max_delay = max_delay
         self.on_commit = on_commit
         self.on_fatal = on_fatal
+        self.between_commits = between_commits
+        self.idle_every = idle_every
+        self._stopping = threading.Event()
+        self._in_task = False
         self.stats = WriterStats()
         self.error: BaseException | None = None
         self._q: queue.Queue = queue.Queue(maxsize=max_pending)
@@ -127,10 +138,14 @@ class Writer:
         return s.done.wait(timeout)
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Commit what is held, then end the thread."""
+        """Commit what is held, then end the thread (waiting longer than ``timeout``
+        while a between-commits task, such as an analysis run, is still running)."""
+        self._stopping.set()  # no new analysis starts; a running one finishes first
         if self._thread.is_alive():
             self._q.put(_STOP)
-            self._thread.join(timeout)
+            deadline = time.monotonic() + timeout
+            while self._thread.is_alive() and (self._in_task or time.monotonic() < deadline):
+                self._thread.join(0.1)
 
     # -- the writer thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -139,8 +154,10 @@ class Writer:
         first = 0.0
         try:
             while True:
-                timeout = None if not pending else max(0.0, first + self.max_delay
-                                                       - time.monotonic())
+                if pending:
+                    timeout = max(0.0, first + self.max_delay - time.monotonic())
+                else:
+                    timeout = self.idle_every if self.between_commits else None
                 try:
                     item = self._q.get(timeout=timeout)
                 except queue.Empty:
@@ -169,11 +186,23 @@ class Writer:
                     item.done.set()
                 elif item is _STOP:
                     return
+                self._between_commits()
         except BaseException as exc:  # the store is unusable: stop without acking
             self.error = exc
             log.error("live: the writer stopped: %s", exc)
             if self.on_fatal:
                 self.on_fatal(exc)
+
+    def _between_commits(self) -> None:
+        if self.between_commits is None or self._stopping.is_set():
+            return
+        self._in_task = True
+        try:
+            self.between_commits()
+        except Exception:  # noqa: BLE001 - never stop ingestion for an analysis
+            log.exception("live: the between-commits task failed")
+        finally:
+            self._in_task = False
 
     def _flush(self, batch: list[Envelope]) -> None:
         try:

@@ -18,7 +18,12 @@ SECTIONS: dict[str, tuple[str, str, bool]] = {
     "last_seen": ("device_last_seen", "select * from device_last_seen where device_id = ?", True),
     "latest": ("device_latest", "select metric, value, observed_at from device_latest "
                                 "where device_id = ? order by metric", False),
+    "battery_state": ("battery_state", "select * from battery_state where device_id = ?", True),
+    "battery_forecast": ("battery_forecast", "select * exclude (params) from battery_forecast "
+                                             "where device_id = ?", True),
     "battery": ("power_findings", "select * from power_findings where subject_id = ?", False),
+    "firmware_state": ("firmware_device_status",
+                       "select * from firmware_device_status where device_id = ?", True),
     "firmware": ("firmware_findings", "select * from firmware_findings where subject_id = ?",
                  False),
     "calibration": ("calibration_findings",
@@ -26,6 +31,9 @@ SECTIONS: dict[str, tuple[str, str, bool]] = {
     "environment": ("environment_findings",
                     "select * from environment_findings where subject_id = ?", False),
     "network": ("network_findings", "select * from network_findings where subject_id = ?", False),
+    "alerts": ("alerts", "select * exclude (params) from alerts where subject_kind = 'device' "
+                         "and subject_id = ? and state in ('pending', 'firing', 'acknowledged') "
+                         "order by severity, rule", False),
 }
 
 

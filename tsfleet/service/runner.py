@@ -1,14 +1,16 @@
 """Run the domain analyses, incrementally, and record each run in ``analysis_runs``.
 
 An analysis runs when ingest batches arrived since its last successful run.
-Domains whose ``analyze`` accepts ``devices=`` get only the devices with new
-data (an incremental merge); the others recompute in full. A failed run is
+Domains whose ``analyze`` accepts ``devices=`` (or ``gateways=``) get only the
+devices (gateways) with new data (an incremental merge); the others recompute
+in full. A failed run is
 recorded with its error and retried at the next cadence; it never stops
 ingestion, and one domain's failure does not stop the others.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import logging
 import time
@@ -17,11 +19,18 @@ from dataclasses import dataclass
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.results import now_utc
+from tsfleet.store import quote_ident
 
 log = logging.getLogger("tsfleet.service")
 
 #: Analyses in the order they run: the alert rules read the others' findings.
 ANALYSES = ("firmware", "power", "calibration", "environment", "network", "alerts")
+
+#: Analyses whose models pool parameters over a group of devices (a ``devices`` column).
+#: An incremental run recomputes every device of a group with new data: fitted on a
+#: subset, the pooled parameters (power: the Holt-Winters smoothing, the type prior and
+#: the temperature shrinkage, all per device type) would differ from a full run's.
+POOLED_BY = {"power": "device_type"}
 
 
 @dataclass
@@ -33,15 +42,28 @@ class RunResult:
     error: str | None = None
 
 
+def available() -> tuple[str, ...]:
+    """The analyses whose domain package is installed in this build (in run order)."""
+    return tuple(n for n in ANALYSES if importlib.util.find_spec(f"tsfleet.{n}") is not None)
+
+
 def parse_only(only: str | Iterable[str] | None) -> tuple[str, ...]:
-    """``"power,calibration"`` -> ("power", "calibration"), validated."""
+    """``"power,calibration"`` -> ("power", "calibration"), validated.
+
+    ``None`` means every available analysis; naming one whose package is not
+    installed is refused.
+    """
     if only is None:
-        return ANALYSES
+        return available()
     names = [n.strip() for n in (only.split(",") if isinstance(only, str) else only) if n.strip()]
     unknown = sorted(set(names) - set(ANALYSES))
     if unknown:
         raise InvalidParameter(f"unknown analysis {', '.join(unknown)}; expected some of "
                                f"{', '.join(ANALYSES)}")
+    missing = sorted(set(names) - set(available()))
+    if missing:
+        raise InvalidParameter(f"analysis {', '.join(missing)} is not installed in this build; "
+                               f"available: {', '.join(available())}")
     return tuple(n for n in ANALYSES if n in names)
 
 
@@ -54,22 +76,22 @@ def run_analyses(fleet, only: str | Iterable[str] | None = None, *,
 def run_one(fleet, name: str, *, force: bool = False) -> RunResult:
     con = fleet.con
     max_batch = con.execute("select coalesce(max(batch_id), 0) from ingest_batches").fetchone()[0]
-    last = con.execute("select max(to_batch_id) from analysis_runs where analysis = ? "
-                       "and status = 'ok'", [name]).fetchone()[0]
-    if not force and last is not None and last >= max_batch:
+    last, last_ok_at = con.execute(
+        "select max(to_batch_id), max(finished_at) from analysis_runs where analysis = ? "
+        "and status = 'ok'", [name]).fetchone()
+    if not force and last is not None and last >= max_batch and not _inputs_changed(
+            con, name, last_ok_at):
         return RunResult(name, "skipped", 0.0, 0)
     started = now_utc()
     t0 = time.perf_counter()
     devices = None
     try:
         domain = getattr(fleet, name)
-        incremental = last is not None and not force and _accepts_devices(domain)
+        subset = _subset_parameter(domain)
+        incremental = last is not None and not force and subset is not None
         if incremental:
-            devices = [r[0] for r in con.execute(
-                "select distinct device_id from readings where batch_id > ? union "
-                "select distinct device_id from device_events where batch_id > ?",
-                [last, last]).fetchall()]
-            domain.analyze(devices=devices)
+            devices = CHANGED[subset](con, last, POOLED_BY.get(name))
+            domain.analyze(**{subset: devices})
         else:
             domain.analyze()
         n_items = len(devices) if devices is not None else None
@@ -78,6 +100,7 @@ def run_one(fleet, name: str, *, force: bool = False) -> RunResult:
         log.exception("analysis %s failed", name)
         status, error, n_items = "failed", f"{type(exc).__name__}: {exc}", None
         incremental = False
+        _rollback(con)
     duration = time.perf_counter() - t0
     until = con.execute("select max(max_observed_at) from ingest_batches where batch_id <= ?",
                         [max_batch]).fetchone()[0]
@@ -89,8 +112,53 @@ def run_one(fleet, name: str, *, force: bool = False) -> RunResult:
     return RunResult(name, status, duration, n_items, error)
 
 
-def _accepts_devices(domain) -> bool:
-    try:
-        return "devices" in inspect.signature(domain.analyze).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins only
+def changed_devices(con, since_batch: int, pooled_by: str | None = None) -> list[str]:
+    """Devices with readings, events or registry rows in batches after ``since_batch``;
+    with ``pooled_by`` (a ``devices`` column), every device sharing a value with one of them."""
+    changed = ("select device_id from readings where batch_id > $b union "
+               "select device_id from device_events where batch_id > $b union "
+               "select device_id from devices where batch_id > $b")
+    if pooled_by is not None:
+        col = quote_ident(pooled_by)
+        changed += (f" union select device_id from devices where {col} in "
+                    f"(select {col} from devices where device_id in ({changed}))")
+    return sorted(r[0] for r in con.execute(changed, {"b": since_batch}).fetchall())
+
+
+def changed_gateways(con, since_batch: int, pooled_by: str | None = None) -> list[str]:
+    """Gateways with connections, statistics or registry rows in batches after
+    ``since_batch``."""
+    return sorted(r[0] for r in con.execute(
+        "select gateway_id from connections where batch_id > $b union "
+        "select gateway_id from gateway_stats where batch_id > $b union "
+        "select gateway_id from gateways where batch_id > $b", {"b": since_batch}).fetchall())
+
+
+#: The subset parameter a domain's ``analyze`` may accept -> the items with new data.
+CHANGED = {"devices": changed_devices, "gateways": changed_gateways}
+
+
+def _inputs_changed(con, name: str, last_ok_at) -> bool:
+    """The alert rules read the other analyses' results: they are due again when another
+    analysis succeeded after their last successful run, even without new ingest."""
+    if name != "alerts":
         return False
+    return con.execute("select count(*) > 0 from analysis_runs where analysis <> 'alerts' "
+                       "and status = 'ok' and finished_at > ?", [last_ok_at]).fetchone()[0]
+
+
+def _rollback(con) -> None:
+    """A failed domain may leave a transaction open; ingest must find the connection usable."""
+    try:
+        con.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - "no transaction is active": nothing to undo
+        pass
+
+
+def _subset_parameter(domain) -> str | None:
+    """``devices`` or ``gateways`` when the domain's ``analyze`` accepts it, else None."""
+    try:
+        params = inspect.signature(domain.analyze).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins only
+        return None
+    return next((p for p in CHANGED if p in params), None)

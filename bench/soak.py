@@ -1,0 +1,309 @@
+"""Soak: ``tsfleet serve`` ingests MQTT at 1,000+ readings/s and analyses continuously.
+
+    PYTHONPATH=. python bench/soak.py                                    # 3 min, 1,000 devices
+    PYTHONPATH=. python bench/soak.py --devices 10000 --history-days 30 --seconds 1800
+
+Setup (not measured): a store with ``--history-days`` of simulated history for
+``--devices`` devices, ending now, analysed once. Then a real mosquitto on
+127.0.0.1, ``python -m tsfleet serve`` as a child process with the analysis
+cadence ``--analyze-every`` (default: the built-in cadences), and a QoS 1
+publisher in this process sending SenML JSON packs (one device, 5 metrics x
+``--steps`` times each) round-robin over the devices at ``--rate`` readings/s
+for ``--seconds``. After the last acknowledgement it waits until the server
+holds every reading, then stops it with SIGTERM (a clean shutdown).
+
+Printed figures (targets of issue 11):
+
+- freshness per analysis: the worst staleness over the soak, i.e. for each
+  successful run, how old the oldest received batch it was the first to cover
+  was when it finished (and, at the end, how old the oldest uncovered batch is);
+  target <= 300 s. Computed from ``analysis_runs`` and ``ingest_batches``.
+- memory: the server's peak RSS (VmHWM) at the end of the warm-up and at the
+  end; target end <= 1.2 x warm-up.
+- readings published (acknowledged by the broker) vs stored; target: no loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from tsfleet import Fleet
+from tsfleet.live.broker import LocalBroker
+from tsfleet.live.senml import encode_json
+from tsfleet.simulate import SimConfig, simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: metric -> (SenML name, unit, start value, step sd)
+METRICS = {"battery_pct": ("battery", "%EL", 80.0, 0.0), "temperature_c": ("temp", "Cel", 21.0,
+                                                                           0.3),
+           "humidity_pct": ("hum", "%RH", 45.0, 0.5), "rssi_dbm": ("rssi", "dBm", -80.0, 1.0),
+           "battery_voltage_v": ("battery_voltage", "V", 3.6, 0.0)}
+
+FRESHNESS_SQL = """
+with ok as (
+    select analysis, run_id, finished_at, to_batch_id,
+           coalesce(lag(to_batch_id) over (partition by analysis order by run_id), ?) as prev_to
+    from analysis_runs where status = 'ok'
+),
+per_run as (
+    select o.analysis, o.finished_at,
+           date_diff('millisecond', min(cast(b.finished_at as timestamp)), o.finished_at) / 1e3
+               as stale_s
+    from ok o join ingest_batches b on b.batch_id > o.prev_to and b.batch_id <= o.to_batch_id
+    where o.finished_at >= ?
+    group by o.analysis, o.run_id, o.finished_at
+),
+tail as (
+    select l.analysis, date_diff('millisecond', min(cast(b.finished_at as timestamp)), ?) / 1e3
+               as stale_s
+    from (select analysis, max(to_batch_id) as to_batch_id from ok group by 1) l
+    join ingest_batches b on b.batch_id > l.to_batch_id
+    group by 1
+)
+select r.analysis, count(*) filter (where r.status = 'ok') as n_ok,
+       count(*) filter (where r.status = 'failed') as n_failed,
+       median(r.duration_s) as median_s, max(r.duration_s) as max_s,
+       median(r.n_items) as median_items, sum(r.duration_s) as total_s,
+       greatest(max(p.stale_s), max(t.stale_s)) as worst_stale_s,
+       max(t.stale_s) as end_stale_s
+from analysis_runs r
+left join (select analysis, max(stale_s) as stale_s from per_run group by 1) p
+    on p.analysis = r.analysis
+left join tail t on t.analysis = r.analysis
+where r.started_at >= ?
+group by r.analysis order by r.analysis
+"""
+
+
+def rss_kb(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process, kB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                  .splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def items(n) -> str:
+    return "all" if n is None else f"{n:.0f}"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def prepare(db: str, devices: int, history_days: int) -> list[str]:
+    """A store with simulated history up to now, analysed once; returns the device ids."""
+    fleet = Fleet(db)
+    if history_days > 0:
+        start = (now_utc() - timedelta(days=history_days)).replace(minute=0, second=0,
+                                                                   microsecond=0)
+        sim = simulate(SimConfig(n_devices=devices, days=history_days, seed=11, start=start))
+        sim.write(fleet)
+        t = time.perf_counter()
+        fleet.analyze()
+        print(f"setup: {fleet.info()['rows']['readings']:,} readings of history, analysed in "
+              f"{time.perf_counter() - t:.1f} s", flush=True)
+        ids = [r[0] for r in fleet.con.execute("select device_id from devices order by 1")
+               .fetchall()]
+    else:
+        ids = [f"soak-{i:05d}" for i in range(devices)]
+    fleet.close()
+    return ids
+
+
+class Serve:
+    """``python -m tsfleet serve -v`` as a child process; reads what the store holds."""
+
+    def __init__(self, db: str, port: int, every: str | None, log_path: Path):
+        cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
+               f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
+        if every:
+            cmd += ["--analyze-every", every]
+        self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.log = log_path.open("w")
+        self.held = 0
+        self.subscribed = threading.Event()
+        self.analyses: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.log.write(line)
+            if "subscribed" in line:
+                self.subscribed.set()
+            m = re.search(r"store holds (\d+) readings", line)
+            if m:
+                self.held = int(m[1])
+            elif " analysis " in line or "Traceback" in line:
+                self.analyses.append(line.strip())
+
+
+class Publisher:
+    """QoS 1 SenML JSON packs, round-robin over devices, at a target rate."""
+
+    def __init__(self, port: int, ids: list[str], steps: int, seed: int = 0):
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-pub")
+        self.client.max_inflight_messages_set(2000)
+        self.client.max_queued_messages_set(0)
+        self.n_acked = 0
+        self.client.on_publish = self._acked
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.ids, self.steps = ids, steps
+        self.rng = np.random.default_rng(seed)
+        self.state = {m: np.full(len(ids), v[2]) for m, v in METRICS.items()}
+        self.n_sent = 0
+        self.per_msg = len(METRICS) * steps
+        self.last_t = 0.0
+
+    def _acked(self, client, userdata, mid, reason_code, properties) -> None:
+        self.n_acked += 1
+
+    def one(self) -> None:
+        k = self.n_sent % len(self.ids)
+        t = max(time.time(), self.last_t + 1e-3)  # strictly increasing: no duplicate keys
+        self.last_t = t + (self.steps - 1) * 1e-3
+        pack = []
+        for m, (name, unit, _, sd) in METRICS.items():
+            for s in range(self.steps):
+                if sd:
+                    self.state[m][k] += self.rng.normal(0, sd)
+                elif m == "battery_pct":
+                    self.state[m][k] = max(self.state[m][k] - 0.001, 0)
+                rec = {"n": name, "u": unit, "v": round(float(self.state[m][k]), 3),
+                       "t": s * 1e-3}
+                if not pack:
+                    rec.update(bn=f"{self.ids[k]}:", bt=t)
+                pack.append(rec)
+        self.client.publish(f"fleet/{self.ids[k]}/senml", encode_json(pack), qos=1)
+        self.n_sent += 1
+
+    def run(self, rate: float, seconds: float, on_second=None) -> None:
+        t0 = time.monotonic()
+        next_report = 1.0
+        while (elapsed := time.monotonic() - t0) < seconds:
+            due = int(elapsed * rate / self.per_msg)
+            while self.n_sent < due:
+                self.one()
+            if on_second and elapsed >= next_report:
+                on_second(elapsed)
+                next_report += 1.0
+            time.sleep(0.005)
+
+    def close(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.n_acked < self.n_sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--history-days", type=int, default=14)
+    ap.add_argument("--rate", type=float, default=1000.0, help="readings per second")
+    ap.add_argument("--steps", type=int, default=2, help="time steps per pack (x 5 metrics)")
+    ap.add_argument("--seconds", type=float, default=180.0)
+    ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the RSS baseline")
+    ap.add_argument("--analyze-every", default=None, help="as tsfleet serve (default built-in)")
+    ap.add_argument("--keep", action="store_true", help="keep the store and the server log")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tsfleet-soak-"))
+    db = str(work / "soak.duckdb")
+    t = time.perf_counter()
+    ids = prepare(db, args.devices, args.history_days)
+    with Fleet(db, read_only=True) as f:
+        base_batch = f.query("select coalesce(max(batch_id), 0) as b from ingest_batches")[0]["b"]
+        base_n = f.query("select count(*) as n from readings")[0]["n"]
+    print(f"setup: {len(ids):,} devices in {time.perf_counter() - t:.0f} s; store {db}",
+          flush=True)
+
+    with LocalBroker() as broker:
+        serve = Serve(db, broker.port, args.analyze_every, work / "serve.log")
+        assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
+        started_at = now_utc()
+        pub = Publisher(broker.port, ids, args.steps)
+        samples: list[tuple[float, int, int]] = []
+        hwm_warm = [0]
+
+        def on_second(elapsed: float) -> None:
+            rss, hwm = rss_kb(serve.proc.pid)
+            samples.append((elapsed, rss, hwm))
+            if elapsed <= args.warmup:
+                hwm_warm[0] = hwm
+            if int(elapsed) % 30 == 0:
+                print(f"  t={elapsed:5.0f} s  published {pub.n_acked * pub.per_msg:>9,}  "
+                      f"stored {serve.held - base_n:>9,}  rss {rss / 1024:6.0f} MB  "
+                      f"analysis runs {len(serve.analyses)}", flush=True)
+
+        pub.run(args.rate, args.seconds, on_second)
+        pub.close()
+        published = pub.n_acked * pub.per_msg
+        pub_seconds = args.seconds
+        deadline = time.monotonic() + 300
+        while serve.held - base_n < published and time.monotonic() < deadline:
+            time.sleep(0.2)
+        end_at = now_utc()
+        rss_end, hwm_end = rss_kb(serve.proc.pid)
+        serve.proc.send_signal(signal.SIGTERM)
+        rc = serve.proc.wait(300)
+
+    with Fleet(db, read_only=True) as f:
+        stored = f.query("select count(*) as n from readings where batch_id > ?",
+                         [base_batch])[0]["n"]
+        quarantined = f.query("select count(*) as n from quarantine where batch_id > ?",
+                              [base_batch])[0]["n"]
+        fresh = f.query(FRESHNESS_SQL, [base_batch, started_at, end_at, started_at])
+        failures = f.query("select analysis, error from analysis_runs where status = 'failed' "
+                           "and started_at >= ? limit 5", [started_at])
+    print(f"\nsoak: {len(ids):,} devices, {args.seconds:.0f} s at {args.rate:,.0f} readings/s "
+          f"offered ({pub.per_msg} readings per message), analysis cadence "
+          f"{args.analyze_every or 'built-in defaults'}; server exit code {rc}")
+    print(f"readings: published {published:,} ({published / pub_seconds:,.0f}/s), stored "
+          f"{stored:,}, lost {published - stored:,}, quarantined {quarantined:,}  "
+          f"[target: no loss] -> {'MET' if stored == published else 'NOT MET'}")
+    print(f"memory: peak RSS after warm-up ({args.warmup:.0f} s) {hwm_warm[0] / 1024:.0f} MB, "
+          f"at the end {hwm_end / 1024:.0f} MB (ratio {hwm_end / max(hwm_warm[0], 1):.2f}; "
+          f"current RSS {rss_end / 1024:.0f} MB)  [target <= 1.20] -> "
+          f"{'MET' if hwm_end <= 1.2 * hwm_warm[0] else 'NOT MET'}")
+    print("freshness (worst staleness over the soak; target <= 300 s):")
+    print(f"  {'analysis':<12} {'ok':>4} {'failed':>6} {'median s':>9} {'max s':>7} "
+          f"{'items':>7} {'worst stale s':>14} {'at end s':>9}")
+    worst = 0.0
+    for r in fresh:
+        w = r["worst_stale_s"] or 0.0
+        worst = max(worst, w)
+        print(f"  {r['analysis']:<12} {r['n_ok']:>4} {r['n_failed']:>6} {r['median_s']:>9.2f} "
+              f"{r['max_s']:>7.2f} {items(r['median_items']):>7} {w:>14.1f} "
+              f"{r['end_stale_s'] or 0:>9.1f}")
+    print(f"  worst over all analyses {worst:.1f} s -> {'MET' if worst <= 300 else 'NOT MET'}")
+    total = sum(r["total_s"] for r in fresh)
+    print(f"writer time in analyses {total:.0f} s of {args.seconds:.0f} s "
+          "(ingest is held meanwhile, acknowledged after)")
+    for fl in failures:
+        print(f"  failed run: {fl['analysis']}: {fl['error']}")
+    if args.keep:
+        print(f"kept {work}")
+    else:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

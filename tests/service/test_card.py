@@ -1,0 +1,73 @@
+"""The device card on devices with no data, partial data and full data."""
+
+from __future__ import annotations
+
+import pytest
+
+from tsfleet import UnknownDevice
+from tsfleet.service.card import SECTIONS, relations
+
+PUMP = {"device_id": "pump-17", "device_type": "pressure", "manufacturer": "Acme",
+        "model": "P-1", "site": "plant-north", "zone": "boiler-room",
+        "battery_chemistry": "li_socl2", "reporting_interval_s": 3600}
+
+
+def absent_sections(fleet) -> set[str]:
+    have = relations(fleet.con)
+    return {name for name, (relation, _, _) in SECTIONS.items() if relation not in have}
+
+
+def test_registered_device_without_data(fleet):
+    fleet.ingest("devices", [PUMP])
+    card = fleet.device("pump-17")
+    assert card["identity"]["site"] == "plant-north"
+    assert card["latest"] == [] and card["battery_forecast"] is None
+    assert card["battery_state"] is None or card["battery_state"]["level_pct"] is None
+    for name in ("battery", "firmware", "alerts"):
+        assert card[name] == []
+    for name in absent_sections(fleet):  # domains not in this build
+        assert card[name] is None
+
+
+def test_device_seen_in_readings_but_not_registered_nor_analysed(fleet):
+    fleet.ingest("readings", [{"device_id": "th-9", "observed_at": f"2026-03-01T{h:02d}:00Z",
+                               "metric": "temperature_c", "value": 20 + h / 10}
+                              for h in range(5)])
+    card = fleet.device("th-9")
+    assert card["identity"] is None and card["last_seen"]["is_registered"] is False
+    assert [(r["metric"], r["value"]) for r in card["latest"]] == [("temperature_c", 20.4)]
+    assert str(card["last_seen"]["last_observed_at"]) == "2026-03-01 04:00:00"
+    assert card["battery_forecast"] is None and card["firmware_state"] is None
+    assert card["alerts"] == []
+
+
+def test_unknown_device_is_an_error(fleet):
+    with pytest.raises(UnknownDevice, match="nope"):
+        fleet.device("nope")
+
+
+def test_full_card_of_an_analysed_device_with_an_open_alert(service_sim):
+    sim = service_sim
+    sim.analyze()
+    [row] = sim.query("select subject_id, count(*) as n from alerts where subject_kind = "
+                      "'device' and state in ('pending', 'firing', 'acknowledged') "
+                      "group by all order by n desc, subject_id limit 1")
+    device = row["subject_id"]
+    card = sim.device(device)
+    registered = sim.query("select * exclude (batch_id) from devices where device_id = ?",
+                           [device])[0]
+    assert card["identity"] == registered
+    latest = {r["metric"]: r["value"] for r in card["latest"]}
+    assert latest == {r["metric"]: r["value"] for r in sim.query(
+        "select metric, value from device_latest where device_id = ?", [device])}
+    assert card["battery_state"]["level_pct"] == latest["battery_pct"]
+    assert card["battery_forecast"]["device_id"] == device
+    assert card["battery_forecast"]["method"] in ("holt_winters", "previous_segment",
+                                                   "type_prior")
+    reported = sim.query("select arg_max(version, reported_at) as v from firmware_reports "
+                         "where device_id = ?", [device])[0]["v"]
+    assert card["firmware_state"]["version"] == reported
+    assert len(card["alerts"]) == row["n"]
+    assert {a["subject_id"] for a in card["alerts"]} == {device}
+    for name in absent_sections(sim):
+        assert card[name] is None

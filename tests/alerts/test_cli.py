@@ -21,6 +21,8 @@ def store(tmp_path):
             finding("power", "battery_critical", "th-2", site="plant-b", severity="critical",
                     value=4, action="replace_battery", due_at=T0 + timedelta(days=5)),
         ])
+        # A store whose network domain published nothing: its rules are skipped.
+        fleet.con.execute("drop view network_findings")
     return path
 
 

@@ -139,15 +139,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         q = fleet.query("select sum(n_duplicates) as d, sum(n_quarantined) as q "
                         "from ingest_batches")[0]
         print(f"  absorbed {q['d'] or 0:,} duplicate readings; quarantined {q['q'] or 0:,} rows")
+        failed = []
         for name in DOMAINS:
             if not importlib.util.find_spec(f"tsfleet.{name}"):
                 continue
-            domain = getattr(fleet, name)
             progress(f"analysing {name} ...")
-            domain.analyze()
-            for line in domain.summary():
+            run = fleet.analyze(only=name, force=True)[0]   # recorded in analysis_runs
+            if run.status != "ok":
+                failed.append(name)
+                print(f"  {name}: analysis failed: {run.error}")
+                continue
+            for line in getattr(fleet, name).summary():
                 print(f"  {name}: {line}")
-    print(f"  explore: tsfleet --db {path} sql \"select * from devices limit 5\"")
+    print(f"  explore: tsfleet --db {path} sql \"select * from fleet_overview\"")
+    if failed:
+        raise TsfleetError(f"analysis failed: {', '.join(failed)} (see the freshness view)")
     return 0
 
 

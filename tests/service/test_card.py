@@ -71,3 +71,26 @@ def test_full_card_of_an_analysed_device_with_an_open_alert(service_sim):
     assert {a["subject_id"] for a in card["alerts"]} == {device}
     for name in absent_sections(sim):
         assert card[name] is None
+
+
+def test_device_status_and_fleet_overview_agree_with_the_result_tables(service_sim):
+    sim = service_sim
+    sim.analyze()
+    status = {r["device_id"]: r for r in sim.query("select * from device_status")}
+    assert set(status) == {r["device_id"] for r in sim.query("select device_id from devices")}
+    forecast = {r["device_id"]: r["days_to_empty"] for r in sim.query(
+        "select device_id, days_to_empty from battery_forecast")}
+    assert {d: s["days_to_empty"] for d, s in status.items() if d in forecast} == forecast
+    alerts = sim.query("select subject_id, count(*) as n from alerts where subject_kind = "
+                       "'device' and state in ('pending', 'firing', 'acknowledged') group by 1")
+    assert {a["subject_id"]: a["n"] for a in alerts} == {
+        d: s["n_open_alerts"] for d, s in status.items() if s["n_open_alerts"]}
+    overview = {r["site"]: r for r in sim.query("select * from fleet_overview")}
+    for site, row in overview.items():
+        mine = [s for s in status.values() if s["site"] == site]
+        assert row["n_devices"] == len(mine)
+        assert row["n_empty_within_30d"] == sum(
+            1 for s in mine if s["days_to_empty"] is not None and s["days_to_empty"] <= 30)
+    # The card reads the copies the analysis run made, not the heavy views.
+    tables = {r["table_name"] for r in sim.query("select table_name from duckdb_tables()")}
+    assert {"card_power_findings", "card_firmware_findings", "card_battery_state"} <= tables

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tsfleet.errors import UnknownDevice
+from tsfleet.service.snapshots import card_table
 
 #: section -> (relation it needs, SQL with one ``?`` for the device id, one row?)
 SECTIONS: dict[str, tuple[str, str, bool]] = {
@@ -56,7 +57,9 @@ def device_card(fleet, device_id: str) -> dict[str, Any]:
     have = relations(fleet.con)
     card: dict[str, Any] = {"device_id": device_id}
     for name, (relation, sql, single) in SECTIONS.items():
-        if relation not in have:
+        if card_table(relation) in have:  # the copy made by the last analysis run
+            sql = sql.replace(f" from {relation} ", f" from {card_table(relation)} ")
+        elif relation not in have:
             card[name] = None
             continue
         rows = fleet.query(sql, [device_id])

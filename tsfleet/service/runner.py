@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.results import now_utc
+from tsfleet.service.snapshots import refresh_card_tables
 from tsfleet.store import quote_ident
 
 log = logging.getLogger("tsfleet.service")
@@ -94,6 +95,7 @@ def run_one(fleet, name: str, *, force: bool = False) -> RunResult:
             domain.analyze(**{subset: devices})
         else:
             domain.analyze()
+        refresh_card_tables(con, name)
         n_items = len(devices) if devices is not None else None
         status, error = "ok", None
     except Exception as exc:  # noqa: BLE001 - recorded, logged and retried by design

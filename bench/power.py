@@ -9,6 +9,7 @@ optimized statsmodels fit per device.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -49,21 +50,32 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--naive-sample", type=int, default=40)
-    ap.add_argument("--db", default=None)
+    ap.add_argument("--db", default=None, help="keep the simulated store in this file")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse the store in --db (simulated earlier with the same arguments)")
     a = ap.parse_args()
     t0 = time.perf_counter()
-    fleet = simulated_fleet(SimConfig(n_devices=a.devices, days=a.days, seed=a.seed), path=a.db)
-    print(f"simulated and ingested {a.devices} devices x {a.days} days in "
-          f"{time.perf_counter() - t0:.1f} s")
+    if a.reuse and a.db and os.path.exists(a.db):
+        from tsfleet import Fleet
+
+        fleet = Fleet(a.db)
+        print(f"reusing {a.db}")
+    else:
+        fleet = simulated_fleet(SimConfig(n_devices=a.devices, days=a.days, seed=a.seed),
+                                path=a.db)
+        print(f"simulated and ingested {a.devices} devices x {a.days} days in "
+              f"{time.perf_counter() - t0:.1f} s")
     tr = fleet.frame("select * from sim.battery_daily")
     truth = fleet.frame("select * from sim.battery").set_index("device_id")
     cfg = fleet.query("select * from sim.config")[0]
     end = pd.Timestamp(cfg["start"]) + pd.Timedelta(days=cfg["days"])
 
     # speed: the fleet forecast (end to end: SQL daily aggregation, fits, recursion, write)
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     fc = fleet.power.forecast(30)
     t_ours = time.perf_counter() - t0
+    load_after = os.getloadavg()[0]
     s = series.load(fleet.con)
     ok = np.flatnonzero(s.n_days >= 7)
     rng = np.random.default_rng(0)
@@ -76,7 +88,9 @@ def main() -> None:
     t_naive = per * len(s.device_id)
     print(f"\nSPEED  forecast of {len(fc)} battery devices: {t_ours:.1f} s; naive loop "
           f"(one optimized statsmodels fit per device, {per * 1000:.0f} ms/device on "
-          f"{len(pick)} sampled): {t_naive:.1f} s extrapolated; ratio {t_naive / t_ours:.1f}x")
+          f"{len(pick)} sampled): {t_naive:.1f} s extrapolated; ratio {t_naive / t_ours:.1f}x"
+          f"\n       load average (1 min) {load_before:.1f} before / {load_after:.1f} after "
+          f"the forecast, {os.cpu_count()} cores")
 
     # accuracy at the end of history, against the simulated continuation
     fc = fc.set_index("device_id")

@@ -29,6 +29,8 @@ SAMPLE_PER_TYPE = 3
 RATE_FLOOR_REL = 0.04          # model uncertainty of the rate, relative
 DEFAULT_RATE = 0.3             # % per day when a type has no fitted device at all
 RECENT_DAYS = 7                # the future is expected at the last week's temperature
+SHORT_NOISE_PCT = 0.3          # floor of the daily-mean noise of a short segment, %
+PRIOR_REL_SD = 0.5             # spread of the fallback rate between devices, relative
 REFIT_DAYS = 7                 # shared parameters fitted on data this recent are reused
 
 
@@ -141,13 +143,16 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
     reason = np.full(n, None, dtype=object)
     few = has_data & ~eligible
+    prior_rate = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
+    prior_rate = np.where(own, s.prev_rate, prior_rate)
+    prior_rate, w_own = blend_short(s, prior_rate, few)
     reason[few] = [f"too short history: {d} day(s) since the last reset; "
                    + ("rate of its previous discharge segment used" if o else
                       f"median rate of {t} devices used")
-                   for d, t, o in zip(s.n_days[few], s.device_type[few], own[few], strict=True)]
+                   + (f", blended with its own slope (weight {w:.0%})" if w > 0 else "")
+                   for d, t, o, w in zip(s.n_days[few], s.device_type[few], own[few], w_own[few],
+                                         strict=True)]
     reason[~has_data] = "no battery readings"
-    prior_rate = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
-    prior_rate = np.where(own, s.prev_rate, prior_rate)
     q_last = charge_from_level(s.last_level, s.knee, s.gain)
     lvl = np.where(eligible, lvl, q_last)
     trd = np.where(eligible, trd, -prior_rate)
@@ -210,6 +215,27 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     out["series"] = s
     out["shared"] = params
     return out
+
+
+def blend_short(s: series.Series, prior_rate: np.ndarray,
+                few: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision-weighted mean of the fallback rate and a short segment's own slope.
+
+    A few days of hourly readings already say something about a fast drain:
+    the segment's least-squares slope (standard error from its daily means,
+    at least :data:`SHORT_NOISE_PCT` per day) is combined with the fallback,
+    whose spread between devices is :data:`PRIOR_REL_SD` of it. Returns the
+    rates and the weight of the device's own slope (0 with fewer than 3 days).
+    """
+    _, slope, sd = patterns.line_fit(s.charge, s.start, s.end)
+    span = (s.end - s.start + 1).astype(float)
+    ok = few & (span >= 3) & np.isfinite(slope) & np.isfinite(prior_rate)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = (np.maximum(np.nan_to_num(sd), SHORT_NOISE_PCT)
+              * np.sqrt(12.0 / np.maximum(span ** 3 - span, 1)))
+        w = 1.0 / se ** 2 / (1.0 / se ** 2 + 1.0 / (PRIOR_REL_SD * np.abs(prior_rate)) ** 2)
+    w = np.where(ok & np.isfinite(w), w, 0.0)
+    return np.where(w > 0, w * -slope + (1 - w) * prior_rate, prior_rate), w
 
 
 def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.ndarray,

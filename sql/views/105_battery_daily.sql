@@ -6,7 +6,9 @@
 -- grain: one row per device and UTC day with battery readings
 -- columns: day (date), level_pct (%), first_level_pct / last_level_pct (% medians of the
 -- half-days), n_readings,
--- mean_observed_at (UTC), last_observed_at (UTC), is_reset_day
+-- mean_observed_at (UTC), last_observed_at (UTC), is_reset_day, next_day (date of the
+-- device's next row), is_reset_day_unconfirmed (the same test without the next day's
+-- confirmation: what a forecast made before next_day can know; the backtest uses it)
 create or replace view battery_daily as
 with by_day as (
     select device_id, observed_at::date as day,
@@ -27,6 +29,7 @@ neighbours as (
     select b.*,
            lag(b.level_pct) over w as prev_level_pct,
            lead(b.level_pct) over w as next_level_pct,
+           lead(b.day) over w as next_day,
            e.device_id is not null as has_replacement
     from by_day b
     left join events e using (device_id, day)
@@ -39,7 +42,12 @@ final as (
            or coalesce(last_level_pct - first_level_pct > 8, false)
            or coalesce(level_pct - prev_level_pct > 5
                        and coalesce(next_level_pct, level_pct) - prev_level_pct > 5, false)
-           as is_reset_day
+           as is_reset_day,
+           next_day,
+           has_replacement
+           or coalesce(last_level_pct - first_level_pct > 8, false)
+           or coalesce(level_pct - prev_level_pct > 5, false)
+           as is_reset_day_unconfirmed
     from neighbours
 )
 select * from final

@@ -10,7 +10,7 @@ import pytest
 
 from tsfleet import Fleet
 from tsfleet.errors import InvalidParameter
-from tsfleet.power import holt, series
+from tsfleet.power import forecast, holt, series
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.power.forecast import compute
 from tsfleet.simulate import SimConfig, simulated_fleet
@@ -173,3 +173,44 @@ def test_summary_backtest_attribution_and_cli(sim, tmp_path, capsys):
         f.con.execute("attach ':memory:' as x")
     assert main(["power", "plan", "--db", str(path), "--format", "csv"]) == 0
     assert main(["power", "forecast", "--horizon-days", "0", "--db", str(path)]) == 2
+
+
+def test_temperature_sensitive_devices_get_their_coefficient(sim):
+    got = sim.frame(
+        "select p.device_id, p.temp_coef_per_c as k_hat, t.temp_coef_per_c as k_true, "
+        "t.is_temperature_sensitive as sensitive, p.temp_gauge_pct_per_c as g "
+        "from battery_patterns p join sim.battery t using (device_id) "
+        "where p.temp_coef_per_c is not null and t.pattern in "
+        "('steady', 'temperature_sensitive', 'accelerating')")
+    hot, flat = got[got.sensitive], got[~got.sensitive]
+    assert len(hot) >= 10 and len(flat) >= 10
+    assert abs((hot.k_hat - hot.k_true).median()) < 0.015
+    assert abs(flat.k_hat.median()) < 0.01
+    # the voltage-only PX-3's load sag moves its level with the temperature: a gauge effect
+    px = sim.frame("select p.temp_gauge_pct_per_c as g from battery_patterns p "
+                   "join devices d using (device_id) where d.model = 'PX-3' "
+                   "and p.temp_gauge_pct_per_c is not null")
+    assert px.g.median() > 0.03
+
+
+def test_backtest_inputs_do_not_look_past_the_cut(fleet):
+    hours = np.arange(20 * 24)
+    lv = 80 - 0.5 * hours / 24 + np.where((hours >= 15 * 24) & (hours < 16 * 24), 12.0, 0.0)
+    _hourly(fleet, "k1", np.round(lv, 1), chemistry="alkaline")
+    cut = T0 + timedelta(days=16)
+    as_of = series.load(fleet.con, until=cut)
+    fleet.con.execute("delete from readings where observed_at >= ?", [cut])
+    live = series.load(fleet.con)
+    assert (as_of.start, as_of.end, as_of.n_days) == (live.start, live.end, live.n_days)
+
+
+def test_shared_parameters_are_fitted_once_and_reused(sim):
+    sim.power.forecast(30)
+    cached = sim.query("select device_type, source, fitted_through from battery_holt_params")
+    assert cached and all(r["source"].startswith(("statsmodels", "default")) for r in cached)
+    params = sim.query("select params from battery_forecast limit 1")[0]["params"]
+    assert "cached" in params
+    # a forecast as of an earlier day never reuses parameters fitted on later data
+    until = datetime.combine(cached[0]["fitted_through"], datetime.min.time())
+    s = series.load(sim.con, until=until)
+    assert forecast.cached_params(sim.con, s, until) == {}

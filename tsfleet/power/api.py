@@ -52,13 +52,24 @@ class Power:
                   "shared": {t: vars(p) for t, p in out["shared"].items()}}
         key = ["device_id"] if devices is not None else None
         write_result(self.con, "battery_forecast", _arrow(data), params=params, key=key)
-        s_start = out["fit_start"]
+        s = out["series"]
+        day0 = s.day0.astype("datetime64[us]")
+        change_at = np.where(pat.change_col >= 0, day0 + (np.maximum(pat.change_col, 0) * 86400e6)
+                             .astype("timedelta64[us]"), np.datetime64("NaT"))
+        seg_at = np.where(s.start >= 0, day0 + (np.maximum(s.start, 0) * 86400e6)
+                          .astype("timedelta64[us]"), np.datetime64("NaT"))
+        level_now = np.asarray(data["level_now_pct"], float)
+        knee_excess = np.where(s.knee > 0, s.gain * np.maximum(s.knee - level_now, 0.0)
+                               / np.where(s.knee > 0, s.knee, 1.0), 0.0)
         write_result(self.con, "battery_patterns", _arrow(dict(
-            device_id=out["device_id"], pattern=pat.pattern, n_days=out["n_days"],
-            rate_pct_per_day=pat.rate, rate_recent_pct_per_day=pat.rate_recent,
+            device_id=out["device_id"], pattern=pat.pattern, segment_start_at=seg_at,
+            n_days=out["n_days"], rate_pct_per_day=pat.rate,
+            rate_recent_pct_per_day=pat.rate_recent, change_at=change_at,
             change_ratio=pat.change_ratio, temp_coef_per_c=pat.temp_coef,
-            temp_coef_t=pat.temp_t, residual_sd_pct=pat.resid_sd,
-            knee_excess=np.where(s_start >= 0, np.nan, np.nan))),
+            temp_coef_t=pat.temp_t, temp_gauge_pct_per_c=np.where(pat.temp.known, pat.temp.g,
+                                                                   np.nan),
+            knee_excess=np.where(np.isfinite(level_now), knee_excess, np.nan),
+            residual_sd_pct=pat.resid_sd)),
             params={"source": "forecast"}, key=key)
         return pd.DataFrame({k: data[k] for k in FORECAST_COLUMNS})
 

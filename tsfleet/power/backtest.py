@@ -27,9 +27,12 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None) -> pd.Dat
     cut = pd.Timestamp(end) + timedelta(days=1) - timedelta(days=horizon_days)
     fc = forecast.run(con, horizon_days, devices, until=cut.to_pydatetime())
     daily = con.execute(
-        "select device_id, day, level_pct, epoch(mean_observed_at) / 86400.0 as t, is_reset_day "
+        "select device_id, day, level_pct, epoch(mean_observed_at) / 86400.0 as t, "
+        # no look-ahead: the last day before the cut is judged without the day after it
+        "case when day < ?::timestamp and next_day >= ?::timestamp "
+        "then is_reset_day_unconfirmed else is_reset_day end as is_reset_day "
         "from battery_daily where ?::varchar[] is null or list_contains(?::varchar[], device_id) "
-        "order by device_id, day", [devices, devices]).df()
+        "order by device_id, day", [cut, cut, devices, devices]).df()
     t_cut = cut.timestamp() / 86400.0
     rows = []
     for dev, g in daily.groupby("device_id", sort=False):

@@ -20,15 +20,18 @@ from datetime import datetime
 
 import numpy as np
 
-from tsfleet.power import holt, patterns, series
+from tsfleet.power import holt, patterns, series, temperature
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
+from tsfleet.results import write_result
 
 Z90 = 1.645
 SAMPLE_PER_TYPE = 3
 RATE_FLOOR_REL = 0.04          # model uncertainty of the rate, relative
 DEFAULT_RATE = 0.3             # % per day when a type has no fitted device at all
-TEMP_PRIOR_SD = 0.01           # spread of temperature coefficients between devices, per C
 RECENT_DAYS = 7                # the future is expected at the last week's temperature
+SHORT_NOISE_PCT = 0.3          # floor of the daily-mean noise of a short segment, %
+PRIOR_REL_SD = 0.5             # spread of the fallback rate between devices, relative
+REFIT_DAYS = 7                 # shared parameters fitted on data this recent are reused
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None,
@@ -41,7 +44,42 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
     """
     s = series.load(con, devices, until)
     critical = _critical_pct(con, s.device_type)
-    return compute(s, horizon_days, critical, until=until, shared=shared)
+    if shared is None:
+        shared = cached_params(con, s, until)
+    out = compute(s, horizon_days, critical, until=until, shared=shared)
+    fresh = {t: p for t, p in out["shared"].items() if t not in shared}
+    if fresh and until is None:
+        store_params(con, fresh, _last_day(s))
+    return out
+
+
+def _last_day(s: series.Series):
+    return (s.day0 + np.timedelta64(int(s.end.max(initial=0)), "D")).astype("datetime64[D]").item()
+
+
+def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, holt.HoltParams]:
+    """Shared parameters fitted on data no older than REFIT_DAYS before the last day (and,
+    for a forecast as of ``until``, on nothing after it)."""
+    if not s.n or s.end.max(initial=-1) < 0:
+        return {}
+    last = _last_day(s)
+    rows = con.execute(
+        "select device_type, alpha, beta, phi, source from battery_holt_params "
+        "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
+        [last, REFIT_DAYS, last]).fetchall()
+    return {t: holt.HoltParams(a, b, p, f"cached {src}") for t, a, b, p, src in rows}
+
+
+def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> None:
+    types = sorted(params)
+    write_result(con, "battery_holt_params", dict(
+        device_type=np.array(types, dtype=object),
+        alpha=np.array([params[t].alpha for t in types]),
+        beta=np.array([params[t].beta for t in types]),
+        phi=np.array([params[t].phi for t in types]),
+        source=np.array([params[t].source for t in types], dtype=object),
+        fitted_through=np.full(len(types), np.datetime64(fitted_through, "D"))),
+        params={"refit_days": REFIT_DAYS}, key=["device_type"])
 
 
 def _critical_pct(con, device_type: np.ndarray) -> np.ndarray:
@@ -49,8 +87,8 @@ def _critical_pct(con, device_type: np.ndarray) -> np.ndarray:
     return np.array([rows.get(t, rows.get("*", 10.0)) for t in device_type], dtype=float)
 
 
-def shared_params(s: series.Series, pat: patterns.Patterns, fit_start: np.ndarray,
-                  eligible: np.ndarray) -> dict[str, holt.HoltParams]:
+def shared_params(s: series.Series, y: np.ndarray, pat: patterns.Patterns,
+                  fit_start: np.ndarray, eligible: np.ndarray) -> dict[str, holt.HoltParams]:
     """statsmodels fits on the longest steady series of each device type; medians per type."""
     out = {}
     length = s.end - fit_start + 1
@@ -58,7 +96,7 @@ def shared_params(s: series.Series, pat: patterns.Patterns, fit_start: np.ndarra
         cand = np.flatnonzero((s.device_type == t) & eligible & (pat.pattern == "steady")
                               & (length >= 14))
         cand = cand[np.argsort(-length[cand], kind="stable")][:SAMPLE_PER_TYPE]
-        out[t] = holt.fit_shared([s.charge[i, fit_start[i]: s.end[i] + 1] for i in cand])
+        out[t] = holt.fit_shared([y[i, fit_start[i]: s.end[i] + 1] for i in cand])
     return out
 
 
@@ -66,30 +104,34 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
             until: datetime | None = None, shared: dict | None = None) -> dict[str, np.ndarray]:
     n = s.n
     pat = patterns.classify(s)
-    fit_start = np.where(pat.change_col >= 0, pat.change_col, s.start)
+    fit_start = pat.fit_start
+    tf = pat.temp
+    y = tf.adjusted                     # the series at the span's mean temperature
     has_data = s.end >= 0
     eligible = has_data & (s.n_days >= patterns.MIN_DAYS) & (s.end - fit_start + 1 >= 4)
     params = dict(shared or {})
     missing = {t for t in np.unique(s.device_type) if t not in params}
     if missing:
-        fitted = shared_params(s, pat, fit_start, eligible & np.isin(s.device_type, list(missing)))
+        fitted = shared_params(s, y, pat, fit_start,
+                               eligible & np.isin(s.device_type, list(missing)))
         params.update({t: fitted[t] for t in missing})
     alpha = np.array([params[t].alpha for t in s.device_type]) if n else np.zeros(0)
     beta = np.array([params[t].beta for t in s.device_type]) if n else np.zeros(0)
     phi = np.array([params[t].phi for t in s.device_type]) if n else np.zeros(0)
 
     # initial states: the least-squares line over the fitted span
-    intercept, slope, _ = patterns.line_fit(s.charge, fit_start, s.end)
-    start = np.where(eligible, fit_start, s.charge.shape[1] + 1)
+    intercept, slope, _ = patterns.line_fit(y, fit_start, s.end)
+    start = np.where(eligible, fit_start, y.shape[1] + 1)
     lvl0 = intercept + slope * (fit_start - 1)
-    lvl, trd, err = holt.holt_damped(np.nan_to_num(s.charge), start, s.end,
+    lvl, trd, err = holt.holt_damped(np.nan_to_num(y), start, s.end,
                                      np.nan_to_num(lvl0), np.nan_to_num(slope), alpha, beta, phi)
     with np.errstate(invalid="ignore"):
         sigma = np.sqrt(np.nansum(err ** 2, axis=1) / np.maximum(np.isfinite(err).sum(axis=1), 1))
         span = np.maximum(s.end - fit_start + 1, 1)
         se_rate = sigma * np.sqrt(12.0 / np.maximum(span ** 3 - span, 1))
-    temp_k, temp_factor = temperature_adjustment(s, pat, fit_start, eligible)
+    temp_k, temp_factor, lvl_offset = future_temperature(s, tf, eligible, -trd)
     trd = trd * temp_factor
+    lvl = lvl + lvl_offset
     # fallback: the type prior
     rate_fit = -trd
     prior = {}
@@ -101,13 +143,16 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
     reason = np.full(n, None, dtype=object)
     few = has_data & ~eligible
+    prior_rate = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
+    prior_rate = np.where(own, s.prev_rate, prior_rate)
+    prior_rate, w_own = blend_short(s, prior_rate, few)
     reason[few] = [f"too short history: {d} day(s) since the last reset; "
                    + ("rate of its previous discharge segment used" if o else
                       f"median rate of {t} devices used")
-                   for d, t, o in zip(s.n_days[few], s.device_type[few], own[few], strict=True)]
+                   + (f", blended with its own slope (weight {w:.0%})" if w > 0 else "")
+                   for d, t, o, w in zip(s.n_days[few], s.device_type[few], own[few], w_own[few],
+                                         strict=True)]
     reason[~has_data] = "no battery readings"
-    prior_rate = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
-    prior_rate = np.where(own, s.prev_rate, prior_rate)
     q_last = charge_from_level(s.last_level, s.knee, s.gain)
     lvl = np.where(eligible, lvl, q_last)
     trd = np.where(eligible, trd, -prior_rate)
@@ -167,38 +212,54 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         out[k] = np.where(nodata, np.datetime64("NaT"), out[k])
     out["patterns"] = pat
     out["fit_start"] = fit_start
+    out["series"] = s
     out["shared"] = params
     return out
 
 
-def temperature_adjustment(s: series.Series, pat: patterns.Patterns, fit_start: np.ndarray,
-                           eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-device temperature coefficient (empirical Bayes) and the factor for the trend.
+def blend_short(s: series.Series, prior_rate: np.ndarray,
+                few: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision-weighted mean of the fallback rate and a short segment's own slope.
 
-    The Holt-Winters trend reflects the temperatures of the fitted span; the
-    next weeks are expected at the last week's zone temperature. Each device's
-    own coefficient is noisy, so it is shrunk towards its device type's mean
-    by its standard error. Devices without a known zone temperature get 1.
+    A few days of hourly readings already say something about a fast drain:
+    the segment's least-squares slope (standard error from its daily means,
+    at least :data:`SHORT_NOISE_PCT` per day) is combined with the fallback,
+    whose spread between devices is :data:`PRIOR_REL_SD` of it. Returns the
+    rates and the weight of the device's own slope (0 with fewer than 3 days).
+    """
+    _, slope, sd = patterns.line_fit(s.charge, s.start, s.end)
+    span = (s.end - s.start + 1).astype(float)
+    ok = few & (span >= 3) & np.isfinite(slope) & np.isfinite(prior_rate)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = (np.maximum(np.nan_to_num(sd), SHORT_NOISE_PCT)
+              * np.sqrt(12.0 / np.maximum(span ** 3 - span, 1)))
+        w = 1.0 / se ** 2 / (1.0 / se ** 2 + 1.0 / (PRIOR_REL_SD * np.abs(prior_rate)) ** 2)
+    w = np.where(ok & np.isfinite(w), w, 0.0)
+    return np.where(w > 0, w * -slope + (1 - w) * prior_rate, prior_rate), w
+
+
+def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.ndarray,
+                       rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Temperature coefficient, trend factor and level offset for the expected future.
+
+    The model ran on the series at ``T_ref`` (the fitted span's mean zone
+    temperature, see :mod:`tsfleet.power.temperature`). The next weeks are
+    expected at the last week's zone temperature: the trend is scaled by
+    ``exp(k * (T_recent - T_ref))``, and the last level gets back the extra
+    consumption of the fitted span (``-rate * k * C(end)``) and the gauge's
+    offset at ``T_recent``. Devices without a known zone temperature get 1 and 0.
     """
     n, m = s.temperature.shape
     cols = np.arange(m)[None, :]
-    temp = s.temperature
-    span = (cols >= fit_start[:, None]) & (cols <= s.end[:, None]) & np.isfinite(temp)
-    recent = span & (cols > (s.end - RECENT_DAYS)[:, None])
+    recent = ((cols <= s.end[:, None]) & (cols > (s.end - RECENT_DAYS)[:, None])
+              & np.isfinite(s.temperature))
     with np.errstate(invalid="ignore", divide="ignore"):
-        t_span = np.where(span, temp, 0).sum(axis=1) / span.sum(axis=1)
-        t_recent = np.where(recent, temp, 0).sum(axis=1) / recent.sum(axis=1)
-    k_hat, k_se = pat.temp_coef, pat.temp_se
-    known = eligible & np.isfinite(k_hat) & np.isfinite(k_se) & np.isfinite(t_span - t_recent)
-    k = np.zeros(n)
-    for t in np.unique(s.device_type[known]):
-        sel = known & (s.device_type == t)
-        w = 1.0 / (TEMP_PRIOR_SD ** 2 + k_se[sel] ** 2)
-        mean = float(np.sum(w * k_hat[sel]) / np.sum(w))
-        shrink = TEMP_PRIOR_SD ** 2 / (TEMP_PRIOR_SD ** 2 + k_se[sel] ** 2)
-        k[sel] = mean + shrink * (k_hat[sel] - mean)
-    factor = np.where(known, np.exp(np.clip(k * (t_recent - t_span), -1, 1)), 1.0)
-    return np.where(known, k, np.nan), factor
+        t_recent = np.where(recent, s.temperature, 0).sum(axis=1) / recent.sum(axis=1)
+    known = eligible & tf.known & np.isfinite(t_recent)
+    d_recent = np.where(known, t_recent - tf.t_ref, 0.0)
+    factor = np.where(known, np.exp(np.clip(tf.k * d_recent, -1, 1)), 1.0)
+    offset = np.where(known, -rate * tf.k * tf.cum_end + tf.g * d_recent, 0.0)
+    return np.where(known, tf.k, np.nan), factor, offset
 
 
 def _at(noon: np.ndarray, steps: np.ndarray) -> np.ndarray:

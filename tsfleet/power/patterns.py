@@ -5,7 +5,8 @@ All devices at once, with prefix sums over the calendar grid:
 * a least-squares line over the current segment (rate, residual spread);
 * the best single change point (two separate lines; an F statistic against
   one line) for *step changes*, e.g. after a reporting-interval change;
-* the relative sensitivity of the daily discharge to the zone's temperature.
+* the sensitivity of the discharge (and of the gauge) to the zone's temperature,
+  over the span after the change point (:mod:`tsfleet.power.temperature`).
 
 Patterns, first match wins: ``insufficient_data`` (fewer than
 :data:`MIN_DAYS` days), ``erratic`` (daily levels scatter more than
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tsfleet.power import temperature
 from tsfleet.power.series import Series
 
 MIN_DAYS = 7
@@ -35,11 +37,13 @@ class Patterns:
     rate: np.ndarray          # % per day over the segment (charge-equivalent)
     rate_recent: np.ndarray   # % per day after the change point (or = rate)
     change_col: np.ndarray    # column of the change point, -1 if none
-    change_ratio: np.ndarray
+    change_ratio: np.ndarray  # rate after / rate before the change point (1: none)
     resid_sd: np.ndarray
-    temp_coef: np.ndarray     # relative rate change per degree C
+    temp_coef: np.ndarray     # relative rate change per degree C (device's own estimate)
     temp_t: np.ndarray
     temp_se: np.ndarray       # standard error of temp_coef
+    temp: temperature.TempFit  # the fit used by the forecast (shrunk coefficients)
+    fit_start: np.ndarray     # first column the forecast model is fitted on
 
 
 def _sums(y: np.ndarray, mask: np.ndarray):
@@ -98,7 +102,7 @@ def classify(s: Series) -> Patterns:
         c = np.broadcast_to(cols, (n, cols.shape[1]))
         valid = (c >= lo + 5) & (c <= hi - MIN_AFTER_STEP)
         cc = np.clip(c, lo, hi)
-        sse_l, _, _ = _sse(sums, np.broadcast_to(lo, c.shape), cc)
+        sse_l, slope_l, _ = _sse(sums, np.broadcast_to(lo, c.shape), cc)
         sse_r, slope_r, _ = _sse(sums, cc, np.broadcast_to(hi, c.shape))
         total = np.where(valid, sse_l + sse_r, np.inf)
         best = np.argmin(total, axis=1)
@@ -108,30 +112,18 @@ def classify(s: Series) -> Patterns:
         with np.errstate(divide="ignore", invalid="ignore"):
             f = ((sse_full - sse2) / 2) / (sse2 / np.maximum(n_full - 4, 1))
             r_right = -slope_r[np.arange(n), best]
-            rr = r_right / rate
+            rr = r_right / -slope_l[np.arange(n), best]
         step = has & (f > STEP_F) & np.isfinite(rr) & ((rr > STEP_RATIO) | (rr < 1 / STEP_RATIO))
         change = np.where(step, best, -1)
         ratio = np.where(step, rr, 1.0)
         rate_recent = np.where(step, r_right, rate)
         with np.errstate(invalid="ignore"):
             sd = np.where(step, np.sqrt(sse2 / np.maximum(n_full - 4, 1)), sd)
-    # temperature: regress daily drops on the temperature anomaly
-    drop = -np.diff(y, axis=1)
-    temp = s.temperature[:, 1:]
-    ok = np.isfinite(drop) & np.isfinite(temp)
+    fit_start = np.where(change >= 0, change, s.start)
+    tf = temperature.fit(y, s.temperature, fit_start, s.end, s.device_type)
+    k, kse = tf.k_raw, tf.k_se
     with np.errstate(divide="ignore", invalid="ignore"):
-        m = ok.sum(axis=1)
-        ta = temp - np.nansum(np.where(ok, temp, 0), axis=1, keepdims=True) / m[:, None]
-        da = drop - np.nansum(np.where(ok, drop, 0), axis=1, keepdims=True) / m[:, None]
-        stt = np.where(ok, ta * ta, 0).sum(axis=1)
-        b = np.where(ok, ta * da, 0).sum(axis=1) / stt
-        res = np.where(ok, da - b[:, None] * ta, 0)
-        se = np.sqrt((res * res).sum(axis=1) / np.maximum(m - 2, 1) / stt)
-        k = b / rate
-        kt = b / se
-    k = np.where((m >= 10) & np.isfinite(k), k, np.nan)
-    kt = np.where(np.isfinite(k), kt, np.nan)
-    kse = np.where(np.isfinite(k), np.abs(k / kt), np.nan)
+        kt = k / kse
     level_now = (np.where(s.end >= 0, s.level[np.arange(n), np.maximum(s.end, 0)], np.nan)
                  if y.shape[1] else np.full(n, np.nan))
     pattern = np.select(
@@ -139,4 +131,5 @@ def classify(s: Series) -> Patterns:
          (kt > 3) & (k > 0.02), (s.knee > 0) & (level_now < s.knee + 10)],
         ["insufficient_data", "erratic", "charging", "step_change", "temperature_sensitive",
          "accelerating"], "steady")
-    return Patterns(pattern.astype(object), rate, rate_recent, change, ratio, sd, k, kt, kse)
+    return Patterns(pattern.astype(object), rate, rate_recent, change, ratio, sd, k, kt, kse, tf,
+                    fit_start)

@@ -60,11 +60,14 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
     cut = pd.Timestamp(until) if until is not None else None
     daily = con.execute(
         "select b.device_id, b.day, b.level_pct, b.mean_observed_at, b.last_observed_at, "
-        "b.is_reset_day from battery_daily b join devices d using (device_id) "
+        # as of a cut, the last day before it cannot be confirmed by the day after it
+        "case when ?::timestamp is not null and b.next_day >= ?::timestamp "
+        "then b.is_reset_day_unconfirmed else b.is_reset_day end as is_reset_day "
+        "from battery_daily b join devices d using (device_id) "
         "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
         "and (?::varchar[] is null or list_contains(?::varchar[], b.device_id)) "
         "and (?::timestamp is null or b.day < ?::timestamp) "
-        "order by b.device_id, b.day", [devices, devices, cut, cut]).df()
+        "order by b.device_id, b.day", [cut, cut, devices, devices, cut, cut]).df()
     temps = con.execute(
         "select zone, day, temperature_c from zone_temperature_daily "
         "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).df()

@@ -106,8 +106,15 @@ def generate(sk: Skeleton, out: SimOutput) -> None:
     c_hour *= (base / 24.0)[:, None]
     c_hour *= np.where(hours[None, :] >= step_hour[:, None], duty_after[:, None], 1.0)
     drain = sk.extra.get("battery_drain_factor")
+    fw_step = np.zeros(nb, dtype=bool)
+    fw_hour = np.full(nb, n_h)
     if drain is not None:
-        c_hour *= np.asarray(drain, dtype=float)[bat]
+        drain = np.asarray(drain, dtype=float)[bat]
+        c_hour *= drain
+        if drain.ndim == 2:          # a firmware update that changes the drain is a step too
+            changed = drain != drain[:, :1]
+            fw_step = changed.any(axis=1)
+            fw_hour = np.where(fw_step, changed.argmax(axis=1), n_h)
     used = np.cumsum(c_hour, axis=1) - c_hour             # charge used before each hour
     used_end = used[:, -1] + c_hour[:, -1]
 
@@ -228,13 +235,15 @@ def generate(sk: Skeleton, out: SimOutput) -> None:
         is_history=np.tile(np.arange(n_days) < sk.config.days, nb)))
     is_accel = (knee > 0) & (all_level[:, : sk.config.days + 30].min(axis=1) < knee + 5)
     pattern = np.select(
-        [short, erratic, is_ion, is_step, temp_sensitive, is_accel],
+        [short, erratic, is_ion, is_step | fw_step, temp_sensitive, is_accel],
         ["insufficient_data", "erratic", "charging", "step_change", "temperature_sensitive",
          "accelerating"], "steady")
     out.add_truth("battery", dict(
         device_id=d["device_id"][bat], chemistry=chem, base_rate_pct_per_day=base,
         temp_coef_per_c=k, is_temperature_sensitive=temp_sensitive,
-        is_step_change=is_step,
+        is_step_change=is_step, is_firmware_drain_step=fw_step,
+        firmware_drain_step_at=np.where(fw_step, sk.hours[np.minimum(fw_hour, last)],
+                                        np.datetime64("NaT")),
         step_at=np.where(is_step, sk.hours[np.minimum(step_hour, last)],
                          np.datetime64("NaT")),
         step_factor=np.where(is_step, duty_after, 1.0),

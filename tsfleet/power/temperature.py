@@ -1,0 +1,114 @@
+"""Temperature effects on a battery series, for all devices at once.
+
+Two effects, both linear in the zone's daily temperature ``T`` (relative to
+``T_ref``, the mean over the fitted span):
+
+* *consumption*: the discharge rate is ``r * (1 + k * (T - T_ref))``, so the
+  level falls by ``r * k`` more per degree-day: the level carries
+  ``-r * k * C(t)`` with ``C`` the cumulative temperature anomaly (degree-days);
+* *gauge*: the reported level itself moves with the temperature (a voltage-only
+  device's load sag, a fuel gauge's compensation): ``+ g * (T(t) - T_ref)``.
+
+One least-squares fit per device of the daily charge-equivalent level on
+``1, t, C(t), T(t) - T_ref`` separates the two. Fitting levels against the
+cumulative anomaly uses every day's level instead of the noisy day-to-day drops,
+so ``k`` is estimated several times more precisely. Each device's ``k`` and
+``g`` are then shrunk towards its device type's mean by their standard errors
+(empirical Bayes, the spread between devices estimated from the fleet).
+
+:func:`adjust` returns the series with both effects removed (what the level
+would have been at ``T_ref``): the Holt-Winters model runs on that, and the
+forecast adds the effects back at the expected future temperature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_SPAN = 10           # days of fitted span before a temperature effect is estimated
+K_CLIP = 0.15           # |k| per C beyond which an estimate is not physical
+MIN_TAU = 1e-4          # floor of the between-device spread (per C for k, % per C for g)
+
+
+@dataclass
+class TempFit:
+    known: np.ndarray        # the device has a zone temperature over enough of its span
+    t_ref: np.ndarray        # C, mean over the fitted span
+    k: np.ndarray            # consumption coefficient per C (shrunk), 0 where unknown
+    g: np.ndarray            # gauge effect, % level per C (shrunk), 0 where unknown
+    k_raw: np.ndarray
+    k_se: np.ndarray
+    cum_end: np.ndarray      # degree-days of anomaly accumulated over the span (C(end))
+    adjusted: np.ndarray     # charge-equivalent series at T_ref (same shape as the input)
+
+
+def _shrink(est: np.ndarray, se: np.ndarray, groups: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Empirical-Bayes shrinkage of ``est`` towards each group's precision-weighted mean."""
+    out = np.zeros(len(est))
+    for grp in np.unique(groups[ok]):
+        sel = ok & (groups == grp)
+        e, v = est[sel], se[sel] ** 2
+        tau2 = max(float(np.var(e) - np.mean(v)), MIN_TAU ** 2) if sel.sum() > 2 else MIN_TAU ** 2
+        w = 1.0 / (tau2 + v)
+        mean = float(np.sum(w * e) / np.sum(w))
+        out[sel] = mean + tau2 / (tau2 + v) * (e - mean)
+    return out
+
+
+def fit(y: np.ndarray, temp: np.ndarray, start: np.ndarray, end: np.ndarray,
+        groups: np.ndarray) -> TempFit:
+    """Estimate both effects per row of ``y`` over columns [start, end]."""
+    n, m = y.shape
+    cols = np.arange(m)[None, :]
+    span = (cols >= start[:, None]) & (cols <= end[:, None])
+    have = span & np.isfinite(temp)
+    n_t = have.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_ref = np.where(have, temp, 0.0).sum(axis=1) / n_t
+    # temperature on the span with gaps filled by the span mean (anomaly 0)
+    anom = np.where(have, temp - t_ref[:, None], 0.0)
+    anom = np.where(span, anom, 0.0)
+    cum = np.cumsum(anom, axis=1)
+    ok_row = (n_t >= MIN_SPAN) & (n_t >= 0.8 * np.maximum(end - start + 1, 1)) & np.isfinite(t_ref)
+    obs = span & np.isfinite(y) & ok_row[:, None]
+    w = obs.astype(float)
+    t = np.broadcast_to(cols.astype(float), (n, m)) - start[:, None]
+    xs = [np.ones((n, m)), t, cum, anom]
+    yz = np.where(obs, y, 0.0)
+    xtx = np.empty((n, 4, 4))
+    xty = np.empty((n, 4))
+    for a in range(4):
+        xty[:, a] = (w * xs[a] * yz).sum(axis=1)
+        for b in range(a, 4):
+            xtx[:, a, b] = xtx[:, b, a] = (w * xs[a] * xs[b]).sum(axis=1)
+    n_obs = obs.sum(axis=1)
+    known = ok_row & (n_obs >= MIN_SPAN)
+    # a singular design (e.g. a constant temperature) carries no temperature information
+    det = np.zeros(n)
+    det[known] = np.linalg.det(xtx[known] / np.maximum(n_obs[known], 1)[:, None, None])
+    known &= np.abs(det) > 1e-9
+    beta = np.zeros((n, 4))
+    cov_diag = np.full((n, 4), np.nan)
+    if known.any():
+        inv = np.linalg.inv(xtx[known])
+        beta[known] = np.einsum("nab,nb->na", inv, xty[known])
+        fitted = sum(beta[:, a, None] * xs[a] for a in range(4))
+        sse = (np.where(obs, y - fitted, 0.0) ** 2).sum(axis=1)
+        s2 = sse[known] / np.maximum(n_obs[known] - 4, 1)
+        cov_diag[known] = s2[:, None] * np.einsum("naa->na", inv)
+    rate = -beta[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k_raw = -beta[:, 2] / rate
+        k_se = np.sqrt(cov_diag[:, 2]) / np.abs(rate)
+    known &= (rate > 0) & np.isfinite(k_raw) & np.isfinite(k_se) & (np.abs(k_raw) < K_CLIP)
+    g_raw, g_se = beta[:, 3], np.sqrt(cov_diag[:, 3])
+    k = np.where(known, _shrink(k_raw, k_se, groups, known), 0.0)
+    g = np.where(known, _shrink(g_raw, g_se, groups, known), 0.0)
+    adjusted = y + (rate * k)[:, None] * cum - g[:, None] * anom
+    adjusted = np.where(known[:, None], adjusted, y)
+    cum_end = cum[np.arange(n), np.clip(end, 0, max(m - 1, 0))] if m else np.zeros(n)
+    return TempFit(known, np.where(known, t_ref, np.nan), k, g,
+                   np.where(known, k_raw, np.nan), np.where(known, k_se, np.nan),
+                   np.where(known, cum_end, 0.0), adjusted)

@@ -67,6 +67,11 @@ def offline_sim():
     interval = dl.metrics.index("reporting_interval_s") if "reporting_interval_s" in dl.metrics \
         else -1
     keep = ~held & ~((dl.metric == interval) & np.isin(dl.device_idx, sleepy))
+    # Monitors the environment generator kills are left out entirely: their going
+    # silent is that generator's truth, not this scenario's.
+    faults = sim.output.truth["environment_monitor_faults"].to_pylist()
+    dead = {f["device_id"] for f in faults if f["fault"] == "dead"}
+    keep &= ~np.isin(dl.device_idx, np.flatnonzero(np.isin(d["device_id"], list(dead))))
     sim.held = readings_table(sim, np.flatnonzero(held))
     sim.delivered = replace(dl, metric=dl.metric[keep], device_idx=dl.device_idx[keep],
                             hour_idx=dl.hour_idx[keep], value=dl.value[keep],

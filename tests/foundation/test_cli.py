@@ -58,6 +58,7 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
     (["ingest", "readings", "/no/such/file.csv"], "no such file"),
     (["ingest", "nonsense", "/no/such/file.csv"], "unknown ingest kind"),
     (["info"], "no store"),
+    (["demo", "--days", "1"], "at least 10 devices and 2 days"),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     db = tmp_path / ("x.duckdb" if argv[0] != "sql" else "y.duckdb")

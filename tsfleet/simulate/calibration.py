@@ -129,7 +129,7 @@ def generate(sk: Skeleton, out: SimOutput) -> None:
         weeks = rng.choice([2, 3, 4, 6], n)
         sign = rng.choice([-1.0, 1.0], n)
         rate = sign * magnitude / (7.0 * weeks) * wear[:, 1]          # % per day
-        start = rng.uniform(3, 0.6 * days, n)
+        start = rng.uniform(3, max(3.0, 0.6 * days), n)  # short test fleets: no room
         drifting = np.isin(kinds, ["drift", "drift_reset"])
         drift = np.where(drifting[:, None], rate[:, None] * np.maximum(t_day - start[:, None], 0),
                          0.0)
@@ -139,13 +139,13 @@ def generate(sk: Skeleton, out: SimOutput) -> None:
         cal_day[reset] = np.minimum(start[reset] + rng.uniform(1.5, 4, reset.sum())
                                     / np.abs(rate[reset]), days - 3)
         routine = (kinds == "clean") & ~is_ref & (rng.random(n) < ROUTINE_CALIBRATION)
-        cal_day[routine] = rng.uniform(5, days - 5, routine.sum())
+        cal_day[routine] = rng.uniform(5, max(5.0, days - 5), routine.sum())
         calibrated = ~np.isnan(cal_day)
         after_cal = t_day >= np.where(calibrated, cal_day, np.inf)[:, None]
         drift = np.where(after_cal, 0.0, drift)
         offset = np.where(after_cal, 0.0, placement[:, None])
         # Steps.
-        step_day = np.where(kinds == "step", rng.uniform(5, days - 5, n), np.nan)
+        step_day = np.where(kinds == "step", rng.uniform(5, max(5.0, days - 5), n), np.nan)
         step_pct = np.where(kinds == "step", rng.choice([-1.0, 1.0], n) * rng.uniform(2, 6, n),
                             0.0)
         step = np.where(t_day >= np.nan_to_num(step_day, nan=np.inf)[:, None],
@@ -156,8 +156,10 @@ def generate(sk: Skeleton, out: SimOutput) -> None:
         reading = np.round(reading / q) * q
 
         # Faults.
-        fault_day = np.where(np.isin(kinds, ["stuck", "dead"]), rng.uniform(5, days - 5, n),
-                             np.nan)
+        fault_day = np.where(np.isin(kinds, ["stuck", "dead"]),
+                             rng.uniform(5, max(5.0, days - 5), n), np.nan)
+        fault_day = np.minimum(fault_day, days * 0.8)            # short fleets: stay inside
+        fault_day = np.maximum(fault_day, 1 / 24)
         for i in np.flatnonzero(kinds == "stuck"):
             h0 = int(fault_day[i] * 24)
             reading[i, h0:] = reading[i, h0 - 1]

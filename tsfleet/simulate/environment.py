@@ -136,7 +136,7 @@ def _monitors(sk: Skeleton, out: SimOutput, rng: np.random.Generator,
     if len(live) >= 2 and n_h > 200:
         for zi, length in zip(rng.choice(live, size=2, replace=False),
                               (faults.short_gap_hours, faults.long_gap_hours), strict=True):
-            start = int(rng.integers(48, n_h - length - 48))
+            start = int(rng.integers(48, max(49, n_h - length - 48)))
             for metric in grids:
                 grids[metric][zones == zi, start:start + length] = np.nan
             g_zone.append(zi), g_from.append(start), g_to.append(start + length)

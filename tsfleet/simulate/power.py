@@ -173,7 +173,7 @@ def generate(sk: Skeleton, out: SimOutput) -> None:
     # Reported values --------------------------------------------------------------------
     erratic = rng.random(nb) < 0.03
     short = rng.random(nb) < 0.02
-    first_hour = np.where(short, n_h - rng.integers(24, 6 * 24, nb), 0)
+    first_hour = np.where(short, np.maximum(0, n_h - rng.integers(24, 6 * 24, nb)), 0)
     voltage_only = d["voltage_only"][bat]
     noise = rng.normal(0, 1, level.shape) * np.where(erratic, 4.0, 0.35)[:, None]
     spikes = erratic[:, None] & (rng.random(level.shape) < 0.05)

@@ -14,6 +14,8 @@ from datetime import datetime
 
 import numpy as np
 
+from tsfleet.errors import InvalidParameter
+
 #: Device models of the simulated fleet. ``voltage_only`` devices report
 #: battery voltage and no percentage; ``pct_step`` is the quantization of the
 #: reported percentage (1 = integer percent).
@@ -139,6 +141,11 @@ class SimConfig:
     start: datetime = datetime(2026, 6, 1)
     zones_per_site: int = 5
     devices_per_site: int = 250
+
+    def __post_init__(self) -> None:
+        if self.days < 2 or self.n_devices < 10:
+            raise InvalidParameter(f"a simulated fleet needs at least 10 devices and 2 days, got "
+                                   f"{self.n_devices} devices and {self.days} days")
 
 
 @dataclass

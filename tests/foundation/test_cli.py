@@ -66,7 +66,8 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
         Fleet(db).close()
     code, out, err = run(capsys, "--db", str(db), *argv)
     assert code == 2
-    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("tsfleet: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
 
 
 def test_console_script_runs_as_a_module(tmp_path):

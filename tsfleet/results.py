@@ -20,6 +20,23 @@ import pyarrow as pa
 from tsfleet.store import quote_ident as q
 
 
+def to_arrow(data: pa.Table | Mapping) -> pa.Table:
+    """A dict of numpy arrays or lists -> Arrow table: datetimes as microseconds,
+    object arrays (strings) as lists, NaN in float columns as null."""
+    if isinstance(data, pa.Table):
+        return data
+    cols = {}
+    for k, v in data.items():
+        arr = np.asarray(v)
+        if arr.dtype.kind == "M":
+            cols[k] = pa.array(arr.astype("datetime64[us]"))
+        elif arr.dtype == object:
+            cols[k] = pa.array(arr.tolist())
+        else:
+            cols[k] = pa.array(arr, from_pandas=True)  # NaN -> null
+    return pa.table(cols)
+
+
 def now_utc() -> datetime:
     """The current time, UTC, without tzinfo (how tsfleet stores timestamps)."""
     return datetime.now(UTC).replace(tzinfo=None)

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.power import attribution, backtest, forecast, plan
-from tsfleet.results import now_utc, write_result
+from tsfleet.results import now_utc, to_arrow, write_result
 
 FORECAST_COLUMNS = (
     "device_id", "as_of", "horizon_days", "level_now_pct", "level_at_horizon_pct", "level_lo_pct",
@@ -51,7 +51,7 @@ class Power:
         params = {"horizon_days": horizon_days,
                   "shared": {t: vars(p) for t, p in out["shared"].items()}}
         key = ["device_id"] if devices is not None else None
-        write_result(self.con, "battery_forecast", _arrow(data), params=params, key=key)
+        write_result(self.con, "battery_forecast", to_arrow(data), params=params, key=key)
         s = out["series"]
         day0 = s.day0.astype("datetime64[us]")
         change_at = np.where(pat.change_col >= 0, day0 + (np.maximum(pat.change_col, 0) * 86400e6)
@@ -61,7 +61,7 @@ class Power:
         level_now = np.asarray(data["level_now_pct"], float)
         knee_excess = np.where(s.knee > 0, s.gain * np.maximum(s.knee - level_now, 0.0)
                                / np.where(s.knee > 0, s.knee, 1.0), 0.0)
-        write_result(self.con, "battery_patterns", _arrow(dict(
+        write_result(self.con, "battery_patterns", to_arrow(dict(
             device_id=out["device_id"], pattern=pat.pattern, segment_start_at=seg_at,
             n_days=out["n_days"], rate_pct_per_day=pat.rate,
             rate_recent_pct_per_day=pat.rate_recent, change_at=change_at,
@@ -153,16 +153,3 @@ def summarize_backtest(bt: pd.DataFrame) -> dict:
         out[name] = {"within_10": float((e <= 10).mean()), "within_15": float((e <= 15).mean()),
                      "median_error_pct": float(e.median())}
     return out
-
-
-def _arrow(data: dict) -> pa.Table:
-    cols = {}
-    for k, v in data.items():
-        arr = np.asarray(v)
-        if arr.dtype.kind == "M":
-            cols[k] = pa.array(arr.astype("datetime64[us]"))
-        elif arr.dtype == object:
-            cols[k] = pa.array(arr.tolist())
-        else:
-            cols[k] = pa.array(arr, from_pandas=True)
-    return pa.table(cols)

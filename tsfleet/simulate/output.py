@@ -8,21 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from tsfleet.results import to_arrow
 
-def as_table(data: pa.Table | Mapping) -> pa.Table:
-    """A dict of numpy arrays or lists (object arrays of str allowed) -> Arrow table."""
-    if isinstance(data, pa.Table):
-        return data
-    cols = {}
-    for k, v in data.items():
-        arr = np.asarray(v)
-        if arr.dtype.kind == "M":
-            cols[k] = pa.array(arr.astype("datetime64[us]"))
-        elif arr.dtype == object:
-            cols[k] = pa.array(arr.tolist())
-        else:
-            cols[k] = pa.array(arr, from_pandas=True)  # NaN -> null
-    return pa.table(cols)
+#: A dict of numpy arrays or lists (object arrays of str allowed) -> Arrow table.
+as_table = to_arrow
 
 
 @dataclass

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from tsfleet.store import quote_ident as q
+from tsfleet.store import transaction
 
 
 def to_arrow(data: pa.Table | Mapping) -> pa.Table:
@@ -85,32 +86,28 @@ def write_result(
     con.complete()
     con.register(name, data)
     try:
-        con.execute("BEGIN TRANSACTION")
-        if key:
-            on = " and ".join(f"t.{q(k)} = r.{q(k)}" for k in key)
-            con.execute(
-                f"delete from {q(table)} t where exists (select 1 from {name} r where {on})"
-            )
-        else:
-            con.execute(f"delete from {q(table)}")
-        con.execute(
-            f"insert into {q(table)} ({', '.join(q(c) for c in columns)}) "
-            f"select {', '.join(select)} from {name}",
-            [
-                v
-                for c in columns
-                if c in ("computed_at", "params")
-                for v in (
-                    [stamp]
-                    if c == "computed_at"
-                    else [json.dumps(dict(params), default=str, sort_keys=True)]
+        with transaction(con):
+            if key:
+                on = " and ".join(f"t.{q(k)} = r.{q(k)}" for k in key)
+                con.execute(
+                    f"delete from {q(table)} t where exists (select 1 from {name} r where {on})"
                 )
-            ],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            else:
+                con.execute(f"delete from {q(table)}")
+            con.execute(
+                f"insert into {q(table)} ({', '.join(q(c) for c in columns)}) "
+                f"select {', '.join(select)} from {name}",
+                [
+                    v
+                    for c in columns
+                    if c in ("computed_at", "params")
+                    for v in (
+                        [stamp]
+                        if c == "computed_at"
+                        else [json.dumps(dict(params), default=str, sort_keys=True)]
+                    )
+                ],
+            )
     finally:
         con.complete()
         con.unregister(name)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -41,6 +43,26 @@ def quote_ident(name: str) -> str:
     if not isinstance(name, str) or not name or "\x00" in name:
         raise StoreError(f"an identifier must be a non-empty string, got {name!r}")
     return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One DuckDB transaction: committed when the block ends, rolled back (and the
+    error re-raised) when it raises.
+
+    >>> con = connect(None)
+    >>> with transaction(con):
+    ...     _ = con.execute("create table t (x int)")
+    >>> con.execute("select count(*) from t").fetchone()
+    (0,)
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 @dataclass(frozen=True)
@@ -134,17 +156,15 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """
     applied_now = []
     for f in pending_migrations(con):
-        con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f.text)
-            con.execute(
-                "insert into schema_version (version, name, checksum, applied_at) "
-                "values (?, ?, ?, now())",
-                [f.number, f.name, hashlib.sha256(f.text.encode()).hexdigest()],
-            )
-            con.execute("COMMIT")
+            with transaction(con):
+                con.execute(f.text)
+                con.execute(
+                    "insert into schema_version (version, name, checksum, applied_at) "
+                    "values (?, ?, ?, now())",
+                    [f.number, f.name, hashlib.sha256(f.text.encode()).hexdigest()],
+                )
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
             raise StoreError(f"migration {f.path.name} failed: {exc}") from exc
         applied_now.append(f.name)
     if views_outdated(con):
@@ -159,23 +179,21 @@ def views_outdated(con: duckdb.DuckDBPyConnection) -> bool:
 
 def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every view tsfleet published before and create the current ones."""
-    con.execute("BEGIN TRANSACTION")
     try:
-        old = [r[0] for r in con.execute("select name from published_objects where kind = 'view'")
-               .fetchall()]
-        for name in reversed(old):
-            con.execute(f"drop view if exists {quote_ident(name)} cascade")
-        con.execute("delete from published_objects where kind = 'view'")
-        for f in sql_files("views"):
-            con.execute(f.text)
-            con.execute(
-                "insert into published_objects (name, kind, grain, description, source_file) "
-                "values (?, 'view', ?, ?, ?)",
-                [f.name, f.header["grain"], f.header["description"], f.path.name],
-            )
-        con.execute("delete from schema_views")
-        con.execute("insert into schema_views values (?, now())", [views_checksum()])
-        con.execute("COMMIT")
+        with transaction(con):
+            old = [r[0] for r in con.execute(
+                "select name from published_objects where kind = 'view'").fetchall()]
+            for name in reversed(old):
+                con.execute(f"drop view if exists {quote_ident(name)} cascade")
+            con.execute("delete from published_objects where kind = 'view'")
+            for f in sql_files("views"):
+                con.execute(f.text)
+                con.execute(
+                    "insert into published_objects (name, kind, grain, description, source_file) "
+                    "values (?, 'view', ?, ?, ?)",
+                    [f.name, f.header["grain"], f.header["description"], f.path.name],
+                )
+            con.execute("delete from schema_views")
+            con.execute("insert into schema_views values (?, now())", [views_checksum()])
     except duckdb.Error as exc:
-        con.execute("ROLLBACK")
         raise StoreError(f"creating the views failed: {exc}") from exc

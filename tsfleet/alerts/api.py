@@ -23,6 +23,7 @@ from tsfleet.alerts.ruleset import RulePack, load_rules, parse_duration
 from tsfleet.alerts.silences import parse_matcher
 from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.results import now_utc
+from tsfleet.store import transaction
 
 STATES = ("pending", "firing", "acknowledged", "resolved")
 OPEN_STATES = ("pending", "firing", "acknowledged")
@@ -147,18 +148,13 @@ class Alerts:
         if row["state"] != "firing":
             raise InvalidParameter(f"only a firing alert can be acknowledged; {fingerprint} "
                                    f"is {row['state']}")
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self.con):
             self.con.execute("update alerts set state = 'acknowledged', acknowledged_at = ?, "
                              "acknowledged_by = ? where fingerprint = ?", [when, by, fingerprint])
             self.con.execute("insert into alert_history values (?, ?, ?, ?, 'firing', "
                              "'acknowledged', ?, ?, ?)",
                              [fingerprint, row["rule"], row["episode"], when, row["severity"],
                               row["value"], f"by {by}" if by else None])
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         return {**row, "state": "acknowledged", "acknowledged_by": by}
 
     def silence(self, matchers: Iterable[str], *, duration: str | int = "2h",
@@ -203,13 +199,8 @@ class Alerts:
         return self.con.execute("select max(last_evaluated_at) from alerts").fetchone()[0]
 
     def _refresh_silences(self, at: datetime) -> None:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self.con):
             _evaluate.apply_silences(self.con, at)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
 
     # -- notifications and work orders ------------------------------------------------
     def notify(self, url: str, *, receiver: str = "tsfleet",

@@ -24,6 +24,7 @@ from tsfleet.alerts.ruleset import CONTRACT_COLUMNS, Rule, RulePack, template_pa
 from tsfleet.errors import InvalidParameter
 from tsfleet.results import write_result
 from tsfleet.store import quote_ident as q
+from tsfleet.store import transaction
 
 _SQL = Path(__file__).parent / "sql"
 _SEVERITY_RANK = "case severity when 'critical' then 3 when 'warning' then 2 else 1 end"
@@ -186,8 +187,7 @@ def _ok(runs: list[RuleRun], name: str) -> bool:
 
 def _apply(con: duckdb.DuckDBPyConnection, at: datetime, params: dict) -> Evaluation:
     cols = ", ".join(q(c) for c in ALERT_COLUMNS)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         transitions = con.execute(
             "select coalesce(prev_state, ''), state, count(*) from _alert_next "
             "where prev_state is distinct from state group by all").fetchall()
@@ -204,10 +204,6 @@ def _apply(con: duckdb.DuckDBPyConnection, at: datetime, params: dict) -> Evalua
         con.execute(sql_text("outbox"), {"at": at})
         n_after = con.execute("select count(*) from notifications").fetchone()[0]
         states = con.execute("select state, count(*) from alerts group by all").fetchall()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return Evaluation(at, [], Counter(dict(states)),
                       Counter({(a, b): n for a, b, n in transitions}), n_after - n_before)
 

@@ -20,6 +20,7 @@ from tsfleet.firmware.osv import InvalidAdvisory, affects, parse_record, read_fe
 from tsfleet.firmware.versions import get_scheme
 from tsfleet.ingest import IngestReport
 from tsfleet.results import now_utc, write_result
+from tsfleet.store import transaction
 
 KIND = "osv_advisories"
 
@@ -51,8 +52,7 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
                             modified_at=adv.modified, aliases=", ".join(adv.aliases),
                             record=json.dumps(rec, default=str, sort_keys=True))
     now = now_utc()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         batch_id = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
         if good:
             table = pa.Table.from_pylist(list(good.values()))
@@ -83,10 +83,6 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
         con.execute("insert into ingest_batches values (?, ?, ?, now(), now(), ?, ?, ?, ?, "
                     "NULL, NULL)", [batch_id, KIND, label, report.n_rows, report.n_accepted,
                                     report.n_duplicates, report.n_quarantined])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return report
 
 

@@ -28,6 +28,7 @@ import duckdb
 from tsfleet.firmware.catalog import sync_versions
 from tsfleet.firmware.queries import query
 from tsfleet.results import now_utc
+from tsfleet.store import transaction
 
 
 @dataclass
@@ -64,8 +65,7 @@ def check_reports(con: duckdb.DuckDBPyConnection, batch_ids: list[int]) -> Check
     batches = result.batch_ids
     sync_versions(con, batches)
     now = now_utc()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("create or replace temp table _fw_events as " + query("check_reports"),
                     {"batches": batches})
         result.n_reports = con.execute(
@@ -113,10 +113,6 @@ def check_reports(con: duckdb.DuckDBPyConnection, batch_ids: list[int]) -> Check
             "select unnest(?::BIGINT[]), ?, ?, ?, ?",
             [batches, result.n_reports, result.n_new_events, now, result.elapsed_ms])
         con.execute("drop table _fw_events")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result
 
 

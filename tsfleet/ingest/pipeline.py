@@ -33,6 +33,7 @@ from tsfleet.ingest.rules import (
 )
 from tsfleet.models import IngestModel
 from tsfleet.store import quote_ident as q
+from tsfleet.store import transaction
 
 UnknownDevicePolicy = Literal["accept", "quarantine"]
 
@@ -51,77 +52,73 @@ def ingest_chunk(
     """Validate and store one chunk; returns its report. Runs in one transaction."""
     report = IngestReport(kind, source)
     table = table.append_column("_rid", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    con.execute("BEGIN TRANSACTION")
     try:
-        batch_id = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
-        report.batch_ids.append(batch_id)
-        con.complete()
-        con.register("_tsf_in", table)
-        bid, src = str(int(batch_id)), sql_literal(source)
-        kind_lit = sql_literal(kind)
-        if pre_quarantined:
-            pre = pa.table(
-                {
-                    "reason": [r[0] for r in pre_quarantined],
-                    "detail": [r[1] for r in pre_quarantined],
-                    "raw": [r[2] for r in pre_quarantined],
-                }
-            )
+        with transaction(con):
+            batch_id = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
+            report.batch_ids.append(batch_id)
             con.complete()
-            con.register("_tsf_pre", pre)
-            con.execute(
-                f"insert into quarantine select {bid}, {kind_lit}, {src}, reason, detail, raw,"
-                f" now() from _tsf_pre"
-            )
-            report.n_rows += len(pre_quarantined)
-            report.quarantined_by_reason.update(r[0] for r in pre_quarantined)
-        if json_lines:
-            raw_sql = _split_json_lines(con, kind_lit, src, bid, report)
-        else:
-            cols = [c for c in table.column_names if c != "_rid"]
-            con.execute("create or replace temp view _tsf_src as select * from _tsf_in")
-            raw_sql = (
-                (
-                    "to_json(struct_pack("
-                    + ", ".join(f"{q(c)} := s.{q(c)}" for c in cols)
-                    + "))::VARCHAR"
+            con.register("_tsf_in", table)
+            bid, src = str(int(batch_id)), sql_literal(source)
+            kind_lit = sql_literal(kind)
+            if pre_quarantined:
+                pre = pa.table(
+                    {
+                        "reason": [r[0] for r in pre_quarantined],
+                        "detail": [r[1] for r in pre_quarantined],
+                        "raw": [r[2] for r in pre_quarantined],
+                    }
                 )
-                if cols
-                else "'{}'"
+                con.complete()
+                con.register("_tsf_pre", pre)
+                con.execute(
+                    f"insert into quarantine select {bid}, {kind_lit}, {src}, reason, detail, raw,"
+                    f" now() from _tsf_pre"
+                )
+                report.n_rows += len(pre_quarantined)
+                report.quarantined_by_reason.update(r[0] for r in pre_quarantined)
+            if json_lines:
+                raw_sql = _split_json_lines(con, kind_lit, src, bid, report)
+            else:
+                cols = [c for c in table.column_names if c != "_rid"]
+                con.execute("create or replace temp view _tsf_src as select * from _tsf_in")
+                raw_sql = (
+                    (
+                        "to_json(struct_pack("
+                        + ", ".join(f"{q(c)} := s.{q(c)}" for c in cols)
+                        + "))::VARCHAR"
+                    )
+                    if cols
+                    else "'{}'"
+                )
+            types = _column_types(con, "_tsf_src")
+            if model.spec.table == "readings" and "metric" not in types and "value" not in types:
+                types = _unpivot_wide(con, types)
+            rules = field_rules(model)
+            rejected_sql = _check(con, model, rules, types, unknown_devices)
+            tf = model.spec.time_field
+            span = (f"min({q(tf)}) filter (where _reason is null), "
+                    f"max({q(tf)}) filter (where _reason is null)" if tf else "NULL, NULL")
+            n_checked, n_bad, n_dup_keys, lo, hi = con.execute(
+                f"select count(*), count(*) filter (where _reason is not null), "
+                f"count(*) filter (where _reason is null) - "
+                f"count(distinct _k) filter (where _reason is null), {span} from _tsf_checked"
+            ).fetchone()
+            report.n_rows += n_checked + report.quarantined_by_reason.get("invalid_json", 0)
+            if n_bad:
+                con.execute(rejected_sql)
+                _quarantine_checked(con, kind_lit, src, bid, raw_sql, report)
+            if model.spec.mode == "insert":
+                _insert_facts(con, model, rules, bid, kind_lit, src, raw_sql, report,
+                              n_dup_keys=n_dup_keys, span=(lo, hi))
+            else:
+                _upsert_dimensions(con, model, rules, bid, report)
+            report.n_quarantined = sum(report.quarantined_by_reason.values())
+            con.execute(
+                f"insert into ingest_batches values ({bid}, {kind_lit}, {src}, now(), now(), "
+                f"{report.n_rows}, {report.n_accepted}, {report.n_duplicates}, "
+                f"{report.n_quarantined}, ?, ?)",
+                [lo, hi] if report.n_accepted else [None, None],
             )
-        types = _column_types(con, "_tsf_src")
-        if model.spec.table == "readings" and "metric" not in types and "value" not in types:
-            types = _unpivot_wide(con, types)
-        rules = field_rules(model)
-        rejected_sql = _check(con, model, rules, types, unknown_devices)
-        tf = model.spec.time_field
-        span = (f"min({q(tf)}) filter (where _reason is null), "
-                f"max({q(tf)}) filter (where _reason is null)" if tf else "NULL, NULL")
-        n_checked, n_bad, n_dup_keys, lo, hi = con.execute(
-            f"select count(*), count(*) filter (where _reason is not null), "
-            f"count(*) filter (where _reason is null) - "
-            f"count(distinct _k) filter (where _reason is null), {span} from _tsf_checked"
-        ).fetchone()
-        report.n_rows += n_checked + report.quarantined_by_reason.get("invalid_json", 0)
-        if n_bad:
-            con.execute(rejected_sql)
-            _quarantine_checked(con, kind_lit, src, bid, raw_sql, report)
-        if model.spec.mode == "insert":
-            _insert_facts(con, model, rules, bid, kind_lit, src, raw_sql, report,
-                          n_dup_keys=n_dup_keys, span=(lo, hi))
-        else:
-            _upsert_dimensions(con, model, rules, bid, report)
-        report.n_quarantined = sum(report.quarantined_by_reason.values())
-        con.execute(
-            f"insert into ingest_batches values ({bid}, {kind_lit}, {src}, now(), now(), "
-            f"{report.n_rows}, {report.n_accepted}, {report.n_duplicates}, {report.n_quarantined},"
-            f" ?, ?)",
-            [lo, hi] if report.n_accepted else [None, None],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     finally:
         _cleanup(con)
     return report

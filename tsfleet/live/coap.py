@@ -56,13 +56,7 @@ class IngestResource(resource.Resource):
             await loop.run_in_executor(None, self.writer.submit, env)
             return _text(Code.UNSUPPORTED_CONTENT_FORMAT, env.reject.detail)
         hint = CONTENT_FORMATS[cf_num] or ("cbor" if cf_num == 60 else None)
-        try:
-            env.decoded = self.decoder.decode(env.payload, fmt=hint, topic_device=device,
-                                              now=env.received_at)
-        except PayloadError as exc:
-            env.reject = exc
-        except Exception as exc:  # a decoder bug must not stop the server
-            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+        self.decoder.decode_into(env, fmt=hint, topic_device=device)
         if env.reject is not None:
             await loop.run_in_executor(None, self.writer.submit, env)
             code = (Code.REQUEST_ENTITY_TOO_LARGE if env.reject.reason == "oversized_payload"

@@ -74,6 +74,17 @@ class Decoder:
         self.max_payload = max_payload
         self._names: dict[tuple[str, str, str | None], tuple] = {}  # per record name and unit
 
+    def decode_into(self, env, *, fmt: str | None, topic_device: str | None) -> None:
+        """Decode an envelope's payload in place: ``env.decoded`` on success, else
+        ``env.reject``. A decoder bug is a reject too: it must never stop a transport."""
+        try:
+            env.decoded = self.decode(env.payload, fmt=fmt, topic_device=topic_device,
+                                      now=env.received_at)
+        except PayloadError as exc:
+            env.reject = exc
+        except Exception as exc:  # noqa: BLE001 - recorded with the payload, see above
+            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+
     def decode(self, payload: bytes, *, fmt: str | None = None, topic_device: str | None = None,
                now: float | None = None) -> Decoded:
         """The rows of one payload; raises :class:`PayloadError` when it cannot be read."""

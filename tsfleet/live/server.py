@@ -26,7 +26,6 @@ from tsfleet.errors import InvalidParameter
 from tsfleet.fleet import Fleet
 from tsfleet.live import coap as coap_server
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES, Decoder, TopicLayout
-from tsfleet.live.errors import PayloadError
 from tsfleet.live.mqtt import Subscriber, parse_address
 from tsfleet.live.profiles import Profiles
 from tsfleet.live.writer import Envelope, Writer
@@ -173,13 +172,7 @@ class Server:
         env = Envelope("mqtt", msg.topic, bytes(msg.payload), time.time(), ack=ack,
                        redelivered=bool(msg.dup))
         device, fmt = self.layout.parse(msg.topic)
-        try:
-            env.decoded = self.decoder.decode(env.payload, fmt=fmt, topic_device=device,
-                                              now=env.received_at)
-        except PayloadError as exc:
-            env.reject = exc
-        except Exception as exc:  # a decoder bug must not stop the stream
-            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+        self.decoder.decode_into(env, fmt=fmt, topic_device=device)
         self.writer.submit(env)
 
 

@@ -37,6 +37,7 @@ import pyarrow as pa
 from tsfleet.errors import TsfleetError
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import PayloadError
+from tsfleet.store import transaction
 
 log = logging.getLogger("tsfleet.live")
 
@@ -288,17 +289,13 @@ class Writer:
             "received_at": pa.array(rows["received_at"], pa.float64()),
             "observed_at": pa.array(rows["observed_at"], pa.float64())}))
         try:
-            con.execute("BEGIN TRANSACTION")
-            n = con.execute(
-                "insert into unmapped select payload_sha256, item, to_timestamp(received_at), "
-                "transport, source, format, device_id, "
-                "case when observed_at between 0 and 4102444800 "
-                "then to_timestamp(observed_at)::timestamp end, field, value, unit, reason, "
-                "payload from _live_unmapped on conflict do nothing").fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            with transaction(con):
+                n = con.execute(
+                    "insert into unmapped select payload_sha256, item, to_timestamp(received_at), "
+                    "transport, source, format, device_id, "
+                    "case when observed_at between 0 and 4102444800 "
+                    "then to_timestamp(observed_at)::timestamp end, field, value, unit, reason, "
+                    "payload from _live_unmapped on conflict do nothing").fetchone()[0]
         finally:
             con.unregister("_live_unmapped")
         log.debug("live: %s of %d unmapped fields were new", n, len(rows["item"]))
@@ -315,19 +312,16 @@ class Writer:
             "reason": [r for _, r, _ in rejects], "detail": [d for _, _, d in rejects],
             "raw": raws}))
         try:
-            con.execute("BEGIN TRANSACTION")
-            bid = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
-            n = con.execute(
-                "insert into quarantine select ?, 'payload', ?, reason, detail, raw, now() "
-                "from (select distinct * from _live_rejects) r where not exists (select 1 "
-                "from quarantine q where q.kind = 'payload' and q.raw = r.raw "
-                "and q.reason = r.reason)", [bid, label]).fetchone()[0]
-            con.execute("insert into ingest_batches values (?, 'payload', ?, now(), now(), ?, 0, "
-                        "?, ?, NULL, NULL)", [bid, label, len(rejects), len(rejects) - n, n])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            with transaction(con):
+                bid = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
+                n = con.execute(
+                    "insert into quarantine select ?, 'payload', ?, reason, detail, raw, now() "
+                    "from (select distinct * from _live_rejects) r where not exists (select 1 "
+                    "from quarantine q where q.kind = 'payload' and q.raw = r.raw "
+                    "and q.reason = r.reason)", [bid, label]).fetchone()[0]
+                con.execute("insert into ingest_batches values (?, 'payload', ?, now(), now(), "
+                            "?, 0, ?, ?, NULL, NULL)",
+                            [bid, label, len(rejects), len(rejects) - n, n])
         finally:
             con.unregister("_live_rejects")
         return len(rejects)

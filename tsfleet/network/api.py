@@ -14,7 +14,7 @@ from tsfleet.network.plan import Plan, make_plan
 from tsfleet.network.saturation import saturation_rows
 from tsfleet.network.settings import read_settings, write_settings
 from tsfleet.results import now_utc, write_result
-from tsfleet.store import quote_ident
+from tsfleet.store import quote_ident, transaction
 
 _HOURLY = """
 select gateway_id, hour_at, messages_per_s, latency_ms, n_connected
@@ -76,17 +76,12 @@ class Network:
         self.fleet._writable()
         s = self.settings()
         con = self.con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("delete from network_reach")
             con.execute("insert into network_reach select device_id, gateway_id, n_heard, "
                         "rssi_dbm, snr_db, last_heard_at, ?::timestamp, ? "
                         "from network_heard_links",
                         [now_utc(), json.dumps({"reach_window_days": s["reach_window_days"]})])
-            con.execute("COMMIT")
-        except BaseException:  # pragma: no cover - re-raised after undoing the partial write
-            con.execute("ROLLBACK")
-            raise
         return con.execute("select count(*) from network_reach").fetchone()[0]
 
     def saturation(self, gateways: list[str] | None = None) -> list[dict]:

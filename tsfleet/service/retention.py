@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.results import now_utc
+from tsfleet.store import transaction
 
 _MERGE = """
     on conflict do update set
@@ -53,8 +54,7 @@ def apply_retention(fleet, raw_days: int = 90, hourly_days: int = 400) -> Retent
         return RetentionResult(None, 0, 0, 0)
     cutoff = con.execute("select date_trunc('day', ?::timestamp - to_days(?))",
                          [newest, raw_days]).fetchone()[0]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         n_hourly = con.execute(
             "insert into readings_hourly_rollup select device_id, metric, "
             "date_trunc('hour', observed_at), avg(value), min(value), max(value), "
@@ -74,8 +74,4 @@ def apply_retention(fleet, raw_days: int = 90, hourly_days: int = 400) -> Retent
         con.execute("delete from readings_hourly_rollup where hour_at < ?", [hourly_cutoff])
         con.execute("insert into retention_runs values (?, ?, ?, ?, ?, ?, ?)",
                     [now_utc(), raw_days, hourly_days, cutoff, n_deleted, n_hourly, n_daily])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return RetentionResult(cutoff, n_deleted, n_hourly, n_daily)

@@ -10,6 +10,7 @@ fresh as the last analysis run of their domain (see ``freshness``).
 from __future__ import annotations
 
 from tsfleet.store import quote_ident as q
+from tsfleet.store import transaction
 
 #: domain -> views copied after its analysis
 CARD_VIEWS: dict[str, tuple[str, ...]] = {
@@ -30,18 +31,13 @@ def refresh_card_tables(con, domain: str) -> None:
     views = [v for v in CARD_VIEWS.get(domain, ()) if _exists(con, v)]
     if not views:
         return
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for view in views:
             table = card_table(view)
             con.execute(f"create or replace table {q(table)} as select * from {q(view)}")
             con.execute(f"comment on table {q(table)} is "
                         f"'Grain: as view {view}. A copy made after the last {domain} "
                         f"analysis run, for the device card.'")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _exists(con, name: str) -> bool:

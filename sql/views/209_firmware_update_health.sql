@@ -1,4 +1,5 @@
 -- Post-update health: does a release hurt devices even when every install "succeeded"?
+-- Reads raw readings and, where they aged out, the hourly rollups.
 -- Compares, for devices that succeeded an update, the health_window_days after the update
 -- with as many days before it; only updates whose after-window has fully elapsed count.
 -- grain: one row per manufacturer, model and installed version
@@ -20,11 +21,19 @@ updated as (
     where c.outcome = 'succeeded' and c.target_version is not null
       and c.succeeded_at + to_days(cast(p.health_window_days as integer)) <= p.as_of
 ),
+history as (
+    -- raw readings where kept; the hourly rollup (its mean, at the middle of the hour)
+    -- where retention deleted them, so old updates keep their verdict
+    select device_id, metric, observed_at, value from readings
+    union all
+    select device_id, metric, hour_at + interval 30 minute, value_mean
+    from readings_hourly_rollup
+),
 rd as (
     select u.campaign_id, u.device_id, r.metric, r.value,
            date_diff('second', u.t, r.observed_at) / 86400.0 as day_rel
     from updated u
-    join readings r
+    join history r
       on r.device_id = u.device_id
      and r.observed_at >= u.t - to_days(cast(u.w as integer))
      and r.observed_at < u.t + to_days(cast(u.w as integer))

@@ -83,3 +83,18 @@ def test_lwm2m_object5_mapping(state, result, expected):
 def test_lwm2m_invalid(state, result):
     with pytest.raises(InvalidParameter):
         update_state(state, result)
+
+
+def test_verdicts_survive_retention_of_the_raw_readings(fleet):
+    build(fleet, "BAD-1", drain_after=1.8)
+    build(fleet, "OK-1", drain_after=1.0, seed=1)
+    before = {r["model"]: r for r in fleet.firmware.health()}
+    res = fleet.retain(raw_days=7)          # the whole before-window and part of the after
+    assert res.n_raw_deleted > 0
+    assert fleet.query("select min(observed_at) as t from readings")[0]["t"] > UPDATE
+    after = {r["model"]: r for r in fleet.firmware.health()}
+    assert {m: r["verdict"] for m, r in after.items()} == {"BAD-1": "unhealthy",
+                                                           "OK-1": "healthy"}
+    for model in after:
+        assert after[model]["drain_ratio"] == pytest.approx(before[model]["drain_ratio"],
+                                                            rel=0.05)

@@ -1,7 +1,10 @@
--- Offline state of every device that has reported, judged against its own schedule.
--- grain: one row per device with at least one stored reading
--- columns: device_id, site, zone; last_observed_at and as_of (UTC); silent_s (s since the
--- newest reading); profile_interval_s (devices.reporting_interval_s), reported_interval_s
+-- Offline state of every device that has reported, judged against its own schedule, and
+-- of every registered device that never reported, judged from its installed_at.
+-- grain: one row per device with at least one stored reading, plus one per registered
+-- device with an installed_at and no reading (never_reported; devices registered without
+-- installed_at and never heard from have no clock to judge them by and are left out)
+-- columns: device_id, site, zone; last_observed_at (null if never reported) and as_of (UTC);
+-- never_reported; silent_s (s since the newest reading, or since installed_at); profile_interval_s (devices.reporting_interval_s), reported_interval_s
 -- (latest reporting_interval_s reading), learned_interval_s (mean spacing of the device's
 -- most frequent metric, from device_latest: span / (n_readings - 1)), expected_interval_s
 -- and interval_source (reported | learned | profile | learned+profile | default), k
@@ -51,8 +54,18 @@ expected as (
     left join devices d using (device_id)
 ),
 
+never as (
+    select d.device_id, d.site, d.zone, d.installed_at, d.reporting_interval_s,
+           coalesce(nullif(d.reporting_interval_s, 0), 3600) as expected_interval_s,
+           case when d.reporting_interval_s > 0 then 'profile' else 'default' end
+               as interval_source
+    from devices d
+    anti join per_device p using (device_id)
+    where d.installed_at is not null
+),
+
 final as (
-    select e.device_id, e.site, e.zone, e.last_observed_at, c.as_of,
+    select e.device_id, e.site, e.zone, e.last_observed_at, c.as_of, false as never_reported,
            greatest(epoch(c.as_of - e.last_observed_at), 0) as silent_s,
            e.profile_interval_s, e.reported_interval_s, e.learned_interval_s,
            e.expected_interval_s, e.interval_source, c.k,
@@ -60,6 +73,14 @@ final as (
                as n_missed_intervals,
            epoch(c.as_of - e.last_observed_at) > c.k * e.expected_interval_s as is_offline
     from expected e cross join clock c
+    union all
+    select n.device_id, n.site, n.zone, null::timestamp, c.as_of, true,
+           greatest(epoch(c.as_of - n.installed_at), 0),
+           n.reporting_interval_s, null::double, null::double,
+           n.expected_interval_s, n.interval_source, c.k,
+           floor(greatest(epoch(c.as_of - n.installed_at), 0) / n.expected_interval_s),
+           coalesce(epoch(c.as_of - n.installed_at) > c.k * n.expected_interval_s, false)
+    from never n cross join clock c
 )
 
 select * from final

@@ -20,9 +20,15 @@ final as (
            zone,
            case when is_long then 'critical' else 'warning' end as severity,
            round(silent_s / 3600.0, 2) as value,
-           format('{} sent nothing for {:.1f} h ({} intervals of {:.0f} s expected, {})',
-                  device_id, silent_s / 3600.0, n_missed_intervals::bigint,
-                  expected_interval_s, interval_source) as summary,
+           case when never_reported
+                then format('{} never reported in the {:.1f} h since its installation '
+                            '({} intervals of {:.0f} s expected, {})',
+                            device_id, silent_s / 3600.0, n_missed_intervals::bigint,
+                            expected_interval_s, interval_source)
+                else format('{} sent nothing for {:.1f} h ({} intervals of {:.0f} s '
+                            'expected, {})', device_id, silent_s / 3600.0,
+                            n_missed_intervals::bigint, expected_interval_s, interval_source)
+                end as summary,
            case when is_long then 'inspect_device' end as action,
            case when is_long then as_of + interval 1 day end as due_at,
            as_of as observed_at

@@ -67,8 +67,8 @@ def offline_sim():
     interval = dl.metrics.index("reporting_interval_s") if "reporting_interval_s" in dl.metrics \
         else -1
     keep = ~held & ~((dl.metric == interval) & np.isin(dl.device_idx, sleepy))
-    # Monitors the environment generator kills are left out entirely: their going
-    # silent is that generator's truth, not this scenario's.
+    # Monitors the environment generator kills are left out of the readings entirely:
+    # registered and installed, they never report, which is offline too.
     faults = sim.output.truth["environment_monitor_faults"].to_pylist()
     dead = {f["device_id"] for f in faults if f["fault"] == "dead"}
     keep &= ~np.isin(dl.device_idx, np.flatnonzero(np.isin(d["device_id"], list(dead))))
@@ -84,6 +84,7 @@ def offline_sim():
     sim.write(fleet)
     sim.silent = set(d["device_id"][np.r_[silent_hourly, silent_sleepy]])
     sim.sleepy = set(d["device_id"][sleepy])
+    sim.never = dead
     yield fleet, sim
     fleet.close()
 
@@ -95,15 +96,20 @@ def offline_alerts(fleet) -> list[str]:
 
 def test_exactly_the_silent_devices_are_offline_and_sleepy_devices_are_not(offline_sim):
     fleet, sim = offline_sim
-    view = fleet.query("select device_id, interval_source, expected_interval_s "
-                       "from device_offline where is_offline")
-    assert {r["device_id"] for r in view} == sim.silent
+    view = fleet.query("select device_id, never_reported from device_offline where is_offline")
+    assert len(sim.never) >= 1
+    assert {r["device_id"] for r in view} == sim.silent | sim.never
+    assert {r["device_id"] for r in view if r["never_reported"]} == sim.never
+    offline = sorted(sim.silent | sim.never)
     for _ in range(3):                                    # repeated evaluations: no duplicates
         ev = fleet.alerts.evaluate(PACK)
-        assert offline_alerts(fleet) == sorted(sim.silent)
+        assert offline_alerts(fleet) == offline
     n_rows = fleet.query("select count(*) as n from alerts where rule = 'DeviceOffline'")[0]["n"]
-    assert n_rows == len(sim.silent)                      # one alert per silent device, ever
-    assert ev.states["firing"] >= len(sim.silent)         # other domains' rules fire too
+    assert n_rows == len(offline)                         # one alert per silent device, ever
+    assert ev.states["firing"] >= len(offline)            # other domains' rules fire too
+    (never,) = fleet.query("select summary from alerts_findings where subject_id = ?",
+                           [sorted(sim.never)[0]])
+    assert "never reported" in never["summary"]
     learned = fleet.query("select device_id, interval_source, expected_interval_s "
                           "from device_offline where device_id in (select unnest(?))",
                           [sorted(sim.sleepy)])
@@ -121,7 +127,7 @@ def test_a_backfilled_batch_closes_the_gap(offline_sim):
     fleet.ingest("readings", held)
     fleet.alerts.evaluate(PACK)
     assert back not in offline_alerts(fleet)
-    assert offline_alerts(fleet) == sorted(sim.silent - {back})
+    assert offline_alerts(fleet) == sorted((sim.silent | sim.never) - {back})
     (alert,) = fleet.alerts.list_alerts(["resolved"], rule="DeviceOffline")
     assert alert["subject_id"] == back
 
@@ -160,3 +166,22 @@ def test_offline_clock_and_k_follow_the_schedule(fleet):
         ("s", ["inspect_device"]), ("unknown", ["inspect_device"])]
     rows = fleet.alerts.offline(at=last + timedelta(hours=2), offline_k=1)
     assert [(r["device_id"], r["n_missed_intervals"]) for r in rows] == [("d-1", 1), ("h-1", 2)]
+
+
+def test_a_registered_device_that_never_reports_is_offline_after_k_intervals(fleet):
+    fleet.ingest("readings", [{"device_id": "h-1", "observed_at": T0 + timedelta(hours=i),
+                               "metric": "rssi_dbm", "value": -80.0} for i in range(48)])
+    base = {"device_type": "t", "manufacturer": "m", "model": "x", "site": "s", "zone": "z",
+            "reporting_interval_s": 3600}
+    fleet.ingest("devices", [
+        {**base, "device_id": "new-1", "installed_at": T0 + timedelta(hours=46)},  # 1 h ago
+        {**base, "device_id": "mute-1", "installed_at": T0},                      # 47 h ago
+        {**base, "device_id": "nodate-1"}])                  # no clock to judge it by
+    rows = {r["device_id"]: r for r in fleet.query("select * from device_offline")}
+    assert set(rows) == {"h-1", "new-1", "mute-1"}
+    assert (rows["new-1"]["never_reported"], rows["new-1"]["is_offline"]) == (True, False)
+    assert (rows["mute-1"]["never_reported"], rows["mute-1"]["is_offline"]) == (True, True)
+    assert rows["mute-1"]["silent_s"] == 47 * 3600 and rows["mute-1"]["last_observed_at"] is None
+    assert rows["h-1"]["never_reported"] is False
+    fleet.alerts.evaluate(PACK)
+    assert offline_alerts(fleet) == ["mute-1"]

@@ -19,6 +19,7 @@ import pandas as pd
 from tsfleet.power.chemistry import charge_from_level
 
 DAY_S = 86400.0
+PREV_DAYS = 14         # the previous segment's rate is its last two weeks' slope
 
 
 @dataclass
@@ -91,6 +92,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series
     last_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     last_level = np.full(n, np.nan)
     prev_rate = np.full(n, np.nan)
+    dev_knee, dev_gain = dev["knee"].to_numpy(float), dev["gain"].to_numpy(float)
     if len(daily):
         row = pd.Index(ids).get_indexer(daily["device_id"])
         col = (daily["day"].to_numpy("datetime64[D]") - day0).astype(int)
@@ -103,7 +105,8 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series
             i = row[lo]
             r = np.flatnonzero(reset[lo:hi])
             first = lo + (r[-1] + 1 if len(r) else 0)
-            prev_rate[i] = _previous_rate(t[lo:hi], y[lo:hi], r)
+            prev_rate[i] = _previous_rate(t[lo:hi], charge_from_level(
+                y[lo:hi], dev_knee[i], dev_gain[i]), r)
             last_at[i] = daily["last_observed_at"].iloc[hi - 1]
             last_level[i] = y[hi - 1]
             if first >= hi:           # the last day is a reset: nothing after it yet
@@ -135,13 +138,19 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series
         last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate)
 
 
-def _previous_rate(t: np.ndarray, y: np.ndarray, resets: np.ndarray) -> float:
-    """Discharge rate (% per day) of the last complete segment before the current one."""
-    if len(resets) == 0:
-        return np.nan
-    lo = resets[-2] + 1 if len(resets) >= 2 else 0
-    hi = resets[-1] - 1                      # the day before a reset is often mixed
-    ok = np.isfinite(y[lo:hi])
-    if ok.sum() < 5:
-        return np.nan
-    return float(-np.polyfit(t[lo:hi][ok], y[lo:hi][ok], 1)[0])
+def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray) -> float:
+    """Discharge rate (charge-equivalent % per day) at the end of the last complete
+    segment before the current one: the slope of its last :data:`PREV_DAYS` days.
+
+    Consecutive reset days (a charge spread over midnight) are one reset; a
+    segment with fewer than 5 days is skipped for the one before it.
+    """
+    for j in range(len(resets) - 1, -1, -1):
+        lo = resets[j - 1] + 1 if j >= 1 else 0
+        hi = resets[j] - 1                   # the day before a reset is often mixed
+        ok = np.flatnonzero(np.isfinite(q[lo:hi])) + lo
+        if len(ok) < 5:
+            continue
+        ok = ok[t[ok] >= t[ok[-1]] - PREV_DAYS]
+        return float(-np.polyfit(t[ok], q[ok], 1)[0])
+    return np.nan

@@ -50,11 +50,26 @@ def _shrink(est: np.ndarray, se: np.ndarray, groups: np.ndarray, ok: np.ndarray)
     for grp in np.unique(groups[ok]):
         sel = ok & (groups == grp)
         e, v = est[sel], se[sel] ** 2
-        tau2 = max(float(np.var(e) - np.mean(v)), MIN_TAU ** 2) if sel.sum() > 2 else MIN_TAU ** 2
-        w = 1.0 / (tau2 + v)
-        mean = float(np.sum(w * e) / np.sum(w))
+        mean, tau2 = pool(e, v)
         out[sel] = mean + tau2 / (tau2 + v) * (e - mean)
     return out
+
+
+def pool(e: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """Precision-weighted mean and between-device variance (DerSimonian-Laird).
+
+    The DerSimonian-Laird estimate weighs each device by its precision, so a few
+    devices with a huge standard error (a short or flat span) neither inflate
+    nor hide the spread between devices, as a plain ``var(e) - mean(v)`` does.
+    """
+    w = 1.0 / v
+    m0 = float(np.sum(w * e) / np.sum(w))
+    q = float(np.sum(w * (e - m0) ** 2))
+    c = float(np.sum(w) - np.sum(w ** 2) / np.sum(w))
+    tau2 = (q - (len(e) - 1)) / c if len(e) > 2 and c > 0 else 0.0
+    tau2 = max(tau2, MIN_TAU ** 2)
+    w = 1.0 / (tau2 + v)
+    return float(np.sum(w * e) / np.sum(w)), tau2
 
 
 def fit(y: np.ndarray, temp: np.ndarray, start: np.ndarray, end: np.ndarray,

@@ -2,7 +2,9 @@
 -- readings at their mean time, with the medians of the day's first and last
 -- 12 hours and whether the day holds a reset (a battery_replaced event, a rise
 -- of more than 8 points from the first to the last half-day median, or a day
--- mean more than 5 points above the previous day's that the next day keeps). The forecast reads this view: daily aggregation happens here.
+-- mean more than 5 points above the previous day's that the next day keeps). The forecast reads this view: daily aggregation happens in SQL,
+-- into the table battery_day_stats, refreshed incrementally from new readings (and from
+-- the hourly rollup where raw readings aged out) before each forecast.
 -- grain: one row per device and UTC day with battery readings
 -- columns: day (date), level_pct (%), first_level_pct / last_level_pct (% medians of the
 -- half-days), n_readings,
@@ -11,15 +13,10 @@
 -- confirmation: what a forecast made before next_day can know; the backtest uses it)
 create or replace view battery_daily as
 with by_day as (
-    select device_id, observed_at::date as day,
-           avg(level_pct) as level_pct,
-           median(level_pct) filter (where hour(observed_at) < 12) as first_level_pct,
-           median(level_pct) filter (where hour(observed_at) >= 12) as last_level_pct,
-           count(*) as n_readings,
-           to_timestamp(avg(epoch(observed_at)))::timestamp as mean_observed_at,
-           max(observed_at) as last_observed_at
-    from battery_readings
-    group by all
+    -- the daily aggregates, maintained incrementally (tsfleet.power.daystats)
+    select device_id, day, level_pct, first_level_pct, last_level_pct, n_readings,
+           mean_observed_at, last_observed_at
+    from battery_day_stats
 ),
 events as (
     select distinct device_id, event_at::date as day

@@ -17,10 +17,11 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from tsfleet.power import forecast
+from tsfleet.power import daystats, forecast
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None) -> pd.DataFrame:
+    daystats.refresh(con)
     end = con.execute("select max(day) from battery_daily").fetchone()[0]
     if end is None:
         return pd.DataFrame()

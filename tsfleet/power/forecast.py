@@ -20,7 +20,7 @@ from datetime import datetime
 
 import numpy as np
 
-from tsfleet.power import holt, patterns, series, temperature
+from tsfleet.power import daystats, holt, patterns, series, temperature
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.results import write_result
 
@@ -42,6 +42,7 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
     ``shared`` maps device type to :class:`~tsfleet.power.holt.HoltParams` to
     reuse instead of fitting.
     """
+    daystats.refresh(con)
     s = series.load(con, devices, until)
     critical = _critical_pct(con, s.device_type)
     if shared is None:

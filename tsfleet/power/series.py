@@ -100,14 +100,16 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series
              / np.timedelta64(1, "s")) / DAY_S
         y = daily["level_pct"].to_numpy(float)
         reset = daily["is_reset_day"].to_numpy(bool)
+        last_obs = daily["last_observed_at"].to_numpy("datetime64[us]")
+        q_all = charge_from_level(y, dev_knee[row], dev_gain[row])
         bounds = np.flatnonzero(np.diff(row)) + 1
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(row)], strict=True):
             i = row[lo]
             r = np.flatnonzero(reset[lo:hi])
             first = lo + (r[-1] + 1 if len(r) else 0)
-            prev_rate[i] = _previous_rate(t[lo:hi], charge_from_level(
-                y[lo:hi], dev_knee[i], dev_gain[i]), r)
-            last_at[i] = daily["last_observed_at"].iloc[hi - 1]
+            if len(r):
+                prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r)
+            last_at[i] = last_obs[hi - 1]
             last_level[i] = y[hi - 1]
             if first >= hi:           # the last day is a reset: nothing after it yet
                 start[i], end[i] = col[hi - 1] + 1, col[hi - 1]

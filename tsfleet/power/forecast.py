@@ -16,6 +16,7 @@ battery data get a ``no_data`` row. No device is dropped silently.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -44,14 +45,23 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
     """
     daystats.refresh(con)
     s = series.load(con, devices, until)
-    critical = _critical_pct(con, s.device_type)
     if shared is None:
         shared = cached_params(con, s, until)
+    if devices is not None and not _complete(shared, s):
+        # the pooled parameters are due: pool them over the whole fleet (a full run)
+        s = series.load(con, None, until)
+        shared = cached_params(con, s, until)
+    critical = _critical_pct(con, s.device_type)
     out = compute(s, horizon_days, critical, until=until, shared=shared)
-    fresh = {t: p for t, p in out["shared"].items() if t not in shared}
+    fresh = {t: p for t, p in out["shared"].items()
+             if t not in shared or not shared[t].is_pooled}
     if fresh and until is None:
         store_params(con, fresh, _last_day(s))
     return out
+
+
+def _complete(shared: dict, s: series.Series) -> bool:
+    return all(t in shared and shared[t].is_pooled for t in np.unique(s.device_type))
 
 
 def _last_day(s: series.Series):
@@ -65,21 +75,28 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
         return {}
     last = _last_day(s)
     rows = con.execute(
-        "select device_type, alpha, beta, phi, source from battery_holt_params "
+        "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
+        "k_tau2, g_mean_pct_per_c, g_tau2 from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
-    return {t: holt.HoltParams(a, b, p, f"cached {src}") for t, a, b, p, src in rows}
+    return {t: holt.HoltParams(a, b, p, f"cached {src}", *(np.nan if v is None else v
+                                                           for v in pool))
+            for t, a, b, p, src, *pool in rows}
 
 
 def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> None:
     types = sorted(params)
+
+    def col(name):
+        return np.array([getattr(params[t], name) for t in types], dtype=float)
+
     write_result(con, "battery_holt_params", dict(
         device_type=np.array(types, dtype=object),
-        alpha=np.array([params[t].alpha for t in types]),
-        beta=np.array([params[t].beta for t in types]),
-        phi=np.array([params[t].phi for t in types]),
+        alpha=col("alpha"), beta=col("beta"), phi=col("phi"),
         source=np.array([params[t].source for t in types], dtype=object),
-        fitted_through=np.full(len(types), np.datetime64(fitted_through, "D"))),
+        fitted_through=np.full(len(types), np.datetime64(fitted_through, "D")),
+        prior_rate_pct_per_day=col("prior_rate"), k_mean_per_c=col("k_mean"),
+        k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2")),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
 
 
@@ -104,7 +121,9 @@ def shared_params(s: series.Series, y: np.ndarray, pat: patterns.Patterns,
 def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
             until: datetime | None = None, shared: dict | None = None) -> dict[str, np.ndarray]:
     n = s.n
-    pat = patterns.classify(s)
+    pooled = {t: (p.k_mean, p.k_tau2, p.g_mean, p.g_tau2)
+              for t, p in (shared or {}).items() if p.is_pooled}
+    pat = patterns.classify(s, pooled)
     fit_start = pat.fit_start
     tf = pat.temp
     y = tf.adjusted                     # the series at the span's mean temperature
@@ -138,7 +157,12 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     prior = {}
     for t in np.unique(s.device_type):
         r = rate_fit[eligible & (s.device_type == t)]
-        prior[t] = float(np.median(r)) if len(r) else DEFAULT_RATE
+        p = params[t]
+        prior[t] = (p.prior_rate if p.is_pooled else
+                    float(np.median(r)) if len(r) else DEFAULT_RATE)
+        params[t] = replace(p, prior_rate=prior[t], **dict(zip(
+            ("k_mean", "k_tau2", "g_mean", "g_tau2"),
+            pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)))
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
     method = np.where(eligible, "holt_winters", np.where(
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))

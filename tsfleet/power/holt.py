@@ -27,6 +27,19 @@ class HoltParams:
     beta: float
     phi: float
     source: str  # "statsmodels:<n> fits" or "default"
+    #: pooled per device type with the smoothing parameters (NaN: not pooled yet):
+    #: the type prior (median rate, % per day) and the temperature shrinkage
+    #: (mean and between-device variance of the consumption k and the gauge g)
+    prior_rate: float = float("nan")
+    k_mean: float = float("nan")
+    k_tau2: float = float("nan")
+    g_mean: float = float("nan")
+    g_tau2: float = float("nan")
+
+    @property
+    def is_pooled(self) -> bool:
+        return bool(np.isfinite([self.prior_rate, self.k_mean, self.k_tau2, self.g_mean,
+                                 self.g_tau2]).all())
 
 
 def holt_damped(y: np.ndarray, start: np.ndarray, end: np.ndarray, level0: np.ndarray,

@@ -72,15 +72,23 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
     temps = con.execute(
         "select zone, day, temperature_c from zone_temperature_daily "
         "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).df()
-    return build(dev, daily, temps)
+    # the fleet's calendar, whichever devices are read: a forecast of a few devices
+    # computes exactly what a forecast of the fleet computes for them
+    grid = con.execute("select min(day), max(day) from battery_day_stats "
+                       "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).fetchone()
+    return build(dev, daily, temps, grid)
 
 
-def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series:
+def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
+          grid: tuple | None = None) -> Series:
+    """The arrays of :class:`Series` from the daily rows; ``grid`` = (first, last day) of
+    the calendar (default: the days of ``daily``)."""
     n = len(dev)
     ids = dev["device_id"].to_numpy(object)
     if len(daily):
-        day0 = np.datetime64(pd.Timestamp(daily["day"].min()).to_datetime64(), "D")
-        n_cols = int((np.datetime64(pd.Timestamp(daily["day"].max()).to_datetime64(), "D")
+        lo, hi = grid if grid is not None else (daily["day"].min(), daily["day"].max())
+        day0 = np.datetime64(pd.Timestamp(lo).to_datetime64(), "D")
+        n_cols = int((np.datetime64(pd.Timestamp(hi).to_datetime64(), "D")
                       - day0).astype(int)) + 1
     else:
         day0, n_cols = np.datetime64("1970-01-01", "D"), 0

@@ -7,22 +7,24 @@
 create table battery_day_stats (
     device_id        varchar not null,
     day              date not null,
-    level_pct        double,
-    first_level_pct  double,
-    last_level_pct   double,
     n_readings       bigint not null,
-    mean_observed_at timestamp,
-    last_observed_at timestamp
+    level_sum        double not null,
+    epoch_sum        double not null,
+    last_observed_at timestamp not null,
+    am_n             bigint not null,
+    am_level_sum     double not null,
+    pm_n             bigint not null,
+    pm_level_sum     double not null
 );
-comment on table battery_day_stats is 'Grain: one row per battery device and UTC day with battery readings. level_pct (%): mean normalized level (voltage-only devices through the chemistry curve), weighted by readings; first/last_level_pct (%): medians of the hours before / after noon; mean_observed_at, last_observed_at (UTC). Maintained by tsfleet.power.daystats.refresh.';
+comment on table battery_day_stats is 'Grain: one row per battery device and UTC day with battery readings. Sums over the day''s readings of the normalized level (%; voltage-only devices through the chemistry curve) and of the observation time (epoch seconds), in total and for the hours before (am) and after (pm) noon; n_readings, last_observed_at (UTC). The view battery_daily turns them into means. Maintained by tsfleet.power.daystats.refresh.';
 
 create table temperature_day_stats (
     device_id        varchar not null,
     day              date not null,
-    temperature_c    double not null,
-    n_readings       bigint not null
+    n_readings       bigint not null,
+    temperature_sum  double not null
 );
-comment on table temperature_day_stats is 'Grain: one row per device and UTC day with temperature_c readings. temperature_c (degrees C): mean of the day, weighted by readings. Maintained by tsfleet.power.daystats.refresh.';
+comment on table temperature_day_stats is 'Grain: one row per device and UTC day with temperature_c readings. temperature_sum (degrees C summed over n_readings readings). Maintained by tsfleet.power.daystats.refresh.';
 
 create table power_refresh (
     batch_id         bigint,

@@ -1,14 +1,14 @@
--- Daily battery level of the keys in power_refresh_keys, as the next refresh
--- writes it into battery_day_stats: battery_pct as reported, or battery_voltage_v
+-- Daily battery sums of the rows in power_refresh_rows, as the next refresh
+-- folds them into battery_day_stats: battery_pct as reported, or battery_voltage_v
 -- through the chemistry's open-circuit curve (battery_curve_points) for devices
--- that report only a voltage; mean weighted by readings, medians of the hours
--- before and after noon.
--- grain: one row per battery device and UTC day to recompute
--- columns: level_pct, first_level_pct, last_level_pct (%), n_readings,
--- mean_observed_at, last_observed_at (UTC)
+-- that report only a voltage; sums weighted by readings, in total and for the
+-- hours before (am) and after (pm) noon.
+-- grain: one row per battery device and UTC day with rows to fold in
+-- columns: n_readings, level_sum (% x readings), epoch_sum (epoch seconds x readings),
+-- last_observed_at (UTC), am_n, am_level_sum, pm_n, pm_level_sum
 create or replace view battery_day_pending as
 with src as (
-    select * from power_refresh_source where metric <> 'temperature_c'
+    select * from power_refresh_rows where metric <> 'temperature_c'
 ),
 pct_devices as (
     select device_id from device_latest where metric = 'battery_pct'
@@ -53,13 +53,16 @@ levels as (
 ),
 final as (
     select device_id, observed_at::date as day,
-           sum(level_pct * weight) / sum(weight) as level_pct,
-           median(level_pct) filter (where hour(observed_at) < 12) as first_level_pct,
-           median(level_pct) filter (where hour(observed_at) >= 12) as last_level_pct,
            sum(weight) as n_readings,
-           to_timestamp(sum(epoch(observed_at) * weight) / sum(weight))::timestamp
-               as mean_observed_at,
-           max(observed_at) as last_observed_at
+           sum(level_pct * weight) as level_sum,
+           sum(epoch(observed_at) * weight) as epoch_sum,
+           max(observed_at) as last_observed_at,
+           coalesce(sum(weight) filter (where hour(observed_at) < 12), 0) as am_n,
+           coalesce(sum(level_pct * weight) filter (where hour(observed_at) < 12), 0)
+               as am_level_sum,
+           coalesce(sum(weight) filter (where hour(observed_at) >= 12), 0) as pm_n,
+           coalesce(sum(level_pct * weight) filter (where hour(observed_at) >= 12), 0)
+               as pm_level_sum
     from levels
     group by all
 )

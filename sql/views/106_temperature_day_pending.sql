@@ -1,15 +1,15 @@
--- Daily mean temperature of the keys in power_refresh_keys, as the next refresh
--- writes it into temperature_day_stats.
--- grain: one row per device and UTC day to recompute
--- columns: temperature_c (degrees C, mean weighted by readings), n_readings
+-- Daily temperature sums of the rows in power_refresh_rows, as the next refresh
+-- folds them into temperature_day_stats.
+-- grain: one row per device and UTC day with temperature rows to fold in
+-- columns: n_readings, temperature_sum (degrees C x readings)
 create or replace view temperature_day_pending as
 with src as (
-    select * from power_refresh_source where metric = 'temperature_c'
+    select * from power_refresh_rows where metric = 'temperature_c'
 ),
 final as (
     select device_id, observed_at::date as day,
-           sum(value * weight) / sum(weight) as temperature_c,
-           sum(weight) as n_readings
+           sum(weight) as n_readings,
+           sum(value * weight) as temperature_sum
     from src
     group by all
 )

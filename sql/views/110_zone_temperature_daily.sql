@@ -6,7 +6,7 @@
 create or replace view zone_temperature_daily as
 with device_day as (
     -- daily means per device, maintained incrementally (tsfleet.power.daystats)
-    select t.device_id, d.zone, t.day, t.temperature_c
+    select t.device_id, d.zone, t.day, t.temperature_sum / t.n_readings as temperature_c
     from temperature_day_stats t
     join devices d using (device_id)
 ),

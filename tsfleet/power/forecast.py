@@ -33,6 +33,7 @@ RECENT_DAYS = 7                # the future is expected at the last week's tempe
 SHORT_NOISE_PCT = 0.3          # floor of the daily-mean noise of a short segment, %
 PRIOR_REL_SD = 0.5             # spread of the fallback rate between devices, relative
 REFIT_DAYS = 7                 # shared parameters fitted on data this recent are reused
+KNEE_FIT_DAYS = 10             # near the knee, the model is fitted on the last days only
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None,
@@ -43,6 +44,8 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
     ``shared`` maps device type to :class:`~tsfleet.power.holt.HoltParams` to
     reuse instead of fitting.
     """
+    if shared is None and not _fresh_params(con):
+        holt.preload()                  # the per-type fits will need statsmodels
     daystats.refresh(con)
     s = series.load(con, devices, until)
     if shared is None:
@@ -58,6 +61,13 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
     if fresh and until is None:
         store_params(con, fresh, _last_day(s))
     return out
+
+
+def _fresh_params(con) -> bool:
+    """Whether cached pooled parameters recent enough to reuse may exist."""
+    return con.execute(
+        "select count(*) > 0 from battery_holt_params where fitted_through >= "
+        "(select max(day) from battery_day_stats) - ?::integer", [REFIT_DAYS]).fetchone()[0]
 
 
 def _complete(shared: dict, s: series.Series) -> bool:
@@ -125,6 +135,12 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
               for t, p in (shared or {}).items() if p.is_pooled}
     pat = patterns.classify(s, pooled)
     fit_start = pat.fit_start
+    # near and below the knee, the chemistry's nominal knee differs from the device's own,
+    # so the charge-equivalent series bends: fit the recent days only
+    level_now = (s.level[np.arange(n), np.maximum(s.end, 0)] if s.level.shape[1]
+                 else np.full(n, np.nan))
+    near_knee = (s.end >= 0) & (s.knee > 0) & (level_now < s.knee + 5)
+    fit_start = np.where(near_knee, np.maximum(fit_start, s.end - KNEE_FIT_DAYS), fit_start)
     tf = pat.temp
     y = tf.adjusted                     # the series at the span's mean temperature
     has_data = s.end >= 0

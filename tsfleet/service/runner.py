@@ -97,8 +97,8 @@ def run_one(fleet, name: str, *, force: bool = False) -> RunResult:
             done = domain.analyze()
         refresh_card_tables(con, name)
         n_items = len(devices) if devices is not None else None
-        if devices is not None and isinstance(done, int):
-            n_items = done       # the domain may widen an incremental run (power: a refit)
+        if devices is not None and isinstance(done, int) and done > len(devices):
+            n_items = done       # the domain widened the incremental run (power: a refit)
         status, error = "ok", None
     except Exception as exc:  # noqa: BLE001 - recorded, logged and retried by design
         log.exception("analysis %s failed", name)

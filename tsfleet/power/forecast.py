@@ -304,7 +304,7 @@ def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.n
 
 
 def _at(noon: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """noon + steps days (NaT where never or beyond ~30 years)."""
+    """noon + steps days, to the second (NaT where never or beyond ~30 years)."""
     ok = np.isfinite(steps) & (steps < 365 * 30)
-    delta = (np.where(ok, steps, 0) * 86400e6).astype("timedelta64[us]")
+    delta = np.round(np.where(ok, steps, 0) * 86400.0).astype("timedelta64[s]")
     return np.where(ok, noon + delta, np.datetime64("NaT"))

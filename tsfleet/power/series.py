@@ -56,7 +56,7 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
         "coalesce(c.knee_pct, 0) as knee, coalesce(c.knee_gain, 0) as gain "
         "from devices d left join battery_chemistries c on c.chemistry = d.battery_chemistry "
         "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
-        "and (?::varchar[] is null or list_contains(?::varchar[], d.device_id)) "
+        "and (?::varchar[] is null or d.device_id in (select unnest(?::varchar[]))) "
         "order by d.device_id", [devices, devices]).df()
     cut = pd.Timestamp(until) if until is not None else None
     daily = con.execute(
@@ -66,7 +66,7 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
         "then b.is_reset_day_unconfirmed else b.is_reset_day end as is_reset_day "
         "from battery_daily b join devices d using (device_id) "
         "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
-        "and (?::varchar[] is null or list_contains(?::varchar[], b.device_id)) "
+        "and (?::varchar[] is null or b.device_id in (select unnest(?::varchar[]))) "
         "and (?::timestamp is null or b.day < ?::timestamp) "
         "order by b.device_id, b.day", [cut, cut, devices, devices, cut, cut]).df()
     temps = con.execute(
@@ -162,5 +162,6 @@ def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray) -> float:
         if len(ok) < 5:
             continue
         ok = ok[t[ok] >= t[ok[-1]] - PREV_DAYS]
-        return float(-np.polyfit(t[ok], q[ok], 1)[0])
+        tt = t[ok] - t[ok].mean()
+        return float(-(tt * q[ok]).sum() / (tt * tt).sum())
     return np.nan

@@ -1,6 +1,6 @@
 -- The battery and temperature values the next refresh of the daily power
 -- aggregates folds in: the readings of ingest batches after the watermark up to
--- the target (the session variables power_mark and power_target, which
+-- the target (the session variables power_mark, power_target and power_rollup_until, which
 -- tsfleet.power.daystats.refresh sets from power_refresh; constants, so the scan
 -- skips the row groups of older batches). power_mark < 0 is a rebuild:
 -- the whole history: each raw reading still kept, and the hourly rollup
@@ -22,9 +22,11 @@ raw as not materialized (
       and r.batch_id <= getvariable('power_target')
 ),
 raw_hours as (
-    -- only hours the rollup may also hold (late data after a retention run)
+    -- only hours the rollup may also hold (late data after a retention run): raw readings
+    -- up to the rollup's last observation (power_rollup_until, null: no rollup)
     select distinct device_id, metric, date_trunc('hour', observed_at) as hour_at from raw
-    where observed_at <= (select max(last_observed_at) from readings_hourly_rollup)
+    where getvariable('power_mark') < 0
+      and observed_at <= getvariable('power_rollup_until')
 ),
 rolled as (
     select h.device_id, h.metric, h.last_observed_at as observed_at, h.value_mean as value,

@@ -7,7 +7,7 @@
 -- columns: n_readings, level_sum (% x readings), epoch_sum (epoch seconds x readings),
 -- last_observed_at (UTC), am_n, am_level_sum, pm_n, pm_level_sum
 create or replace view battery_day_pending as
-with src as (
+with src as not materialized (
     select * from power_refresh_rows where metric <> 'temperature_c'
 ),
 pct_devices as (

@@ -3,7 +3,7 @@
 -- grain: one row per device and UTC day with temperature rows to fold in
 -- columns: n_readings, temperature_sum (degrees C x readings)
 create or replace view temperature_day_pending as
-with src as (
+with src as not materialized (
     select * from power_refresh_rows where metric = 'temperature_c'
 ),
 final as (

@@ -44,6 +44,8 @@ def refresh(con, full: bool = False) -> int:
         con.execute("insert into power_refresh values (?, ?, ?)", [mark, target, now_utc()])
         con.execute("set variable power_mark = ?", [-1 if mark is None else int(mark)])
         con.execute("set variable power_target = ?", [int(target)])
+        con.execute("set variable power_rollup_until = (select max(last_observed_at) "
+                    "from readings_hourly_rollup)")
         for table, pending, sums in TABLES:
             if mark is None:
                 con.execute(f"delete from {table}")

@@ -1,25 +1,26 @@
 -- Daily battery level per device: the mean normalized level of the day's
--- readings at their mean time, with the medians of the day's first and last
+-- readings at their mean time, with the means of the day's first and last
 -- 12 hours and whether the day holds a reset (a battery_replaced event, a rise
--- of more than 8 points from the first to the last half-day median, or a day
--- mean more than 5 points above the previous day's that the next day keeps). The forecast reads this view: daily aggregation happens here.
+-- of more than 8 points from the first to the last half-day mean, or a day
+-- mean more than 5 points above the previous day's that the next day keeps). The forecast reads this view: daily aggregation happens in SQL,
+-- into the table battery_day_stats, refreshed incrementally from new readings (and from
+-- the hourly rollup where raw readings aged out) before each forecast.
 -- grain: one row per device and UTC day with battery readings
--- columns: day (date), level_pct (%), first_level_pct / last_level_pct (% medians of the
+-- columns: day (date), level_pct (%), first_level_pct / last_level_pct (% means of the
 -- half-days), n_readings,
 -- mean_observed_at (UTC), last_observed_at (UTC), is_reset_day, next_day (date of the
 -- device's next row), is_reset_day_unconfirmed (the same test without the next day's
 -- confirmation: what a forecast made before next_day can know; the backtest uses it)
 create or replace view battery_daily as
 with by_day as (
-    select device_id, observed_at::date as day,
-           avg(level_pct) as level_pct,
-           median(level_pct) filter (where hour(observed_at) < 12) as first_level_pct,
-           median(level_pct) filter (where hour(observed_at) >= 12) as last_level_pct,
-           count(*) as n_readings,
-           to_timestamp(avg(epoch(observed_at)))::timestamp as mean_observed_at,
-           max(observed_at) as last_observed_at
-    from battery_readings
-    group by all
+    -- the daily sums, maintained incrementally (tsfleet.power.daystats)
+    select device_id, day, level_sum / n_readings as level_pct,
+           am_level_sum / nullif(am_n, 0) as first_level_pct,
+           pm_level_sum / nullif(pm_n, 0) as last_level_pct,
+           n_readings,
+           to_timestamp(epoch_sum / n_readings)::timestamp as mean_observed_at,
+           last_observed_at
+    from battery_day_stats
 ),
 events as (
     select distinct device_id, event_at::date as day

@@ -5,11 +5,10 @@
 -- columns: day (date), temperature_c (degrees C), n_devices
 create or replace view zone_temperature_daily as
 with device_day as (
-    select r.device_id, d.zone, r.observed_at::date as day, avg(r.value) as temperature_c
-    from readings r
+    -- daily means per device, maintained incrementally (tsfleet.power.daystats)
+    select t.device_id, d.zone, t.day, t.temperature_sum / t.n_readings as temperature_c
+    from temperature_day_stats t
     join devices d using (device_id)
-    where r.metric = 'temperature_c'
-    group by all
 ),
 final as (
     select zone, day, median(temperature_c) as temperature_c, count(*) as n_devices

@@ -43,20 +43,20 @@ def test_power_incremental_run_recomputes_only_what_changed_and_equals_a_full_ru
     run = sim.query("select * from analysis_runs where analysis = 'power' "
                     "order by run_id desc limit 1")[0]
     assert inc.status == "ok" and run["is_incremental"]
-    # the changed devices and the rest of their pool (power fits per device type), no more
-    assert inc.n_items == run["n_items"] == len(target["ids"]) < len(before)
+    # only the changed devices: the parameters pooled per device type are cached
+    assert inc.n_items == run["n_items"] == len(changed) < len(before)
     after = computed_at(sim)
     redone = {d for d in after if after[d] != before[d]}
-    assert redone == set(target["ids"])
+    assert redone == set(changed)
     incremental = sim.frame(FORECAST)
 
     [full] = sim.analyze(only="power", force=True)
     assert full.status == "ok" and full.n_items is None
     pd.testing.assert_frame_equal(incremental, sim.frame(FORECAST))
-    # the new day moved the changed devices' forecasts, the other pools kept theirs
+    # the new day moved the changed devices' forecasts, the other devices kept theirs
     inc = incremental.set_index("device_id")
     assert (inc.loc[changed, "as_of"] > original.loc[changed, "as_of"]).all()
-    others = [d for d in inc.index if d not in target["ids"]]
+    others = [d for d in inc.index if d not in changed]
     pd.testing.assert_frame_equal(inc.loc[others], original.loc[others])
     assert sim.analyze(only="power")[0].status == "skipped"  # nothing new: nothing to do
 

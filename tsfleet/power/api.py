@@ -116,11 +116,17 @@ class Power:
         return self.fleet.query("select * exclude (computed_at, params) from drain_attribution")
 
     # -- domain contract ---------------------------------------------------------------------
-    def analyze(self, devices: list[str] | None = None) -> None:
-        """Forecast (all or ``devices``), then the plan and the attribution."""
-        self.forecast(30, devices)
+    def analyze(self, devices: list[str] | None = None) -> int:
+        """Forecast (all or ``devices``), then the plan and the attribution.
+
+        Returns the number of devices forecast: ``devices`` alone while the
+        parameters pooled per device type are current, every device when they
+        are due again (see :data:`tsfleet.power.forecast.REFIT_DAYS`).
+        """
+        n = len(self.forecast(30, devices))
         self.replacement_plan(30)
         self.attribution()
+        return n
 
     def summary(self) -> list[str]:
         rows = self.fleet.query(

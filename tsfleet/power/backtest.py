@@ -17,10 +17,11 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from tsfleet.power import forecast
+from tsfleet.power import daystats, forecast
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None) -> pd.DataFrame:
+    daystats.refresh(con)
     end = con.execute("select max(day) from battery_daily").fetchone()[0]
     if end is None:
         return pd.DataFrame()
@@ -31,7 +32,8 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None) -> pd.Dat
         # no look-ahead: the last day before the cut is judged without the day after it
         "case when day < ?::timestamp and next_day >= ?::timestamp "
         "then is_reset_day_unconfirmed else is_reset_day end as is_reset_day "
-        "from battery_daily where ?::varchar[] is null or list_contains(?::varchar[], device_id) "
+        "from battery_daily "
+        "where ?::varchar[] is null or device_id in (select unnest(?::varchar[])) "
         "order by device_id, day", [cut, cut, devices, devices]).df()
     t_cut = cut.timestamp() / 86400.0
     rows = []

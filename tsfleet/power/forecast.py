@@ -16,11 +16,12 @@ battery data get a ``no_data`` row. No device is dropped silently.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
 
-from tsfleet.power import holt, patterns, series, temperature
+from tsfleet.power import daystats, holt, patterns, series, temperature
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.results import write_result
 
@@ -32,6 +33,7 @@ RECENT_DAYS = 7                # the future is expected at the last week's tempe
 SHORT_NOISE_PCT = 0.3          # floor of the daily-mean noise of a short segment, %
 PRIOR_REL_SD = 0.5             # spread of the fallback rate between devices, relative
 REFIT_DAYS = 7                 # shared parameters fitted on data this recent are reused
+KNEE_FIT_DAYS = 10             # near the knee, the model is fitted on the last days only
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None,
@@ -42,15 +44,34 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
     ``shared`` maps device type to :class:`~tsfleet.power.holt.HoltParams` to
     reuse instead of fitting.
     """
+    if shared is None and not _fresh_params(con):
+        holt.preload()                  # the per-type fits will need statsmodels
+    daystats.refresh(con)
     s = series.load(con, devices, until)
-    critical = _critical_pct(con, s.device_type)
     if shared is None:
         shared = cached_params(con, s, until)
+    if devices is not None and not _complete(shared, s):
+        # the pooled parameters are due: pool them over the whole fleet (a full run)
+        s = series.load(con, None, until)
+        shared = cached_params(con, s, until)
+    critical = _critical_pct(con, s.device_type)
     out = compute(s, horizon_days, critical, until=until, shared=shared)
-    fresh = {t: p for t, p in out["shared"].items() if t not in shared}
+    fresh = {t: p for t, p in out["shared"].items()
+             if t not in shared or not shared[t].is_pooled}
     if fresh and until is None:
         store_params(con, fresh, _last_day(s))
     return out
+
+
+def _fresh_params(con) -> bool:
+    """Whether cached pooled parameters recent enough to reuse may exist."""
+    return con.execute(
+        "select count(*) > 0 from battery_holt_params where fitted_through >= "
+        "(select max(day) from battery_day_stats) - ?::integer", [REFIT_DAYS]).fetchone()[0]
+
+
+def _complete(shared: dict, s: series.Series) -> bool:
+    return all(t in shared and shared[t].is_pooled for t in np.unique(s.device_type))
 
 
 def _last_day(s: series.Series):
@@ -64,21 +85,28 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
         return {}
     last = _last_day(s)
     rows = con.execute(
-        "select device_type, alpha, beta, phi, source from battery_holt_params "
+        "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
+        "k_tau2, g_mean_pct_per_c, g_tau2 from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
-    return {t: holt.HoltParams(a, b, p, f"cached {src}") for t, a, b, p, src in rows}
+    return {t: holt.HoltParams(a, b, p, f"cached {src}", *(np.nan if v is None else v
+                                                           for v in pool))
+            for t, a, b, p, src, *pool in rows}
 
 
 def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> None:
     types = sorted(params)
+
+    def col(name):
+        return np.array([getattr(params[t], name) for t in types], dtype=float)
+
     write_result(con, "battery_holt_params", dict(
         device_type=np.array(types, dtype=object),
-        alpha=np.array([params[t].alpha for t in types]),
-        beta=np.array([params[t].beta for t in types]),
-        phi=np.array([params[t].phi for t in types]),
+        alpha=col("alpha"), beta=col("beta"), phi=col("phi"),
         source=np.array([params[t].source for t in types], dtype=object),
-        fitted_through=np.full(len(types), np.datetime64(fitted_through, "D"))),
+        fitted_through=np.full(len(types), np.datetime64(fitted_through, "D")),
+        prior_rate_pct_per_day=col("prior_rate"), k_mean_per_c=col("k_mean"),
+        k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2")),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
 
 
@@ -103,8 +131,16 @@ def shared_params(s: series.Series, y: np.ndarray, pat: patterns.Patterns,
 def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
             until: datetime | None = None, shared: dict | None = None) -> dict[str, np.ndarray]:
     n = s.n
-    pat = patterns.classify(s)
+    pooled = {t: (p.k_mean, p.k_tau2, p.g_mean, p.g_tau2)
+              for t, p in (shared or {}).items() if p.is_pooled}
+    pat = patterns.classify(s, pooled)
     fit_start = pat.fit_start
+    # near and below the knee, the chemistry's nominal knee differs from the device's own,
+    # so the charge-equivalent series bends: fit the recent days only
+    level_now = (s.level[np.arange(n), np.maximum(s.end, 0)] if s.level.shape[1]
+                 else np.full(n, np.nan))
+    near_knee = (s.end >= 0) & (s.knee > 0) & (level_now < s.knee + 5)
+    fit_start = np.where(near_knee, np.maximum(fit_start, s.end - KNEE_FIT_DAYS), fit_start)
     tf = pat.temp
     y = tf.adjusted                     # the series at the span's mean temperature
     has_data = s.end >= 0
@@ -137,7 +173,12 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     prior = {}
     for t in np.unique(s.device_type):
         r = rate_fit[eligible & (s.device_type == t)]
-        prior[t] = float(np.median(r)) if len(r) else DEFAULT_RATE
+        p = params[t]
+        prior[t] = (p.prior_rate if p.is_pooled else
+                    float(np.median(r)) if len(r) else DEFAULT_RATE)
+        params[t] = replace(p, prior_rate=prior[t], **dict(zip(
+            ("k_mean", "k_tau2", "g_mean", "g_tau2"),
+            pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)))
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
     method = np.where(eligible, "holt_winters", np.where(
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
@@ -263,7 +304,7 @@ def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.n
 
 
 def _at(noon: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """noon + steps days (NaT where never or beyond ~30 years)."""
+    """noon + steps days, to the second (NaT where never or beyond ~30 years)."""
     ok = np.isfinite(steps) & (steps < 365 * 30)
-    delta = (np.where(ok, steps, 0) * 86400e6).astype("timedelta64[us]")
+    delta = np.round(np.where(ok, steps, 0) * 86400.0).astype("timedelta64[s]")
     return np.where(ok, noon + delta, np.datetime64("NaT"))

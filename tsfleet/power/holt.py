@@ -10,6 +10,9 @@ device). ``tests/power`` checks both give the same levels and forecasts.
 
 from __future__ import annotations
 
+import importlib
+import sys
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -27,6 +30,19 @@ class HoltParams:
     beta: float
     phi: float
     source: str  # "statsmodels:<n> fits" or "default"
+    #: pooled per device type with the smoothing parameters (NaN: not pooled yet):
+    #: the type prior (median rate, % per day) and the temperature shrinkage
+    #: (mean and between-device variance of the consumption k and the gauge g)
+    prior_rate: float = float("nan")
+    k_mean: float = float("nan")
+    k_tau2: float = float("nan")
+    g_mean: float = float("nan")
+    g_tau2: float = float("nan")
+
+    @property
+    def is_pooled(self) -> bool:
+        return bool(np.isfinite([self.prior_rate, self.k_mean, self.k_tau2, self.g_mean,
+                                 self.g_tau2]).all())
 
 
 def holt_damped(y: np.ndarray, start: np.ndarray, end: np.ndarray, level0: np.ndarray,
@@ -70,6 +86,17 @@ def steps_to_reach(level, trend, phi, target) -> np.ndarray:
     h = np.where(level <= target, 0.0, h)
     ok = (level <= target) | ((trend < 0) & (arg > 0) & np.isfinite(h))
     return np.where(ok, np.maximum(h, 0.0), np.inf)
+
+
+def preload() -> threading.Thread | None:
+    """Import statsmodels' Holt-Winters in a background thread (seconds of Python) while
+    the caller runs SQL and numpy; a later import waits for it. None if already imported."""
+    if "statsmodels.tsa.holtwinters" in sys.modules:
+        return None
+    thread = threading.Thread(target=importlib.import_module,
+                              args=("statsmodels.tsa.holtwinters",), daemon=True)
+    thread.start()
+    return thread
 
 
 def fit_statsmodels(y: np.ndarray, optimized: bool = True, params: HoltParams | None = None,

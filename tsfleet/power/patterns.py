@@ -84,7 +84,9 @@ def line_fit(y: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return intercept, slope, np.where(n_ >= 3, sd, np.nan)
 
 
-def classify(s: Series) -> Patterns:
+def classify(s: Series, pooled: dict | None = None) -> Patterns:
+    """Patterns of every device; ``pooled``: the temperature shrinkage per device type
+    (see :func:`tsfleet.power.temperature.fit`), else pooled from these devices."""
     n = s.n
     y = s.charge
     mask = np.isfinite(y)
@@ -120,7 +122,7 @@ def classify(s: Series) -> Patterns:
         with np.errstate(invalid="ignore"):
             sd = np.where(step, np.sqrt(sse2 / np.maximum(n_full - 4, 1)), sd)
     fit_start = np.where(change >= 0, change, s.start)
-    tf = temperature.fit(y, s.temperature, fit_start, s.end, s.device_type)
+    tf = temperature.fit(y, s.temperature, fit_start, s.end, s.device_type, pooled)
     k, kse = tf.k_raw, tf.k_se
     with np.errstate(divide="ignore", invalid="ignore"):
         kt = k / kse

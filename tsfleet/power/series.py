@@ -19,6 +19,7 @@ import pandas as pd
 from tsfleet.power.chemistry import charge_from_level
 
 DAY_S = 86400.0
+PREV_DAYS = 14         # the previous segment's rate is its last two weeks' slope
 
 
 @dataclass
@@ -55,7 +56,7 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
         "coalesce(c.knee_pct, 0) as knee, coalesce(c.knee_gain, 0) as gain "
         "from devices d left join battery_chemistries c on c.chemistry = d.battery_chemistry "
         "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
-        "and (?::varchar[] is null or list_contains(?::varchar[], d.device_id)) "
+        "and (?::varchar[] is null or d.device_id in (select unnest(?::varchar[]))) "
         "order by d.device_id", [devices, devices]).df()
     cut = pd.Timestamp(until) if until is not None else None
     daily = con.execute(
@@ -65,21 +66,29 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
         "then b.is_reset_day_unconfirmed else b.is_reset_day end as is_reset_day "
         "from battery_daily b join devices d using (device_id) "
         "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
-        "and (?::varchar[] is null or list_contains(?::varchar[], b.device_id)) "
+        "and (?::varchar[] is null or b.device_id in (select unnest(?::varchar[]))) "
         "and (?::timestamp is null or b.day < ?::timestamp) "
         "order by b.device_id, b.day", [cut, cut, devices, devices, cut, cut]).df()
     temps = con.execute(
         "select zone, day, temperature_c from zone_temperature_daily "
         "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).df()
-    return build(dev, daily, temps)
+    # the fleet's calendar, whichever devices are read: a forecast of a few devices
+    # computes exactly what a forecast of the fleet computes for them
+    grid = con.execute("select min(day), max(day) from battery_day_stats "
+                       "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).fetchone()
+    return build(dev, daily, temps, grid)
 
 
-def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series:
+def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
+          grid: tuple | None = None) -> Series:
+    """The arrays of :class:`Series` from the daily rows; ``grid`` = (first, last day) of
+    the calendar (default: the days of ``daily``)."""
     n = len(dev)
     ids = dev["device_id"].to_numpy(object)
     if len(daily):
-        day0 = np.datetime64(pd.Timestamp(daily["day"].min()).to_datetime64(), "D")
-        n_cols = int((np.datetime64(pd.Timestamp(daily["day"].max()).to_datetime64(), "D")
+        lo, hi = grid if grid is not None else (daily["day"].min(), daily["day"].max())
+        day0 = np.datetime64(pd.Timestamp(lo).to_datetime64(), "D")
+        n_cols = int((np.datetime64(pd.Timestamp(hi).to_datetime64(), "D")
                       - day0).astype(int)) + 1
     else:
         day0, n_cols = np.datetime64("1970-01-01", "D"), 0
@@ -91,6 +100,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series
     last_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     last_level = np.full(n, np.nan)
     prev_rate = np.full(n, np.nan)
+    dev_knee, dev_gain = dev["knee"].to_numpy(float), dev["gain"].to_numpy(float)
     if len(daily):
         row = pd.Index(ids).get_indexer(daily["device_id"])
         col = (daily["day"].to_numpy("datetime64[D]") - day0).astype(int)
@@ -98,13 +108,16 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series
              / np.timedelta64(1, "s")) / DAY_S
         y = daily["level_pct"].to_numpy(float)
         reset = daily["is_reset_day"].to_numpy(bool)
+        last_obs = daily["last_observed_at"].to_numpy("datetime64[us]")
+        q_all = charge_from_level(y, dev_knee[row], dev_gain[row])
         bounds = np.flatnonzero(np.diff(row)) + 1
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(row)], strict=True):
             i = row[lo]
             r = np.flatnonzero(reset[lo:hi])
             first = lo + (r[-1] + 1 if len(r) else 0)
-            prev_rate[i] = _previous_rate(t[lo:hi], y[lo:hi], r)
-            last_at[i] = daily["last_observed_at"].iloc[hi - 1]
+            if len(r):
+                prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r)
+            last_at[i] = last_obs[hi - 1]
             last_level[i] = y[hi - 1]
             if first >= hi:           # the last day is a reset: nothing after it yet
                 start[i], end[i] = col[hi - 1] + 1, col[hi - 1]
@@ -135,13 +148,20 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame) -> Series
         last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate)
 
 
-def _previous_rate(t: np.ndarray, y: np.ndarray, resets: np.ndarray) -> float:
-    """Discharge rate (% per day) of the last complete segment before the current one."""
-    if len(resets) == 0:
-        return np.nan
-    lo = resets[-2] + 1 if len(resets) >= 2 else 0
-    hi = resets[-1] - 1                      # the day before a reset is often mixed
-    ok = np.isfinite(y[lo:hi])
-    if ok.sum() < 5:
-        return np.nan
-    return float(-np.polyfit(t[lo:hi][ok], y[lo:hi][ok], 1)[0])
+def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray) -> float:
+    """Discharge rate (charge-equivalent % per day) at the end of the last complete
+    segment before the current one: the slope of its last :data:`PREV_DAYS` days.
+
+    Consecutive reset days (a charge spread over midnight) are one reset; a
+    segment with fewer than 5 days is skipped for the one before it.
+    """
+    for j in range(len(resets) - 1, -1, -1):
+        lo = resets[j - 1] + 1 if j >= 1 else 0
+        hi = resets[j] - 1                   # the day before a reset is often mixed
+        ok = np.flatnonzero(np.isfinite(q[lo:hi])) + lo
+        if len(ok) < 5:
+            continue
+        ok = ok[t[ok] >= t[ok[-1]] - PREV_DAYS]
+        tt = t[ok] - t[ok].mean()
+        return float(-(tt * q[ok]).sum() / (tt * tt).sum())
+    return np.nan

@@ -42,24 +42,53 @@ class TempFit:
     k_se: np.ndarray
     cum_end: np.ndarray      # degree-days of anomaly accumulated over the span (C(end))
     adjusted: np.ndarray     # charge-equivalent series at T_ref (same shape as the input)
+    pools: dict              # group -> (k_mean, k_tau2, g_mean, g_tau2) the shrinkage used
 
 
-def _shrink(est: np.ndarray, se: np.ndarray, groups: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Empirical-Bayes shrinkage of ``est`` towards each group's precision-weighted mean."""
+def _shrink(est: np.ndarray, se: np.ndarray, groups: np.ndarray, ok: np.ndarray,
+            pooled: dict | None = None) -> tuple[np.ndarray, dict]:
+    """Empirical-Bayes shrinkage of ``est`` towards each group's precision-weighted mean.
+
+    ``pooled`` maps a group to its (mean, tau2) from an earlier run (so that a
+    run over a few devices shrinks them exactly as a run over the fleet did);
+    other groups are pooled from this run's devices. Returns the shrunk
+    estimates and every group's (mean, tau2).
+    """
     out = np.zeros(len(est))
+    pools = {}
     for grp in np.unique(groups[ok]):
         sel = ok & (groups == grp)
         e, v = est[sel], se[sel] ** 2
-        tau2 = max(float(np.var(e) - np.mean(v)), MIN_TAU ** 2) if sel.sum() > 2 else MIN_TAU ** 2
-        w = 1.0 / (tau2 + v)
-        mean = float(np.sum(w * e) / np.sum(w))
+        mean, tau2 = pooled[grp] if pooled and grp in pooled else pool(e, v)
+        pools[grp] = (mean, tau2)
         out[sel] = mean + tau2 / (tau2 + v) * (e - mean)
-    return out
+    return out, pools
+
+
+def pool(e: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """Precision-weighted mean and between-device variance (DerSimonian-Laird).
+
+    The DerSimonian-Laird estimate weighs each device by its precision, so a few
+    devices with a huge standard error (a short or flat span) neither inflate
+    nor hide the spread between devices, as a plain ``var(e) - mean(v)`` does.
+    """
+    w = 1.0 / v
+    m0 = float(np.sum(w * e) / np.sum(w))
+    q = float(np.sum(w * (e - m0) ** 2))
+    c = float(np.sum(w) - np.sum(w ** 2) / np.sum(w))
+    tau2 = (q - (len(e) - 1)) / c if len(e) > 2 and c > 0 else 0.0
+    tau2 = max(tau2, MIN_TAU ** 2)
+    w = 1.0 / (tau2 + v)
+    return float(np.sum(w * e) / np.sum(w)), tau2
 
 
 def fit(y: np.ndarray, temp: np.ndarray, start: np.ndarray, end: np.ndarray,
-        groups: np.ndarray) -> TempFit:
-    """Estimate both effects per row of ``y`` over columns [start, end]."""
+        groups: np.ndarray, pooled: dict | None = None) -> TempFit:
+    """Estimate both effects per row of ``y`` over columns [start, end].
+
+    ``pooled`` maps a group to ``(k_mean, k_tau2, g_mean, g_tau2)`` to shrink
+    towards instead of pooling this run's devices (see :func:`_shrink`).
+    """
     n, m = y.shape
     cols = np.arange(m)[None, :]
     span = (cols >= start[:, None]) & (cols <= end[:, None])
@@ -104,11 +133,15 @@ def fit(y: np.ndarray, temp: np.ndarray, start: np.ndarray, end: np.ndarray,
         k_se = np.sqrt(cov_diag[:, 2]) / np.abs(rate)
     known &= (rate > 0) & np.isfinite(k_raw) & np.isfinite(k_se) & (np.abs(k_raw) < K_CLIP)
     g_raw, g_se = beta[:, 3], np.sqrt(cov_diag[:, 3])
-    k = np.where(known, _shrink(k_raw, k_se, groups, known), 0.0)
-    g = np.where(known, _shrink(g_raw, g_se, groups, known), 0.0)
+    pk = {t: v[:2] for t, v in (pooled or {}).items()}
+    pg = {t: v[2:] for t, v in (pooled or {}).items()}
+    k, k_pools = _shrink(k_raw, k_se, groups, known, pk)
+    g, g_pools = _shrink(g_raw, g_se, groups, known, pg)
+    k, g = np.where(known, k, 0.0), np.where(known, g, 0.0)
+    pools = {t: k_pools[t] + g_pools[t] for t in k_pools}
     adjusted = y + (rate * k)[:, None] * cum - g[:, None] * anom
     adjusted = np.where(known[:, None], adjusted, y)
     cum_end = cum[np.arange(n), np.clip(end, 0, max(m - 1, 0))] if m else np.zeros(n)
     return TempFit(known, np.where(known, t_ref, np.nan), k, g,
                    np.where(known, k_raw, np.nan), np.where(known, k_se, np.nan),
-                   np.where(known, cum_end, 0.0), adjusted)
+                   np.where(known, cum_end, 0.0), adjusted, pools)

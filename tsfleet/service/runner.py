@@ -29,9 +29,9 @@ ANALYSES = ("firmware", "power", "calibration", "environment", "network", "alert
 
 #: Analyses whose models pool parameters over a group of devices (a ``devices`` column).
 #: An incremental run recomputes every device of a group with new data: fitted on a
-#: subset, the pooled parameters (power: the Holt-Winters smoothing, the type prior and
-#: the temperature shrinkage, all per device type) would differ from a full run's.
-POOLED_BY = {"power": "device_type"}
+#: subset, the pooled parameters would differ from a full run's. (Power caches its
+#: pooled parameters per device type, so it recomputes only the devices with new data.)
+POOLED_BY: dict[str, str] = {}
 
 
 @dataclass
@@ -92,11 +92,13 @@ def run_one(fleet, name: str, *, force: bool = False) -> RunResult:
         incremental = last is not None and not force and subset is not None
         if incremental:
             devices = CHANGED[subset](con, last, POOLED_BY.get(name))
-            domain.analyze(**{subset: devices})
+            done = domain.analyze(**{subset: devices})
         else:
-            domain.analyze()
+            done = domain.analyze()
         refresh_card_tables(con, name)
         n_items = len(devices) if devices is not None else None
+        if devices is not None and isinstance(done, int) and done > len(devices):
+            n_items = done       # the domain widened the incremental run (power: a refit)
         status, error = "ok", None
     except Exception as exc:  # noqa: BLE001 - recorded, logged and retried by design
         log.exception("analysis %s failed", name)

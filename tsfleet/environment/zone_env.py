@@ -25,35 +25,38 @@ class Window:
         return (self.end - self.start).total_seconds() / 3600
 
 
-def data_window(con: duckdb.DuckDBPyConnection) -> Window | None:
-    """Hours spanned by environment-monitor readings, or None without any."""
+def data_window(con: duckdb.DuckDBPyConnection,
+                table: str = "environment_monitor_readings") -> Window | None:
+    """Hours spanned by environment-monitor hours (``table``: the view, or its
+    materialized copy), or None without any."""
     lo, hi = con.execute(
-        "select date_trunc('hour', min(r.observed_at)), "
-        "date_trunc('hour', max(r.observed_at)) + interval 1 hour "
-        "from readings r join devices d using (device_id) "
-        "where d.device_type = 'env_monitor' "
-        "and r.metric in ('temperature_c', 'humidity_pct', 'vibration_g')").fetchall()[0]
+        f"select min(hour_at), max(hour_at) + interval 1 hour from {quote_ident(table)}"
+    ).fetchall()[0]
     return None if lo is None else Window(lo, hi)
 
 
-def build(con: duckdb.DuckDBPyConnection, window: Window | None, *, max_gap_hours: int,
-          dead_after_hours: int, params: dict) -> None:
-    """Write environment_zone_hourly, environment_gaps and environment_monitor_faults."""
-    temps = ("_env_monitor_readings", "_env_observed", "_env_grid", "_env_zone_long")
+def build(con: duckdb.DuckDBPyConnection, *, max_gap_hours: int, dead_after_hours: int,
+          params: dict) -> Window | None:
+    """Write environment_zone_hourly, environment_gaps and environment_monitor_faults;
+    return the analysis window (None without any monitor data)."""
+    temps = ("_env_monitor_readings", "_env_observed", "_env_grid", "_env_zone")
     try:
-        # The flagged monitor readings are read twice: evaluate the view once.
+        # One pass over the monitors' hourly history; everything below reads this copy.
         con.execute("create or replace temp table _env_monitor_readings as "
-                    "select * from environment_monitor_readings")
+                    "select device_id, zone, metric, hour_at, value, n_readings, "
+                    "last_observed_at, is_out_of_range, is_stuck, is_valid "
+                    "from environment_monitor_readings")
+        window = data_window(con, "_env_monitor_readings")
         if window is None:
             for table in ("environment_zone_hourly", "environment_gaps"):
                 con.execute(f"delete from {quote_ident(table)}")
-            end = con.execute("select max(observed_at) from readings").fetchall()[0][0]
+            end = con.execute("select max(observed_at) from device_latest").fetchall()[0][0]
         else:
             end = window.end
             p = {"start": window.start, "end": window.end}
             queries.temp_table(con, "_env_observed", "zone_observed", p)
             queries.temp_table(con, "_env_grid", "zone_grid", p)
-            queries.temp_table(con, "_env_zone_long", "zone_hourly",
+            queries.temp_table(con, "_env_zone", "zone_hourly",
                                {"max_gap_hours": max_gap_hours})
             write_result(con, "environment_zone_hourly", queries.run(con, "zone_wide"),
                          params=params)
@@ -61,6 +64,7 @@ def build(con: duckdb.DuckDBPyConnection, window: Window | None, *, max_gap_hour
         faults = queries.run(con, "monitor_faults", {"end": end or datetime(1970, 1, 1),
                                                      "dead_after_hours": dead_after_hours})
         write_result(con, "environment_monitor_faults", faults, params=params)
+        return window
     finally:
         for t in temps:
             con.execute(f"drop table if exists {quote_ident(t)}")

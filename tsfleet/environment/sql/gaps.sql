@@ -1,10 +1,18 @@
--- Runs of hours without valid monitor data per zone and metric, from
--- _env_zone_long: all hours of one run share their previous and next
+-- Runs of hours without valid monitor data per zone and metric, from _env_zone
+-- (zone_hourly.sql): all hours of one run share their previous and next
 -- observed hour. is_filled: the run was interpolated.
 -- params: $start, $end (UTC window)
 -- grain: one row per zone, metric and gap
 with missing as (
-    select * from _env_zone_long where is_missing
+    select zone, 'temperature_c' as metric, t_prev_at as prev_at, t_next_at as next_at,
+           temperature_c as value
+    from _env_zone where t_missing
+    union all
+    select zone, 'humidity_pct', h_prev_at, h_next_at, humidity_pct
+    from _env_zone where h_missing
+    union all
+    select zone, 'vibration_g', v_prev_at, v_next_at, vibration_g
+    from _env_zone where v_missing
 ),
 
 final as (

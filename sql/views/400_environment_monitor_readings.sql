@@ -1,9 +1,9 @@
 -- Environment-monitor readings per hour with validity flags: the staging view
 -- of the zone environment. It reads hourly history, like readings_history
 -- (sql/views/910): raw readings rolled up to the hour where they are kept, the
--- hourly rollup (readings_hourly_rollup) where retention aged them out; the
--- monitors and metrics are selected before the hourly aggregation, so only their
--- readings are grouped. An hour is invalid when a reading of it is physically
+-- hourly rollup (readings_hourly_rollup) where retention aged them out, merged
+-- by count where both hold an hour; the monitors and metrics are selected before
+-- the hourly aggregation, so only their readings are grouped. An hour is invalid when a reading of it is physically
 -- implausible (out_of_range: temperature outside -40..85 degC, humidity <= 0 or
 -- > 100 %RH, vibration > 16 g) or when it is stuck: all readings of one monitor
 -- and metric in a 12-hour block (UTC, from midnight) are identical, at least 10
@@ -13,7 +13,7 @@
 -- the small table of stuck blocks: no sorting, no range joins.
 -- grain: one row per environment monitor (device_type env_monitor), metric (temperature_c, humidity_pct, vibration_g) and UTC hour with readings
 -- columns: device_id, zone, site, metric, hour_at (UTC hour), value (hourly mean, unit
---   of the metric), value_min, value_max, n_readings, last_observed_at (UTC),
+--   of the metric), value_min, value_max, n_readings,
 --   block_at (start of its 12-hour block, UTC), is_rollup (from the hourly rollup),
 --   is_out_of_range, is_stuck, is_valid
 create or replace view environment_monitor_readings as
@@ -23,26 +23,32 @@ with monitors as (
     where device_type = 'env_monitor'
 ),
 
-raw_hours as (
+-- raw readings as one-reading hours, and rolled-up hours where retention aged
+-- the readings out; merged per hour below (weighted by counts, as retention merges)
+history as (
     select
         r.device_id, r.metric, date_trunc('hour', r.observed_at) as hour_at,
-        avg(r.value) as value, min(r.value) as value_min, max(r.value) as value_max,
-        count(*) as n_readings, max(r.observed_at) as last_observed_at, false as is_rollup
+        r.value as value_sum, r.value as value_min, r.value as value_max, 1 as n_readings,
+        false as is_rollup
     from readings as r
     semi join monitors as m using (device_id)
     where r.metric in ('temperature_c', 'humidity_pct', 'vibration_g')
-    group by all
-),
-
-rolled_hours as (
+    union all
     select
-        u.device_id, u.metric, u.hour_at, u.value_mean as value, u.value_min, u.value_max,
-        u.n_readings, u.last_observed_at, true as is_rollup
+        u.device_id, u.metric, u.hour_at, u.value_mean * u.n_readings, u.value_min,
+        u.value_max, u.n_readings, true
     from readings_hourly_rollup as u
     semi join monitors as m using (device_id)
-    anti join raw_hours as w
-        on w.device_id = u.device_id and w.metric = u.metric and w.hour_at = u.hour_at
     where u.metric in ('temperature_c', 'humidity_pct', 'vibration_g')
+),
+
+hours as (
+    select
+        device_id, metric, hour_at, sum(value_sum) / sum(n_readings) as value,
+        min(value_min) as value_min, max(value_max) as value_max,
+        sum(n_readings)::bigint as n_readings, bool_and(is_rollup) as is_rollup
+    from history
+    group by device_id, metric, hour_at
 ),
 
 monitor_hours as (
@@ -54,7 +60,7 @@ monitor_hours as (
             when 'humidity_pct' then h.value_min <= 0 or h.value_max > 100
             else h.value_max > 16
         end as is_out_of_range
-    from (select * from raw_hours union all select * from rolled_hours) as h
+    from hours as h
     join monitors as m using (device_id)
 ),
 
@@ -75,8 +81,7 @@ stuck_keys as (
 final as (
     select
         r.device_id, r.zone, r.site, r.metric, r.hour_at, r.value, r.value_min, r.value_max,
-        r.n_readings, r.last_observed_at,
-        to_timestamp(r.block * 43200)::timestamp as block_at, r.is_rollup, r.is_out_of_range,
+        r.n_readings, to_timestamp(r.block * 43200)::timestamp as block_at, r.is_rollup, r.is_out_of_range,
         s.device_id is not null as is_stuck,
         not (r.is_out_of_range or s.device_id is not null) as is_valid
     from monitor_hours as r

@@ -33,14 +33,16 @@ events as (
 ),
 
 -- battery and RSSI points over the whole history: raw readings where kept, the
--- hourly rollup (its mean, at the middle of the hour, weighted by its count) where
--- retention aged them out; the two cover different hours
+-- hourly rollup (its mean, at the middle of the hour) where retention aged them
+-- out; the two cover different hours. An hour's mean counts as one point (devices
+-- report about hourly, so this matches the raw mean closely and keeps the scan of
+-- readings one plain aggregate)
 points as (
-    select device_id, metric, epoch(observed_at) as t_s, value, 1 as n
+    select device_id, metric, epoch(observed_at) as t_s, value
     from readings
     where metric in ('battery_pct', 'rssi_dbm')
     union all
-    select device_id, metric, epoch(hour_at) + 1800, value_mean, n_readings
+    select device_id, metric, epoch(hour_at) + 1800, value_mean
     from readings_hourly_rollup
     where metric in ('battery_pct', 'rssi_dbm')
 ),
@@ -50,8 +52,7 @@ series as (
         device_id,
         -86400 * regr_slope(value, t_s) filter (where metric = 'battery_pct')
             as battery_discharge_pct_per_day,
-        sum(value * n) filter (where metric = 'rssi_dbm')
-            / sum(n) filter (where metric = 'rssi_dbm') as mean_rssi_dbm
+        avg(value) filter (where metric = 'rssi_dbm') as mean_rssi_dbm
     from points
     group by device_id
 ),

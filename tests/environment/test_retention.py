@@ -31,6 +31,11 @@ def _verdicts(fleet) -> dict:
         "sources": q("select env_source, count(*) as n from environment_device_exposure "
                      "group by all order by all"),
         "findings": q("select finding, subject_id from environment_findings order by all"),
+        # a device's own hourly readings (ASOF-aligned), from raw data or the rollup
+        "own": [(r["hour_at"], r["is_own"], round(r["temperature_c"] or 0, 9))
+                for r in fleet.environment.device_environment(q(
+                    "select min(device_id) as d from devices "
+                    "where device_type = 'temp_humidity'")[0]["d"])],
     }
 
 
@@ -60,9 +65,10 @@ def test_the_same_verdicts_after_retention(before_and_after):
     assert {("failure", "temperature_excess_c", None), ("failure", "vibration_g", None),
             ("failure", "humidity_pct", "temp_humidity")} <= sig
     assert before["zones"]
+    assert sum(is_own for _, is_own, _ in before["own"]) > 0.8 * len(before["own"])
     # ... and every verdict is unchanged once the raw readings aged out.
     for key in ("effects", "threshold", "zones", "envelopes", "faults", "gaps", "sources",
-                "findings"):
+                "findings", "own"):
         assert after[key] == before[key], key
     b = np.array([r["estimate"] for r in before["estimates"]], dtype=float)
     a = np.array([r["estimate"] for r in after["estimates"]], dtype=float)

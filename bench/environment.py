@@ -123,8 +123,9 @@ def main() -> None:
     took = time.perf_counter() - t
     n = fleet.query("select count(*) as n from devices where device_type <> 'env_monitor'")[0]["n"]
     per = naive_per_device(fleet, args.sample)
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nanalyze(): {took:.1f} s for {args.devices} devices x {args.days} days "
-          f"(target <= 30 s at 10,000 x 90)")
+          f"(target <= 30 s at 10,000 x 90); load average {load} (1/5/15 min)")
     print(f"naive per-device loop: {per * 1000:.0f} ms/device -> {per * n:.0f} s for {n} devices "
           f"(exposure only); ratio {per * n / took:.1f}x")
     print("  steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in

@@ -1,7 +1,8 @@
 -- Environment per device over time. For the factor a device measures itself
 -- (devices.measures is temperature_c, humidity_pct or vibration_g) its own
 -- plausible reading of that hour is used, time-aligned with an ASOF join (the
--- latest own reading at or before the end of the hour); every other factor,
+-- latest own reading at or before the end of the hour; from the hourly rollup's
+-- last value where retention aged the raw readings out); every other factor,
 -- and every hour without an own reading, comes from the zone's environment
 -- monitors (environment_zone_hourly, written by fleet.environment.analyze()).
 -- Filter by device_id: the view is evaluated lazily.
@@ -20,9 +21,20 @@ with devs as (
     where device_type <> 'env_monitor'
 ),
 
+-- own readings over the whole history: raw where kept; where retention aged them
+-- out, the last reading of each hour from the hourly rollup (its value_last at
+-- last_observed_at), which is what the ASOF join below picks from an hour anyway
+own_history as (
+    select r.device_id, r.metric, r.observed_at, r.value
+    from readings as r
+    union all
+    select u.device_id, u.metric, u.last_observed_at, u.value_last
+    from readings_hourly_rollup as u
+),
+
 own_readings as (
     select r.device_id, r.observed_at, r.value
-    from readings as r
+    from own_history as r
     join devs as d on d.device_id = r.device_id and r.metric = d.own_metric
     where case r.metric
               when 'temperature_c' then r.value between -40 and 85

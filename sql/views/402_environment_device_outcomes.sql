@@ -1,6 +1,8 @@
 -- Per-device failure and performance outcomes that the environment may
 -- influence: failures and reboots (device_events) per device-year, battery
--- discharge rate, packet loss, mean RSSI and calibration drift rate.
+-- discharge rate, packet loss, mean RSSI and calibration drift rate. Battery and
+-- RSSI come from raw readings where kept and the hourly rollup where retention
+-- aged them out (as in readings_history), so the view works over the whole history.
 -- grain: one row per device (environment monitors excluded)
 -- columns: device_id, observed_days (span of the device's readings, days),
 --   failures_per_year, reboots_per_year (events per device-year),
@@ -30,14 +32,28 @@ events as (
     group by device_id
 ),
 
+-- battery and RSSI points over the whole history: raw readings where kept, the
+-- hourly rollup (its mean, at the middle of the hour) where retention aged them
+-- out; the two cover different hours. An hour's mean counts as one point (devices
+-- report about hourly, so this matches the raw mean closely and keeps the scan of
+-- readings one plain aggregate)
+points as (
+    select device_id, metric, epoch(observed_at) as t_s, value
+    from readings
+    where metric in ('battery_pct', 'rssi_dbm')
+    union all
+    select device_id, metric, epoch(hour_at) + 1800, value_mean
+    from readings_hourly_rollup
+    where metric in ('battery_pct', 'rssi_dbm')
+),
+
 series as (
     select
         device_id,
-        -86400 * regr_slope(value, epoch(observed_at)) filter (where metric = 'battery_pct')
+        -86400 * regr_slope(value, t_s) filter (where metric = 'battery_pct')
             as battery_discharge_pct_per_day,
         avg(value) filter (where metric = 'rssi_dbm') as mean_rssi_dbm
-    from readings
-    where metric in ('battery_pct', 'rssi_dbm')
+    from points
     group by device_id
 ),
 

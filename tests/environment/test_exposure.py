@@ -18,6 +18,19 @@ def test_every_injected_monitor_fault_is_found(env_fleet):
     assert {(t["device_id"], t["fault"]) for t in truth} <= found
 
 
+def test_the_sql_view_of_monitor_hours_flags_the_same_faults(env_fleet):
+    # environment_monitor_readings states the checks in SQL; analyze() applies them
+    # on arrays: both must exclude the same monitor hours.
+    view = {(r["device_id"], r["metric"], r["fault"], r["n"]) for r in env_fleet.query(
+        "select device_id, metric, case when is_out_of_range then 'out_of_range' "
+        "else 'stuck' end as fault, sum(n_readings) as n from environment_monitor_readings "
+        "where not is_valid group by all")}
+    found = {(r["device_id"], r["metric"], r["fault"], r["n"]) for r in env_fleet.query(
+        "select device_id, metric, fault, sum(n_readings) as n from environment_monitor_faults "
+        "where fault <> 'dead' group by all")}
+    assert view and view == found
+
+
 def test_a_failed_sensor_does_not_distort_the_zone_environment(env_fleet, true_env):
     # Zones with a stuck or out-of-range monitor still track the true environment.
     zones = list(true_env.zones["zone"])

@@ -64,9 +64,8 @@ class Environment:
         con = self.con
         stamp = now_utc()
         lap = self._stopwatch()
-        window = zone_env.data_window(con)
-        zone_env.build(con, window, max_gap_hours=max_gap_hours,
-                       dead_after_hours=dead_after_hours, params=params)
+        window = zone_env.build(con, max_gap_hours=max_gap_hours,
+                                dead_after_hours=dead_after_hours, params=params)
         lap("zone environment")
         start = window.start if window else stamp
         end = window.end if window else stamp

@@ -129,16 +129,22 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
         grid = np.array([float(np.floor(hi))])
     tried: dict[float, tuple] = {}
     start = None
+    # The design changes with the threshold in one column only: build it once.
+    x_all, _ = design(cols, float(grid[0]), types)
+    t_col = len(types) + 1
+    varies = x_all.std(axis=0) > 0
+    varies[: len(types)] = True
 
     def profile(thr: float) -> None:
         nonlocal start
         if thr in tried:
             return
-        x, _ = design(cols, thr, types)
-        keep = x.std(axis=0) > 0
-        keep[: len(types)] = True
+        excess = np.maximum(temp - thr, 0.0)
+        x_all[:, t_col] = excess
+        keep = varies.copy()
+        keep[t_col] = excess.std() > 0
         try:
-            params, llf = _irls(y, x[:, keep], offset,
+            params, llf = _irls(y, x_all[:, keep], offset,
                                 start if start is not None and len(start) == keep.sum() else None,
                                 len(types))
         except np.linalg.LinAlgError:  # pragma: no cover - degenerate grid point

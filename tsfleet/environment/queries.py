@@ -12,8 +12,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from tsfleet.store import quote_ident
-
 _DIR = Path(__file__).resolve().parent / "sql"
 
 
@@ -26,9 +24,3 @@ def sql(name: str) -> str:
 def run(con: duckdb.DuckDBPyConnection, name: str, params: dict | None = None) -> pa.Table:
     """Run query ``name`` with named ``$params``; returns an Arrow table."""
     return con.sql(sql(name), params=params or {}).to_arrow_table()
-
-
-def temp_table(con: duckdb.DuckDBPyConnection, table: str, name: str,
-               params: dict | None = None) -> None:
-    """Materialize query ``name`` as temporary table ``table`` (replacing it)."""
-    con.execute(f"create or replace temp table {quote_ident(table)} as {sql(name)}", params or {})

@@ -66,7 +66,10 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
     env_all = {c: zh[c].to_numpy(float) for c in ENV_COLUMNS}
     ref_all = _reference(zh, factors, fit, typical)
     ref_one = {f: _reference(zh, [f], fit, typical) for f in factors}
-    zone_key = zh["zone"].to_numpy(object)
+    # Zones as integer codes: grouping 100,000s of zone-hours by string is slow.
+    zone_codes, zone_names = pd.factorize(zh["zone"])
+    by_zone = {zone_names[c]: zh.iloc[idx] for c, idx in
+               pd.Series(zone_codes).groupby(zone_codes).indices.items()}
     weights = dev.groupby(["zone", "device_type"])["age_weight"].sum()
     per_type = {}
     for dtype in sorted(set(dev["device_type"])):
@@ -80,11 +83,12 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
                 parts[f] = np.zeros(len(actual))
                 continue
             parts[f] = actual - predict_rate(fit, dtype, 0.0, *(ref_one[f][c] for c in ENV_COLUMNS))
-        per_type[dtype] = pd.DataFrame(parts).groupby(zone_key).mean()
+        means = pd.DataFrame(parts).groupby(zone_codes).mean()
+        per_type[dtype] = means.set_axis(zone_names[means.index])
     rows = []
     for zone, zdev in dev.groupby("zone"):
-        z = zh[zh["zone"] == zone]
-        if z.empty:
+        z = by_zone.get(zone)
+        if z is None:
             continue
         gain = {f: 0.0 for f in factors}
         gain_all, rate_all = 0.0, 0.0

@@ -8,8 +8,10 @@
 with zone_hours as (
     select
         zone, hour_at, temperature_c, humidity_pct, vibration_g, daily_swing_c,
-        floor(temperature_c) as tb, floor(humidity_pct / 5) as hb,
-        floor(vibration_g / 0.1) as vb, floor(daily_swing_c / 2) as sb
+        -- bins of values rounded to 1e-6: sums in another order (a parallel
+        -- aggregate, a rerun after retention) must not move a value across an edge
+        floor(round(temperature_c, 6)) as tb, floor(round(humidity_pct, 6) / 5) as hb,
+        floor(round(vibration_g, 6) / 0.1) as vb, floor(round(daily_swing_c, 6) / 2) as sb
     from environment_zone_hourly
     where temperature_c is not null and humidity_pct is not null
       and vibration_g is not null and daily_swing_c is not null

@@ -65,6 +65,7 @@ def publisher(port: int, rate: float, pack: int, seconds: float, devices: int) -
 def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int,
         client_id: str) -> dict:
     lat: list[float] = []
+    published: list[float] = []
     commits: list[tuple[float, int]] = []
     lock = threading.Lock()
 
@@ -73,7 +74,8 @@ def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int
             n = 0
             for env in batch:
                 if env.decoded and env.decoded.observed_at:
-                    lat.append(committed_at - env.decoded.observed_at[0])
+                    published.append(env.decoded.observed_at[0])
+                    lat.append(committed_at - published[-1])
                     n += env.decoded.n_readings
             commits.append((committed_at, n))
 
@@ -106,8 +108,13 @@ def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int
     with lock:
         total = sum(n for _, n in commits)
         end = max(t for t, _ in commits) if commits else time.time()
+        first, last = (min(published), max(published)) if published else (t0, t0)
         arr = np.array(lat) if lat else np.array([np.nan])
-    return {"readings": total, "elapsed_s": end - t0, "throughput": total / max(end - t0, 1e-9),
+    # sustained: from the first publish (not from starting the publisher process)
+    # to the last commit; the publisher's own rate shows whether it kept the offer
+    return {"readings": total, "elapsed_s": end - first,
+            "throughput": total / max(end - first, 1e-9),
+            "published_rate": total / max(last - first, 1e-9),
             "p50_s": float(np.percentile(arr, 50)), "p99_s": float(np.percentile(arr, 99)),
             "max_s": float(np.max(arr)), "cpu_s": cpu, "batches": srv.writer.stats.n_batches,
             "messages": srv.writer.stats.n_messages}
@@ -167,7 +174,9 @@ def main() -> None:
           f"{args.seconds:.0f} s:")
     print(f"  stored {res['readings']:,} readings from {res['messages']:,} messages in "
           f"{res['batches']} commits")
-    print(f"  throughput  {res['throughput']:,.0f} readings/s   (target >= 50,000)")
+    print(f"  publisher   {res['published_rate']:,.0f} readings/s achieved of the offer")
+    print(f"  throughput  {res['throughput']:,.0f} readings/s, first publish to last commit "
+          f"in {res['elapsed_s']:.1f} s   (target >= 50,000)")
     print(f"  latency     p50 {res['p50_s']:.2f} s, p99 {res['p99_s']:.2f} s, max "
           f"{res['max_s']:.2f} s publish->committed   (target p99 <= 2 s)")
     print(f"  server CPU  {res['cpu_s'] / max(res['readings'], 1) * 1e6:.1f} us per reading "

@@ -33,7 +33,7 @@ DEVICE_SOURCES = ("auto", "topic", "payload")
 _SEP = re.compile(r"[/:]")
 #: Labels of the common record shape that :meth:`Decoder._senml_fast` resolves.
 _FAST_LABELS = frozenset(("bn", "bt", "bu", "n", "u", "v", "t"))
-_NOTHING = object()
+_BODY_LABELS = frozenset(("n", "u", "v", "t"))
 
 
 @dataclass(frozen=True)
@@ -155,28 +155,30 @@ class Decoder:
         Gives exactly what :func:`resolve` + :meth:`_senml` give for such a pack;
         None (use those) for anything else, so errors and unmapped fields are
         reported by the one full path."""
-        names = self._names
-        fast = _FAST_LABELS
+        fast, body = _FAST_LABELS, _BODY_LABELS
         bn, bt, bu = "", 0.0, None
         devices, times, metrics, values = [], [], [], []
-        last_pd, last_dev = _NOTHING, None
+        memo: dict = {}  # (n, unit) -> (device, metric) while bn stays the same
         for rec in pack:
-            if not rec.keys() <= fast:
-                return None
-            if "bn" in rec:
-                bn = rec["bn"]
-                if type(bn) is not str:
+            if not rec.keys() <= body:
+                if not rec.keys() <= fast:
                     return None
-            if "bt" in rec:
-                bt = rec["bt"]
-            if "bu" in rec:
-                bu = rec["bu"]
-            n = rec.get("n", "")
+                if "bn" in rec:
+                    bn = rec["bn"]
+                    if type(bn) is not str:
+                        return None
+                    memo = {}
+                if "bt" in rec:
+                    bt = rec["bt"]
+                    if type(bt) is not float and type(bt) is not int:
+                        return None
+                if "bu" in rec:
+                    bu = rec["bu"]
+                    memo = {}
             v = rec.get("v")
             t = rec.get("t", 0)
-            tv, tt, tb = type(v), type(t), type(bt)
-            if type(n) is not str or (tv is not float and tv is not int) or \
-                    (tt is not float and tt is not int) or (tb is not float and tb is not int):
+            tv, tt = type(v), type(t)
+            if (tv is not float and tv is not int) or (tt is not float and tt is not int):
                 return None
             try:
                 t = bt + t
@@ -184,32 +186,41 @@ class Decoder:
                     t = now + t
                 t = float(t)
                 v = float(v)
-            except OverflowError:  # a huge CBOR integer
+                key = (rec.get("n", ""), rec.get("u", bu))
+                hit = memo.get(key)
+            except (OverflowError, TypeError):  # a huge CBOR integer, an unhashable label
                 return None
             if not _EPOCH_LO < t < _EPOCH_HI:
                 return None
-            unit = rec.get("u", bu)
-            if type(unit) is not str:
-                unit = None
-            name = bn + n
-            known = names.get((bn, name, unit))
-            if known is None:
-                payload_device, field = _split_name_parts(bn, name)
-                known = (lwm2m.split_path(name), payload_device) + \
-                    metric_for(field, unit, self.known)
-                if len(names) < 100_000:
-                    names[(bn, name, unit)] = known
-            path, payload_device, metric, _ = known
-            if path is not None or metric is None:
-                return None  # an LwM2M path or an unmapped field: the full path
-            if payload_device is not last_pd:
-                last_pd = payload_device
-                last_dev = choose_device(payload_device, topic_device, self.device_from)
-            devices.append(last_dev)
+            if hit is None:
+                hit = self._fast_name(bn, key[0], key[1], topic_device)
+                if hit is None:
+                    return None
+                memo[key] = hit
+            devices.append(hit[0])
             times.append(t)
-            metrics.append(metric)
+            metrics.append(hit[1])
             values.append(v)
         return Decoded(fmt, devices, times, metrics, values)
+
+    def _fast_name(self, bn: str, n: object, unit: object,
+                   topic_device: str | None) -> tuple[str | None, str] | None:
+        """(device, metric) of a plain record name that maps; None otherwise."""
+        if type(n) is not str:
+            return None
+        unit = unit if type(unit) is str else None
+        name = bn + n
+        known = self._names.get((bn, name, unit))
+        if known is None:
+            payload_device, field = _split_name_parts(bn, name)
+            known = (lwm2m.split_path(name), payload_device) + \
+                metric_for(field, unit, self.known)
+            if len(self._names) < 100_000:
+                self._names[(bn, name, unit)] = known
+        path, payload_device, metric, _ = known
+        if path is not None or metric is None:
+            return None  # an LwM2M path or an unmapped field: the full path
+        return choose_device(payload_device, topic_device, self.device_from), metric
 
     def _senml(self, records: list[Record], fmt: str, topic_device: str | None) -> Decoded:
         out = Decoded(fmt)

@@ -176,7 +176,8 @@ def test_the_fast_path_decodes_exactly_as_the_general_resolver(pack, cbor):
         return
     got = DEC.decode(payload, now=now)
     assert repr(rows(got)) == repr(rows(expected))
-    assert got.unmapped == expected.unmapped and got.facts == expected.facts
+    assert repr(got.unmapped) == repr(expected.unmapped)  # NaN times compare by text
+    assert repr(got.facts) == repr(expected.facts)
     assert got.fmt == expected.fmt
 
 

@@ -32,7 +32,27 @@ from tsfleet.live.server import ServeConfig, Server
 MQTT_OVERHEAD = 2 + 2 + 2  # fixed header (>= 2), topic length, packet id (QoS 1)
 
 
-def publisher(port: int, rate: float, pack: int, seconds: float, devices: int) -> None:
+_TAILS: dict[int, bytes] = {}
+
+
+def pack_payload(dev: str, now: float, pack: int) -> bytes:
+    """The bench's SenML JSON pack: ``pack`` temperature records of ``dev``, the
+    first carrying ``bn`` and ``bt = now``, the others small relative times.
+    Byte for byte ``encode_json`` of those records; the constant records are
+    encoded once, so that the publisher spends its CPU on publishing."""
+    tail = _TAILS.get(pack)
+    if tail is None:
+        recs = [{"n": "temp", "u": "Cel", "v": 20.0 + k / 100, "t": k * 1e-3}
+                for k in range(1, pack)]
+        tail = _TAILS[pack] = encode_json(recs)[1:] if recs else b"]"
+    head = encode_json([{"bn": f"{dev}/", "bt": now, "n": "temp", "u": "Cel", "v": 20.0}])
+    return head[:-1] + (b"," + tail if pack > 1 else b"]")
+
+
+def publisher(port: int, rate: float, pack: int, seconds: float, devices: int,
+              cpu_used=None) -> None:
+    """Publish for ``seconds``; ``cpu_used`` (a shared double) gets the CPU seconds
+    spent publishing (the process start and imports excluded)."""
     import paho.mqtt.client as mqtt
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{pack}")
@@ -41,6 +61,7 @@ def publisher(port: int, rate: float, pack: int, seconds: float, devices: int) -
     c.connect("127.0.0.1", port)
     c.loop_start()
     msgs_per_s = rate / pack
+    cpu0 = time.process_time()
     start = time.time()
     i = 0
     while True:
@@ -52,18 +73,26 @@ def publisher(port: int, rate: float, pack: int, seconds: float, devices: int) -
             time.sleep(min(due - now, 0.01))
             continue
         dev = f"b-{i % devices:05d}"
-        recs = [{"bn": f"{dev}/", "bt": now, "n": "temp", "u": "Cel", "v": 20.0}]
-        recs += [{"n": "temp", "u": "Cel", "v": 20.0 + k / 100, "t": k * 1e-3}
-                 for k in range(1, pack)]
-        c.publish(f"fleet/{dev}/senml", encode_json(recs), qos=1)
+        c.publish(f"fleet/{dev}/senml", pack_payload(dev, now, pack), qos=1)
         i += 1
     time.sleep(0.5)
     c.disconnect()
     c.loop_stop()
+    if cpu_used is not None:
+        cpu_used.value = time.process_time() - cpu0
+
+
+def proc_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by process ``pid`` (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int,
-        client_id: str) -> dict:
+        client_id: str, broker_pid: int | None = None) -> dict:
     lat: list[float] = []
     published: list[float] = []
     commits: list[tuple[float, int]] = []
@@ -85,10 +114,12 @@ def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int
     th.start()
     srv.ready.wait(30)
     srv.subscriber.subscribed.wait(30)
-    proc = mp.get_context("spawn").Process(target=publisher,
-                                           args=(port, rate, pack, seconds, devices))
+    ctx = mp.get_context("spawn")
+    publisher_cpu = ctx.Value("d", 0.0)
+    proc = ctx.Process(target=publisher, args=(port, rate, pack, seconds, devices, publisher_cpu))
     t0 = time.time()
     cpu0 = time.process_time()
+    broker0 = proc_cpu(broker_pid)
     proc.start()
     proc.join()
     # wait for the backlog to drain (at most 60 s)
@@ -103,6 +134,7 @@ def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int
         last = total
         time.sleep(1.0)
     cpu = time.process_time() - cpu0
+    broker_cpu = proc_cpu(broker_pid) - broker0
     srv.stop()
     th.join(60)
     with lock:
@@ -116,7 +148,8 @@ def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int
             "throughput": total / max(end - first, 1e-9),
             "published_rate": total / max(last - first, 1e-9),
             "p50_s": float(np.percentile(arr, 50)), "p99_s": float(np.percentile(arr, 99)),
-            "max_s": float(np.max(arr)), "cpu_s": cpu, "batches": srv.writer.stats.n_batches,
+            "max_s": float(np.max(arr)), "cpu_s": cpu, "publisher_cpu_s": publisher_cpu.value,
+            "broker_cpu_s": broker_cpu, "batches": srv.writer.stats.n_batches,
             "messages": srv.writer.stats.n_messages}
 
 
@@ -166,8 +199,9 @@ def main() -> None:
         print(f"  {name:<52} {body:7.1f} B payload  {wire:7.1f} B on the wire "
               f"({base_wire / wire:5.1f}x smaller than baseline)")
     with tempfile.TemporaryDirectory() as tmp, LocalBroker(persistence=False) as broker:
+        pid = broker.proc.pid if broker.proc else None
         res = run(broker.port, str(Path(tmp) / "bench.duckdb"), args.rate, args.pack,
-                  args.seconds, args.devices, "bench-packs")
+                  args.seconds, args.devices, "bench-packs", pid)
         base = run(broker.port, str(Path(tmp) / "base.duckdb"), 0, 1, args.baseline_seconds,
                    args.devices, "bench-base")
     print(f"\nSenML JSON packs of {args.pack}, offered {args.rate:,.0f} readings/s for "
@@ -182,6 +216,13 @@ def main() -> None:
     print(f"  server CPU  {res['cpu_s'] / max(res['readings'], 1) * 1e6:.1f} us per reading "
           f"(all its threads, DuckDB's included): {res['readings'] / res['cpu_s']:,.0f} "
           f"readings per CPU-second")
+    per = {k: res[k] / max(res["readings"], 1) * 1e6
+           for k in ("cpu_s", "publisher_cpu_s", "broker_cpu_s")}
+    total = sum(per.values())
+    print(f"  all CPU     {total:.1f} us per reading = server {per['cpu_s']:.1f} + publisher "
+          f"{per['publisher_cpu_s']:.1f} + mosquitto {per['broker_cpu_s']:.1f}: "
+          f"{os.cpu_count()} idle cores would carry at most "
+          f"{os.cpu_count() * 1e6 / total:,.0f} readings/s")
     load = os.getloadavg()[0]
     print(f"  load average during the run: {load:.1f} on {os.cpu_count()} cores")
     print(f"baseline, one reading per message, publisher flat out for "

@@ -89,6 +89,7 @@ class Server:
         self.subscriber: Subscriber | None = None
         self.coap_port: int | None = None
         self._closing = False
+        self._untune = None
         self.n_received = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -126,7 +127,7 @@ class Server:
                              on_commit=self.on_commit, on_fatal=lambda exc: self.stop(),
                              between_commits=self.cadence and (lambda: self.cadence.tick(fleet)))
         self.writer.start()
-        _tune_interpreter()
+        self._untune = _tune_interpreter()
         context = None
         try:
             if cfg.coap:
@@ -163,6 +164,8 @@ class Server:
                      "%d quarantined, %d unmapped fields, %d payloads rejected",
                      s.n_messages, s.n_accepted, s.n_duplicates, s.n_quarantined,
                      s.n_unmapped, s.n_rejected)
+        if self._untune is not None:
+            self._untune()
         self.fleet.close()
         if self.writer is not None and self.writer.error is not None:
             raise self.writer.error
@@ -179,8 +182,9 @@ class Server:
         self.writer.submit(env)
 
 
-def _tune_interpreter() -> None:
-    """Two interpreter settings that the profile of a loaded server asked for.
+def _tune_interpreter():
+    """Two interpreter settings that the profile of a loaded server asked for;
+    returns the function that puts the previous ones back (at shutdown).
 
     - The cyclic garbage collector: every payload allocates dozens of
       short-lived containers, and with the default thresholds collections
@@ -192,10 +196,18 @@ def _tune_interpreter() -> None:
       thread decodes, each take waited up to the default 5 ms, several times per
       statement. At 1 ms the writer gets it back sooner.
     """
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     sys.setswitchinterval(0.001)
+
+    def untune() -> None:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
+
+    return untune
 
 
 def serve(config: ServeConfig) -> None:

@@ -7,7 +7,12 @@ A real mosquitto on 127.0.0.1; ``tsfleet serve``'s Server in this process
 (writer thread, paho network thread); a publisher in a child process sending
 SenML JSON packs of ``--pack`` records at ``--rate`` readings/s with QoS 1,
 each pack's base time being its publish time. Latency is commit time minus
-publish time, per message. The baseline is one message per reading (a SenML
+publish time, per message. Sustained throughput is the commit rate from the
+first commit to the last (a server slower than the offer shows its own rate
+there, the backlog draining); the end-to-end figure, first publish to last
+commit, also carries one batching delay. The CPU time of the server, of the
+publisher (while publishing) and of mosquitto per reading give the ceiling two
+idle cores would allow. The baseline is one message per reading (a SenML
 pack of one record) published as fast as one publisher can. It also prints
 the bytes per reading of each payload format for the same data.
 """
@@ -142,9 +147,15 @@ def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int
         end = max(t for t, _ in commits) if commits else time.time()
         first, last = (min(published), max(published)) if published else (t0, t0)
         arr = np.array(lat) if lat else np.array([np.nan])
-    # sustained: from the first publish (not from starting the publisher process)
-    # to the last commit; the publisher's own rate shows whether it kept the offer
-    return {"readings": total, "elapsed_s": end - first,
+        # sustained: the commit rate from the first commit to the last one (the
+        # readings of the first commit arrived before the window opened)
+        commits.sort()
+        span = commits[-1][0] - commits[0][0] if len(commits) > 1 else 0.0
+        steady = sum(n for _, n in commits[1:]) / span if span > 0 else float("nan")
+    # end to end: from the first publish (not from starting the publisher process)
+    # to the last commit, so one batching delay is included; the publisher's own
+    # rate shows whether it kept the offer
+    return {"readings": total, "elapsed_s": end - first, "sustained": steady,
             "throughput": total / max(end - first, 1e-9),
             "published_rate": total / max(last - first, 1e-9),
             "p50_s": float(np.percentile(arr, 50)), "p99_s": float(np.percentile(arr, 99)),
@@ -209,8 +220,9 @@ def main() -> None:
     print(f"  stored {res['readings']:,} readings from {res['messages']:,} messages in "
           f"{res['batches']} commits")
     print(f"  publisher   {res['published_rate']:,.0f} readings/s achieved of the offer")
-    print(f"  throughput  {res['throughput']:,.0f} readings/s, first publish to last commit "
-          f"in {res['elapsed_s']:.1f} s   (target >= 50,000)")
+    print(f"  throughput  {res['sustained']:,.0f} readings/s sustained, first to last commit "
+          f"(target >= 50,000); end to end {res['throughput']:,.0f} readings/s, first publish "
+          f"to last commit in {res['elapsed_s']:.1f} s")
     print(f"  latency     p50 {res['p50_s']:.2f} s, p99 {res['p99_s']:.2f} s, max "
           f"{res['max_s']:.2f} s publish->committed   (target p99 <= 2 s)")
     print(f"  server CPU  {res['cpu_s'] / max(res['readings'], 1) * 1e6:.1f} us per reading "

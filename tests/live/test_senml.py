@@ -138,3 +138,70 @@ def test_any_bytes_either_decode_or_raise_a_payload_error(data):
         DEC.decode(data)
     except PayloadError as exc:
         assert exc.reason
+
+
+def full_path(payload: bytes, now: float):
+    """What the general resolver gives, bypassing the fast path."""
+    from tsfleet.live.senml import parse_cbor, parse_json, resolve
+
+    pack = parse_json(payload) if payload[:1] == b"[" else parse_cbor(payload)
+    return DEC._senml(resolve(pack, now), "senml+json" if payload[:1] == b"[" else "senml+cbor",
+                      None)
+
+
+cells = st.one_of(st.floats(allow_nan=True), st.integers(-2 ** 70, 2 ** 70), st.booleans(),
+                  st.text(max_size=3), st.none())
+wild = st.lists(st.fixed_dictionaries(
+    {"n": st.one_of(st.sampled_from(["temp", "hum", "battery", "3/0/9", "x"]), st.integers()),
+     "v": cells},
+    optional={"u": st.one_of(st.sampled_from(["Cel", "%RH", "%EL", "V", "W", "g"]), cells),
+              "t": cells, "bn": st.sampled_from(["dev-1/", "dev-2:", "", "/3/0/"]),
+              "bt": cells, "bu": st.sampled_from(["Cel", "%RH"]), "bv": cells, "s": cells}),
+    min_size=0, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wild, st.booleans())
+def test_the_fast_path_decodes_exactly_as_the_general_resolver(pack, cbor):
+    """Common packs take a shortcut; whatever the pack, the result is the same rows,
+    unmapped fields and errors as the general path's."""
+    payload = encode_cbor(pack) if cbor else encode_json(pack)
+    now = T0 + 0.5
+    try:
+        expected = full_path(payload, now)
+    except PayloadError as exc:
+        with pytest.raises(PayloadError) as err:
+            DEC.decode(payload, now=now)
+        assert err.value.reason == exc.reason
+        return
+    got = DEC.decode(payload, now=now)
+    assert repr(rows(got)) == repr(rows(expected))
+    assert repr(got.unmapped) == repr(expected.unmapped)  # NaN times compare by text
+    assert repr(got.facts) == repr(expected.facts)
+    assert got.fmt == expected.fmt
+
+
+plain = st.lists(st.fixed_dictionaries(
+    {"n": st.sampled_from(["temp", "hum", "battery", "3/0/9"]),
+     "v": st.one_of(st.floats(-1e6, 1e6), st.integers(-10 ** 6, 10 ** 6))},
+    optional={"u": st.sampled_from(["Cel", "%RH", "%EL", "V"]),
+              "t": st.one_of(st.floats(-1e4, 1e4), st.integers(-10 ** 4, 10 ** 4)),
+              "bn": st.sampled_from(["dev-1/", "dev-2:"]), "bu": st.sampled_from(["Cel", "%RH"]),
+              "bt": st.one_of(st.floats(2 ** 28, 4e9), st.integers(2 ** 28, 4 * 10 ** 9))}),
+    min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain, st.booleans())
+def test_the_fast_path_agrees_on_plain_packs(pack, cbor):
+    test_the_fast_path_decodes_exactly_as_the_general_resolver.hypothesis.inner_test(pack, cbor)
+
+
+def test_a_typical_pack_takes_the_fast_path():
+    pack = [{"bn": "dev-1/", "bt": T0, "n": "temp", "u": "Cel", "v": 20.0}]
+    pack += [{"n": "temp", "u": "Cel", "v": 20.0 + k / 100, "t": k * 1e-3} for k in range(1, 50)]
+    from tsfleet.live.senml import parse_json
+
+    fast = DEC._senml_fast(parse_json(encode_json(pack)), "senml+json", None, 0.0)
+    assert fast is not None and fast.n_readings == 50
+    assert rows(fast) == rows(full_path(encode_json(pack), 0.0))

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import cbor2
 
 from tsfleet.live import lwm2m
-from tsfleet.live.decoded import Decoded, Unmapped, choose_device
+from tsfleet.live.decoded import _EPOCH_HI, _EPOCH_LO, Decoded, Unmapped, choose_device
 from tsfleet.live.errors import PayloadError
 from tsfleet.live.profiles import Profiles
-from tsfleet.live.senml import Record, parse_cbor, parse_json, resolve
+from tsfleet.live.senml import RELATIVE_LIMIT, Record, parse_cbor, parse_json, resolve
 from tsfleet.live.units import metric_for
 
 DEFAULT_MAX_PAYLOAD = 256 * 1024
@@ -31,6 +31,9 @@ SENML_JSON = ("senml", "senml+json", "senml-json", "json", "lwm2m", "lwm2m-json"
 SENML_CBOR = ("senml+cbor", "senml-cbor", "cbor", "lwm2m-cbor")
 DEVICE_SOURCES = ("auto", "topic", "payload")
 _SEP = re.compile(r"[/:]")
+#: Labels of the common record shape that :meth:`Decoder._senml_fast` resolves.
+_FAST_LABELS = frozenset(("bn", "bt", "bu", "n", "u", "v", "t"))
+_BODY_LABELS = frozenset(("n", "u", "v", "t"))
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,12 @@ class Decoder:
             raise PayloadError("oversized_payload", f"payload of {len(payload)} bytes exceeds the "
                                f"limit of {self.max_payload} bytes")
         kind = self._kind(payload, fmt)
-        if kind == "senml+json":
-            return self._senml(resolve(parse_json(payload), now), kind, topic_device)
-        if kind == "senml+cbor":
-            return self._senml(resolve(parse_cbor(payload), now), kind, topic_device)
+        if kind == "senml+json" or kind == "senml+cbor":
+            pack = parse_json(payload) if kind == "senml+json" else parse_cbor(payload)
+            fast = self._senml_fast(pack, kind, topic_device, now)
+            if fast is not None:
+                return fast
+            return self._senml(resolve(pack, now), kind, topic_device)
         if kind == "vendor+json":
             try:
                 obj = json.loads(payload)
@@ -143,6 +148,80 @@ class Decoder:
                            f"byte 0x{head[0]:02x} (expected SenML JSON or CBOR, or a vendor "
                            f"object)")
 
+    def _senml_fast(self, pack: list[dict], fmt: str, topic_device: str | None,
+                    now: float) -> Decoded | None:
+        """The hot path: a pack whose records all carry only ``bn bt bu n u v t``,
+        with text names, number times and values, and names that map to a metric.
+        Gives exactly what :func:`resolve` + :meth:`_senml` give for such a pack;
+        None (use those) for anything else, so errors and unmapped fields are
+        reported by the one full path."""
+        fast, body = _FAST_LABELS, _BODY_LABELS
+        bn, bt, bu = "", 0.0, None
+        devices, times, metrics, values = [], [], [], []
+        memo: dict = {}  # (n, unit) -> (device, metric) while bn stays the same
+        for rec in pack:
+            if not rec.keys() <= body:
+                if not rec.keys() <= fast:
+                    return None
+                if "bn" in rec:
+                    bn = rec["bn"]
+                    if type(bn) is not str:
+                        return None
+                    memo = {}
+                if "bt" in rec:
+                    bt = rec["bt"]
+                    if type(bt) is not float and type(bt) is not int:
+                        return None
+                if "bu" in rec:
+                    bu = rec["bu"]
+                    memo = {}
+            v = rec.get("v")
+            t = rec.get("t", 0)
+            tv, tt = type(v), type(t)
+            if (tv is not float and tv is not int) or (tt is not float and tt is not int):
+                return None
+            try:
+                t = bt + t
+                if t < RELATIVE_LIMIT:
+                    t = now + t
+                t = float(t)
+                v = float(v)
+                key = (rec.get("n", ""), rec.get("u", bu))
+                hit = memo.get(key)
+            except (OverflowError, TypeError):  # a huge CBOR integer, an unhashable label
+                return None
+            if not _EPOCH_LO < t < _EPOCH_HI:
+                return None
+            if hit is None:
+                hit = self._fast_name(bn, key[0], key[1], topic_device)
+                if hit is None:
+                    return None
+                memo[key] = hit
+            devices.append(hit[0])
+            times.append(t)
+            metrics.append(hit[1])
+            values.append(v)
+        return Decoded(fmt, devices, times, metrics, values)
+
+    def _fast_name(self, bn: str, n: object, unit: object,
+                   topic_device: str | None) -> tuple[str | None, str] | None:
+        """(device, metric) of a plain record name that maps; None otherwise."""
+        if type(n) is not str:
+            return None
+        unit = unit if type(unit) is str else None
+        name = bn + n
+        known = self._names.get((bn, name, unit))
+        if known is None:
+            payload_device, field = _split_name_parts(bn, name)
+            known = (lwm2m.split_path(name), payload_device) + \
+                metric_for(field, unit, self.known)
+            if len(self._names) < 100_000:
+                self._names[(bn, name, unit)] = known
+        path, payload_device, metric, _ = known
+        if path is not None or metric is None:
+            return None  # an LwM2M path or an unmapped field: the full path
+        return choose_device(payload_device, topic_device, self.device_from), metric
+
     def _senml(self, records: list[Record], fmt: str, topic_device: str | None) -> Decoded:
         out = Decoded(fmt)
         plain = []
@@ -182,11 +261,15 @@ class Decoder:
 
 def _split_name(r: Record) -> tuple[str | None, str]:
     """(device named by the payload, measurement name) of a plain SenML record."""
-    field = r.name[len(r.base_name):]
-    if r.base_name and field:
-        return r.base_name.rstrip("/:.") or None, field
-    parts = _SEP.split(r.name)
+    return _split_name_parts(r.base_name, r.name)
+
+
+def _split_name_parts(base_name: str, name: str) -> tuple[str | None, str]:
+    field = name[len(base_name):]
+    if base_name and field:
+        return base_name.rstrip("/:.") or None, field
+    parts = _SEP.split(name)
     if len(parts) > 1:
-        cut = max(r.name.rfind("/"), r.name.rfind(":"))
-        return r.name[:cut] or None, r.name[cut + 1:]
-    return None, r.name
+        cut = max(name.rfind("/"), name.rfind(":"))
+        return name[:cut] or None, name[cut + 1:]
+    return None, name

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from tsfleet.errors import TsfleetError
@@ -97,6 +98,8 @@ class _Sync:
 
 
 _STOP = object()
+#: How often a writer holding a partial batch looks for more (seconds).
+POLL_S = 0.02
 
 
 class Writer:
@@ -124,6 +127,7 @@ class Writer:
 
     # -- API used by the transports --------------------------------------------------
     def start(self) -> None:
+        readings_table([Decoded("warm-up", ["d"], [1.78e9], ["m"], [1.0])])  # see below
         self._thread.start()
 
     def submit(self, env: Envelope) -> None:
@@ -150,42 +154,14 @@ class Writer:
 
     # -- the writer thread ------------------------------------------------------------
     def _run(self) -> None:
-        pending: list[Envelope] = []
-        n_rows = 0
-        first = 0.0
         try:
             while True:
-                if pending:
-                    timeout = max(0.0, first + self.max_delay - time.monotonic())
-                else:
-                    timeout = self.idle_every if self.between_commits else None
-                try:
-                    item = self._q.get(timeout=timeout)
-                except queue.Empty:
-                    item = None
-                if isinstance(item, Envelope):
-                    if not pending:
-                        first = time.monotonic()
-                    pending.append(item)
-                    n_rows += item.size
-                    while n_rows < self.max_rows:  # take what is already waiting
-                        try:
-                            nxt = self._q.get_nowait()
-                        except queue.Empty:
-                            break
-                        if not isinstance(nxt, Envelope):
-                            self._q.put(nxt)  # handle markers in the outer loop
-                            break
-                        pending.append(nxt)
-                        n_rows += nxt.size
-                    if n_rows < self.max_rows and time.monotonic() - first < self.max_delay:
-                        continue
+                pending, marker = self._collect()
                 if pending:
                     self._flush(pending)
-                    pending, n_rows = [], 0
-                if isinstance(item, _Sync):
-                    item.done.set()
-                elif item is _STOP:
+                if isinstance(marker, _Sync):
+                    marker.done.set()
+                elif marker is _STOP:
                     return
                 self._between_commits()
         except BaseException as exc:  # the store is unusable: stop without acking
@@ -193,6 +169,37 @@ class Writer:
             log.error("live: the writer stopped: %s", exc)
             if self.on_fatal:
                 self.on_fatal(exc)
+
+    def _collect(self) -> tuple[list[Envelope], object]:
+        """The next batch, and the marker (sync or stop) that closed it, if any.
+
+        Waits for a first envelope, then takes what is queued, looking again
+        every ``POLL_S`` until ``max_rows`` rows or ``max_delay`` seconds. It
+        does not block on the queue meanwhile: a blocked reader would be woken
+        by every message the transports put, a thread switch per message."""
+        timeout = self.idle_every if self.between_commits else None
+        try:
+            item = self._q.get(timeout=timeout)
+        except queue.Empty:
+            return [], None
+        if not isinstance(item, Envelope):
+            return [], item
+        pending, n_rows, due = [item], item.size, time.monotonic() + self.max_delay
+        get = self._q.get_nowait
+        while n_rows < self.max_rows:
+            try:
+                item = get()
+            except queue.Empty:
+                left = due - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(left, POLL_S))
+                continue
+            if not isinstance(item, Envelope):
+                return pending, item
+            pending.append(item)
+            n_rows += item.size
+        return pending, None
 
     def _between_commits(self) -> None:
         if self.between_commits is None or self._stopping.is_set():
@@ -352,7 +359,13 @@ def readings_table(decoded: list[Decoded]) -> pa.Table | None:
     """The readings of several payloads as one Arrow table for the pipeline.
 
     Values and times stay numbers unless some payload sent something else;
-    then the column is text and the pipeline reports each bad cell.
+    then the column is text and the pipeline reports each bad cell. Times
+    all within the pipeline's accepted span are handed over as microsecond
+    timestamps, rounded as DuckDB's ``to_timestamp`` rounds (to the nearest,
+    ties to even), so the pipeline need not keep their text for error messages.
+
+    The first call in a process costs about 1.5 s (pyarrow imports pandas);
+    :meth:`Writer.start` makes it before any message arrives.
     """
     device, observed, metric, value = [], [], [], []
     for d in decoded:
@@ -363,8 +376,22 @@ def readings_table(decoded: list[Decoded]) -> pa.Table | None:
     if not metric:
         return None
     return pa.table({"device_id": pa.array(device, pa.string()),
-                     "observed_at": _column(observed), "metric": pa.array(metric, pa.string()),
-                     "value": _column(value)})
+                     "observed_at": _times(_column(observed)),
+                     "metric": pa.array(metric, pa.string()), "value": _column(value)})
+
+
+#: Unix seconds of 1990-01-01 and 2100-01-01, the span the pipeline accepts.
+_TS_LO, _TS_HI = 631_152_000.0, 4_102_444_800.0
+
+
+def _times(col: pa.Array) -> pa.Array:
+    """Float seconds -> timestamp[us] when every one lies inside the accepted span."""
+    if not pa.types.is_floating(col.type) or col.null_count:
+        return col
+    secs = col.to_numpy()
+    if not ((secs >= _TS_LO) & (secs < _TS_HI - 1.0)).all():
+        return col  # the pipeline judges and reports the others, as for any source
+    return pa.array(np.rint(secs * 1e6).astype(np.int64), pa.timestamp("us"))
 
 
 def _column(cells: list) -> pa.Array:

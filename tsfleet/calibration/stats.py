@@ -20,23 +20,32 @@ import numpy as np
 from scipy import special, stats
 
 
+def autocovariances(u: np.ndarray, maxlags: int) -> np.ndarray:
+    """(rows, maxlags + 1): sum_t g_t g_{t-l} for l = 0..maxlags (NaN counts as 0).
+
+    Lags are columns (hours). One FFT per block of rows, zero-padded to at
+    least ``n + maxlags`` so that the circular products equal the linear ones.
+    """
+    g = np.nan_to_num(u)
+    n = g.shape[1]
+    size = 1 << int(np.ceil(np.log2(max(n + maxlags + 1, 2))))
+    out = np.empty((g.shape[0], maxlags + 1))
+    for lo in range(0, g.shape[0], 1024):  # bounded memory
+        f = np.fft.rfft(g[lo:lo + 1024], n=size, axis=1)
+        out[lo:lo + 1024] = np.fft.irfft(f.real ** 2 + f.imag ** 2, n=size,
+                                         axis=1)[:, :maxlags + 1]
+    return out
+
+
 def long_run_variance(u: np.ndarray, maxlags: int) -> np.ndarray:
     """sum_t g_t^2 + 2 sum_l w_l sum_t g_t g_{t-l} per row (NaN counts as 0).
 
     That is n times the Bartlett long-run variance of ``u``: the "meat" of
     the Newey-West sandwich. Lags are columns (hours).
     """
-    g = np.nan_to_num(u)
-    n = g.shape[1]
-    size = 1 << int(np.ceil(np.log2(2 * n)))
-    out = np.empty(g.shape[0])
-    for lo in range(0, g.shape[0], 2048):  # bounded memory
-        f = np.fft.rfft(g[lo:lo + 2048], n=size, axis=1)
-        acov = np.fft.irfft(f * np.conj(f), n=size, axis=1)[:, :maxlags + 1]
-        w = 1.0 - np.arange(maxlags + 1) / (maxlags + 1.0)
-        w[1:] *= 2.0
-        out[lo:lo + 2048] = acov @ w
-    return np.maximum(out, 0.0)
+    w = 1.0 - np.arange(maxlags + 1) / (maxlags + 1.0)
+    w[1:] *= 2.0
+    return np.maximum(autocovariances(u, maxlags) @ w, 0.0)
 
 
 @dataclass

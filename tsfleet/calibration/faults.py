@@ -1,0 +1,101 @@
+"""Faults that show on the residual grid: stuck sensors and spikes.
+
+The same rules as before in SQL (``calibration_spikes`` still states the
+spike rule as a view, and a test checks both agree), over the sensor-hours
+with a residual, in time order per sensor:
+
+- ``stuck``: the last run of identical hourly values is at least 24 readings
+  long while the expectation moved by at least 1% of scale over it;
+- spike hours: the residual jumps away from both neighbouring readings
+  (``jump = r - (prev + next) / 2``) while those agree (``|prev - next| <
+  |jump| / 2``), by at least 8 robust jump scales (1.4826 x the sensor's
+  median absolute jump, at least 0.05% of scale) and at least 5% of scale;
+  a sensor with 3 or more is faulty (``spikes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STUCK_MIN_RUN = 24
+STUCK_MIN_EXPECTED_RANGE_PCT = 1.0
+SPIKE_Z, SPIKE_MIN_PCT, SPIKE_MIN_SCALE, SPIKES_FOR_FAULT = 8.0, 5.0, 0.05, 3
+
+
+@dataclass
+class GridFaults:
+    stuck: np.ndarray          # bool per sensor
+    stuck_since: np.ndarray    # column of the run start (-1)
+    stuck_n: np.ndarray        # readings in the run
+    stuck_value: np.ndarray    # the value it reads
+    spike_row: np.ndarray      # per spike hour: sensor row
+    spike_col: np.ndarray      # ... column
+    spike_z: np.ndarray        # ... robust z
+    n_spikes: np.ndarray       # per sensor
+    first_spike: np.ndarray    # column (-1)
+
+
+def grid_faults(value: np.ndarray, expected: np.ndarray, x: np.ndarray,
+                scale: np.ndarray) -> GridFaults:
+    """Stuck runs and spikes of every row of the residual grid ``x``."""
+    n_s, n_h = x.shape
+    rr, cc = np.nonzero(~np.isnan(x))
+    count = np.bincount(rr, minlength=n_s)
+    off = np.concatenate([[0], np.cumsum(count)])
+    has = count > 0
+    end = off[1:] - 1                       # last index of each row (valid where has)
+
+    # Stuck: the last run of equal values.
+    vals = value[rr, cc]
+    same_row = np.zeros(len(rr), bool)
+    same_row[1:] = rr[1:] == rr[:-1]
+    new = np.ones(len(rr), bool)
+    new[1:] = ~same_row[1:] | (vals[1:] != vals[:-1])
+    last_new = np.maximum.accumulate(np.where(new, np.arange(len(rr)), 0))
+    e = np.where(has, end, 0)
+    start = np.where(has, last_new[e] if len(rr) else 0, 0)
+    run_n = np.where(has, e - start + 1, 0)
+    ex = expected[rr, cc]
+    if len(rr):
+        pad = np.concatenate([ex, [0.0]])
+        bounds = np.stack([start[has], e[has] + 1], 1).ravel()
+        hi = np.maximum.reduceat(pad, bounds)[::2]
+        lo = np.minimum.reduceat(pad, bounds)[::2]
+        rng_pct = np.zeros(n_s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rng_pct[has] = 100 * (hi - lo) / scale[has]
+    else:
+        rng_pct = np.zeros(n_s)
+    stuck = has & (run_n >= STUCK_MIN_RUN) & (rng_pct >= STUCK_MIN_EXPECTED_RANGE_PCT)
+    idx = np.minimum(start, max(len(rr) - 1, 0))
+    stuck_since = np.where(stuck, cc[idx] if len(rr) else -1, -1)
+    stuck_value = np.where(stuck, vals[idx] if len(rr) else np.nan, np.nan)
+
+    # Spikes: jumps away from both neighbours.
+    r = x[rr, cc]
+    inner = np.zeros(len(rr), bool)
+    inner[1:-1] = same_row[1:-1] & same_row[2:]
+    prev = np.roll(r, 1)
+    nxt = np.roll(r, -1)
+    jump = np.where(inner, r - (prev + nxt) / 2, np.nan)
+    aj = np.full((n_s, n_h), np.nan)
+    aj[rr, cc] = np.abs(jump)
+    aj.sort(axis=1)
+    k = np.sum(~np.isnan(aj), axis=1)
+    lo_i, hi_i = np.maximum((k - 1) // 2, 0), np.maximum(k // 2, 0)
+    rows = np.arange(n_s)
+    med = (aj[rows, np.minimum(lo_i, n_h - 1)]
+           + aj[rows, np.minimum(hi_i, n_h - 1)]) / 2
+    del aj
+    jscale = np.maximum(1.4826 * np.where(k > 0, med, np.nan), SPIKE_MIN_SCALE)
+    js = jscale[rr]
+    with np.errstate(invalid="ignore"):
+        spike = (inner & (np.abs(jump) >= SPIKE_Z * js) & (np.abs(jump) >= SPIKE_MIN_PCT)
+                 & (np.abs(prev - nxt) < np.abs(jump) / 2))
+    n_spikes = np.bincount(rr[spike], minlength=n_s)
+    first = np.full(n_s, n_h, np.int64)
+    np.minimum.at(first, rr[spike], cc[spike])
+    return GridFaults(stuck, stuck_since, run_n, stuck_value, rr[spike], cc[spike],
+                      jump[spike] / js[spike], n_spikes, np.where(first < n_h, first, -1))

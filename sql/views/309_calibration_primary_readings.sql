@@ -1,22 +1,24 @@
 -- The readings detect() builds its hourly grid from: every raw reading of a
--- sensor's primary metric, and the hourly rollup rows of hours whose raw
--- readings retention deleted. The same union as readings_history, left
--- unaggregated so that detect() buckets it by hour in one numpy pass (a
--- DuckDB hash aggregate over 20 million sensor-hours keyed by strings takes
--- longer than the whole analysis may). Where an hour has raw readings, its
--- rollup row (late data) is left out, as in readings_history.
--- grain: one row per raw primary reading, or per rolled-up sensor-hour
+-- metric that sensors measure, and the hourly rollup rows of hours whose raw
+-- readings retention deleted (the union of readings_history; where an hour
+-- has raw readings, its rollup row is left out, as there). Left unaggregated
+-- and not joined to the sensors: detect() keeps the (device, metric) pairs of
+-- calibration_sensors and buckets by hour in one numpy pass, because a
+-- string-keyed join and hash aggregate over 20 million sensor-hours would
+-- take longer than the whole analysis may.
+-- grain: one row per raw reading of a measured metric, or per rolled-up device-hour
 -- columns: observed_at (UTC; the hour start for rollup rows), value (metric unit;
 --          the hour's mean for rollup rows), n_readings (1 for raw rows), is_rollup
 create or replace view calibration_primary_readings as
-with sensors as (
-    select device_id, metric from calibration_sensors
+with measured as (
+    select distinct metric from calibration_sensors
 ),
 
 raw as (
-    select r.device_id, r.observed_at, r.value, 1::bigint as n_readings, false as is_rollup
-    from readings r
-    semi join sensors s on s.device_id = r.device_id and s.metric = r.metric
+    select device_id, metric, observed_at, value, 1::bigint as n_readings,
+        false as is_rollup
+    from readings
+    where metric in (select metric from measured)
 ),
 
 late_raw_hours as (
@@ -27,12 +29,12 @@ late_raw_hours as (
 ),
 
 rolled as (
-    select u.device_id, u.hour_at as observed_at, u.value_mean as value, u.n_readings,
-        true as is_rollup
+    select u.device_id, u.metric, u.hour_at as observed_at, u.value_mean as value,
+        u.n_readings, true as is_rollup
     from readings_hourly_rollup u
-    semi join sensors s on s.device_id = u.device_id and s.metric = u.metric
     anti join late_raw_hours w
         on w.device_id = u.device_id and w.metric = u.metric and w.hour_at = u.hour_at
+    where u.metric in (select metric from measured)
 ),
 
 final as (

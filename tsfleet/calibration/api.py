@@ -37,6 +37,7 @@ class Calibration:
         self.fleet = fleet
         self.con = fleet.con
         self.timings: dict[str, float] = {}
+        self.last_run: tuple | None = None
 
     # -- settings and registry -----------------------------------------------------
     def set_tolerance(self, device_type: str, tolerance_pct: float,
@@ -129,6 +130,7 @@ class Calibration:
             rows = np.flatnonzero(np.isin(ids, list(devices)))
             rt, gf = engine.test(res, rows)
             out = engine.decide(res, rows, rt, gf, self._stored_p(devices))
+        self.last_run = (grid, res)    # the grid and residuals tested (benchmarks read them)
         t1 = time.perf_counter()
         frame = self._drift_frame(grid, out)
         key = ["device_id"] if devices is not None else None

@@ -43,8 +43,8 @@ class DriftParams:
     rate_window_h: int = 336
     rate_window_sparse_h: int = 720
     step_jump_share: float = 0.5
-    m_hourly: int = 24           # readings in the sequential rule's level window
-    m_sparse: int = 6
+    m_hourly: int = 72           # readings in the sequential rule's level window
+    m_sparse: int = 12
 
 
 @dataclass
@@ -83,10 +83,7 @@ class _Flat:
         self.off = np.concatenate([[0], np.cumsum(counts)[:-1]])
         self.count = counts
         self.key = rows.astype(np.int64) * self.n_cols + cols
-        v = x[rows, cols]
-        c = cols.astype(float)
-        self.cs = {name: np.concatenate([[0.0], np.cumsum(a)]) for name, a in
-                   (("x", v), ("t", c), ("tt", c * c), ("tx", c * v))}
+        self.cs = {"x": np.concatenate([[0.0], np.cumsum(x[rows, cols])])}
 
     def upto(self, col: np.ndarray) -> np.ndarray:
         """Readings per row at or before column ``col`` (per row)."""
@@ -105,15 +102,6 @@ class _Flat:
     def mean(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.span("x", lo, hi) / (hi - lo)
-
-    def slope(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """OLS slope per hour over readings lo..hi-1, and the centred sum of squares."""
-        n = (hi - lo).astype(float)
-        st, stt = self.span("t", lo, hi), self.span("tt", lo, hi)
-        sx, stx = self.span("x", lo, hi), self.span("tx", lo, hi)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sxx = stt - st * st / n
-            return (stx - st * sx / n) / sxx, sxx
 
 
 def detect_drift(x: np.ndarray, watch_pct: np.ndarray, params: DriftParams = DriftParams(),
@@ -180,9 +168,7 @@ def row_tests(x: np.ndarray, watch_pct: np.ndarray, params: DriftParams) -> RowT
     baseline = flat.mean(np.zeros(n_s, int), kk)
     level = flat.mean(n - kk, n)
     window = np.where(sparse, params.rate_window_sparse_h, params.rate_window_h)
-    lo = flat.upto(last_col - window)
-    rate_h, _ = flat.slope(lo, n)
-    rate = np.where(n - lo >= 3, rate_h * 24, np.nan)
+    rate = _recent_slope(x, last_col, window) * 24
 
     at_idx = np.where(step.at >= 0, flat.upto(step.at - 1), 0)
     j = np.minimum(24, np.minimum(at_idx, n - at_idx))
@@ -221,6 +207,25 @@ def finish(r: RowTests, params: DriftParams, other_p: np.ndarray | None = None,
         step_at=r.step_at, step_pct=r.step_size, p_value=r.p, q_value=q,
         is_step=is_step, significant=significant, enough=r.enough,
         first_detectable_at=first, p_cutoff=cutoff, as_of=np.datetime64("NaT"))
+
+
+def _recent_slope(x: np.ndarray, last_col: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """OLS slope per hour over each row's readings in the ``window`` hours up to
+    its last reading (NaN with fewer than 3)."""
+    n_s = x.shape[0]
+    if n_s == 0:
+        return np.zeros(0)
+    back = np.arange(int(window.max()))
+    cols = last_col[:, None] - back[None, :]
+    ok = (cols >= 0) & (back[None, :] < window[:, None])
+    vals = np.where(ok, x[np.arange(n_s)[:, None], np.maximum(cols, 0)], np.nan)
+    m = ~np.isnan(vals)
+    n = m.sum(1)
+    t = -back.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tc = np.where(m, t[None, :] - (m @ t / n)[:, None], 0.0)
+        slope = (tc * np.where(m, vals, 0.0)).sum(1) / (tc * tc).sum(1)
+    return np.where(n >= 3, slope, np.nan)
 
 
 def _first_alarm(flat: _Flat, k: np.ndarray, m: np.ndarray, baseline: np.ndarray,

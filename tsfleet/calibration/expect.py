@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from tsfleet.calibration.grid import SensorGrid
 
@@ -44,17 +45,24 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
     src = np.zeros((n_s, n_h), np.int8)
     npeer = np.zeros((n_s, n_h), np.int16)
     scale = np.full(n_s, np.nan)
-    order = np.argsort(grid.group, kind="stable")
-    bounds = np.flatnonzero(np.diff(grid.group[order])) + 1
-    todo = None if rows is None else set(np.unique(grid.group[rows]).tolist())
-    for idx in np.split(order, bounds):
-        if len(idx) == 0 or (todo is not None and grid.group[idx[0]] not in todo):
-            continue
-        e, s, p = _group(v[idx], excluded[idx], grid.is_reference[idx])
-        exp[idx], src[idx], npeer[idx] = e, s, p
-        with np.errstate(invalid="ignore"):
-            mean_abs = np.nanmean(np.abs(e)) if np.isfinite(e).any() else np.nan
-        scale[idx] = np.fmax(mean_abs, grid.min_scale[idx]) if np.isfinite(mean_abs) else np.nan
+    members = pd.Series(np.arange(n_s)).groupby(grid.group).agg(list)
+    if rows is not None:
+        members = members[members.index.isin(np.unique(grid.group[rows]))]
+    sizes = members.map(len)
+    for g in np.unique(sizes.to_numpy()) if len(sizes) else []:
+        idx = np.array(members[sizes == g].tolist(), np.int64)       # (groups, g)
+        # sensors on the last axis: (groups, hours, g)
+        e, s_, p = _group(v[idx].transpose(0, 2, 1), excluded[idx][:, None, :],
+                          grid.is_reference[idx][:, None, :])
+        exp[idx] = e.transpose(0, 2, 1)
+        src[idx] = s_.transpose(0, 2, 1)
+        npeer[idx] = p.transpose(0, 2, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            absum = np.nansum(np.abs(e), axis=(1, 2))
+            cnt = np.sum(~np.isnan(e), axis=(1, 2))
+            mean_abs = np.where(cnt > 0, absum / cnt, np.nan)
+        scale[idx] = np.where(np.isnan(mean_abs)[:, None], np.nan,
+                              np.fmax(mean_abs[:, None], grid.min_scale[idx]))
     with np.errstate(invalid="ignore", divide="ignore"):
         x = 100.0 * (v - exp) / scale[:, None]
     cols = np.arange(n_h)[None, :]
@@ -63,20 +71,19 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
 
 
 def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray):
-    """One zone and metric: (expected, source, n_peers), each (g, n_hours)."""
-    g, n_h = v.shape
+    """Peer groups of one size, sensors on the last axis: (expected, source, n_peers)."""
+    g = v.shape[-1]
     has = ~np.isnan(v)
-    voter = has & ~excluded[:, None]
+    voter = has & ~excluded
     cons = np.where(voter, v, np.nan)
-    order = np.argsort(cons, axis=0, kind="stable")        # NaN last
-    srt = np.take_along_axis(cons, order, axis=0)
-    n_ok = voter.sum(0)
+    order = np.argsort(cons, axis=-1, kind="stable")        # NaN last
+    srt = np.take_along_axis(cons, order, axis=-1)
+    n_ok = voter.sum(-1, keepdims=True)
     rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(g)[:, None].repeat(n_h, 1), axis=0)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(g), order.shape), axis=-1)
     # The median of the others: drop own position (voters) from the sorted values.
-    own = ~excluded[:, None] & has
-    n_others = n_ok[None, :] - own
-    m = n_others
+    own = voter
+    m = n_ok - own
     lo_pos = np.where(m % 2 == 1, (m - 1) // 2, m // 2 - 1)
     hi_pos = m // 2
     lo = _others_at(srt, lo_pos, rank, own)
@@ -85,13 +92,13 @@ def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray):
         median = np.where(m % 2 == 1, lo, (lo + hi) / 2)
     peers_ok = has & (m >= 3)
     # References: mean of the references that hour (of the other ones, for a reference).
-    ref = has & is_ref[:, None]
-    n_ref = ref.sum(0)[None, :]
-    sum_ref = np.where(ref, v, 0.0).sum(0)[None, :]
+    ref = has & is_ref
+    n_ref = ref.sum(-1, keepdims=True)
+    vref = np.where(ref, v, 0.0)
+    sum_ref = vref.sum(-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ref_value = np.where(is_ref[:, None], (sum_ref - np.where(ref, v, 0.0)) / (n_ref - 1),
-                             sum_ref / n_ref)
-    ref_ok = has & np.where(is_ref[:, None], n_ref > 1, n_ref > 0)
+        ref_value = np.where(is_ref, (sum_ref - vref) / (n_ref - 1), sum_ref / n_ref)
+    ref_ok = has & np.where(is_ref, n_ref > 1, n_ref > 0)
     expected = np.where(ref_ok, ref_value, np.where(peers_ok, median, np.nan))
     source = np.where(ref_ok, REFERENCE, np.where(peers_ok, PEERS, NONE)).astype(np.int8)
     n_peers = np.where(has, m, 0).astype(np.int16)
@@ -101,6 +108,5 @@ def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray):
 def _others_at(srt: np.ndarray, pos: np.ndarray, rank: np.ndarray, own: np.ndarray):
     """Value at position ``pos`` of the sorted voters without the sensor's own value."""
     p = pos + (own & (pos >= rank))
-    g = srt.shape[0]
-    p = np.clip(p, 0, g - 1)
-    return np.take_along_axis(srt, p, axis=0)
+    p = np.clip(p, 0, srt.shape[-1] - 1)
+    return np.take_along_axis(srt, p, axis=-1)

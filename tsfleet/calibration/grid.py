@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 HOUR_US = 3_600_000_000
 
@@ -57,25 +55,27 @@ def load_grid(con, sensors: pd.DataFrame, subset: bool = False) -> SensorGrid:
     """Read the primary readings of ``sensors`` (rows of calibration_sensors);
     ``subset``: they are not the whole fleet (filter in SQL)."""
     sensors = sensors.sort_values("device_id").reset_index(drop=True)
-    ids = pa.array(sensors["device_id"].tolist(), pa.string())
-    sql = ("select device_id, observed_at, value, n_readings, is_rollup "
-           "from calibration_primary_readings")
+    if sensors.empty:
+        return SensorGrid(sensors, np.datetime64("1970-01-01T00", "h"), np.zeros((0, 1)),
+                          np.zeros(0, int), np.zeros(0, bool), np.zeros(0, np.int64),
+                          np.zeros(0))
+    # (device, metric) pairs as 64-bit hashes: integer keys all the way to numpy
+    keys = con.sql("select hash(d, m) as k from (select unnest(?) as d, unnest(?) as m)",
+                   params=[sensors["device_id"].tolist(), sensors["metric"].tolist()]
+                   ).fetchnumpy()["k"]
+    sql = ("select hash(device_id, metric) as k, epoch_us(observed_at) // ? as hour, value, "
+           "n_readings, is_rollup from calibration_primary_readings")
     if subset:
-        rel = con.sql(sql + " where device_id in (select unnest(?))",
-                      params=[sensors["device_id"].tolist()])
+        t = con.sql(sql + " where device_id in (select unnest(?))",
+                    params=[HOUR_US, sensors["device_id"].tolist()]).fetchnumpy()
     else:
-        rel = con.sql(sql)
-    t = rel.to_arrow_table()
-    row = pc.fill_null(pc.index_in(t.column("device_id"), value_set=ids), -1)
-    row = row.to_numpy(zero_copy_only=False).astype(np.int64)
+        t = con.sql(sql, params=[HOUR_US]).fetchnumpy()
+    row = pd.Index(keys).get_indexer(t.pop("k"))
     keep = row >= 0
-    us = t.column("observed_at").cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
-    us = us.astype("datetime64[us]").astype(np.int64)
-    hour = us // HOUR_US
-    value = t.column("value").to_numpy(zero_copy_only=False).astype(float)
-    n = t.column("n_readings").to_numpy(zero_copy_only=False).astype(float)
-    rolled = t.column("is_rollup").to_numpy(zero_copy_only=False).astype(bool)
-    del t
+    hour = np.asarray(t.pop("hour"), np.int64)
+    value = np.asarray(t.pop("value"), float)
+    n = np.asarray(t.pop("n_readings"), float)
+    rolled = np.asarray(t.pop("is_rollup"), bool)
     row, hour, value, n, rolled = row[keep], hour[keep], value[keep], n[keep], rolled[keep]
     n_s = len(sensors)
     if len(hour) == 0:

@@ -12,7 +12,6 @@ import pyarrow as pa
 
 from tsfleet.calibration.detect import DriftParams
 from tsfleet.calibration.engine import Engine, exclusions
-from tsfleet.calibration.faults import GridFaults
 from tsfleet.calibration.grid import load_grid
 from tsfleet.calibration.schedule import batch_visits
 from tsfleet.calibration.stability import FACTORS, stability_table
@@ -76,14 +75,14 @@ class Calibration:
         """Test every sensor for drift and steps; write ``sensor_drift``,
         ``sensor_faults`` and ``sensor_outliers``. Returns the sensor_drift rows written.
 
-        A full run has two passes: the first finds drifting, stepped and faulty
-        sensors, which are then left out of their peers' consensus
-        (``calibration_peer_exclusions``) for the second, so that drifting
-        neighbours do not drag the median; only the peer groups that lost a
-        member are recomputed. With ``devices`` only those sensors are
-        recomputed (one pass, with the stored exclusions) and merged; the
-        fleet-wide Benjamini-Hochberg control then uses the stored p-values of
-        the other sensors.
+        A full run has two passes: the first finds faulty sensors and sensors
+        whose drift estimate reaches the watch level; they are left out of
+        their peers' consensus (``calibration_peer_exclusions``), so that
+        drifting neighbours do not drag the median, and only the peer groups
+        that lost a member get new expectations before the tests run. With
+        ``devices`` only those sensors are recomputed (one pass, with the
+        stored exclusions) and merged; the fleet-wide Benjamini-Hochberg
+        control then uses the stored p-values of the other sensors.
         """
         if not 0 < fdr < 1:
             raise InvalidParameter(f"fdr must be within 0..1, got {fdr}")
@@ -106,22 +105,19 @@ class Calibration:
         ids = grid.device_ids
         if devices is None:
             res = engine.residuals(np.zeros(len(ids), bool))
-            rows = np.arange(len(ids))
-            rt, gf = engine.test(res, rows)
-            first = engine.decide(res, rows, rt, gf)
-            verdict = self._all_verdicts(grid, first)
-            excluded = exclusions(ids, grid.sensors, verdict)
+            suspect, why = engine.suspects(res)
+            excluded = exclusions(grid.sensors, suspect)
             write_result(self.con, "calibration_peer_exclusions", dict(
-                device_id=ids[excluded], verdict=verdict[excluded]), params=run)
+                device_id=ids[excluded], verdict=why[excluded]), params=run)
             redo = np.flatnonzero(np.isin(grid.group, np.unique(grid.group[excluded])))
             if len(redo):
                 res2 = engine.residuals(excluded, redo)
                 for name in ("expected", "source", "n_peers", "x"):
                     getattr(res, name)[redo] = getattr(res2, name)[redo]
                 res.scale[redo] = res2.scale[redo]
-                rt2, gf2 = engine.test(res, redo)
-                rt.assign(redo, rt2)
-                gf = _merge_faults(gf, gf2, redo)
+                del res2
+            rows = np.arange(len(ids))
+            rt, gf = engine.test(res, rows)
             out = engine.decide(res, rows, rt, gf)
         else:
             stored = set(self.fleet.frame("select device_id from calibration_peer_exclusions")
@@ -145,11 +141,6 @@ class Calibration:
             frame, preserve_index=False), params=run, key=key)
         self.timings["write_s"] = time.perf_counter() - t1
         return n
-
-    def _all_verdicts(self, grid, out) -> np.ndarray:
-        """Verdict per grid row (sensors without residuals: their fallback verdict)."""
-        frame = self._drift_frame(grid, out)
-        return frame.set_index("device_id")["verdict"].reindex(grid.device_ids).to_numpy(object)
 
     def _drift_frame(self, grid, out) -> pd.DataFrame:
         r, s = out.result, grid.sensors.iloc[out.rows].reset_index(drop=True)
@@ -287,14 +278,3 @@ def _subset(devices: Sequence[str] | None) -> tuple[str, list]:
     if isinstance(devices, str):
         raise InvalidParameter(f"devices must be a list of device ids, got the string {devices!r}")
     return "where device_id in (select unnest(?))", [list(devices)]
-
-
-def _merge_faults(a: GridFaults, b: GridFaults, rows: np.ndarray) -> GridFaults:
-    """``a`` (all rows) with the faults of ``rows`` replaced by ``b`` (computed on them)."""
-    for name in ("stuck", "stuck_since", "stuck_n", "stuck_value", "n_spikes", "first_spike"):
-        getattr(a, name)[rows] = getattr(b, name)
-    keep = ~np.isin(a.spike_row, rows)
-    return GridFaults(a.stuck, a.stuck_since, a.stuck_n, a.stuck_value,
-                      np.concatenate([a.spike_row[keep], rows[b.spike_row]]),
-                      np.concatenate([a.spike_col[keep], b.spike_col]),
-                      np.concatenate([a.spike_z[keep], b.spike_z]), a.n_spikes, a.first_spike)

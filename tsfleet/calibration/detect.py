@@ -138,11 +138,22 @@ class RowTests:
     watch: np.ndarray
     n_cols: int
 
-    def assign(self, rows: np.ndarray, other: RowTests) -> None:
-        """Replace the results of ``rows`` by ``other`` (computed on those rows only)."""
-        for name, value in vars(self).items():
-            if isinstance(value, np.ndarray):
-                value[rows] = getattr(other, name)
+
+def drift_levels(x: np.ndarray, params: DriftParams) -> tuple[np.ndarray, np.ndarray]:
+    """(drift_pct, enough) per row, as row_tests computes them, without the tests."""
+    flat = _Flat(x)
+    n = flat.count
+    k = np.where(_sparse(flat), params.k_sparse, params.k_hourly)
+    kk = np.minimum(k, n)
+    return flat.mean(n - kk, n) - flat.mean(np.zeros(len(n), int), kk), n >= 2 * k
+
+
+def _sparse(flat: _Flat) -> np.ndarray:
+    n = flat.count
+    cols = flat.cols if len(flat.cols) else np.zeros(1, int)
+    first_col = np.where(n > 0, cols[np.minimum(flat.off, len(cols) - 1)], 0)
+    last_col = np.where(n > 0, cols[np.minimum(flat.off + n - 1, len(cols) - 1)], 0)
+    return n / np.maximum(last_col - first_col + 1, 1) < 0.5
 
 
 def row_tests(x: np.ndarray, watch_pct: np.ndarray, params: DriftParams) -> RowTests:

@@ -1,11 +1,13 @@
 """One detect() run on the sensor grid: expectations, faults, tests, verdicts.
 
-A full run has two passes. The first finds drifting, stepped and faulty
-sensors; they are left out of their peers' consensus
-(``calibration_peer_exclusions``) and only the peer groups (zone and metric)
-that lost a member are recomputed in the second pass. With ``devices``, only
-those sensors are tested (their peer groups are read for the expectation,
-with the stored exclusions).
+A full run has two passes. The first, cheap one finds the sensors that must
+not vote in their peers' consensus: faulty (dead, out of range, stuck) or
+with a drift estimate at the watch level or beyond (the same estimate the
+verdict uses); they are stored in ``calibration_peer_exclusions``, the peer
+groups (zone and metric) that lost a member get new expectations, and the
+tests run once, on the final residuals. With ``devices``, only those sensors
+are tested (their peer groups are read for the expectation, with the stored
+exclusions).
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from tsfleet.calibration.detect import DriftParams, DriftResult, RowTests, finish, row_tests
+from tsfleet.calibration.detect import (
+    DriftParams,
+    DriftResult,
+    RowTests,
+    drift_levels,
+    finish,
+    row_tests,
+)
 from tsfleet.calibration.expect import SOURCES, Residuals, expectations
 from tsfleet.calibration.faults import GridFaults, grid_faults
 from tsfleet.calibration.grid import SensorGrid
 from tsfleet.calibration.verdict import crossing_dates, verdicts
-
-FLAGGED = ("drifting", "needs_recalibration", "step", "fault")
 
 
 @dataclass
@@ -69,6 +76,17 @@ class Engine:
                          res.scale[rows])
         self._lap("faults_s", t)
         return rt, gf
+
+    def suspects(self, res: Residuals) -> tuple[np.ndarray, np.ndarray]:
+        """First pass: (bool per sensor: must not vote, its reason 'fault' | 'drifting')."""
+        t = time.perf_counter()
+        drift, enough = drift_levels(res.x, self.params)
+        gf = grid_faults(self.grid.value, res.expected, res.x, res.scale, spikes=False)
+        fault = gf.stuck | np.isin(self.grid.device_ids,
+                                   self.sql_faults["device_id"].to_numpy(object))
+        drifting = enough & (np.abs(np.nan_to_num(drift)) >= self.watch)
+        self._lap("first_pass_s", t)
+        return fault | drifting, np.where(fault, "fault", "drifting").astype(object)
 
     def decide(self, res: Residuals, rows: np.ndarray, rt: RowTests, gf: GridFaults,
                other_p: np.ndarray | None = None) -> Outcome:
@@ -134,15 +152,12 @@ class Engine:
         return faults, outliers
 
 
-def exclusions(device_ids: np.ndarray, sensors: pd.DataFrame, verdict: np.ndarray,
-               min_left: int = 4) -> np.ndarray:
-    """Bool per sensor of ``sensors``: left out of the consensus. Flagged in the
-    first pass, in zones and metrics that keep at least ``min_left`` unflagged
-    sensors (3 peers and the sensor itself); elsewhere the consensus stays."""
-    flag = pd.Series(np.isin(verdict, FLAGGED), index=device_ids)
-    s = sensors[["device_id", "zone", "metric"]].copy()
-    s["flag"] = s["device_id"].map(flag).fillna(False).astype(bool)
-    per = s.groupby(["zone", "metric"], dropna=False)["flag"].agg(["sum", "size"])
-    ok = per[per["size"] - per["sum"] >= min_left].index
-    in_ok = pd.MultiIndex.from_frame(s[["zone", "metric"]]).isin(ok)
-    return (s["flag"].to_numpy() & in_ok)
+def exclusions(sensors: pd.DataFrame, flag: np.ndarray, min_left: int = 4) -> np.ndarray:
+    """Bool per sensor of ``sensors``: left out of the consensus. Suspect in the
+    first pass, in zones and metrics that keep at least ``min_left`` others
+    (3 peers and the sensor itself); elsewhere the consensus stays."""
+    s = sensors[["zone", "metric"]].copy()
+    s["flag"] = flag
+    per = s.groupby(["zone", "metric"], dropna=False)["flag"].transform("sum")
+    size = s.groupby(["zone", "metric"], dropna=False)["flag"].transform("size")
+    return flag & (size - per >= min_left).to_numpy()

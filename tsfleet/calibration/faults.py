@@ -38,8 +38,8 @@ class GridFaults:
 
 
 def grid_faults(value: np.ndarray, expected: np.ndarray, x: np.ndarray,
-                scale: np.ndarray) -> GridFaults:
-    """Stuck runs and spikes of every row of the residual grid ``x``."""
+                scale: np.ndarray, spikes: bool = True) -> GridFaults:
+    """Stuck runs and (unless ``spikes=False``) spikes of every row of the residual grid."""
     n_s, n_h = x.shape
     rr, cc = np.nonzero(~np.isnan(x))
     count = np.bincount(rr, minlength=n_s)
@@ -73,6 +73,10 @@ def grid_faults(value: np.ndarray, expected: np.ndarray, x: np.ndarray,
     stuck_since = np.where(stuck, cc[idx] if len(rr) else -1, -1)
     stuck_value = np.where(stuck, vals[idx] if len(rr) else np.nan, np.nan)
 
+    if not spikes:
+        none = np.zeros(0, np.int64)
+        return GridFaults(stuck, stuck_since, run_n, stuck_value, none, none, np.zeros(0),
+                          np.zeros(n_s, np.int64), np.full(n_s, -1))
     # Spikes: jumps away from both neighbours.
     r = x[rr, cc]
     inner = np.zeros(len(rr), bool)
@@ -80,14 +84,14 @@ def grid_faults(value: np.ndarray, expected: np.ndarray, x: np.ndarray,
     prev = np.roll(r, 1)
     nxt = np.roll(r, -1)
     jump = np.where(inner, r - (prev + nxt) / 2, np.nan)
-    aj = np.full((n_s, n_h), np.nan)
+    aj = np.full((n_s, n_h), np.nan, np.float32)   # for the median only
     aj[rr, cc] = np.abs(jump)
     aj.sort(axis=1)
     k = np.sum(~np.isnan(aj), axis=1)
     lo_i, hi_i = np.maximum((k - 1) // 2, 0), np.maximum(k // 2, 0)
     rows = np.arange(n_s)
-    med = (aj[rows, np.minimum(lo_i, n_h - 1)]
-           + aj[rows, np.minimum(hi_i, n_h - 1)]) / 2
+    med = (aj[rows, np.minimum(lo_i, n_h - 1)].astype(float)
+           + aj[rows, np.minimum(hi_i, n_h - 1)].astype(float)) / 2
     del aj
     jscale = np.maximum(1.4826 * np.where(k > 0, med, np.nan), SPIKE_MIN_SCALE)
     js = jscale[rr]

@@ -150,13 +150,14 @@ def main() -> None:
     fleet.con.execute("set enable_progress_bar = false")
     n_sensors = fleet.query("select count(*) n from calibration_sensors")[0]["n"]
     _ = fleet.calibration          # imports (scipy, statsmodels) are not the analysis
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fleet.calibration.detect()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     tm = fleet.calibration.timings
     s = score(fleet)
     load = os.getloadavg()[0]
-    print(f"\nsensors: {n_sensors}; detect(): {wall:.1f} s wall, load average {load:.1f} ("
+    print(f"\nsensors: {n_sensors}; detect(): {wall:.1f} s wall, {cpu:.1f} s CPU (all threads), "
+          f"load average {load:.1f} ("
           + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in tm.items()) + ")")
     naive = naive_tests(fleet, 100)
     print(f"tests: {tm['tests_s']:.1f} s vectorized vs {naive * n_sensors:.1f} s naive per-sensor "

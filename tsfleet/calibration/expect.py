@@ -71,25 +71,33 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
 
 
 def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray):
-    """Peer groups of one size, sensors on the last axis: (expected, source, n_peers)."""
+    """Peer groups of one size, sensors on the last axis: (expected, source, n_peers).
+
+    The median of the others follows from the sorted voters' values at n//2 - 1,
+    n//2 and n//2 + 1 and whether the sensor's own value lies above them.
+    """
     g = v.shape[-1]
     has = ~np.isnan(v)
     voter = has & ~excluded
-    cons = np.where(voter, v, np.nan)
-    order = np.argsort(cons, axis=-1, kind="stable")        # NaN last
-    srt = np.take_along_axis(cons, order, axis=-1)
+    srt = np.sort(np.where(voter, v, np.nan), axis=-1)          # NaN last
     n_ok = voter.sum(-1, keepdims=True)
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(g), order.shape), axis=-1)
-    # The median of the others: drop own position (voters) from the sorted values.
-    own = voter
-    m = n_ok - own
-    lo_pos = np.where(m % 2 == 1, (m - 1) // 2, m // 2 - 1)
-    hi_pos = m // 2
-    lo = _others_at(srt, lo_pos, rank, own)
-    hi = _others_at(srt, hi_pos, rank, own)
+    half = n_ok // 2
+
+    def at(pos):
+        return np.take_along_axis(srt, np.clip(pos, 0, g - 1), axis=-1)
+
+    s_lo, s_mid, s_hi = at(half - 1), at(half), at(half + 1)
     with np.errstate(invalid="ignore"):
-        median = np.where(m % 2 == 1, lo, (lo + hi) / 2)
+        even = n_ok % 2 == 0
+        # a voter: drop its own value; n_ok - 1 others
+        own_odd = np.where(v >= s_mid, s_lo, s_mid)                        # n_ok even
+        own_even = (np.where(v >= s_mid, s_lo, s_mid)
+                    + np.where(v > s_mid, s_mid, s_hi)) / 2                # n_ok odd
+        own = np.where(even, own_odd, own_even)
+        # not a voter: the median of all voters
+        all_ = np.where(even, (s_lo + s_mid) / 2, s_mid)
+    median = np.where(voter, own, all_)
+    m = n_ok - voter
     peers_ok = has & (m >= 3)
     # References: mean of the references that hour (of the other ones, for a reference).
     ref = has & is_ref
@@ -103,10 +111,3 @@ def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray):
     source = np.where(ref_ok, REFERENCE, np.where(peers_ok, PEERS, NONE)).astype(np.int8)
     n_peers = np.where(has, m, 0).astype(np.int16)
     return expected, source, n_peers
-
-
-def _others_at(srt: np.ndarray, pos: np.ndarray, rank: np.ndarray, own: np.ndarray):
-    """Value at position ``pos`` of the sorted voters without the sensor's own value."""
-    p = pos + (own & (pos >= rank))
-    p = np.clip(p, 0, srt.shape[-1] - 1)
-    return np.take_along_axis(srt, p, axis=-1)

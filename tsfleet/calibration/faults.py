@@ -41,42 +41,35 @@ def grid_faults(value: np.ndarray, expected: np.ndarray, x: np.ndarray,
                 scale: np.ndarray, spikes: bool = True) -> GridFaults:
     """Stuck runs and (unless ``spikes=False``) spikes of every row of the residual grid."""
     n_s, n_h = x.shape
-    rr, cc = np.nonzero(~np.isnan(x))
-    count = np.bincount(rr, minlength=n_s)
-    off = np.concatenate([[0], np.cumsum(count)])
-    has = count > 0
-    end = off[1:] - 1                       # last index of each row (valid where has)
-
-    # Stuck: the last run of equal values.
-    vals = value[rr, cc]
-    same_row = np.zeros(len(rr), bool)
-    same_row[1:] = rr[1:] == rr[:-1]
-    new = np.ones(len(rr), bool)
-    new[1:] = ~same_row[1:] | (vals[1:] != vals[:-1])
-    last_new = np.maximum.accumulate(np.where(new, np.arange(len(rr)), 0))
-    e = np.where(has, end, 0)
-    start = np.where(has, last_new[e] if len(rr) else 0, 0)
-    run_n = np.where(has, e - start + 1, 0)
-    ex = expected[rr, cc]
-    if len(rr):
-        pad = np.concatenate([ex, [0.0]])
-        bounds = np.stack([start[has], e[has] + 1], 1).ravel()
-        hi = np.maximum.reduceat(pad, bounds)[::2]
-        lo = np.minimum.reduceat(pad, bounds)[::2]
-        rng_pct = np.zeros(n_s)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rng_pct[has] = 100 * (hi - lo) / scale[has]
-    else:
-        rng_pct = np.zeros(n_s)
+    rows = np.arange(n_s)
+    # Stuck: the last run of equal values (hours without a residual do not break it).
+    valid = ~np.isnan(x)
+    has = valid.any(1)
+    last = (n_h - 1) - np.argmax(valid[:, ::-1], axis=1)
+    v_last = value[rows, last]
+    differ = valid & (value != v_last[:, None])
+    last_diff = np.where(differ.any(1), (n_h - 1) - np.argmax(differ[:, ::-1], axis=1), -1)
+    in_run = valid & (np.arange(n_h)[None, :] > last_diff[:, None])
+    del differ
+    run_n = in_run.sum(1)
+    since = np.argmax(in_run, axis=1)
+    hi = np.where(in_run, expected, -np.inf).max(1)
+    lo = np.where(in_run, expected, np.inf).min(1)
+    del in_run
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rng_pct = np.where(has, 100 * (hi - lo) / scale, 0.0)
     stuck = has & (run_n >= STUCK_MIN_RUN) & (rng_pct >= STUCK_MIN_EXPECTED_RANGE_PCT)
-    idx = np.minimum(start, max(len(rr) - 1, 0))
-    stuck_since = np.where(stuck, cc[idx] if len(rr) else -1, -1)
-    stuck_value = np.where(stuck, vals[idx] if len(rr) else np.nan, np.nan)
-
+    stuck_since = np.where(stuck, since, -1)
+    stuck_value = np.where(stuck, v_last, np.nan)
     if not spikes:
         none = np.zeros(0, np.int64)
         return GridFaults(stuck, stuck_since, run_n, stuck_value, none, none, np.zeros(0),
                           np.zeros(n_s, np.int64), np.full(n_s, -1))
+    rr, cc = np.nonzero(valid)
+    del valid
+    same_row = np.zeros(len(rr), bool)
+    same_row[1:] = rr[1:] == rr[:-1]
+
     # Spikes: jumps away from both neighbours.
     r = x[rr, cc]
     inner = np.zeros(len(rr), bool)
@@ -89,7 +82,6 @@ def grid_faults(value: np.ndarray, expected: np.ndarray, x: np.ndarray,
     aj.sort(axis=1)
     k = np.sum(~np.isnan(aj), axis=1)
     lo_i, hi_i = np.maximum((k - 1) // 2, 0), np.maximum(k // 2, 0)
-    rows = np.arange(n_s)
     med = (aj[rows, np.minimum(lo_i, n_h - 1)].astype(float)
            + aj[rows, np.minimum(hi_i, n_h - 1)].astype(float)) / 2
     del aj

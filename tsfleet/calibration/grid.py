@@ -63,38 +63,38 @@ def load_grid(con, sensors: pd.DataFrame, subset: bool = False) -> SensorGrid:
     keys = con.sql("select hash(d, m) as k from (select unnest(?) as d, unnest(?) as m)",
                    params=[sensors["device_id"].tolist(), sensors["metric"].tolist()]
                    ).fetchnumpy()["k"]
-    sql = ("select hash(device_id, metric) as k, epoch_us(observed_at) // ? as hour, value, "
-           "n_readings, is_rollup from calibration_primary_readings")
-    if subset:
-        t = con.sql(sql + " where device_id in (select unnest(?))",
-                    params=[HOUR_US, sensors["device_id"].tolist()]).fetchnumpy()
-    else:
-        t = con.sql(sql, params=[HOUR_US]).fetchnumpy()
-    row = pd.Index(keys).get_indexer(t.pop("k"))
-    keep = row >= 0
-    hour = np.asarray(t.pop("hour"), np.int64)
-    value = np.asarray(t.pop("value"), float)
-    n = np.asarray(t.pop("n_readings"), float)
-    rolled = np.asarray(t.pop("is_rollup"), bool)
-    row, hour, value, n, rolled = row[keep], hour[keep], value[keep], n[keep], rolled[keep]
+    sql = ("select hash(device_id, metric) as k, epoch_us(observed_at) // ? as hour, value{} "
+           "from calibration_primary_readings where {} is_rollup")
+    where = "device_id in (select unnest(?)) and" if subset else ""
+    extra = [sensors["device_id"].tolist()] if subset else []
+    parts = []
+    for rolled, cols in ((False, ""), (True, ", n_readings")):
+        t = con.sql(sql.format(cols, where + ("" if rolled else " not")),
+                    params=[HOUR_US, *extra]).fetchnumpy()
+        row = pd.Index(keys).get_indexer(t.pop("k"))
+        keep = row >= 0
+        parts.append((row[keep], np.asarray(t["hour"], np.int64)[keep],
+                      np.asarray(t["value"], float)[keep],
+                      np.asarray(t["n_readings"], float)[keep] if rolled else None))
+        del t
+    (row, hour, value, _), (r_row, r_hour, r_value, r_n) = parts
     n_s = len(sensors)
-    if len(hour) == 0:
+    if len(hour) + len(r_hour) == 0:
         t0 = np.datetime64("1970-01-01T00", "h")
         v = np.full((n_s, 1), np.nan)
     else:
-        h0 = int(hour.min())
-        n_h = int(hour.max()) - h0 + 1
-        cell = row * n_h + (hour - h0)
+        h0 = int(min(hour.min(initial=2**62), r_hour.min(initial=2**62)))
+        n_h = int(max(hour.max(initial=-1), r_hour.max(initial=-1))) - h0 + 1
         size = n_s * n_h
-        raw = ~rolled
-        s_raw = np.bincount(cell[raw], weights=value[raw], minlength=size)
-        c_raw = np.bincount(cell[raw], minlength=size).astype(float)
-        # readings_history: raw readings where kept, the rollup where they aged out
-        s = np.bincount(cell[rolled], weights=value[rolled] * n[rolled], minlength=size)
-        c = np.bincount(cell[rolled], weights=n[rolled], minlength=size)
-        has_raw = c_raw > 0
-        s = np.where(has_raw, s_raw, s)
-        c = np.where(has_raw, c_raw, c)
+        cell = row * n_h + (hour - h0)
+        s = np.bincount(cell, weights=value, minlength=size)
+        c = np.bincount(cell, minlength=size).astype(float)
+        if len(r_hour):   # readings_history: the rollup only where no raw reading is kept
+            r_cell = r_row * n_h + (r_hour - h0)
+            r_s = np.bincount(r_cell, weights=r_value * r_n, minlength=size)
+            r_c = np.bincount(r_cell, weights=r_n, minlength=size)
+            s = np.where(c > 0, s, r_s)
+            c = np.where(c > 0, c, r_c)
         with np.errstate(invalid="ignore", divide="ignore"):
             v = (s / c).reshape(n_s, n_h)
         t0 = np.datetime64(h0, "h")

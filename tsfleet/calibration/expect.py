@@ -13,6 +13,7 @@ expected value, at least the metric's ``min_scale``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ import pandas as pd
 from tsfleet.calibration.grid import SensorGrid
 
 NONE, REFERENCE, PEERS = 0, 1, 2
+THREADS = 2                       # the design machine's cores
 SOURCES = np.array([None, "reference", "peers"], dtype=object)
 
 
@@ -49,7 +51,7 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
     if rows is not None:
         members = members[members.index.isin(np.unique(grid.group[rows]))]
     sizes = members.map(len)
-    for g in np.unique(sizes.to_numpy()) if len(sizes) else []:
+    def one(g: int) -> None:
         idx = np.array(members[sizes == g].tolist(), np.int64)       # (groups, g)
         # sensors on the last axis: (groups, hours, g)
         e, s_, p = _group(v[idx].transpose(0, 2, 1), excluded[idx][:, None, :],
@@ -63,6 +65,10 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
             mean_abs = np.where(cnt > 0, absum / cnt, np.nan)
         scale[idx] = np.where(np.isnan(mean_abs)[:, None], np.nan,
                               np.fmax(mean_abs[:, None], grid.min_scale[idx]))
+
+    work = sizes.groupby(sizes).sum().sort_values(ascending=False)   # biggest first
+    with ThreadPoolExecutor(THREADS) as pool:    # numpy releases the GIL; rows disjoint
+        list(pool.map(one, work.index.tolist()))
     with np.errstate(invalid="ignore", divide="ignore"):
         x = 100.0 * (v - exp) / scale[:, None]
     cols = np.arange(n_h)[None, :]

@@ -59,26 +59,30 @@ def load_grid(con, sensors: pd.DataFrame, subset: bool = False) -> SensorGrid:
         return SensorGrid(sensors, np.datetime64("1970-01-01T00", "h"), np.zeros((0, 1)),
                           np.zeros(0, int), np.zeros(0, bool), np.zeros(0, np.int64),
                           np.zeros(0))
-    # (device, metric) pairs as 64-bit hashes: integer keys all the way to numpy
+    # (device, metric) pairs as 64-bit hashes: an integer join, not a string one
     keys = con.sql("select hash(d, m) as k from (select unnest(?) as d, unnest(?) as m)",
                    params=[sensors["device_id"].tolist(), sensors["metric"].tolist()]
                    ).fetchnumpy()["k"]
-    sql = ("select hash(device_id, metric) as k, epoch_us(observed_at) // ? as hour, value{} "
-           "from calibration_primary_readings where {} is_rollup")
-    where = "device_id in (select unnest(?)) and" if subset else ""
+    con.register("_tsf_cal_keys", pd.DataFrame({"k": keys,
+                                                "i": np.arange(n_s := len(sensors),
+                                                               dtype=np.int32)}))
+    sql = ("select s.i, (epoch_us(p.observed_at) // ?)::bigint as hour, p.value{} "
+           "from calibration_primary_readings p "
+           "join _tsf_cal_keys s on s.k = hash(p.device_id, p.metric) where {} p.is_rollup")
+    where = "p.device_id in (select unnest(?)) and" if subset else ""
     extra = [sensors["device_id"].tolist()] if subset else []
     parts = []
-    for rolled, cols in ((False, ""), (True, ", n_readings")):
-        t = con.sql(sql.format(cols, where + ("" if rolled else " not")),
-                    params=[HOUR_US, *extra]).fetchnumpy()
-        row = pd.Index(keys).get_indexer(t.pop("k"))
-        keep = row >= 0
-        parts.append((row[keep], np.asarray(t["hour"], np.int64)[keep],
-                      np.asarray(t["value"], float)[keep],
-                      np.asarray(t["n_readings"], float)[keep] if rolled else None))
-        del t
+    try:
+        for rolled, cols in ((False, ""), (True, ", p.n_readings")):
+            t = con.sql(sql.format(cols, where + ("" if rolled else " not")),
+                        params=[HOUR_US, *extra]).fetchnumpy()
+            parts.append((np.asarray(t["i"], np.int64), np.asarray(t["hour"], np.int64),
+                          np.asarray(t["value"], float),
+                          np.asarray(t["n_readings"], float) if rolled else None))
+            del t
+    finally:
+        con.unregister("_tsf_cal_keys")
     (row, hour, value, _), (r_row, r_hour, r_value, r_n) = parts
-    n_s = len(sensors)
     if len(hour) + len(r_hour) == 0:
         t0 = np.datetime64("1970-01-01T00", "h")
         v = np.full((n_s, 1), np.nan)

@@ -107,7 +107,9 @@ def tune(make_with, lo: float, hi: float, data_clean, target_fpr: float, steps: 
 
     if ok(lo):
         return lo
-    a, b = np.log(lo), np.log(hi)      # invariant: a fails, b is accepted (assumed)
+    if not ok(hi):
+        return None                    # no setting reaches the target on this sample
+    a, b = np.log(lo), np.log(hi)      # invariant: a fails, b is accepted
     for _ in range(steps):
         mid = (a + b) / 2
         if ok(float(np.exp(mid))):
@@ -180,6 +182,10 @@ def main() -> None:
         r = run_river(default, data)
         print(f"{name + ' (defaults)':<28}{r['tpr']:>7.3f}{r['fpr']:>8.4f}{r['delay']:>18.2f}")
         v = tune(make_with, lo, hi, clean, target)
+        if v is None:
+            print(f"{name + ' (tuned)':<28} no setting up to {hi:g} has FPR <= {target:.4f} "
+                  "on the clean sample; the strictest:")
+            v = hi
         r = run_river(lambda v=v, m=make_with: m(v), data)
         print(f"{name + f' (tuned {v:.3g})':<28}{r['tpr']:>7.3f}{r['fpr']:>8.4f}"
               f"{r['delay']:>18.2f}")

@@ -109,8 +109,13 @@ class Engine:
             segment_start_at=g.hour_at(r.segment_start_at), step_at=g.hour_at(r.step_at),
             first_detectable_at=g.hour_at(r.first_detectable_at),
             as_of=g.hour_at(np.array([g.n_hours - 1]))[0])
-        faulty = np.isin(r.device_id, faults["device_id"].to_numpy(object))
         tol, watch = self.tol[rows], self.watch[rows]
+        # Readings beyond the physical range of a sensor that drifts there are
+        # the drift's symptom: its verdict stays the drift's (the fault is listed).
+        hard = faults.loc[faults["fault"] != "out_of_range", "device_id"].to_numpy(object)
+        oor = faults.loc[faults["fault"] == "out_of_range", "device_id"].to_numpy(object)
+        drifts = r.significant & (np.abs(np.nan_to_num(r.drift_pct)) >= watch)
+        faulty = np.isin(r.device_id, hard) | (np.isin(r.device_id, oor) & ~drifts)
         verdict = verdicts(r, tol, watch, faulty)
         recent = ((verdict == "no_expectation") & s["last_calibrated_at"].notna().to_numpy()
                   & (r.n_hours > 0))
@@ -122,7 +127,9 @@ class Engine:
                                    [f"only {k} hours with an expectation" for k in r.n_hours],
                                    np.where(recent, [f"calibrated recently: {k} hours since, "
                                                      "too few to test" for k in r.n_hours],
-                                            None)))
+                                            np.where(np.isin(r.device_id, oor) & ~faulty,
+                                                     "drifted beyond the physical range: "
+                                                     "out_of_range readings rejected", None))))
         return Outcome(rows, r, verdict, reason, crossing_dates(r, verdict, tol), faults,
                        outliers)
 

@@ -51,8 +51,7 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
     if rows is not None:
         members = members[members.index.isin(np.unique(grid.group[rows]))]
     sizes = members.map(len)
-    def one(g: int) -> None:
-        idx = np.array(members[sizes == g].tolist(), np.int64)       # (groups, g)
+    def one(idx: np.ndarray) -> None:
         # sensors on the last axis: (groups, hours, g)
         e, s_, p = _group(v[idx].transpose(0, 2, 1), excluded[idx][:, None, :],
                           grid.is_reference[idx][:, None, :])
@@ -67,8 +66,10 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
                               np.fmax(mean_abs[:, None], grid.min_scale[idx]))
 
     work = sizes.groupby(sizes).sum().sort_values(ascending=False)   # biggest first
-    with ThreadPoolExecutor(THREADS) as pool:    # numpy releases the GIL; rows disjoint
-        list(pool.map(one, work.index.tolist()))
+    batches = [np.array(members[sizes == g].tolist(), np.int64)      # (groups, g) each
+               for g in work.index.tolist()]
+    with ThreadPoolExecutor(THREADS) as pool:    # numpy only; rows disjoint
+        list(pool.map(one, batches))
     with np.errstate(invalid="ignore", divide="ignore"):
         x = 100.0 * (v - exp) / scale[:, None]
     cols = np.arange(n_h)[None, :]

@@ -1,22 +1,24 @@
--- Primary-metric readings of each sensor bucketed by UTC hour, so that
--- sensors reporting at different phase offsets compare hour by hour.
+-- Primary-metric readings of each sensor by UTC hour, so that sensors
+-- reporting at different phase offsets compare hour by hour. The union of
+-- readings_history (which is created after this view, sql/views/910): raw
+-- readings where kept, the hourly rollup where retention aged them out.
 -- grain: one row per sensor and UTC hour with a reading of its primary metric
 -- columns: hour_at (UTC hour start), value (mean of the hour, metric unit),
 --          n_readings, zone_hour_key (hash of zone, metric and hour: the peer group)
 create or replace view calibration_hourly as
-with primary_readings as (
-    select
-        r.device_id,
-        date_trunc('hour', r.observed_at) as hour_at,
-        r.value
-    from readings r
-    semi join calibration_sensors s on s.device_id = r.device_id and s.metric = r.metric
+with history as (
+    select device_id, metric, hour_at, value_mean, n_readings from readings_hourly
+    union all
+    select r.device_id, r.metric, r.hour_at, r.value_mean, r.n_readings
+    from readings_hourly_rollup r
+    anti join readings_hourly w
+        on w.device_id = r.device_id and w.metric = r.metric and w.hour_at = r.hour_at
 ),
 
 by_hour as (
-    select device_id, hour_at, avg(value) as value, count(*) as n_readings
-    from primary_readings
-    group by device_id, hour_at
+    select h.device_id, h.hour_at, h.value_mean as value, h.n_readings
+    from history h
+    semi join calibration_sensors s on s.device_id = h.device_id and s.metric = h.metric
 ),
 
 final as (

@@ -1,6 +1,7 @@
--- Point-in-time outliers (from sensor_residuals, the residuals detect() last
--- computed): hours where a sensor's residual against its expectation jumps away from both neighbouring hours while those agree
--- with each other (a spike, not a step). robust_z is the jump over the
+-- Point-in-time outliers (the SQL form of the rule tsfleet/calibration/faults.py
+-- applies to detect()'s residual grid; a test checks they agree): hours where
+-- a sensor's residual against its expectation jumps away from both neighbouring
+-- hours while those agree with each other (a spike, not a step). robust_z is the jump over the
 -- sensor's own robust jump scale (1.4826 x median absolute jump, at least
 -- 0.05% of scale); a spike needs |robust_z| >= 8 and a jump of at least 5%.
 -- grain: one row per sensor and UTC hour that is a spike
@@ -19,7 +20,7 @@ with neighbours as (
         residual_pct,
         lag(residual_pct) over (partition by device_id order by hour_at) as prev_pct,
         lead(residual_pct) over (partition by device_id order by hour_at) as next_pct
-    from sensor_residuals
+    from calibration_residuals
 ),
 
 jumps as (

@@ -33,7 +33,7 @@ def verdicts():
 
 def _verdicts(fleet, where: str = "true") -> list[dict]:
     return fleet.query(
-        "select d.device_id, d.verdict, d.drift_pct, d.step_at, d.segment_start_at, "
+        "select d.device_id, d.verdict, d.reason, d.drift_pct, d.step_at, d.segment_start_at, "
         "d.first_detectable_at, d.expected_source, t.step_at as true_step_at, "
         "t.* exclude (device_id, step_at) "
         "from sensor_drift d join sim.sensor_truth t using (device_id) where " + where)

@@ -115,3 +115,31 @@ def test_detection_delay_is_short(cal_fleet, verdicts):
     delays = [(r["first_detectable_at"] - r["drift_reaches_2pct_at"]).total_seconds() / 86400
               for r in rows]
     assert np.median(delays) <= 7
+
+
+def test_drift_beyond_the_physical_range_stays_drift(fleet):
+    # Six humidity sensors in a damp zone near 97 %RH; one drifts up 0.15 %RH a day
+    # from day 4 and passes 100 %RH: its impossible readings are rejected (an
+    # out_of_range fault, listed), but the verdict is the drift's.
+    rng = np.random.default_rng(1)
+    ids = [f"rh-d{i}" for i in range(6)]
+    fleet.ingest("devices", [{"device_id": d, "device_type": "humidity", "manufacturer": "Vaisa",
+                              "model": "RH-1", "site": "s1", "zone": "s1/damp",
+                              "measures": "humidity_pct"} for d in ids])
+    hours = np.arange(24 * 30)
+    zone = 96.5 + 1.0 * np.sin(2 * np.pi * hours / 24)
+    rows = []
+    for i, d in enumerate(ids):
+        drift = 0.15 * np.maximum(hours / 24 - 4, 0) if i == 0 else 0.0
+        v = np.round(zone + drift + rng.normal(0, 0.3, len(hours)), 1)
+        rows += [{"device_id": d, "observed_at": f"2026-06-{1 + h // 24:02d}T{h % 24:02d}:"
+                  f"{10 + i:02d}:00Z", "metric": "humidity_pct", "value": float(x)}
+                 for h, x in zip(hours, v, strict=True)]
+    fleet.ingest("readings", rows)
+    fleet.calibration.detect()
+    got = {r["device_id"]: r for r in fleet.query("select * from sensor_drift")}
+    faults = {(r["device_id"], r["fault"]) for r in fleet.query("select * from sensor_faults")}
+    assert ("rh-d0", "out_of_range") in faults
+    assert got["rh-d0"]["verdict"] in FLAGGED
+    assert "physical range" in got["rh-d0"]["reason"]
+    assert not {got[d]["verdict"] for d in ids[1:]} & {*FLAGGED, "fault"}

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tsfleet.calibration.detect import DriftParams, detect_drift
+from tsfleet.calibration.detect import DriftParams
+from tsfleet.calibration.engine import Engine, exclusions
+from tsfleet.calibration.grid import load_grid
 from tsfleet.calibration.schedule import batch_visits
-from tsfleet.calibration.series import grid_from_arrow
 from tsfleet.calibration.stability import FACTORS, stability_table
-from tsfleet.calibration.verdict import crossing_dates, verdicts
 from tsfleet.errors import InvalidParameter, UnknownDevice
 from tsfleet.results import write_result
 
@@ -36,6 +36,7 @@ class Calibration:
         self.fleet = fleet
         self.con = fleet.con
         self.timings: dict[str, float] = {}
+        self.last_run: tuple | None = None
 
     # -- settings and registry -----------------------------------------------------
     def set_tolerance(self, device_type: str, tolerance_pct: float,
@@ -69,118 +70,100 @@ class Calibration:
             raise UnknownDevice(f"device {device_id!r} is not a sensor in devices (no measures)")
 
     # -- analysis ------------------------------------------------------------------
-    def faults(self, devices: Sequence[str] | None = None) -> int:
-        """Write ``sensor_faults`` and ``sensor_outliers``; returns the number of faults."""
-        where, params = _subset(devices)
-        t0 = time.perf_counter()
-        faults = self.fleet.con.sql(f"select * from calibration_fault_checks {where}",
-                                    params=params or None).to_arrow_table()
-        spikes = self.fleet.con.sql(
-            "select device_id, metric, hour_at, value, expected, residual_pct, robust_z "
-            f"from calibration_spikes {where}", params=params or None).to_arrow_table()
-        key = ["device_id"] if devices is not None else None
-        run = {"devices": None if devices is None else len(devices)}
-        if devices is not None:
-            self._delete_subset(["sensor_faults", "sensor_outliers"], devices)
-        write_result(self.con, "sensor_faults", faults, params=run, key=key)
-        write_result(self.con, "sensor_outliers", spikes, params=run, key=key)
-        self.timings["faults_s"] = time.perf_counter() - t0
-        return faults.num_rows
-
-    def _delete_subset(self, tables: list[str], devices: Sequence[str]) -> None:
-        for table in tables:  # names are ours, never user input
-            self.con.execute(f"delete from {table} where device_id in (select unnest(?))",
-                             [list(devices)])
-
     def detect(self, devices: Sequence[str] | None = None, *, fdr: float = 0.01,
                maxlags_h: int = 72) -> int:
-        """Test every sensor for drift and steps; write ``sensor_drift``. Returns rows written.
+        """Test every sensor for drift and steps; write ``sensor_drift``,
+        ``sensor_faults`` and ``sensor_outliers``. Returns the sensor_drift rows written.
 
-        A full run has two passes: the first finds drifting, stepped and faulty
-        sensors, which are then left out of their peers' consensus
-        (``calibration_peer_exclusions``) for the second, so that drifting
-        neighbours do not drag the median. With ``devices`` only those sensors
-        are recomputed (one pass, with the stored exclusions) and merged; the
-        fleet-wide Benjamini-Hochberg control then uses the stored p-values of
-        the other sensors.
+        A full run has two passes: the first finds faulty sensors and sensors
+        whose drift estimate reaches the watch level; they are left out of
+        their peers' consensus (``calibration_peer_exclusions``), so that
+        drifting neighbours do not drag the median, and only the peer groups
+        that lost a member get new expectations before the tests run. With
+        ``devices`` only those sensors are recomputed (one pass, with the
+        stored exclusions) and merged; the fleet-wide Benjamini-Hochberg
+        control then uses the stored p-values of the other sensors.
         """
         if not 0 < fdr < 1:
             raise InvalidParameter(f"fdr must be within 0..1, got {fdr}")
+        where, qp = _subset(devices)
         params = DriftParams(fdr=fdr, maxlags_h=maxlags_h)
         run = dict(fdr=fdr, maxlags_h=maxlags_h, devices=None if devices is None else len(devices))
-        if devices is None:
-            self.con.execute("delete from calibration_peer_exclusions")
-            first = self._pass(None, params, run)
-            flagged = _exclusions(first, self.fleet.frame(
-                "select zone, metric, count(*) n from calibration_sensors group by all"))
-            write_result(self.con, "calibration_peer_exclusions",
-                         pa.Table.from_pandas(flagged[["device_id", "verdict"]],
-                                              preserve_index=False), params=run)
-            self.timings = {f"pass1_{k}": v for k, v in self.timings.items()}
-        out = self._pass(devices, params, run)
-        table = pa.Table.from_pandas(out, preserve_index=False)
-        return write_result(self.con, "sensor_drift", table, params=run,
-                            key=["device_id"] if devices is not None else None)
-
-    def _pass(self, devices: Sequence[str] | None, params: DriftParams,
-              run: dict) -> pd.DataFrame:
-        """Residuals, faults and tests of (a subset of) the fleet -> sensor_drift rows."""
-        where, qp = _subset(devices)
+        self.timings = {}
         t0 = time.perf_counter()
-        resid = self.fleet.con.sql(
-            "select device_id, metric, site, zone, hour_at, value, expected, expected_source, "
-            f"n_peers, scale, residual_pct from calibration_residuals {where}",
-            params=qp or None).to_arrow_table()
-        self.timings["residuals_s"] = time.perf_counter() - t0
-        if devices is not None:
-            self._delete_subset(["sensor_residuals"], devices)
-        write_result(self.con, "sensor_residuals", resid, params=run,
-                     key=["device_id"] if devices is not None else None)
-        self.faults(devices)
-        sensors = self.fleet.frame(f"select * from calibration_sensors {where} order by device_id",
-                                   qp)
+        sensors = self.fleet.frame("select * from calibration_sensors order by device_id")
+        if devices is not None:   # the sensors asked for and their peer groups
+            asked = sensors["device_id"].isin(list(devices))
+            groups = sensors.loc[asked, ["zone", "metric"]].drop_duplicates()
+            sensors = sensors.merge(groups, on=["zone", "metric"])
+        grid = load_grid(self.con, sensors, subset=devices is not None)
+        sql_faults = self.fleet.frame(f"select * from calibration_fault_checks {where}", qp)
+        clock = self.fleet.query("select max(l.observed_at) as t from device_latest l join "
+                                 "calibration_sensors s using (device_id, metric)")[0]["t"]
+        self.timings["load_s"] = time.perf_counter() - t0
+        engine = Engine(grid, sql_faults, clock, params, self.timings)
+        ids = grid.device_ids
+        if devices is None:
+            res = engine.residuals(np.zeros(len(ids), bool))
+            suspect, why = engine.suspects(res)
+            excluded = exclusions(grid.sensors, suspect)
+            write_result(self.con, "calibration_peer_exclusions", dict(
+                device_id=ids[excluded], verdict=why[excluded]), params=run)
+            redo = np.flatnonzero(np.isin(grid.group, np.unique(grid.group[excluded])))
+            if len(redo):
+                res2 = engine.residuals(excluded, redo)
+                for name in ("expected", "source", "n_peers", "x"):
+                    getattr(res, name)[redo] = getattr(res2, name)[redo]
+                res.scale[redo] = res2.scale[redo]
+                del res2
+            rows = np.arange(len(ids))
+            rt, gf = engine.test(res, rows)
+            out = engine.decide(res, rows, rt, gf)
+        else:
+            stored = set(self.fleet.frame("select device_id from calibration_peer_exclusions")
+                         ["device_id"])
+            res = engine.residuals(np.isin(ids, list(stored)))
+            rows = np.flatnonzero(np.isin(ids, list(devices)))
+            rt, gf = engine.test(res, rows)
+            out = engine.decide(res, rows, rt, gf, self._stored_p(devices))
+        self.last_run = (grid, res)    # the grid and residuals tested (benchmarks read them)
         t1 = time.perf_counter()
-        grid = grid_from_arrow(resid)
-        del resid
-        meta = sensors.set_index("device_id").reindex(grid.device_ids)
-        others = self._stored_p(devices)
-        r = detect_drift(grid, meta["watch_pct"].to_numpy(float), params, others)
-        faulty = set(self.fleet.frame("select distinct device_id from sensor_faults")["device_id"])
-        fault = np.isin(grid.device_ids, list(faulty))
-        tol = meta["tolerance_pct"].to_numpy(float)
-        verdict = verdicts(r, tol, meta["watch_pct"].to_numpy(float), fault)
-        recent = (verdict == "no_expectation") & meta["last_calibrated_at"].notna().to_numpy() \
-            & (r.n_hours > 0)
-        verdict[recent] = "ok"   # just calibrated: too little data since to test, nothing to fix
-        crossing = crossing_dates(r, verdict, tol)
-        fault_kinds = self.fleet.frame("select device_id, string_agg(fault, ',' order by fault) f "
-                                       "from sensor_faults group by device_id"
-                                       ).set_index("device_id")["f"]
-        reason = np.where(verdict == "fault",
-                          pd.Series(grid.device_ids).map(fault_kinds).to_numpy(object),
-                          np.where(verdict == "no_expectation",
-                                   [f"only {k} hours with an expectation" for k in r.n_hours],
-                                   np.where(recent, [f"calibrated recently: {k} hours since, too "
-                                                     "few to test" for k in r.n_hours], None)))
-        out = pd.DataFrame(dict(
-            device_id=grid.device_ids, metric=meta["metric"].to_numpy(object),
-            device_type=meta["device_type"].to_numpy(object), site=meta["site"].to_numpy(object),
-            zone=meta["zone"].to_numpy(object), expected_source=r.expected_source,
-            segment_start_at=r.segment_start_at, last_calibrated_at=meta["last_calibrated_at"],
+        frame = self._drift_frame(grid, out)
+        key = ["device_id"] if devices is not None else None
+        if devices is not None:
+            self._delete_subset(["sensor_faults", "sensor_outliers"], devices)
+        write_result(self.con, "sensor_faults", pa.Table.from_pandas(
+            out.faults, preserve_index=False), params=run, key=key)
+        write_result(self.con, "sensor_outliers", pa.Table.from_pandas(
+            out.outliers, preserve_index=False), params=run, key=key)
+        run["p_cutoff"] = out.result.p_cutoff
+        n = write_result(self.con, "sensor_drift", pa.Table.from_pandas(
+            frame, preserve_index=False), params=run, key=key)
+        self.timings["write_s"] = time.perf_counter() - t1
+        return n
+
+    def _drift_frame(self, grid, out) -> pd.DataFrame:
+        r, s = out.result, grid.sensors.iloc[out.rows].reset_index(drop=True)
+        tested = r.n_hours > 0
+        v = out.verdict
+        frame = pd.DataFrame(dict(
+            device_id=r.device_id, metric=s["metric"].to_numpy(object),
+            device_type=s["device_type"].to_numpy(object), site=s["site"].to_numpy(object),
+            zone=s["zone"].to_numpy(object), expected_source=r.expected_source,
+            segment_start_at=r.segment_start_at, last_calibrated_at=s["last_calibrated_at"],
             n_hours=r.n_hours, drift_pct=r.drift_pct, offset_pct=r.offset_pct,
             drift_rate_pct_per_day=r.rate_pct_per_day, trend_t=r.trend_t, trend_p=r.trend_p,
             step_stat=r.step_stat, step_p=r.step_p,
-            step_at=np.where(verdict == "step", r.step_at, np.datetime64("NaT")),
-            step_pct=np.where(verdict == "step", r.step_pct, np.nan),
-            p_value=r.p_value, q_value=r.q_value, method=METHOD, verdict=verdict, reason=reason,
-            first_detectable_at=r.first_detectable_at, tolerance_pct=tol,
-            crosses_tolerance_at=crossing, as_of=r.as_of))
-        out = pd.concat([out, self._without_residuals(sensors, set(grid.device_ids), faulty,
-                                                      r.as_of)], ignore_index=True)
-        out = out.replace({np.nan: None})
-        self.timings["tests_s"] = time.perf_counter() - t1
-        run["p_cutoff"] = r.p_cutoff
-        return out
+            step_at=np.where(v == "step", r.step_at, np.datetime64("NaT")),
+            step_pct=np.where(v == "step", r.step_pct, np.nan),
+            p_value=r.p_value, q_value=r.q_value, method=METHOD, verdict=v, reason=out.reason,
+            first_detectable_at=r.first_detectable_at,
+            tolerance_pct=s["tolerance_pct"].to_numpy(float), crosses_tolerance_at=out.crossing,
+            as_of=r.as_of))[tested]
+        faulty = set(out.faults["device_id"])
+        rest = self._without_residuals(s[~tested], faulty, r.as_of)
+        out_frame = pd.concat([frame, rest], ignore_index=True) if len(rest) else frame
+        return out_frame.replace({np.nan: None})
 
     def _stored_p(self, devices: Sequence[str] | None) -> np.ndarray:
         if devices is None:
@@ -189,10 +172,13 @@ class Calibration:
                                 "device_id not in (select unnest(?))", [list(devices)])
         return rows["p_value"].to_numpy(float)
 
-    def _without_residuals(self, sensors: pd.DataFrame, tested: set, faulty: set,
-                           as_of) -> pd.DataFrame:
+    def _delete_subset(self, tables: list[str], devices: Sequence[str]) -> None:
+        for table in tables:  # names are ours, never user input
+            self.con.execute(f"delete from {table} where device_id in (select unnest(?))",
+                             [list(devices)])
+
+    def _without_residuals(self, rest: pd.DataFrame, faulty: set, as_of) -> pd.DataFrame:
         """Sensors with no expectation: their calibration checks, else 'no_expectation'."""
-        rest = sensors[~sensors["device_id"].isin(tested)]
         if rest.empty:
             return pd.DataFrame()
         checks = self.fleet.frame("select device_id, calibrated_at, error_pct, is_adjustment "
@@ -280,17 +266,6 @@ class Calibration:
             lines.append(f"drift wears fastest with {worst[0]['factor']} "
                          f"(+{worst[0]['coef_per_sd']:.3f} %/day per SD)")
         return lines
-
-
-def _exclusions(first: pd.DataFrame, sizes: pd.DataFrame, min_left: int = 4) -> pd.DataFrame:
-    """Sensors to leave out of the consensus: flagged in the first pass, in zones
-    and metrics that keep at least ``min_left`` unflagged sensors (3 peers and
-    the sensor itself); elsewhere the consensus stays as it was."""
-    flagged = first[first["verdict"].isin(["drifting", "needs_recalibration", "step", "fault"])]
-    per = flagged.groupby(["zone", "metric"]).size().rename("n_flagged").reset_index()
-    ok = per.merge(sizes, on=["zone", "metric"])
-    ok = ok[ok["n"] - ok["n_flagged"] >= min_left]
-    return flagged.merge(ok[["zone", "metric"]], on=["zone", "metric"])
 
 
 def _day(v: datetime | None) -> str:

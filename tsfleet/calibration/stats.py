@@ -17,7 +17,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import special, stats
+
+
+def autocovariances(u: np.ndarray, maxlags: int) -> np.ndarray:
+    """(rows, maxlags + 1): sum_t g_t g_{t-l} for l = 0..maxlags (NaN counts as 0).
+
+    Lags are columns (hours). One FFT per block of rows, zero-padded to at
+    least ``n + maxlags`` so that the circular products equal the linear ones.
+    """
+    g = np.nan_to_num(u)
+    n = g.shape[1]
+    size = sp_fft.next_fast_len(n + maxlags + 1, real=True)
+    out = np.empty((g.shape[0], maxlags + 1))
+    for lo in range(0, g.shape[0], 1024):  # bounded memory
+        f = sp_fft.rfft(g[lo:lo + 1024], n=size, axis=1, workers=2)
+        out[lo:lo + 1024] = sp_fft.irfft(f.real ** 2 + f.imag ** 2, n=size, axis=1,
+                                         workers=2)[:, :maxlags + 1]
+    return out
 
 
 def long_run_variance(u: np.ndarray, maxlags: int) -> np.ndarray:
@@ -26,17 +44,9 @@ def long_run_variance(u: np.ndarray, maxlags: int) -> np.ndarray:
     That is n times the Bartlett long-run variance of ``u``: the "meat" of
     the Newey-West sandwich. Lags are columns (hours).
     """
-    g = np.nan_to_num(u)
-    n = g.shape[1]
-    size = 1 << int(np.ceil(np.log2(2 * n)))
-    out = np.empty(g.shape[0])
-    for lo in range(0, g.shape[0], 2048):  # bounded memory
-        f = np.fft.rfft(g[lo:lo + 2048], n=size, axis=1)
-        acov = np.fft.irfft(f * np.conj(f), n=size, axis=1)[:, :maxlags + 1]
-        w = 1.0 - np.arange(maxlags + 1) / (maxlags + 1.0)
-        w[1:] *= 2.0
-        out[lo:lo + 2048] = acov @ w
-    return np.maximum(out, 0.0)
+    w = 1.0 - np.arange(maxlags + 1) / (maxlags + 1.0)
+    w[1:] *= 2.0
+    return np.maximum(autocovariances(u, maxlags) @ w, 0.0)
 
 
 @dataclass
@@ -55,15 +65,16 @@ def trend_test(x: np.ndarray, maxlags: int = 72) -> TrendResult:
     """OLS ``x = a + b * hour`` per row with Newey-West standard errors."""
     m = ~np.isnan(x)
     n = m.sum(1).astype(float)
-    h = np.arange(x.shape[1], dtype=float)[None, :]
+    xz = np.where(m, x, 0.0)
+    h = np.arange(x.shape[1], dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t_center = (m * h).sum(1) / n
-        c = np.where(m, h - t_center[:, None], 0.0)
-        sxx = (c * c).sum(1)
-        xm = np.nansum(x, 1) / n
-        slope = (c * np.nan_to_num(x)).sum(1) / sxx
-        resid = x - xm[:, None] - slope[:, None] * (h - t_center[:, None])
-        meat = long_run_variance(c * np.nan_to_num(resid), maxlags)
+        t_center = (m @ h) / n
+        c = np.where(m, h[None, :] - t_center[:, None], 0.0)
+        sxx = np.einsum("ij,ij->i", c, c)
+        xm = xz.sum(1) / n
+        slope = np.einsum("ij,ij->i", c, xz) / sxx
+        resid = np.where(m, xz - xm[:, None] - slope[:, None] * c, np.nan)
+        meat = long_run_variance(np.where(m, c * resid, 0.0), maxlags)
         se = np.sqrt(meat) / sxx
         t = slope / se
     p = 2 * stats.norm.sf(np.abs(t))
@@ -82,14 +93,15 @@ def cusum_test(x: np.ndarray, maxlags: int = 72) -> StepResult:
     """CUSUM change-in-mean test per row, long-run variance under the step model."""
     m = ~np.isnan(x)
     n = m.sum(1).astype(float)
-    xz = np.nan_to_num(x)
+    xz = np.where(m, x, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = xz.sum(1) / n
-        s = np.cumsum(np.where(m, xz - mean[:, None], 0.0), axis=1)
+        cs = np.cumsum(xz, axis=1)
         k = np.cumsum(m, axis=1)
+        s = cs - mean[:, None] * k
         at = np.argmax(np.abs(s), axis=1)                 # last column before the change
         ka = k[np.arange(len(at)), at].astype(float)
-        sum_before = np.cumsum(xz, axis=1)[np.arange(len(at)), at]
+        sum_before = cs[np.arange(len(at)), at]
         before = sum_before / ka
         after = (xz.sum(1) - sum_before) / (n - ka)
         col = np.arange(x.shape[1])[None, :]

@@ -74,6 +74,21 @@ def test_voltage_only_device_gets_a_level(fleet):
     assert got[-1]["level_pct"] == pytest.approx(level[-1], abs=0.2)
 
 
+def test_voltage_only_device_under_load_sag_is_forecast_within_tolerance(fleet):
+    # a Li-SOCl2 cell read under load: 20 mV below its open-circuit curve, which reads as
+    # 20 points too low on the flat part of the curve and 5 on the steeper part below
+    hours = np.arange(40 * 24)
+    level = 90 - 0.8 * hours / 24                   # 58 % after 40 days, 34 % 30 days later
+    curve = [2.90, 3.30, 3.45, 3.52, 3.56, 3.58, 3.60, 3.61, 3.62, 3.63, 3.66]
+    volts = np.interp(level, np.linspace(0, 100, 11), curve) - 0.020
+    _hourly(fleet, "v2", np.round(volts, 3), metric="battery_voltage_v", chemistry="li_socl2",
+            device_type="pressure")
+    f = fleet.power.forecast(30).set_index("device_id").loc["v2"]
+    assert f.method == "holt_winters"
+    assert f.drop_pct == pytest.approx(24.0, rel=0.1)
+    assert f.level_now_pct == pytest.approx(58.0, abs=2.0)
+
+
 def test_short_history_gets_the_fallback_and_no_data_is_reported(fleet):
     _hourly(fleet, "s1", np.full(3 * 24, 80.0))
     fleet.ingest("devices", [dict(device_id="n1", device_type="temp_humidity", manufacturer="m",
@@ -214,3 +229,14 @@ def test_shared_parameters_are_fitted_once_and_reused(sim):
     until = datetime.combine(cached[0]["fitted_through"], datetime.min.time())
     s = series.load(sim.con, until=until)
     assert forecast.cached_params(sim.con, s, until) == {}
+
+
+def test_erratic_gauge_rate_is_combined_with_the_type_prior():
+    trd = np.array([-0.6, -0.6, -0.6])
+    se = np.array([0.5, 0.001, 0.5])
+    prior = np.array([0.3, 0.3, 0.3])
+    erratic = np.array([True, True, False])
+    out, w = forecast.shrink_erratic(trd, se, prior, erratic)
+    assert 0 < w[0] < 0.5 and -0.6 < out[0] < -0.3      # noisy: mostly the prior
+    assert w[1] == pytest.approx(1.0, abs=1e-4)         # precise: its own rate
+    assert out[2] == -0.6 and w[2] == 1.0               # not erratic: untouched

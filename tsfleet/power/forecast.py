@@ -179,6 +179,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         params[t] = replace(p, prior_rate=prior[t], **dict(zip(
             ("k_mean", "k_tau2", "g_mean", "g_tau2"),
             pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)))
+    prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
+    trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
     method = np.where(eligible, "holt_winters", np.where(
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
@@ -256,6 +258,22 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     out["series"] = s
     out["shared"] = params
     return out
+
+
+def shrink_erratic(trd: np.ndarray, se: np.ndarray, prior_rate: np.ndarray,
+                   erratic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An erratic gauge's fitted trend, combined with its type prior by precision.
+
+    The daily levels of an erratic gauge scatter so much that a few weeks of them
+    fix the rate poorly: its standard error (from the one-step errors) is weighed
+    against the spread of the rate between devices of the type
+    (:data:`PRIOR_REL_SD` of the prior), as for short segments. Returns the trend
+    and the weight of the device's own rate (1 where not erratic).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = 1.0 / se ** 2 / (1.0 / se ** 2 + 1.0 / (PRIOR_REL_SD * np.abs(prior_rate)) ** 2)
+    w = np.where(erratic & np.isfinite(w) & np.isfinite(prior_rate), w, 1.0)
+    return w * trd - (1 - w) * prior_rate, w
 
 
 def blend_short(s: series.Series, prior_rate: np.ndarray,

@@ -16,6 +16,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from tsfleet.power import sag
 from tsfleet.power.chemistry import charge_from_level
 
 DAY_S = 86400.0
@@ -42,6 +43,7 @@ class Series:
     last_observed_at: np.ndarray  # datetime64[us], NaT without data
     last_level: np.ndarray       # % last daily mean
     prev_rate: np.ndarray        # % per day over the previous segment (NaN: none)
+    voltage_only: np.ndarray     # the level comes from a voltage (no battery_pct reports)
 
     @property
     def n(self) -> int:
@@ -53,7 +55,10 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
     dev = con.execute(
         "select d.device_id, d.device_type, d.battery_chemistry as chemistry, d.zone, "
         "coalesce(c.is_rechargeable, false) as is_rechargeable, "
-        "coalesce(c.knee_pct, 0) as knee, coalesce(c.knee_gain, 0) as gain "
+        "coalesce(c.knee_pct, 0) as knee, coalesce(c.knee_gain, 0) as gain, "
+        "d.device_id not in (select device_id from device_latest where metric = 'battery_pct') "
+        "and d.device_id in (select device_id from device_latest "
+        "where metric = 'battery_voltage_v') as voltage_only "
         "from devices d left join battery_chemistries c on c.chemistry = d.battery_chemistry "
         "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
         "and (?::varchar[] is null or d.device_id in (select unnest(?::varchar[]))) "
@@ -76,7 +81,11 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
     # computes exactly what a forecast of the fleet computes for them
     grid = con.execute("select min(day), max(day) from battery_day_stats "
                        "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).fetchone()
-    return build(dev, daily, temps, grid)
+    pts = con.execute("select chemistry, level_pct, voltage_v from battery_curve_points "
+                      "order by chemistry, level_pct").df()
+    curves = {c: (g["level_pct"].to_numpy(float), g["voltage_v"].to_numpy(float))
+              for c, g in pts.groupby("chemistry")}
+    return sag.correct(build(dev, daily, temps, grid), curves)
 
 
 def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
@@ -145,7 +154,9 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
         is_rechargeable=dev["is_rechargeable"].to_numpy(bool), knee=knee, gain=gain,
         day0=day0, level=level, charge=charge_from_level(level, knee[:, None], gain[:, None]),
         temperature=temperature, start=start, end=end, n_days=n_days,
-        last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate)
+        last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate,
+        voltage_only=(dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
+                      else np.zeros(n, dtype=bool)))
 
 
 def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray) -> float:

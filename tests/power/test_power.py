@@ -10,7 +10,7 @@ import pytest
 
 from tsfleet import Fleet
 from tsfleet.errors import InvalidParameter
-from tsfleet.power import forecast, holt, series
+from tsfleet.power import daystats, forecast, holt, knee, series
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.power.forecast import compute
 from tsfleet.simulate import SimConfig, simulated_fleet
@@ -240,3 +240,18 @@ def test_erratic_gauge_rate_is_combined_with_the_type_prior():
     assert 0 < w[0] < 0.5 and -0.6 < out[0] < -0.3      # noisy: mostly the prior
     assert w[1] == pytest.approx(1.0, abs=1e-4)         # precise: its own rate
     assert out[2] == -0.6 and w[2] == 1.0               # not erratic: untouched
+
+
+def test_cells_own_knee_is_found_from_its_history(fleet):
+    # a Li-SOCl2 cell whose gauge knee is at 22 %, not the chemistry's nominal 20 %
+    hours = np.arange(40 * 24)
+    charge = 45 - 0.75 * hours / 24
+    _hourly(fleet, "k1", np.round(level_from_charge(charge, 22.0, 3.0), 1))
+    _hourly(fleet, "k2", np.round(80 - 0.3 * hours / 24, 1))       # far above the knee
+    daystats.refresh(fleet.con)
+    s = series.load(fleet.con)
+    got = knee.fit(s)
+    i, j = list(s.device_id).index("k1"), list(s.device_id).index("k2")
+    assert s.knee[i] == 20.0
+    assert got.knee[i] == pytest.approx(22.0, abs=0.5)
+    assert got.knee[j] == s.knee[j]

@@ -44,6 +44,9 @@ class Series:
     last_level: np.ndarray       # % last daily mean
     prev_rate: np.ndarray        # % per day over the previous segment (NaN: none)
     voltage_only: np.ndarray     # the level comes from a voltage (no battery_pct reports)
+    seg_slope: np.ndarray        # charge-equivalent %/day over the segment's daily means at
+    seg_sd: np.ndarray           #   their mean observation times; residual SD (NaN: < 3 days)
+    seg_stt: np.ndarray          # sum of squared time deviations (days^2) of those means
 
     @property
     def n(self) -> int:
@@ -109,6 +112,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
     last_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     last_level = np.full(n, np.nan)
     prev_rate = np.full(n, np.nan)
+    seg_slope, seg_sd, seg_stt = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
     dev_knee, dev_gain = dev["knee"].to_numpy(float), dev["gain"].to_numpy(float)
     if len(daily):
         row = pd.Index(ids).get_indexer(daily["device_id"])
@@ -135,6 +139,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
             if not ok.any():
                 continue
             tt, yy = t[first:hi][ok], y[first:hi][ok]
+            seg_slope[i], seg_sd[i], seg_stt[i] = _slope(tt, q_all[first:hi][ok])
             cols = np.arange(col[first:hi][ok][0], col[first:hi][ok][-1] + 1)
             level[i, cols] = np.interp(cols + 0.5, tt, yy)
             start[i], end[i], n_days[i] = cols[0], cols[-1], ok.sum()
@@ -155,8 +160,23 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
         day0=day0, level=level, charge=charge_from_level(level, knee[:, None], gain[:, None]),
         temperature=temperature, start=start, end=end, n_days=n_days,
         last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate,
+        seg_slope=seg_slope, seg_sd=seg_sd, seg_stt=seg_stt,
         voltage_only=(dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
                       else np.zeros(n, dtype=bool)))
+
+
+def _slope(t: np.ndarray, q: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares slope of ``q`` on ``t`` (days), residual SD and sum of squared
+    time deviations. The daily means sit at their mean observation times: a device that
+    started reporting in the evening has a first day much shorter than 24 hours."""
+    dt = t - t.mean()
+    stt = float((dt * dt).sum())
+    if len(t) < 2 or stt <= 0:
+        return np.nan, np.nan, 0.0
+    slope = float((dt * (q - q.mean())).sum() / stt)
+    resid = q - q.mean() - slope * dt
+    sd = float(np.sqrt((resid ** 2).sum() / (len(t) - 2))) if len(t) >= 3 else np.nan
+    return slope, sd, stt
 
 
 def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray) -> float:

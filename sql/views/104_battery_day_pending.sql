@@ -2,7 +2,9 @@
 -- folds them into battery_day_stats: battery_pct as reported, or battery_voltage_v
 -- through the chemistry's open-circuit curve (battery_curve_points) for devices
 -- that report only a voltage; sums weighted by readings, in total and for the
--- hours before (am) and after (pm) noon.
+-- hours before (am) and after (pm) noon. Each distinct voltage is converted once
+-- (a range join over the curve's segments), then joined back by equality: the
+-- range join per reading was most of the time of a rebuild.
 -- grain: one row per battery device and UTC day with rows to fold in
 -- columns: n_readings, level_sum (% x readings), epoch_sum (epoch seconds x readings),
 -- last_observed_at (UTC), am_n, am_level_sum, pm_n, pm_level_sum
@@ -21,49 +23,57 @@ segments as (
     from battery_curve_points
     window w as (partition by chemistry order by level_pct)
 ),
-pct as (
-    select device_id, observed_at, value as level_pct, weight
-    from src where metric = 'battery_pct'
-),
-volts as (
-    select s.device_id, s.observed_at, s.value as voltage_v, s.weight, d.battery_chemistry
+volts as not materialized (
+    select s.device_id, s.observed_at, s.value as voltage_v, s.weight,
+           d.battery_chemistry as chemistry
     from src s
     join devices d using (device_id)
     anti join pct_devices p using (device_id)
     where s.metric = 'battery_voltage_v'
 ),
-converted as (
-    select v.device_id, v.observed_at,
+voltage_values as (
+    -- each distinct voltage of each chemistry (a superset of the converted ones)
+    select distinct d.battery_chemistry as chemistry, s.value as voltage_v
+    from src s
+    join devices d using (device_id)
+    where s.metric = 'battery_voltage_v'
+),
+curve as (
+    select v.chemistry, v.voltage_v,
            case when v.voltage_v <= s.v_min then 0.0
                 when v.voltage_v >= s.v_max then 100.0
                 else s.l_lo + (v.voltage_v - s.v_lo) / (s.v_hi - s.v_lo) * (s.l_hi - s.l_lo)
-           end as level_pct,
-           v.weight
-    from volts v
+           end as level_pct
+    from voltage_values v
     join segments s
-      on s.chemistry = v.battery_chemistry and s.l_hi is not null
+      on s.chemistry = v.chemistry and s.l_hi is not null
      and ((v.voltage_v >= s.v_lo and v.voltage_v < s.v_hi)
           or (v.voltage_v < s.v_min and s.l_lo = 0)
           or (v.voltage_v >= s.v_max and s.l_hi = 100))
 ),
 levels as (
-    select * from pct
+    select device_id, observed_at, value as level_pct, weight
+    from src where metric = 'battery_pct'
     union all
-    select * from converted
+    select v.device_id, v.observed_at, c.level_pct, v.weight
+    from volts v join curve c using (chemistry, voltage_v)
 ),
-final as (
+sums as (
     select device_id, observed_at::date as day,
            sum(weight) as n_readings,
            sum(level_pct * weight) as level_sum,
            sum(epoch(observed_at) * weight) as epoch_sum,
            max(observed_at) as last_observed_at,
-           coalesce(sum(weight) filter (where hour(observed_at) < 12), 0) as am_n,
-           coalesce(sum(level_pct * weight) filter (where hour(observed_at) < 12), 0)
-               as am_level_sum,
-           coalesce(sum(weight) filter (where hour(observed_at) >= 12), 0) as pm_n,
-           coalesce(sum(level_pct * weight) filter (where hour(observed_at) >= 12), 0)
-               as pm_level_sum
+           sum(weight) filter (where hour(observed_at) < 12) as am_n,
+           sum(level_pct * weight) filter (where hour(observed_at) < 12) as am_level_sum
     from levels
     group by all
+),
+final as (
+    select device_id, day, n_readings, level_sum, epoch_sum, last_observed_at,
+           coalesce(am_n, 0) as am_n, coalesce(am_level_sum, 0) as am_level_sum,
+           n_readings - coalesce(am_n, 0) as pm_n,
+           level_sum - coalesce(am_level_sum, 0) as pm_level_sum
+    from sums
 )
 select * from final

@@ -10,7 +10,7 @@ import pytest
 
 from tsfleet import Fleet
 from tsfleet.errors import InvalidParameter
-from tsfleet.power import forecast, holt, series
+from tsfleet.power import daystats, forecast, holt, knee, series
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.power.forecast import compute
 from tsfleet.simulate import SimConfig, simulated_fleet
@@ -72,6 +72,21 @@ def test_voltage_only_device_gets_a_level(fleet):
                       "order by observed_at")
     assert got[0]["level_pct"] == pytest.approx(70, abs=0.2)
     assert got[-1]["level_pct"] == pytest.approx(level[-1], abs=0.2)
+
+
+def test_voltage_only_device_under_load_sag_is_forecast_within_tolerance(fleet):
+    # a Li-SOCl2 cell read under load: 20 mV below its open-circuit curve, which reads as
+    # 20 points too low on the flat part of the curve and 5 on the steeper part below
+    hours = np.arange(40 * 24)
+    level = 90 - 0.8 * hours / 24                   # 58 % after 40 days, 34 % 30 days later
+    curve = [2.90, 3.30, 3.45, 3.52, 3.56, 3.58, 3.60, 3.61, 3.62, 3.63, 3.66]
+    volts = np.interp(level, np.linspace(0, 100, 11), curve) - 0.020
+    _hourly(fleet, "v2", np.round(volts, 3), metric="battery_voltage_v", chemistry="li_socl2",
+            device_type="pressure")
+    f = fleet.power.forecast(30).set_index("device_id").loc["v2"]
+    assert f.method == "holt_winters"
+    assert f.drop_pct == pytest.approx(24.0, rel=0.1)
+    assert f.level_now_pct == pytest.approx(58.0, abs=2.0)
 
 
 def test_short_history_gets_the_fallback_and_no_data_is_reported(fleet):
@@ -214,3 +229,29 @@ def test_shared_parameters_are_fitted_once_and_reused(sim):
     until = datetime.combine(cached[0]["fitted_through"], datetime.min.time())
     s = series.load(sim.con, until=until)
     assert forecast.cached_params(sim.con, s, until) == {}
+
+
+def test_erratic_gauge_rate_is_combined_with_the_type_prior():
+    trd = np.array([-0.6, -0.6, -0.6])
+    se = np.array([0.5, 0.001, 0.5])
+    prior = np.array([0.3, 0.3, 0.3])
+    erratic = np.array([True, True, False])
+    out, w = forecast.shrink_erratic(trd, se, prior, erratic)
+    assert 0 < w[0] < 0.5 and -0.6 < out[0] < -0.3      # noisy: mostly the prior
+    assert w[1] == pytest.approx(1.0, abs=1e-4)         # precise: its own rate
+    assert out[2] == -0.6 and w[2] == 1.0               # not erratic: untouched
+
+
+def test_cells_own_knee_is_found_from_its_history(fleet):
+    # a Li-SOCl2 cell whose gauge knee is at 22 %, not the chemistry's nominal 20 %
+    hours = np.arange(40 * 24)
+    charge = 45 - 0.75 * hours / 24
+    _hourly(fleet, "k1", np.round(level_from_charge(charge, 22.0, 3.0), 1))
+    _hourly(fleet, "k2", np.round(80 - 0.3 * hours / 24, 1))       # far above the knee
+    daystats.refresh(fleet.con)
+    s = series.load(fleet.con)
+    got = knee.fit(s)
+    i, j = list(s.device_id).index("k1"), list(s.device_id).index("k2")
+    assert s.knee[i] == 20.0
+    assert got.knee[i] == pytest.approx(22.0, abs=0.5)
+    assert got.knee[j] == s.knee[j]

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import numpy as np
 
-from tsfleet.power import daystats, holt, patterns, series, temperature
+from tsfleet.power import daystats, holt, knee, patterns, series, temperature
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.results import write_result
 
@@ -30,8 +30,9 @@ SAMPLE_PER_TYPE = 3
 RATE_FLOOR_REL = 0.04          # model uncertainty of the rate, relative
 DEFAULT_RATE = 0.3             # % per day when a type has no fitted device at all
 RECENT_DAYS = 7                # the future is expected at the last week's temperature
-SHORT_NOISE_PCT = 0.3          # floor of the daily-mean noise of a short segment, %
+SHORT_NOISE_PCT = 0.15         # floor of the daily-mean noise of a short segment, %
 PRIOR_REL_SD = 0.5             # spread of the fallback rate between devices, relative
+PREV_REL_SD = 0.15             # spread of a device's rate from one segment to the next
 REFIT_DAYS = 7                 # shared parameters fitted on data this recent are reused
 KNEE_FIT_DAYS = 10             # near the knee, the model is fitted on the last days only
 
@@ -133,6 +134,7 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     n = s.n
     pooled = {t: (p.k_mean, p.k_tau2, p.g_mean, p.g_tau2)
               for t, p in (shared or {}).items() if p.is_pooled}
+    s = knee.fit(s)                     # each cell's own knee, where its history shows it
     pat = patterns.classify(s, pooled)
     fit_start = pat.fit_start
     # near and below the knee, the chemistry's nominal knee differs from the device's own,
@@ -179,6 +181,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         params[t] = replace(p, prior_rate=prior[t], **dict(zip(
             ("k_mean", "k_tau2", "g_mean", "g_tau2"),
             pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)))
+    prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
+    trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
     method = np.where(eligible, "holt_winters", np.where(
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
@@ -186,7 +190,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     few = has_data & ~eligible
     prior_rate = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
     prior_rate = np.where(own, s.prev_rate, prior_rate)
-    prior_rate, w_own = blend_short(s, prior_rate, few)
+    prior_rate, w_own = blend_short(s, prior_rate, few,
+                                    np.where(own, PREV_REL_SD, PRIOR_REL_SD))
     reason[few] = [f"too short history: {d} day(s) since the last reset; "
                    + ("rate of its previous discharge segment used" if o else
                       f"median rate of {t} devices used")
@@ -258,25 +263,40 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     return out
 
 
-def blend_short(s: series.Series, prior_rate: np.ndarray,
-                few: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def shrink_erratic(trd: np.ndarray, se: np.ndarray, prior_rate: np.ndarray,
+                   erratic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An erratic gauge's fitted trend, combined with its type prior by precision.
+
+    The daily levels of an erratic gauge scatter so much that a few weeks of them
+    fix the rate poorly: its standard error (from the one-step errors) is weighed
+    against the spread of the rate between devices of the type
+    (:data:`PRIOR_REL_SD` of the prior), as for short segments. Returns the trend
+    and the weight of the device's own rate (1 where not erratic).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = 1.0 / se ** 2 / (1.0 / se ** 2 + 1.0 / (PRIOR_REL_SD * np.abs(prior_rate)) ** 2)
+    w = np.where(erratic & np.isfinite(w) & np.isfinite(prior_rate), w, 1.0)
+    return w * trd - (1 - w) * prior_rate, w
+
+
+def blend_short(s: series.Series, prior_rate: np.ndarray, few: np.ndarray,
+                rel_sd: np.ndarray | float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Precision-weighted mean of the fallback rate and a short segment's own slope.
 
     A few days of hourly readings already say something about a fast drain:
-    the segment's least-squares slope (standard error from its daily means,
-    at least :data:`SHORT_NOISE_PCT` per day) is combined with the fallback,
-    whose spread between devices is :data:`PRIOR_REL_SD` of it. Returns the
-    rates and the weight of the device's own slope (0 with fewer than 3 days).
+    the least-squares slope of the segment's daily means at their mean observation
+    times (a first day that began in the evening is short; standard error from the
+    residual spread, at least :data:`SHORT_NOISE_PCT` per day) is combined with the
+    fallback, whose spread is ``rel_sd`` of it (between devices of the type:
+    :data:`PRIOR_REL_SD`; the same device's previous segment: :data:`PREV_REL_SD`). Returns
+    the rates and the weight of the device's own slope (0 with fewer than 2 days).
     """
-    _, slope, sd = patterns.line_fit(s.charge, s.start, s.end)
-    span = (s.end - s.start + 1).astype(float)
-    ok = few & (span >= 3) & np.isfinite(slope) & np.isfinite(prior_rate)
+    ok = few & np.isfinite(s.seg_slope) & (s.seg_stt > 0) & np.isfinite(prior_rate)
     with np.errstate(invalid="ignore", divide="ignore"):
-        se = (np.maximum(np.nan_to_num(sd), SHORT_NOISE_PCT)
-              * np.sqrt(12.0 / np.maximum(span ** 3 - span, 1)))
-        w = 1.0 / se ** 2 / (1.0 / se ** 2 + 1.0 / (PRIOR_REL_SD * np.abs(prior_rate)) ** 2)
+        se = np.maximum(np.nan_to_num(s.seg_sd), SHORT_NOISE_PCT) / np.sqrt(s.seg_stt)
+        w = 1.0 / se ** 2 / (1.0 / se ** 2 + 1.0 / (rel_sd * np.abs(prior_rate)) ** 2)
     w = np.where(ok & np.isfinite(w), w, 0.0)
-    return np.where(w > 0, w * -slope + (1 - w) * prior_rate, prior_rate), w
+    return np.where(w > 0, w * -s.seg_slope + (1 - w) * prior_rate, prior_rate), w
 
 
 def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.ndarray,

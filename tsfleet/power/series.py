@@ -16,6 +16,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from tsfleet.power import sag
 from tsfleet.power.chemistry import charge_from_level
 
 DAY_S = 86400.0
@@ -42,6 +43,10 @@ class Series:
     last_observed_at: np.ndarray  # datetime64[us], NaT without data
     last_level: np.ndarray       # % last daily mean
     prev_rate: np.ndarray        # % per day over the previous segment (NaN: none)
+    voltage_only: np.ndarray     # the level comes from a voltage (no battery_pct reports)
+    seg_slope: np.ndarray        # charge-equivalent %/day over the segment's daily means at
+    seg_sd: np.ndarray           #   their mean observation times; residual SD (NaN: < 3 days)
+    seg_stt: np.ndarray          # sum of squared time deviations (days^2) of those means
 
     @property
     def n(self) -> int:
@@ -53,7 +58,10 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
     dev = con.execute(
         "select d.device_id, d.device_type, d.battery_chemistry as chemistry, d.zone, "
         "coalesce(c.is_rechargeable, false) as is_rechargeable, "
-        "coalesce(c.knee_pct, 0) as knee, coalesce(c.knee_gain, 0) as gain "
+        "coalesce(c.knee_pct, 0) as knee, coalesce(c.knee_gain, 0) as gain, "
+        "d.device_id not in (select device_id from device_latest where metric = 'battery_pct') "
+        "and d.device_id in (select device_id from device_latest "
+        "where metric = 'battery_voltage_v') as voltage_only "
         "from devices d left join battery_chemistries c on c.chemistry = d.battery_chemistry "
         "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
         "and (?::varchar[] is null or d.device_id in (select unnest(?::varchar[]))) "
@@ -76,7 +84,11 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
     # computes exactly what a forecast of the fleet computes for them
     grid = con.execute("select min(day), max(day) from battery_day_stats "
                        "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).fetchone()
-    return build(dev, daily, temps, grid)
+    pts = con.execute("select chemistry, level_pct, voltage_v from battery_curve_points "
+                      "order by chemistry, level_pct").df()
+    curves = {c: (g["level_pct"].to_numpy(float), g["voltage_v"].to_numpy(float))
+              for c, g in pts.groupby("chemistry")}
+    return sag.correct(build(dev, daily, temps, grid), curves)
 
 
 def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
@@ -100,6 +112,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
     last_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     last_level = np.full(n, np.nan)
     prev_rate = np.full(n, np.nan)
+    seg_slope, seg_sd, seg_stt = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
     dev_knee, dev_gain = dev["knee"].to_numpy(float), dev["gain"].to_numpy(float)
     if len(daily):
         row = pd.Index(ids).get_indexer(daily["device_id"])
@@ -126,6 +139,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
             if not ok.any():
                 continue
             tt, yy = t[first:hi][ok], y[first:hi][ok]
+            seg_slope[i], seg_sd[i], seg_stt[i] = _slope(tt, q_all[first:hi][ok])
             cols = np.arange(col[first:hi][ok][0], col[first:hi][ok][-1] + 1)
             level[i, cols] = np.interp(cols + 0.5, tt, yy)
             start[i], end[i], n_days[i] = cols[0], cols[-1], ok.sum()
@@ -145,7 +159,24 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
         is_rechargeable=dev["is_rechargeable"].to_numpy(bool), knee=knee, gain=gain,
         day0=day0, level=level, charge=charge_from_level(level, knee[:, None], gain[:, None]),
         temperature=temperature, start=start, end=end, n_days=n_days,
-        last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate)
+        last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate,
+        seg_slope=seg_slope, seg_sd=seg_sd, seg_stt=seg_stt,
+        voltage_only=(dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
+                      else np.zeros(n, dtype=bool)))
+
+
+def _slope(t: np.ndarray, q: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares slope of ``q`` on ``t`` (days), residual SD and sum of squared
+    time deviations. The daily means sit at their mean observation times: a device that
+    started reporting in the evening has a first day much shorter than 24 hours."""
+    dt = t - t.mean()
+    stt = float((dt * dt).sum())
+    if len(t) < 2 or stt <= 0:
+        return np.nan, np.nan, 0.0
+    slope = float((dt * (q - q.mean())).sum() / stt)
+    resid = q - q.mean() - slope * dt
+    sd = float(np.sqrt((resid ** 2).sum() / (len(t) - 2))) if len(t) >= 3 else np.nan
+    return slope, sd, stt
 
 
 def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray) -> float:

@@ -1,0 +1,60 @@
+"""Each cell's own gauge knee, from its history around the chemistry's nominal knee.
+
+The chemistry gives a nominal knee (Li-SOCl2: about 20 %) and gain
+(:mod:`tsfleet.power.chemistry`), but each cell's knee differs by a point or two,
+and near empty the 30-day drop is most of the remaining level, so a knee one
+point off moves it by 10% and more. A device whose current segment shows days
+both above the knee range and below the nominal knee (:data:`MIN_DAYS` each,
+over its last :data:`WINDOW_DAYS` days, empty-gauge days left out) shows its
+own: among knees within :data:`KNEE_RANGE` points of the nominal one, the one
+that makes its charge-equivalent series most nearly a straight line (least
+residual spread relative to the slope: the charge-equivalent compresses the
+levels below the knee, so the spread alone would favour the highest knee) is
+its own. Other devices keep the nominal knee (there is nothing to see yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from tsfleet.power import patterns
+from tsfleet.power.chemistry import charge_from_level
+from tsfleet.power.series import Series
+
+KNEE_RANGE = 3.0          # points either side of the nominal knee
+KNEE_STEP = 0.5
+WINDOW_DAYS = 40          # the segment's last days the line is fitted over
+MIN_DAYS = 3              # days above the knee range and below the nominal knee needed
+FLOOR_PCT = 1.0           # levels at or below this are left out (an empty gauge)
+
+
+def fit(s: Series) -> Series:
+    """``s`` with each cell's own knee (and charge-equivalent) where its history shows it."""
+    n, m = s.level.shape
+    lo = np.maximum(s.start, s.end - WINDOW_DAYS + 1)
+    cols = np.arange(m)[None, :]
+    with np.errstate(invalid="ignore"):
+        window = (cols >= lo[:, None]) & (cols <= s.end[:, None]) & (s.level > FLOOR_PCT)
+        below = (window & (s.level < s.knee[:, None])).sum(axis=1)
+        above = (window & (s.level > s.knee[:, None] + KNEE_RANGE)).sum(axis=1)
+    sel = np.flatnonzero((s.knee > 0) & (below >= MIN_DAYS) & (above >= MIN_DAYS))
+    if not len(sel):
+        return s
+    y = np.where(window[sel], s.level[sel], np.nan)
+    gain = s.gain[sel][:, None]
+    best = np.full(len(sel), np.inf)
+    knee = s.knee[sel].copy()
+    for dk in np.arange(-KNEE_RANGE, KNEE_RANGE + KNEE_STEP / 2, KNEE_STEP):
+        k = s.knee[sel] + dk
+        _, slope, sd = patterns.line_fit(charge_from_level(y, k[:, None], gain), lo[sel],
+                                         s.end[sel])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crit = sd / np.abs(slope)
+        better = np.isfinite(crit) & (crit < best)
+        best, knee = np.where(better, crit, best), np.where(better, k, knee)
+    all_knee = s.knee.copy()
+    all_knee[sel] = knee
+    return replace(s, knee=all_knee,
+                   charge=charge_from_level(s.level, all_knee[:, None], s.gain[:, None]))

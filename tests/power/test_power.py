@@ -255,3 +255,13 @@ def test_cells_own_knee_is_found_from_its_history(fleet):
     assert s.knee[i] == 20.0
     assert got.knee[i] == pytest.approx(22.0, abs=0.5)
     assert got.knee[j] == s.knee[j]
+
+
+def test_preload_imports_in_the_background_once():
+    import sys
+    sys.modules.pop("colorsys", None)
+    thread = holt.preload("colorsys")
+    assert thread is not None
+    thread.join(10)
+    assert "colorsys" in sys.modules
+    assert holt.preload("colorsys") is None               # already there: nothing to do

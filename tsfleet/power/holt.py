@@ -88,13 +88,13 @@ def steps_to_reach(level, trend, phi, target) -> np.ndarray:
     return np.where(ok, np.maximum(h, 0.0), np.inf)
 
 
-def preload() -> threading.Thread | None:
-    """Import statsmodels' Holt-Winters in a background thread (seconds of Python) while
-    the caller runs SQL and numpy; a later import waits for it. None if already imported."""
-    if "statsmodels.tsa.holtwinters" in sys.modules:
+def preload(module: str = "statsmodels.tsa.holtwinters") -> threading.Thread | None:
+    """Import ``module`` (statsmodels' Holt-Winters: seconds of Python) in a background
+    thread while the caller runs SQL and numpy; a later import waits for it. None if it
+    is already imported."""
+    if module in sys.modules:
         return None
-    thread = threading.Thread(target=importlib.import_module,
-                              args=("statsmodels.tsa.holtwinters",), daemon=True)
+    thread = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
     thread.start()
     return thread
 

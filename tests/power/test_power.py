@@ -265,3 +265,24 @@ def test_preload_imports_in_the_background_once():
     thread.join(10)
     assert "colorsys" in sys.modules
     assert holt.preload("colorsys") is None               # already there: nothing to do
+
+
+def test_attribution_compares_firmware_within_its_model_and_finds_the_bad_release():
+    import warnings
+
+    from tsfleet.simulate.firmware import DRAIN_MODEL, UNIVERSE
+    bad = UNIVERSE[DRAIN_MODEL][5]                        # drains 1.8x after the update
+    with simulated_fleet(SimConfig(n_devices=600, days=40, seed=4)) as f:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")                # a singular design would warn
+            att = f.power.attribution()
+    fw = [r for r in att if r["factor"] == "firmware_version"]
+    assert fw and all(r["level"].endswith(")") for r in fw)   # "v vs ref (model)"
+    mine = [r for r in fw if r["level"].endswith(f"({DRAIN_MODEL})") and r["n_devices"] >= 20]
+    vs_bad = [r for r in mine if f" vs {bad} " in r["level"]]
+    of_bad = [r for r in mine if r["level"].startswith(f"{bad} vs ")]
+    assert vs_bad or of_bad
+    for r in vs_bad:                                      # the bad release is the reference
+        assert r["ci_hi_pct"] < 0
+    for r in of_bad:
+        assert r["ci_lo_pct"] > 0

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tsfleet.errors import InvalidParameter
-from tsfleet.power import attribution, backtest, forecast, plan
+from tsfleet.power import attribution, backtest, daystats, forecast, plan
 from tsfleet.results import now_utc, to_arrow, write_result
 
 FORECAST_COLUMNS = (
@@ -107,8 +107,16 @@ class Power:
         return self.fleet.query("select * exclude (computed_at, params) from replacement_plan "
                                 "order by rank")
 
+    def refresh(self) -> int:
+        """Bring the daily tables (and so the ``battery_daily`` and discharge views) up to
+        the newest ingested batch; every forecast does this itself. Returns the (device,
+        day) rows touched."""
+        self.fleet._writable()
+        return daystats.refresh(self.con)
+
     def attribution(self) -> list[dict]:
         """Effects of firmware, temperature, interval and RSSI on the discharge rate (OLS)."""
+        self.refresh()
         table = attribution.run(self.con)
         write_result(self.con, "drain_attribution",
                      pa.Table.from_pandas(table, preserve_index=False) if len(table) else

@@ -3,9 +3,13 @@
 One ordinary least-squares fit (statsmodels) of the log segment discharge rate
 of each device on its firmware version, zone temperature, reporting interval
 and radio conditions (mean RSSI), with the device model as a control (models
-differ in capacity). Effects are reported as % change of the discharge rate:
-per firmware version against the most common one, per degree C, per halving
-of the reporting interval and per 10 dB weaker signal, with 95% intervals.
+differ in capacity). Firmware versions belong to a model, so a version is
+compared with the most common version of its own model (one indicator per
+other model-version pair): comparing it with another model's version would
+mix the firmware's effect with the hardware's and leave the design singular.
+Effects are reported as % change of the discharge rate: per firmware version
+against its model's most common one, per degree C, per halving of the
+reporting interval and per 10 dB weaker signal, with 95% intervals.
 """
 
 from __future__ import annotations
@@ -46,28 +50,34 @@ def run(con) -> pd.DataFrame:
     if len(df) < 10:
         return pd.DataFrame(columns=["factor", "level", "effect_pct", "ci_lo_pct", "ci_hi_pct",
                                      "p_value", "n_devices"])
-    ref = df["firmware_version"].value_counts().idxmax()
-    fw = f"C(firmware_version, Treatment(reference={ref!r}))" if df["firmware_version"].nunique(
-    ) > 1 else None
-    # the model is a control unless each firmware version belongs to one model (then the
-    # firmware effect includes the model's, and the two cannot be told apart)
-    nested = fw is not None and df.groupby("firmware_version")["model"].nunique().max() == 1 \
-        and df.groupby("model")["firmware_version"].nunique().max() == 1
-    controls = ["C(model)"] if df["model"].nunique() > 1 and not nested else []
-    formula = "np.log(rate_pct_per_day) ~ " + " + ".join(terms + ([fw] if fw else []) + controls
-                                                          or ["1"])
+    contrasts = _firmware_contrasts(df)
+    controls = ["C(model)"] if df["model"].nunique() > 1 else []
+    formula = "np.log(rate_pct_per_day) ~ " + " + ".join(
+        terms + [c["column"] for c in contrasts] + controls or ["1"])
     fit = smf.ols(formula, data=df).fit()
     ci = fit.conf_int()
     rows = []
     for factor, name, _, label in numeric:
         rows.append(_row(factor, label, fit, ci, name, len(df)))
-    if fw:
-        for name in fit.params.index:
-            if name.startswith("C(firmware_version"):
-                level = name.split("[T.", 1)[1].rstrip("]")
-                rows.append(_row("firmware_version", f"{level} vs {ref}", fit, ci, name,
-                                 int((df["firmware_version"] == level).sum())))
+    for c in contrasts:
+        rows.append(_row("firmware_version", f"{c['version']} vs {c['reference']} ({c['model']})",
+                         fit, ci, c["column"], c["n"]))
     return pd.DataFrame(rows)
+
+
+def _firmware_contrasts(df: pd.DataFrame) -> list[dict]:
+    """One 0/1 column per model-version pair other than the model's most common version
+    (added to ``df``); a model with one version gets none."""
+    reference = df.groupby("model")["firmware_version"].agg(lambda v: v.value_counts().idxmax())
+    others = df[df["firmware_version"] != df["model"].map(reference)]
+    contrasts = []
+    for i, ((model, version), n) in enumerate(
+            others.groupby(["model", "firmware_version"]).size().items()):
+        column = f"fw_{i}"
+        df[column] = ((df["model"] == model) & (df["firmware_version"] == version)).astype(float)
+        contrasts.append(dict(column=column, model=model, version=version,
+                              reference=reference[model], n=int(n)))
+    return contrasts
 
 
 def _row(factor, level, fit, ci, name, n):

@@ -135,3 +135,27 @@ def test_cli(cal_fleet, capsys, monkeypatch):
     dev = cal_fleet.query("select device_id from calibration_checks limit 1")[0]["device_id"]
     assert main(["calibration", "history", dev, "--db", path, "--format", "json"]) == 0
     assert main(["calibration", "history", "nope", "--db", path]) == 2
+
+
+def test_stability_names_exposures_it_cannot_separate():
+    """Two zones: their temperature, humidity and vibration move together, so only the
+    first exposure can be estimated; the others are reported as not identifiable."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    from tsfleet.calibration.stability import stability_table
+    rng = np.random.default_rng(0)
+    zone = np.repeat([0, 1], 20)
+    df = pd.DataFrame(dict(wear_pct_per_day=0.01 + 0.02 * zone + rng.normal(0, 0.001, 40),
+                           temperature_c=np.where(zone, 35.0, 20.0),
+                           humidity_pct=np.where(zone, 60.0, 40.0),
+                           vibration_g=np.where(zone, 0.5, 0.1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # no singular fit
+        out = stability_table(df).set_index("factor")
+    assert out.loc["temperature_c", "coef"] > 0 and out.loc["temperature_c", "p_value"] < 0.01
+    assert out.loc[["humidity_pct", "vibration_g"], "coef"].isna().all()
+    assert all("not identifiable" in out.loc[f, "summary"] for f in ("humidity_pct",
+                                                                    "vibration_g"))

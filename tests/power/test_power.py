@@ -276,7 +276,8 @@ def test_attribution_compares_firmware_within_its_model_and_finds_the_bad_releas
         with warnings.catch_warnings():
             warnings.simplefilter("error")                # a singular design would warn
             att = f.power.attribution()
-    fw = [r for r in att if r["factor"] == "firmware_version"]
+    fw = [r for r in att if r["factor"] == "firmware_version"
+          and not r["level"].endswith("not identifiable")]
     assert fw and all(r["level"].endswith(")") for r in fw)   # "v vs ref (model)"
     mine = [r for r in fw if r["level"].endswith(f"({DRAIN_MODEL})") and r["n_devices"] >= 20]
     vs_bad = [r for r in mine if f" vs {bad} " in r["level"]]
@@ -286,3 +287,38 @@ def test_attribution_compares_firmware_within_its_model_and_finds_the_bad_releas
         assert r["ci_hi_pct"] < 0
     for r in of_bad:
         assert r["ci_lo_pct"] > 0
+
+
+def test_attribution_names_a_firmware_contrast_it_cannot_identify(fleet):
+    """Two models at two sites: model A's version 2 runs only at site s1, on exactly the
+    devices that report every 10 minutes, so its contrast is the interval's: not
+    identifiable, and said so; the interval keeps its effect."""
+    import warnings
+    rng = np.random.default_rng(3)
+    devices, readings = [], []
+    for i in range(40):
+        model = "A" if i % 2 else "B"
+        site = "s1" if i < 20 else "s2"
+        interval = 600 if (model == "A" and site == "s1") else 3600
+        d = f"{model.lower()}-{i}"
+        devices.append(dict(device_id=d, device_type="t", manufacturer="m", model=model,
+                            site=site, zone="z", battery_chemistry="alkaline"))
+        rate = rng.uniform(0.3, 0.6) * (1.5 if interval == 600 else 1.0)
+        readings += [dict(device_id=d, observed_at=T0 + timedelta(hours=h), metric=m, value=v)
+                     for h in range(0, 20 * 24, 6)
+                     for m, v in (("battery_pct", round(90 - rate * h / 24, 1)),
+                                  ("reporting_interval_s", interval))]
+        readings.append(dict(device_id=d, observed_at=T0, metric="temperature_c", value=20.0))
+    fleet.ingest("devices", devices)
+    fleet.ingest("firmware_reports", [dict(device_id=r["device_id"], reported_at=T0,
+                                           version="2" if r["model"] == "A" and r["site"] == "s1"
+                                           else "1") for r in devices])
+    fleet.ingest("readings", readings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        att = fleet.power.attribution()
+    lost = [r for r in att if r["level"].endswith("not identifiable")]
+    assert len(lost) == 1 and lost[0]["level"].split(":")[0] in ("2 vs 1 (A)", "1 vs 2 (A)")
+    assert lost[0]["effect_pct"] is None or np.isnan(lost[0]["effect_pct"])
+    (interval,) = [r for r in att if r["factor"] == "reporting_interval"]
+    assert interval["ci_lo_pct"] > 0                     # the interval keeps its effect

@@ -21,7 +21,15 @@ def stability_table(df: pd.DataFrame) -> pd.DataFrame:
     factors = [f for f in FACTORS if df[f].std() > 0]
     rows = []
     if len(df) > len(factors) + 2 and factors:
-        X = sm.add_constant(df[factors].astype(float))
+        X = sm.add_constant(df[factors].astype(float), has_constant="add")
+        # Exposures are per zone: with few zones one can be a combination of the others
+        # (not identifiable). Drop those, last first, and say so rather than fit a
+        # singular design whose coefficients mean nothing.
+        while factors and np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
+            dropped = factors.pop()
+            X = X.drop(columns=dropped)
+            rows.append(dict(factor=dropped, unit=FACTORS[dropped], n_sensors=len(df)))
+    if len(df) > len(factors) + 2 and factors:
         fit = sm.OLS(df["wear_pct_per_day"].astype(float), X).fit(cov_type="HC3")
         for f in factors:
             t = fit.tvalues[f]
@@ -34,6 +42,7 @@ def stability_table(df: pd.DataFrame) -> pd.DataFrame:
                                       "std_error", "p_value", "partial_r"])
     out["summary"] = [
         f"+1 SD of {r.factor} changes the drift rate by {r.coef_per_sd:+.4f} %/day "
-        f"(partial r {r.partial_r:+.2f}, p {r.p_value:.2g})"
+        f"(partial r {r.partial_r:+.2f}, p {r.p_value:.2g})" if pd.notna(r.coef) else
+        f"{r.factor}: not identifiable (a combination of the other zones' exposures)"
         for r in out.itertuples()]
     return out

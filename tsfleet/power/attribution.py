@@ -35,7 +35,7 @@ def run(con) -> pd.DataFrame:
     df["interval_s"] = df["interval_s"].fillna(con.execute(
         "select median(reporting_interval_s) from devices").fetchone()[0] or 3600)
     terms, numeric = [], []
-    if df["temperature_c"].notna().sum() >= 10:
+    if df["temperature_c"].notna().sum() >= 10 and df["temperature_c"].nunique() > 1:
         terms.append("temperature_c")
         numeric.append(("temperature", "temperature_c", 1.0, "per +1 C"))
     if df["interval_s"].nunique() > 1:
@@ -52,17 +52,40 @@ def run(con) -> pd.DataFrame:
                                      "p_value", "n_devices"])
     contrasts = _firmware_contrasts(df)
     controls = ["C(model)"] if df["model"].nunique() > 1 else []
-    formula = "np.log(rate_pct_per_day) ~ " + " + ".join(
-        terms + [c["column"] for c in contrasts] + controls or ["1"])
-    fit = smf.ols(formula, data=df).fit()
-    ci = fit.conf_int()
     rows = []
+    while True:
+        formula = "np.log(rate_pct_per_day) ~ " + " + ".join(
+            terms + [c["column"] for c in contrasts] + controls or ["1"])
+        model = smf.ols(formula, data=df)
+        c = _redundant_contrast(model, contrasts)
+        if c is None:
+            break
+        # a small fleet can make a version's devices a combination of other terms (one
+        # site, one interval): that contrast is not identifiable; say so, fit the rest
+        contrasts.remove(c)
+        rows.append(dict(factor="firmware_version", n_devices=c["n"], level=(
+            f"{c['version']} vs {c['reference']} ({c['model']}): not identifiable")))
+    fit = model.fit()
+    ci = fit.conf_int()
     for factor, name, _, label in numeric:
         rows.append(_row(factor, label, fit, ci, name, len(df)))
     for c in contrasts:
         rows.append(_row("firmware_version", f"{c['version']} vs {c['reference']} ({c['model']})",
                          fit, ci, c["column"], c["n"]))
     return pd.DataFrame(rows)
+
+
+def _redundant_contrast(model, contrasts: list[dict]) -> dict | None:
+    """The contrast with the fewest devices whose column the other columns of a
+    rank-deficient design already span (None: full rank, or no contrast to blame)."""
+    X = model.exog
+    rank = np.linalg.matrix_rank(X)
+    if rank == X.shape[1]:
+        return None
+    names = list(model.exog_names)
+    spanned = [c for c in contrasts
+               if np.linalg.matrix_rank(np.delete(X, names.index(c["column"]), axis=1)) == rank]
+    return min(spanned, key=lambda c: c["n"]) if spanned else None
 
 
 def _firmware_contrasts(df: pd.DataFrame) -> list[dict]:

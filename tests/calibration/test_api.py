@@ -159,3 +159,13 @@ def test_stability_names_exposures_it_cannot_separate():
     assert out.loc[["humidity_pct", "vibration_g"], "coef"].isna().all()
     assert all("not identifiable" in out.loc[f, "summary"] for f in ("humidity_pct",
                                                                     "vibration_g"))
+    # three zones, vibration independent of the other two: only humidity goes
+    zone = np.repeat([0, 1, 2], 20)
+    df = pd.DataFrame(dict(wear_pct_per_day=0.01 + 0.01 * zone + rng.normal(0, 0.001, 60),
+                           temperature_c=20.0 + 5 * zone, humidity_pct=40.0 + 10 * zone,
+                           vibration_g=np.array([0.1, 0.5, 0.2])[zone]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = stability_table(df).set_index("factor")
+    assert out["coef"].isna().to_dict() == {"humidity_pct": True, "temperature_c": False,
+                                            "vibration_g": False}

@@ -23,12 +23,16 @@ def stability_table(df: pd.DataFrame) -> pd.DataFrame:
     if len(df) > len(factors) + 2 and factors:
         X = sm.add_constant(df[factors].astype(float), has_constant="add")
         # Exposures are per zone: with few zones one can be a combination of the others
-        # (not identifiable). Drop those, last first, and say so rather than fit a
-        # singular design whose coefficients mean nothing.
-        while factors and np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
-            dropped = factors.pop()
-            X = X.drop(columns=dropped)
-            rows.append(dict(factor=dropped, unit=FACTORS[dropped], n_sensors=len(df)))
+        # (not identifiable). Drop such a one (the last that the others span) and say so
+        # rather than fit a singular design whose coefficients mean nothing.
+        while (rank := np.linalg.matrix_rank(X.to_numpy())) < X.shape[1]:
+            spanned = [f for f in factors
+                       if np.linalg.matrix_rank(X.drop(columns=f).to_numpy()) == rank]
+            if not spanned:
+                break
+            factors.remove(spanned[-1])
+            X = X.drop(columns=spanned[-1])
+            rows.append(dict(factor=spanned[-1], unit=FACTORS[spanned[-1]], n_sensors=len(df)))
     if len(df) > len(factors) + 2 and factors:
         fit = sm.OLS(df["wear_pct_per_day"].astype(float), X).fit(cov_type="HC3")
         for f in factors:

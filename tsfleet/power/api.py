@@ -18,6 +18,10 @@ FORECAST_COLUMNS = (
     "temp_coef_per_c", "temp_factor", "n_days")
 
 
+def _or_nan(values, n: int) -> np.ndarray:
+    return np.full(n, np.nan) if values is None else np.asarray(values, float)
+
+
 def _check_horizon(horizon_days: int) -> int:
     if not isinstance(horizon_days, (int, np.integer)) or not 1 <= horizon_days <= 365:
         raise InvalidParameter(
@@ -69,6 +73,7 @@ class Power:
             temp_coef_t=pat.temp_t, temp_gauge_pct_per_c=np.where(pat.temp.known, pat.temp.g,
                                                                    np.nan),
             knee_excess=np.where(np.isfinite(level_now), knee_excess, np.nan),
+            load_sag_v_at_20c=_or_nan(s.sag_v, s.n), load_sag_scale_c=_or_nan(s.sag_scale, s.n),
             residual_sd_pct=pat.resid_sd)),
             params={"source": "forecast"}, key=key)
         return pd.DataFrame({k: data[k] for k in FORECAST_COLUMNS})

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import numpy as np
 
-from tsfleet.power import daystats, holt, knee, patterns, series, temperature
+from tsfleet.power import daystats, holt, knee, patterns, sag, series, temperature
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.results import write_result
 
@@ -48,13 +48,14 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
     if shared is None and not _fresh_params(con):
         holt.preload()                  # the per-type fits will need statsmodels
     daystats.refresh(con)
-    s = series.load(con, devices, until)
+    s = series.load(con, devices, until, correct_sag=False)
     if shared is None:
         shared = cached_params(con, s, until)
     if devices is not None and not _complete(shared, s):
         # the pooled parameters are due: pool them over the whole fleet (a full run)
-        s = series.load(con, None, until)
+        s = series.load(con, None, until, correct_sag=False)
         shared = cached_params(con, s, until)
+    s = sag.correct(s, {t: (p.sag_scale, p.sag_v) for t, p in shared.items() if p.is_pooled})
     critical = _critical_pct(con, s.device_type)
     out = compute(s, horizon_days, critical, until=until, shared=shared)
     fresh = {t: p for t, p in out["shared"].items()
@@ -87,7 +88,7 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
     last = _last_day(s)
     rows = con.execute(
         "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
-        "k_tau2, g_mean_pct_per_c, g_tau2 from battery_holt_params "
+        "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
     return {t: holt.HoltParams(a, b, p, f"cached {src}", *(np.nan if v is None else v
@@ -107,7 +108,8 @@ def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> Non
         source=np.array([params[t].source for t in types], dtype=object),
         fitted_through=np.full(len(types), np.datetime64(fitted_through, "D")),
         prior_rate_pct_per_day=col("prior_rate"), k_mean_per_c=col("k_mean"),
-        k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2")),
+        k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2"),
+        sag_scale_c=col("sag_scale"), sag_v_at_20c=col("sag_v")),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
 
 
@@ -141,7 +143,9 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     # so the charge-equivalent series bends: fit the recent days only
     level_now = (s.level[np.arange(n), np.maximum(s.end, 0)] if s.level.shape[1]
                  else np.full(n, np.nan))
-    near_knee = (s.end >= 0) & (s.knee > 0) & (level_now < s.knee + 5)
+    # (not for an erratic gauge: ten of its days fix no rate, a bent line over its segment does)
+    near_knee = ((s.end >= 0) & (s.knee > 0) & (level_now < s.knee + 5)
+                 & (pat.pattern != "erratic"))
     fit_start = np.where(near_knee, np.maximum(fit_start, s.end - KNEE_FIT_DAYS), fit_start)
     tf = pat.temp
     y = tf.adjusted                     # the series at the span's mean temperature
@@ -180,7 +184,9 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                     float(np.median(r)) if len(r) else DEFAULT_RATE)
         params[t] = replace(p, prior_rate=prior[t], **dict(zip(
             ("k_mean", "k_tau2", "g_mean", "g_tau2"),
-            pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)))
+            pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)),
+            **dict(zip(("sag_scale", "sag_v"), (s.sag_pool or {}).get(t, (np.nan, np.nan)),
+                       strict=True)))
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
     trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
@@ -207,9 +213,11 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                                      + RATE_FLOOR_REL ** 2), 0.5)
     sigma = np.where(eligible, sigma, 1.0)
 
-    # time: steps from the last fitted day's noon to as_of and to the horizon
-    noon = (s.day0.astype("datetime64[us]") + ((np.maximum(s.end, 0) + 0.5) * 86400e6)
-            .astype("timedelta64[us]"))
+    # time: steps from the modelled level (the last fitted day's noon; for a fallback, the
+    # last level's mean observation time) to as_of and to the horizon
+    t_ref = np.where(eligible | ~np.isfinite(s.last_level_t), np.maximum(s.end, 0) + 0.5,
+                     s.last_level_t)
+    noon = (s.day0.astype("datetime64[us]") + (t_ref * 86400e6).astype("timedelta64[us]"))
     as_of = (np.full(n, np.datetime64(until, "us")) if until is not None
              else s.last_observed_at.astype("datetime64[us]"))
     h_now = np.maximum((as_of - noon) / np.timedelta64(1, "D"), 0.0)

@@ -38,6 +38,10 @@ class HoltParams:
     k_tau2: float = float("nan")
     g_mean: float = float("nan")
     g_tau2: float = float("nan")
+    #: a voltage-only gauge's load sag (see :mod:`tsfleet.power.sag`): the type's scale
+    #: of its growth towards the cold (C) and median sag at 20 C (V); NaN: not pooled
+    sag_scale: float = float("nan")
+    sag_v: float = float("nan")
 
     @property
     def is_pooled(self) -> bool:

@@ -3,8 +3,10 @@
 All devices at once, with prefix sums over the calendar grid:
 
 * a least-squares line over the current segment (rate, residual spread);
-* the best single change point (two separate lines; an F statistic against
-  one line) for *step changes*, e.g. after a reporting-interval change;
+* the latest change point for *step changes*, e.g. after a reporting-interval change:
+  the best split into two separate lines (an F statistic against one line), then
+  the best split of the span after it, and so on (a firmware update and, weeks
+  later, a new reporting interval are two steps);
 * the sensitivity of the discharge (and of the gauge) to the zone's temperature,
   over the span after the change point (:mod:`tsfleet.power.temperature`).
 
@@ -29,6 +31,7 @@ ERRATIC_SD = 0.6          # % of level, residual SD of daily means around the li
 STEP_F = 40.0
 STEP_RATIO = 1.25
 MIN_AFTER_STEP = 4        # days after a change point before it can be trusted
+MAX_STEPS = 3             # change points looked for, each after the one before
 
 
 @dataclass
@@ -84,6 +87,33 @@ def line_fit(y: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return intercept, slope, np.where(n_ >= 3, sd, np.nan)
 
 
+def _change_point(sums, lo: np.ndarray, hi: np.ndarray, active: np.ndarray):
+    """The best split of columns [lo, hi) into two lines (the right part starts at the
+    split) where it is significant: (found, split, rate ratio right/left, right rate,
+    residual SD of the two lines)."""
+    n = len(lo)
+    cols = np.arange(sums[0].shape[1])[None, :]
+    lo, hi = lo[:, None], hi[:, None]
+    c = np.broadcast_to(cols, (n, cols.shape[1]))
+    valid = active[:, None] & (c >= lo + 5) & (c <= hi - MIN_AFTER_STEP)
+    cc = np.clip(c, lo, hi)
+    sse_l, slope_l, _ = _sse(sums, np.broadcast_to(lo, c.shape), cc)
+    sse_r, slope_r, _ = _sse(sums, cc, np.broadcast_to(hi, c.shape))
+    total = np.where(valid, sse_l + sse_r, np.inf)
+    best = np.argmin(total, axis=1)
+    rows = np.arange(n)
+    has = np.isfinite(total[rows, best])
+    sse_full, _, n_full = (v[:, 0] for v in _sse(sums, lo, hi))
+    sse2 = total[rows, best]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = ((sse_full - sse2) / 2) / (sse2 / np.maximum(n_full - 4, 1))
+        r_right = -slope_r[rows, best]
+        rr = r_right / -slope_l[rows, best]
+        sd = np.sqrt(sse2 / np.maximum(n_full - 4, 1))
+    step = has & (f > STEP_F) & np.isfinite(rr) & ((rr > STEP_RATIO) | (rr < 1 / STEP_RATIO))
+    return step, best, rr, r_right, sd
+
+
 def classify(s: Series, pooled: dict | None = None) -> Patterns:
     """Patterns of every device; ``pooled``: the temperature shrinkage per device type
     (see :func:`tsfleet.power.temperature.fit`), else pooled from these devices."""
@@ -98,29 +128,16 @@ def classify(s: Series, pooled: dict | None = None) -> Patterns:
     rate_recent = rate.copy()
     if y.shape[1] >= 2 * MIN_DAYS:
         sums = _sums(y, mask)
-        cols = np.arange(y.shape[1] + 1)[None, :]
-        lo = np.maximum(s.start, 0)[:, None]
-        hi = (s.end + 1)[:, None]
-        c = np.broadcast_to(cols, (n, cols.shape[1]))
-        valid = (c >= lo + 5) & (c <= hi - MIN_AFTER_STEP)
-        cc = np.clip(c, lo, hi)
-        sse_l, slope_l, _ = _sse(sums, np.broadcast_to(lo, c.shape), cc)
-        sse_r, slope_r, _ = _sse(sums, cc, np.broadcast_to(hi, c.shape))
-        total = np.where(valid, sse_l + sse_r, np.inf)
-        best = np.argmin(total, axis=1)
-        has = np.isfinite(total[np.arange(n), best])
-        sse_full, slope_full, n_full = (v[:, 0] for v in _sse(sums, lo, hi))
-        sse2 = total[np.arange(n), best]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = ((sse_full - sse2) / 2) / (sse2 / np.maximum(n_full - 4, 1))
-            r_right = -slope_r[np.arange(n), best]
-            rr = r_right / -slope_l[np.arange(n), best]
-        step = has & (f > STEP_F) & np.isfinite(rr) & ((rr > STEP_RATIO) | (rr < 1 / STEP_RATIO))
-        change = np.where(step, best, -1)
-        ratio = np.where(step, rr, 1.0)
-        rate_recent = np.where(step, r_right, rate)
-        with np.errstate(invalid="ignore"):
-            sd = np.where(step, np.sqrt(sse2 / np.maximum(n_full - 4, 1)), sd)
+        lo, active = np.maximum(s.start, 0), np.ones(n, dtype=bool)
+        for _ in range(MAX_STEPS):      # the latest change: split again after each one found
+            step, best, rr, r_right, sd_step = _change_point(sums, lo, s.end + 1, active)
+            change = np.where(step, best, change)
+            ratio = np.where(step, rr, ratio)
+            rate_recent = np.where(step, r_right, rate_recent)
+            sd = np.where(step, sd_step, sd)
+            lo, active = np.where(step, best, lo), step
+            if not step.any():
+                break
     fit_start = np.where(change >= 0, change, s.start)
     tf = temperature.fit(y, s.temperature, fit_start, s.end, s.device_type, pooled)
     k, kse = tf.k_raw, tf.k_se

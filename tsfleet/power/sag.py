@@ -5,27 +5,38 @@ A device that reports only a voltage gets its level through the chemistry's
 voltage is lower by a sag of some millivolts. Where the curve is flat (Li-SOCl2:
 10 mV per 10 points between 60 and 90 %) a 15 mV sag reads as 15 points too low,
 where it is steep (below 10 %) as half a point, so the offset changes as the
-battery runs down, and the apparent drop is too small. The sag is a constant
-voltage (at a given temperature; its variation with the temperature is the gauge
-effect of :mod:`tsfleet.power.temperature`), so it is found per device: among
-sags from 0 to :data:`MAX_SAG_V`, the one whose corrected levels (the daily level
-back to a voltage, plus the sag, through the curve again) fall most nearly on a
-straight line over the current segment (least residual spread relative to the
-slope; no sag unless one makes it straighter). The levels, charge-equivalents
-and last level are corrected.
+battery runs down, and the apparent drop is too small. The sag also grows as the
+cell cools (its internal resistance rises steeply): at 0 C it may be several
+times the sag at 20 C, so a device in a cold zone reads many points low on a cold
+day and its level looks erratic.
+
+The model: ``sag(T) = sag_20 * exp(-(T - 20) / scale)`` at the zone's daily
+temperature ``T``. Per device type, the ``scale`` is the one of :data:`SCALES_C`
+(``inf``: no temperature effect) under which the levels of its devices fall most
+nearly on straight lines over their current segments (least residual spread
+relative to the slope, summed in logs over the devices with :data:`MIN_DAYS` days);
+each such device gets its own ``sag_20`` from 0 to :data:`MAX_SAG_V` (no sag unless
+one makes it straighter), a device with a shorter segment (a battery swapped a few
+days ago) the median of its type. The levels, charge-equivalents and last level
+are corrected: the daily level back to a voltage, plus the sag, through the curve
+again.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 
 from tsfleet.power.chemistry import charge_from_level
 
-MAX_SAG_V = 0.04
+MAX_SAG_V = 0.06
 SAG_STEP_V = 0.002
 MIN_DAYS = 14             # segment days needed to see the curve's bends
+T_REF_C = 20.0            # the sag is stated at this temperature
+#: e-folding scales (C) of the sag's growth towards the cold, tried per device type
+SCALES_C = (6.0, 9.0, 12.0, 18.0, 30.0, np.inf)
 
 
 def _straightness(y: np.ndarray) -> np.ndarray:
@@ -44,39 +55,96 @@ def _straightness(y: np.ndarray) -> np.ndarray:
         return np.where(n >= 3, sd / np.abs(slope), np.nan)
 
 
-def correct(s, curves: dict[str, tuple[np.ndarray, np.ndarray]]):
-    """``s`` (a :class:`~tsfleet.power.series.Series`) with the load sag of each
-    voltage-only device removed where its history shows it; ``curves`` maps a
-    chemistry to its curve (levels %, open-circuit volts, by level)."""
+def correct(s, pool: dict | None = None):
+    """``s`` (a :class:`~tsfleet.power.series.Series` with its ``curves``) with the load sag
+    of each voltage-only device removed (see the module's text).
+
+    ``pool`` maps a device type to the (scale, median sag at 20 C) of an earlier run to
+    use instead of fitting them, so that a forecast of a few devices corrects them
+    exactly as a forecast of the fleet did. The result holds each device's sag and
+    scale (NaN where none) and the (scale, median) used per device type.
+    """
     n, m = s.level.shape
+    sag_v, sag_scale, used = np.full(n, np.nan), np.full(n, np.nan), {}
+    curves = s.curves or {}
     cols = np.arange(m)[None, :]
     seg = (cols >= s.start[:, None]) & (cols <= s.end[:, None])
     with np.errstate(invalid="ignore"):
         inside = seg & (s.level > 0) & (s.level < 100)    # the curve is invertible there
-    sel = np.flatnonzero(s.voltage_only & np.isin(s.chemistry, list(curves))
-                         & (inside.sum(axis=1) >= MIN_DAYS))
-    if not len(sel):
-        return s
+    volt = s.voltage_only & np.isin(s.chemistry, list(curves)) & (s.end >= 0)
     level, last = s.level.copy(), s.last_level.copy()
-    for chem in np.unique(s.chemistry[sel]):
-        rows = sel[s.chemistry[sel] == chem]
-        lv, volts = curves[chem]
-        y = np.where(inside[rows], s.level[rows], np.nan)
-        v = np.interp(y, lv, volts)
-        base = _straightness(y)
-        best, sag = base, np.zeros(len(rows))
-        for dv in np.arange(SAG_STEP_V, MAX_SAG_V + SAG_STEP_V / 2, SAG_STEP_V):
-            crit = _straightness(np.interp(v + dv, volts, lv))
-            better = np.isfinite(crit) & (crit < best)
-            best, sag = np.where(better, crit, best), np.where(better, dv, sag)
-        fix = rows[sag > 0]
-        dv = sag[sag > 0]
-        lvl = level[fix]
-        ok = np.isfinite(lvl) & (lvl > 0) & (lvl < 100)
-        level[fix] = np.where(ok, np.interp(np.interp(lvl, lv, volts) + dv[:, None], volts, lv),
-                              lvl)
-        lst = last[fix]
-        last[fix] = np.where((lst > 0) & (lst < 100),
-                             np.interp(np.interp(lst, lv, volts) + dv, volts, lv), lst)
+    temp = _filled_temperature(s.temperature)
+    t_end = temp[np.arange(n), np.maximum(s.end, 0)] if m else np.full(n, T_REF_C)
+    for dtype in sorted(set(s.device_type[volt])):
+        rows = np.flatnonzero(volt & (s.device_type == dtype))
+        chem = s.chemistry[rows]
+        long = inside[rows].sum(axis=1) >= MIN_DAYS
+        scale, median = (pool or {}).get(dtype, (np.nan, np.nan))
+        if not np.isfinite(median) and not long.any():
+            continue                    # nothing to learn the type's sag from
+        given = scale if np.isfinite(median) else np.nan
+        scale, own = _fit(np.where(inside[rows][long], s.level[rows][long], np.nan),
+                          temp[rows][long], chem[long], curves, given)
+        if not np.isfinite(median):
+            median = float(np.median(own))
+        used[dtype] = (scale, median)
+        sag20 = np.full(len(rows), median)
+        sag20[long] = own
+        level[rows] = _shift(level[rows], sag20[:, None] * _shape(temp[rows], scale),
+                             chem, curves)
+        last[rows] = _shift(last[rows, None], (sag20 * _shape(t_end[rows], scale))[:, None],
+                            chem, curves)[:, 0]
+        sag_v[rows], sag_scale[rows] = sag20, scale
     return replace(s, level=level, last_level=last,
-                   charge=charge_from_level(level, s.knee[:, None], s.gain[:, None]))
+                   charge=charge_from_level(level, s.knee[:, None], s.gain[:, None]),
+                   sag_v=sag_v, sag_scale=sag_scale, sag_pool=used)
+
+
+def _shape(t: np.ndarray, scale: float) -> np.ndarray:
+    return np.exp(-(t - T_REF_C) / scale) if np.isfinite(scale) else np.ones_like(t)
+
+
+def _filled_temperature(t: np.ndarray) -> np.ndarray:
+    """Zone temperatures with unknown days at the device's mean (T_REF_C if none known)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(t, axis=1) if t.shape[1] else np.full(t.shape[0], np.nan)
+    mean = np.where(np.isfinite(mean), mean, T_REF_C)
+    return np.where(np.isfinite(t), t, mean[:, None])
+
+
+def _convert(x: np.ndarray, chem: np.ndarray, curves: dict, to_volts: bool) -> np.ndarray:
+    """Levels to open-circuit volts (or back), each row through its chemistry's curve."""
+    out = np.full(x.shape, np.nan)
+    for c in np.unique(chem):
+        r = chem == c
+        lv, volts = curves[c]
+        out[r] = np.interp(x[r], lv, volts) if to_volts else np.interp(x[r], volts, lv)
+    return out
+
+
+def _shift(y: np.ndarray, dv: np.ndarray, chem: np.ndarray, curves: dict) -> np.ndarray:
+    """Levels ``y`` read ``dv`` volts too low, corrected (where the curve is invertible)."""
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(y) & (y > 0) & (y < 100)
+    return np.where(ok, _convert(_convert(y, chem, curves, True) + dv, chem, curves, False), y)
+
+
+def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
+         given: float = np.nan) -> tuple[float, np.ndarray]:
+    """The scale of a device type (``given`` unless NaN) and each device's sag at 20 C (V)."""
+    v = _convert(y, chem, curves, True)
+    base = _straightness(y)
+    best_total, best = np.inf, (np.inf, np.zeros(len(y)))
+    for scale in (SCALES_C if np.isnan(given) else (given,)):
+        shape = _shape(t, scale)
+        crit, sag20 = base, np.zeros(len(y))
+        for dv in np.arange(SAG_STEP_V, MAX_SAG_V + SAG_STEP_V / 2, SAG_STEP_V):
+            c = _straightness(_convert(v + dv * shape, chem, curves, False))
+            better = np.isfinite(c) & (c < crit)
+            crit, sag20 = np.where(better, c, crit), np.where(better, dv, sag20)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = np.nansum(np.log(crit / base))
+        if total < best_total:
+            best_total, best = total, (scale, sag20)
+    return best

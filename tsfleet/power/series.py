@@ -10,7 +10,7 @@ converts levels to their charge-equivalent (see :mod:`tsfleet.power.chemistry`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -21,6 +21,9 @@ from tsfleet.power.chemistry import charge_from_level
 
 DAY_S = 86400.0
 PREV_DAYS = 14         # the previous segment's rate is its last two weeks' slope
+PREV_ABOVE_KNEE = 5.0  # ... on its days this far above the gauge's knee (points)
+PREV_MIN_LEVEL = 10.0  # ... and above this level (a voltage gauge clips at 0 %)
+RESET_RISE = 5.0       # points between two readings that end a reset (swap, charge ramp)
 
 
 @dataclass
@@ -41,20 +44,29 @@ class Series:
     end: np.ndarray              # last column with data (-1: no data)
     n_days: np.ndarray           # days with readings in the segment
     last_observed_at: np.ndarray  # datetime64[us], NaT without data
-    last_level: np.ndarray       # % last daily mean
+    last_level: np.ndarray       # % last daily mean (a reset on the last day: the readings
+                                 #   after it)
+    last_level_t: np.ndarray     # its mean observation time, days since day0 (NaN: none)
     prev_rate: np.ndarray        # % per day over the previous segment (NaN: none)
     voltage_only: np.ndarray     # the level comes from a voltage (no battery_pct reports)
     seg_slope: np.ndarray        # charge-equivalent %/day over the segment's daily means at
     seg_sd: np.ndarray           #   their mean observation times; residual SD (NaN: < 3 days)
     seg_stt: np.ndarray          # sum of squared time deviations (days^2) of those means
+    curves: dict | None = None   # chemistry -> (levels %, open-circuit volts) of its curve
+    sag_v: np.ndarray | None = None      # voltage-only: load sag at 20 C removed (V), else NaN
+    sag_scale: np.ndarray | None = None  # ... and its scale of growth towards the cold (C)
+    sag_pool: dict | None = None  # device type -> (scale, median sag) the correction used
 
     @property
     def n(self) -> int:
         return len(self.device_id)
 
 
-def load(con, devices: list[str] | None = None, until: datetime | None = None) -> Series:
-    """Read the daily levels (before ``until``, if given) of battery devices."""
+def load(con, devices: list[str] | None = None, until: datetime | None = None,
+         correct_sag: bool = True) -> Series:
+    """Read the daily levels (before ``until``, if given) of battery devices, with the load
+    sag of voltage-only devices removed unless ``correct_sag`` is false (then
+    :func:`tsfleet.power.sag.correct` does it, e.g. with pooled values of an earlier run)."""
     dev = con.execute(
         "select d.device_id, d.device_type, d.battery_chemistry as chemistry, d.zone, "
         "coalesce(c.is_rechargeable, false) as is_rechargeable, "
@@ -88,7 +100,71 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None) -
                       "order by chemistry, level_pct").df()
     curves = {c: (g["level_pct"].to_numpy(float), g["voltage_v"].to_numpy(float))
               for c, g in pts.groupby("chemistry")}
-    return sag.correct(build(dev, daily, temps, grid), curves)
+    s = replace(after_last_reset(con, build(dev, daily, temps, grid), cut), curves=curves)
+    return sag.correct(s) if correct_sag else s
+
+
+_AFTER_RESET_SQL = """
+with last_day as (
+    select unnest(?::varchar[]) as device_id, unnest(?::date[]) as day
+),
+r as (
+    select b.device_id, b.observed_at, b.level_pct,
+           b.level_pct - lag(b.level_pct) over (partition by b.device_id
+                                                order by b.observed_at) as rise
+    from battery_readings b
+    join last_day l on l.device_id = b.device_id
+     and b.observed_at >= l.day and b.observed_at < l.day + 1
+    where ?::timestamp is null or b.observed_at < ?::timestamp
+),
+ends as (
+    select device_id, max(observed_at) filter (where rise > ?) as reset_time
+    from r group by device_id
+    union all
+    select e.device_id, max(e.event_at)
+    from device_events e
+    join last_day l on l.device_id = e.device_id
+     and e.event_at >= l.day and e.event_at < l.day + 1
+    where e.event = 'battery_replaced' and (?::timestamp is null or e.event_at < ?::timestamp)
+    group by e.device_id
+),
+reset as (
+    select device_id, max(reset_time) as reset_time from ends group by device_id
+)
+select r.device_id, median(r.level_pct), avg(epoch(r.observed_at)) as epoch_s
+from r join reset a using (device_id)
+where r.observed_at >= a.reset_time
+group by r.device_id
+"""
+
+
+def after_last_reset(con, s: Series, cut: pd.Timestamp | None = None) -> Series:
+    """``s`` with the last level of each device whose last day holds a reset taken from
+    the readings after the reset, not from the day's mean.
+
+    The day mean of a day with a battery swap or a charge mixes the old battery and
+    the new one. The reset ends at the day's last battery_replaced event or its last rise
+    of more than :data:`RESET_RISE` points between two readings (the top of a charge
+    ramp, or the first reading of the new battery), whichever is later; the level is the
+    median of the readings from there on (the last reading while a ramp still rises), at
+    their mean time.
+    """
+    at_reset = np.flatnonzero((s.end >= 0) & (s.start > s.end))
+    if not len(at_reset):
+        return s
+    day = s.day0 + s.end[at_reset].astype("timedelta64[D]")
+    rows = con.execute(_AFTER_RESET_SQL, [
+        list(s.device_id[at_reset]), [d.item() for d in day.astype("datetime64[D]")],
+        cut, cut, RESET_RISE, cut, cut]).fetchall()
+    if not rows:
+        return s
+    last, last_t = s.last_level.copy(), s.last_level_t.copy()
+    at = pd.Index(s.device_id).get_indexer([r[0] for r in rows])
+    last[at] = [r[1] for r in rows]
+    last_t[at] = (np.array([r[2] for r in rows], float)
+                  - (s.day0 - np.datetime64("1970-01-01", "D")).astype(float)
+                  * DAY_S) / DAY_S
+    return replace(s, last_level=last, last_level_t=last_t)
 
 
 def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
@@ -110,7 +186,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
     end = np.full(n, -1)
     n_days = np.zeros(n, dtype=int)
     last_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
-    last_level = np.full(n, np.nan)
+    last_level, last_level_t = np.full(n, np.nan), np.full(n, np.nan)
     prev_rate = np.full(n, np.nan)
     seg_slope, seg_sd, seg_stt = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
     dev_knee, dev_gain = dev["knee"].to_numpy(float), dev["gain"].to_numpy(float)
@@ -129,9 +205,11 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
             r = np.flatnonzero(reset[lo:hi])
             first = lo + (r[-1] + 1 if len(r) else 0)
             if len(r):
-                prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r)
+                prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r,
+                                              y[lo:hi] >= max(dev_knee[i] + PREV_ABOVE_KNEE,
+                                                              PREV_MIN_LEVEL))
             last_at[i] = last_obs[hi - 1]
-            last_level[i] = y[hi - 1]
+            last_level[i], last_level_t[i] = y[hi - 1], t[hi - 1]
             if first >= hi:           # the last day is a reset: nothing after it yet
                 start[i], end[i] = col[hi - 1] + 1, col[hi - 1]
                 continue
@@ -159,7 +237,8 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
         is_rechargeable=dev["is_rechargeable"].to_numpy(bool), knee=knee, gain=gain,
         day0=day0, level=level, charge=charge_from_level(level, knee[:, None], gain[:, None]),
         temperature=temperature, start=start, end=end, n_days=n_days,
-        last_observed_at=last_at, last_level=last_level, prev_rate=prev_rate,
+        last_observed_at=last_at, last_level=last_level, last_level_t=last_level_t,
+        prev_rate=prev_rate,
         seg_slope=seg_slope, seg_sd=seg_sd, seg_stt=seg_stt,
         voltage_only=(dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
                       else np.zeros(n, dtype=bool)))
@@ -179,10 +258,15 @@ def _slope(t: np.ndarray, q: np.ndarray) -> tuple[float, float, float]:
     return slope, sd, stt
 
 
-def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray) -> float:
+def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray,
+                   linear: np.ndarray | None = None) -> float:
     """Discharge rate (charge-equivalent % per day) at the end of the last complete
-    segment before the current one: the slope of its last :data:`PREV_DAYS` days.
+    segment before the current one: the slope of its last :data:`PREV_DAYS` days,
+    of those where the gauge is ``linear`` if it has 5 of them.
 
+    A battery replaced when low spent its last days below the gauge's knee, where the
+    charge-equivalent depends on the nominal knee rather than the cell's own, and a
+    voltage-only gauge clips at 0 %: the days above them give the rate.
     Consecutive reset days (a charge spread over midnight) are one reset; a
     segment with fewer than 5 days is skipped for the one before it.
     """
@@ -192,6 +276,8 @@ def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray) -> float:
         ok = np.flatnonzero(np.isfinite(q[lo:hi])) + lo
         if len(ok) < 5:
             continue
+        if linear is not None and linear[ok].sum() >= 5:
+            ok = ok[linear[ok]]
         ok = ok[t[ok] >= t[ok[-1]] - PREV_DAYS]
         tt = t[ok] - t[ok].mean()
         return float(-(tt * q[ok]).sum() / (tt * tt).sum())

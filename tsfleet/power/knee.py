@@ -10,7 +10,9 @@ own: among knees within :data:`KNEE_RANGE` points of the nominal one, the one
 that makes its charge-equivalent series most nearly a straight line (least
 residual spread relative to the slope: the charge-equivalent compresses the
 levels below the knee, so the spread alone would favour the highest knee) is
-its own. Other devices keep the nominal knee (there is nothing to see yet).
+its own, unless the gauge is erratic (residual spread above
+:data:`tsfleet.power.patterns.ERRATIC_SD`: its scatter would pick the knee). Other
+devices keep the nominal knee (there is nothing to see yet).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def fit(s: Series) -> Series:
         return s
     y = np.where(window[sel], s.level[sel], np.nan)
     gain = s.gain[sel][:, None]
-    best = np.full(len(sel), np.inf)
+    best, best_sd = np.full(len(sel), np.inf), np.full(len(sel), np.inf)
     knee = s.knee[sel].copy()
     for dk in np.arange(-KNEE_RANGE, KNEE_RANGE + KNEE_STEP / 2, KNEE_STEP):
         k = s.knee[sel] + dk
@@ -54,7 +56,9 @@ def fit(s: Series) -> Series:
             crit = sd / np.abs(slope)
         better = np.isfinite(crit) & (crit < best)
         best, knee = np.where(better, crit, best), np.where(better, k, knee)
+        best_sd = np.where(better, sd, best_sd)
     all_knee = s.knee.copy()
-    all_knee[sel] = knee
+    # an erratic gauge's scatter, not its knee, decides its straightest line: nominal knee
+    all_knee[sel] = np.where(best_sd <= patterns.ERRATIC_SD, knee, s.knee[sel])
     return replace(s, knee=all_knee,
                    charge=charge_from_level(s.level, all_knee[:, None], s.gain[:, None]))

@@ -87,7 +87,7 @@ def line_fit(y: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return intercept, slope, np.where(n_ >= 3, sd, np.nan)
 
 
-def _change_point(sums, lo: np.ndarray, hi: np.ndarray, active: np.ndarray):
+def _change_point(sums, lo: np.ndarray, hi: np.ndarray):
     """The best split of columns [lo, hi) into two lines (the right part starts at the
     split) where it is significant: (found, split, rate ratio right/left, right rate,
     residual SD of the two lines)."""
@@ -95,7 +95,7 @@ def _change_point(sums, lo: np.ndarray, hi: np.ndarray, active: np.ndarray):
     cols = np.arange(sums[0].shape[1])[None, :]
     lo, hi = lo[:, None], hi[:, None]
     c = np.broadcast_to(cols, (n, cols.shape[1]))
-    valid = active[:, None] & (c >= lo + 5) & (c <= hi - MIN_AFTER_STEP)
+    valid = (c >= lo + 5) & (c <= hi - MIN_AFTER_STEP)
     cc = np.clip(c, lo, hi)
     sse_l, slope_l, _ = _sse(sums, np.broadcast_to(lo, c.shape), cc)
     sse_r, slope_r, _ = _sse(sums, cc, np.broadcast_to(hi, c.shape))
@@ -128,15 +128,14 @@ def classify(s: Series, pooled: dict | None = None) -> Patterns:
     rate_recent = rate.copy()
     if y.shape[1] >= 2 * MIN_DAYS:
         sums = _sums(y, mask)
-        lo, active = np.maximum(s.start, 0), np.ones(n, dtype=bool)
+        lo, rows = np.maximum(s.start, 0), np.arange(n)
         for _ in range(MAX_STEPS):      # the latest change: split again after each one found
-            step, best, rr, r_right, sd_step = _change_point(sums, lo, s.end + 1, active)
-            change = np.where(step, best, change)
-            ratio = np.where(step, rr, ratio)
-            rate_recent = np.where(step, r_right, rate_recent)
-            sd = np.where(step, sd_step, sd)
-            lo, active = np.where(step, best, lo), step
-            if not step.any():
+            step, best, rr, r_right, sd_step = _change_point([c[rows] for c in sums], lo[rows],
+                                                             s.end[rows] + 1)
+            rows, best = rows[step], best[step]
+            change[rows], ratio[rows], rate_recent[rows] = best, rr[step], r_right[step]
+            sd[rows], lo[rows] = sd_step[step], best
+            if not len(rows):
                 break
     fit_start = np.where(change >= 0, change, s.start)
     tf = temperature.fit(y, s.temperature, fit_start, s.end, s.device_type, pooled)

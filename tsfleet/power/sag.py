@@ -132,19 +132,24 @@ def _shift(y: np.ndarray, dv: np.ndarray, chem: np.ndarray, curves: dict) -> np.
 
 def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
          given: float = np.nan) -> tuple[float, np.ndarray]:
-    """The scale of a device type (``given`` unless NaN) and each device's sag at 20 C (V)."""
+    """The scale of a device type (``given`` unless NaN; else chosen on a grid of sags twice
+    as coarse) and each device's sag at 20 C (V)."""
     v = _convert(y, chem, curves, True)
     base = _straightness(y)
-    best_total, best = np.inf, (np.inf, np.zeros(len(y)))
-    for scale in (SCALES_C if np.isnan(given) else (given,)):
+
+    def best_sags(scale, step):
         shape = _shape(t, scale)
         crit, sag20 = base, np.zeros(len(y))
-        for dv in np.arange(SAG_STEP_V, MAX_SAG_V + SAG_STEP_V / 2, SAG_STEP_V):
+        for dv in np.arange(step, MAX_SAG_V + step / 2, step):
             c = _straightness(_convert(v + dv * shape, chem, curves, False))
             better = np.isfinite(c) & (c < crit)
             crit, sag20 = np.where(better, c, crit), np.where(better, dv, sag20)
+        return crit, sag20
+
+    scale = given
+    if np.isnan(given):
         with np.errstate(divide="ignore", invalid="ignore"):
-            total = np.nansum(np.log(crit / base))
-        if total < best_total:
-            best_total, best = total, (scale, sag20)
-    return best
+            totals = [np.nansum(np.log(best_sags(sc, 2 * SAG_STEP_V)[0] / base))
+                      for sc in SCALES_C]
+        scale = SCALES_C[int(np.argmin(totals))]
+    return scale, best_sags(scale, SAG_STEP_V)[1]

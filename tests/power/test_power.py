@@ -126,6 +126,20 @@ def test_previous_rate_is_read_above_the_knee(fleet):
     assert s.prev_rate[i] == pytest.approx(0.8, rel=0.03)
 
 
+def test_previous_rate_is_the_rate_after_its_last_step(fleet):
+    # the old battery's device halved its reporting interval 10 days before the swap
+    hours = np.arange(50 * 24)
+    rate = np.where(hours < 40 * 24, 0.4, 0.8) / 24
+    old = 95 - np.cumsum(rate)
+    new = 98 - 0.8 * np.arange(3 * 24) / 24
+    _hourly(fleet, "p2", np.round(np.r_[old, new], 1), chemistry="alkaline")
+    fleet.ingest("device_events", [dict(device_id="p2", event_at=T0 + timedelta(days=50),
+                                        event="battery_replaced")])
+    daystats.refresh(fleet.con)
+    s = series.load(fleet.con)
+    assert s.prev_rate[list(s.device_id).index("p2")] == pytest.approx(0.8, rel=0.03)
+
+
 def test_short_history_gets_the_fallback_and_no_data_is_reported(fleet):
     _hourly(fleet, "s1", np.full(3 * 24, 80.0))
     fleet.ingest("devices", [dict(device_id="n1", device_type="temp_humidity", manufacturer="m",

@@ -20,11 +20,14 @@ Patterns, first match wins: ``insufficient_data`` (fewer than
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tsfleet.power import temperature
-from tsfleet.power.series import Series
+
+if TYPE_CHECKING:
+    from tsfleet.power.series import Series
 
 MIN_DAYS = 7
 ERRATIC_SD = 0.6          # % of level, residual SD of daily means around the line

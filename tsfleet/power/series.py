@@ -16,7 +16,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from tsfleet.power import sag
+from tsfleet.power import patterns, sag
 from tsfleet.power.chemistry import charge_from_level
 
 DAY_S = 86400.0
@@ -261,8 +261,8 @@ def _slope(t: np.ndarray, q: np.ndarray) -> tuple[float, float, float]:
 def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray,
                    linear: np.ndarray | None = None) -> float:
     """Discharge rate (charge-equivalent % per day) at the end of the last complete
-    segment before the current one: the slope of its last :data:`PREV_DAYS` days,
-    of those where the gauge is ``linear`` if it has 5 of them.
+    segment before the current one (see :func:`_latest_rate`), over its days where the
+    gauge is ``linear`` if it has 5 of them.
 
     A battery replaced when low spent its last days below the gauge's knee, where the
     charge-equivalent depends on the nominal knee rather than the cell's own, and a
@@ -278,7 +278,32 @@ def _previous_rate(t: np.ndarray, q: np.ndarray, resets: np.ndarray,
             continue
         if linear is not None and linear[ok].sum() >= 5:
             ok = ok[linear[ok]]
-        ok = ok[t[ok] >= t[ok[-1]] - PREV_DAYS]
-        tt = t[ok] - t[ok].mean()
-        return float(-(tt * q[ok]).sum() / (tt * tt).sum())
+        return _latest_rate(t[ok], q[ok])
     return np.nan
+
+
+def _latest_rate(t: np.ndarray, q: np.ndarray) -> float:
+    """The rate (% per day) of the last :data:`PREV_DAYS` days of ``q``, or of the days
+    after a step change among the last twice as many (as :mod:`tsfleet.power.patterns`
+    finds one: the best split into two lines, significant and a large enough change)."""
+    def line(tt, qq):
+        dt = tt - tt.mean()
+        slope = (dt * (qq - qq.mean())).sum() / (dt * dt).sum()
+        return slope, float(((qq - qq.mean() - slope * dt) ** 2).sum())
+
+    keep = t >= t[-1] - 2 * PREV_DAYS
+    t, q = t[keep], q[keep]
+    n = len(t)
+    if n >= 5 + patterns.MIN_AFTER_STEP:
+        sse_one = line(t, q)[1]
+        splits = [(c, line(t[:c], q[:c]), line(t[c:], q[c:]))
+                  for c in range(5, n - patterns.MIN_AFTER_STEP + 1)]
+        c, (s_l, e_l), (s_r, e_r) = min(splits, key=lambda x: x[1][1] + x[2][1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = ((sse_one - e_l - e_r) / 2) / ((e_l + e_r) / max(n - 4, 1))
+            ratio = s_r / s_l
+        if (f > patterns.STEP_F and np.isfinite(ratio)
+                and (ratio > patterns.STEP_RATIO or ratio < 1 / patterns.STEP_RATIO)):
+            return float(-s_r)
+    last = t >= t[-1] - PREV_DAYS
+    return float(-line(t[last], q[last])[0])

@@ -3,7 +3,7 @@
 -- through the chemistry's open-circuit curve (battery_curve_points) for devices
 -- that report only a voltage; sums weighted by readings, in total and for the
 -- hours before (am) and after (pm) noon. Each distinct voltage is converted once
--- (a range join over the curve's segments), then joined back by equality: the
+-- (a range join over battery_curve_segments), then joined back by equality: the
 -- range join per reading was most of the time of a rebuild.
 -- grain: one row per battery device and UTC day with rows to fold in
 -- columns: n_readings, level_sum (% x readings), epoch_sum (epoch seconds x readings),
@@ -14,14 +14,6 @@ with src as not materialized (
 ),
 pct_devices as (
     select device_id from device_latest where metric = 'battery_pct'
-),
-segments as (
-    select chemistry, level_pct as l_lo, voltage_v as v_lo,
-           lead(level_pct) over w as l_hi, lead(voltage_v) over w as v_hi,
-           min(voltage_v) over (partition by chemistry) as v_min,
-           max(voltage_v) over (partition by chemistry) as v_max
-    from battery_curve_points
-    window w as (partition by chemistry order by level_pct)
 ),
 volts as not materialized (
     select s.device_id, s.observed_at, s.value as voltage_v, s.weight,
@@ -40,16 +32,12 @@ voltage_values as (
 ),
 curve as (
     select v.chemistry, v.voltage_v,
-           case when v.voltage_v <= s.v_min then 0.0
-                when v.voltage_v >= s.v_max then 100.0
-                else s.l_lo + (v.voltage_v - s.v_lo) / (s.v_hi - s.v_lo) * (s.l_hi - s.l_lo)
-           end as level_pct
+           greatest(0.0, least(100.0, s.l_lo + (v.voltage_v - s.v_lo) * s.pct_per_v))
+               as level_pct
     from voltage_values v
-    join segments s
-      on s.chemistry = v.chemistry and s.l_hi is not null
-     and ((v.voltage_v >= s.v_lo and v.voltage_v < s.v_hi)
-          or (v.voltage_v < s.v_min and s.l_lo = 0)
-          or (v.voltage_v >= s.v_max and s.l_hi = 100))
+    join battery_curve_segments s
+      on s.chemistry = v.chemistry
+     and v.voltage_v >= s.v_from and v.voltage_v < s.v_to
 ),
 levels as (
     select device_id, observed_at, value as level_pct, weight

@@ -381,3 +381,33 @@ def test_attribution_names_a_firmware_contrast_it_cannot_identify(fleet):
     assert lost[0]["effect_pct"] is None or np.isnan(lost[0]["effect_pct"])
     (interval,) = [r for r in att if r["factor"] == "reporting_interval"]
     assert interval["ci_lo_pct"] > 0                     # the interval keeps its effect
+
+
+def test_attribution_names_a_numeric_term_the_models_span(fleet):
+    """Each model reports at its own interval: the interval's effect cannot be told from
+    the model's (the control); said so, no singular fit, the temperature keeps its effect."""
+    import warnings
+    rng = np.random.default_rng(4)
+    devices, readings = [], []
+    for i in range(40):
+        model = "A" if i % 2 else "B"
+        interval = 600 if model == "A" else 3600
+        zone = f"z{i % 4}"
+        temp = 10.0 + 5 * (i % 4)
+        d = f"{model.lower()}-{i}"
+        devices.append(dict(device_id=d, device_type="t", manufacturer="m", model=model,
+                            site="s1", zone=zone, battery_chemistry="alkaline"))
+        rate = rng.uniform(0.3, 0.4) * np.exp(0.04 * (temp - 20)) * (1.5 if model == "A" else 1)
+        readings += [dict(device_id=d, observed_at=T0 + timedelta(hours=h), metric=m, value=v)
+                     for h in range(0, 20 * 24, 6)
+                     for m, v in (("battery_pct", round(90 - rate * h / 24, 1)),
+                                  ("reporting_interval_s", interval),
+                                  ("temperature_c", temp))]
+    fleet.ingest("devices", devices)
+    fleet.ingest("readings", readings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        att = fleet.power.attribution()
+    by = {r["factor"]: r for r in att}
+    assert by["reporting_interval"]["level"] == "per halving of the interval: not identifiable"
+    assert 2.5 < by["temperature"]["effect_pct"] < 5.5           # exp(0.04) - 1 = 4.1 %

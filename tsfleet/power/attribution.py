@@ -34,19 +34,16 @@ def run(con) -> pd.DataFrame:
     """).df()
     df["interval_s"] = df["interval_s"].fillna(con.execute(
         "select median(reporting_interval_s) from devices").fetchone()[0] or 3600)
-    terms, numeric = [], []
+    numeric = []            # (factor, column, scale, label)
     if df["temperature_c"].notna().sum() >= 10 and df["temperature_c"].nunique() > 1:
-        terms.append("temperature_c")
         numeric.append(("temperature", "temperature_c", 1.0, "per +1 C"))
     if df["interval_s"].nunique() > 1:
         df["halvings"] = -np.log2(df["interval_s"])
-        terms.append("halvings")
         numeric.append(("reporting_interval", "halvings", 1.0, "per halving of the interval"))
     if df["rssi_dbm"].notna().sum() >= 10 and df["rssi_dbm"].nunique() > 1:
         df["weaker_10db"] = -df["rssi_dbm"] / 10.0
-        terms.append("weaker_10db")
         numeric.append(("rssi", "weaker_10db", 1.0, "per 10 dB weaker signal"))
-    df = df.dropna(subset=[t for t in terms])
+    df = df.dropna(subset=[name for _, name, _, _ in numeric])
     if len(df) < 10:
         return pd.DataFrame(columns=["factor", "level", "effect_pct", "ci_lo_pct", "ci_hi_pct",
                                      "p_value", "n_devices"])
@@ -55,16 +52,24 @@ def run(con) -> pd.DataFrame:
     rows = []
     while True:
         formula = "np.log(rate_pct_per_day) ~ " + " + ".join(
-            terms + [c["column"] for c in contrasts] + controls or ["1"])
+            [name for _, name, _, _ in numeric] + [c["column"] for c in contrasts]
+            + controls or ["1"])
         model = smf.ols(formula, data=df)
-        c = _redundant_contrast(model, contrasts)
-        if c is None:
-            break
         # a small fleet can make a version's devices a combination of other terms (one
-        # site, one interval): that contrast is not identifiable; say so, fit the rest
-        contrasts.remove(c)
-        rows.append(dict(factor="firmware_version", n_devices=c["n"], level=(
-            f"{c['version']} vs {c['reference']} ({c['model']}): not identifiable")))
+        # site, one interval), or a numeric term one of the models (each model with its own
+        # interval): that term is not identifiable; say so, fit the rest
+        c = _redundant_term(model, contrasts, "column")
+        if c is not None:
+            contrasts.remove(c)
+            rows.append(dict(factor="firmware_version", n_devices=c["n"], level=(
+                f"{c['version']} vs {c['reference']} ({c['model']}): not identifiable")))
+            continue
+        term = _redundant_term(model, numeric, 1)
+        if term is None:
+            break
+        numeric.remove(term)
+        rows.append(dict(factor=term[0], n_devices=len(df),
+                         level=f"{term[3]}: not identifiable"))
     fit = model.fit()
     ci = fit.conf_int()
     for factor, name, _, label in numeric:
@@ -75,17 +80,20 @@ def run(con) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _redundant_contrast(model, contrasts: list[dict]) -> dict | None:
-    """The contrast with the fewest devices whose column the other columns of a
-    rank-deficient design already span (None: full rank, or no contrast to blame)."""
+def _redundant_term(model, candidates: list, column):
+    """The candidate whose design column (``candidate[column]``) the other columns of a
+    rank-deficient design already span: for contrasts, the one with the fewest devices
+    (None: full rank, or no such candidate)."""
     X = model.exog
     rank = np.linalg.matrix_rank(X)
     if rank == X.shape[1]:
         return None
     names = list(model.exog_names)
-    spanned = [c for c in contrasts
-               if np.linalg.matrix_rank(np.delete(X, names.index(c["column"]), axis=1)) == rank]
-    return min(spanned, key=lambda c: c["n"]) if spanned else None
+    spanned = [c for c in candidates
+               if np.linalg.matrix_rank(np.delete(X, names.index(c[column]), axis=1)) == rank]
+    if not spanned:
+        return None
+    return min(spanned, key=lambda c: c["n"]) if isinstance(spanned[0], dict) else spanned[0]
 
 
 def _firmware_contrasts(df: pd.DataFrame) -> list[dict]:

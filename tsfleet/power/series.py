@@ -286,24 +286,34 @@ def _latest_rate(t: np.ndarray, q: np.ndarray) -> float:
     """The rate (% per day) of the last :data:`PREV_DAYS` days of ``q``, or of the days
     after a step change among the last twice as many (as :mod:`tsfleet.power.patterns`
     finds one: the best split into two lines, significant and a large enough change)."""
-    def line(tt, qq):
-        dt = tt - tt.mean()
-        slope = (dt * (qq - qq.mean())).sum() / (dt * dt).sum()
-        return slope, float(((qq - qq.mean() - slope * dt) ** 2).sum())
-
     keep = t >= t[-1] - 2 * PREV_DAYS
-    t, q = t[keep], q[keep]
+    t, q = t[keep] - t[keep].mean(), q[keep]
     n = len(t)
     if n >= 5 + patterns.MIN_AFTER_STEP:
-        sse_one = line(t, q)[1]
-        splits = [(c, line(t[:c], q[:c]), line(t[c:], q[c:]))
-                  for c in range(5, n - patterns.MIN_AFTER_STEP + 1)]
-        c, (s_l, e_l), (s_r, e_r) = min(splits, key=lambda x: x[1][1] + x[2][1])
+        # prefix sums: a line's slope and SSE over any [lo, hi) in O(1)
+        c = np.vstack([np.zeros(6), np.cumsum(np.c_[np.ones(n), t, t * t, q, t * q, q * q],
+                                              axis=0)])
+        splits = np.arange(5, n - patterns.MIN_AFTER_STEP + 1)
+        left = _line_sse(c[splits] - c[0])
+        right = _line_sse(c[n] - c[splits])
+        total = left[1] + right[1]
+        best = int(np.argmin(total))
         with np.errstate(divide="ignore", invalid="ignore"):
-            f = ((sse_one - e_l - e_r) / 2) / ((e_l + e_r) / max(n - 4, 1))
-            ratio = s_r / s_l
+            f = ((_line_sse(c[n] - c[0])[1] - total[best]) / 2) / (total[best] / max(n - 4, 1))
+            ratio = right[0][best] / left[0][best]
         if (f > patterns.STEP_F and np.isfinite(ratio)
                 and (ratio > patterns.STEP_RATIO or ratio < 1 / patterns.STEP_RATIO)):
-            return float(-s_r)
+            return float(-right[0][best])
     last = t >= t[-1] - PREV_DAYS
-    return float(-line(t[last], q[last])[0])
+    dt = t[last] - t[last].mean()
+    return float(-(dt * q[last]).sum() / (dt * dt).sum())
+
+
+def _line_sse(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and residual sum of squares of least-squares lines from their sums
+    (columns: n, t, t^2, q, t q, q^2; one row per line)."""
+    n, st, stt, sq, stq, sqq = np.moveaxis(np.atleast_2d(sums), -1, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vtt, vtq = stt - st * st / n, stq - st * sq / n
+        slope = vtq / vtt
+        return slope, np.maximum(sqq - sq * sq / n - vtq * slope, 0.0)

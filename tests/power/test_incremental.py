@@ -91,3 +91,25 @@ def test_same_verdicts_after_raw_readings_age_out(small):
     # the verdicts are the simulator's truth where it is clear-cut
     steady = verdicts[verdicts.true_pattern == "steady"]
     assert len(steady) and (steady.method == "holt_winters").mean() > 0.8
+
+
+def test_voltage_only_devices_are_corrected_alike_in_a_run_of_a_few(small):
+    """The load sag of voltage-only devices is pooled per device type: a forecast of a few
+    of them corrects them exactly as the fleet forecast did, including one whose battery
+    was swapped days ago (too short a segment to show its own sag: the type's median)."""
+    px = small.frame("select device_id from devices where model = 'PX-3' "
+                     "order by device_id").device_id.tolist()
+    assert len(px) >= 3
+    end = small.query("select max(observed_at) as t from readings")[0]["t"]
+    small.ingest("device_events", [dict(device_id=px[0], event_at=end - timedelta(days=5),
+                                        event="battery_replaced")])
+    small.power.forecast(30)
+    full = small.frame(FORECAST).set_index("device_id").loc[px[:2]]
+    sag = small.frame("select device_id, load_sag_v_at_20c as v from battery_patterns "
+                      "where device_id in (select unnest(?))", [px]).set_index("device_id").v
+    pooled = small.query("select sag_v_at_20c from battery_holt_params "
+                         "where device_type = (select device_type from devices "
+                         "where device_id = ?)", [px[0]])[0]["sag_v_at_20c"]
+    assert sag.notna().all() and sag[px[0]] == pooled > 0
+    small.power.forecast(30, devices=px[:2])
+    pd.testing.assert_frame_equal(small.frame(FORECAST).set_index("device_id").loc[px[:2]], full)

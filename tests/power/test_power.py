@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -10,10 +11,11 @@ import pytest
 
 from tsfleet import Fleet
 from tsfleet.errors import InvalidParameter
-from tsfleet.power import daystats, forecast, holt, knee, series
+from tsfleet.power import daystats, forecast, holt, knee, sag, series
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.power.forecast import compute
 from tsfleet.simulate import SimConfig, simulated_fleet
+from tsfleet.simulate.power import DISCHARGE_CURVES
 
 T0 = datetime(2026, 6, 1)
 
@@ -102,7 +104,17 @@ def test_battery_swapped_or_charged_on_the_last_day_reads_the_new_level(fleet):
     lv = np.where(hours < swap, 70 - 2.0 * hours / 24, ramp - 2.0 * np.maximum(hours - swap - 3,
                                                                                0) / 24)
     _hourly(fleet, "w2", np.round(lv, 1), chemistry="li_ion", device_type="gas")
+    # the same ramp reported every 15 minutes: 5 points between two readings
+    quarters = np.arange(4 * len(hours)) / 4
+    lv = np.where(quarters < swap, 70 - 2.0 * quarters / 24,
+                  np.clip(30 + 20 * (quarters - swap + 0.25), 30, 95)
+                  - 2.0 * np.maximum(quarters - swap - 3.25, 0) / 24)
+    _hourly(fleet, "w3", [], chemistry="li_ion", device_type="gas")
+    fleet.ingest("readings", pd.DataFrame({
+        "device_id": "w3", "observed_at": [T0 + timedelta(hours=h) for h in quarters],
+        "metric": "battery_pct", "value": np.round(lv, 1)}))
     f = fleet.power.forecast(30).set_index("device_id")
+    assert f.loc["w3", "level_now_pct"] == pytest.approx(94.6, abs=0.5)
     assert f.loc["w1", "method"] == f.loc["w2", "method"] == "previous_segment"
     assert f.loc["w1", "level_now_pct"] == pytest.approx(97.8, abs=0.5)
     assert f.loc["w1", "rate_pct_per_day"] == pytest.approx(0.5, rel=0.05)
@@ -411,3 +423,45 @@ def test_attribution_names_a_numeric_term_the_models_span(fleet):
     by = {r["factor"]: r for r in att}
     assert by["reporting_interval"]["level"] == "per halving of the interval: not identifiable"
     assert 2.5 < by["temperature"]["effect_pct"] < 5.5           # exp(0.04) - 1 = 4.1 %
+
+
+def _voltage_series(levels: dict, temps: np.ndarray, chemistry="alkaline"):
+    """A Series of voltage-only devices (device -> daily levels) in one zone."""
+    days = pd.date_range("2026-06-01", periods=len(temps), freq="D")
+    dev = pd.DataFrame(dict(device_id=list(levels), device_type="t", chemistry=chemistry,
+                            zone="z", is_rechargeable=False, knee=0.0, gain=0.0,
+                            voltage_only=True))
+    daily = pd.DataFrame([dict(device_id=d, day=day, level_pct=v,
+                               mean_observed_at=day + pd.Timedelta(hours=12),
+                               last_observed_at=day + pd.Timedelta(hours=23),
+                               is_reset_day=False)
+                          for d, lv in levels.items() for day, v in zip(days, lv, strict=True)])
+    s = series.build(dev, daily, pd.DataFrame(dict(zone="z", day=days, temperature_c=temps)))
+    curve = (np.linspace(0, 100, 11), np.array(DISCHARGE_CURVES[chemistry]))
+    return replace(s, curves={chemistry: curve})
+
+
+def test_load_sag_edges():
+    days = np.arange(30)
+    true = {"a": 80 - 0.8 * days, "b": 70 - 0.5 * days}
+    # read without any sag: no device is straighter with one, so the scale stays "none"
+    s = _voltage_series(true, 15 + 5 * np.sin(days / 3))
+    got = sag.correct(s)
+    assert got.sag_pool["t"].scale_c == np.inf and (got.sag_v_at_20c == 0).all()
+    # a type pooled without a sag (no device of it had 14 days then): left as read
+    kept = sag.correct(s, {"t": sag.Pool()})
+    np.testing.assert_array_equal(kept.level, s.level)
+    assert not kept.sag_pool and np.isnan(kept.sag_v_at_20c).all()
+    # devices too short to show their own sag take the pool's (10 mV at 20 C, doubling every
+    # 4.2 C colder); its growth is not extrapolated below the coldest day its fit saw, 10 C
+    short = {d: lv[:10] for d, lv in true.items()}
+    pool = {"t": sag.Pool(6.0, 0.010, 10.0, 30.0)}
+    mild = sag.correct(_voltage_series(short, np.full(10, 20.0)), pool)
+    at_ten = sag.correct(_voltage_series(short, np.full(10, 10.0)), pool)
+    cold = _voltage_series(short, np.full(10, -20.0))
+    got = sag.correct(cold, pool)
+    assert (got.sag_v_at_20c == 0.010).all()
+    # alkaline 60-70 %: 8 mV per point, so 10 mV reads 1.25 points low at 20 C
+    assert np.nanmean(mild.level - cold.level) == pytest.approx(1.25, abs=0.05)
+    np.testing.assert_allclose(got.level, at_ten.level)
+    assert np.nanmax(got.level - cold.level) == pytest.approx(1.25 * np.exp(10 / 6), rel=0.1)

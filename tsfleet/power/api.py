@@ -73,7 +73,8 @@ class Power:
             temp_coef_t=pat.temp_t, temp_gauge_pct_per_c=np.where(pat.temp.known, pat.temp.g,
                                                                    np.nan),
             knee_excess=np.where(np.isfinite(level_now), knee_excess, np.nan),
-            load_sag_v_at_20c=_or_nan(s.sag_v, s.n), load_sag_scale_c=_or_nan(s.sag_scale, s.n),
+            load_sag_v_at_20c=_or_nan(s.sag_v_at_20c, s.n),
+            load_sag_scale_c=_or_nan(s.sag_scale_c, s.n),
             residual_sd_pct=pat.resid_sd)),
             params={"source": "forecast"}, key=key)
         return pd.DataFrame({k: data[k] for k in FORECAST_COLUMNS})

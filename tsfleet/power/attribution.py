@@ -80,7 +80,7 @@ def run(con) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _redundant_term(model, candidates: list, column):
+def _redundant_term(model, candidates: list, column) -> dict | tuple | None:
     """The candidate whose design column (``candidate[column]``) the other columns of a
     rank-deficient design already span: for contrasts, the one with the fewest devices
     (None: full rank, or no such candidate)."""

@@ -55,7 +55,8 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
         # the pooled parameters are due: pool them over the whole fleet (a full run)
         s = series.load(con, None, until, correct_sag=False)
         shared = cached_params(con, s, until)
-    s = sag.correct(s, {t: (p.sag_scale, p.sag_v) for t, p in shared.items() if p.is_pooled})
+    s = sag.correct(s, {t: sag.Pool(p.sag_scale_c, p.sag_v_at_20c, p.sag_t_min_c, p.sag_t_max_c)
+                        for t, p in shared.items() if p.is_pooled})
     critical = _critical_pct(con, s.device_type)
     out = compute(s, horizon_days, critical, until=until, shared=shared)
     fresh = {t: p for t, p in out["shared"].items()
@@ -88,7 +89,8 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
     last = _last_day(s)
     rows = con.execute(
         "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
-        "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c from battery_holt_params "
+        "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c, sag_t_min_c, sag_t_max_c "
+        "from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
     return {t: holt.HoltParams(a, b, p, f"cached {src}", *(np.nan if v is None else v
@@ -109,7 +111,8 @@ def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> Non
         fitted_through=np.full(len(types), np.datetime64(fitted_through, "D")),
         prior_rate_pct_per_day=col("prior_rate"), k_mean_per_c=col("k_mean"),
         k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2"),
-        sag_scale_c=col("sag_scale"), sag_v_at_20c=col("sag_v")),
+        sag_scale_c=col("sag_scale_c"), sag_v_at_20c=col("sag_v_at_20c"),
+        sag_t_min_c=col("sag_t_min_c"), sag_t_max_c=col("sag_t_max_c")),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
 
 
@@ -185,8 +188,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         params[t] = replace(p, prior_rate=prior[t], **dict(zip(
             ("k_mean", "k_tau2", "g_mean", "g_tau2"),
             pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)),
-            **dict(zip(("sag_scale", "sag_v"), (s.sag_pool or {}).get(t, (np.nan, np.nan)),
-                       strict=True)))
+            **dict(zip(("sag_scale_c", "sag_v_at_20c", "sag_t_min_c", "sag_t_max_c"),
+                       (s.sag_pool or {}).get(t, sag.Pool()), strict=True)))
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
     trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)

@@ -39,9 +39,12 @@ class HoltParams:
     g_mean: float = float("nan")
     g_tau2: float = float("nan")
     #: a voltage-only gauge's load sag (see :mod:`tsfleet.power.sag`): the type's scale
-    #: of its growth towards the cold (C) and median sag at 20 C (V); NaN: not pooled
-    sag_scale: float = float("nan")
-    sag_v: float = float("nan")
+    #: of its growth towards the cold (C), median sag at 20 C (V) and the range of daily
+    #: zone temperatures its fit saw (C); NaN: none (no voltage-only device to learn from)
+    sag_scale_c: float = float("nan")
+    sag_v_at_20c: float = float("nan")
+    sag_t_min_c: float = float("nan")
+    sag_t_max_c: float = float("nan")
 
     @property
     def is_pooled(self) -> bool:

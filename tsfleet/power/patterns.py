@@ -109,12 +109,20 @@ def _change_point(sums, lo: np.ndarray, hi: np.ndarray):
     sse_full, _, n_full = (v[:, 0] for v in _sse(sums, lo, hi))
     sse2 = total[rows, best]
     with np.errstate(divide="ignore", invalid="ignore"):
-        f = ((sse_full - sse2) / 2) / (sse2 / np.maximum(n_full - 4, 1))
         r_right = -slope_r[rows, best]
         rr = r_right / -slope_l[rows, best]
         sd = np.sqrt(sse2 / np.maximum(n_full - 4, 1))
-    step = has & (f > STEP_F) & np.isfinite(rr) & ((rr > STEP_RATIO) | (rr < 1 / STEP_RATIO))
-    return step, best, rr, r_right, sd
+    return has & is_step(sse_full, sse2, n_full, rr), best, rr, r_right, sd
+
+
+def is_step(sse_one, sse_two, n, ratio):
+    """Whether two lines (residual sum of squares ``sse_two``) over ``n`` days are a step
+    change against one (``sse_one``): an F statistic above :data:`STEP_F` and a rate
+    ratio (after / before) beyond :data:`STEP_RATIO` either way."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = ((sse_one - sse_two) / 2) / (sse_two / np.maximum(n - 4, 1))
+        return (f > STEP_F) & np.isfinite(ratio) & ((ratio > STEP_RATIO)
+                                                     | (ratio < 1 / STEP_RATIO))
 
 
 def classify(s: Series, pooled: dict | None = None) -> Patterns:

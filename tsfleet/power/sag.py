@@ -17,15 +17,20 @@ nearly on straight lines over their current segments (least residual spread
 relative to the slope, summed in logs over the devices with :data:`MIN_DAYS` days);
 each such device gets its own ``sag_20`` from 0 to :data:`MAX_SAG_V` (no sag unless
 one makes it straighter), a device with a shorter segment (a battery swapped a few
-days ago) the median of its type. The levels, charge-equivalents and last level
-are corrected: the daily level back to a voltage, plus the sag, through the curve
-again.
+days ago) the median of its type. Beyond the range of daily temperatures the type's
+fit saw, the growth is not extrapolated: the temperature is held at the range's end.
+The levels, charge-equivalents and last level are corrected: the daily level back to
+a voltage, plus the sag, through the curve again.
+
+The type's :class:`Pool` (scale, median, temperature range) is cached with the other
+pooled parameters (``battery_holt_params``) and reused until they are pooled again.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,8 +40,20 @@ MAX_SAG_V = 0.06
 SAG_STEP_V = 0.002
 MIN_DAYS = 14             # segment days needed to see the curve's bends
 T_REF_C = 20.0            # the sag is stated at this temperature
-#: e-folding scales (C) of the sag's growth towards the cold, tried per device type
-SCALES_C = (6.0, 9.0, 12.0, 18.0, 30.0, np.inf)
+#: e-folding scales (C) of the sag's growth towards the cold, tried per device type;
+#: inf (no temperature effect) first, so that it stands unless another is straighter
+SCALES_C = (np.inf, 6.0, 9.0, 12.0, 18.0, 30.0)
+
+
+class Pool(NamedTuple):
+    """A device type's sag model: its scale (C), the median sag at 20 C of its devices (V)
+    and the range of daily zone temperatures the fit saw (C), beyond which the growth is
+    not extrapolated. NaN: none (the type had no voltage-only device to learn it from)."""
+
+    scale_c: float = np.nan
+    median_v_at_20c: float = np.nan
+    t_min_c: float = np.nan
+    t_max_c: float = np.nan
 
 
 def _straightness(y: np.ndarray) -> np.ndarray:
@@ -59,10 +76,10 @@ def correct(s, pool: dict | None = None):
     """``s`` (a :class:`~tsfleet.power.series.Series` with its ``curves``) with the load sag
     of each voltage-only device removed (see the module's text).
 
-    ``pool`` maps a device type to the (scale, median sag at 20 C) of an earlier run to
-    use instead of fitting them, so that a forecast of a few devices corrects them
-    exactly as a forecast of the fleet did. The result holds each device's sag and
-    scale (NaN where none) and the (scale, median) used per device type.
+    ``pool`` maps a device type to the :class:`Pool` of an earlier run, used instead of
+    fitting one (a pool of NaN: no correction), so that a forecast of a few devices
+    corrects them exactly as a forecast of the fleet did. The result holds each device's
+    sag and scale (NaN where none) and the pool used per device type.
     """
     n, m = s.level.shape
     sag_v, sag_scale, used = np.full(n, np.nan), np.full(n, np.nan), {}
@@ -79,25 +96,34 @@ def correct(s, pool: dict | None = None):
         rows = np.flatnonzero(volt & (s.device_type == dtype))
         chem = s.chemistry[rows]
         long = inside[rows].sum(axis=1) >= MIN_DAYS
-        scale, median = (pool or {}).get(dtype, (np.nan, np.nan))
-        if not np.isfinite(median) and not long.any():
+        y_long = np.where(inside[rows][long], s.level[rows][long], np.nan)
+        t_long = np.where(inside[rows][long], temp[rows][long], np.nan)
+        if dtype in (pool or {}):
+            p = Pool(*pool[dtype])
+        elif long.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                p = Pool(np.nan, np.nan, float(np.nanmin(t_long)), float(np.nanmax(t_long)))
+        else:
             continue                    # nothing to learn the type's sag from
-        given = scale if np.isfinite(median) else np.nan
-        scale, own = _fit(np.where(inside[rows][long], s.level[rows][long], np.nan),
-                          temp[rows][long], chem[long], curves, given)
-        if not np.isfinite(median):
-            median = float(np.median(own))
-        used[dtype] = (scale, median)
-        sag20 = np.full(len(rows), median)
+        if not np.isfinite(p.t_min_c):
+            continue                    # pooled without a sag: none until the next pooling
+        scale, own = _fit(y_long, np.clip(temp[rows][long], p.t_min_c, p.t_max_c), chem[long],
+                          curves, p.scale_c)
+        if not np.isfinite(p.median_v_at_20c):
+            p = p._replace(scale_c=scale, median_v_at_20c=float(np.median(own)))
+        used[dtype] = p
+        sag20 = np.full(len(rows), p.median_v_at_20c)
         sag20[long] = own
-        level[rows] = _shift(level[rows], sag20[:, None] * _shape(temp[rows], scale),
-                             chem, curves)
-        last[rows] = _shift(last[rows, None], (sag20 * _shape(t_end[rows], scale))[:, None],
+        t_rows = np.clip(temp[rows], p.t_min_c, p.t_max_c)
+        t_last = np.clip(t_end[rows], p.t_min_c, p.t_max_c)
+        level[rows] = _shift(level[rows], sag20[:, None] * _shape(t_rows, scale), chem, curves)
+        last[rows] = _shift(last[rows, None], (sag20 * _shape(t_last, scale))[:, None],
                             chem, curves)[:, 0]
         sag_v[rows], sag_scale[rows] = sag20, scale
     return replace(s, level=level, last_level=last,
                    charge=charge_from_level(level, s.knee[:, None], s.gain[:, None]),
-                   sag_v=sag_v, sag_scale=sag_scale, sag_pool=used)
+                   sag_v_at_20c=sag_v, sag_scale_c=sag_scale, sag_pool=used)
 
 
 def _shape(t: np.ndarray, scale: float) -> np.ndarray:
@@ -148,8 +174,11 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
 
     scale = given
     if np.isnan(given):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            totals = [np.nansum(np.log(best_sags(sc, 2 * SAG_STEP_V)[0] / base))
-                      for sc in SCALES_C]
+        totals = []
+        for sc in SCALES_C:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = best_sags(sc, 2 * SAG_STEP_V)[0] / base
+            ok = np.isfinite(ratio) & (ratio > 0)    # a flat or too short series: no vote
+            totals.append(np.log(ratio[ok]).sum())
         scale = SCALES_C[int(np.argmin(totals))]
     return scale, best_sags(scale, SAG_STEP_V)[1]

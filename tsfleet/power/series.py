@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,10 +22,12 @@ from tsfleet.power import patterns, sag
 from tsfleet.power.chemistry import charge_from_level
 
 DAY_S = 86400.0
-PREV_DAYS = 14         # the previous segment's rate is its last two weeks' slope
-PREV_ABOVE_KNEE = 5.0  # ... on its days this far above the gauge's knee (points)
-PREV_MIN_LEVEL = 10.0  # ... and above this level (a voltage gauge clips at 0 %)
-RESET_RISE = 5.0       # points between two readings that end a reset (swap, charge ramp)
+PREV_DAYS = 14              # the previous segment's rate: its last two weeks' slope, or
+                            #   its slope after a step among its last four weeks
+PREV_ABOVE_KNEE_PCT = 5.0   # ... over its days this far above the gauge's knee (points)
+PREV_MIN_LEVEL_PCT = 10.0   # ... and above this level (a voltage gauge clips at 0 %)
+RESET_RISE_PCT = 8.0        # a rise over the hour before that ends a reset (as the daily
+                            #   reset test: a swap, the top of a charge ramp)
 
 
 @dataclass
@@ -53,9 +57,9 @@ class Series:
     seg_sd: np.ndarray           #   their mean observation times; residual SD (NaN: < 3 days)
     seg_stt: np.ndarray          # sum of squared time deviations (days^2) of those means
     curves: dict | None = None   # chemistry -> (levels %, open-circuit volts) of its curve
-    sag_v: np.ndarray | None = None      # voltage-only: load sag at 20 C removed (V), else NaN
-    sag_scale: np.ndarray | None = None  # ... and its scale of growth towards the cold (C)
-    sag_pool: dict | None = None  # device type -> (scale, median sag) the correction used
+    sag_v_at_20c: np.ndarray | None = None  # voltage-only: load sag removed (V at 20 C), else NaN
+    sag_scale_c: np.ndarray | None = None   # ... and its scale of growth towards the cold (C)
+    sag_pool: dict | None = None  # device type -> sag.Pool the correction used
 
     @property
     def n(self) -> int:
@@ -104,67 +108,31 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None,
     return sag.correct(s) if correct_sag else s
 
 
-_AFTER_RESET_SQL = """
-with last_day as (
-    select unnest(?::varchar[]) as device_id, unnest(?::date[]) as day
-),
-r as (
-    select b.device_id, b.observed_at, b.level_pct,
-           b.level_pct - lag(b.level_pct) over (partition by b.device_id
-                                                order by b.observed_at) as rise
-    from battery_readings b
-    join last_day l on l.device_id = b.device_id
-     and b.observed_at >= l.day and b.observed_at < l.day + 1
-    where ?::timestamp is null or b.observed_at < ?::timestamp
-),
-ends as (
-    select device_id, max(observed_at) filter (where rise > ?) as reset_time
-    from r group by device_id
-    union all
-    select e.device_id, max(e.event_at)
-    from device_events e
-    join last_day l on l.device_id = e.device_id
-     and e.event_at >= l.day and e.event_at < l.day + 1
-    where e.event = 'battery_replaced' and (?::timestamp is null or e.event_at < ?::timestamp)
-    group by e.device_id
-),
-reset as (
-    select device_id, max(reset_time) as reset_time from ends group by device_id
-)
-select r.device_id, median(r.level_pct), avg(epoch(r.observed_at)) as epoch_s
-from r join reset a using (device_id)
-where r.observed_at >= a.reset_time
-group by r.device_id
-"""
-
-
 def after_last_reset(con, s: Series, cut: pd.Timestamp | None = None) -> Series:
     """``s`` with the last level of each device whose last day holds a reset taken from
-    the readings after the reset, not from the day's mean.
-
-    The day mean of a day with a battery swap or a charge mixes the old battery and
-    the new one. The reset ends at the day's last battery_replaced event or its last rise
-    of more than :data:`RESET_RISE` points between two readings (the top of a charge
-    ramp, or the first reading of the new battery), whichever is later; the level is the
-    median of the readings from there on (the last reading while a ramp still rises), at
-    their mean time.
-    """
+    the readings after the reset (``sql/after_last_reset.sql`` beside this file), not
+    from the day's mean, which mixes the old battery and the new one. A device whose
+    readings of that day aged out keeps the day's mean."""
     at_reset = np.flatnonzero((s.end >= 0) & (s.start > s.end))
     if not len(at_reset):
         return s
-    day = s.day0 + s.end[at_reset].astype("timedelta64[D]")
-    rows = con.execute(_AFTER_RESET_SQL, [
-        list(s.device_id[at_reset]), [d.item() for d in day.astype("datetime64[D]")],
-        cut, cut, RESET_RISE, cut, cut]).fetchall()
-    if not rows:
+    day = (s.day0 + s.end[at_reset].astype("timedelta64[D]")).astype("datetime64[D]")
+    got = con.execute(_sql("after_last_reset"), dict(
+        devices=list(s.device_id[at_reset]), days=[d.item() for d in day], cut=cut,
+        rise_pct=RESET_RISE_PCT)).df()
+    if got.empty:
         return s
     last, last_t = s.last_level.copy(), s.last_level_t.copy()
-    at = pd.Index(s.device_id).get_indexer([r[0] for r in rows])
-    last[at] = [r[1] for r in rows]
-    last_t[at] = (np.array([r[2] for r in rows], float)
-                  - (s.day0 - np.datetime64("1970-01-01", "D")).astype(float)
-                  * DAY_S) / DAY_S
+    at = pd.Index(s.device_id).get_indexer(got["device_id"])
+    last[at] = got["level_pct"].to_numpy(float)
+    epoch_day0 = (s.day0 - np.datetime64("1970-01-01", "D")).astype(float)
+    last_t[at] = got["epoch_s"].to_numpy(float) / DAY_S - epoch_day0
     return replace(s, last_level=last, last_level_t=last_t)
+
+
+@cache
+def _sql(name: str) -> str:
+    return (Path(__file__).resolve().parent / "sql" / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
@@ -205,9 +173,8 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
             r = np.flatnonzero(reset[lo:hi])
             first = lo + (r[-1] + 1 if len(r) else 0)
             if len(r):
-                prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r,
-                                              y[lo:hi] >= max(dev_knee[i] + PREV_ABOVE_KNEE,
-                                                              PREV_MIN_LEVEL))
+                prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r, y[lo:hi] >= max(
+                    dev_knee[i] + PREV_ABOVE_KNEE_PCT, PREV_MIN_LEVEL_PCT))
             last_at[i] = last_obs[hi - 1]
             last_level[i], last_level_t[i] = y[hi - 1], t[hi - 1]
             if first >= hi:           # the last day is a reset: nothing after it yet
@@ -299,10 +266,8 @@ def _latest_rate(t: np.ndarray, q: np.ndarray) -> float:
         total = left[1] + right[1]
         best = int(np.argmin(total))
         with np.errstate(divide="ignore", invalid="ignore"):
-            f = ((_line_sse(c[n] - c[0])[1] - total[best]) / 2) / (total[best] / max(n - 4, 1))
             ratio = right[0][best] / left[0][best]
-        if (f > patterns.STEP_F and np.isfinite(ratio)
-                and (ratio > patterns.STEP_RATIO or ratio < 1 / patterns.STEP_RATIO)):
+        if patterns.is_step(_line_sse(c[n] - c[0])[1][0], total[best], n, ratio):
             return float(-right[0][best])
     last = t >= t[-1] - PREV_DAYS
     dt = t[last] - t[last].mean()

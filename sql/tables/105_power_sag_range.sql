@@ -1,0 +1,10 @@
+-- The range of daily zone temperatures a device type's load-sag fit saw (beyond it
+-- the sag's growth is not extrapolated), cached with the other pooled parameters.
+-- The cached rows pooled before the load sag was are dropped: the next forecast
+-- pools every device type afresh (a forecast of a few devices would otherwise
+-- correct them without the sag until the next pooling, unlike a fleet forecast).
+alter table battery_holt_params add column sag_t_min_c double;
+alter table battery_holt_params add column sag_t_max_c double;
+delete from battery_holt_params;
+comment on table battery_holt_params is 'Grain: one row per device type. alpha/beta/phi: Holt-Winters smoothing (level, trend) and damping; source: statsmodels:<n> fits or default; prior_rate_pct_per_day: the type prior (% per day); k_mean_per_c, k_tau2 (per C, per C squared) and g_mean_pct_per_c, g_tau2 (% per C, squared): the temperature shrinkage; sag_scale_c (C, inf: no temperature effect), sag_v_at_20c (V), sag_t_min_c and sag_t_max_c (C): the load sag of voltage-only devices, sag(T) = sag_v_at_20c * exp(-(T - 20) / sag_scale_c) with T held within sag_t_min_c..sag_t_max_c, NaN for a type without them; fitted_through: last day of data the pooled values saw.';
+comment on table battery_patterns is 'Grain: one row per battery device. pattern: steady, accelerating, step_change, temperature_sensitive, charging, erratic or insufficient_data. Rates in % per day over the current battery segment (since the last reset); change_at is the latest detected step and change_ratio the rate after it over the rate of the piece before it; temp_coef_per_c is the relative change of the rate per degree C (t statistic in temp_coef_t); temp_gauge_pct_per_c: the level''s own temperature effect left after the load sag; load_sag_v_at_20c (V) and load_sag_scale_c (C): the load sag removed from a voltage-only device''s readings, null for the others and for a voltage-only device of a type that has none yet (no device of the type with 14 days in its segment).';

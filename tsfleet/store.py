@@ -93,6 +93,13 @@ class SqlFile:
         return {"grain": grain, "description": " ".join(description)}
 
 
+@cache
+def query_text(folder: Path, name: str) -> str:
+    """The text of ``<folder>/<name>.sql``: a domain's parametrized query (not a view),
+    kept in a ``sql/`` folder beside its package."""
+    return (folder / f"{name}.sql").read_text(encoding="utf-8")
+
+
 def sql_root() -> Path:
     """The ``sql/`` folder: inside an installed wheel, else beside the package."""
     here = Path(__file__).resolve().parent

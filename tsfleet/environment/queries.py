@@ -6,19 +6,19 @@ parameters (window, gap limit, constants), run by :mod:`tsfleet.environment`.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from tsfleet.store import query_text
+
 _DIR = Path(__file__).resolve().parent / "sql"
 
 
-@cache
 def sql(name: str) -> str:
     """The text of ``sql/<name>.sql``."""
-    return (_DIR / f"{name}.sql").read_text(encoding="utf-8")
+    return query_text(_DIR, name)
 
 
 def run(con: duckdb.DuckDBPyConnection, name: str, params: dict | None = None) -> pa.Table:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,10 @@ import pandas as pd
 
 from tsfleet.power import patterns, sag
 from tsfleet.power.chemistry import charge_from_level
+from tsfleet.store import query_text
 
 DAY_S = 86400.0
+_SQL_DIR = Path(__file__).resolve().parent / "sql"   # this package's parametrized queries
 PREV_DAYS = 14              # the previous segment's rate: its last two weeks' slope, or
                             #   its slope after a step among its last four weeks
 PREV_ABOVE_KNEE_PCT = 5.0   # ... over its days this far above the gauge's knee (points)
@@ -117,7 +118,7 @@ def after_last_reset(con, s: Series, cut: pd.Timestamp | None = None) -> Series:
     if not len(at_reset):
         return s
     day = (s.day0 + s.end[at_reset].astype("timedelta64[D]")).astype("datetime64[D]")
-    got = con.execute(_sql("after_last_reset"), dict(
+    got = con.execute(query_text(_SQL_DIR, "after_last_reset"), dict(
         devices=list(s.device_id[at_reset]), days=[d.item() for d in day], cut=cut,
         rise_pct=RESET_RISE_PCT)).df()
     if got.empty:
@@ -128,11 +129,6 @@ def after_last_reset(con, s: Series, cut: pd.Timestamp | None = None) -> Series:
     epoch_day0 = (s.day0 - np.datetime64("1970-01-01", "D")).astype(float)
     last_t[at] = got["epoch_s"].to_numpy(float) / DAY_S - epoch_day0
     return replace(s, last_level=last, last_level_t=last_t)
-
-
-@cache
-def _sql(name: str) -> str:
-    return (Path(__file__).resolve().parent / "sql" / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,

@@ -3,13 +3,7 @@
 -- monitors' hourly history (as in readings_history); an hour in both (late data)
 -- is merged by count.
 -- grain: one row per environment monitor, metric and rolled-up UTC hour
-with monitors as (
-    select device_id, (row_number() over (order by device_id) - 1)::integer as monitor_index
-    from devices
-    where device_type = 'env_monitor'
-),
-
-final as (
+with final as (
     select
         m.monitor_index,
         case u.metric when 'temperature_c' then 0 when 'humidity_pct' then 1 else 2 end::tinyint
@@ -18,7 +12,7 @@ final as (
         u.value_mean * u.n_readings as value_sum, u.value_min, u.value_max,
         u.n_readings::bigint as n_readings
     from readings_hourly_rollup as u
-    join monitors as m using (device_id)
+    join environment_monitors as m using (device_id)
     where u.metric in ('temperature_c', 'humidity_pct', 'vibration_g')
 )
 

@@ -1,6 +1,5 @@
--- Environment monitors in the order of their monitor_index (monitor_raw.sql).
+-- Environment monitors in the order of their monitor_index (view environment_monitors).
 -- grain: one row per environment monitor
 select device_id, zone
-from devices
-where device_type = 'env_monitor'
-order by device_id
+from environment_monitors
+order by monitor_index

@@ -7,7 +7,7 @@ The data is dense by nature (every monitor reports every hour), so this is a
 few array operations; a DuckDB hash aggregate into millions of groups and a
 temporary table of them cost 5x more CPU here (10,000 devices: 6 M readings).
 
-The rules are those of the view ``environment_monitor_readings`` (sql/views/400),
+The rules are those of the view ``environment_monitor_readings`` (sql/views/401),
 which shows them at SQL level: an hour is out of range when a reading of it is
 physically implausible, stuck when its monitor's 12-hour block (or the block
 before or after) holds at least 10 readings of one identical value and the hour

@@ -18,9 +18,7 @@
 --   is_out_of_range, is_stuck, is_valid
 create or replace view environment_monitor_readings as
 with monitors as (
-    select device_id, zone, site
-    from devices
-    where device_type = 'env_monitor'
+    select device_id, zone, site from environment_monitors
 ),
 
 -- raw readings as one-reading hours, and rolled-up hours where retention aged

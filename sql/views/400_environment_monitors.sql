@@ -1,7 +1,8 @@
 -- Environment monitors (device_type env_monitor) with their position in the
--- environment analysis's arrays: tsfleet.environment reads the monitors' raw and
--- rolled-up hours keyed by monitor_index (tsfleet/environment/sql/monitor_raw.sql,
--- monitor_rollup.sql, monitors.sql).
+-- environment analysis's arrays: environment_monitor_readings selects them, and
+-- tsfleet.environment reads the monitors' raw and rolled-up hours keyed by
+-- monitor_index (tsfleet/environment/sql/monitor_raw.sql, monitor_rollup.sql,
+-- monitors.sql).
 -- grain: one row per environment monitor
 -- columns: device_id, zone, site, monitor_index (0-based, in device_id order)
 create or replace view environment_monitors as

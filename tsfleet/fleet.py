@@ -63,6 +63,11 @@ class Fleet:
             raise StoreError(f"cannot open {self.path} read-only: no such file")
         self.con: duckdb.DuckDBPyConnection = store.connect(self.path, read_only=read_only)
         if read_only:
+            try:
+                store.check_applied(self.con)
+            except StoreError:
+                self.con.close()
+                raise
             pending = store.pending_migrations(self.con)
             if pending:
                 names = ", ".join(f.path.name for f in pending)

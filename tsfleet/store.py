@@ -11,6 +11,7 @@ and first sentence feed the ``catalog`` of published objects.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,14 +147,48 @@ def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[SqlFile]:
     return [f for f in sql_files("tables") if f.number not in applied]
 
 
-def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
+def _applied_versions(con: duckdb.DuckDBPyConnection) -> dict[int, str | None]:
+    """version -> the checksum recorded when it was applied."""
     exists = con.execute(
         "select count(*) from information_schema.tables "
         "where table_schema = 'main' and table_name = 'schema_version'"
     ).fetchone()[0]
     if not exists:
-        return set()
-    return {row[0] for row in con.execute("select version from schema_version").fetchall()}
+        return {}
+    return dict(con.execute("select version, checksum from schema_version").fetchall())
+
+
+def checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@cache
+def migrations_lock() -> dict[str, dict]:
+    """``sql/migrations.lock.json``: file name -> {sha256, superseded} as released."""
+    path = sql_root() / "migrations.lock.json"
+    return json.loads(path.read_text(encoding="utf-8"))["migrations"]
+
+
+def check_applied(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a store whose applied migrations differ from the files of this version.
+
+    An applied migration is never edited: the checksum recorded when a migration was
+    applied must be its file's, or a text the lock lists as superseded (edits made
+    before the lock existed, which a later migration repairs). A mismatch names the
+    file; it means this code was changed without a new migration.
+    """
+    files = {f.number: f for f in sql_files("tables")}
+    lock = migrations_lock()
+    for version, recorded in _applied_versions(con).items():
+        f = files.get(version)
+        if f is None or recorded is None:
+            continue  # a newer release's migration, or a store from before checksums
+        known = {checksum(f.text), *lock.get(f.path.name, {}).get("superseded", ())}
+        if recorded not in known:
+            raise StoreError(
+                f"migration {f.path.name} was edited after this store applied it "
+                f"(recorded checksum {recorded[:12]}, file {checksum(f.text)[:12]}); "
+                "an applied migration must never change: add a new migration instead")
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -161,6 +196,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     Returns the names of the migrations applied now.
     """
+    check_applied(con)
     applied_now = []
     for f in pending_migrations(con):
         try:
@@ -169,7 +205,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
                 con.execute(
                     "insert into schema_version (version, name, checksum, applied_at) "
                     "values (?, ?, ?, now())",
-                    [f.number, f.name, hashlib.sha256(f.text.encode()).hexdigest()],
+                    [f.number, f.name, checksum(f.text)],
                 )
         except duckdb.Error as exc:
             raise StoreError(f"migration {f.path.name} failed: {exc}") from exc
@@ -180,8 +216,14 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def views_outdated(con: duckdb.DuckDBPyConnection) -> bool:
+    """The view files changed since the views were made, or a published view is missing."""
     row = con.execute("select checksum from schema_views").fetchone()
-    return row is None or row[0] != views_checksum()
+    if row is None or row[0] != views_checksum():
+        return True
+    return con.execute(
+        "select count(*) from published_objects p where p.kind = 'view' and not exists "
+        "(select 1 from duckdb_views() v where v.view_name = p.name "
+        "and v.schema_name = 'main')").fetchone()[0] > 0
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection) -> None:

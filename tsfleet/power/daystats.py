@@ -49,7 +49,7 @@ def refresh(con, full: bool = False) -> int:
         for table, pending, sums in TABLES:
             if mark is None:
                 con.execute(f"delete from {table}")
-                con.execute(f"insert into {table} select * from {pending}")
+                con.execute(f"insert into {table} by name select * from {pending}")
                 n += con.execute(f"select count(*) from {table}").fetchone()[0]
                 continue
             con.execute(f"create or replace temp table power_new as select * from {pending}")
@@ -57,10 +57,10 @@ def refresh(con, full: bool = False) -> int:
             con.execute(f"create or replace temp table power_merged as "
                         f"select device_id, day, {sums} from ("
                         f"select t.* from {table} t semi join power_new n using (device_id, day) "
-                        f"union all select * from power_new) group by device_id, day")
+                        f"union all by name select * from power_new) group by device_id, day")
             con.execute(f"delete from {table} t using power_new n "
                         "where t.device_id = n.device_id and t.day = n.day")
-            con.execute(f"insert into {table} select * from power_merged")
+            con.execute(f"insert into {table} by name select * from power_merged")
             con.execute("drop table power_new")
             con.execute("drop table power_merged")
         con.execute("update power_refresh set batch_id = ?, refreshed_at = ?", [target, now_utc()])

@@ -10,6 +10,7 @@ and first sentence feed the ``catalog`` of published objects.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -125,11 +126,26 @@ def sql_files(folder: str) -> tuple[SqlFile, ...]:
 
 
 def views_checksum() -> str:
+    """Of the view files and the declared finding codes: the objects re-made on change."""
     h = hashlib.sha256()
     for f in sql_files("views"):
         h.update(f.path.name.encode())
         h.update(f.text.encode())
+    h.update(codes_path().read_bytes())
     return h.hexdigest()
+
+
+def codes_path() -> Path:
+    """``sql/finding_codes.csv``: domain, code, severity, meaning."""
+    return sql_root() / "finding_codes.csv"
+
+
+def _load_finding_codes(con: duckdb.DuckDBPyConnection) -> None:
+    with codes_path().open(encoding="utf-8", newline="") as fh:
+        rows = [(r["domain"], r["code"], r["severity"], r["meaning"])
+                for r in csv.DictReader(fh)]
+    con.execute("delete from finding_codes")
+    con.executemany("insert into finding_codes values (?, ?, ?, ?)", rows)
 
 
 def connect(path: str | None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -216,14 +232,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def views_outdated(con: duckdb.DuckDBPyConnection) -> bool:
-    """The view files changed since the views were made, or a published view is missing."""
     row = con.execute("select checksum from schema_views").fetchone()
-    if row is None or row[0] != views_checksum():
-        return True
-    return con.execute(
-        "select count(*) from published_objects p where p.kind = 'view' and not exists "
-        "(select 1 from duckdb_views() v where v.view_name = p.name "
-        "and v.schema_name = 'main')").fetchone()[0] > 0
+    return row is None or row[0] != views_checksum()
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
@@ -242,6 +252,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
                     "values (?, 'view', ?, ?, ?)",
                     [f.name, f.header["grain"], f.header["description"], f.path.name],
                 )
+            _load_finding_codes(con)
             con.execute("delete from schema_views")
             con.execute("insert into schema_views values (?, now())", [views_checksum()])
     except duckdb.Error as exc:

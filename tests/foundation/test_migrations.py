@@ -93,6 +93,12 @@ def test_a_store_of_a_previous_release_upgrades_without_losing_rows(tmp_path, re
             schema, table = qualified.split(".", 1)
             if table in ("schema_version", "published_objects"):
                 continue  # grow with the new migrations and views
+            if not f.query("select count(*) as n from duckdb_tables() where schema_name = ? "
+                           "and table_name = ?", [schema, table])[0]["n"]:
+                # Only the device card's copies of views may go (922 replaced them by
+                # card_findings and card_state, re-made by the next analysis run).
+                assert table.startswith("card_"), f"{qualified} was dropped"
+                continue
             kept = f.con.execute(
                 f"select count(*) from {store_mod.quote_ident(schema)}."
                 f"{store_mod.quote_ident(table)}").fetchone()[0]

@@ -18,13 +18,16 @@ from __future__ import annotations
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
 
-#: Each daily table, the view of the sums to fold in, and its summed columns.
+#: Each daily table, the view of the sums to fold in, and its summed columns (named, so
+#: that rows are matched by column name: a store repaired by migration 920 orders the
+#: columns differently).
 TABLES = (
     ("battery_day_stats", "battery_day_pending",
-     "sum(n_readings), sum(level_sum), sum(epoch_sum), max(last_observed_at), sum(am_n), "
-     "sum(am_level_sum), sum(pm_n), sum(pm_level_sum)"),
+     "sum(n_readings) as n_readings, sum(level_sum) as level_sum, sum(epoch_sum) as epoch_sum, "
+     "max(last_observed_at) as last_observed_at, sum(am_n) as am_n, "
+     "sum(am_level_sum) as am_level_sum, sum(pm_n) as pm_n, sum(pm_level_sum) as pm_level_sum"),
     ("temperature_day_stats", "temperature_day_pending",
-     "sum(n_readings), sum(temperature_sum)"),
+     "sum(n_readings) as n_readings, sum(temperature_sum) as temperature_sum"),
 )
 
 

@@ -81,18 +81,21 @@ class SqlFile:
 
     @property
     def header(self) -> dict[str, str]:
-        """``grain`` and ``description`` parsed from the leading comment block."""
+        """``grain``, ``description`` and ``internal`` (the reason a view is an internal
+        helper, or "") parsed from the leading comment block."""
         description: list[str] = []
-        grain = ""
+        grain = internal = ""
         for line in self.text.splitlines():
             if not line.startswith("--"):
                 break
             body = line[2:].strip()
-            if body.lower().startswith("grain:"):
+            if body.lower().startswith("internal:"):
+                internal = body.split(":", 1)[1].strip() or "internal"
+            elif body.lower().startswith("grain:"):
                 grain = body.split(":", 1)[1].strip()
             elif body and not grain and not body.startswith("columns"):
                 description.append(body)
-        return {"grain": grain, "description": " ".join(description)}
+        return {"grain": grain, "description": " ".join(description), "internal": internal}
 
 
 @cache
@@ -240,17 +243,18 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every view tsfleet published before and create the current ones."""
     try:
         with transaction(con):
-            old = [r[0] for r in con.execute(
-                "select name from published_objects where kind = 'view'").fetchall()]
+            old = [r[0] for r in con.execute("select name from published_objects "
+                                             "where kind in ('view', 'internal_view')").fetchall()]
             for name in reversed(old):
                 con.execute(f"drop view if exists {quote_ident(name)} cascade")
-            con.execute("delete from published_objects where kind = 'view'")
+            con.execute("delete from published_objects where kind in ('view', 'internal_view')")
             for f in sql_files("views"):
                 con.execute(f.text)
                 con.execute(
                     "insert into published_objects (name, kind, grain, description, source_file) "
-                    "values (?, 'view', ?, ?, ?)",
-                    [f.name, f.header["grain"], f.header["description"], f.path.name],
+                    "values (?, ?, ?, ?, ?)",
+                    [f.name, "internal_view" if f.header["internal"] else "view",
+                     f.header["grain"], f.header["description"], f.path.name],
                 )
             _load_finding_codes(con)
             con.execute("delete from schema_views")

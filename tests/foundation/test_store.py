@@ -117,3 +117,15 @@ def test_sql_files_ship_inside_the_wheel(tmp_path):
     assert "tsfleet/sql/tables/010_meta.sql" in names
     assert any(n.startswith("tsfleet/sql/views/") for n in names) or not store_mod.sql_files(
         "views")
+
+
+def test_internal_helper_views_are_left_out_of_the_catalog(fleet):
+    internal = {r["name"] for r in fleet.query(
+        "select name from published_objects where kind = 'internal_view'")}
+    assert {"power_refresh_rows", "battery_day_pending", "temperature_day_pending"} <= internal
+    listed = {r["name"] for r in fleet.query("select name from catalog")}
+    assert not internal & listed
+    assert {"battery_state", "readings_daily", "power_findings"} <= listed
+    # Every internal view says why in its file's header.
+    for f in store_mod.sql_files("views"):
+        assert (f.name in internal) == bool(f.header["internal"]), f.name

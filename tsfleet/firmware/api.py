@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.firmware.advisories import evaluate_advisories, load_osv
@@ -12,6 +12,9 @@ from tsfleet.firmware.report import compliance_report
 from tsfleet.firmware.versions import get_scheme
 from tsfleet.ingest import IngestReport
 from tsfleet.results import now_utc
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 GROUPINGS = ("model_site", "model_zone", "model_hardware_rev", "model")
 DIMENSIONS = ("model", "hardware_rev", "site", "zone")
@@ -36,7 +39,7 @@ class Firmware:
     ['not_in_catalog']
     """
 
-    def __init__(self, fleet):
+    def __init__(self, fleet: Fleet):
         self.fleet = fleet
         self.con = fleet.con
 
@@ -51,7 +54,7 @@ class Firmware:
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameter(f"firmware setting {name} must be a number >= 0, "
                                        f"got {value!r}")
-        self.fleet._writable()
+        self.fleet.require_writable()
         for name, value in settings.items():
             self.con.execute("update firmware_settings set value = ? where name = ?",
                              [float(value), name])
@@ -63,7 +66,7 @@ class Firmware:
         """Read the versions of ``manufacturer``'s ``model`` (``*``: all its models) with
         ``scheme`` instead of the detected one, and re-rank them."""
         get_scheme(scheme)
-        self.fleet._writable()
+        self.fleet.require_writable()
         self.con.execute("insert or replace into firmware_schemes values (?, ?, ?, ?, ?)",
                          [manufacturer, model, scheme, note, now_utc()])
         sync_versions(self.con, full=True)
@@ -73,7 +76,7 @@ class Firmware:
     def load_osv(self, source: object) -> IngestReport:
         """Load an OSV feed (file, folder, JSON text, dict or list of records) and judge
         every known version against it; invalid records go to quarantine."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         sync_versions(self.con)
         report = load_osv(self.con, source)
         evaluate_advisories(self.con)
@@ -100,7 +103,7 @@ class Firmware:
     def check_reports(self, batch_ids: list[int] | None = None) -> CheckResult:
         """Raise security events for the firmware reports of ``batch_ids`` (default:
         every batch not checked yet). Returns what was found."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         return check_reports(self.con, unchecked_batches(self.con) if batch_ids is None
                              else list(batch_ids))
 
@@ -108,7 +111,7 @@ class Firmware:
     def analyze(self, osv: object | None = None) -> None:
         """Rank all versions, load ``osv`` if given (a demo store loads its simulated
         feed from ``sim.osv_feed`` once), judge the advisories, check unchecked reports."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         sync_versions(self.con, full=True)
         if osv is not None:
             load_osv(self.con, osv)

@@ -157,14 +157,21 @@ def parse_record(record: Mapping, scheme_of: Callable[[str, str], Scheme | None]
 
 
 def _affected(rid: str, a: object, scheme_of, targets_of, notes: list[str]) -> Affected:
-    package = a.get("package") if isinstance(a, Mapping) else None
-    name = package.get("name") if isinstance(package, Mapping) else None
-    if not isinstance(name, str) or not name:
-        raise InvalidAdvisory("bad_package", f"{rid}: each affected entry needs a package "
-                              f"with a non-empty name, got {package!r}")
-    ecosystem = str(package.get("ecosystem") or "")
-    models = tuple(targets_of(ecosystem, name))
-    schemes = [s for m in models if (s := scheme_of(*m)) is not None]
+    if not isinstance(a, Mapping):
+        raise InvalidAdvisory("bad_package", f"{rid}: an affected entry must be an object, "
+                              f"got {a!r}")
+    package = a.get("package")
+    if package is None:  # allowed by the schema, e.g. beside GIT ranges only: maps to nothing
+        name, ecosystem, models = "(no package)", "", ()
+    else:
+        name = package.get("name") if isinstance(package, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise InvalidAdvisory("bad_package", f"{rid}: a package needs a non-empty name, "
+                                  f"got {package!r}")
+        ecosystem = str(package.get("ecosystem") or "")
+        models = tuple(targets_of(ecosystem, name))
+    schemes = [(f"{name} ({m[0]} {m[1]})", s) for m in models
+               if (s := scheme_of(*m)) is not None]
     ranges, n_git = [], 0
     for r in a.get("ranges") or ():
         rtype = r.get("type") if isinstance(r, Mapping) else None
@@ -189,22 +196,23 @@ def _affected(rid: str, a: object, scheme_of, targets_of, notes: list[str]) -> A
         if {"fixed", "last_affected"} <= kinds:
             raise InvalidAdvisory("fixed_and_last_affected", f"{rid}: a range holds either fixed "
                                   "or last_affected events, never both")
-        for check in ([SCHEMES["semver"]] if rtype == "SEMVER" and models else schemes):
+        checks = [(name, SCHEMES["semver"])] if rtype == "SEMVER" and models else schemes
+        for where, check in checks:
             for kind, v in events:
                 if not _special(kind, v):
-                    _parse_or_reject(rid, check, v, name)
+                    _parse_or_reject(rid, check, v, where)
         ranges.append(Range(rtype, tuple(events)))
     if n_git:
         notes.append(f"{name}: {n_git} GIT range(s) not judged (commit hashes need the "
                      f"repository); its other ranges and versions list are")
     versions = tuple(str(v) for v in a.get("versions") or ())
-    for scheme in schemes:
+    for where, scheme in schemes:
         for v in versions:
             if n_git and not scheme.accepts(v):
                 notes.append(f"{name}: version {v!r} is not a {scheme.name} version; it "
                              f"matches only that exact string")
             else:
-                _parse_or_reject(rid, scheme, v, name)
+                _parse_or_reject(rid, scheme, v, where)
     if not ranges and not versions and not n_git:
         raise InvalidAdvisory("no_affected", f"{rid}: {name} lists neither ranges nor versions")
     if not models:

@@ -79,3 +79,18 @@ def test_comparison_equals_the_semver_library(a, b):
     assert compare(a, b) == expected
     assert compare("v" + a, b) == expected
     assert (parse(a) == parse(b)) == (expected == 0)
+
+
+def test_a_build_of_the_target_release_is_not_outdated(fleet):
+    fleet.ingest("devices", [dict(device_id=d, device_type="t", manufacturer="Acme",
+                                  model="TH-200", site="s", zone="z") for d in ("a", "b")])
+    fleet.ingest("firmware_releases", [dict(manufacturer="Acme", model="TH-200", version=v,
+                                            status=s) for v, s in (("0.9.0", "deprecated"),
+                                                                   ("1.0.0", "target"))])
+    fleet.firmware.ingest_reports([
+        dict(device_id="a", reported_at="2026-06-01T00:00Z", version="1.0.0+build.7"),
+        dict(device_id="b", reported_at="2026-06-01T00:00Z", version="1.0.0-rc.1+build.9")])
+    rows = {r["device_id"]: r for r in fleet.firmware.inventory()}
+    assert rows["a"]["version_rank"] == rows["a"]["target_rank"]
+    assert not rows["a"]["is_outdated"]
+    assert rows["b"]["is_outdated"]          # a pre-release stays below its release

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tsfleet.cli import main
 from tsfleet.firmware.osv import Range, parse_record, range_affects
@@ -86,6 +88,40 @@ def test_the_same_scheme_walk_for_ecosystem_ranges():
     assert [range_affects(DOTTED.parse(v), rng, DOTTED) for v in ("1.1.9", "1.02", "1.9.99",
                                                                   "1.10.0")] == [
         False, True, True, False]
+
+
+# -- a second formulation: the last event that applies decides ----------------------------
+@st.composite
+def ranges(draw):
+    """Events at distinct versions n.0.0 (n in 1..20), in any order, at least one
+    introduced (maybe "0"), fixed or last_affected but not both, maybe limits."""
+    points = draw(st.lists(st.integers(1, 20), min_size=1, max_size=7, unique=True))
+    closing = draw(st.sampled_from(["fixed", "last_affected"]))
+    kinds = draw(st.lists(st.sampled_from(["introduced", closing, "limit"]),
+                          min_size=len(points), max_size=len(points)))
+    events = [(k, f"{p}.0.0") for k, p in zip(kinds, points, strict=True)]
+    if draw(st.booleans()) or not any(k == "introduced" for k, _ in events):
+        events.append(("introduced", "0"))
+    return draw(st.permutations(events))
+
+
+def last_event_decides(events, n):
+    """Affected when below any limit and the highest-versioned event that applies to
+    version n (introduced/fixed at or below it, last_affected strictly below) is an
+    introduced one."""
+    at = {e: (0 if v == "0" else int(v.split(".")[0])) for e, v in ((e, e[1]) for e in events)}
+    limits = [at[e] for e in events if e[0] == "limit"]
+    if limits and not any(n < lim for lim in limits):
+        return False
+    applies = [e for e in events if (e[0] in ("introduced", "fixed") and at[e] <= n)
+               or (e[0] == "last_affected" and at[e] < n)]
+    return bool(applies) and max(applies, key=lambda e: at[e])[0] == "introduced"
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=ranges(), n=st.integers(0, 22))
+def test_the_walk_equals_the_last_applicable_event(events, n):
+    assert judged(events, f"{n}.0.0") is last_event_decides(events, n)
 
 
 # -- whole records through the store ----------------------------------------------------

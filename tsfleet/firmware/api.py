@@ -8,6 +8,7 @@ from tsfleet.errors import InvalidParameter
 from tsfleet.firmware.advisories import evaluate_advisories, load_osv
 from tsfleet.firmware.catalog import sync_versions
 from tsfleet.firmware.checks import CheckResult, check_reports, unchecked_batches
+from tsfleet.firmware.osv_packages import DEFAULT_FEED
 from tsfleet.firmware.report import compliance_report
 from tsfleet.firmware.versions import get_scheme
 from tsfleet.ingest import IngestReport
@@ -20,6 +21,12 @@ GROUPINGS = ("model_site", "model_zone", "model_hardware_rev", "model")
 DIMENSIONS = ("model", "hardware_rev", "site", "zone")
 #: Ingest kinds whose arrival changes what the firmware checks see.
 WATCHED_KINDS = ("firmware_reports", "firmware_releases", "update_events")
+
+
+def _label(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidParameter(f"{what} must be a non-empty string, got {value!r}")
+    return value
 
 
 class Firmware:
@@ -73,14 +80,43 @@ class Firmware:
         evaluate_advisories(self.con)
 
     # -- data in -----------------------------------------------------------------------
-    def load_osv(self, source: object) -> IngestReport:
-        """Load an OSV feed (file, folder, JSON text, dict or list of records) and judge
-        every known version against it; invalid records go to quarantine."""
+    def load_osv(self, source: object, feed: str = DEFAULT_FEED) -> IngestReport:
+        """Load an OSV feed (file, folder, JSON text, dict or list of records) under the
+        label ``feed`` and judge every known version against it; invalid records go
+        to quarantine. The feed's package names map to models by
+        :meth:`map_osv_package` rules, else by the convention ``<manufacturer>/<model>``."""
         self.fleet.require_writable()
         sync_versions(self.con)
-        report = load_osv(self.con, source)
+        report = load_osv(self.con, source, feed=_label("feed", feed))
         evaluate_advisories(self.con)
         return report
+
+    def map_osv_package(self, package: str, manufacturer: str, model: str = "*",
+                        ecosystem: str = "*", feed: str = "*",
+                        note: str | None = None) -> list[dict]:
+        """Read OSV package ``package`` (of ``ecosystem``, in feed ``feed``; ``*``: any)
+        as ``manufacturer``'s ``model`` (``*``: every model of the manufacturer), and
+        re-judge the stored advisories. Returns every rule.
+
+        >>> from tsfleet import Fleet
+        >>> fleet = Fleet(memory=True)
+        >>> [r["package"] for r in fleet.firmware.map_osv_package("th200-fw", "Acme", "TH-200")]
+        ['th200-fw']
+        """
+        for what, value in (("package", package), ("manufacturer", manufacturer),
+                            ("model", model), ("ecosystem", ecosystem), ("feed", feed)):
+            _label(what, value)
+        self.fleet.require_writable()
+        self.con.execute("insert or replace into firmware_osv_packages values "
+                         "(?, ?, ?, ?, ?, ?, ?)",
+                         [feed, ecosystem, package, manufacturer, model, note, now_utc()])
+        evaluate_advisories(self.con)
+        return self.osv_packages()
+
+    def osv_packages(self) -> list[dict]:
+        """The package mapping rules (``firmware_osv_packages``)."""
+        return self.fleet.query("select * from firmware_osv_packages "
+                                "order by package, feed, ecosystem, manufacturer, model")
 
     def ingest_reports(self, source: Any, **kw: Any) -> IngestReport:
         """Ingest firmware reports and check them at once (see :meth:`check_reports`)."""

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--topic", action="append", dest="topics", metavar="FILTER",
                    help="topic filter, repeatable (default fleet/#)")
     p.add_argument("--topic-layout", default="+/{device}/{format}",
-                   help="where topics carry {device} and {format} (default +/{device}/{format})")
+                   help="where topics carry {device} and {format} (default +/{device}/{format}), "
+                        "or a network server's layout: chirpstack")
     p.add_argument("--device-from", choices=DEVICE_SOURCES, default="auto",
                    help="device id from the topic, the payload, or the payload else the topic")
     p.add_argument("--client-id", default="tsfleet-serve",
@@ -37,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--analyze-every", metavar="NAME=DURATION,...", default=None,
                    help="cadence of each analysis, e.g. power=5m,firmware=1h (default firmware "
                         "and alerts 1m, the others 2m; all=2m sets every one; off disables)")
+    p.add_argument("--chirpstack-mqtt", metavar="HOST:PORT",
+                   help="also read a ChirpStack v4 integration and gateway bridge (JSON or "
+                        "Protobuf) from this broker")
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
 
@@ -44,24 +48,29 @@ def register(subparsers) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.cli import db_path
     from tsfleet.errors import InvalidParameter
+    from tsfleet.live.netservers import NETWORK_SERVERS
     from tsfleet.live.server import ServeConfig, serve
     from tsfleet.service.cadence import parse_every
 
-    if not args.mqtt and not args.coap:
-        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT or both")
+    if not args.mqtt and not args.coap and not args.chirpstack_mqtt:
+        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT or "
+                               "--chirpstack-mqtt HOST:PORT")
+    layout_server = NETWORK_SERVERS.get(args.topic_layout)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
         logging.getLogger("tsfleet.live").setLevel(logging.WARNING)
         logging.getLogger("tsfleet.service").setLevel(logging.WARNING)
+    topics = args.topics or (list(layout_server.topics) if layout_server else ["fleet/#"])
     config = ServeConfig(
-        db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=args.topics or ["fleet/#"],
+        db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=topics,
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
-        analyze_every=parse_every(args.analyze_every))
+        analyze_every=parse_every(args.analyze_every), chirpstack_mqtt=args.chirpstack_mqtt)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
-    print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}; "
+    print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
+          + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
     return 0

@@ -30,6 +30,7 @@ from tsfleet.fleet import Fleet
 from tsfleet.live import coap as coap_server
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES, Decoder, TopicLayout
 from tsfleet.live.mqtt import Subscriber, parse_address
+from tsfleet.live.netservers import NETWORK_SERVERS
 from tsfleet.live.profiles import Profiles
 from tsfleet.live.writer import Envelope, Writer
 from tsfleet.service.cadence import Cadence
@@ -56,6 +57,11 @@ class ServeConfig:
     profile_dirs: list[str] = field(default_factory=list)
     #: seconds between runs of each analysis (``tsfleet.service.cadence``); empty: none
     analyze_every: dict[str, float] = field(default_factory=dict)
+    #: LoRaWAN network servers (tsfleet.live.chirpstack, tsfleet.live.tts): host:port of
+    #: the broker they publish to, or None; topic_layout "chirpstack"/"tts" reads them
+    #: from the --mqtt broker instead
+    chirpstack_mqtt: str | None = None
+    tts_mqtt: str | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -88,6 +94,7 @@ class Server:
         self.stopped = threading.Event()
         self.writer: Writer | None = None
         self.subscriber: Subscriber | None = None
+        self.lora_subscribers: list[Subscriber] = []
         self.coap_port: int | None = None
         self._closing = False
         self._untune = None
@@ -97,6 +104,7 @@ class Server:
         self.cadence: Cadence | None = None
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
         self.layout = TopicLayout(config.topic_layout)
+        self.layout_server = None  # a network server's decoder when the layout names one
 
     # -- control ----------------------------------------------------------------------
     def run(self) -> None:
@@ -124,6 +132,9 @@ class Server:
         self.decoder = Decoder(known_metrics(fleet), self.profiles, device_from=cfg.device_from,
                                max_payload=cfg.max_payload)
         self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None
+        if cfg.topic_layout in NETWORK_SERVERS:
+            self.layout_server = NETWORK_SERVERS[cfg.topic_layout](
+                known_metrics(fleet), self.profiles, max_payload=cfg.max_payload)
         self.writer = Writer(fleet, max_rows=cfg.batch_rows, max_delay=cfg.batch_delay_s,
                              on_commit=self.on_commit, on_fatal=lambda exc: self.stop(),
                              between_commits=self.cadence and (lambda: self.cadence.tick(fleet)))
@@ -143,6 +154,7 @@ class Server:
                     session_expiry_s=cfg.session_expiry_s,
                     receive_maximum=cfg.receive_maximum)
                 self.subscriber.start()
+            self._start_network_servers()
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             await self._stop.wait()
@@ -154,9 +166,10 @@ class Server:
         self._closing = True
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
-        if self.subscriber is not None:
+        if self.subscriber is not None or self.lora_subscribers:
             time.sleep(0.05)  # let the network thread write the last acknowledgements
-            self.subscriber.stop()
+        for sub in ([self.subscriber] if self.subscriber else []) + self.lora_subscribers:
+            sub.stop()
         if context is not None:
             await context.shutdown()
         s = self.writer.stats if self.writer else None
@@ -171,6 +184,33 @@ class Server:
         if self.writer is not None and self.writer.error is not None:
             raise self.writer.error
 
+    # -- LoRaWAN network servers ----------------------------------------------------------
+    def _start_network_servers(self) -> None:
+        cfg = self.config
+        for name, address in (("chirpstack", cfg.chirpstack_mqtt), ("tts", cfg.tts_mqtt)):
+            if not address:
+                continue
+            cls = NETWORK_SERVERS[name]
+            decoder = cls(known_metrics(self.fleet), self.profiles, max_payload=cfg.max_payload)
+            host, port = parse_address(address, 1883)
+            sub = Subscriber(host, port, list(cls.topics), self._lora_handler(decoder),
+                             client_id=f"{cfg.client_id}-{name}",
+                             session_expiry_s=cfg.session_expiry_s,
+                             receive_maximum=cfg.receive_maximum)
+            sub.start()
+            self.lora_subscribers.append(sub)
+
+    def _lora_handler(self, decoder):
+        def handle(msg, ack) -> None:
+            if self._closing:
+                return
+            self.n_received += 1
+            env = Envelope("mqtt", msg.topic, bytes(msg.payload), time.time(), ack=ack,
+                           redelivered=bool(msg.dup))
+            decoder.decode_into(env)
+            self.writer.submit(env)
+        return handle
+
     # -- transports -------------------------------------------------------------------
     def _on_mqtt(self, msg, ack) -> None:
         if self._closing:
@@ -178,6 +218,10 @@ class Server:
         self.n_received += 1
         env = Envelope("mqtt", msg.topic, bytes(msg.payload), time.time(), ack=ack,
                        redelivered=bool(msg.dup))
+        if self.layout_server is not None:
+            self.layout_server.decode_into(env)
+            self.writer.submit(env)
+            return
         device, fmt = self.layout.parse(msg.topic)
         self.decoder.decode_into(env, fmt=fmt, topic_device=device)
         self.writer.submit(env)

@@ -39,6 +39,7 @@ import pyarrow as pa
 from tsfleet.errors import TsfleetError
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import PayloadError
+from tsfleet.live.lorawan import SIDE_KINDS, store_side_rows
 from tsfleet.store import transaction
 
 if TYPE_CHECKING:
@@ -256,6 +257,9 @@ class Writer:
             for kind, rows in d.facts.items():
                 kinds.setdefault(kind, []).extend(rows)
         for kind, rows in sorted(kinds.items()):
+            if kind in SIDE_KINDS:  # network server tables that are not ingest kinds
+                store_side_rows(self.fleet, kind, rows)
+                continue
             reports.append(self.fleet.ingest(kind, rows, label=label))
         for r in reports:
             counts["accepted"] += r.n_accepted

@@ -121,7 +121,7 @@ class ChirpStack:
         elif event == "status":
             self._status(out, msg, device, t)
         elif event == "join":
-            self.rows.counters.forget(device)
+            self.rows.counters.joined(device, t)
             out.add_fact("device_events", {"device_id": device, "event_at": t, "event": "joined",
                                            "detail": f"devAddr {msg.get('devAddr', '?')}"})
         elif event == "log":

@@ -103,10 +103,13 @@ class FrameCounters:
                 return prev[1]
         return None
 
-    def forget(self, device: str) -> None:
-        """A join restarts the counter: the next low counter is no reset."""
+    def joined(self, device: str, t: float) -> None:
+        """A join at ``t`` restarts the counter: a later low counter is no reset (a join
+        older than the device's last uplink, a redelivery, changes nothing)."""
         with self._lock:
-            self._last.pop(device, None)
+            prev = self._last.get(device)
+            if prev is None or t > prev[0]:
+                self._last[device] = (t, -1)
 
 
 class UplinkRows:

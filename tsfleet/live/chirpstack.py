@@ -108,7 +108,7 @@ class ChirpStack:
         info = msg.get("deviceInfo") or {}
         if not isinstance(info, dict):
             raise PayloadError("bad_field", "deviceInfo must be an object")
-        device = str(info.get("devEui") or ident).lower()
+        device = str(info.get("devEui") or ident)
         if event in ("up", "status", "join"):
             self.rows.device(out, device, t, dev_eui=device, name=info.get("deviceName"),
                              application_id=info.get("applicationId"),
@@ -148,7 +148,7 @@ class ChirpStack:
                 out.unmapped.append(Unmapped(1000 + i, f"rxInfo[{i}]", json.dumps(r), None,
                                              "no_gateway_id", device, t))
                 continue
-            gateways.append((str(gw).lower(), number(r, "rssi", 0), number(r, "snr", 0.0)))
+            gateways.append((str(gw), number(r, "rssi", 0), number(r, "snr", 0.0)))
         f_cnt = number(msg, "fCnt", 0)
         self.rows.uplink(out, device, t, int(f_cnt), number(msg, "fPort"), number(msg, "dr"),
                          gateways)
@@ -165,7 +165,7 @@ class ChirpStack:
     def _stats(self, out: Decoded, msg: dict, gateway: str, t: float, event: str) -> None:
         if event != "stats":
             raise PayloadError("unknown_topic", f"gateway event {event!r} is not stored")
-        gw = str(msg.get("gatewayId") or gateway).lower()
+        gw = str(msg.get("gatewayId") or gateway)
         rx_ok = number(msg, "rxPacketsReceivedOk", 0)
         per_status = msg.get("txPacketsPerStatus") or {}
         with self._lock:

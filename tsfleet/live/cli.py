@@ -20,7 +20,7 @@ def register(subparsers) -> None:
                    help="topic filter, repeatable (default fleet/#)")
     p.add_argument("--topic-layout", default="+/{device}/{format}",
                    help="where topics carry {device} and {format} (default +/{device}/{format}), "
-                        "or a network server's layout: chirpstack")
+                        "or a network server's layout: chirpstack, tts")
     p.add_argument("--device-from", choices=DEVICE_SOURCES, default="auto",
                    help="device id from the topic, the payload, or the payload else the topic")
     p.add_argument("--client-id", default="tsfleet-serve",
@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--chirpstack-mqtt", metavar="HOST:PORT",
                    help="also read a ChirpStack v4 integration and gateway bridge (JSON or "
                         "Protobuf) from this broker")
+    p.add_argument("--tts-mqtt", metavar="HOST:PORT",
+                   help="also read The Things Stack v3 uplinks and joins from this broker")
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
 
@@ -52,9 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.live.server import ServeConfig, serve
     from tsfleet.service.cadence import parse_every
 
-    if not args.mqtt and not args.coap and not args.chirpstack_mqtt:
-        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT or "
-                               "--chirpstack-mqtt HOST:PORT")
+    if not (args.mqtt or args.coap or args.chirpstack_mqtt or args.tts_mqtt):
+        raise InvalidParameter("give --mqtt, --coap, --chirpstack-mqtt or --tts-mqtt HOST:PORT")
     layout_server = NETWORK_SERVERS.get(args.topic_layout)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)
@@ -67,10 +68,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
-        analyze_every=parse_every(args.analyze_every), chirpstack_mqtt=args.chirpstack_mqtt)
+        analyze_every=parse_every(args.analyze_every), chirpstack_mqtt=args.chirpstack_mqtt,
+        tts_mqtt=args.tts_mqtt)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
-          + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "") + "; "
+          + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
+          + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
     return 0

@@ -8,5 +8,6 @@ MQTT topic filters in ``topics`` and decodes an envelope in place with
 from __future__ import annotations
 
 from tsfleet.live.chirpstack import ChirpStack
+from tsfleet.live.tts import TheThingsStack
 
-NETWORK_SERVERS: dict[str, type] = {"chirpstack": ChirpStack}
+NETWORK_SERVERS: dict[str, type] = {"chirpstack": ChirpStack, "tts": TheThingsStack}

@@ -13,9 +13,9 @@ create table lorawan_devices (
     device_profile_name  varchar,
     tags                 varchar,
     is_mains             boolean,
-    last_seen_at         timestamp
+    updated_at           timestamp
 );
-comment on table lorawan_devices is 'Grain: one row per device a LoRaWAN network server reported (device_id = DevEUI for ChirpStack, the device id for The Things Stack). network_server chirpstack | tts; tags a JSON object; is_mains true when the device reports an external power source (null: not yet reported); last_seen_at the newest event time, UTC. Kept up to date by tsfleet serve.';
+comment on table lorawan_devices is 'Grain: one row per device a LoRaWAN network server reported (device_id = DevEUI for ChirpStack, the device id for The Things Stack). network_server chirpstack | tts; tags a JSON object; is_mains true when the device reports an external power source (null: not yet reported); updated_at the time of the newest event that changed these facts, UTC (the newest uplink is in lorawan_uplinks). Kept up to date by tsfleet serve.';
 
 create table lorawan_uplinks (
     device_id            varchar not null,

@@ -121,16 +121,25 @@ class UplinkRows:
         self.profiles = profiles
         self.known = known_metrics
         self.counters = counters
+        self._known: dict[str, tuple] = {}  # device -> the facts last emitted (this process)
 
     def device(self, out: Decoded, device: str, t: float, *, dev_eui=None, name=None,
                application_id=None, application_name=None, profile=None, tags=None,
                is_mains=None) -> None:
+        """A ``lorawan_devices`` row when what is known of the device changed (every
+        uplink carries it: emitting it once per change keeps the hot path light)."""
+        facts = (dev_eui, name, application_id, application_name, profile,
+                 tuple(sorted(tags.items())) if isinstance(tags, dict) else tags, is_mains)
+        if self._known.get(device) == facts:
+            return
+        if len(self._known) < 1_000_000:
+            self._known[device] = facts
         out.add_fact("lorawan_devices", {
             "device_id": device, "network_server": self.ns, "dev_eui": dev_eui,
             "device_name": name, "application_id": application_id,
             "application_name": application_name, "device_profile_name": profile,
             "tags": json.dumps(tags, sort_keys=True) if tags else None, "is_mains": is_mains,
-            "last_seen_at": t})
+            "updated_at": t})
 
     def decoded_object(self, out: Decoded, device: str, t: float, obj: object,
                        profile_name: str | None) -> None:
@@ -178,6 +187,24 @@ _UPLINK_TYPES = {"device_id": pa.string(), "uplink_at": pa.float64(), "f_cnt": p
                  "downlink_gateway_id": pa.string(), "network_server": pa.string()}
 
 
+_CONNECTION_TYPES = {"device_id": pa.string(), "gateway_id": pa.string(),
+                     "event_at": pa.float64(), "event": pa.string(), "rssi_dbm": pa.float64(),
+                     "snr_db": pa.float64()}
+
+
+def columnar(kind: str, rows: list[dict]) -> pa.Table | list[dict]:
+    """Heard connections as one Arrow table (the pipeline's bulk path: a list of row
+    dicts costs several times more per row); any other kind, or rows that do not fit
+    the types, stay rows for the pipeline to judge one by one."""
+    if kind != "connections" or len(rows) < 2:
+        return rows
+    try:
+        return pa.table({k: pa.array([r.get(k) for r in rows], t)
+                         for k, t in _CONNECTION_TYPES.items()})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return rows
+
+
 def store_side_rows(fleet: Fleet, kind: str, rows: list[dict]) -> int:
     """Write ``lorawan_devices`` (upsert: newest facts win, nulls keep the old value)
     or ``lorawan_uplinks`` (insert, a redelivery is absorbed) rows; returns how many."""
@@ -189,21 +216,21 @@ def store_side_rows(fleet: Fleet, kind: str, rows: list[dict]) -> int:
                "where uplink_at between 0 and 4102444800 on conflict do nothing")
     elif kind == "lorawan_devices":
         latest: dict[str, dict] = {}
-        for r in sorted(rows, key=lambda r: r["last_seen_at"]):
+        for r in sorted(rows, key=lambda r: r["updated_at"]):
             merged = latest.setdefault(r["device_id"], {})
             merged.update({k: v for k, v in r.items() if v is not None})
         rows = list(latest.values())
         cols = {k: pa.array([r.get(k) for r in rows], pa.string()) for k in _DEVICE_COLS}
         cols["is_mains"] = pa.array([r.get("is_mains") for r in rows], pa.bool_())
-        cols["last_seen_at"] = pa.array([r.get("last_seen_at") for r in rows], pa.float64())
+        cols["updated_at"] = pa.array([r.get("updated_at") for r in rows], pa.float64())
         table = pa.table(cols)
         keep = ", ".join(f"{c} = coalesce(excluded.{c}, lorawan_devices.{c})"
                          for c in (*_DEVICE_COLS[1:], "is_mains"))
         sql = ("insert into lorawan_devices select " + ", ".join(_DEVICE_COLS) + ", is_mains, "
-               "case when last_seen_at between 0 and 4102444800 "
-               "then to_timestamp(last_seen_at)::timestamp end from _side "
-               f"on conflict (device_id) do update set {keep}, last_seen_at = "
-               "greatest(excluded.last_seen_at, lorawan_devices.last_seen_at)")
+               "case when updated_at between 0 and 4102444800 "
+               "then to_timestamp(updated_at)::timestamp end from _side "
+               f"on conflict (device_id) do update set {keep}, updated_at = "
+               "greatest(excluded.updated_at, lorawan_devices.updated_at)")
     else:
         raise ValueError(f"not a LoRaWAN side table: {kind!r}")
     con.register("_side", table)

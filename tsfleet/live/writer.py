@@ -39,7 +39,7 @@ import pyarrow as pa
 from tsfleet.errors import TsfleetError
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import PayloadError
-from tsfleet.live.lorawan import SIDE_KINDS, store_side_rows
+from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows
 from tsfleet.store import transaction
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ class Writer:
             if kind in SIDE_KINDS:  # network server tables that are not ingest kinds
                 store_side_rows(self.fleet, kind, rows)
                 continue
-            reports.append(self.fleet.ingest(kind, rows, label=label))
+            reports.append(self.fleet.ingest(kind, columnar(kind, rows), label=label))
         for r in reports:
             counts["accepted"] += r.n_accepted
             counts["duplicates"] += r.n_duplicates

@@ -55,7 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.service.cadence import parse_every
 
     if not (args.mqtt or args.coap or args.chirpstack_mqtt or args.tts_mqtt):
-        raise InvalidParameter("give --mqtt, --coap, --chirpstack-mqtt or --tts-mqtt HOST:PORT")
+        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT or both (or a network "
+                               "server: --chirpstack-mqtt, --tts-mqtt)")
     layout_server = NETWORK_SERVERS.get(args.topic_layout)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)

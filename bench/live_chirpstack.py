@@ -157,6 +157,42 @@ def run(port: int, db: str, rate: float, seconds: float, devices: int, n_gateway
             "load": (load0 + load1) / 2, "batches": srv.writer.stats.n_batches}
 
 
+def pipeline_only(n: int, devices: int, n_gateways: int, rounds: int = 3) -> tuple[float, float]:
+    """CPU us per uplink of decoding and of storing (batches of 2,500 uplinks, as the
+    writer commits them), without MQTT: the server's own share; best of ``rounds``."""
+    from tsfleet import Fleet
+    from tsfleet.live.chirpstack import ChirpStack
+    from tsfleet.live.server import known_metrics
+    from tsfleet.live.writer import Envelope, Writer, readings_table
+
+    fleet = Fleet(memory=True)
+    cs = ChirpStack(known_metrics(fleet))
+    a, b, c, d, e = template(n_gateways)
+    readings_table([])  # the one-off pandas import, as Writer.start does
+    writer = Writer(fleet)
+    now = time.time()
+    best = (float("inf"), float("inf"))
+    for r in range(rounds):
+        envs = []
+        for i in range(n):
+            dev = f"70b3d57ed0{i % devices:06x}".encode()
+            ts = datetime.fromtimestamp(now + r * n + i / 1000, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ").encode()
+            envs.append(Envelope("mqtt", f"application/{APP}/device/{dev.decode()}/event/up",
+                                 a + ts + b + dev + c + dev + d + str(r * n + i).encode() + e,
+                                 now))
+        t0 = time.process_time()
+        for env in envs:
+            cs.decode_into(env)
+        t1 = time.process_time()
+        for lo in range(0, n, 2500):
+            writer._flush(envs[lo:lo + 2500])
+        t2 = time.process_time()
+        best = min(best, ((t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6), key=sum)
+    fleet.close()
+    return best
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", default="chirpstack")
@@ -179,6 +215,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{res['max_s']:.2f} s  (target p99 <= 2 s)")
     print(f"  server CPU  {res['cpu_us']:.1f} us per uplink, publisher {res['pub_cpu_us']:.1f} us")
     print(f"  load average during the run: {res['load']:.1f} on {os.cpu_count()} cores")
+    dec, store = pipeline_only(20_000, args.devices, args.gateways)
+    print(f"  pipeline only (no MQTT, best of 3 x 20,000 uplinks): decode {dec:.1f} + store "
+          f"{store:.1f} us CPU per uplink = {1e6 / (dec + store):,.0f} uplinks per CPU-second")
     print(f"baseline: the same readings as SenML JSON packs of 2 (no gateways), same offer, "
           f"{args.baseline_seconds:.0f} s:")
     print(f"  throughput  {base['sustained']:,.0f} messages/s, p99 {base['p99_s']:.2f} s, "

@@ -148,7 +148,9 @@ class ChirpStack:
                 out.unmapped.append(Unmapped(1000 + i, f"rxInfo[{i}]", json.dumps(r), None,
                                              "no_gateway_id", device, t))
                 continue
-            gateways.append((str(gw), number(r, "rssi", 0), number(r, "snr", 0.0)))
+            # the JSON mapping leaves out fields at their default: an SNR of exactly 0 dB
+            # is common and so is absent; an RSSI of 0 dBm is not a LoRa reception
+            gateways.append((str(gw), number(r, "rssi"), number(r, "snr", 0.0)))
         f_cnt = number(msg, "fCnt", 0)
         self.rows.uplink(out, device, t, int(f_cnt), number(msg, "fPort"), number(msg, "dr"),
                          gateways)

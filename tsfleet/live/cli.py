@@ -46,6 +46,18 @@ def register(subparsers) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
 
+    q = subparsers.add_parser(
+        "snmp-poll", help="poll gateways and access points over SNMP into gateway_stats",
+        description="Ask every agent of a targets file (v2c community or v3 user) for uptime, "
+                    "CPU and memory; an agent that does not answer is recorded as down.")
+    q.add_argument("--db", dest="sub_db", default=None, help="DuckDB file")
+    q.add_argument("--targets", required=True, metavar="FILE",
+                   help="TOML or JSON file of [[agent]] entries (see docs/lorawan.md)")
+    q.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
+    q.add_argument("--retries", type=int, default=1)
+    q.add_argument("--concurrency", type=int, default=100, help="agents polled at once")
+    q.set_defaults(func=cmd_snmp_poll)
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.cli import db_path
@@ -77,4 +89,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
           + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
+    return 0
+
+
+def cmd_snmp_poll(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tsfleet.cli import db_path
+    from tsfleet.fleet import Fleet
+    from tsfleet.live.snmp import load_agents, poll
+
+    agents = load_agents(args.targets)
+    rows = asyncio.run(poll(agents, timeout=args.timeout, retries=args.retries,
+                            concurrency=args.concurrency))
+    with Fleet(db_path(args)) as fleet:
+        report = fleet.ingest("gateway_stats", rows, label=f"snmp:{args.targets}")
+    down = sorted(r["gateway_id"] for r in rows if not r["is_up"])
+    print(f"polled {len(rows)} agents: {len(rows) - len(down)} up, {len(down)} down"
+          + (f" ({', '.join(down[:10])}{', ...' if len(down) > 10 else ''})" if down else "")
+          + f"; {report.n_accepted} rows stored")
     return 0

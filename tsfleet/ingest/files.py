@@ -103,7 +103,7 @@ class _RowSplitter:
             if self.eof and data and not data.endswith(b"\n"):
                 data = self.carry = data + b"\n"
             arr = np.frombuffer(data, dtype=np.uint8)
-            parity = np.cumsum(arr == 0x22, dtype=np.int64) & 1
+            parity = np.cumsum(arr == 0x22, dtype=np.uint8) & 1  # mod 256 keeps parity
             ends = np.flatnonzero((arr == 0x0A) & (parity == 0))
             if len(ends):
                 starts = np.concatenate(([0], ends[:-1] + 1))
@@ -115,7 +115,8 @@ class _RowSplitter:
                                        self.row_no + 1)
                         self.row_no += int(i - lo)
                     self.row_no += 1
-                    yield "bad", _too_large(f"row {self.row_no}", data[starts[i]:ends[i] + 1],
+                    yield "bad", _too_large(f"row {self.row_no}",
+                                            data[starts[i]:starts[i] + SAMPLE_BYTES],
                                             int(lengths[i]))
                     lo = i + 1
                 if lo < len(ends):
@@ -206,7 +207,7 @@ def _csv_header(path: Path, pieces: Iterator) -> tuple[bytes, Iterator]:
 
 def _first_row_end(buf: bytes) -> int:
     arr = np.frombuffer(buf, dtype=np.uint8)
-    parity = np.cumsum(arr == 0x22, dtype=np.int64) & 1
+    parity = np.cumsum(arr == 0x22, dtype=np.uint8) & 1  # mod 256 keeps parity
     return int(np.flatnonzero((arr == 0x0A) & (parity == 0))[0]) + 1
 
 

@@ -47,7 +47,7 @@ Quarantined = tuple[str, str, str]  # (reason, detail, raw JSON)
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
+    return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
 def _escaped(data: bytes) -> str:

@@ -53,7 +53,8 @@ def ingest(path: Path, tmp: Path, code_root: Path, limit_gib: float) -> dict:
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    done = subprocess.run([sys.executable, "-c", RUN, str(path), str(db)], env=env,
+    # cwd=tmp: ``python -c`` puts the working directory first on sys.path
+    done = subprocess.run([sys.executable, "-c", RUN, str(path), str(db)], env=env, cwd=tmp,
                           capture_output=True, text=True, preexec_fn=cap, timeout=3600)
     db.unlink(missing_ok=True)
     if done.returncode != 0 or not done.stdout.strip():
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--keys", type=int, default=1_000_000, help="keys of the hostile JSON line")
     p.add_argument("--before", type=Path, default=None,
                    help="a checkout of an older tsfleet to run the same files with")
+    p.add_argument("--only-before", action="store_true", help="run --before only")
     p.add_argument("--limit-gib", type=float, default=6.0,
                    help="address-space cap of each ingest process")
     a = p.parse_args(argv)
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         files = write_files(tmp, a.rows, a.array_rows, a.keys)
-        roots = [("now", ROOT)] + ([("before", a.before.resolve())] if a.before else [])
+        roots = [] if a.only_before else [("now", ROOT)]
+        roots += [("before", a.before.resolve())] if a.before else []
         for label, root in roots:
             base = None
             for name, path in files.items():

@@ -25,7 +25,7 @@ SETTINGS = settings(max_examples=60, deadline=None,
 
 @pytest.fixture
 def tiny_blocks(monkeypatch):
-    monkeypatch.setattr(files_mod, "_READ_BYTES", 7)
+    monkeypatch.setattr(files_mod, "READ_BYTES", 7)
 
 
 def lines_of(path, chunk_rows=3):
@@ -51,7 +51,7 @@ def test_a_streamed_json_array_gives_the_elements_json_load_gives(tmp_path, tiny
 @given(st.lists(OBJ, min_size=1, max_size=8), st.integers(0, 7))
 def test_an_array_element_over_the_limit_is_the_only_one_quarantined(tmp_path, monkeypatch,
                                                                      rows, at):
-    monkeypatch.setattr(files_mod, "_READ_BYTES", 5)
+    monkeypatch.setattr(files_mod, "READ_BYTES", 5)
     monkeypatch.setattr(files_mod, "MAX_ROW_BYTES", 200)
     at = min(at, len(rows))
     giant = {"device_id": "g", "pad": ["[\\\"{" * 20] * 5}
@@ -96,7 +96,7 @@ def test_streamed_csv_gives_the_rows_csv_reader_gives(tmp_path, tiny_blocks, row
 
 def test_a_json_line_over_the_limit_is_quarantined_with_its_size(tmp_path, monkeypatch):
     monkeypatch.setattr(files_mod, "MAX_ROW_BYTES", 100)
-    monkeypatch.setattr(files_mod, "_READ_BYTES", 16)
+    monkeypatch.setattr(files_mod, "READ_BYTES", 16)
     path = tmp_path / "l.jsonl"
     path.write_text('{"a": 1}\n{"pad": "' + "z" * 500 + '"}\n{"a": 2}\n')
     got, bad = lines_of(path)

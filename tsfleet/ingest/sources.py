@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tsfleet.errors import IngestError
-from tsfleet.ingest.files import csv_chunks, json_chunks, json_text, lines_chunk
+from tsfleet.ingest.csv_file import csv_chunks
+from tsfleet.ingest.files import Chunk, json_text, lines_chunk
+from tsfleet.ingest.json_file import json_chunks
 
 DEFAULT_CHUNK_ROWS = 1_000_000
-
-
-@dataclass
-class Chunk:
-    """One piece of input for :func:`tsfleet.ingest.pipeline.ingest_chunk`."""
-
-    table: pa.Table
-    json_lines: bool = False
-    pre_quarantined: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def describe(source: object) -> str:
@@ -90,10 +82,10 @@ def _dict_chunks(rows: Iterable, chunk_rows: int) -> Iterator[Chunk]:
         except (TypeError, ValueError):
             lines.append(json.dumps(repr(row)))  # not an object: quarantined as invalid_json
         if len(lines) >= chunk_rows:
-            yield lines_chunk(Chunk, lines, [])
+            yield lines_chunk(lines, [])
             lines = []
     if lines:
-        yield lines_chunk(Chunk, lines, [])
+        yield lines_chunk(lines, [])
 
 
 def _file_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:

@@ -38,6 +38,8 @@ try:
            "reasons": dict(r.quarantined_by_reason)}
 except Exception as exc:
     out = {"error": type(exc).__name__ + ": " + str(exc).splitlines()[0][:100]}
+    with Fleet(sys.argv[2]) as f:  # what landed before the failure
+        out["landed"] = f.query("select count(*) as n from readings")[0]["n"]
 out["seconds"] = time.perf_counter() - t
 out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
@@ -60,7 +62,7 @@ def ingest(path: Path, tmp: Path, code_root: Path, limit_gib: float) -> dict:
     if done.returncode != 0 or not done.stdout.strip():
         tail = (done.stderr.strip().splitlines() or ["?"])[-1][:100]
         return {"error": f"exit {done.returncode}: {tail}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads([ln for ln in done.stdout.splitlines() if ln.startswith("{")][-1])
 
 
 def write_files(tmp: Path, rows: int, array_rows: int, keys: int) -> dict[str, Path]:
@@ -118,8 +120,9 @@ def main(argv: list[str] | None = None) -> None:
             for name, path in files.items():
                 r = ingest(path, tmp, root, a.limit_gib)
                 if "error" in r and "rows" not in r:
-                    print(f"{label:6} {name:44} FAILED {r['error']} "
-                          f"({r.get('rss_mib', 0):,.0f} MiB, {r.get('seconds', 0):.1f} s)")
+                    print(f"{label:6} {name:44} FAILED {r['error']} ({r.get('landed', '?'):,} "
+                          f"rows landed, {r.get('rss_mib', 0):,.0f} MiB, "
+                          f"{r.get('seconds', 0):.1f} s)")
                     continue
                 base = base or r["rss_mib"]
                 print(f"{label:6} {name:44} {r['rows']:>10,} rows {r['accepted']:>10,} accepted "

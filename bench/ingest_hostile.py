@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
             for name, path in files.items():
                 r = ingest(path, tmp, root, a.limit_gib)
                 if "error" in r and "rows" not in r:
-                    print(f"{label:6} {name:44} FAILED {r['error']} ({r.get('landed', '?'):,} "
-                          f"rows landed, {r.get('rss_mib', 0):,.0f} MiB, "
-                          f"{r.get('seconds', 0):.1f} s)")
+                    landed = f"{r['landed']:,}" if "landed" in r else "?"
+                    print(f"{label:6} {name:44} FAILED {r['error']} ({landed} rows landed, "
+                          f"{r.get('rss_mib', 0):,.0f} MiB, {r.get('seconds', 0):.1f} s)")
                     continue
                 base = base or r["rss_mib"]
                 print(f"{label:6} {name:44} {r['rows']:>10,} rows {r['accepted']:>10,} accepted "

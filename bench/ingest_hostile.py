@@ -59,10 +59,11 @@ def ingest(path: Path, tmp: Path, code_root: Path, limit_gib: float) -> dict:
     done = subprocess.run([sys.executable, "-c", RUN, str(path), str(db)], env=env, cwd=tmp,
                           capture_output=True, text=True, preexec_fn=cap, timeout=3600)
     db.unlink(missing_ok=True)
-    if done.returncode != 0 or not done.stdout.strip():
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1][:100]
         return {"error": f"exit {done.returncode}: {tail}"}
-    return json.loads([ln for ln in done.stdout.splitlines() if ln.startswith("{")][-1])
+    return json.loads(lines[-1])
 
 
 def write_files(tmp: Path, rows: int, array_rows: int, keys: int) -> dict[str, Path]:

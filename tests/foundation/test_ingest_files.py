@@ -221,3 +221,16 @@ def test_a_run_with_nothing_accepted_exits_2_and_each_bad_line_is_quarantined_on
     good.write_bytes(HEADER + row(1))
     assert run(capsys, "ingest", "readings", str(good), "--db", db)[0] == 0
     assert run(capsys, "ingest", "readings", str(good), "--db", db)[0] == 0  # all duplicates
+
+
+def test_a_json_key_given_twice_quarantines_that_row_not_the_first_value_silently(
+        fleet, tmp_path):
+    path = tmp_path / "dupkeys.jsonl"
+    path.write_text('{"device_id": "d", "observed_at": "2026-03-01T10:00Z", '
+                    '"metric": "battery_pct", "value": 5}\n'
+                    '{"device_id": "d", "observed_at": "2026-03-01T11:00Z", '
+                    '"metric": "battery_pct", "value": 5, "value": 50}\n')
+    r = fleet.ingest("readings", path)
+    assert (r.n_rows, r.n_accepted, dict(r.quarantined_by_reason)) == (
+        2, 1, {"duplicate_field": 1})
+    assert quarantined(fleet)[0]["detail"] == "field value appears more than once in the object"

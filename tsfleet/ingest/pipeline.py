@@ -195,10 +195,11 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
     """Quarantine lines that are not JSON objects or have too many fields; expose
     the rest as text columns (at most ``MAX_COLUMNS`` of them)."""
     con.execute(
-        "create temp table _tsf_lines as select _rid, _line, _ok, "
-        f"CASE WHEN _ok THEN len(json_keys(_line)) END > {MAX_FIELDS} as _wide from "
-        "(select _rid, _line, coalesce(try(json_type(_line)), '') = 'OBJECT' as _ok "
-        "from _tsf_in)"
+        f"create temp table _tsf_lines as select _rid, _line, _ok, _n > {MAX_FIELDS} as _wide, "
+        "_n <> _nd as _dup from (select _rid, _line, _ok, len(k) as _n, "
+        "len(list_distinct(k)) as _nd from (select _rid, _line, _ok, "
+        "CASE WHEN _ok THEN json_keys(_line) END as k from (select _rid, _line, "
+        "coalesce(try(json_type(_line)), '') = 'OBJECT' as _ok from _tsf_in)))"
     )
     bad = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, 'invalid_json', "
@@ -214,7 +215,15 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
     ).fetchone()[0]
     if wide:
         report.quarantined_by_reason["too_many_fields"] += wide
-    ok = "_ok and not _wide"
+    dup = con.execute(
+        f"insert into quarantine select {bid}, {kind_lit}, {src}, 'duplicate_field', 'field ' "
+        "|| list_filter(k, lambda x: len(list_filter(k, lambda y: y = x)) > 1)[1] || ' appears more "
+        "than once in the object', _line, now() from (select _line, json_keys(_line) as k "
+        "from _tsf_lines where _dup and not _wide)"
+    ).fetchone()[0]
+    if dup:
+        report.quarantined_by_reason["duplicate_field"] += dup
+    ok = "_ok and not _wide and not _dup"
     if model.spec.table != "readings":  # other fields are ignored: read the model's only
         keys = [r[0] for r in con.execute(
             f"select distinct k from (select unnest(json_keys(_line)) as k from _tsf_lines "
@@ -247,7 +256,7 @@ def _quarantine_dropped_keys(con, kind_lit: str, src: str, bid: str, report: Ing
     ``MAX_COLUMNS`` most frequent names of the chunk) go to quarantine."""
     con.execute(
         "create temp table _tsf_dropped as select _rid, min(k) as k from (select _rid, "
-        "unnest(json_keys(_line)) as k from _tsf_lines where _ok and not _wide) "
+        "unnest(json_keys(_line)) as k from _tsf_lines where _ok and not _wide and not _dup) "
         "where k in (select unnest(?)) group by _rid", [dropped])
     rows = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, CASE WHEN d.k = '' THEN "

@@ -16,7 +16,8 @@ Reasons added here: ``invalid_utf8`` (the raw text keeps the bytes as
 ``.encode("utf-8", "surrogateescape")`` gives them back), ``row_too_large``,
 ``unnamed_field`` (a value in a column whose header is empty) and
 ``duplicate_field`` (a column named twice in the header with two different
-values in a row; equal or empty repeats are fine).
+values in a row; equal or empty repeats are fine). The pipeline adds, for JSON
+objects, ``too_many_fields`` and ``duplicate_field`` (a key given twice).
 """
 
 from __future__ import annotations

@@ -217,8 +217,9 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
         report.quarantined_by_reason["too_many_fields"] += wide
     dup = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, 'duplicate_field', 'field ' "
-        "|| list_filter(k, lambda x: len(list_filter(k, lambda y: y = x)) > 1)[1] || ' appears more "
-        "than once in the object', _line, now() from (select _line, json_keys(_line) as k "
+        "|| list_filter(k, lambda x: len(list_filter(k, lambda y: y = x)) > 1)[1] "
+        "|| ' appears more than once in the object', _line, now() from (select _line, "
+        "json_keys(_line) as k "
         "from _tsf_lines where _dup and not _wide)"
     ).fetchone()[0]
     if dup:

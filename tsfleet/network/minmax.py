@@ -185,62 +185,52 @@ class Optimum:
     bound: float              # lower bound for any (even fractional) assignment
     u_before: float           # maximum utilisation now
     u_before_comp: np.ndarray
-    u_zero: float = float("nan")   # maximum with no move but the failovers (budget 0)
+    u_zero: float             # maximum with no move but the failovers (budget 0)
+    upper: np.ndarray         # most devices a gateway may end with: max(capacity, budget-0)
+    level: np.ndarray         # utilisation of every gateway in the optimum (0 if inactive)
 
 
 def optimum(g: Graph) -> Optimum:
-    """Solve (1) and (2) of the module docstring."""
-    base = g.cur.copy()
-    before = g.comp_max(base)
+    """Solve (1) and (2) of the module docstring, subject to capacity: a gateway ends at
+    most at ``max(capacity, its load with no move but the failovers)``."""
+    before = g.comp_max(g.cur)
     n_comp = len(before)
-    # Levels each gateway may need: a feasible assignment puts every failover device on
-    # any option, so every gateway's current load plus its failover candidates fits.
+    cap = np.where(g.active, g.cap, 0)
     fo_opts = np.bincount(g.og[g.failover[g.od]], minlength=g.n_gateways)
     stay_load = np.bincount(g.cur[g.stay], minlength=g.n_gateways)
-    comp_n = np.bincount(g.comp[g.cur[g.stay]], minlength=n_comp) + \
-        np.bincount(g.comp[_first_option(g)[g.failover]], minlength=n_comp)
-    comp_c = np.bincount(g.comp, weights=np.where(g.active, g.cap, 0), minlength=n_comp)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        density = np.where(comp_c > 0, comp_n / comp_c, 0.0)
-    cap = np.where(g.active, g.cap, 0)
-    low = np.where(g.active, np.floor(density[g.comp] * cap + _EPS), 0).astype(np.int64)
-    top = np.where(g.active, np.maximum(np.floor(before[g.comp] * cap + _EPS).astype(np.int64),
-                                        stay_load + fo_opts), 0)
-    top = np.maximum(top, low)
-    assign = _convex_flow(g, low, top)
-    u_comp = g.comp_max(assign)
-    u_star = g.max_utilization(assign)
-    bound = max(float(density.max(initial=0.0)), _closed_set_bound(g, assign, u_star))
-    best = Optimum(assign, u_star, u_comp,
-                   min(bound, u_star) if np.isfinite(u_star) else bound,
-                   g.max_utilization(base), before)
-    # Budget 0: failovers only, placed for the lowest maximum the stay-put devices allow.
-    # Every gateway may hold its own devices plus every failover device that reaches it.
-    limit = np.where(g.active, np.maximum(stay_load + fo_opts, 0), 0)
+    # Budget 0: the failovers placed for the lowest levels, nothing else moving. Every
+    # gateway may hold its own devices plus every failover device that reaches it.
     fo_parts = np.zeros(n_comp, dtype=bool)
     fo_parts[g.comp[g.cur[g.failover]]] = True
-    best.u_zero = best.u_before
-    if fo_parts.any():
-        zero = min_moves(g, limit, fo_parts)
-        hi = g.comp_max(zero.assign)[fo_parts].max()
-        zero_u = candidates(g, float(u_comp[fo_parts].min()), float(hi))
-        lo_i, hi_i = 0, len(zero_u) - 1
-        while lo_i < hi_i:                      # the lowest threshold with no extra move
-            m = (lo_i + hi_i) // 2
-            if min_moves(g, thresholds(g, best, float(zero_u[m])), fo_parts).n_moves == 0:
-                hi_i = m
-            else:
-                lo_i = m + 1
-        rest = before[~fo_parts].max(initial=-np.inf)
-        best.u_zero = max(float(zero_u[hi_i]), best.u_star, float(rest))
-    return best
+    zero = _convex_flow(g, stay_load * g.active, (stay_load + fo_opts) * g.active,
+                        parts=fo_parts, failover_only=True)
+    upper = np.where(g.active, np.maximum(cap, g.load(zero)), 0)
+    comp_n = np.bincount(g.comp[zero[~g.stranded]], minlength=n_comp)
+    comp_c = np.bincount(g.comp, weights=cap, minlength=n_comp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        density = np.where(comp_c > 0, comp_n / comp_c, 0.0)
+    low = np.minimum(np.floor(density[g.comp] * cap + _EPS).astype(np.int64), upper)
+    top = np.minimum(np.maximum(np.floor(g.comp_max(zero)[g.comp] * cap + _EPS), low), upper)
+    assign = _convex_flow(g, low, top.astype(np.int64), parts=np.ones(n_comp, dtype=bool))
+    u_star = g.max_utilization(assign)
+    bound = max(float(density.max(initial=0.0)), _closed_set_bound(g, assign, u_star, upper))
+    level = np.where(g.active, g.load(assign) / np.maximum(g.cap, 1), 0.0)
+    return Optimum(assign, u_star, g.comp_max(assign),
+                   min(bound, u_star) if np.isfinite(u_star) else bound,
+                   g.max_utilization(g.cur), before, g.max_utilization(zero), upper, level)
 
 
 def thresholds(g: Graph, best: Optimum, u: float) -> np.ndarray:
-    """Devices each gateway may hold for the threshold ``u``: ``floor(max(u, U*) c)`` with
-    ``U*`` the optimum of the gateway's part (a part never gets a level it cannot reach)."""
-    level = np.maximum(u, best.u_star_comp[g.comp])
-    return np.where(g.active, np.floor(level * g.cap + _EPS), 0).astype(np.int64)
+    """Devices each gateway may hold for the threshold ``u``:
+    ``min(upper, floor(max(u, f) c))``, with ``f`` the gateway's level in the optimum
+    (no gateway is asked for a level the most balanced assignment does not reach) and
+    ``upper`` the capacity limit. For ``u >= U*`` this is simply ``floor(u c)``; below
+    ``U*`` the maximum stays ``U*`` and the gateways that need not be above ``u`` come
+    down to it (``u = 1``: only gateways whose optimum level is above capacity stay
+    above it)."""
+    level = np.maximum(u, best.level)
+    lim = np.where(g.active, np.floor(level * g.cap + _EPS), 0).astype(np.int64)
+    return np.minimum(lim, best.upper)
 
 
 @dataclass
@@ -359,11 +349,16 @@ def _live_parts(g: Graph, mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(mask & has_arcs)
 
 
-def _convex_flow(g: Graph, low: np.ndarray, top: np.ndarray) -> np.ndarray:
-    """Min-cost flow with strictly increasing marginal cost per utilisation level, per part."""
+def _convex_flow(g: Graph, low: np.ndarray, top: np.ndarray, *, parts: np.ndarray,
+                 failover_only: bool = False) -> np.ndarray:
+    """Min-cost flow with strictly increasing marginal cost per utilisation level, in the
+    ``parts`` (a mask); with ``failover_only`` every other device stays."""
     assign = g.cur.copy()
-    for c in _live_parts(g, np.ones(len(g.parts.arc_start) - 1, dtype=bool)):
+    for c in _live_parts(g, parts):
         dev, arcs, gws, st, tails, heads = _part(g, c)
+        if failover_only:
+            keep = np.r_[np.ones(len(st), dtype=bool), g.failover[g.od[arcs]]]
+            tails, heads = tails[keep], heads[keep]
         n, ng = len(dev), len(gws)
         lo, hi = low[gws], top[gws]
         extra = np.maximum(hi - lo, 0)
@@ -410,8 +405,10 @@ def _solve(tails, heads, caps, costs, supply) -> np.ndarray:
     return flow.flows(np.arange(len(tails), dtype=np.int32))
 
 
-def _closed_set_bound(g: Graph, assign: np.ndarray, u_star: float) -> float:
-    """Devices / capacity of the gateways reachable from the worst ones (see module doc)."""
+def _closed_set_bound(g: Graph, assign: np.ndarray, u_star: float, upper: np.ndarray) -> float:
+    """The bound of the closed set of gateways reachable from the worst ones (module doc):
+    its devices fit in the capacity of the gateways below their limit at the threshold
+    and in the limit of the full ones."""
     if not np.isfinite(u_star):
         return 0.0
     G = g.n_gateways
@@ -431,6 +428,9 @@ def _closed_set_bound(g: Graph, assign: np.ndarray, u_star: float) -> float:
     reach = breadth_first_order(graph, root, directed=True, return_predecessors=False)
     t = np.zeros(G + 1, dtype=bool)
     t[reach] = True
-    t = t[:G]
-    c = g.cap[t & g.active].sum()
-    return float(load[t].sum() / c) if c > 0 else 0.0
+    t = t[:G] & g.active
+    full = t & (load >= upper)
+    free_cap = g.cap[t & ~full].sum()
+    if free_cap == 0:
+        return u_star       # every gateway of the set is at its limit in any assignment
+    return float((load[t].sum() - upper[full].sum()) / free_cap)

@@ -132,7 +132,9 @@ def solve(net: Arrays, *, objective: str, max_moves: int | None,
     if not 0 < target_utilization <= 10:
         raise InvalidParameter(f"target_utilization must be within (0, 10], "
                                f"got {target_utilization}")
-    lo = net.best.u_star if objective == "min_max" else target_utilization
+    # min_max: the optimum U*, and where U* is above capacity, every gateway the most
+    # balanced assignment keeps within capacity is brought within it.
+    lo = min(net.best.u_star, 1.0) if objective == "min_max" else target_utilization
     g, best = net.graph, net.best
     if not g.active.any():                      # nowhere to put anything: no move
         return lo, minmax.Assignment(g.cur.copy(), 0, 0)
@@ -176,9 +178,11 @@ def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
 
 def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_points: int = 10,
                   pinned: list[str] | None = None) -> list[dict]:
-    """Moves against max utilisation for ``n_points`` thresholds from today's maximum down
-    to the optimum; stores ``network_plan_frontier`` and returns its rows, fewest moves
-    first. A row with more moves always has a strictly lower maximum."""
+    """Moves against max utilisation for ``n_points`` thresholds from the maximum with no
+    move (but the failovers) down to the plan without a budget; stores
+    ``network_plan_frontier`` and returns its rows, fewest moves first. A row with more
+    moves has a strictly lower maximum, or the same maximum with fewer gateways over
+    capacity."""
     if isinstance(n_points, bool) or not isinstance(n_points, int) or not 2 <= n_points <= 1000:
         raise InvalidParameter(f"n_points must be a whole number within 2..1000, got {n_points!r}")
     params = dict(rssi_floor_dbm=rssi_floor_dbm, n_points=n_points, pinned=sorted(pinned or []))
@@ -186,24 +190,28 @@ def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_po
     cols: dict[str, list] = {k: [] for k in (
         "n_moves", "n_failover", "threshold", "max_utilization", "jain", "n_over_capacity",
         "n_single_gateway", "max_utilization_bound")}
-    if net is not None:
+    if net is not None and net.graph.active.any():
         g, best = net.graph, net.best
-        hi = max(best.u_zero, best.u_star) if np.isfinite(best.u_zero) else best.u_star
-        cand = minmax.candidates(g, best.u_star, hi)
+        lo = min(best.u_star, 1.0)                  # the plan without a budget
+        hi = max(best.u_zero, lo) if np.isfinite(best.u_zero) else lo
+        cand = minmax.candidates(g, lo, hi)
         if not len(cand):
-            cand = np.array([best.u_star])
-        grid = np.linspace(hi, best.u_star, n_points)
+            cand = np.array([lo])
+        grid = np.linspace(hi, lo, n_points)
         picks = np.unique(cand[np.clip(np.searchsorted(cand, grid - 1e-12), 0, len(cand) - 1)])
-        last_u = np.inf
+        last = (np.inf, np.inf)
         for u in picks[::-1]:                       # highest threshold (fewest moves) first
             r = minmax.min_moves(g, minmax.thresholds(g, best, float(u)))
             mx = g.max_utilization(r.assign)
-            if cols["n_moves"] and not mx < last_u - 1e-12:
-                continue                            # no better maximum for more moves
+            load = g.load(r.assign)
+            n_over = int((load[g.active] > g.cap[g.active]).sum())
+            better = mx < last[0] - 1e-12 or (mx <= last[0] + 1e-12 and n_over < last[1])
+            if cols["n_moves"] and not better:
+                continue                            # more moves, nothing better
             if cols["n_moves"] and r.n_moves == cols["n_moves"][-1]:
-                for k in cols:                      # same moves, better maximum: replace
+                for k in cols:                      # same moves, better result: replace
                     cols[k].pop()
-            last_u = mx
+            last = (mx, n_over)
             load = g.load(r.assign)
             a = g.active
             cols["n_moves"].append(r.n_moves)
@@ -211,7 +219,7 @@ def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_po
             cols["threshold"].append(float(u))
             cols["max_utilization"].append(mx)
             cols["jain"].append(float(imbalance(load[a] / g.cap[a])["jain"][0]))
-            cols["n_over_capacity"].append(int((load[a] > g.cap[a]).sum()))
+            cols["n_over_capacity"].append(n_over)
             cols["n_single_gateway"].append(int(_no_failover(net, r.assign).sum()))
             cols["max_utilization_bound"].append(best.bound)
     write_result(con, "network_plan_frontier", cols, params=params)

@@ -177,6 +177,16 @@ def test_down_gateways_fail_over_outside_the_budget_and_never_receive():
     assert set(r.assign[4:].tolist()) == {3} and r.n_moves == 2
 
 
+def test_no_devices_and_no_active_gateway():
+    g = minmax.prepare(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                       np.zeros(0, dtype=np.int64), np.zeros(0), np.array([3, 5]))
+    best = minmax.optimum(g)
+    assert best.u_star == 0.0 and best.bound == 0.0
+    down = minmax.prepare(np.array([0]), np.array([0]), np.array([1]), np.array([-90.0]),
+                          np.array([3, 5]), active=np.array([False, False]))
+    assert down.stranded.tolist() == [True] and np.isnan(minmax.optimum(down).u_star)
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(capacity=np.array([0])), "capacity"),
     (dict(capacity=np.array([], dtype=int)), "at least one"),
@@ -326,6 +336,15 @@ def test_reach_is_the_mean_heard_rssi_as_the_settings_say():
     assert plan.fleet["max_utilization_bound"] == pytest.approx(1.5)
     with pytest.raises(InvalidParameter, match="unknown device"):
         f.network.pin(["nobody"])
+    with pytest.raises(InvalidParameter, match="target_utilization"):
+        f.network.plan(objective="fix_overloads", target_utilization=0)
+    # Both gateways down: every device is stranded, nothing moves, the frontier is empty.
+    f.con.execute("insert into gateway_stats (gateway_id, observed_at, is_up, batch_id) "
+                  "values ('g0', '2026-06-01 10:00', false, 0), ('g1', '2026-06-01 10:00', "
+                  "false, 0)")
+    plan = f.network.plan()
+    assert plan.moves == [] and plan.fleet["n_stranded"] == 4
+    assert f.network.frontier() == []
     f.close()
 
 

@@ -240,16 +240,13 @@ class Assignment:
     n_failover: int
 
 
-def min_moves(g: Graph, limit: np.ndarray, parts: np.ndarray | None = None) -> Assignment:
+def min_moves(g: Graph, limit: np.ndarray) -> Assignment:
     """(3) of the module docstring: the fewest moves, then the least signal loss, so that
-    every gateway holds at most ``limit`` devices (which must be feasible); only in the
-    connected ``parts`` (a mask) if given."""
+    every gateway holds at most ``limit`` devices (which must be feasible)."""
     load = g.load(g.cur)
     hot_comp = np.zeros(g.comp.max() + 1 if g.n_gateways else 0, dtype=bool)
     hot_comp[g.comp[(load > limit) & g.active]] = True
     hot_comp[g.comp[g.cur[g.failover]]] = True
-    if parts is not None:
-        hot_comp &= parts
     assign = g.cur.copy()
     if hot_comp.any():
         _threshold_flow(g, limit, hot_comp, assign)
@@ -310,13 +307,6 @@ def _check(cur, ld, lg, lr, cap, act, acc, pin, G, n) -> None:
         raise InvalidParameter("link_device/link_gateway must index the devices and gateways")
     if np.isnan(lr).any():
         raise InvalidParameter("link_rssi_dbm must not contain NaN")
-
-
-def _first_option(g: Graph) -> np.ndarray:
-    """Some option gateway of every device (its current gateway when it has none)."""
-    out = g.cur.copy()
-    out[g.od[::-1]] = g.og[::-1]
-    return out
 
 
 def _solver():
@@ -400,7 +390,7 @@ def _solve(tails, heads, caps, costs, supply) -> np.ndarray:
     flow.set_nodes_supplies(np.arange(len(supply), dtype=np.int32),
                             np.asarray(supply, dtype=np.int64))
     status = flow.solve()
-    if status != flow.OPTIMAL:
+    if status != flow.OPTIMAL:  # pragma: no cover - the limits always admit the optimum
         raise InvalidParameter(f"no assignment fits the gateway limits (flow status {status})")
     return flow.flows(np.arange(len(tails), dtype=np.int32))
 

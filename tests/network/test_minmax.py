@@ -336,6 +336,8 @@ def test_reach_is_the_mean_heard_rssi_as_the_settings_say():
     assert plan.fleet["max_utilization_bound"] == pytest.approx(1.5)
     with pytest.raises(InvalidParameter, match="unknown device"):
         f.network.pin(["nobody"])
+    with pytest.raises(InvalidParameter, match="unknown device ids in pinned: nobody"):
+        f.network.plan(pinned=["nobody"])
     with pytest.raises(InvalidParameter, match="target_utilization"):
         f.network.plan(objective="fix_overloads", target_utilization=0)
     # Both gateways down: every device is stranded, nothing moves, the frontier is empty.

@@ -147,7 +147,7 @@ class Network:
         self.fleet._writable()
         return make_plan(self.con, rssi_floor_dbm=self._floor(rssi_floor_dbm),
                          target_utilization=float(target_utilization), objective=objective,
-                         max_moves=max_moves, pinned=_ids(pinned, "pinned"))
+                         max_moves=max_moves, pinned=self._known(pinned, "pinned"))
 
     def frontier(self, n_points: int = 10, *, rssi_floor_dbm: float | None = None,
                  pinned: list[str] | None = None) -> list[dict]:
@@ -158,22 +158,29 @@ class Network:
         ``network_plan_frontier``."""
         self.fleet._writable()
         return make_frontier(self.con, rssi_floor_dbm=self._floor(rssi_floor_dbm),
-                             n_points=n_points, pinned=_ids(pinned, "pinned"))
+                             n_points=n_points, pinned=self._known(pinned, "pinned"))
 
     def pin(self, device_ids: list[str], reason: str | None = None) -> int:
         """Keep devices where they are in every plan (``network_plan_pins``); returns how
         many are pinned now."""
         self.fleet._writable()
-        ids = _ids(device_ids, "device_ids")
-        unknown = set(ids) - {r[0] for r in self.con.execute(
-            "select device_id from devices where list_contains(?, device_id)", [ids]).fetchall()}
-        if unknown:
-            raise InvalidParameter(f"unknown device ids to pin: {', '.join(sorted(unknown)[:5])}")
+        ids = self._known(device_ids, "device_ids")
         with transaction(self.con):
             self.con.execute("delete from network_plan_pins where list_contains(?, device_id)",
                              [ids])
             self.con.execute("insert into network_plan_pins select unnest(?), ?", [ids, reason])
         return self.con.execute("select count(*) from network_plan_pins").fetchone()[0]
+
+    def _known(self, ids: list[str] | None, name: str) -> list[str]:
+        """``ids`` as a list, every one a known device."""
+        out = _ids(ids, name)
+        known = {r[0] for r in self.con.execute(
+            "select device_id from devices where list_contains(?, device_id)", [out]).fetchall()}
+        unknown = sorted(set(out) - known)
+        if unknown:
+            raise InvalidParameter(f"unknown device ids in {name}: {', '.join(unknown[:5])}"
+                                   + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
+        return out
 
     def _floor(self, rssi_floor_dbm: float | None) -> float:
         floor = self.settings()["rssi_floor_dbm"] if rssi_floor_dbm is None else rssi_floor_dbm

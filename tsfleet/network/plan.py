@@ -120,9 +120,8 @@ def read_network(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
                    ld[use], lg[use], {"d": ld, "g": lg, "r": lr})
 
 
-def solve(net: Arrays, *, objective: str, max_moves: int | None,
-          target_utilization: float) -> tuple[float, minmax.Assignment]:
-    """The threshold and assignment of the plan for an objective and a budget."""
+def check_options(objective: str, max_moves: int | None, target_utilization: float) -> None:
+    """Reject a bad objective, budget or target before any work."""
     if objective not in OBJECTIVES:
         raise InvalidParameter(f"objective must be one of {', '.join(OBJECTIVES)}, "
                                f"got {objective!r}")
@@ -132,6 +131,12 @@ def solve(net: Arrays, *, objective: str, max_moves: int | None,
     if not 0 < target_utilization <= 10:
         raise InvalidParameter(f"target_utilization must be within (0, 10], "
                                f"got {target_utilization}")
+
+
+def solve(net: Arrays, *, objective: str, max_moves: int | None,
+          target_utilization: float) -> tuple[float, minmax.Assignment]:
+    """The threshold and assignment of the plan for an objective and a budget."""
+    check_options(objective, max_moves, target_utilization)
     # min_max: the optimum U*, and where U* is above capacity, every gateway the most
     # balanced assignment keeps within capacity is brought within it.
     lo = min(net.best.u_star, 1.0) if objective == "min_max" else target_utilization
@@ -147,6 +152,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
               target_utilization: float = 0.9, objective: str = "min_max",
               max_moves: int | None = None, pinned: list[str] | None = None) -> Plan:
     """Compute the plan from the views and store it; returns it."""
+    check_options(objective, max_moves, target_utilization)
     params = dict(rssi_floor_dbm=rssi_floor_dbm, target_utilization=target_utilization,
                   objective=objective, max_moves=max_moves, pinned=sorted(pinned or []))
     net = read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned)

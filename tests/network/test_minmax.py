@@ -366,6 +366,9 @@ def test_cli_plan_budget_and_frontier(net_path, capsys):
     assert main(["--db", net_path, "network", "plan", "--max-moves", "3", "--summary",
                  "--format", "json"]) == 0
     assert '"max_moves": 3' in capsys.readouterr().out
+    assert main(["--db", net_path, "network", "plan", "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "max_utilization_after" in out and max(len(x) for x in out.splitlines()) <= 120
     assert main(["--db", net_path, "network", "frontier", "--points", "4"]) == 0
     out = capsys.readouterr().out
     assert "max_utilization_bound" in out and max(len(x) for x in out.splitlines()) <= 120

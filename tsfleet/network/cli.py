@@ -23,6 +23,11 @@ READS = {
 }
 
 
+#: The summary columns a table shows (the CSV and JSON carry every column).
+SUMMARY_TABLE = ("site", "n_moves", "n_failover", "max_utilization_before",
+                 "max_utilization_after", "n_over_capacity_after", "jain_after")
+
+
 def register(sub) -> None:
     p = sub.add_parser("network", help="gateway load, balance, redundancy, failures and a "
                                        "rebalancing plan")
@@ -76,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             plan = net.plan(args.max_moves, args.objective, rssi_floor_dbm=args.rssi_floor,
                             target_utilization=args.target_utilization, pinned=args.pin)
             rows = plan.summary if args.summary else plan.moves
+            if args.summary and args.format == "table":     # 120 columns; csv/json: all
+                rows = [{k: r[k] for k in SUMMARY_TABLE} for r in rows]
         elif args.network_command == "frontier":
             rows = net.frontier(args.points, rssi_floor_dbm=args.rssi_floor, pinned=args.pin)
         else:

@@ -521,7 +521,7 @@ def plan_speed(n_gateways: int, n_devices: int, generator: str) -> None:
     if generator == "independent":
         from bench.independent.network import generate
 
-        tables = generate(n_gateways, n_devices, seed=21)
+        tables = generate(n_gateways, n_devices, seed=21, days=2, reports_per_day=3)
     else:
         tables = synthetic_network(n_gateways, n_devices)
     with Fleet(memory=True) as fleet:

@@ -266,6 +266,15 @@ def test_fix_overloads_moves_fewest_to_the_target(net_path):
     assert fix["n_over_capacity_after"] == 0
     assert fix["max_utilization_after"] <= 0.95 + 1e-9
     assert fix["n_moves"] <= best["n_moves"]
+    # Lowering the target never raises the maximum (issue #19: 0.3 gave 0.609 > 0.5).
+    with Fleet(net_path) as f:
+        after = [f.network.plan(objective="fix_overloads", target_utilization=t).fleet
+                 for t in (0.9, 0.7, 0.5, 0.3)]
+    opt = best["max_utilization_optimum"]
+    for t, a in zip((0.9, 0.7, 0.5, 0.3), after, strict=True):
+        assert a["max_utilization_after"] <= max(t, opt) + 1e-9
+    maxima = [a["max_utilization_after"] for a in after]
+    assert maxima == sorted(maxima, reverse=True) and maxima[-1] == pytest.approx(opt)
 
 
 def _tiny_fleet(rssi_by_report):

@@ -543,7 +543,7 @@ def main() -> None:
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-plan", action="store_true")
-    ap.add_argument("--plan-seeds", type=int, nargs="+", default=[7, 8])
+    ap.add_argument("--plan-seeds", type=int, nargs="*", default=[7, 8])
     ap.add_argument("--held-out", type=int, default=None,
                     help="the seed kept unseen until the end (9)")
     ap.add_argument("--plan-gateways", type=int, default=300)

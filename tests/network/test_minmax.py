@@ -361,6 +361,7 @@ def test_reach_is_the_mean_heard_rssi_as_the_settings_say():
 
 def test_a_gateway_predicted_to_overload_receives_no_device():
     f = _tiny_fleet([[-100] * 3] * 4)
+    assert len(f.network.plan().moves) == 4          # all to g1 (0.4); then the forecast:
     f.con.execute("insert into network_overload_forecast (gateway_id, status, n_days, "
                   "days_to_overload, computed_at, params) values "
                   "('g1', 'predicted', 28, 3.0, now(), '{}')")

@@ -49,6 +49,7 @@ class Network:
     def __init__(self, fleet) -> None:
         self.fleet = fleet
         self.con = fleet.con
+        self._plan_cache: dict = {}     # the plan's arrays and optimum, see plan.read_network
 
     # -- settings --------------------------------------------------------------------
     def settings(self) -> dict[str, float]:
@@ -147,7 +148,8 @@ class Network:
         self.fleet._writable()
         return make_plan(self.con, rssi_floor_dbm=self._floor(rssi_floor_dbm),
                          target_utilization=float(target_utilization), objective=objective,
-                         max_moves=max_moves, pinned=self._known(pinned, "pinned"))
+                         max_moves=max_moves, pinned=self._known(pinned, "pinned"),
+                         cache=self._plan_cache)
 
     def frontier(self, n_points: int = 10, *, rssi_floor_dbm: float | None = None,
                  pinned: list[str] | None = None) -> list[dict]:
@@ -158,7 +160,8 @@ class Network:
         ``network_plan_frontier``."""
         self.fleet._writable()
         return make_frontier(self.con, rssi_floor_dbm=self._floor(rssi_floor_dbm),
-                             n_points=n_points, pinned=self._known(pinned, "pinned"))
+                             n_points=n_points, pinned=self._known(pinned, "pinned"),
+                             cache=self._plan_cache)
 
     def pin(self, device_ids: list[str], reason: str | None = None) -> int:
         """Keep devices where they are in every plan (``network_plan_pins``); returns how

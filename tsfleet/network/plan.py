@@ -93,9 +93,42 @@ class Arrays:
     rssi: dict
 
 
+_FINGERPRINT = """
+select
+    (select count(*) from connections),
+    (select max(event_at) from connections),
+    (select count(*) from network_reach),
+    (select max(computed_at) from network_reach),
+    (select count(*) from gateway_stats),
+    (select max(observed_at) from gateway_stats),
+    (select sum(hash(gateway_id, site, capacity_devices, installed_at, removed_at))
+     from gateways),
+    (select sum(hash(name, value)) from network_settings),
+    (select sum(hash(device_id)) from network_plan_pins),
+    (select max(computed_at) from network_overload_forecast)
+"""
+
 def read_network(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
-                 pinned: list[str] | None = None) -> Arrays | None:
-    """Read the arrays from the views and solve the optimum (None without gateways)."""
+                 pinned: list[str] | None = None, cache: dict | None = None) -> Arrays | None:
+    """Read the arrays from the views and solve the optimum (None without gateways).
+
+    With ``cache`` (a dict the caller keeps, e.g. per store), the last result is kept
+    under a fingerprint of every input (row counts and newest times of the appended
+    tables, hashes of the small ones, the floor and the pins), so ``plan()`` then
+    ``frontier()`` read and solve once."""
+    if cache is None:
+        return _read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned)
+    key = (con.execute(_FINGERPRINT).fetchone(), float(rssi_floor_dbm),
+           tuple(sorted(pinned or ())))
+    if cache.get("key") == key:
+        return cache["net"]
+    net = _read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned)
+    cache.update(key=key, net=net)
+    return net
+
+
+def _read_network(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
+                  pinned: list[str] | None = None) -> Arrays | None:
     gw = con.execute(_GATEWAYS).fetchnumpy()
     if not len(gw["gateway_id"]):
         return None
@@ -150,12 +183,13 @@ def solve(net: Arrays, *, objective: str, max_moves: int | None,
 
 def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
               target_utilization: float = 0.9, objective: str = "min_max",
-              max_moves: int | None = None, pinned: list[str] | None = None) -> Plan:
+              max_moves: int | None = None, pinned: list[str] | None = None,
+              cache: dict | None = None) -> Plan:
     """Compute the plan from the views and store it; returns it."""
     check_options(objective, max_moves, target_utilization)
     params = dict(rssi_floor_dbm=rssi_floor_dbm, target_utilization=target_utilization,
                   objective=objective, max_moves=max_moves, pinned=sorted(pinned or []))
-    net = read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned)
+    net = read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned, cache=cache)
     if net is None:
         write_result(con, "network_plan_moves", _empty_moves(), params=params)
         write_result(con, "network_plan_summary", {"site": []}, params=params)
@@ -183,7 +217,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
 
 
 def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_points: int = 10,
-                  pinned: list[str] | None = None) -> list[dict]:
+                  pinned: list[str] | None = None, cache: dict | None = None) -> list[dict]:
     """Moves against max utilisation for ``n_points`` thresholds from the maximum with no
     move (but the failovers) down to the plan without a budget; stores
     ``network_plan_frontier`` and returns its rows, fewest moves first. A row with more
@@ -192,7 +226,7 @@ def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_po
     if isinstance(n_points, bool) or not isinstance(n_points, int) or not 2 <= n_points <= 1000:
         raise InvalidParameter(f"n_points must be a whole number within 2..1000, got {n_points!r}")
     params = dict(rssi_floor_dbm=rssi_floor_dbm, n_points=n_points, pinned=sorted(pinned or []))
-    net = read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned)
+    net = read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned, cache=cache)
     cols: dict[str, list] = {k: [] for k in (
         "n_moves", "n_failover", "threshold", "max_utilization", "jain", "n_over_capacity",
         "n_single_gateway", "max_utilization_bound")}

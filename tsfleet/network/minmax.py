@@ -5,7 +5,9 @@ active) and moving along a usable link (heard above the RSSI floor) to an active
 gateway that accepts devices (not predicted to overload). A pinned device has only
 the stay option. A device whose gateway is down must move (a *failover*); it is
 *stranded* when it has no option at all. The utilisation of an active gateway is
-its devices / its capacity.
+its devices / its capacity. Capacity is a constraint: a gateway ends with at most
+``upper = max(capacity, its devices with no move but the failovers)``, so no move
+pushes a gateway over capacity, or further over it.
 
 Three exact flow problems, solved with OR-Tools' ``SimpleMinCostFlow`` (C++):
 
@@ -17,14 +19,17 @@ Three exact flow problems, solved with OR-Tools' ``SimpleMinCostFlow`` (C++):
    assignment has a lower maximum (the gateways reachable by such paths from a
    worst gateway form a closed set; their capacity cannot hold their devices at
    any lower level). So one flow gives ``U*``, the best whole-device maximum, per
-   connected part of the reach graph.
+   connected part of the reach graph, and the most balanced (leximin) assignment:
+   every gateway's level ``f``.
 2. **The bound.** The closed set ``T`` of (1) -- gateways reachable from the worst
    gateways by option links of their devices -- holds devices ``S`` that can go
    nowhere else, so *any* assignment, even one that splits devices, has a
-   maximum of at least ``|S| / capacity(T)``. The bound reported is the larger of
-   that and every part's devices / capacity.
+   maximum of at least ``|S| / capacity(T)`` (gateways of ``T`` at their ``upper``
+   counted as full). The bound reported is the larger of that and every part's
+   devices / capacity.
 3. **The fewest moves for a threshold** (:func:`min_moves`): gateway ``g`` takes at
-   most ``floor(U c_g)`` devices; a move costs ``M`` plus the signal loss in whole
+   most ``min(upper_g, floor(max(U, f_g) c_g))`` devices (:func:`thresholds`: simply
+   ``floor(U c_g)`` for ``U >= U*``); a move costs ``M`` plus the signal loss in whole
    dB (0..100) with ``M`` larger than any total signal loss, staying costs 0. The
    min-cost flow is the assignment with the fewest moves, then the least signal
    loss. A failover costs only its signal loss: it happens whatever the budget,

@@ -233,6 +233,16 @@ def test_the_default_plan_reaches_the_optimum_within_the_bound(net_path):
         assert maxima[0] > maxima[-1]
 
 
+def test_the_same_store_gives_the_same_plan(net_path):
+    from tsfleet import Fleet
+
+    runs = []
+    for _ in range(2):
+        with Fleet(net_path) as f:          # a fresh fleet: nothing cached
+            runs.append(f.network.plan(max_moves=30).moves)
+    assert runs[0] == runs[1] and runs[0]
+
+
 def test_the_frontier_is_monotone_and_ends_at_the_optimum(net_path):
     from tsfleet import Fleet
 

@@ -51,6 +51,7 @@ select dev.d, gw.g, l.rssi_dbm
 from network_links l
 join dev using (device_id)
 join gw using (gateway_id)
+order by dev.d, gw.g
 """
 
 _ACCEPTS = """

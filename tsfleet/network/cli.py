@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tsfleet.cli import format_rows, open_fleet
+from tsfleet.cliutil import add_format, open_fleet, print_rows
 
 READS = {
     "load": ("devices per gateway against capacity now", lambda n, a: n.load(a.site)),
@@ -30,17 +30,17 @@ def register(sub) -> None:
     for name, (text, _) in READS.items():
         s = ps.add_parser(name, help=text)
         if name == "load":
-            s.add_argument("--site", default=None)
+            s.add_argument("--site", default=None, help="only this site")
         actions.append(s)
     pl = ps.add_parser("plan", help="recommend device moves (min-cost flow)")
     pl.add_argument("--rssi-floor", type=float, default=None,
                     help="weakest usable median RSSI, dBm (default: the setting)")
-    pl.add_argument("--target-utilization", type=float, default=0.9)
+    pl.add_argument("--target-utilization", type=float, default=0.9,
+                    help="fill gateways to at most this fraction of capacity (default 0.9)")
     pl.add_argument("--summary", action="store_true", help="print the before/after figures")
     actions.append(pl)
     for s in actions:
-        s.add_argument("--format", choices=("table", "csv", "json"), default="table")
-        s.add_argument("--db", dest="sub_db", default=None)
+        add_format(s)
     p.set_defaults(func=run)
 
 
@@ -49,12 +49,16 @@ def run(args: argparse.Namespace) -> int:
         net = fleet.network
         if args.network_command == "analyze":
             net.analyze()
-            rows = [{"summary": line} for line in net.summary()]
+            lines = net.summary()
+            if args.format == "table":
+                print("\n".join(lines))
+                return 0
+            rows = [{"summary": line} for line in lines]
         elif args.network_command == "plan":
             plan = net.plan(rssi_floor_dbm=args.rssi_floor,
                             target_utilization=args.target_utilization)
             rows = plan.summary if args.summary else plan.moves
         else:
             rows = READS[args.network_command][1](net, args)
-        print(format_rows(rows, args.format))
+        print_rows(rows, args)
     return 0

@@ -230,6 +230,8 @@ def cell(v: object, name: str = "") -> str:
         if v.hour == v.minute == v.second == v.microsecond == 0 and name.endswith("_on"):
             return v.date().isoformat()
         return v.strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, date):
+        return v.isoformat()
     if isinstance(v, timedelta):
         return f"{v.total_seconds() / 86400:.1f}d"
     if isinstance(v, (list, tuple, dict)):
@@ -278,24 +280,31 @@ def _csv_cell(v: object) -> object:
 
 # -- tables ------------------------------------------------------------------------------
 def _fit(cols: list[str], natural: list[int], width: int) -> tuple[list[int], int]:
-    """Column widths that fit ``width`` (shrinking the widest first, never below its
-    header); returns the widths and how many leading columns are shown."""
-    widths = list(natural)
-    floor = [min(w, max(6, len(c))) for c, w in zip(cols, natural, strict=True)]
-
-    def total(k: int) -> int:
-        return sum(widths[:k]) + 2 * (k - 1)
-
+    """Column widths that fit ``width``: the leading columns that fit at their floor (their
+    header, at least 16 characters: a time to the minute, never more than they need) are kept, then the widest
+    are shrunk first. Returns the widths and how many leading columns are shown."""
+    floor = [min(w, max(16, len(c))) for c, w in zip(cols, natural, strict=True)]
     shown = len(cols)
-    while total(shown) > width:
-        over = total(shown) - width
+    while shown > 1 and sum(floor[:shown]) + 2 * (shown - 1) > width:
+        shown -= 1
+    widths = natural[:shown]
+    over = sum(widths) + 2 * (shown - 1) - width
+    while over > 0:
         i = max(range(shown), key=lambda j: widths[j] - floor[j])
-        slack = widths[i] - floor[i]
-        if slack <= 0:
-            shown -= 1  # even at their floors the columns do not fit: drop the last
-            continue
-        widths[i] -= min(over, slack, max(1, slack // 2 + 1))
-    return widths, max(shown, 1)
+        cut = min(over, widths[i] - floor[i], max(1, (widths[i] - floor[i] + 1) // 2))
+        if cut <= 0:
+            break
+        widths[i] -= cut
+        over -= cut
+    return widths, shown
+
+
+#: Free-text columns, shown last in a table so that the short columns stay in view.
+TEXT_COLUMNS = ("summary", "detail", "reason", "reasons", "description", "labels", "params")
+
+
+def _text_last(cols: list[str]) -> list[str]:
+    return [c for c in cols if c not in TEXT_COLUMNS] + [c for c in cols if c in TEXT_COLUMNS]
 
 
 def _clip(text: str, w: int) -> str:
@@ -326,8 +335,11 @@ class Table:
         hidden = len(self.cols) - self.shown
         if hidden <= 0:
             return None
-        return (f"({plural(hidden, 'more column')}: {', '.join(self.cols[self.shown:])}; "
+        text = (f"({plural(hidden, 'more column')}: {', '.join(self.cols[self.shown:])}; "
                 "see --wide or --format csv)")
+        if len(text) > TABLE_WIDTH:
+            text = f"({plural(hidden, 'more column')}; see --wide or --format csv)"
+        return text
 
 
 def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
@@ -352,7 +364,7 @@ def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
         raise InvalidParameter(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not rows:
         return "(no rows)"
-    cols = list(rows[0])
+    cols = _text_last(list(rows[0]))
     cells = [[cell(r.get(c), c) for c in cols] for r in rows]
     t = Table(cols, cells, wide=wide, width=width)
     lines = t.header() + [t.line(r) for r in cells]
@@ -399,6 +411,7 @@ def stream_rows(batches: Iterable[Any], cols: list[str], fmt: str, out: IO[str] 
     if not sample:
         out.write("(no rows)\n")
         return 0
+    cols = _text_last(cols)
     t = Table(cols, [[cell(r[c], c) for c in cols] for r in sample], wide=wide)
     out.write("\n".join(t.header()) + "\n")
 

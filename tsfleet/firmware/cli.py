@@ -8,6 +8,10 @@ import json
 from tsfleet.cliutil import add_format, format_rows, json_default, open_fleet, plain, print_rows
 
 GROUPINGS = ("model_site", "model_zone", "model_hardware_rev", "model")
+#: Columns on a terminal (all of them with --wide, csv or json).
+TABLE_COLUMNS = {"inventory": ("device_id", "model", "site", "version", "target_version",
+                               "release_status", "is_outdated", "is_vulnerable", "max_severity",
+                               "days_on_version")}
 #: Columns given as comma- or semicolon-joined text by the views, shown as lists.
 LISTS = {"deviating_devices": ",", "reasons": "; "}
 
@@ -48,13 +52,16 @@ def _read(args: argparse.Namespace) -> int:
         rows = {"inventory": fw.inventory, "findings": fw.findings, "campaigns": fw.campaigns,
                 "health": fw.health, "events": fw.security_events,
                 "consistency": lambda: fw.consistency(args.group_by)}[args.action]()
+    if args.format == "table" and not args.wide and args.action in TABLE_COLUMNS:
+        rows = [{c: r.get(c) for c in TABLE_COLUMNS[args.action]} for r in rows]
     print_rows([_lists(r) for r in rows] if args.format != "table" else rows, args)
     return 0
 
 
 def _lists(record: dict) -> dict:
     """Joined text columns as lists (JSON arrays)."""
-    return {k: (v.split(LISTS[k]) if v else []) if k in LISTS and isinstance(v, str) else v
+    return {k: (v.split(LISTS[k]) if v else []) if k in LISTS and (v is None or
+                                                                  isinstance(v, str)) else v
             for k, v in record.items()}
 
 

@@ -21,9 +21,10 @@ from tsfleet.cliutil import (
 )
 
 #: Columns of the forecast table on a terminal (every column with --wide, csv or json).
-FORECAST_TABLE = ("device_id", "level_now_pct", "rate_pct_per_day", "critical_pct",
-                  "days_to_critical", "critical_at", "days_to_empty", "empty_at", "method",
-                  "pattern")
+FORECAST_TABLE = ("device_id", "level_now_pct", "rate_pct_per_day", "days_to_critical",
+                  "critical_at", "days_to_empty", "empty_at", "method", "pattern")
+PREDICTED = ("critical_at", "empty_at", "critical_lo_at", "critical_hi_at", "empty_lo_at",
+             "empty_hi_at")
 PLAN_TABLE = ("workorder_id", "site", "visit_due_at", "subject_id", "finding", "level_pct",
               "due_at", "is_overdue")
 
@@ -113,9 +114,11 @@ def forecast_rows(fleet, horizon_days: int) -> list[dict]:
 
 
 def _table(rows: list[dict], args: argparse.Namespace, cols: tuple[str, ...]) -> list[dict]:
+    """On a terminal: ``cols``, with predicted times to the day (what a forecast knows)."""
     if args.format != "table" or args.wide:
         return rows
-    return [{c: r.get(c) for c in cols} for r in rows]
+    return [{c: r[c].date() if c in PREDICTED and isinstance(r.get(c), datetime) else r.get(c)
+             for c in cols} for r in rows]
 
 
 def run(args: argparse.Namespace) -> int:

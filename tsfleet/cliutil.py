@@ -282,7 +282,8 @@ def _csv_cell(v: object) -> object:
 def _fit(cols: list[str], natural: list[int], width: int) -> tuple[list[int], int]:
     """Column widths that fit ``width``: the leading columns that fit at their floor (their
     header, at least 16 characters, a time to the minute, never more than they need) are
-    kept, then the widest are shrunk first. Returns the widths and how many leading columns are shown."""
+    kept, then the widest are shrunk first. Returns the widths and the number of leading
+    columns shown."""
     floor = [min(w, max(16, len(c))) for c, w in zip(cols, natural, strict=True)]
     shown = len(cols)
     while shown > 1 and sum(floor[:shown]) + 2 * (shown - 1) > width:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from tsfleet import store
 from tsfleet.errors import ReadOnlyStore, StoreError, UnknownKind
-from tsfleet.ingest import DEFAULT_CHUNK_ROWS, IngestReport, chunks, describe, ingest_chunk
-from tsfleet.ingest.pipeline import UnknownDevicePolicy
-from tsfleet.models import KINDS
+
+if TYPE_CHECKING:  # ingest and the pydantic models load on first use (a fast CLI start)
+    from tsfleet.ingest import IngestReport
+    from tsfleet.ingest.pipeline import UnknownDevicePolicy
 
 DEFAULT_DB = "fleet.duckdb"
 
@@ -93,7 +94,7 @@ class Fleet:
         kind: str,
         source: Any,
         *,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        chunk_rows: int | None = None,
         unknown_devices: UnknownDevicePolicy | None = None,
         label: str | None = None,
     ) -> IngestReport:
@@ -107,13 +108,16 @@ class Fleet:
         Kinds that a domain watches are handed to it right after they land (firmware
         reports are checked for unauthorized changes at ingest time).
         """
+        from tsfleet.ingest import DEFAULT_CHUNK_ROWS, IngestReport, chunks, describe, ingest_chunk
+        from tsfleet.models import KINDS
+
         if kind not in KINDS:
             raise UnknownKind(f"unknown ingest kind {kind!r}; expected one of {', '.join(KINDS)}")
         self._writable()
         label = label or describe(source)
         report = IngestReport(kind, label)
         policy = unknown_devices or self.unknown_devices
-        for chunk in chunks(source, chunk_rows):
+        for chunk in chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS):
             report.add(
                 ingest_chunk(
                     self.con,
@@ -179,6 +183,8 @@ class Fleet:
 
     def info(self) -> dict[str, Any]:
         """Row counts of the core tables, schema version and the readings time range."""
+        from tsfleet.models import KINDS
+
         counts = {}
         for model in KINDS.values():
             table = model.spec.table

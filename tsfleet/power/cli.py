@@ -7,6 +7,7 @@ Forecast rows are made self-consistent before they are shown (:func:`consistent`
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from datetime import datetime, timedelta
 
@@ -14,7 +15,9 @@ from tsfleet.cliutil import (
     add_as_of,
     add_format,
     add_window,
+    json_default,
     open_fleet,
+    plain,
     plan,
     print_plan,
     print_rows,
@@ -132,9 +135,25 @@ def run(args: argparse.Namespace) -> int:
             res = power.backtest(args.horizon_days)
             rows = [{"method": k, **v} for k, v in res.items() if isinstance(v, dict)]
         else:
-            rows = fleet.query("select * from battery_discharge_summary")
-            print_rows(rows, args)
-            rows = power.attribution()
+            return cmd_report(fleet, args)
+        print_rows(rows, args)
+    return 0
+
+
+def cmd_report(fleet, args: argparse.Namespace) -> int:
+    """Two tables: discharge by dimension, then drain attribution (one JSON object with
+    both arrays; two CSV blocks separated by a blank line)."""
+    parts = {"discharge": fleet.query("select * from battery_discharge_summary"),
+             "attribution": fleet.power.attribution()}
+    if args.format == "json":
+        print(json.dumps({k: [{c: plain(v) for c, v in r.items()} for r in rows]
+                          for k, rows in parts.items()}, default=json_default, indent=2))
+        return 0
+    for i, (name, rows) in enumerate(parts.items()):
+        if args.format == "table":
+            print(("\n" if i else "") + f"{name}:")
+        elif i:
+            print()
         print_rows(rows, args)
     return 0
 

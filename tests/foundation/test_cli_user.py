@@ -332,3 +332,25 @@ def test_demo_store_outputs_fit_120_columns(demo, capsys):
         code, out, err = run(capsys, "--db", demo, *argv)
         assert code in (0, 2), err
         assert all(len(line) <= WIDTH for line in out.splitlines()), argv
+
+
+# -- issue 28: nothing reaches back into the CLI -----------------------------------------
+def test_no_package_imports_tsfleet_cli():
+    import ast
+
+    import tsfleet
+
+    root = Path(tsfleet.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name == "tsfleet.cli" and rel != "__main__.py":
+                    offenders.append(rel)
+                if rel == "cliutil.py" and name.startswith("tsfleet.") and (
+                        name.endswith(".cli") or name.split(".")[1] in COMMANDS):
+                    offenders.append(f"{rel} -> {name}")
+    assert offenders == []

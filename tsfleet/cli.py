@@ -177,10 +177,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 continue
             for line in getattr(fleet, name).summary():
                 print(f"  {name}: {line}")
-    print(f"  explore: tsfleet --db {path} sql \"select * from fleet_overview\"")
+        if "alerts" not in failed:
+            print(f"  {_plan_line(fleet)}")
+    print(f"  explore: tsfleet --db {path} workorders")
+    print(f"           tsfleet --db {path} sql \"select * from fleet_overview\"")
     if failed:
         raise TsfleetError(f"analysis failed: {', '.join(failed)} (see the freshness view)")
     return 0
+
+
+def _plan_line(fleet) -> str:
+    """The one maintenance plan in a line: its instant, visits, items, overdue items."""
+    from tsfleet.clock import AsOf, as_of
+
+    n = fleet.query("select min(o.computed_at) as at, count(distinct o.workorder_id) as v, "
+                    "count(i.item_id) as n, count(*) filter (where i.due_at < o.computed_at) "
+                    "as late from work_orders o left join work_order_items i "
+                    "using (workorder_id)")[0]
+    when = as_of(fleet.con)
+    when = when if n["at"] in (None, when.at) else AsOf(n["at"], "as planned")
+    return (f"plan {when}: {plural(n['v'], 'site visit')}, "
+            f"{plural(n['n'], 'item')}, {n['late']:,} overdue")
 
 
 def ingest_paths(specs: Sequence[str]) -> list[Path]:

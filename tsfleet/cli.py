@@ -60,10 +60,17 @@ INGEST_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 PROGRESS_AFTER_S = 2.0
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and exit status 2), like the others."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv``, only the package of the command in it is imported (the
     other commands are listed from :data:`COMMANDS`)."""
-    p = argparse.ArgumentParser(prog="tsfleet", description="Monitoring backend for IoT fleets.")
+    p = Parser(prog="tsfleet", description="Monitoring backend for IoT fleets.")
     p.add_argument("--db", dest="db", metavar="PATH", default=None,
                    help="DuckDB store (default: $TSFLEET_DB or fleet.duckdb); also accepted "
                         "after any command")
@@ -222,6 +229,14 @@ def ingest_paths(specs: Sequence[str]) -> list[Path]:
     return out
 
 
+def ingest_line(report) -> str:
+    """An ingest report in one line, with plurals right."""
+    reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(report.quarantined_by_reason.items()))
+    return (f"{report.kind} from {report.source}: {plural(report.n_rows, 'row')}, "
+            f"{report.n_accepted:,} accepted, {plural(report.n_duplicates, 'duplicate')}, "
+            f"{report.n_quarantined:,} quarantined" + (f" ({reasons})" if reasons else ""))
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tsfleet.ingest import IngestReport
 
@@ -234,7 +249,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             report = fleet.ingest(args.kind, str(f), unknown_devices=args.unknown_devices)
             total.add(report)
             if args.verbose:
-                print(report)
+                print(ingest_line(report))
             now = time.perf_counter()
             if now - t0 > PROGRESS_AFTER_S and now - last > 1.0 and k < len(files):
                 last = now
@@ -243,7 +258,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if last != t0 and sys.stderr.isatty():
             print(file=sys.stderr)
     if len(files) > 1 or not args.verbose:
-        print(total)
+        print(ingest_line(total))
     if total.n_rows and not (total.n_accepted or total.n_duplicates):
         raise IngestError(f"nothing accepted: all {plural(total.n_rows, 'row')} quarantined "
                           "(see the quarantine table)")

@@ -250,6 +250,21 @@ def test_every_command_takes_db_and_every_option_has_help():
     assert {k: helps[k] for k in COMMANDS} == {k: v for k, (_, v) in COMMANDS.items()}
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["powr", "plan"], "invalid choice: 'powr'"),
+    (["power", "plna"], "invalid choice: 'plna'"),
+    (["power", "plan", "--format", "xml"], "invalid choice: 'xml'"),
+    (["workorders", "--as-of", "yesterday"], "--as-of must be an ISO time"),
+])
+def test_typos_on_the_command_line_are_one_line_exit_2(demo, capsys, argv, message):
+    try:
+        code = main(["--db", str(demo), *argv])
+    except SystemExit as exc:   # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_db_after_the_action_works_like_before_the_command(demo, capsys):
     a = run(capsys, "--db", demo, "alerts", "list", "--format", "json")
     b = run(capsys, "alerts", "list", "--db", demo, "--format", "json")
@@ -291,6 +306,9 @@ def test_ingest_takes_directories_and_globs_and_prints_one_total(tmp_path, capsy
     assert code == 0
     assert out.splitlines() == ["readings from 3 files: 3 rows, 3 accepted, 0 duplicates, "
                                 "0 quarantined"]
+    code, out, _ = run(capsys, "--db", db, "ingest", "readings", export / "part-0.csv")
+    assert out.splitlines() == [f"readings from {export / 'part-0.csv'}: 1 row, 0 accepted, "
+                                "1 duplicate, 0 quarantined"]
     code, out, _ = run(capsys, "--db", db, "ingest", "readings", "-v",
                        str(tmp_path / "export" / "**" / "part-*.csv"))
     lines = out.splitlines()

@@ -16,11 +16,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tsfleet import Fleet
 from tsfleet.cli import COMMANDS, build_parser, main
+from tsfleet.power.cli import consistent
 
 WIDTH = 120
+T = datetime(2026, 7, 1, 12)
 
 
 def run(capsys, *argv):
@@ -137,6 +141,34 @@ def test_forecast_rows_never_contradict_themselves(demo, capsys):
     states = json.loads(out)
     assert all(s["days_to_critical"] >= 0 for s in states)
     assert all(s["days_to_critical"] == 0 for s in states if s["power_state"] == "critical")
+
+
+_when = st.one_of(st.none(), st.integers(-400, 400).map(lambda d: T + timedelta(hours=d)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(level=st.one_of(st.none(), st.floats(-5, 100)), crit=st.floats(0, 30),
+       dates=st.tuples(*[_when] * 6))
+def test_consistent_holds_for_any_row(level, crit, dates):
+    """The same invariants for any row the forecast model might give."""
+    names = ("critical_at", "critical_lo_at", "critical_hi_at", "empty_at", "empty_lo_at",
+             "empty_hi_at")
+    row = dict(zip(names, dates, strict=True), as_of=T, level_now_pct=level, critical_pct=crit,
+               days_to_critical=-3.0, days_to_empty=-1.0)
+    [r] = consistent([row])
+    if level is not None and level <= crit:
+        assert r["critical_at"] == T and r["days_to_critical"] == 0
+    if level is not None and level <= 0:
+        assert r["empty_at"] == T and r["days_to_empty"] == 0
+    for what in ("critical", "empty"):
+        at = r[f"{what}_at"]
+        if at is None:
+            assert r[f"days_to_{what}"] is None
+            continue
+        assert T <= r[f"{what}_lo_at"] <= at <= r[f"{what}_hi_at"]
+        assert r[f"days_to_{what}"] == (at - T) / timedelta(days=1) >= 0
+    if r["critical_at"] and r["empty_at"]:
+        assert r["critical_at"] <= r["empty_at"]
 
 
 # -- 6. output ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tsfleet.alerts import evaluate as _evaluate
 from tsfleet.alerts import tickets, webhook, workorders
@@ -25,6 +26,9 @@ from tsfleet.clock import as_of
 from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 STATES = ("pending", "firing", "acknowledged", "resolved")
 OPEN_STATES = ("pending", "firing", "acknowledged")
@@ -40,7 +44,7 @@ class UnknownAlert(TsfleetError, KeyError):
 class Alerts:
     """Alert rules over every domain's findings, the alert lifecycle, work orders."""
 
-    def __init__(self, fleet, rules: str | Path | RulePack | None = None):
+    def __init__(self, fleet: Fleet, rules: str | Path | RulePack | None = None):
         self.fleet = fleet
         self.con = fleet.con
         self._rules = rules

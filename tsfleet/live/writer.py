@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -39,6 +40,9 @@ from tsfleet.errors import TsfleetError
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import PayloadError
 from tsfleet.store import transaction
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 log = logging.getLogger("tsfleet.live")
 
@@ -105,7 +109,7 @@ POLL_S = 0.02
 class Writer:
     """Owns ``fleet`` on one thread; see the module docstring."""
 
-    def __init__(self, fleet, *, max_rows: int = 25_000, max_delay: float = 0.5,
+    def __init__(self, fleet: Fleet, *, max_rows: int = 25_000, max_delay: float = 0.5,
                  max_pending: int = 20_000,
                  on_commit: Callable[[list[Envelope], float], None] | None = None,
                  on_fatal: Callable[[BaseException], None] | None = None,

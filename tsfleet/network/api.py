@@ -4,7 +4,7 @@ the rebalancing plan of the gateway network."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from tsfleet.network.saturation import saturation_rows
 from tsfleet.network.settings import read_settings, write_settings
 from tsfleet.results import now_utc, write_result
 from tsfleet.store import quote_ident, transaction
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 _HOURLY = """
 select gateway_id, hour_at, messages_per_s, latency_ms, n_connected
@@ -46,7 +49,7 @@ class Network:
     0
     """
 
-    def __init__(self, fleet) -> None:
+    def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.con = fleet.con
 
@@ -57,7 +60,7 @@ class Network:
 
     def configure(self, **values: float) -> dict[str, float]:
         """Change settings, e.g. ``configure(rssi_floor_dbm=-110)``; returns all of them."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         return write_settings(self.con, values)
 
     # -- analysis ----------------------------------------------------------------------
@@ -73,7 +76,7 @@ class Network:
         """Snapshot ``network_heard_links`` (every heard report of the reach window,
         aggregated per device and gateway) into ``network_reach``, which the
         redundancy views and the plan read; returns the number of links."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         s = self.settings()
         con = self.con
         with transaction(con):
@@ -86,7 +89,7 @@ class Network:
 
     def saturation(self, gateways: list[str] | None = None) -> list[dict]:
         """Fit each gateway's latency-vs-load knee; writes ``network_saturation``."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         gws = _subset(gateways)
         frame = self.fleet.frame(_HOURLY, [gateways is None, gws])
         as_of = self.con.execute("select max(hour_at) from network_gateway_hourly").fetchone()[0]
@@ -100,7 +103,7 @@ class Network:
     def forecast_overload(self, gateways: list[str] | None = None) -> list[dict]:
         """Trend of attached devices per active gateway towards its capacity; writes
         ``network_overload_forecast``."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         s = self.settings()
         window = int(s["forecast_window_days"])
         frame = self.fleet.frame(_DAILY, [window, gateways is None, _subset(gateways)])
@@ -135,7 +138,7 @@ class Network:
         the minimum headroom do not get worse. Writes ``network_plan_moves`` and
         ``network_plan_summary``.
         """
-        self.fleet._writable()
+        self.fleet.require_writable()
         floor = self.settings()["rssi_floor_dbm"] if rssi_floor_dbm is None else rssi_floor_dbm
         if not -160 <= floor <= 10:
             raise InvalidParameter(f"rssi_floor_dbm must be within -160..10 dBm, got {floor}")

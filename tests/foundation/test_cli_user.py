@@ -77,6 +77,7 @@ def test_one_plan_as_of_one_instant_with_overdue_folded_into_the_next_visit(demo
     code, out, _ = run(capsys, "--db", demo, "workorders", "--format", "json")
     orders = json.loads(out)
     assert orders and all(o["as_of"] == end.isoformat() for o in orders)
+    assert all(sum(o["actions"].values()) == o["n_items"] == len(o["items"]) for o in orders)
     # No visit is due before the plan's instant, and a site's visits are distinct dates.
     assert all(datetime.fromisoformat(o["due_at"]) >= end for o in orders)
     items = [(o, i) for o in orders for i in o["items"]]

@@ -135,12 +135,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counts(actions: str) -> dict[str, int]:
+    """``"recalibrate:1, replace_battery:2"`` as ``{"recalibrate": 1, ...}``."""
+    pairs = (a.rsplit(":", 1) for a in actions.split(", ") if a)
+    return {name: int(n) for name, n in pairs}
+
+
 def cmd_workorders(args: argparse.Namespace) -> int:
     with open_fleet(args) as fleet:
         when = plan(fleet, args)
         if args.format == "json":
-            print(json.dumps(fleet.alerts.work_orders(args.site), default=json_default,
-                             indent=2))
+            orders = [{**o, "actions": _counts(o["actions"])}
+                      for o in fleet.alerts.work_orders(args.site)]
+            print(json.dumps(orders, default=json_default, indent=2))
         elif args.format == "csv":
             print_rows(fleet.alerts.work_orders(args.site, flat=True), args)
         else:

@@ -4,7 +4,8 @@
 -- (battery_thresholds; the row '*' is the default). unknown: no battery data.
 -- grain: one row per battery-powered device (battery_chemistry other than mains)
 -- columns: level_pct (%), observed_at (UTC of the latest reading), low_pct / critical_pct (%),
--- depleting_days (days), critical_at / empty_at (UTC predicted), days_to_critical (days), power_state
+-- depleting_days (days), critical_at / empty_at (UTC predicted), days_to_critical (days; 0 when
+-- the level is at or below critical, never negative), power_state
 create or replace view battery_state as
 with battery_devices as (
     select * from devices
@@ -27,7 +28,9 @@ final as (
     select d.device_id, d.device_type, d.site, d.zone, d.criticality,
            l.level_pct, l.observed_at, t.low_pct, t.critical_pct, t.depleting_days,
            f.critical_at, f.empty_at, f.method, f.pattern,
-           epoch(f.critical_at - l.observed_at) / 86400.0 as days_to_critical,
+           case when l.level_pct <= t.critical_pct then 0.0  -- critical now
+                else greatest(epoch(f.critical_at - l.observed_at) / 86400.0, 0.0)
+           end as days_to_critical,
            case when l.level_pct is null then 'unknown'
                 when l.level_pct <= t.critical_pct then 'critical'
                 when l.level_pct <= t.low_pct then 'low'

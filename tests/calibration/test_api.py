@@ -123,10 +123,11 @@ def test_cli(cal_fleet, capsys, monkeypatch):
     path = cal_fleet.path
     assert main(["calibration", "schedule", "--db", path, "--format", "csv"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("visit_id,site,visit_at,device_id")
+    # The recalibration schedule is the calibration view of the one maintenance plan.
+    assert out.startswith("as_of,workorder_id,site,visit_no,visit_due_at")
     # Read-only commands open the file read-only; in this process the store is
     # already open for writing, so let them share that configuration.
-    from tsfleet import cli
+    from tsfleet.calibration import cli
 
     monkeypatch.setattr(cli, "open_fleet", lambda args, read_only=False: Fleet(path))
     for args in (["drift", "--verdict", "step"], ["faults"], ["stability"], ["detect"]):

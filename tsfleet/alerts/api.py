@@ -22,6 +22,7 @@ from tsfleet.alerts import tickets, webhook, workorders
 from tsfleet.alerts.http import DEFAULT_POLICY, RetryPolicy
 from tsfleet.alerts.ruleset import RulePack, load_rules, parse_duration
 from tsfleet.alerts.silences import parse_matcher
+from tsfleet.clock import as_of
 from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
@@ -230,16 +231,21 @@ class Alerts:
     def plan_work_orders(self, *, horizon_days: float = 30.0, at: datetime | None = None,
                          offline_k: float = 3.0) -> list[dict]:
         """Merge open findings with an action into one work order per site visit; returns
-        the orders, each with its items. ``at`` is the planning time (default now) and,
-        when given, the clock of the offline check."""
+        the orders, each with its items. ``at`` is the planning instant and, when given,
+        the clock of the offline check; by default it is now for a live store and the end
+        of the data for a historical one (:func:`tsfleet.clock.as_of`). Overdue items join
+        the next visit of their site; no visit is due before ``at``."""
+        when = as_of(self.con, at).at
         with self._clock(at, offline_k):
-            workorders.plan(self.con, at or now_utc(), horizon_days)
+            workorders.plan(self.con, when, horizon_days)
         return workorders.work_orders(self.con)
 
-    def work_orders(self, site: str | None = None, *, flat: bool = False) -> list[dict]:
-        """The planned work orders (nested items), or one flat row per item."""
-        if flat:
-            return workorders.work_order_rows(self.con, site)
+    def work_orders(self, site: str | None = None, *, flat: bool = False,
+                    domain: str | None = None) -> list[dict]:
+        """The planned work orders (nested items), or one flat row per item (of
+        ``domain`` only, if given: the power or calibration view of the one plan)."""
+        if flat or domain:
+            return workorders.work_order_rows(self.con, site, domain)
         return workorders.work_orders(self.con, site)
 
     def export_tickets(self, url: str, *, policy: RetryPolicy = DEFAULT_POLICY,

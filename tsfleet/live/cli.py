@@ -14,7 +14,6 @@ def register(subparsers) -> None:
         "serve", help="live ingest: MQTT and CoAP into the store (owns the DuckDB writer)",
         description="Receive SenML (JSON, CBOR), LwM2M and vendor JSON over MQTT and CoAP and "
                     "store it. Stops cleanly on SIGINT or SIGTERM.")
-    p.add_argument("--db", dest="sub_db", default=None, help="DuckDB file")
     p.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker to subscribe at")
     p.add_argument("--topic", action="append", dest="topics", metavar="FILTER",
                    help="topic filter, repeatable (default fleet/#)")
@@ -42,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from tsfleet.cli import db_path
+    from tsfleet.cliutil import db_path
     from tsfleet.errors import InvalidParameter
     from tsfleet.live.server import ServeConfig, serve
     from tsfleet.service.cadence import parse_every

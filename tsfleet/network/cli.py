@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tsfleet.cli import format_rows, open_fleet
+from tsfleet.cliutil import add_format, open_fleet, print_rows
 
 READS = {
     "load": ("devices per gateway against capacity now", lambda n, a: n.load(a.site)),
@@ -36,13 +36,15 @@ def register(sub) -> None:
     for name, (text, _) in READS.items():
         s = ps.add_parser(name, help=text)
         if name == "load":
-            s.add_argument("--site", default=None)
+            s.add_argument("--site", default=None, help="only this site")
         actions.append(s)
     pl = ps.add_parser("plan", help="recommend device moves: the lowest worst utilisation "
                                     "for a move budget (exact min-cost flows)")
     pl.add_argument("--max-moves", type=_budget, default=None,
                     help="move budget (failovers off down gateways not counted; default: none)")
-    pl.add_argument("--objective", choices=("min_max", "fix_overloads"), default="min_max")
+    pl.add_argument("--objective", choices=("min_max", "fix_overloads"), default="min_max",
+                    help="min_max: the lowest worst utilisation for the budget (default); "
+                         "fix_overloads: the fewest moves to bring gateways to the target")
     pl.add_argument("--target-utilization", type=float, default=0.9,
                     help="fix_overloads: the level every gateway should end at or below")
     pl.add_argument("--summary", action="store_true", help="print the before/after figures")
@@ -56,8 +58,7 @@ def register(sub) -> None:
                        help="a device that must not move (repeatable; also network_plan_pins)")
     actions += [pl, fr]
     for s in actions:
-        s.add_argument("--format", choices=("table", "csv", "json"), default="table")
-        s.add_argument("--db", dest="sub_db", default=None)
+        add_format(s)
     p.set_defaults(func=run)
 
 
@@ -76,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
         net = fleet.network
         if args.network_command == "analyze":
             net.analyze()
-            rows = [{"summary": line} for line in net.summary()]
+            lines = net.summary()
+            if args.format == "table":
+                print("\n".join(lines))
+                return 0
+            rows = [{"summary": line} for line in lines]
         elif args.network_command == "plan":
             plan = net.plan(args.max_moves, args.objective, rssi_floor_dbm=args.rssi_floor,
                             target_utilization=args.target_utilization, pinned=args.pin)
@@ -87,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
             rows = net.frontier(args.points, rssi_floor_dbm=args.rssi_floor, pinned=args.pin)
         else:
             rows = READS[args.network_command][1](net, args)
-        print(format_rows(rows, args.format))
+        print_rows(rows, args)
     return 0

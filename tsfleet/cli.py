@@ -30,8 +30,6 @@ from tsfleet.cliutil import (
 )
 from tsfleet.errors import IngestError, StoreError, TsfleetError
 
-#: Domain packages, in the order ``demo`` reports them.
-DOMAINS = ("power", "firmware", "calibration", "environment", "network", "alerts")
 #: Commands that packages add (``tsfleet.<package>.cli.register``): command -> (package,
 #: its line in ``tsfleet --help``). Only the package of the command given is imported, so
 #: that no command pays for the imports of another (a test keeps the lines in step).
@@ -175,7 +173,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         "from ingest_batches")[0]
         print(f"  absorbed {plural(q['d'] or 0, 'duplicate reading')}; "
               f"quarantined {plural(q['q'] or 0, 'row')}")
-        for name in DOMAINS:
+        from tsfleet.domain import DOMAINS  # the registry, in run order
+
+        for name in (d.name for d in DOMAINS):
             progress(f"analysing {name} ...")
             run = fleet.analyze(only=name, force=True)[0]   # recorded in analysis_runs
             if run.status != "ok":

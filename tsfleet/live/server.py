@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import gc
 import logging
 import signal
@@ -25,12 +26,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsfleet.errors import InvalidParameter
+from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.fleet import Fleet
 from tsfleet.live import coap as coap_server
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES, Decoder, TopicLayout
 from tsfleet.live.mqtt import Subscriber, parse_address
 from tsfleet.live.profiles import Profiles
+from tsfleet.live.security import MqttSecurity, parse_broker
 from tsfleet.live.writer import Envelope, Writer
 from tsfleet.service.cadence import Cadence
 
@@ -47,7 +49,7 @@ class ServeConfig:
     topics: list[str] = field(default_factory=lambda: ["fleet/#"])
     topic_layout: str = "+/{device}/{format}"
     device_from: str = "auto"                     # auto | topic | payload
-    client_id: str = "tsfleet-serve"
+    client_id: str | None = None                  # None: derived from the store (tsfleet-<id>)
     session_expiry_s: int = 7 * 86400
     receive_maximum: int = 4000
     max_payload: int = DEFAULT_MAX_PAYLOAD
@@ -56,6 +58,10 @@ class ServeConfig:
     profile_dirs: list[str] = field(default_factory=list)
     #: seconds between runs of each analysis (``tsfleet.service.cadence``); empty: none
     analyze_every: dict[str, float] = field(default_factory=dict)
+    #: credentials and TLS of the MQTT connection (``tsfleet.live.security``)
+    security: MqttSecurity | None = None
+    #: stop with an error when the first MQTT connection has not succeeded in this many s
+    exit_on_broker_failure_s: float | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -65,9 +71,28 @@ class ServeConfig:
             raise InvalidParameter("batch_rows, batch_delay_s and max_payload must be positive, "
                                    f"got {self.batch_rows}, {self.batch_delay_s}, "
                                    f"{self.max_payload}")
+        if self.mqtt:
+            parse_broker(self.mqtt)
+        if self.security is not None:  # wrong files or a missing password fail before binding
+            self.security.password()
+            self.security.ssl_context()
+        if self.exit_on_broker_failure_s is not None and not self.exit_on_broker_failure_s > 0:
+            raise InvalidParameter(f"exit_on_broker_failure_s must be positive, "
+                                   f"got {self.exit_on_broker_failure_s}")
         if not 1 <= self.receive_maximum <= 65535:
             raise InvalidParameter(f"receive_maximum must be within 1..65535, "
                                    f"got {self.receive_maximum}")
+
+
+class BrokerUnavailable(TsfleetError, ConnectionError):
+    """The first MQTT connection did not succeed in time (``--exit-on-broker-failure``)."""
+
+
+def store_client_id(fleet: Fleet) -> str:
+    """The default MQTT client id of this store: ``tsfleet-`` and 16 hex digits of its
+    ``store_identity`` (two stores never share a broker session)."""
+    rows = fleet.query("select store_id from store_identity limit 1")
+    return "tsfleet-" + rows[0]["store_id"].replace("-", "")[:16]
 
 
 def known_metrics(fleet: Fleet) -> frozenset[str]:
@@ -137,17 +162,37 @@ class Server:
                 self.coap_port = port
                 log.info("live: CoAP listening on %s:%d (POST /ingest[/<device>])", host, port)
             if cfg.mqtt:
-                host, port = parse_address(cfg.mqtt, 1883)
+                host, port, tls = parse_broker(cfg.mqtt)
+                security = cfg.security or MqttSecurity()
+                if tls and not security.tls:
+                    security = dataclasses.replace(security, tls=True)
+                self.client_id = cfg.client_id or store_client_id(fleet)
                 self.subscriber = Subscriber(
-                    host, port, cfg.topics, self._on_mqtt, client_id=cfg.client_id,
+                    host, port, cfg.topics, self._on_mqtt, client_id=self.client_id,
                     session_expiry_s=cfg.session_expiry_s,
-                    receive_maximum=cfg.receive_maximum)
+                    receive_maximum=cfg.receive_maximum, security=security)
+                log.info("live: MQTT %s:%d, client id %s, %s", host, port, self.client_id,
+                         security.describe())
                 self.subscriber.start()
+                if cfg.exit_on_broker_failure_s is not None:
+                    await self._first_connection(cfg.exit_on_broker_failure_s)
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             await self._stop.wait()
         finally:
             await self._shutdown(context)
+
+    async def _first_connection(self, timeout: float) -> None:
+        """Wait for the first MQTT connection; raise :class:`BrokerUnavailable` after
+        ``timeout`` seconds, or as soon as a stop is asked."""
+        sub = self.subscriber
+        deadline = time.monotonic() + timeout
+        while not sub.connected.is_set() and not self._stop.is_set():
+            if time.monotonic() >= deadline:
+                raise BrokerUnavailable(
+                    f"no MQTT connection to {sub.host}:{sub.port} within {timeout:g} s: "
+                    f"{sub.last_error or 'no answer'}")
+            await asyncio.sleep(0.05)
 
     async def _shutdown(self, context) -> None:
         log.info("live: stopping: committing what is held")

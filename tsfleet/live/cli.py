@@ -46,7 +46,7 @@ def register(subparsers) -> None:
 
 
 def _security_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("MQTT security and broker failures (docs/live.md)")
+    g = p.add_argument_group("MQTT security, broker failures and monitoring (docs/live.md)")
     g.add_argument("--mqtt-username", metavar="NAME", help="user name at the broker")
     g.add_argument("--mqtt-password-file", metavar="FILE",
                    help="file whose first line is the password (never on the command line)")
@@ -61,6 +61,9 @@ def _security_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mqtt-no-hostname-check", action="store_true",
                    help="accept a broker certificate that does not name the host "
                         "(the CA chain is still checked)")
+    g.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics and a health "
+                        "check at /healthz (docs/service.md)")
     g.add_argument("--exit-on-broker-failure", metavar="SECONDS", type=float, nargs="?",
                    const=10.0, default=None,
                    help="exit with status 2 when the first MQTT connection has not succeeded "
@@ -97,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every), security=_security(args),
-        exit_on_broker_failure_s=args.exit_on_broker_failure)
+        exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}; "
           f"analysis {cadence})", file=sys.stderr, flush=True)

@@ -62,6 +62,8 @@ class ServeConfig:
     security: MqttSecurity | None = None
     #: stop with an error when the first MQTT connection has not succeeded in this many s
     exit_on_broker_failure_s: float | None = None
+    #: host:port of the Prometheus endpoint (/metrics, /healthz); None: none
+    metrics: str | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -120,6 +122,8 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.cadence: Cadence | None = None
+        self.metrics = None
+        self.metrics_endpoint = None
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
         self.layout = TopicLayout(config.topic_layout)
 
@@ -149,13 +153,26 @@ class Server:
         self.decoder = Decoder(known_metrics(fleet), self.profiles, device_from=cfg.device_from,
                                max_payload=cfg.max_payload)
         self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None
+        between = self.cadence and (lambda: self.cadence.tick(fleet))
+        on_commit = self.on_commit
+        if cfg.metrics:
+            from tsfleet.service.metrics import ServeMetrics, with_metrics
+            self.metrics = ServeMetrics()
+            on_commit, between = with_metrics(self.metrics, fleet, on_commit, between)
         self.writer = Writer(fleet, max_rows=cfg.batch_rows, max_delay=cfg.batch_delay_s,
-                             on_commit=self.on_commit, on_fatal=lambda exc: self.stop(),
-                             between_commits=self.cadence and (lambda: self.cadence.tick(fleet)))
+                             on_commit=on_commit, on_fatal=lambda exc: self.stop(),
+                             between_commits=between)
         self.writer.start()
         self._untune = _tune_interpreter()
         context = None
         try:
+            if cfg.metrics:
+                from tsfleet.service.metrics import MetricsEndpoint
+                self.writer.submit = self.metrics.counting(self.writer.submit)
+                host, port = parse_address(cfg.metrics, 9108)
+                self.metrics_endpoint = MetricsEndpoint(self.metrics, self, host, port).start()
+                log.info("live: metrics on http://%s:%d/metrics and /healthz", host,
+                         self.metrics_endpoint.port)
             if cfg.coap:
                 host, port = parse_address(cfg.coap, 5683)
                 context = await coap_server.start_server(self.decoder, self.writer, host, port)
@@ -197,6 +214,8 @@ class Server:
     async def _shutdown(self, context) -> None:
         log.info("live: stopping: committing what is held")
         self._closing = True
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
         if self.subscriber is not None:

@@ -64,6 +64,9 @@ def _security_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--metrics", metavar="HOST:PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics and a health "
                         "check at /healthz (docs/service.md)")
+    g.add_argument("--alertmanager", metavar="URL",
+                   help="push firing and resolved alerts to Alertmanager's v2 API at URL "
+                        "(http://host:9093), re-sent every minute while they fire")
     g.add_argument("--exit-on-broker-failure", metavar="SECONDS", type=float, nargs="?",
                    const=10.0, default=None,
                    help="exit with status 2 when the first MQTT connection has not succeeded "
@@ -100,7 +103,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every), security=_security(args),
-        exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics)
+        exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,
+        alertmanager=args.alertmanager)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}; "
           f"analysis {cadence})", file=sys.stderr, flush=True)

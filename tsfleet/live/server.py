@@ -64,6 +64,8 @@ class ServeConfig:
     exit_on_broker_failure_s: float | None = None
     #: host:port of the Prometheus endpoint (/metrics, /healthz); None: none
     metrics: str | None = None
+    #: Alertmanager base URL to push alerts to (v2 API) between commits; None: none
+    alertmanager: str | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -155,6 +157,14 @@ class Server:
         self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None
         between = self.cadence and (lambda: self.cadence.tick(fleet))
         on_commit = self.on_commit
+        if cfg.alertmanager:
+            from tsfleet.alerts.alertmanager import Pusher
+            self.pusher, ticking = Pusher(cfg.alertmanager), between
+
+            def between():
+                result = ticking() if ticking else None
+                self.pusher.tick(fleet)
+                return result
         if cfg.metrics:
             from tsfleet.service.metrics import ServeMetrics, with_metrics
             self.metrics = ServeMetrics()

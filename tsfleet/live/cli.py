@@ -61,6 +61,10 @@ def _security_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mqtt-no-hostname-check", action="store_true",
                    help="accept a broker certificate that does not name the host "
                         "(the CA chain is still checked)")
+    g.add_argument("--coaps", metavar="HOST:PORT",
+                   help="serve CoAP over DTLS with pre-shared keys (needs DTLSSocket)")
+    g.add_argument("--coap-psk", metavar="FILE",
+                   help="identity:key lines of the devices allowed on --coaps")
     g.add_argument("--metrics", metavar="HOST:PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics and a health "
                         "check at /healthz (docs/service.md)")
@@ -89,8 +93,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.live.server import ServeConfig, serve
     from tsfleet.service.cadence import parse_every
 
-    if not args.mqtt and not args.coap:
-        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT or both")
+    if not args.mqtt and not args.coap and not args.coaps:
+        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT, --coaps HOST:PORT "
+                               "or several")
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
@@ -104,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every), security=_security(args),
         exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,
-        alertmanager=args.alertmanager)
+        alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}; "
           f"analysis {cadence})", file=sys.stderr, flush=True)

@@ -66,6 +66,9 @@ class ServeConfig:
     metrics: str | None = None
     #: Alertmanager base URL to push alerts to (v2 API) between commits; None: none
     alertmanager: str | None = None
+    #: host:port to serve CoAP over DTLS (PSK) on, and the identity:key file
+    coaps: str | None = None
+    coap_psk_file: str | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -77,7 +80,10 @@ class ServeConfig:
                                    f"{self.max_payload}")
         if self.mqtt:
             parse_broker(self.mqtt)
-        if self.security is not None:  # wrong files or a missing password fail before binding
+        if bool(self.coaps) != bool(self.coap_psk_file):
+            raise InvalidParameter("CoAP over DTLS needs both --coaps HOST:PORT and "
+                                   "--coap-psk FILE")
+        if self.security is not None:  # a wrong file or a missing password fails at start
             self.security.password()
             self.security.ssl_context()
         if self.exit_on_broker_failure_s is not None and not self.exit_on_broker_failure_s > 0:
@@ -126,6 +132,7 @@ class Server:
         self.cadence: Cadence | None = None
         self.metrics = None
         self.metrics_endpoint = None
+        self.coaps_context = None
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
         self.layout = TopicLayout(config.topic_layout)
 
@@ -188,6 +195,14 @@ class Server:
                 context = await coap_server.start_server(self.decoder, self.writer, host, port)
                 self.coap_port = port
                 log.info("live: CoAP listening on %s:%d (POST /ingest[/<device>])", host, port)
+            if cfg.coaps:
+                from tsfleet.live.coaps import read_psk_file, start_dtls_server
+                host, port = parse_address(cfg.coaps, 5684)
+                keys = read_psk_file(cfg.coap_psk_file)
+                self.coaps_context = await start_dtls_server(self.decoder, self.writer, host,
+                                                             port, keys)
+                log.info("live: CoAP over DTLS on %s:%d (%d PSK identities)", host, port,
+                         len(keys))
             if cfg.mqtt:
                 host, port, tls = parse_broker(cfg.mqtt)
                 security = cfg.security or MqttSecurity()
@@ -233,6 +248,8 @@ class Server:
             self.subscriber.stop()
         if context is not None:
             await context.shutdown()
+        if self.coaps_context is not None:
+            await self.coaps_context.shutdown()
         s = self.writer.stats if self.writer else None
         if s is not None:
             log.info("live: stopped after %d payloads: %d rows accepted, %d duplicates, "

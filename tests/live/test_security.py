@@ -215,6 +215,15 @@ def test_tls_failures_are_logged_within_5_s(sbroker, certs, records, case):
         stop(server, t)
 
 
+def test_tls_to_a_plain_port_is_named(sbroker, records):
+    server, t, t0 = start(":memory:", f"mqtts://127.0.0.1:{sbroker.port}", None)
+    try:
+        at, line = records.wait("TLS failure", 5)
+        assert "is the port a TLS listener?" in line and at - t0 < 5
+    finally:
+        stop(server, t)
+
+
 def test_server_name_check_can_be_turned_off_but_the_chain_is_still_checked(sbroker, certs,
                                                                            monkeypatch, records):
     monkeypatch.setenv("TSFLEET_TEST_MQTT_PW", USERS["tsfleet"])

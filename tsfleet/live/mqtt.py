@@ -92,6 +92,7 @@ class Subscriber:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         self.client.reconnect_delay_set(min_delay=min_backoff, max_delay=max_backoff)
+        self.tls = security is not None and security.uses_tls
         if security is not None:
             security.apply(self.client)
         self.client.on_connect_fail = self._on_connect_fail
@@ -128,7 +129,7 @@ class Subscriber:
         from tsfleet.live.security import describe_connect_error
 
         # paho calls this inside its ``except OSError`` block: the error is the current one
-        self._failed(describe_connect_error(sys.exc_info()[1], self.host, self.port))
+        self._failed(describe_connect_error(sys.exc_info()[1], self.host, self.port, self.tls))
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

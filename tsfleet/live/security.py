@@ -136,9 +136,13 @@ class MqttSecurity:
         return ", ".join(parts)
 
 
-def describe_connect_error(exc: BaseException | None, host: str, port: int) -> str:
+def describe_connect_error(exc: BaseException | None, host: str, port: int,
+                           tls: bool = False) -> str:
     """Why a TCP/TLS connection to the broker failed, in one line with a hint."""
     where = f"{host}:{port}"
+    if tls and isinstance(exc, ConnectionResetError):
+        return (f"TLS failure with {where}: the connection was reset during the handshake "
+                f"(is the port a TLS listener?)")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"TLS failure with {where}: the broker's certificate was not accepted "
                 f"({exc.verify_message or exc.reason}); check --mqtt-ca and the host name")

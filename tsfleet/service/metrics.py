@@ -113,6 +113,7 @@ class ServeMetrics:
         self.last_commit_at: float | None = None
         self.freshness: list[dict] = []
         self.freshness_at = 0.0
+        self.refresh_cpu_s = 0.0  # CPU seconds spent copying the freshness view
         self._lock = threading.Lock()
 
     # -- hooks (called by the server) ------------------------------------------------
@@ -139,12 +140,14 @@ class ServeMetrics:
         if now - self.freshness_at < self.refresh_s:
             return
         self.freshness_at = now
+        cpu0 = time.thread_time()
         try:
             self.freshness = fleet.query(
                 "select analysis, epoch(last_run_at) as last_run_s, duration_s, status, "
                 "stale_s, n_failures_since_ok from freshness")
         except Exception as exc:  # noqa: BLE001 - metrics never stop ingest
             log.warning("metrics: reading the freshness view failed: %s", exc)
+        self.refresh_cpu_s += time.thread_time() - cpu0
 
     # -- exposition ------------------------------------------------------------------
     def render(self, server: Server) -> str:
@@ -244,6 +247,7 @@ class MetricsEndpoint:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
+                cpu0 = time.thread_time()
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     code, body, ctype = 200, metrics.render(server), CONTENT_TYPE
@@ -259,11 +263,13 @@ class MetricsEndpoint:
                 self.end_headers()
                 self.wfile.write(data)
                 endpoint.n_scrapes += path == "/metrics"
+                endpoint.cpu_s += time.thread_time() - cpu0
 
             def log_message(self, *args):  # no access log on stderr
                 pass
 
         self.n_scrapes = 0
+        self.cpu_s = 0.0  # CPU seconds spent answering (bench/metrics_overhead.py)
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]

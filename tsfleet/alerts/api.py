@@ -171,7 +171,11 @@ class Alerts:
         if not parsed:
             raise InvalidParameter("a silence needs at least one matcher, e.g. site=plant-a")
         start = starts_at or now_utc()
-        end = ends_at or start + timedelta(seconds=_duration(duration))
+        try:
+            end = ends_at or start + timedelta(seconds=_duration(duration))
+        except OverflowError:
+            raise InvalidParameter(f"a silence of {duration} would end after the year 9999; "
+                                   "give a shorter duration") from None
         if end <= start:
             raise InvalidParameter(f"a silence must end after it starts; got {start} .. {end}")
         silence_id = "sil-" + uuid.uuid4().hex[:12]

@@ -326,15 +326,25 @@ class Writer:
                             "payload": e.kept_payload()}) for e, _, _ in rejects]
         con.register("_live_rejects", pa.table({
             "reason": [r for _, r, _ in rejects], "detail": [d for _, _, d in rejects],
-            "raw": raws}))
+            "raw": raws, "sha": [hashlib.sha256(e.payload).hexdigest() for e, _, _ in rejects]}))
         try:
             with transaction(con):
                 bid = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
-                n = con.execute(
-                    "insert into quarantine select ?, 'payload', ?, reason, detail, raw, now() "
-                    "from (select distinct * from _live_rejects) r where not exists (select 1 "
-                    "from quarantine q where q.kind = 'payload' and q.raw = r.raw "
-                    "and q.reason = r.reason)", [bid, label]).fetchone()[0]
+                # The primary key of quarantine_payloads decides what is new (an index
+                # lookup per payload), on the hash of the whole payload.
+                new = con.execute(
+                    "insert into quarantine_payloads select distinct sha, reason, ? "
+                    "from _live_rejects on conflict do nothing returning payload_sha256, reason",
+                    [bid]).fetchall()
+                n = len(new)
+                if n:
+                    con.register("_live_new", pa.table({"sha": [r[0] for r in new],
+                                                        "reason": [r[1] for r in new]}))
+                    con.execute(
+                        "insert into quarantine select ?, 'payload', ?, reason, detail, raw, "
+                        "now() from (select distinct on (sha, reason) * from _live_rejects) "
+                        "semi join _live_new using (sha, reason)", [bid, label])
+                    con.unregister("_live_new")
                 con.execute("insert into ingest_batches values (?, 'payload', ?, now(), now(), "
                             "?, 0, ?, ?, NULL, NULL)",
                             [bid, label, len(rejects), len(rejects) - n, n])

@@ -25,6 +25,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -222,9 +223,10 @@ def _broker(tls: bool, tmp: Path):
         with LocalBroker(persistence=False) as broker:
             yield broker, None
         return
-    from tests.live.secure_support import USERS, SecureBroker, make_certificates
+    from tests.live.secure_support import USERS, SecureBroker, make_certificates, temp_folder
 
-    certs = make_certificates(tmp / "certs")
+    folder = temp_folder()  # readable by mosquitto's user, unlike tmp
+    certs = make_certificates(folder)
     broker = SecureBroker(certs).start()
     try:
         yield broker, {"ca": str(certs["ca"]), "client": str(certs["client"]),
@@ -232,6 +234,7 @@ def _broker(tls: bool, tmp: Path):
                        "password": USERS["device"], "serve_password": USERS["tsfleet"]}
     finally:
         broker.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ count (docs/live.md records the figures)."""
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import subprocess
 import threading
@@ -72,7 +73,8 @@ def test_a_backlog_survives_a_stopped_serve_with_the_documented_config(tmp_path)
         pytest.skip(why)
     n = int(os.environ.get("TSFLEET_BACKLOG_N", "20000"))
     assert n > 1000  # above mosquitto's stock max_queued_messages
-    certs = make_certificates(temp_folder())
+    folder = temp_folder()
+    certs = make_certificates(folder)
     broker = documented_broker(certs).start()
     os.environ["TSFLEET_TEST_INGEST_PW"] = USERS["tsfleet"]
     sec = MqttSecurity(username="tsfleet", password_env="TSFLEET_TEST_INGEST_PW",
@@ -111,3 +113,4 @@ def test_a_backlog_survives_a_stopped_serve_with_the_documented_config(tmp_path)
     finally:
         del os.environ["TSFLEET_TEST_INGEST_PW"]
         broker.close()
+        shutil.rmtree(folder, ignore_errors=True)

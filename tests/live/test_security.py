@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -32,7 +33,9 @@ def certs():
     why = have_tools() or (None if find_mosquitto() else "mosquitto is not installed")
     if why:
         pytest.skip(why)
-    return make_certificates(temp_folder())
+    folder = temp_folder()
+    yield make_certificates(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

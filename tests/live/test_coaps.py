@@ -63,3 +63,15 @@ def test_psk_file_problems_are_one_line_errors(tmp_path):
         parse_psk_lines(["a:1", "a:2"])
     with pytest.raises(InvalidParameter, match="needs both"):
         Server(ServeConfig(db=":memory:", coaps="127.0.0.1:5684"))
+
+
+def test_psk_file_reading(tmp_path):
+    with pytest.raises(InvalidParameter, match="not hexadecimal"):
+        parse_psk_lines(["a:hex:zz"])
+    with pytest.raises(InvalidParameter, match="holds no identity"):
+        parse_psk_lines(["# nothing"])
+    from tsfleet.live.coaps import read_psk_file
+    with pytest.raises(InvalidParameter, match="cannot read the CoAP PSK file"):
+        read_psk_file(str(tmp_path / "none.psk"))
+    (tmp_path / "k.psk").write_text("d:k\n")
+    assert read_psk_file(str(tmp_path / "k.psk")) == {"d": b"k"}

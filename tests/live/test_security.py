@@ -298,3 +298,29 @@ def test_session_takeover_is_logged_with_its_reason(sbroker, records, monkeypatc
     finally:
         stop(one, t1)
         stop(two, t2)
+
+
+def test_security_settings_refused_with_one_line_reasons(tmp_path, certs, monkeypatch):
+    pw = tmp_path / "pw"
+    pw.write_text("")
+    monkeypatch.setenv("TSFLEET_TEST_PW", "x")
+    cases = [
+        (MqttSecurity(username="u", password_file=str(pw), password_env="TSFLEET_TEST_PW"),
+         "not both"),
+        (MqttSecurity(username="u", password_file=str(pw)), "is empty"),
+        (MqttSecurity(username="u", password_file=str(tmp_path / "none")), "cannot read"),
+        (MqttSecurity(password_env="TSFLEET_TEST_PW"), "needs a user name"),
+        (MqttSecurity(key_file=str(certs["client_key"])), "needs its certificate"),
+        (MqttSecurity(ca_file=str(pw)), "cannot be used"),
+        (MqttSecurity(cert_file=str(certs["client"]), key_file=str(certs["server_key"])),
+         "cannot be used"),
+    ]
+    for sec, message in cases:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="x")
+        with pytest.raises(InvalidParameter, match=message):
+            sec.apply(client)
+    for text in ("h:0", "h:99999", "h:port"):
+        with pytest.raises(InvalidParameter):
+            parse_broker(text)
+    d = MqttSecurity(username="u", ca_file="ca", check_hostname=False).describe()
+    assert d == "user u, TLS (server name not checked)"

@@ -249,6 +249,8 @@ def test_nothing_listening_is_logged_and_exit_on_broker_failure_raises(records):
     assert time.monotonic() - t0 < 10
     at, _ = records.wait("no broker listens there", 0.1)
     assert at - t0 < 5
+    # reconnects back off (0.5 s, 1 s, 2 s, ...): a handful of attempts in 2 s, not hundreds
+    assert 2 <= server.subscriber.n_failures <= 5, server.subscriber.n_failures
 
 
 def test_cli_exit_on_broker_failure_is_one_line_and_status_2(sbroker, tmp_path):
@@ -324,3 +326,30 @@ def test_security_settings_refused_with_one_line_reasons(tmp_path, certs, monkey
             parse_broker(text)
     d = MqttSecurity(username="u", ca_file="ca", check_hostname=False).describe()
     assert d == "user u, TLS (server name not checked)"
+
+
+def test_two_stores_on_one_broker_each_get_every_message(broker, tmp_path, records):
+    """The issue's case: two serve processes with default client ids took the session from
+    each other and both stores got partial copies. Now each store has its own session."""
+    one, t1, _ = start(str(tmp_path / "one.duckdb"), f"127.0.0.1:{broker.port}", None)
+    two, t2, _ = start(str(tmp_path / "two.duckdb"), f"127.0.0.1:{broker.port}", None)
+    try:
+        assert one.subscriber.subscribed.wait(20) and two.subscriber.subscribed.wait(20)
+        assert one.client_id != two.client_id
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="two-stores-pub")
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        for i in range(20):
+            pub.publish("fleet/both/senml", pack("both", i), qos=1).wait_for_publish(10)
+        pub.disconnect()
+        pub.loop_stop()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and min(
+                s.writer.stats.n_accepted for s in (one, two)) < 20:
+            time.sleep(0.1)
+        assert [s.writer.stats.n_accepted for s in (one, two)] == [20, 20]
+        assert [s.subscriber.n_connects for s in (one, two)] == [1, 1]
+        assert not [m for _, m in records.items if "taken over" in m]
+    finally:
+        stop(one, t1)
+        stop(two, t2)

@@ -223,6 +223,17 @@ class Alerts:
                                           group_by=tuple(group_by), max_alerts=max_alerts,
                                           policy=policy, at=at or now_utc(), sleep=sleep)
 
+    def push_alertmanager(self, url: str, *, at: datetime | None = None,
+                          resend_s: float = 60.0, valid_s: float = 300.0,
+                          generator: str = "http://tsfleet.invalid/alerts",
+                          policy: RetryPolicy | None = None):
+        """Push firing alerts (re-sent every ``resend_s``) and resolutions to Alertmanager's
+        v2 API at ``url``; see :mod:`tsfleet.alerts.alertmanager`."""
+        from tsfleet.alerts.alertmanager import push_alerts
+
+        return push_alerts(self.con, url, at=at or now_utc(), resend_s=resend_s,
+                           valid_s=valid_s, generator=generator, policy=policy)
+
     def notifications(self) -> list[dict]:
         """The outbox: every notice owed and its delivery state."""
         return self.fleet.query("select * from notifications order by created_at, "

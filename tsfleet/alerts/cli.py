@@ -52,8 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--comment", default=None, help="why")
     s.set_defaults(func=cmd_silence)
 
-    n = asub.add_parser("notify", help="post owed notifications to a webhook (Alertmanager v4)")
-    n.add_argument("url", help="webhook URL")
+    n = asub.add_parser("notify", help="post owed notifications to a webhook (Alertmanager v4) "
+                                       "or push alerts into Alertmanager (--alertmanager)")
+    n.add_argument("url", nargs="?", default=None, help="webhook URL (Alertmanager v4 body)")
+    n.add_argument("--alertmanager", metavar="URL", default=None,
+                   help="push firing and resolved alerts to Alertmanager's v2 API at URL "
+                        "(http://host:9093); repeat the call every minute or so while "
+                        "alerts fire (tsfleet serve --alertmanager does)")
+    n.add_argument("--generator-url", default="http://tsfleet.invalid/alerts",
+                   help="base of each alert's generatorURL (the fingerprint is appended)")
     n.add_argument("--receiver", default="tsfleet", help="receiver name sent (default tsfleet)")
     n.add_argument("--group-by", default="alertname,site",
                    help="labels that group alerts into one notification (default alertname,site)")
@@ -119,14 +126,26 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
 def cmd_notify(args: argparse.Namespace) -> int:
     from tsfleet.alerts.http import RetryPolicy
+    from tsfleet.errors import InvalidParameter
 
+    if not args.url and not args.alertmanager:
+        raise InvalidParameter("give a webhook URL, --alertmanager URL, or both")
     policy = RetryPolicy(max_attempts=args.attempts, timeout_s=args.timeout)
+    failed = False
+    if args.alertmanager:
+        with open_fleet(args) as fleet:
+            pushed = fleet.alerts.push_alertmanager(args.alertmanager, policy=policy,
+                                                    generator=args.generator_url)
+        print(f"alertmanager: {pushed}")
+        failed = not pushed.ok
+    if not args.url:
+        return 1 if failed else 0
     with open_fleet(args) as fleet:
         report = fleet.alerts.notify(args.url, receiver=args.receiver,
                                      group_by=[g for g in args.group_by.split(",") if g],
                                      policy=policy)
     print(report)
-    return 0 if not report.failed else 1
+    return 0 if not (report.failed or failed) else 1
 
 
 def cmd_history(args: argparse.Namespace) -> int:

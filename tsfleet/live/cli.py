@@ -14,15 +14,18 @@ def register(subparsers) -> None:
         "serve", help="live ingest: MQTT and CoAP into the store (owns the DuckDB writer)",
         description="Receive SenML (JSON, CBOR), LwM2M and vendor JSON over MQTT and CoAP and "
                     "store it. Stops cleanly on SIGINT or SIGTERM.")
-    p.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker to subscribe at")
+    p.add_argument("--mqtt", metavar="URL",
+                   help="MQTT broker to subscribe at: host:port, mqtt://host:port or "
+                        "mqtts://host:port (TLS, default port 8883)")
     p.add_argument("--topic", action="append", dest="topics", metavar="FILTER",
                    help="topic filter, repeatable (default fleet/#)")
     p.add_argument("--topic-layout", default="+/{device}/{format}",
                    help="where topics carry {device} and {format} (default +/{device}/{format})")
     p.add_argument("--device-from", choices=DEVICE_SOURCES, default="auto",
                    help="device id from the topic, the payload, or the payload else the topic")
-    p.add_argument("--client-id", default="tsfleet-serve",
-                   help="MQTT client id; the persistent session belongs to it")
+    p.add_argument("--client-id", default=None,
+                   help="MQTT client id; the persistent session belongs to it (default "
+                        "tsfleet-<store id>: each store its own session)")
     p.add_argument("--receive-maximum", type=int, default=4000,
                    help="unacknowledged MQTT messages the broker may send at once")
     p.add_argument("--coap", metavar="HOST:PORT", help="bind a CoAP server (UDP)")
@@ -36,8 +39,51 @@ def register(subparsers) -> None:
     p.add_argument("--analyze-every", metavar="NAME=DURATION,...", default=None,
                    help="cadence of each analysis, e.g. power=5m,firmware=1h (default firmware "
                         "and alerts 1m, the others 2m; all=2m sets every one; off disables)")
+    _security_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
+
+
+def _security_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MQTT security, broker failures and monitoring (docs/live.md)")
+    g.add_argument("--mqtt-username", metavar="NAME", help="user name at the broker")
+    g.add_argument("--mqtt-password-file", metavar="FILE",
+                   help="file whose first line is the password (never on the command line)")
+    g.add_argument("--mqtt-password-env", metavar="VAR",
+                   help="environment variable holding the password")
+    g.add_argument("--mqtt-tls", action="store_true",
+                   help="TLS (implied by mqtts:// and by the files below)")
+    g.add_argument("--mqtt-ca", metavar="FILE",
+                   help="PEM CA file that signs the broker's certificate (default: system CAs)")
+    g.add_argument("--mqtt-cert", metavar="FILE", help="PEM client certificate")
+    g.add_argument("--mqtt-key", metavar="FILE", help="PEM key of the client certificate")
+    g.add_argument("--mqtt-no-hostname-check", action="store_true",
+                   help="accept a broker certificate that does not name the host "
+                        "(the CA chain is still checked)")
+    g.add_argument("--coaps", metavar="HOST:PORT",
+                   help="serve CoAP over DTLS with pre-shared keys (needs DTLSSocket)")
+    g.add_argument("--coap-psk", metavar="FILE",
+                   help="identity:key lines of the devices allowed on --coaps")
+    g.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics and a health "
+                        "check at /healthz (docs/service.md)")
+    g.add_argument("--alertmanager", metavar="URL",
+                   help="push firing and resolved alerts to Alertmanager's v2 API at URL "
+                        "(http://host:9093), re-sent every minute while they fire")
+    g.add_argument("--exit-on-broker-failure", metavar="SECONDS", type=float, nargs="?",
+                   const=10.0, default=None,
+                   help="exit with status 2 when the first MQTT connection has not succeeded "
+                        "within SECONDS (default 10)")
+
+
+def _security(args: argparse.Namespace):
+    from tsfleet.live.security import MqttSecurity
+
+    return MqttSecurity(
+        username=args.mqtt_username, password_file=args.mqtt_password_file,
+        password_env=args.mqtt_password_env, tls=args.mqtt_tls, ca_file=args.mqtt_ca,
+        cert_file=args.mqtt_cert, key_file=args.mqtt_key,
+        check_hostname=not args.mqtt_no_hostname_check)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -46,19 +92,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.live.server import ServeConfig, serve
     from tsfleet.service.cadence import parse_every
 
-    if not args.mqtt and not args.coap:
-        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT or both")
+    if not args.mqtt and not args.coap and not args.coaps:
+        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT, --coaps HOST:PORT "
+                               "or several")
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
         logging.getLogger("tsfleet.live").setLevel(logging.WARNING)
         logging.getLogger("tsfleet.service").setLevel(logging.WARNING)
+    logging.getLogger("tsfleet.live.broker").setLevel(logging.INFO)  # connection events
     config = ServeConfig(
         db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=args.topics or ["fleet/#"],
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
-        analyze_every=parse_every(args.analyze_every))
+        analyze_every=parse_every(args.analyze_every), security=_security(args),
+        exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,
+        alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}; "
           f"analysis {cadence})", file=sys.stderr, flush=True)

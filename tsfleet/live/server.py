@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import gc
 import logging
 import signal
@@ -25,12 +26,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsfleet.errors import InvalidParameter
+from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.fleet import Fleet
 from tsfleet.live import coap as coap_server
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES, Decoder, TopicLayout
 from tsfleet.live.mqtt import Subscriber, parse_address
 from tsfleet.live.profiles import Profiles
+from tsfleet.live.security import MqttSecurity, parse_broker
 from tsfleet.live.writer import Envelope, Writer
 from tsfleet.service.cadence import Cadence
 
@@ -47,7 +49,7 @@ class ServeConfig:
     topics: list[str] = field(default_factory=lambda: ["fleet/#"])
     topic_layout: str = "+/{device}/{format}"
     device_from: str = "auto"                     # auto | topic | payload
-    client_id: str = "tsfleet-serve"
+    client_id: str | None = None                  # None: derived from the store (tsfleet-<id>)
     session_expiry_s: int = 7 * 86400
     receive_maximum: int = 4000
     max_payload: int = DEFAULT_MAX_PAYLOAD
@@ -56,6 +58,17 @@ class ServeConfig:
     profile_dirs: list[str] = field(default_factory=list)
     #: seconds between runs of each analysis (``tsfleet.service.cadence``); empty: none
     analyze_every: dict[str, float] = field(default_factory=dict)
+    #: credentials and TLS of the MQTT connection (``tsfleet.live.security``)
+    security: MqttSecurity | None = None
+    #: stop with an error when the first MQTT connection has not succeeded in this many s
+    exit_on_broker_failure_s: float | None = None
+    #: host:port of the Prometheus endpoint (/metrics, /healthz); None: none
+    metrics: str | None = None
+    #: Alertmanager base URL to push alerts to (v2 API) between commits; None: none
+    alertmanager: str | None = None
+    #: host:port to serve CoAP over DTLS (PSK) on, and the identity:key file
+    coaps: str | None = None
+    coap_psk_file: str | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -65,9 +78,31 @@ class ServeConfig:
             raise InvalidParameter("batch_rows, batch_delay_s and max_payload must be positive, "
                                    f"got {self.batch_rows}, {self.batch_delay_s}, "
                                    f"{self.max_payload}")
+        if self.mqtt:
+            parse_broker(self.mqtt)
+        if bool(self.coaps) != bool(self.coap_psk_file):
+            raise InvalidParameter("CoAP over DTLS needs both --coaps HOST:PORT and "
+                                   "--coap-psk FILE")
+        if self.security is not None:  # a wrong file or a missing password fails at start
+            self.security.password()
+            self.security.ssl_context()
+        if self.exit_on_broker_failure_s is not None and not self.exit_on_broker_failure_s > 0:
+            raise InvalidParameter(f"exit_on_broker_failure_s must be positive, "
+                                   f"got {self.exit_on_broker_failure_s}")
         if not 1 <= self.receive_maximum <= 65535:
             raise InvalidParameter(f"receive_maximum must be within 1..65535, "
                                    f"got {self.receive_maximum}")
+
+
+class BrokerUnavailable(TsfleetError, ConnectionError):
+    """The first MQTT connection did not succeed in time (``--exit-on-broker-failure``)."""
+
+
+def store_client_id(fleet: Fleet) -> str:
+    """The default MQTT client id of this store: ``tsfleet-`` and 16 hex digits of its
+    ``store_identity`` (two stores never share a broker session)."""
+    rows = fleet.query("select store_id from store_identity limit 1")
+    return "tsfleet-" + rows[0]["store_id"].replace("-", "")[:16]
 
 
 def known_metrics(fleet: Fleet) -> frozenset[str]:
@@ -95,6 +130,9 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.cadence: Cadence | None = None
+        self.metrics = None
+        self.metrics_endpoint = None
+        self.coaps_context = None
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
         self.layout = TopicLayout(config.topic_layout)
 
@@ -124,34 +162,85 @@ class Server:
         self.decoder = Decoder(known_metrics(fleet), self.profiles, device_from=cfg.device_from,
                                max_payload=cfg.max_payload)
         self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None
+        between = self.cadence and (lambda: self.cadence.tick(fleet))
+        on_commit = self.on_commit
+        if cfg.alertmanager:
+            from tsfleet.alerts.alertmanager import Pusher
+            self.pusher, ticking = Pusher(cfg.alertmanager), between
+
+            def between():
+                result = ticking() if ticking else None
+                self.pusher.tick(fleet)
+                return result
+        if cfg.metrics:
+            from tsfleet.service.metrics import ServeMetrics, with_metrics
+            self.metrics = ServeMetrics()
+            on_commit, between = with_metrics(self.metrics, fleet, on_commit, between)
         self.writer = Writer(fleet, max_rows=cfg.batch_rows, max_delay=cfg.batch_delay_s,
-                             on_commit=self.on_commit, on_fatal=lambda exc: self.stop(),
-                             between_commits=self.cadence and (lambda: self.cadence.tick(fleet)))
+                             on_commit=on_commit, on_fatal=lambda exc: self.stop(),
+                             between_commits=between)
         self.writer.start()
         self._untune = _tune_interpreter()
         context = None
         try:
+            if cfg.metrics:
+                from tsfleet.service.metrics import MetricsEndpoint
+                self.writer.submit = self.metrics.counting(self.writer.submit)
+                host, port = parse_address(cfg.metrics, 9108)
+                self.metrics_endpoint = MetricsEndpoint(self.metrics, self, host, port).start()
+                log.info("live: metrics on http://%s:%d/metrics and /healthz", host,
+                         self.metrics_endpoint.port)
             if cfg.coap:
                 host, port = parse_address(cfg.coap, 5683)
                 context = await coap_server.start_server(self.decoder, self.writer, host, port)
                 self.coap_port = port
                 log.info("live: CoAP listening on %s:%d (POST /ingest[/<device>])", host, port)
+            if cfg.coaps:
+                from tsfleet.live.coaps import read_psk_file, start_dtls_server
+                host, port = parse_address(cfg.coaps, 5684)
+                keys = read_psk_file(cfg.coap_psk_file)
+                self.coaps_context = await start_dtls_server(self.decoder, self.writer, host,
+                                                             port, keys)
+                log.info("live: CoAP over DTLS on %s:%d (%d PSK identities)", host, port,
+                         len(keys))
             if cfg.mqtt:
-                host, port = parse_address(cfg.mqtt, 1883)
+                host, port, tls = parse_broker(cfg.mqtt)
+                security = cfg.security or MqttSecurity()
+                if tls and not security.tls:
+                    security = dataclasses.replace(security, tls=True)
+                self.client_id = cfg.client_id or store_client_id(fleet)
                 self.subscriber = Subscriber(
-                    host, port, cfg.topics, self._on_mqtt, client_id=cfg.client_id,
+                    host, port, cfg.topics, self._on_mqtt, client_id=self.client_id,
                     session_expiry_s=cfg.session_expiry_s,
-                    receive_maximum=cfg.receive_maximum)
+                    receive_maximum=cfg.receive_maximum, security=security)
+                log.info("live: MQTT %s:%d, client id %s, %s", host, port, self.client_id,
+                         security.describe())
                 self.subscriber.start()
+                if cfg.exit_on_broker_failure_s is not None:
+                    await self._first_connection(cfg.exit_on_broker_failure_s)
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             await self._stop.wait()
         finally:
             await self._shutdown(context)
 
+    async def _first_connection(self, timeout: float) -> None:
+        """Wait for the first MQTT connection; raise :class:`BrokerUnavailable` after
+        ``timeout`` seconds, or as soon as a stop is asked."""
+        sub = self.subscriber
+        deadline = time.monotonic() + timeout
+        while not sub.connected.is_set() and not self._stop.is_set():
+            if time.monotonic() >= deadline:
+                raise BrokerUnavailable(
+                    f"no MQTT connection to {sub.host}:{sub.port} within {timeout:g} s: "
+                    f"{sub.last_error or 'no answer'}")
+            await asyncio.sleep(0.05)
+
     async def _shutdown(self, context) -> None:
         log.info("live: stopping: committing what is held")
         self._closing = True
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
         if self.subscriber is not None:
@@ -159,6 +248,8 @@ class Server:
             self.subscriber.stop()
         if context is not None:
             await context.shutdown()
+        if self.coaps_context is not None:
+            await self.coaps_context.shutdown()
         s = self.writer.stats if self.writer else None
         if s is not None:
             log.info("live: stopped after %d payloads: %d rows accepted, %d duplicates, "

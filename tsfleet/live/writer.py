@@ -94,6 +94,8 @@ class WriterStats:
     n_rejected: int = 0
     n_failed_batches: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: rows the pipeline quarantined, per reason (``bad_number``, ``out_of_range``, ...)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 class _Sync:
@@ -262,6 +264,9 @@ class Writer:
             counts["duplicates"] += r.n_duplicates
             counts["quarantined"] += r.n_quarantined
             self.stats.by_kind[r.kind] = self.stats.by_kind.get(r.kind, 0) + r.n_accepted
+            for reason, n in r.quarantined_by_reason.items():
+                q = self.stats.quarantined_by_reason
+                q[reason] = q.get(reason, 0) + n
         counts["unmapped"] = self._store_unmapped(batch)
         counts["rejected"] = self._store_rejects(
             [(e, e.reject.reason, e.reject.detail) for e in batch if e.reject is not None], label)

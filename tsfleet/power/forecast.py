@@ -208,6 +208,13 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                    for d, t, o, w in zip(s.n_days[few], s.device_type[few], own[few], w_own[few],
                                          strict=True)]
     reason[~has_data] = "no battery readings"
+    if s.has_curve is not None:
+        no_curve = ~has_data & s.voltage_only & ~s.has_curve
+        method = np.where(no_curve, "no_curve", method)
+        reason[no_curve] = [
+            "no curve: reports only a voltage and names no battery_chemistry or battery_curve"
+            if c is None else f"no curve: no points for cell curve '{c}'; ingest them (kind "
+            "battery_curves) to read its voltage" for c in s.curve_id[no_curve]]
     q_last = charge_from_level(s.last_level, s.knee, s.gain)
     lvl = np.where(eligible, lvl, q_last)
     trd = np.where(eligible, trd, -prior_rate)

@@ -15,7 +15,9 @@ FORECAST_COLUMNS = (
     "level_hi_pct", "drop_pct", "rate_pct_per_day", "critical_pct", "critical_at",
     "critical_lo_at", "critical_hi_at", "empty_at", "empty_lo_at", "empty_hi_at",
     "days_to_critical", "days_to_empty", "method", "reason", "pattern", "alpha", "beta", "phi",
-    "temp_coef_per_c", "temp_factor", "n_days")
+    "temp_coef_per_c", "temp_factor", "n_days", "chosen_model", "runner_up_model",
+    "backtest_error_pct", "runner_up_error_pct", "backtest_days", "backtest_origins",
+    "temperature_ahead_c", "temperature_basis")
 
 
 def _or_nan(values, n: int) -> np.ndarray:

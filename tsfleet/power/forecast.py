@@ -21,7 +21,7 @@ from datetime import datetime
 
 import numpy as np
 
-from tsfleet.power import daystats, holt, knee, patterns, sag, series, temperature
+from tsfleet.power import ahead, choice, daystats, holt, knee, patterns, sag, series, temperature
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.results import write_result
 
@@ -29,12 +29,13 @@ Z90 = 1.645
 SAMPLE_PER_TYPE = 3
 RATE_FLOOR_REL = 0.04          # model uncertainty of the rate, relative
 DEFAULT_RATE = 0.3             # % per day when a type has no fitted device at all
-RECENT_DAYS = 7                # the future is expected at the last week's temperature
+RECENT_DAYS = 7                # the gauge reads now at the last week's temperature
 SHORT_NOISE_PCT = 0.15         # floor of the daily-mean noise of a short segment, %
 PRIOR_REL_SD = 0.5             # spread of the fallback rate between devices, relative
 PREV_REL_SD = 0.15             # spread of a device's rate from one segment to the next
 REFIT_DAYS = 7                 # shared parameters fitted on data this recent are reused
 KNEE_FIT_DAYS = 10             # near the knee, the model is fitted on the last days only
+LINE_PHI = 1 - 1e-9            # a chosen straight line: no damping to speak of
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None,
@@ -174,7 +175,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         sigma = np.sqrt(np.nansum(err ** 2, axis=1) / np.maximum(np.isfinite(err).sum(axis=1), 1))
         span = np.maximum(s.end - fit_start + 1, 1)
         se_rate = sigma * np.sqrt(12.0 / np.maximum(span ** 3 - span, 1))
-    temp_k, temp_factor, lvl_offset = future_temperature(s, tf, eligible, -trd)
+    t_ahead, t_basis = ahead.expected(s.temperature, s.end, horizon_days)
+    temp_k, temp_factor, lvl_offset = future_temperature(s, tf, eligible, -trd, t_ahead)
     trd = trd * temp_factor
     lvl = lvl + lvl_offset
     # fallback: the type prior
@@ -192,6 +194,18 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                        (s.sag_pool or {}).get(t, sag.Pool()), strict=True)))
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
     trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
+    # the model of each device: chosen by a backtest on its own history (tsfleet.power.choice)
+    pick = choice.choose(y, s.charge, fit_start, s.end, s.start, s.device_type, alpha, beta,
+                         phi, horizon_days, factor=temp_factor, eligible=eligible)
+    _, line_slope, _ = patterns.line_fit(s.charge, np.maximum(s.end - choice.LINE_DAYS + 1,
+                                                              s.start), s.end)
+    _, seg_slope, _ = patterns.line_fit(s.charge, fit_start, s.end)
+    as_line = eligible & (pick.chosen == "line_14d")
+    as_seg = eligible & (pick.chosen == "segment_line")
+    trd = np.where(as_line, line_slope, np.where(as_seg, seg_slope, trd))
+    straight = as_line | as_seg
+    phi = np.where(straight, LINE_PHI, phi)
+    temp_factor = np.where(straight, 1.0, temp_factor)
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
     method = np.where(eligible, "holt_winters", np.where(
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
@@ -208,6 +222,10 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                    for d, t, o, w in zip(s.n_days[few], s.device_type[few], own[few], w_own[few],
                                          strict=True)]
     reason[~has_data] = "no battery readings"
+    short = eligible & pick.is_pooled
+    reason[short] = [f"too little history for its own backtest: {c}, the choice made most "
+                     f"often for {t} devices" for c, t in zip(pick.chosen[short],
+                                                             s.device_type[short], strict=True)]
     if s.has_curve is not None:
         no_curve = ~has_data & s.voltage_only & ~s.has_curve
         method = np.where(no_curve, "no_curve", method)
@@ -266,6 +284,13 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         pattern=pat.pattern, alpha=np.where(eligible, alpha, np.nan),
         beta=np.where(eligible, beta, np.nan), phi=np.where(eligible, phi, np.nan),
         temp_coef_per_c=temp_k, temp_factor=temp_factor, n_days=s.n_days,
+        chosen_model=np.where(eligible, pick.chosen, method),
+        runner_up_model=np.where(eligible, pick.runner_up, None),
+        backtest_error_pct=np.where(eligible, 100 * pick.error, np.nan),
+        runner_up_error_pct=np.where(eligible, 100 * pick.runner_up_error, np.nan),
+        backtest_days=np.where(eligible, pick.horizon, np.nan),
+        backtest_origins=np.where(eligible, pick.n_origins, 0),
+        temperature_ahead_c=t_ahead, temperature_basis=t_basis,
     )
     for k in ("level_now_pct", "level_at_horizon_pct", "level_lo_pct", "level_hi_pct", "drop_pct",
               "rate_pct_per_day", "days_to_critical", "days_to_empty"):
@@ -318,15 +343,17 @@ def blend_short(s: series.Series, prior_rate: np.ndarray, few: np.ndarray,
 
 
 def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.ndarray,
-                       rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       rate: np.ndarray, t_ahead: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Temperature coefficient, trend factor and level offset for the expected future.
 
     The model ran on the series at ``T_ref`` (the fitted span's mean zone
-    temperature, see :mod:`tsfleet.power.temperature`). The next weeks are
-    expected at the last week's zone temperature: the trend is scaled by
-    ``exp(k * (T_recent - T_ref))``, and the last level gets back the extra
-    consumption of the fitted span (``-rate * k * C(end)``) and the gauge's
-    offset at ``T_recent``. Devices without a known zone temperature get 1 and 0.
+    temperature, see :mod:`tsfleet.power.temperature`). The trend is scaled by
+    ``exp(k * (T_ahead - T_ref))`` with ``T_ahead`` the temperature expected over the
+    horizon (:mod:`tsfleet.power.ahead`; default: the last week's), and the last level
+    gets back the extra consumption of the fitted span (``-rate * k * C(end)``) and the
+    gauge's offset at the last week's temperature (where the level is now). Devices
+    without a known zone temperature get 1 and 0.
     """
     n, m = s.temperature.shape
     cols = np.arange(m)[None, :]
@@ -334,9 +361,11 @@ def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.n
               & np.isfinite(s.temperature))
     with np.errstate(invalid="ignore", divide="ignore"):
         t_recent = np.where(recent, s.temperature, 0).sum(axis=1) / recent.sum(axis=1)
+    t_ahead = t_recent if t_ahead is None else np.where(np.isfinite(t_ahead), t_ahead, t_recent)
     known = eligible & tf.known & np.isfinite(t_recent)
     d_recent = np.where(known, t_recent - tf.t_ref, 0.0)
-    factor = np.where(known, np.exp(np.clip(tf.k * d_recent, -1, 1)), 1.0)
+    d_ahead = np.where(known, t_ahead - tf.t_ref, 0.0)
+    factor = np.where(known, np.exp(np.clip(tf.k * d_ahead, -1, 1)), 1.0)
     offset = np.where(known, -rate * tf.k * tf.cum_end + tf.g * d_recent, 0.0)
     return np.where(known, tf.k, np.nan), factor, offset
 

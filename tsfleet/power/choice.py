@@ -1,0 +1,131 @@
+"""A trend model per device, chosen by a rolling-origin backtest on its own history.
+
+Candidates, each a trend of the charge-equivalent level (% per day):
+
+* ``holt_winters``: the damped-trend model on the temperature-adjusted series
+  (:mod:`tsfleet.power.forecast`), scaled to the temperature ahead;
+* ``line_14d``: the straight line through the last :data:`LINE_DAYS` daily levels, as
+  reported (what a user draws by eye);
+* ``segment_line``: the straight line through the whole fitted span (the mean drop).
+
+Each device's history is cut at origins ``end - H - j * ORIGIN_STEP`` (``j`` below
+:data:`N_ORIGINS`, while :data:`LINE_DAYS` days remain before the origin), with a
+backtest horizon ``H`` of the forecast's horizon or what the history allows; each
+candidate predicts the drop over ``H`` from what it saw up to the origin, and its error
+is ``|predicted - actual| / max(actual, DROP_FLOOR_PCT)``, averaged over the origins.
+The least error wins; the line wins ties, so on its own history a device's chosen model
+is never worse than the straight line. A device whose history is too short for
+:data:`MIN_BACKTEST_DAYS` gets the choice made most often among its device type's
+devices (the pooled choice; ``holt_winters`` when none has a backtest), and says so.
+
+>>> import numpy as np
+>>> q = np.array([[50.0 - 0.5 * d for d in range(40)]])
+>>> c = choose(q, q, np.array([0]), np.array([39]), np.array([0]), np.array(["t"]),
+...            np.array([0.2]), np.array([0.05]), np.array([0.9999]), 30)
+>>> str(c.chosen[0])
+'line_14d'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tsfleet.power import holt, patterns
+
+MODELS = ("holt_winters", "line_14d", "segment_line")
+LINE_DAYS = 14            # the straight line's window (days), as the baseline users draw
+MIN_BACKTEST_DAYS = 7     # a backtest horizon shorter than this says too little
+N_ORIGINS = 3             # rolling origins per device
+ORIGIN_STEP = 7           # days between origins
+DROP_FLOOR_PCT = 0.5      # a smaller actual drop is scored against this (points)
+
+
+@dataclass
+class Choice:
+    chosen: np.ndarray          # model name per device
+    runner_up: np.ndarray       # second best (None: no backtest)
+    error: np.ndarray           # chosen model's mean backtest error, fraction of the drop
+    runner_up_error: np.ndarray
+    horizon: np.ndarray         # backtest horizon (days; 0: none, the pooled choice)
+    n_origins: np.ndarray
+    is_pooled: np.ndarray       # too little history: the type's pooled choice
+
+
+def _at(y: np.ndarray, col: np.ndarray) -> np.ndarray:
+    c = np.clip(col, 0, max(y.shape[1] - 1, 0))
+    return np.where(col >= 0, y[np.arange(len(col)), c], np.nan)
+
+
+def predicted_drops(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, start: np.ndarray,
+                    origin: np.ndarray, h: np.ndarray, alpha, beta, phi,
+                    factor: np.ndarray) -> np.ndarray:
+    """Each candidate's predicted drop over ``h`` days from ``origin`` (rows: devices,
+    columns: :data:`MODELS`), from the data up to the origin only (the line: the
+    segment's last :data:`LINE_DAYS` days, whatever the fitted span)."""
+    n = len(origin)
+    fs = np.where(fit_start <= origin - 5, fit_start, np.maximum(origin - LINE_DAYS + 1, 0))
+    icpt, slope, _ = patterns.line_fit(y_adj, fs, origin)
+    lvl0 = icpt + slope * (fs - 1)
+    _, trd, _ = holt.holt_damped(np.nan_to_num(y_adj), fs, origin, np.nan_to_num(lvl0),
+                                 np.nan_to_num(slope), alpha, beta, phi)
+    out = np.empty((n, len(MODELS)))
+    out[:, 0] = -trd * factor * holt.damped_sum(phi, h)
+    _, s_line, _ = patterns.line_fit(q, np.maximum(origin - LINE_DAYS + 1, start), origin)
+    out[:, 1] = -s_line * h
+    _, s_seg, _ = patterns.line_fit(q, fs, origin)
+    out[:, 2] = -s_seg * h
+    return out
+
+
+def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndarray,
+           start: np.ndarray, device_type: np.ndarray, alpha, beta, phi, horizon: int,
+           factor: np.ndarray | None = None, eligible: np.ndarray | None = None) -> Choice:
+    """Backtest the candidates on each device's own history and choose (see the module)."""
+    n = len(end)
+    factor = np.ones(n) if factor is None else factor
+    eligible = np.ones(n, dtype=bool) if eligible is None else eligible
+    alpha, beta, phi = (np.broadcast_to(np.asarray(v, float), (n,)) for v in (alpha, beta, phi))
+    span = end - start + 1
+    h = np.minimum(horizon, span - LINE_DAYS).astype(float)
+    own = eligible & (h >= MIN_BACKTEST_DAYS)
+    err_sum = np.zeros((n, len(MODELS)))
+    n_orig = np.zeros(n, dtype=int)
+    for j in range(N_ORIGINS):
+        origin = (end - h - j * ORIGIN_STEP).astype(int)
+        ok = own & (origin - start + 1 >= LINE_DAYS)
+        if not ok.any():
+            break
+        pred = predicted_drops(y_adj[ok], q[ok], fit_start[ok], start[ok], origin[ok], h[ok],
+                               alpha[ok], beta[ok], phi[ok], factor[ok])
+        actual = _at(q[ok], origin[ok]) - _at(q[ok], origin[ok] + h[ok].astype(int))
+        with np.errstate(invalid="ignore"):
+            e = np.abs(pred - actual[:, None]) / np.maximum(np.abs(actual), DROP_FLOOR_PCT)[:, None]
+        good = np.isfinite(e).all(axis=1)
+        rows = np.flatnonzero(ok)[good]
+        err_sum[rows] += e[good]
+        n_orig[rows] += 1
+    has = n_orig > 0
+    with np.errstate(invalid="ignore"):
+        err = np.where(has[:, None], err_sum / np.maximum(n_orig, 1)[:, None], np.nan)
+    # the line first among equals: a stable sort on the error with the line in front
+    order_cols = np.array([1, 0, 2])
+    rank = np.argsort(np.where(has[:, None], err[:, order_cols], 0.0), axis=1, kind="stable")
+    best, second = order_cols[rank[:, 0]], order_cols[rank[:, 1]]
+    names = np.array(MODELS, dtype=object)
+    chosen = np.where(has, names[best], None).astype(object)
+    runner = np.where(has, names[second], None).astype(object)
+    e_best = np.where(has, np.take_along_axis(np.nan_to_num(err), best[:, None], 1)[:, 0], np.nan)
+    e_second = np.where(has, np.take_along_axis(np.nan_to_num(err), second[:, None], 1)[:, 0],
+                        np.nan)
+    pooled = ~has
+    for t in np.unique(device_type[pooled]) if pooled.any() else ():
+        picks = chosen[has & (device_type == t)]
+        if len(picks):
+            v, c = np.unique(picks.astype(str), return_counts=True)
+            choice = str(v[np.argmax(c)])
+        else:
+            choice = MODELS[0]
+        chosen[pooled & (device_type == t)] = choice
+    return Choice(chosen, runner, e_best, e_second, np.where(has, h, 0.0), n_orig, pooled)

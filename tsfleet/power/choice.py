@@ -51,6 +51,7 @@ class Choice:
     horizon: np.ndarray         # backtest horizon (days; 0: none, the pooled choice)
     n_origins: np.ndarray
     is_pooled: np.ndarray       # too little history: the type's pooled choice
+    errors: np.ndarray          # (n, len(MODELS)) every candidate's mean error (NaN: none)
 
 
 def _at(y: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -128,4 +129,4 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
         else:
             choice = MODELS[0]
         chosen[pooled & (device_type == t)] = choice
-    return Choice(chosen, runner, e_best, e_second, np.where(has, h, 0.0), n_orig, pooled)
+    return Choice(chosen, runner, e_best, e_second, np.where(has, h, 0.0), n_orig, pooled, err)

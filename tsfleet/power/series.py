@@ -29,6 +29,9 @@ PREV_ABOVE_KNEE_PCT = 5.0   # ... over its days this far above the gauge's knee 
 PREV_MIN_LEVEL_PCT = 10.0   # ... and above this level (a voltage gauge clips at 0 %)
 RESET_RISE_PCT = 8.0        # a rise over the hour before that ends a reset (as the daily
                             #   reset test: a swap, the top of a charge ramp)
+DAY_RISE_PCT = 5.0          # a day's rise above the days before it that is a reset (as the
+                            #   view battery_daily), after temperature for a voltage gauge
+COMPENSATE_DAYS = 10        # ... the days before it that predict it
 
 
 @dataclass
@@ -86,7 +89,8 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None,
         "select b.device_id, b.day, b.level_pct, b.mean_observed_at, b.last_observed_at, "
         # as of a cut, the last day before it cannot be confirmed by the day after it
         "case when ?::timestamp is not null and b.next_day >= ?::timestamp "
-        "then b.is_reset_day_unconfirmed else b.is_reset_day end as is_reset_day "
+        "then b.is_reset_day_unconfirmed else b.is_reset_day end as is_reset_day, "
+        "b.has_replacement "
         "from battery_daily b "
         "where b.device_id in (select unnest(?::varchar[])) "
         "and (?::timestamp is null or b.day < ?::timestamp) "
@@ -113,7 +117,7 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None,
     s = build(dev, daily, temps, grid)
     s = replace(s, knee_nominal=dev["knee_nominal"].to_numpy(float), curve_key=keys,
                 has_curve=np.isin(keys, list(curves)),
-                curve_id=dev["curve_id"].to_numpy(object))
+                curve_id=np.where(dev["curve_id"].isna(), None, dev["curve_id"]).astype(object))
     s = replace(after_last_reset(con, s, cut), curves=curves)
     return sag.correct(s) if correct_sag else s
 
@@ -170,6 +174,14 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
     # a previous segment's rate is read above the chemistry's knee, applied or not: a
     # percent gauge that shows no knee loses a few days, one that bends is not misread
     trust_knee = dev["knee_nominal"].to_numpy(float) if "knee_nominal" in dev else dev_knee
+    if len(temps) and n_cols:
+        zi = pd.Index(pd.unique(dev["zone"]))
+        zcol = (temps["day"].to_numpy("datetime64[D]") - day0).astype(int)
+        zr = zi.get_indexer(temps["zone"])
+        keep = (zcol >= 0) & (zcol < n_cols) & (zr >= 0)
+        zgrid = np.full((len(zi), n_cols), np.nan)
+        zgrid[zr[keep], zcol[keep]] = temps["temperature_c"].to_numpy(float)[keep]
+        temperature = zgrid[zi.get_indexer(dev["zone"])]
     if len(daily):
         row = pd.Index(ids).get_indexer(daily["device_id"])
         col = (daily["day"].to_numpy("datetime64[D]") - day0).astype(int)
@@ -177,12 +189,20 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
              / np.timedelta64(1, "s")) / DAY_S
         y = daily["level_pct"].to_numpy(float)
         reset = daily["is_reset_day"].to_numpy(bool)
+        replaced = (daily["has_replacement"].to_numpy(bool) if "has_replacement" in daily
+                    else np.zeros(len(daily), dtype=bool))
+        t_day = temperature[row, np.clip(col, 0, n_cols - 1)]
+        volt_only = (dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
+                     else np.zeros(n, dtype=bool))
         last_obs = daily["last_observed_at"].to_numpy("datetime64[us]")
         q_all = charge_from_level(y, dev_knee[row], dev_gain[row])
         bounds = np.flatnonzero(np.diff(row)) + 1
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(row)], strict=True):
             i = row[lo]
             r = np.flatnonzero(reset[lo:hi])
+            if volt_only[i] and len(r):
+                r = resets_beyond_temperature(r, y[lo:hi], t[lo:hi], t_day[lo:hi],
+                                              replaced[lo:hi])
             first = lo + (r[-1] + 1 if len(r) else 0)
             if len(r):
                 prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r, y[lo:hi] >= max(
@@ -200,14 +220,6 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
             cols = np.arange(col[first:hi][ok][0], col[first:hi][ok][-1] + 1)
             level[i, cols] = np.interp(cols + 0.5, tt, yy)
             start[i], end[i], n_days[i] = cols[0], cols[-1], ok.sum()
-    if len(temps) and n_cols:
-        zi = pd.Index(pd.unique(dev["zone"]))
-        zcol = (temps["day"].to_numpy("datetime64[D]") - day0).astype(int)
-        zr = zi.get_indexer(temps["zone"])
-        keep = (zcol >= 0) & (zcol < n_cols) & (zr >= 0)
-        zgrid = np.full((len(zi), n_cols), np.nan)
-        zgrid[zr[keep], zcol[keep]] = temps["temperature_c"].to_numpy(float)[keep]
-        temperature = zgrid[zi.get_indexer(dev["zone"])]
     knee = dev["knee"].to_numpy(float)
     gain = dev["gain"].to_numpy(float)
     return Series(
@@ -221,6 +233,38 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
         seg_slope=seg_slope, seg_sd=seg_sd, seg_stt=seg_stt,
         voltage_only=(dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
                       else np.zeros(n, dtype=bool)))
+
+
+def resets_beyond_temperature(r: np.ndarray, y: np.ndarray, t: np.ndarray, temp: np.ndarray,
+                              replaced: np.ndarray) -> np.ndarray:
+    """The reset days ``r`` of a voltage-only device whose rise survives temperature.
+
+    A voltage read through a flat curve moves by many points with the temperature (the
+    cell's coefficient, the load sag in the cold): the end of a cold spell reads as a
+    rise. A reset day without a ``battery_replaced`` event is kept only where the level
+    of the day after it (of the day itself, if last) stands more than
+    :data:`DAY_RISE_PCT` above what the :data:`COMPENSATE_DAYS` days before it predict
+    from their own trend and temperature dependence (least squares on time and the
+    zone's daily temperature). Without 4 such days or a temperature, the day is kept.
+    """
+    keep, prev = [], -1
+    for k in r:
+        lo = max(prev + 1, k - COMPENSATE_DAYS)
+        ok = np.flatnonzero(np.isfinite(y[lo:k]) & np.isfinite(temp[lo:k])) + lo
+        j = k + 1 if k + 1 < len(y) else k
+        if replaced[k] or len(ok) < 4 or not np.isfinite(temp[j]):
+            keep.append(k)
+            prev = k
+            continue
+        x = np.c_[np.ones(len(ok)), t[ok] - t[k], temp[ok] - temp[ok].mean()]
+        x_j = np.array([1.0, t[j] - t[k], temp[j] - temp[ok].mean()])
+        if np.ptp(temp[ok]) <= 0:
+            x, x_j = x[:, :2], x_j[:2]
+        coef = np.linalg.lstsq(x, y[ok], rcond=None)[0]
+        if y[j] - x_j @ coef > DAY_RISE_PCT:
+            keep.append(k)
+            prev = k
+    return np.array(keep, dtype=int)
 
 
 def _slope(t: np.ndarray, q: np.ndarray) -> tuple[float, float, float]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,10 @@ class Device(IngestModel):
     battery_chemistry: str | None = Field(
         None,
         min_length=1,
-        description="Battery chemistry, or mains. Built in: li_socl2, li_mno2, alkaline, nimh, "
-        "li_ion, lifepo4 (see battery_chemistries); any other is accepted, and a voltage-only "
-        "device then needs its curve (kind battery_curves).",
+        json_schema_extra={"x-lowercase": True},
+        description="Battery chemistry, or mains (stored in lower case). Built in: li_socl2, "
+        "li_mno2, alkaline, nimh, li_ion, lifepo4 (see battery_chemistries); any other is "
+        "accepted, and a voltage-only device then needs its curve (kind battery_curves).",
         examples=["li_socl2", "li_mno2"],
     )
     battery_cells: int | None = Field(
@@ -100,11 +101,17 @@ class Device(IngestModel):
     battery_curve: str | None = Field(
         None,
         min_length=1,
-        description="Cell curve (battery_curves.curve_id) the voltage is read through "
+        json_schema_extra={"x-lowercase": True},
+        description="Cell curve (battery_curves.curve_id, lower case) the voltage is read through "
         "(default: the battery_chemistry).",
         examples=["acme_er14505"],
     )
     # -- end battery --
+
+    @field_validator("battery_chemistry", "battery_curve", mode="after")
+    @classmethod
+    def _lower_battery_names(cls, v: str | None) -> str | None:
+        return v.lower() if isinstance(v, str) else v
     battery_capacity_mah: float | None = Field(
         None, gt=0, le=1e6, description="Nominal capacity, mAh.", examples=[19000.0]
     )
@@ -349,7 +356,8 @@ class BatteryCurvePoint(IngestModel):
         "battery_curves", ("curve_id", "temperature_c", "level_pct"), "upsert"
     )
     curve_id: str = Field(
-        min_length=1, description="Curve name (a chemistry or a vendor cell).",
+        min_length=1, json_schema_extra={"x-lowercase": True},
+        description="Curve name (a chemistry or a vendor cell; stored in lower case).",
         examples=["acme_er14505"],
     )
     level_pct: float = Field(
@@ -363,6 +371,11 @@ class BatteryCurvePoint(IngestModel):
     cells: int = Field(
         1, ge=1, le=64, description="Cells in series the voltage is measured over.", examples=[1]
     )
+    @field_validator("curve_id", mode="after")
+    @classmethod
+    def _lower_curve_id(cls, v: str) -> str:
+        return v.lower()
+
     temperature_c: float = Field(
         20.0, ge=-60, le=100, allow_inf_nan=False,
         description="Temperature of the points, C; the conversion uses each curve's points at "

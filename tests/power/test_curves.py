@@ -210,3 +210,18 @@ def test_the_temperature_ahead_follows_the_season():
     assert basis[0] == "damped_trend"
     assert short[0, -7:].mean() > got[0] > future - 3.0
     assert ahead.expected(np.zeros((2, 0)), np.array([0, 0]), 30)[1].tolist() == ["none"] * 2
+
+
+def test_a_silent_swap_on_a_voltage_device_is_still_a_reset(fleet):
+    # no battery_replaced event, a steady zone: the rise survives the temperature
+    days = 30
+    hours = np.arange(days * 24)
+    level = np.where(hours < 20 * 24, 35 - 0.5 * hours / 24, 95 - 0.5 * (hours - 20 * 24) / 24)
+    volts = np.interp(level, np.arange(0, 101, 10),
+                      [2.90, 3.30, 3.45, 3.52, 3.56, 3.58, 3.60, 3.61, 3.62, 3.63, 3.66])
+    _device(fleet, "swap", zone="hall")
+    _device(fleet, "thermo", chemistry="mains", zone="hall")
+    _hourly(fleet, "swap", np.round(volts, 4), "battery_voltage_v")
+    _hourly(fleet, "thermo", np.full(days * 24, 20.0), "temperature_c")
+    f = fleet.power.forecast(30).set_index("device_id").loc["swap"]
+    assert f.n_days <= 10 and f.level_now_pct > 85

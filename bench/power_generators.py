@@ -163,6 +163,8 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--generators", nargs="+", default=["simulator", "independent"])
     ap.add_argument("--groups", action="store_true", help="print every group's table")
+    ap.add_argument("--save", default=None, help="write each run's per-device table to "
+                    "SAVE-<generator>-<seed>.pkl")
     a = ap.parse_args()
     make = {"simulator": simulator_fleet, "independent": independent_fleet}
     pct = lambda v: f"{v:.1%}"  # noqa: E731
@@ -173,6 +175,8 @@ def main() -> None:
             t_gen = time.perf_counter() - t0
             load = os.getloadavg()[0]
             df, t_fc = score(fleet, truth, end)
+            if a.save:
+                df.to_pickle(f"{a.save}-{gen}-{seed}.pkl")
             s = summary(df)
             gt = group_table(df)
             behind = gt[gt.behind_line]

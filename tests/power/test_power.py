@@ -326,7 +326,8 @@ def test_cells_own_knee_is_found_from_its_history(fleet):
     # a percent gauge starts without a knee (issue #16); the chemistry's is only a candidate
     assert s.knee[i] == 0.0 and s.knee_nominal[i] == 20.0
     assert got.knee[i] == pytest.approx(22.0, abs=0.5)
-    assert got.knee[j] == s.knee[j]
+    # k2 is too far above the knee to show one; its type's gauge k1 shows it: the type's
+    assert got.knee[j] == s.knee_nominal[j] == 20.0
 
 
 def test_preload_imports_in_the_background_once():

@@ -90,7 +90,8 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
     last = _last_day(s)
     rows = con.execute(
         "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
-        "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c, sag_t_min_c, sag_t_max_c "
+        "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c, sag_t_min_c, sag_t_max_c, "
+        "knee_shown "
         "from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
@@ -113,7 +114,8 @@ def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> Non
         prior_rate_pct_per_day=col("prior_rate"), k_mean_per_c=col("k_mean"),
         k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2"),
         sag_scale_c=col("sag_scale_c"), sag_v_at_20c=col("sag_v_at_20c"),
-        sag_t_min_c=col("sag_t_min_c"), sag_t_max_c=col("sag_t_max_c")),
+        sag_t_min_c=col("sag_t_min_c"), sag_t_max_c=col("sag_t_max_c"),
+        knee_shown=col("knee_shown")),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
 
 
@@ -140,7 +142,9 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     n = s.n
     pooled = {t: (p.k_mean, p.k_tau2, p.g_mean, p.g_tau2)
               for t, p in (shared or {}).items() if p.is_pooled}
-    s = knee.fit(s)                     # each cell's own knee, where its history shows it
+    # each cell's own knee, where its history (or, for a percent gauge, its type's) shows it
+    s, shown = knee.fit_pooled(s, {t: p.knee_shown for t, p in (shared or {}).items()
+                                   if p.is_pooled})
     pat = patterns.classify(s, pooled)
     fit_start = pat.fit_start
     # near and below the knee, the chemistry's nominal knee differs from the device's own,
@@ -191,7 +195,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
             ("k_mean", "k_tau2", "g_mean", "g_tau2"),
             pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)),
             **dict(zip(("sag_scale_c", "sag_v_at_20c", "sag_t_min_c", "sag_t_max_c"),
-                       (s.sag_pool or {}).get(t, sag.Pool()), strict=True)))
+                       (s.sag_pool or {}).get(t, sag.Pool()), strict=True)),
+            knee_shown=shown.get(t, np.nan))
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
     trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
     # the model of each device: chosen by a backtest on its own history (tsfleet.power.choice)
@@ -199,11 +204,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                          phi, horizon_days, factor=temp_factor, eligible=eligible)
     _, line_slope, _ = patterns.line_fit(s.charge, np.maximum(s.end - choice.LINE_DAYS + 1,
                                                               s.start), s.end)
-    _, seg_slope, _ = patterns.line_fit(s.charge, fit_start, s.end)
-    as_line = eligible & (pick.chosen == "line_14d")
-    as_seg = eligible & (pick.chosen == "segment_line")
-    trd = np.where(as_line, line_slope, np.where(as_seg, seg_slope, trd))
-    straight = as_line | as_seg
+    straight = eligible & (pick.chosen == "line_14d")
+    trd = np.where(straight, line_slope, trd)
     phi = np.where(straight, LINE_PHI, phi)
     temp_factor = np.where(straight, 1.0, temp_factor)
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)

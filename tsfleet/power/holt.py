@@ -45,6 +45,9 @@ class HoltParams:
     sag_v_at_20c: float = float("nan")
     sag_t_min_c: float = float("nan")
     sag_t_max_c: float = float("nan")
+    #: whether the type's percent gauges show the chemistry's knee (1 yes, 0 no; NaN: none
+    #: of them reached it yet), see :func:`tsfleet.power.knee.fit`
+    knee_shown: float = float("nan")
 
     @property
     def is_pooled(self) -> bool:

@@ -34,11 +34,22 @@ GAUGE_GAIN = 0.9          # a percent gauge's knee must straighten its line by 1
 
 
 def fit(s: Series) -> Series:
-    """``s`` with each cell's own knee (and charge-equivalent) where its history shows it.
+    """``s`` with each cell's own knee (and charge-equivalent) where its history shows it
+    (see :func:`fit_pooled`)."""
+    return fit_pooled(s)[0]
+
+
+def fit_pooled(s: Series, pooled: dict | None = None) -> tuple[Series, dict]:
+    """``s`` with each cell's own knee where its history shows it, and per device type
+    whether its percent gauges show the chemistry's knee (1.0 or 0.0).
 
     A percent fuel gauge (not ``voltage_only``) has no knee to start with: the nominal
     knee is only a candidate, kept where it makes the history straighter than no knee
-    by :data:`GAUGE_GAIN` (its own history shows the knee); else it stays linear.
+    by :data:`GAUGE_GAIN` (its own history shows the knee); else it stays linear. A
+    percent gauge that has not reached its knee yet (or is erratic) takes its device
+    type's verdict: the knee where most of the type's gauges that crossed it show it.
+    ``pooled`` maps a device type to the verdict of an earlier fleet run (NaN: none),
+    used instead of this run's (an incremental run of a few devices decides as the fleet).
     """
     n, m = s.level.shape
     nominal = s.knee if s.knee_nominal is None else s.knee_nominal
@@ -50,8 +61,6 @@ def fit(s: Series) -> Series:
         below = (window & (s.level < nominal[:, None])).sum(axis=1)
         above = (window & (s.level > nominal[:, None] + KNEE_RANGE)).sum(axis=1)
     sel = np.flatnonzero((nominal > 0) & (below >= MIN_DAYS) & (above >= MIN_DAYS))
-    if not len(sel):
-        return s
     y = np.where(window[sel], s.level[sel], np.nan)
     gain = s.gain[sel][:, None]
     best, best_sd = np.full(len(sel), np.inf), np.full(len(sel), np.inf)
@@ -68,11 +77,19 @@ def fit(s: Series) -> Series:
     _, slope0, sd0 = patterns.line_fit(y, lo[sel], s.end[sel])
     with np.errstate(divide="ignore", invalid="ignore"):
         shows = best < GAUGE_GAIN * sd0 / np.abs(slope0)
-    all_knee = s.knee.copy()
-    # an erratic gauge's scatter, not its knee, decides its straightest line: nominal knee
-    # (a percent gauge: none)
+    # an erratic gauge's scatter, not its knee, decides its straightest line
     erratic = best_sd > patterns.ERRATIC_SD
-    all_knee[sel] = np.where(gauge[sel], np.where(shows & ~erratic, knee, 0.0),
-                             np.where(erratic, nominal[sel], knee))
-    return replace(s, knee=all_knee,
-                   charge=charge_from_level(s.level, all_knee[:, None], s.gain[:, None]))
+    # the type's verdict: from the earlier fleet run, else from this run's gauges
+    judged = gauge[sel] & ~erratic
+    verdict = {t: float(shows[judged][s.device_type[sel][judged] == t].mean() > 0.5)
+               for t in np.unique(s.device_type[sel][judged])}
+    verdict.update({t: v for t, v in (pooled or {}).items() if np.isfinite(v)})
+    type_knee = np.array([verdict.get(t, 0.0) > 0 for t in s.device_type], dtype=bool)
+    all_knee = np.where(gauge & type_knee, nominal, s.knee)
+    own = gauge[sel] & ~erratic
+    all_knee[sel] = np.where(own, np.where(shows, knee, 0.0),
+                             np.where(gauge[sel], all_knee[sel],
+                                      np.where(erratic, nominal[sel], knee)))
+    return (replace(s, knee=all_knee,
+                    charge=charge_from_level(s.level, all_knee[:, None], s.gain[:, None])),
+            verdict)

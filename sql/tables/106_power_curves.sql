@@ -42,7 +42,7 @@ values
     ('li_mno2', false, 0.0, 0.0, 'Lithium manganese dioxide (CR123A, CR2032): slow slope, then a drop near empty.', 1),
     ('nimh', true, 0.0, 0.0, 'Nickel-metal hydride, rechargeable: flat voltage near 1.2 V per cell.', 1);
 comment on table battery_chemistries is 'Grain: one row per battery chemistry. Below knee_pct (%) the reported level falls faster: dL/dC = -(1 + knee_gain * (knee_pct - L) / knee_pct) per % of charge used; knee_pct 0 means no knee. The knee applies to voltage-read levels; a percent fuel gauge gets it only where its own history shows it. cells: cells in series when a device does not say (devices.battery_cells). A chemistry without a row has no knee and one cell.';
-comment on table battery_curve_points is 'Superseded by battery_curves (per-cell curves with cells and temperature); kept for old readers, no longer used by the conversion.';
+comment on table battery_curve_points is 'Grain: one row per chemistry and level. Superseded by battery_curves (per-cell curves with cells and temperature); kept for old readers, no longer used by the conversion.';
 
 -- the conversion's inputs (curves, chemistries' cells, each aggregated device's curve
 -- and cells) as a hash: tsfleet.power.daystats.refresh rebuilds the daily sums when it

@@ -57,7 +57,11 @@ class Power:
         params = {"horizon_days": horizon_days,
                   "shared": {t: vars(p) for t, p in out["shared"].items()}}
         key = ["device_id"] if devices is not None else None
-        write_result(self.con, "battery_forecast", to_arrow(data), params=params, key=key)
+        table = to_arrow(data)
+        for i, field in enumerate(table.schema):     # an all-None text column stays text
+            if pa.types.is_null(field.type):
+                table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+        write_result(self.con, "battery_forecast", table, params=params, key=key)
         s = out["series"]
         day0 = s.day0.astype("datetime64[us]")
         change_at = np.where(pat.change_col >= 0, day0 + (np.maximum(pat.change_col, 0) * 86400e6)

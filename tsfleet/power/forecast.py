@@ -91,7 +91,7 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
     rows = con.execute(
         "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
         "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c, sag_t_min_c, sag_t_max_c, "
-        "knee_shown "
+        "knee_shown, pooled_model "
         "from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
@@ -115,7 +115,9 @@ def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> Non
         k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2"),
         sag_scale_c=col("sag_scale_c"), sag_v_at_20c=col("sag_v_at_20c"),
         sag_t_min_c=col("sag_t_min_c"), sag_t_max_c=col("sag_t_max_c"),
-        knee_shown=col("knee_shown")),
+        knee_shown=col("knee_shown"),
+        pooled_model=np.array([params[t].pooled_model if isinstance(params[t].pooled_model, str)
+                               else None for t in types], dtype=object)),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
 
 
@@ -200,10 +202,16 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
     trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
     # the model of each device: chosen by a backtest on its own history (tsfleet.power.choice)
-    pick = choice.choose(y, s.charge, fit_start, s.end, s.start, s.device_type, alpha, beta,
-                         phi, horizon_days, factor=temp_factor, eligible=eligible)
     _, line_slope, _ = patterns.line_fit(s.charge, np.maximum(s.end - choice.LINE_DAYS + 1,
                                                               s.start), s.end)
+    ahead_drops = np.c_[-trd * holt.damped_sum(phi, horizon_days), -line_slope * horizon_days]
+    pick = choice.choose(y, s.charge, fit_start, s.end, s.start, s.device_type, alpha, beta,
+                         phi, horizon_days, eligible=eligible,
+                         factor=(s.temperature, np.where(tf.known, tf.k, np.nan), tf.t_ref),
+                         pooled={t: p.pooled_model for t, p in (shared or {}).items()
+                                 if p.is_pooled}, ahead_drops=ahead_drops)
+    params = {t: replace(p, pooled_model=pick.by_type.get(t, p.pooled_model))
+              for t, p in params.items()}
     straight = eligible & (pick.chosen == "line_14d")
     trd = np.where(straight, line_slope, trd)
     phi = np.where(straight, LINE_PHI, phi)
@@ -287,7 +295,7 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         beta=np.where(eligible, beta, np.nan), phi=np.where(eligible, phi, np.nan),
         temp_coef_per_c=temp_k, temp_factor=temp_factor, n_days=s.n_days,
         chosen_model=np.where(eligible, pick.chosen, method),
-        runner_up_model=np.where(eligible, pick.runner_up, None),
+        runner_up_model=np.where(eligible & ~pick.is_pooled, pick.runner_up, "none"),
         backtest_error_pct=np.where(eligible, 100 * pick.error, np.nan),
         runner_up_error_pct=np.where(eligible, 100 * pick.runner_up_error, np.nan),
         backtest_days=np.where(eligible, pick.horizon, np.nan),

@@ -48,6 +48,9 @@ class HoltParams:
     #: whether the type's percent gauges show the chemistry's knee (1 yes, 0 no; NaN: none
     #: of them reached it yet), see :func:`tsfleet.power.knee.fit`
     knee_shown: float = float("nan")
+    #: the model chosen most often by the type's own backtests (tsfleet.power.choice), for
+    #: its devices with too little history; NaN: not pooled yet
+    pooled_model: str | float = float("nan")
 
     @property
     def is_pooled(self) -> bool:

@@ -48,8 +48,9 @@ def fit_pooled(s: Series, pooled: dict | None = None) -> tuple[Series, dict]:
     by :data:`GAUGE_GAIN` (its own history shows the knee); else it stays linear. A
     percent gauge that has not reached its knee yet (or is erratic) takes its device
     type's verdict: the knee where most of the type's gauges that crossed it show it.
-    ``pooled`` maps a device type to the verdict of an earlier fleet run (NaN: none),
-    used instead of this run's (an incremental run of a few devices decides as the fleet).
+    ``pooled`` maps a device type to the verdict of an earlier fleet run (NaN: none, no
+    knee), used instead of this run's (an incremental run of a few devices decides as the
+    fleet did).
     """
     n, m = s.level.shape
     nominal = s.knee if s.knee_nominal is None else s.knee_nominal
@@ -83,7 +84,7 @@ def fit_pooled(s: Series, pooled: dict | None = None) -> tuple[Series, dict]:
     judged = gauge[sel] & ~erratic
     verdict = {t: float(shows[judged][s.device_type[sel][judged] == t].mean() > 0.5)
                for t in np.unique(s.device_type[sel][judged])}
-    verdict.update({t: v for t, v in (pooled or {}).items() if np.isfinite(v)})
+    verdict.update(pooled or {})             # NaN: the fleet run saw no verdict either
     type_knee = np.array([verdict.get(t, 0.0) > 0 for t in s.device_type], dtype=bool)
     all_knee = np.where(gauge & type_knee, nominal, s.knee)
     own = gauge[sel] & ~erratic

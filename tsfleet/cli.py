@@ -158,10 +158,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    n_rows = n_kept = 0
     with open_fleet(args) as fleet:
         for f in args.files:
             report = fleet.ingest(args.kind, f, unknown_devices=args.unknown_devices)
             print(report)
+            n_rows += report.n_rows
+            n_kept += report.n_accepted + report.n_duplicates
+    if not n_kept:
+        what = (f"{n_rows:,} row{'s' if n_rows != 1 else ''} read, all quarantined (see the "
+                "quarantine table)" if n_rows else "the input holds no rows")
+        raise TsfleetError(f"nothing was accepted as {args.kind}: {what}")
     return 0
 
 

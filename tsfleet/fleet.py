@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -14,6 +16,15 @@ from tsfleet.errors import ReadOnlyStore, StoreError, UnknownKind
 from tsfleet.ingest import DEFAULT_CHUNK_ROWS, IngestReport, chunks, describe, ingest_chunk
 from tsfleet.ingest.pipeline import UnknownDevicePolicy
 from tsfleet.models import KINDS
+
+if TYPE_CHECKING:
+    from tsfleet.alerts import Alerts
+    from tsfleet.calibration import Calibration
+    from tsfleet.domain import RunResult
+    from tsfleet.environment import Environment
+    from tsfleet.firmware import Firmware
+    from tsfleet.network import Network
+    from tsfleet.power import Power
 
 DEFAULT_DB = "fleet.duckdb"
 
@@ -63,6 +74,11 @@ class Fleet:
             raise StoreError(f"cannot open {self.path} read-only: no such file")
         self.con: duckdb.DuckDBPyConnection = store.connect(self.path, read_only=read_only)
         if read_only:
+            try:
+                store.check_applied(self.con)
+            except StoreError:
+                self.con.close()
+                raise
             pending = store.pending_migrations(self.con)
             if pending:
                 names = ", ".join(f.path.name for f in pending)
@@ -109,7 +125,7 @@ class Fleet:
         """
         if kind not in KINDS:
             raise UnknownKind(f"unknown ingest kind {kind!r}; expected one of {', '.join(KINDS)}")
-        self._writable()
+        self.require_writable()
         label = label or describe(source)
         report = IngestReport(kind, label)
         policy = unknown_devices or self.unknown_devices
@@ -131,11 +147,25 @@ class Fleet:
             getattr(self, hook).on_ingest(report)
         return report
 
-    def _writable(self) -> None:
+    def require_writable(self) -> None:
+        """Raise :class:`ReadOnlyStore` unless this store may be written."""
         if self.read_only:
             raise ReadOnlyStore(
                 f"{self.path} is open read-only; open it without read_only to write"
             )
+
+    @contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction on the store, for a domain writing its results: committed
+        when the block ends, rolled back when it raises; refused on a read-only store.
+
+        >>> fleet = Fleet(memory=True)
+        >>> with fleet.writing() as con:
+        ...     _ = con.execute("create table notes (text varchar)")
+        """
+        self.require_writable()
+        with store.transaction(self.con) as con:
+            yield con
 
     # -- data out ------------------------------------------------------------------
     def query(self, sql: str, params: list | dict | None = None) -> list[dict[str, Any]]:
@@ -199,7 +229,8 @@ class Fleet:
         }
 
     # -- the service -----------------------------------------------------------------
-    def analyze(self, only=None, *, force: bool = False):
+    def analyze(self, only: str | list[str] | None = None, *,
+                force: bool = False) -> list[RunResult]:
         """Run the analyses that have new data (``only``: "power,calibration" or a list).
 
         Returns one ``RunResult`` per analysis; each run is recorded in
@@ -207,7 +238,7 @@ class Fleet:
         """
         from tsfleet.service.runner import run_analyses
 
-        self._writable()
+        self.require_writable()
         return run_analyses(self, only, force=force)
 
     def retain(self, raw_days: int = 90, hourly_days: int = 400):
@@ -215,7 +246,7 @@ class Fleet:
         delete them; see ``readings_history`` for hour-level data over the whole history."""
         from tsfleet.service.retention import apply_retention
 
-        self._writable()
+        self.require_writable()
         return apply_retention(self, raw_days, hourly_days)
 
     def device(self, device_id: str) -> dict[str, Any]:
@@ -225,44 +256,38 @@ class Fleet:
         return device_card(self, device_id)
 
     # -- domains -------------------------------------------------------------------
+    # One property per registered domain (tsfleet.domain.DOMAINS), typed for readers.
     @cached_property
-    def power(self):
+    def power(self) -> Power:
         """Battery analysis: discharge, forecasts, criticality, replacement plan."""
-        from tsfleet.power import Power
-
-        return Power(self)
+        return self._domain("power")
 
     @cached_property
-    def firmware(self):
+    def firmware(self) -> Firmware:
         """Firmware inventory, catalog findings, campaigns and compliance."""
-        from tsfleet.firmware import Firmware
-
-        return Firmware(self)
+        return self._domain("firmware")
 
     @cached_property
-    def calibration(self):
+    def calibration(self) -> Calibration:
         """Sensor drift, outliers, calibration registry and schedule."""
-        from tsfleet.calibration import Calibration
-
-        return Calibration(self)
+        return self._domain("calibration")
 
     @cached_property
-    def environment(self):
+    def environment(self) -> Environment:
         """Environmental exposure, failure correlation, envelopes and stress."""
-        from tsfleet.environment import Environment
-
-        return Environment(self)
+        return self._domain("environment")
 
     @cached_property
-    def network(self):
+    def network(self) -> Network:
         """Gateway distribution, load, redundancy and rebalancing."""
-        from tsfleet.network import Network
-
-        return Network(self)
+        return self._domain("network")
 
     @cached_property
-    def alerts(self):
+    def alerts(self) -> Alerts:
         """Alert rules, lifecycle, work orders and notifications."""
-        from tsfleet.alerts import Alerts
+        return self._domain("alerts")
 
-        return Alerts(self)
+    def _domain(self, name: str) -> Any:
+        from tsfleet.domain import BY_NAME
+
+        return BY_NAME[name].build(self)

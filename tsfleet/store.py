@@ -10,7 +10,9 @@ and first sentence feed the ``catalog`` of published objects.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,18 +81,21 @@ class SqlFile:
 
     @property
     def header(self) -> dict[str, str]:
-        """``grain`` and ``description`` parsed from the leading comment block."""
+        """``grain``, ``description`` and ``internal`` (the reason a view is an internal
+        helper, or "") parsed from the leading comment block."""
         description: list[str] = []
-        grain = ""
+        grain = internal = ""
         for line in self.text.splitlines():
             if not line.startswith("--"):
                 break
             body = line[2:].strip()
-            if body.lower().startswith("grain:"):
+            if body.lower().startswith("internal:"):
+                internal = body.split(":", 1)[1].strip() or "internal"
+            elif body.lower().startswith("grain:"):
                 grain = body.split(":", 1)[1].strip()
             elif body and not grain and not body.startswith("columns"):
                 description.append(body)
-        return {"grain": grain, "description": " ".join(description)}
+        return {"grain": grain, "description": " ".join(description), "internal": internal}
 
 
 @cache
@@ -124,11 +129,26 @@ def sql_files(folder: str) -> tuple[SqlFile, ...]:
 
 
 def views_checksum() -> str:
+    """Of the view files and the declared finding codes: the objects re-made on change."""
     h = hashlib.sha256()
     for f in sql_files("views"):
         h.update(f.path.name.encode())
         h.update(f.text.encode())
+    h.update(codes_path().read_bytes())
     return h.hexdigest()
+
+
+def codes_path() -> Path:
+    """``sql/finding_codes.csv``: domain, code, severity, meaning."""
+    return sql_root() / "finding_codes.csv"
+
+
+def _load_finding_codes(con: duckdb.DuckDBPyConnection) -> None:
+    with codes_path().open(encoding="utf-8", newline="") as fh:
+        rows = [(r["domain"], r["code"], r["severity"], r["meaning"])
+                for r in csv.DictReader(fh)]
+    con.execute("delete from finding_codes")
+    con.executemany("insert into finding_codes values (?, ?, ?, ?)", rows)
 
 
 def connect(path: str | None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -146,14 +166,48 @@ def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[SqlFile]:
     return [f for f in sql_files("tables") if f.number not in applied]
 
 
-def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
+def _applied_versions(con: duckdb.DuckDBPyConnection) -> dict[int, str | None]:
+    """version -> the checksum recorded when it was applied."""
     exists = con.execute(
         "select count(*) from information_schema.tables "
         "where table_schema = 'main' and table_name = 'schema_version'"
     ).fetchone()[0]
     if not exists:
-        return set()
-    return {row[0] for row in con.execute("select version from schema_version").fetchall()}
+        return {}
+    return dict(con.execute("select version, checksum from schema_version").fetchall())
+
+
+def checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@cache
+def migrations_lock() -> dict[str, dict]:
+    """``sql/migrations.lock.json``: file name -> {sha256, superseded} as released."""
+    path = sql_root() / "migrations.lock.json"
+    return json.loads(path.read_text(encoding="utf-8"))["migrations"]
+
+
+def check_applied(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a store whose applied migrations differ from the files of this version.
+
+    An applied migration is never edited: the checksum recorded when a migration was
+    applied must be its file's, or a text the lock lists as superseded (edits made
+    before the lock existed, which a later migration repairs). A mismatch names the
+    file; it means this code was changed without a new migration.
+    """
+    files = {f.number: f for f in sql_files("tables")}
+    lock = migrations_lock()
+    for version, recorded in _applied_versions(con).items():
+        f = files.get(version)
+        if f is None or recorded is None:
+            continue  # a newer release's migration, or a store from before checksums
+        known = {checksum(f.text), *lock.get(f.path.name, {}).get("superseded", ())}
+        if recorded not in known:
+            raise StoreError(
+                f"migration {f.path.name} was edited after this store applied it "
+                f"(recorded checksum {recorded[:12]}, file {checksum(f.text)[:12]}); "
+                "an applied migration must never change: add a new migration instead")
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -161,6 +215,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     Returns the names of the migrations applied now.
     """
+    check_applied(con)
     applied_now = []
     for f in pending_migrations(con):
         try:
@@ -169,7 +224,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
                 con.execute(
                     "insert into schema_version (version, name, checksum, applied_at) "
                     "values (?, ?, ?, now())",
-                    [f.number, f.name, hashlib.sha256(f.text.encode()).hexdigest()],
+                    [f.number, f.name, checksum(f.text)],
                 )
         except duckdb.Error as exc:
             raise StoreError(f"migration {f.path.name} failed: {exc}") from exc
@@ -188,18 +243,20 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every view tsfleet published before and create the current ones."""
     try:
         with transaction(con):
-            old = [r[0] for r in con.execute(
-                "select name from published_objects where kind = 'view'").fetchall()]
+            old = [r[0] for r in con.execute("select name from published_objects "
+                                             "where kind in ('view', 'internal_view')").fetchall()]
             for name in reversed(old):
                 con.execute(f"drop view if exists {quote_ident(name)} cascade")
-            con.execute("delete from published_objects where kind = 'view'")
+            con.execute("delete from published_objects where kind in ('view', 'internal_view')")
             for f in sql_files("views"):
                 con.execute(f.text)
                 con.execute(
                     "insert into published_objects (name, kind, grain, description, source_file) "
-                    "values (?, 'view', ?, ?, ?)",
-                    [f.name, f.header["grain"], f.header["description"], f.path.name],
+                    "values (?, ?, ?, ?, ?)",
+                    [f.name, "internal_view" if f.header["internal"] else "view",
+                     f.header["grain"], f.header["description"], f.path.name],
                 )
+            _load_finding_codes(con)
             con.execute("delete from schema_views")
             con.execute("insert into schema_views values (?, now())", [views_checksum()])
     except duckdb.Error as exc:

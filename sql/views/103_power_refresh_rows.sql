@@ -1,3 +1,4 @@
+-- internal: reads the session variables power_mark, power_target and power_rollup_until that tsfleet.power.daystats.refresh sets
 -- The battery and temperature values the next refresh of the daily power
 -- aggregates folds in: the readings of ingest batches after the watermark up to
 -- the target (the session variables power_mark, power_target and power_rollup_until, which

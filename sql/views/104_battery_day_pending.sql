@@ -1,3 +1,4 @@
+-- internal: a step of tsfleet.power.daystats.refresh (reads power_refresh_rows)
 -- Daily battery sums of the rows in power_refresh_rows, as the next refresh
 -- folds them into battery_day_stats: battery_pct as reported, or battery_voltage_v
 -- divided by the device's cells in series, through its cell curve (battery_curves,

@@ -1,3 +1,4 @@
+-- internal: a step of tsfleet.power.daystats.refresh (reads power_refresh_rows)
 -- Daily temperature sums of the rows in power_refresh_rows, as the next refresh
 -- folds them into temperature_day_stats.
 -- grain: one row per device and UTC day with temperature rows to fold in

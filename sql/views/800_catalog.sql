@@ -3,7 +3,8 @@
 -- Derived from DuckDB's own metadata (duckdb_tables, duckdb_views,
 -- duckdb_columns and their comments) and published_objects, so the tables and
 -- views of every domain, present and future, appear here without editing this file.
--- grain: one row per table or view of the open database (every schema).
+-- grain: one row per table or view of the open database (every schema), but the
+--   internal helper views (kind 'internal_view' in published_objects).
 -- columns: schema_name; name; kind ('table' | 'view'); grain (from a table's
 --   'Grain: ...' comment or the view file's grain header); description (the rest
 --   of the comment or the view file's header); is_result (true when the object
@@ -23,6 +24,7 @@ views as (
            cast(null as bigint) as estimated_rows
     from duckdb_views()
     where database_name = current_database() and not internal and not temporary
+      and view_name not in (select name from published_objects where kind = 'internal_view')
 ),
 
 objects as (

@@ -12,6 +12,7 @@ with objects as (
     select schema_name, view_name as object_name, 'view' as kind
     from duckdb_views()
     where database_name = current_database() and not internal and not temporary
+      and view_name not in (select name from published_objects where kind = 'internal_view')
 ),
 
 final as (

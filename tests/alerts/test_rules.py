@@ -18,7 +18,7 @@ condition = "{condition}"
 """
 
 
-def rule_text(name="Low", condition="finding = 'x'", extra=""):
+def rule_text(name="Low", condition="finding = 'battery_low'", extra=""):
     return RULE.format(name=name, condition=condition, extra=extra)
 
 
@@ -72,6 +72,15 @@ def test_a_user_pack_replaces_or_extends_the_builtin_one(tmp_path):
     offline = [r for r in pack.rules if r.name == "DeviceOffline"]
     assert len(offline) == 1 and offline[0].keep_firing_for_s == 0
     assert len(pack.rules) == len(load_rules().rules)
+
+
+def test_a_rule_naming_a_code_its_domain_does_not_declare_is_refused():
+    """A rule that can never fire (a guessed synonym of a real code) fails the loader."""
+    with pytest.raises(RuleError, match=r"rule 'Low'.*power does not emit: battery_empty"):
+        parse_rules(rule_text(condition="finding in ('battery_critical', 'battery_empty')"))
+    # A rule over the user's own view is the user's business.
+    own = rule_text(condition="finding = 'anything'").replace("power_findings", "my_view")
+    assert parse_rules(own).rules[0].source == "my_view"
 
 
 def test_missing_rules_file_is_a_clear_error(tmp_path):

@@ -62,13 +62,14 @@ def test_events_unsorted_and_reintroduced():
 
 
 def test_explicit_versions_and_semver_ranges():
-    entry = Affected("Edge", "TM-1d", (Range("SEMVER", (("introduced", "1.0.0"),)),),
-                     ("R12B",))
+    entry = Affected("", "Edge/TM-1d", (("Edge", "TM-1d"),),
+                     (Range("SEMVER", (("introduced", "1.0.0"),)),), ("R12B",))
     assert affects(entry, "R12B", LETTER)
     assert not affects(entry, "R12C", LETTER)
     assert not affects(entry, "R12~x", LETTER)     # unparsable: only an identical string
     dotted = SCHEMES["dotted"]
-    entry = Affected("A", "B", (Range("SEMVER", (("introduced", "0"), ("fixed", "1.2.0"))),),
+    entry = Affected("", "A/B", (("A", "B"),),
+                     (Range("SEMVER", (("introduced", "0"), ("fixed", "1.2.0"))),),
                      ("1.02.003",))
     assert affects(entry, "1.2.3", dotted)          # the same version, other spelling
     assert affects(entry, "1.1.0", dotted)          # 1.1.0 is also valid SemVer
@@ -91,7 +92,12 @@ def scheme_of(man, model):
 @pytest.mark.parametrize(("rec", "reason"), [
     ({"affected": []}, "missing_id"),
     ({"id": "X", "affected": []}, "no_affected"),
-    ({"id": "X", "affected": [{"package": {"name": "nomodel"}}]}, "bad_package"),
+    ({"id": "X", "affected": [{"package": {"name": "nomodel"}, "versions": ["1.0.0"]}]},
+     "unmapped_package"),
+    ({"id": "X", "affected": [{"package": {"name": ""}}]}, "bad_package"),
+    ({"id": "X", "affected": [{"package": "a/b"}]}, "bad_package"),
+    ({"id": "X", "affected": [{"ranges": [{"type": "GIT", "events": []}]}]},
+     "unmapped_package"),
     ({"id": "X", "affected": ["x"]}, "bad_package"),
     (record([{"introduced": "0", "fixed": "1.0.0"}]), "invalid_event"),
     (record([{"fixed": "1.0.0"}]), "invalid_range"),
@@ -101,7 +107,7 @@ def scheme_of(man, model):
     (record(versions=["banana"]), "unparsable_version"),
     (record(), "no_affected"),
     ({"id": "X", "affected": [{"package": {"name": "a/b"},
-                               "ranges": [{"type": "GIT", "events": []}]}]},
+                               "ranges": [{"type": "SVN", "events": []}]}]},
      "unsupported_range_type"),
 ])
 def test_invalid_records(rec, reason):

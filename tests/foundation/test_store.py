@@ -29,10 +29,12 @@ def test_pending_migration_is_applied_to_an_existing_file(tmp_path):
     with Fleet(path) as f:
         f.ingest("readings", [{"device_id": "d1", "observed_at": "2026-01-01T00:00Z",
                                "metric": "battery_pct", "value": 50}])
-        # Pretend the newest migration was never applied (a file from an older release).
-        newest = store_mod.sql_files("tables")[-1]
+        # Pretend the newest migration that creates tables was never applied (a file from
+        # an older release).
+        newest = [m for m in store_mod.sql_files("tables")
+                  if re.search(r"create table \w+\s*\(", m.text, flags=re.I)][-1]
         f.con.execute("delete from schema_version where version = ?", [newest.number])
-        for name in re.findall(r"create table (\w+)", newest.text, flags=re.I):
+        for name in re.findall(r"create table (\w+)\s*\(", newest.text, flags=re.I):
             f.con.execute(f"drop table {name}")
         for name in re.findall(r"create sequence (\w+)", newest.text, flags=re.I):
             f.con.execute(f"drop sequence {name}")
@@ -115,3 +117,15 @@ def test_sql_files_ship_inside_the_wheel(tmp_path):
     assert "tsfleet/sql/tables/010_meta.sql" in names
     assert any(n.startswith("tsfleet/sql/views/") for n in names) or not store_mod.sql_files(
         "views")
+
+
+def test_internal_helper_views_are_left_out_of_the_catalog(fleet):
+    internal = {r["name"] for r in fleet.query(
+        "select name from published_objects where kind = 'internal_view'")}
+    assert {"power_refresh_rows", "battery_day_pending", "temperature_day_pending"} <= internal
+    listed = {r["name"] for r in fleet.query("select name from catalog")}
+    assert not internal & listed
+    assert {"battery_state", "readings_daily", "power_findings"} <= listed
+    # Every internal view says why in its file's header.
+    for f in store_mod.sql_files("views"):
+        assert (f.name in internal) == bool(f.header["internal"]), f.name

@@ -7,7 +7,7 @@ import pytest
 from tsfleet import InvalidParameter
 from tsfleet.power import Power
 from tsfleet.service.cadence import DEFAULT_EVERY_S, Cadence, parse_duration, parse_every
-from tsfleet.service.runner import available
+from tsfleet.service.runner import ANALYSES
 
 NAMES = ("firmware", "power", "alerts")
 
@@ -19,7 +19,7 @@ def test_parse_every_defaults_overrides_all_and_off():
     assert parse_every("all=30s,alerts=off", NAMES) == {"firmware": 30.0, "power": 30.0}
     assert parse_every("off", NAMES) == {}
     assert max(parse_every(None).values()) <= 300  # the 5-minute bar, with room to run
-    assert set(parse_every(None)) == set(available())
+    assert set(parse_every(None)) == set(ANALYSES)
 
 
 @pytest.mark.parametrize("spec, message", [

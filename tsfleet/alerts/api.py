@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tsfleet.alerts import evaluate as _evaluate
 from tsfleet.alerts import tickets, webhook, workorders
@@ -24,6 +25,9 @@ from tsfleet.alerts.silences import parse_matcher
 from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 STATES = ("pending", "firing", "acknowledged", "resolved")
 OPEN_STATES = ("pending", "firing", "acknowledged")
@@ -39,7 +43,7 @@ class UnknownAlert(TsfleetError, KeyError):
 class Alerts:
     """Alert rules over every domain's findings, the alert lifecycle, work orders."""
 
-    def __init__(self, fleet, rules: str | Path | RulePack | None = None):
+    def __init__(self, fleet: Fleet, rules: str | Path | RulePack | None = None):
         self.fleet = fleet
         self.con = fleet.con
         self._rules = rules
@@ -167,7 +171,11 @@ class Alerts:
         if not parsed:
             raise InvalidParameter("a silence needs at least one matcher, e.g. site=plant-a")
         start = starts_at or now_utc()
-        end = ends_at or start + timedelta(seconds=_duration(duration))
+        try:
+            end = ends_at or start + timedelta(seconds=_duration(duration))
+        except OverflowError:
+            raise InvalidParameter(f"a silence of {duration} would end after the year 9999; "
+                                   "give a shorter duration") from None
         if end <= start:
             raise InvalidParameter(f"a silence must end after it starts; got {start} .. {end}")
         silence_id = "sil-" + uuid.uuid4().hex[:12]

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -23,8 +22,8 @@ import pyarrow as pa
 from tsfleet.alerts.ruleset import CONTRACT_COLUMNS, Rule, RulePack, template_parts
 from tsfleet.errors import InvalidParameter
 from tsfleet.results import write_result
+from tsfleet.store import query_text, transaction
 from tsfleet.store import quote_ident as q
-from tsfleet.store import transaction
 
 _SQL = Path(__file__).parent / "sql"
 _SEVERITY_RANK = "case severity when 'critical' then 3 when 'warning' then 2 else 1 end"
@@ -35,9 +34,9 @@ ALERT_COLUMNS = ("fingerprint", "rule", "state", "severity", "domain", "finding"
                  "silenced_by")
 
 
-@cache
 def sql_text(name: str) -> str:
-    return (_SQL / f"{name}.sql").read_text(encoding="utf-8")
+    """The text of ``sql/<name>.sql`` beside this file (one loader: store.query_text)."""
+    return query_text(_SQL, name)
 
 
 @dataclass

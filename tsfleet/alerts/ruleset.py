@@ -28,8 +28,16 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from tsfleet.domain import FINDINGS_VIEWS, declared_codes, undeclared_codes
 from tsfleet.errors import TsfleetError
 
 #: Columns every findings view publishes (the domain contract), with their types.
@@ -110,6 +118,16 @@ class Rule(BaseModel):
         if error:
             raise ValueError(error)
         return v
+
+    @model_validator(mode="after")
+    def _declared_codes(self) -> Rule:
+        unknown = undeclared_codes(self.source, self.condition)
+        if unknown:
+            domain = FINDINGS_VIEWS[self.source]
+            raise ValueError(
+                f"condition names finding codes that {domain} does not emit: "
+                f"{', '.join(unknown)}; declared: {', '.join(declared_codes()[domain])}")
+        return self
 
     @field_validator("labels")
     @classmethod

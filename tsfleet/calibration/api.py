@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from tsfleet.calibration.schedule import batch_visits
 from tsfleet.calibration.stability import FACTORS, stability_table
 from tsfleet.errors import InvalidParameter, UnknownDevice
 from tsfleet.results import write_result
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 METHOD = "ols_newey_west_trend+cusum_step, bh_fdr"
 
@@ -32,7 +36,7 @@ class Calibration:
     True
     """
 
-    def __init__(self, fleet):
+    def __init__(self, fleet: Fleet):
         self.fleet = fleet
         self.con = fleet.con
         self.timings: dict[str, float] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ from tsfleet.environment.recommend import recommend
 from tsfleet.environment.stress import device_stress
 from tsfleet.errors import InvalidParameter, UnknownDevice
 from tsfleet.results import now_utc, write_result
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 OUTCOMES = ("failure", "reboot")
 
@@ -31,7 +35,7 @@ class Environment:
     True
     """
 
-    def __init__(self, fleet) -> None:
+    def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.con = fleet.con
 

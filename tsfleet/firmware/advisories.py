@@ -2,9 +2,13 @@
 
 Records that cannot be evaluated go to ``quarantine`` (kind ``osv_advisories``)
 with a reason code, like any other rejected input; the rest land in
-``firmware_advisories``. :func:`evaluate_advisories` writes
-``firmware_vulnerable_versions``: each known version of a model that an
-advisory affects, judged with the model's version scheme.
+``firmware_advisories`` under the feed label they were loaded with.
+:func:`evaluate_advisories` maps each record's packages to fleet models
+(``firmware_osv_packages``, see :mod:`tsfleet.firmware.osv_packages`) and
+writes ``firmware_vulnerable_versions``: each known version of a model that an
+advisory affects, judged with the model's version scheme. It also refreshes
+each advisory's ``notes`` (what is not judged), so that a mapping or scheme
+changed after loading shows there.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pyarrow as pa
 
 from tsfleet.firmware.catalog import resolve_schemes
 from tsfleet.firmware.osv import InvalidAdvisory, affects, parse_record, read_feed
+from tsfleet.firmware.osv_packages import DEFAULT_FEED, load_package_map
 from tsfleet.firmware.versions import get_scheme
 from tsfleet.ingest import IngestReport
 from tsfleet.results import now_utc, write_result
@@ -25,9 +30,11 @@ from tsfleet.store import transaction
 KIND = "osv_advisories"
 
 
-def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
+def load_osv(con: duckdb.DuckDBPyConnection, source: object,
+             feed: str = DEFAULT_FEED) -> IngestReport:
     """Read an OSV feed (path, folder, JSON text, dict or list), store the valid
-    records (a record with a known id replaces it) and quarantine the rest."""
+    records under the label ``feed`` (a record with a known id replaces it) and
+    quarantine the rest."""
     label = str(source) if isinstance(source, str) and len(source) < 300 else type(source).__name__
     report = IngestReport(KIND, label)
     records, rejected = read_feed(source)
@@ -35,6 +42,7 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
         "select manufacturer, model from devices union select manufacturer, model "
         "from firmware_releases").fetchall()}
     schemes = resolve_schemes(con, models)
+    packages = load_package_map(con)
 
     def scheme_of(manufacturer: str, model: str):
         found = schemes.get((manufacturer, model))
@@ -43,14 +51,16 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
     good: dict[str, dict] = {}
     for rec in records:
         try:
-            adv = parse_record(rec, scheme_of)
+            adv = parse_record(rec, scheme_of,
+                               lambda eco, name: packages.targets(feed, eco, name))
         except InvalidAdvisory as exc:
             rejected.append((exc.reason, str(exc), json.dumps(rec, default=str)))
             continue
         good[adv.id] = dict(advisory_id=adv.id, summary=adv.summary, severity=adv.severity,
                             score=adv.score, published_at=adv.published,
                             modified_at=adv.modified, aliases=", ".join(adv.aliases),
-                            record=json.dumps(rec, default=str, sort_keys=True))
+                            record=json.dumps(rec, default=str, sort_keys=True),
+                            feed=feed, notes="; ".join(adv.notes) or None)
     now = now_utc()
     with transaction(con):
         batch_id = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
@@ -60,9 +70,11 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
             con.register("_fw_adv", table)
             con.execute("delete from firmware_advisories where advisory_id in "
                         "(select advisory_id from _fw_adv)")
-            con.execute("insert into firmware_advisories select advisory_id, summary, severity, "
-                        "score, published_at, modified_at, aliases, record, ?, ? from _fw_adv",
-                        [batch_id, now])
+            con.execute("insert into firmware_advisories (advisory_id, summary, severity, "
+                        "score, published_at, modified_at, aliases, record, batch_id, "
+                        "loaded_at, feed, notes) select advisory_id, summary, severity, "
+                        "score, published_at, modified_at, aliases, record, ?, ?, feed, notes "
+                        "from _fw_adv", [batch_id, now])
             con.unregister("_fw_adv")
         if rejected:
             con.complete()
@@ -88,34 +100,56 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object) -> IngestReport:
 
 def evaluate_advisories(con: duckdb.DuckDBPyConnection) -> int:
     """Judge every ranked version of every model against every stored advisory;
-    replaces ``firmware_vulnerable_versions``. Returns the number of rows."""
-    versions: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    replaces ``firmware_vulnerable_versions`` and refreshes each advisory's
+    ``notes``. Returns the number of vulnerable-version rows."""
+    versions: dict[tuple[str, str], list[str]] = defaultdict(list)
+    schemes: dict[tuple[str, str], str] = {}
     for man, model, version, scheme in con.execute(
             "select manufacturer, model, version, scheme from firmware_versions").fetchall():
-        versions[(man, model)].append((version, scheme))
+        versions[(man, model)].append(version)
+        schemes[(man, model)] = scheme
+    packages = load_package_map(con)
     cols: dict[str, list] = defaultdict(list)
-    for aid, severity, score, record in con.execute(
-            "select advisory_id, severity, score, record from firmware_advisories "
-            "order by advisory_id").fetchall():
-        rec = json.loads(record)
-        for man_model, known in versions.items():
-            scheme = get_scheme(known[0][1])
-            try:
-                adv = parse_record(rec, lambda m, mo, s=scheme, k=man_model: (
-                    s if (m, mo) == k else None))
-            except InvalidAdvisory:  # not valid for this model's scheme (e.g. re-configured)
-                continue
-            entries = [a for a in adv.affected if (a.manufacturer, a.model) == man_model]
-            for text, _ in known:
-                if any(affects(a, text, scheme) for a in entries):
-                    cols["manufacturer"].append(man_model[0])
-                    cols["model"].append(man_model[1])
-                    cols["version"].append(text)
-                    cols["advisory_id"].append(aid)
-                    cols["severity"].append(severity)
-                    cols["score"].append(score)
+    notes: dict[str, list] = {"advisory_id": [], "notes": []}
+    for aid, severity, score, record, feed in con.execute(
+            "select advisory_id, severity, score, record, coalesce(feed, ?) "
+            "from firmware_advisories order by advisory_id", [DEFAULT_FEED]).fetchall():
+        try:
+            adv = parse_record(json.loads(record),
+                               lambda m, mo: get_scheme(schemes[(m, mo)])
+                               if (m, mo) in schemes else None,
+                               lambda eco, name, f=feed: packages.targets(f, eco, name))
+        except InvalidAdvisory as exc:  # e.g. a scheme or a mapping changed after loading
+            notes["advisory_id"].append(aid)
+            notes["notes"].append(f"not judged: {exc}")
+            continue
+        notes["advisory_id"].append(aid)
+        notes["notes"].append("; ".join(adv.notes) or None)
+        hits = set()
+        for entry in adv.affected:
+            for man_model in entry.models:
+                if man_model not in versions:
+                    continue
+                scheme = get_scheme(schemes[man_model])
+                hits.update((man_model, text) for text in versions[man_model]
+                            if affects(entry, text, scheme))
+        for (man, model), text in sorted(hits):
+            cols["manufacturer"].append(man)
+            cols["model"].append(model)
+            cols["version"].append(text)
+            cols["advisory_id"].append(aid)
+            cols["severity"].append(severity)
+            cols["score"].append(score)
+    if notes["advisory_id"]:
+        con.complete()
+        con.register("_fw_notes", pa.table(notes, schema=pa.schema(
+            [("advisory_id", pa.string()), ("notes", pa.string())])))
+        con.execute("update firmware_advisories a set notes = n.notes from _fw_notes n "
+                    "where a.advisory_id = n.advisory_id")
+        con.unregister("_fw_notes")
     if not cols:
         con.execute("delete from firmware_vulnerable_versions")
         return 0
     return write_result(con, "firmware_vulnerable_versions", cols,
-                        params={"rule": "OSV affected[] ranges and versions"})
+                        params={"rule": "OSV IsVulnerable: affected[] versions and ranges",
+                                "packages": "firmware_osv_packages"})

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.firmware.advisories import evaluate_advisories, load_osv
 from tsfleet.firmware.catalog import sync_versions
 from tsfleet.firmware.checks import CheckResult, check_reports, unchecked_batches
+from tsfleet.firmware.osv_packages import DEFAULT_FEED
 from tsfleet.firmware.report import compliance_report
 from tsfleet.firmware.versions import get_scheme
 from tsfleet.ingest import IngestReport
 from tsfleet.results import now_utc
 
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
+
 GROUPINGS = ("model_site", "model_zone", "model_hardware_rev", "model")
 DIMENSIONS = ("model", "hardware_rev", "site", "zone")
 #: Ingest kinds whose arrival changes what the firmware checks see.
 WATCHED_KINDS = ("firmware_reports", "firmware_releases", "update_events")
+
+
+def _label(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidParameter(f"{what} must be a non-empty string, got {value!r}")
+    return value
 
 
 class Firmware:
@@ -36,7 +46,7 @@ class Firmware:
     ['not_in_catalog']
     """
 
-    def __init__(self, fleet):
+    def __init__(self, fleet: Fleet):
         self.fleet = fleet
         self.con = fleet.con
 
@@ -51,7 +61,7 @@ class Firmware:
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameter(f"firmware setting {name} must be a number >= 0, "
                                        f"got {value!r}")
-        self.fleet._writable()
+        self.fleet.require_writable()
         for name, value in settings.items():
             self.con.execute("update firmware_settings set value = ? where name = ?",
                              [float(value), name])
@@ -63,21 +73,50 @@ class Firmware:
         """Read the versions of ``manufacturer``'s ``model`` (``*``: all its models) with
         ``scheme`` instead of the detected one, and re-rank them."""
         get_scheme(scheme)
-        self.fleet._writable()
+        self.fleet.require_writable()
         self.con.execute("insert or replace into firmware_schemes values (?, ?, ?, ?, ?)",
                          [manufacturer, model, scheme, note, now_utc()])
         sync_versions(self.con, full=True)
         evaluate_advisories(self.con)
 
     # -- data in -----------------------------------------------------------------------
-    def load_osv(self, source: object) -> IngestReport:
-        """Load an OSV feed (file, folder, JSON text, dict or list of records) and judge
-        every known version against it; invalid records go to quarantine."""
-        self.fleet._writable()
+    def load_osv(self, source: object, feed: str = DEFAULT_FEED) -> IngestReport:
+        """Load an OSV feed (file, folder, JSON text, dict or list of records) under the
+        label ``feed`` and judge every known version against it; invalid records go
+        to quarantine. The feed's package names map to models by
+        :meth:`map_osv_package` rules, else by the convention ``<manufacturer>/<model>``."""
+        self.fleet.require_writable()
         sync_versions(self.con)
-        report = load_osv(self.con, source)
+        report = load_osv(self.con, source, feed=_label("feed", feed))
         evaluate_advisories(self.con)
         return report
+
+    def map_osv_package(self, package: str, manufacturer: str, model: str = "*",
+                        ecosystem: str = "*", feed: str = "*",
+                        note: str | None = None) -> list[dict]:
+        """Read OSV package ``package`` (of ``ecosystem``, in feed ``feed``; ``*``: any)
+        as ``manufacturer``'s ``model`` (``*``: every model of the manufacturer), and
+        re-judge the stored advisories. Returns every rule.
+
+        >>> from tsfleet import Fleet
+        >>> fleet = Fleet(memory=True)
+        >>> [r["package"] for r in fleet.firmware.map_osv_package("th200-fw", "Acme", "TH-200")]
+        ['th200-fw']
+        """
+        for what, value in (("package", package), ("manufacturer", manufacturer),
+                            ("model", model), ("ecosystem", ecosystem), ("feed", feed)):
+            _label(what, value)
+        self.fleet.require_writable()
+        self.con.execute("insert or replace into firmware_osv_packages values "
+                         "(?, ?, ?, ?, ?, ?, ?)",
+                         [feed, ecosystem, package, manufacturer, model, note, now_utc()])
+        evaluate_advisories(self.con)
+        return self.osv_packages()
+
+    def osv_packages(self) -> list[dict]:
+        """The package mapping rules (``firmware_osv_packages``)."""
+        return self.fleet.query("select * from firmware_osv_packages "
+                                "order by package, feed, ecosystem, manufacturer, model")
 
     def ingest_reports(self, source: Any, **kw: Any) -> IngestReport:
         """Ingest firmware reports and check them at once (see :meth:`check_reports`)."""
@@ -100,7 +139,7 @@ class Firmware:
     def check_reports(self, batch_ids: list[int] | None = None) -> CheckResult:
         """Raise security events for the firmware reports of ``batch_ids`` (default:
         every batch not checked yet). Returns what was found."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         return check_reports(self.con, unchecked_batches(self.con) if batch_ids is None
                              else list(batch_ids))
 
@@ -108,7 +147,7 @@ class Firmware:
     def analyze(self, osv: object | None = None) -> None:
         """Rank all versions, load ``osv`` if given (a demo store loads its simulated
         feed from ``sim.osv_feed`` once), judge the advisories, check unchecked reports."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         sync_versions(self.con, full=True)
         if osv is not None:
             load_osv(self.con, osv)

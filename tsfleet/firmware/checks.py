@@ -7,7 +7,7 @@ ingest path in well under a second for a live batch. It
 1. ranks any version string not seen before (``firmware_versions``),
 2. finds untargeted changes, downgrades, image hash mismatches, versions
    missing from the catalog and unparsable versions
-   (``sql/queries/firmware_check_reports.sql``),
+   (``tsfleet/firmware/sql/check_reports.sql``),
 3. moves reports whose version the model's scheme cannot read to
    ``quarantine`` (reason ``unparsable_version``), keeping the ingest batch
    counts true, and

@@ -39,8 +39,20 @@ def register(subparsers) -> None:
     r.set_defaults(func=_report)
     o = sub.add_parser("osv", help="load an OSV vulnerability feed (file or folder)")
     o.add_argument("source")
+    o.add_argument("--feed", default="default",
+                   help="label of the feed; selects its osv-map rules (default: default)")
     o.add_argument("--db", dest="sub_db", default=None)
     o.set_defaults(func=_osv)
+    m = sub.add_parser("osv-map", help="read an OSV package name as a manufacturer's model")
+    m.add_argument("package", help="affected[].package.name as the feed spells it")
+    m.add_argument("manufacturer")
+    m.add_argument("model", nargs="?", default="*", help="model (default *: every model)")
+    m.add_argument("--ecosystem", default="*", help="only for this package ecosystem")
+    m.add_argument("--feed", default="*", help="only for the feed loaded with this label")
+    m.add_argument("--note", default=None)
+    m.add_argument("--format", choices=FORMATS, default="table")
+    m.add_argument("--db", dest="sub_db", default=None)
+    m.set_defaults(func=_osv_map)
     a = sub.add_parser("analyze", help="rank versions, judge advisories, check new reports")
     a.add_argument("--db", dest="sub_db", default=None)
     a.set_defaults(func=_analyze)
@@ -80,7 +92,17 @@ def compliance_csv(report: dict) -> str:
 
 def _osv(args: argparse.Namespace) -> int:
     with open_fleet(args) as fleet:
-        print(fleet.firmware.load_osv(args.source))
+        print(fleet.firmware.load_osv(args.source, feed=args.feed))
+    return 0
+
+
+def _osv_map(args: argparse.Namespace) -> int:
+    with open_fleet(args) as fleet:
+        rows = fleet.firmware.map_osv_package(args.package, args.manufacturer, args.model,
+                                              ecosystem=args.ecosystem, feed=args.feed,
+                                              note=args.note)
+    print(format_rows([{k: v for k, v in r.items() if k != "set_at"} for r in rows],
+                      args.format))
     return 0
 
 

@@ -1,9 +1,13 @@
 """OSV vulnerability records: reading a feed, checking each record, and
-deciding whether a version is affected, exactly as the OSV schema says.
+deciding whether a version is affected, exactly as the OSV schema's evaluation
+algorithm says (``IsVulnerable`` in the schema's "Evaluation" section).
 
-A firmware package is named ``"<manufacturer>/<model>"`` (any ecosystem
-label). ``ECOSYSTEM`` ranges are judged with the model's own version scheme,
-``SEMVER`` ranges with SemVer; ``GIT`` ranges do not apply to firmware images.
+Each ``affected[].package`` (name and ecosystem) is mapped to fleet models by
+:mod:`tsfleet.firmware.osv_packages`. ``ECOSYSTEM`` ranges are judged with the
+model's own version scheme, ``SEMVER`` ranges with SemVer (build metadata
+ignored); a ``GIT`` range needs the repository's commit graph, so it is skipped
+with a note on the advisory while the record's other ranges and its
+``versions`` list are still judged.
 
 >>> from tsfleet.firmware.versions import get_scheme
 >>> rng = Range("ECOSYSTEM", (("introduced", "0"), ("fixed", "FW_3_2_1")))
@@ -20,12 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tsfleet.errors import InvalidParameter
+from tsfleet.firmware.osv_packages import DEFAULT_FEED, PackageMap
 from tsfleet.firmware.versions import SCHEMES, Scheme, UnparsableVersion, Version
 
 EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
+#: Range types judged on firmware versions.
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER")
+#: Range types of the OSV schema that firmware versions cannot be judged by: skipped, noted.
+SKIPPED_RANGE_TYPES = ("GIT",)
 #: OSV / GHSA severity words, strongest first, and the CVSS score floor of each.
 SEVERITY_FLOOR = {"CRITICAL": 9.0, "HIGH": 7.0, "MODERATE": 4.0, "MEDIUM": 4.0, "LOW": 0.1}
+
+Model = tuple[str, str]
 
 
 class InvalidAdvisory(InvalidParameter):
@@ -44,8 +54,12 @@ class Range:
 
 @dataclass(frozen=True)
 class Affected:
-    manufacturer: str
-    model: str
+    """One ``affected[]`` entry: its package, the fleet models it stands for, its
+    judged ranges and its explicit versions."""
+
+    ecosystem: str
+    package: str
+    models: tuple[Model, ...]
     ranges: tuple[Range, ...]
     versions: tuple[str, ...]
 
@@ -60,6 +74,13 @@ class Advisory:
     modified: str | None
     aliases: tuple[str, ...]
     affected: tuple[Affected, ...]
+    #: What of the record is not judged, and why (GIT ranges, unmapped packages, ...).
+    notes: tuple[str, ...] = ()
+
+
+def convention_targets(ecosystem: str, package: str) -> tuple[Model, ...]:
+    """The default package mapping: ``<manufacturer>/<model>``, any ecosystem."""
+    return PackageMap(()).targets(DEFAULT_FEED, ecosystem, package)
 
 
 def read_feed(source: object) -> tuple[list[dict], list[tuple[str, str, str]]]:
@@ -103,12 +124,16 @@ def read_feed(source: object) -> tuple[list[dict], list[tuple[str, str, str]]]:
     return records, rejected
 
 
-def parse_record(record: Mapping, scheme_of: Callable[[str, str], Scheme | None]) -> Advisory:
+def parse_record(record: Mapping, scheme_of: Callable[[str, str], Scheme | None],
+                 targets_of: Callable[[str, str], tuple[Model, ...]] = convention_targets
+                 ) -> Advisory:
     """Check one OSV record and return it as an :class:`Advisory`.
 
-    ``scheme_of(manufacturer, model)`` gives the model's scheme, or None for a
-    model tsfleet does not know (its versions are then not checked here).
-    Raises :class:`InvalidAdvisory` with a reason code.
+    ``targets_of(ecosystem, package_name)`` gives the fleet models a package
+    stands for (default: ``<manufacturer>/<model>``); ``scheme_of(manufacturer,
+    model)`` gives a model's scheme, or None for a model tsfleet does not know
+    (its versions are then not checked here). Raises :class:`InvalidAdvisory`
+    with a reason code; what is skipped instead of rejected is in ``notes``.
     """
     rid = record.get("id")
     if not isinstance(rid, str) or not rid:
@@ -116,29 +141,48 @@ def parse_record(record: Mapping, scheme_of: Callable[[str, str], Scheme | None]
     affected_in = record.get("affected")
     if not isinstance(affected_in, list) or not affected_in:
         raise InvalidAdvisory("no_affected", f"{rid}: affected must be a non-empty list")
-    affected = tuple(_affected(rid, a, scheme_of) for a in affected_in)
+    notes: list[str] = []
+    affected = tuple(_affected(rid, a, scheme_of, targets_of, notes) for a in affected_in)
+    if not any(a.models for a in affected):
+        names = ", ".join(sorted({f"{a.package!r} ({a.ecosystem or 'no ecosystem'})"
+                                  for a in affected}))
+        raise InvalidAdvisory("unmapped_package", f"{rid}: no affected package maps to a fleet "
+                              f"model: {names}; map one with `tsfleet firmware osv-map PACKAGE "
+                              f"MANUFACTURER MODEL` or name it '<manufacturer>/<model>', then "
+                              f"load the feed again")
     severity, score = _severity(record)
     return Advisory(rid, str(record.get("summary") or record.get("details") or "")[:500],
                     severity, score, record.get("published"), record.get("modified"),
-                    tuple(str(a) for a in record.get("aliases") or ()), affected)
+                    tuple(str(a) for a in record.get("aliases") or ()), affected, tuple(notes))
 
 
-def _affected(rid: str, a: object, scheme_of) -> Affected:
-    if not isinstance(a, Mapping) or not isinstance(a.get("package"), Mapping):
-        raise InvalidAdvisory("bad_package", f"{rid}: each affected entry needs a package")
-    name = a["package"].get("name")
-    if not isinstance(name, str) or name.count("/") < 1 or not all(name.split("/", 1)):
-        raise InvalidAdvisory("bad_package", f"{rid}: package name must be "
-                              f"'<manufacturer>/<model>', got {name!r}")
-    manufacturer, model = name.split("/", 1)
-    scheme = scheme_of(manufacturer, model)
-    ranges = []
+def _affected(rid: str, a: object, scheme_of, targets_of, notes: list[str]) -> Affected:
+    if not isinstance(a, Mapping):
+        raise InvalidAdvisory("bad_package", f"{rid}: an affected entry must be an object, "
+                              f"got {a!r}")
+    package = a.get("package")
+    if package is None:  # allowed by the schema, e.g. beside GIT ranges only: maps to nothing
+        name, ecosystem, models = "(no package)", "", ()
+    else:
+        name = package.get("name") if isinstance(package, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise InvalidAdvisory("bad_package", f"{rid}: a package needs a non-empty name, "
+                                  f"got {package!r}")
+        ecosystem = str(package.get("ecosystem") or "")
+        models = tuple(targets_of(ecosystem, name))
+    schemes = [(f"{name} ({m[0]} {m[1]})", s) for m in models
+               if (s := scheme_of(*m)) is not None]
+    ranges, n_git = [], 0
     for r in a.get("ranges") or ():
         rtype = r.get("type") if isinstance(r, Mapping) else None
+        if rtype in SKIPPED_RANGE_TYPES:
+            n_git += 1
+            continue
         if rtype not in RANGE_TYPES:
             raise InvalidAdvisory("unsupported_range_type",
-                                  f"{rid}: range type {rtype!r} cannot be judged on firmware; "
-                                  f"expected one of {', '.join(RANGE_TYPES)}")
+                                  f"{rid}: range type {rtype!r} is not an OSV range type "
+                                  f"tsfleet knows; expected one of "
+                                  f"{', '.join(RANGE_TYPES + SKIPPED_RANGE_TYPES)}")
         events = []
         for e in r.get("events") or ():
             keys = [k for k in EVENT_KINDS if isinstance(e, Mapping) and k in e]
@@ -152,22 +196,34 @@ def _affected(rid: str, a: object, scheme_of) -> Affected:
         if {"fixed", "last_affected"} <= kinds:
             raise InvalidAdvisory("fixed_and_last_affected", f"{rid}: a range holds either fixed "
                                   "or last_affected events, never both")
-        check = SCHEMES["semver"] if rtype == "SEMVER" else scheme
-        for kind, v in events:
-            if check is not None and not _special(kind, v):
-                _parse_or_reject(rid, check, v, name)
+        checks = [(name, SCHEMES["semver"])] if rtype == "SEMVER" and models else schemes
+        for where, check in checks:
+            for kind, v in events:
+                if not _special(kind, v):
+                    _parse_or_reject(rid, check, v, where)
         ranges.append(Range(rtype, tuple(events)))
+    if n_git:
+        notes.append(f"{name}: {n_git} GIT range(s) not judged (commit hashes need the "
+                     f"repository); its other ranges and versions list are")
     versions = tuple(str(v) for v in a.get("versions") or ())
-    if scheme is not None:
+    for where, scheme in schemes:
         for v in versions:
-            _parse_or_reject(rid, scheme, v, name)
-    if not ranges and not versions:
+            if n_git and not scheme.accepts(v):
+                notes.append(f"{name}: version {v!r} is not a {scheme.name} version; it "
+                             f"matches only that exact string")
+            else:
+                _parse_or_reject(rid, scheme, v, where)
+    if not ranges and not versions and not n_git:
         raise InvalidAdvisory("no_affected", f"{rid}: {name} lists neither ranges nor versions")
-    return Affected(manufacturer, model, tuple(ranges), versions)
+    if not models:
+        notes.append(f"{name} ({ecosystem or 'no ecosystem'}): maps to no fleet model; skipped")
+    return Affected(ecosystem, name, models, tuple(ranges), versions)
 
 
 def _special(kind: str, v: str) -> bool:
-    return (kind == "introduced" and v == "0") or (kind == "limit" and v == "*")
+    """``introduced: "0"`` sorts before every version; a ``limit`` containing ``*`` is
+    infinity."""
+    return (kind == "introduced" and v == "0") or (kind == "limit" and "*" in v)
 
 
 def _parse_or_reject(rid: str, scheme: Scheme, v: str, name: str) -> Version:
@@ -197,16 +253,16 @@ def _severity(record: Mapping) -> tuple[str, float | None]:
 
 
 def range_affects(version: Version, rng: Range, scheme: Scheme) -> bool:
-    """The OSV rule: sort the events by version; the last event at or below
-    ``version`` decides (introduced sets, fixed clears at or above, last_affected
-    clears strictly above), and ``version`` must lie below every limit."""
-    def at(v: str) -> Version | None:
-        return None if v in ("0", "*") else scheme.parse(v)
-
-    limits = [at(v) for k, v in rng.events if k == "limit"]
-    if any(lim is not None and version >= lim for lim in limits):
+    """The OSV rule for one range (``IncludedInRanges`` with ``BeforeLimits``): the
+    version must be below ANY ``limit`` (no limit: unbounded; ``*``: infinity);
+    then walk the events sorted by version: ``introduced`` at or below it sets
+    vulnerable, ``fixed`` at or below it clears, ``last_affected`` strictly below
+    it clears. Raises :class:`UnparsableVersion` for an event ``scheme`` cannot read."""
+    limits = [v for k, v in rng.events if k == "limit"]
+    if limits and not any(_special("limit", v) or version < scheme.parse(v) for v in limits):
         return False
-    ordered = sorted(((k, at(v)) for k, v in rng.events if k != "limit"),
+    ordered = sorted(((k, None if _special(k, v) else scheme.parse(v))
+                      for k, v in rng.events if k != "limit"),
                      key=lambda e: (e[1] is not None, e[1].key if e[1] is not None else ()))
     vulnerable = False
     for kind, v in ordered:
@@ -220,22 +276,24 @@ def range_affects(version: Version, rng: Range, scheme: Scheme) -> bool:
 
 
 def affects(affected: Affected, text: str, scheme: Scheme) -> bool:
-    """True when version ``text`` of the model is affected by this entry. A
-    string the scheme cannot read matches only an identical explicit version."""
+    """True when version ``text`` of a model is affected by this entry
+    (``IncludedInVersions`` or ``IncludedInRanges``). A string the scheme cannot
+    read matches only an identical explicit version; a range whose events the
+    scheme cannot read (a scheme configured after loading) is not judged."""
     if text in affected.versions:
         return True
     try:
         version = scheme.parse(text)
     except UnparsableVersion:
         return False
-    if any(scheme.parse(v) == version for v in affected.versions):
+    if any(scheme.accepts(v) and scheme.parse(v) == version for v in affected.versions):
         return True
     for rng in affected.ranges:
         judge = SCHEMES["semver"] if rng.type == "SEMVER" else scheme
         try:
             v = version if judge is scheme else judge.parse(text)
+            if range_affects(v, rng, judge):
+                return True
         except UnparsableVersion:
             continue
-        if range_affects(v, rng, judge):
-            return True
     return False

@@ -1,13 +1,14 @@
-"""Named SQL queries of the firmware domain, kept in ``sql/queries/firmware_<name>.sql``."""
+"""Named SQL queries of the firmware domain, kept in ``sql/<name>.sql`` beside this file."""
 
 from __future__ import annotations
 
-from functools import cache
+from pathlib import Path
 
-from tsfleet.store import sql_root
+from tsfleet.store import query_text
+
+_DIR = Path(__file__).resolve().parent / "sql"
 
 
-@cache
 def query(name: str) -> str:
-    """The text of ``sql/queries/firmware_<name>.sql``."""
-    return (sql_root() / "queries" / f"firmware_{name}.sql").read_text(encoding="utf-8")
+    """The text of ``sql/<name>.sql``."""
+    return query_text(_DIR, name)

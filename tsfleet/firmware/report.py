@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tsfleet.results import now_utc
 
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
-def compliance_report(fleet, grouping: str) -> dict:
+
+def compliance_report(fleet: Fleet, grouping: str) -> dict:
     """Groups with their consistency, every non-compliant device with its reasons,
     and the open findings, as of the store's newest firmware fact."""
     params = fleet.query("select * from firmware_params")[0]

@@ -87,14 +87,8 @@ def _ints(parts: Iterable[str]) -> tuple[int, ...]:
 
 
 def _identifiers(text: str) -> tuple:
-    """SemVer pre-release / build identifiers: numbers sort before words, numerically."""
-    if not text:
-        return ()
+    """SemVer pre-release identifiers: numbers sort before words, numerically."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in text.split("."))
-
-
-def _join_identifiers(ids: tuple) -> str:
-    return ".".join(str(n) if kind == 0 else word for kind, n, word in ids)
 
 
 class Scheme:
@@ -134,9 +128,11 @@ class Scheme:
 
 
 class SemverScheme(Scheme):
-    """SemVer 2.0 through the ``semver`` library, with an optional ``v``/``V`` prefix.
-    Build metadata has no precedence in SemVer; it only breaks ties, so the
-    order stays total (``1.0.0`` < ``1.0.0+b1`` < ``1.0.0+b2``)."""
+    """SemVer 2.0.0 through the ``semver`` library, with an optional ``v``/``V`` prefix.
+
+    Precedence is SemVer's section 11; build metadata is ignored (section 10), so
+    ``1.0.0+b1 == 1.0.0`` and both share one rank. ``text`` keeps the build, and
+    :meth:`format` spells it, for display only."""
 
     name = "semver"
     form = "MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], optionally v-prefixed (2.4.1, v1.0.0-rc.1)"
@@ -148,16 +144,10 @@ class SemverScheme(Scheme):
         except ValueError:
             return None
         pre = (1,) if v.prerelease is None else (0, *_identifiers(v.prerelease))
-        return (v.major, v.minor, v.patch, pre, _identifiers(v.build or ""))
+        return (v.major, v.minor, v.patch, pre)
 
     def format(self, version: Version) -> str:
-        major, minor, patch, pre, build = version.key
-        text = f"{major}.{minor}.{patch}"
-        if pre[0] == 0:
-            text += "-" + _join_identifiers(pre[1:])
-        if build:
-            text += "+" + _join_identifiers(build)
-        return text
+        return version.text[1:] if version.text[0] in "vV" else version.text
 
 
 class Pep440Scheme(Scheme):

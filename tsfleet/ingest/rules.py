@@ -187,7 +187,8 @@ def checks(
             (
                 f"isnan({p}) OR isinf({p})",
                 "nan_value",
-                f"'{name} must be a finite number, got ' || {got} || {context}",
+                f"'{name} must be a finite number, got ' || coalesce({r}, CAST({p} AS VARCHAR))"
+                f" || {context}",
             )
         )
     if rule.choices:

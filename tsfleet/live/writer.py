@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -39,6 +40,9 @@ from tsfleet.errors import TsfleetError
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import PayloadError
 from tsfleet.store import transaction
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 log = logging.getLogger("tsfleet.live")
 
@@ -105,7 +109,7 @@ POLL_S = 0.02
 class Writer:
     """Owns ``fleet`` on one thread; see the module docstring."""
 
-    def __init__(self, fleet, *, max_rows: int = 25_000, max_delay: float = 0.5,
+    def __init__(self, fleet: Fleet, *, max_rows: int = 25_000, max_delay: float = 0.5,
                  max_pending: int = 20_000,
                  on_commit: Callable[[list[Envelope], float], None] | None = None,
                  on_fatal: Callable[[BaseException], None] | None = None,
@@ -317,15 +321,25 @@ class Writer:
                             "payload": e.kept_payload()}) for e, _, _ in rejects]
         con.register("_live_rejects", pa.table({
             "reason": [r for _, r, _ in rejects], "detail": [d for _, _, d in rejects],
-            "raw": raws}))
+            "raw": raws, "sha": [hashlib.sha256(e.payload).hexdigest() for e, _, _ in rejects]}))
         try:
             with transaction(con):
                 bid = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
-                n = con.execute(
-                    "insert into quarantine select ?, 'payload', ?, reason, detail, raw, now() "
-                    "from (select distinct * from _live_rejects) r where not exists (select 1 "
-                    "from quarantine q where q.kind = 'payload' and q.raw = r.raw "
-                    "and q.reason = r.reason)", [bid, label]).fetchone()[0]
+                # The primary key of quarantine_payloads decides what is new (an index
+                # lookup per payload), on the hash of the whole payload.
+                new = con.execute(
+                    "insert into quarantine_payloads select distinct sha, reason, ? "
+                    "from _live_rejects on conflict do nothing returning payload_sha256, reason",
+                    [bid]).fetchall()
+                n = len(new)
+                if n:
+                    con.register("_live_new", pa.table({"sha": [r[0] for r in new],
+                                                        "reason": [r[1] for r in new]}))
+                    con.execute(
+                        "insert into quarantine select ?, 'payload', ?, reason, detail, raw, "
+                        "now() from (select distinct on (sha, reason) * from _live_rejects) "
+                        "semi join _live_new using (sha, reason)", [bid, label])
+                    con.unregister("_live_new")
                 con.execute("insert into ingest_batches values (?, 'payload', ?, now(), now(), "
                             "?, 0, ?, ?, NULL, NULL)",
                             [bid, label, len(rejects), len(rejects) - n, n])

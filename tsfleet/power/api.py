@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -9,6 +11,9 @@ import pyarrow as pa
 from tsfleet.errors import InvalidParameter
 from tsfleet.power import attribution, backtest, daystats, forecast, plan
 from tsfleet.results import now_utc, to_arrow, write_result
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 FORECAST_COLUMNS = (
     "device_id", "as_of", "horizon_days", "level_now_pct", "level_at_horizon_pct", "level_lo_pct",
@@ -39,7 +44,7 @@ class Power:
     >>> fleet.power.forecast(horizon_days=30)  # doctest: +SKIP
     """
 
-    def __init__(self, fleet):
+    def __init__(self, fleet: Fleet):
         self.fleet = fleet
         self.con = fleet.con
 
@@ -123,7 +128,7 @@ class Power:
         """Bring the daily tables (and so the ``battery_daily`` and discharge views) up to
         the newest ingested batch; every forecast does this itself. Returns the (device,
         day) rows touched."""
-        self.fleet._writable()
+        self.fleet.require_writable()
         return daystats.refresh(self.con)
 
     def attribution(self) -> list[dict]:

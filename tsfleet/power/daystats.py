@@ -18,13 +18,16 @@ from __future__ import annotations
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
 
-#: Each daily table, the view of the sums to fold in, and its summed columns.
+#: Each daily table, the view of the sums to fold in, and its summed columns (named, so
+#: that rows are matched by column name: a store repaired by migration 920 orders the
+#: columns differently).
 TABLES = (
     ("battery_day_stats", "battery_day_pending",
-     "sum(n_readings), sum(level_sum), sum(epoch_sum), max(last_observed_at), sum(am_n), "
-     "sum(am_level_sum), sum(pm_n), sum(pm_level_sum)"),
+     "sum(n_readings) as n_readings, sum(level_sum) as level_sum, sum(epoch_sum) as epoch_sum, "
+     "max(last_observed_at) as last_observed_at, sum(am_n) as am_n, "
+     "sum(am_level_sum) as am_level_sum, sum(pm_n) as pm_n, sum(pm_level_sum) as pm_level_sum"),
     ("temperature_day_stats", "temperature_day_pending",
-     "sum(n_readings), sum(temperature_sum)"),
+     "sum(n_readings) as n_readings, sum(temperature_sum) as temperature_sum"),
 )
 
 
@@ -67,7 +70,7 @@ def refresh(con, full: bool = False) -> int:
         for table, pending, sums in TABLES:
             if mark is None:
                 con.execute(f"delete from {table}")
-                con.execute(f"insert into {table} select * from {pending}")
+                con.execute(f"insert into {table} by name select * from {pending}")
                 n += con.execute(f"select count(*) from {table}").fetchone()[0]
                 continue
             con.execute(f"create or replace temp table power_new as select * from {pending}")
@@ -75,10 +78,10 @@ def refresh(con, full: bool = False) -> int:
             con.execute(f"create or replace temp table power_merged as "
                         f"select device_id, day, {sums} from ("
                         f"select t.* from {table} t semi join power_new n using (device_id, day) "
-                        f"union all select * from power_new) group by device_id, day")
+                        f"union all by name select * from power_new) group by device_id, day")
             con.execute(f"delete from {table} t using power_new n "
                         "where t.device_id = n.device_id and t.day = n.day")
-            con.execute(f"insert into {table} select * from power_merged")
+            con.execute(f"insert into {table} by name select * from power_merged")
             con.execute("drop table power_new")
             con.execute("drop table power_merged")
         con.execute("update power_refresh set batch_id = ?, refreshed_at = ?, curves_hash = "

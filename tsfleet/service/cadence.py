@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from tsfleet.errors import InvalidParameter
-from tsfleet.service.runner import ANALYSES, RunResult, available, run_one
+from tsfleet.service.runner import ANALYSES, RunResult, run_one
 
 log = logging.getLogger("tsfleet.service")
 
@@ -58,7 +58,7 @@ def parse_every(spec: str | None, names: tuple[str, ...] | None = None) -> dict[
     ``name=off`` leaves one out; ``off`` (alone) turns continuous analysis off.
     Only analyses installed in this build are scheduled (``names`` overrides).
     """
-    names = available() if names is None else names
+    names = ANALYSES if names is None else names
     every = {n: DEFAULT_EVERY_S[n] for n in names}
     if spec is None or not spec.strip():
         return every

@@ -8,10 +8,15 @@ this store (a domain not yet analysed) is reported as ``None``.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
+from tsfleet.domain import DOMAINS
 from tsfleet.errors import UnknownDevice
-from tsfleet.service.snapshots import card_table
+from tsfleet.service.snapshots import STATE_VIEWS
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 #: section -> (relation it needs, SQL with one ``?`` for the device id, one row?)
 SECTIONS: dict[str, tuple[str, str, bool]] = {
@@ -37,6 +42,21 @@ SECTIONS: dict[str, tuple[str, str, bool]] = {
                          "order by severity, rule", False),
 }
 
+#: The copies made by the last analysis run (service.snapshots), read instead of the
+#: views once the view's domain has run: relation -> (SQL with ``?`` for the key and the
+#: device id, the key).
+_FINDINGS_COPY = "select * from card_findings where domain = ? and subject_id = ?"
+_STATE_COPY = "select state from card_state where source = ? and device_id = ?"
+COPIES: dict[str, tuple[str, str]] = {
+    **{d.findings_view: (_FINDINGS_COPY, d.name) for d in DOMAINS},
+    **{view: (_STATE_COPY, view) for views in STATE_VIEWS.values() for view in views},
+}
+#: relation -> the domain whose run makes its copy
+COPIED_BY: dict[str, str] = {
+    **{d.findings_view: d.name for d in DOMAINS},
+    **{view: domain for domain, views in STATE_VIEWS.items() for view in views},
+}
+
 
 def relations(con) -> set[str]:
     return {r[0] for r in con.execute(
@@ -44,7 +64,7 @@ def relations(con) -> set[str]:
         "select view_name from duckdb_views() where schema_name = 'main'").fetchall()}
 
 
-def device_card(fleet, device_id: str) -> dict[str, Any]:
+def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
     """One device's card as a dict of sections.
 
     >>> from tsfleet import Fleet
@@ -55,14 +75,20 @@ def device_card(fleet, device_id: str) -> dict[str, Any]:
     87.0
     """
     have = relations(fleet.con)
+    analysed = {r[0] for r in fleet.con.execute(
+        "select distinct analysis from analysis_runs where status = 'ok'").fetchall()}
     card: dict[str, Any] = {"device_id": device_id}
     for name, (relation, sql, single) in SECTIONS.items():
-        if card_table(relation) in have:  # the copy made by the last analysis run
-            sql = sql.replace(f" from {relation} ", f" from {card_table(relation)} ")
-        elif relation not in have:
+        if relation not in have:
             card[name] = None
             continue
-        rows = fleet.query(sql, [device_id])
+        if COPIED_BY.get(relation) in analysed:  # the copy made by the last analysis run
+            sql, key = COPIES[relation]
+            rows = fleet.query(sql, [key, device_id])
+            if rows and "state" in rows[0]:
+                rows = [json.loads(r["state"]) for r in rows]
+        else:
+            rows = fleet.query(sql, [device_id])
         card[name] = (rows[0] if rows else None) if single else rows
     if card["identity"] is None and not card["latest"]:
         raise UnknownDevice(f"device {device_id!r} is neither registered nor seen in readings")

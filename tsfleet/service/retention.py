@@ -9,10 +9,14 @@ keeps the totals right: means are weighted by their reading counts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 _MERGE = """
     on conflict do update set
@@ -35,7 +39,7 @@ class RetentionResult:
     n_daily_rows: int
 
 
-def apply_retention(fleet, raw_days: int = 90, hourly_days: int = 400) -> RetentionResult:
+def apply_retention(fleet: Fleet, raw_days: int = 90, hourly_days: int = 400) -> RetentionResult:
     """Roll up and delete raw readings observed more than ``raw_days`` before the newest one.
 
     >>> from tsfleet import Fleet

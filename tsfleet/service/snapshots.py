@@ -1,45 +1,52 @@
-"""Per-device views copied into tables after each analysis run, for the device card.
+"""Per-device copies of the findings and state views, made after each analysis run.
 
 The findings views and some state views compute over whole result tables; a
 device card that filtered them per call took 20-170 ms a section. After a
-domain's analysis the runner copies them into ``card_<view>`` tables (same
-columns, same grain), so a card is a handful of small table lookups. They are as
-fresh as the last analysis run of their domain (see ``freshness``).
+domain's analysis the runner copies its findings view into ``card_findings`` (the
+findings contract's columns, every domain) and its state views into ``card_state``
+(one JSON row per device), both created by migration 922. A card is then a handful
+of small table lookups, and the findings a run opened and closed are the difference
+between the copy before and after it. They are as fresh as the last analysis run of
+their domain (see ``freshness``).
 """
 
 from __future__ import annotations
 
+from tsfleet.domain import BY_NAME
 from tsfleet.store import quote_ident as q
 from tsfleet.store import transaction
 
-#: domain -> views copied after its analysis
-CARD_VIEWS: dict[str, tuple[str, ...]] = {
-    "power": ("power_findings", "battery_state"),
-    "firmware": ("firmware_findings", "firmware_device_status"),
-    "calibration": ("calibration_findings",),
-    "environment": ("environment_findings",),
-    "network": ("network_findings", "network_attachment"),
+#: domain -> state views (keyed by device_id) copied after its analysis
+STATE_VIEWS: dict[str, tuple[str, ...]] = {
+    "power": ("battery_state",),
+    "firmware": ("firmware_device_status",),
+    "network": ("network_attachment",),
 }
 
 
-def card_table(view: str) -> str:
-    return f"card_{view}"
+def finding_keys(con, domain: str) -> set[tuple]:
+    """(finding, subject_kind, subject_id) of ``domain``'s copied findings."""
+    return set(con.execute("select finding, subject_kind, subject_id from card_findings "
+                           "where domain = ?", [domain]).fetchall())
 
 
 def refresh_card_tables(con, domain: str) -> None:
-    """Copy ``domain``'s card views into their tables, in one transaction."""
-    views = [v for v in CARD_VIEWS.get(domain, ()) if _exists(con, v)]
-    if not views:
-        return
+    """Copy ``domain``'s findings and state views into the card tables, in one transaction."""
+    findings = BY_NAME[domain].findings_view
+    states = [v for v in STATE_VIEWS.get(domain, ()) if _exists(con, v)]
     with transaction(con):
-        for view in views:
-            table = card_table(view)
-            con.execute(f"create or replace table {q(table)} as select * from {q(view)}")
-            con.execute(f"comment on table {q(table)} is "
-                        f"'Grain: as view {view}. A copy made after the last {domain} "
-                        f"analysis run, for the device card.'")
+        con.execute("delete from card_findings where domain = ?", [domain])
+        if _exists(con, findings):
+            con.execute(f"insert into card_findings by name select * from {q(findings)}")
+        for view in states:
+            con.execute("delete from card_state where source = ?", [view])
+            con.execute(f"insert into card_state select ?, device_id, to_json(v) "
+                        f"from {q(view)} v where device_id is not null", [view])
 
 
 def _exists(con, name: str) -> bool:
-    return bool(con.execute("select count(*) from duckdb_views() where view_name = ? "
-                            "and schema_name = 'main'", [name]).fetchone()[0])
+    """A view (or a table standing in for one) of that name in the main schema."""
+    return bool(con.execute(
+        "select count(*) from (select view_name as name from duckdb_views() where "
+        "schema_name = 'main' union all select table_name from duckdb_tables() where "
+        "schema_name = 'main') where name = ?", [name]).fetchone()[0])

@@ -15,9 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.share.snapshot import SnapshotReport, ViewMode, check_storage_version, take_snapshot
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
 
 _INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -60,7 +64,7 @@ class SnapshotScheduler:
     (True, True)
     """
 
-    def __init__(self, fleet, path: str | Path, every: str | float = "5m", *,
+    def __init__(self, fleet: Fleet, path: str | Path, every: str | float = "5m", *,
                  storage_version: str | None = None, views: ViewMode = "keep",
                  on_error: Callable[[BaseException], None] | None = _log_error,
                  clock: Callable[[], float] = time.monotonic):

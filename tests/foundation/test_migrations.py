@@ -1,0 +1,111 @@
+"""Migrations can be trusted: never edited once released, and old stores upgrade whole."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tsfleet import Fleet, StoreError
+from tsfleet import store as store_mod
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "upgrade"
+
+
+def _fixture_tool():
+    spec = importlib.util.spec_from_file_location("upgrade_fixture",
+                                                  ROOT / "scripts" / "upgrade_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_migration_matches_the_checksum_recorded_at_release():
+    lock = json.loads((ROOT / "sql" / "migrations.lock.json").read_text())["migrations"]
+    files = {f.path.name: f for f in store_mod.sql_files("tables")}
+    unrecorded = sorted(set(files) - set(lock))
+    assert not unrecorded, (f"new migrations not in sql/migrations.lock.json: {unrecorded}; "
+                            "run `python scripts/migrations_lock.py`")
+    removed = sorted(set(lock) - set(files))
+    assert not removed, f"released migrations deleted or renamed: {removed}"
+    edited = sorted(name for name, f in files.items()
+                    if hashlib.sha256(f.text.encode()).hexdigest() != lock[name]["sha256"])
+    assert not edited, f"released migrations edited (add a new one instead): {edited}"
+
+
+def test_the_lock_script_refuses_an_edited_migration(tmp_path):
+    # A copy of the project's sql/ with one released migration edited.
+    root = tmp_path / "proj"
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "migrations_lock.py").write_text(
+        (ROOT / "scripts" / "migrations_lock.py").read_text())
+    (root / "sql" / "tables").mkdir(parents=True)
+    (root / "sql" / "migrations.lock.json").write_text(
+        (ROOT / "sql" / "migrations.lock.json").read_text())
+    for f in store_mod.sql_files("tables"):
+        (root / "sql" / "tables" / f.path.name).write_text(f.text)
+    meta = root / "sql" / "tables" / "010_meta.sql"
+    meta.write_text(meta.read_text() + "\n-- edited\n")
+    run = subprocess.run(["python3", str(root / "scripts" / "migrations_lock.py")],
+                         capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "010_meta.sql" in run.stdout
+
+
+def test_opening_a_store_whose_applied_migration_was_edited_names_the_file(tmp_path):
+    path = tmp_path / "plant.duckdb"
+    with Fleet(path) as f:
+        f.con.execute("update schema_version set checksum = 'deadbeef' where version = 50")
+    with pytest.raises(StoreError, match=r"050_facts\.sql was edited"):
+        Fleet(path)
+    with pytest.raises(StoreError, match=r"050_facts\.sql was edited"):
+        Fleet(path, read_only=True)
+
+
+def test_a_store_that_applied_an_early_text_of_an_edited_migration_opens(tmp_path):
+    """Stores made before the lock existed recorded the early texts of 102 and 300."""
+    path = tmp_path / "plant.duckdb"
+    lock = store_mod.migrations_lock()
+    with Fleet(path) as f:
+        for version, name in ((102, "102_power_day_stats.sql"), (300, "300_calibration.sql")):
+            f.con.execute("update schema_version set checksum = ? where version = ?",
+                          [lock[name]["superseded"][0], version])
+    with Fleet(path) as f:
+        assert f.applied_migrations == []
+
+
+@pytest.mark.parametrize("release", sorted(p.name for p in FIXTURES.iterdir()))
+def test_a_store_of_a_previous_release_upgrades_without_losing_rows(tmp_path, release):
+    """A store written by the release's own code (tests/fixtures/upgrade/<release>, made by
+    scripts/upgrade_fixture.py) migrates, keeps every row, gives the same answers from
+    the views that depend on the readings alone, and every analysis runs on it."""
+    tool = _fixture_tool()
+    path = tmp_path / "old.duckdb"
+    answers = tool.load(FIXTURES / release, path)
+    with Fleet(path) as f:
+        assert f.applied_migrations, "the fixture is older than the code: migrations apply"
+        for qualified, n in answers["row_counts"].items():
+            schema, table = qualified.split(".", 1)
+            if table in ("schema_version", "published_objects"):
+                continue  # grow with the new migrations and views
+            if not f.query("select count(*) as n from duckdb_tables() where schema_name = ? "
+                           "and table_name = ?", [schema, table])[0]["n"]:
+                # Only the device card's copies of views may go (922 replaced them by
+                # card_findings and card_state, re-made by the next analysis run).
+                assert table.startswith("card_"), f"{qualified} was dropped"
+                continue
+            kept = f.con.execute(
+                f"select count(*) from {store_mod.quote_ident(schema)}."
+                f"{store_mod.quote_ident(table)}").fetchone()[0]
+            assert kept == n, f"{qualified}: {n} rows before the upgrade, {kept} after"
+        for view, expected in answers["views"].items():
+            assert tool.view_answer(f.con, view) == expected, view
+        runs = f.analyze(force=True)
+        assert [r.status for r in runs] == ["ok"] * len(runs), [
+            (r.analysis, r.error) for r in runs if r.status != "ok"]
+        assert f.query("select count(*) as n from power_findings")[0]["n"] > 0

@@ -4,7 +4,9 @@
 -- readings where kept, the hourly rollup where retention aged them out.
 -- grain: one row per sensor and UTC hour with a reading of its primary metric
 -- columns: hour_at (UTC hour start), value (mean of the hour, metric unit),
---          n_readings, zone_hour_key (hash of zone, metric and hour: the peer group)
+--          n_readings, zone_hour_key (hash of zone, metric and hour: the peer group),
+--          is_trusted (a reference, or within the validity of a passed calibration check:
+--          the zone's anchor that hour)
 create or replace view calibration_hourly as
 with history as (
     select device_id, metric, hour_at, value_mean, n_readings from readings_hourly
@@ -28,6 +30,8 @@ final as (
         s.site,
         s.zone,
         s.is_reference,
+        coalesce(s.is_reference or (h.hour_at > s.trusted_from_at
+                                    and h.hour_at <= s.trusted_until_at), false) as is_trusted,
         h.hour_at,
         h.value,
         h.n_readings,

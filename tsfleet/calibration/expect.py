@@ -2,11 +2,12 @@
 views ``calibration_expected`` and ``calibration_residuals`` (a test checks
 they agree on a simulated fleet).
 
-Per peer group (zone and metric) and hour: a reference instrument's value
-(the mean of the references; for a reference, the mean of the *other*
-references) wins; else the median of the other sensors (at least 3; the
-sensor never votes for itself; excluded sensors do not vote at all); else
-no expectation. ``residual_pct = 100 (value - expected) / scale`` over the
+Per peer group (zone and metric) and hour: a trusted anchor's value (the
+mean of the anchors: reference instruments, and sensors within the validity
+of a passed calibration check; for an anchor, the mean of the *other*
+anchors, never its peers) wins; else the median of the other sensors (at
+least 1; the sensor never votes for itself; excluded sensors do not vote at
+all); else no expectation. ``residual_pct = 100 (value - expected) / scale`` over the
 hours after the last calibration, scale = the group's mean absolute
 expected value, at least the metric's ``min_scale``.
 """
@@ -54,7 +55,7 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
     def one(idx: np.ndarray) -> None:
         # sensors on the last axis: (groups, hours, g)
         e, s_, p = _group(v[idx].transpose(0, 2, 1), excluded[idx][:, None, :],
-                          grid.is_reference[idx][:, None, :])
+                          grid.trusted(idx).transpose(0, 2, 1))
         exp[idx] = e.transpose(0, 2, 1)
         src[idx] = s_.transpose(0, 2, 1)
         npeer[idx] = p.transpose(0, 2, 1)
@@ -105,8 +106,8 @@ def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray):
         all_ = np.where(even, (s_lo + s_mid) / 2, s_mid)
     median = np.where(voter, own, all_)
     m = n_ok - voter
-    peers_ok = has & (m >= 3)
-    # References: mean of the references that hour (of the other ones, for a reference).
+    peers_ok = has & (m >= 1) & ~is_ref
+    # Anchors: mean of the anchors that hour (of the other ones, for an anchor).
     ref = has & is_ref
     n_ref = ref.sum(-1, keepdims=True)
     vref = np.where(ref, v, 0.0)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from tsfleet.errors import TsfleetError
+from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.fleet import Fleet, default_db_path
 
 #: Domain packages, in the order ``demo`` reports them.
@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser("ingest", help="ingest files of one kind")
-    i.add_argument("kind")
-    i.add_argument("files", nargs="+")
+    i.add_argument("kind", nargs="?", help="ingest kind (readings, devices, metrics, ...)")
+    i.add_argument("files", nargs="*")
+    i.add_argument("--retry-quarantine", action="store_true",
+                   help="re-ingest quarantined readings whose metric is declared now")
     i.add_argument("--unknown-devices", choices=("accept", "quarantine"), default="accept")
     i.add_argument("--db", dest="sub_db", default=None)
     i.set_defaults(func=cmd_ingest)
@@ -158,10 +160,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if not args.retry_quarantine and not (args.kind and args.files):
+        raise InvalidParameter("tsfleet ingest needs a kind and at least one file, "
+                               "or --retry-quarantine")
     with open_fleet(args) as fleet:
         for f in args.files:
             report = fleet.ingest(args.kind, f, unknown_devices=args.unknown_devices)
             print(report)
+            if args.kind == "metrics":      # declared: what waited in quarantine came in
+                print(fleet.metrics.last_retry)
+        if args.retry_quarantine:
+            print(fleet.metrics.retry_quarantine())
     return 0
 
 

@@ -3,7 +3,8 @@
 -- metric's declared drift_tolerance_pct, else 2% of scale) and its
 -- calibration history.
 -- A sensor is a trusted anchor of its zone while it is a reference instrument
--- (is_reference), or, in a zone with at most 3 sensors of its metric (where no
+-- (is_reference) whose latest calibration check, if any, passed (is_anchor: a
+-- failed check is what doubts a reference), or, in a zone with at most 3 sensors of its metric (where no
 -- consensus of 3 peers exists), for check_valid_days (default 14) after a
 -- calibration record that passed (no correction needed: |error| below the
 -- watch level) or corrected it. In larger zones the consensus of the peers is
@@ -14,7 +15,7 @@
 --          min_scale (metric unit), last_calibrated_at (UTC), n_calibrations,
 --          trusted_from_at / trusted_until_at (UTC: the hours after the last
 --          passed check during which it anchors its zone; null: none),
---          is_metric_declared (measures is in metric_catalog)
+--          is_metric_declared (measures is in metric_catalog), is_anchor
 create or replace view calibration_sensors as
 with measuring as (
     select
@@ -73,6 +74,7 @@ checked as (
 final as (
     select
         * exclude (is_check_passed, check_valid_days, n_group),
+        is_reference and coalesce(is_check_passed, true) as is_anchor,
         case when is_check_passed and n_group <= 3 then last_calibrated_at end
             as trusted_from_at,
         case when is_check_passed and n_group <= 3

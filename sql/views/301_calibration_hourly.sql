@@ -5,7 +5,7 @@
 -- grain: one row per sensor and UTC hour with a reading of its primary metric
 -- columns: hour_at (UTC hour start), value (mean of the hour, metric unit),
 --          n_readings, zone_hour_key (hash of zone, metric and hour: the peer group),
---          is_trusted (a reference, or within the validity of a passed calibration check:
+--          is_trusted (a reference whose last check did not fail, or within the validity of a passed calibration check:
 --          the zone's anchor that hour)
 create or replace view calibration_hourly as
 with history as (
@@ -30,7 +30,7 @@ final as (
         s.site,
         s.zone,
         s.is_reference,
-        coalesce(s.is_reference or (h.hour_at > s.trusted_from_at
+        coalesce(s.is_anchor or (h.hour_at > s.trusted_from_at
                                     and h.hour_at <= s.trusted_until_at), false) as is_trusted,
         h.hour_at,
         h.value,

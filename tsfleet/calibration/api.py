@@ -177,10 +177,41 @@ class Calibration:
         faulty = set(out.faults["device_id"])
         rest = self._without_residuals(grid, s[~tested], faulty, r.as_of)
         out_frame = pd.concat([frame, rest], ignore_index=True) if len(rest) else frame
+        out_frame = self._failed_checks(out_frame)
         out_frame["level"] = levels(out_frame["verdict"].to_numpy(object),
                                     out_frame["drift_pct"].to_numpy(float),
                                     out_frame["tolerance_pct"].to_numpy(float))
         return out_frame.replace({np.nan: None})
+
+    def _failed_checks(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A sensor whose latest calibration check found it off by the watch level or
+        more and corrected nothing stays off: its drift since then adds to that error.
+        Tested sensors whose verdict says less get the check's verdict (and reason)."""
+        checks = self.fleet.frame(
+            "select device_id, error_pct as check_pct, calibrated_at as checked_at "
+            "from calibration_checks where is_latest and not is_adjustment "
+            "and error_pct is not null")
+        f = frame.merge(checks, on="device_id", how="left")
+        total = f["check_pct"].fillna(0).to_numpy(float) + np.where(
+            f["n_hours"].to_numpy(float) > 0, np.nan_to_num(f["drift_pct"].to_numpy(float)), 0)
+        tol = f["tolerance_pct"].to_numpy(float)
+        watch = tol / 2
+        up = (f["check_pct"].notna().to_numpy() & (f["n_hours"].to_numpy(float) > 0)
+              & f["verdict"].isin(["ok", "drifting", "zone_ambiguous"]).to_numpy()
+              & (np.abs(total) >= watch))
+        new = np.where(np.abs(total) >= tol, "needs_recalibration", "drifting")
+        keep = (f["verdict"].to_numpy(object) == "drifting") & (new == "drifting")
+        up &= ~keep
+        f.loc[up, "verdict"] = new[up]
+        f.loc[up, "drift_pct"] = total[up]
+        f.loc[up, "reason"] = [f"its latest calibration check ({pd.Timestamp(t).date()}) found "
+                               f"{c:+.2f}% and corrected nothing; {d:+.2f}% drift since"
+                               for t, c, d in zip(f.loc[up, "checked_at"], f.loc[up, "check_pct"],
+                                                  total[up] - f.loc[up, "check_pct"],
+                                                  strict=True)]
+        f.loc[up, "crosses_tolerance_at"] = np.where(
+            new[up] == "needs_recalibration", f.loc[up, "checked_at"], pd.NaT)
+        return f.drop(columns=["check_pct", "checked_at"])
 
     def _stored_p(self, devices: Sequence[str] | None) -> np.ndarray:
         if devices is None:
@@ -207,7 +238,7 @@ class Calibration:
         has = rest["calibrated_at"].notna().to_numpy()
         tol, watch = rest["tolerance_pct"].to_numpy(float), rest["watch_pct"].to_numpy(float)
         big = np.abs(np.nan_to_num(drift.astype(float)))
-        ref = rest["is_reference"].fillna(False).to_numpy(bool)
+        ref = rest["is_anchor"].fillna(False).to_numpy(bool)
         verdict = np.select([rest["device_id"].isin(faulty), has & (big >= tol),
                              has & (big >= watch), has | ref], ["fault", "needs_recalibration",
                                                                "drifting", "ok"],

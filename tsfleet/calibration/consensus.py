@@ -101,7 +101,8 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
     why = np.where(fault, "fault", None).astype(object)
     ambiguous = np.zeros(n, bool)
     n_members = np.zeros(n, np.int64)
-    cand = ~fault & np.isfinite(drift) & ~sensors["is_reference"].fillna(False).to_numpy(bool)
+    anchor = sensors["is_anchor"] if "is_anchor" in sensors else sensors["is_reference"]
+    cand = ~fault & np.isfinite(drift) & ~anchor.fillna(False).to_numpy(bool)
     keys = sensors.groupby(["zone", "metric"], dropna=False, sort=False).ngroup().to_numpy()
     order = np.lexsort((np.nan_to_num(drift), keys))
     bounds = np.flatnonzero(np.diff(keys[order])) + 1

@@ -15,7 +15,9 @@
 --          min_scale (metric unit), last_calibrated_at (UTC), n_calibrations,
 --          trusted_from_at / trusted_until_at (UTC: the hours after the last
 --          passed check during which it anchors its zone; null: none),
---          is_metric_declared (measures is in metric_catalog), is_anchor
+--          is_metric_declared (measures is in metric_catalog), is_anchor,
+--          is_check_failed (its latest check found it off and corrected nothing:
+--          it does not vote in its zone's consensus)
 create or replace view calibration_sensors as
 with measuring as (
     select
@@ -75,6 +77,7 @@ final as (
     select
         * exclude (is_check_passed, check_valid_days, n_group),
         is_reference and coalesce(is_check_passed, true) as is_anchor,
+        coalesce(not is_check_passed, false) as is_check_failed,
         case when is_check_passed and n_group <= 3 then last_calibrated_at end
             as trusted_from_at,
         case when is_check_passed and n_group <= 3

@@ -119,6 +119,8 @@ class Calibration:
         res = engine.residuals(np.zeros(len(ids), bool))
         con = engine.suspects(res)
         excluded = con.excluded
+        if con.doubted.any():          # doubted references anchor no more
+            grid.is_reference = grid.is_reference & ~con.doubted
         if devices is not None:
             self.con.execute("delete from calibration_peer_exclusions where device_id in "
                              "(select unnest(?))", [ids.tolist()])
@@ -135,11 +137,13 @@ class Calibration:
         if devices is None:
             rows = np.arange(len(ids))
             rt, gf = engine.test(res, rows)
-            out = engine.decide(res, rows, rt, gf, ambiguous=con.ambiguous)
+            out = engine.decide(res, rows, rt, gf, ambiguous=con.ambiguous,
+                                doubted=con.doubted_by_peers)
         else:
             rows = np.flatnonzero(np.isin(ids, list(devices)))
             rt, gf = engine.test(res, rows)
-            out = engine.decide(res, rows, rt, gf, self._stored_p(devices), con.ambiguous)
+            out = engine.decide(res, rows, rt, gf, self._stored_p(devices), con.ambiguous,
+                                con.doubted_by_peers)
         self.last_run = (grid, res)    # the grid and residuals tested (benchmarks read them)
         t1 = time.perf_counter()
         frame = self._drift_frame(grid, out)

@@ -11,6 +11,15 @@ peer group (zone and metric):
   against the reference, whatever share drifts; the first pass's estimates
   are then relative to the reference, and sensors at the watch level or
   beyond leave the fallback consensus (hours without a reference reading).
+  One exception: when the peers form an identified coherent set of at least
+  3 (below) that *as a whole* sits a watch level or more away from a
+  reference, the reference is doubted: three or more independent sensors
+  drifting by the same amount is not plausible, one reference drifting is.
+  With another reference that agrees with the peers, the doubted one is
+  judged against it (doubted by another reference: it can be flagged); with
+  none, the zone falls back on its peers' consensus and the reference's
+  drift is reported as ``zone_ambiguous`` (a reference is not flagged on the
+  peers' word; a calibration check settles it).
 - Otherwise the consensus is the largest *coherent* set: sensors whose
   estimates lie within one window of each other (the largest window over the
   sorted estimates). The window is the watch level, or, where the estimates
@@ -51,6 +60,8 @@ class Consensus:
     why: np.ndarray         # 'fault' | 'drifting' | 'outside_consensus' | None
     ambiguous: np.ndarray   # bool: its group's consensus is not identified
     n_members: np.ndarray   # int: consensus members of its group (candidates that vote)
+    doubted: np.ndarray     # bool: a reference that no longer anchors (see below)
+    doubted_by_peers: np.ndarray   # bool: ... and no other reference agrees with the peers
 
 
 def largest_window(d: np.ndarray, width: float) -> tuple[int, int]:
@@ -106,6 +117,9 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
     keys = sensors.groupby(["zone", "metric"], dropna=False, sort=False).ngroup().to_numpy()
     order = np.lexsort((np.nan_to_num(drift), keys))
     bounds = np.flatnonzero(np.diff(keys[order])) + 1
+    is_anchor = anchor.fillna(False).to_numpy(bool)
+    doubted = np.zeros(n, bool)
+    lone = np.zeros(n, bool)
     for idx in np.split(order, bounds):
         c = idx[cand[idx]]
         if len(c) == 0:
@@ -114,17 +128,36 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
         watch_c = float(np.median(watch[c]))
         se = noise[c][np.isfinite(noise[c])]
         w = max(watch_c, SPREAD * float(np.median(se))) if len(se) else watch_c
-        if anchored[idx[0]]:
-            out = np.abs(d) >= watch_c
-            excluded[c[out]] = True
-            why[c[out]] = "drifting"
-            n_members[idx] = int((~out).sum())
-            continue
         start, size = largest_window(d, w)
         inside = np.zeros(len(c), bool)
         inside[start:start + size] = True
         _, rival = largest_window(d[~inside], w)
-        if size >= 2 and 2 * size >= len(c) and size > rival:
+        identified = size >= 2 and 2 * size >= len(c) and size > rival
+        if anchored[idx[0]]:
+            anchors = idx[is_anchor[idx]]
+            if identified and size >= 3:
+                # The anchors against the peers' consensus: A - mean(anchors) is
+                # d_A (n - 1) / n for n anchors (0 for one), the consensus is at
+                # center against mean(anchors).
+                center = float(np.median(d[inside]))
+                k = len(anchors)
+                own = np.nan_to_num(drift[anchors]) * (k - 1) / k if k > 1 else np.zeros(1)
+                off = np.abs(own - center) >= watch_c
+                doubted[anchors[off]] = True
+                lone[anchors[off]] = off.all()
+                if off.all():              # no anchor left: the peers' consensus rules
+                    excluded[c[~inside]] = True
+                    why[c[~inside]] = "outside_consensus"
+                    n_members[idx] = size
+                    continue
+                out = np.abs(d - center) >= watch_c
+            else:
+                out = np.abs(d) >= watch_c
+            excluded[c[out]] = True
+            why[c[out]] = "drifting"
+            n_members[idx] = int((~out).sum())
+            continue
+        if identified:
             excluded[c[~inside]] = True
             why[c[~inside]] = "outside_consensus"
             n_members[idx] = size
@@ -133,4 +166,6 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
             n_members[idx] = 0
         else:
             n_members[idx] = 1
-    return Consensus(excluded, why, ambiguous, n_members)
+    excluded |= doubted
+    why[doubted] = "doubted_reference"
+    return Consensus(excluded, why, ambiguous, n_members, doubted, lone)

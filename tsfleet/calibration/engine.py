@@ -100,6 +100,8 @@ class Engine:
         g = self.grid
         anchored = np.bincount(g.group, weights=g.is_reference,
                                minlength=g.group.max(initial=0) + 1)[g.group] > 0
+        if "is_check_failed" in g.sensors:   # a failed, uncorrected check: off, not voting
+            fault = fault | g.sensors["is_check_failed"].fillna(False).to_numpy(bool)
         out = consensus(g.sensors, np.where(enough, drift, np.nan), fault, self.watch, anchored,
                         drift_noise(res.x, self.params.k_hourly,
                                     int(g.t0.astype("datetime64[h]").astype(np.int64))))
@@ -108,7 +110,8 @@ class Engine:
 
     def decide(self, res: Residuals, rows: np.ndarray, rt: RowTests, gf: GridFaults,
                other_p: np.ndarray | None = None,
-               ambiguous: np.ndarray | None = None) -> Outcome:
+               ambiguous: np.ndarray | None = None,
+               doubted: np.ndarray | None = None) -> Outcome:
         """Verdicts of ``rows`` (with their row tests ``rt`` and faults ``gf``)."""
         g, s = self.grid, self.grid.sensors.iloc[rows]
         faults, outliers = self._fault_rows(rows, res, gf)
@@ -135,7 +138,8 @@ class Engine:
         verdict[minor] = "ok"    # significant, but below the watch level
         by_peers = res.source[rows, last] == PEERS
         amb = (np.zeros(len(rows), bool) if ambiguous is None else ambiguous[rows]) & by_peers
-        unsure = amb & np.isin(verdict, ["drifting", "step", "needs_recalibration"])
+        lone_ref = np.zeros(len(rows), bool) if doubted is None else doubted[rows]
+        unsure = (amb | lone_ref) & np.isin(verdict, ["drifting", "step", "needs_recalibration"])
         verdict[unsure] = "zone_ambiguous"
         kinds = faults.groupby("device_id")["fault"].agg(lambda f: ",".join(sorted(f)))
         n_peer = res.n_peers[rows, last].astype(int)
@@ -146,10 +150,16 @@ class Engine:
              np.array([f"only {k} hours with an expectation" for k in r.n_hours], object),
              np.array([f"calibrated recently: {k} hours since, too few to test"
                        for k in r.n_hours], object),
-             np.array([f"drifts {d:+.2f}% against {k} peer(s), but no reference, valid "
-                       "calibration check or majority of its zone agrees: which sensors "
-                       "drift cannot be told from a change the zone shares"
-                       for d, k in zip(r.drift_pct, n_peer, strict=True)], object),
+             np.where(lone_ref,
+                      np.array([f"reference instrument {d:+.2f}% away from the consensus of "
+                                f"its {k} peers, which agree with each other: the reference or "
+                                "all of them drifted; a calibration check tells"
+                                for d, k in zip(r.drift_pct, n_peer, strict=True)], object),
+                      np.array([f"drifts {d:+.2f}% against {k} peer(s), but no reference, "
+                                "valid calibration check or majority of its zone agrees: "
+                                "which sensors drift cannot be told from a change the zone "
+                                "shares" for d, k in zip(r.drift_pct, n_peer, strict=True)],
+                               object)),
              np.array([f"a significant trend of {d:+.2f}%, below the watch level"
                        for d in np.nan_to_num(r.drift_pct)], object),
              "drifted beyond the physical range: out_of_range readings rejected"],

@@ -87,7 +87,7 @@ class Metrics:
         if not raw:
             return report
         frame = pd.read_json(io.StringIO("\n".join(r[0] for r in raw)), lines=True,
-                             dtype=False, convert_dates=False)
+                             dtype=False)
         long = frame["metric"].notna() if "metric" in frame else pd.Series(False, frame.index)
         for part in (frame[long].dropna(axis=1, how="all"),
                      frame[~long].dropna(axis=1, how="all")):

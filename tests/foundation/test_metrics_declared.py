@@ -38,6 +38,8 @@ def test_undeclared_metric_waits_in_quarantine_and_is_reingested_when_declared(t
     assert "quarantine" in summary
     with pytest.raises(InvalidParameter):
         fleet.metrics.add("flow_lpm", "l/min", 10, 10)
+    with pytest.raises(InvalidParameter, match="drift_tolerance_pct"):
+        fleet.metrics.add("flow_lpm", "l/min", 0, 500, drift_tolerance_pct=500)
     report = fleet.metrics.add("flow_lpm", "l/min", 0, 500, drift_tolerance_pct=3.0,
                                quantity="flow")
     assert report.n_accepted == n - 1

@@ -50,8 +50,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from tsfleet.cli import open_fleet
 
     with open_fleet(args, read_only=True) as fleet:
-        sql = ("select device_id, metric, zone, verdict, expected_source, drift_pct, "
-               "drift_rate_pct_per_day, q_value, first_detectable_at, crosses_tolerance_at "
+        sql = ("select device_id, metric, zone, verdict, level, confidence, expected_source, "
+               "drift_pct, drift_rate_pct_per_day, q_value, first_detectable_at, "
+               "crosses_tolerance_at "
                "from sensor_drift where ? is null or verdict = ? order by abs(drift_pct) desc")
         return _print(fleet.query(sql, [args.verdict, args.verdict]), args.format)
 

@@ -116,7 +116,8 @@ class Calibration:
         self.timings["load_s"] = time.perf_counter() - t0
         engine = Engine(grid, sql_faults, clock, params, self.timings)
         ids = grid.device_ids
-        res = engine.residuals(np.zeros(len(ids), bool))
+        # first pass: everyone against one common median per group and hour
+        res = engine.residuals(np.zeros(len(ids), bool), loo=False)
         con = engine.suspects(res)
         excluded = con.excluded
         if con.doubted.any():          # doubted references anchor no more
@@ -127,13 +128,8 @@ class Calibration:
         write_result(self.con, "calibration_peer_exclusions", dict(
             device_id=ids[excluded], verdict=con.why[excluded]), params=run,
             key=None if devices is None else ["device_id"])
-        redo = np.flatnonzero(np.isin(grid.group, np.unique(grid.group[excluded])))
-        if len(redo):
-            res2 = engine.residuals(excluded, redo)
-            for name in ("expected", "source", "n_peers", "x"):
-                getattr(res, name)[redo] = getattr(res2, name)[redo]
-            res.scale[redo] = res2.scale[redo]
-            del res2
+        del res
+        res = engine.residuals(excluded)     # the expectations tested: leave-one-out
         if devices is None:
             rows = np.arange(len(ids))
             rt, gf = engine.test(res, rows)

@@ -31,7 +31,7 @@ peer group (zone and metric):
   the consensus does). Its members vote; every other sensor is judged
   against them. This holds when up to half the zone drifts.
 - When no set is identified (two sensors that disagree, half the zone
-  drifting alike, every sensor apart), the zone is ambiguous: which sensors
+  drifting alike, most sensors apart from each other), the zone is ambiguous: which sensors
   drift cannot be told from a change that the zone shares, and a drift found
   there is reported as ``zone_ambiguous``, not as a sensor to recalibrate.
 
@@ -132,7 +132,7 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
         inside = np.zeros(len(c), bool)
         inside[start:start + size] = True
         _, rival = largest_window(d[~inside], w)
-        identified = size >= 2 and 2 * size >= len(c) and size > rival
+        identified = size >= 2 and 3 * size >= len(c) and size > rival
         if anchored[idx[0]]:
             anchors = idx[is_anchor[idx]]
             if identified and size >= 3:

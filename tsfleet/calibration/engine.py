@@ -70,9 +70,10 @@ class Engine:
         self.timings[name] = self.timings.get(name, 0.0) + now - t0
         return now
 
-    def residuals(self, excluded: np.ndarray, rows: np.ndarray | None = None) -> Residuals:
+    def residuals(self, excluded: np.ndarray, rows: np.ndarray | None = None,
+                  loo: bool = True) -> Residuals:
         t = time.perf_counter()
-        res = expectations(self.grid, excluded, rows)
+        res = expectations(self.grid, excluded, rows, loo)
         self._lap("expected_s", t)
         return res
 

@@ -287,11 +287,15 @@ def adwin(data: pd.DataFrame, grid, res, n_clean: int = 300, n_pos: int = 150,
 
 def _groups(d: pd.DataFrame) -> dict[str, pd.Series]:
     size = d["zone_size"]
-    trusted = d["has_ref"] & ~d["ref_drifts"]
     return {
-        "TARGET (>=4, share<=1/2) or trusted ref": ((size >= 4) & (d["share"] <= 0.5)) | trusted,
+        # the target: zones of >= 4 sensors (where up to half may drift without
+        # a reference) or with a trusted reference; a reference that truly drifts
+        # unchecked is not trusted: those zones are the group "reference drifts"
+        "TARGET (>=4, share<=1/2) or trusted ref": (((size >= 4) & (d["share"] <= 0.5))
+                                                   | d["has_ref"]) & ~d["ref_drifts"],
         "zone>=4 or any ref (all)": (size >= 4) | d["has_ref"],
         "ref zone, reference drifts": d["ref_drifts"],
+        "zone>=4, share>1/2, no ref": (size >= 4) & (d["share"] > 0.5) & ~d["has_ref"],
         "zone 2 (no ref)": (size == 2) & ~d["has_ref"],
         "zone 3 (no ref)": (size == 3) & ~d["has_ref"],
         "zone 4-7": (size >= 4) & (size <= 7),

@@ -44,7 +44,8 @@ def test_undeclared_metric_waits_in_quarantine_and_is_reingested_when_declared(t
                                quantity="flow")
     assert report.n_accepted == n - 1
     assert fleet.query("select count(*) n from readings where metric = 'flow_lpm'")[0]["n"] == n - 1
-    left = fleet.query("select reason, count(*) n from quarantine group by reason")
+    left = fleet.query("select reason, count(*) n from quarantine where kind = 'readings' "
+                       "group by reason")
     assert left == [{"reason": "out_of_range", "n": 1}]          # nothing lost
     assert fleet.query("select distinct tolerance_pct from calibration_sensors") == [
         {"tolerance_pct": 3.0}]

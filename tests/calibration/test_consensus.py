@@ -32,6 +32,8 @@ ZONES = {
     "trio": [(3.5, 10, False), (0, 0, False), (0, 0, False)],
     "ref_drifts": [(0, 0, False)] * 5 + [(-3.0, 10, True)],
     "ref_checked": [(0, 0, False)] * 5 + [(-3.0, 5, True)],
+    "two_refs": [(3.0, 8, False), (-3.5, 8, False), (0, 0, False), (-3.0, 8, True),
+                 (0, 0, True)],
     "lone": [(0, 0, False)],
 }
 
@@ -170,6 +172,12 @@ def test_a_failed_check_doubts_a_reference(plant):
     ref = [r for r, _, is_ref in got if is_ref][0]
     assert ref["verdict"] == "needs_recalibration" and ref["level"] == "recalibrate", ref
     assert all(r["verdict"] == "ok" for r, _, is_ref in got if not is_ref)
+
+
+def test_two_references_that_disagree_are_not_flagged_on_each_others_word(plant):
+    refs = [r for r, _, is_ref in _zone(plant, "two_refs") if is_ref]
+    assert [r["verdict"] for r in refs] == ["zone_ambiguous"] * 2, refs
+    assert all("other reference" in r["reason"] and r["level"] is None for r in refs)
 
 
 def test_a_lone_sensor_says_why_it_cannot_be_judged(plant):

@@ -134,12 +134,12 @@ class Calibration:
             rows = np.arange(len(ids))
             rt, gf = engine.test(res, rows)
             out = engine.decide(res, rows, rt, gf, ambiguous=con.ambiguous,
-                                doubted=con.doubted_by_peers)
+                                doubted=con.doubted_by_peers, pair_refs=con.pair_refs)
         else:
             rows = np.flatnonzero(np.isin(ids, list(devices)))
             rt, gf = engine.test(res, rows)
             out = engine.decide(res, rows, rt, gf, self._stored_p(devices), con.ambiguous,
-                                con.doubted_by_peers)
+                                con.doubted_by_peers, con.pair_refs)
         self.last_run = (grid, res)    # the grid and residuals tested (benchmarks read them)
         t1 = time.perf_counter()
         frame = self._drift_frame(grid, out)

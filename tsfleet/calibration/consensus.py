@@ -19,7 +19,9 @@ peer group (zone and metric):
   judged against it (doubted by another reference: it can be flagged); with
   none, the zone falls back on its peers' consensus and the reference's
   drift is reported as ``zone_ambiguous`` (a reference is not flagged on the
-  peers' word; a calibration check settles it).
+  peers' word; a calibration check settles it). Two references that judge
+  only each other, with no such set of peers to side with one, report a
+  disagreement as ``zone_ambiguous`` too.
 - Otherwise the consensus is the largest *coherent* set: sensors whose
   estimates lie within one window of each other (the largest window over the
   sorted estimates). The window is the watch level, or, where the estimates
@@ -62,6 +64,7 @@ class Consensus:
     n_members: np.ndarray   # int: consensus members of its group (candidates that vote)
     doubted: np.ndarray     # bool: a reference that no longer anchors (see below)
     doubted_by_peers: np.ndarray   # bool: ... and no other reference agrees with the peers
+    pair_refs: np.ndarray   # bool: one of two references that no peer consensus can side with
 
 
 def largest_window(d: np.ndarray, width: float) -> tuple[int, int]:
@@ -120,6 +123,7 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
     is_anchor = anchor.fillna(False).to_numpy(bool)
     doubted = np.zeros(n, bool)
     lone = np.zeros(n, bool)
+    pair_refs = np.zeros(n, bool)
     for idx in np.split(order, bounds):
         c = idx[cand[idx]]
         if len(c) == 0:
@@ -153,6 +157,9 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
                 out = np.abs(d - center) >= watch_c
             else:
                 out = np.abs(d) >= watch_c
+                # two references judge only each other: without 3+ coherent peers to
+                # side with one, a disagreement between them cannot be placed
+                pair_refs[anchors] = len(anchors) == 2
             excluded[c[out]] = True
             why[c[out]] = "drifting"
             n_members[idx] = int((~out).sum())
@@ -168,4 +175,4 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
             n_members[idx] = 1
     excluded |= doubted
     why[doubted] = "doubted_reference"
-    return Consensus(excluded, why, ambiguous, n_members, doubted, lone)
+    return Consensus(excluded, why, ambiguous, n_members, doubted, lone, pair_refs)

@@ -112,7 +112,8 @@ class Engine:
     def decide(self, res: Residuals, rows: np.ndarray, rt: RowTests, gf: GridFaults,
                other_p: np.ndarray | None = None,
                ambiguous: np.ndarray | None = None,
-               doubted: np.ndarray | None = None) -> Outcome:
+               doubted: np.ndarray | None = None,
+               pair_refs: np.ndarray | None = None) -> Outcome:
         """Verdicts of ``rows`` (with their row tests ``rt`` and faults ``gf``)."""
         g, s = self.grid, self.grid.sensors.iloc[rows]
         faults, outliers = self._fault_rows(rows, res, gf)
@@ -140,7 +141,10 @@ class Engine:
         by_peers = res.source[rows, last] == PEERS
         amb = (np.zeros(len(rows), bool) if ambiguous is None else ambiguous[rows]) & by_peers
         lone_ref = np.zeros(len(rows), bool) if doubted is None else doubted[rows]
-        unsure = (amb | lone_ref) & np.isin(verdict, ["drifting", "step", "needs_recalibration"])
+        two = ((np.zeros(len(rows), bool) if pair_refs is None else pair_refs[rows])
+               & (res.source[rows, last] == REFERENCE))
+        unsure = ((amb | lone_ref | two)
+                  & np.isin(verdict, ["drifting", "step", "needs_recalibration"]))
         verdict[unsure] = "zone_ambiguous"
         kinds = faults.groupby("device_id")["fault"].agg(lambda f: ",".join(sorted(f)))
         n_peer = res.n_peers[rows, last].astype(int)
@@ -151,7 +155,10 @@ class Engine:
              np.array([f"only {k} hours with an expectation" for k in r.n_hours], object),
              np.array([f"calibrated recently: {k} hours since, too few to test"
                        for k in r.n_hours], object),
-             np.where(lone_ref,
+             np.where(two, np.array([
+                 f"reference instrument {d:+.2f}% away from the zone's other reference, and "
+                 "no consensus of 3+ peers sides with either: a calibration check tells"
+                 for d in r.drift_pct], object), np.where(lone_ref,
                       np.array([f"reference instrument {d:+.2f}% away from the consensus of "
                                 f"its {k} peers, which agree with each other: the reference or "
                                 "all of them drifted; a calibration check tells"
@@ -160,7 +167,7 @@ class Engine:
                                 "valid calibration check or majority of its zone agrees: "
                                 "which sensors drift cannot be told from a change the zone "
                                 "shares" for d, k in zip(r.drift_pct, n_peer, strict=True)],
-                               object)),
+                               object))),
              np.array([f"a significant trend of {d:+.2f}%, below the watch level"
                        for d in np.nan_to_num(r.drift_pct)], object),
              "drifted beyond the physical range: out_of_range readings rejected"],

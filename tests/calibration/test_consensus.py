@@ -32,6 +32,8 @@ ZONES = {
     "trio": [(3.5, 10, False), (0, 0, False), (0, 0, False)],
     "ref_drifts": [(0, 0, False)] * 5 + [(-3.0, 10, True)],
     "ref_checked": [(0, 0, False)] * 5 + [(-3.0, 5, True)],
+    "ref_rough": [(2.5, 8, False), (3.6, 8, False), (4.7, 8, False), (0, 0, False),
+                  (0, 0, False), (0, 0, True)],
     "two_refs": [(3.0, 8, False), (-3.5, 8, False), (0, 0, False), (-3.0, 8, True),
                  (0, 0, True)],
     "lone": [(0, 0, False)],
@@ -106,6 +108,12 @@ def test_a_reference_anchors_its_zone_when_most_peers_drift(plant):
             assert abs(row["drift_pct"] - final) < 0.35 * abs(final), row
         else:
             assert row["verdict"] == "ok", row
+
+
+def test_a_majority_drifting_roughly_alike_does_not_doubt_the_reference(plant):
+    for row, final, ref in _zone(plant, "ref_rough"):
+        want = "needs_recalibration" if final else "ok"
+        assert row["verdict"] == want and (row["expected_source"] == "reference") != ref, row
 
 
 def test_the_consensus_holds_when_half_the_zone_drifts(plant):

@@ -11,10 +11,12 @@ peer group (zone and metric):
   against the reference, whatever share drifts; the first pass's estimates
   are then relative to the reference, and sensors at the watch level or
   beyond leave the fallback consensus (hours without a reference reading).
-  One exception: when the peers form an identified coherent set of at least
-  3 (below) that *as a whole* sits a watch level or more away from a
-  reference, the reference is doubted: three or more independent sensors
-  drifting by the same amount is not plausible, one reference drifting is.
+  One exception: when a strict majority of the peers, at least 3, agree with
+  each other within the watch level and *as a whole* sit a watch level or
+  more away from a reference, the reference is doubted: a reference that
+  drifts moves its clean peers exactly alike, while independent sensors do
+  not drift by the same amount (peers that drift and only roughly agree do
+  not doubt it).
   With another reference that agrees with the peers, the doubted one is
   judged against it (doubted by another reference: it can be flagged); with
   none, the zone falls back on its peers' consensus and the reference's
@@ -139,7 +141,16 @@ def consensus(sensors: pd.DataFrame, drift: np.ndarray, fault: np.ndarray,
         identified = size >= 2 and 3 * size >= len(c) and size > rival
         if anchored[idx[0]]:
             anchors = idx[is_anchor[idx]]
-            if identified and size >= 3:
+            # Doubting a reference takes more than a consensus: a strict majority of
+            # the peers agreeing within the watch level itself (a reference that
+            # drifts moves its clean peers exactly alike; drifting peers that
+            # roughly agree do not doubt it).
+            t_start, t_size = largest_window(d, watch_c)
+            tight = np.zeros(len(c), bool)
+            tight[t_start:t_start + t_size] = True
+            _, t_rival = largest_window(d[~tight], watch_c)
+            if t_size >= 3 and 2 * t_size > len(c) and t_size > t_rival:
+                inside, size = tight, t_size
                 # The anchors against the peers' consensus: A - mean(anchors) is
                 # d_A (n - 1) / n for n anchors (0 for one), the consensus is at
                 # center against mean(anchors).

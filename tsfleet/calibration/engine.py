@@ -96,8 +96,10 @@ class Engine:
         t = time.perf_counter()
         drift, enough = drift_levels(res.x, self.params)
         gf = grid_faults(self.grid.value, res.expected, res.x, res.scale, spikes=False)
-        fault = gf.stuck | np.isin(self.grid.device_ids,
-                                   self.sql_faults["device_id"].to_numpy(object))
+        # Out-of-range readings alone do not keep a sensor from voting: near a
+        # physical limit (humidity at 100 %RH) a whole zone's sensors have some.
+        hard = self.sql_faults.loc[self.sql_faults["fault"] != "out_of_range", "device_id"]
+        fault = gf.stuck | np.isin(self.grid.device_ids, hard.to_numpy(object))
         g = self.grid
         anchored = np.bincount(g.group, weights=g.is_reference,
                                minlength=g.group.max(initial=0) + 1)[g.group] > 0

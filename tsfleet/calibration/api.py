@@ -86,8 +86,8 @@ class Calibration:
         outside their zone's largest coherent set of drift estimates
         (:mod:`tsfleet.calibration.consensus`); they are left out of their
         peers' consensus (``calibration_peer_exclusions``), so that drifting
-        neighbours do not drag the median, and only the peer groups that lost
-        a member get new expectations before the tests run. A zone whose
+        neighbours do not drag the median, and the expectations are computed
+        again without them before the tests run. A zone whose
         consensus cannot be identified reports its drifts as
         ``zone_ambiguous``. With ``devices`` only those sensors (and their peer
         groups, for the expectation) are recomputed and merged; the fleet-wide

@@ -39,7 +39,8 @@ peer group (zone and metric):
   drift cannot be told from a change that the zone shares, and a drift found
   there is reported as ``zone_ambiguous``, not as a sensor to recalibrate.
 
-Faulty sensors (dead, out of range, stuck) never vote. Sensors without a
+Faulty sensors (dead, stuck) never vote; readings out of the physical range
+alone do not count as a fault here. Sensors without a
 drift estimate (too few readings) vote and are not candidates.
 """
 

@@ -5,8 +5,8 @@ vote in their peers' consensus (:mod:`tsfleet.calibration.consensus`):
 faulty (dead, out of range, stuck), or outside the zone's largest coherent
 set of drift estimates; zones where no such set is identified are
 ambiguous. The excluded sensors are stored in
-``calibration_peer_exclusions``, the peer groups (zone and metric) that lost
-a member get new expectations, and the tests run once, on the final
+``calibration_peer_exclusions``, every peer group (zone and metric) gets its
+leave-one-out expectations without them, and the tests run once, on those
 residuals. With ``devices``, only those sensors are tested (their peer
 groups are read and go through both passes).
 """

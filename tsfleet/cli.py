@@ -85,10 +85,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser("ingest", help="ingest files, directories or globs of one kind")
-    i.add_argument("kind", help="readings, devices, gateways, ... (see schemas/)")
-    i.add_argument("files", nargs="+", metavar="PATH",
+    i.add_argument("kind", nargs="?",
+                   help="readings, devices, gateways, metrics, ... (see schemas/)")
+    i.add_argument("files", nargs="*", metavar="PATH",
                    help="files (.parquet .csv .tsv .jsonl .ndjson .json), directories "
                         "(searched recursively) or quoted globs")
+    i.add_argument("--retry-quarantine", action="store_true",
+                   help="re-ingest quarantined readings whose metric is declared now")
     i.add_argument("--unknown-devices", choices=("accept", "quarantine"), default="accept",
                    help="readings of devices not in the registry: keep them or quarantine "
                         "them (default accept)")
@@ -238,10 +241,14 @@ def ingest_line(report) -> str:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from tsfleet.errors import InvalidParameter
     from tsfleet.ingest import IngestReport
 
-    files = ingest_paths(args.files)
-    total = IngestReport(args.kind, str(files[0]) if len(files) == 1 else
+    if not args.retry_quarantine and not (args.kind and args.files):
+        raise InvalidParameter("tsfleet ingest needs a kind and at least one file, "
+                               "or --retry-quarantine")
+    files = ingest_paths(args.files) if args.files else []
+    total = IngestReport(args.kind or "readings", str(files[0]) if len(files) == 1 else
                          plural(len(files), "file"))
     t0 = last = time.perf_counter()
     with open_fleet(args, create=True) as fleet:
@@ -250,6 +257,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             total.add(report)
             if args.verbose:
                 print(ingest_line(report))
+            if args.kind == "metrics":      # declared: what waited in quarantine came in
+                print(fleet.metrics.last_retry)
             now = time.perf_counter()
             if now - t0 > PROGRESS_AFTER_S and now - last > 1.0 and k < len(files):
                 last = now
@@ -257,6 +266,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                             f"{plural(total.n_rows, 'row')}, {total.n_accepted:,} accepted")
         if last != t0 and sys.stderr.isatty():
             print(file=sys.stderr)
+        if args.retry_quarantine:
+            print(fleet.metrics.retry_quarantine())
+    if not files:
+        return 0
     if len(files) > 1 or not args.verbose:
         print(ingest_line(total))
     if not (total.n_accepted or total.n_duplicates):

@@ -30,7 +30,7 @@ DEFAULT_DB = "fleet.duckdb"
 #: Ingest kinds a domain evaluates as soon as they land: kind -> domain attribute
 #: whose ``on_ingest(report)`` is called after the rows are committed.
 INGEST_HOOKS = {"firmware_reports": "firmware", "firmware_releases": "firmware",
-                "update_events": "firmware"}
+                "update_events": "firmware", "metrics": "metrics"}
 
 
 def default_db_path() -> str:
@@ -258,6 +258,13 @@ class Fleet:
         from tsfleet.service.card import device_card
 
         return device_card(self, device_id)
+
+    @cached_property
+    def metrics(self):
+        """Declared metrics: declare one, re-ingest readings quarantined as unknown_metric."""
+        from tsfleet.metrics import Metrics
+
+        return Metrics(self)
 
     # -- domains -------------------------------------------------------------------
     # One property per registered domain (tsfleet.domain.DOMAINS), typed for readers.

@@ -384,6 +384,39 @@ class BatteryCurvePoint(IngestModel):
     )
 
 
+# -- declared metrics (issue 17) ---------------------------------------------------
+class MetricDeclaration(IngestModel):
+    """A metric a user declares: its name, unit, physical range and drift tolerance.
+
+    Readings of a metric that is neither in ``metric_catalog`` nor an alias are
+    quarantined (``unknown_metric``); declaring the metric adds it to the
+    catalog and re-ingests them (see docs/calibration.md, "Declaring metrics").
+    """
+
+    spec: ClassVar[KindSpec] = KindSpec("metric_declarations", ("metric",), "upsert")
+    metric: str = Field(
+        min_length=1,
+        description="Canonical metric name ending in its unit (stored in lower case, as "
+        "readings' metric names are matched).",
+        examples=["flow_lpm"])
+    unit: str = Field(min_length=1, description="Unit symbol.", examples=["l/min"])
+    min_value: float = Field(
+        allow_inf_nan=False, description="Lowest physically possible value, in the unit.",
+        examples=[0.0])
+    max_value: float = Field(
+        allow_inf_nan=False, description="Highest physically possible value, in the unit "
+        "(must exceed min_value).", examples=[500.0])
+    quantity: str | None = Field(None, description="What it measures.", examples=["flow"])
+    description: str | None = Field(None, description="Free text.",
+                                    examples=["Volumetric flow, litres per minute."])
+    drift_tolerance_pct: float | None = Field(
+        None, gt=0, le=100, description="Recalibration tolerance of its sensors, % of scale "
+        "(default 2; a device type's tolerance wins).", examples=[2.0])
+    min_scale: float | None = Field(
+        None, gt=0, description="Smallest scale drift percentages refer to, in the unit "
+        "(default: the zone's mean absolute reading).", examples=[50.0])
+
+
 #: Every ingest kind by name.
 KINDS: dict[str, type[IngestModel]] = {
     "readings": Reading,
@@ -397,4 +430,7 @@ KINDS: dict[str, type[IngestModel]] = {
     "gateway_stats": GatewayStat,
     "device_events": DeviceEvent,
     "battery_curves": BatteryCurvePoint,
+
+
+    "metrics": MetricDeclaration,
 }

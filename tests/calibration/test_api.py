@@ -16,16 +16,18 @@ def test_findings_view_follows_the_contract(cal_fleet):
     cols = [r["column_name"] for r in cal_fleet.query(
         "select column_name from information_schema.columns "
         "where table_name = 'calibration_findings' order by ordinal_position")]
-    assert cols == CONTRACT
+    assert cols == CONTRACT + ["level"]
     rows = cal_fleet.query("select * from calibration_findings")
     kinds = {r["finding"] for r in rows}
     assert {"needs_recalibration", "sensor_fault"} <= kinds
     drift = {r["device_id"]: r for r in cal_fleet.query("select * from sensor_drift")}
     for r in rows:
         if r["finding"] == "needs_recalibration":
-            assert r["action"] == "recalibrate"
+            assert r["action"] == "recalibrate" and r["level"] == "recalibrate"
             d = drift[r["subject_id"]]
             assert r["due_at"] == (d["crosses_tolerance_at"] or d["as_of"])
+        if r["finding"] == "sensor_drifting":
+            assert r["level"] == "watch" and r["action"] is None
         if r["finding"] == "sensor_fault":
             assert r["action"] == "inspect_device" and r["severity"] in ("warning", "critical")
 

@@ -62,8 +62,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     with open_fleet(args, read_only=True) as fleet:
-        sql = ("select device_id, metric, zone, verdict, expected_source, drift_pct, "
-               "drift_rate_pct_per_day, q_value, first_detectable_at, crosses_tolerance_at "
+        sql = ("select device_id, metric, verdict, level, confidence, "
+               "round(drift_pct, 2) as drift_pct, "
+               "round(drift_rate_pct_per_day, 3) as pct_per_day, "
+               "first_detectable_at::date as detected_on, "
+               "crosses_tolerance_at::date as crosses_on "
                "from sensor_drift where ? is null or verdict = ? order by abs(drift_pct) desc")
         print_rows(fleet.query(sql, [args.verdict, args.verdict]), args)
     return 0

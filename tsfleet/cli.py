@@ -309,7 +309,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "files", None) is not None and not any(
+            e.startswith("-") for e in extra):
+        args.files += extra  # ingest KIND PATH -v PATH...: paths after an option
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     import duckdb
 
     try:

@@ -29,7 +29,10 @@ def time_cell(t: object) -> float | str | None:
     if type(t) is float and _EPOCH_LO < t < _EPOCH_HI:  # the common case, NaN fails it
         return t
     if is_number(t):
-        t = float(t)
+        try:
+            t = float(t)
+        except OverflowError:  # an integer too large for a float
+            return number_text(t)
         if math.isfinite(t) and _EPOCH_LO < t < _EPOCH_HI:
             return t
         return repr(t)
@@ -44,8 +47,21 @@ def value_cell(v: object) -> float | str | None:
         try:
             return float(v)
         except OverflowError:  # a huge CBOR integer
-            return str(v)
+            return number_text(v)
     return None if v is None else str(v)
+
+
+def number_text(n: object) -> str:
+    """A number as text for a quarantine detail, whatever its size (Python refuses
+    to convert integers of more than 4,300 digits to text).
+
+    >>> number_text(10 ** 5000)
+    'an integer of about 5001 digits'
+    """
+    try:
+        return str(n)
+    except ValueError:
+        return f"an integer of about {len(format(abs(n), 'x')) * math.log10(16):.0f} digits"
 
 
 @dataclass

@@ -29,12 +29,16 @@ from tsfleet.errors import InvalidParameter
 from tsfleet.fleet import Fleet
 from tsfleet.live import coap as coap_server
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES, Decoder, TopicLayout
+from tsfleet.live.errors import Reject
 from tsfleet.live.mqtt import Subscriber, parse_address
 from tsfleet.live.profiles import Profiles
-from tsfleet.live.writer import Envelope, Writer
+from tsfleet.live.writer import DEFAULT_MAX_PENDING_BYTES, MAX_KEPT_PAYLOAD, Envelope, Writer
 from tsfleet.service.cadence import Cadence
 
 log = logging.getLogger("tsfleet.live")
+
+#: The largest packet MQTT can carry (a four-byte remaining length).
+MQTT_MAX_PACKET = 268_435_455
 
 
 @dataclass
@@ -51,6 +55,12 @@ class ServeConfig:
     session_expiry_s: int = 7 * 86400
     receive_maximum: int = 4000
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    #: largest MQTT packet the broker may send (MQTT 5 Maximum Packet Size); larger
+    #: ones it discards. None: 4 x max_payload plus room for the topic. Payloads
+    #: between max_payload and this are received and quarantined (oversized_payload).
+    max_packet: int | None = None
+    #: bytes held by payloads not yet acknowledged, past which reception pauses
+    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
     batch_rows: int = 25_000
     batch_delay_s: float = 0.5
     profile_dirs: list[str] = field(default_factory=list)
@@ -61,10 +71,23 @@ class ServeConfig:
         if self.device_from not in DEVICE_SOURCES:
             raise InvalidParameter(f"device_from must be one of {'|'.join(DEVICE_SOURCES)}, "
                                    f"got {self.device_from!r}")
-        if self.batch_rows < 1 or self.batch_delay_s <= 0 or self.max_payload < 1:
-            raise InvalidParameter("batch_rows, batch_delay_s and max_payload must be positive, "
+        if self.batch_rows < 1 or self.batch_delay_s <= 0 or self.max_payload < 1 or \
+                self.max_pending_bytes < 1:
+            raise InvalidParameter("batch_rows, batch_delay_s, max_payload and "
+                                   "max_pending_bytes must be positive, "
                                    f"got {self.batch_rows}, {self.batch_delay_s}, "
-                                   f"{self.max_payload}")
+                                   f"{self.max_payload}, {self.max_pending_bytes}")
+        if not self.max_payload <= self.mqtt_max_packet <= MQTT_MAX_PACKET:
+            raise InvalidParameter(f"max_packet must be within {self.max_payload}.."
+                                   f"{MQTT_MAX_PACKET} (max_payload..the MQTT limit), "
+                                   f"got {self.max_packet}")
+
+    @property
+    def mqtt_max_packet(self) -> int:
+        """The Maximum Packet Size announced to the broker."""
+        if self.max_packet is not None:
+            return self.max_packet
+        return min(4 * self.max_payload + 65_536, MQTT_MAX_PACKET)
         if not 1 <= self.receive_maximum <= 65535:
             raise InvalidParameter(f"receive_maximum must be within 1..65535, "
                                    f"got {self.receive_maximum}")
@@ -125,6 +148,7 @@ class Server:
                                max_payload=cfg.max_payload)
         self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None
         self.writer = Writer(fleet, max_rows=cfg.batch_rows, max_delay=cfg.batch_delay_s,
+                             max_pending_bytes=cfg.max_pending_bytes,
                              on_commit=self.on_commit, on_fatal=lambda exc: self.stop(),
                              between_commits=self.cadence and (lambda: self.cadence.tick(fleet)))
         self.writer.start()
@@ -133,7 +157,8 @@ class Server:
         try:
             if cfg.coap:
                 host, port = parse_address(cfg.coap, 5683)
-                context = await coap_server.start_server(self.decoder, self.writer, host, port)
+                context = await coap_server.start_server(
+                    self.decoder, self.writer, host, port, max_in_flight=cfg.receive_maximum)
                 self.coap_port = port
                 log.info("live: CoAP listening on %s:%d (POST /ingest[/<device>])", host, port)
             if cfg.mqtt:
@@ -141,7 +166,7 @@ class Server:
                 self.subscriber = Subscriber(
                     host, port, cfg.topics, self._on_mqtt, client_id=cfg.client_id,
                     session_expiry_s=cfg.session_expiry_s,
-                    receive_maximum=cfg.receive_maximum)
+                    receive_maximum=cfg.receive_maximum, max_packet=cfg.mqtt_max_packet)
                 self.subscriber.start()
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
@@ -162,9 +187,10 @@ class Server:
         s = self.writer.stats if self.writer else None
         if s is not None:
             log.info("live: stopped after %d payloads: %d rows accepted, %d duplicates, "
-                     "%d quarantined, %d unmapped fields, %d payloads rejected",
+                     "%d quarantined, %d unmapped fields, %d payloads rejected, "
+                     "%d payloads that could not even be quarantined",
                      s.n_messages, s.n_accepted, s.n_duplicates, s.n_quarantined,
-                     s.n_unmapped, s.n_rejected)
+                     s.n_unmapped, s.n_rejected, s.n_unstorable)
         if self._untune is not None:
             self._untune()
         self.fleet.close()
@@ -173,13 +199,21 @@ class Server:
 
     # -- transports -------------------------------------------------------------------
     def _on_mqtt(self, msg, ack) -> None:
+        """paho's network thread: decode and queue. Nothing a message holds may raise
+        out of here (paho's thread would end)."""
         if self._closing:
             return  # not acknowledged: the broker keeps it for the next session
         self.n_received += 1
-        env = Envelope("mqtt", msg.topic, bytes(msg.payload), time.time(), ack=ack,
-                       redelivered=bool(msg.dup))
-        device, fmt = self.layout.parse(msg.topic)
-        self.decoder.decode_into(env, fmt=fmt, topic_device=device)
+        payload = msg.payload
+        try:
+            env = Envelope("mqtt", msg.topic, payload, time.time(), ack=ack,
+                           redelivered=bool(msg.dup))
+            device, fmt = self.layout.parse(env.source)
+            self.decoder.decode_into(env, fmt=fmt, topic_device=device)
+        except Exception as exc:  # noqa: BLE001 - an undecodable topic, a decoder bug
+            env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
+                           time.time(), ack=ack, n_bytes=len(payload),
+                           reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
         self.writer.submit(env)
 
 

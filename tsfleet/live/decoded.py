@@ -35,7 +35,9 @@ def time_cell(t: object) -> float | str | None:
             return number_text(t)
         if math.isfinite(t) and _EPOCH_LO < t < _EPOCH_HI:
             return t
-        return repr(t)
+        # exponent notation: text the pipeline judges as a time it cannot read
+        # (digits alone it would convert as epoch seconds, which fails past year 294,247)
+        return f"{t:.9e}"
     return None if t is None else str(t)
 
 
@@ -52,16 +54,16 @@ def value_cell(v: object) -> float | str | None:
 
 
 def number_text(n: object) -> str:
-    """A number as text for a quarantine detail, whatever its size (Python refuses
-    to convert integers of more than 4,300 digits to text).
+    """A number as text for the pipeline to judge, whatever its size: an integer past
+    64 bits is described rather than written (Python refuses to write more than
+    4,300 digits, and digits alone would be read as a number again).
 
     >>> number_text(10 ** 5000)
     'an integer of about 5001 digits'
     """
-    try:
-        return str(n)
-    except ValueError:
+    if type(n) is int and n.bit_length() > 64:
         return f"an integer of about {len(format(abs(n), 'x')) * math.log10(16):.0f} digits"
+    return str(n)
 
 
 @dataclass

@@ -284,12 +284,13 @@ class Writer:
             del exc  # keep no exception (nor its frames) past this point
             if len(batch) == 1:
                 counts = self._store_failure(batch[0], detail)
-            else:
+            else:  # halves until the failing payloads are alone: O(k log n) commits
                 self.stats.n_failed_batches += 1
-                log.warning("live: a batch of %d payloads failed (%s); storing them one by one",
+                log.warning("live: a batch of %d payloads failed (%s); storing it in halves",
                             len(batch), detail)
-                for env in batch:
-                    self._commit([env])
+                half = len(batch) // 2
+                self._commit(batch[:half])
+                self._commit(batch[half:])
                 return
         committed_at = time.time()
         self._account(batch, counts)

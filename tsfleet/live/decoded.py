@@ -35,9 +35,10 @@ def time_cell(t: object) -> float | str | None:
             return number_text(t)
         if math.isfinite(t) and _EPOCH_LO < t < _EPOCH_HI:
             return t
-        # exponent notation: text the pipeline judges as a time it cannot read
-        # (digits alone it would convert as epoch seconds, which fails past year 294,247)
-        return f"{t:.9e}"
+        # digits alone the pipeline would convert as epoch seconds, which fails past the
+        # year 294,247: exponent notation is text it judges as a time it cannot read
+        text = repr(t)
+        return text if "e" in text or "n" in text else f"{t:.9e}"
     return None if t is None else str(t)
 
 

@@ -39,6 +39,8 @@ log = logging.getLogger("tsfleet.live")
 
 #: The largest packet MQTT can carry (a four-byte remaining length).
 MQTT_MAX_PACKET = 268_435_455
+#: Seconds between two full garbage collections (see :func:`_tune_interpreter`).
+FULL_GC_EVERY_S = 60.0
 
 
 @dataclass
@@ -170,7 +172,9 @@ class Server:
                 self.subscriber.start()
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
+            collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
             await self._stop.wait()
+            collector.cancel()
         finally:
             await self._shutdown(context)
 
@@ -244,6 +248,18 @@ def _tune_interpreter():
         sys.setswitchinterval(interval)
 
     return untune
+
+
+async def _collect_garbage(every_s: float) -> None:
+    """A full collection every ``every_s`` seconds: with the thresholds of
+    :func:`_tune_interpreter` one would almost never run, and whatever reference
+    cycles a library leaves (issue 22: rejected payloads, through their exceptions)
+    would pile up. Objects alive at start are frozen and not scanned again."""
+    while True:
+        await asyncio.sleep(every_s)
+        n = gc.collect()
+        if n:
+            log.debug("live: the garbage collector freed %d objects in cycles", n)
 
 
 def _pin_malloc(mmap_threshold: int = 128 * 1024, arena_max: int = 2) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from aiocoap.optiontypes import BlockOption
 
 from tests.live.hostile_support import FastPublisher, Serve, coap_until_answered, make_session
+from tests.live.live_support import RunningServer
 from tests.live.test_hostile import SURROGATE_BN
 from tsfleet import Fleet
 from tsfleet.live.broker import free_port
@@ -95,11 +96,10 @@ def test_mqtt_oversized_payloads_are_quarantined_cut_and_giant_ones_never_reach_
 def test_coap_poison_post_gets_4_00_and_block_wise_bodies_are_bounded(tmp_path):
     db = str(tmp_path / "live.duckdb")
     port = free_port(kind=2)
-    serve = Serve(db, "--coap", f"127.0.0.1:{port}", "--max-payload", "20000", "-v",
-                  "--analyze-every", "off", "--batch-delay", "0.1")
+    srv = RunningServer(db, coap=f"127.0.0.1:{port}", max_payload=20_000, batch_delay_s=0.1)
     answers = asyncio.run(_coap_calls(port))
-    assert serve.alive(), serve.log()
-    assert serve.stop() == 0, serve.log()
+    assert srv.thread.is_alive()
+    srv.stop()
     poison, good, big, elapsed, blocks, manual = answers
     assert poison[0] == "4.00" and poison[1].startswith("invalid_text: ")
     assert good[0] == "2.04" and "stored 40 readings" in good[1]  # 40 records, block-wise

@@ -149,3 +149,26 @@ def test_submit_blocks_past_the_held_bytes_bound_until_a_commit_frees_it():
     assert done.wait(30)
     assert run.writer.sync(30) and sorted(run.acked) == [0, 1, 2]
     assert run.writer.held == (0, 0)
+
+
+def test_serve_bounds_duckdb_memory_when_asked_and_refuses_anything_but_a_size(tmp_path):
+    import pytest
+
+    from tsfleet.errors import InvalidParameter
+    from tsfleet.live.server import ServeConfig, Server
+
+    with pytest.raises(InvalidParameter, match="memory_limit must be a size"):
+        ServeConfig(db=":memory:", coap="127.0.0.1:1", memory_limit="1GB'; drop table x").check()
+    for bad, match in (({"max_packet": 10}, "max_packet must be within"),
+                       ({"receive_maximum": 0}, "receive_maximum must be within"),
+                       ({"max_pending_bytes": 0}, "must be positive")):
+        with pytest.raises(InvalidParameter, match=match):
+            ServeConfig(db=":memory:", **bad).check()
+    srv = Server(ServeConfig(db=str(tmp_path / "m.duckdb"), memory_limit="300MB"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    assert srv.ready.wait(30)
+    limit = srv.fleet.con.cursor().execute("select current_setting('memory_limit')").fetchall()
+    srv.stop()
+    thread.join(30)
+    assert limit[0][0] in ("286.1 MiB", "300.0 MB")

@@ -33,6 +33,9 @@ def register(subparsers) -> None:
                    help="largest MQTT packet the broker may send, bytes (MQTT 5 Maximum Packet "
                         "Size; the broker discards larger ones; default 4 x --max-payload "
                         "+ 64 KiB)")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="DuckDB memory limit of the store, e.g. 1GB (default DuckDB's, 80%% of "
+                        "RAM: the store's blocks stay cached up to it)")
     p.add_argument("--batch-rows", type=int, default=25_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
@@ -62,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=args.topics or ["fleet/#"],
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
-        max_packet=args.max_packet,
+        max_packet=args.max_packet, memory_limit=args.memory_limit,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every))
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"

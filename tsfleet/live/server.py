@@ -18,6 +18,7 @@ import asyncio
 import ctypes
 import gc
 import logging
+import re
 import signal
 import sys
 import threading
@@ -39,6 +40,7 @@ log = logging.getLogger("tsfleet.live")
 
 #: The largest packet MQTT can carry (a four-byte remaining length).
 MQTT_MAX_PACKET = 268_435_455
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 #: Seconds between two full garbage collections (see :func:`_tune_interpreter`).
 FULL_GC_EVERY_S = 60.0
 
@@ -63,6 +65,9 @@ class ServeConfig:
     max_packet: int | None = None
     #: bytes held by payloads not yet acknowledged, past which reception pauses
     max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
+    #: DuckDB memory_limit of the store's connection ("1GB"); None: DuckDB's default
+    #: (80% of RAM), up to which DuckDB keeps blocks of the growing store cached
+    memory_limit: str | None = None
     batch_rows: int = 25_000
     batch_delay_s: float = 0.5
     profile_dirs: list[str] = field(default_factory=list)
@@ -83,6 +88,12 @@ class ServeConfig:
             raise InvalidParameter(f"max_packet must be within {self.max_payload}.."
                                    f"{MQTT_MAX_PACKET} (max_payload..the MQTT limit), "
                                    f"got {self.max_packet}")
+        if self.memory_limit is not None and not _MEMORY.fullmatch(self.memory_limit):
+            raise InvalidParameter(f"memory_limit must be a size such as 512MB or 2GB, "
+                                   f"got {self.memory_limit!r}")
+        if not 1 <= self.receive_maximum <= 65535:
+            raise InvalidParameter(f"receive_maximum must be within 1..65535, "
+                                   f"got {self.receive_maximum}")
 
     @property
     def mqtt_max_packet(self) -> int:
@@ -90,9 +101,6 @@ class ServeConfig:
         if self.max_packet is not None:
             return self.max_packet
         return min(4 * self.max_payload + 65_536, MQTT_MAX_PACKET)
-        if not 1 <= self.receive_maximum <= 65535:
-            raise InvalidParameter(f"receive_maximum must be within 1..65535, "
-                                   f"got {self.receive_maximum}")
 
 
 def known_metrics(fleet: Fleet) -> frozenset[str]:
@@ -146,6 +154,8 @@ class Server:
                 self._loop.add_signal_handler(sig, self._stop.set)
         fleet = Fleet(cfg.db if cfg.db != ":memory:" else None, memory=cfg.db == ":memory:")
         self.fleet = fleet
+        if cfg.memory_limit is not None:  # checked against _MEMORY: a size, nothing else
+            fleet.con.execute(f"SET memory_limit = '{cfg.memory_limit}'")
         self.decoder = Decoder(known_metrics(fleet), self.profiles, device_from=cfg.device_from,
                                max_payload=cfg.max_payload)
         self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None

@@ -11,7 +11,8 @@ than loses. Redeliveries are absorbed by the pipeline's duplicate keys.
 
 A batch that fails to store, whatever the exception, is stored in halves
 until the failing payloads are alone; a payload that still fails is
-quarantined with the error and acknowledged, so one poison message can neither stop nor stall the stream.
+quarantined with the error and acknowledged, so one poison message can
+neither stop nor stall the stream.
 A payload that cannot even be quarantined is logged, counted
 (``WriterStats.n_unstorable``) and acknowledged, as long as the store itself
 still works (a write transaction opens); when it does not, the writer stops

@@ -29,10 +29,10 @@ Printed figures (targets of issue 11):
 ``--hostile`` (issue 22): ``--messages`` per second (default 1,000), a share
 ``--bad-share`` (default 0.5) of them hostile payloads from
 :mod:`tsfleet.live.hostile` (seeded), the rest good packs as above. Lost means
-good readings published and not stored (hostile payloads name ``hz-`` devices,
-never ours); the server must still be up at the end, exit 0, and its RSS stay
-within 1.2 x of the warm-up's. Serving is complete when the store count has not
-moved for 5 s after the last acknowledgement.
+good readings published and not stored (counted over the soak's own devices);
+the server must still be up at the end, exit 0, and its RSS stay within 1.2 x of
+the warm-up's. Serving is complete when mosquitto's ``$SYS`` counts show no QoS 1
+message left queued (read every second), i.e. ``serve`` acknowledged them all.
 """
 
 from __future__ import annotations
@@ -167,6 +167,36 @@ class Serve:
                 self.analyses.append(line.strip())
 
 
+class QueuedCount:
+    """mosquitto's messages in store less its retained ones (its own $SYS topics):
+    the QoS 1 messages queued or in flight, 0 once ``serve`` acknowledged them all."""
+
+    def __init__(self, port: int):
+        self.counts = {"store": -1, "retained": -1}
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-sys")
+        self.client.on_message = self._count
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe([("$SYS/broker/store/messages/count", 0),
+                               ("$SYS/broker/retained messages/count", 0)])
+        self.client.loop_start()
+
+    def _count(self, client, userdata, msg) -> None:
+        key = "store" if msg.topic.endswith("store/messages/count") else "retained"
+        self.counts[key] = int(msg.payload)
+
+    def wait_zero(self, deadline: float) -> None:
+        zeros = 0
+        while zeros < 2 and time.monotonic() < deadline:
+            ok = min(self.counts.values()) >= 0 and \
+                self.counts["store"] == self.counts["retained"]
+            zeros = zeros + 1 if ok else 0
+            time.sleep(1.0)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 class Publisher:
     """QoS 1 SenML JSON packs, round-robin over devices, at a target rate."""
 
@@ -281,7 +311,11 @@ def main() -> None:
     print(f"setup: {len(ids):,} devices in {time.perf_counter() - t:.0f} s; store {db}",
           flush=True)
 
-    with LocalBroker() as broker:
+    broker = LocalBroker()
+    if args.hostile:  # $SYS every second: how many QoS 1 messages are still queued
+        broker.config.write_text(broker.config.read_text() + "sys_interval 1\n")
+    with broker:
+        queued = QueuedCount(broker.port) if args.hostile else None
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log")
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
         started_at = now_utc()
@@ -318,13 +352,12 @@ def main() -> None:
         published = pub.n_acked * pub.per_msg
         pub_seconds = args.seconds
         deadline = time.monotonic() + 300
-        if args.hostile:  # hostile payloads store rows too: wait for the count to settle
-            last, since = -1, time.monotonic()
-            while time.monotonic() - since < 5 and time.monotonic() < deadline:
-                if serve.held != last:
-                    last, since = serve.held, time.monotonic()
-                time.sleep(0.2)
-        while serve.held - base_n < published and time.monotonic() < deadline:
+        if queued is not None:  # hostile payloads store rows too: wait for the broker
+            deadline = time.monotonic() + 1800
+            queued.wait_zero(deadline)
+            queued.close()
+        while queued is None and serve.held - base_n < published and \
+                time.monotonic() < deadline:
             time.sleep(0.2)
         alive = serve.proc.poll() is None
         end_at = now_utc()
@@ -337,6 +370,9 @@ def main() -> None:
         stored = f.query("select count(*) as n from readings where batch_id > ? "
                          "and device_id in (select unnest(?::varchar[]))",
                          [base_batch, ids])[0]["n"]
+        judged = f.query("select count(*) as n from quarantine where batch_id > ? and kind = "
+                         "'readings' and json_extract_string(raw, '$.device_id') in "
+                         "(select unnest(?::varchar[]))", [base_batch, ids])[0]["n"]
         n_hostile_rows = f.query("select count(*) as n from readings where batch_id > ?",
                                  [base_batch])[0]["n"] - stored
         reasons = f.query("select reason, count(*) as n from quarantine where batch_id > ? "
@@ -357,6 +393,10 @@ def main() -> None:
               + ", ".join(f"{r['reason']} {r['n']:,}" for r in reasons))
         print(f"load average at the end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
               f"{os.getloadavg()[2]:.2f}")
+    if judged:  # a random walk of the soak's own that left a metric's range
+        print(f"readings of the soak's devices quarantined by the pipeline (out of range): "
+              f"{judged:,}; counted as stored below")
+        stored += judged
     print(f"readings: published {published:,} ({published / pub_seconds:,.0f}/s), stored "
           f"{stored:,}, lost {published - stored:,}, quarantined {quarantined:,}  "
           f"[target: no loss] -> {'MET' if stored == published else 'NOT MET'}")

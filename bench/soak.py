@@ -142,11 +142,14 @@ def prepare(db: str, devices: int, history_days: int) -> list[str]:
 class Serve:
     """``python -m tsfleet serve -v`` as a child process; reads what the store holds."""
 
-    def __init__(self, db: str, port: int, every: str | None, log_path: Path):
+    def __init__(self, db: str, port: int, every: str | None, log_path: Path,
+                 memory_limit: str | None = None):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
                f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
         if every:
             cmd += ["--analyze-every", every]
+        if memory_limit:
+            cmd += ["--memory-limit", memory_limit]
         self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = log_path.open("w")
@@ -302,6 +305,7 @@ def main() -> None:
     ap.add_argument("--bad-share", type=float, default=0.5,
                     help="with --hostile: share of the messages that are hostile")
     ap.add_argument("--seed", type=int, default=0, help="seed of the traffic")
+    ap.add_argument("--memory-limit", default=None, help="as tsfleet serve (DuckDB's limit)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tsfleet-soak-"))
@@ -319,7 +323,8 @@ def main() -> None:
         broker.config.write_text(broker.config.read_text() + "sys_interval 1\n")
     with broker:
         queued = QueuedCount(broker.port) if args.hostile else None
-        serve = Serve(db, broker.port, args.analyze_every, work / "serve.log")
+        serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
+                      args.memory_limit)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
         started_at = now_utc()
         pub = Publisher(broker.port, ids, args.steps, seed=args.seed,

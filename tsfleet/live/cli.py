@@ -31,6 +31,13 @@ def register(subparsers) -> None:
     p.add_argument("--coap", metavar="HOST:PORT", help="bind a CoAP server (UDP)")
     p.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD,
                    help="largest payload accepted, bytes (larger ones are quarantined)")
+    p.add_argument("--max-packet", type=int, default=None,
+                   help="largest MQTT packet the broker may send, bytes (MQTT 5 Maximum Packet "
+                        "Size; the broker discards larger ones; default 4 x --max-payload "
+                        "+ 64 KiB)")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="DuckDB memory limit of the store, e.g. 1GB (default DuckDB's, 80%% of "
+                        "RAM: the store's blocks stay cached up to it)")
     p.add_argument("--batch-rows", type=int, default=25_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
@@ -105,6 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=args.topics or ["fleet/#"],
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
+        max_packet=args.max_packet, memory_limit=args.memory_limit,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every), security=_security(args),
         exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,

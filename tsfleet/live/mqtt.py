@@ -67,7 +67,8 @@ class Subscriber:
     def __init__(self, host: str, port: int, topics: list[str],
                  handler: Callable[[mqtt.MQTTMessage, Callable[[], None]], None], *,
                  client_id: str = "tsfleet-serve", session_expiry_s: int = 7 * 86400,
-                 receive_maximum: int = 4000, keepalive: int = 30,
+                 receive_maximum: int = 4000, max_packet: int | None = None,
+                 keepalive: int = 30,
                  min_backoff: float = 0.5, max_backoff: float = 30.0,
                  security=None):
         self.host, self.port, self.topics = host, port, topics
@@ -83,6 +84,7 @@ class Subscriber:
         self.handler = handler
         self.session_expiry_s = session_expiry_s
         self.receive_maximum = receive_maximum
+        self.max_packet = max_packet
         self.keepalive = keepalive
         self.subscribed = threading.Event()
         self.n_connects = 0
@@ -105,6 +107,8 @@ class Subscriber:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = self.receive_maximum
+        if self.max_packet is not None:  # the broker discards larger packets (MQTT 5 3.1.2.11.4)
+            props.MaximumPacketSize = self.max_packet
         self.client.connect_async(self.host, self.port, self.keepalive, clean_start=False,
                                   properties=props)
         self.client.loop_start()

@@ -3,6 +3,7 @@ and ingest into an empty store vs one that already holds many readings.
 
     python bench/ingest.py                       # defaults: a few minutes
     python bench/ingest.py --bulk 10000000 --existing 50000000 --memory 10000000
+    python bench/ingest.py --hostile [options of bench/ingest_hostile.py]
 
 Prints readings/s for each path and the ratios against the naive path measured
 in the same process. Targets (issue 2): bulk >= 1,000,000 readings/s including
@@ -129,6 +130,10 @@ def peak_memory(n: int, tmp: Path) -> float:
 
 
 def main() -> None:
+    if "--hostile" in sys.argv:  # hostile files: see bench/ingest_hostile.py
+        from ingest_hostile import main as hostile
+        hostile([a for a in sys.argv[1:] if a != "--hostile"])
+        return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--naive", type=int, default=20_000, help="rows for the row-by-row baseline")
     p.add_argument("--bulk", type=int, default=4_000_000)

@@ -21,9 +21,11 @@ the bytes per reading of each payload format for the same data.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -56,12 +58,20 @@ def pack_payload(dev: str, now: float, pack: int) -> bytes:
 
 
 def publisher(port: int, rate: float, pack: int, seconds: float, devices: int,
-              cpu_used=None) -> None:
+              cpu_used=None, tls: dict | None = None) -> None:
     """Publish for ``seconds``; ``cpu_used`` (a shared double) gets the CPU seconds
-    spent publishing (the process start and imports excluded)."""
+    spent publishing (the process start and imports excluded). ``tls``: the paths of
+    ``ca``, ``client`` and ``client_key`` and the device's ``user``/``password``."""
+    import ssl
+
     import paho.mqtt.client as mqtt
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{pack}")
+    if tls:
+        ctx = ssl.create_default_context(cafile=tls["ca"])
+        ctx.load_cert_chain(tls["client"], tls["client_key"])
+        c.tls_set_context(ctx)
+        c.username_pw_set(tls["user"], tls["password"])
     c.max_inflight_messages_set(2000)
     c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port)
@@ -98,7 +108,7 @@ def proc_cpu(pid: int | None) -> float:
 
 
 def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int,
-        client_id: str, broker_pid: int | None = None) -> dict:
+        client_id: str, broker_pid: int | None = None, tls: dict | None = None) -> dict:
     lat: list[float] = []
     published: list[float] = []
     commits: list[tuple[float, int]] = []
@@ -114,7 +124,15 @@ def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int
                     n += env.decoded.n_readings
             commits.append((committed_at, n))
 
-    srv = Server(ServeConfig(db=db, mqtt=f"127.0.0.1:{port}", client_id=client_id,
+    security, url = None, f"127.0.0.1:{port}"
+    if tls:
+        from tsfleet.live.security import MqttSecurity
+        os.environ["TSFLEET_BENCH_PW"] = tls["serve_password"]
+        security = MqttSecurity(username="tsfleet", password_env="TSFLEET_BENCH_PW",
+                                ca_file=tls["ca"], cert_file=tls["client"],
+                                key_file=tls["client_key"])
+        url = f"mqtts://127.0.0.1:{port}"
+    srv = Server(ServeConfig(db=db, mqtt=url, client_id=client_id, security=security,
                              receive_maximum=65535), on_commit=on_commit)
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()
@@ -122,7 +140,8 @@ def run(port: int, db: str, rate: float, pack: int, seconds: float, devices: int
     srv.subscriber.subscribed.wait(30)
     ctx = mp.get_context("spawn")
     publisher_cpu = ctx.Value("d", 0.0)
-    proc = ctx.Process(target=publisher, args=(port, rate, pack, seconds, devices, publisher_cpu))
+    proc = ctx.Process(target=publisher, args=(port, rate, pack, seconds, devices, publisher_cpu,
+                                               tls))
     t0 = time.time()
     cpu0 = time.process_time()
     broker0 = proc_cpu(broker_pid)
@@ -197,6 +216,27 @@ def bytes_per_reading(n: int = 50) -> list[tuple[str, float, float]]:
     return out
 
 
+@contextlib.contextmanager
+def _broker(tls: bool, tmp: Path):
+    """(broker, tls settings or None): plain LocalBroker, or the secured one."""
+    if not tls:
+        with LocalBroker(persistence=False) as broker:
+            yield broker, None
+        return
+    from tests.live.secure_support import USERS, SecureBroker, make_certificates, temp_folder
+
+    folder = temp_folder()  # readable by mosquitto's user, unlike tmp
+    certs = make_certificates(folder)
+    broker = SecureBroker(certs).start()
+    try:
+        yield broker, {"ca": str(certs["ca"]), "client": str(certs["client"]),
+                       "client_key": str(certs["client_key"]), "user": "device",
+                       "password": USERS["device"], "serve_password": USERS["tsfleet"]}
+    finally:
+        broker.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     import sys
     if "--source" in sys.argv and "chirpstack" in sys.argv:  # bench/live_chirpstack.py
@@ -209,6 +249,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--baseline-seconds", type=float, default=8)
+    ap.add_argument("--tls", action="store_true",
+                    help="MQTT over TLS with users, an ACL and client certificates (the "
+                         "secured mosquitto of tests/live/secure_support.py)")
     args = ap.parse_args()
 
     print("bytes per reading (same 50 temperature readings of one device):")
@@ -217,12 +260,15 @@ def main() -> None:
     for name, body, wire in rows:
         print(f"  {name:<52} {body:7.1f} B payload  {wire:7.1f} B on the wire "
               f"({base_wire / wire:5.1f}x smaller than baseline)")
-    with tempfile.TemporaryDirectory() as tmp, LocalBroker(persistence=False) as broker:
+    with tempfile.TemporaryDirectory() as tmp, _broker(args.tls, Path(tmp)) as (broker, tls):
         pid = broker.proc.pid if broker.proc else None
-        res = run(broker.port, str(Path(tmp) / "bench.duckdb"), args.rate, args.pack,
-                  args.seconds, args.devices, "bench-packs", pid)
-        base = run(broker.port, str(Path(tmp) / "base.duckdb"), 0, 1, args.baseline_seconds,
-                   args.devices, "bench-base")
+        port = broker.tls_port if tls else broker.port
+        res = run(port, str(Path(tmp) / "bench.duckdb"), args.rate, args.pack,
+                  args.seconds, args.devices, "bench-packs", pid, tls)
+        base = run(port, str(Path(tmp) / "base.duckdb"), 0, 1, args.baseline_seconds,
+                   args.devices, "bench-base", None, tls)
+    kind = "MQTT over TLS (client certificates, password users)" if tls else "plain MQTT"
+    print(f"\ntransport: {kind}")
     print(f"\nSenML JSON packs of {args.pack}, offered {args.rate:,.0f} readings/s for "
           f"{args.seconds:.0f} s:")
     print(f"  stored {res['readings']:,} readings from {res['messages']:,} messages in "

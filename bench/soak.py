@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/soak.py                                    # 3 min, 1,000 devices
     PYTHONPATH=. python bench/soak.py --devices 10000 --history-days 30 --seconds 1800
+    PYTHONPATH=. python bench/soak.py --hostile --seconds 600     # issue 22: mixed good and bad
 
 Setup (not measured): a store with ``--history-days`` of simulated history for
 ``--devices`` devices, ending now, analysed once. Then a real mosquitto on
@@ -24,12 +25,21 @@ Printed figures (targets of issue 11):
   seconds of data, the second the whole fleet: its working set; growth after
   that is what the target is about).
 - readings published (acknowledged by the broker) vs stored; target: no loss.
+
+``--hostile`` (issue 22): ``--messages`` per second (default 1,000), a share
+``--bad-share`` (default 0.5) of them hostile payloads from
+:mod:`tsfleet.live.hostile` (seeded), the rest good packs as above. Lost means
+good readings published and not stored (counted over the soak's own devices);
+the server must still be up at the end, exit 0, and its RSS stay within 1.2 x of
+the warm-up's. Serving is complete when mosquitto's ``$SYS`` counts show no QoS 1
+message left queued (read every second), i.e. ``serve`` acknowledged them all.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import signal
 import subprocess
@@ -45,6 +55,7 @@ import paho.mqtt.client as mqtt
 
 from tsfleet import Fleet
 from tsfleet.live.broker import LocalBroker
+from tsfleet.live.hostile import hostile
 from tsfleet.live.senml import encode_json
 from tsfleet.service.cadence import parse_every
 from tsfleet.simulate import SimConfig, simulate
@@ -131,11 +142,14 @@ def prepare(db: str, devices: int, history_days: int) -> list[str]:
 class Serve:
     """``python -m tsfleet serve -v`` as a child process; reads what the store holds."""
 
-    def __init__(self, db: str, port: int, every: str | None, log_path: Path):
+    def __init__(self, db: str, port: int, every: str | None, log_path: Path,
+                 memory_limit: str | None = None):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
                f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
         if every:
             cmd += ["--analyze-every", every]
+        if memory_limit:
+            cmd += ["--memory-limit", memory_limit]
         self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = log_path.open("w")
@@ -156,14 +170,50 @@ class Serve:
                 self.analyses.append(line.strip())
 
 
+class QueuedCount:
+    """mosquitto's messages in store less its retained ones (its own $SYS topics):
+    the QoS 1 messages queued or in flight, 0 once ``serve`` acknowledged them all."""
+
+    def __init__(self, port: int):
+        self.counts = {"store": -1, "retained": -1}
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-sys")
+        self.client.on_message = self._count
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe([("$SYS/broker/store/messages/count", 0),
+                               ("$SYS/broker/retained messages/count", 0)])
+        self.client.loop_start()
+
+    def _count(self, client, userdata, msg) -> None:
+        key = "store" if msg.topic.endswith("store/messages/count") else "retained"
+        self.counts[key] = int(msg.payload)
+
+    def wait_zero(self, deadline: float) -> None:
+        zeros = 0
+        while zeros < 2 and time.monotonic() < deadline:
+            ok = min(self.counts.values()) >= 0 and \
+                self.counts["store"] == self.counts["retained"]
+            zeros = zeros + 1 if ok else 0
+            time.sleep(1.0)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 class Publisher:
     """QoS 1 SenML JSON packs, round-robin over devices, at a target rate."""
 
-    def __init__(self, port: int, ids: list[str], steps: int, seed: int = 0):
+    def __init__(self, port: int, ids: list[str], steps: int, seed: int = 0,
+                 bad_share: float = 0.0):
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-pub")
         self.client.max_inflight_messages_set(2000)
         self.client.max_queued_messages_set(0)
         self.n_acked = 0
+        self.bad_share = bad_share
+        self.hostile = hostile(random.Random(seed), 256 * 1024)
+        self.n_bad_sent = 0
+        self.n_all_acked = 0
+        self.infos: dict[str, list] = {"good": [], "bad": []}  # with --hostile (ids wrap)
         self.client.on_publish = self._acked
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -175,7 +225,19 @@ class Publisher:
         self.last_t = 0.0
 
     def _acked(self, client, userdata, mid, reason_code, properties) -> None:
-        self.n_acked += 1
+        self.n_all_acked += 1
+        if not self.bad_share:
+            self.n_acked += 1
+
+    @property
+    def n_bad_acked(self) -> int:
+        return sum(i.is_published() for i in self.infos["bad"])
+
+    def one_bad(self) -> None:
+        h = next(self.hostile)
+        self.infos["bad"].append(self.client.publish(
+            f"fleet/hz-{self.n_bad_sent % 50}/{h['fmt']}", h["payload"], qos=1))
+        self.n_bad_sent += 1
 
     def one(self) -> None:
         k = self.n_sent % len(self.ids)
@@ -193,14 +255,22 @@ class Publisher:
                 if not pack:
                     rec.update(bn=f"{self.ids[k]}:", bt=t)
                 pack.append(rec)
-        self.client.publish(f"fleet/{self.ids[k]}/senml", encode_json(pack), qos=1)
+        info = self.client.publish(f"fleet/{self.ids[k]}/senml", encode_json(pack), qos=1)
+        if self.bad_share:
+            self.infos["good"].append(info)
         self.n_sent += 1
 
-    def run(self, rate: float, seconds: float, on_second=None) -> None:
+    def run(self, rate: float, seconds: float, on_second=None, messages: float = 0.0) -> None:
+        """``rate`` good readings/s; or, with ``messages``, that many messages/s of which
+        ``bad_share`` are hostile."""
         t0 = time.monotonic()
         next_report = 1.0
         while (elapsed := time.monotonic() - t0) < seconds:
-            due = int(elapsed * rate / self.per_msg)
+            if messages:
+                due = int(elapsed * messages)
+                while self.n_sent + self.n_bad_sent < due:
+                    self.one_bad() if self.rng.random() < self.bad_share else self.one()
+            due = 0 if messages else int(elapsed * rate / self.per_msg)
             while self.n_sent < due:
                 self.one()
             if on_second and elapsed >= next_report:
@@ -208,10 +278,12 @@ class Publisher:
                 next_report += 1.0
             time.sleep(0.005)
 
-    def close(self, timeout: float = 120.0) -> None:
+    def close(self, timeout: float = 900.0) -> None:
         deadline = time.monotonic() + timeout
-        while self.n_acked < self.n_sent and time.monotonic() < deadline:
+        while self.n_all_acked < self.n_sent + self.n_bad_sent and time.monotonic() < deadline:
             time.sleep(0.05)
+        if self.bad_share:
+            self.n_acked = sum(i.is_published() for i in self.infos["good"])
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -226,6 +298,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the RSS baseline")
     ap.add_argument("--analyze-every", default=None, help="as tsfleet serve (default built-in)")
     ap.add_argument("--keep", action="store_true", help="keep the store and the server log")
+    ap.add_argument("--hostile", action="store_true",
+                    help="mixed good and hostile messages at --messages per second (issue 22)")
+    ap.add_argument("--messages", type=float, default=1000.0,
+                    help="with --hostile: messages per second, good and bad")
+    ap.add_argument("--bad-share", type=float, default=0.5,
+                    help="with --hostile: share of the messages that are hostile")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the traffic")
+    ap.add_argument("--memory-limit", default=None, help="as tsfleet serve (DuckDB's limit)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tsfleet-soak-"))
@@ -238,11 +318,17 @@ def main() -> None:
     print(f"setup: {len(ids):,} devices in {time.perf_counter() - t:.0f} s; store {db}",
           flush=True)
 
-    with LocalBroker() as broker:
-        serve = Serve(db, broker.port, args.analyze_every, work / "serve.log")
+    broker = LocalBroker()
+    if args.hostile:  # $SYS every second: how many QoS 1 messages are still queued
+        broker.config.write_text(broker.config.read_text() + "sys_interval 1\n")
+    with broker:
+        queued = QueuedCount(broker.port) if args.hostile else None
+        serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
+                      args.memory_limit)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
         started_at = now_utc()
-        pub = Publisher(broker.port, ids, args.steps)
+        pub = Publisher(broker.port, ids, args.steps, seed=args.seed,
+                        bad_share=args.bad_share if args.hostile else 0.0)
         samples: list[tuple[float, int, int]] = []
         hwm_warm = [0]
         # The warm-up lasts --warmup seconds and until every analysis of the cadence has
@@ -261,25 +347,44 @@ def main() -> None:
                 if elapsed >= args.warmup and all(ran.count(n) >= 2 for n in expected):
                     warm_end[0] = elapsed
             if int(elapsed) % 30 == 0:
-                print(f"  t={elapsed:5.0f} s  published {pub.n_acked * pub.per_msg:>9,}  "
+                good = pub.n_sent if args.hostile else pub.n_acked  # hostile: sent, not acked
+                print(f"  t={elapsed:5.0f} s  published {good * pub.per_msg:>9,}  "
                       f"stored {serve.held - base_n:>9,}  rss {rss / 1024:6.0f} MB  "
-                      f"analysis runs {len(serve.analyses)}", flush=True)
+                      f"analysis runs {len(serve.analyses)}"
+                      + (f"  hostile sent {pub.n_bad_sent:,}" if args.hostile else ""),
+                      flush=True)
 
-        pub.run(args.rate, args.seconds, on_second)
+        pub.run(args.rate, args.seconds, on_second,
+                messages=args.messages if args.hostile else 0.0)
         pub.close()
         published = pub.n_acked * pub.per_msg
         pub_seconds = args.seconds
         deadline = time.monotonic() + 300
-        while serve.held - base_n < published and time.monotonic() < deadline:
+        if queued is not None:  # hostile payloads store rows too: wait for the broker
+            deadline = time.monotonic() + 1800
+            queued.wait_zero(deadline)
+            queued.close()
+        while queued is None and serve.held - base_n < published and \
+                time.monotonic() < deadline:
             time.sleep(0.2)
+        alive = serve.proc.poll() is None
         end_at = now_utc()
         rss_end, hwm_end = rss_kb(serve.proc.pid)
         serve.proc.send_signal(signal.SIGTERM)
         rc = serve.proc.wait(300)
 
     with Fleet(db, read_only=True) as f:
-        stored = f.query("select count(*) as n from readings where batch_id > ?",
-                         [base_batch])[0]["n"]
+        # ours: the soak's devices (a bit-flipped hostile payload may name any other)
+        stored = f.query("select count(*) as n from readings where batch_id > ? "
+                         "and device_id in (select unnest(?::varchar[]))",
+                         [base_batch, ids])[0]["n"]
+        judged = f.query("select count(*) as n from quarantine where batch_id > ? and kind = "
+                         "'readings' and json_extract_string(raw, '$.device_id') in "
+                         "(select unnest(?::varchar[]))", [base_batch, ids])[0]["n"]
+        n_hostile_rows = f.query("select count(*) as n from readings where batch_id > ?",
+                                 [base_batch])[0]["n"] - stored
+        reasons = f.query("select reason, count(*) as n from quarantine where batch_id > ? "
+                          "group by 1 order by 2 desc", [base_batch])
         quarantined = f.query("select count(*) as n from quarantine where batch_id > ?",
                               [base_batch])[0]["n"]
         fresh = f.query(FRESHNESS_SQL, [base_batch, started_at, end_at, started_at])
@@ -288,6 +393,18 @@ def main() -> None:
     print(f"\nsoak: {len(ids):,} devices, {args.seconds:.0f} s at {args.rate:,.0f} readings/s "
           f"offered ({pub.per_msg} readings per message), analysis cadence "
           f"{args.analyze_every or 'built-in defaults'}; server exit code {rc}")
+    if args.hostile:
+        print(f"hostile: {args.messages:,.0f} messages/s offered, {args.bad_share:.0%} hostile "
+              f"(seed {args.seed}): {pub.n_bad_acked:,} hostile and {pub.n_acked:,} good messages "
+              f"acknowledged by the broker; server up at the end: {alive}; rows stored from "
+              f"hostile payloads {n_hostile_rows:,}; quarantine by reason: "
+              + ", ".join(f"{r['reason']} {r['n']:,}" for r in reasons))
+        print(f"load average at the end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
+              f"{os.getloadavg()[2]:.2f}")
+    if judged:  # a random walk of the soak's own that left a metric's range
+        print(f"readings of the soak's devices quarantined by the pipeline (out of range): "
+              f"{judged:,}; counted as stored below")
+        stored += judged
     print(f"readings: published {published:,} ({published / pub_seconds:,.0f}/s), stored "
           f"{stored:,}, lost {published - stored:,}, quarantined {quarantined:,}  "
           f"[target: no loss] -> {'MET' if stored == published else 'NOT MET'}")

@@ -1,5 +1,7 @@
 """tsfleet: a monitoring backend for battery-powered industrial IoT fleets."""
 
+from typing import TYPE_CHECKING
+
 from tsfleet.errors import (
     IngestError,
     InvalidParameter,
@@ -9,8 +11,10 @@ from tsfleet.errors import (
     UnknownDevice,
     UnknownKind,
 )
-from tsfleet.fleet import Fleet
-from tsfleet.ingest import IngestReport
+
+if TYPE_CHECKING:  # imported on first use, so that ``tsfleet --help`` starts fast
+    from tsfleet.fleet import Fleet
+    from tsfleet.ingest import IngestReport
 
 __all__ = [
     "Fleet",
@@ -24,3 +28,15 @@ __all__ = [
     "UnknownKind",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {"Fleet": "tsfleet.fleet", "IngestReport": "tsfleet.ingest"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tsfleet' has no attribute {name!r}")

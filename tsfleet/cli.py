@@ -1,148 +1,184 @@
 """The ``tsfleet`` command: parses arguments, calls the API, prints.
 
-Errors are one line on stderr and exit status 2; nothing prints a traceback.
-Domain packages add their own sub-commands through ``tsfleet.<domain>.cli``.
+Errors are one line on stderr and exit status 2; nothing prints a traceback, and a
+reader that closes the pipe (``| head``) ends the command quietly. Domain packages add
+their own sub-commands through ``tsfleet.<pkg>.cli``; what they share lives in
+:mod:`tsfleet.cliutil`, so nothing imports this module back.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import glob
 import importlib
-import importlib.util
-import io
-import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date, datetime
 from pathlib import Path
 
-import duckdb
+from tsfleet.cliutil import (
+    add_db,
+    add_format,
+    cell,
+    check_store,
+    open_fleet,
+    plural,
+    progress,
+    quiet_broken_pipe,
+    status_line,
+    stream_rows,
+)
+from tsfleet.errors import IngestError, StoreError, TsfleetError
 
-from tsfleet.errors import TsfleetError
-from tsfleet.fleet import Fleet, default_db_path
-
-#: Domain packages, in the order ``demo`` reports them.
-DOMAINS = ("power", "firmware", "calibration", "environment", "network", "alerts")
-#: Other packages that add sub-commands (``tsfleet.<name>.cli.register``).
-COMMAND_PACKAGES = DOMAINS + ("live", "share", "service")
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def format_rows(rows: list[dict], fmt: str = "table") -> str:
-    """Render query rows as an aligned table, CSV or JSON."""
-    if fmt == "json":
-        return json.dumps(rows, default=_json_default, indent=2)
-    if not rows:
-        return "(no rows)" if fmt == "table" else ""
-    cols = list(rows[0])
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        w.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
-        return buf.getvalue().rstrip("\n")
-    cells = [[_cell(r[c]) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
-
-
-def _cell(v: object) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    if isinstance(v, datetime):
-        return v.isoformat(sep=" ", timespec="seconds")
-    return str(v)
+#: Commands that packages add (``tsfleet.<package>.cli.register``): command -> (package,
+#: its line in ``tsfleet --help``). Only the package of the command given is imported, so
+#: that no command pays for the imports of another (a test keeps the lines in step).
+COMMANDS = {
+    "power": ("power", "battery forecasts, replacement plan, drain report"),
+    "firmware": ("firmware", "firmware inventory, findings, campaigns, compliance"),
+    "calibration": ("calibration", "sensor drift, faults and the recalibration schedule"),
+    "environment": ("environment", "environment exposure, effects, envelopes, stress"),
+    "network": ("network", "gateway load, balance, redundancy, failures and a rebalancing "
+                           "plan"),
+    "alerts": ("alerts", "evaluate alert rules, list, acknowledge and silence"),
+    "workorders": ("alerts", "the maintenance plan: one work order per site visit"),
+    "serve": ("live", "live ingest: MQTT and CoAP into the store (owns the DuckDB writer)"),
+    "snapshot": ("share", "write a consistent copy of the store for read-only readers"),
+    "export": ("share", "export readings and tables as hive-partitioned Parquet"),
+    "analyze": ("service", "run the analyses once, incrementally"),
+    "retention": ("service", "roll up and delete raw readings older than N days"),
+    "device": ("service", "the card of one device"),
+}
+COMMAND_PACKAGES = tuple(dict.fromkeys(pkg for pkg, _ in COMMANDS.values()))
+#: Where ``demo`` writes unless told: never the default store of the other commands.
+DEMO_DB = "demo.duckdb"
+#: File name endings ``ingest`` picks up from a directory.
+INGEST_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".ndjson", ".json")
+#: ``ingest`` prints a progress line after this many seconds.
+PROGRESS_AFTER_S = 2.0
 
 
-def _json_default(v: object) -> object:
-    if isinstance(v, (datetime, date)):
-        return v.isoformat()
-    return str(v)
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and exit status 2), like the others."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tsfleet", description="Monitoring backend for IoT fleets.")
-    p.add_argument("--db", default=None,
-                   help="DuckDB file (default: $TSFLEET_DB or fleet.duckdb)")
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the package of the command in it is imported (the
+    other commands are listed from :data:`COMMANDS`)."""
+    p = Parser(prog="tsfleet", description="Monitoring backend for IoT fleets.")
+    p.add_argument("--db", dest="db", metavar="PATH", default=None,
+                   help="DuckDB store (default: $TSFLEET_DB or fleet.duckdb); also accepted "
+                        "after any command")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    d = sub.add_parser("demo", help="simulate a fleet into the store and print what tsfleet finds")
-    d.add_argument("--devices", type=int, default=400)
-    d.add_argument("--days", type=int, default=60)
-    d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--db", dest="sub_db", default=None, help="DuckDB file to (re)create")
+    d = sub.add_parser("demo", help="simulate a fleet into a demo store and print what "
+                                    "tsfleet finds")
+    d.add_argument("--devices", type=int, default=400, help="devices to simulate (>= 10)")
+    d.add_argument("--days", type=int, default=60, help="days of history (>= 2)")
+    d.add_argument("--seed", type=int, default=7, help="random seed (same seed, same fleet)")
+    d.add_argument("--db", dest="sub_db", metavar="PATH", default=argparse.SUPPRESS,
+                   help=f"demo store to (re)create (default {DEMO_DB}); never replaces a "
+                        "store that is not a demo")
     d.set_defaults(func=cmd_demo)
 
-    i = sub.add_parser("ingest", help="ingest files of one kind")
-    i.add_argument("kind")
-    i.add_argument("files", nargs="+")
-    i.add_argument("--unknown-devices", choices=("accept", "quarantine"), default="accept")
-    i.add_argument("--db", dest="sub_db", default=None)
-    i.set_defaults(func=cmd_ingest)
+    i = sub.add_parser("ingest", help="ingest files, directories or globs of one kind")
+    i.add_argument("kind", nargs="?",
+                   help="readings, devices, gateways, metrics, ... (see schemas/)")
+    i.add_argument("files", nargs="*", metavar="PATH",
+                   help="files (.parquet .csv .tsv .jsonl .ndjson .json), directories "
+                        "(searched recursively) or quoted globs")
+    i.add_argument("--retry-quarantine", action="store_true",
+                   help="re-ingest quarantined readings whose metric is declared now")
+    i.add_argument("--unknown-devices", choices=("accept", "quarantine"), default="accept",
+                   help="readings of devices not in the registry: keep them or quarantine "
+                        "them (default accept)")
+    i.add_argument("-v", "--verbose", action="store_true", help="one line per file")
+    add_db(i).set_defaults(func=cmd_ingest)
 
-    s = sub.add_parser("sql", help="run a SQL query against the store")
-    s.add_argument("query")
-    s.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    s.add_argument("--db", dest="sub_db", default=None)
-    s.set_defaults(func=cmd_sql)
+    s = sub.add_parser("sql", help="run a SQL query against the store (rows are streamed)")
+    s.add_argument("query", help="one SQL statement")
+    add_db(add_format(s)).set_defaults(func=cmd_sql)
 
     n = sub.add_parser("info", help="row counts, schema version and time range")
-    n.add_argument("--db", dest="sub_db", default=None)
-    n.set_defaults(func=cmd_info)
+    add_db(n).set_defaults(func=cmd_info)
 
-    for name in COMMAND_PACKAGES:
-        module = f"tsfleet.{name}.cli"
-        if importlib.util.find_spec(f"tsfleet.{name}") and importlib.util.find_spec(module):
-            importlib.import_module(module).register(sub)
+    wanted = _command_in(argv)
+    load = set(COMMAND_PACKAGES) if argv is None else (
+        {COMMANDS[wanted][0]} if wanted in COMMANDS else set())
+    for name, (package, help_) in COMMANDS.items():
+        if package in load:
+            importlib.import_module(f"tsfleet.{package}.cli").register(sub)
+            load.discard(package)
+        elif name not in sub.choices:
+            sub.add_parser(name, help=help_)
+    _db_everywhere(sub)
     return p
 
 
-def db_path(args: argparse.Namespace) -> str:
-    return getattr(args, "sub_db", None) or args.db or default_db_path()
+def _command_in(argv: Sequence[str] | None) -> str | None:
+    """The command word of ``argv`` (after the global options), if any."""
+    args = list(argv or [])
+    while args:
+        word = args.pop(0)
+        if word == "--db":
+            args[:1] = []
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
-def open_fleet(args: argparse.Namespace, read_only: bool = False) -> Fleet:
-    return Fleet(db_path(args), read_only=read_only)
+def _db_everywhere(sub: argparse._SubParsersAction) -> None:
+    """``--db`` on every command and action that does not declare it itself."""
+    for parser in set(sub.choices.values()):
+        if not any("--db" in a.option_strings for a in parser._actions):
+            add_db(parser)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _db_everywhere(action)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from tsfleet.fleet import Fleet
     from tsfleet.simulate import SimConfig, simulate
 
-    path = Path(db_path(args))
+    config = SimConfig(n_devices=args.devices, days=args.days, seed=args.seed)  # validates
+    path = Path(getattr(args, "sub_db", None) or args.db or DEMO_DB)
     if path.exists():
+        check_store(str(path))
         with duckdb.connect(str(path), read_only=True) as con:
             is_demo = con.execute("select count(*) from information_schema.schemata "
                                   "where schema_name = 'sim'").fetchone()[0]
         if not is_demo:
-            raise TsfleetError(f"{path} exists and is not a demo store; choose another --db")
+            raise StoreError(f"{path} exists and is not a demo store; choose another --db")
+    t0 = time.perf_counter()
+    progress(f"simulating {plural(args.devices, 'device')} x {plural(args.days, 'day')} "
+             f"(seed {args.seed}) ...")
+    sim = simulate(config)
+    if path.exists():
         path.unlink()
         Path(str(path) + ".wal").unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    progress(f"simulating {args.devices} devices x {args.days} days (seed {args.seed}) ...")
-    sim = simulate(SimConfig(n_devices=args.devices, days=args.days, seed=args.seed))
-    progress(f"ingesting {sim.n_readings:,} readings into {path} ...")
+    progress(f"ingesting {plural(sim.n_readings, 'reading')} into {path} ...")
+    failed = []
     with Fleet(str(path)) as fleet:
-        counts = sim.write(fleet, progress=True)
+        sim.write(fleet, progress=True)
+        n = fleet.query("select (select count(*) from readings) as r, "
+                        "(select count(*) from devices) as d, "
+                        "(select count(*) from gateways) as g")[0]
         print(f"tsfleet demo: {path}")
-        print(f"  stored {counts['readings']:,} readings from {counts['devices']} devices and "
-              f"{counts['gateways']} gateways in {time.perf_counter() - t0:.1f} s")
+        print(f"  stored {plural(n['r'], 'reading')} from {plural(n['d'], 'device')} and "
+              f"{plural(n['g'], 'gateway')} in {time.perf_counter() - t0:.0f} s")
         q = fleet.query("select sum(n_duplicates) as d, sum(n_quarantined) as q "
                         "from ingest_batches")[0]
-        print(f"  absorbed {q['d'] or 0:,} duplicate readings; quarantined {q['q'] or 0:,} rows")
-        failed = []
-        for name in DOMAINS:
-            if not importlib.util.find_spec(f"tsfleet.{name}"):
-                continue
+        print(f"  absorbed {plural(q['d'] or 0, 'duplicate reading')}; "
+              f"quarantined {plural(q['q'] or 0, 'row')}")
+        from tsfleet.domain import DOMAINS  # the registry, in run order
+
+        for name in (d.name for d in DOMAINS):
             progress(f"analysing {name} ...")
             run = fleet.analyze(only=name, force=True)[0]   # recorded in analysis_runs
             if run.status != "ok":
@@ -151,49 +187,141 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 continue
             for line in getattr(fleet, name).summary():
                 print(f"  {name}: {line}")
-    print(f"  explore: tsfleet --db {path} sql \"select * from fleet_overview\"")
+        if "alerts" not in failed:
+            print(f"  {_plan_line(fleet)}")
+    print(f"  explore: tsfleet --db {path} workorders")
+    print(f"           tsfleet --db {path} sql \"select * from fleet_overview\"")
     if failed:
         raise TsfleetError(f"analysis failed: {', '.join(failed)} (see the freshness view)")
     return 0
 
 
+def _plan_line(fleet) -> str:
+    """The one maintenance plan in a line: its instant, visits, items, overdue items."""
+    from tsfleet.clock import AsOf, as_of
+
+    n = fleet.query("select min(o.computed_at) as at, count(distinct o.workorder_id) as v, "
+                    "count(i.item_id) as n, count(*) filter (where i.due_at < o.computed_at) "
+                    "as late from work_orders o left join work_order_items i "
+                    "using (workorder_id)")[0]
+    when = as_of(fleet.con)
+    when = when if n["at"] in (None, when.at) else AsOf(n["at"], "as planned")
+    return (f"plan {when}: {plural(n['v'], 'site visit')}, "
+            f"{plural(n['n'], 'item')}, {n['late']:,} overdue")
+
+
+def ingest_paths(specs: Sequence[str]) -> list[Path]:
+    """Files named by ``specs``: files as given, directories searched recursively for
+    ingestible files, globs expanded (``**`` included). A name matching nothing is an error."""
+    out: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file()
+                           and f.name.lower().endswith(INGEST_SUFFIXES))
+            if not found:
+                raise IngestError(f"no {'/'.join(INGEST_SUFFIXES)} files under {spec}")
+            out += found
+        elif p.exists() or not glob.has_magic(spec):
+            out.append(p)  # a missing plain name is reported by the ingest itself
+        else:
+            found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+            if not found:
+                raise IngestError(f"no files match {spec}")
+            out += found
+    return out
+
+
+def ingest_line(report) -> str:
+    """An ingest report in one line, with plurals right."""
+    reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(report.quarantined_by_reason.items()))
+    return (f"{report.kind} from {report.source}: {plural(report.n_rows, 'row')}, "
+            f"{report.n_accepted:,} accepted, {plural(report.n_duplicates, 'duplicate')}, "
+            f"{report.n_quarantined:,} quarantined" + (f" ({reasons})" if reasons else ""))
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    with open_fleet(args) as fleet:
-        for f in args.files:
-            report = fleet.ingest(args.kind, f, unknown_devices=args.unknown_devices)
-            print(report)
+    from tsfleet.errors import InvalidParameter
+    from tsfleet.ingest import IngestReport
+
+    if not args.retry_quarantine and not (args.kind and args.files):
+        raise InvalidParameter("tsfleet ingest needs a kind and at least one file, "
+                               "or --retry-quarantine")
+    files = ingest_paths(args.files) if args.files else []
+    total = IngestReport(args.kind or "readings", str(files[0]) if len(files) == 1 else
+                         plural(len(files), "file"))
+    t0 = last = time.perf_counter()
+    with open_fleet(args, create=True) as fleet:
+        for k, f in enumerate(files, 1):
+            report = fleet.ingest(args.kind, str(f), unknown_devices=args.unknown_devices)
+            total.add(report)
+            if args.verbose:
+                print(ingest_line(report))
+            if args.kind == "metrics":      # declared: what waited in quarantine came in
+                print(fleet.metrics.last_retry)
+            now = time.perf_counter()
+            if now - t0 > PROGRESS_AFTER_S and now - last > 1.0 and k < len(files):
+                last = now
+                status_line(f"ingest: {k:,}/{len(files):,} files, "
+                            f"{plural(total.n_rows, 'row')}, {total.n_accepted:,} accepted")
+        if last != t0 and sys.stderr.isatty():
+            print(file=sys.stderr)
+        if args.retry_quarantine:
+            print(fleet.metrics.retry_quarantine())
+    if not files:
+        return 0
+    if len(files) > 1 or not args.verbose:
+        print(ingest_line(total))
+    if not (total.n_accepted or total.n_duplicates):
+        what = (f"{plural(total.n_rows, 'row')} read, all quarantined (see the quarantine "
+                "table)" if total.n_rows else "the input holds no rows")
+        raise IngestError(f"nothing was accepted as {args.kind}: {what}")
     return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    with open_fleet(args, read_only=Path(db_path(args)).exists()) as fleet:
+    import duckdb
+
+    with open_fleet(args, read_only=True) as fleet:
         try:
-            rows = fleet.query(args.query)
+            rel = fleet.con.sql(args.query)
+            if rel is None:  # a statement without rows
+                return 0
+            stream_rows(rel.to_arrow_reader(10_000), rel.columns, args.format,
+                        wide=args.wide)
         except duckdb.Error as exc:
             raise TsfleetError(f"SQL error: {str(exc).splitlines()[0]}") from exc
-        print(format_rows(rows, args.format))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    if not Path(db_path(args)).exists():
-        raise TsfleetError(f"no store at {db_path(args)}")
     with open_fleet(args, read_only=True) as fleet:
         info = fleet.info()
     print(f"store               {info['path']}")
     print(f"schema version      {info['schema_version']}")
-    print(f"readings from       {_cell(info['readings_from'])}")
-    print(f"readings to         {_cell(info['readings_to'])}")
+    print(f"readings from       {cell(info['readings_from'])}")
+    print(f"readings to         {cell(info['readings_to'])}")
     for table, n in info["rows"].items():
         print(f"{table:<20}{n:,}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "files", None) is not None and not any(
+            e.startswith("-") for e in extra):
+        args.files += extra  # ingest KIND PATH -v PATH...: paths after an option
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    import duckdb
+
     try:
         return args.func(args)
+    except BrokenPipeError:
+        quiet_broken_pipe()
+        return 0
     except TsfleetError as exc:
         print(f"tsfleet: error: {exc}", file=sys.stderr)
         return 2

@@ -13,16 +13,15 @@ import duckdb
 
 from tsfleet import store
 from tsfleet.errors import ReadOnlyStore, StoreError, UnknownKind
-from tsfleet.ingest import DEFAULT_CHUNK_ROWS, IngestReport, chunks, describe, ingest_chunk
-from tsfleet.ingest.pipeline import UnknownDevicePolicy
-from tsfleet.models import KINDS
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # ingest and the pydantic models load on first use (a fast CLI start)
     from tsfleet.alerts import Alerts
     from tsfleet.calibration import Calibration
     from tsfleet.domain import RunResult
     from tsfleet.environment import Environment
     from tsfleet.firmware import Firmware
+    from tsfleet.ingest import IngestReport
+    from tsfleet.ingest.pipeline import UnknownDevicePolicy
     from tsfleet.network import Network
     from tsfleet.power import Power
 
@@ -31,7 +30,7 @@ DEFAULT_DB = "fleet.duckdb"
 #: Ingest kinds a domain evaluates as soon as they land: kind -> domain attribute
 #: whose ``on_ingest(report)`` is called after the rows are committed.
 INGEST_HOOKS = {"firmware_reports": "firmware", "firmware_releases": "firmware",
-                "update_events": "firmware"}
+                "update_events": "firmware", "metrics": "metrics"}
 
 
 def default_db_path() -> str:
@@ -109,7 +108,7 @@ class Fleet:
         kind: str,
         source: Any,
         *,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        chunk_rows: int | None = None,
         unknown_devices: UnknownDevicePolicy | None = None,
         label: str | None = None,
     ) -> IngestReport:
@@ -123,13 +122,16 @@ class Fleet:
         Kinds that a domain watches are handed to it right after they land (firmware
         reports are checked for unauthorized changes at ingest time).
         """
+        from tsfleet.ingest import DEFAULT_CHUNK_ROWS, IngestReport, chunks, describe, ingest_chunk
+        from tsfleet.models import KINDS
+
         if kind not in KINDS:
             raise UnknownKind(f"unknown ingest kind {kind!r}; expected one of {', '.join(KINDS)}")
         self.require_writable()
         label = label or describe(source)
         report = IngestReport(kind, label)
         policy = unknown_devices or self.unknown_devices
-        for chunk in chunks(source, chunk_rows):
+        for chunk in chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS):
             report.add(
                 ingest_chunk(
                     self.con,
@@ -209,6 +211,8 @@ class Fleet:
 
     def info(self) -> dict[str, Any]:
         """Row counts of the core tables, schema version and the readings time range."""
+        from tsfleet.models import KINDS
+
         counts = {}
         for model in KINDS.values():
             table = model.spec.table
@@ -254,6 +258,13 @@ class Fleet:
         from tsfleet.service.card import device_card
 
         return device_card(self, device_id)
+
+    @cached_property
+    def metrics(self):
+        """Declared metrics: declare one, re-ingest readings quarantined as unknown_metric."""
+        from tsfleet.metrics import Metrics
+
+        return Metrics(self)
 
     # -- domains -------------------------------------------------------------------
     # One property per registered domain (tsfleet.domain.DOMAINS), typed for readers.

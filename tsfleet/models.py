@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,38 @@ class Device(IngestModel):
     hardware_rev: str | None = Field(None, description="Hardware revision.", examples=["B"])
     site: str = Field(min_length=1, description="Plant or site.", examples=["plant-north"])
     zone: str = Field(min_length=1, description="Zone within the site.", examples=["boiler-room"])
-    battery_chemistry: Literal["li_socl2", "alkaline", "li_ion", "lifepo4", "mains"] | None = Field(
+    # -- battery (issue #16: any chemistry; cell curve and cells as data) --
+    battery_chemistry: str | None = Field(
         None,
-        description="Battery chemistry; decides the voltage discharge curve.",
-        examples=["li_socl2"],
+        min_length=1,
+        json_schema_extra={"x-lowercase": True},
+        description="Battery chemistry, or mains (stored in lower case). Built in: li_socl2, "
+        "li_mno2, alkaline, nimh, li_ion, lifepo4 (see battery_chemistries); any other is "
+        "accepted, and a voltage-only device then needs its curve (kind battery_curves).",
+        examples=["li_socl2", "li_mno2"],
     )
+    battery_cells: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Cells in series; a reported voltage is divided by it before the cell "
+        "curve is read (default: the chemistry's cells, else 1).",
+        examples=[2],
+    )
+    battery_curve: str | None = Field(
+        None,
+        min_length=1,
+        json_schema_extra={"x-lowercase": True},
+        description="Cell curve (battery_curves.curve_id, lower case) the voltage is read through "
+        "(default: the battery_chemistry).",
+        examples=["acme_er14505"],
+    )
+    # -- end battery --
+
+    @field_validator("battery_chemistry", "battery_curve", mode="after")
+    @classmethod
+    def _lower_battery_names(cls, v: str | None) -> str | None:
+        return v.lower() if isinstance(v, str) else v
     battery_capacity_mah: float | None = Field(
         None, gt=0, le=1e6, description="Nominal capacity, mAh.", examples=[19000.0]
     )
@@ -338,6 +365,79 @@ class DeviceEvent(IngestModel):
     detail: str | None = Field(None, description="Free text.", examples=["watchdog reset"])
 
 
+class BatteryCurvePoint(IngestModel):
+    """One point of a battery cell curve: the open-circuit voltage at a state of charge.
+
+    A device reads its voltage through the curve named by its ``battery_curve`` (or its
+    ``battery_chemistry``), divided by its cells in series; a user's points replace the
+    built-in ones of the same curve, level and temperature.
+    """
+
+    spec: ClassVar[KindSpec] = KindSpec(
+        "battery_curves", ("curve_id", "temperature_c", "level_pct"), "upsert"
+    )
+    curve_id: str = Field(
+        min_length=1, json_schema_extra={"x-lowercase": True},
+        description="Curve name (a chemistry or a vendor cell; stored in lower case).",
+        examples=["acme_er14505"],
+    )
+    level_pct: float = Field(
+        ge=0, le=100, allow_inf_nan=False, description="State of charge, %.", examples=[50.0]
+    )
+    voltage_v: float = Field(
+        gt=0, le=100, allow_inf_nan=False,
+        description="Open-circuit voltage of `cells` cells in series at that level, V.",
+        examples=[3.58],
+    )
+    cells: int = Field(
+        1, ge=1, le=64, description="Cells in series the voltage is measured over.", examples=[1]
+    )
+    @field_validator("curve_id", mode="after")
+    @classmethod
+    def _lower_curve_id(cls, v: str) -> str:
+        return v.lower()
+
+    temperature_c: float = Field(
+        20.0, ge=-60, le=100, allow_inf_nan=False,
+        description="Temperature of the points, C; the conversion uses each curve's points at "
+        "the temperature nearest 20 C.",
+        examples=[20.0],
+    )
+
+
+# -- declared metrics (issue 17) ---------------------------------------------------
+class MetricDeclaration(IngestModel):
+    """A metric a user declares: its name, unit, physical range and drift tolerance.
+
+    Readings of a metric that is neither in ``metric_catalog`` nor an alias are
+    quarantined (``unknown_metric``); declaring the metric adds it to the
+    catalog and re-ingests them (see docs/calibration.md, "Declaring metrics").
+    """
+
+    spec: ClassVar[KindSpec] = KindSpec("metric_declarations", ("metric",), "upsert")
+    metric: str = Field(
+        min_length=1,
+        description="Canonical metric name ending in its unit (stored in lower case, as "
+        "readings' metric names are matched).",
+        examples=["flow_lpm"])
+    unit: str = Field(min_length=1, description="Unit symbol.", examples=["l/min"])
+    min_value: float = Field(
+        allow_inf_nan=False, description="Lowest physically possible value, in the unit.",
+        examples=[0.0])
+    max_value: float = Field(
+        allow_inf_nan=False, description="Highest physically possible value, in the unit "
+        "(must exceed min_value).", examples=[500.0])
+    quantity: str | None = Field(None, description="What it measures.", examples=["flow"])
+    description: str | None = Field(None, description="Free text.",
+                                    examples=["Volumetric flow, litres per minute."])
+    drift_tolerance_pct: float | None = Field(
+        None, gt=0, le=100, description="Recalibration tolerance of its sensors, % of scale "
+        "(default 2; a device type's tolerance wins).", examples=[2.0])
+    min_scale: float | None = Field(
+        None, gt=0, description="Smallest scale drift percentages refer to, in the unit "
+        "(default: the zone's mean absolute reading).", examples=[50.0])
+
+
 #: Every ingest kind by name.
 KINDS: dict[str, type[IngestModel]] = {
     "readings": Reading,
@@ -350,4 +450,8 @@ KINDS: dict[str, type[IngestModel]] = {
     "connections": Connection,
     "gateway_stats": GatewayStat,
     "device_events": DeviceEvent,
+    "battery_curves": BatteryCurvePoint,
+
+
+    "metrics": MetricDeclaration,
 }

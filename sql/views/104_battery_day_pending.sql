@@ -1,8 +1,8 @@
 -- internal: a step of tsfleet.power.daystats.refresh (reads power_refresh_rows)
 -- Daily battery sums of the rows in power_refresh_rows, as the next refresh
 -- folds them into battery_day_stats: battery_pct as reported, or battery_voltage_v
--- through the chemistry's open-circuit curve (battery_curve_points) for devices
--- that report only a voltage; sums weighted by readings, in total and for the
+-- divided by the device's cells in series, through its cell curve (battery_curves,
+-- see battery_readings) for devices that report only a voltage; sums weighted by readings, in total and for the
 -- hours before (am) and after (pm) noon. Each distinct voltage is converted once
 -- (a range join over battery_curve_segments), then joined back by equality: the
 -- range join per reading was most of the time of a rebuild.
@@ -16,36 +16,42 @@ with src as not materialized (
 pct_devices as (
     select device_id from device_latest where metric = 'battery_pct'
 ),
+device_curves as (
+    -- each device's cell curve and cells in series (see battery_readings)
+    select d.device_id, coalesce(d.battery_curve, d.battery_chemistry) as curve_id,
+           coalesce(d.battery_cells, c.cells, 1) as cells
+    from devices d
+    left join battery_chemistries c on c.chemistry = d.battery_chemistry
+),
 volts as not materialized (
-    select s.device_id, s.observed_at, s.value as voltage_v, s.weight,
-           d.battery_chemistry as chemistry
+    select s.device_id, s.observed_at, s.value as voltage_v, s.weight, c.curve_id, c.cells
     from src s
-    join devices d using (device_id)
+    join device_curves c using (device_id)
     anti join pct_devices p using (device_id)
     where s.metric = 'battery_voltage_v'
 ),
 voltage_values as (
-    -- each distinct voltage of each chemistry (a superset of the converted ones)
-    select distinct d.battery_chemistry as chemistry, s.value as voltage_v
+    -- each distinct voltage of each curve and cell count (a superset of the converted ones)
+    select distinct c.curve_id, c.cells, s.value as voltage_v
     from src s
-    join devices d using (device_id)
+    join device_curves c using (device_id)
     where s.metric = 'battery_voltage_v'
 ),
 curve as (
-    select v.chemistry, v.voltage_v,
-           greatest(0.0, least(100.0, s.l_lo + (v.voltage_v - s.v_lo) * s.pct_per_v))
+    select v.curve_id, v.cells, v.voltage_v,
+           greatest(0.0, least(100.0, s.l_lo + (v.voltage_v / v.cells - s.v_lo) * s.pct_per_v))
                as level_pct
     from voltage_values v
     join battery_curve_segments s
-      on s.chemistry = v.chemistry
-     and v.voltage_v >= s.v_from and v.voltage_v < s.v_to
+      on s.curve_id = v.curve_id
+     and v.voltage_v / v.cells >= s.v_from and v.voltage_v / v.cells < s.v_to
 ),
 levels as (
     select device_id, observed_at, value as level_pct, weight
     from src where metric = 'battery_pct'
     union all
     select v.device_id, v.observed_at, c.level_pct, v.weight
-    from volts v join curve c using (chemistry, voltage_v)
+    from volts v join curve c using (curve_id, cells, voltage_v)
 ),
 sums as (
     select device_id, observed_at::date as day,

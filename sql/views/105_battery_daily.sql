@@ -10,7 +10,8 @@
 -- half-days), n_readings,
 -- mean_observed_at (UTC), last_observed_at (UTC), is_reset_day, next_day (date of the
 -- device's next row), is_reset_day_unconfirmed (the same test without the next day's
--- confirmation: what a forecast made before next_day can know; the backtest uses it)
+-- confirmation: what a forecast made before next_day can know; the backtest uses it),
+-- has_replacement (a battery_replaced event that day)
 create or replace view battery_daily as
 with by_day as (
     -- the daily sums, maintained incrementally (tsfleet.power.daystats)
@@ -48,7 +49,8 @@ final as (
            has_replacement
            or coalesce(last_level_pct - first_level_pct > 8, false)
            or coalesce(level_pct - prev_level_pct > 5, false)
-           as is_reset_day_unconfirmed
+           as is_reset_day_unconfirmed,
+           has_replacement
     from neighbours
 )
 select * from final

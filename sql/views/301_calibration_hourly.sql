@@ -4,7 +4,10 @@
 -- readings where kept, the hourly rollup where retention aged them out.
 -- grain: one row per sensor and UTC hour with a reading of its primary metric
 -- columns: hour_at (UTC hour start), value (mean of the hour, metric unit),
---          n_readings, zone_hour_key (hash of zone, metric and hour: the peer group)
+--          n_readings, zone_hour_key (hash of zone, metric and hour: the peer group),
+--          is_trusted (a reference whose last check did not fail and that detect() did
+--          not doubt (calibration_peer_exclusions), or within the validity of a passed calibration check:
+--          the zone's anchor that hour)
 create or replace view calibration_hourly as
 with history as (
     select device_id, metric, hour_at, value_mean, n_readings from readings_hourly
@@ -28,12 +31,16 @@ final as (
         s.site,
         s.zone,
         s.is_reference,
+        coalesce((s.is_anchor and x.device_id is null) or (h.hour_at > s.trusted_from_at
+                                    and h.hour_at <= s.trusted_until_at), false) as is_trusted,
         h.hour_at,
         h.value,
         h.n_readings,
         hash(s.zone, s.metric, h.hour_at) as zone_hour_key
     from by_hour h
     join calibration_sensors s on s.device_id = h.device_id
+    left join calibration_peer_exclusions x
+        on x.device_id = h.device_id and x.verdict = 'doubted_reference'
 )
 
 select * from final

@@ -1,8 +1,11 @@
 -- What each sensor should read, hour by hour, from the best source: a
--- reference instrument in its zone measuring the same metric, else the median
--- of its co-located peers (at least 3 others; the sensor never votes for
--- itself; sensors in calibration_peer_exclusions do not vote at all), else
--- nothing ("no expectation"). The shared zone signal cancels in value - expected.
+-- trusted anchor in its zone measuring the same metric (a reference
+-- instrument, or a sensor within the validity of a passed calibration check:
+-- the mean of the anchors; an anchor itself is judged only against the other
+-- anchors, never against its peers), else the median of its co-located peers
+-- (at least 1 other; the sensor never votes for itself; sensors in
+-- calibration_peer_exclusions do not vote at all), else nothing ("no
+-- expectation"). The shared zone signal cancels in value - expected.
 -- grain: one row per sensor and UTC hour with a reading
 -- columns: value, expected, reference_value, peer_median (metric unit);
 --          n_peers (other sensors of the zone and metric that hour);
@@ -36,8 +39,8 @@ order_stats as (
         max(value) filter (where not is_excluded and rk = n_class // 2) as v1,
         max(value) filter (where not is_excluded and rk = n_class // 2 + 1) as v2,
         max(value) filter (where not is_excluded and rk = n_class // 2 + 2) as v3,
-        count(*) filter (where is_reference) as n_ref,
-        coalesce(sum(value) filter (where is_reference), 0) as sum_ref
+        count(*) filter (where is_trusted) as n_ref,
+        coalesce(sum(value) filter (where is_trusted), 0) as sum_ref
     from ranked
     group by zone_hour_key
 ),
@@ -56,8 +59,8 @@ peers as (
                   + (case when o.n_ok // 2 + 1 < r.rk then o.v2 else o.v3 end)) / 2
         end as peer_median,
         case
-            when r.is_reference and o.n_ref > 1 then (o.sum_ref - r.value) / (o.n_ref - 1)
-            when not r.is_reference and o.n_ref > 0 then o.sum_ref / o.n_ref
+            when r.is_trusted and o.n_ref > 1 then (o.sum_ref - r.value) / (o.n_ref - 1)
+            when not r.is_trusted and o.n_ref > 0 then o.sum_ref / o.n_ref
         end as reference_value
     from ranked r
     join order_stats o on o.zone_hour_key = r.zone_hour_key
@@ -76,13 +79,14 @@ final as (
         n_peers,
         peer_median,
         reference_value,
+        is_trusted,
         case
             when reference_value is not null then reference_value
-            when n_peers >= 3 then peer_median
+            when not is_trusted and n_peers >= 1 then peer_median
         end as expected,
         case
             when reference_value is not null then 'reference'
-            when n_peers >= 3 then 'peers'
+            when not is_trusted and n_peers >= 1 then 'peers'
         end as expected_source
     from peers
 )

@@ -1,11 +1,15 @@
 -- Open calibration problems for the alert rules, from the result tables of
--- fleet.calibration.detect(): drifting sensors, sensors that need (or will
--- need) recalibration with the date their drift crosses tolerance, sensor
--- faults, and sensors nothing can be compared with.
+-- fleet.calibration.detect(): drifting sensors (level 'watch': the drift
+-- reached the watch level, default 1% of scale), sensors that need (or will
+-- need) recalibration (level 'recalibrate': the tolerance, default 2%) with
+-- the date their drift crosses tolerance, sensor faults, zones whose drift
+-- cannot be told from a shared change, and sensors nothing can be compared
+-- with (with the true reason).
 -- grain: one row per open problem (sensor and finding code)
 -- columns: the findings contract: domain, finding, subject_kind, subject_id,
 --          site, zone, severity, value (% of scale; fault: see sensor_faults),
---          summary, action, due_at (UTC), observed_at (UTC)
+--          summary, action, due_at (UTC), observed_at (UTC); then level
+--          ('watch' | 'recalibrate' | null)
 create or replace view calibration_findings as
 with drift as (
     select * from sensor_drift
@@ -24,10 +28,10 @@ needs as (
                     else format(' at {:+.3f}% per day', drift_rate_pct_per_day) end) as summary,
         'recalibrate' as action,
         coalesce(crosses_tolerance_at, as_of) as due_at,
-        as_of as observed_at
+        as_of as observed_at,
+        level
     from drift
-    where verdict = 'needs_recalibration'
-        or (verdict = 'step' and abs(drift_pct) >= tolerance_pct)
+    where level = 'recalibrate'
 ),
 
 drifting as (
@@ -44,9 +48,10 @@ drifting as (
                                 crosses_tolerance_at::date) else '' end) as summary,
         null as action,
         null::timestamp as due_at,
-        as_of as observed_at
+        as_of as observed_at,
+        level
     from drift
-    where verdict = 'drifting' or (verdict = 'step' and abs(drift_pct) < tolerance_pct)
+    where level = 'watch'
 ),
 
 faults as (
@@ -58,7 +63,8 @@ faults as (
         format('{} {} is {}: {}', metric, device_id, replace(fault, '_', ' '), detail) as summary,
         'inspect_device' as action,
         as_of as due_at,
-        as_of as observed_at
+        as_of as observed_at,
+        null as level
     from sensor_faults
 ),
 
@@ -68,13 +74,28 @@ blind as (
         device_id, site, zone,
         'info' as severity,
         null::double as value,
-        format('{} {} has no reference, fewer than 3 peers and no calibration check: '
-               || 'its drift cannot be measured', metric, device_id) as summary,
+        format('{} {}: its drift cannot be measured: {}', metric, device_id, reason) as summary,
         null as action,
         null::timestamp as due_at,
-        as_of as observed_at
+        as_of as observed_at,
+        null as level
     from drift
     where verdict = 'no_expectation'
+),
+
+ambiguous as (
+    select
+        'zone_ambiguous' as finding,
+        device_id, site, zone,
+        'info' as severity,
+        drift_pct as value,
+        format('{} {} {}', metric, device_id, reason) as summary,
+        null as action,
+        null::timestamp as due_at,
+        as_of as observed_at,
+        null as level
+    from drift
+    where verdict = 'zone_ambiguous'
 ),
 
 unioned as (
@@ -82,6 +103,7 @@ unioned as (
     union all select * from drifting
     union all select * from faults
     union all select * from blind
+    union all select * from ambiguous
 ),
 
 final as (
@@ -97,7 +119,8 @@ final as (
         summary,
         action,
         due_at::timestamp as due_at,
-        observed_at::timestamp as observed_at
+        observed_at::timestamp as observed_at,
+        level::varchar as level
     from unioned
 )
 

@@ -44,7 +44,7 @@ def test_evaluate_list_ack_silence_history(tmp_path, capsys, endpoint):
     assert code == 0 and "acknowledged" in out
     code, out, _ = run(capsys, "--db", db, "alerts", "silence", "site=plant-b",
                        "--duration", "1h", "--comment", "visit")
-    assert code == 0 and ": 1 alerts muted for 1h" in out
+    assert code == 0 and ": 1 alert muted for 1h" in out
     code, out, _ = run(capsys, "--db", db, "alerts", "list", "--state", "acknowledged")
     assert "th-1" in out and "th-2" not in out
     code, out, _ = run(capsys, "--db", db, "alerts", "list", "--all", "--format", "csv")
@@ -57,7 +57,7 @@ def test_evaluate_list_ack_silence_history(tmp_path, capsys, endpoint):
 
 def test_workorders_json_csv_and_send(tmp_path, capsys, endpoint):
     db = store(tmp_path)
-    code, out, _ = run(capsys, "--db", db, "workorders")
+    code, out, _ = run(capsys, "--db", db, "workorders", "--format", "json")
     orders = json.loads(out)
     assert [(o["site"], o["n_items"]) for o in orders] == [("plant-a", 1), ("plant-b", 1)]
     assert orders[0]["items"][0]["action"] == "replace_battery"

@@ -16,16 +16,18 @@ def test_findings_view_follows_the_contract(cal_fleet):
     cols = [r["column_name"] for r in cal_fleet.query(
         "select column_name from information_schema.columns "
         "where table_name = 'calibration_findings' order by ordinal_position")]
-    assert cols == CONTRACT
+    assert cols == CONTRACT + ["level"]
     rows = cal_fleet.query("select * from calibration_findings")
     kinds = {r["finding"] for r in rows}
     assert {"needs_recalibration", "sensor_fault"} <= kinds
     drift = {r["device_id"]: r for r in cal_fleet.query("select * from sensor_drift")}
     for r in rows:
         if r["finding"] == "needs_recalibration":
-            assert r["action"] == "recalibrate"
+            assert r["action"] == "recalibrate" and r["level"] == "recalibrate"
             d = drift[r["subject_id"]]
             assert r["due_at"] == (d["crosses_tolerance_at"] or d["as_of"])
+        if r["finding"] == "sensor_drifting":
+            assert r["level"] == "watch" and r["action"] is None
         if r["finding"] == "sensor_fault":
             assert r["action"] == "inspect_device" and r["severity"] in ("warning", "critical")
 
@@ -123,10 +125,11 @@ def test_cli(cal_fleet, capsys, monkeypatch):
     path = cal_fleet.path
     assert main(["calibration", "schedule", "--db", path, "--format", "csv"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("visit_id,site,visit_at,device_id")
+    # The recalibration schedule is the calibration view of the one maintenance plan.
+    assert out.startswith("as_of,workorder_id,site,visit_no,visit_due_at")
     # Read-only commands open the file read-only; in this process the store is
     # already open for writing, so let them share that configuration.
-    from tsfleet import cli
+    from tsfleet.calibration import cli
 
     monkeypatch.setattr(cli, "open_fleet", lambda args, read_only=False: Fleet(path))
     for args in (["drift", "--verdict", "step"], ["faults"], ["stability"], ["detect"]):

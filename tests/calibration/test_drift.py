@@ -10,7 +10,15 @@ FLAGGED = ("drifting", "needs_recalibration", "step")
 def test_sensors_whose_drift_reached_2pct_are_flagged(cal_fleet, verdicts):
     rows = verdicts(cal_fleet, "t.drift_reaches_2pct_at is not null")
     assert len(rows) >= 8
-    missed = [r["device_id"] for r in rows if r["verdict"] not in FLAGGED]
+    # Zones without a reference where most sensors drift cannot be told from a
+    # shared change: there the drift is reported, as zone_ambiguous.
+    blind = {r["device_id"] for r in cal_fleet.query(
+        "select t.device_id from sim.sensor_truth t join sim.sensor_truth p "
+        "on p.zone = t.zone and p.metric = t.metric group by t.device_id "
+        "having not bool_or(p.is_reference) "
+        "and 2 * count(*) filter (where p.fault_type = 'clean') < count(*)")}
+    missed = [r["device_id"] for r in rows if r["verdict"] not in FLAGGED
+              and not (r["device_id"] in blind and r["verdict"] == "zone_ambiguous")]
     assert len(missed) <= 0.05 * len(rows), missed
     # Where a sound expectation exists (a reference, or a consensus of clean
     # peers), the estimate is the drift the simulator injected.

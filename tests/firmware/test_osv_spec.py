@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tsfleet import Fleet
 from tsfleet.cli import main
 from tsfleet.firmware.osv import Range, parse_record, range_affects
 from tsfleet.firmware.versions import SCHEMES
@@ -220,6 +221,7 @@ def test_cli_osv_map_and_feed(tmp_path, capsys):
     db = str(tmp_path / "f.duckdb")
     feed = tmp_path / "feed.json"
     feed.write_text(json.dumps({"vulns": [GIT_AND_SEMVER]}))
+    Fleet(db).close()  # commands other than ingest, demo and serve never create a store
     assert main(["--db", db, "firmware", "osv-map", "th200-fw", "Acme", "TH-200",
                  "--feed", "vendor"]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from tsfleet import Fleet
-from tsfleet.cli import format_rows, main
+from tsfleet.cli import main
+from tsfleet.cliutil import format_rows
 
 
 def run(capsys, *argv):
@@ -79,4 +80,4 @@ def test_console_script_runs_as_a_module(tmp_path):
 def test_format_rows_handles_empty_and_types():
     assert format_rows([], "table") == "(no rows)"
     assert format_rows([], "csv") == ""
-    assert format_rows([{"a": None, "b": 1.23456789}], "csv") == "a,b\n,1.23457"
+    assert format_rows([{"a": None, "b": 1.23456789}], "csv") == "a,b\n,1.23456789"

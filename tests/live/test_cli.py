@@ -7,7 +7,8 @@ from tsfleet.cli import main
 
 def test_serve_needs_a_transport(capsys, tmp_path):
     assert main(["serve", "--db", str(tmp_path / "x.duckdb")]) == 2
-    assert "give --mqtt HOST:PORT, --coap HOST:PORT or both" in capsys.readouterr().err
+    assert "give --mqtt HOST:PORT, --coap HOST:PORT, --coaps HOST:PORT or several" in \
+        capsys.readouterr().err
 
 
 def test_serve_refuses_a_wrong_profile_folder_before_binding(capsys, tmp_path):

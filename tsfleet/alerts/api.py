@@ -22,6 +22,7 @@ from tsfleet.alerts import tickets, webhook, workorders
 from tsfleet.alerts.http import DEFAULT_POLICY, RetryPolicy
 from tsfleet.alerts.ruleset import RulePack, load_rules, parse_duration
 from tsfleet.alerts.silences import parse_matcher
+from tsfleet.clock import as_of
 from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
@@ -171,7 +172,11 @@ class Alerts:
         if not parsed:
             raise InvalidParameter("a silence needs at least one matcher, e.g. site=plant-a")
         start = starts_at or now_utc()
-        end = ends_at or start + timedelta(seconds=_duration(duration))
+        try:
+            end = ends_at or start + timedelta(seconds=_duration(duration))
+        except OverflowError:
+            raise InvalidParameter(f"a silence of {duration} would end after the year 9999; "
+                                   "give a shorter duration") from None
         if end <= start:
             raise InvalidParameter(f"a silence must end after it starts; got {start} .. {end}")
         silence_id = "sil-" + uuid.uuid4().hex[:12]
@@ -218,6 +223,17 @@ class Alerts:
                                           group_by=tuple(group_by), max_alerts=max_alerts,
                                           policy=policy, at=at or now_utc(), sleep=sleep)
 
+    def push_alertmanager(self, url: str, *, at: datetime | None = None,
+                          resend_s: float = 60.0, valid_s: float = 300.0,
+                          generator: str = "http://tsfleet.invalid/alerts",
+                          policy: RetryPolicy | None = None):
+        """Push firing alerts (re-sent every ``resend_s``) and resolutions to Alertmanager's
+        v2 API at ``url``; see :mod:`tsfleet.alerts.alertmanager`."""
+        from tsfleet.alerts.alertmanager import push_alerts
+
+        return push_alerts(self.con, url, at=at or now_utc(), resend_s=resend_s,
+                           valid_s=valid_s, generator=generator, policy=policy)
+
     def notifications(self) -> list[dict]:
         """The outbox: every notice owed and its delivery state."""
         return self.fleet.query("select * from notifications order by created_at, "
@@ -226,16 +242,21 @@ class Alerts:
     def plan_work_orders(self, *, horizon_days: float = 30.0, at: datetime | None = None,
                          offline_k: float = 3.0) -> list[dict]:
         """Merge open findings with an action into one work order per site visit; returns
-        the orders, each with its items. ``at`` is the planning time (default now) and,
-        when given, the clock of the offline check."""
+        the orders, each with its items. ``at`` is the planning instant and, when given,
+        the clock of the offline check; by default it is now for a live store and the end
+        of the data for a historical one (:func:`tsfleet.clock.as_of`). Overdue items join
+        the next visit of their site; no visit is due before ``at``."""
+        when = as_of(self.con, at).at
         with self._clock(at, offline_k):
-            workorders.plan(self.con, at or now_utc(), horizon_days)
+            workorders.plan(self.con, when, horizon_days)
         return workorders.work_orders(self.con)
 
-    def work_orders(self, site: str | None = None, *, flat: bool = False) -> list[dict]:
-        """The planned work orders (nested items), or one flat row per item."""
-        if flat:
-            return workorders.work_order_rows(self.con, site)
+    def work_orders(self, site: str | None = None, *, flat: bool = False,
+                    domain: str | None = None) -> list[dict]:
+        """The planned work orders (nested items), or one flat row per item (of
+        ``domain`` only, if given: the power or calibration view of the one plan)."""
+        if flat or domain:
+            return workorders.work_order_rows(self.con, site, domain)
         return workorders.work_orders(self.con, site)
 
     def export_tickets(self, url: str, *, policy: RetryPolicy = DEFAULT_POLICY,

@@ -1,9 +1,14 @@
 """Work orders: open findings that need a person, merged into one order per site visit.
 
-Items are the rows of every ``*_findings`` view with an ``action``. Per site, the most
-urgent item opens a visit, and every item due within ``horizon_days`` of it joins that
-visit, so a technician goes once and does everything there; items due later open the
-next visit. The visit is due when its most urgent item is.
+This is the one maintenance planner (STYLE 17): battery replacements, recalibrations,
+firmware and gateway work of a site land in one schedule, computed as of one instant
+(``at``, see :mod:`tsfleet.clock`). Items are the rows of every ``*_findings`` view with
+an ``action``. Per site, the most urgent item opens a visit, and every item due within
+``horizon_days`` of it joins that visit, so a technician goes once and does everything
+there; items due later open the next visit. The visit is due when its most urgent item
+is, and never before ``at``: an overdue item is shown as overdue (its own ``due_at``
+stays) and folded into the next visit of its site. ``tsfleet power plan`` and
+``tsfleet calibration schedule`` are views of this plan.
 """
 
 from __future__ import annotations
@@ -45,17 +50,19 @@ def plan(con: duckdb.DuckDBPyConnection, at: datetime, horizon_days: float = 30.
                     params={"at": at}).to_arrow_table()
     params = {"horizon_days": horizon_days, "views": views, **(params or {})}
     previous = dict(con.execute("select item_id, workorder_id from work_order_items").fetchall())
-    orders, order_of = _visits(items, timedelta(days=horizon_days), previous)
+    orders, order_of = _visits(items, timedelta(days=horizon_days), previous, at)
     write_result(con, "work_order_items", items.append_column(
         "workorder_id", pa.array(order_of, pa.string())), params=params, computed_at=at)
     write_result(con, "work_orders", orders, params=params, computed_at=at)
     return orders.num_rows
 
 
-def _visits(items: pa.Table, horizon: timedelta,
-            previous: dict[str, str]) -> tuple[pa.Table, list[str]]:
-    """Greedy per site over items sorted by due date: a visit takes all items due within
-    ``horizon`` of its first. Sequential by nature, hence Python (items are few).
+def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
+            at: datetime) -> tuple[pa.Table, list[str]]:
+    """Greedy per site over items sorted by due date: a visit starts at its first item's
+    due date, or at ``at`` when that is past, and takes all items due within ``horizon``
+    of its start (so every overdue item of a site joins its next visit). Sequential by
+    nature, hence Python (items are few).
 
     A visit keeps the id of the previous plan's order that shared most of its items, so
     the id (the ticket's correlation key) survives items joining or leaving; a visit with
@@ -75,8 +82,9 @@ def _visits(items: pa.Table, horizon: timedelta,
         if i == 0 or site[i] != site[i - 1]:
             visit_no = 0
         visit_no += 1
+        start = max(due[i], at)
         j = i
-        while j < len(site) and site[j] == site[i] and due[j] <= due[i] + horizon:
+        while j < len(site) and site[j] == site[i] and max(due[j], at) <= start + horizon:
             j += 1
         members = range(i, j)
         before = Counter(previous[item_id[k]] for k in members if item_id[k] in previous)
@@ -92,7 +100,7 @@ def _visits(items: pa.Table, horizon: timedelta,
         out["workorder_id"].append(wo)
         out["site"].append(site[i])
         out["visit_no"].append(visit_no)
-        out["due_at"].append(due[i])
+        out["due_at"].append(start)
         out["severity"].append(min((severity[k] for k in members), key=SEVERITY_ORDER.get))
         out["n_items"].append(j - i)
         out["actions"].append(", ".join(f"{a}:{n}" for a, n in sorted(counts.items())))
@@ -107,11 +115,15 @@ def _visits(items: pa.Table, horizon: timedelta,
 def work_orders(con: duckdb.DuckDBPyConnection, site: str | None = None) -> list[dict]:
     """The planned work orders, each with its ``items`` (most urgent first)."""
     orders = _rows(con, "select workorder_id, site, visit_no, due_at, severity, n_items, "
-                        "actions, revision, computed_at from work_orders "
+                        "actions, revision, computed_at as as_of, "
+                        "(select count(*) from work_order_items i where i.workorder_id = "
+                        "o.workorder_id and i.due_at < o.computed_at) as n_overdue "
+                        "from work_orders o "
                         "where ? is null or site = ? order by due_at, site, visit_no",
                    [site, site])
     items = _rows(con, "select workorder_id, item_id, domain, finding, subject_kind, subject_id, "
-                       "zone, severity, action, due_at, value, summary from work_order_items "
+                       "zone, severity, action, due_at, due_at < computed_at as is_overdue, "
+                       "value, summary from work_order_items "
                        "order by due_at, item_id")
     by_order: dict[str, list[dict]] = {}
     for it in items:
@@ -121,15 +133,19 @@ def work_orders(con: duckdb.DuckDBPyConnection, site: str | None = None) -> list
     return orders
 
 
-def work_order_rows(con: duckdb.DuckDBPyConnection, site: str | None = None) -> list[dict]:
-    """Flat rows for CSV: one per item, with its work order's columns first."""
-    return _rows(con, "select o.workorder_id, o.site, o.visit_no, o.due_at as visit_due_at, "
-                      "o.severity as visit_severity, i.item_id, i.domain, i.finding, "
-                      "i.subject_kind, i.subject_id, i.zone, i.severity, i.action, i.due_at, "
-                      "i.value, i.summary from work_orders o join work_order_items i "
-                      "using (workorder_id) where ? is null or o.site = ? "
+def work_order_rows(con: duckdb.DuckDBPyConnection, site: str | None = None,
+                    domain: str | None = None) -> list[dict]:
+    """Flat rows for CSV: one per item (of ``domain`` if given), with its work order's
+    columns first and the plan's instant (``as_of``) on every row."""
+    return _rows(con, "select o.computed_at as as_of, o.workorder_id, o.site, o.visit_no, "
+                      "o.due_at as visit_due_at, o.severity as visit_severity, i.item_id, "
+                      "i.domain, i.finding, i.subject_kind, i.subject_id, i.zone, i.severity, "
+                      "i.action, i.due_at, i.due_at < o.computed_at as is_overdue, i.value, "
+                      "i.summary from work_orders o join work_order_items i "
+                      "using (workorder_id) where (? is null or o.site = ?) "
+                      "and (? is null or i.domain = ?) "
                       "order by o.due_at, o.site, o.visit_no, i.due_at, i.item_id",
-                 [site, site])
+                 [site, site, domain, domain])
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:

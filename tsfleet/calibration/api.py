@@ -12,10 +12,11 @@ import pandas as pd
 import pyarrow as pa
 
 from tsfleet.calibration.detect import DriftParams
-from tsfleet.calibration.engine import Engine, exclusions
+from tsfleet.calibration.engine import Engine
 from tsfleet.calibration.grid import load_grid
 from tsfleet.calibration.schedule import batch_visits
 from tsfleet.calibration.stability import FACTORS, stability_table
+from tsfleet.calibration.verdict import levels
 from tsfleet.errors import InvalidParameter, UnknownDevice
 from tsfleet.results import write_result
 
@@ -44,16 +45,22 @@ class Calibration:
 
     # -- settings and registry -----------------------------------------------------
     def set_tolerance(self, device_type: str, tolerance_pct: float,
-                      watch_pct: float | None = None) -> None:
-        """Set the recalibration tolerance (% of scale) of one device type."""
+                      watch_pct: float | None = None,
+                      check_valid_days: float | None = None) -> None:
+        """Set the recalibration tolerance (% of scale, the ``recalibrate`` level) of one
+        device type, its ``watch`` level (default half the tolerance) and how long a
+        passed calibration check makes a sensor its small zone's anchor (default 14 days)."""
         if not 0 < tolerance_pct <= 100:
             raise InvalidParameter(f"tolerance_pct must be within 0..100, got {tolerance_pct} "
                                    f"for device type {device_type}")
         if watch_pct is not None and not 0 < watch_pct <= tolerance_pct:
             raise InvalidParameter(f"watch_pct must be within 0..tolerance_pct "
                                    f"({tolerance_pct}), got {watch_pct}")
-        self.con.execute("insert or replace into calibration_tolerances values (?, ?, ?)",
-                         [device_type, tolerance_pct, watch_pct])
+        if check_valid_days is not None and not check_valid_days >= 0:
+            raise InvalidParameter(f"check_valid_days must be >= 0, got {check_valid_days}")
+        self.con.execute("insert or replace into calibration_tolerances (device_type, "
+                         "tolerance_pct, watch_pct, check_valid_days) values (?, ?, ?, ?)",
+                         [device_type, tolerance_pct, watch_pct, check_valid_days])
 
     def history(self, device_id: str) -> list[dict]:
         """The calibration records of one sensor, oldest first, with the error found."""
@@ -79,18 +86,21 @@ class Calibration:
         """Test every sensor for drift and steps; write ``sensor_drift``,
         ``sensor_faults`` and ``sensor_outliers``. Returns the sensor_drift rows written.
 
-        A full run has two passes: the first finds faulty sensors and sensors
-        whose drift estimate reaches the watch level; they are left out of
-        their peers' consensus (``calibration_peer_exclusions``), so that
-        drifting neighbours do not drag the median, and only the peer groups
-        that lost a member get new expectations before the tests run. With
-        ``devices`` only those sensors are recomputed (one pass, with the
-        stored exclusions) and merged; the fleet-wide Benjamini-Hochberg
-        control then uses the stored p-values of the other sensors.
+        A run has two passes: the first finds faulty sensors and the sensors
+        outside their zone's largest coherent set of drift estimates
+        (:mod:`tsfleet.calibration.consensus`); they are left out of their
+        peers' consensus (``calibration_peer_exclusions``), so that drifting
+        neighbours do not drag the median, and the expectations are computed
+        again without them before the tests run. A zone whose
+        consensus cannot be identified reports its drifts as
+        ``zone_ambiguous``. With ``devices`` only those sensors (and their peer
+        groups, for the expectation) are recomputed and merged; the fleet-wide
+        Benjamini-Hochberg control then uses the stored p-values of the other
+        sensors.
         """
         if not 0 < fdr < 1:
             raise InvalidParameter(f"fdr must be within 0..1, got {fdr}")
-        where, qp = _subset(devices)
+        _subset(devices)             # a single string is an error
         params = DriftParams(fdr=fdr, maxlags_h=maxlags_h)
         run = dict(fdr=fdr, maxlags_h=maxlags_h, devices=None if devices is None else len(devices))
         self.timings = {}
@@ -101,35 +111,39 @@ class Calibration:
             groups = sensors.loc[asked, ["zone", "metric"]].drop_duplicates()
             sensors = sensors.merge(groups, on=["zone", "metric"])
         grid = load_grid(self.con, sensors, subset=devices is not None)
-        sql_faults = self.fleet.frame(f"select * from calibration_fault_checks {where}", qp)
+        # faults of every sensor read (the peer groups too: a faulty peer does not vote)
+        sql_faults = self.fleet.frame("select * from calibration_fault_checks where "
+                                      "device_id in (select unnest(?))",
+                                      [grid.device_ids.tolist()])
         clock = self.fleet.query("select max(l.observed_at) as t from device_latest l join "
                                  "calibration_sensors s using (device_id, metric)")[0]["t"]
         self.timings["load_s"] = time.perf_counter() - t0
         engine = Engine(grid, sql_faults, clock, params, self.timings)
         ids = grid.device_ids
+        # first pass: everyone against one common median per group and hour
+        res = engine.residuals(np.zeros(len(ids), bool), loo=False)
+        con = engine.suspects(res)
+        excluded = con.excluded
+        if con.doubted.any():          # doubted references anchor no more
+            grid.is_reference = grid.is_reference & ~con.doubted
+        if devices is not None:
+            self.con.execute("delete from calibration_peer_exclusions where device_id in "
+                             "(select unnest(?))", [ids.tolist()])
+        write_result(self.con, "calibration_peer_exclusions", dict(
+            device_id=ids[excluded], verdict=con.why[excluded]), params=run,
+            key=None if devices is None else ["device_id"])
+        del res
+        res = engine.residuals(excluded)     # the expectations tested: leave-one-out
         if devices is None:
-            res = engine.residuals(np.zeros(len(ids), bool))
-            suspect, why = engine.suspects(res)
-            excluded = exclusions(grid.sensors, suspect)
-            write_result(self.con, "calibration_peer_exclusions", dict(
-                device_id=ids[excluded], verdict=why[excluded]), params=run)
-            redo = np.flatnonzero(np.isin(grid.group, np.unique(grid.group[excluded])))
-            if len(redo):
-                res2 = engine.residuals(excluded, redo)
-                for name in ("expected", "source", "n_peers", "x"):
-                    getattr(res, name)[redo] = getattr(res2, name)[redo]
-                res.scale[redo] = res2.scale[redo]
-                del res2
             rows = np.arange(len(ids))
             rt, gf = engine.test(res, rows)
-            out = engine.decide(res, rows, rt, gf)
+            out = engine.decide(res, rows, rt, gf, ambiguous=con.ambiguous,
+                                doubted=con.doubted_by_peers, pair_refs=con.pair_refs)
         else:
-            stored = set(self.fleet.frame("select device_id from calibration_peer_exclusions")
-                         ["device_id"])
-            res = engine.residuals(np.isin(ids, list(stored)))
             rows = np.flatnonzero(np.isin(ids, list(devices)))
             rt, gf = engine.test(res, rows)
-            out = engine.decide(res, rows, rt, gf, self._stored_p(devices))
+            out = engine.decide(res, rows, rt, gf, self._stored_p(devices), con.ambiguous,
+                                con.doubted_by_peers, con.pair_refs)
         self.last_run = (grid, res)    # the grid and residuals tested (benchmarks read them)
         t1 = time.perf_counter()
         frame = self._drift_frame(grid, out)
@@ -163,11 +177,45 @@ class Calibration:
             p_value=r.p_value, q_value=r.q_value, method=METHOD, verdict=v, reason=out.reason,
             first_detectable_at=r.first_detectable_at,
             tolerance_pct=s["tolerance_pct"].to_numpy(float), crosses_tolerance_at=out.crossing,
-            as_of=r.as_of))[tested]
+            as_of=r.as_of, confidence=out.confidence, n_voters=out.n_voters))[tested]
         faulty = set(out.faults["device_id"])
-        rest = self._without_residuals(s[~tested], faulty, r.as_of)
+        rest = self._without_residuals(grid, s[~tested], faulty, r.as_of)
         out_frame = pd.concat([frame, rest], ignore_index=True) if len(rest) else frame
+        out_frame = self._failed_checks(out_frame)
+        out_frame["level"] = levels(out_frame["verdict"].to_numpy(object),
+                                    out_frame["drift_pct"].to_numpy(float),
+                                    out_frame["tolerance_pct"].to_numpy(float))
         return out_frame.replace({np.nan: None})
+
+    def _failed_checks(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A sensor whose latest calibration check found it off by the watch level or
+        more and corrected nothing stays off: its drift since then adds to that error.
+        Tested sensors whose verdict says less get the check's verdict (and reason)."""
+        checks = self.fleet.frame(
+            "select device_id, error_pct as check_pct, calibrated_at as checked_at "
+            "from calibration_checks where is_latest and not is_adjustment "
+            "and error_pct is not null")
+        f = frame.merge(checks, on="device_id", how="left")
+        total = f["check_pct"].fillna(0).to_numpy(float) + np.where(
+            f["n_hours"].to_numpy(float) > 0, np.nan_to_num(f["drift_pct"].to_numpy(float)), 0)
+        tol = f["tolerance_pct"].to_numpy(float)
+        watch = tol / 2
+        up = (f["check_pct"].notna().to_numpy() & (f["n_hours"].to_numpy(float) > 0)
+              & f["verdict"].isin(["ok", "drifting", "zone_ambiguous"]).to_numpy()
+              & (np.abs(total) >= watch))
+        new = np.where(np.abs(total) >= tol, "needs_recalibration", "drifting")
+        keep = (f["verdict"].to_numpy(object) == "drifting") & (new == "drifting")
+        up &= ~keep
+        f.loc[up, "verdict"] = new[up]
+        f.loc[up, "drift_pct"] = total[up]
+        f.loc[up, "reason"] = [f"its latest calibration check ({pd.Timestamp(t).date()}) found "
+                               f"{c:+.2f}% and corrected nothing; {d:+.2f}% drift since"
+                               for t, c, d in zip(f.loc[up, "checked_at"], f.loc[up, "check_pct"],
+                                                  total[up] - f.loc[up, "check_pct"],
+                                                  strict=True)]
+        f.loc[up, "crosses_tolerance_at"] = np.where(
+            new[up] == "needs_recalibration", f.loc[up, "checked_at"], pd.NaT)
+        return f.drop(columns=["check_pct", "checked_at"])
 
     def _stored_p(self, devices: Sequence[str] | None) -> np.ndarray:
         if devices is None:
@@ -181,8 +229,10 @@ class Calibration:
             self.con.execute(f"delete from {table} where device_id in (select unnest(?))",
                              [list(devices)])
 
-    def _without_residuals(self, rest: pd.DataFrame, faulty: set, as_of) -> pd.DataFrame:
-        """Sensors with no expectation: their calibration checks, else 'no_expectation'."""
+    def _without_residuals(self, grid, rest: pd.DataFrame, faulty: set,
+                           as_of) -> pd.DataFrame:
+        """Sensors with no expectation: their calibration checks, else a verdict that
+        says the true reason (a lone reference, readings in quarantine, no peers)."""
         if rest.empty:
             return pd.DataFrame()
         checks = self.fleet.frame("select device_id, calibrated_at, error_pct, is_adjustment "
@@ -192,8 +242,16 @@ class Calibration:
         has = rest["calibrated_at"].notna().to_numpy()
         tol, watch = rest["tolerance_pct"].to_numpy(float), rest["watch_pct"].to_numpy(float)
         big = np.abs(np.nan_to_num(drift.astype(float)))
-        verdict = np.select([rest["device_id"].isin(faulty), ~has, big >= tol, big >= watch],
-                            ["fault", "no_expectation", "needs_recalibration", "drifting"], "ok")
+        ref = rest["is_anchor"].fillna(False).to_numpy(bool)
+        verdict = np.select([rest["device_id"].isin(faulty), has & (big >= tol),
+                             has & (big >= watch), has | ref], ["fault", "needs_recalibration",
+                                                               "drifting", "ok"],
+                            "no_expectation")
+        why = self._blind_reasons(grid, rest)
+        reason = np.where(ref, "reference instrument: it anchors its zone and is judged only "
+                          "by a calibration check or another reference"
+                          + np.where(has, ": latest calibration check", ""),
+                          np.where(has, why + ": latest calibration check", why))
         return pd.DataFrame(dict(
             device_id=rest["device_id"], metric=rest["metric"], device_type=rest["device_type"],
             site=rest["site"], zone=rest["zone"],
@@ -201,15 +259,51 @@ class Calibration:
             segment_start_at=rest["calibrated_at"], last_calibrated_at=rest["last_calibrated_at"],
             n_hours=0, drift_pct=np.where(has, drift, np.nan),
             method=np.where(has, "calibration_check", METHOD), verdict=verdict,
-            reason=np.where(has, "no reference and fewer than 3 peers: latest calibration check",
-                            "no reference, fewer than 3 peers and no calibration check"),
-            tolerance_pct=tol,
+            reason=reason, tolerance_pct=tol,
             crosses_tolerance_at=np.where(verdict == "needs_recalibration",
                                           rest["calibrated_at"], pd.NaT),
-            as_of=as_of))
+            as_of=as_of, confidence=np.where(has, "medium", None), n_voters=0))
+
+    def _blind_reasons(self, grid, rest: pd.DataFrame) -> np.ndarray:
+        """Why each sensor of ``rest`` had no expectation, in words."""
+        row = {d: i for i, d in enumerate(grid.device_ids)}
+        n_read = np.isfinite(grid.value).sum(1)
+        rows = np.array([row[d] for d in rest["device_id"]], np.int64)
+        group = grid.group[rows]
+        with_readings = np.bincount(grid.group, weights=n_read > 0,
+                                    minlength=grid.group.max(initial=0) + 1)
+        size = np.bincount(grid.group, minlength=grid.group.max(initial=0) + 1)
+        q = self.fleet.frame("select device_id, reason, n_readings from calibration_quarantined "
+                             "where device_id in (select unnest(?))",
+                             [rest["device_id"].tolist()])
+        quarantined = {(r.device_id): (r.reason, r.n_readings) for r in q.itertuples()
+                       if r.reason == "unknown_metric"}
+        out = []
+        for k, r in enumerate(rest.itertuples()):
+            others, seen = size[group[k]] - 1, with_readings[group[k]] - (n_read[rows[k]] > 0)
+            if n_read[rows[k]] == 0:
+                if r.device_id in quarantined:
+                    out.append(f"its {quarantined[r.device_id][1]} readings of {r.metric} are in "
+                               "quarantine (unknown_metric): declare the metric (ingest kind "
+                               "'metrics' or fleet.metrics.add) to re-ingest them")
+                elif not r.is_metric_declared:
+                    out.append(f"it measures {r.metric}, which is not a declared metric")
+                else:
+                    out.append(f"no reading of {r.metric} since its last calibration")
+            elif others == 0:
+                out.append(f"the only {r.metric} sensor in zone {r.zone}: no peer, no "
+                           "reference and no calibration check")
+            elif seen == 0:
+                out.append(f"its {others} peer(s) in zone {r.zone} have no readings of "
+                           f"{r.metric} (none stored; see calibration_quarantined)")
+            else:
+                out.append(f"its {others} peer(s) in zone {r.zone} read {r.metric} at no hour "
+                           "it does, and there is no reference or calibration check")
+        return np.array(out, object)
 
     def schedule(self, horizon_days: float = 90, visit_window_days: float = 14) -> list[dict]:
-        """Sensors whose drift crosses tolerance within the horizon, batched by site visit.
+        """Sensors at the ``recalibrate`` level, and at the ``watch`` level whose drift
+        crosses tolerance within the horizon, batched by site visit (due at the crossing).
 
         Writes ``calibration_schedule`` and returns its rows in rank order.
         """
@@ -219,7 +313,8 @@ class Calibration:
         due = self.fleet.frame(
             "select device_id, site, zone, metric, greatest(crosses_tolerance_at, "
             "least(as_of, crosses_tolerance_at)) as due_at, drift_pct, drift_rate_pct_per_day, "
-            "verdict, as_of from sensor_drift where crosses_tolerance_at is not null "
+            "verdict, as_of from sensor_drift where level is not null "
+            "and crosses_tolerance_at is not null "
             "and crosses_tolerance_at <= as_of + to_days(cast(? as integer))",
             [int(np.ceil(horizon_days))])
         plan = batch_visits(due.drop(columns="as_of"), visit_window_days)
@@ -232,8 +327,9 @@ class Calibration:
     def stability(self) -> list[dict]:
         """Drift rate against zone exposure; writes ``calibration_stability``."""
         df = self.fleet.frame(
-            "select d.device_id, case when d.verdict in ('drifting', 'needs_recalibration', "
-            "'watch') then abs(d.drift_rate_pct_per_day) else 0 end as wear_pct_per_day, "
+            "select d.device_id, case when d.level is not null or d.reason like "
+            "'a significant trend%' then abs(d.drift_rate_pct_per_day) else 0 end "
+            "as wear_pct_per_day, "
             f"{', '.join('e.' + f for f in FACTORS)} from sensor_drift d "
             "join calibration_exposure e on e.zone = d.zone "
             "where d.verdict not in ('fault', 'no_expectation')")
@@ -255,7 +351,8 @@ class Calibration:
         total = sum(counts.values())
         lines = [f"{total} sensors checked: " + ", ".join(
             f"{counts[v]} {v.replace('_', ' ')}" for v in
-            ("needs_recalibration", "drifting", "step", "watch", "fault", "no_expectation")
+            ("needs_recalibration", "drifting", "step", "zone_ambiguous", "fault",
+             "no_expectation")
             if counts.get(v))]
         first = self.fleet.query("select device_id, due_at, visit_id from calibration_schedule "
                                  "order by rank limit 1")

@@ -1,8 +1,24 @@
-"""``tsfleet calibration ...``: detect drift, list drift and faults, schedule, history."""
+"""``tsfleet calibration ...``: detect drift, list drift and faults, schedule, history.
+
+``calibration schedule`` is the calibration view of the one maintenance plan
+(``tsfleet workorders``)."""
 
 from __future__ import annotations
 
 import argparse
+
+from tsfleet.cliutil import (
+    add_as_of,
+    add_format,
+    add_window,
+    open_fleet,
+    plan,
+    print_plan,
+    print_rows,
+)
+
+SCHEDULE_TABLE = ("workorder_id", "site", "visit_due_at", "subject_id", "finding", "due_at",
+                  "is_overdue", "action")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,77 +27,76 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def add(name: str, help: str, func) -> argparse.ArgumentParser:
         a = csub.add_parser(name, help=help)
-        a.add_argument("--db", dest="sub_db", default=None)
-        a.add_argument("--format", choices=("table", "csv", "json"), default="table")
+        add_format(a)
         a.set_defaults(func=func)
         return a
 
     d = add("detect", "run the analysis (drift, faults, stability, schedule)", cmd_detect)
-    d.add_argument("--fdr", type=float, default=0.01, help="Benjamini-Hochberg level")
+    d.add_argument("--fdr", type=float, default=0.01,
+                   help="false discovery rate of the drift tests (Benjamini-Hochberg, "
+                        "default 0.01)")
     r = add("drift", "the sensor_drift table", cmd_drift)
     r.add_argument("--verdict", default=None, help="only this verdict (e.g. needs_recalibration)")
     add("faults", "stuck, dead, spiking and out-of-range sensors", cmd_faults)
-    s = add("schedule", "recalibration schedule batched by site visit", cmd_schedule)
-    s.add_argument("--horizon-days", type=float, default=90)
-    s.add_argument("--visit-window-days", type=float, default=14)
+    s = add("schedule", "recalibrations: the calibration items of the one maintenance plan "
+                        "(tsfleet workorders)", cmd_schedule)
+    add_window(s)
+    add_as_of(s)
     h = add("history", "calibration records of one sensor", cmd_history)
-    h.add_argument("device_id")
+    h.add_argument("device_id", help="the sensor's device id")
     add("stability", "drift rate against environmental exposure", cmd_stability)
 
 
-def _print(rows: list[dict], fmt: str) -> int:
-    from tsfleet.cli import format_rows
-
-    print(format_rows(rows, fmt))
-    return 0
-
-
 def cmd_detect(args: argparse.Namespace) -> int:
-    from tsfleet.cli import open_fleet
-
     with open_fleet(args) as fleet:
         fleet.calibration.detect(fdr=args.fdr)
         fleet.calibration.stability()
         fleet.calibration.schedule()
-        return _print([{"summary": line} for line in fleet.calibration.summary()], args.format)
+        lines = fleet.calibration.summary()
+    if args.format == "table":
+        print("\n".join(lines))
+    else:
+        print_rows([{"summary": line} for line in lines], args)
+    return 0
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from tsfleet.cli import open_fleet
-
     with open_fleet(args, read_only=True) as fleet:
-        sql = ("select device_id, metric, zone, verdict, expected_source, drift_pct, "
-               "drift_rate_pct_per_day, q_value, first_detectable_at, crosses_tolerance_at "
+        sql = ("select device_id, metric, verdict, level, confidence, "
+               "round(drift_pct, 2) as drift_pct, "
+               "round(drift_rate_pct_per_day, 3) as pct_per_day, "
+               "first_detectable_at::date as detected_on, "
+               "crosses_tolerance_at::date as crosses_on "
                "from sensor_drift where ? is null or verdict = ? order by abs(drift_pct) desc")
-        return _print(fleet.query(sql, [args.verdict, args.verdict]), args.format)
+        print_rows(fleet.query(sql, [args.verdict, args.verdict]), args)
+    return 0
 
 
 def cmd_faults(args: argparse.Namespace) -> int:
-    from tsfleet.cli import open_fleet
-
     with open_fleet(args, read_only=True) as fleet:
-        return _print(fleet.query("select device_id, metric, zone, fault, since_at, detail "
-                                  "from sensor_faults order by device_id, fault"), args.format)
+        print_rows(fleet.query("select device_id, metric, zone, fault, since_at, detail "
+                               "from sensor_faults order by device_id, fault"), args)
+    return 0
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from tsfleet.cli import open_fleet
-
     with open_fleet(args) as fleet:
-        rows = fleet.calibration.schedule(args.horizon_days, args.visit_window_days)
-        return _print(rows, args.format)
+        when = plan(fleet, args)
+        rows = fleet.alerts.work_orders(domain="calibration")
+    if args.format == "table" and not args.wide:
+        rows = [{c: r.get(c) for c in SCHEDULE_TABLE} for r in rows]
+    print_plan(rows, args, when, "recalibrations")
+    return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from tsfleet.cli import open_fleet
-
     with open_fleet(args, read_only=True) as fleet:
-        return _print(fleet.calibration.history(args.device_id), args.format)
+        print_rows(fleet.calibration.history(args.device_id), args)
+    return 0
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
-    from tsfleet.cli import open_fleet
-
     with open_fleet(args, read_only=True) as fleet:
-        return _print(fleet.query("select * exclude (computed_at, params) "
-                                  "from calibration_stability order by factor"), args.format)
+        print_rows(fleet.query("select * exclude (computed_at, params) "
+                               "from calibration_stability order by factor"), args)
+    return 0

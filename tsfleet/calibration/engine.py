@@ -1,13 +1,14 @@
 """One detect() run on the sensor grid: expectations, faults, tests, verdicts.
 
-A full run has two passes. The first, cheap one finds the sensors that must
-not vote in their peers' consensus: faulty (dead, out of range, stuck) or
-with a drift estimate at the watch level or beyond (the same estimate the
-verdict uses); they are stored in ``calibration_peer_exclusions``, the peer
-groups (zone and metric) that lost a member get new expectations, and the
-tests run once, on the final residuals. With ``devices``, only those sensors
-are tested (their peer groups are read for the expectation, with the stored
-exclusions).
+A run has two passes. The first, cheap one finds the sensors that must not
+vote in their peers' consensus (:mod:`tsfleet.calibration.consensus`):
+faulty (dead, out of range, stuck), or outside the zone's largest coherent
+set of drift estimates; zones where no such set is identified are
+ambiguous. The excluded sensors are stored in
+``calibration_peer_exclusions``, every peer group (zone and metric) gets its
+leave-one-out expectations without them, and the tests run once, on those
+residuals. With ``devices``, only those sensors are tested (their peer
+groups are read and go through both passes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import pandas as pd
 
+from tsfleet.calibration.consensus import Consensus, consensus, drift_noise
 from tsfleet.calibration.detect import (
     DriftParams,
     DriftResult,
@@ -27,7 +29,7 @@ from tsfleet.calibration.detect import (
     finish,
     row_tests,
 )
-from tsfleet.calibration.expect import SOURCES, Residuals, expectations
+from tsfleet.calibration.expect import PEERS, REFERENCE, SOURCES, Residuals, expectations
 from tsfleet.calibration.faults import GridFaults, grid_faults
 from tsfleet.calibration.grid import SensorGrid
 from tsfleet.calibration.verdict import crossing_dates, verdicts
@@ -47,6 +49,8 @@ class Outcome:
     crossing: np.ndarray
     faults: pd.DataFrame      # sensor_faults rows of the tested sensors
     outliers: pd.DataFrame    # sensor_outliers rows of the tested sensors
+    confidence: np.ndarray    # 'high' | 'medium' | 'low' | None
+    n_voters: np.ndarray      # who judged it at its last hour (anchors or peers)
 
 
 class Engine:
@@ -66,9 +70,10 @@ class Engine:
         self.timings[name] = self.timings.get(name, 0.0) + now - t0
         return now
 
-    def residuals(self, excluded: np.ndarray, rows: np.ndarray | None = None) -> Residuals:
+    def residuals(self, excluded: np.ndarray, rows: np.ndarray | None = None,
+                  loo: bool = True) -> Residuals:
         t = time.perf_counter()
-        res = expectations(self.grid, excluded, rows)
+        res = expectations(self.grid, excluded, rows, loo)
         self._lap("expected_s", t)
         return res
 
@@ -85,19 +90,32 @@ class Engine:
         self._lap("faults_s", t)
         return _concat(rts), _concat_faults(gfs, [len(b) for b in blocks])
 
-    def suspects(self, res: Residuals) -> tuple[np.ndarray, np.ndarray]:
-        """First pass: (bool per sensor: must not vote, its reason 'fault' | 'drifting')."""
+    def suspects(self, res: Residuals) -> Consensus:
+        """First pass: who votes in each zone's consensus, and which zones are
+        ambiguous (:mod:`tsfleet.calibration.consensus`)."""
         t = time.perf_counter()
         drift, enough = drift_levels(res.x, self.params)
         gf = grid_faults(self.grid.value, res.expected, res.x, res.scale, spikes=False)
-        fault = gf.stuck | np.isin(self.grid.device_ids,
-                                   self.sql_faults["device_id"].to_numpy(object))
-        drifting = enough & (np.abs(np.nan_to_num(drift)) >= self.watch)
+        # Out-of-range readings alone do not keep a sensor from voting: near a
+        # physical limit (humidity at 100 %RH) a whole zone's sensors have some.
+        hard = self.sql_faults.loc[self.sql_faults["fault"] != "out_of_range", "device_id"]
+        fault = gf.stuck | np.isin(self.grid.device_ids, hard.to_numpy(object))
+        g = self.grid
+        anchored = np.bincount(g.group, weights=g.is_reference,
+                               minlength=g.group.max(initial=0) + 1)[g.group] > 0
+        if "is_check_failed" in g.sensors:   # a failed, uncorrected check: off, not voting
+            fault = fault | g.sensors["is_check_failed"].fillna(False).to_numpy(bool)
+        out = consensus(g.sensors, np.where(enough, drift, np.nan), fault, self.watch, anchored,
+                        drift_noise(res.x, self.params.k_hourly,
+                                    int(g.t0.astype("datetime64[h]").astype(np.int64))))
         self._lap("first_pass_s", t)
-        return fault | drifting, np.where(fault, "fault", "drifting").astype(object)
+        return out
 
     def decide(self, res: Residuals, rows: np.ndarray, rt: RowTests, gf: GridFaults,
-               other_p: np.ndarray | None = None) -> Outcome:
+               other_p: np.ndarray | None = None,
+               ambiguous: np.ndarray | None = None,
+               doubted: np.ndarray | None = None,
+               pair_refs: np.ndarray | None = None) -> Outcome:
         """Verdicts of ``rows`` (with their row tests ``rt`` and faults ``gf``)."""
         g, s = self.grid, self.grid.sensors.iloc[rows]
         faults, outliers = self._fault_rows(rows, res, gf)
@@ -120,18 +138,48 @@ class Engine:
         recent = ((verdict == "no_expectation") & s["last_calibrated_at"].notna().to_numpy()
                   & (r.n_hours > 0))
         verdict[recent] = "ok"   # just calibrated: too little data since to test
+        minor = verdict == "watch"
+        verdict[minor] = "ok"    # significant, but below the watch level
+        by_peers = res.source[rows, last] == PEERS
+        amb = (np.zeros(len(rows), bool) if ambiguous is None else ambiguous[rows]) & by_peers
+        lone_ref = np.zeros(len(rows), bool) if doubted is None else doubted[rows]
+        two = ((np.zeros(len(rows), bool) if pair_refs is None else pair_refs[rows])
+               & (res.source[rows, last] == REFERENCE))
+        unsure = ((amb | lone_ref | two)
+                  & np.isin(verdict, ["drifting", "step", "needs_recalibration"]))
+        verdict[unsure] = "zone_ambiguous"
         kinds = faults.groupby("device_id")["fault"].agg(lambda f: ",".join(sorted(f)))
-        reason = np.where(verdict == "fault",
-                          pd.Series(r.device_id).map(kinds).to_numpy(object),
-                          np.where(verdict == "no_expectation",
-                                   [f"only {k} hours with an expectation" for k in r.n_hours],
-                                   np.where(recent, [f"calibrated recently: {k} hours since, "
-                                                     "too few to test" for k in r.n_hours],
-                                            np.where(np.isin(r.device_id, oor) & ~faulty,
-                                                     "drifted beyond the physical range: "
-                                                     "out_of_range readings rejected", None))))
+        n_peer = res.n_peers[rows, last].astype(int)
+        reason = np.select(
+            [verdict == "fault", verdict == "no_expectation", recent, unsure, minor,
+             np.isin(r.device_id, oor) & ~faulty],
+            [pd.Series(r.device_id).map(kinds).to_numpy(object),
+             np.array([f"only {k} hours with an expectation" for k in r.n_hours], object),
+             np.array([f"calibrated recently: {k} hours since, too few to test"
+                       for k in r.n_hours], object),
+             np.where(two, np.array([
+                 f"reference instrument {d:+.2f}% away from the zone's other reference, and "
+                 "no consensus of 3+ peers sides with either: a calibration check tells"
+                 for d in r.drift_pct], object), np.where(lone_ref,
+                      np.array([f"reference instrument {d:+.2f}% away from the consensus of "
+                                f"its {k} peers, which agree with each other: the reference or "
+                                "all of them drifted; a calibration check tells"
+                                for d, k in zip(r.drift_pct, n_peer, strict=True)], object),
+                      np.array([f"drifts {d:+.2f}% against {k} peer(s), but no reference, "
+                                "valid calibration check or majority of its zone agrees: "
+                                "which sensors drift cannot be told from a change the zone "
+                                "shares" for d, k in zip(r.drift_pct, n_peer, strict=True)],
+                               object))),
+             np.array([f"a significant trend of {d:+.2f}%, below the watch level"
+                       for d in np.nan_to_num(r.drift_pct)], object),
+             "drifted beyond the physical range: out_of_range readings rejected"],
+            None).astype(object)
+        confidence = np.select(
+            [r.n_hours == 0, res.source[rows, last] == REFERENCE, n_peer >= 3, n_peer == 2,
+             n_peer == 1], [None, "high", "high", "medium", "low"], None).astype(object)
+        confidence[np.isin(verdict, ["fault", "no_expectation"])] = None
         return Outcome(rows, r, verdict, reason, crossing_dates(r, verdict, tol), faults,
-                       outliers)
+                       outliers, confidence, n_peer)
 
     def _fault_rows(self, rows: np.ndarray, res: Residuals, gf: GridFaults):
         g = self.grid
@@ -165,17 +213,6 @@ class Engine:
             expected=res.expected[gr, gf.spike_col], residual_pct=res.x[gr, gf.spike_col],
             robust_z=gf.spike_z))
         return faults, outliers
-
-
-def exclusions(sensors: pd.DataFrame, flag: np.ndarray, min_left: int = 4) -> np.ndarray:
-    """Bool per sensor of ``sensors``: left out of the consensus. Suspect in the
-    first pass, in zones and metrics that keep at least ``min_left`` others
-    (3 peers and the sensor itself); elsewhere the consensus stays."""
-    s = sensors[["zone", "metric"]].copy()
-    s["flag"] = flag
-    per = s.groupby(["zone", "metric"], dropna=False)["flag"].transform("sum")
-    size = s.groupby(["zone", "metric"], dropna=False)["flag"].transform("size")
-    return flag & (size - per >= min_left).to_numpy()
 
 
 def _concat(parts: list[RowTests]) -> RowTests:

@@ -2,11 +2,12 @@
 views ``calibration_expected`` and ``calibration_residuals`` (a test checks
 they agree on a simulated fleet).
 
-Per peer group (zone and metric) and hour: a reference instrument's value
-(the mean of the references; for a reference, the mean of the *other*
-references) wins; else the median of the other sensors (at least 3; the
-sensor never votes for itself; excluded sensors do not vote at all); else
-no expectation. ``residual_pct = 100 (value - expected) / scale`` over the
+Per peer group (zone and metric) and hour: a trusted anchor's value (the
+mean of the anchors: reference instruments, and sensors within the validity
+of a passed calibration check; for an anchor, the mean of the *other*
+anchors, never its peers) wins; else the median of the other sensors (at
+least 1; the sensor never votes for itself; excluded sensors do not vote at
+all); else no expectation. ``residual_pct = 100 (value - expected) / scale`` over the
 hours after the last calibration, scale = the group's mean absolute
 expected value, at least the metric's ``min_scale``.
 """
@@ -38,9 +39,12 @@ class Residuals:
 
 
 def expectations(grid: SensorGrid, excluded: np.ndarray,
-                 rows: np.ndarray | None = None) -> Residuals:
+                 rows: np.ndarray | None = None, loo: bool = True) -> Residuals:
     """Residuals of the sensors of ``grid`` (only the groups of ``rows`` if given;
-    other rows stay NaN). ``excluded``: bool per sensor, left out of the consensus."""
+    other rows stay NaN). ``excluded``: bool per sensor, left out of the consensus.
+    ``loo=False``: every sensor against the median of *all* voters, itself included
+    (one common value per group and hour, so that differences between the sensors'
+    residuals are exactly differences between their readings: the first pass)."""
     v = grid.value
     n_s, n_h = v.shape
     exp = np.full((n_s, n_h), np.nan)
@@ -54,7 +58,7 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
     def one(idx: np.ndarray) -> None:
         # sensors on the last axis: (groups, hours, g)
         e, s_, p = _group(v[idx].transpose(0, 2, 1), excluded[idx][:, None, :],
-                          grid.is_reference[idx][:, None, :])
+                          grid.trusted(idx).transpose(0, 2, 1), loo)
         exp[idx] = e.transpose(0, 2, 1)
         src[idx] = s_.transpose(0, 2, 1)
         npeer[idx] = p.transpose(0, 2, 1)
@@ -77,7 +81,7 @@ def expectations(grid: SensorGrid, excluded: np.ndarray,
     return Residuals(exp, src, npeer, scale, x)
 
 
-def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray):
+def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray, loo: bool = True):
     """Peer groups of one size, sensors on the last axis: (expected, source, n_peers).
 
     The median of the others follows from the sorted voters' values at n//2 - 1,
@@ -103,10 +107,10 @@ def _group(v: np.ndarray, excluded: np.ndarray, is_ref: np.ndarray):
         own = np.where(even, own_odd, own_even)
         # not a voter: the median of all voters
         all_ = np.where(even, (s_lo + s_mid) / 2, s_mid)
-    median = np.where(voter, own, all_)
+    median = np.where(voter, own, all_) if loo else all_
     m = n_ok - voter
-    peers_ok = has & (m >= 3)
-    # References: mean of the references that hour (of the other ones, for a reference).
+    peers_ok = has & (m >= 1) & ~is_ref
+    # Anchors: mean of the anchors that hour (of the other ones, for an anchor).
     ref = has & is_ref
     n_ref = ref.sum(-1, keepdims=True)
     vref = np.where(ref, v, 0.0)

@@ -27,9 +27,21 @@ class SensorGrid:
     t0: np.datetime64          # the hour of column 0
     value: np.ndarray          # (n_sensors, n_hours) float64, NaN where no reading
     group: np.ndarray          # peer group (zone and metric) index per sensor
-    is_reference: np.ndarray   # bool per sensor
+    is_reference: np.ndarray   # bool per sensor: a reference that anchors (is_anchor)
     start_col: np.ndarray      # first column of the current calibration period
     min_scale: np.ndarray      # the metric's min_scale per sensor (0 if none)
+    trusted_from: np.ndarray = None   # per sensor: anchor after this column (passed check)
+    trusted_until: np.ndarray = None  # ... up to this column (-1: never)
+
+    def trusted(self, idx: np.ndarray) -> np.ndarray:
+        """Bool ``idx.shape + (n_hours,)``: the sensor is its zone's anchor that hour
+        (a reference instrument, or within the validity of a passed calibration check)."""
+        cols = np.arange(self.n_hours)
+        ref = self.is_reference[idx][..., None]
+        if self.trusted_from is None:
+            return np.broadcast_to(ref, idx.shape + (self.n_hours,))
+        return ref | ((cols > self.trusted_from[idx][..., None])
+                      & (cols <= self.trusted_until[idx][..., None]))
 
     @property
     def device_ids(self) -> np.ndarray:
@@ -104,9 +116,16 @@ def load_grid(con, sensors: pd.DataFrame, subset: bool = False) -> SensorGrid:
         t0 = np.datetime64(h0, "h")
     groups = sensors.groupby(["zone", "metric"], dropna=False, sort=True).ngroup().to_numpy()
     last_cal = sensors["last_calibrated_at"].to_numpy("datetime64[us]")
-    grid = SensorGrid(sensors, t0, v, groups, sensors["is_reference"].fillna(False)
-                      .to_numpy(bool), np.zeros(n_s, np.int64),
+    anchor = sensors["is_anchor"] if "is_anchor" in sensors else sensors["is_reference"]
+    grid = SensorGrid(sensors, t0, v, groups, anchor.fillna(False).to_numpy(bool),
+                      np.zeros(n_s, np.int64),
                       sensors["min_scale"].fillna(0).to_numpy(float))
     cal_col = grid.col_of(last_cal)
     grid.start_col = np.where(np.isnat(last_cal), 0, np.maximum(cal_col + 1, 0))
+    if "trusted_from_at" in sensors:
+        t_from = sensors["trusted_from_at"].to_numpy("datetime64[us]")
+        t_until = sensors["trusted_until_at"].to_numpy("datetime64[us]")
+        none = np.isnat(t_from) | np.isnat(t_until)
+        grid.trusted_from = np.where(none, 0, grid.col_of(np.where(none, t0, t_from)))
+        grid.trusted_until = np.where(none, -1, grid.col_of(np.where(none, t0, t_until)))
     return grid

@@ -6,12 +6,17 @@ import numpy as np
 
 from tsfleet.calibration.detect import DriftResult
 
-VERDICTS = ("ok", "watch", "drifting", "step", "needs_recalibration", "fault", "no_expectation")
+VERDICTS = ("ok", "drifting", "step", "needs_recalibration", "fault", "no_expectation",
+            "zone_ambiguous")
+
+#: The two action levels a drift can reach, by default 1% and 2% of scale.
+LEVELS = ("watch", "recalibrate")
 
 
 def verdicts(r: DriftResult, tolerance_pct: np.ndarray, watch_pct: np.ndarray,
              fault: np.ndarray) -> np.ndarray:
-    """One of :data:`VERDICTS` per sensor (fault and missing expectation first)."""
+    """A verdict per sensor (fault and missing expectation first); ``watch`` here is
+    a significant change below the watch level, which the caller reports as ``ok``."""
     big = np.abs(np.nan_to_num(r.drift_pct))
     return np.select(
         [fault, ~r.enough, r.significant & r.is_step,
@@ -19,6 +24,16 @@ def verdicts(r: DriftResult, tolerance_pct: np.ndarray, watch_pct: np.ndarray,
          r.significant],
         ["fault", "no_expectation", "step", "needs_recalibration", "drifting", "watch"],
         default="ok").astype(object)
+
+
+def levels(verdict: np.ndarray, drift_pct: np.ndarray, tolerance_pct: np.ndarray) -> np.ndarray:
+    """The action level per sensor: ``recalibrate`` (needs_recalibration, or a step
+    of at least the tolerance), ``watch`` (drifting, or a smaller step), else None.
+    A ``zone_ambiguous`` drift reaches no level: which sensor drifts is not known."""
+    big = np.abs(np.nan_to_num(drift_pct)) >= tolerance_pct
+    return np.select([(verdict == "needs_recalibration") | ((verdict == "step") & big),
+                      np.isin(verdict, ["drifting", "step"])], ["recalibrate", "watch"],
+                     None).astype(object)
 
 
 def crossing_dates(r: DriftResult, verdict: np.ndarray, tolerance_pct: np.ndarray) -> np.ndarray:

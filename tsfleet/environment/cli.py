@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tsfleet.cli import format_rows, open_fleet
+from tsfleet.cliutil import add_format, open_fleet, print_rows
 
 
 def register(sub) -> None:
@@ -15,14 +15,17 @@ def register(sub) -> None:
                    help="interpolate gaps up to this many hours (default 4)")
     ps.add_parser("report", help="recommendations as sentences (add --format for rows)")
     e = ps.add_parser("effects", help="effects of each factor on each outcome")
-    e.add_argument("--method", choices=("glm_poisson", "spearman"), default=None)
+    e.add_argument("--method", choices=("glm_poisson", "spearman"), default=None,
+                   help="only effects estimated by this method (default both)")
     v = ps.add_parser("envelopes", help="failure rates by band per device type")
-    v.add_argument("--device-type", default=None)
+    v.add_argument("--device-type", default=None, help="only this device type")
     m = ps.add_parser("maintenance", help="devices ranked by 30-day failure probability")
-    m.add_argument("--limit", type=int, default=20)
-    for s in ps.choices.values():
-        s.add_argument("--format", choices=("text", "table", "csv", "json"), default=None)
-        s.add_argument("--db", dest="sub_db", default=None)
+    m.add_argument("--limit", type=int, default=20, help="devices to show (default 20)")
+    for name, s in ps.choices.items():
+        if name == "report":
+            add_format(s, ("text", "table", "csv", "json"), default="text")
+        else:
+            add_format(s)
     p.set_defaults(func=run)
 
 
@@ -32,9 +35,13 @@ def run(args: argparse.Namespace) -> int:
         env = fleet.environment
         if cmd == "analyze":
             env.analyze(max_gap_hours=args.max_gap_hours)
-            print("\n".join(env.summary()))
+            lines = env.summary()
+            if args.format == "table":
+                print("\n".join(lines))
+            else:
+                print_rows([{"summary": line} for line in lines], args)
             return 0
-        if cmd == "report" and args.format in (None, "text"):
+        if cmd == "report" and args.format == "text":
             print("\n".join(env.report()) or "no problem zones found")
             return 0
         if cmd == "report":
@@ -45,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
             rows = env.envelopes(args.device_type)
         else:
             rows = env.maintenance(args.limit)
-        print(format_rows(rows, "table" if args.format in (None, "text") else args.format))
+        print_rows(rows, args, "table" if args.format == "text" else args.format)
     return 0

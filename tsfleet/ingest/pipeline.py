@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from tsfleet.errors import IngestError
 from tsfleet.ingest.report import IngestReport
 from tsfleet.ingest.rules import (
     FieldRule,
@@ -37,6 +38,13 @@ from tsfleet.store import transaction
 
 UnknownDevicePolicy = Literal["accept", "quarantine"]
 
+#: A JSON object with more fields than this is quarantined as ``too_many_fields``.
+MAX_FIELDS = 1024
+#: At most this many field names become columns per chunk of JSON lines (wide
+#: readings: metrics); rows holding a rarer name are quarantined, so that one
+#: hostile row cannot make a column per key.
+MAX_COLUMNS = 1024
+
 
 def ingest_chunk(
     con: duckdb.DuckDBPyConnection,
@@ -51,6 +59,8 @@ def ingest_chunk(
 ) -> IngestReport:
     """Validate and store one chunk; returns its report. Runs in one transaction."""
     report = IngestReport(kind, source)
+    if not json_lines:
+        check_columns(model, kind, source, table.column_names)
     table = table.append_column("_rid", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     try:
         with transaction(con):
@@ -77,14 +87,18 @@ def ingest_chunk(
                 report.n_rows += len(pre_quarantined)
                 report.quarantined_by_reason.update(r[0] for r in pre_quarantined)
             if json_lines:
-                raw_sql = _split_json_lines(con, kind_lit, src, bid, report)
+                before = sum(report.quarantined_by_reason.values())
+                raw_sql = _split_json_lines(con, model, kind_lit, src, bid, report)
+                n_split_out = sum(report.quarantined_by_reason.values()) - before
             else:
+                n_split_out = 0
                 cols = [c for c in table.column_names if c != "_rid"]
                 con.execute("create or replace temp view _tsf_src as select * from _tsf_in")
                 raw_sql = (
                     (
                         "to_json(struct_pack("
-                        + ", ".join(f"{q(c)} := s.{q(c)}" for c in cols)
+                        + ", ".join(f"{q(c)} := {_json_value(table.schema.field(c).type, c)}"
+                                    for c in cols)
                         + "))::VARCHAR"
                     )
                     if cols
@@ -103,7 +117,7 @@ def ingest_chunk(
                 f"count(*) filter (where _reason is null) - "
                 f"count(distinct _k) filter (where _reason is null), {span} from _tsf_checked"
             ).fetchone()
-            report.n_rows += n_checked + report.quarantined_by_reason.get("invalid_json", 0)
+            report.n_rows += n_checked + n_split_out
             if n_bad:
                 con.execute(rejected_sql)
                 _quarantine_checked(con, kind_lit, src, bid, raw_sql, report)
@@ -124,6 +138,30 @@ def ingest_chunk(
     return report
 
 
+def check_columns(model: type[IngestModel], kind: str, source: str, columns: list[str]) -> None:
+    """Refuse a table whose columns cannot give a single valid row of ``kind``.
+
+    A required field with no column at all means the file is of another kind or
+    has the wrong header; refusing it whole (nothing committed) beats
+    quarantining every row. Readings may also be wide: device_id, observed_at
+    and one column per metric."""
+    present = {c.strip() for c in columns if not c.startswith("_")}
+    required = [r.name for r in field_rules(model) if r.required]
+    missing = [f for f in required if f not in present]
+    if model.spec.table == "readings" and set(missing) <= {"metric", "value"}:
+        others = present - {"device_id", "observed_at"}
+        if not missing or (len(missing) == 2 and others):
+            return
+    elif not missing:
+        return
+    wide = (" (or device_id, observed_at and one column per metric)"
+            if model.spec.table == "readings" else "")
+    found = ", ".join(c for c in columns if not c.startswith("_")) or "none"
+    raise IngestError(
+        f"cannot ingest {source} as {kind}: it has the columns {found}, but {kind} needs "
+        f"{', '.join(required)}{wide}; missing: {', '.join(missing)}")
+
+
 def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
     con.complete()
     for name in ("_tsf_in", "_tsf_pre"):
@@ -135,7 +173,16 @@ def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
         [f"drop view if exists {name}" for name in ("_tsf_src", "_tsf_new")]
         + [f"drop table if exists {name}" for name in (
             "_tsf_long", "_tsf_checked", "_tsf_rejected", "_tsf_ok", "_tsf_upsert",
-            "_tsf_later", "_tsf_seen", "_tsf_lines")]))
+            "_tsf_later", "_tsf_seen", "_tsf_lines", "_tsf_dropped")]))
+
+
+def _json_value(arrow_type: pa.DataType, col: str) -> str:
+    """A column as a value of the raw JSON: NaN and infinities as text, since
+    ``NaN`` is not JSON."""
+    if pa.types.is_floating(arrow_type):
+        c = f"s.{q(col)}"
+        return f"CASE WHEN isfinite({c}) THEN to_json({c}) ELSE to_json(CAST({c} AS VARCHAR)) END"
+    return f"s.{q(col)}"
 
 
 def _column_types(con: duckdb.DuckDBPyConnection, rel: str) -> dict[str, pa.DataType]:
@@ -143,11 +190,16 @@ def _column_types(con: duckdb.DuckDBPyConnection, rel: str) -> dict[str, pa.Data
     return {f.name: f.type for f in schema if not f.name.startswith("_")}
 
 
-def _split_json_lines(con, kind_lit: str, src: str, bid: str, report: IngestReport) -> str:
-    """Quarantine lines that are not JSON objects; expose the rest as text columns."""
+def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bid: str,
+                      report: IngestReport) -> str:
+    """Quarantine lines that are not JSON objects or have too many fields; expose
+    the rest as text columns (at most ``MAX_COLUMNS`` of them)."""
     con.execute(
-        "create temp table _tsf_lines as select _rid, _line, "
-        "coalesce(try(json_type(_line)), '') = 'OBJECT' as _ok from _tsf_in"
+        f"create temp table _tsf_lines as select _rid, _line, _ok, _n > {MAX_FIELDS} as _wide, "
+        "_n <> _nd as _dup from (select _rid, _line, _ok, len(k) as _n, "
+        "len(list_distinct(k)) as _nd from (select _rid, _line, _ok, "
+        "CASE WHEN _ok THEN json_keys(_line) END as k from (select _rid, _line, "
+        "coalesce(try(json_type(_line)), '') = 'OBJECT' as _ok from _tsf_in)))"
     )
     bad = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, 'invalid_json', "
@@ -156,21 +208,64 @@ def _split_json_lines(con, kind_lit: str, src: str, bid: str, report: IngestRepo
     ).fetchone()[0]
     if bad:
         report.quarantined_by_reason["invalid_json"] += bad
-    keys = [
-        r[0]
-        for r in con.execute(
-            "select distinct unnest(json_keys(_line)) from _tsf_lines where _ok order by 1"
+    wide = con.execute(
+        f"insert into quarantine select {bid}, {kind_lit}, {src}, 'too_many_fields', "
+        f"'an object of ' || len(json_keys(_line)) || ' fields; at most {MAX_FIELDS} are read', "
+        "_line, now() from _tsf_lines where _wide"
+    ).fetchone()[0]
+    if wide:
+        report.quarantined_by_reason["too_many_fields"] += wide
+    dup = con.execute(
+        f"insert into quarantine select {bid}, {kind_lit}, {src}, 'duplicate_field', 'field ' "
+        "|| list_filter(k, lambda x: len(list_filter(k, lambda y: y = x)) > 1)[1] "
+        "|| ' appears more than once in the object', _line, now() from (select _line, "
+        "json_keys(_line) as k "
+        "from _tsf_lines where _dup and not _wide)"
+    ).fetchone()[0]
+    if dup:
+        report.quarantined_by_reason["duplicate_field"] += dup
+    ok = "_ok and not _wide and not _dup"
+    if model.spec.table != "readings":  # other fields are ignored: read the model's only
+        keys = [r[0] for r in con.execute(
+            f"select distinct k from (select unnest(json_keys(_line)) as k from _tsf_lines "
+            f"where {ok}) where k in (select unnest(?))", [list(model.model_fields)]).fetchall()]
+    else:  # wide readings: every other field is a metric
+        counted = con.execute(
+            f"select k, count(*) as n from (select unnest(json_keys(_line)) as k "
+            f"from _tsf_lines where {ok}) where not starts_with(k, '_') group by k "
+            "order by (k in ('device_id', 'observed_at', 'metric', 'value')) desc, n desc, k"
         ).fetchall()
-    ]
-    keys = [k for k in keys if not k.startswith("_")]
+        keys = [k for k, _ in counted if k][:MAX_COLUMNS]
+        dropped = [k for k, _ in counted if k not in set(keys)]
+        if dropped:
+            _quarantine_dropped_keys(con, kind_lit, src, bid, report, dropped, len(counted))
+            ok += " and _rid not in (select _rid from _tsf_dropped)"
+    keys.sort()
     cols = "".join(
         f", json_extract_string(_line, {sql_literal(_json_path(k))}) as {q(k)}" for k in keys
     )
     con.execute(
         f"create or replace temp view _tsf_src as "
-        f"select _rid, _line{cols} from _tsf_lines where _ok"
+        f"select _rid, _line{cols} from _tsf_lines where {ok}"
     )
     return "s._line"
+
+
+def _quarantine_dropped_keys(con, kind_lit: str, src: str, bid: str, report: IngestReport,
+                             dropped: list[str], n_keys: int) -> None:
+    """Rows holding a field that is not read (an empty name, or beyond the
+    ``MAX_COLUMNS`` most frequent names of the chunk) go to quarantine."""
+    con.execute(
+        "create temp table _tsf_dropped as select _rid, min(k) as k from (select _rid, "
+        "unnest(json_keys(_line)) as k from _tsf_lines where _ok and not _wide and not _dup) "
+        "where k in (select unnest(?)) group by _rid", [dropped])
+    rows = con.execute(
+        f"insert into quarantine select {bid}, {kind_lit}, {src}, CASE WHEN d.k = '' THEN "
+        "'unnamed_field' ELSE 'too_many_fields' END, CASE WHEN d.k = '' THEN "
+        "'a field with an empty name holds a value' ELSE 'field ' || d.k || ' is beyond the "
+        f"{MAX_COLUMNS} field names read per chunk (this chunk has {n_keys})' END, l._line, "
+        "now() from _tsf_dropped d join _tsf_lines l using (_rid) returning reason").fetchall()
+    report.quarantined_by_reason.update(Counter(r[0] for r in rows))
 
 
 def _json_path(key: str) -> str:
@@ -316,11 +411,15 @@ def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:
 def _quarantine_checked(
     con, kind_lit: str, src: str, bid: str, raw_sql: str, report: IngestReport
 ) -> None:
+    """One quarantine row per input row and problem: the cells of a wide row that
+    fail for the same reason (a missing device_id) are one entry, not one per metric."""
     rows = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, c._reason, c._detail, {raw_sql}, "
-        f"now() from _tsf_rejected c join _tsf_src s on s._rid = c._src_rid "
-        f"returning reason"
+        f"now() from (select distinct _src_rid, _reason, _detail from _tsf_rejected) c "
+        f"join _tsf_src s on s._rid = c._src_rid order by c._src_rid returning reason"
     ).fetchall()
+    n_rejected = con.execute("select count(*) from _tsf_rejected").fetchone()[0]
+    report.n_rows -= n_rejected - len(rows)
     report.quarantined_by_reason.update(Counter(r[0] for r in rows))
 
 

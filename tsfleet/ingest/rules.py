@@ -41,6 +41,7 @@ class FieldRule:
     gt: float | None = None
     le: float | None = None
     lt: float | None = None
+    lowercase: bool = False  # a name stored in lower case (json_schema_extra x-lowercase)
 
     @property
     def sql_default(self) -> str:
@@ -87,7 +88,9 @@ def field_rules(model: type[IngestModel]) -> list[FieldRule]:
                 if isinstance(meta, kind):
                     bounds[attr] = float(getattr(meta, attr))
         default = None if info.is_required() else info.default
-        rules.append(FieldRule(name, sqltype, info.is_required(), default, choices, **bounds))
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        rules.append(FieldRule(name, sqltype, info.is_required(), default, choices, **bounds,
+                               lowercase=bool(extra.get("x-lowercase"))))
     return rules
 
 
@@ -99,7 +102,7 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     is_num = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
     text = f"nullif(trim(CAST({col} AS VARCHAR)), '')"
     if rule.sqltype == "VARCHAR":
-        expr = text if not rule.choices else f"lower({text})"
+        expr = text if not (rule.choices or rule.lowercase) else f"lower({text})"
     elif rule.sqltype == "TIMESTAMP":
         if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
             expr = f"CAST({col} AS TIMESTAMP)"
@@ -184,7 +187,8 @@ def checks(
             (
                 f"isnan({p}) OR isinf({p})",
                 "nan_value",
-                f"'{name} must be a finite number, got ' || {got} || {context}",
+                f"'{name} must be a finite number, got ' || coalesce({r}, CAST({p} AS VARCHAR))"
+                f" || {context}",
             )
         )
     if rule.choices:

@@ -2,8 +2,9 @@
 
 Files are chosen by extension: ``.parquet``/``.pq``, ``.csv``/``.tsv``,
 ``.jsonl``/``.ndjson`` (one JSON object per line) and ``.json`` (lines, or
-one array of objects). Large files are streamed: no more than ``chunk_rows``
-rows are in memory at once. Python objects (DataFrame, Arrow table or record
+one array of objects). Files are streamed (see :mod:`tsfleet.ingest.files`):
+no more than ``chunk_rows`` rows, and a bounded amount of text, are in memory
+at once, and a bad row affects only itself. Python objects (DataFrame, Arrow table or record
 batch, dict of columns, iterable of dicts) are accepted as they are. Dicts go
 through the JSON-lines path, so that a row of the wrong shape is quarantined
 with its payload rather than failing the whole batch.
@@ -11,29 +12,20 @@ with its payload rather than failing the whole batch.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tsfleet.errors import IngestError
+from tsfleet.ingest.csv_file import csv_chunks
+from tsfleet.ingest.files import Chunk, json_text, lines_chunk
+from tsfleet.ingest.json_file import json_chunks
 
 DEFAULT_CHUNK_ROWS = 1_000_000
-
-
-@dataclass
-class Chunk:
-    """One piece of input for :func:`tsfleet.ingest.pipeline.ingest_chunk`."""
-
-    table: pa.Table
-    json_lines: bool = False
-    pre_quarantined: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def describe(source: object) -> str:
@@ -86,18 +78,14 @@ def _dict_chunks(rows: Iterable, chunk_rows: int) -> Iterator[Chunk]:
     lines: list[str] = []
     for row in rows:
         try:
-            lines.append(json.dumps(row, default=str, allow_nan=True))
+            lines.append(json_text(row))
         except (TypeError, ValueError):
             lines.append(json.dumps(repr(row)))  # not an object: quarantined as invalid_json
         if len(lines) >= chunk_rows:
-            yield _lines_chunk(lines)
+            yield lines_chunk(lines, [])
             lines = []
     if lines:
-        yield _lines_chunk(lines)
-
-
-def _lines_chunk(lines: list[str]) -> Chunk:
-    return Chunk(pa.table({"_line": pa.array(lines, pa.string())}), json_lines=True)
+        yield lines_chunk(lines, [])
 
 
 def _file_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -108,9 +96,9 @@ def _file_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
         if ext in (".parquet", ".pq"):
             yield from _parquet_chunks(path, chunk_rows)
         elif ext in (".csv", ".tsv"):
-            yield from _csv_chunks(path, chunk_rows, "\t" if ext == ".tsv" else ",")
+            yield from csv_chunks(path, chunk_rows, "\t" if ext == ".tsv" else ",")
         elif ext in (".jsonl", ".ndjson", ".json"):
-            yield from _json_chunks(path, chunk_rows)
+            yield from json_chunks(path, chunk_rows)
         else:
             raise IngestError(f"cannot read {path}: unknown file type {ext!r} "
                               "(expected .parquet, .csv, .tsv, .jsonl, .ndjson or .json)")
@@ -126,59 +114,3 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
         yield Chunk(pa.Table.from_batches([batch]))
     if empty:
         yield Chunk(pf.schema_arrow.empty_table())
-
-
-def _csv_chunks(path: Path, chunk_rows: int, delimiter: str) -> Iterator[Chunk]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh, delimiter=delimiter), None)
-    if not header:
-        raise IngestError(f"cannot read {path}: the CSV file has no header line")
-    header = [h.strip() for h in header]
-    bad: list[tuple[str, str, str]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append(("malformed_csv",
-                    f"line {row.number}: expected {row.expected_columns} columns, "
-                    f"got {row.actual_columns}", json.dumps({"line": row.text})))
-        return "skip"
-
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(column_names=header, skip_rows=1,
-                                       block_size=16 << 20, encoding="utf-8"),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
-                                             strings_can_be_null=True),
-    )
-    pending: list[pa.RecordBatch] = []
-    n = 0
-    for batch in reader:
-        pending.append(batch)
-        n += batch.num_rows
-        if n >= chunk_rows:
-            yield Chunk(pa.Table.from_batches(pending), pre_quarantined=bad[:])
-            bad.clear()
-            pending, n = [], 0
-    yield Chunk(pa.Table.from_batches(pending, schema=reader.schema), pre_quarantined=bad[:])
-
-
-def _json_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    with path.open(encoding="utf-8") as fh:
-        head = fh.read(4096).lstrip()
-        fh.seek(0)
-        if head.startswith("["):
-            try:
-                rows = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise IngestError(f"cannot read {path}: not valid JSON ({exc})") from exc
-            yield from _dict_chunks(rows if isinstance(rows, list) else [rows], chunk_rows)
-            return
-        lines: list[str] = []
-        for line in fh:
-            line = line.strip()
-            if line:
-                lines.append(line)
-            if len(lines) >= chunk_rows:
-                yield _lines_chunk(lines)
-                lines = []
-        yield _lines_chunk(lines)

@@ -14,8 +14,9 @@ def register(subparsers) -> None:
         "serve", help="live ingest: MQTT and CoAP into the store (owns the DuckDB writer)",
         description="Receive SenML (JSON, CBOR), LwM2M and vendor JSON over MQTT and CoAP and "
                     "store it. Stops cleanly on SIGINT or SIGTERM.")
-    p.add_argument("--db", dest="sub_db", default=None, help="DuckDB file")
-    p.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker to subscribe at")
+    p.add_argument("--mqtt", metavar="URL",
+                   help="MQTT broker to subscribe at: host:port, mqtt://host:port or "
+                        "mqtts://host:port (TLS, default port 8883)")
     p.add_argument("--topic", action="append", dest="topics", metavar="FILTER",
                    help="topic filter, repeatable (default fleet/#)")
     p.add_argument("--topic-layout", default="+/{device}/{format}",
@@ -23,13 +24,21 @@ def register(subparsers) -> None:
                         "or a network server's layout: chirpstack, tts")
     p.add_argument("--device-from", choices=DEVICE_SOURCES, default="auto",
                    help="device id from the topic, the payload, or the payload else the topic")
-    p.add_argument("--client-id", default="tsfleet-serve",
-                   help="MQTT client id; the persistent session belongs to it")
+    p.add_argument("--client-id", default=None,
+                   help="MQTT client id; the persistent session belongs to it (default "
+                        "tsfleet-<store id>: each store its own session)")
     p.add_argument("--receive-maximum", type=int, default=4000,
                    help="unacknowledged MQTT messages the broker may send at once")
     p.add_argument("--coap", metavar="HOST:PORT", help="bind a CoAP server (UDP)")
     p.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD,
                    help="largest payload accepted, bytes (larger ones are quarantined)")
+    p.add_argument("--max-packet", type=int, default=None,
+                   help="largest MQTT packet the broker may send, bytes (MQTT 5 Maximum Packet "
+                        "Size; the broker discards larger ones; default 4 x --max-payload "
+                        "+ 64 KiB)")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="DuckDB memory limit of the store, e.g. 1GB (default DuckDB's, 80%% of "
+                        "RAM: the store's blocks stay cached up to it)")
     p.add_argument("--batch-rows", type=int, default=25_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
@@ -43,6 +52,7 @@ def register(subparsers) -> None:
                         "Protobuf) from this broker")
     p.add_argument("--tts-mqtt", metavar="HOST:PORT",
                    help="also read The Things Stack v3 uplinks and joins from this broker")
+    _security_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
 
@@ -59,16 +69,59 @@ def register(subparsers) -> None:
     q.set_defaults(func=cmd_snmp_poll)
 
 
+def _security_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MQTT security, broker failures and monitoring (docs/live.md)")
+    g.add_argument("--mqtt-username", metavar="NAME", help="user name at the broker")
+    g.add_argument("--mqtt-password-file", metavar="FILE",
+                   help="file whose first line is the password (never on the command line)")
+    g.add_argument("--mqtt-password-env", metavar="VAR",
+                   help="environment variable holding the password")
+    g.add_argument("--mqtt-tls", action="store_true",
+                   help="TLS (implied by mqtts:// and by the files below)")
+    g.add_argument("--mqtt-ca", metavar="FILE",
+                   help="PEM CA file that signs the broker's certificate (default: system CAs)")
+    g.add_argument("--mqtt-cert", metavar="FILE", help="PEM client certificate")
+    g.add_argument("--mqtt-key", metavar="FILE", help="PEM key of the client certificate")
+    g.add_argument("--mqtt-no-hostname-check", action="store_true",
+                   help="accept a broker certificate that does not name the host "
+                        "(the CA chain is still checked)")
+    g.add_argument("--coaps", metavar="HOST:PORT",
+                   help="serve CoAP over DTLS with pre-shared keys (needs DTLSSocket)")
+    g.add_argument("--coap-psk", metavar="FILE",
+                   help="identity:key lines of the devices allowed on --coaps")
+    g.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics and a health "
+                        "check at /healthz (docs/service.md)")
+    g.add_argument("--alertmanager", metavar="URL",
+                   help="push firing and resolved alerts to Alertmanager's v2 API at URL "
+                        "(http://host:9093), re-sent every minute while they fire")
+    g.add_argument("--exit-on-broker-failure", metavar="SECONDS", type=float, nargs="?",
+                   const=10.0, default=None,
+                   help="exit with status 2 when the first MQTT connection has not succeeded "
+                        "within SECONDS (default 10)")
+
+
+def _security(args: argparse.Namespace):
+    from tsfleet.live.security import MqttSecurity
+
+    return MqttSecurity(
+        username=args.mqtt_username, password_file=args.mqtt_password_file,
+        password_env=args.mqtt_password_env, tls=args.mqtt_tls, ca_file=args.mqtt_ca,
+        cert_file=args.mqtt_cert, key_file=args.mqtt_key,
+        check_hostname=not args.mqtt_no_hostname_check)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from tsfleet.cli import db_path
+    from tsfleet.cliutil import db_path
     from tsfleet.errors import InvalidParameter
     from tsfleet.live.netservers import NETWORK_SERVERS
     from tsfleet.live.server import ServeConfig, serve
     from tsfleet.service.cadence import parse_every
 
-    if not (args.mqtt or args.coap or args.chirpstack_mqtt or args.tts_mqtt):
-        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT or both (or a network "
-                               "server: --chirpstack-mqtt, --tts-mqtt)")
+    if not (args.mqtt or args.coap or args.coaps or args.chirpstack_mqtt or args.tts_mqtt):
+        raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT, --coaps HOST:PORT "
+                               "or several (or a network server: --chirpstack-mqtt, "
+                               "--tts-mqtt)")
     layout_server = NETWORK_SERVERS.get(args.topic_layout)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)
@@ -76,13 +129,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("tsfleet.live").setLevel(logging.WARNING)
         logging.getLogger("tsfleet.service").setLevel(logging.WARNING)
     topics = args.topics or (list(layout_server.topics) if layout_server else ["fleet/#"])
+    logging.getLogger("tsfleet.live.broker").setLevel(logging.INFO)  # connection events
     config = ServeConfig(
         db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=topics,
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
+        max_packet=args.max_packet, memory_limit=args.memory_limit,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
-        analyze_every=parse_every(args.analyze_every), chirpstack_mqtt=args.chirpstack_mqtt,
-        tts_mqtt=args.tts_mqtt)
+        analyze_every=parse_every(args.analyze_every), security=_security(args),
+        exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,
+        alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk,
+        chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
           + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")

@@ -12,18 +12,23 @@ kept as unmapped.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
 
-import cbor2
-
 from tsfleet.live import lwm2m
 from tsfleet.live.decoded import _EPOCH_HI, _EPOCH_LO, Decoded, Unmapped, choose_device
-from tsfleet.live.errors import PayloadError
+from tsfleet.live.errors import PayloadError, Reject
 from tsfleet.live.profiles import Profiles
-from tsfleet.live.senml import RELATIVE_LIMIT, Record, parse_cbor, parse_json, resolve
+from tsfleet.live.senml import (
+    RELATIVE_LIMIT,
+    Record,
+    load_cbor,
+    load_json,
+    parse_cbor,
+    parse_json,
+    resolve,
+)
 from tsfleet.live.units import metric_for
 
 DEFAULT_MAX_PAYLOAD = 256 * 1024
@@ -34,6 +39,14 @@ _SEP = re.compile(r"[/:]")
 #: Labels of the common record shape that :meth:`Decoder._senml_fast` resolves.
 _FAST_LABELS = frozenset(("bn", "bt", "bu", "n", "u", "v", "t"))
 _BODY_LABELS = frozenset(("n", "u", "v", "t"))
+#: A JSON escape of a UTF-16 surrogate: the only way JSON text decodes to a string
+#: that is not Unicode (a lone surrogate), which no store column can hold.
+_JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: Bounds of the decoder's memo of record names (entries, and characters of name and
+#: unit per entry): hostile senders cannot grow it past a few tens of MB.
+MAX_NAMES, MAX_NAME_CHARS = 100_000, 256
+#: The longest quarantine detail kept (characters).
+MAX_DETAIL = 1000
 
 
 @dataclass(frozen=True)
@@ -79,14 +92,25 @@ class Decoder:
 
     def decode_into(self, env, *, fmt: str | None, topic_device: str | None) -> None:
         """Decode an envelope's payload in place: ``env.decoded`` on success, else
-        ``env.reject``. A decoder bug is a reject too: it must never stop a transport."""
+        ``env.reject`` (a :class:`Reject`, plain data: no exception is kept). An
+        oversized payload is cut to what quarantine keeps before anything else. A
+        decoder bug is a reject too: it must never stop a transport."""
+        if len(env.payload) > self.max_payload:
+            env.reject = Reject("oversized_payload", f"payload of {len(env.payload)} bytes "
+                                f"exceeds the limit of {self.max_payload} bytes")
+            env.trim()
+            return
         try:
             env.decoded = self.decode(env.payload, fmt=fmt, topic_device=topic_device,
                                       now=env.received_at)
+            return
         except PayloadError as exc:
-            env.reject = exc
+            reject = Reject(exc.reason, exc.detail)
+        except OverflowError as exc:  # a number too large for a float, where one is needed
+            reject = Reject("number_out_of_range", f"a number is too large to convert: {exc}")
         except Exception as exc:  # noqa: BLE001 - recorded with the payload, see above
-            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+            reject = Reject("decoder_error", f"decoding failed: {exc!r}")
+        env.reject = Reject(reject.reason, short(reject.detail))
 
     def decode(self, payload: bytes, *, fmt: str | None = None, topic_device: str | None = None,
                now: float | None = None) -> Decoded:
@@ -96,22 +120,20 @@ class Decoder:
             raise PayloadError("oversized_payload", f"payload of {len(payload)} bytes exceeds the "
                                f"limit of {self.max_payload} bytes")
         kind = self._kind(payload, fmt)
+        out = self._decode(payload, kind, fmt, topic_device, now)
+        if kind in ("senml+json", "vendor+json") and _JSON_SURROGATE.search(payload):
+            check_text(out)
+        return out
+
+    def _decode(self, payload: bytes, kind: str, fmt: str | None, topic_device: str | None,
+                now: float) -> Decoded:
         if kind == "senml+json" or kind == "senml+cbor":
             pack = parse_json(payload) if kind == "senml+json" else parse_cbor(payload)
             fast = self._senml_fast(pack, kind, topic_device, now)
             if fast is not None:
                 return fast
             return self._senml(resolve(pack, now), kind, topic_device)
-        if kind == "vendor+json":
-            try:
-                obj = json.loads(payload)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise PayloadError("invalid_json", f"payload is not valid JSON: {exc}") from exc
-        else:
-            try:
-                obj = cbor2.loads(payload)
-            except Exception as exc:
-                raise PayloadError("invalid_cbor", f"payload is not valid CBOR: {exc}") from exc
+        obj = load_json(payload) if kind == "vendor+json" else load_cbor(payload)
         if isinstance(obj, list):  # a JSON or CBOR array after all: SenML
             return self._senml(resolve(parse_json(payload) if kind == "vendor+json"
                                        else parse_cbor(payload), now), kind, topic_device)
@@ -215,7 +237,7 @@ class Decoder:
             payload_device, field = _split_name_parts(bn, name)
             known = (lwm2m.split_path(name), payload_device) + \
                 metric_for(field, unit, self.known)
-            if len(self._names) < 100_000:
+            if len(self._names) < MAX_NAMES and len(name) + len(unit or "") <= MAX_NAME_CHARS:
                 self._names[(bn, name, unit)] = known
         path, payload_device, metric, _ = known
         if path is not None or metric is None:
@@ -234,7 +256,7 @@ class Decoder:
                 path = lwm2m.split_path(r.name)
                 payload_device, field = _split_name(r)
                 known = (path, payload_device) + metric_for(field, r.unit, self.known)
-                if len(names) < 100_000:
+                if len(names) < MAX_NAMES and len(r.name) + len(r.unit or "") <= MAX_NAME_CHARS:
                     names[key] = known
             (paths if known[0] else plain).append((r, known))
         paths = [r for r, _ in paths]
@@ -273,3 +295,26 @@ def _split_name_parts(base_name: str, name: str) -> tuple[str | None, str]:
         cut = max(name.rfind("/"), name.rfind(":"))
         return name[:cut] or None, name[cut + 1:]
     return None, name
+
+
+def short(text: str, limit: int = MAX_DETAIL) -> str:
+    """A detail sentence cut to ``limit`` characters (an error may quote a huge field)."""
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text)} characters]"
+
+
+def check_text(out: Decoded) -> None:
+    """Raise ``invalid_text`` when a string of the rows is not Unicode text (a lone
+    UTF-16 surrogate, which JSON can escape): the payload is quarantined whole, as
+    received, rather than stored with its text altered."""
+    cells = [out.device_id, out.metric, out.observed_at, out.value]
+    cells += [[k, v] for rows in out.facts.values() for row in rows for k, v in row.items()]
+    cells += [[u.field, u.value, u.unit, u.reason, u.device_id] for u in out.unmapped]
+    for col in cells:
+        for x in col:
+            if type(x) is str and not x.isascii():
+                try:
+                    x.encode()
+                except UnicodeEncodeError:
+                    raise PayloadError("invalid_text", f"the text {ascii(x)[:200]} holds a lone "
+                                       "UTF-16 surrogate (a \\ud800-\\udfff escape that is not "
+                                       "half of a pair), which is not Unicode text") from None

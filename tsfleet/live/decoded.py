@@ -29,10 +29,16 @@ def time_cell(t: object) -> float | str | None:
     if type(t) is float and _EPOCH_LO < t < _EPOCH_HI:  # the common case, NaN fails it
         return t
     if is_number(t):
-        t = float(t)
+        try:
+            t = float(t)
+        except OverflowError:  # an integer too large for a float
+            return number_text(t)
         if math.isfinite(t) and _EPOCH_LO < t < _EPOCH_HI:
             return t
-        return repr(t)
+        # digits alone the pipeline would convert as epoch seconds, which fails past the
+        # year 294,247: exponent notation is text it judges as a time it cannot read
+        text = repr(t)
+        return text if "e" in text or "n" in text else f"{t:.9e}"
     return None if t is None else str(t)
 
 
@@ -44,8 +50,21 @@ def value_cell(v: object) -> float | str | None:
         try:
             return float(v)
         except OverflowError:  # a huge CBOR integer
-            return str(v)
+            return number_text(v)
     return None if v is None else str(v)
+
+
+def number_text(n: object) -> str:
+    """A number as text for the pipeline to judge, whatever its size: an integer past
+    64 bits is described rather than written (Python refuses to write more than
+    4,300 digits, and digits alone would be read as a number again).
+
+    >>> number_text(10 ** 5000)
+    'an integer of about 5001 digits'
+    """
+    if type(n) is int and n.bit_length() > 64:
+        return f"an integer of about {len(format(abs(n), 'x')) * math.log10(16):.0f} digits"
+    return str(n)
 
 
 @dataclass

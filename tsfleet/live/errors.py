@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from tsfleet.errors import TsfleetError
 
 
@@ -16,3 +18,19 @@ class PayloadError(TsfleetError, ValueError):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+class Reject(NamedTuple):
+    """Why a payload was refused: the quarantine ``reason`` code and a ``detail`` sentence.
+
+    Plain data, never the exception itself: an exception holds its traceback,
+    whose frames hold the envelope that holds the exception, a reference cycle
+    that only a full garbage collection frees (issue 22: 300k rejected messages
+    took ``serve`` from 318 MB to 2.5 GB).
+
+    >>> Reject("invalid_json", "payload is not valid JSON").reason
+    'invalid_json'
+    """
+
+    reason: str
+    detail: str

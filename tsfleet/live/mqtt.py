@@ -18,7 +18,9 @@ while tsfleet is down is not dropped.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -26,6 +28,22 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 log = logging.getLogger("tsfleet.live")
+#: Connection events (connected, session resumed or new, refused, TLS failure,
+#: session taken over): ``tsfleet serve`` shows them even without ``-v``.
+conn_log = logging.getLogger("tsfleet.live.broker")
+
+#: Connections lost this often within this many seconds look like a session takeover.
+TAKEOVER_WINDOW_S = 30.0
+
+#: MQTT 5 reason codes of a refused CONNECT, with what to check.
+_REFUSED_HINTS = {
+    134: "check --mqtt-username and the password",           # Bad user name or password
+    135: "the broker does not authorize this client",        # Not authorized
+    133: "the broker refused the client id",                 # Client Identifier not valid
+    138: "the client is banned",                             # Banned
+    136: "the broker is unavailable",                        # Server unavailable
+    137: "the broker is busy",                               # Server busy
+}
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:
@@ -49,12 +67,24 @@ class Subscriber:
     def __init__(self, host: str, port: int, topics: list[str],
                  handler: Callable[[mqtt.MQTTMessage, Callable[[], None]], None], *,
                  client_id: str = "tsfleet-serve", session_expiry_s: int = 7 * 86400,
-                 receive_maximum: int = 4000, keepalive: int = 30,
-                 min_backoff: float = 0.5, max_backoff: float = 30.0):
+                 receive_maximum: int = 4000, max_packet: int | None = None,
+                 keepalive: int = 30,
+                 min_backoff: float = 0.5, max_backoff: float = 30.0,
+                 security=None):
         self.host, self.port, self.topics = host, port, topics
+        self.client_id = client_id
+        #: set once a connection was accepted and subscribed (``--exit-on-broker-failure``)
+        self.connected = threading.Event()
+        #: the last reason a connection failed or was lost (None while all is well)
+        self.last_error: str | None = None
+        self.n_failures = 0
+        self.session_resumed: bool | None = None
+        self._last_logged: tuple[str, float] = ("", 0.0)
+        self._lost_at: list[float] = []  # recent connections lost right after being accepted
         self.handler = handler
         self.session_expiry_s = session_expiry_s
         self.receive_maximum = receive_maximum
+        self.max_packet = max_packet
         self.keepalive = keepalive
         self.subscribed = threading.Event()
         self.n_connects = 0
@@ -64,6 +94,10 @@ class Subscriber:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         self.client.reconnect_delay_set(min_delay=min_backoff, max_delay=max_backoff)
+        self.tls = security is not None and security.uses_tls
+        if security is not None:
+            security.apply(self.client)
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -73,6 +107,8 @@ class Subscriber:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = self.receive_maximum
+        if self.max_packet is not None:  # the broker discards larger packets (MQTT 5 3.1.2.11.4)
+            props.MaximumPacketSize = self.max_packet
         self.client.connect_async(self.host, self.port, self.keepalive, clean_start=False,
                                   properties=props)
         self.client.loop_start()
@@ -84,16 +120,41 @@ class Subscriber:
         self.client.loop_stop()
 
     # -- paho callbacks (network thread) ----------------------------------------------
+    def _failed(self, reason: str, then: str = "retrying with backoff") -> None:
+        """Record and log a failure; the same reason again is logged at most every 60 s."""
+        self.last_error = reason
+        self.n_failures += 1
+        now = time.monotonic()
+        if self._last_logged[0] != reason or now - self._last_logged[1] >= 60.0:
+            self._last_logged = (reason, now)
+            conn_log.error("live: MQTT %s; %s", reason, then)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        from tsfleet.live.security import describe_connect_error
+
+        # paho calls this inside its ``except OSError`` block: the error is the current one
+        self._failed(describe_connect_error(sys.exc_info()[1], self.host, self.port, self.tls))
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("live: MQTT connect to %s:%d refused: %s", self.host, self.port,
-                        reason_code)
+            hint = _REFUSED_HINTS.get(reason_code.value, "")
+            self._failed(f"broker at {self.host}:{self.port} refused the connection of client "
+                         f"id {self.client_id}: {reason_code}" + (f" ({hint})" if hint else ""))
             return
         with self._lock:
             self._generation += 1
         self.n_connects += 1
-        log.info("live: MQTT connected to %s:%d (session present: %s)", self.host, self.port,
-                 flags.session_present)
+        resumed = bool(flags.session_present)
+        first = self.session_resumed is None
+        self.session_resumed = resumed
+        self.last_error = None
+        conn_log.info(
+            "live: MQTT connected to %s:%d as client id %s: %s", self.host, self.port,
+            self.client_id,
+            "session resumed (messages queued while away are delivered now)" if resumed else
+            "new session" + (" (nothing was queued for this client id before)" if first else
+                             " (the broker had lost the session: messages sent meanwhile "
+                             "were not queued)"))
         client.subscribe([(t, 1) for t in self.topics])
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -102,16 +163,35 @@ class Subscriber:
         self.subscribed.clear()
         if self._stopping:
             return
-        log.warning("live: MQTT disconnected from %s:%d (%s); reconnecting", self.host, self.port,
-                    reason_code)
+        if getattr(reason_code, "value", None) == 142:  # Session taken over
+            self._failed(f"session of client id {self.client_id} taken over by another client "
+                         f"at {self.host}:{self.port}: two processes use one client id (give "
+                         f"each its own --client-id)")
+            return
+        # mosquitto 2.0 closes a taken-over session's socket without a DISCONNECT
+        # (paho says "Unspecified error"): a connection lost again and again although
+        # the broker accepts every reconnect is the same sign.
+        now = time.monotonic()
+        self._lost_at = [t for t in self._lost_at if now - t < TAKEOVER_WINDOW_S] + [now]
+        if len(self._lost_at) >= 2:
+            self._failed(f"session of client id {self.client_id} probably taken over by "
+                         f"another client at {self.host}:{self.port}: the connection was lost "
+                         f"{len(self._lost_at)} times in {TAKEOVER_WINDOW_S:g} s though each "
+                         f"reconnect is accepted ({reason_code}); two processes use one client "
+                         f"id? (give each its own --client-id)")
+            return
+        self._failed(f"disconnected from {self.host}:{self.port} ({reason_code})")
 
     def _on_subscribe(self, client, userdata, mid, reason_code_list, properties) -> None:
-        bad = [str(rc) for rc in reason_code_list if rc.is_failure]
+        bad = [f"{t}: {rc}" for t, rc in zip(self.topics, reason_code_list, strict=False)
+               if rc.is_failure]
         if bad:
-            log.error("live: MQTT subscription refused: %s", ", ".join(bad))
+            self._failed(f"subscription refused by {self.host}:{self.port} ({', '.join(bad)}; "
+                         f"check the broker's ACL for this user)", then="nothing is received")
             return
         log.info("live: MQTT subscribed to %s with QoS 1", ", ".join(self.topics))
         self.subscribed.set()
+        self.connected.set()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         generation = self._generation

@@ -15,6 +15,7 @@ A label ending in ``_`` must be understood, so a pack carrying one is rejected.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -53,22 +54,41 @@ class Record:
 
 def parse_json(payload: bytes) -> list[dict]:
     """A SenML JSON pack as a list of label dicts; ``PayloadError`` if it is not one."""
+    return _check_pack(load_json(payload), "JSON")
+
+
+def load_json(payload: bytes) -> object:
+    """One JSON document; ``PayloadError`` (``invalid_json``) for anything else,
+    including an integer of more than 4,300 digits and nesting deeper than the
+    interpreter's recursion limit."""
     try:
-        pack = json.loads(payload)
+        return json.loads(payload)
     except UnicodeDecodeError as exc:
-        raise PayloadError("invalid_json", f"payload is not UTF-8 text: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise PayloadError("invalid_json", f"payload is not valid JSON: {exc}") from exc
-    return _check_pack(pack, "JSON")
+        raise PayloadError("invalid_json", f"payload is not UTF-8 text: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        raise PayloadError("invalid_json", f"payload is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("invalid_json", "payload is not valid JSON: nested too deeply"
+                           ) from None
+
+
+def load_cbor(payload: bytes) -> object:
+    """Exactly one CBOR data item; ``PayloadError`` (``invalid_cbor``) for anything
+    else, including bytes after the item (``cbor2.loads`` ignores them)."""
+    fp = io.BytesIO(payload)
+    try:
+        item = cbor2.CBORDecoder(fp).decode()
+    except Exception as exc:  # noqa: BLE001 - cbor2 raises several types for broken input
+        raise PayloadError("invalid_cbor", f"payload is not valid CBOR: {exc}") from None
+    if fp.tell() != len(payload):
+        raise PayloadError("invalid_cbor", f"payload is not valid CBOR: {len(payload) - fp.tell()} "
+                           f"bytes follow the data item that ends at byte {fp.tell()}")
+    return item
 
 
 def parse_cbor(payload: bytes) -> list[dict]:
     """A SenML CBOR pack (integer labels) as a list of label dicts."""
-    try:
-        pack = cbor2.loads(payload)
-    except Exception as exc:  # cbor2 raises several types for broken input
-        raise PayloadError("invalid_cbor", f"payload is not valid CBOR: {exc}") from exc
-    pack = _check_pack(pack, "CBOR")
+    pack = _check_pack(load_cbor(payload), "CBOR")
     out = []
     for rec in pack:
         named = {}
@@ -140,10 +160,10 @@ def resolve(pack: list[dict], now: float) -> list[Record]:
         t = rec.get("t", 0)
         t = bt + t if type(bt) is type(t) is float else _add(bt, t)
         if is_number(t) and t < RELATIVE_LIMIT:
-            t = now + t
+            t = _add(now, t)
         unit = rec.get("u", bu)
         out.append(Record(i, bn, bn + n, unit if isinstance(unit, str) else None,
-                          float(t) if is_number(t) else t, value, field, total))
+                          _seconds(t), value, field, total))
     return out
 
 
@@ -152,8 +172,22 @@ def _add(base: object, x: object) -> object:
     if base is None:
         return x
     if is_number(base) and is_number(x):
-        return base + x
+        try:
+            return base + x
+        except OverflowError:  # a float and an integer too large for one
+            return x if type(x) is int else base  # for the pipeline to judge
     return x if not is_number(x) else base
+
+
+def _seconds(t: object) -> object:
+    """A resolved time as float seconds; a number too large for a float stays as
+    it is, for the pipeline to judge (``bad_timestamp``)."""
+    if not is_number(t):
+        return t
+    try:
+        return float(t)
+    except OverflowError:
+        return t
 
 
 def _b64url(text: str, i: int) -> bytes:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import gc
 import logging
+import re
 import signal
 import sys
 import threading
@@ -25,17 +27,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsfleet.errors import InvalidParameter
+from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.fleet import Fleet
 from tsfleet.live import coap as coap_server
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES, Decoder, TopicLayout
+from tsfleet.live.errors import Reject
 from tsfleet.live.mqtt import Subscriber, parse_address
 from tsfleet.live.netservers import NETWORK_SERVERS
 from tsfleet.live.profiles import Profiles
-from tsfleet.live.writer import Envelope, Writer
+from tsfleet.live.security import MqttSecurity, parse_broker
+from tsfleet.live.writer import DEFAULT_MAX_PENDING_BYTES, MAX_KEPT_PAYLOAD, Envelope, Writer
 from tsfleet.service.cadence import Cadence
 
 log = logging.getLogger("tsfleet.live")
+
+#: The largest packet MQTT can carry (a four-byte remaining length).
+MQTT_MAX_PACKET = 268_435_455
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+#: Seconds between two full garbage collections (see :func:`_tune_interpreter`).
+FULL_GC_EVERY_S = 60.0
 
 
 @dataclass
@@ -48,10 +58,19 @@ class ServeConfig:
     topics: list[str] = field(default_factory=lambda: ["fleet/#"])
     topic_layout: str = "+/{device}/{format}"
     device_from: str = "auto"                     # auto | topic | payload
-    client_id: str = "tsfleet-serve"
+    client_id: str | None = None                  # None: derived from the store (tsfleet-<id>)
     session_expiry_s: int = 7 * 86400
     receive_maximum: int = 4000
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    #: largest MQTT packet the broker may send (MQTT 5 Maximum Packet Size); larger
+    #: ones it discards. None: 4 x max_payload plus room for the topic. Payloads
+    #: between max_payload and this are received and quarantined (oversized_payload).
+    max_packet: int | None = None
+    #: bytes held by payloads not yet acknowledged, past which reception pauses
+    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
+    #: DuckDB memory_limit of the store's connection ("1GB"); None: DuckDB's default
+    #: (80% of RAM), up to which DuckDB keeps blocks of the growing store cached
+    memory_limit: str | None = None
     batch_rows: int = 25_000
     batch_delay_s: float = 0.5
     profile_dirs: list[str] = field(default_factory=list)
@@ -62,18 +81,67 @@ class ServeConfig:
     #: from the --mqtt broker instead
     chirpstack_mqtt: str | None = None
     tts_mqtt: str | None = None
+    #: credentials and TLS of the MQTT connection (``tsfleet.live.security``)
+    security: MqttSecurity | None = None
+    #: stop with an error when the first MQTT connection has not succeeded in this many s
+    exit_on_broker_failure_s: float | None = None
+    #: host:port of the Prometheus endpoint (/metrics, /healthz); None: none
+    metrics: str | None = None
+    #: Alertmanager base URL to push alerts to (v2 API) between commits; None: none
+    alertmanager: str | None = None
+    #: host:port to serve CoAP over DTLS (PSK) on, and the identity:key file
+    coaps: str | None = None
+    coap_psk_file: str | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
             raise InvalidParameter(f"device_from must be one of {'|'.join(DEVICE_SOURCES)}, "
                                    f"got {self.device_from!r}")
-        if self.batch_rows < 1 or self.batch_delay_s <= 0 or self.max_payload < 1:
-            raise InvalidParameter("batch_rows, batch_delay_s and max_payload must be positive, "
+        if self.batch_rows < 1 or self.batch_delay_s <= 0 or self.max_payload < 1 or \
+                self.max_pending_bytes < 1:
+            raise InvalidParameter("batch_rows, batch_delay_s, max_payload and "
+                                   "max_pending_bytes must be positive, "
                                    f"got {self.batch_rows}, {self.batch_delay_s}, "
-                                   f"{self.max_payload}")
+                                   f"{self.max_payload}, {self.max_pending_bytes}")
+        if not self.max_payload <= self.mqtt_max_packet <= MQTT_MAX_PACKET:
+            raise InvalidParameter(f"max_packet must be within {self.max_payload}.."
+                                   f"{MQTT_MAX_PACKET} (max_payload..the MQTT limit), "
+                                   f"got {self.max_packet}")
+        if self.memory_limit is not None and not _MEMORY.fullmatch(self.memory_limit):
+            raise InvalidParameter(f"memory_limit must be a size such as 512MB or 2GB, "
+                                   f"got {self.memory_limit!r}")
+        if self.mqtt:
+            parse_broker(self.mqtt)
+        if bool(self.coaps) != bool(self.coap_psk_file):
+            raise InvalidParameter("CoAP over DTLS needs both --coaps HOST:PORT and "
+                                   "--coap-psk FILE")
+        if self.security is not None:  # a wrong file or a missing password fails at start
+            self.security.password()
+            self.security.ssl_context()
+        if self.exit_on_broker_failure_s is not None and not self.exit_on_broker_failure_s > 0:
+            raise InvalidParameter(f"exit_on_broker_failure_s must be positive, "
+                                   f"got {self.exit_on_broker_failure_s}")
         if not 1 <= self.receive_maximum <= 65535:
             raise InvalidParameter(f"receive_maximum must be within 1..65535, "
                                    f"got {self.receive_maximum}")
+
+    @property
+    def mqtt_max_packet(self) -> int:
+        """The Maximum Packet Size announced to the broker."""
+        if self.max_packet is not None:
+            return self.max_packet
+        return min(4 * self.max_payload + 65_536, MQTT_MAX_PACKET)
+
+
+class BrokerUnavailable(TsfleetError, ConnectionError):
+    """The first MQTT connection did not succeed in time (``--exit-on-broker-failure``)."""
+
+
+def store_client_id(fleet: Fleet) -> str:
+    """The default MQTT client id of this store: ``tsfleet-`` and 16 hex digits of its
+    ``store_identity`` (two stores never share a broker session)."""
+    rows = fleet.query("select store_id from store_identity limit 1")
+    return "tsfleet-" + rows[0]["store_id"].replace("-", "")[:16]
 
 
 def known_metrics(fleet: Fleet) -> frozenset[str]:
@@ -102,6 +170,9 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.cadence: Cadence | None = None
+        self.metrics = None
+        self.metrics_endpoint = None
+        self.coaps_context = None
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
         self.layout = TopicLayout(config.topic_layout)
         self.layout_server = None  # a network server's decoder when the layout names one
@@ -129,41 +200,99 @@ class Server:
                 self._loop.add_signal_handler(sig, self._stop.set)
         fleet = Fleet(cfg.db if cfg.db != ":memory:" else None, memory=cfg.db == ":memory:")
         self.fleet = fleet
+        if cfg.memory_limit is not None:  # checked against _MEMORY: a size, nothing else
+            fleet.con.execute(f"SET memory_limit = '{cfg.memory_limit}'")
         self.decoder = Decoder(known_metrics(fleet), self.profiles, device_from=cfg.device_from,
                                max_payload=cfg.max_payload)
         self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None
         if cfg.topic_layout in NETWORK_SERVERS:
             self.layout_server = NETWORK_SERVERS[cfg.topic_layout](
                 known_metrics(fleet), self.profiles, max_payload=cfg.max_payload)
+        between = self.cadence and (lambda: self.cadence.tick(fleet))
+        on_commit = self.on_commit
+        if cfg.alertmanager:
+            from tsfleet.alerts.alertmanager import Pusher
+            self.pusher, ticking = Pusher(cfg.alertmanager), between
+
+            def between():
+                result = ticking() if ticking else None
+                self.pusher.tick(fleet)
+                return result
+        if cfg.metrics:
+            from tsfleet.service.metrics import ServeMetrics, with_metrics
+            self.metrics = ServeMetrics()
+            on_commit, between = with_metrics(self.metrics, fleet, on_commit, between)
         self.writer = Writer(fleet, max_rows=cfg.batch_rows, max_delay=cfg.batch_delay_s,
-                             on_commit=self.on_commit, on_fatal=lambda exc: self.stop(),
-                             between_commits=self.cadence and (lambda: self.cadence.tick(fleet)))
+                             max_pending_bytes=cfg.max_pending_bytes,
+                             on_commit=on_commit, on_fatal=lambda exc: self.stop(),
+                             between_commits=between)
         self.writer.start()
         self._untune = _tune_interpreter()
         context = None
         try:
+            if cfg.metrics:
+                from tsfleet.service.metrics import MetricsEndpoint
+                self.writer.submit = self.metrics.counting(self.writer.submit)
+                host, port = parse_address(cfg.metrics, 9108)
+                self.metrics_endpoint = MetricsEndpoint(self.metrics, self, host, port).start()
+                log.info("live: metrics on http://%s:%d/metrics and /healthz", host,
+                         self.metrics_endpoint.port)
             if cfg.coap:
                 host, port = parse_address(cfg.coap, 5683)
-                context = await coap_server.start_server(self.decoder, self.writer, host, port)
+                context = await coap_server.start_server(
+                    self.decoder, self.writer, host, port, max_in_flight=cfg.receive_maximum)
                 self.coap_port = port
                 log.info("live: CoAP listening on %s:%d (POST /ingest[/<device>])", host, port)
+            if cfg.coaps:
+                from tsfleet.live.coaps import read_psk_file, start_dtls_server
+                host, port = parse_address(cfg.coaps, 5684)
+                keys = read_psk_file(cfg.coap_psk_file)
+                self.coaps_context = await start_dtls_server(self.decoder, self.writer, host,
+                                                             port, keys)
+                log.info("live: CoAP over DTLS on %s:%d (%d PSK identities)", host, port,
+                         len(keys))
             if cfg.mqtt:
-                host, port = parse_address(cfg.mqtt, 1883)
+                host, port, tls = parse_broker(cfg.mqtt)
+                security = cfg.security or MqttSecurity()
+                if tls and not security.tls:
+                    security = dataclasses.replace(security, tls=True)
+                self.client_id = cfg.client_id or store_client_id(fleet)
                 self.subscriber = Subscriber(
-                    host, port, cfg.topics, self._on_mqtt, client_id=cfg.client_id,
+                    host, port, cfg.topics, self._on_mqtt, client_id=self.client_id,
                     session_expiry_s=cfg.session_expiry_s,
-                    receive_maximum=cfg.receive_maximum)
+                    receive_maximum=cfg.receive_maximum, max_packet=cfg.mqtt_max_packet,
+                    security=security)
+                log.info("live: MQTT %s:%d, client id %s, %s", host, port, self.client_id,
+                         security.describe())
                 self.subscriber.start()
+                if cfg.exit_on_broker_failure_s is not None:
+                    await self._first_connection(cfg.exit_on_broker_failure_s)
             self._start_network_servers()
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
+            collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
             await self._stop.wait()
+            collector.cancel()
         finally:
             await self._shutdown(context)
+
+    async def _first_connection(self, timeout: float) -> None:
+        """Wait for the first MQTT connection; raise :class:`BrokerUnavailable` after
+        ``timeout`` seconds, or as soon as a stop is asked."""
+        sub = self.subscriber
+        deadline = time.monotonic() + timeout
+        while not sub.connected.is_set() and not self._stop.is_set():
+            if time.monotonic() >= deadline:
+                raise BrokerUnavailable(
+                    f"no MQTT connection to {sub.host}:{sub.port} within {timeout:g} s: "
+                    f"{sub.last_error or 'no answer'}")
+            await asyncio.sleep(0.05)
 
     async def _shutdown(self, context) -> None:
         log.info("live: stopping: committing what is held")
         self._closing = True
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
         if self.subscriber is not None or self.lora_subscribers:
@@ -172,12 +301,15 @@ class Server:
             sub.stop()
         if context is not None:
             await context.shutdown()
+        if self.coaps_context is not None:
+            await self.coaps_context.shutdown()
         s = self.writer.stats if self.writer else None
         if s is not None:
             log.info("live: stopped after %d payloads: %d rows accepted, %d duplicates, "
-                     "%d quarantined, %d unmapped fields, %d payloads rejected",
+                     "%d quarantined, %d unmapped fields, %d payloads rejected, "
+                     "%d payloads that could not even be quarantined",
                      s.n_messages, s.n_accepted, s.n_duplicates, s.n_quarantined,
-                     s.n_unmapped, s.n_rejected)
+                     s.n_unmapped, s.n_rejected, s.n_unstorable)
         if self._untune is not None:
             self._untune()
         self.fleet.close()
@@ -194,7 +326,7 @@ class Server:
             decoder = cls(known_metrics(self.fleet), self.profiles, max_payload=cfg.max_payload)
             host, port = parse_address(address, 1883)
             sub = Subscriber(host, port, list(cls.topics), self._lora_handler(decoder),
-                             client_id=f"{cfg.client_id}-{name}",
+                             client_id=f"{cfg.client_id or store_client_id(self.fleet)}-{name}",
                              session_expiry_s=cfg.session_expiry_s,
                              receive_maximum=cfg.receive_maximum)
             sub.start()
@@ -205,25 +337,38 @@ class Server:
             if self._closing:
                 return
             self.n_received += 1
-            env = Envelope("mqtt", msg.topic, bytes(msg.payload), time.time(), ack=ack,
-                           redelivered=bool(msg.dup))
-            decoder.decode_into(env)
+            payload = msg.payload
+            try:
+                env = Envelope("mqtt", msg.topic, payload, time.time(), ack=ack,
+                               redelivered=bool(msg.dup))
+                decoder.decode_into(env)
+            except Exception as exc:  # noqa: BLE001 - nothing may raise out of paho's thread
+                env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
+                               time.time(), ack=ack, n_bytes=len(payload),
+                               reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
             self.writer.submit(env)
         return handle
 
     # -- transports -------------------------------------------------------------------
     def _on_mqtt(self, msg, ack) -> None:
+        """paho's network thread: decode and queue. Nothing a message holds may raise
+        out of here (paho's thread would end)."""
         if self._closing:
             return  # not acknowledged: the broker keeps it for the next session
         self.n_received += 1
-        env = Envelope("mqtt", msg.topic, bytes(msg.payload), time.time(), ack=ack,
-                       redelivered=bool(msg.dup))
-        if self.layout_server is not None:
-            self.layout_server.decode_into(env)
-            self.writer.submit(env)
-            return
-        device, fmt = self.layout.parse(msg.topic)
-        self.decoder.decode_into(env, fmt=fmt, topic_device=device)
+        payload = msg.payload
+        try:
+            env = Envelope("mqtt", msg.topic, payload, time.time(), ack=ack,
+                           redelivered=bool(msg.dup))
+            if self.layout_server is not None:
+                self.layout_server.decode_into(env)
+            else:
+                device, fmt = self.layout.parse(env.source)
+                self.decoder.decode_into(env, fmt=fmt, topic_device=device)
+        except Exception as exc:  # noqa: BLE001 - an undecodable topic, a decoder bug
+            env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
+                           time.time(), ack=ack, n_bytes=len(payload),
+                           reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
         self.writer.submit(env)
 
 
@@ -254,6 +399,18 @@ def _tune_interpreter():
         sys.setswitchinterval(interval)
 
     return untune
+
+
+async def _collect_garbage(every_s: float) -> None:
+    """A full collection every ``every_s`` seconds: with the thresholds of
+    :func:`_tune_interpreter` one would almost never run, and whatever reference
+    cycles a library leaves (issue 22: rejected payloads, through their exceptions)
+    would pile up. Objects alive at start are frozen and not scanned again."""
+    while True:
+        await asyncio.sleep(every_s)
+        n = gc.collect()
+        if n:
+            log.debug("live: the garbage collector freed %d objects in cycles", n)
 
 
 def _pin_malloc(mmap_threshold: int = 128 * 1024, arena_max: int = 2) -> bool:

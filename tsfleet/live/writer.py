@@ -9,9 +9,19 @@ fields and undecodable payloads, and only then calls each envelope's ``ack``:
 nothing is acknowledged before it is durable, so a crash redelivers rather
 than loses. Redeliveries are absorbed by the pipeline's duplicate keys.
 
-A batch that fails to store is retried one payload at a time; a payload that
-still fails is quarantined with the error, so one poison message cannot stall
-the stream.
+A batch that fails to store, whatever the exception, is stored in halves
+until the failing payloads are alone; a payload that still fails is
+quarantined with the error and acknowledged, so one poison message can
+neither stop nor stall the stream.
+A payload that cannot even be quarantined is logged, counted
+(``WriterStats.n_unstorable``) and acknowledged, as long as the store itself
+still works (a write transaction opens); when it does not, the writer stops
+without acknowledging, and the broker redelivers after the restart.
+
+Memory is bounded: :meth:`Writer.submit` blocks while the payloads held (queued
+or in the open batch, not yet acknowledged) exceed ``max_pending`` payloads or
+``max_pending_bytes``, which stops the MQTT network thread reading (back-pressure
+to the broker, which holds the rest) and delays CoAP answers.
 
 ``between_commits`` (optional) is called on the writer thread whenever nothing
 is held, after each commit and at least every ``idle_every`` seconds: this is
@@ -36,9 +46,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from tsfleet.errors import TsfleetError
+from tsfleet.errors import StoreError, TsfleetError
+from tsfleet.live.decode import short
 from tsfleet.live.decoded import Decoded
-from tsfleet.live.errors import PayloadError
+from tsfleet.live.errors import Reject
 from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows
 from tsfleet.store import transaction
 
@@ -49,6 +60,10 @@ log = logging.getLogger("tsfleet.live")
 
 #: The longest payload text kept in quarantine or unmapped rows.
 MAX_KEPT_PAYLOAD = 16 * 1024
+#: Estimated bytes of Python objects per decoded row (for the held-bytes bound).
+ROW_BYTES = 200
+#: Default bound of the bytes held by payloads not yet acknowledged.
+DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -60,13 +75,30 @@ class Envelope:
     payload: bytes
     received_at: float
     decoded: Decoded | None = None
-    reject: PayloadError | None = None
+    reject: Reject | None = None
     ack: Callable[[], None] | None = None
     redelivered: bool = False
+    #: bytes received (``payload`` may have been cut to what quarantine keeps)
+    n_bytes: int = -1
+    #: what :meth:`Writer.submit` counted against its bound
+    cost: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_bytes < 0:
+            self.n_bytes = len(self.payload)
 
     @property
     def size(self) -> int:
         return self.decoded.n_rows if self.decoded else 1
+
+    @property
+    def held_bytes(self) -> int:
+        """An estimate of the memory this envelope holds until acknowledged."""
+        return len(self.payload) + ROW_BYTES * self.size
+
+    def trim(self) -> None:
+        """Keep only what quarantine stores of the payload (an oversized one)."""
+        self.payload = self.payload[:MAX_KEPT_PAYLOAD]
 
     def kept_payload(self) -> str:
         """The payload as text for the store (base64 for binary, cut at MAX_KEPT_PAYLOAD)."""
@@ -75,8 +107,8 @@ class Envelope:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             text = "base64:" + base64.b64encode(body).decode()
-        if len(self.payload) > MAX_KEPT_PAYLOAD:
-            text += f" [cut: {len(self.payload)} bytes received]"
+        if self.n_bytes > len(body):
+            text += f" [cut: {self.n_bytes} bytes received]"
         return text
 
 
@@ -94,7 +126,11 @@ class WriterStats:
     n_unmapped: int = 0
     n_rejected: int = 0
     n_failed_batches: int = 0
+    #: payloads that could neither be stored nor quarantined (logged, acknowledged)
+    n_unstorable: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: rows the pipeline quarantined, per reason (``bad_number``, ``out_of_range``, ...)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 class _Sync:
@@ -111,7 +147,7 @@ class Writer:
     """Owns ``fleet`` on one thread; see the module docstring."""
 
     def __init__(self, fleet: Fleet, *, max_rows: int = 25_000, max_delay: float = 0.5,
-                 max_pending: int = 20_000,
+                 max_pending: int = 20_000, max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
                  on_commit: Callable[[list[Envelope], float], None] | None = None,
                  on_fatal: Callable[[BaseException], None] | None = None,
                  between_commits: Callable[[], object] | None = None,
@@ -127,7 +163,10 @@ class Writer:
         self._in_task = False
         self.stats = WriterStats()
         self.error: BaseException | None = None
-        self._q: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._q: queue.Queue = queue.Queue()
+        self.max_pending, self.max_pending_bytes = max_pending, max_pending_bytes
+        self._held = threading.Condition()
+        self._held_n = self._held_bytes = 0
         self._thread = threading.Thread(target=self._run, name="tsfleet-writer", daemon=True)
 
     # -- API used by the transports --------------------------------------------------
@@ -136,10 +175,32 @@ class Writer:
         self._thread.start()
 
     def submit(self, env: Envelope) -> None:
-        """Queue one payload (blocks while the writer is ``max_pending`` behind)."""
+        """Queue one payload; blocks while the payloads held (not yet acknowledged)
+        reach ``max_pending`` or ``max_pending_bytes`` (one is always let through)."""
         if self.error is not None:
             raise TsfleetError(f"the writer stopped: {self.error}")
+        cost = env.held_bytes
+        with self._held:
+            while self._held_n and (self._held_n >= self.max_pending or
+                                    self._held_bytes + cost > self.max_pending_bytes):
+                if self.error is not None:
+                    raise TsfleetError(f"the writer stopped: {self.error}")
+                self._held.wait(0.5)
+            self._held_n += 1
+            self._held_bytes += cost
+        env.cost = cost
         self._q.put(env)
+
+    @property
+    def held(self) -> tuple[int, int]:
+        """(payloads, estimated bytes) submitted and not yet acknowledged."""
+        return self._held_n, self._held_bytes
+
+    def _release(self, batch: list[Envelope]) -> None:
+        with self._held:
+            self._held_n -= len(batch)
+            self._held_bytes -= sum(e.cost for e in batch)
+            self._held.notify_all()
 
     def sync(self, timeout: float = 30.0) -> bool:
         """Commit everything submitted so far; True when done within ``timeout``."""
@@ -219,16 +280,25 @@ class Writer:
 
     def _flush(self, batch: list[Envelope]) -> None:
         try:
+            self._commit(batch)
+        finally:
+            self._release(batch)
+
+    def _commit(self, batch: list[Envelope]) -> None:
+        try:
             counts = self._store(batch)
-        except (duckdb.Error, TsfleetError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is the batch's, until shown not
+            detail = _first_line(exc)
+            del exc  # keep no exception (nor its frames) past this point
             if len(batch) == 1:
-                counts = self._store_failure(batch[0], exc)
-            else:
+                counts = self._store_failure(batch[0], detail)
+            else:  # halves until the failing payloads are alone: O(k log n) commits
                 self.stats.n_failed_batches += 1
-                log.warning("live: a batch of %d payloads failed (%s); storing them one by one",
-                            len(batch), str(exc).splitlines()[0])
-                for env in batch:
-                    self._flush([env])
+                log.warning("live: a batch of %d payloads failed (%s); storing it in halves",
+                            len(batch), detail)
+                half = len(batch) // 2
+                self._commit(batch[:half])
+                self._commit(batch[half:])
                 return
         committed_at = time.time()
         self._account(batch, counts)
@@ -236,8 +306,9 @@ class Writer:
             if env.ack is not None:
                 try:
                     env.ack()
-                except Exception as exc:  # a lost connection: the broker redelivers
-                    log.warning("live: acknowledging a %s message failed: %s", env.transport, exc)
+                except Exception as exc:  # noqa: BLE001 - a lost connection: the broker redelivers
+                    log.warning("live: acknowledging a %s message failed: %s", env.transport,
+                                _first_line(exc))
         if self.on_commit:
             self.on_commit(batch, committed_at)
 
@@ -266,17 +337,52 @@ class Writer:
             counts["duplicates"] += r.n_duplicates
             counts["quarantined"] += r.n_quarantined
             self.stats.by_kind[r.kind] = self.stats.by_kind.get(r.kind, 0) + r.n_accepted
+            for reason, n in r.quarantined_by_reason.items():
+                q = self.stats.quarantined_by_reason
+                q[reason] = q.get(reason, 0) + n
         counts["unmapped"] = self._store_unmapped(batch)
         counts["rejected"] = self._store_rejects(
             [(e, e.reject.reason, e.reject.detail) for e in batch if e.reject is not None], label)
         return counts
 
-    def _store_failure(self, env: Envelope, exc: BaseException) -> dict[str, int]:
-        detail = f"storing the payload failed: {str(exc).splitlines()[0]}"
-        log.warning("live: %s from %s quarantined: %s", env.transport, env.source, detail)
-        n = self._store_rejects([(env, "ingest_failed", detail)], f"live:{env.transport}")
-        return {"readings": 0, "accepted": 0, "duplicates": 0, "quarantined": 0,
-                "unmapped": 0, "rejected": n}
+    def _store_failure(self, env: Envelope, error: str) -> dict[str, int]:
+        """Quarantine one payload that failed to store (``ingest_failed``). When even that
+        fails, count and log it, and acknowledge it if the store still works: a payload
+        must never loop; if the store does not work, raise (the writer stops unacked)."""
+        detail = short(f"storing the payload failed: {error}")
+        counts = {"readings": 0, "accepted": 0, "duplicates": 0, "quarantined": 0,
+                  "unmapped": 0, "rejected": 0}
+        log.warning("live: %s from %s quarantined: %s", env.transport, _safe(env.source[:200]),
+                    _safe(detail))
+        try:
+            counts["rejected"] = self._store_rejects([(env, "ingest_failed", detail)],
+                                                     f"live:{env.transport}")
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            error = _first_line(exc)
+            del exc
+            if not self._store_works():
+                raise StoreError(f"the store does not accept writes: {error}") from None
+            self.stats.n_unstorable += 1
+            log.error("live: a %s payload from %s (%d bytes) could neither be stored nor "
+                      "quarantined (%s); acknowledged without storing it (%d so far)",
+                      env.transport, _safe(env.source[:200]), env.n_bytes, _safe(error),
+                      self.stats.n_unstorable)
+        return counts
+
+    def _store_works(self) -> bool:
+        """True when a write transaction can be opened and closed on the connection."""
+        con = self.fleet.con
+        for _ in range(2):
+            try:
+                con.execute("begin transaction")
+                con.execute("rollback")
+                return True
+            except duckdb.Error:
+                try:  # a transaction left open by the failure: close it and try again
+                    con.execute("rollback")
+                except duckdb.Error:
+                    pass
+        return False
 
     def _store_unmapped(self, batch: list[Envelope]) -> int:
         rows: dict[str, list] = {k: [] for k in (
@@ -298,7 +404,7 @@ class Writer:
             return 0
         con = self.fleet.con
         con.register("_live_unmapped", pa.table({
-            **{k: pa.array(v, pa.string()) for k, v in rows.items()
+            **{k: _strings(v) for k, v in rows.items()
                if k not in ("item", "received_at", "observed_at")},
             "item": pa.array(rows["item"], pa.int32()),
             "received_at": pa.array(rows["received_at"], pa.float64()),
@@ -310,7 +416,7 @@ class Writer:
                     "transport, source, format, device_id, "
                     "case when observed_at between 0 and 4102444800 "
                     "then to_timestamp(observed_at)::timestamp end, field, value, unit, reason, "
-                    "payload from _live_unmapped on conflict do nothing").fetchone()[0]
+                    "payload from _live_unmapped on conflict do nothing").fetchall()[0][0]
         finally:
             con.unregister("_live_unmapped")
         log.debug("live: %s of %d unmapped fields were new", n, len(rows["item"]))
@@ -324,16 +430,27 @@ class Writer:
         raws = [json.dumps({"transport": e.transport, "source": e.source,
                             "payload": e.kept_payload()}) for e, _, _ in rejects]
         con.register("_live_rejects", pa.table({
-            "reason": [r for _, r, _ in rejects], "detail": [d for _, _, d in rejects],
-            "raw": raws}))
+            "reason": _strings([r for _, r, _ in rejects]),
+            "detail": _strings([d for _, _, d in rejects]), "raw": _strings(raws),
+            "sha": [hashlib.sha256(e.payload).hexdigest() for e, _, _ in rejects]}))
         try:
             with transaction(con):
-                bid = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
-                n = con.execute(
-                    "insert into quarantine select ?, 'payload', ?, reason, detail, raw, now() "
-                    "from (select distinct * from _live_rejects) r where not exists (select 1 "
-                    "from quarantine q where q.kind = 'payload' and q.raw = r.raw "
-                    "and q.reason = r.reason)", [bid, label]).fetchone()[0]
+                bid = con.execute("select nextval('ingest_batch_seq')").fetchall()[0][0]
+                # The primary key of quarantine_payloads decides what is new (an index
+                # lookup per payload), on the hash of the whole payload.
+                new = con.execute(
+                    "insert into quarantine_payloads select distinct sha, reason, ? "
+                    "from _live_rejects on conflict do nothing returning payload_sha256, reason",
+                    [bid]).fetchall()
+                n = len(new)
+                if n:
+                    con.register("_live_new", pa.table({"sha": [r[0] for r in new],
+                                                        "reason": [r[1] for r in new]}))
+                    con.execute(
+                        "insert into quarantine select ?, 'payload', ?, reason, detail, raw, "
+                        "now() from (select distinct on (sha, reason) * from _live_rejects) "
+                        "semi join _live_new using (sha, reason)", [bid, label]).fetchall()
+                    con.unregister("_live_new")
                 con.execute("insert into ingest_batches values (?, 'payload', ?, now(), now(), "
                             "?, 0, ?, ?, NULL, NULL)",
                             [bid, label, len(rejects), len(rejects) - n, n])
@@ -353,7 +470,8 @@ class Writer:
         s.n_unmapped += counts["unmapped"]
         s.n_rejected += counts["rejected"]
         if log.isEnabledFor(logging.INFO):
-            held = self.fleet.con.execute("select count(*) from readings").fetchone()[0]
+            # fetchall: a result left unfinished would fail the next register() (issue 22)
+            held = self.fleet.con.execute("select count(*) from readings").fetchall()[0][0]
             log.info("live: committed %d payloads: %d rows (%d new, %d duplicates, "
                      "%d quarantined), %d unmapped fields, %d rejected payloads; "
                      "%d redelivered so far; store holds %d readings",
@@ -407,3 +525,22 @@ def _column(cells: list) -> pa.Array:
         return pa.array(cells, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pa.array([None if c is None else str(c) for c in cells], pa.string())
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one line of text that any column can hold."""
+    text = str(exc).strip().splitlines()
+    return _safe(f"{type(exc).__name__}: {text[0] if text else ''}")
+
+
+def _safe(text: str) -> str:
+    """``text`` with anything that is not Unicode text (lone surrogates) escaped."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
+
+
+def _strings(values: list) -> pa.Array:
+    """A text column for ``unmapped`` or ``quarantine``: invalid text is stored escaped."""
+    try:
+        return pa.array(values, pa.string())
+    except (UnicodeEncodeError, pa.ArrowException):
+        return pa.array([None if v is None else _safe(str(v)) for v in values], pa.string())

@@ -10,7 +10,7 @@ import numpy as np
 
 from tsfleet.errors import InvalidParameter
 from tsfleet.network.forecast import trend_to_capacity
-from tsfleet.network.plan import Plan, make_plan
+from tsfleet.network.plan import Plan, make_frontier, make_plan
 from tsfleet.network.saturation import saturation_rows
 from tsfleet.network.settings import read_settings, write_settings
 from tsfleet.results import now_utc, write_result
@@ -52,6 +52,7 @@ class Network:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.con = fleet.con
+        self._plan_cache: dict = {}     # the plan's arrays and optimum, see plan.read_network
 
     # -- settings --------------------------------------------------------------------
     def settings(self) -> dict[str, float]:
@@ -128,22 +129,70 @@ class Network:
                      key=["gateway_id"] if gateways is not None else None)
         return self._rows("network_overload_forecast", gateways)
 
-    def plan(self, *, rssi_floor_dbm: float | None = None,
-             target_utilization: float = 0.9) -> Plan:
-        """Recommend device moves (min-cost flow, see :mod:`tsfleet.network.rebalance`).
+    def plan(self, max_moves: int | None = None, objective: str = "min_max", *,
+             rssi_floor_dbm: float | None = None, target_utilization: float = 0.9,
+             pinned: list[str] | None = None) -> Plan:
+        """Recommend device moves (exact min-cost flows, see :mod:`tsfleet.network.minmax`).
 
-        Every move goes to a gateway the device reaches with a median heard RSSI at
-        or above ``rssi_floor_dbm`` (default: the setting); no gateway ends over
-        capacity when that is feasible; moves are few; per site, Jain's index and
-        the minimum headroom do not get worse. Writes ``network_plan_moves`` and
-        ``network_plan_summary``.
+        ``objective="min_max"``: the assignment with the lowest worst gateway utilisation
+        reachable with at most ``max_moves`` moves (None: no budget), then the fewest
+        moves, then the least signal loss. ``"fix_overloads"``: the fewest moves that keep
+        every gateway at or below ``target_utilization`` (or, in a part of the network
+        that cannot get there, at its own best level), within the budget as far as it
+        goes. Devices of down gateways fail over whatever the budget (not counted).
+
+        Every move goes along a link whose mean heard RSSI over the reach window is at or
+        above ``rssi_floor_dbm`` (default: the setting), to an active gateway that is not
+        predicted to overload; devices in ``pinned`` or in ``network_plan_pins`` never
+        move. Writes ``network_plan_moves`` and ``network_plan_summary`` (with the
+        optimum and the lower bound on the maximum, and the devices that gain or lose a
+        failover gateway with room).
         """
         self.fleet.require_writable()
+        return make_plan(self.con, rssi_floor_dbm=self._floor(rssi_floor_dbm),
+                         target_utilization=float(target_utilization), objective=objective,
+                         max_moves=max_moves, pinned=self._known(pinned, "pinned"),
+                         cache=self._plan_cache)
+
+    def frontier(self, n_points: int = 10, *, rssi_floor_dbm: float | None = None,
+                 pinned: list[str] | None = None) -> list[dict]:
+        """What each extra move buys: for thresholds from today's maximum utilisation down
+        to the optimum, the fewest moves and the resulting maximum, Jain's index, gateways
+        over capacity and devices without a failover gateway with room, beside the lower
+        bound. A row with more moves always has a lower maximum. Writes
+        ``network_plan_frontier``."""
+        self.fleet.require_writable()
+        return make_frontier(self.con, rssi_floor_dbm=self._floor(rssi_floor_dbm),
+                             n_points=n_points, pinned=self._known(pinned, "pinned"),
+                             cache=self._plan_cache)
+
+    def pin(self, device_ids: list[str], reason: str | None = None) -> int:
+        """Keep devices where they are in every plan (``network_plan_pins``); returns how
+        many are pinned now."""
+        self.fleet.require_writable()
+        ids = self._known(device_ids, "device_ids")
+        with transaction(self.con):
+            self.con.execute("delete from network_plan_pins where list_contains(?, device_id)",
+                             [ids])
+            self.con.execute("insert into network_plan_pins select unnest(?), ?", [ids, reason])
+        return self.con.execute("select count(*) from network_plan_pins").fetchone()[0]
+
+    def _known(self, ids: list[str] | None, name: str) -> list[str]:
+        """``ids`` as a list, every one a known device."""
+        out = _ids(ids, name)
+        known = {r[0] for r in self.con.execute(
+            "select device_id from devices where list_contains(?, device_id)", [out]).fetchall()}
+        unknown = sorted(set(out) - known)
+        if unknown:
+            raise InvalidParameter(f"unknown device ids in {name}: {', '.join(unknown[:5])}"
+                                   + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
+        return out
+
+    def _floor(self, rssi_floor_dbm: float | None) -> float:
         floor = self.settings()["rssi_floor_dbm"] if rssi_floor_dbm is None else rssi_floor_dbm
         if not -160 <= floor <= 10:
             raise InvalidParameter(f"rssi_floor_dbm must be within -160..10 dBm, got {floor}")
-        return make_plan(self.con, rssi_floor_dbm=float(floor),
-                         target_utilization=float(target_utilization))
+        return float(floor)
 
     # -- reading the views ---------------------------------------------------------------
     def load(self, site: str | None = None) -> list[dict]:
@@ -219,6 +268,9 @@ class Network:
             p = plan[0]
             lines.append(f"plan: {p['n_moves']} moves; gateways over capacity "
                          f"{p['n_over_capacity_before']} -> {p['n_over_capacity_after']}; "
+                         f"max utilization {_fmt(p['max_utilization_before'])} -> "
+                         f"{_fmt(p['max_utilization_after'])} (bound "
+                         f"{_fmt(p['max_utilization_bound'])}); "
                          f"Jain {_fmt(p['jain_before'])} -> {_fmt(p['jain_after'])}")
         return lines
 
@@ -234,6 +286,14 @@ def _subset(gateways: list[str] | None) -> list[str]:
     if isinstance(gateways, str) or not all(isinstance(g, str) for g in gateways):
         raise InvalidParameter(f"gateways must be a list of gateway ids, got {gateways!r}")
     return list(gateways)
+
+
+def _ids(ids: list[str] | None, name: str) -> list[str]:
+    if ids is None:
+        return []
+    if isinstance(ids, str) or not all(isinstance(d, str) for d in ids):
+        raise InvalidParameter(f"{name} must be a list of device ids, got {ids!r}")
+    return list(ids)
 
 
 def _fmt(v: float | None) -> str:

@@ -1,10 +1,11 @@
-"""``tsfleet network``: analyze, load, balance, redundancy, down, flapping, plan, findings."""
+"""``tsfleet network``: analyze, load, balance, redundancy, down, flapping, plan, frontier,
+findings."""
 
 from __future__ import annotations
 
 import argparse
 
-from tsfleet.cli import format_rows, open_fleet
+from tsfleet.cliutil import add_format, open_fleet, print_rows
 
 READS = {
     "load": ("devices per gateway against capacity now", lambda n, a: n.load(a.site)),
@@ -22,6 +23,11 @@ READS = {
 }
 
 
+#: The summary columns a table shows (the CSV and JSON carry every column).
+SUMMARY_TABLE = ("site", "n_moves", "n_failover", "max_utilization_before",
+                 "max_utilization_after", "n_over_capacity_after", "jain_after")
+
+
 def register(sub) -> None:
     p = sub.add_parser("network", help="gateway load, balance, redundancy, failures and a "
                                        "rebalancing plan")
@@ -30,18 +36,40 @@ def register(sub) -> None:
     for name, (text, _) in READS.items():
         s = ps.add_parser(name, help=text)
         if name == "load":
-            s.add_argument("--site", default=None)
+            s.add_argument("--site", default=None, help="only this site")
         actions.append(s)
-    pl = ps.add_parser("plan", help="recommend device moves (min-cost flow)")
-    pl.add_argument("--rssi-floor", type=float, default=None,
-                    help="weakest usable median RSSI, dBm (default: the setting)")
-    pl.add_argument("--target-utilization", type=float, default=0.9)
+    pl = ps.add_parser("plan", help="recommend device moves: the lowest worst utilisation "
+                                    "for a move budget (exact min-cost flows)")
+    pl.add_argument("--max-moves", type=_budget, default=None,
+                    help="move budget (failovers off down gateways not counted; default: none)")
+    pl.add_argument("--objective", choices=("min_max", "fix_overloads"), default="min_max",
+                    help="min_max: the lowest worst utilisation for the budget (default); "
+                         "fix_overloads: the fewest moves to bring gateways to the target")
+    pl.add_argument("--target-utilization", type=float, default=0.9,
+                    help="fix_overloads: the level every gateway should end at or below")
     pl.add_argument("--summary", action="store_true", help="print the before/after figures")
-    actions.append(pl)
+    fr = ps.add_parser("frontier", help="moves against worst utilisation, Jain and devices "
+                                        "without failover, beside the lower bound")
+    fr.add_argument("--points", type=int, default=10, help="thresholds to try (default 10)")
+    for s in (pl, fr):
+        s.add_argument("--rssi-floor", type=float, default=None,
+                       help="weakest usable mean heard RSSI, dBm (default: the setting)")
+        s.add_argument("--pin", action="append", default=None, metavar="DEVICE",
+                       help="a device that must not move (repeatable; also network_plan_pins)")
+    actions += [pl, fr]
     for s in actions:
-        s.add_argument("--format", choices=("table", "csv", "json"), default="table")
-        s.add_argument("--db", dest="sub_db", default=None)
+        add_format(s)
     p.set_defaults(func=run)
+
+
+def _budget(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,12 +77,20 @@ def run(args: argparse.Namespace) -> int:
         net = fleet.network
         if args.network_command == "analyze":
             net.analyze()
-            rows = [{"summary": line} for line in net.summary()]
+            lines = net.summary()
+            if args.format == "table":
+                print("\n".join(lines))
+                return 0
+            rows = [{"summary": line} for line in lines]
         elif args.network_command == "plan":
-            plan = net.plan(rssi_floor_dbm=args.rssi_floor,
-                            target_utilization=args.target_utilization)
+            plan = net.plan(args.max_moves, args.objective, rssi_floor_dbm=args.rssi_floor,
+                            target_utilization=args.target_utilization, pinned=args.pin)
             rows = plan.summary if args.summary else plan.moves
+            if args.summary and args.format == "table":     # 120 columns; csv/json: all
+                rows = [{k: r[k] for k in SUMMARY_TABLE} for r in rows]
+        elif args.network_command == "frontier":
+            rows = net.frontier(args.points, rssi_floor_dbm=args.rssi_floor, pinned=args.pin)
         else:
             rows = READS[args.network_command][1](net, args)
-        print(format_rows(rows, args.format))
+        print_rows(rows, args)
     return 0

@@ -20,7 +20,9 @@ FORECAST_COLUMNS = (
     "level_hi_pct", "drop_pct", "rate_pct_per_day", "critical_pct", "critical_at",
     "critical_lo_at", "critical_hi_at", "empty_at", "empty_lo_at", "empty_hi_at",
     "days_to_critical", "days_to_empty", "method", "reason", "pattern", "alpha", "beta", "phi",
-    "temp_coef_per_c", "temp_factor", "n_days")
+    "temp_coef_per_c", "temp_factor", "n_days", "chosen_model", "runner_up_model",
+    "backtest_error_pct", "runner_up_error_pct", "backtest_days", "backtest_origins",
+    "temperature_ahead_c", "temperature_basis")
 
 
 def _or_nan(values, n: int) -> np.ndarray:
@@ -60,7 +62,11 @@ class Power:
         params = {"horizon_days": horizon_days,
                   "shared": {t: vars(p) for t, p in out["shared"].items()}}
         key = ["device_id"] if devices is not None else None
-        write_result(self.con, "battery_forecast", to_arrow(data), params=params, key=key)
+        table = to_arrow(data)
+        for i, field in enumerate(table.schema):     # an all-None text column stays text
+            if pa.types.is_null(field.type):
+                table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+        write_result(self.con, "battery_forecast", table, params=params, key=key)
         s = out["series"]
         day0 = s.day0.astype("datetime64[us]")
         change_at = np.where(pat.change_col >= 0, day0 + (np.maximum(pat.change_col, 0) * 86400e6)

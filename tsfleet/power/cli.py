@@ -1,42 +1,172 @@
-"""``tsfleet power``: forecast, plan, report, backtest."""
+"""``tsfleet power``: forecast, plan, report, backtest.
+
+``power plan`` is the power view of the one maintenance plan (``tsfleet workorders``).
+Forecast rows are made self-consistent before they are shown (:func:`consistent`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+from datetime import datetime, timedelta
 
-from tsfleet.cli import format_rows, open_fleet
+from tsfleet.cliutil import (
+    add_as_of,
+    add_format,
+    add_window,
+    json_default,
+    open_fleet,
+    plain,
+    plan,
+    print_plan,
+    print_rows,
+)
+
+#: Columns of the forecast table on a terminal (every column with --wide, csv or json).
+FORECAST_TABLE = ("device_id", "level_now_pct", "rate_pct_per_day", "days_to_critical",
+                  "critical_at", "days_to_empty", "empty_at", "method", "pattern")
+PREDICTED = ("critical_at", "empty_at", "critical_lo_at", "critical_hi_at", "empty_lo_at",
+             "empty_hi_at")
+PLAN_TABLE = ("workorder_id", "site", "visit_due_at", "subject_id", "finding", "level_pct",
+              "due_at", "is_overdue")
 
 
 def register(sub) -> None:
     p = sub.add_parser("power", help="battery forecasts, replacement plan, drain report")
     ps = p.add_subparsers(dest="power_command", required=True, metavar="ACTION")
     f = ps.add_parser("forecast", help="forecast every battery device")
-    f.add_argument("--horizon-days", type=int, default=30)
-    pl = ps.add_parser("plan", help="replacement plan batched by site visit")
-    pl.add_argument("--horizon-days", type=int, default=30)
-    pl.add_argument("--batch-days", type=float, default=7.0)
+    f.add_argument("--horizon-days", type=int, default=30,
+                   help="days ahead to forecast, 1..365 (default 30)")
+    pl = ps.add_parser("plan", help="battery replacements: the power items of the one "
+                                    "maintenance plan (tsfleet workorders)")
+    pl.add_argument("--horizon-days", type=float, default=None, metavar="DAYS",
+                    help="only replacements due within this many days of the plan's instant "
+                         "(default all)")
+    add_window(pl)
+    add_as_of(pl)
     ps.add_parser("report", help="discharge by dimension and drain attribution")
     b = ps.add_parser("backtest", help="score the forecast on the last horizon of history")
-    b.add_argument("--horizon-days", type=int, default=30)
-    for s in (f, pl, ps.choices["report"], b):
-        s.add_argument("--format", choices=("table", "csv", "json"), default="table")
-        s.add_argument("--db", dest="sub_db", default=None)
+    b.add_argument("--horizon-days", type=int, default=30,
+                   help="days held out at the end of each history (default 30)")
+    for s in ps.choices.values():
+        add_format(s)
     p.set_defaults(func=run)
+
+
+def consistent(rows: list[dict]) -> list[dict]:
+    """Forecast rows that never contradict themselves:
+
+    - a level at or below critical is critical now (``critical_at`` = ``as_of``, 0 days);
+      a level at or below 0 is empty now;
+    - ``days_to_*`` are the days from ``as_of`` to the matching date, never negative;
+    - a date's interval contains it (``*_lo_at <= *_at <= *_hi_at``), and a battery is
+      critical no later than it is empty.
+    """
+    out = []
+    for r in rows:
+        r = dict(r)
+        now = r.get("as_of")
+        level = r.get("level_now_pct")
+        known = isinstance(level, (int, float)) and not math.isnan(level)
+        if known and isinstance(now, datetime):
+            crit = r.get("critical_pct")
+            if crit is not None and not math.isnan(crit) and level <= crit:
+                r["critical_at"] = r["critical_lo_at"] = now
+                r["critical_hi_at"] = max(_t(r.get("critical_hi_at")) or now, now)
+            if level <= 0:
+                r["empty_at"] = r["empty_lo_at"] = now
+                r["empty_hi_at"] = max(_t(r.get("empty_hi_at")) or now, now)
+        for what in ("critical", "empty"):
+            at = _t(r.get(f"{what}_at"))
+            if isinstance(now, datetime) and at is not None:
+                at = max(at, now)
+                r[f"{what}_at"] = at
+                lo, hi = _t(r.get(f"{what}_lo_at")), _t(r.get(f"{what}_hi_at"))
+                r[f"{what}_lo_at"] = min(max(lo or at, now), at)
+                r[f"{what}_hi_at"] = max(hi or at, at)
+                r[f"days_to_{what}"] = (at - now) / timedelta(days=1)
+            elif at is None:
+                r[f"days_to_{what}"] = None
+        crit, empty = _t(r.get("critical_at")), _t(r.get("empty_at"))
+        if crit is not None and empty is not None and crit > empty:
+            r["critical_at"] = empty
+            if isinstance(now, datetime):
+                r["days_to_critical"] = (empty - now) / timedelta(days=1)
+            r["critical_lo_at"] = min(_t(r.get("critical_lo_at")) or empty, empty)
+            r["critical_hi_at"] = max(_t(r.get("critical_hi_at")) or empty, empty)
+        out.append(r)
+    return out
+
+
+def _t(v) -> datetime | None:
+    """A time or None (NaT and NaN are None)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if hasattr(v, "to_pydatetime"):
+        return None if v != v else v.to_pydatetime()  # noqa: PLR0124 - NaT
+    return v
+
+
+def forecast_rows(fleet, horizon_days: int) -> list[dict]:
+    """The forecast of every battery device, as consistent plain records."""
+    frame = fleet.power.forecast(horizon_days)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return consistent([{k: _t(v) if k.endswith("_at") or k == "as_of" else v
+                        for k, v in r.items()} for r in rows])
+
+
+def _table(rows: list[dict], args: argparse.Namespace, cols: tuple[str, ...]) -> list[dict]:
+    """On a terminal: ``cols``, with predicted times to the day (what a forecast knows)."""
+    if args.format != "table" or args.wide:
+        return rows
+    return [{c: r[c].date() if c in PREDICTED and isinstance(r.get(c), datetime) else r.get(c)
+             for c in cols} for r in rows]
 
 
 def run(args: argparse.Namespace) -> int:
     with open_fleet(args) as fleet:
         power = fleet.power
         if args.power_command == "forecast":
-            rows = power.forecast(args.horizon_days).to_dict("records")
+            rows = _table(forecast_rows(fleet, args.horizon_days), args, FORECAST_TABLE)
         elif args.power_command == "plan":
-            rows = power.replacement_plan(args.horizon_days, args.batch_days)
+            return cmd_plan(fleet, args)
         elif args.power_command == "backtest":
             res = power.backtest(args.horizon_days)
             rows = [{"method": k, **v} for k, v in res.items() if isinstance(v, dict)]
         else:
-            rows = fleet.query("select * from battery_discharge_summary")
-            print(format_rows(rows, args.format))
-            rows = power.attribution()
-        print(format_rows(rows, args.format))
+            return cmd_report(fleet, args)
+        print_rows(rows, args)
+    return 0
+
+
+def cmd_report(fleet, args: argparse.Namespace) -> int:
+    """Two tables: discharge by dimension, then drain attribution (one JSON object with
+    both arrays; two CSV blocks separated by a blank line)."""
+    parts = {"discharge": fleet.query("select * from battery_discharge_summary"),
+             "attribution": fleet.power.attribution()}
+    if args.format == "json":
+        print(json.dumps({k: [{c: plain(v) for c, v in r.items()} for r in rows]
+                          for k, rows in parts.items()}, default=json_default, indent=2))
+        return 0
+    for i, (name, rows) in enumerate(parts.items()):
+        if args.format == "table":
+            print(("\n" if i else "") + f"{name}:")
+        elif i:
+            print()
+        print_rows(rows, args)
+    return 0
+
+
+def cmd_plan(fleet, args: argparse.Namespace) -> int:
+    if not fleet.query("select count(*) as n from battery_forecast")[0]["n"]:
+        fleet.power.forecast(30)
+    when = plan(fleet, args)
+    rows = fleet.alerts.work_orders(domain="power")
+    if args.horizon_days is not None:
+        end = when.at + timedelta(days=args.horizon_days)
+        rows = [r for r in rows if r["due_at"] <= end]
+    rows = [{**{k: v for k, v in r.items() if k != "value"}, "level_pct": r["value"]}
+            for r in rows]
+    print_plan(_table(rows, args, PLAN_TABLE), args, when, "battery replacements")
     return 0

@@ -31,20 +31,38 @@ TABLES = (
 )
 
 
+#: A hash of what converts a voltage to a level for the devices already aggregated: the
+#: cell curves, the chemistries' default cells and each such device's curve and cells.
+CURVES_HASH = """
+select hash((select string_agg(hash(curve_id, temperature_c, level_pct, voltage_v, cells)::varchar,
+                               ',' order by curve_id, temperature_c, level_pct)
+             from battery_curves),
+            (select string_agg(hash(chemistry, cells)::varchar, ',' order by chemistry)
+             from battery_chemistries),
+            (select bit_xor(hash(device_id, battery_chemistry, battery_curve, battery_cells))
+             from devices where device_id in (select device_id from battery_day_stats)))
+"""
+
+
 def refresh(con, full: bool = False) -> int:
     """Fold readings of batches after the watermark into the daily tables.
 
+    A changed conversion (a curve ingested or replaced, a device's curve or cells
+    changed) rebuilds everything: the stored sums were read through the old one.
     Returns the number of (device, day) rows touched (0: already current).
     """
     target = con.execute("select coalesce(max(batch_id), 0) from readings").fetchone()[0]
-    row = con.execute("select max(batch_id), count(*) from power_refresh").fetchone()
-    mark = None if full or not row[1] else row[0]
+    row = con.execute("select max(batch_id), count(*), max(curves_hash) "
+                      "from power_refresh").fetchone()
+    stale = row[1] and row[2] != con.execute(CURVES_HASH).fetchone()[0]
+    mark = None if full or not row[1] or stale else row[0]
     if mark is not None and mark >= target:
         return 0
     n = 0
     with transaction(con):
         con.execute("delete from power_refresh")
-        con.execute("insert into power_refresh values (?, ?, ?)", [mark, target, now_utc()])
+        con.execute("insert into power_refresh (batch_id, target_batch_id, refreshed_at) "
+                    "values (?, ?, ?)", [mark, target, now_utc()])
         con.execute("set variable power_mark = ?", [-1 if mark is None else int(mark)])
         con.execute("set variable power_target = ?", [int(target)])
         con.execute("set variable power_rollup_until = (select max(last_observed_at) "
@@ -66,5 +84,6 @@ def refresh(con, full: bool = False) -> int:
             con.execute(f"insert into {table} by name select * from power_merged")
             con.execute("drop table power_new")
             con.execute("drop table power_merged")
-        con.execute("update power_refresh set batch_id = ?, refreshed_at = ?", [target, now_utc()])
+        con.execute("update power_refresh set batch_id = ?, refreshed_at = ?, curves_hash = "
+                    f"({CURVES_HASH})", [target, now_utc()])
     return int(n)

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import numpy as np
 
-from tsfleet.power import daystats, holt, knee, patterns, sag, series, temperature
+from tsfleet.power import ahead, choice, daystats, holt, knee, patterns, sag, series, temperature
 from tsfleet.power.chemistry import charge_from_level, level_from_charge
 from tsfleet.results import write_result
 
@@ -29,12 +29,13 @@ Z90 = 1.645
 SAMPLE_PER_TYPE = 3
 RATE_FLOOR_REL = 0.04          # model uncertainty of the rate, relative
 DEFAULT_RATE = 0.3             # % per day when a type has no fitted device at all
-RECENT_DAYS = 7                # the future is expected at the last week's temperature
+RECENT_DAYS = 7                # the gauge reads now at the last week's temperature
 SHORT_NOISE_PCT = 0.15         # floor of the daily-mean noise of a short segment, %
 PRIOR_REL_SD = 0.5             # spread of the fallback rate between devices, relative
 PREV_REL_SD = 0.15             # spread of a device's rate from one segment to the next
 REFIT_DAYS = 7                 # shared parameters fitted on data this recent are reused
 KNEE_FIT_DAYS = 10             # near the knee, the model is fitted on the last days only
+LINE_PHI = 1 - 1e-9            # a chosen straight line: no damping to speak of
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None,
@@ -89,7 +90,8 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
     last = _last_day(s)
     rows = con.execute(
         "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
-        "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c, sag_t_min_c, sag_t_max_c "
+        "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c, sag_t_min_c, sag_t_max_c, "
+        "knee_shown, pooled_model "
         "from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
@@ -112,7 +114,10 @@ def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> Non
         prior_rate_pct_per_day=col("prior_rate"), k_mean_per_c=col("k_mean"),
         k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2"),
         sag_scale_c=col("sag_scale_c"), sag_v_at_20c=col("sag_v_at_20c"),
-        sag_t_min_c=col("sag_t_min_c"), sag_t_max_c=col("sag_t_max_c")),
+        sag_t_min_c=col("sag_t_min_c"), sag_t_max_c=col("sag_t_max_c"),
+        knee_shown=col("knee_shown"),
+        pooled_model=np.array([params[t].pooled_model if isinstance(params[t].pooled_model, str)
+                               else None for t in types], dtype=object)),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
 
 
@@ -139,7 +144,9 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     n = s.n
     pooled = {t: (p.k_mean, p.k_tau2, p.g_mean, p.g_tau2)
               for t, p in (shared or {}).items() if p.is_pooled}
-    s = knee.fit(s)                     # each cell's own knee, where its history shows it
+    # each cell's own knee, where its history (or, for a percent gauge, its type's) shows it
+    s, shown = knee.fit_pooled(s, {t: p.knee_shown for t, p in (shared or {}).items()
+                                   if p.is_pooled})
     pat = patterns.classify(s, pooled)
     fit_start = pat.fit_start
     # near and below the knee, the chemistry's nominal knee differs from the device's own,
@@ -174,7 +181,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         sigma = np.sqrt(np.nansum(err ** 2, axis=1) / np.maximum(np.isfinite(err).sum(axis=1), 1))
         span = np.maximum(s.end - fit_start + 1, 1)
         se_rate = sigma * np.sqrt(12.0 / np.maximum(span ** 3 - span, 1))
-    temp_k, temp_factor, lvl_offset = future_temperature(s, tf, eligible, -trd)
+    t_ahead, t_basis = ahead.expected(s.temperature, s.end, horizon_days)
+    temp_k, temp_factor, lvl_offset = future_temperature(s, tf, eligible, -trd, t_ahead)
     trd = trd * temp_factor
     lvl = lvl + lvl_offset
     # fallback: the type prior
@@ -189,9 +197,25 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
             ("k_mean", "k_tau2", "g_mean", "g_tau2"),
             pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)),
             **dict(zip(("sag_scale_c", "sag_v_at_20c", "sag_t_min_c", "sag_t_max_c"),
-                       (s.sag_pool or {}).get(t, sag.Pool()), strict=True)))
+                       (s.sag_pool or {}).get(t, sag.Pool()), strict=True)),
+            knee_shown=shown.get(t, np.nan))
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
     trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
+    # the model of each device: chosen by a backtest on its own history (tsfleet.power.choice)
+    _, line_slope, _ = patterns.line_fit(s.charge, np.maximum(s.end - choice.LINE_DAYS + 1,
+                                                              s.start), s.end)
+    ahead_drops = np.c_[-trd * holt.damped_sum(phi, horizon_days), -line_slope * horizon_days]
+    pick = choice.choose(y, s.charge, fit_start, s.end, s.start, s.device_type, alpha, beta,
+                         phi, horizon_days, eligible=eligible,
+                         factor=(s.temperature, np.where(tf.known, tf.k, np.nan), tf.t_ref),
+                         pooled={t: p.pooled_model for t, p in (shared or {}).items()
+                                 if p.is_pooled}, ahead_drops=ahead_drops)
+    params = {t: replace(p, pooled_model=pick.by_type.get(t, p.pooled_model))
+              for t, p in params.items()}
+    straight = eligible & (pick.chosen == "line_14d")
+    trd = np.where(straight, line_slope, trd)
+    phi = np.where(straight, LINE_PHI, phi)
+    temp_factor = np.where(straight, 1.0, temp_factor)
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
     method = np.where(eligible, "holt_winters", np.where(
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
@@ -208,6 +232,17 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                    for d, t, o, w in zip(s.n_days[few], s.device_type[few], own[few], w_own[few],
                                          strict=True)]
     reason[~has_data] = "no battery readings"
+    short = eligible & pick.is_pooled
+    reason[short] = [f"too little history for its own backtest: {c}, the choice made most "
+                     f"often for {t} devices" for c, t in zip(pick.chosen[short],
+                                                             s.device_type[short], strict=True)]
+    if s.has_curve is not None:
+        no_curve = ~has_data & s.voltage_only & ~s.has_curve
+        method = np.where(no_curve, "no_curve", method)
+        reason[no_curve] = [
+            "no curve: reports only a voltage and names no battery_chemistry or battery_curve"
+            if c is None else f"no curve: no points for cell curve '{c}'; ingest them (kind "
+            "battery_curves) to read its voltage" for c in s.curve_id[no_curve]]
     q_last = charge_from_level(s.last_level, s.knee, s.gain)
     lvl = np.where(eligible, lvl, q_last)
     trd = np.where(eligible, trd, -prior_rate)
@@ -259,6 +294,13 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         pattern=pat.pattern, alpha=np.where(eligible, alpha, np.nan),
         beta=np.where(eligible, beta, np.nan), phi=np.where(eligible, phi, np.nan),
         temp_coef_per_c=temp_k, temp_factor=temp_factor, n_days=s.n_days,
+        chosen_model=np.where(eligible, pick.chosen, method),
+        runner_up_model=np.where(eligible & ~pick.is_pooled, pick.runner_up, "none"),
+        backtest_error_pct=np.where(eligible, 100 * pick.error, np.nan),
+        runner_up_error_pct=np.where(eligible, 100 * pick.runner_up_error, np.nan),
+        backtest_days=np.where(eligible, pick.horizon, np.nan),
+        backtest_origins=np.where(eligible, pick.n_origins, 0),
+        temperature_ahead_c=t_ahead, temperature_basis=t_basis,
     )
     for k in ("level_now_pct", "level_at_horizon_pct", "level_lo_pct", "level_hi_pct", "drop_pct",
               "rate_pct_per_day", "days_to_critical", "days_to_empty"):
@@ -311,15 +353,17 @@ def blend_short(s: series.Series, prior_rate: np.ndarray, few: np.ndarray,
 
 
 def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.ndarray,
-                       rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       rate: np.ndarray, t_ahead: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Temperature coefficient, trend factor and level offset for the expected future.
 
     The model ran on the series at ``T_ref`` (the fitted span's mean zone
-    temperature, see :mod:`tsfleet.power.temperature`). The next weeks are
-    expected at the last week's zone temperature: the trend is scaled by
-    ``exp(k * (T_recent - T_ref))``, and the last level gets back the extra
-    consumption of the fitted span (``-rate * k * C(end)``) and the gauge's
-    offset at ``T_recent``. Devices without a known zone temperature get 1 and 0.
+    temperature, see :mod:`tsfleet.power.temperature`). The trend is scaled by
+    ``exp(k * (T_ahead - T_ref))`` with ``T_ahead`` the temperature expected over the
+    horizon (:mod:`tsfleet.power.ahead`; default: the last week's), and the last level
+    gets back the extra consumption of the fitted span (``-rate * k * C(end)``) and the
+    gauge's offset at the last week's temperature (where the level is now). Devices
+    without a known zone temperature get 1 and 0.
     """
     n, m = s.temperature.shape
     cols = np.arange(m)[None, :]
@@ -327,9 +371,11 @@ def future_temperature(s: series.Series, tf: temperature.TempFit, eligible: np.n
               & np.isfinite(s.temperature))
     with np.errstate(invalid="ignore", divide="ignore"):
         t_recent = np.where(recent, s.temperature, 0).sum(axis=1) / recent.sum(axis=1)
+    t_ahead = t_recent if t_ahead is None else np.where(np.isfinite(t_ahead), t_ahead, t_recent)
     known = eligible & tf.known & np.isfinite(t_recent)
     d_recent = np.where(known, t_recent - tf.t_ref, 0.0)
-    factor = np.where(known, np.exp(np.clip(tf.k * d_recent, -1, 1)), 1.0)
+    d_ahead = np.where(known, t_ahead - tf.t_ref, 0.0)
+    factor = np.where(known, np.exp(np.clip(tf.k * d_ahead, -1, 1)), 1.0)
     offset = np.where(known, -rate * tf.k * tf.cum_end + tf.g * d_recent, 0.0)
     return np.where(known, tf.k, np.nan), factor, offset
 

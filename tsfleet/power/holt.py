@@ -45,6 +45,12 @@ class HoltParams:
     sag_v_at_20c: float = float("nan")
     sag_t_min_c: float = float("nan")
     sag_t_max_c: float = float("nan")
+    #: whether the type's percent gauges show the chemistry's knee (1 yes, 0 no; NaN: none
+    #: of them reached it yet), see :func:`tsfleet.power.knee.fit`
+    knee_shown: float = float("nan")
+    #: the model chosen most often by the type's own backtests (tsfleet.power.choice), for
+    #: its devices with too little history; NaN: not pooled yet
+    pooled_model: str | float = float("nan")
 
     @property
     def is_pooled(self) -> bool:

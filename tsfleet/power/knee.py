@@ -30,26 +30,44 @@ KNEE_STEP = 0.5
 WINDOW_DAYS = 40          # the segment's last days the line is fitted over
 MIN_DAYS = 3              # days above the knee range and below the nominal knee needed
 FLOOR_PCT = 1.0           # levels at or below this are left out (an empty gauge)
+GAUGE_GAIN = 0.9          # a percent gauge's knee must straighten its line by 10% at least
 
 
 def fit(s: Series) -> Series:
-    """``s`` with each cell's own knee (and charge-equivalent) where its history shows it."""
+    """``s`` with each cell's own knee (and charge-equivalent) where its history shows it
+    (see :func:`fit_pooled`)."""
+    return fit_pooled(s)[0]
+
+
+def fit_pooled(s: Series, pooled: dict | None = None) -> tuple[Series, dict]:
+    """``s`` with each cell's own knee where its history shows it, and per device type
+    whether its percent gauges show the chemistry's knee (1.0 or 0.0).
+
+    A percent fuel gauge (not ``voltage_only``) has no knee to start with: the nominal
+    knee is only a candidate, kept where it makes the history straighter than no knee
+    by :data:`GAUGE_GAIN` (its own history shows the knee); else it stays linear. A
+    percent gauge that has not reached its knee yet (or is erratic) takes its device
+    type's verdict: the knee where most of the type's gauges that crossed it show it.
+    ``pooled`` maps a device type to the verdict of an earlier fleet run (NaN: none, no
+    knee), used instead of this run's (an incremental run of a few devices decides as the
+    fleet did).
+    """
     n, m = s.level.shape
+    nominal = s.knee if s.knee_nominal is None else s.knee_nominal
+    gauge = nominal > s.knee                 # a percent gauge with a nominal knee to test
     lo = np.maximum(s.start, s.end - WINDOW_DAYS + 1)
     cols = np.arange(m)[None, :]
     with np.errstate(invalid="ignore"):
         window = (cols >= lo[:, None]) & (cols <= s.end[:, None]) & (s.level > FLOOR_PCT)
-        below = (window & (s.level < s.knee[:, None])).sum(axis=1)
-        above = (window & (s.level > s.knee[:, None] + KNEE_RANGE)).sum(axis=1)
-    sel = np.flatnonzero((s.knee > 0) & (below >= MIN_DAYS) & (above >= MIN_DAYS))
-    if not len(sel):
-        return s
+        below = (window & (s.level < nominal[:, None])).sum(axis=1)
+        above = (window & (s.level > nominal[:, None] + KNEE_RANGE)).sum(axis=1)
+    sel = np.flatnonzero((nominal > 0) & (below >= MIN_DAYS) & (above >= MIN_DAYS))
     y = np.where(window[sel], s.level[sel], np.nan)
     gain = s.gain[sel][:, None]
     best, best_sd = np.full(len(sel), np.inf), np.full(len(sel), np.inf)
-    knee = s.knee[sel].copy()
+    knee = nominal[sel].copy()
     for dk in np.arange(-KNEE_RANGE, KNEE_RANGE + KNEE_STEP / 2, KNEE_STEP):
-        k = s.knee[sel] + dk
+        k = nominal[sel] + dk
         _, slope, sd = patterns.line_fit(charge_from_level(y, k[:, None], gain), lo[sel],
                                          s.end[sel])
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -57,8 +75,22 @@ def fit(s: Series) -> Series:
         better = np.isfinite(crit) & (crit < best)
         best, knee = np.where(better, crit, best), np.where(better, k, knee)
         best_sd = np.where(better, sd, best_sd)
-    all_knee = s.knee.copy()
-    # an erratic gauge's scatter, not its knee, decides its straightest line: nominal knee
-    all_knee[sel] = np.where(best_sd <= patterns.ERRATIC_SD, knee, s.knee[sel])
-    return replace(s, knee=all_knee,
-                   charge=charge_from_level(s.level, all_knee[:, None], s.gain[:, None]))
+    _, slope0, sd0 = patterns.line_fit(y, lo[sel], s.end[sel])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shows = best < GAUGE_GAIN * sd0 / np.abs(slope0)
+    # an erratic gauge's scatter, not its knee, decides its straightest line
+    erratic = best_sd > patterns.ERRATIC_SD
+    # the type's verdict: from the earlier fleet run, else from this run's gauges
+    judged = gauge[sel] & ~erratic
+    verdict = {t: float(shows[judged][s.device_type[sel][judged] == t].mean() > 0.5)
+               for t in np.unique(s.device_type[sel][judged])}
+    verdict.update(pooled or {})             # NaN: the fleet run saw no verdict either
+    type_knee = np.array([verdict.get(t, 0.0) > 0 for t in s.device_type], dtype=bool)
+    all_knee = np.where(gauge & type_knee, nominal, s.knee)
+    own = gauge[sel] & ~erratic
+    all_knee[sel] = np.where(own, np.where(shows, knee, 0.0),
+                             np.where(gauge[sel], all_knee[sel],
+                                      np.where(erratic, nominal[sel], knee)))
+    return (replace(s, knee=all_knee,
+                    charge=charge_from_level(s.level, all_knee[:, None], s.gain[:, None])),
+            verdict)

@@ -88,13 +88,14 @@ def correct(s, pool: dict | None = None):
     seg = (cols >= s.start[:, None]) & (cols <= s.end[:, None])
     with np.errstate(invalid="ignore"):
         inside = seg & (s.level > 0) & (s.level < 100)    # the curve is invertible there
-    volt = s.voltage_only & np.isin(s.chemistry, list(curves)) & (s.end >= 0)
+    key = s.curve_key if s.curve_key is not None else s.chemistry
+    volt = s.voltage_only & np.isin(key, list(curves)) & (s.end >= 0)
     level, last = s.level.copy(), s.last_level.copy()
     temp = _filled_temperature(s.temperature)
     t_end = temp[np.arange(n), np.maximum(s.end, 0)] if m else np.full(n, T_REF_C)
     for dtype in sorted(set(s.device_type[volt])):
         rows = np.flatnonzero(volt & (s.device_type == dtype))
-        chem = s.chemistry[rows]
+        chem = key[rows]
         long = inside[rows].sum(axis=1) >= MIN_DAYS
         y_long = np.where(inside[rows][long], s.level[rows][long], np.nan)
         t_long = np.where(inside[rows][long], temp[rows][long], np.nan)

@@ -29,6 +29,9 @@ PREV_ABOVE_KNEE_PCT = 5.0   # ... over its days this far above the gauge's knee 
 PREV_MIN_LEVEL_PCT = 10.0   # ... and above this level (a voltage gauge clips at 0 %)
 RESET_RISE_PCT = 8.0        # a rise over the hour before that ends a reset (as the daily
                             #   reset test: a swap, the top of a charge ramp)
+DAY_RISE_PCT = 5.0          # a day's rise above the days before it that is a reset (as the
+                            #   view battery_daily), after temperature for a voltage gauge
+COMPENSATE_DAYS = 10        # ... the days before it that predict it
 
 
 @dataclass
@@ -57,10 +60,15 @@ class Series:
     seg_slope: np.ndarray        # charge-equivalent %/day over the segment's daily means at
     seg_sd: np.ndarray           #   their mean observation times; residual SD (NaN: < 3 days)
     seg_stt: np.ndarray          # sum of squared time deviations (days^2) of those means
-    curves: dict | None = None   # chemistry -> (levels %, open-circuit volts) of its curve
+    curves: dict | None = None   # curve key -> (levels %, open-circuit pack volts) of its curve
     sag_v_at_20c: np.ndarray | None = None  # voltage-only: load sag removed (V at 20 C), else NaN
     sag_scale_c: np.ndarray | None = None   # ... and its scale of growth towards the cold (C)
     sag_pool: dict | None = None  # device type -> sag.Pool the correction used
+    knee_nominal: np.ndarray | None = None  # the chemistry's knee (%), 0: none; ``knee`` is
+                                 #   the one applied (percent gauges: only their own)
+    curve_key: np.ndarray | None = None  # "curve_id*cells": the key of ``curves``
+    has_curve: np.ndarray | None = None  # the device's curve has points
+    curve_id: np.ndarray | None = None   # the curve a voltage is read through (None: none)
 
     @property
     def n(self) -> int:
@@ -72,28 +80,22 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None,
     """Read the daily levels (before ``until``, if given) of battery devices, with the load
     sag of voltage-only devices removed unless ``correct_sag`` is false (then
     :func:`tsfleet.power.sag.correct` does it, e.g. with pooled values of an earlier run)."""
-    dev = con.execute(
-        "select d.device_id, d.device_type, d.battery_chemistry as chemistry, d.zone, "
-        "coalesce(c.is_rechargeable, false) as is_rechargeable, "
-        "coalesce(c.knee_pct, 0) as knee, coalesce(c.knee_gain, 0) as gain, "
-        "d.device_id not in (select device_id from device_latest where metric = 'battery_pct') "
-        "and d.device_id in (select device_id from device_latest "
-        "where metric = 'battery_voltage_v') as voltage_only "
-        "from devices d left join battery_chemistries c on c.chemistry = d.battery_chemistry "
-        "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
-        "and (?::varchar[] is null or d.device_id in (select unnest(?::varchar[]))) "
-        "order by d.device_id", [devices, devices]).df()
+    dev = con.execute(query_text(_SQL_DIR, "battery_devices"), dict(devices=devices)).df()
+    # the chemistry's knee bends voltage-read levels; a percent fuel gauge has its own
+    # linearisation, so it gets a knee only where its history shows one (tsfleet.power.knee)
+    dev["knee"] = np.where(dev["voltage_only"].to_numpy(bool), dev["knee_nominal"], 0.0)
     cut = pd.Timestamp(until) if until is not None else None
     daily = con.execute(
         "select b.device_id, b.day, b.level_pct, b.mean_observed_at, b.last_observed_at, "
         # as of a cut, the last day before it cannot be confirmed by the day after it
         "case when ?::timestamp is not null and b.next_day >= ?::timestamp "
-        "then b.is_reset_day_unconfirmed else b.is_reset_day end as is_reset_day "
-        "from battery_daily b join devices d using (device_id) "
-        "where d.battery_chemistry is not null and d.battery_chemistry <> 'mains' "
-        "and (?::varchar[] is null or b.device_id in (select unnest(?::varchar[]))) "
+        "then b.is_reset_day_unconfirmed else b.is_reset_day end as is_reset_day, "
+        "b.has_replacement "
+        "from battery_daily b "
+        "where b.device_id in (select unnest(?::varchar[])) "
         "and (?::timestamp is null or b.day < ?::timestamp) "
-        "order by b.device_id, b.day", [cut, cut, devices, devices, cut, cut]).df()
+        "order by b.device_id, b.day",
+        [cut, cut, list(dev["device_id"]), cut, cut]).df()
     temps = con.execute(
         "select zone, day, temperature_c from zone_temperature_daily "
         "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).df()
@@ -101,12 +103,27 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None,
     # computes exactly what a forecast of the fleet computes for them
     grid = con.execute("select min(day), max(day) from battery_day_stats "
                        "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).fetchone()
-    pts = con.execute("select chemistry, level_pct, voltage_v from battery_curve_points "
-                      "order by chemistry, level_pct").df()
-    curves = {c: (g["level_pct"].to_numpy(float), g["voltage_v"].to_numpy(float))
-              for c, g in pts.groupby("chemistry")}
-    s = replace(after_last_reset(con, build(dev, daily, temps, grid), cut), curves=curves)
+    seg = con.execute("select curve_id, l_lo, l_hi, v_lo, v_hi from battery_curve_segments "
+                      "order by curve_id, l_lo").df()
+    curves = {}
+    for (c, cells), _ in dev.groupby(["curve_id", "cells"]):
+        g = seg[seg["curve_id"] == c]
+        if len(g):
+            curves[_curve_key(c, cells)] = (
+                np.r_[g["l_lo"].to_numpy(float), g["l_hi"].iloc[-1]],
+                np.r_[g["v_lo"].to_numpy(float), g["v_hi"].iloc[-1]] * cells)
+    keys = np.array([_curve_key(c, k) for c, k in zip(dev["curve_id"], dev["cells"],
+                                                      strict=True)], dtype=object)
+    s = build(dev, daily, temps, grid)
+    s = replace(s, knee_nominal=dev["knee_nominal"].to_numpy(float), curve_key=keys,
+                has_curve=np.isin(keys, list(curves)),
+                curve_id=np.where(dev["curve_id"].isna(), None, dev["curve_id"]).astype(object))
+    s = replace(after_last_reset(con, s, cut), curves=curves)
     return sag.correct(s) if correct_sag else s
+
+
+def _curve_key(curve_id, cells) -> str | None:
+    return None if curve_id is None or pd.isna(curve_id) else f"{curve_id}*{int(cells)}"
 
 
 def after_last_reset(con, s: Series, cut: pd.Timestamp | None = None) -> Series:
@@ -154,6 +171,17 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
     prev_rate = np.full(n, np.nan)
     seg_slope, seg_sd, seg_stt = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
     dev_knee, dev_gain = dev["knee"].to_numpy(float), dev["gain"].to_numpy(float)
+    # a previous segment's rate is read above the chemistry's knee, applied or not: a
+    # percent gauge that shows no knee loses a few days, one that bends is not misread
+    trust_knee = dev["knee_nominal"].to_numpy(float) if "knee_nominal" in dev else dev_knee
+    if len(temps) and n_cols:
+        zi = pd.Index(pd.unique(dev["zone"]))
+        zcol = (temps["day"].to_numpy("datetime64[D]") - day0).astype(int)
+        zr = zi.get_indexer(temps["zone"])
+        keep = (zcol >= 0) & (zcol < n_cols) & (zr >= 0)
+        zgrid = np.full((len(zi), n_cols), np.nan)
+        zgrid[zr[keep], zcol[keep]] = temps["temperature_c"].to_numpy(float)[keep]
+        temperature = zgrid[zi.get_indexer(dev["zone"])]
     if len(daily):
         row = pd.Index(ids).get_indexer(daily["device_id"])
         col = (daily["day"].to_numpy("datetime64[D]") - day0).astype(int)
@@ -161,16 +189,24 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
              / np.timedelta64(1, "s")) / DAY_S
         y = daily["level_pct"].to_numpy(float)
         reset = daily["is_reset_day"].to_numpy(bool)
+        replaced = (daily["has_replacement"].to_numpy(bool) if "has_replacement" in daily
+                    else np.zeros(len(daily), dtype=bool))
+        t_day = temperature[row, np.clip(col, 0, n_cols - 1)]
+        volt_only = (dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
+                     else np.zeros(n, dtype=bool))
         last_obs = daily["last_observed_at"].to_numpy("datetime64[us]")
         q_all = charge_from_level(y, dev_knee[row], dev_gain[row])
         bounds = np.flatnonzero(np.diff(row)) + 1
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(row)], strict=True):
             i = row[lo]
             r = np.flatnonzero(reset[lo:hi])
+            if volt_only[i] and len(r):
+                r = resets_beyond_temperature(r, y[lo:hi], t[lo:hi], t_day[lo:hi],
+                                              replaced[lo:hi])
             first = lo + (r[-1] + 1 if len(r) else 0)
             if len(r):
                 prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r, y[lo:hi] >= max(
-                    dev_knee[i] + PREV_ABOVE_KNEE_PCT, PREV_MIN_LEVEL_PCT))
+                    trust_knee[i] + PREV_ABOVE_KNEE_PCT, PREV_MIN_LEVEL_PCT))
             last_at[i] = last_obs[hi - 1]
             last_level[i], last_level_t[i] = y[hi - 1], t[hi - 1]
             if first >= hi:           # the last day is a reset: nothing after it yet
@@ -184,14 +220,6 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
             cols = np.arange(col[first:hi][ok][0], col[first:hi][ok][-1] + 1)
             level[i, cols] = np.interp(cols + 0.5, tt, yy)
             start[i], end[i], n_days[i] = cols[0], cols[-1], ok.sum()
-    if len(temps) and n_cols:
-        zi = pd.Index(pd.unique(dev["zone"]))
-        zcol = (temps["day"].to_numpy("datetime64[D]") - day0).astype(int)
-        zr = zi.get_indexer(temps["zone"])
-        keep = (zcol >= 0) & (zcol < n_cols) & (zr >= 0)
-        zgrid = np.full((len(zi), n_cols), np.nan)
-        zgrid[zr[keep], zcol[keep]] = temps["temperature_c"].to_numpy(float)[keep]
-        temperature = zgrid[zi.get_indexer(dev["zone"])]
     knee = dev["knee"].to_numpy(float)
     gain = dev["gain"].to_numpy(float)
     return Series(
@@ -205,6 +233,38 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
         seg_slope=seg_slope, seg_sd=seg_sd, seg_stt=seg_stt,
         voltage_only=(dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
                       else np.zeros(n, dtype=bool)))
+
+
+def resets_beyond_temperature(r: np.ndarray, y: np.ndarray, t: np.ndarray, temp: np.ndarray,
+                              replaced: np.ndarray) -> np.ndarray:
+    """The reset days ``r`` of a voltage-only device whose rise survives temperature.
+
+    A voltage read through a flat curve moves by many points with the temperature (the
+    cell's coefficient, the load sag in the cold): the end of a cold spell reads as a
+    rise. A reset day without a ``battery_replaced`` event is kept only where the level
+    of the day after it (of the day itself, if last) stands more than
+    :data:`DAY_RISE_PCT` above what the :data:`COMPENSATE_DAYS` days before it predict
+    from their own trend and temperature dependence (least squares on time and the
+    zone's daily temperature). Without 4 such days or a temperature, the day is kept.
+    """
+    keep, prev = [], -1
+    for k in r:
+        lo = max(prev + 1, k - COMPENSATE_DAYS)
+        ok = np.flatnonzero(np.isfinite(y[lo:k]) & np.isfinite(temp[lo:k])) + lo
+        j = k + 1 if k + 1 < len(y) else k
+        if replaced[k] or len(ok) < 4 or not np.isfinite(temp[j]):
+            keep.append(k)
+            prev = k
+            continue
+        x = np.c_[np.ones(len(ok)), t[ok] - t[k], temp[ok] - temp[ok].mean()]
+        x_j = np.array([1.0, t[j] - t[k], temp[j] - temp[ok].mean()])
+        if np.ptp(temp[ok]) <= 0:
+            x, x_j = x[:, :2], x_j[:2]
+        coef = np.linalg.lstsq(x, y[ok], rcond=None)[0]
+        if y[j] - x_j @ coef > DAY_RISE_PCT:
+            keep.append(k)
+            prev = k
+    return np.array(keep, dtype=int)
 
 
 def _slope(t: np.ndarray, q: np.ndarray) -> tuple[float, float, float]:

@@ -12,9 +12,14 @@ their domain (see ``freshness``).
 
 from __future__ import annotations
 
+from tsfleet.alerts.ruleset import CONTRACT_COLUMNS
 from tsfleet.domain import BY_NAME
 from tsfleet.store import quote_ident as q
 from tsfleet.store import transaction
+
+#: The findings contract's columns: a domain's findings view may add its own after them
+#: (calibration: level), which the copy leaves out.
+CONTRACT = ", ".join(q(c) for c in CONTRACT_COLUMNS)
 
 #: domain -> state views (keyed by device_id) copied after its analysis
 STATE_VIEWS: dict[str, tuple[str, ...]] = {
@@ -37,7 +42,7 @@ def refresh_card_tables(con, domain: str) -> None:
     with transaction(con):
         con.execute("delete from card_findings where domain = ?", [domain])
         if _exists(con, findings):
-            con.execute(f"insert into card_findings by name select * from {q(findings)}")
+            con.execute(f"insert into card_findings by name select {CONTRACT} from {q(findings)}")
         for view in states:
             con.execute("delete from card_state where source = ?", [view])
             con.execute(f"insert into card_state select ?, device_id, to_json(v) "

@@ -19,7 +19,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: this DuckDB's own)")
     s.add_argument("--views", choices=VIEW_MODES, default="keep",
                    help="keep views as views (default) or materialize them as tables")
-    s.add_argument("--db", dest="sub_db", default=None)
     s.set_defaults(func=cmd_snapshot)
 
     e = subparsers.add_parser(
@@ -27,19 +26,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Export readings partitioned by UTC date and device-hash bucket, and every "
                     "other table whole. Whole days are exported; re-running a range replaces "
                     "its partitions.")
-    e.add_argument("directory", metavar="DIR")
+    e.add_argument("directory", metavar="DIR", help="export folder (created if missing)")
     e.add_argument("--since", default=None, help="first day or time (UTC, ISO); default: first "
                                                  "reading")
     e.add_argument("--until", default=None, help="end (exclusive, UTC, ISO); default: last "
                                                  "reading")
     e.add_argument("--buckets", type=int, default=DEFAULT_BUCKETS,
                    help=f"device-hash buckets (default {DEFAULT_BUCKETS}; fixed per DIR)")
-    e.add_argument("--db", dest="sub_db", default=None)
     e.set_defaults(func=cmd_export)
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from tsfleet.cli import open_fleet
+    from tsfleet.cliutil import open_fleet
 
     with open_fleet(args, read_only=True) as fleet:
         print(fleet.snapshot(args.out, storage_version=args.storage_version, views=args.views))
@@ -47,7 +45,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tsfleet.cli import open_fleet
+    from tsfleet.cliutil import open_fleet
 
     with open_fleet(args, read_only=True) as fleet:
         print(fleet.export(args.directory, since=args.since, until=args.until,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -104,18 +105,22 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str | Path, *,
     if since_at is not None and until_at is not None:
         whole_days(since_at, until_at)  # refuse an empty range before touching the disk
     t0 = time.perf_counter()
-    staging = root / f".staging-{uuid.uuid4().hex[:12]}"
+    remove_stale_staging(root)
+    staging = root / f".staging-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     cur = con.cursor()
     try:
         staging.mkdir(parents=True)
         cur.execute("begin transaction")
         days = _days(cur, since_at, until_at)
         n_readings = 0
+        data_days: list[date] = []
         if days:
-            n_readings = _copy_readings(cur, staging / "readings", days, buckets, compression)
+            data_days = _data_days(cur, days)
+            n_readings = _copy_readings(cur, staging / "readings", data_days, buckets,
+                                        compression)
         tables = _copy_tables(cur, staging, compression)
         cur.execute("commit")
-        n_partitions = _swap_in(root, staging, days, tables)
+        n_partitions = _swap_in(root, staging, days, data_days, tables)
         report = ExportReport(
             directory=str(root), first_day=days[0] if days else None,
             end_day=days[1] if days else None, buckets=buckets, n_readings=n_readings,
@@ -144,7 +149,44 @@ def _days(cur: duckdb.DuckDBPyConnection, since: datetime | None,
     return whole_days(since, until)
 
 
-def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: tuple[date, date],
+def remove_stale_staging(root: Path) -> list[Path]:
+    """Remove the ``.staging-*`` folders of exports that were killed (their process,
+    named in the folder, is gone); returns what was removed. A running export's
+    staging is left alone."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    for p in root.glob(".staging-*"):
+        pid = p.name.split("-")[1]  # .staging-<pid>-<random>; older: .staging-<random>
+        if pid.isdigit() and int(pid) < 1 << 31 and (int(pid) == os.getpid()
+                                                      or _alive(int(pid))):
+            continue  # a running export (or one of this process, in another thread)
+        remove_quietly(p)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _data_days(cur: duckdb.DuckDBPyConnection, days: tuple[date, date]) -> list[date]:
+    """The days of ``[first, end)`` that hold readings: an export visits only these,
+    so two readings decades apart (a wrong clock) cost two days, not 10,000."""
+    lo = datetime(days[0].year, days[0].month, days[0].day)
+    hi = datetime(days[1].year, days[1].month, days[1].day)
+    return [r[0] for r in cur.execute(
+        "select distinct cast(observed_at as date) as d from readings "
+        "where observed_at >= ? and observed_at < ? order by d", [lo, hi]).fetchall()]
+
+
+def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: list[date],
                    buckets: int, compression: str) -> int:
     """One COPY per day into ``folder/date=D/bucket=B/``; returns the readings written.
 
@@ -156,8 +198,7 @@ def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: tuple[dat
     there (rows written around ingest) is hashed in place.
     """
     n_total = 0
-    day = days[0]
-    while day < days[1]:
+    for day in days:
         lo = datetime(day.year, day.month, day.day)
         target = folder / f"date={day.isoformat()}"
         target.mkdir(parents=True)
@@ -174,7 +215,6 @@ def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: tuple[dat
         if n == 0:
             remove_quietly(target)
         n_total += n
-        day += timedelta(days=1)
     return n_total
 
 
@@ -192,23 +232,38 @@ def _copy_tables(cur: duckdb.DuckDBPyConnection, staging: Path, compression: str
 
 
 def _swap_in(root: Path, staging: Path, days: tuple[date, date] | None,
-             tables: list[str]) -> int:
-    """Replace each day partition of the range and each table file; returns partitions written."""
+             data_days: list[date], tables: list[str]) -> int:
+    """Replace each day partition of the range and each table file; returns partitions written.
+
+    The days visited are those with readings now and those already exported in
+    the range (which are removed when they have no readings any more)."""
     trash = staging / "replaced"
     n_partitions = 0
     if days:
-        day = days[0]
-        while day < days[1]:
+        for day in sorted(set(data_days) | set(_exported_days(root, days))):
             name = f"date={day.isoformat()}"
             staged = staging / "readings" / name
             if staged.is_dir():
                 n_partitions += sum(1 for p in staged.iterdir() if p.is_dir())
             replace_dir(staged if staged.is_dir() else None, root / "readings" / name, trash)
-            day += timedelta(days=1)
     for name in tables:
         (root / name).mkdir(parents=True, exist_ok=True)
         replace_file(staging / name / "data.parquet", root / name / "data.parquet")
     return n_partitions
+
+
+def _exported_days(root: Path, days: tuple[date, date]) -> list[date]:
+    found = []
+    folder = root / "readings"
+    if folder.is_dir():
+        for p in folder.glob("date=*"):
+            try:
+                day = date.fromisoformat(p.name[5:])
+            except ValueError:
+                continue
+            if days[0] <= day < days[1]:
+                found.append(day)
+    return found
 
 
 def _read_manifest(root: Path, buckets: int) -> dict:

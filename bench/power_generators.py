@@ -1,0 +1,205 @@
+"""Power forecast accuracy on two fleet generators (issue #16): tsfleet's simulator and the
+independent one (bench/independent/power.py), several seeds each, beside the 14-day
+straight line and the mean-drop baseline computed in the same run from the same store,
+broken down by chemistry x gauge kind x temperature band.
+
+    PYTHONPATH=. python bench/power_generators.py                       # seeds 1 2 3
+    PYTHONPATH=. python bench/power_generators.py --seeds 4 --devices 600   # the held-out seed
+
+Scores at the end of history, against each generator's truth (no intervention after
+it): the 30-day drop within 10% / 15% of the true drop (devices whose true drop is
+above 0.05 points), and the empty date within 15% of the true remaining life (devices
+that truly empty within 90 days). Targets: >= 95% / >= 97% / >= 90%, and no group of
+>= 20 devices more than 2 points below the straight line (within 15%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from tsfleet import Fleet
+
+HORIZON = 30
+LINE_DAYS = 14
+MIN_GROUP = 20
+
+
+def simulator_fleet(n: int, days: int, seed: int):
+    from tsfleet.simulate import SimConfig, simulated_fleet
+
+    fleet = simulated_fleet(SimConfig(n_devices=n, days=days, seed=seed))
+    truth = fleet.frame("select device_id, day_at, level_pct from sim.battery_daily")
+    cfg = fleet.query("select * from sim.config")[0]
+    return fleet, truth, pd.Timestamp(cfg["start"]) + pd.Timedelta(days=cfg["days"])
+
+
+def independent_fleet(n: int, days: int, seed: int):
+    from bench.independent.power import generate, load_into
+
+    gen = generate(n, seed=seed, history_days=days)
+    fleet = Fleet(memory=True)
+    load_into(fleet, gen)
+    return fleet, gen.truth, gen.end
+
+
+def truth_at(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
+    return truth[truth.day_at == at].set_index("device_id").level_pct.clip(lower=0)
+
+
+def true_empty_days(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
+    fut = truth[truth.day_at >= at].sort_values(["device_id", "day_at"])
+    lv = fut.level_pct.to_numpy()
+    t = ((fut.day_at - at) / pd.Timedelta(days=1)).to_numpy()
+    out = {}
+    for dev, idx in fut.groupby("device_id").indices.items():
+        hit = np.flatnonzero(lv[idx] <= 0)
+        if len(hit) and hit[0] > 0:
+            i, j = idx[hit[0] - 1], idx[hit[0]]
+            out[dev] = t[i] + lv[i] / (lv[i] - lv[j]) * (t[j] - t[i])
+        elif not len(hit):
+            out[dev] = np.inf
+    return pd.Series(out, dtype=float)
+
+
+def baselines(fleet, end: pd.Timestamp) -> pd.DataFrame:
+    """The 14-day straight line and the mean drop over the current segment, per device,
+    from the store's own daily levels (what a user of the store would fit)."""
+    d = fleet.frame("select device_id, level_pct, epoch(mean_observed_at) / 86400.0 as t, "
+                    "is_reset_day from battery_daily order by device_id, day")
+    t_end = (end - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    rows = []
+    for dev, g in d.groupby("device_id", sort=False):
+        r = np.flatnonzero(g.is_reset_day.to_numpy())
+        seg = g.iloc[r[-1] + 1:] if len(r) else g
+        if len(seg) < 2:
+            rows.append((dev, np.nan, np.nan, np.nan, np.nan))
+            continue
+        t, y = seg.t.to_numpy(), seg.level_pct.to_numpy()
+        last = t >= t[-1] - LINE_DAYS
+        if last.sum() >= 2:
+            slope, icpt = np.polyfit(t[last], y[last], 1)
+        else:
+            slope, icpt = np.nan, np.nan
+        now_line = icpt + slope * t_end
+        mean_rate = (y[0] - y[-1]) / max(t[-1] - t[0], 1e-9)
+        rows.append((dev, now_line, -slope, y[-1], mean_rate))
+    return pd.DataFrame(rows, columns=["device_id", "line_now", "line_rate", "mean_now",
+                                       "mean_rate"]).set_index("device_id")
+
+
+def groups(fleet) -> pd.DataFrame:
+    return fleet.frame(
+        "with t as (select zone, avg(temperature_c) as t_c from zone_temperature_daily "
+        "where day > (select max(day) from zone_temperature_daily) - 14 group by zone) "
+        "select d.device_id, coalesce(d.battery_chemistry, '?') as chemistry, "
+        "case when d.device_id in (select device_id from device_latest "
+        "where metric = 'battery_pct') then 'percent' else 'voltage' end as gauge, "
+        "case when t.t_c is null then 't?' when t.t_c < 0 then 'below 0C' "
+        "when t.t_c < 10 then '0-10C' when t.t_c < 25 then '10-25C' else 'above 25C' end "
+        "as temp_band from devices d left join t using (zone)").set_index("device_id")
+
+
+def score(fleet, truth: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, float]:
+    t0 = time.perf_counter()
+    fc = fleet.power.forecast(HORIZON).set_index("device_id")
+    t_fc = time.perf_counter() - t0
+    b = baselines(fleet, end)
+    now, later = truth_at(truth, end), truth_at(truth, end + pd.Timedelta(days=HORIZON))
+    df = fc[["level_now_pct", "drop_pct", "days_to_empty", "method"]].join(b).join(groups(fleet))
+    if "chosen_model" in fc:
+        df["chosen_model"] = fc["chosen_model"]
+    df["true_drop"] = now - later
+    df["true_empty"] = true_empty_days(truth, end)
+    horizon_drop = {"model": df.drop_pct,
+                    "line14": np.minimum(df.line_rate * HORIZON, df.line_now.clip(lower=0)),
+                    "mean_drop": np.minimum(df.mean_rate * HORIZON, df.mean_now.clip(lower=0))}
+    empty = {"model": df.days_to_empty,
+             "line14": np.where(df.line_rate > 0, df.line_now.clip(lower=0) / df.line_rate,
+                                np.inf),
+             "mean_drop": np.where(df.mean_rate > 0, df.mean_now.clip(lower=0) / df.mean_rate,
+                                   np.inf)}
+    for m in horizon_drop:
+        df[f"{m}_err"] = ((horizon_drop[m] - df.true_drop).abs() / df.true_drop).fillna(np.inf)
+        df[f"{m}_eerr"] = ((pd.Series(empty[m], index=df.index) - df.true_empty).abs()
+                           / df.true_empty).fillna(np.inf)
+    return df, t_fc
+
+
+def summary(df: pd.DataFrame) -> dict:
+    sc = df[df.true_drop > 0.05]
+    em = df[(df.true_empty > 0) & (df.true_empty <= 90)]
+    out = {"n_drop": len(sc), "n_empty": len(em), "n_rows": len(df)}
+    for m in ("model", "line14", "mean_drop"):
+        out[f"{m}_w10"] = float((sc[f"{m}_err"] <= 0.10).mean())
+        out[f"{m}_w15"] = float((sc[f"{m}_err"] <= 0.15).mean())
+        out[f"{m}_e15"] = float((em[f"{m}_eerr"] <= 0.15).mean()) if len(em) else np.nan
+    return out
+
+
+def group_table(df: pd.DataFrame) -> pd.DataFrame:
+    sc = df[df.true_drop > 0.05]
+    rows = []
+    for key, g in sc.groupby(["chemistry", "gauge", "temp_band"]):
+        row = dict(zip(("chemistry", "gauge", "temp_band"), key, strict=True), n=len(g))
+        for m in ("model", "line14", "mean_drop"):
+            row[f"{m}_w15"] = float((g[f"{m}_err"] <= 0.15).mean())
+        row["model_w10"] = float((g["model_err"] <= 0.10).mean())
+        row["line14_w10"] = float((g["line14_err"] <= 0.10).mean())
+        row["behind_line"] = (len(g) >= MIN_GROUP
+                              and row["model_w15"] < row["line14_w15"] - 0.02)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--devices", type=int, default=600)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--generators", nargs="+", default=["simulator", "independent"])
+    ap.add_argument("--groups", action="store_true", help="print every group's table")
+    ap.add_argument("--save", default=None, help="write each run's per-device table to "
+                    "SAVE-<generator>-<seed>.pkl")
+    a = ap.parse_args()
+    make = {"simulator": simulator_fleet, "independent": independent_fleet}
+    pct = lambda v: f"{v:.1%}"  # noqa: E731
+    for gen in a.generators:
+        for seed in a.seeds:
+            t0 = time.perf_counter()
+            fleet, truth, end = make[gen](a.devices, a.days, seed)
+            t_gen = time.perf_counter() - t0
+            load = os.getloadavg()[0]
+            df, t_fc = score(fleet, truth, end)
+            if a.save:
+                df.to_pickle(f"{a.save}-{gen}-{seed}.pkl")
+            s = summary(df)
+            gt = group_table(df)
+            behind = gt[gt.behind_line]
+            print(f"\n{gen} seed {seed}: {s['n_rows']} forecast rows, {s['n_drop']} scored on the "
+                  f"drop, {s['n_empty']} on the empty date (generated+ingested {t_gen:.0f} s, "
+                  f"forecast {t_fc:.1f} s, load average {load:.1f})")
+            for m in ("model", "line14", "mean_drop"):
+                print(f"  {m:10s} drop within 10%: {pct(s[f'{m}_w10']):>6s}  within 15%: "
+                      f"{pct(s[f'{m}_w15']):>6s}  empty date within 15%: {pct(s[f'{m}_e15']):>6s}"
+                      + ("" if m == "model" else
+                         f"   (model/{m} within 15%: "
+                         f"{s['model_w15'] / max(s[f'{m}_w15'], 1e-9):.2f}x)"))
+            print(f"  groups (chemistry x gauge x temperature band, >= {MIN_GROUP} devices) more "
+                  f"than 2 points behind the line within 15%: {len(behind)} of "
+                  f"{int((gt.n >= MIN_GROUP).sum())}")
+            show = gt if a.groups else behind
+            if len(show):
+                print(show.to_string(index=False, float_format=pct))
+            if "chosen_model" in df:
+                print("  chosen models: " + ", ".join(
+                    f"{k} {v}" for k, v in df.chosen_model.value_counts().items()))
+            fleet.close()
+
+
+if __name__ == "__main__":
+    main()

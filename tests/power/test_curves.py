@@ -1,0 +1,232 @@
+"""Issue #16: cell curves as data, any chemistry, percent gauges trusted as gauges, resets
+that survive temperature, a model chosen per device, and no device dropped silently."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsfleet import Fleet
+from tsfleet.power import ahead, choice
+
+T0 = datetime(2026, 9, 1)
+
+
+@pytest.fixture
+def fleet():
+    f = Fleet(memory=True)
+    yield f
+    f.close()
+
+
+def _device(fleet, device, chemistry="li_socl2", zone="z1", **extra):
+    fleet.ingest("devices", [dict(device_id=device, device_type="sensor", manufacturer="m",
+                                  model="x", site="s1", zone=zone, battery_chemistry=chemistry,
+                                  **extra)])
+
+
+def _hourly(fleet, device, values, metric):
+    fleet.ingest("readings", pd.DataFrame({
+        "device_id": device, "observed_at": [T0 + timedelta(hours=i) for i in range(len(values))],
+        "metric": metric, "value": values}))
+
+
+def _levels(fleet):
+    return {r["device_id"]: r["level_pct"] for r in fleet.query(
+        "select device_id, avg(level_pct) as level_pct from battery_readings group by 1")}
+
+
+def test_a_user_supplied_curve_gives_the_level(fleet):
+    # the vendor's cell: 3.0 V empty, 3.5 V at half, 3.7 V full (not the built-in Li-SOCl2)
+    fleet.ingest("battery_curves", [dict(curve_id="acme_cell", level_pct=lv, voltage_v=v)
+                                    for lv, v in ((0, 3.0), (50, 3.5), (100, 3.7))])
+    _device(fleet, "v1", battery_curve="acme_cell")
+    _device(fleet, "v2")                                  # the built-in li_socl2 curve
+    _hourly(fleet, "v1", [3.6] * 24, "battery_voltage_v")
+    _hourly(fleet, "v2", [3.6] * 24, "battery_voltage_v")
+    lv = _levels(fleet)
+    assert lv["v1"] == pytest.approx(75.0)
+    assert lv["v2"] == pytest.approx(60.0)                # 3.60 V on the built-in curve
+    f = fleet.power.forecast(30).set_index("device_id")
+    assert f.loc["v1", "level_now_pct"] == pytest.approx(75.0, abs=1.0)
+
+
+def test_a_two_cell_pack_reads_right(fleet):
+    # alkaline: 1.29 V per cell is 40 % on the built-in per-cell curve
+    _device(fleet, "aa2", chemistry="alkaline", battery_cells=2)
+    _device(fleet, "aa3", chemistry="alkaline", battery_cells=3)
+    _device(fleet, "cr", chemistry="li_mno2")             # a cell the fixed list refused
+    _hourly(fleet, "aa2", [2.58] * 24, "battery_voltage_v")
+    _hourly(fleet, "aa3", [3.87] * 24, "battery_voltage_v")
+    _hourly(fleet, "cr", [2.90] * 24, "battery_voltage_v")
+    lv = _levels(fleet)
+    assert lv["aa2"] == pytest.approx(40.0)
+    assert lv["aa3"] == pytest.approx(40.0)
+    assert lv["cr"] == pytest.approx(60.0)                # 2.90 V: 60 % on the Li-MnO2 curve
+
+
+def test_an_unknown_chemistry_lands_the_device_and_raises_a_finding(fleet):
+    rep = fleet.ingest("devices", [dict(device_id="za", device_type="sensor", manufacturer="m",
+                                        model="x", site="north", zone="cellar",
+                                        battery_chemistry="zinc_air",
+                                        battery_capacity_mah=600.0)])
+    assert rep.n_accepted == 1 and rep.n_quarantined == 0
+    dev = fleet.query("select * from devices where device_id = 'za'")[0]
+    assert (dev["site"], dev["zone"], dev["battery_capacity_mah"]) == ("north", "cellar", 600.0)
+    hours = np.arange(20 * 24)
+    _hourly(fleet, "za", np.round(1.38 - 0.2 * hours / len(hours), 3), "battery_voltage_v")
+    f = fleet.power.forecast(30).set_index("device_id")
+    assert f.loc["za", "method"] == "no_curve" and "battery_curves" in f.loc["za", "reason"]
+    found = fleet.query("select finding, summary from power_findings where subject_id = 'za'")
+    assert [r["finding"] for r in found] == ["no_battery_curve"]
+    assert "battery_curves" in found[0]["summary"]
+    # the curve, ingested later, reads the readings already stored
+    fleet.ingest("battery_curves", [dict(curve_id="zinc_air", level_pct=lv, voltage_v=v)
+                                    for lv, v in ((0, 1.1), (100, 1.4))])
+    f = fleet.power.forecast(30).set_index("device_id")
+    assert f.loc["za", "method"] == "holt_winters"
+    assert f.loc["za", "rate_pct_per_day"] == pytest.approx(100 * 0.2 / 0.3 / 20, rel=0.03)
+    last = fleet.query("select arg_max(level_pct, observed_at) as lv from battery_readings "
+                       "where device_id = 'za'")[0]["lv"]
+    assert last == pytest.approx(100 * (1.38 - 0.2 * 479 / 480 - 1.1) / 0.3, abs=0.2)
+    found = fleet.query("select finding from power_findings where subject_id = 'za'")
+    assert {r["finding"] for r in found} == {"unknown_chemistry", "depleting_soon"}
+
+
+def test_a_percent_gauge_is_not_bent_by_the_knee(fleet):
+    # a Li-SOCl2 fuel gauge that reports a linear state of charge, crossing the
+    # chemistry's nominal knee (20 %) within the horizon
+    rng = np.random.default_rng(3)
+    hours = np.arange(45 * 24)
+    true = 45 - 0.6 * hours / 24
+    _device(fleet, "g1")
+    _hourly(fleet, "g1", np.round(true + rng.normal(0, 0.2, len(hours)), 1), "battery_pct")
+    f = fleet.power.forecast(30).set_index("device_id").loc["g1"]
+    assert f.drop_pct == pytest.approx(18.0, rel=0.05)
+    assert f.days_to_empty == pytest.approx(true[-1] / 0.6, rel=0.05)
+
+
+def test_a_cold_spell_does_not_fake_a_replacement(fleet):
+    # a voltage-only Li-SOCl2 device on the flat of its curve; its zone goes from 20 C to
+    # -15 C for three days and back: the voltage follows the temperature (2 mV per C),
+    # the return reads as a rise of many points
+    days = 40
+    temp = np.full(days * 24, 20.0)
+    temp[25 * 24: 28 * 24] = -15.0
+    level = 80 - 0.5 * np.arange(days * 24) / 24
+    volts = np.interp(level, np.arange(0, 101, 10),
+                      [2.90, 3.30, 3.45, 3.52, 3.56, 3.58, 3.60, 3.61, 3.62, 3.63, 3.66])
+    volts = np.round(volts + 0.002 * (temp - 20), 4)
+    _device(fleet, "cold", zone="yard")
+    _device(fleet, "thermo", chemistry="mains", zone="yard")
+    _hourly(fleet, "cold", volts, "battery_voltage_v")
+    _hourly(fleet, "thermo", temp, "temperature_c")
+    fleet.power.refresh()
+    resets = fleet.query("select count(*) as n from battery_daily "
+                         "where device_id = 'cold' and is_reset_day")[0]["n"]
+    assert resets >= 1                          # the daily view alone sees a swap ...
+    f = fleet.power.forecast(30).set_index("device_id").loc["cold"]
+    assert f.n_days >= 35                       # ... the forecast keeps the whole segment
+
+
+def test_the_choice_picks_the_line_on_a_linear_device(fleet):
+    rng = np.random.default_rng(5)
+    hours = np.arange(60 * 24)
+    _device(fleet, "lin")
+    _hourly(fleet, "lin", np.round(90 - 0.7 * hours / 24 + rng.normal(0, 0.3, len(hours)), 1),
+            "battery_pct")
+    f = fleet.power.forecast(30).set_index("device_id").loc["lin"]
+    assert f.chosen_model == "line_14d"
+    # the damped trend fits a line as well (within the noise of the drops): the line wins
+    assert f.runner_up_model == "holt_winters" and f.backtest_origins == choice.N_ORIGINS
+    assert max(f.backtest_error_pct, f.runner_up_error_pct) < 2.0
+    assert f.drop_pct == pytest.approx(21.0, rel=0.05)
+
+
+def test_the_choice_never_loses_to_the_line_on_its_own_history():
+    # a device whose consumption doubled 40 days ago: the line over the last 14 days sees
+    # it; a damped trend over the whole segment lags; the choice is not worse than the line
+    d = np.arange(70, dtype=float)
+    q = np.where(d < 30, 90 - 0.4 * d, 78 - 0.8 * (d - 30))[None, :]
+    c = choice.choose(q, q, np.array([0]), np.array([69]), np.array([0]), np.array(["t"]),
+                      0.2, 0.05, 0.9999, 30)
+    line = choice.MODELS.index("line_14d")
+    assert c.n_origins[0] == choice.N_ORIGINS and c.chosen[0] == "line_14d"
+    assert c.error[0] == c.errors[0, line]
+    assert c.errors[0, choice.MODELS.index("holt_winters")] > c.errors[0, line]
+    # a device whose consumption slows down: the damped trend wins clearly, and is chosen
+    q2 = (90 - 0.8 * d + 0.006 * d ** 2)[None, :]
+    c = choice.choose(q2, q2, np.array([0]), np.array([69]), np.array([0]), np.array(["t"]),
+                      0.5, 0.3, 0.9, 30)
+    assert c.chosen[0] == "holt_winters" and c.error[0] < c.errors[0, line]
+    # too short for a backtest of its own: the pooled choice of its type, said so
+    c = choice.choose(np.vstack([q, q]), np.vstack([q, q]), np.array([0, 60]),
+                      np.array([69, 69]), np.array([0, 60]), np.array(["t", "t"]),
+                      0.2, 0.05, 0.9999, 30)
+    assert c.is_pooled.tolist() == [False, True] and c.chosen[1] == c.chosen[0]
+    c = choice.choose(q, q, np.array([60]), np.array([69]), np.array([60]), np.array(["u"]),
+                      0.2, 0.05, 0.9999, 30)
+    assert c.is_pooled[0] and c.chosen[0] == "holt_winters"
+
+
+def test_every_battery_device_has_a_forecast_row_with_a_reason(fleet):
+    _device(fleet, "nochem", chemistry=None)               # readings, no chemistry
+    _hourly(fleet, "nochem", np.round(np.linspace(80, 70, 20 * 24), 1), "battery_pct")
+    _device(fleet, "novolt", chemistry=None)               # a voltage and nothing to read it
+    _hourly(fleet, "novolt", [3.5] * 48, "battery_voltage_v")
+    _device(fleet, "fresh")                                # two days of history
+    _hourly(fleet, "fresh", np.round(np.linspace(95, 94, 48), 1), "battery_pct")
+    _device(fleet, "silent")                               # a battery device, no readings yet
+    _device(fleet, "wired", chemistry="mains")
+    f = fleet.power.forecast(30).set_index("device_id")
+    assert sorted(f.index) == ["fresh", "nochem", "novolt", "silent"]
+    assert f.loc["nochem", "method"] == "holt_winters"
+    assert f.loc["novolt", "method"] == "no_curve"
+    assert "no battery_chemistry" in f.loc["novolt", "reason"]
+    assert "too short history" in f.loc["fresh", "reason"]
+    assert f.loc["silent", "reason"] == "no battery readings"
+    stored = {r["device_id"] for r in fleet.query("select device_id from battery_forecast")}
+    assert stored == set(f.index)
+    states = {r["device_id"] for r in fleet.query("select device_id from battery_state")}
+    assert states == set(f.index)
+
+
+def test_the_temperature_ahead_follows_the_season():
+    def season(d):
+        return 10 - 12 * np.cos(2 * np.pi * (np.asarray(d, float) - 20) / 365)
+
+    days = np.arange(400)
+    temp = np.vstack([season(days), season(days), np.full(400, np.nan), season(days)])
+    temp[3, :395] = np.nan                                 # a short record: its last days
+    end = np.array([399, 380, 399, 399])
+    got, basis = ahead.expected(temp, end, 30)
+    assert basis.tolist() == ["last_year", "last_year", "none", "recent_week"]
+    # a year back: the same weeks of last year are this year's next weeks
+    for i in (0, 1):
+        assert got[i] == pytest.approx(season(np.arange(end[i] + 1, end[i] + 31)).mean(), abs=0.1)
+    assert np.isnan(got[2]) and got[3] == pytest.approx(season(np.arange(395, 400)).mean())
+    # without a year: the damped trend carries the autumn on, less far than the straight line
+    short = season(np.arange(200, 290))[None, :]
+    got, basis = ahead.expected(short, np.array([89]), 30)
+    future = season(np.arange(290, 320)).mean()
+    assert basis[0] == "damped_trend"
+    assert short[0, -7:].mean() > got[0] > future - 3.0
+    assert ahead.expected(np.zeros((2, 0)), np.array([0, 0]), 30)[1].tolist() == ["none"] * 2
+
+
+def test_a_silent_swap_on_a_voltage_device_is_still_a_reset(fleet):
+    # no battery_replaced event, a steady zone: the rise survives the temperature
+    days = 30
+    hours = np.arange(days * 24)
+    level = np.where(hours < 20 * 24, 35 - 0.5 * hours / 24, 95 - 0.5 * (hours - 20 * 24) / 24)
+    volts = np.interp(level, np.arange(0, 101, 10),
+                      [2.90, 3.30, 3.45, 3.52, 3.56, 3.58, 3.60, 3.61, 3.62, 3.63, 3.66])
+    _device(fleet, "swap", zone="hall")
+    _device(fleet, "thermo", chemistry="mains", zone="hall")
+    _hourly(fleet, "swap", np.round(volts, 4), "battery_voltage_v")
+    _hourly(fleet, "thermo", np.full(days * 24, 20.0), "temperature_c")
+    f = fleet.power.forecast(30).set_index("device_id").loc["swap"]
+    assert f.n_days <= 10 and f.level_now_pct > 85

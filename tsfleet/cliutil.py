@@ -1,0 +1,441 @@
+"""What every ``tsfleet`` sub-command shares: the ``--db`` and ``--format`` options,
+opening the store, rendering rows, plurals and progress lines.
+
+``tsfleet.cli`` and every ``tsfleet.<pkg>.cli`` import this module; it imports no
+command module and no domain, so nothing reaches back into ``tsfleet.cli``. It is
+light on purpose (no pandas, no statsmodels) so that ``tsfleet --help`` stays fast.
+
+>>> print(format_rows([{"device_id": "px-1", "level_pct": 12.3456}]))
+device_id  level_pct
+---------  ---------
+px-1       12.3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from tsfleet.errors import InvalidParameter, StoreError
+
+FORMATS = ("table", "csv", "json")
+#: Columns of a terminal table unless ``--wide``.
+TABLE_WIDTH = 120
+_DB_HELP = "DuckDB store (default: $TSFLEET_DB or fleet.duckdb)"
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+
+
+# -- options ---------------------------------------------------------------------------
+def add_db(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--db PATH`` on ``parser``; accepted at every level of the command line.
+
+    A level that is not given leaves the value of an outer level alone (SUPPRESS), so
+    ``tsfleet --db X alerts list``, ``tsfleet alerts --db X list`` and
+    ``tsfleet alerts list --db X`` mean the same.
+    """
+    parser.add_argument("--db", dest="sub_db", metavar="PATH", default=argparse.SUPPRESS,
+                        help=_DB_HELP)
+    return parser
+
+
+def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = FORMATS,
+               default: str = "table") -> argparse.ArgumentParser:
+    """``--format`` (and ``--wide`` when a table is one of the choices)."""
+    parser.add_argument("--format", choices=choices, default=default,
+                        help=f"output format (default {default})")
+    if "table" in choices:
+        parser.add_argument("--wide", action="store_true",
+                            help=f"do not fit tables to {TABLE_WIDTH} columns")
+    return parser
+
+
+def add_as_of(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--as-of``: the one instant a plan is computed for."""
+    parser.add_argument("--as-of", default=None, metavar="TIME",
+                        help="plan as of this UTC time, ISO (default: now for a live store, the "
+                             "end of the data for a historical one)")
+    return parser
+
+
+def parse_time(text: str | None, option: str = "--as-of") -> datetime | None:
+    """An ISO time (``2026-07-30``, ``2026-07-30T12:00Z``) as naive UTC, or None."""
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidParameter(f"{option} must be an ISO time like 2026-06-01T12:00, "
+                               f"got {text!r}") from exc
+    if t.tzinfo is not None:
+        from datetime import UTC
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t
+
+
+#: Days within a visit's first item that other items of the site join it, the same for
+#: every view of the one plan (workorders, power plan, calibration schedule).
+WINDOW_DAYS = 30.0
+
+
+def add_window(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    """``--window-days``: how a plan batches a site's items into visits."""
+    parser.add_argument("--window-days", *aliases, dest="window_days", type=float,
+                        default=WINDOW_DAYS, metavar="DAYS",
+                        help="items of a site due within this many days of a visit's first "
+                             f"join that visit (default {WINDOW_DAYS:g})")
+
+
+def plan(fleet, args: argparse.Namespace):
+    """Plan the work orders as of the command line's instant; returns the AsOf."""
+    from tsfleet.clock import as_of
+
+    if getattr(args, "no_plan", False):
+        from tsfleet.clock import AsOf
+
+        stored = fleet.query("select max(computed_at) as t from work_orders")[0]["t"]
+        return AsOf(stored, "the stored plan") if stored else as_of(fleet.con)
+    when = as_of(fleet.con, parse_time(getattr(args, "as_of", None)))
+    fleet.alerts.plan_work_orders(horizon_days=args.window_days, at=when.at)
+    return when
+
+
+def print_plan(rows: list[dict], args: argparse.Namespace, when, what: str) -> None:
+    """A view of the plan: a header line with its instant above a table; CSV and JSON
+    carry ``as_of`` on every record instead."""
+    if args.format == "table":
+        n_over = sum(1 for r in rows if r.get("is_overdue") or r.get("n_overdue"))
+        visits = len({r["workorder_id"] for r in rows})
+        print(f"{what} {when}: {plural(visits, 'visit')}"
+              + (f", {n_over} with overdue work" if n_over and "n_overdue" in rows[0]
+                 else f", {n_over} overdue" if n_over else ""))
+    print_rows(rows, args)
+
+
+# -- the store ---------------------------------------------------------------------------
+def db_path(args: argparse.Namespace) -> str:
+    """The store the command line names (innermost ``--db`` wins)."""
+    from tsfleet.fleet import default_db_path
+
+    return getattr(args, "sub_db", None) or getattr(args, "db", None) or default_db_path()
+
+
+def check_store(path: str) -> None:
+    """Raise a one-line StoreError unless ``path`` is an existing DuckDB file."""
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"no store at {path} (check --db or $TSFLEET_DB; "
+                         "tsfleet ingest or tsfleet demo create one)")
+    if not p.is_file():
+        raise StoreError(f"{path} is not a DuckDB store (it is a directory)")
+    with p.open("rb") as f:
+        head = f.read(12)
+    if head[8:12] != _DUCKDB_MAGIC:
+        raise StoreError(f"{path} is not a DuckDB store (expected a .duckdb file "
+                         "written by tsfleet)")
+
+
+def open_fleet(args: argparse.Namespace, read_only: bool = False, create: bool = False):
+    """The Fleet the command line names. Only commands that bring data in (``create``)
+    may create a store; every other command refuses a missing or foreign file."""
+    from tsfleet.fleet import Fleet
+
+    path = db_path(args)
+    if create:
+        if Path(path).exists():
+            check_store(path)
+    else:
+        check_store(path)
+    return Fleet(path, read_only=read_only)
+
+
+# -- words -----------------------------------------------------------------------------
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``plural(1, "gateway")`` -> "1 gateway"; ``plural(3, "gateway")`` -> "3 gateways"."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def progress(message: str) -> None:
+    """One line on stderr (never mixed into the output a pipe reads)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def status_line(message: str) -> None:
+    """A progress line that rewrites itself on a terminal (plain lines elsewhere)."""
+    if sys.stderr.isatty():
+        print(f"\r{message}\x1b[K", end="", file=sys.stderr, flush=True)
+    else:
+        progress(message)
+
+
+# -- values ------------------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape(text: str) -> str:
+    """Control characters as visible escapes: a device id can never move the cursor."""
+    return _CONTROL.sub(lambda m: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+        m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+def _digits(name: str) -> int | None:
+    """Decimals a float column deserves, from its name (None: 3 significant digits)."""
+    n = name.lower()
+    if n.endswith(("_pct", "_c", "_pct_per_day", "_per_day", "_dbm")) or "days" in n:
+        return 1
+    if n.endswith(("_v", "_ratio", "utilization")):
+        return 2
+    return None
+
+
+def round_float(v: float, name: str = "") -> str:
+    """A float as text rounded to what it means: percent and days to 0.1, volts to 0.01,
+    anything else to 3 significant digits (no exponent above 0.001)."""
+    if math.isnan(v):
+        return ""
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    d = _digits(name)
+    if d is not None:
+        text = f"{v:.{d}f}"
+    elif v == 0 or abs(v) >= 100:
+        text = f"{v:.0f}"
+    elif abs(v) >= 0.001:
+        text = f"{v:.{max(0, 2 - math.floor(math.log10(abs(v))))}f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+    else:
+        text = f"{v:.2g}"
+    return "0" if text in ("-0", "-0.0", "-0.00") else text
+
+
+def cell(v: object, name: str = "") -> str:
+    """One value as table text: rounded, minutes for times, escaped."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (float, Decimal)):
+        return round_float(float(v), name)
+    if isinstance(v, datetime):
+        if v.hour == v.minute == v.second == v.microsecond == 0 and name.endswith("_on"):
+            return v.date().isoformat()
+        return v.strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, timedelta):
+        return f"{v.total_seconds() / 86400:.1f}d"
+    if isinstance(v, (list, tuple, dict)):
+        return _escape(json.dumps(v, default=json_default, separators=(",", ":")))
+    if hasattr(v, "item") and not isinstance(v, str):  # numpy scalar
+        return cell(v.item(), name)
+    return _escape(str(v))
+
+
+def json_default(v: object) -> object:
+    """JSON for what ``json`` does not know: times as ISO, numpy scalars and arrays."""
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, timedelta):
+        return v.total_seconds()
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return str(v)
+
+
+def plain(v: object) -> object:
+    """One value for JSON and CSV: the same record in both (NaN is null)."""
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, Decimal):
+        return float(v)
+    return v
+
+
+def _csv_cell(v: object) -> object:
+    v = plain(v)
+    if v is None:
+        return ""
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, float):
+        return f"{v:.15g}"  # the value JSON carries, without a trailing .0
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(v, default=json_default, separators=(",", ":"))
+    return v
+
+
+# -- tables ------------------------------------------------------------------------------
+def _fit(cols: list[str], natural: list[int], width: int) -> tuple[list[int], int]:
+    """Column widths that fit ``width``: the leading columns that fit at their floor (their
+    header, at least 16 characters, a time to the minute, never more than they need) are
+    kept, then the widest are shrunk first. Returns the widths and the number of leading
+    columns shown."""
+    floor = [min(w, max(16, len(c))) for c, w in zip(cols, natural, strict=True)]
+    shown = len(cols)
+    while shown > 1 and sum(floor[:shown]) + 2 * (shown - 1) > width:
+        shown -= 1
+    widths = natural[:shown]
+    over = sum(widths) + 2 * (shown - 1) - width
+    while over > 0:
+        i = max(range(shown), key=lambda j: widths[j] - floor[j])
+        cut = min(over, widths[i] - floor[i], max(1, (widths[i] - floor[i] + 1) // 2))
+        if cut <= 0:
+            break
+        widths[i] -= cut
+        over -= cut
+    return widths, shown
+
+
+#: Free-text columns, shown last in a table so that the short columns stay in view.
+TEXT_COLUMNS = ("summary", "detail", "reason", "reasons", "description", "labels", "params")
+
+
+def _text_last(cols: list[str]) -> list[str]:
+    return [c for c in cols if c not in TEXT_COLUMNS] + [c for c in cols if c in TEXT_COLUMNS]
+
+
+def _clip(text: str, w: int) -> str:
+    return text if len(text) <= w else text[: max(w - 1, 0)] + "…"
+
+
+class Table:
+    """An aligned text table whose widths come from the first rows it sees."""
+
+    def __init__(self, cols: list[str], sample: list[list[str]], wide: bool = False,
+                 width: int = TABLE_WIDTH):
+        self.cols = cols
+        natural = [max(len(c), *(len(r[i]) for r in sample)) if sample else len(c)
+                   for i, c in enumerate(cols)]
+        if wide:
+            self.widths, self.shown = natural, len(cols)
+        else:
+            self.widths, self.shown = _fit(cols, natural, width)
+
+    def line(self, values: list[str]) -> str:
+        return "  ".join(_clip(v, w).ljust(w) for v, w in
+                         zip(values[: self.shown], self.widths, strict=False)).rstrip()
+
+    def header(self) -> list[str]:
+        return [self.line(self.cols), self.line(["-" * w for w in self.widths])]
+
+    def footer(self) -> str | None:
+        hidden = len(self.cols) - self.shown
+        if hidden <= 0:
+            return None
+        text = (f"({plural(hidden, 'more column')}: {', '.join(self.cols[self.shown:])}; "
+                "see --wide or --format csv)")
+        if len(text) > TABLE_WIDTH:
+            text = f"({plural(hidden, 'more column')}; see --wide or --format csv)"
+        return text
+
+
+def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
+                width: int = TABLE_WIDTH) -> str:
+    """Rows as a table fitted to ``width`` columns, as CSV, or as a JSON array.
+
+    CSV and JSON carry the same records at full precision; a table rounds every number
+    to what it means and escapes control characters.
+    """
+    if fmt == "json":
+        return json.dumps([{k: plain(v) for k, v in r.items()} for r in rows],
+                          default=json_default, indent=2)
+    if fmt == "csv":
+        if not rows:
+            return ""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: _csv_cell(v) for k, v in r.items()} for r in rows)
+        return buf.getvalue().rstrip("\n")
+    if fmt != "table":
+        raise InvalidParameter(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not rows:
+        return "(no rows)"
+    cols = _text_last(list(rows[0]))
+    cells = [[cell(r.get(c), c) for c in cols] for r in rows]
+    t = Table(cols, cells, wide=wide, width=width)
+    lines = t.header() + [t.line(r) for r in cells]
+    foot = t.footer()
+    return "\n".join(lines + ([foot] if foot else []))
+
+
+def print_rows(rows: list[dict], args: argparse.Namespace, fmt: str | None = None) -> None:
+    """Print ``rows`` in the format and width the command line asks for."""
+    print(format_rows(rows, fmt or getattr(args, "format", "table"),
+                      wide=getattr(args, "wide", False)))
+
+
+def stream_rows(batches: Iterable[Any], cols: list[str], fmt: str, out: IO[str] | None = None,
+                *, wide: bool = False, sample_rows: int = 1000) -> int:
+    """Write Arrow record batches as they come (memory bounded by one batch); returns
+    the number of rows. Table widths come from the first ``sample_rows`` rows."""
+    out = out or sys.stdout
+    n = 0
+    it = iter(batches)
+    if fmt == "csv":
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(cols)
+        for b in it:
+            for r in b.to_pylist():
+                w.writerow([_csv_cell(r[c]) for c in cols])
+            n += b.num_rows
+        return n
+    if fmt == "json":
+        out.write("[")
+        for b in it:
+            for r in b.to_pylist():
+                out.write(("\n  " if n == 0 else ",\n  ")
+                          + json.dumps({c: plain(r[c]) for c in cols}, default=json_default))
+                n += 1
+        out.write("\n]\n" if n else "]\n")
+        return n
+    sample: list[dict] = []
+    pending: Iterator = iter(())
+    for b in it:
+        sample.extend(b.to_pylist())
+        if len(sample) >= sample_rows:
+            break
+    if not sample:
+        out.write("(no rows)\n")
+        return 0
+    cols = _text_last(cols)
+    t = Table(cols, [[cell(r[c], c) for c in cols] for r in sample], wide=wide)
+    out.write("\n".join(t.header()) + "\n")
+
+    def rows() -> Iterator[dict]:
+        yield from sample
+        for b in it:
+            yield from b.to_pylist()
+
+    pending = rows()
+    for r in pending:
+        out.write(t.line([cell(r[c], c) for c in cols]) + "\n")
+        n += 1
+    foot = t.footer()
+    if foot:
+        out.write(foot + "\n")
+    return n
+
+
+def quiet_broken_pipe() -> None:
+    """After a reader closed the pipe (``| head``): point stdout at /dev/null so that
+    the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a descriptor
+        pass

@@ -1,0 +1,98 @@
+"""``fleet.metrics``: declare a metric, and re-ingest what waited for it.
+
+A reading of a metric that is neither in ``metric_catalog`` nor in
+``metric_aliases`` is quarantined with reason ``unknown_metric``, raw JSON
+and all. Declaring the metric (``fleet.metrics.add(...)``, or ingest kind
+``metrics``) records it in ``metric_declarations``, adds it to
+``metric_catalog`` (name, unit, physical range) and re-ingests those
+readings through the ordinary ingest path: nothing is lost, and a reading
+outside the declared range goes back to quarantine as ``out_of_range``.
+
+>>> from tsfleet import Fleet
+>>> fleet = Fleet(memory=True)
+>>> fleet.ingest("readings", [{"device_id": "fl-1", "observed_at": "2026-03-01T10:00Z",
+...                            "metric": "flow_lpm", "value": 12.5}]).n_quarantined
+1
+>>> fleet.metrics.add("flow_lpm", "l/min", 0, 500, drift_tolerance_pct=2).n_accepted
+1
+>>> fleet.query("select metric, value from readings")
+[{'metric': 'flow_lpm', 'value': 12.5}]
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import pandas as pd
+
+from tsfleet.errors import InvalidParameter
+from tsfleet.ingest import IngestReport
+
+#: Quarantined readings whose metric is known now (in the catalog or an alias).
+_WAITING = """
+    from quarantine q
+    where q.kind = 'readings' and q.reason in (select unnest(?)) and q.batch_id <= ?
+      and (json_extract_string(q.raw, '$.metric') is null
+           or lower(json_extract_string(q.raw, '$.metric')) in
+              (select metric from metric_catalog union all select alias from metric_aliases))
+"""
+
+
+class Metrics:
+    """Declared metrics of a :class:`~tsfleet.fleet.Fleet`."""
+
+    def __init__(self, fleet):
+        self.fleet = fleet
+        self.con = fleet.con
+        self.last_retry = IngestReport("readings", "quarantine")
+
+    def add(self, metric: str, unit: str, min_value: float, max_value: float, *,
+            drift_tolerance_pct: float | None = None, min_scale: float | None = None,
+            quantity: str | None = None, description: str | None = None) -> IngestReport:
+        """Declare (or redeclare) a metric; returns the report of the readings re-ingested
+        from quarantine."""
+        if not min_value < max_value:
+            raise InvalidParameter(f"min_value must be below max_value, got {min_value} and "
+                                   f"{max_value} for metric {metric}")
+        report = self.fleet.ingest("metrics", [dict(
+            metric=metric, unit=unit, min_value=min_value, max_value=max_value,
+            drift_tolerance_pct=drift_tolerance_pct, min_scale=min_scale, quantity=quantity,
+            description=description)], label="fleet.metrics.add")
+        if report.n_quarantined:
+            row = self.fleet.query("select reason, detail from quarantine where kind = 'metrics' "
+                                   "order by quarantined_at desc limit 1")[0]
+            raise InvalidParameter(f"metric {metric} was not declared: {row['detail']}")
+        if not report.n_accepted:      # declared as before: the hook did not run
+            self.on_ingest(report)
+        return self.last_retry
+
+    def on_ingest(self, report: IngestReport) -> None:
+        """Ingest hook of kind ``metrics``: copy the declarations into metric_catalog,
+        then re-ingest the readings that waited for them."""
+        self.con.execute(
+            "insert or replace into metric_catalog (metric, unit, quantity, min_value, "
+            "max_value, description) select lower(metric), unit, coalesce(quantity, metric), "
+            "min_value, max_value, coalesce(description, 'declared by a user') "
+            "from metric_declarations where min_value < max_value")
+        self.last_retry = self.retry_quarantine()
+
+    def retry_quarantine(self, reasons: Sequence[str] = ("unknown_metric",)) -> IngestReport:
+        """Re-ingest quarantined readings with one of ``reasons`` whose metric is known now,
+        then drop them from quarantine (a row that fails again is quarantined anew)."""
+        reasons = [reasons] if isinstance(reasons, str) else list(reasons)
+        top = self.con.execute("select coalesce(max(batch_id), 0) from quarantine").fetchone()[0]
+        raw = self.con.execute(f"select q.raw {_WAITING}", [reasons, top]).fetchall()
+        report = IngestReport("readings", "quarantine")
+        if not raw:
+            return report
+        frame = pd.read_json(io.StringIO("\n".join(r[0] for r in raw)), lines=True,
+                             dtype=False)
+        long = frame["metric"].notna() if "metric" in frame else pd.Series(False, frame.index)
+        for part in (frame[long].dropna(axis=1, how="all"),
+                     frame[~long].dropna(axis=1, how="all")):
+            if len(part):
+                report.add(self.fleet.ingest("readings", part.reset_index(drop=True),
+                                             label="quarantine retry"))
+        self.con.execute(f"delete {_WAITING}", [reasons, top])
+        return report

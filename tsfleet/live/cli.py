@@ -60,11 +60,11 @@ def register(subparsers) -> None:
         "snmp-poll", help="poll gateways and access points over SNMP into gateway_stats",
         description="Ask every agent of a targets file (v2c community or v3 user) for uptime, "
                     "CPU and memory; an agent that does not answer is recorded as down.")
-    q.add_argument("--db", dest="sub_db", default=None, help="DuckDB file")
     q.add_argument("--targets", required=True, metavar="FILE",
                    help="TOML or JSON file of [[agent]] entries (see docs/lorawan.md)")
     q.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
-    q.add_argument("--retries", type=int, default=1)
+    q.add_argument("--retries", type=int, default=1,
+                   help="retries per request after a timeout (default 1)")
     q.add_argument("--concurrency", type=int, default=100, help="agents polled at once")
     q.set_defaults(func=cmd_snmp_poll)
 
@@ -152,7 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_snmp_poll(args: argparse.Namespace) -> int:
     import asyncio
 
-    from tsfleet.cli import db_path
+    from tsfleet.cliutil import db_path
     from tsfleet.fleet import Fleet
     from tsfleet.live.snmp import load_agents, poll
 

@@ -238,6 +238,11 @@ def _broker(tls: bool, tmp: Path):
 
 
 def main() -> None:
+    import sys
+    if "--source" in sys.argv and "chirpstack" in sys.argv:  # bench/live_chirpstack.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from live_chirpstack import main as chirpstack_main
+        return chirpstack_main(sys.argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=50_000, help="readings/s offered")
     ap.add_argument("--pack", type=int, default=50, help="records per SenML pack")

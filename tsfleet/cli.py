@@ -43,6 +43,7 @@ COMMANDS = {
     "alerts": ("alerts", "evaluate alert rules, list, acknowledge and silence"),
     "workorders": ("alerts", "the maintenance plan: one work order per site visit"),
     "serve": ("live", "live ingest: MQTT and CoAP into the store (owns the DuckDB writer)"),
+    "snmp-poll": ("live", "poll gateways and access points over SNMP into gateway_stats"),
     "snapshot": ("share", "write a consistent copy of the store for read-only readers"),
     "export": ("share", "export readings and tables as hive-partitioned Parquet"),
     "analyze": ("service", "run the analyses once, incrementally"),

@@ -328,6 +328,25 @@ class GatewayStat(IngestModel):
         description="Devices attached, as the gateway counts them.",
         examples=[180],
     )
+    # Packet counters of the interval since the previous report, as a LoRaWAN gateway
+    # bridge publishes them (ChirpStack gateway stats); null from other sources.
+    n_rx_received: int | None = Field(
+        None, ge=0, description="Uplink frames received (CRC errors included).", examples=[120]
+    )
+    n_rx_ok: int | None = Field(
+        None, ge=0, description="Uplink frames received with a valid CRC.", examples=[118]
+    )
+    n_tx_requested: int | None = Field(
+        None, ge=0, description="Downlink frames the network server asked it to send.",
+        examples=[4],
+    )
+    n_tx_emitted: int | None = Field(
+        None, ge=0, description="Downlink frames it emitted.", examples=[4]
+    )
+    n_tx_acknowledged: int | None = Field(
+        None, ge=0, description="Downlink requests it acknowledged as scheduled (status OK).",
+        examples=[4],
+    )
 
 
 class DeviceEvent(IngestModel):
@@ -339,8 +358,10 @@ class DeviceEvent(IngestModel):
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["pump-17"])
     event_at: datetime = Field(description="When. " + _TS, examples=["2026-03-01T10:00:00Z"])
     event: Literal[
-        "failure", "reboot", "battery_replaced", "installed", "removed", "maintenance"
-    ] = Field(description="What happened.", examples=["failure"])
+        "failure", "reboot", "battery_replaced", "installed", "removed", "maintenance",
+        "joined", "frame_counter_reset",
+    ] = Field(description="What happened (joined and frame_counter_reset come from LoRaWAN "
+              "network servers).", examples=["failure"])
     detail: str | None = Field(None, description="Free text.", examples=["watchdog reset"])
 
 

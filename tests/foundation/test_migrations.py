@@ -102,6 +102,9 @@ def test_a_store_of_a_previous_release_upgrades_without_losing_rows(tmp_path, re
             kept = f.con.execute(
                 f"select count(*) from {store_mod.quote_ident(schema)}."
                 f"{store_mod.quote_ident(table)}").fetchone()[0]
+            if table == "metric_catalog":  # migrations may add metrics (720: link_margin_db)
+                assert kept >= n, f"{qualified}: {n} rows before the upgrade, {kept} after"
+                continue
             # 106_power_curves adds the built-in chemistries li_mno2 and nimh
             grown = {"battery_chemistries": 2}.get(table, 0)
             assert kept == n + grown, f"{qualified}: {n} rows before the upgrade, {kept} after"

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--topic", action="append", dest="topics", metavar="FILTER",
                    help="topic filter, repeatable (default fleet/#)")
     p.add_argument("--topic-layout", default="+/{device}/{format}",
-                   help="where topics carry {device} and {format} (default +/{device}/{format})")
+                   help="where topics carry {device} and {format} (default +/{device}/{format}), "
+                        "or a network server's layout: chirpstack, tts")
     p.add_argument("--device-from", choices=DEVICE_SOURCES, default="auto",
                    help="device id from the topic, the payload, or the payload else the topic")
     p.add_argument("--client-id", default=None,
@@ -46,9 +47,26 @@ def register(subparsers) -> None:
     p.add_argument("--analyze-every", metavar="NAME=DURATION,...", default=None,
                    help="cadence of each analysis, e.g. power=5m,firmware=1h (default firmware "
                         "and alerts 1m, the others 2m; all=2m sets every one; off disables)")
+    p.add_argument("--chirpstack-mqtt", metavar="HOST:PORT",
+                   help="also read a ChirpStack v4 integration and gateway bridge (JSON or "
+                        "Protobuf) from this broker")
+    p.add_argument("--tts-mqtt", metavar="HOST:PORT",
+                   help="also read The Things Stack v3 uplinks and joins from this broker")
     _security_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
+
+    q = subparsers.add_parser(
+        "snmp-poll", help="poll gateways and access points over SNMP into gateway_stats",
+        description="Ask every agent of a targets file (v2c community or v3 user) for uptime, "
+                    "CPU and memory; an agent that does not answer is recorded as down.")
+    q.add_argument("--targets", required=True, metavar="FILE",
+                   help="TOML or JSON file of [[agent]] entries (see docs/lorawan.md)")
+    q.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
+    q.add_argument("--retries", type=int, default=1,
+                   help="retries per request after a timeout (default 1)")
+    q.add_argument("--concurrency", type=int, default=100, help="agents polled at once")
+    q.set_defaults(func=cmd_snmp_poll)
 
 
 def _security_options(p: argparse.ArgumentParser) -> None:
@@ -96,29 +114,55 @@ def _security(args: argparse.Namespace):
 def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.cliutil import db_path
     from tsfleet.errors import InvalidParameter
+    from tsfleet.live.netservers import NETWORK_SERVERS
     from tsfleet.live.server import ServeConfig, serve
     from tsfleet.service.cadence import parse_every
 
-    if not args.mqtt and not args.coap and not args.coaps:
+    if not (args.mqtt or args.coap or args.coaps or args.chirpstack_mqtt or args.tts_mqtt):
         raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT, --coaps HOST:PORT "
-                               "or several")
+                               "or several (or a network server: --chirpstack-mqtt, "
+                               "--tts-mqtt)")
+    layout_server = NETWORK_SERVERS.get(args.topic_layout)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
         logging.getLogger("tsfleet.live").setLevel(logging.WARNING)
         logging.getLogger("tsfleet.service").setLevel(logging.WARNING)
+    topics = args.topics or (list(layout_server.topics) if layout_server else ["fleet/#"])
     logging.getLogger("tsfleet.live.broker").setLevel(logging.INFO)  # connection events
     config = ServeConfig(
-        db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=args.topics or ["fleet/#"],
+        db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=topics,
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
         max_packet=args.max_packet, memory_limit=args.memory_limit,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every), security=_security(args),
         exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,
-        alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk)
+        alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk,
+        chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
-    print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}; "
+    print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
+          + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
+          + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
+    return 0
+
+
+def cmd_snmp_poll(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tsfleet.cliutil import db_path
+    from tsfleet.fleet import Fleet
+    from tsfleet.live.snmp import load_agents, poll
+
+    agents = load_agents(args.targets)
+    rows = asyncio.run(poll(agents, timeout=args.timeout, retries=args.retries,
+                            concurrency=args.concurrency))
+    with Fleet(db_path(args)) as fleet:
+        report = fleet.ingest("gateway_stats", rows, label=f"snmp:{args.targets}")
+    down = sorted(r["gateway_id"] for r in rows if not r["is_up"])
+    print(f"polled {len(rows)} agents: {len(rows) - len(down)} up, {len(down)} down"
+          + (f" ({', '.join(down[:10])}{', ...' if len(down) > 10 else ''})" if down else "")
+          + f"; {report.n_accepted} rows stored")
     return 0

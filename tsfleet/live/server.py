@@ -33,6 +33,7 @@ from tsfleet.live import coap as coap_server
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES, Decoder, TopicLayout
 from tsfleet.live.errors import Reject
 from tsfleet.live.mqtt import Subscriber, parse_address
+from tsfleet.live.netservers import NETWORK_SERVERS
 from tsfleet.live.profiles import Profiles
 from tsfleet.live.security import MqttSecurity, parse_broker
 from tsfleet.live.writer import DEFAULT_MAX_PENDING_BYTES, MAX_KEPT_PAYLOAD, Envelope, Writer
@@ -75,6 +76,11 @@ class ServeConfig:
     profile_dirs: list[str] = field(default_factory=list)
     #: seconds between runs of each analysis (``tsfleet.service.cadence``); empty: none
     analyze_every: dict[str, float] = field(default_factory=dict)
+    #: LoRaWAN network servers (tsfleet.live.chirpstack, tsfleet.live.tts): host:port of
+    #: the broker they publish to, or None; topic_layout "chirpstack"/"tts" reads them
+    #: from the --mqtt broker instead
+    chirpstack_mqtt: str | None = None
+    tts_mqtt: str | None = None
     #: credentials and TLS of the MQTT connection (``tsfleet.live.security``)
     security: MqttSecurity | None = None
     #: stop with an error when the first MQTT connection has not succeeded in this many s
@@ -156,6 +162,7 @@ class Server:
         self.stopped = threading.Event()
         self.writer: Writer | None = None
         self.subscriber: Subscriber | None = None
+        self.lora_subscribers: list[Subscriber] = []
         self.coap_port: int | None = None
         self._closing = False
         self._untune = None
@@ -168,6 +175,7 @@ class Server:
         self.coaps_context = None
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
         self.layout = TopicLayout(config.topic_layout)
+        self.layout_server = None  # a network server's decoder when the layout names one
 
     # -- control ----------------------------------------------------------------------
     def run(self) -> None:
@@ -197,6 +205,9 @@ class Server:
         self.decoder = Decoder(known_metrics(fleet), self.profiles, device_from=cfg.device_from,
                                max_payload=cfg.max_payload)
         self.cadence = Cadence(cfg.analyze_every) if cfg.analyze_every else None
+        if cfg.topic_layout in NETWORK_SERVERS:
+            self.layout_server = NETWORK_SERVERS[cfg.topic_layout](
+                known_metrics(fleet), self.profiles, max_payload=cfg.max_payload)
         between = self.cadence and (lambda: self.cadence.tick(fleet))
         on_commit = self.on_commit
         if cfg.alertmanager:
@@ -256,6 +267,7 @@ class Server:
                 self.subscriber.start()
                 if cfg.exit_on_broker_failure_s is not None:
                     await self._first_connection(cfg.exit_on_broker_failure_s)
+            self._start_network_servers()
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
@@ -283,9 +295,10 @@ class Server:
             self.metrics_endpoint.stop()
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
-        if self.subscriber is not None:
+        if self.subscriber is not None or self.lora_subscribers:
             time.sleep(0.05)  # let the network thread write the last acknowledgements
-            self.subscriber.stop()
+        for sub in ([self.subscriber] if self.subscriber else []) + self.lora_subscribers:
+            sub.stop()
         if context is not None:
             await context.shutdown()
         if self.coaps_context is not None:
@@ -303,6 +316,39 @@ class Server:
         if self.writer is not None and self.writer.error is not None:
             raise self.writer.error
 
+    # -- LoRaWAN network servers ----------------------------------------------------------
+    def _start_network_servers(self) -> None:
+        cfg = self.config
+        for name, address in (("chirpstack", cfg.chirpstack_mqtt), ("tts", cfg.tts_mqtt)):
+            if not address:
+                continue
+            cls = NETWORK_SERVERS[name]
+            decoder = cls(known_metrics(self.fleet), self.profiles, max_payload=cfg.max_payload)
+            host, port = parse_address(address, 1883)
+            sub = Subscriber(host, port, list(cls.topics), self._lora_handler(decoder),
+                             client_id=f"{cfg.client_id or store_client_id(self.fleet)}-{name}",
+                             session_expiry_s=cfg.session_expiry_s,
+                             receive_maximum=cfg.receive_maximum)
+            sub.start()
+            self.lora_subscribers.append(sub)
+
+    def _lora_handler(self, decoder):
+        def handle(msg, ack) -> None:
+            if self._closing:
+                return
+            self.n_received += 1
+            payload = msg.payload
+            try:
+                env = Envelope("mqtt", msg.topic, payload, time.time(), ack=ack,
+                               redelivered=bool(msg.dup))
+                decoder.decode_into(env)
+            except Exception as exc:  # noqa: BLE001 - nothing may raise out of paho's thread
+                env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
+                               time.time(), ack=ack, n_bytes=len(payload),
+                               reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
+            self.writer.submit(env)
+        return handle
+
     # -- transports -------------------------------------------------------------------
     def _on_mqtt(self, msg, ack) -> None:
         """paho's network thread: decode and queue. Nothing a message holds may raise
@@ -314,8 +360,11 @@ class Server:
         try:
             env = Envelope("mqtt", msg.topic, payload, time.time(), ack=ack,
                            redelivered=bool(msg.dup))
-            device, fmt = self.layout.parse(env.source)
-            self.decoder.decode_into(env, fmt=fmt, topic_device=device)
+            if self.layout_server is not None:
+                self.layout_server.decode_into(env)
+            else:
+                device, fmt = self.layout.parse(env.source)
+                self.decoder.decode_into(env, fmt=fmt, topic_device=device)
         except Exception as exc:  # noqa: BLE001 - an undecodable topic, a decoder bug
             env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
                            time.time(), ack=ack, n_bytes=len(payload),

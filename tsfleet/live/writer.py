@@ -50,6 +50,7 @@ from tsfleet.errors import StoreError, TsfleetError
 from tsfleet.live.decode import short
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import Reject
+from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows
 from tsfleet.store import transaction
 
 if TYPE_CHECKING:
@@ -327,7 +328,10 @@ class Writer:
             for kind, rows in d.facts.items():
                 kinds.setdefault(kind, []).extend(rows)
         for kind, rows in sorted(kinds.items()):
-            reports.append(self.fleet.ingest(kind, rows, label=label))
+            if kind in SIDE_KINDS:  # network server tables that are not ingest kinds
+                store_side_rows(self.fleet, kind, rows)
+                continue
+            reports.append(self.fleet.ingest(kind, columnar(kind, rows), label=label))
         for r in reports:
             counts["accepted"] += r.n_accepted
             counts["duplicates"] += r.n_duplicates

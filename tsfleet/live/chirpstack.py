@@ -1,0 +1,220 @@
+"""ChirpStack v4 over MQTT: the application integration's events and the gateway
+bridge's statistics, in JSON (ChirpStack's default) or Protobuf.
+
+Topics (a topic prefix before ``application/`` or ``gateway/`` is allowed, such as
+the gateway bridge's region prefix ``eu868/``)::
+
+    application/{application_id}/device/{dev_eui}/event/{up|status|join|log|...}
+    gateway/{gateway_id}/event/stats
+
+- ``up``: ``object`` -> readings through the vendor profiles; each ``rxInfo`` ->
+  a ``heard`` connection; the uplink -> ``lorawan_uplinks`` (see :mod:`lorawan`);
+  a lower frame counter than the device's previous uplink -> ``frame_counter_reset``.
+  An uplink without ``object`` (no codec) keeps ``data`` as unmapped (``no_codec``).
+- ``status``: ``batteryLevel`` -> ``battery_pct`` unless ``externalPowerSource``
+  (the device is mains powered: ``lorawan_devices.is_mains``) or
+  ``batteryLevelUnavailable``; ``margin`` -> ``link_margin_db``.
+- ``join`` -> device event ``joined``; ``log`` with code ``UPLINK_F_CNT_RESET`` ->
+  ``frame_counter_reset``; other log events are kept as unmapped (``log_<code>``).
+- other device events (``ack``, ``txack``, ``location``, ``integration``) are kept
+  as unmapped (``event_not_stored``): nothing is silently dropped.
+- gateway ``stats`` -> ``gateway_stats`` with the packet counters (received, received
+  with a valid CRC, downlinks requested, emitted, acknowledged) and ``messages_per_s``
+  (frames with a valid CRC over the time since that gateway's previous report).
+
+The device id is the DevEUI (``deviceInfo.devEui``, else the topic's). Protobuf
+payloads are read with the ``chirpstack-api`` package's classes (optional
+dependency ``tsfleet[chirpstack]``) and turned into the same dict as the JSON
+mapping, so both go through one path.
+
+>>> ChirpStack.route("application/7/device/0102030405060708/event/up")
+('event', '0102030405060708', 'up')
+>>> ChirpStack.route("eu868/gateway/aa555a0000000101/event/stats")
+('gateway', 'aa555a0000000101', 'stats')
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from tsfleet.live.decoded import Decoded, Unmapped
+from tsfleet.live.errors import PayloadError
+from tsfleet.live.lorawan import FrameCounters, UplinkRows, number, parse_time
+from tsfleet.live.profiles import Profiles
+
+#: Device event -> chirpstack_api.integration message class name.
+_EVENT_CLASSES = {"up": "UplinkEvent", "status": "StatusEvent", "join": "JoinEvent",
+                  "log": "LogEvent", "ack": "AckEvent", "txack": "TxAckEvent",
+                  "location": "LocationEvent", "integration": "IntegrationEvent"}
+DEFAULT_TOPICS = ["application/+/device/+/event/+", "gateway/+/event/stats",
+                  "+/gateway/+/event/stats"]
+
+
+class ChirpStack:
+    """Decodes ChirpStack MQTT messages into rows (thread-safe)."""
+
+    name = "chirpstack"
+    topics = DEFAULT_TOPICS
+
+    def __init__(self, known_metrics: frozenset[str], profiles: Profiles | None = None, *,
+                 max_payload: int = 256 * 1024):
+        self.rows = UplinkRows("chirpstack", profiles or Profiles(), known_metrics,
+                               FrameCounters())
+        self.max_payload = max_payload
+        self._stats_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def route(topic: str) -> tuple[str, str, str] | None:
+        """(``event`` | ``gateway``, device or gateway id, event name), or None."""
+        parts = topic.split("/")
+        for i, p in enumerate(parts):
+            rest = parts[i:]
+            if p == "application" and len(rest) == 6 and rest[2] == "device" and \
+                    rest[4] == "event":
+                return "event", rest[3], rest[5]
+            if p == "gateway" and len(rest) == 4 and rest[2] == "event":
+                return "gateway", rest[1], rest[3]
+        return None
+
+    def matches(self, topic: str) -> bool:
+        return self.route(topic) is not None
+
+    def decode_into(self, env) -> None:
+        """Decode in place: ``env.decoded``, or ``env.reject`` with a reason."""
+        try:
+            env.decoded = self.decode(env.source, env.payload, env.received_at)
+        except PayloadError as exc:
+            env.reject = exc
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the transport
+            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+
+    def decode(self, topic: str, payload: bytes, now: float) -> Decoded:
+        route = self.route(topic)
+        if route is None:
+            raise PayloadError("unknown_topic", f"not a ChirpStack event topic: {topic!r}")
+        if len(payload) > self.max_payload:
+            raise PayloadError("oversized_payload", f"payload of {len(payload)} bytes exceeds "
+                               f"the limit of {self.max_payload} bytes")
+        kind, ident, event = route
+        msg = self._message(payload, "GatewayStats" if kind == "gateway" else
+                            _EVENT_CLASSES.get(event))
+        out = Decoded(f"chirpstack:{event}")
+        t = parse_time(msg.get("time"), now)
+        if kind == "gateway":
+            self._stats(out, msg, ident, t, event)
+            return out
+        info = msg.get("deviceInfo") or {}
+        if not isinstance(info, dict):
+            raise PayloadError("bad_field", "deviceInfo must be an object")
+        device = str(info.get("devEui") or ident)
+        if event in ("up", "status", "join"):
+            self.rows.device(out, device, t, dev_eui=device, name=info.get("deviceName"),
+                             application_id=info.get("applicationId"),
+                             application_name=info.get("applicationName"),
+                             profile=info.get("deviceProfileName"), tags=info.get("tags"),
+                             is_mains=bool(msg.get("externalPowerSource"))
+                             if event == "status" else None)
+        if event == "up":
+            self._up(out, msg, device, t, info.get("deviceProfileName"))
+        elif event == "status":
+            self._status(out, msg, device, t)
+        elif event == "join":
+            self.rows.counters.joined(device, t)
+            out.add_fact("device_events", {"device_id": device, "event_at": t, "event": "joined",
+                                           "detail": f"devAddr {msg.get('devAddr', '?')}"})
+        elif event == "log":
+            code = str(msg.get("code", "UNKNOWN"))
+            if code == "UPLINK_F_CNT_RESET":
+                self.rows.reset_event(out, device, t, msg.get("description") or code)
+            else:
+                out.unmapped.append(Unmapped(0, "log", msg.get("description"), None,
+                                             f"log_{code.lower()}", device, t))
+        else:
+            out.unmapped.append(Unmapped(0, event, json.dumps(msg)[:1000], None,
+                                         "event_not_stored", device, t))
+        return out
+
+    # -- events -------------------------------------------------------------------------
+    def _up(self, out: Decoded, msg: dict, device: str, t: float, profile: str | None) -> None:
+        gateways = []
+        rx = msg.get("rxInfo") or []
+        if not isinstance(rx, list):
+            raise PayloadError("bad_field", "rxInfo must be a list")
+        for i, r in enumerate(rx):
+            gw = r.get("gatewayId") if isinstance(r, dict) else None
+            if not gw:
+                out.unmapped.append(Unmapped(1000 + i, f"rxInfo[{i}]", json.dumps(r), None,
+                                             "no_gateway_id", device, t))
+                continue
+            # the JSON mapping leaves out fields at their default: an SNR of exactly 0 dB
+            # is common and so is absent; an RSSI of 0 dBm is not a LoRa reception
+            gateways.append((str(gw), number(r, "rssi"), number(r, "snr", 0.0)))
+        f_cnt = number(msg, "fCnt", 0)
+        self.rows.uplink(out, device, t, int(f_cnt), number(msg, "fPort"), number(msg, "dr"),
+                         gateways)
+        if "object" in msg:
+            self.rows.decoded_object(out, device, t, msg["object"], profile)
+        elif msg.get("data"):
+            out.unmapped.append(Unmapped(0, "data", msg["data"], None, "no_codec", device, t))
+
+    def _status(self, out: Decoded, msg: dict, device: str, t: float) -> None:
+        if not msg.get("externalPowerSource") and not msg.get("batteryLevelUnavailable"):
+            out.add_reading(device, t, "battery_pct", number(msg, "batteryLevel", 0.0))
+        out.add_reading(device, t, "link_margin_db", number(msg, "margin", 0))
+
+    def _stats(self, out: Decoded, msg: dict, gateway: str, t: float, event: str) -> None:
+        if event != "stats":
+            raise PayloadError("unknown_topic", f"gateway event {event!r} is not stored")
+        gw = str(msg.get("gatewayId") or gateway)
+        rx_ok = number(msg, "rxPacketsReceivedOk", 0)
+        per_status = msg.get("txPacketsPerStatus") or {}
+        with self._lock:
+            prev = self._stats_at.get(gw)
+            if prev is None or t > prev:
+                self._stats_at[gw] = t
+        rate = rx_ok / (t - prev) if prev is not None and 0 < t - prev <= 3600 else None
+        out.add_fact("gateway_stats", {
+            "gateway_id": gw, "observed_at": t, "is_up": True, "messages_per_s": rate,
+            "n_rx_received": number(msg, "rxPacketsReceived", 0), "n_rx_ok": rx_ok,
+            "n_tx_requested": number(msg, "txPacketsReceived", 0),
+            "n_tx_emitted": number(msg, "txPacketsEmitted", 0),
+            "n_tx_acknowledged": number(per_status, "OK") if isinstance(per_status, dict)
+            else None})
+
+    # -- payloads -----------------------------------------------------------------------
+    @staticmethod
+    def _message(payload: bytes, cls_name: str | None) -> dict:
+        head = payload.lstrip()[:1]
+        if not head:
+            raise PayloadError("empty_payload", "the payload is empty")
+        if head == b"{":
+            try:
+                msg = json.loads(payload)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise PayloadError("invalid_json", f"payload is not valid JSON: {exc}") from exc
+            if not isinstance(msg, dict):
+                raise PayloadError("invalid_json", "expected a JSON object")
+            return msg
+        if cls_name is None:
+            raise PayloadError("unknown_event", "no Protobuf message is known for this event")
+        return protobuf_to_dict(payload, cls_name)
+
+
+def protobuf_to_dict(payload: bytes, cls_name: str) -> dict:
+    """A Protobuf-encoded ChirpStack message as its JSON mapping (camelCase)."""
+    try:
+        from chirpstack_api import gw, integration
+        from google.protobuf import json_format
+        from google.protobuf.message import DecodeError
+    except ImportError as exc:  # the optional dependency is missing
+        raise PayloadError("protobuf_unavailable", "a Protobuf payload needs the chirpstack-api "
+                           f"package (pip install 'tsfleet[chirpstack]'): {exc}") from None
+    cls = getattr(gw if cls_name == "GatewayStats" else integration, cls_name)
+    try:
+        msg = cls.FromString(payload)
+    except (DecodeError, ValueError) as exc:
+        raise PayloadError("invalid_protobuf", f"payload is not a ChirpStack {cls_name}: "
+                           f"{exc}") from None
+    return json_format.MessageToDict(msg)

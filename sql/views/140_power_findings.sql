@@ -23,7 +23,7 @@ state_findings as (
            case power_state when 'critical' then 'critical' else 'warning' end as severity,
            level_pct as value,
            case power_state
-               when 'critical' then format('Battery of {} at {:.0f}% (critical below {:.0f}%).',
+               when 'critical' then format('Battery of {} at {:.1f}% (critical at {:.0f}% or below).',
                                            device_id, level_pct, critical_pct)
                when 'low' then format('Battery of {} low at {:.0f}%{}.', device_id, level_pct,
                                       coalesce(format(', critical by {}', strftime(critical_at, '%Y-%m-%d')), ''))

@@ -25,8 +25,10 @@ with stressed as (
                          100 * coalesce(share_hours_outside_envelope, 0))
         end as summary,
         'inspect_device' as action,
-        computed_at + interval 14 day as due_at,
-        computed_at as observed_at
+        -- dated on the data's clock (the last hour analysed), not the wall clock
+        coalesce((select max(hour_at) from environment_zone_hourly), computed_at)
+            + interval 14 day as due_at,
+        coalesce((select max(hour_at) from environment_zone_hourly), computed_at) as observed_at
     from environment_device_exposure
     where p_fail_30d >= p_fail_threshold
 ),
@@ -46,7 +48,10 @@ faults as (
         format('environment monitor {} in {} is {}{}; its readings are excluded', f.device_id,
                f.zone, replace(f.fault, '_', ' '),
                case when f.metric is null then '' else ' (' || f.metric || ')' end),
-        'inspect_device', f.computed_at + interval 3 day, coalesce(f.to_at, f.computed_at)
+        'inspect_device',
+        coalesce(f.to_at, (select max(hour_at) from environment_zone_hourly), f.computed_at)
+            + interval 3 day,
+        coalesce(f.to_at, (select max(hour_at) from environment_zone_hourly), f.computed_at)
     from environment_monitor_faults as f
     join devices as d using (device_id)
     where f.fault = 'dead' or f.to_at >= f.computed_at - interval 1 day

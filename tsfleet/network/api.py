@@ -246,7 +246,7 @@ class Network:
                  "where is_active and is_over_capacity order by utilization desc")
         down = q("select gateway_id, down_since from network_gateway_status where status = 'down' "
                  "order by down_since")
-        lines.append(f"{len(over)} gateways over capacity"
+        lines.append(f"{len(over)} gateway{'' if len(over) == 1 else 's'} over capacity"
                      + (f" (worst: {over[0]['gateway_id']} at {over[0]['utilization']:.0%})"
                         if over else "")
                      + f"; {len(down)} down"
@@ -261,8 +261,9 @@ class Network:
               "count(*) filter (where finding = 'device_flapping') as flap, "
               "count(*) filter (where finding = 'gateway_overload_predicted') as pred "
               "from network_findings")[0]
-        lines.append(f"{n['spof']} devices reach only one gateway; {n['flap']} devices flap; "
-                     f"{n['pred']} gateways predicted to overload")
+        lines.append(f"{_n(n['spof'], 'device reaches', 'devices reach')} only one gateway; "
+                     f"{_n(n['flap'], 'device flaps', 'devices flap')}; "
+                     f"{_n(n['pred'], 'gateway', 'gateways')} predicted to overload")
         plan = q("select * from network_plan_summary where site = '*'")
         if plan:
             p = plan[0]
@@ -298,3 +299,8 @@ def _ids(ids: list[str] | None, name: str) -> list[str]:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
+
+
+def _n(n: int, one: str, many: str) -> str:
+    """``n`` with the word that agrees with it: 1 device reaches, 2 devices reach."""
+    return f"{n:,} {one if n == 1 else many}"

@@ -123,7 +123,7 @@ def _block_name(factor: str, device_type: str | None) -> str:
 
 def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | None,
           max_iter: int = 60, tol: float = 1e-9) -> tuple[np.ndarray, float, np.ndarray]:
-    """Poisson GLM by iteratively reweighted least squares: (params, llf, X'WX).
+    """Poisson GLM by Newton's method (IRLS): (params, llf, X'WX at the params).
 
     From a close start, one or two iterations give the likelihood to a small
     fraction of a unit (the threshold profile uses that).
@@ -131,20 +131,24 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
     if start is None or len(start) != x.shape[1]:
         start = np.linalg.lstsq(x, np.log((y + 0.5) / np.exp(offset)), rcond=None)[0]
     beta = start.copy()
-    llf_old = -np.inf
     ridge = 1e-10 * np.eye(x.shape[1])
-    llf = -np.inf
+    eta = np.clip(x @ beta + offset, -50, 50)
+    mu = np.exp(eta)
+    llf = float(y @ eta - mu.sum())
     for _ in range(max_iter):
-        eta = np.clip(x @ beta + offset, -50, 50)
-        mu = np.exp(eta)
-        xtw = x.T * mu
-        beta = beta + np.linalg.solve(xtw @ x + ridge, x.T @ (y - mu))
-        eta = np.clip(x @ beta + offset, -50, 50)
-        llf = float(y @ eta - np.exp(eta).sum())
+        info = (x.T * mu) @ x + ridge
+        step = np.linalg.solve(info, x.T @ (y - mu))
+        llf_old = llf
+        for _halving in range(30):  # step halving keeps every iteration an ascent
+            eta_new = np.clip(x @ (beta + step) + offset, -50, 50)
+            mu_new = np.exp(eta_new)
+            llf = float(y @ eta_new - mu_new.sum())
+            if llf >= llf_old - 1e-9 * (1 + abs(llf_old)):
+                break
+            step = step / 2
+        beta, eta, mu = beta + step, eta_new, mu_new
         if abs(llf - llf_old) < tol * (1 + abs(llf)):
             break
-        llf_old = llf
-    mu = np.exp(np.clip(x @ beta + offset, -50, 50))
     return beta, llf, (x.T * mu) @ x + ridge
 
 
@@ -203,78 +207,102 @@ class _Design:
         return k
 
 
-def _profile(d: _Design, y, offset, blocks: list[tuple], start) -> tuple[np.ndarray, dict]:
+def _profile(d: _Design, y, offset, blocks: list[tuple], start,
+             coarse: list[tuple] | None = None) -> tuple[np.ndarray, dict]:
     """Profile the thresholds of ``blocks`` coordinate-wise (coarse, then fine around the
-    best); returns the last params and {block: (grid points, log-likelihoods)}."""
+    best); returns the last params and {block: (grid points, log-likelihoods)}.
+
+    Every grid point leaves exposure on both sides, so the columns never go constant.
+    """
     profiles: dict[tuple, dict[float, float]] = {b: {} for b in blocks}
     keep = d.keep(d.x)
-    beta = start if start is not None and len(start) == keep.sum() else None
-    beta, _, _ = _irls(y, d.x[:, keep], offset, beta)
+    d.x = np.ascontiguousarray(d.x[:, keep])
+    d.names = [n for n, k in zip(d.names, keep, strict=True) if k]
+    d.hinge_col = {b: int(np.sum(keep[:c])) for b, c in d.hinge_col.items() if keep[c]}
+    beta, _, _ = _irls(y, d.x, offset, start)
+    coarse = blocks if coarse is None else coarse
     for sweep in (0, 1):
         for b in blocks:
+            if b not in d.hinge_col or (sweep == 0 and b not in coarse):
+                continue
             grid = d.grids[b[0]]
-            best = d.taus[b]
-            pts = (grid[::3] if sweep == 0 else
-                   grid[np.abs(grid - best) <= 4.5 * (grid[1] - grid[0] if len(grid) > 1 else 1)])
+            step = grid[1] - grid[0] if len(grid) > 1 else 1.0
+            pts = (grid[::4] if sweep == 0 else
+                   grid[np.abs(grid - d.taus[b]) <= 3.5 * step])
             warm = beta
             for tau in pts:
+                if float(tau) in profiles[b] and sweep == 1 and tau != d.taus[b]:
+                    continue
                 d.set_tau(b, tau)
-                k = d.keep(d.x)
-                w = warm if len(warm) == k.sum() else None
-                warm, llf, _ = _irls(y, d.x[:, k], offset, w, max_iter=2 if w is not None else 60)
+                warm, llf, _ = _irls(y, d.x, offset, warm, max_iter=2)
                 profiles[b][float(tau)] = llf
             d.set_tau(b, max(profiles[b], key=profiles[b].get))
-    keep = d.keep(d.x)
-    beta, _, _ = _irls(y, d.x[:, keep], offset, beta if len(beta) == keep.sum() else None)
+    beta, _, _ = _irls(y, d.x, offset, beta)
     return beta, {b: (np.array(sorted(p)), np.array([p[t] for t in sorted(p)]))
-                  for b, p in profiles.items()}
+                  for b, p in profiles.items() if p}
 
 
-def _try_own_block(data, y, offset, eta_base, d: _Design, f: str, t: str,
-                   llf_base_rows: float) -> tuple[float, float]:
-    """The likelihood-ratio p of type ``t``'s own block for ``f``, the other terms held at
-    their fitted values (rows of type t only: intercept, slope, hinge); and its threshold."""
+def _try_own_block(data, y, eta_t: np.ndarray, coef: dict, d: _Design, f: str,
+                   t: str) -> tuple[float, float]:
+    """The likelihood-ratio p of type ``t``'s own block for ``f`` against ``t`` following
+    the shared curve of the other types, and the own block's threshold.
+
+    On the rows of type t: ``eta_t`` is their linear predictor from the shared model
+    fitted without type t (``coef``), so the shared curve is the other types'. Null: that
+    predictor plus a free intercept; alternative: the factor's shared terms replaced by
+    an intercept, a slope and a hinge of t's own, the threshold profiled over the grid.
+    """
     m = data["device_type"] == t
-    beta_f = d.coef_shared
-    x = data[f][m]
-    contrib = (beta_f[(f, "linear")] * (x - d.centers[f])
-               + beta_f[(f, "above")] * np.maximum(x - d.taus[(f, None)], 0.0))
-    off = eta_base[m] - contrib  # eta_base holds the offset
-    yt = y[m]
+    x, yt = data[f][m], y[m]
+    contrib = (coef[(f, "linear")] * (x - d.centers[f])
+               + coef[(f, "above")] * np.maximum(x - d.taus[(f, None)], 0.0))
+    _, llf0, _ = _irls(yt, np.ones((len(yt), 1)), eta_t, None)
+    off = eta_t - contrib
     best = (-np.inf, np.nan)
     start = None
     for tau in d.grids[f]:
-        xx = np.column_stack([np.ones(m.sum()), x - d.centers[f], np.maximum(x - tau, 0.0)])
-        if np.ptp(xx[:, 2]) == 0:
+        xx = np.column_stack([np.ones(len(yt)), x - d.centers[f], np.maximum(x - tau, 0.0)])
+        if np.ptp(xx[:, 2]) == 0 or np.ptp(xx[:, 1]) == 0:
             continue
         start, llf, _ = _irls(yt, xx, off, start, max_iter=60 if start is None else 3)
         if llf > best[0]:
             best = (llf, float(tau))
-    lr = max(2 * (best[0] - llf_base_rows), 0.0)
+    lr = max(2 * (best[0] - llf0), 0.0)
     return float(stats.chi2.sf(lr, BLOCK_TEST_DF)), best[1]
 
 
+def _leave_out(d: _Design, y, offset, beta, t: str) -> tuple[np.ndarray, dict]:
+    """The shared model refitted without type t: t's rows' linear predictor (without
+    an intercept of their own) and the shared coefficients."""
+    m = d.data["device_type"] == t
+    cols = np.array([n != f"type:{t}" for n in d.names])
+    b, _, _ = _irls(y[~m], d.x[~m][:, cols], offset[~m], beta[cols], max_iter=20)
+    full = np.zeros(len(d.names))
+    full[cols] = b
+    coef = {(n.rpartition(":")[0], n.rpartition(":")[2]): v for n, v in zip(d.names, full,
+                                                                              strict=True)}
+    return d.x[m] @ full + offset[m], coef
+
+
 def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
-    keep = d.keep(d.x)
-    beta, llf, info = _irls(y, d.x[:, keep], offset, beta)
+    beta, llf, info = _irls(y, d.x, offset, beta)
     cov = np.linalg.pinv(info)
-    params = np.zeros(len(d.names))
-    bse = np.full(len(d.names), np.nan)
-    params[keep] = beta
-    bse[keep] = np.sqrt(np.clip(np.diag(cov), 0, None))
+    bse = np.sqrt(np.clip(np.diag(cov), 0, None))
     blocks = []
     for b in d.blocks:
+        name = _block_name(*b)
+        cols = [i for i, n in enumerate(d.names) if n in (f"{name}:linear", f"{name}:above")]
+        if b not in profiles or not cols:
+            continue
         pts, lls = profiles[b]
         inside = pts[2 * (llf - lls) <= CHI2_1_95]
         ci = (float(inside.min()), float(inside.max())) if len(inside) else (d.taus[b],) * 2
-        name = _block_name(*b)
-        drop = np.array([n not in (f"{name}:linear", f"{name}:above") for n in d.names])
-        x0 = d.x[:, drop]
-        k0 = d.keep(x0)
-        _, llf0, _ = _irls(y, x0[:, k0], offset, None)
+        drop = np.ones(len(d.names), bool)
+        drop[cols] = False
+        _, llf0, _ = _irls(y, d.x[:, drop], offset, beta[drop])
         p = float(stats.chi2.sf(max(2 * (llf - llf0), 0.0), BLOCK_TEST_DF))
         blocks.append(Block(b[0], b[1], d.taus[b], ci, p))
-    return Fit(outcome, types, list(d.names), params, bse, dict(d.centers), blocks,
+    return Fit(outcome, types, list(d.names), beta, bse, dict(d.centers), blocks,
                n_events=int(y.sum()))
 
 
@@ -302,21 +330,16 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     taus = {b: float(grids[b[0]][len(grids[b[0]]) // 2]) for b in shared}
     d = _Design(data, types, centers, grids, shared, taus)
     beta, profiles = _profile(d, y, offset, shared, None)
-    keep = d.keep(d.x)
-    eta = d.x[:, keep] @ beta + offset
-    full = np.zeros(len(d.names))
-    full[keep] = beta
-    d.coef_shared = {(f, kind): full[d.names.index(f"{f}:{kind}")]
-                     for f in present for kind in ("linear", "above")}
-    mu = np.exp(eta)
     tried = []
     for t in types:
         m = data["device_type"] == t
         if y[m].sum() < min_type_events:
             continue
-        llf_rows = float(y[m] @ eta[m] - mu[m].sum())
+        eta_t, coef = _leave_out(d, y, offset, beta, t)
         for f in present:
-            p, tau = _try_own_block(data, y, offset, eta, d, f, t, llf_rows)
+            if (f, "linear") not in coef or (f, "above") not in coef:
+                continue
+            p, tau = _try_own_block(data, y, eta_t, coef, d, f, t)
             tried.append(dict(factor=f, device_type=t, p_value=p, threshold=tau))
     if tried:
         p_adj = multipletests([r["p_value"] for r in tried], method="holm")[1]
@@ -328,7 +351,7 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
         taus.update({(r["factor"], r["device_type"]): r["threshold"] for r in tried
                      if r["is_selected"]})
         d = _Design(data, types, centers, grids, shared + own, taus)
-        beta, more = _profile(d, y, offset, shared + own, None)
+        beta, more = _profile(d, y, offset, shared + own, None, coarse=own)
         profiles = more
     fit = _finish(d, y, offset, beta, profiles, outcome, types)
     fit.selection = tried

@@ -17,9 +17,10 @@ below the chi-square(1) 95% point).
 Interactions with the device type, where the data support them: first every
 factor has one block shared by all types. Then, for every factor and every type
 with enough events, a block of the type's own (its own slopes and threshold,
-replacing the shared block for that type) is tried with the other terms held at
-their fitted values; its likelihood-ratio p (3 df: two slopes and a searched
-threshold) is Holm-corrected over all factors x types tried, and the blocks that
+replacing the shared block for that type) is tested against the shared curve:
+the likelihood ratio of the model refitted with the type's own slopes at the
+shared threshold (2 df, no search), Holm-corrected over all factors x types
+tried; the blocks that
 stay significant enter the final model, which is profiled and fitted again.
 Each block of the final model is tested by the likelihood ratio of the model
 with and without it (3 df).
@@ -40,10 +41,16 @@ UNITS = {"temperature_c": "degC", "humidity_pct": "%RH", "vibration_g": "g RMS",
          "daily_swing_c": "degC of daily swing", "age_years": "year of age"}
 #: Degrees of freedom of a block's test: linear slope, hinge slope, searched threshold.
 BLOCK_TEST_DF = 3
+#: Degrees of freedom of the test of a type's own block against the shared curve: its own
+#: linear and hinge slopes at the shared threshold (no search, so a plain chi-square).
+OWN_TEST_DF = 2
 #: Threshold candidates: about this many grid points between the exposure quantiles.
 GRID_POINTS = 40
 GRID_QUANTILES = (0.05, 0.99)
+#: The fine sweep (and the threshold interval) covers this many grid steps either side.
+FINE_STEPS = 6
 CHI2_1_95 = float(stats.chi2.ppf(0.95, 1))
+Z95 = float(stats.norm.ppf(0.975))
 ALPHA = 0.05
 
 
@@ -56,6 +63,7 @@ class Block:
     threshold: float = np.nan
     threshold_ci: tuple[float, float] = (np.nan, np.nan)
     p_value: float = np.nan
+    term_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -228,60 +236,33 @@ def _profile(d: _Design, y, offset, blocks: list[tuple], start,
             grid = d.grids[b[0]]
             step = grid[1] - grid[0] if len(grid) > 1 else 1.0
             pts = (grid[::4] if sweep == 0 else
-                   grid[np.abs(grid - d.taus[b]) <= 3.5 * step])
+                   grid[np.abs(grid - d.taus[b]) <= FINE_STEPS * step])
+            if sweep == 1:
+                profiles[b] = {}  # the fine profile, given the other thresholds' final values
             warm = beta
+            cols = [d.hinge_col[b] - 1, d.hinge_col[b]]
             for tau in pts:
-                if float(tau) in profiles[b] and sweep == 1 and tau != d.taus[b]:
-                    continue
                 d.set_tau(b, tau)
-                warm, llf, _ = _irls(y, d.x, offset, warm, max_iter=2)
-                profiles[b][float(tau)] = llf
-            d.set_tau(b, max(profiles[b], key=profiles[b].get))
+                # coarse: two Newton steps from the neighbour; fine: converged
+                warm, llf, info = _irls(y, d.x, offset, warm, max_iter=2 if sweep == 0 else 60)
+                se = np.sqrt(np.clip(np.diag(np.linalg.pinv(info))[cols], 0, None))
+                profiles[b][float(tau)] = (llf, warm[cols] - Z95 * se, warm[cols] + Z95 * se)
+            d.set_tau(b, max(profiles[b], key=lambda t, b=b: profiles[b][t][0]))
     beta, _, _ = _irls(y, d.x, offset, beta)
-    return beta, {b: (np.array(sorted(p)), np.array([p[t] for t in sorted(p)]))
-                  for b, p in profiles.items() if p}
+    return beta, {b: p for b, p in profiles.items() if p}
 
 
-def _try_own_block(data, y, eta_t: np.ndarray, coef: dict, d: _Design, f: str,
-                   t: str) -> tuple[float, float]:
-    """The likelihood-ratio p of type ``t``'s own block for ``f`` against ``t`` following
-    the shared curve of the other types, and the own block's threshold.
-
-    On the rows of type t: ``eta_t`` is their linear predictor from the shared model
-    fitted without type t (``coef``), so the shared curve is the other types'. Null: that
-    predictor plus a free intercept; alternative: the factor's shared terms replaced by
-    an intercept, a slope and a hinge of t's own, the threshold profiled over the grid.
-    """
-    m = data["device_type"] == t
-    x, yt = data[f][m], y[m]
-    contrib = (coef[(f, "linear")] * (x - d.centers[f])
-               + coef[(f, "above")] * np.maximum(x - d.taus[(f, None)], 0.0))
-    _, llf0, _ = _irls(yt, np.ones((len(yt), 1)), eta_t, None)
-    off = eta_t - contrib
-    best = (-np.inf, np.nan)
-    start = None
-    for tau in d.grids[f]:
-        xx = np.column_stack([np.ones(len(yt)), x - d.centers[f], np.maximum(x - tau, 0.0)])
-        if np.ptp(xx[:, 2]) == 0 or np.ptp(xx[:, 1]) == 0:
-            continue
-        start, llf, _ = _irls(yt, xx, off, start, max_iter=60 if start is None else 3)
-        if llf > best[0]:
-            best = (llf, float(tau))
-    lr = max(2 * (best[0] - llf0), 0.0)
-    return float(stats.chi2.sf(lr, BLOCK_TEST_DF)), best[1]
-
-
-def _leave_out(d: _Design, y, offset, beta, t: str) -> tuple[np.ndarray, dict]:
-    """The shared model refitted without type t: t's rows' linear predictor (without
-    an intercept of their own) and the shared coefficients."""
-    m = d.data["device_type"] == t
-    cols = np.array([n != f"type:{t}" for n in d.names])
-    b, _, _ = _irls(y[~m], d.x[~m][:, cols], offset[~m], beta[cols], max_iter=20)
-    full = np.zeros(len(d.names))
-    full[cols] = b
-    coef = {(n.rpartition(":")[0], n.rpartition(":")[2]): v for n, v in zip(d.names, full,
-                                                                              strict=True)}
-    return d.x[m] @ full + offset[m], coef
+def _try_own_block(d: _Design, y, offset, beta, llf: float, f: str, t: str) -> float:
+    """The likelihood-ratio p of type ``t``'s own block for ``f`` against the shared
+    curve: the model refitted with the shared block split into t's own linear and
+    hinge columns at the shared threshold (2 df, no search)."""
+    m = (d.data["device_type"] == t).astype(float)
+    cols = [d.names.index(f"{f}:linear"), d.names.index(f"{f}:above")]
+    own = d.x[:, cols] * m[:, None]
+    x = np.column_stack([d.x, own])
+    x[:, cols] -= own
+    _, llf1, _ = _irls(y, x, offset, np.concatenate([beta, beta[cols]]), max_iter=8)
+    return float(stats.chi2.sf(max(2 * (llf1 - llf), 0.0), OWN_TEST_DF))
 
 
 def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
@@ -294,14 +275,22 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         cols = [i for i, n in enumerate(d.names) if n in (f"{name}:linear", f"{name}:above")]
         if b not in profiles or not cols:
             continue
-        pts, lls = profiles[b]
+        prof = profiles[b]
+        pts = np.array(sorted(prof))
+        lls = np.array([prof[t][0] for t in pts])
         inside = pts[2 * (llf - lls) <= CHI2_1_95]
         ci = (float(inside.min()), float(inside.max())) if len(inside) else (d.taus[b],) * 2
+        # slope intervals: the union over the thresholds the data allow (the conditional
+        # Wald interval at one threshold ignores the threshold's own uncertainty)
+        lo = np.min([prof[t][1] for t in inside] + [beta[cols] - Z95 * bse[cols]], axis=0)
+        hi = np.max([prof[t][2] for t in inside] + [beta[cols] + Z95 * bse[cols]], axis=0)
+        term_ci = {n.rpartition(":")[2]: (float(a), float(z)) for n, a, z in
+                   zip([d.names[i] for i in cols], lo, hi, strict=True)}
         drop = np.ones(len(d.names), bool)
         drop[cols] = False
         _, llf0, _ = _irls(y, d.x[:, drop], offset, beta[drop])
         p = float(stats.chi2.sf(max(2 * (llf - llf0), 0.0), BLOCK_TEST_DF))
-        blocks.append(Block(b[0], b[1], d.taus[b], ci, p))
+        blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci))
     return Fit(outcome, types, list(d.names), beta, bse, dict(d.centers), blocks,
                n_events=int(y.sum()))
 
@@ -330,17 +319,16 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     taus = {b: float(grids[b[0]][len(grids[b[0]]) // 2]) for b in shared}
     d = _Design(data, types, centers, grids, shared, taus)
     beta, profiles = _profile(d, y, offset, shared, None)
+    beta, llf_base, _ = _irls(y, d.x, offset, beta)
     tried = []
     for t in types:
-        m = data["device_type"] == t
-        if y[m].sum() < min_type_events:
+        if y[data["device_type"] == t].sum() < min_type_events:
             continue
-        eta_t, coef = _leave_out(d, y, offset, beta, t)
         for f in present:
-            if (f, "linear") not in coef or (f, "above") not in coef:
+            if f"{f}:linear" not in d.names or f"{f}:above" not in d.names:
                 continue
-            p, tau = _try_own_block(data, y, eta_t, coef, d, f, t)
-            tried.append(dict(factor=f, device_type=t, p_value=p, threshold=tau))
+            p = _try_own_block(d, y, offset, beta, llf_base, f, t)
+            tried.append(dict(factor=f, device_type=t, p_value=p, threshold=d.taus[(f, None)]))
     if tried:
         p_adj = multipletests([r["p_value"] for r in tried], method="holm")[1]
         for r, p in zip(tried, p_adj, strict=True):
@@ -382,11 +370,12 @@ def effect_rows(fit: Fit) -> list[dict]:
                  "shared by all types" + (f" except {', '.join(others)}" if others else ""))
         for kind in ("linear", "above"):
             b, se = fit.coef(f"{name}:{kind}"), fit.se(f"{name}:{kind}")
+            lo, hi = blk.term_ci.get(kind, (b - z * se, b + z * se))
             unit = (f"per {_unit(blk.factor)}" if kind == "linear" else
                     f"per {_unit(blk.factor)} above {blk.threshold:g}")
             rows.append(dict(
                 base, factor=blk.factor, device_type=blk.device_type, term=kind, estimate=b,
-                ci_low=b - z * se, ci_high=b + z * se, rate_ratio=float(np.exp(b)),
+                ci_low=lo, ci_high=hi, rate_ratio=float(np.exp(b)),
                 threshold=blk.threshold, threshold_ci_low=blk.threshold_ci[0],
                 threshold_ci_high=blk.threshold_ci[1], p_value=blk.p_value, n=fit.n_events,
                 unit=unit, note=f"log rate ratio ({scope}); p of the factor's joint test "

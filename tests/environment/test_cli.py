@@ -22,6 +22,8 @@ def test_cli_analyze_then_report_effects_envelopes_maintenance(tmp_path, capsys)
     assert main(["environment", "envelopes", "--device-type", "all", "--format", "csv",
                  "--db", db]) == 0
     assert capsys.readouterr().out.startswith("device_type,factor,")
+    assert main(["environment", "limits", "--format", "csv", "--db", db]) == 0
+    assert capsys.readouterr().out.startswith("outcome,device_type,factor,kind,")
     assert main(["environment", "maintenance", "--limit", "3", "--db", db]) == 0
     assert "maintenance_rank" in capsys.readouterr().out
     assert main(["environment", "report", "--format", "json", "--db", db]) == 0

@@ -16,6 +16,8 @@ def register(sub) -> None:
     ps.add_parser("report", help="recommendations as sentences (add --format for rows)")
     e = ps.add_parser("effects", help="effects of each factor on each outcome")
     e.add_argument("--method", choices=("glm_poisson", "spearman"), default=None)
+    li = ps.add_parser("limits", help="operating limits that follow the fitted effects")
+    li.add_argument("--device-type", default=None)
     v = ps.add_parser("envelopes", help="failure rates by band per device type")
     v.add_argument("--device-type", default=None)
     m = ps.add_parser("maintenance", help="devices ranked by 30-day failure probability")
@@ -41,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
             rows = env.recommendations()
         elif cmd == "effects":
             rows = env.effects(method=args.method)
+        elif cmd == "limits":
+            rows = env.limits(args.device_type)
         elif cmd == "envelopes":
             rows = env.envelopes(args.device_type)
         else:

@@ -115,7 +115,7 @@ def _describing(rows: list[dict], factor: str, dtype: str, term: str) -> dict | 
 def accuracy(fleet: Fleet, truth: list[dict], problems: set) -> dict:
     rows = fleet.environment.effects("glm_poisson", "failure")
     base = linear_baseline(fleet)
-    out = dict(covered=0, effects=0, thr_ok=0, thr_n=0, null_sig=0, null_n=0, base_sig=0,
+    out = dict(covered=0, effects=0, thr_ok=0, thr_in=0, thr_n=0, null_sig=0, null_n=0, base_sig=0,
                base_cover=0, base_lin=0, base_null_sig=0)
     print(f"  {'true effect (block describing it)':<44} {'truth':>7} "
           f"{'estimate [95% CI]':>26} {'in':>3} "
@@ -131,6 +131,10 @@ def accuracy(fleet: Fleet, truth: list[dict], problems: set) -> dict:
         if value == 0:
             out["null_n"] += 1
             out["null_sig"] += bool(r["is_significant"])
+            if r["is_significant"]:
+                print(f"  zero term significant: {t['factor']}[{r['device_type'] or 'shared'}] "
+                      f"{t['term']} {r['estimate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+                      f", p_adj {r['p_adjusted']:.2g}")
             continue
         inside = r["ci_low"] <= value <= r["ci_high"]
         out["effects"] += 1
@@ -140,6 +144,7 @@ def accuracy(fleet: Fleet, truth: list[dict], problems: set) -> dict:
             ok = abs(r["threshold"] - t["threshold"]) <= 3
             out["thr_n"] += 1
             out["thr_ok"] += ok
+            out["thr_in"] += r["threshold_ci_low"] <= t["threshold"] <= r["threshold_ci_high"]
             thr = (f"{r['threshold']:g} [{r['threshold_ci_low']:g}, {r['threshold_ci_high']:g}] "
                    f"({t['threshold']:g})")
         b = base[t["factor"]]
@@ -210,7 +215,8 @@ def main() -> None:
     for gen in gens:
         g = {k: v for (gg, k), v in total.items() if gg == gen}
         print(f"  {gen}: true effects covered {sum(g['covered'])}/{sum(g['effects'])}; "
-              f"thresholds within 3 units {sum(g['thr_ok'])}/{sum(g['thr_n'])}; zero terms "
+              f"thresholds within 3 units {sum(g['thr_ok'])}/{sum(g['thr_n'])} (inside "
+              f"their interval {sum(g['thr_in'])}/{sum(g['thr_n'])}); zero terms "
               f"significant {sum(g['null_sig'])}/{sum(g['null_n'])}; top-zone precision "
               f"ours {np.mean(g['p_ours']):.2f} vs naive {np.mean(g['p_naive']):.2f}; "
               f"linear baseline: true effects significant {sum(g['base_sig'])}/"

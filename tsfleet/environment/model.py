@@ -48,7 +48,7 @@ OWN_TEST_DF = 2
 GRID_POINTS = 40
 GRID_QUANTILES = (0.05, 0.99)
 #: The fine sweep (and the threshold interval) covers this many grid steps either side.
-FINE_STEPS = 6
+FINE_STEPS = 5
 CHI2_1_95 = float(stats.chi2.ppf(0.95, 1))
 Z95 = float(stats.norm.ppf(0.975))
 ALPHA = 0.05
@@ -130,11 +130,15 @@ def _block_name(factor: str, device_type: str | None) -> str:
 
 
 def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | None,
-          max_iter: int = 60, tol: float = 1e-9) -> tuple[np.ndarray, float, np.ndarray]:
-    """Poisson GLM by Newton's method (IRLS): (params, llf, X'WX at the params).
+          max_iter: int = 60, tol: float = 1e-9,
+          want_info: bool = True) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """Poisson GLM by Newton's method (IRLS): (params, llf, X'WX at the params or None).
 
     From a close start, one or two iterations give the likelihood to a small
-    fraction of a unit (the threshold profile uses that).
+    fraction of a unit (the threshold profile uses that). The Newton matrix is
+    computed in single precision (the costly product; the gradient and the
+    likelihood stay in double, so the optimum is the same); the returned X'WX,
+    used for standard errors, is double.
     """
     if start is None or len(start) != x.shape[1]:
         start = np.linalg.lstsq(x, np.log((y + 0.5) / np.exp(offset)), rcond=None)[0]
@@ -143,8 +147,9 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
     eta = np.clip(x @ beta + offset, -50, 50)
     mu = np.exp(eta)
     llf = float(y @ eta - mu.sum())
+    x32 = x.astype(np.float32)
     for _ in range(max_iter):
-        info = (x.T * mu) @ x + ridge
+        info = ((x32.T * mu.astype(np.float32)) @ x32).astype(float) + ridge
         step = np.linalg.solve(info, x.T @ (y - mu))
         llf_old = llf
         for _halving in range(30):  # step halving keeps every iteration an ascent
@@ -157,7 +162,7 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
         beta, eta, mu = beta + step, eta_new, mu_new
         if abs(llf - llf_old) < tol * (1 + abs(llf)):
             break
-    return beta, llf, (x.T * mu) @ x + ridge
+    return beta, llf, ((x.T * mu) @ x + ridge) if want_info else None
 
 
 def _quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
@@ -244,8 +249,10 @@ def _profile(d: _Design, y, offset, blocks: list[tuple], start,
             for tau in pts:
                 d.set_tau(b, tau)
                 # coarse: two Newton steps from the neighbour; fine: converged
-                warm, llf, info = _irls(y, d.x, offset, warm, max_iter=2 if sweep == 0 else 60)
-                se = np.sqrt(np.clip(np.diag(np.linalg.pinv(info))[cols], 0, None))
+                warm, llf, info = _irls(y, d.x, offset, warm, max_iter=2 if sweep == 0 else 60,
+                                        want_info=sweep == 1)
+                se = (np.sqrt(np.clip(np.diag(np.linalg.pinv(info))[cols], 0, None))
+                      if info is not None else np.full(2, np.nan))
                 profiles[b][float(tau)] = (llf, warm[cols] - Z95 * se, warm[cols] + Z95 * se)
             d.set_tau(b, max(profiles[b], key=lambda t, b=b: profiles[b][t][0]))
     beta, _, _ = _irls(y, d.x, offset, beta)
@@ -261,7 +268,8 @@ def _try_own_block(d: _Design, y, offset, beta, llf: float, f: str, t: str) -> f
     own = d.x[:, cols] * m[:, None]
     x = np.column_stack([d.x, own])
     x[:, cols] -= own
-    _, llf1, _ = _irls(y, x, offset, np.concatenate([beta, beta[cols]]), max_iter=8)
+    _, llf1, _ = _irls(y, x, offset, np.concatenate([beta, beta[cols]]), max_iter=8,
+                       want_info=False)
     return float(stats.chi2.sf(max(2 * (llf1 - llf), 0.0), OWN_TEST_DF))
 
 
@@ -288,7 +296,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
                    zip([d.names[i] for i in cols], lo, hi, strict=True)}
         drop = np.ones(len(d.names), bool)
         drop[cols] = False
-        _, llf0, _ = _irls(y, d.x[:, drop], offset, beta[drop])
+        _, llf0, _ = _irls(y, d.x[:, drop], offset, beta[drop], want_info=False)
         p = float(stats.chi2.sf(max(2 * (llf - llf0), 0.0), BLOCK_TEST_DF))
         blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci))
     return Fit(outcome, types, list(d.names), beta, bse, dict(d.centers), blocks,

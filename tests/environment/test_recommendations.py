@@ -7,9 +7,6 @@ import re
 import pytest
 
 
-@pytest.mark.xfail(strict=True, reason="issue #18 shortfall: 6 of the 7 true problem zones "
-                   "in the top 7 (a cold zone is 8th): humidity is fitted as one shared slope "
-                   "for every type here, so cold damp zones rank up (see report)")
 def test_injected_problem_zones_are_at_the_top_of_the_recommendations(env_fleet):
     problems = {r["zone"] for r in env_fleet.query(
         "select zone from sim.environment_zones where is_problem and has_monitor_data")}
@@ -21,6 +18,18 @@ def test_injected_problem_zones_are_at_the_top_of_the_recommendations(env_fleet)
 
 
 def test_each_recommendation_names_place_evidence_and_gain(env_fleet):
+    pattern = re.compile(r"^Zone \S+ \(\S+\): .+ for \d+% of hours; devices there fail "
+                         r"[\d.]+x \(95% CI [\d.]+-[\d.]+\) the fleet rate; .+ the \d+ .*devices "
+                         r"there would avoid about [\d.]+ failures a year\.$")
+    sentences = env_fleet.environment.report()
+    assert sentences
+    for s in sentences:
+        assert pattern.match(s), s
+
+
+@pytest.mark.xfail(strict=True, reason="issue #18 shortfall: on the 202-failure fleet the null "
+                   "daily swing is significant, and names the hot zone's condition")
+def test_each_problem_zone_names_its_true_factor(env_fleet):
     pattern = re.compile(r"^Zone \S+ \(\S+\): .+ for \d+% of hours; devices there fail "
                          r"[\d.]+x \(95% CI [\d.]+-[\d.]+\) the fleet rate; .+ the \d+ .*devices "
                          r"there would avoid about [\d.]+ failures a year\.$")

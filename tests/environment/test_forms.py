@@ -100,3 +100,10 @@ def test_too_few_events_give_a_reason_not_a_fit():
     assert not fit.ok and "only 0 failures" in fit.reason
     rows = all_effects([fit], [])
     assert rows[0]["note"] == fit.reason
+
+
+def test_a_rank_correlation_over_too_few_devices_is_reported_without_a_p_value():
+    rows = all_effects([], [dict(outcome="failures_per_year", factor="mean_humidity_pct",
+                                 n_devices=3, spearman_rho=0.9)])
+    assert rows[0]["note"] == "not enough variation to rank"
+    assert rows[0].get("p_value") is None and rows[0].get("is_significant") is None

@@ -71,14 +71,3 @@ def all_effects(models: list[Fit], rank_rows: list[dict]) -> list[dict]:
     """GLM and rank-correlation effects, Holm-corrected per method."""
     rows = [r for m in models for r in effect_rows(m)] + spearman_rows(rank_rows)
     return adjust(rows)
-
-
-def significant_factors(rows: list[dict], outcome: str = "failure") -> dict[str, set]:
-    """factor -> device types (None: pooled over all) with a significant positive GLM effect
-    (its linear or its above-threshold term)."""
-    out: dict[str, set] = {}
-    for r in rows:
-        if (r["method"] == "glm_poisson" and r["outcome"] == outcome and r.get("is_significant")
-                and r.get("estimate", 0) > 0):
-            out.setdefault(r["factor"], set()).add(r.get("device_type"))
-    return out

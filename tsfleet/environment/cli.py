@@ -16,7 +16,8 @@ def register(sub) -> None:
     ps.add_parser("report", help="recommendations as sentences (add --format for rows)")
     e = ps.add_parser("effects", help="effects of each factor on each outcome")
     e.add_argument("--method", choices=("glm_poisson", "spearman"), default=None)
-    li = ps.add_parser("limits", help="operating limits that follow the fitted effects")
+    li = ps.add_parser("limits", help="operating limits that follow the fitted effects, as "
+                       "sentences (add --format for rows)")
     li.add_argument("--device-type", default=None)
     v = ps.add_parser("envelopes", help="failure rates by band per device type")
     v.add_argument("--device-type", default=None)
@@ -38,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if cmd == "report" and args.format in (None, "text"):
             print("\n".join(env.report()) or "no problem zones found")
+            return 0
+        if cmd == "limits" and args.format in (None, "text"):
+            print("\n".join(r["sentence"] for r in env.limits(args.device_type))
+                  or "no significant environmental effect")
             return 0
         if cmd == "report":
             rows = env.recommendations()

@@ -52,6 +52,8 @@ FINE_STEPS = 5
 CHI2_1_95 = float(stats.chi2.ppf(0.95, 1))
 Z95 = float(stats.norm.ppf(0.975))
 ALPHA = 0.05
+#: Step halvings before an iteration counts as converged (no ascent left to rounding).
+MAX_HALVINGS = 12
 
 
 @dataclass
@@ -144,22 +146,27 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
         start = np.linalg.lstsq(x, np.log((y + 0.5) / np.exp(offset)), rcond=None)[0]
     beta = start.copy()
     ridge = 1e-10 * np.eye(x.shape[1])
-    eta = np.clip(x @ beta + offset, -50, 50)
+    lin = x @ beta + offset   # the linear predictor; clipped only for the rate
+    eta = np.clip(lin, -50, 50)
     mu = np.exp(eta)
     llf = float(y @ eta - mu.sum())
     x32 = x.astype(np.float32)
     for _ in range(max_iter):
         info = ((x32.T * mu.astype(np.float32)) @ x32).astype(float) + ridge
         step = np.linalg.solve(info, x.T @ (y - mu))
-        llf_old = llf
-        for _halving in range(30):  # step halving keeps every iteration an ascent
-            eta_new = np.clip(x @ (beta + step) + offset, -50, 50)
+        x_step = x @ step   # the linear predictor moves along this line: halving reuses it
+        llf_old, t = llf, 1.0
+        for _halving in range(MAX_HALVINGS):  # step halving keeps every iteration an ascent
+            eta_new = np.clip(lin + t * x_step, -50, 50)
             mu_new = np.exp(eta_new)
             llf = float(y @ eta_new - mu_new.sum())
             if llf >= llf_old - 1e-9 * (1 + abs(llf_old)):
                 break
-            step = step / 2
-        beta, eta, mu = beta + step, eta_new, mu_new
+            t /= 2
+        else:  # no ascent along the Newton direction: at the optimum to rounding
+            llf = llf_old
+            break
+        beta, lin, mu = beta + t * step, lin + t * x_step, mu_new
         if abs(llf - llf_old) < tol * (1 + abs(llf)):
             break
     return beta, llf, ((x.T * mu) @ x + ridge) if want_info else None

@@ -151,8 +151,10 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
     mu = np.exp(eta)
     llf = float(y @ eta - mu.sum())
     x32 = x.astype(np.float32)
+    exact = False   # single-precision Newton matrix until it fails to give an ascent
     for _ in range(max_iter):
-        info = ((x32.T * mu.astype(np.float32)) @ x32).astype(float) + ridge
+        info = ((x.T * mu) @ x if exact else
+                ((x32.T * mu.astype(np.float32)) @ x32).astype(float)) + ridge
         step = np.linalg.solve(info, x.T @ (y - mu))
         x_step = x @ step   # the linear predictor moves along this line: halving reuses it
         llf_old, t = llf, 1.0
@@ -163,9 +165,12 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
             if llf >= llf_old - 1e-9 * (1 + abs(llf_old)):
                 break
             t /= 2
-        else:  # no ascent along the Newton direction: at the optimum to rounding
+        else:
             llf = llf_old
-            break
+            if exact:   # no ascent along the exact Newton direction: at the optimum
+                break
+            exact = True   # the rounded matrix may point the wrong way near the optimum
+            continue
         beta, lin, mu = beta + t * step, lin + t * x_step, mu_new
         if abs(llf - llf_old) < tol * (1 + abs(llf)):
             break
@@ -293,7 +298,9 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         prof = profiles[b]
         pts = np.array(sorted(prof))
         lls = np.array([prof[t][0] for t in pts])
-        inside = pts[2 * (llf - lls) <= CHI2_1_95]
+        # against the best point of this profile: it was swept given the other thresholds
+        # of its time, and a later sweep of another block may have raised the likelihood
+        inside = pts[2 * (lls.max() - lls) <= CHI2_1_95]
         ci = (float(inside.min()), float(inside.max())) if len(inside) else (d.taus[b],) * 2
         # slope intervals: the union over the thresholds the data allow (the conditional
         # Wald interval at one threshold ignores the threshold's own uncertainty)

@@ -140,7 +140,10 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
     fraction of a unit (the threshold profile uses that). The Newton matrix is
     computed in single precision (the costly product; the gradient and the
     likelihood stay in double, so the optimum is the same); the returned X'WX,
-    used for standard errors, is double.
+    used for standard errors, is double. A step that gives no ascent is halved
+    along the same line (the linear predictor is not recomputed); when halving
+    finds none, the iteration is redone with the exact double matrix, and when that
+    finds none either the fit is at its optimum to rounding (a descent is never taken).
     """
     if start is None or len(start) != x.shape[1]:
         start = np.linalg.lstsq(x, np.log((y + 0.5) / np.exp(offset)), rcond=None)[0]

@@ -1,139 +1,227 @@
-"""Benchmark of the environment analysis: speed and accuracy against the truth.
+"""Benchmark of the environment analysis: accuracy on two generators, and speed.
 
-    PYTHONPATH=. python bench/environment.py                      # 2,000 devices x 90 days
-    PYTHONPATH=. python bench/environment.py --devices 10000 --days 90 --db /tmp/env10k.duckdb
+    PYTHONPATH=. python bench/environment.py                  # both generators, seeds 1 2
+    PYTHONPATH=. python bench/environment.py --seeds 3        # the held-out seed
+    PYTHONPATH=. python bench/environment.py --generator sim --devices 10000 --days 90 --seeds 7
 
-Prints the time of ``fleet.environment.analyze()`` and its ratio against a
-naive per-device loop (each device's environment fetched and summarised on
-its own, timed on a sample and scaled to the fleet), then the accuracy: the
-injected effects against their CIs, the null factor, and the problem zones
-among the top recommendations, next to the naive ranking of zones by their
-raw failure rate.
+Generators: ``sim`` (tsfleet/simulate: heat above 30 degC, vibration as a line,
+humidity as a line for temp_humidity only, swing null) and ``independent``
+(bench/independent/environment.py: humidity above 75 %RH for meters only,
+vibration above 0.6 g for all, temperature as a line for drives only, swing
+null, confounding through zones, monitors declared by is_environment_monitor).
+
+For every run it prints each true effect (factor, device type, term) with the
+estimate and 95% CI of the block that describes that type, the threshold found
+and its interval; the zero terms (no effect) that are significant; the problem
+zones among the top recommendations. Baselines in the same run: the plain
+linear Poisson fit (every factor a straight line shared by all types) and the
+naive ranking of zones by raw failure rate. Then the time of ``analyze()``
+with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import sys
 import time
+from pathlib import Path
+
+import numpy as np
+import statsmodels.api as sm
 
 from tsfleet import Fleet
+from tsfleet.environment import queries
+from tsfleet.environment.model import FACTORS
 from tsfleet.simulate import SimConfig, simulate
 
-
-def build(args) -> Fleet:
-    if args.db and os.path.exists(args.db):
-        fleet = Fleet(args.db)
-        cfg = fleet.query("select * from sim.config")[0]
-        if (cfg["n_devices"], cfg["days"], cfg["seed"]) == (args.devices, args.days, args.seed):
-            print(f"reusing {args.db}")
-            return fleet
-        fleet.close()
-        os.remove(args.db)
-    t = time.perf_counter()
-    sim = simulate(SimConfig(n_devices=args.devices, days=args.days, seed=args.seed))
-    fleet = Fleet(args.db) if args.db else Fleet(memory=True)
-    sim.write(fleet)
-    print(f"built {args.devices} devices x {args.days} days ({sim.n_readings:,} readings) "
-          f"in {time.perf_counter() - t:.0f} s")
-    return fleet
+HERE = Path(__file__).resolve().parent
 
 
-def naive_per_device(fleet: Fleet, sample: int) -> float:
-    """Seconds per device of a per-device loop: its zone monitors' readings, hourly
-    means, interpolation and exposure summary in pandas, and its event count."""
-    devs = [r["device_id"] for r in fleet.query(
-        "select device_id from devices where device_type <> 'env_monitor' "
-        "order by hash(device_id) limit ?", [sample])]
-    t = time.perf_counter()
-    for d in devs:
-        df = fleet.frame(
-            "select r.metric, date_trunc('hour', r.observed_at) as h, avg(r.value) as v "
-            "from readings r join devices m using (device_id) "
-            "where m.device_type = 'env_monitor' "
-            "and m.zone = (select zone from devices where device_id = ?) "
-            "and r.metric in ('temperature_c', 'humidity_pct', 'vibration_g') group by all", [d])
-        if len(df):
-            wide = df.pivot_table(index="h", columns="metric", values="v").asfreq("h")
-            wide = wide.interpolate(limit=4, limit_area="inside")
-            _ = (wide.mean(), (wide.get("temperature_c", wide.iloc[:, 0]) > 30).mean())
-        fleet.query("select count(*) from device_events where device_id = ? "
-                    "and event = 'failure'", [d])
-    return (time.perf_counter() - t) / max(len(devs), 1)
+def _independent():
+    spec = importlib.util.spec_from_file_location("independent_environment",
+                                                  HERE / "independent" / "environment.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def accuracy(fleet: Fleet) -> None:
-    truth = fleet.query("select * from sim.environment_hazard where outcome = 'failure'")
-    print("\neffect (failures)                  true      estimate  95% CI              "
-          "p_adj     inside")
+def build(generator: str, n: int, days: int, seed: int):
+    """(fleet, truth rows, problem zones)"""
+    fleet = Fleet(memory=True)
+    if generator == "sim":
+        sim = simulate(SimConfig(n_devices=n, days=days, seed=seed))
+        sim.write(fleet)
+        types = [r["device_type"] for r in fleet.query(
+            "select distinct device_type from devices where device_id not in "
+            "(select device_id from environment_monitors) order by 1")]
+        haz = {(r["term"], r["device_type"]): r for r in fleet.query(
+            "select * from sim.environment_hazard where outcome = 'failure'")}
+        truth = []
+        for t in types:
+            for f in FACTORS:
+                lin = above = 0.0
+                thr = None
+                if f == "temperature_c":
+                    h = haz[("temperature_excess_c", None)]
+                    above, thr = h["coefficient"], h["threshold_c"]
+                elif f == "vibration_g":
+                    lin = haz[("vibration_g", None)]["coefficient"]
+                elif f == "humidity_pct" and ("humidity_pct", t) in haz:
+                    lin = haz[("humidity_pct", t)]["coefficient"]
+                truth += [dict(factor=f, device_type=t, term="linear", coefficient=lin,
+                               threshold=None),
+                          dict(factor=f, device_type=t, term="above", coefficient=above,
+                               threshold=thr)]
+        problems = {r["zone"] for r in fleet.query(
+            "select zone from sim.environment_zones where is_problem and has_monitor_data")}
+        return fleet, truth, problems
+    g = _independent().generate(n, days, seed)
+    g.write(fleet)
+    problems = {z for z, r in zip(g.zones["zone"], g.zones["true_rate_ratio"], strict=True)
+                if r >= 1.5}
+    return fleet, g.effects, problems
+
+
+def linear_baseline(fleet: Fleet) -> dict:
+    """The plain linear Poisson fit: factor -> (estimate, ci_low, ci_high, p)."""
+    w = fleet.query("select min(hour_at) as s, max(hour_at) + interval 1 hour as e "
+                    "from environment_zone_hourly")[0]
+    cells = queries.run(fleet.con, "model_cells", {"start": w["s"], "end": w["e"]}).to_pandas()
+    types = sorted(set(cells["device_type"]))
+    x = np.column_stack([(cells["device_type"] == t).astype(float) for t in types]
+                        + [cells["age_years"]] + [cells[f] for f in FACTORS])
+    res = sm.GLM(cells["n_failures"].to_numpy(float), x, family=sm.families.Poisson(),
+                 offset=np.log(cells["device_hours"].to_numpy(float))).fit()
+    ci = res.conf_int()
+    n_tests = len(FACTORS)
+    return {f: (res.params[len(types) + 1 + i], ci[len(types) + 1 + i][0],
+                ci[len(types) + 1 + i][1], min(1.0, res.pvalues[len(types) + 1 + i] * n_tests))
+            for i, f in enumerate(FACTORS)}
+
+
+def _describing(rows: list[dict], factor: str, dtype: str, term: str) -> dict | None:
+    own = [r for r in rows if r["factor"] == factor and r["device_type"] == dtype
+           and r["term"] == term]
+    if own:
+        return own[0]
+    shared = [r for r in rows if r["factor"] == factor and r["device_type"] is None
+              and r["term"] == term]
+    return shared[0] if shared else None
+
+
+def accuracy(fleet: Fleet, truth: list[dict], problems: set) -> dict:
+    rows = fleet.environment.effects("glm_poisson", "failure")
+    base = linear_baseline(fleet)
+    out = dict(covered=0, effects=0, thr_ok=0, thr_in=0, thr_n=0, null_sig=0, null_n=0, base_sig=0,
+               base_cover=0, base_lin=0, base_null_sig=0)
+    print(f"  {'true effect (block describing it)':<44} {'truth':>7} "
+          f"{'estimate [95% CI]':>26} {'in':>3} "
+          f"{'threshold [CI] (true)':>24} | linear baseline [CI], p_adj")
+    seen: dict = {}
     for t in truth:
-        if t["term"] == "age_years":
+        r = _describing(rows, t["factor"], t["device_type"], t["term"])
+        if r is not None and r.get("estimate") is not None:
+            seen.setdefault((id(r), t["coefficient"], t["threshold"]), (r, t, []))[2].append(
+                t["device_type"])
+    mixed = {k[0] for k in seen if sum(1 for j in seen if j[0] == k[0]) > 1}
+    for (rid, value, _), (r, t, types) in seen.items():
+        if value == 0:
+            out["null_n"] += 1
+            out["null_sig"] += bool(r["is_significant"])
+            if r["is_significant"]:
+                print(f"  zero term significant: {t['factor']}[{r['device_type'] or 'shared'}] "
+                      f"{t['term']} {r['estimate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+                      f", p_adj {r['p_adjusted']:.2g}")
             continue
-        rows = [r for r in fleet.environment.effects("glm_poisson", "failure")
-                if r["factor"] == t["term"] and r["device_type"] == t["device_type"]]
-        if not rows or rows[0].get("estimate") is None:
-            print(f"  {t['term']:<30} not estimated")
-            continue
-        r = rows[0]
-        inside = r["ci_low"] <= t["coefficient"] <= r["ci_high"]
-        name = t["term"] + (f" [{t['device_type']}]" if t["device_type"] else "")
-        null = ""
-        if not t["coefficient"]:
-            null = " (null factor: " + ("SIGNIFICANT)" if r["is_significant"] else
-                                        "not significant)")
-        print(f"  {name:<32} {t['coefficient']:8.3f}  {r['estimate']:8.3f}  "
-              f"[{r['ci_low']:7.3f}, {r['ci_high']:7.3f}]  {r['p_adjusted']:.2g}  "
-              f"{'yes' if inside else 'NO'}{null}")
-    others = [r for r in fleet.environment.effects("glm_poisson", "failure")
-              if r["factor"] == "humidity_pct" and r["device_type"] != "temp_humidity"
-              and r["is_significant"]]
-    print(f"  humidity significant for other types: {len(others)}")
-    thr = fleet.query("select threshold_c from environment_model where outcome = 'failure' "
-                      "and term = 'temperature_excess_c'")
-    print(f"  temperature threshold: true 30, found {thr[0]['threshold_c'] if thr else None}")
-
-    problems = {r["zone"] for r in fleet.query(
-        "select zone from sim.environment_zones where is_problem and has_monitor_data")}
+        inside = r["ci_low"] <= value <= r["ci_high"]
+        out["effects"] += 1
+        out["covered"] += inside
+        thr = ""
+        if t["threshold"] is not None:
+            ok = abs(r["threshold"] - t["threshold"]) <= 3
+            out["thr_n"] += 1
+            out["thr_ok"] += ok
+            out["thr_in"] += r["threshold_ci_low"] <= t["threshold"] <= r["threshold_ci_high"]
+            thr = (f"{r['threshold']:g} [{r['threshold_ci_low']:g}, {r['threshold_ci_high']:g}] "
+                   f"({t['threshold']:g})")
+        b = base[t["factor"]]
+        out["base_sig"] += b[3] < 0.05
+        if t["term"] == "linear":
+            out["base_lin"] += 1
+            out["base_cover"] += b[1] <= value <= b[2]
+        scope = ("own" if r["device_type"] else "shared, mixed truths" if rid in mixed
+                 else "shared")
+        who = t["device_type"] if len(types) == 1 else f"{len(types)} types"
+        name = f"{t['factor']}[{who}] {t['term']} ({scope})"
+        print(f"  {name:<44} {value:7.3f} {r['estimate']:8.3f} "
+              f"[{r['ci_low']:7.3f}, {r['ci_high']:7.3f}] {'yes' if inside else 'NO':>3} "
+              f"{thr:>24} | {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}], {b[3]:.2g}")
+    nulls = [f for f in FACTORS if not any(t["coefficient"] for t in truth if t["factor"] == f)]
+    for f in nulls:
+        out["base_null_sig"] += base[f][3] < 0.05
+    print(f"  zero terms significant: {out['null_sig']} of {out['null_n']} (ours); factors "
+          f"without any effect {nulls}: linear baseline significant for "
+          f"{out['base_null_sig']} of {len(nulls)}")
     recs = [r["zone"] for r in fleet.environment.recommendations()]
     k = len(problems)
     naive = [r["zone"] for r in fleet.query(
         "select d.zone, count(e.device_id) / count(distinct d.device_id) as rate "
         "from devices d left join device_events e on e.device_id = d.device_id "
-        "and e.event = 'failure' where d.device_type <> 'env_monitor' "
-        "group by d.zone order by rate desc")]
-    p_ours = len(problems & set(recs[:k])) / k if k else float("nan")
-    p_naive = len(problems & set(naive[:k])) / k if k else float("nan")
-    print(f"\nproblem zones: {k}; recommended {len(recs)}; precision@{k}: ours {p_ours:.2f}, "
-          f"naive raw-rate ranking {p_naive:.2f}")
+        "and e.event = 'failure' where d.device_id not in "
+        "(select device_id from environment_monitors) group by d.zone order by rate desc")]
+    out["p_ours"] = len(problems & set(recs[:k])) / k if k else float("nan")
+    out["p_naive"] = len(problems & set(naive[:k])) / k if k else float("nan")
+    print(f"  problem zones {k}: in our top {k} {out['p_ours']:.2f}; naive raw-rate ranking "
+          f"{out['p_naive']:.2f}")
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--devices", type=int, default=2000)
-    ap.add_argument("--days", type=int, default=90)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--db", default=None, help="keep the simulated store here and reuse it")
-    ap.add_argument("--sample", type=int, default=100, help="devices timed in the naive loop")
+    ap.add_argument("--generator", choices=("sim", "independent", "both"), default="both")
+    ap.add_argument("--devices", type=int, default=None,
+                    help="default 2,000 (sim) and 4,000 (independent)")
+    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2],
+                    help="seed 3 is held out: run it last, once")
     args = ap.parse_args()
-    fleet = build(args)
-    fleet.con.execute("set enable_progress_bar = false")
-    fleet.environment  # import outside the timing  # noqa: B018
-    t = time.perf_counter()
-    fleet.environment.analyze()
-    took = time.perf_counter() - t
-    n = fleet.query("select count(*) as n from devices where device_type <> 'env_monitor'")[0]["n"]
-    per = naive_per_device(fleet, args.sample)
-    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\nanalyze(): {took:.1f} s for {args.devices} devices x {args.days} days "
-          f"(target <= 30 s at 10,000 x 90); load average {load} (1/5/15 min)")
-    print(f"naive per-device loop: {per * 1000:.0f} ms/device -> {per * n:.0f} s for {n} devices "
-          f"(exposure only); ratio {per * n / took:.1f}x")
-    print("  steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in
-                                  fleet.environment.timings.items()))
-    for line in fleet.environment.summary():
-        print("  " + line)
-    accuracy(fleet)
-    fleet.close()
+    gens = ("sim", "independent") if args.generator == "both" else (args.generator,)
+    total = {}
+    for gen in gens:
+        n = args.devices or (2000 if gen == "sim" else 4000)
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            fleet, truth, problems = build(gen, n, args.days, seed)
+            built = time.perf_counter() - t0
+            fleet.con.execute("set enable_progress_bar = false")
+            t0 = time.perf_counter()
+            fleet.environment.analyze()
+            took = time.perf_counter() - t0
+            load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+            n_fail = fleet.query("select count(*) as n from device_events "
+                                 "where event = 'failure'")[0]["n"]
+            print(f"\n== {gen}, seed {seed}: {n} devices x {args.days} days, {n_fail} failures "
+                  f"(built in {built:.0f} s); analyze() {took:.1f} s, load average {load}")
+            print("  steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in
+                                          fleet.environment.timings.items()))
+            res = accuracy(fleet, truth, problems)
+            for k, v in res.items():
+                total.setdefault((gen, k), []).append(v)
+            fleet.close()
+    print("\n== totals (sum over seeds; p_* averaged)")
+    for gen in gens:
+        g = {k: v for (gg, k), v in total.items() if gg == gen}
+        print(f"  {gen}: true effects covered {sum(g['covered'])}/{sum(g['effects'])}; "
+              f"thresholds within 3 units {sum(g['thr_ok'])}/{sum(g['thr_n'])} (inside "
+              f"their interval {sum(g['thr_in'])}/{sum(g['thr_n'])}); zero terms "
+              f"significant {sum(g['null_sig'])}/{sum(g['null_n'])}; top-zone precision "
+              f"ours {np.mean(g['p_ours']):.2f} vs naive {np.mean(g['p_naive']):.2f}; "
+              f"linear baseline: true effects significant {sum(g['base_sig'])}/"
+              f"{sum(g['effects'])}, linear truths covered {sum(g['base_cover'])}/"
+              f"{sum(g['base_lin'])}, null factors significant {sum(g['base_null_sig'])}")
 
 
 if __name__ == "__main__":

@@ -68,18 +68,55 @@ class Reading(IngestModel):
 
 
 class Device(IngestModel):
-    """A device of the fleet, with its profile."""
+    """A device of the fleet, with its profile. Only ``device_id`` is required.
+
+    Defaults of the optional profile fields, and what a missing value disables
+    (see ``DEVICE_FIELD_USES``): ``device_type`` "unspecified" (per-type analyses
+    pool these devices in one type), ``manufacturer`` and ``model`` "unknown"
+    (firmware: no release catalog matches them), ``site`` and ``zone`` "unknown"
+    (all such devices share one place: the environment analysis gives them the
+    environment of monitors also without a zone, or none; zone and site views
+    group them together).
+    """
 
     spec: ClassVar[KindSpec] = KindSpec("devices", ("device_id",), "upsert")
     device_id: str = Field(min_length=1, description="Device identifier.", examples=["pump-17"])
+    # -- issue #18: only device_id is required (own block) ---------------------------------
     device_type: str = Field(
-        min_length=1, description="Functional type.", examples=["temp_humidity", "vibration"]
+        "unspecified", min_length=1,
+        description="Functional type; default 'unspecified' (per-type analyses pool these).",
+        examples=["temp_humidity", "vibration"],
     )
-    manufacturer: str = Field(min_length=1, description="Vendor.", examples=["Acme"])
-    model: str = Field(min_length=1, description="Vendor model name.", examples=["TH-200"])
+    manufacturer: str = Field(
+        "unknown", min_length=1,
+        description="Vendor; default 'unknown' (no firmware release catalog match).",
+        examples=["Acme"],
+    )
+    model: str = Field(
+        "unknown", min_length=1,
+        description="Vendor model name; default 'unknown' (no firmware release catalog match).",
+        examples=["TH-200"],
+    )
+    site: str = Field(
+        "unknown", min_length=1,
+        description="Plant or site; default 'unknown' (site views group such devices together).",
+        examples=["plant-north"],
+    )
+    zone: str = Field(
+        "unknown", min_length=1,
+        description="Zone within the site; default 'unknown': such devices share one zone, "
+        "whose environment comes from monitors also without a zone (or none).",
+        examples=["boiler-room"],
+    )
+    is_environment_monitor: bool | None = Field(
+        None,
+        description="The device is an environment monitor: its temperature, humidity and "
+        "vibration describe its zone. Default: decided by its device_type being listed in "
+        "the table environment_monitor_types (shipped with env_monitor).",
+        examples=[True],
+    )
+    # -- end issue #18 ---------------------------------------------------------------------
     hardware_rev: str | None = Field(None, description="Hardware revision.", examples=["B"])
-    site: str = Field(min_length=1, description="Plant or site.", examples=["plant-north"])
-    zone: str = Field(min_length=1, description="Zone within the site.", examples=["boiler-room"])
     # -- battery (issue #16: any chemistry; cell curve and cells as data) --
     battery_chemistry: str | None = Field(
         None,
@@ -454,4 +491,21 @@ KINDS: dict[str, type[IngestModel]] = {
 
 
     "metrics": MetricDeclaration,
+}
+
+# -- issue #18: what a missing device field disables ---------------------------------------
+#: Optional ``devices`` fields -> the analyses that need a real value (a default disables them
+#: for that device or lumps such devices together).
+DEVICE_FIELD_USES: dict[str, str] = {
+    "device_type": "per-type power, firmware and environment analyses pool the device with "
+    "the other 'unspecified' devices",
+    "manufacturer": "firmware release matching (catalog, security advisories)",
+    "model": "firmware release matching (catalog, security advisories)",
+    "site": "per-site views and the technician's schedule group it under 'unknown'",
+    "zone": "environment exposure (it only gets monitors also in zone 'unknown'), zone "
+    "recommendations and network zone load",
+    "installed_at": "age: the environment models take the start of the window as install time",
+    "battery_chemistry": "the chemistry's voltage curve (battery level from voltage)",
+    "reporting_interval_s": "packet loss and offline detection against the nominal interval",
+    "measures": "the device's own reading as its environment (the zone's is used instead)",
 }

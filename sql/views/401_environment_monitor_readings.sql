@@ -11,7 +11,7 @@
 -- before or after (so the edges of a stuck episode are caught too). Invalid
 -- hours are excluded, never trusted. Aggregates and one equality join against
 -- the small table of stuck blocks: no sorting, no range joins.
--- grain: one row per environment monitor (device_type env_monitor), metric (temperature_c, humidity_pct, vibration_g) and UTC hour with readings
+-- grain: one row per environment monitor (view environment_monitors), metric (temperature_c, humidity_pct, vibration_g) and UTC hour with readings
 -- columns: device_id, zone, site, metric, hour_at (UTC hour), value (hourly mean, unit
 --   of the metric), value_min, value_max, n_readings,
 --   block_at (start of its 12-hour block, UTC), is_rollup (from the hourly rollup),

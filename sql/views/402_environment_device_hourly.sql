@@ -18,7 +18,7 @@ with devs as (
         case when measures in ('temperature_c', 'humidity_pct', 'vibration_g')
              then measures end as own_metric
     from devices
-    where device_type <> 'env_monitor'
+    where device_id not in (select device_id from environment_monitors)
 ),
 
 -- own readings over the whole history: raw where kept; where retention aged them

@@ -14,7 +14,7 @@ create or replace view environment_device_outcomes as
 with devs as (
     select device_id, reporting_interval_s
     from devices
-    where device_type <> 'env_monitor'
+    where device_id not in (select device_id from environment_monitors)
 ),
 
 spans as (

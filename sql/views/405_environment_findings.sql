@@ -1,7 +1,9 @@
 -- Open environment problems for the alert rules: devices likely to fail
 -- within 30 days (environment_stress, inspect_device), problem zones from the
--- recommendations, faulty environment monitors (inspect_device) and devices
--- without any environment data.
+-- recommendations, faulty environment monitors (inspect_device), zones
+-- without any environment data, and one critical (error-level) finding when an
+-- analysis ran on a store without any environment monitor declared
+-- (environment_no_monitors; the per-zone environment_no_data rows are then left out).
 -- grain: one row per open finding (device, zone or monitor)
 -- columns: the findings contract: domain, finding, subject_kind, subject_id, site, zone,
 --   severity, value (the key number), summary, action, due_at, observed_at (UTC)
@@ -65,8 +67,21 @@ blind as (
         format('zone {}: no environment data for its {} devices', zone, count(*)),
         null, null::timestamp, any_value(computed_at)
     from environment_device_exposure
-    where env_source = 'none'
+    where env_source = 'none' and exists (select 1 from environment_monitors)
     group by zone
+),
+
+no_monitors as (
+    select
+        'environment', 'environment_no_monitors', 'fleet', 'fleet', null, null, 'critical',
+        count(*)::double,
+        format('no environment monitors: none of the {} devices is declared one (set '
+               || 'is_environment_monitor on the device, or add its device_type to '
+               || 'environment_monitor_types); the environment analysis had no data', count(*)),
+        'declare_environment_monitors', null::timestamp, any_value(computed_at)
+    from environment_device_exposure
+    where not exists (select 1 from environment_monitors)
+    having count(*) > 0
 ),
 
 final as (
@@ -74,6 +89,7 @@ final as (
     union all select * from zones
     union all select * from faults
     union all select * from blind
+    union all select * from no_monitors
 )
 
 select * from final

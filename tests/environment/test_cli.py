@@ -22,6 +22,12 @@ def test_cli_analyze_then_report_effects_envelopes_maintenance(tmp_path, capsys)
     assert main(["environment", "envelopes", "--device-type", "all", "--format", "csv",
                  "--db", db]) == 0
     assert capsys.readouterr().out.startswith("device_type,factor,")
+    assert main(["environment", "limits", "--format", "json", "--db", db]) == 0
+    limits = json.loads(capsys.readouterr().out)
+    assert all(r["kind"] in ("keep_below", "lower_is_better") and r["sentence"] for r in limits)
+    assert main(["environment", "limits", "--db", db]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == ([r["sentence"] for r in limits] or ["no significant environmental effect"])
     assert main(["environment", "maintenance", "--limit", "3", "--db", db]) == 0
     assert "maintenance_rank" in capsys.readouterr().out
     assert main(["environment", "report", "--format", "json", "--db", db]) == 0

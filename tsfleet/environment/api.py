@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from tsfleet.environment import queries, zone_env
-from tsfleet.environment.correlation import all_effects, significant_factors
+from tsfleet.environment.correlation import all_effects
 from tsfleet.environment.envelope import envelopes
-from tsfleet.environment.model import Fit, fit_outcome
+from tsfleet.environment.limits import COLUMNS as LIMIT_COLUMNS
+from tsfleet.environment.limits import limits
+from tsfleet.environment.model import Block, Fit, fit_outcome
 from tsfleet.environment.recommend import recommend
 from tsfleet.environment.stress import device_stress
 from tsfleet.errors import InvalidParameter, UnknownDevice
@@ -103,10 +104,13 @@ class Environment:
         effects = all_effects(fits, ranks)
         write_result(con, "environment_effects", pd.DataFrame(effects), params=params,
                      computed_at=stamp)
-        lap("rank correlations and effects")
+        lim = pd.concat([limits(m, effects) for m in fits], ignore_index=True) if fits else \
+            pd.DataFrame(columns=LIMIT_COLUMNS)
+        write_result(con, "environment_limits", lim, params=params, computed_at=stamp)
+        lap("rank correlations, effects and limits")
         failures = queries.run(con, "zone_failures", p).to_pandas()
         recs = recommend(zone_hours, stressed, failures, fail_fit,
-                         significant_factors(effects), env)
+                         lim[lim["outcome"] == "failure"])
         write_result(con, "environment_recommendations", recs, params=params, computed_at=stamp)
         lap("recommendations")
 
@@ -122,11 +126,24 @@ class Environment:
         return lap
 
     def _write_model(self, fits: list[Fit], params: dict, stamp) -> None:
-        rows = [dict(outcome=f.outcome, term=n, coefficient=float(b),
-                     threshold_c=f.threshold_c if n == "temperature_excess_c" else None)
-                for f in fits if f.ok for n, b in zip(f.names, f.params, strict=True)]
-        write_result(self.con, "environment_model",
-                     pd.DataFrame(rows, columns=["outcome", "term", "coefficient", "threshold_c"]),
+        rows = []
+        for f in (f for f in fits if f.ok):
+            blocks = {_name(b): b for b in f.blocks}
+            for n, b, se in zip(f.names, f.params, f.bse, strict=True):
+                blk = blocks.get(n.rpartition(":")[0])
+                above = blk is not None and n.endswith(":above")
+                rows.append(dict(
+                    outcome=f.outcome, term=n, coefficient=float(b),
+                    factor=blk.factor if blk else None, device_type=blk.device_type if blk
+                    else None, std_error=float(se), center=f.centers.get(blk.factor) if blk
+                    else None, threshold=blk.threshold if above else None,
+                    threshold_ci_low=blk.threshold_ci[0] if above else None,
+                    threshold_ci_high=blk.threshold_ci[1] if above else None,
+                    threshold_c=blk.threshold if above and blk.factor == "temperature_c"
+                    and blk.device_type is None else None))
+        cols = ["outcome", "term", "coefficient", "factor", "device_type", "std_error", "center",
+                "threshold", "threshold_ci_low", "threshold_ci_high", "threshold_c"]
+        write_result(self.con, "environment_model", pd.DataFrame(rows, columns=cols),
                      params=params, computed_at=stamp)
 
     # -- reading results ----------------------------------------------------------------
@@ -135,7 +152,16 @@ class Environment:
         return self.fleet.query(
             "select * exclude (params) from environment_effects "
             "where (? is null or method = ?) and (? is null or outcome = ?) "
-            "order by method, outcome, factor, device_type", [method, method, outcome, outcome])
+            "order by method, outcome, factor, device_type nulls first, term",
+            [method, method, outcome, outcome])
+
+    def limits(self, device_type: str | None = None) -> list[dict]:
+        """The operating limits that follow from the fitted form of each significant effect
+        (keep_below a fitted threshold, or lower_is_better), with a sentence each."""
+        return self.fleet.query(
+            "select * exclude (params) from environment_limits "
+            "where ? is null or device_type = ? or device_type is null "
+            "order by outcome, factor, device_type nulls first", [device_type, device_type])
 
     def envelopes(self, device_type: str | None = None) -> list[dict]:
         """Failure rates by band of each factor per device type, with status."""
@@ -173,15 +199,13 @@ class Environment:
 
     def summary(self) -> list[str]:
         """Headline lines for ``tsfleet demo``."""
-        lines = []
+        lines = [f"ERROR: {r['summary']}" for r in self.fleet.query(
+            "select summary from environment_findings "
+            "where finding = 'environment_no_monitors'")]
         sig = self.fleet.query(
-            "select outcome, factor, device_type, rate_ratio, ci_low, ci_high, unit "
-            "from environment_effects where method = 'glm_poisson' and is_significant "
-            "order by outcome, p_adjusted")
-        for r in sig[:3]:
-            who = f" ({r['device_type']} only)" if r["device_type"] else ""
-            lines.append(f"{r['outcome']}s x{r['rate_ratio']:.2f} {r['unit']}{who} "
-                         f"(95% CI x{np.exp(r['ci_low']):.2f}-x{np.exp(r['ci_high']):.2f})")
+            "select sentence from environment_limits where outcome = 'failure' "
+            "order by p_adjusted, factor, device_type nulls first")
+        lines += [r["sentence"] for r in sig[:3]]
         recs = self.report()
         if recs:
             lines.append(f"{len(recs)} problem zones; top: {recs[0]}")
@@ -202,3 +226,6 @@ class Environment:
                 f"{f['n']} {f['fault']}" for f in faults))
         return lines or ["no environment analysis yet: run fleet.environment.analyze()"]
 
+
+def _name(b: Block) -> str:
+    return b.factor if b.device_type is None else f"{b.factor}[{b.device_type}]"

@@ -17,6 +17,9 @@ def register(sub) -> None:
     e = ps.add_parser("effects", help="effects of each factor on each outcome")
     e.add_argument("--method", choices=("glm_poisson", "spearman"), default=None,
                    help="only effects estimated by this method (default both)")
+    li = ps.add_parser("limits", help="operating limits that follow the fitted effects, as "
+                       "sentences (add --format for rows)")
+    li.add_argument("--device-type", default=None, help="only this device type")
     v = ps.add_parser("envelopes", help="failure rates by band per device type")
     v.add_argument("--device-type", default=None, help="only this device type")
     m = ps.add_parser("maintenance", help="devices ranked by 30-day failure probability")
@@ -44,10 +47,16 @@ def run(args: argparse.Namespace) -> int:
         if cmd == "report" and args.format == "text":
             print("\n".join(env.report()) or "no problem zones found")
             return 0
+        if cmd == "limits" and args.format in (None, "text"):
+            print("\n".join(r["sentence"] for r in env.limits(args.device_type))
+                  or "no significant environmental effect")
+            return 0
         if cmd == "report":
             rows = env.recommendations()
         elif cmd == "effects":
             rows = env.effects(method=args.method)
+        elif cmd == "limits":
+            rows = env.limits(args.device_type)
         elif cmd == "envelopes":
             rows = env.envelopes(args.device_type)
         else:

@@ -37,18 +37,29 @@ def spearman_rows(rows: list[dict]) -> list[dict]:
 def adjust(rows: list[dict], method: str = "holm") -> list[dict]:
     """Correct p-values within each method family; mark what stays significant.
 
-    Rows noted as adjustments (age) are reported but not part of the family.
+    A test is one (outcome, factor, device type): the linear and the threshold
+    row of a factor share their joint test and count once. A row is significant
+    when its test's adjusted p is below ``ALPHA`` and its own 95% interval excludes
+    zero. Rows noted as adjustments (age) are reported but not part of the family.
     """
     for family in {r["method"] for r in rows}:
-        idx = [i for i, r in enumerate(rows) if r["method"] == family
-               and r.get("p_value") is not None and np.isfinite(r["p_value"])
-               and not str(r.get("note", "")).startswith("adjustment")]
-        if idx:
-            _, p_adj, _, _ = multipletests([rows[i]["p_value"] for i in idx], alpha=ALPHA,
-                                           method=method)
-            for i, p in zip(idx, p_adj, strict=True):
-                rows[i]["p_adjusted"] = float(p)
-                rows[i]["is_significant"] = bool(p < ALPHA)
+        tests: dict[tuple, list[int]] = {}
+        for i, r in enumerate(rows):
+            if (r["method"] == family and r.get("p_value") is not None
+                    and np.isfinite(r["p_value"])
+                    and not str(r.get("note", "")).startswith("adjustment")):
+                tests.setdefault((r["outcome"], r["factor"], r.get("device_type")), []).append(i)
+        if tests:
+            keys = list(tests)
+            _, p_adj, _, _ = multipletests([rows[tests[k][0]]["p_value"] for k in keys],
+                                           alpha=ALPHA, method=method)
+            for k, p in zip(keys, p_adj, strict=True):
+                for i in tests[k]:
+                    r = rows[i]
+                    r["p_adjusted"] = float(p)
+                    excludes_zero = r.get("ci_low") is None or not (
+                        r["ci_low"] <= 0 <= r["ci_high"])
+                    r["is_significant"] = bool(p < ALPHA and excludes_zero)
     for r in rows:
         if r.get("p_adjusted") is None and r.get("p_value") is not None:
             r["p_adjusted"] = r["p_value"]
@@ -56,17 +67,7 @@ def adjust(rows: list[dict], method: str = "holm") -> list[dict]:
     return rows
 
 
-def all_effects(fits: list[Fit], rank_rows: list[dict]) -> list[dict]:
+def all_effects(models: list[Fit], rank_rows: list[dict]) -> list[dict]:
     """GLM and rank-correlation effects, Holm-corrected per method."""
-    rows = [r for f in fits for r in effect_rows(f)] + spearman_rows(rank_rows)
+    rows = [r for m in models for r in effect_rows(m)] + spearman_rows(rank_rows)
     return adjust(rows)
-
-
-def significant_factors(rows: list[dict], outcome: str = "failure") -> dict[str, set]:
-    """factor -> device types (None: all) with a significant positive GLM effect."""
-    out: dict[str, set] = {}
-    for r in rows:
-        if (r["method"] == "glm_poisson" and r["outcome"] == outcome and r.get("is_significant")
-                and r.get("estimate", 0) > 0):
-            out.setdefault(r["factor"], set()).add(r.get("device_type"))
-    return out

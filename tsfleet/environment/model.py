@@ -1,48 +1,87 @@
 """Poisson GLMs of failure and reboot counts on environmental exposure.
 
 The data are exposure cells (device type, age band, binned environment) with
-device-hours and event counts. The model is a Poisson GLM with a log link and
-``log(device_hours)`` as offset, adjusting for device type and age:
+device-hours and event counts. Every factor gets the same form, a *block* of a
+linear term and a threshold (hinge) term, with ``log(device_hours)`` as offset:
 
-    log rate = a_type + b_age*age + b_T*max(0, T - tau) + b_V*V + b_S*swing
-               + sum_type b_H[type]*(H - 50)
+    log rate = a_type + b_age*age + sum_blocks [ l*(x_f - c_f) + h*max(0, x_f - tau) ]
 
-Temperature acts above a threshold ``tau`` that is found by profile
-likelihood over a grid. Humidity gets one coefficient per device type, so an
-effect limited to one type shows up as such.
+``c_f`` is the factor's exposure-weighted median; ``l`` is the log rate ratio per
+unit over the whole range and ``h`` the extra log rate ratio per unit above the
+threshold ``tau``. Each threshold is found from the data by profile likelihood
+over a grid between the 5% and 99% exposure quantiles (coordinate-wise: a coarse
+sweep, then a fine one around the best) and reported with a profile-likelihood
+95% interval (the grid thresholds whose likelihood ratio against the best stays
+below the chi-square(1) 95% point).
+
+Interactions with the device type, where the data support them: first every
+factor has one block shared by all types. Then, for every factor and every type
+with enough events, a block of the type's own (its own slopes and threshold,
+replacing the shared block for that type) is tested against the shared curve:
+the likelihood ratio of the model refitted with the type's own slopes at the
+shared threshold (2 df, no search), Holm-corrected over all factors x types
+tried; the blocks that
+stay significant enter the final model, which is profiled and fitted again.
+Each block of the final model is tested by the likelihood ratio of the model
+with and without it (3 df).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
-HUMIDITY_CENTER = 50.0
-FACTOR_UNITS = {
-    "temperature_excess_c": "per degC above the threshold",
-    "vibration_g": "per g RMS",
-    "daily_swing_c": "per degC of daily temperature swing",
-    "humidity_pct": "per %RH",
-    "age_years": "per year of age",
-}
+FACTORS = ("temperature_c", "humidity_pct", "vibration_g", "daily_swing_c")
+UNITS = {"temperature_c": "degC", "humidity_pct": "%RH", "vibration_g": "g RMS",
+         "daily_swing_c": "degC of daily swing", "age_years": "year of age"}
+#: Degrees of freedom of a block's test: linear slope, hinge slope, searched threshold.
+BLOCK_TEST_DF = 3
+#: Degrees of freedom of the test of a type's own block against the shared curve: its own
+#: linear and hinge slopes at the shared threshold (no search, so a plain chi-square).
+OWN_TEST_DF = 2
+#: Threshold candidates: about this many grid points between the exposure quantiles.
+GRID_POINTS = 40
+GRID_QUANTILES = (0.05, 0.99)
+#: The fine sweep (and the threshold interval) covers this many grid steps either side.
+FINE_STEPS = 5
+CHI2_1_95 = float(stats.chi2.ppf(0.95, 1))
+Z95 = float(stats.norm.ppf(0.975))
+ALPHA = 0.05
+#: Step halvings before an iteration counts as converged (no ascent left to rounding).
+MAX_HALVINGS = 12
+
+
+@dataclass
+class Block:
+    """The linear and threshold terms of one factor, shared (device_type None) or one type's."""
+
+    factor: str
+    device_type: str | None
+    threshold: float = np.nan
+    threshold_ci: tuple[float, float] = (np.nan, np.nan)
+    p_value: float = np.nan
+    term_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
 class Fit:
-    """A fitted model of one outcome, or the reason there is none."""
+    """The fitted model of one outcome, or the reason there is none."""
 
     outcome: str
+    types: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     params: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bse: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    threshold_c: float | None = None
+    centers: dict[str, float] = field(default_factory=dict)
+    blocks: list[Block] = field(default_factory=list)
+    selection: list[dict] = field(default_factory=list)
     n_events: int = 0
     reason: str | None = None
-    types: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -51,173 +90,319 @@ class Fit:
     def coef(self, name: str) -> float:
         return float(self.params[self.names.index(name)]) if name in self.names else 0.0
 
+    def se(self, name: str) -> float:
+        return float(self.bse[self.names.index(name)]) if name in self.names else np.nan
 
-def _columns(cells: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The cells' columns as plain numpy arrays (fast to slice in the profile loop)."""
-    return {c: (cells[c].astype(str).to_numpy(object) if c == "device_type"
-                else cells[c].to_numpy(float))
-            for c in ("device_type", "age_years", "temperature_c", "vibration_g",
-                      "daily_swing_c", "humidity_pct")}
+    def block(self, factor: str, device_type: str | None) -> Block | None:
+        """The block that describes ``factor`` for ``device_type`` (its own, else shared)."""
+        own = [b for b in self.blocks if b.factor == factor and b.device_type == device_type]
+        if own:
+            return own[0]
+        shared = [b for b in self.blocks if b.factor == factor and b.device_type is None]
+        return shared[0] if shared else None
+
+    def predict_rate(self, device_type, age_years, env: Mapping[str, object]) -> np.ndarray:
+        """Events per device-hour (arrays broadcast; one type or an array of types)."""
+        dt = np.asarray(device_type, dtype=object)
+        shape = np.broadcast(dt, np.asarray(age_years, dtype=float),
+                             *(np.asarray(v, dtype=float) for v in env.values())).shape
+        dt = np.broadcast_to(dt, shape)
+        mean_icpt = float(np.mean([self.coef(f"type:{t}") for t in self.types]))
+        lp = np.full(shape, mean_icpt)
+        for t in self.types:
+            lp = np.where(dt == t, self.coef(f"type:{t}"), lp)
+        lp = lp + self.coef("age_years") * np.asarray(age_years, dtype=float)
+        own = {(b.factor, b.device_type) for b in self.blocks if b.device_type is not None}
+        for b in self.blocks:
+            if b.factor not in env:
+                continue
+            x = np.broadcast_to(np.asarray(env[b.factor], dtype=float), shape)
+            if b.device_type is None:
+                mask = ~np.isin(dt, [t for f, t in own if f == b.factor])
+            else:
+                mask = dt == b.device_type
+            name = _block_name(b.factor, b.device_type)
+            lp = lp + mask * (self.coef(f"{name}:linear") * (x - self.centers[b.factor])
+                              + self.coef(f"{name}:above") * np.maximum(x - b.threshold, 0.0))
+        return np.exp(lp)
 
 
-def design(cells: pd.DataFrame | dict, threshold_c: float, types: list[str]) -> tuple[
-        np.ndarray, list[str]]:
-    """The model matrix of ``cells`` for temperature threshold ``threshold_c``."""
-    c = cells if isinstance(cells, dict) else _columns(cells)
-    is_type = [c["device_type"] == t for t in types]
-    h = c["humidity_pct"] - HUMIDITY_CENTER
-    cols = ([m.astype(float) for m in is_type]  # one intercept per device type
-            + [c["age_years"], np.maximum(c["temperature_c"] - threshold_c, 0.0),
-               c["vibration_g"], c["daily_swing_c"]]
-            + [np.where(m, h, 0.0) for m in is_type])
-    names = ([f"type:{t}" for t in types]
-             + ["age_years", "temperature_excess_c", "vibration_g", "daily_swing_c"]
-             + [f"humidity_pct:{t}" for t in types])
-    return np.column_stack(cols), names
+def _block_name(factor: str, device_type: str | None) -> str:
+    return factor if device_type is None else f"{factor}[{device_type}]"
 
 
 def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | None,
-          n_intercepts: int, max_iter: int = 50, tol: float = 1e-9) -> tuple[np.ndarray, float]:
-    """Poisson GLM by iteratively reweighted least squares; returns (params, llf).
+          max_iter: int = 60, tol: float = 1e-9,
+          want_info: bool = True) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """Poisson GLM by Newton's method (IRLS): (params, llf, X'WX at the params or None).
 
-    A small, fast fit for the threshold profile (statsmodels fits the chosen one).
+    From a close start, one or two iterations give the likelihood to a small
+    fraction of a unit (the threshold profile uses that). The Newton matrix is
+    computed in single precision (the costly product; the gradient and the
+    likelihood stay in double, so the optimum is the same); the returned X'WX,
+    used for standard errors, is double. A step that gives no ascent is halved
+    along the same line (the linear predictor is not recomputed); when halving
+    finds none, the iteration is redone with the exact double matrix, and when that
+    finds none either the fit is at its optimum to rounding (a descent is never taken).
     """
-    if start is None:
-        start = np.zeros(x.shape[1])
-        rate = np.log(max(y.sum(), 0.5) / np.exp(offset).sum())
-        start[:n_intercepts] = rate
+    if start is None or len(start) != x.shape[1]:
+        start = np.linalg.lstsq(x, np.log((y + 0.5) / np.exp(offset)), rcond=None)[0]
     beta = start.copy()
-    llf_old = -np.inf
+    ridge = 1e-10 * np.eye(x.shape[1])
+    lin = x @ beta + offset   # the linear predictor; clipped only for the rate
+    eta = np.clip(lin, -50, 50)
+    mu = np.exp(eta)
+    llf = float(y @ eta - mu.sum())
+    x32 = x.astype(np.float32)
+    exact = False   # single-precision Newton matrix until it fails to give an ascent
     for _ in range(max_iter):
-        eta = np.clip(x @ beta + offset, -50, 50)
-        mu = np.exp(eta)
-        z = eta - offset + (y - mu) / mu
-        xtw = x.T * mu
-        beta = np.linalg.solve(xtw @ x + 1e-10 * np.eye(x.shape[1]), xtw @ z)
-        mu = np.exp(np.clip(x @ beta + offset, -50, 50))
-        llf = float(np.sum(y * np.log(mu) - mu))
+        info = ((x.T * mu) @ x if exact else
+                ((x32.T * mu.astype(np.float32)) @ x32).astype(float)) + ridge
+        step = np.linalg.solve(info, x.T @ (y - mu))
+        x_step = x @ step   # the linear predictor moves along this line: halving reuses it
+        llf_old, t = llf, 1.0
+        for _halving in range(MAX_HALVINGS):  # step halving keeps every iteration an ascent
+            eta_new = np.clip(lin + t * x_step, -50, 50)
+            mu_new = np.exp(eta_new)
+            llf = float(y @ eta_new - mu_new.sum())
+            if llf >= llf_old - 1e-9 * (1 + abs(llf_old)):
+                break
+            t /= 2
+        else:
+            llf = llf_old
+            if exact:   # no ascent along the exact Newton direction: at the optimum
+                break
+            exact = True   # the rounded matrix may point the wrong way near the optimum
+            continue
+        beta, lin, mu = beta + t * step, lin + t * x_step, mu_new
         if abs(llf - llf_old) < tol * (1 + abs(llf)):
             break
-        llf_old = llf
-    return beta, llf
+    return beta, llf, ((x.T * mu) @ x + ridge) if want_info else None
+
+
+def _quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    order = np.argsort(x)
+    cum = np.cumsum(w[order]) / w.sum()
+    return float(x[order][min(np.searchsorted(cum, q), len(cum) - 1)])
+
+
+def threshold_grid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Candidate thresholds: a round step (1, 2 or 5 x 10^k) giving about
+    ``GRID_POINTS`` points between the exposure-weighted 5% and 99% quantiles."""
+    lo, hi = (_quantile(x, w, q) for q in GRID_QUANTILES)
+    if not hi > lo:
+        return np.array([hi])
+    raw = (hi - lo) / GRID_POINTS
+    mag = 10.0 ** np.floor(np.log10(raw))
+    step = mag * next(m for m in (1, 2, 5, 10) if m * mag >= raw)
+    return np.round(np.arange(np.ceil(lo / step) * step, hi + step / 2, step), 10)
+
+
+class _Design:
+    """The model matrix of a set of blocks, with one hinge column per block to move."""
+
+    def __init__(self, data: dict, types: list[str], centers: dict, grids: dict,
+                 blocks: list[tuple[str, str | None]], taus: dict):
+        self.data, self.types, self.centers, self.grids = data, types, centers, grids
+        self.blocks = blocks
+        dt = data["device_type"]
+        own = {f: [t for f2, t in blocks if f2 == f and t is not None] for f, _ in blocks}
+        cols = [(dt == t).astype(float) for t in types] + [data["age_years"]]
+        self.names = [f"type:{t}" for t in types] + ["age_years"]
+        self.masks, self.hinge_col = {}, {}
+        for f, t in blocks:
+            mask = (~np.isin(dt, own[f]) if t is None else dt == t).astype(float)
+            self.masks[(f, t)] = mask
+            name = _block_name(f, t)
+            cols.append(mask * (data[f] - centers[f]))
+            self.hinge_col[(f, t)] = len(cols)
+            cols.append(np.zeros(len(dt)))
+            self.names += [f"{name}:linear", f"{name}:above"]
+        self.x = np.column_stack(cols)
+        if np.ptp(self.x[:, len(types)]) == 0:
+            self.x[:, len(types)] = 0.0   # one age band: no age slope to find
+        self.taus = {}
+        for b in blocks:
+            self.set_tau(b, taus[b])
+
+    def set_tau(self, b: tuple, tau: float) -> None:
+        self.taus[b] = float(tau)
+        self.x[:, self.hinge_col[b]] = self.masks[b] * np.maximum(self.data[b[0]] - tau, 0.0)
+
+    def keep(self, x: np.ndarray) -> np.ndarray:
+        k = np.ptp(x, axis=0) > 0
+        k[: len(self.types)] = True
+        return k
+
+
+def _profile(d: _Design, y, offset, blocks: list[tuple], start,
+             coarse: list[tuple] | None = None) -> tuple[np.ndarray, dict]:
+    """Profile the thresholds of ``blocks`` coordinate-wise (coarse, then fine around the
+    best); returns the last params and {block: (grid points, log-likelihoods)}.
+
+    Every grid point leaves exposure on both sides, so the columns never go constant.
+    """
+    profiles: dict[tuple, dict[float, float]] = {b: {} for b in blocks}
+    keep = d.keep(d.x)
+    d.x = np.ascontiguousarray(d.x[:, keep])
+    d.names = [n for n, k in zip(d.names, keep, strict=True) if k]
+    d.hinge_col = {b: int(np.sum(keep[:c])) for b, c in d.hinge_col.items() if keep[c]}
+    beta, _, _ = _irls(y, d.x, offset, start)
+    coarse = blocks if coarse is None else coarse
+    for sweep in (0, 1):
+        for b in blocks:
+            if b not in d.hinge_col or (sweep == 0 and b not in coarse):
+                continue
+            grid = d.grids[b[0]]
+            step = grid[1] - grid[0] if len(grid) > 1 else 1.0
+            pts = (grid[::4] if sweep == 0 else
+                   grid[np.abs(grid - d.taus[b]) <= FINE_STEPS * step])
+            if sweep == 1:
+                profiles[b] = {}  # the fine profile, given the other thresholds' final values
+            warm = beta
+            cols = [d.hinge_col[b] - 1, d.hinge_col[b]]
+            for tau in pts:
+                d.set_tau(b, tau)
+                # coarse: two Newton steps from the neighbour; fine: converged
+                warm, llf, info = _irls(y, d.x, offset, warm, max_iter=2 if sweep == 0 else 60,
+                                        want_info=sweep == 1)
+                se = (np.sqrt(np.clip(np.diag(np.linalg.pinv(info))[cols], 0, None))
+                      if info is not None else np.full(2, np.nan))
+                profiles[b][float(tau)] = (llf, warm[cols] - Z95 * se, warm[cols] + Z95 * se)
+            d.set_tau(b, max(profiles[b], key=lambda t, b=b: profiles[b][t][0]))
+    beta, _, _ = _irls(y, d.x, offset, beta)
+    return beta, {b: p for b, p in profiles.items() if p}
+
+
+def _try_own_block(d: _Design, y, offset, beta, llf: float, f: str, t: str) -> float:
+    """The likelihood-ratio p of type ``t``'s own block for ``f`` against the shared
+    curve: the model refitted with the shared block split into t's own linear and
+    hinge columns at the shared threshold (2 df, no search)."""
+    m = (d.data["device_type"] == t).astype(float)
+    cols = [d.names.index(f"{f}:linear"), d.names.index(f"{f}:above")]
+    own = d.x[:, cols] * m[:, None]
+    x = np.column_stack([d.x, own])
+    x[:, cols] -= own
+    _, llf1, _ = _irls(y, x, offset, np.concatenate([beta, beta[cols]]), max_iter=8,
+                       want_info=False)
+    return float(stats.chi2.sf(max(2 * (llf1 - llf), 0.0), OWN_TEST_DF))
+
+
+def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
+    beta, llf, info = _irls(y, d.x, offset, beta)
+    cov = np.linalg.pinv(info)
+    bse = np.sqrt(np.clip(np.diag(cov), 0, None))
+    blocks = []
+    for b in d.blocks:
+        name = _block_name(*b)
+        cols = [i for i, n in enumerate(d.names) if n in (f"{name}:linear", f"{name}:above")]
+        if b not in profiles or not cols:
+            continue
+        prof = profiles[b]
+        pts = np.array(sorted(prof))
+        lls = np.array([prof[t][0] for t in pts])
+        # against the best point of this profile: it was swept given the other thresholds
+        # of its time, and a later sweep of another block may have raised the likelihood
+        inside = pts[2 * (lls.max() - lls) <= CHI2_1_95]
+        ci = (float(inside.min()), float(inside.max())) if len(inside) else (d.taus[b],) * 2
+        # slope intervals: the union over the thresholds the data allow (the conditional
+        # Wald interval at one threshold ignores the threshold's own uncertainty)
+        lo = np.min([prof[t][1] for t in inside] + [beta[cols] - Z95 * bse[cols]], axis=0)
+        hi = np.max([prof[t][2] for t in inside] + [beta[cols] + Z95 * bse[cols]], axis=0)
+        term_ci = {n.rpartition(":")[2]: (float(a), float(z)) for n, a, z in
+                   zip([d.names[i] for i in cols], lo, hi, strict=True)}
+        drop = np.ones(len(d.names), bool)
+        drop[cols] = False
+        _, llf0, _ = _irls(y, d.x[:, drop], offset, beta[drop], want_info=False)
+        p = float(stats.chi2.sf(max(2 * (llf - llf0), 0.0), BLOCK_TEST_DF))
+        blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci))
+    return Fit(outcome, types, list(d.names), beta, bse, dict(d.centers), blocks,
+               n_events=int(y.sum()))
 
 
 def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
-                grid_step_c: float = 1.0) -> Fit:
-    """Fit the GLM of ``outcome`` (column ``n_<outcome>s``) with a profiled threshold.
+                min_type_events: int = 20, factors: tuple[str, ...] = FACTORS) -> Fit:
+    """Fit the model of ``outcome`` (column ``n_<outcome>s``) with thresholds and
+    the device-type interactions the data support.
 
-    The threshold is profiled with a fast IRLS over a 1 degC grid; statsmodels
-    then fits the model at the best threshold for the estimates and their
-    standard errors.
+    A type's own block is tried only where the type has at least
+    ``min_type_events`` events.
     """
     y = cells[f"n_{outcome}s"].to_numpy(float)
     if y.sum() < min_events:
         return Fit(outcome, reason=f"only {int(y.sum())} {outcome}s with environment data; "
                                    f"need {min_events}")
-    types = sorted(str(t) for t in cells["device_type"].unique())
-    cols = _columns(cells)
+    data = {f: cells[f].to_numpy(float) for f in (*factors, "age_years")}
+    data["device_type"] = cells["device_type"].astype(str).to_numpy(object)
     hours = cells["device_hours"].to_numpy(float)
     offset = np.log(hours)
-    temp = cells["temperature_c"].to_numpy(float)
-    # Thresholds that leave at least 1% of the device-hours above them.
-    order = np.argsort(temp)
-    cum = np.cumsum(hours[order]) / hours.sum()
-    hi = temp[order][min(np.searchsorted(cum, 0.99), len(cum) - 1)]
-    lo = temp[order][min(np.searchsorted(cum, 0.05), len(cum) - 1)]
-    grid = np.arange(np.floor(lo), np.floor(hi) + grid_step_c / 2, grid_step_c)
-    if not len(grid):
-        grid = np.array([float(np.floor(hi))])
-    tried: dict[float, tuple] = {}
-    start = None
-    # The design changes with the threshold in one column only: build it once.
-    x_all, _ = design(cols, float(grid[0]), types)
-    t_col = len(types) + 1
-    varies = x_all.std(axis=0) > 0
-    varies[: len(types)] = True
-
-    def profile(thr: float) -> None:
-        nonlocal start
-        if thr in tried:
-            return
-        excess = np.maximum(temp - thr, 0.0)
-        x_all[:, t_col] = excess
-        keep = varies.copy()
-        keep[t_col] = excess.std() > 0
-        try:
-            params, llf = _irls(y, x_all[:, keep], offset,
-                                start if start is not None and len(start) == keep.sum() else None,
-                                len(types))
-        except np.linalg.LinAlgError:  # pragma: no cover - degenerate grid point
-            return
-        start = params
-        tried[thr] = (llf, thr, keep, params)
-
-    # Coarse pass every third grid point, then the neighbours of the best.
-    for thr in grid[::3]:
-        profile(float(thr))
+    types = sorted(set(data["device_type"]))
+    present = [f for f in factors if np.ptp(data[f]) > 0]
+    centers = {f: _quantile(data[f], hours, 0.5) for f in present}
+    grids = {f: threshold_grid(data[f], hours) for f in present}
+    shared = [(f, None) for f in present]
+    taus = {b: float(grids[b[0]][len(grids[b[0]]) // 2]) for b in shared}
+    d = _Design(data, types, centers, grids, shared, taus)
+    beta, profiles = _profile(d, y, offset, shared, None)
+    beta, llf_base, _ = _irls(y, d.x, offset, beta)
+    tried = []
+    for t in types:
+        if y[data["device_type"] == t].sum() < min_type_events:
+            continue
+        for f in present:
+            if f"{f}:linear" not in d.names or f"{f}:above" not in d.names:
+                continue
+            p = _try_own_block(d, y, offset, beta, llf_base, f, t)
+            tried.append(dict(factor=f, device_type=t, p_value=p, threshold=d.taus[(f, None)]))
     if tried:
-        centre = max(tried.values(), key=lambda t: t[0])[1]
-        for thr in grid[np.abs(grid - centre) <= 2 * grid_step_c]:
-            profile(float(thr))
-    best = max(tried.values(), key=lambda t: t[0]) if tried else None
-    if best is None:  # pragma: no cover - every grid point degenerate
-        return Fit(outcome, reason="the model could not be fitted at any threshold")
-    _, thr, keep, params = best
-    x, names = design(cols, thr, types)
-    res = sm.GLM(y, x[:, keep], family=sm.families.Poisson(), offset=offset).fit(
-        start_params=params, maxiter=100)
-    names = [n for n, k in zip(names, keep, strict=True) if k]
-    return Fit(outcome, names, np.asarray(res.params), np.asarray(res.bse), thr,
-               int(y.sum()), types=types)
+        p_adj = multipletests([r["p_value"] for r in tried], method="holm")[1]
+        for r, p in zip(tried, p_adj, strict=True):
+            r.update(p_adjusted=float(p), is_selected=bool(p < ALPHA))
+    own = [(r["factor"], r["device_type"]) for r in tried if r["is_selected"]]
+    if own:
+        taus = dict(d.taus)
+        taus.update({(r["factor"], r["device_type"]): r["threshold"] for r in tried
+                     if r["is_selected"]})
+        d = _Design(data, types, centers, grids, shared + own, taus)
+        beta, more = _profile(d, y, offset, shared + own, None, coarse=own)
+        profiles = more
+    fit = _finish(d, y, offset, beta, profiles, outcome, types)
+    fit.selection = tried
+    return fit
+
+
+def _unit(factor: str) -> str:
+    return UNITS.get(factor, "unit")
 
 
 def effect_rows(fit: Fit) -> list[dict]:
-    """One row per environmental factor (and per type for humidity), plus age."""
-    rows = []
+    """Per block: the linear and the above-threshold row; plus age."""
     z = stats.norm.ppf(0.975)
+    base = dict(method="glm_poisson", outcome=fit.outcome)
     if not fit.ok:
-        return [dict(method="glm_poisson", outcome=fit.outcome, factor="all", device_type=None,
-                     note=fit.reason)]
-    for i, name in enumerate(fit.names):
-        if name.startswith("type:"):
-            continue
-        factor, _, dtype = name.partition(":")
-        b, se = float(fit.params[i]), float(fit.bse[i])
-        p = float(2 * stats.norm.sf(abs(b / se))) if se > 0 else np.nan
-        unit = FACTOR_UNITS[factor]
-        if factor == "temperature_excess_c":
-            unit = f"per degC above {fit.threshold_c:g} degC"
-        rows.append(dict(method="glm_poisson", outcome=fit.outcome, factor=factor,
-                         device_type=dtype or None, estimate=b, ci_low=b - z * se,
-                         ci_high=b + z * se, rate_ratio=float(np.exp(b)), p_value=p,
-                         n=fit.n_events, unit=unit,
-                         note="adjustment, not tested" if factor == "age_years" else
-                         "log rate ratio; adjusted for device type and age"))
+        return [dict(base, factor="all", device_type=None, note=fit.reason)]
+    own = {(b.factor, b.device_type) for b in fit.blocks if b.device_type}
+    b_age, se_age = fit.coef("age_years"), fit.se("age_years")
+    rows = [dict(base, factor="age_years", device_type=None, term="linear", estimate=b_age,
+                 ci_low=b_age - z * se_age, ci_high=b_age + z * se_age,
+                 rate_ratio=float(np.exp(b_age)),
+                 p_value=float(2 * stats.norm.sf(abs(b_age / se_age))) if se_age > 0 else None,
+                 n=fit.n_events, unit="per year of age", note="adjustment, not tested")]
+    for blk in fit.blocks:
+        name = _block_name(blk.factor, blk.device_type)
+        others = sorted(t for f, t in own if f == blk.factor)
+        scope = (f"type {blk.device_type}'s own terms" if blk.device_type else
+                 "shared by all types" + (f" except {', '.join(others)}" if others else ""))
+        for kind in ("linear", "above"):
+            b, se = fit.coef(f"{name}:{kind}"), fit.se(f"{name}:{kind}")
+            lo, hi = blk.term_ci.get(kind, (b - z * se, b + z * se))
+            unit = (f"per {_unit(blk.factor)}" if kind == "linear" else
+                    f"per {_unit(blk.factor)} above {blk.threshold:g}")
+            rows.append(dict(
+                base, factor=blk.factor, device_type=blk.device_type, term=kind, estimate=b,
+                ci_low=lo, ci_high=hi, rate_ratio=float(np.exp(b)),
+                threshold=blk.threshold, threshold_ci_low=blk.threshold_ci[0],
+                threshold_ci_high=blk.threshold_ci[1], p_value=blk.p_value, n=fit.n_events,
+                unit=unit, note=f"log rate ratio ({scope}); p of the factor's joint test "
+                                "(linear + threshold terms, threshold searched: 3 df)"))
     return rows
-
-
-def predict_rate(fit: Fit, device_type, age_years, temperature_c, humidity_pct, vibration_g,
-                 daily_swing_c) -> np.ndarray:
-    """Failures per device-hour from the fitted model (arrays broadcast).
-
-    ``device_type`` is one type (str) or an array of types.
-    """
-    h = np.asarray(humidity_pct, dtype=float) - HUMIDITY_CENTER
-    if isinstance(device_type, str):
-        if device_type in fit.types:
-            lp = fit.coef(f"type:{device_type}") + fit.coef(f"humidity_pct:{device_type}") * h
-        else:
-            lp = np.mean([fit.coef(f"type:{t}") for t in fit.types]) + 0.0 * h
-    else:
-        device_type = np.asarray(device_type, dtype=object)
-        lp = np.full(np.broadcast(device_type, h).shape,
-                     np.mean([fit.coef(f"type:{t}") for t in fit.types]) if fit.types else 0.0)
-        for t in fit.types:
-            is_t = device_type == t
-            lp = np.where(is_t, fit.coef(f"type:{t}") + fit.coef(f"humidity_pct:{t}") * h, lp)
-    lp = (lp + fit.coef("age_years") * np.asarray(age_years, dtype=float)
-          + fit.coef("temperature_excess_c")
-          * np.maximum(np.asarray(temperature_c, dtype=float) - (fit.threshold_c or 0.0), 0)
-          + fit.coef("vibration_g") * np.asarray(vibration_g, dtype=float)
-          + fit.coef("daily_swing_c") * np.asarray(daily_swing_c, dtype=float))
-    return np.exp(lp)

@@ -15,14 +15,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tsfleet.environment.model import Fit, predict_rate
+from tsfleet.environment.model import FACTORS, Fit
 
 COMPONENTS = ("share_hours_outside_envelope", "thermal_cycles_per_30d",
               "arrhenius_acceleration", "vibration_dose_g2h_per_day")
 HORIZON_HOURS = 720
-#: temperature_c, humidity_pct, vibration_g, daily_swing_c where the model's
-#: environmental terms are all zero.
-NEUTRAL = (-100.0, 50.0, 0.0, 0.0)
+#: A fixed reference environment: the rate there only scales, and cancels out of,
+#: the 30-day prediction (type and age from it, the environment from env_factor).
+NEUTRAL = {"temperature_c": 20.0, "humidity_pct": 50.0, "vibration_g": 0.0,
+           "daily_swing_c": 0.0}
 
 
 def outside_envelope(zone_hours: pd.DataFrame, env: pd.DataFrame) -> pd.DataFrame:
@@ -45,20 +46,17 @@ def outside_envelope(zone_hours: pd.DataFrame, env: pd.DataFrame) -> pd.DataFram
     return pd.concat(rows, ignore_index=True)
 
 
-def zone_type_hazard(zone_hours: pd.DataFrame, fit: Fit, types: list[str]) -> pd.DataFrame:
+def zone_type_hazard(zone_hours: pd.DataFrame, model: Fit, types: list[str]) -> pd.DataFrame:
     """Mean environmental rate multiplier of the last 30 days, per zone and type."""
-    recent = zone_hours.dropna(subset=["temperature_c", "humidity_pct", "vibration_g",
-                                       "daily_swing_c"])
+    recent = zone_hours.dropna(subset=list(FACTORS))
     if recent.empty:
         return pd.DataFrame(columns=["zone", "device_type", "env_factor"])
     cutoff = recent["hour_at"].max() - pd.Timedelta(hours=HORIZON_HOURS - 1)
     recent = recent[recent["hour_at"] >= cutoff]
     out = []
     for t in types:
-        rate = predict_rate(fit, t, 0.0,
-                            recent["temperature_c"], recent["humidity_pct"],
-                            recent["vibration_g"], recent["daily_swing_c"])
-        rate = rate / predict_rate(fit, t, 0.0, *NEUTRAL)
+        rate = model.predict_rate(t, 0.0, {f: recent[f].to_numpy(float) for f in FACTORS})
+        rate = rate / model.predict_rate(t, 0.0, NEUTRAL)
         m = pd.Series(rate, index=recent.index).groupby(recent["zone"]).mean()
         out.append(pd.DataFrame({"zone": m.index, "device_type": t, "env_factor": m.to_numpy()}))
     return pd.concat(out, ignore_index=True)
@@ -87,8 +85,7 @@ def device_stress(exposure: pd.DataFrame, zone_hours: pd.DataFrame, env: pd.Data
             hz["env_factor"].mean() if len(hz) else 1.0)
         age_now = x["age_years"] + (window_hours + HORIZON_HOURS / 2) / (24 * 365.25)
         # predict_rate at neutral environment gives type and age; env_factor carries the rest.
-        base = predict_rate(fit, x["device_type"].to_numpy(object), age_now.to_numpy(),
-                            *NEUTRAL)
+        base = fit.predict_rate(x["device_type"].to_numpy(object), age_now.to_numpy(), NEUTRAL)
         mu = base * x["env_factor"].to_numpy() * HORIZON_HOURS
         x["failures_per_30d_expected"] = mu
         x["p_fail_30d"] = 1 - np.exp(-mu)

@@ -48,7 +48,7 @@ devs as (
         date_diff('second', coalesce(installed_at, $start::timestamp), $start::timestamp)
             / (86400 * 365.25) as age_years
     from devices
-    where device_type <> 'env_monitor'
+    where device_id not in (select device_id from environment_monitors)
 ),
 
 final as (

@@ -33,7 +33,7 @@ devs as (
         + date_diff('second', $start::timestamp, $end::timestamp) / (2 * 86400 * 365.25)
             as age_years
     from devices
-    where device_type <> 'env_monitor'
+    where device_id not in (select device_id from environment_monitors)
 ),
 
 device_groups as (

@@ -13,7 +13,7 @@ final as (
     from device_events as e
     join devices as d using (device_id)
     join complete_hours as z on z.zone = d.zone and z.hour_at = date_trunc('hour', e.event_at)
-    where e.event = 'failure' and d.device_type <> 'env_monitor'
+    where e.event = 'failure' and d.device_id not in (select device_id from environment_monitors)
       and e.event_at >= $start and e.event_at < $end
     group by e.device_id
 )

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if cmd == "report" and args.format == "text":
             print("\n".join(env.report()) or "no problem zones found")
             return 0
-        if cmd == "limits" and args.format in (None, "text"):
+        if cmd == "limits" and args.format in (None, "text", "table"):
             print("\n".join(r["sentence"] for r in env.limits(args.device_type))
                   or "no significant environmental effect")
             return 0

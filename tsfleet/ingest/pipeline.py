@@ -153,7 +153,17 @@ def check_columns(model: type[IngestModel], kind: str, source: str, columns: lis
         if not missing or (len(missing) == 2 and others):
             return
     elif not missing:
-        return
+        key = set(model.spec.key)
+        fields = set(model.model_fields)
+        unknown = present - fields
+        if not (unknown and not (present & fields) - key):
+            return
+        # Only the key matches: a file of another kind (readings given as devices).
+        found = ", ".join(c for c in columns if not c.startswith("_"))
+        raise IngestError(
+            f"cannot ingest {source} as {kind}: it has the columns {found}, of which only "
+            f"{', '.join(sorted(present & key))} is a {kind} field; unknown: "
+            f"{', '.join(sorted(unknown))}")
     wide = (" (or device_id, observed_at and one column per metric)"
             if model.spec.table == "readings" else "")
     found = ", ".join(c for c in columns if not c.startswith("_")) or "none"

@@ -40,7 +40,13 @@ import threading
 
 from tsfleet.live.decoded import Decoded, Unmapped
 from tsfleet.live.errors import PayloadError
-from tsfleet.live.lorawan import FrameCounters, UplinkRows, number, parse_time
+from tsfleet.live.lorawan import (
+    FrameCounters,
+    NetworkServerDecoder,
+    UplinkRows,
+    number,
+    parse_time,
+)
 from tsfleet.live.profiles import Profiles
 
 #: Device event -> chirpstack_api.integration message class name.
@@ -51,9 +57,10 @@ DEFAULT_TOPICS = ["application/+/device/+/event/+", "gateway/+/event/stats",
                   "+/gateway/+/event/stats"]
 
 
-class ChirpStack:
+class ChirpStack(NetworkServerDecoder):
     """Decodes ChirpStack MQTT messages into rows (thread-safe)."""
 
+    what = "ChirpStack event"
     name = "chirpstack"
     topics = DEFAULT_TOPICS
 
@@ -78,25 +85,7 @@ class ChirpStack:
                 return "gateway", rest[1], rest[3]
         return None
 
-    def matches(self, topic: str) -> bool:
-        return self.route(topic) is not None
-
-    def decode_into(self, env) -> None:
-        """Decode in place: ``env.decoded``, or ``env.reject`` with a reason."""
-        try:
-            env.decoded = self.decode(env.source, env.payload, env.received_at)
-        except PayloadError as exc:
-            env.reject = exc
-        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the transport
-            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
-
-    def decode(self, topic: str, payload: bytes, now: float) -> Decoded:
-        route = self.route(topic)
-        if route is None:
-            raise PayloadError("unknown_topic", f"not a ChirpStack event topic: {topic!r}")
-        if len(payload) > self.max_payload:
-            raise PayloadError("oversized_payload", f"payload of {len(payload)} bytes exceeds "
-                               f"the limit of {self.max_payload} bytes")
+    def _decode(self, route, topic: str, payload: bytes, now: float) -> Decoded:
         kind, ident, event = route
         msg = self._message(payload, "GatewayStats" if kind == "gateway" else
                             _EVENT_CLASSES.get(event))

@@ -240,3 +240,37 @@ def store_side_rows(fleet: Fleet, kind: str, rows: list[dict]) -> int:
     finally:
         con.unregister("_side")
     return len(rows)
+
+
+class NetworkServerDecoder:
+    """What the LoRaWAN network-server decoders (ChirpStack, The Things Stack) share:
+    topic matching, the size check, and decoding in place without ever raising into
+    the MQTT thread. A subclass sets ``what`` and ``max_payload`` and implements
+    ``route(topic)`` (None: not its topic) and ``_decode(route, topic, payload, now)``."""
+
+    what = "network server"
+    max_payload: int
+
+    def route(self, topic: str):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def matches(self, topic: str) -> bool:
+        return self.route(topic) is not None
+
+    def decode_into(self, env) -> None:
+        """Decode in place: ``env.decoded``, or ``env.reject`` with a reason."""
+        try:
+            env.decoded = self.decode(env.source, env.payload, env.received_at)
+        except PayloadError as exc:
+            env.reject = exc
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the transport
+            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+
+    def decode(self, topic: str, payload: bytes, now: float) -> Decoded:
+        route = self.route(topic)
+        if route is None:
+            raise PayloadError("unknown_topic", f"not a {self.what} topic: {topic!r}")
+        if len(payload) > self.max_payload:
+            raise PayloadError("oversized_payload", f"payload of {len(payload)} bytes exceeds "
+                               f"the limit of {self.max_payload} bytes")
+        return self._decode(route, topic, payload, now)

@@ -24,13 +24,20 @@ import json
 
 from tsfleet.live.decoded import Decoded, Unmapped
 from tsfleet.live.errors import PayloadError
-from tsfleet.live.lorawan import FrameCounters, UplinkRows, number, parse_time
+from tsfleet.live.lorawan import (
+    FrameCounters,
+    NetworkServerDecoder,
+    UplinkRows,
+    number,
+    parse_time,
+)
 from tsfleet.live.profiles import Profiles
 
 
-class TheThingsStack:
+class TheThingsStack(NetworkServerDecoder):
     """Decodes The Things Stack v3 MQTT messages into rows (thread-safe)."""
 
+    what = "The Things Stack"
     name = "tts"
     topics = ["v3/+/devices/+/up", "v3/+/devices/+/join"]
 
@@ -48,25 +55,7 @@ class TheThingsStack:
         app, _, tenant = parts[1].partition("@")
         return app, tenant or None, parts[3], parts[4]
 
-    def matches(self, topic: str) -> bool:
-        return self.route(topic) is not None
-
-    def decode_into(self, env) -> None:
-        """Decode in place: ``env.decoded``, or ``env.reject`` with a reason."""
-        try:
-            env.decoded = self.decode(env.source, env.payload, env.received_at)
-        except PayloadError as exc:
-            env.reject = exc
-        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the transport
-            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
-
-    def decode(self, topic: str, payload: bytes, now: float) -> Decoded:
-        route = self.route(topic)
-        if route is None:
-            raise PayloadError("unknown_topic", f"not a The Things Stack topic: {topic!r}")
-        if len(payload) > self.max_payload:
-            raise PayloadError("oversized_payload", f"payload of {len(payload)} bytes exceeds "
-                               f"the limit of {self.max_payload} bytes")
+    def _decode(self, route, topic: str, payload: bytes, now: float) -> Decoded:
         if not payload.strip():
             raise PayloadError("empty_payload", "the payload is empty")
         try:

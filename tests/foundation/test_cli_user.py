@@ -33,13 +33,42 @@ def run(capsys, *argv):
     return code, out, err
 
 
+DEMO_OUT: list[str] = []   # what ``tsfleet demo`` printed (stdout), kept by the fixture
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """A demo store made by ``tsfleet demo`` (60 devices, 20 days, seed 7)."""
+    import contextlib
+
     path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    assert main(["demo", "--devices", "60", "--days", "20", "--seed", "7", "--db",
-                 str(path)]) == 0
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["demo", "--devices", "60", "--days", "20", "--seed", "7", "--db",
+                     str(path)]) == 0
+    DEMO_OUT[:] = buf.getvalue().splitlines()
     return path
+
+
+def test_the_demo_fits_120_columns_and_shows_only_the_one_plan(demo, capsys):
+    """Every demo line fits 120 columns; no domain prints a schedule of its own, and the
+    plan line's visits, items and per-domain counts are those of ``workorders``."""
+    assert DEMO_OUT and all(len(line) <= WIDTH for line in DEMO_OUT)
+    text = "\n".join(DEMO_OUT)
+    assert "replacement plan:" not in text and "to recalibrate in" not in text
+    plan = [line for line in DEMO_OUT if line.startswith("  plan as of ")]
+    assert len(plan) == 1
+    code, out, _ = run(capsys, "--db", demo, "workorders", "--format", "json", "--no-plan")
+    rows = json.loads(out)
+    assert code == 0 and rows
+    whole = " ".join(line.strip() for line in DEMO_OUT[DEMO_OUT.index(plan[0]):])
+    assert f"{len({r['workorder_id'] for r in rows})} site visit" in whole
+    with Fleet(demo, read_only=True) as f:
+        parts = f.query("select domain, count(*) as n from work_order_items group by 1")
+        n_items = f.query("select count(*) as n from work_order_items")[0]["n"]
+    assert f"{n_items} item" in whole
+    for p in parts:
+        assert f"{p['domain']} {p['n']:,}" in whole
 
 
 def _end_of_data(path) -> datetime:

@@ -63,7 +63,30 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (and exit status 2), like the others."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        text = _suggest(message)
+        hint = "" if "; choose from " in text else f" (see {self.prog} --help)"
+        self.exit(2, f"{self.prog}: error: {text}{hint}\n")
+
+
+def _suggest(message: str) -> str:
+    """argparse's "invalid choice: 'powr' (choose from ...)" as "invalid choice 'powr'; did
+    you mean 'power'?" when one choice is close (the full list otherwise)."""
+    import difflib
+    import re
+
+    m = re.fullmatch(r"(argument [^:]+): invalid choice: '([^']*)' \(choose from (.*)\)",
+                     message)
+    if not m:
+        return message
+    choices = re.findall(r"'([^']*)'", m.group(3))
+    close = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.6)
+    if close:
+        return (f"{m.group(1).removeprefix('argument ')}: invalid choice '{m.group(2)}'; "
+                f"did you mean '{close[0]}'?")
+    # a long list of choices is left to --help, so that the error stays one short line
+    short = f"{m.group(1).removeprefix('argument ')}: invalid choice '{m.group(2)}'"
+    listed = f"{short}; choose from {', '.join(choices)}"
+    return listed if len(listed) <= 70 else short
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:

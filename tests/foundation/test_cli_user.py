@@ -313,9 +313,10 @@ def test_every_command_takes_db_and_every_option_has_help():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["powr", "plan"], "invalid choice: 'powr'"),
-    (["power", "plna"], "invalid choice: 'plna'"),
-    (["power", "plan", "--format", "xml"], "invalid choice: 'xml'"),
+    (["powr", "plan"], "invalid choice 'powr'; did you mean 'power'?"),
+    (["power", "plna"], "invalid choice 'plna'; did you mean 'plan'?"),
+    (["power", "plan", "--format", "xml"], "invalid choice 'xml'; choose from table, csv, json"),
+    (["zzz"], "COMMAND: invalid choice 'zzz' (see tsfleet --help)"),
     (["workorders", "--as-of", "yesterday"], "--as-of must be an ISO time"),
 ])
 def test_typos_on_the_command_line_are_one_line_exit_2(demo, capsys, argv, message):
@@ -325,6 +326,7 @@ def test_typos_on_the_command_line_are_one_line_exit_2(demo, capsys, argv, messa
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert len(err.strip()) <= WIDTH
 
 
 def test_db_after_the_action_works_like_before_the_command(demo, capsys):

@@ -63,7 +63,30 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (and exit status 2), like the others."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        text = _suggest(message)
+        hint = "" if "; choose from " in text else f" (see {self.prog} --help)"
+        self.exit(2, f"{self.prog}: error: {text}{hint}\n")
+
+
+def _suggest(message: str) -> str:
+    """argparse's "invalid choice: 'powr' (choose from ...)" as "invalid choice 'powr'; did
+    you mean 'power'?" when one choice is close (the full list otherwise)."""
+    import difflib
+    import re
+
+    m = re.fullmatch(r"(argument [^:]+): invalid choice: '([^']*)' \(choose from (.*)\)",
+                     message)
+    if not m:
+        return message
+    choices = re.findall(r"'([^']*)'", m.group(3))
+    close = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.6)
+    if close:
+        return (f"{m.group(1).removeprefix('argument ')}: invalid choice '{m.group(2)}'; "
+                f"did you mean '{close[0]}'?")
+    # a long list of choices is left to --help, so that the error stays one short line
+    short = f"{m.group(1).removeprefix('argument ')}: invalid choice '{m.group(2)}'"
+    listed = f"{short}; choose from {', '.join(choices)}"
+    return listed if len(listed) <= 70 else short
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -187,14 +210,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 print(f"  {name}: analysis failed: {run.error}")
                 continue
             for line in getattr(fleet, name).summary():
-                print(f"  {name}: {line}")
+                _say(f"{name}: {line}")
         if "alerts" not in failed:
-            print(f"  {_plan_line(fleet)}")
+            _say(_plan_line(fleet))
     print(f"  explore: tsfleet --db {path} workorders")
     print(f"           tsfleet --db {path} sql \"select * from fleet_overview\"")
     if failed:
         raise TsfleetError(f"analysis failed: {', '.join(failed)} (see the freshness view)")
     return 0
+
+
+def _say(line: str) -> None:
+    """A demo line, indented and wrapped to 120 columns (continuations indented further)."""
+    import textwrap
+
+    print(textwrap.fill(line, width=120, initial_indent="  ", subsequent_indent="      ",
+                        break_on_hyphens=False))
 
 
 def _plan_line(fleet) -> str:
@@ -207,8 +238,13 @@ def _plan_line(fleet) -> str:
                     "using (workorder_id)")[0]
     when = as_of(fleet.con)
     when = when if n["at"] in (None, when.at) else AsOf(n["at"], "as planned")
+    parts = fleet.query("select domain, count(*) as n from work_order_items "
+                        "group by domain order by n desc, domain")
+    first = fleet.query("select site, due_at from work_orders order by due_at, site limit 1")
     return (f"plan {when}: {plural(n['v'], 'site visit')}, "
-            f"{plural(n['n'], 'item')}, {n['late']:,} overdue")
+            f"{plural(n['n'], 'item')}, {n['late']:,} overdue"
+            + (" (" + ", ".join(f"{p['domain']} {p['n']:,}" for p in parts) + ")" if parts else "")
+            + (f"; first: {first[0]['site']} due {first[0]['due_at']:%Y-%m-%d}" if first else ""))
 
 
 def ingest_paths(specs: Sequence[str]) -> list[Path]:

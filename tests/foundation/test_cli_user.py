@@ -33,13 +33,42 @@ def run(capsys, *argv):
     return code, out, err
 
 
+DEMO_OUT: list[str] = []   # what ``tsfleet demo`` printed (stdout), kept by the fixture
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """A demo store made by ``tsfleet demo`` (60 devices, 20 days, seed 7)."""
+    import contextlib
+
     path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    assert main(["demo", "--devices", "60", "--days", "20", "--seed", "7", "--db",
-                 str(path)]) == 0
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["demo", "--devices", "60", "--days", "20", "--seed", "7", "--db",
+                     str(path)]) == 0
+    DEMO_OUT[:] = buf.getvalue().splitlines()
     return path
+
+
+def test_the_demo_fits_120_columns_and_shows_only_the_one_plan(demo, capsys):
+    """Every demo line fits 120 columns; no domain prints a schedule of its own, and the
+    plan line's visits, items and per-domain counts are those of ``workorders``."""
+    assert DEMO_OUT and all(len(line) <= WIDTH for line in DEMO_OUT)
+    text = "\n".join(DEMO_OUT)
+    assert "replacement plan:" not in text and "to recalibrate in" not in text
+    plan = [line for line in DEMO_OUT if line.startswith("  plan as of ")]
+    assert len(plan) == 1
+    code, out, _ = run(capsys, "--db", demo, "workorders", "--format", "json", "--no-plan")
+    rows = json.loads(out)
+    assert code == 0 and rows
+    whole = " ".join(line.strip() for line in DEMO_OUT[DEMO_OUT.index(plan[0]):])
+    assert f"{len({r['workorder_id'] for r in rows})} site visit" in whole
+    with Fleet(demo, read_only=True) as f:
+        parts = f.query("select domain, count(*) as n from work_order_items group by 1")
+        n_items = f.query("select count(*) as n from work_order_items")[0]["n"]
+    assert f"{n_items} item" in whole
+    for p in parts:
+        assert f"{p['domain']} {p['n']:,}" in whole
 
 
 def _end_of_data(path) -> datetime:
@@ -284,9 +313,10 @@ def test_every_command_takes_db_and_every_option_has_help():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["powr", "plan"], "invalid choice: 'powr'"),
-    (["power", "plna"], "invalid choice: 'plna'"),
-    (["power", "plan", "--format", "xml"], "invalid choice: 'xml'"),
+    (["powr", "plan"], "invalid choice 'powr'; did you mean 'power'?"),
+    (["power", "plna"], "invalid choice 'plna'; did you mean 'plan'?"),
+    (["power", "plan", "--format", "xml"], "invalid choice 'xml'; choose from table, csv, json"),
+    (["zzz"], "COMMAND: invalid choice 'zzz' (see tsfleet --help)"),
     (["workorders", "--as-of", "yesterday"], "--as-of must be an ISO time"),
 ])
 def test_typos_on_the_command_line_are_one_line_exit_2(demo, capsys, argv, message):
@@ -296,6 +326,7 @@ def test_typos_on_the_command_line_are_one_line_exit_2(demo, capsys, argv, messa
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert len(err.strip()) <= WIDTH
 
 
 def test_db_after_the_action_works_like_before_the_command(demo, capsys):

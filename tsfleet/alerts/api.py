@@ -108,13 +108,8 @@ class Alerts:
                                "limit 3").fetchall()
         if top:
             lines.append("most alerts: " + ", ".join(f"{r} ({n})" for r, n in top))
-        wo = self.con.execute("select count(*), sum(n_items), min(due_at) from work_orders"
-                              ).fetchone()
-        if wo[0]:
-            first = self.con.execute("select site, due_at from work_orders order by due_at "
-                                     "limit 1").fetchone()
-            lines.append(f"{wo[0]} site visits planned for {wo[1]} items; first: {first[0]} "
-                         f"due {first[1]:%Y-%m-%d}")
+        # The work orders are the one maintenance plan, summarised with its instant by
+        # the caller (the demo's "plan as of ..." line; tsfleet workorders).
         return lines
 
     # -- reading and acting on alerts -------------------------------------------------

@@ -356,15 +356,8 @@ class Calibration:
                                                                  "no expectation")}
         lines = [f"{total} sensor{'' if total == 1 else 's'} checked: " + ", ".join(
             f"{counts[v]} {words[v][counts[v] != 1]}" for v in words if counts.get(v))]
-        first = self.fleet.query("select device_id, due_at, visit_id from calibration_schedule "
-                                 "order by rank limit 1")
-        n_visits = self.fleet.query("select count(distinct visit_id) n, count(*) m "
-                                    "from calibration_schedule")[0]
-        if first:
-            m, v = n_visits["m"], n_visits["n"]
-            lines.append(f"{m} sensor{'' if m == 1 else 's'} to recalibrate "
-                         f"in {v} site visit{'' if v == 1 else 's'}; "
-                         f"first: {first[0]['device_id']} due {_day(first[0]['due_at'])}")
+        # No schedule line here: recalibrations are dated and batched by the one
+        # maintenance plan (tsfleet workorders / calibration schedule).
         worst = self.fleet.query("select factor, coef_per_sd, p_value from calibration_stability "
                                  "where p_value < 0.05 order by coef_per_sd desc limit 1")
         if worst:

@@ -103,7 +103,7 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
         sentence = (f"Zone {zone} ({zdev['site'].iat[0]}): {condition}; devices there fail "
                     f"{rr:.1f}x (95% CI {rr_lo:.1f}-{rr_hi:.1f}) the fleet rate; "
                     f"{action} the {len(affected)}{kinds} devices there would avoid "
-                    f"about {avoid:.1f} failures a year.")
+                    f"about {_failures(avoid)} a year.")
         rows.append(dict(zone=zone, site=zdev["site"].iat[0], factor=factor, condition=condition,
                          share_hours=share, n_devices=len(affected), n_failures=obs,
                          rate_ratio=rr, ci_low=rr_lo, ci_high=rr_hi,
@@ -113,3 +113,12 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
     out = out.sort_values("avoidable_failures_per_year", ascending=False, ignore_index=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
+
+
+def _failures(n: float) -> str:
+    """An expected count of failures, rounded to what it can mean (a whole number; one
+    decimal only below 10)."""
+    if not np.isfinite(n):
+        return "an unknown number of failures"
+    text = f"{n:.0f}" if n >= 9.95 else f"{n:.1f}"
+    return f"{text} failure{'' if text == '1' else 's'}"

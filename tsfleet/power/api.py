@@ -166,9 +166,8 @@ class Power:
         if first:
             lines.append(f"{n30} devices will be empty within 30 days; first: "
                          f"{first[0]['device_id']} on {first[0]['empty_at']:%Y-%m-%d}")
-        visits = self.fleet.query("select count(distinct visit_id) as v, count(*) as n "
-                                  "from replacement_plan")[0]
-        lines.append(f"replacement plan: {visits['n']} batteries in {visits['v']} site visits")
+        # Replacements are dated and batched by the one maintenance plan (tsfleet
+        # workorders / power plan), never here: a summary must not show a second schedule.
         fb = self.fleet.query("select count(*) as n from battery_forecast "
                               "where method <> 'holt_winters'")[0]["n"]
         lines.append(f"{fb} forecasts use a fallback (see battery_forecast.reason)")

@@ -267,6 +267,12 @@ def main() -> None:
                   args.seconds, args.devices, "bench-packs", pid, tls)
         base = run(port, str(Path(tmp) / "base.duckdb"), 0, 1, args.baseline_seconds,
                    args.devices, "bench-base", None, tls)
+    plain = None
+    if args.tls:  # the same packs over plain MQTT, in the same run: what TLS costs
+        with tempfile.TemporaryDirectory() as tmp, _broker(False, Path(tmp)) as (broker, _):
+            plain = run(broker.port, str(Path(tmp) / "plain.duckdb"), args.rate, args.pack,
+                        args.seconds, args.devices, "bench-plain",
+                        broker.proc.pid if broker.proc else None, None)
     kind = "MQTT over TLS (client certificates, password users)" if tls else "plain MQTT"
     print(f"\ntransport: {kind}")
     print(f"\nSenML JSON packs of {args.pack}, offered {args.rate:,.0f} readings/s for "
@@ -290,8 +296,19 @@ def main() -> None:
           f"{per['publisher_cpu_s']:.1f} + mosquitto {per['broker_cpu_s']:.1f}: "
           f"{os.cpu_count()} idle cores would carry at most "
           f"{os.cpu_count() * 1e6 / total:,.0f} readings/s")
+    print(f"  server CPU  {res['cpu_s'] / max(res['readings'], 1) * 1e5:.2f} s per 100,000 "
+          f"readings (independent of the machine's load)")
     load = os.getloadavg()[0]
     print(f"  load average during the run: {load:.1f} on {os.cpu_count()} cores")
+    if plain is not None:
+        print(f"plain MQTT, the same packs and offer, same run (load {os.getloadavg()[0]:.1f}):")
+        print(f"  throughput  {plain['sustained']:,.0f} readings/s sustained, p99 "
+              f"{plain['p99_s']:.2f} s, server CPU "
+              f"{plain['cpu_s'] / max(plain['readings'], 1) * 1e5:.2f} s per 100,000 readings")
+        per_tls = res["cpu_s"] / max(res["readings"], 1)
+        per_plain = plain["cpu_s"] / max(plain["readings"], 1)
+        print(f"ratio TLS / plain: throughput {res['sustained'] / plain['sustained']:.2f}x, "
+              f"server CPU per reading {per_tls / per_plain:.2f}x")
     print(f"baseline, one reading per message, publisher flat out for "
           f"{args.baseline_seconds:.0f} s:")
     print(f"  throughput  {base['throughput']:,.0f} readings/s, p99 {base['p99_s']:.2f} s")

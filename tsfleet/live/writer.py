@@ -128,6 +128,8 @@ class WriterStats:
     n_failed_batches: int = 0
     #: payloads that could neither be stored nor quarantined (logged, acknowledged)
     n_unstorable: int = 0
+    #: batches stored again after a write-write conflict with another connection
+    n_conflicts: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     #: rows the pipeline quarantined, per reason (``bad_number``, ``out_of_range``, ...)
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
@@ -138,9 +140,29 @@ class _Sync:
         self.done = threading.Event()
 
 
+class _Task(_Sync):
+    """A function to run on the writer thread between two batches (:meth:`Writer.call`)."""
+
+    def __init__(self, fn: Callable[[], object]):
+        super().__init__()
+        self.fn = fn
+        self.result: object = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 _STOP = object()
 #: How often a writer holding a partial batch looks for more (seconds).
 POLL_S = 0.02
+#: Attempts to store a batch that meets write-write conflicts (see _store_retrying).
+CONFLICT_RETRIES = 5
 
 
 class Writer:
@@ -208,6 +230,32 @@ class Writer:
         self._q.put(s)
         return s.done.wait(timeout)
 
+    def call(self, fn: Callable[[], object], timeout: float | None = None) -> object:
+        """Run ``fn`` on the writer thread between two batches (after what is queued now)
+        and return its result, or raise its exception: how the control interface queues
+        a write (a file ingest, a registration) into the one writer. Raises
+        :class:`TsfleetError` when the writer has stopped or ``timeout`` passes."""
+        if self.error is not None or not self._thread.is_alive():
+            raise TsfleetError(f"the writer stopped: {self.error or 'shut down'}")
+        if threading.current_thread() is self._thread:
+            return fn()
+        task = _Task(fn)
+        self._q.put(task)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not task.done.wait(0.2):
+            if self.error is not None or not self._thread.is_alive():
+                raise TsfleetError(f"the writer stopped: {self.error or 'shut down'}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise TsfleetError(f"the writer did not run the task within {timeout:g} s")
+        if task.error is not None:
+            raise task.error
+        return task.result
+
+    @property
+    def on_thread(self) -> bool:
+        """True on the writer thread itself."""
+        return threading.current_thread() is self._thread
+
     def stop(self, timeout: float = 60.0) -> None:
         """Commit what is held, then end the thread (waiting longer than ``timeout``
         while a between-commits task, such as an analysis run, is still running)."""
@@ -225,7 +273,9 @@ class Writer:
                 pending, marker = self._collect()
                 if pending:
                     self._flush(pending)
-                if isinstance(marker, _Sync):
+                if isinstance(marker, _Task):
+                    marker.run()
+                elif isinstance(marker, _Sync):
                     marker.done.set()
                 elif marker is _STOP:
                     return
@@ -286,7 +336,7 @@ class Writer:
 
     def _commit(self, batch: list[Envelope]) -> None:
         try:
-            counts = self._store(batch)
+            counts = self._store_retrying(batch)
         except Exception as exc:  # noqa: BLE001 - any failure is the batch's, until shown not
             detail = _first_line(exc)
             del exc  # keep no exception (nor its frames) past this point
@@ -311,6 +361,24 @@ class Writer:
                                 _first_line(exc))
         if self.on_commit:
             self.on_commit(batch, committed_at)
+
+    def _store_retrying(self, batch: list[Envelope]) -> dict[str, int]:
+        """:meth:`_store`, again after a write-write conflict with a transaction of another
+        connection of the process (an analysis or a command run through the control
+        interface commits results meanwhile): such a conflict is the other writer's, not
+        the payloads', and must not quarantine them. Rows stored before the conflict are
+        absorbed as duplicates by the retry."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return self._store(batch)
+            except duckdb.TransactionException as exc:
+                if "conflict" not in str(exc).lower() or attempt == CONFLICT_RETRIES - 1:
+                    raise
+                self.stats.n_conflicts += 1
+                log.info("live: a batch met a write conflict (%s); storing it again",
+                         _first_line(exc))
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _store(self, batch: list[Envelope]) -> dict[str, int]:
         counts = {"readings": 0, "accepted": 0, "duplicates": 0, "quarantined": 0,

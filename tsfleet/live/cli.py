@@ -59,7 +59,8 @@ def register(subparsers) -> None:
     q = subparsers.add_parser(
         "snmp-poll", help="poll gateways and access points over SNMP into gateway_stats",
         description="Ask every agent of a targets file (v2c community or v3 user) for uptime, "
-                    "CPU and memory; an agent that does not answer is recorded as down.")
+                    "interface counters, CPU, memory and associated clients; an agent that "
+                    "does not answer is recorded as down.")
     q.add_argument("--targets", required=True, metavar="FILE",
                    help="TOML or JSON file of [[agent]] entries (see docs/lorawan.md)")
     q.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
@@ -154,13 +155,16 @@ def cmd_snmp_poll(args: argparse.Namespace) -> int:
 
     from tsfleet.cliutil import db_path
     from tsfleet.fleet import Fleet
-    from tsfleet.live.snmp import load_agents, poll
+    from tsfleet.live.snmp import Poller, load_agents
 
     agents = load_agents(args.targets)
-    rows = asyncio.run(poll(agents, timeout=args.timeout, retries=args.retries,
-                            concurrency=args.concurrency))
+    poller = Poller(agents, timeout=args.timeout, retries=args.retries,
+                    concurrency=args.concurrency)
     with Fleet(db_path(args)) as fleet:
+        poller.load_state(fleet)  # the previous poll's counters: this one's deltas
+        rows = asyncio.run(poller.poll())
         report = fleet.ingest("gateway_stats", rows, label=f"snmp:{args.targets}")
+        poller.save_state(fleet)
     down = sorted(r["gateway_id"] for r in rows if not r["is_up"])
     print(f"polled {len(rows)} agents: {len(rows) - len(down)} up, {len(down)} down"
           + (f" ({', '.join(down[:10])}{', ...' if len(down) > 10 else ''})" if down else "")

@@ -13,6 +13,7 @@ import pytest
 
 from tsfleet import Fleet
 from tsfleet.cli import main
+from tests.live.live_support import RunningServer
 from tsfleet.live.snmp import Poller, counter_delta
 
 pytest.importorskip("pysnmp", reason="pip install pysnmp (tsfleet[snmp])")
@@ -178,3 +179,42 @@ def test_v3_key_file_and_env_errors_are_one_line(tmp_path, capsys, monkeypatch):
                      str(bad)]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_polls_the_targets_on_its_cadence_and_keeps_the_counters(snmpd, tmp_path):
+    """``serve --snmp-targets`` polls every interval (here 1 s): an answering agent gets
+    counter deltas from its second poll on, a silent one is down every time, and the raw
+    counters are kept in the store at shutdown for the next start."""
+    dead = free_udp_port()
+    targets = tmp_path / "agents.toml"
+    targets.write_text(
+        f'[[agent]]\ngateway_id = "gw-up"\naddress = "127.0.0.1:{snmpd}"\n'
+        'community = "public"\n\n'
+        f'[[agent]]\ngateway_id = "gw-silent"\naddress = "127.0.0.1:{dead}"\n'
+        'community = "public"\n')
+    db = str(tmp_path / "serve.duckdb")
+    srv = RunningServer(db, snmp_targets=str(targets), snmp_every_s=1.0, snmp_concurrency=1)
+    time.sleep(3.6)
+    srv.stop()
+    with Fleet(db, read_only=True) as f:
+        rows = f.query("select gateway_id, is_up, n_in_octets from gateway_stats "
+                       "order by observed_at")
+        kept = f.query("select count(*) as n from snmp_counters where gateway_id = 'gw-up'")
+    up = [r for r in rows if r["gateway_id"] == "gw-up"]
+    silent = [r for r in rows if r["gateway_id"] == "gw-silent"]
+    assert 3 <= len(up) <= 5 and len(silent) == len(up)
+    assert all(r["is_up"] for r in up) and not any(r["is_up"] for r in silent)
+    assert up[0]["n_in_octets"] is None and all(r["n_in_octets"] is not None for r in up[1:])
+    assert kept[0]["n"] > 0
+
+
+def test_serve_snmp_options_are_checked_before_serving(tmp_path, capsys):
+    targets = tmp_path / "agents.toml"
+    targets.write_text('[[agent]]\ngateway_id = "gw"\naddress = "127.0.0.1:1"\n'
+                       'community = "public"\n')
+    db = str(tmp_path / "x.duckdb")
+    assert main(["serve", "--db", db, "--snmp-targets", str(targets), "--snmp-every",
+                 "soon"]) == 2
+    assert "duration like 30s" in capsys.readouterr().err
+    assert main(["serve", "--db", db, "--snmp-targets", str(tmp_path / "none.toml")]) == 2
+    assert "cannot read it" in capsys.readouterr().err

@@ -52,6 +52,13 @@ def register(subparsers) -> None:
                         "Protobuf) from this broker")
     p.add_argument("--tts-mqtt", metavar="HOST:PORT",
                    help="also read The Things Stack v3 uplinks and joins from this broker")
+    p.add_argument("--snmp-targets", metavar="FILE",
+                   help="also poll the SNMP agents of this targets file (as snmp-poll) into "
+                        "gateway_stats")
+    p.add_argument("--snmp-every", metavar="DURATION", default="60s",
+                   help="SNMP polling interval, e.g. 30s or 5m (default 60s)")
+    p.add_argument("--snmp-concurrency", type=int, default=100,
+                   help="SNMP agents polled at once (default 100)")
     _security_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
@@ -117,9 +124,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.errors import InvalidParameter
     from tsfleet.live.netservers import NETWORK_SERVERS
     from tsfleet.live.server import ServeConfig, serve
-    from tsfleet.service.cadence import parse_every
+    from tsfleet.service.cadence import parse_duration, parse_every
 
-    if not (args.mqtt or args.coap or args.coaps or args.chirpstack_mqtt or args.tts_mqtt):
+    if not (args.mqtt or args.coap or args.coaps or args.chirpstack_mqtt or args.tts_mqtt
+            or args.snmp_targets):
         raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT, --coaps HOST:PORT "
                                "or several (or a network server: --chirpstack-mqtt, "
                                "--tts-mqtt)")
@@ -140,11 +148,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         analyze_every=parse_every(args.analyze_every), security=_security(args),
         exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,
         alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk,
-        chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt)
+        chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt,
+        snmp_targets=args.snmp_targets, snmp_every_s=parse_duration(args.snmp_every),
+        snmp_concurrency=args.snmp_concurrency)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
           + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
-          + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "") + "; "
+          + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "")
+          + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
+             if config.snmp_targets else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
     return 0

@@ -368,3 +368,32 @@ async def poll(agents: list[dict], *, timeout: float = 2.0, retries: int = 1,
     """One ``gateway_stats`` row per agent (no previous counters: no deltas)."""
     return await Poller(agents, timeout=timeout, retries=retries,
                         concurrency=concurrency).poll()
+
+
+async def poll_every(poller: Poller, every_s: float, submit, stop: asyncio.Event) -> None:
+    """``tsfleet serve --snmp-targets``: poll every ``every_s`` seconds until ``stop``,
+    handing each poll's rows to ``submit`` (the writer's, called off the event loop: it
+    may block on back-pressure) as one envelope. A poll that fails is logged, never fatal."""
+    import logging
+
+    from tsfleet.live.decoded import Decoded
+    from tsfleet.live.writer import Envelope
+
+    log = logging.getLogger("tsfleet.live")
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            rows = await poller.poll()
+            n_down = sum(not r["is_up"] for r in rows)
+            env = Envelope("snmp", "snmp", b"", time.time(),
+                           decoded=Decoded("snmp", facts={"gateway_stats": rows}))
+            await loop.run_in_executor(None, submit, env)
+            log.info("live: SNMP polled %d agents in %.1f s, %d down", len(rows),
+                     time.monotonic() - started, n_down)
+        except Exception as exc:  # noqa: BLE001 - polling must not stop the service
+            log.warning("live: an SNMP poll failed: %s", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), max(0.0, every_s - (time.monotonic() - started)))
+        except TimeoutError:
+            pass

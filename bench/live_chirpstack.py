@@ -156,7 +156,8 @@ def run(port: int, db: str, rate: float, seconds: float, devices: int, n_gateway
         arr = np.array(lat) if lat else np.array([np.nan])
     return {"uplinks": total, "sustained": steady, "p50_s": float(np.percentile(arr, 50)),
             "p99_s": float(np.percentile(arr, 99)), "max_s": float(np.max(arr)),
-            "cpu_us": cpu / max(total, 1) * 1e6, "pub_cpu_us": sum(c.value for c in cpus) / max(total, 1) * 1e6,
+            "cpu_us": cpu / max(total, 1) * 1e6,
+            "pub_cpu_us": sum(c.value for c in cpus) / max(total, 1) * 1e6,
             "load": (load0 + load1) / 2, "batches": srv.writer.stats.n_batches}
 
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from tests.live.live_support import RunningServer
 from tsfleet import Fleet
 from tsfleet.cli import main
-from tests.live.live_support import RunningServer
 from tsfleet.live.snmp import Poller, counter_delta
 
 pytest.importorskip("pysnmp", reason="pip install pysnmp (tsfleet[snmp])")

@@ -384,6 +384,28 @@ class GatewayStat(IngestModel):
         None, ge=0, description="Downlink requests it acknowledged as scheduled (status OK).",
         examples=[4],
     )
+    # SNMP (tsfleet snmp-poll): the agent's uptime and its IF-MIB interface counters'
+    # increase since the previous poll, summed over the non-loopback interfaces.
+    uptime_s: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Agent uptime (sysUpTime), s.",
+        examples=[86400.0],
+    )
+    n_in_octets: int | None = Field(
+        None, ge=0, description="Octets received since the previous poll (IF-MIB).",
+        examples=[1048576],
+    )
+    n_out_octets: int | None = Field(
+        None, ge=0, description="Octets sent since the previous poll (IF-MIB).",
+        examples=[524288],
+    )
+    n_in_errors: int | None = Field(
+        None, ge=0, description="Inbound packets with errors since the previous poll (IF-MIB).",
+        examples=[0],
+    )
+    n_out_errors: int | None = Field(
+        None, ge=0, description="Outbound packets with errors since the previous poll "
+        "(IF-MIB).", examples=[0],
+    )
 
 
 class DeviceEvent(IngestModel):

@@ -44,6 +44,7 @@ from tsfleet.live.lorawan import (
     FrameCounters,
     NetworkServerDecoder,
     UplinkRows,
+    loads,
     number,
     parse_time,
 )
@@ -180,7 +181,7 @@ class ChirpStack(NetworkServerDecoder):
             raise PayloadError("empty_payload", "the payload is empty")
         if head == b"{":
             try:
-                msg = json.loads(payload)
+                msg = loads(payload)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise PayloadError("invalid_json", f"payload is not valid JSON: {exc}") from exc
             if not isinstance(msg, dict):

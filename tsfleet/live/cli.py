@@ -52,6 +52,13 @@ def register(subparsers) -> None:
                         "Protobuf) from this broker")
     p.add_argument("--tts-mqtt", metavar="HOST:PORT",
                    help="also read The Things Stack v3 uplinks and joins from this broker")
+    p.add_argument("--snmp-targets", metavar="FILE",
+                   help="also poll the SNMP agents of this targets file (as snmp-poll) into "
+                        "gateway_stats")
+    p.add_argument("--snmp-every", metavar="DURATION", default="60s",
+                   help="SNMP polling interval, e.g. 30s or 5m (default 60s)")
+    p.add_argument("--snmp-concurrency", type=int, default=100,
+                   help="SNMP agents polled at once (default 100)")
     _security_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
@@ -59,7 +66,8 @@ def register(subparsers) -> None:
     q = subparsers.add_parser(
         "snmp-poll", help="poll gateways and access points over SNMP into gateway_stats",
         description="Ask every agent of a targets file (v2c community or v3 user) for uptime, "
-                    "CPU and memory; an agent that does not answer is recorded as down.")
+                    "interface counters, CPU, memory and associated clients; an agent that "
+                    "does not answer is recorded as down.")
     q.add_argument("--targets", required=True, metavar="FILE",
                    help="TOML or JSON file of [[agent]] entries (see docs/lorawan.md)")
     q.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
@@ -116,9 +124,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.errors import InvalidParameter
     from tsfleet.live.netservers import NETWORK_SERVERS
     from tsfleet.live.server import ServeConfig, serve
-    from tsfleet.service.cadence import parse_every
+    from tsfleet.service.cadence import parse_duration, parse_every
 
-    if not (args.mqtt or args.coap or args.coaps or args.chirpstack_mqtt or args.tts_mqtt):
+    if not (args.mqtt or args.coap or args.coaps or args.chirpstack_mqtt or args.tts_mqtt
+            or args.snmp_targets):
         raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT, --coaps HOST:PORT "
                                "or several (or a network server: --chirpstack-mqtt, "
                                "--tts-mqtt)")
@@ -139,11 +148,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         analyze_every=parse_every(args.analyze_every), security=_security(args),
         exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,
         alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk,
-        chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt)
+        chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt,
+        snmp_targets=args.snmp_targets, snmp_every_s=parse_duration(args.snmp_every),
+        snmp_concurrency=args.snmp_concurrency)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
           + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
-          + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "") + "; "
+          + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "")
+          + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
+             if config.snmp_targets else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
     return 0
@@ -154,13 +167,16 @@ def cmd_snmp_poll(args: argparse.Namespace) -> int:
 
     from tsfleet.cliutil import db_path
     from tsfleet.fleet import Fleet
-    from tsfleet.live.snmp import load_agents, poll
+    from tsfleet.live.snmp import Poller, load_agents
 
     agents = load_agents(args.targets)
-    rows = asyncio.run(poll(agents, timeout=args.timeout, retries=args.retries,
-                            concurrency=args.concurrency))
+    poller = Poller(agents, timeout=args.timeout, retries=args.retries,
+                    concurrency=args.concurrency)
     with Fleet(db_path(args)) as fleet:
+        poller.load_state(fleet)  # the previous poll's counters: this one's deltas
+        rows = asyncio.run(poller.poll())
         report = fleet.ingest("gateway_stats", rows, label=f"snmp:{args.targets}")
+        poller.save_state(fleet)
     down = sorted(r["gateway_id"] for r in rows if not r["is_up"])
     print(f"polled {len(rows)} agents: {len(rows) - len(down)} up, {len(down)} down"
           + (f" ({', '.join(down[:10])}{', ...' if len(down) > 10 else ''})" if down else "")

@@ -28,6 +28,7 @@ Every payload field the profile neither maps nor ignores is kept as unmapped.
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from collections.abc import Iterable
@@ -210,8 +211,13 @@ def _utc():
     return UTC
 
 
+@functools.lru_cache(maxsize=4096)
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def _get(obj: object, path: str | None) -> object:
-    for part in (path or "").split("."):
+    for part in _parts(path or ""):
         if not isinstance(obj, dict) or part not in obj:
             return None
         obj = obj[part]

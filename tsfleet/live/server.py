@@ -36,6 +36,7 @@ from tsfleet.live.mqtt import Subscriber, parse_address
 from tsfleet.live.netservers import NETWORK_SERVERS
 from tsfleet.live.profiles import Profiles
 from tsfleet.live.security import MqttSecurity, parse_broker
+from tsfleet.live.snmp import poll_every
 from tsfleet.live.writer import DEFAULT_MAX_PENDING_BYTES, MAX_KEPT_PAYLOAD, Envelope, Writer
 from tsfleet.service.cadence import Cadence
 
@@ -92,6 +93,11 @@ class ServeConfig:
     #: host:port to serve CoAP over DTLS (PSK) on, and the identity:key file
     coaps: str | None = None
     coap_psk_file: str | None = None
+    #: SNMP targets file (``tsfleet.live.snmp``) polled every ``snmp_every_s`` seconds,
+    #: at most ``snmp_concurrency`` agents at once; None: no polling
+    snmp_targets: str | None = None
+    snmp_every_s: float = 60.0
+    snmp_concurrency: int = 100
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -176,6 +182,7 @@ class Server:
         self.profiles = Profiles(config.profile_dirs)  # a wrong profile fails before binding
         self.layout = TopicLayout(config.topic_layout)
         self.layout_server = None  # a network server's decoder when the layout names one
+        self.snmp = None  # the SNMP poller of --snmp-targets
 
     # -- control ----------------------------------------------------------------------
     def run(self) -> None:
@@ -226,6 +233,7 @@ class Server:
                              max_pending_bytes=cfg.max_pending_bytes,
                              on_commit=on_commit, on_fatal=lambda exc: self.stop(),
                              between_commits=between)
+        self.snmp = _snmp_poller(cfg, fleet)  # before the writer owns the connection
         self.writer.start()
         self._untune = _tune_interpreter()
         context = None
@@ -271,8 +279,12 @@ class Server:
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
+            snmp_task = self.snmp and asyncio.create_task(poll_every(
+                self.snmp, cfg.snmp_every_s, self.writer.submit, self._stop))
             await self._stop.wait()
             collector.cancel()
+            if snmp_task:
+                await snmp_task
         finally:
             await self._shutdown(context)
 
@@ -312,6 +324,8 @@ class Server:
                      s.n_unmapped, s.n_rejected, s.n_unstorable)
         if self._untune is not None:
             self._untune()
+        if self.snmp is not None and self.writer.error is None:
+            self.snmp.save_state(self.fleet)  # the next start's first deltas
         self.fleet.close()
         if self.writer is not None and self.writer.error is not None:
             raise self.writer.error
@@ -370,6 +384,19 @@ class Server:
                            time.time(), ack=ack, n_bytes=len(payload),
                            reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
         self.writer.submit(env)
+
+
+def _snmp_poller(cfg: ServeConfig, fleet: Fleet):
+    """The SNMP poller of ``--snmp-targets`` with the counters of the store's last poll."""
+    if not cfg.snmp_targets:
+        return None
+    from tsfleet.live.snmp import Poller, load_agents
+    if not cfg.snmp_every_s > 0:
+        raise InvalidParameter(f"snmp_every_s must be positive, got {cfg.snmp_every_s}")
+    poller = Poller(load_agents(cfg.snmp_targets), timeout=min(2.0, cfg.snmp_every_s / 4),
+                    retries=1, concurrency=cfg.snmp_concurrency)
+    poller.load_state(fleet)
+    return poller
 
 
 def _tune_interpreter():

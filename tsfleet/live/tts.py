@@ -28,6 +28,7 @@ from tsfleet.live.lorawan import (
     FrameCounters,
     NetworkServerDecoder,
     UplinkRows,
+    loads,
     number,
     parse_time,
 )
@@ -59,7 +60,7 @@ class TheThingsStack(NetworkServerDecoder):
         if not payload.strip():
             raise PayloadError("empty_payload", "the payload is empty")
         try:
-            msg = json.loads(payload)
+            msg = loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PayloadError("invalid_json", f"payload is not valid JSON: {exc}") from exc
         if not isinstance(msg, dict):

@@ -50,7 +50,7 @@ from tsfleet.errors import StoreError, TsfleetError
 from tsfleet.live.decode import short
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import Reject
-from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows
+from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows, tuple_table
 from tsfleet.store import transaction
 
 if TYPE_CHECKING:
@@ -392,14 +392,19 @@ class Writer:
                                              label=label))
             counts["readings"] += table.num_rows
         kinds: dict[str, list[dict]] = {}
+        tuples: dict[str, list[tuple]] = {}
         for d in decoded:
             for kind, rows in d.facts.items():
                 kinds.setdefault(kind, []).extend(rows)
-        for kind, rows in sorted(kinds.items()):
+            for kind, rows in d.tuples.items():
+                tuples.setdefault(kind, []).extend(rows)
+        batches = [(k, columnar(k, rows)) for k, rows in sorted(kinds.items())]
+        batches += [(k, tuple_table(k, rows)) for k, rows in sorted(tuples.items())]
+        for kind, rows in batches:
             if kind in SIDE_KINDS:  # network server tables that are not ingest kinds
                 store_side_rows(self.fleet, kind, rows)
                 continue
-            reports.append(self.fleet.ingest(kind, columnar(kind, rows), label=label))
+            reports.append(self.fleet.ingest(kind, rows, label=label))
         for r in reports:
             counts["accepted"] += r.n_accepted
             counts["duplicates"] += r.n_duplicates

@@ -418,9 +418,10 @@ class DeviceEvent(IngestModel):
     event_at: datetime = Field(description="When. " + _TS, examples=["2026-03-01T10:00:00Z"])
     event: Literal[
         "failure", "reboot", "battery_replaced", "installed", "removed", "maintenance",
-        "joined", "frame_counter_reset",
+        "joined", "frame_counter_reset", "online", "offline",
     ] = Field(description="What happened (joined and frame_counter_reset come from LoRaWAN "
-              "network servers).", examples=["failure"])
+              "network servers; online and offline from Sparkplug B births and deaths, "
+              "which device_offline reads).", examples=["failure"])
     detail: str | None = Field(None, description="Free text.", examples=["watchdog reset"])
 
 

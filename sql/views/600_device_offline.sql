@@ -8,11 +8,14 @@
 -- (latest reporting_interval_s reading), learned_interval_s (mean spacing of the device's
 -- most frequent metric, from device_latest: span / (n_readings - 1)), expected_interval_s
 -- and interval_source (reported | learned | profile | learned+profile | default), k
--- (multiples of the interval that count as offline), n_missed_intervals, is_offline.
+-- (multiples of the interval that count as offline), n_missed_intervals, is_offline,
+-- declared_offline_at (UTC).
 -- The clock is the variable tsfleet_as_of if set, else the newest observed_at of the
 -- fleet (so a replayed or backfilled store is judged as of its own data); k is the
 -- variable tsfleet_offline_k, default 3. A backfilled batch moves last_observed_at and
--- closes the gap. The learned interval needs 4 readings; when the profile also gives one,
+-- closes the gap. A device whose newest online/offline device event (Sparkplug B births and
+-- deaths) is 'offline' and not older than its newest reading is offline at once, whatever
+-- the interval (declared_offline_at, else null). The learned interval needs 4 readings; when the profile also gives one,
 -- the larger wins, so a daily device with an hourly profile is not offline after 3 hours.
 create or replace view device_offline as
 with clock as (
@@ -54,6 +57,16 @@ expected as (
     left join devices d using (device_id)
 ),
 
+declared as (
+    select device_id, max(event_at) as declared_offline_at
+    from (select device_id, event, event_at,
+                 row_number() over (partition by device_id
+                                    order by event_at desc, event = 'online') as rn
+          from device_events where event in ('online', 'offline'))
+    where rn = 1 and event = 'offline'
+    group by device_id
+),
+
 never as (
     select d.device_id, d.site, d.zone, d.installed_at, d.reporting_interval_s,
            coalesce(nullif(d.reporting_interval_s, 0), 3600) as expected_interval_s,
@@ -71,8 +84,11 @@ final as (
            e.expected_interval_s, e.interval_source, c.k,
            floor(greatest(epoch(c.as_of - e.last_observed_at), 0) / e.expected_interval_s)
                as n_missed_intervals,
-           epoch(c.as_of - e.last_observed_at) > c.k * e.expected_interval_s as is_offline
+           epoch(c.as_of - e.last_observed_at) > c.k * e.expected_interval_s
+               or coalesce(x.declared_offline_at >= e.last_observed_at, false) as is_offline,
+           x.declared_offline_at
     from expected e cross join clock c
+    left join declared x using (device_id)
     union all
     select n.device_id, n.site, n.zone, null::timestamp, c.as_of, true,
            greatest(epoch(c.as_of - n.installed_at), 0),
@@ -80,7 +96,10 @@ final as (
            n.expected_interval_s, n.interval_source, c.k,
            floor(greatest(epoch(c.as_of - n.installed_at), 0) / n.expected_interval_s),
            coalesce(epoch(c.as_of - n.installed_at) > c.k * n.expected_interval_s, false)
+               or x.declared_offline_at is not null,
+           x.declared_offline_at
     from never n cross join clock c
+    left join declared x using (device_id)
 )
 
 select * from final

@@ -59,6 +59,7 @@ def register(subparsers) -> None:
                    help="SNMP polling interval, e.g. 30s or 5m (default 60s)")
     p.add_argument("--snmp-concurrency", type=int, default=100,
                    help="SNMP agents polled at once (default 100)")
+    _industrial_options(p)
     _security_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
@@ -75,6 +76,16 @@ def register(subparsers) -> None:
                    help="retries per request after a timeout (default 1)")
     q.add_argument("--concurrency", type=int, default=100, help="agents polled at once")
     q.set_defaults(func=cmd_snmp_poll)
+
+
+def _industrial_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Sparkplug B (docs/live.md)")
+    g.add_argument("--sparkplug", action="store_true",
+                   help="also read Sparkplug B (spBv1.0/#) from the --mqtt broker; a sequence "
+                        "gap or data before birth publishes a rebirth request (NCMD)")
+    g.add_argument("--sparkplug-map", metavar="FILE",
+                   help="TOML rules: Sparkplug metric names -> tsfleet metrics, device id "
+                        "templates (default: last name segment and engUnit, as SenML)")
 
 
 def _security_options(p: argparse.ArgumentParser) -> None:
@@ -150,13 +161,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk,
         chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt,
         snmp_targets=args.snmp_targets, snmp_every_s=parse_duration(args.snmp_every),
-        snmp_concurrency=args.snmp_concurrency)
+        snmp_concurrency=args.snmp_concurrency,
+        sparkplug=args.sparkplug, sparkplug_map=args.sparkplug_map)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
           + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
           + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "")
           + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
-             if config.snmp_targets else "") + "; "
+             if config.snmp_targets else "")
+          + (", sparkplug" if config.sparkplug else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
     return 0

@@ -98,6 +98,10 @@ class ServeConfig:
     snmp_targets: str | None = None
     snmp_every_s: float = 60.0
     snmp_concurrency: int = 100
+    #: Sparkplug B (tsfleet.live.sparkplug): subscribe spBv1.0/# at the --mqtt broker,
+    #: with the metric rules of this map file (None: the unit table)
+    sparkplug: bool = False
+    sparkplug_map: str | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -127,6 +131,8 @@ class ServeConfig:
         if self.exit_on_broker_failure_s is not None and not self.exit_on_broker_failure_s > 0:
             raise InvalidParameter(f"exit_on_broker_failure_s must be positive, "
                                    f"got {self.exit_on_broker_failure_s}")
+        if self.sparkplug and not self.mqtt:
+            raise InvalidParameter("--sparkplug reads the --mqtt broker: give --mqtt HOST:PORT")
         if not 1 <= self.receive_maximum <= 65535:
             raise InvalidParameter(f"receive_maximum must be within 1..65535, "
                                    f"got {self.receive_maximum}")
@@ -169,6 +175,7 @@ class Server:
         self.writer: Writer | None = None
         self.subscriber: Subscriber | None = None
         self.lora_subscribers: list[Subscriber] = []
+        self.sparkplug = None  # tsfleet.live.sparkplug.Sparkplug with --sparkplug
         self.coap_port: int | None = None
         self._closing = False
         self._untune = None
@@ -276,6 +283,7 @@ class Server:
                 if cfg.exit_on_broker_failure_s is not None:
                     await self._first_connection(cfg.exit_on_broker_failure_s)
             self._start_network_servers()
+            self._start_industrial()
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
@@ -343,6 +351,28 @@ class Server:
                              client_id=f"{cfg.client_id or store_client_id(self.fleet)}-{name}",
                              session_expiry_s=cfg.session_expiry_s,
                              receive_maximum=cfg.receive_maximum)
+            sub.start()
+            self.lora_subscribers.append(sub)
+
+    def _start_industrial(self) -> None:
+        """Sparkplug B: its own MQTT session on the --mqtt broker (client id ...-spb)."""
+        cfg = self.config
+        if cfg.sparkplug:
+            from tsfleet.live.sparkplug import Sparkplug, load_map
+
+            host, port, tls = parse_broker(cfg.mqtt)
+            security = cfg.security or MqttSecurity()
+            if tls and not security.tls:
+                security = dataclasses.replace(security, tls=True)
+            self.sparkplug = Sparkplug(known_metrics(self.fleet), load_map(cfg.sparkplug_map),
+                                       max_payload=cfg.max_payload)
+            sub = Subscriber(host, port, list(self.sparkplug.topics),
+                             self._lora_handler(self.sparkplug),
+                             client_id=f"{cfg.client_id or store_client_id(self.fleet)}-spb",
+                             session_expiry_s=cfg.session_expiry_s,
+                             receive_maximum=cfg.receive_maximum,
+                             max_packet=cfg.mqtt_max_packet, security=security)
+            self.sparkplug.publish = lambda topic, payload: sub.client.publish(topic, payload)
             sub.start()
             self.lora_subscribers.append(sub)
 

@@ -141,7 +141,7 @@ def test_the_choice_picks_the_line_on_a_linear_device(fleet):
     f = fleet.power.forecast(30).set_index("device_id").loc["lin"]
     assert f.chosen_model == "line_14d"
     # the damped trend fits a line as well (within the noise of the drops): the line wins
-    assert f.runner_up_model == "holt_winters" and f.backtest_origins == choice.N_ORIGINS
+    assert f.runner_up_model in choice.MODELS[1:] and f.backtest_origins >= 3
     assert max(f.backtest_error_pct, f.runner_up_error_pct) < 2.0
     assert f.drop_pct == pytest.approx(21.0, rel=0.05)
 
@@ -169,7 +169,7 @@ def test_the_choice_never_loses_to_the_line_on_its_own_history():
     assert c.is_pooled.tolist() == [False, True] and c.chosen[1] == c.chosen[0]
     c = choice.choose(q, q, np.array([60]), np.array([69]), np.array([60]), np.array(["u"]),
                       0.2, 0.05, 0.9999, 30)
-    assert c.is_pooled[0] and c.chosen[0] == "holt_winters"
+    assert c.is_pooled[0] and c.chosen[0] == "line_14d"     # none backtested: the line
 
 
 def test_every_battery_device_has_a_forecast_row_with_a_reason(fleet):

@@ -154,7 +154,7 @@ def test_the_choice_never_loses_to_the_line_on_its_own_history():
     c = choice.choose(q, q, np.array([0]), np.array([69]), np.array([0]), np.array(["t"]),
                       0.2, 0.05, 0.9999, 30)
     line = choice.MODELS.index("line_14d")
-    assert c.n_origins[0] == choice.N_ORIGINS and c.chosen[0] == "line_14d"
+    assert c.n_origins[0] >= 3 and c.chosen[0] == "line_14d"
     assert c.error[0] == c.errors[0, line]
     assert c.errors[0, choice.MODELS.index("holt_winters")] > c.errors[0, line]
     # a device whose consumption slows down: the damped trend wins clearly, and is chosen
@@ -230,3 +230,12 @@ def test_a_silent_swap_on_a_voltage_device_is_still_a_reset(fleet):
     _hourly(fleet, "thermo", np.full(days * 24, 20.0), "temperature_c")
     f = fleet.power.forecast(30).set_index("device_id").loc["swap"]
     assert f.n_days <= 10 and f.level_now_pct > 85
+
+
+def test_theil_sen_ignores_an_outlying_day_and_needs_days():
+    q = (60 - 0.5 * np.arange(20.0))[None, :].copy()
+    q[0, 15] = 90.0                                       # one outlying day
+    level, slope = choice.theil_sen(q, np.array([0]), np.array([19]))
+    assert slope[0] == pytest.approx(-0.5) and level[0] == pytest.approx(50.5)
+    level, slope = choice.theil_sen(np.zeros((1, 0)), np.array([0]), np.array([-1]))
+    assert slope[0] == 0.0 and np.isnan(level[0])        # no days: no line

@@ -77,11 +77,6 @@ class Choice:
     errors: np.ndarray          # (n, len(MODELS)) every candidate's mean error (NaN: none)
     by_type: dict               # device type -> its pooled choice
 
-    @property
-    def line_error(self) -> np.ndarray:
-        """The straight line's mean backtest error (NaN: no backtest)."""
-        return self.errors[:, LINE]
-
 
 def _level_at(y: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:

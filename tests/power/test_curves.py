@@ -141,7 +141,7 @@ def test_the_choice_picks_the_line_on_a_linear_device(fleet):
     f = fleet.power.forecast(30).set_index("device_id").loc["lin"]
     assert f.chosen_model == "line_14d"
     # the damped trend fits a line as well (within the noise of the drops): the line wins
-    assert f.runner_up_model == "holt_winters" and f.backtest_origins == choice.N_ORIGINS
+    assert f.runner_up_model in choice.MODELS[1:] and f.backtest_origins >= 3
     assert max(f.backtest_error_pct, f.runner_up_error_pct) < 2.0
     assert f.drop_pct == pytest.approx(21.0, rel=0.05)
 
@@ -154,7 +154,7 @@ def test_the_choice_never_loses_to_the_line_on_its_own_history():
     c = choice.choose(q, q, np.array([0]), np.array([69]), np.array([0]), np.array(["t"]),
                       0.2, 0.05, 0.9999, 30)
     line = choice.MODELS.index("line_14d")
-    assert c.n_origins[0] == choice.N_ORIGINS and c.chosen[0] == "line_14d"
+    assert c.n_origins[0] >= 3 and c.chosen[0] == "line_14d"
     assert c.error[0] == c.errors[0, line]
     assert c.errors[0, choice.MODELS.index("holt_winters")] > c.errors[0, line]
     # a device whose consumption slows down: the damped trend wins clearly, and is chosen
@@ -169,7 +169,7 @@ def test_the_choice_never_loses_to_the_line_on_its_own_history():
     assert c.is_pooled.tolist() == [False, True] and c.chosen[1] == c.chosen[0]
     c = choice.choose(q, q, np.array([60]), np.array([69]), np.array([60]), np.array(["u"]),
                       0.2, 0.05, 0.9999, 30)
-    assert c.is_pooled[0] and c.chosen[0] == "holt_winters"
+    assert c.is_pooled[0] and c.chosen[0] == "line_14d"     # none backtested: the line
 
 
 def test_every_battery_device_has_a_forecast_row_with_a_reason(fleet):
@@ -230,3 +230,12 @@ def test_a_silent_swap_on_a_voltage_device_is_still_a_reset(fleet):
     _hourly(fleet, "thermo", np.full(days * 24, 20.0), "temperature_c")
     f = fleet.power.forecast(30).set_index("device_id").loc["swap"]
     assert f.n_days <= 10 and f.level_now_pct > 85
+
+
+def test_theil_sen_ignores_an_outlying_day_and_needs_days():
+    q = (60 - 0.5 * np.arange(20.0))[None, :].copy()
+    q[0, 15] = 90.0                                       # one outlying day
+    level, slope = choice.theil_sen(q, np.array([0]), np.array([19]))
+    assert slope[0] == pytest.approx(-0.5) and level[0] == pytest.approx(50.5)
+    level, slope = choice.theil_sen(np.zeros((1, 0)), np.array([0]), np.array([-1]))
+    assert slope[0] == 0.0 and np.isnan(level[0])        # no days: no line

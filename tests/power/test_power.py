@@ -467,3 +467,18 @@ def test_load_sag_edges():
     assert np.nanmean(mild.level - cold.level) == pytest.approx(1.25, abs=0.05)
     np.testing.assert_allclose(got.level, at_ten.level)
     assert np.nanmax(got.level - cold.level) == pytest.approx(1.25 * np.exp(10 / 6), rel=0.1)
+
+
+def test_load_sag_leaves_a_near_linear_curve_alone():
+    # a near-linear curve (3 mV per point): every sag is about as straight, so the noise
+    # alone picked one and moved the levels by 3-20 points; now no sag is applied
+    rng = np.random.default_rng(1)
+    days = np.arange(40)
+    true = {f"d{i}": 80 - 0.6 * days - 0.1 * i * days + rng.normal(0, 0.8, len(days))
+            for i in range(8)}
+    s = _voltage_series(true, 10 + 6 * np.sin(days / 4))
+    lv = np.linspace(0, 100, 11)
+    s = replace(s, curves={"alkaline": (lv, 2.7 + 0.003 * lv + 3e-6 * (lv - 50) ** 2)})
+    got = sag.correct(s)
+    assert (got.sag_v_at_20c == 0).all()
+    np.testing.assert_allclose(got.level, s.level, atol=1e-9)

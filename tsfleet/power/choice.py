@@ -2,31 +2,39 @@
 
 Candidates, each a trend of the charge-equivalent level (% per day):
 
+* ``line_14d``: the least-squares straight line through the last :data:`LINE_DAYS` daily
+  levels, as reported (what a user draws by eye): the reference every other candidate must
+  beat;
+* ``theil_sen_14d``: the robust line over the same days (the median of the slopes between
+  every pair of days: a few outlying days, a gap or a quantisation step, do not tilt it);
+* ``line_14d_temp``: the straight line, its rate scaled from the temperature of its own 14
+  days to the temperature expected ahead (:mod:`tsfleet.power.ahead`) by the device's
+  consumption coefficient (:mod:`tsfleet.power.temperature`): a line that knows the season
+  turns, extrapolated from two weeks ago rather than from the fitted span's mean;
 * ``holt_winters``: the damped-trend model on the temperature-adjusted series
-  (:mod:`tsfleet.power.forecast`), scaled to the temperature ahead;
-* ``line_14d``: the straight line through the last :data:`LINE_DAYS` daily levels, as
-  reported (what a user draws by eye).
+  (:mod:`tsfleet.power.forecast`), scaled to the temperature ahead.
 
-(A third candidate, the straight line through the whole fitted span, was tried: on
-tsfleet's simulator it changed nothing (87.0% / 87.2% within 10%), so it was left out.)
+(A straight line through the whole fitted span was tried: on tsfleet's simulator it changed
+nothing (87.0% / 87.2% within 10%), so it was left out.)
 
 Each device's history is cut at origins ``end - H - j * ORIGIN_STEP`` (``j`` below
 :data:`N_ORIGINS`, while :data:`LINE_DAYS` days remain before the origin), with a
 backtest horizon ``H`` of the forecast's horizon or what the history allows; each
 candidate predicts the drop over ``H`` from what it saw up to the origin, and its error
-is ``|predicted - actual| / max(actual, DROP_FLOOR_PCT)``, averaged over the origins.
-The least error wins, where the line must beat the damped trend's error by
-:data:`CHOICE_MARGIN` of it plus the noise of the actual drops (two daily levels as
-noisy as the line's residuals): on its own history a device's chosen model is never
-worse than the straight line by more than that noise. Where both forecast the same drop
-ahead (within :data:`CHOICE_MARGIN`), the line wins the near-tie instead. (The line
-winning every near-tie was measured on tsfleet's simulator, seed 1, 600 x 90: 89.9% within
-10% against 95.7% with the damped trend alone: three origins a week apart do not tell
-which of two close models holds over the next month, and the damped trend carries the
-temperature, the knee and the step changes that the line does not.) A device whose
-history is too short for :data:`MIN_BACKTEST_DAYS` gets the choice made most often
-among its device type's devices (the pooled choice; ``holt_winters`` when none has a
-backtest), and says so.
+is ``|predicted - actual| / max(actual, DROP_FLOOR_PCT)``, averaged over the origins; the
+actual drop is the difference of the observed levels at the origin and ``H`` days later,
+each the least-squares line through the daily levels within :data:`LOCAL_DAYS` days of it
+(a single day's level, as noisy as the gauge, let the noise decide between close models).
+
+**The line is the default.** Another candidate is chosen only where its backtest error,
+with :data:`CHOICE_MARGIN` of it added and the noise of the actual drops it was scored on
+(the two observed levels, their daily levels as noisy as the line's residuals), is still
+below the line's: where the device's own history does not show that a model beats the
+straight line, the line is used, so on its own history the chosen model is never worse
+than the line. A device whose
+history is too short for :data:`MIN_BACKTEST_DAYS` gets the choice made most often among
+its device type's devices (the pooled choice; ``line_14d`` when none has a backtest), and
+says so.
 
 >>> import numpy as np
 >>> q = np.array([[50.0 - 0.5 * d for d in range(40)]])
@@ -38,20 +46,23 @@ backtest), and says so.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from tsfleet.power import ahead, holt, patterns
 
-MODELS = ("holt_winters", "line_14d")
+MODELS = ("line_14d", "theil_sen_14d", "line_14d_temp", "holt_winters")
+LINE = 0                  # index of the reference (the straight line) in MODELS
 LINE_DAYS = 14            # the straight line's window (days), as the baseline users draw
 MIN_BACKTEST_DAYS = 7     # a backtest horizon shorter than this says too little
-N_ORIGINS = 3             # rolling origins per device
-ORIGIN_STEP = 7           # days between origins
+N_ORIGINS = 6             # rolling origins per device
+ORIGIN_STEP = 4           # days between origins
+LOCAL_DAYS = 3            # the observed level at a day: the line through the days within 3
 DROP_FLOOR_PCT = 0.5      # a smaller actual drop is scored against this (points)
-CHOICE_MARGIN = 0.1       # the line must beat the damped trend's error by 10% (of it):
-                          #   three origins do not tell a smaller difference from noise
+CHOICE_MARGIN = 0.1       # a model must beat the line's error by 10% (of its own):
+                          #   a few origins do not tell a smaller difference from noise
 
 
 @dataclass
@@ -67,34 +78,79 @@ class Choice:
     by_type: dict               # device type -> its pooled choice
 
 
-def _at(y: np.ndarray, col: np.ndarray) -> np.ndarray:
-    c = np.clip(col, 0, max(y.shape[1] - 1, 0))
-    return np.where(col >= 0, y[np.arange(len(col)), c], np.nan)
+def _level_at(y: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The level at ``col`` from the least-squares line through the daily levels within
+    :data:`LOCAL_DAYS` of it (inside [lo, hi]), and how many days it used: the observed
+    level, less noisy than one day's."""
+    a, b = np.maximum(col - LOCAL_DAYS, lo), np.minimum(col + LOCAL_DAYS, hi)
+    icpt, slope, _ = patterns.line_fit(y, a, b)
+    cols = np.arange(y.shape[1])[None, :]
+    used = (np.isfinite(y) & (cols >= a[:, None]) & (cols <= b[:, None])).sum(axis=1)
+    return icpt + slope * col, used
+
+
+def theil_sen(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Theil-Sen line per row over columns [lo, hi] (at most :data:`LINE_DAYS` of them):
+    (level at ``hi``, slope): the median of the pairwise slopes, and the median of the
+    levels' offsets from it. Rows with fewer than 2 days: slope 0, level NaN."""
+    n = len(lo)
+    cols = hi[:, None] - np.arange(LINE_DAYS)[::-1][None, :]          # (n, LINE_DAYS)
+    ok = (cols >= np.maximum(lo, 0)[:, None]) & (cols >= 0)
+    v = np.where(ok, y[np.arange(n)[:, None], np.clip(cols, 0, max(y.shape[1] - 1, 0))],
+                 np.nan) if y.shape[1] else np.full(cols.shape, np.nan)
+    i, j = np.triu_indices(LINE_DAYS, 1)
+    pair = (v[:, j] - v[:, i]) / (j - i)[None, :]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN rows: no days
+        slope = np.nanmedian(pair, axis=1)
+        slope = np.where(np.isfinite(slope), slope, 0.0)
+        level = np.nanmedian(v - slope[:, None] * (np.arange(LINE_DAYS)[None, :]
+                                                    - (LINE_DAYS - 1)), axis=1)
+    return level, slope
 
 
 def predicted_drops(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, start: np.ndarray,
                     origin: np.ndarray, h: np.ndarray, alpha, beta, phi,
-                    factor: np.ndarray) -> np.ndarray:
+                    factor: np.ndarray, line_f: np.ndarray | None = None) -> np.ndarray:
     """Each candidate's predicted drop over ``h`` days from ``origin`` (rows: devices,
-    columns: :data:`MODELS`), from the data up to the origin only (the line: the
+    columns: :data:`MODELS`), from the data up to the origin only (the lines: the
     segment's last :data:`LINE_DAYS` days, whatever the fitted span)."""
     n = len(origin)
+    line_factor = np.ones(n) if line_f is None else line_f
     fs = np.where(fit_start <= origin - 5, fit_start, np.maximum(origin - LINE_DAYS + 1, 0))
     icpt, slope, _ = patterns.line_fit(y_adj, fs, origin)
     lvl0 = icpt + slope * (fs - 1)
     _, trd, _ = holt.holt_damped(np.nan_to_num(y_adj), fs, origin, np.nan_to_num(lvl0),
                                  np.nan_to_num(slope), alpha, beta, phi)
     out = np.empty((n, len(MODELS)))
-    out[:, 0] = -trd * factor * holt.damped_sum(phi, h)
-    _, s_line, _ = patterns.line_fit(q, np.maximum(origin - LINE_DAYS + 1, start), origin)
-    out[:, 1] = -s_line * h
+    lo = np.maximum(origin - LINE_DAYS + 1, start)
+    _, s_line, _ = patterns.line_fit(q, lo, origin)
+    out[:, LINE] = -s_line * h
+    out[:, MODELS.index("theil_sen_14d")] = -theil_sen(q, lo, origin)[1] * h
+    out[:, MODELS.index("line_14d_temp")] = out[:, LINE] * line_factor
+    out[:, MODELS.index("holt_winters")] = -trd * factor * holt.damped_sum(phi, h)
     return out
+
+
+def line_factor(temp: np.ndarray, k: np.ndarray, at: np.ndarray, t_ahead: np.ndarray
+                ) -> np.ndarray:
+    """The straight line's rate scaled from the temperature of its own days (the
+    :data:`LINE_DAYS` up to ``at``) to the temperature expected ahead: ``exp(k (T_ahead -
+    T_line))``, 1 where either is unknown (``k``: the device's consumption coefficient)."""
+    n, m = temp.shape
+    cols = np.arange(m)[None, :]
+    win = (cols <= at[:, None]) & (cols > (at - LINE_DAYS)[:, None]) & np.isfinite(temp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_line = np.where(win, temp, 0.0).sum(axis=1) / win.sum(axis=1)
+        d = k * (t_ahead - t_line)
+    return np.where(np.isfinite(d), np.exp(np.clip(np.nan_to_num(d), -1, 1)), 1.0)
 
 
 def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndarray,
            start: np.ndarray, device_type: np.ndarray, alpha, beta, phi, horizon: int,
            factor=None, eligible: np.ndarray | None = None,
-           pooled: dict | None = None, ahead_drops: np.ndarray | None = None) -> Choice:
+           pooled: dict | None = None) -> Choice:
     """Backtest the candidates on each device's own history and choose (see the module).
 
     ``pooled`` maps a device type to the pooled choice of an earlier fleet run, used for
@@ -116,7 +172,7 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
         ok = own & (origin - start + 1 >= LINE_DAYS)
         if not ok.any():
             break
-        f_o = np.ones(ok.sum())
+        f_o, lf_o = np.ones(ok.sum()), np.ones(ok.sum())
         if factor is not None:
             temp, k, t_ref = factor
             t_o, _ = ahead.expected(temp[ok], origin[ok], horizon)
@@ -124,42 +180,35 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
                 f_o = np.where(np.isfinite(t_o - t_ref[ok]) & np.isfinite(k[ok]),
                                np.exp(np.clip(np.nan_to_num(k[ok] * (t_o - t_ref[ok])), -1, 1)),
                                1.0)
+            lf_o = line_factor(temp[ok], k[ok], origin[ok], t_o)
         pred = predicted_drops(y_adj[ok], q[ok], fit_start[ok], start[ok], origin[ok], h[ok],
-                               alpha[ok], beta[ok], phi[ok], f_o)
-        actual = _at(q[ok], origin[ok]) - _at(q[ok], origin[ok] + h[ok].astype(int))
+                               alpha[ok], beta[ok], phi[ok], f_o, lf_o)
+        a0, n0 = _level_at(q[ok], origin[ok], start[ok], end[ok])
+        a1, n1 = _level_at(q[ok], origin[ok] + h[ok].astype(int), start[ok], end[ok])
+        actual = a0 - a1
         with np.errstate(invalid="ignore"):
             e = np.abs(pred - actual[:, None]) / np.maximum(np.abs(actual), DROP_FLOOR_PCT)[:, None]
         good = np.isfinite(e).all(axis=1)
         rows = np.flatnonzero(ok)[good]
         err_sum[rows] += e[good]
         n_orig[rows] += 1
-        # the actual drop's own noise: two daily levels, each as noisy as the line's residuals
+        # the actual drop's own noise: two local levels, from daily levels each as noisy as
+        # the line's residuals
         _, _, sd = patterns.line_fit(q[ok], np.maximum(origin[ok] - LINE_DAYS + 1, start[ok]),
                                      origin[ok])
-        noise_sum[rows] += (np.sqrt(2) * np.nan_to_num(sd)
-                            / np.maximum(np.abs(actual), DROP_FLOOR_PCT))[good]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se = np.nan_to_num(sd) * np.sqrt(1.0 / n0 + 1.0 / n1)
+        noise_sum[rows] += (np.nan_to_num(se) / np.maximum(np.abs(actual), DROP_FLOOR_PCT))[good]
     has = n_orig > 0
     with np.errstate(invalid="ignore"):
         err = np.where(has[:, None], err_sum / np.maximum(n_orig, 1)[:, None], np.nan)
-    # the damped trend first among equals: the line must beat it by CHOICE_MARGIN of its
-    # error and by the noise of the actual drops it was scored on
-    # ... unless both forecast the same drop ahead (within CHOICE_MARGIN): then the simpler
-    # line wins the near-tie, as nothing rides on it
-    order_cols = np.array([0, 1])
-    is_line = np.array(MODELS)[order_cols] == "line_14d"
+    # the line first: another model must beat its error by CHOICE_MARGIN of its own error
+    # and by the noise of the actual drops it was scored on
     noise = noise_sum / np.maximum(n_orig, 1)
-    handicap = np.where(~is_line[None, :], err[:, order_cols],
-                        err[:, order_cols] * (1.0 + CHOICE_MARGIN) + noise[:, None])
-    if ahead_drops is not None:
-        with np.errstate(invalid="ignore"):
-            agree = (np.abs(ahead_drops[:, 0] - ahead_drops[:, 1])
-                     <= CHOICE_MARGIN * np.abs(ahead_drops[:, 1]))
-        line_first = np.where(~is_line[None, :],
-                              err[:, order_cols] * (1.0 + CHOICE_MARGIN) + noise[:, None],
-                              err[:, order_cols])
-        handicap = np.where(agree[:, None], line_first, handicap)
+    is_line = np.arange(len(MODELS)) == LINE
+    handicap = np.where(is_line[None, :], err, err * (1.0 + CHOICE_MARGIN) + noise[:, None])
     rank = np.argsort(np.where(has[:, None], handicap, 0.0), axis=1, kind="stable")
-    best, second = order_cols[rank[:, 0]], order_cols[rank[:, 1]]
+    best, second = rank[:, 0], rank[:, 1]
     names = np.array(MODELS, dtype=object)
     chosen = np.where(has, names[best], None).astype(object)
     runner = np.where(has, names[second], None).astype(object)
@@ -170,13 +219,13 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
     by_type = {}
     for t in np.unique(device_type):
         picks = chosen[has & (device_type == t)]
-        if pooled and isinstance(pooled.get(t), str):
+        if pooled and isinstance(pooled.get(t), str) and pooled[t] in MODELS:
             by_type[t] = pooled[t]
         elif len(picks):
             v, c = np.unique(picks.astype(str), return_counts=True)
             by_type[t] = str(v[np.argmax(c)])
         else:
-            by_type[t] = MODELS[0]
+            by_type[t] = MODELS[LINE]
         chosen[short & (device_type == t)] = by_type[t]
     return Choice(chosen, runner, e_best, e_second, np.where(has, h, 0.0), n_orig, short, err,
                   by_type)

@@ -202,18 +202,24 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
     trd, _ = shrink_erratic(trd, se_rate, prior_t, eligible & (pat.pattern == "erratic"))
     # the model of each device: chosen by a backtest on its own history (tsfleet.power.choice)
-    _, line_slope, _ = patterns.line_fit(s.charge, np.maximum(s.end - choice.LINE_DAYS + 1,
-                                                              s.start), s.end)
-    ahead_drops = np.c_[-trd * holt.damped_sum(phi, horizon_days), -line_slope * horizon_days]
+    lo14 = np.maximum(s.end - choice.LINE_DAYS + 1, s.start)
+    line_icpt, line_slope, _ = patterns.line_fit(s.charge, lo14, s.end)
+    ts_level, ts_slope = choice.theil_sen(s.charge, lo14, s.end)
     pick = choice.choose(y, s.charge, fit_start, s.end, s.start, s.device_type, alpha, beta,
                          phi, horizon_days, eligible=eligible,
                          factor=(s.temperature, np.where(tf.known, tf.k, np.nan), tf.t_ref),
                          pooled={t: p.pooled_model for t, p in (shared or {}).items()
-                                 if p.is_pooled}, ahead_drops=ahead_drops)
+                                 if p.is_pooled})
     params = {t: replace(p, pooled_model=pick.by_type.get(t, p.pooled_model))
               for t, p in params.items()}
-    straight = eligible & (pick.chosen == "line_14d")
-    trd = np.where(straight, line_slope, trd)
+    # a chosen line: its own slope and its level at the last day, undamped, no temperature
+    is_line, is_ts, is_lt = (eligible & (pick.chosen == m)
+                             for m in ("line_14d", "theil_sen_14d", "line_14d_temp"))
+    straight = is_line | is_ts | is_lt
+    lf = choice.line_factor(s.temperature, np.where(tf.known, tf.k, np.nan), s.end, t_ahead)
+    trd = np.where(is_line, line_slope, np.where(is_ts, ts_slope, np.where(
+        is_lt, line_slope * lf, trd)))
+    lvl = np.where(is_line | is_lt, line_icpt + line_slope * s.end, np.where(is_ts, ts_level, lvl))
     phi = np.where(straight, LINE_PHI, phi)
     temp_factor = np.where(straight, 1.0, temp_factor)
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)

@@ -38,6 +38,8 @@ from tsfleet.power.chemistry import charge_from_level
 
 MAX_SAG_V = 0.06
 SAG_STEP_V = 0.002
+SAG_GAIN = 0.9           # a sag must straighten the series by 10% at least (as a gauge's
+                          #   knee must, knee.GAUGE_GAIN)
 MIN_DAYS = 14             # segment days needed to see the curve's bends
 T_REF_C = 20.0            # the sag is stated at this temperature
 #: e-folding scales (C) of the sag's growth towards the cold, tried per device type;
@@ -171,7 +173,10 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
             c = _straightness(_convert(v + dv * shape, chem, curves, False))
             better = np.isfinite(c) & (c < crit)
             crit, sag20 = np.where(better, c, crit), np.where(better, dv, sag20)
-        return crit, sag20
+        # a sag must straighten the series clearly: on a near-linear curve every shift is
+        # about as straight, and the noise alone would pick one (and move the level with it)
+        clear = crit < SAG_GAIN * base
+        return np.where(clear, crit, base), np.where(clear, sag20, 0.0)
 
     scale = given
     if np.isnan(given):

@@ -243,6 +243,10 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from live_chirpstack import main as chirpstack_main
         return chirpstack_main(sys.argv[1:])
+    if "--source" in sys.argv and "sparkplug" in sys.argv:  # bench/live_sparkplug.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from live_sparkplug import main as sparkplug_main
+        return sparkplug_main(sys.argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=50_000, help="readings/s offered")
     ap.add_argument("--pack", type=int, default=50, help="records per SenML pack")

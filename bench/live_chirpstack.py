@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from _common import drive_server
 
 from tsfleet.live.broker import LocalBroker
-from tsfleet.live.server import ServeConfig, Server
+from tsfleet.live.server import ServeConfig
 
 APP = "5c8f1d2e-0000-4000-8000-000000000001"
 
@@ -116,49 +117,19 @@ def run(port: int, db: str, rate: float, seconds: float, devices: int, n_gateway
     cfg = ServeConfig(db=db, receive_maximum=65535, client_id=f"bench-cs-{source}",
                       **({"chirpstack_mqtt": f"127.0.0.1:{port}"} if source == "chirpstack"
                          else {"mqtt": f"127.0.0.1:{port}"}))
-    srv = Server(cfg, on_commit=on_commit)
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    srv.ready.wait(30)
-    for sub in [srv.subscriber] + srv.lora_subscribers:
-        if sub is not None:
-            sub.subscribed.wait(30)
     ctx = mp.get_context("spawn")
     cpus = [ctx.Value("d", 0.0) for _ in range(publishers)]
-    procs = [ctx.Process(target=publisher, args=(port, rate / publishers, seconds, devices,
-                                                 n_gateways, source, cpus[k], k))
-             for k in range(publishers)]
-    cpu0 = time.process_time()
-    load0 = os.getloadavg()[0]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join()
-    last, deadline = -1, time.time() + 60
-    while time.time() < deadline:  # let the backlog drain (at most 60 s)
-        srv.writer.sync(30)
-        with lock:
-            total = sum(n for _, n in commits)
-        if total == last:
-            break
-        last = total
-        time.sleep(1.0)
-    cpu = time.process_time() - cpu0
-    load1 = os.getloadavg()[0]
-    srv.stop()
-    th.join(60)
+    out = drive_server(cfg, on_commit, commits, lock, publisher,
+                       [(port, rate / publishers, seconds, devices, n_gateways, source, cpus[k],
+                         k) for k in range(publishers)])
     with lock:
-        commits.sort()
         total = sum(n for _, n in commits)
-        steady = float("nan")
-        if len(commits) >= 3 and commits[-2][0] > commits[0][0]:
-            steady = sum(n for _, n in commits[1:-1]) / (commits[-2][0] - commits[0][0])
         arr = np.array(lat) if lat else np.array([np.nan])
-    return {"uplinks": total, "sustained": steady, "p50_s": float(np.percentile(arr, 50)),
-            "p99_s": float(np.percentile(arr, 99)), "max_s": float(np.max(arr)),
-            "cpu_us": cpu / max(total, 1) * 1e6,
+    return {"uplinks": total, "sustained": out["sustained"],
+            "p50_s": float(np.percentile(arr, 50)), "p99_s": float(np.percentile(arr, 99)),
+            "max_s": float(np.max(arr)), "cpu_us": out["cpu_s"] / max(total, 1) * 1e6,
             "pub_cpu_us": sum(c.value for c in cpus) / max(total, 1) * 1e6,
-            "load": (load0 + load1) / 2, "batches": srv.writer.stats.n_batches}
+            "load": out["load"], "batches": out["server"].writer.stats.n_batches}
 
 
 def pipeline_only(n: int, devices: int, n_gateways: int, rounds: int = 3) -> tuple[float, float]:

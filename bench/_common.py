@@ -91,3 +91,20 @@ def drive_server(cfg, on_commit, commits: list, lock: threading.Lock, target,
             steady = sum(n for _, n in commits[1:-1]) / (commits[-2][0] - commits[0][0])
     return {"cpu_s": cpu, "load": (load0 + load1) / 2, "sustained": steady, "server": srv,
             **before_stop}
+
+
+def paced(per_s: float, seconds: float):
+    """Yield (i, now) ``per_s`` times a second for ``seconds``: the publishers' clock.
+    A publisher that falls behind catches up at once (its offer, not its pace, counts)."""
+    start = time.time()
+    i = 0
+    while True:
+        now = time.time()
+        if now - start >= seconds:
+            return
+        due = start + i / per_s
+        if due > now:
+            time.sleep(min(due - now, 0.01))
+            continue
+        yield i, now
+        i += 1

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from _common import drive_server
+from _common import drive_server, paced
 
 from tsfleet.live.broker import LocalBroker
 from tsfleet.live.server import ServeConfig
@@ -71,16 +71,8 @@ def publisher(port: int, rate: float, seconds: float, devices: int, n_gateways: 
     c.loop_start()
     a, b, cc, d, e = template(n_gateways)
     cpu0 = time.process_time()
-    start = time.time()
-    i = 0
-    while True:
-        now = time.time()
-        if now - start >= seconds:
-            break
-        due = start + i / rate
-        if due > now:
-            time.sleep(min(due - now, 0.01))
-            continue
+    i = -1
+    for i, now in paced(rate, seconds):
         dev = f"70b3d57ed{k:01x}{i % devices:06x}"
         if source == "chirpstack":
             ts = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
@@ -91,7 +83,6 @@ def publisher(port: int, rate: float, seconds: float, devices: int, n_gateways: 
             body = encode_json([{"bn": f"{dev}/", "bt": now, "n": "temperature_c", "v": 21.5},
                                 {"n": "humidity_pct", "v": 40.0}])
             c.publish(f"fleet/{dev}/senml", body, qos=1)
-        i += 1
     time.sleep(0.5)
     c.disconnect()
     c.loop_stop()

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import drive_server
+from _common import drive_server, paced
 
 from tsfleet.live.broker import LocalBroker
 from tsfleet.live.server import ServeConfig
@@ -76,16 +76,8 @@ def publisher(port: int, rate: float, seconds: float, devices: int, samples: int
     per_msg = len(METRICS) * samples
     msgs_per_s = rate / per_msg
     cpu0 = time.process_time()
-    start = time.time()
-    i = 0
-    while True:
-        now = time.time()
-        if now - start >= seconds:
-            break
-        due = start + i / msgs_per_s
-        if due > now:
-            time.sleep(min(due - now, 0.01))
-            continue
+    i = -1
+    for i, now in paced(msgs_per_s, seconds):
         dev = f"d{k}-{i % devices:05d}"
         if source == "sparkplug":
             seq = (seq + 1) % 256
@@ -104,9 +96,8 @@ def publisher(port: int, rate: float, seconds: float, devices: int, samples: int
                      for s in range(samples) for j, (_, m, v) in enumerate(METRICS)
                      if (s, j) != (0, 0)]
             c.publish(f"fleet/{dev}/senml", encode_json(recs), qos=1)
-        i += 1
     deadline = time.time() + 120  # every message handed to the broker before leaving
-    while acked[0] < n_births + i and time.time() < deadline:
+    while acked[0] < n_births + i + 1 and time.time() < deadline:
         time.sleep(0.05)
     c.disconnect()
     c.loop_stop()

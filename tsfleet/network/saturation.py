@@ -99,7 +99,7 @@ def _hinge_ssr(x: np.ndarray, y: np.ndarray, knots: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         b = (shh * sxy - shx * shy) / det
         c = (sxx * shy - shx * sxy) / det
-    ssr = syy - b * sxy - c * shy
+        ssr = syy - b * sxy - c * shy  # NaN where det is 0: masked just below
     return np.where(det > 1e-12 * sxx * np.maximum(shh, 1e-300), ssr, np.inf)
 
 

@@ -96,3 +96,22 @@ def test_device_status_and_fleet_overview_agree_with_the_result_tables(service_s
     assert {"power", "firmware"} <= copied
     assert sim.query("select count(*) as n from card_state where source = 'battery_state'"
                      )[0]["n"] == sim.query("select count(*) as n from battery_state")[0]["n"]
+
+
+def test_the_card_shows_each_findings_view_row_as_the_view_does(service_sim):
+    """The copy keeps a domain's own columns (calibration: level): the card's section,
+    read from the copy, equals the findings view's rows for that device."""
+    sim = service_sim
+    sim.analyze()
+    [row] = sim.query("select subject_id from calibration_findings where subject_kind = "
+                      "'device' and level is not null order by subject_id limit 1")
+    card = sim.device(row["subject_id"])
+    view = sim.query("select * from calibration_findings where subject_id = ?",
+                     [row["subject_id"]])
+
+    def key(r):
+        return (r["finding"], str(r["observed_at"]))
+
+    got = sorted(card["calibration"], key=key)
+    assert [r["level"] for r in got] == [r["level"] for r in sorted(view, key=key)]
+    assert set(got[0]) == set(view[0])

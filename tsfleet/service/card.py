@@ -87,6 +87,9 @@ def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
             rows = fleet.query(sql, [key, device_id])
             if rows and "state" in rows[0]:
                 rows = [json.loads(r["state"]) for r in rows]
+            else:  # a findings copy: the view's own columns back in place
+                rows = [{k: v for k, v in r.items() if k != "extra"}
+                        | json.loads(r["extra"] or "{}") for r in rows]
         else:
             rows = fleet.query(sql, [device_id])
         card[name] = (rows[0] if rows else None) if single else rows

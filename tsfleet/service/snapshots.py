@@ -18,7 +18,7 @@ from tsfleet.store import quote_ident as q
 from tsfleet.store import transaction
 
 #: The findings contract's columns: a domain's findings view may add its own after them
-#: (calibration: level), which the copy leaves out.
+#: (calibration: level), which the copy keeps as one JSON object in ``extra``.
 CONTRACT = ", ".join(q(c) for c in CONTRACT_COLUMNS)
 
 #: domain -> state views (keyed by device_id) copied after its analysis
@@ -42,7 +42,12 @@ def refresh_card_tables(con, domain: str) -> None:
     with transaction(con):
         con.execute("delete from card_findings where domain = ?", [domain])
         if _exists(con, findings):
-            con.execute(f"insert into card_findings by name select {CONTRACT} from {q(findings)}")
+            own = [r[0] for r in con.execute(f"describe {q(findings)}").fetchall()
+                   if r[0] not in CONTRACT_COLUMNS]
+            extra = (f"to_json(struct_pack({', '.join(f'{q(c)} := {q(c)}' for c in own)}))"
+                     if own else "null")
+            con.execute(f"insert into card_findings by name select {CONTRACT}, {extra} as extra "
+                        f"from {q(findings)}")
         for view in states:
             con.execute("delete from card_state where source = ?", [view])
             con.execute(f"insert into card_state select ?, device_id, to_json(v) "

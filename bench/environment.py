@@ -32,7 +32,6 @@ import numpy as np
 import statsmodels.api as sm
 
 from tsfleet import Fleet
-from tsfleet.environment import queries
 from tsfleet.environment.model import FACTORS
 from tsfleet.simulate import SimConfig, simulate
 
@@ -87,9 +86,7 @@ def build(generator: str, n: int, days: int, seed: int):
 
 def linear_baseline(fleet: Fleet) -> dict:
     """The plain linear Poisson fit: factor -> (estimate, ci_low, ci_high, p)."""
-    w = fleet.query("select min(hour_at) as s, max(hour_at) + interval 1 hour as e "
-                    "from environment_zone_hourly")[0]
-    cells = queries.run(fleet.con, "model_cells", {"start": w["s"], "end": w["e"]}).to_pandas()
+    cells = fleet.environment.cells   # the exposure cells of the last analyze()
     types = sorted(set(cells["device_type"]))
     x = np.column_stack([(cells["device_type"] == t).astype(float) for t in types]
                         + [cells["age_years"]] + [cells[f] for f in FACTORS])

@@ -85,6 +85,8 @@ class Environment:
                                                         "cycle_swing_c": cycle_swing_c}
                                ).to_pandas()
         cells = model_cells(con, zone_hours, factors, start, end)
+        #: the exposure cells the models were fitted on (for inspection and the bench)
+        self.cells = cells
         lap("exposure and cells")
         units = {d["metric"]: d["unit"] for d in declared}
         labels = {d["metric"]: d["quantity"] for d in declared}

@@ -90,9 +90,6 @@ def test_the_declared_factor_gets_a_threshold_found_from_the_data(dust_fleet):
     assert above["unit"] == f"per ug/m3 above {above['threshold']:g}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue #18 shortfall: seed 11, 30 zones: the null "
-                   "vibration block is significant (p_adj 0.045, hinge -7.4 at 0.22 g); the "
-                   "3-df test of a searched threshold on zone-level factors is anti-conservative")
 def test_the_factors_without_effect_stay_unremarkable(dust_fleet):
     fleet, _ = dust_fleet
     nulls = [r for r in fleet.environment.effects("glm_poisson", "failure")

@@ -425,9 +425,10 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         drop[cols] = False
         _, llf0, _ = _irls(y, d.x[:, drop], offset, beta[drop], want_info=False,
                            segments=d.segments, active=[a[drop] for a in d.active])
-        lr = _lr_process(d, y, offset, beta, b, prof, llf0)
-        p = davies_p(lr, max(2 * (llf - llf0), 0.0)) if len(cols) == 2 else float(
-            stats.chi2.sf(max(2 * (llf - llf0), 0.0), len(cols)))
+        stat = max(2 * (llf - llf0), 0.0)
+        # a block without its hinge column (constant in the data) has no threshold search
+        p = (davies_p(_lr_process(d, y, offset, beta, b, prof, llf0), stat) if len(cols) == 2
+             else float(stats.chi2.sf(stat, len(cols))))
         blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci))
     return Fit(outcome, types, list(d.names), beta, bse, dict(d.centers), blocks,
                n_events=int(y.sum()))

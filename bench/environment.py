@@ -32,7 +32,6 @@ import numpy as np
 import statsmodels.api as sm
 
 from tsfleet import Fleet
-from tsfleet.environment import queries
 from tsfleet.environment.model import FACTORS
 from tsfleet.simulate import SimConfig, simulate
 
@@ -87,9 +86,7 @@ def build(generator: str, n: int, days: int, seed: int):
 
 def linear_baseline(fleet: Fleet) -> dict:
     """The plain linear Poisson fit: factor -> (estimate, ci_low, ci_high, p)."""
-    w = fleet.query("select min(hour_at) as s, max(hour_at) + interval 1 hour as e "
-                    "from environment_zone_hourly")[0]
-    cells = queries.run(fleet.con, "model_cells", {"start": w["s"], "end": w["e"]}).to_pandas()
+    cells = fleet.environment.cells   # the exposure cells of the last analyze()
     types = sorted(set(cells["device_type"]))
     x = np.column_stack([(cells["device_type"] == t).astype(float) for t in types]
                         + [cells["age_years"]] + [cells[f] for f in FACTORS])
@@ -115,10 +112,10 @@ def _describing(rows: list[dict], factor: str, dtype: str, term: str) -> dict | 
 def accuracy(fleet: Fleet, truth: list[dict], problems: set) -> dict:
     rows = fleet.environment.effects("glm_poisson", "failure")
     base = linear_baseline(fleet)
-    out = dict(covered=0, effects=0, thr_ok=0, thr_in=0, thr_n=0, null_sig=0, null_n=0, base_sig=0,
-               base_cover=0, base_lin=0, base_null_sig=0)
+    out = dict(covered=0, effects=0, sig=0, thr_ok=0, thr_in=0, thr_n=0, null_sig=0, null_n=0,
+               base_sig=0, base_cover=0, base_lin=0, base_null_sig=0)
     print(f"  {'true effect (block describing it)':<44} {'truth':>7} "
-          f"{'estimate [95% CI]':>26} {'in':>3} "
+          f"{'estimate [95% CI]':>26} {'in':>3} {'sig':>4} "
           f"{'threshold [CI] (true)':>24} | linear baseline [CI], p_adj")
     seen: dict = {}
     for t in truth:
@@ -139,6 +136,7 @@ def accuracy(fleet: Fleet, truth: list[dict], problems: set) -> dict:
         inside = r["ci_low"] <= value <= r["ci_high"]
         out["effects"] += 1
         out["covered"] += inside
+        out["sig"] += bool(r["is_significant"])
         thr = ""
         if t["threshold"] is not None:
             ok = abs(r["threshold"] - t["threshold"]) <= 3
@@ -158,6 +156,7 @@ def accuracy(fleet: Fleet, truth: list[dict], problems: set) -> dict:
         name = f"{t['factor']}[{who}] {t['term']} ({scope})"
         print(f"  {name:<44} {value:7.3f} {r['estimate']:8.3f} "
               f"[{r['ci_low']:7.3f}, {r['ci_high']:7.3f}] {'yes' if inside else 'NO':>3} "
+              f"{'sig' if r['is_significant'] else 'n.s.':>4} "
               f"{thr:>24} | {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}], {b[3]:.2g}")
     nulls = [f for f in FACTORS if not any(t["coefficient"] for t in truth if t["factor"] == f)]
     for f in nulls:
@@ -214,7 +213,8 @@ def main() -> None:
     print("\n== totals (sum over seeds; p_* averaged)")
     for gen in gens:
         g = {k: v for (gg, k), v in total.items() if gg == gen}
-        print(f"  {gen}: true effects covered {sum(g['covered'])}/{sum(g['effects'])}; "
+        print(f"  {gen}: true effects covered {sum(g['covered'])}/{sum(g['effects'])} "
+              f"(significant {sum(g['sig'])}/{sum(g['effects'])}); "
               f"thresholds within 3 units {sum(g['thr_ok'])}/{sum(g['thr_n'])} (inside "
               f"their interval {sum(g['thr_in'])}/{sum(g['thr_n'])}); zero terms "
               f"significant {sum(g['null_sig'])}/{sum(g['null_n'])}; top-zone precision "

@@ -49,16 +49,19 @@ class Metrics:
 
     def add(self, metric: str, unit: str, min_value: float, max_value: float, *,
             drift_tolerance_pct: float | None = None, min_scale: float | None = None,
-            quantity: str | None = None, description: str | None = None) -> IngestReport:
+            quantity: str | None = None, description: str | None = None,
+            is_environmental: bool | None = None) -> IngestReport:
         """Declare (or redeclare) a metric; returns the report of the readings re-ingested
-        from quarantine."""
+        from quarantine. ``is_environmental``: the environment monitors' readings of it are
+        an environmental factor of ``fleet.environment``."""
         if not min_value < max_value:
             raise InvalidParameter(f"min_value must be below max_value, got {min_value} and "
                                    f"{max_value} for metric {metric}")
         report = self.fleet.ingest("metrics", [dict(
             metric=metric, unit=unit, min_value=min_value, max_value=max_value,
             drift_tolerance_pct=drift_tolerance_pct, min_scale=min_scale, quantity=quantity,
-            description=description)], label="fleet.metrics.add")
+            description=description, is_environmental=is_environmental)],
+            label="fleet.metrics.add")
         if report.n_quarantined:
             row = self.fleet.query("select reason, detail from quarantine where kind = 'metrics' "
                                    "order by quarantined_at desc limit 1")[0]

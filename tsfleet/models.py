@@ -496,6 +496,11 @@ class MetricDeclaration(IngestModel):
     min_scale: float | None = Field(
         None, gt=0, description="Smallest scale drift percentages refer to, in the unit "
         "(default: the zone's mean absolute reading).", examples=[50.0])
+    is_environmental: bool | None = Field(
+        None, description="The metric is an environmental factor (dust, CO2, ...): the "
+        "environment monitors' readings of it are analysed like temperature (a linear and a "
+        "threshold term per device type, envelopes, limits, recommendations; see "
+        "docs/environment.md).", examples=[True])
 
 
 #: Every ingest kind by name.

@@ -235,8 +235,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def views_outdated(con: duckdb.DuckDBPyConnection) -> bool:
-    row = con.execute("select checksum from schema_views").fetchone()
-    return row is None or row[0] != views_checksum()
+    # fetchall, not fetchone: a result left unfinished on the connection blocks the next
+    # relation (con.sql) run on it ("connection has an unfinished result from execute()")
+    rows = con.execute("select checksum from schema_views").fetchall()
+    return not rows or rows[0][0] != views_checksum()
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection) -> None:

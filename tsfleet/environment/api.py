@@ -9,11 +9,12 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from tsfleet.environment import queries, zone_env
+from tsfleet.environment.cells import model_cells
 from tsfleet.environment.correlation import all_effects
 from tsfleet.environment.envelope import envelopes
 from tsfleet.environment.limits import COLUMNS as LIMIT_COLUMNS
 from tsfleet.environment.limits import limits
-from tsfleet.environment.model import Block, Fit, fit_outcome
+from tsfleet.environment.model import FACTORS, Block, Fit, fit_outcome
 from tsfleet.environment.recommend import recommend
 from tsfleet.environment.stress import device_stress
 from tsfleet.errors import InvalidParameter, UnknownDevice
@@ -69,8 +70,11 @@ class Environment:
         con = self.con
         stamp = now_utc()
         lap = self._stopwatch()
-        window = zone_env.build(con, max_gap_hours=max_gap_hours,
-                                dead_after_hours=dead_after_hours, params=params)
+        declared = queries.run(con, "declared_factors").to_pylist()
+        factors = [*FACTORS, *(d["metric"] for d in declared)]
+        window, zone_hours = zone_env.build(
+            con, max_gap_hours=max_gap_hours, dead_after_hours=dead_after_hours,
+            params=params, declared=tuple(d["metric"] for d in declared))
         lap("zone environment")
         start = window.start if window else stamp
         end = window.end if window else stamp
@@ -80,19 +84,20 @@ class Environment:
         exposure = queries.run(con, "device_exposure", {"start": start, "ea_ev": ea_ev,
                                                         "cycle_swing_c": cycle_swing_c}
                                ).to_pandas()
-        cells = queries.run(con, "model_cells", p).to_pandas()
+        cells = model_cells(con, zone_hours, factors, start, end)
+        #: the exposure cells the models were fitted on (for inspection and the bench)
+        self.cells = cells
         lap("exposure and cells")
-        fits = [fit_outcome(cells, o) if len(cells) else Fit(o, reason="no environment data")
-                for o in OUTCOMES]
-        env = envelopes(cells) if len(cells) else pd.DataFrame(
+        units = {d["metric"]: d["unit"] for d in declared}
+        labels = {d["metric"]: d["quantity"] for d in declared}
+        fits = [fit_outcome(cells, o, factors=tuple(factors), units=units, labels=labels)
+                if len(cells) else Fit(o, reason="no environment data") for o in OUTCOMES]
+        env = envelopes(cells, factors) if len(cells) else pd.DataFrame(
             columns=["device_type", "factor", "band_low", "band_high", "status"])
         write_result(con, "environment_envelopes", env, params=params, computed_at=stamp)
         self._write_model(fits, params, stamp)
         lap("models and envelopes")
 
-        zone_hours = con.execute(
-            "select zone, hour_at, temperature_c, humidity_pct, vibration_g, daily_swing_c "
-            "from environment_zone_hourly").df()
         fail_fit = fits[0] if fits[0].ok else None
         stressed = device_stress(exposure, zone_hours, env, fail_fit, hours)
         stressed["p_fail_threshold"] = p_fail_threshold

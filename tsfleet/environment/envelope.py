@@ -15,6 +15,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from tsfleet.environment.cells import round_step
+
 HOURS_PER_YEAR = 8760.0
 #: Band edges per factor (the cells are binned so that no cell straddles an edge).
 BANDS: dict[str, list[float]] = {
@@ -23,6 +25,9 @@ BANDS: dict[str, list[float]] = {
     "vibration_g": [0, 0.1, 0.3, 0.6, 1.0, np.inf],
     "daily_swing_c": [0, 4, 8, 12, np.inf],
 }
+#: A declared factor's bands: a round step giving about this many bands between its
+#: exposure-weighted 5% and 95% quantiles, open at both ends.
+DECLARED_BANDS = 5
 MIN_DEVICE_YEARS = 1.0
 #: The device_type of the envelope over all types together.
 ALL_TYPES = "all"
@@ -36,11 +41,25 @@ def poisson_ci(k: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarr
     return lo, hi
 
 
-def envelopes(cells: pd.DataFrame) -> pd.DataFrame:
+def bands(factor: str, cells: pd.DataFrame) -> list[float]:
+    """The band edges of ``factor`` (fixed for the built-in factors, else from the data)."""
+    if factor in BANDS:
+        return BANDS[factor]
+    x, w = cells[factor].to_numpy(float), cells["device_hours"].to_numpy(float)
+    order = np.argsort(x)
+    cum = np.cumsum(w[order]) / w.sum()
+    lo, hi = (float(x[order][min(np.searchsorted(cum, q), len(x) - 1)]) for q in (0.05, 0.95))
+    step = round_step(hi - lo, DECLARED_BANDS)
+    inner = np.arange(np.ceil(lo / step) * step, hi + step / 2, step)
+    return [-np.inf, *np.round(inner, 10).tolist(), np.inf]
+
+
+def envelopes(cells: pd.DataFrame, factors: list[str] | None = None) -> pd.DataFrame:
     """One row per device type, factor and band with rates, CIs and status."""
     rows = []
     cells = pd.concat([cells, cells.assign(device_type=ALL_TYPES)], ignore_index=True)
-    for factor, edges in BANDS.items():
+    for factor in factors or list(BANDS):
+        edges = bands(factor, cells)
         band = np.digitize(cells[factor].to_numpy(float), edges[1:-1])
         frame = cells.assign(band=band)
         g = frame.groupby(["device_type", "band"], as_index=False).agg(

@@ -12,15 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tsfleet.environment.model import UNITS, Fit
+from tsfleet.environment.model import LABELS, Fit
 
-LABELS = {"temperature_c": "temperature", "humidity_pct": "humidity",
-          "vibration_g": "vibration", "daily_swing_c": "daily temperature swing"}
 COLUMNS = ["outcome", "device_type", "factor", "kind", "limit_value", "limit_ci_low",
            "limit_ci_high", "log_rate_ratio", "ci_low", "ci_high", "p_adjusted", "sentence"]
 
 
 def label(factor: str) -> str:
+    """The word for a built-in factor (a declared one: ``Fit.label``)."""
     return LABELS.get(factor, factor)
 
 
@@ -41,7 +40,7 @@ def limits(model: Fit, effects: list[dict]) -> pd.DataFrame:
         who = (f"type {dtype}" if dtype else "all device types" if not others else
                "device types other than " + ", ".join(others))
         above, lin = by.get((dtype, f, "above")), by.get((dtype, f, "linear"))
-        unit = UNITS.get(f, "unit")
+        unit, word = model.unit(f), model.label(f)
         base = dict(outcome=model.outcome, device_type=dtype, factor=f)
         if above and above.get("is_significant") and above["estimate"] > 0:
             tau, lo, hi = above["threshold"], above["threshold_ci_low"], above["threshold_ci_high"]
@@ -49,7 +48,7 @@ def limits(model: Fit, effects: list[dict]) -> pd.DataFrame:
                 base, kind="keep_below", limit_value=tau, limit_ci_low=lo, limit_ci_high=hi,
                 log_rate_ratio=above["estimate"], ci_low=above["ci_low"],
                 ci_high=above["ci_high"], p_adjusted=above["p_adjusted"],
-                sentence=f"{label(f)} above {tau:g} {unit} (95% CI {lo:g}-{hi:g}) raises the "
+                sentence=f"{word} above {tau:g} {unit} (95% CI {lo:g}-{hi:g}) raises the "
                          f"{model.outcome} rate of {who} {_x(above['estimate'])} per {unit} "
                          f"(95% CI {_x(above['ci_low'])}-{_x(above['ci_high'])}); keep {who} "
                          f"below {tau:g} {unit}"))
@@ -57,9 +56,9 @@ def limits(model: Fit, effects: list[dict]) -> pd.DataFrame:
             rows.append(dict(
                 base, kind="lower_is_better", log_rate_ratio=lin["estimate"],
                 ci_low=lin["ci_low"], ci_high=lin["ci_high"], p_adjusted=lin["p_adjusted"],
-                sentence=f"higher {label(f)} raises the {model.outcome} rate of {who} "
+                sentence=f"higher {word} raises the {model.outcome} rate of {who} "
                          f"{_x(lin['estimate'])} per {unit} (95% CI {_x(lin['ci_low'])}-"
-                         f"{_x(lin['ci_high'])}), with no threshold found; keep {label(f)} as "
+                         f"{_x(lin['ci_high'])}), with no threshold found; keep {word} as "
                          f"low as practical for {who}"))
     return pd.DataFrame(rows, columns=COLUMNS)
 

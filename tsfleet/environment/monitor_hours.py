@@ -2,14 +2,16 @@
 
 The monitors' hourly history (raw readings where kept, the hourly rollup where
 retention aged them out) is read in one scan and aggregated per monitor, metric
-and hour with ``np.bincount`` into arrays of shape (monitors, 3 metrics, hours).
+and hour with ``np.bincount`` into arrays of shape (monitors, metrics, hours):
+temperature, humidity and vibration, then the declared environmental metrics.
 The data is dense by nature (every monitor reports every hour), so this is a
 few array operations; a DuckDB hash aggregate into millions of groups and a
 temporary table of them cost 5x more CPU here (10,000 devices: 6 M readings).
 
 The rules are those of the view ``environment_monitor_readings`` (sql/views/401),
 which shows them at SQL level: an hour is out of range when a reading of it is
-physically implausible, stuck when its monitor's 12-hour block (or the block
+physically implausible (a declared metric's readings outside its declared range
+never reach the store), stuck when its monitor's 12-hour block (or the block
 before or after) holds at least 10 readings of one identical value and the hour
 has only that value. Invalid hours are excluded, never trusted.
 """
@@ -33,6 +35,7 @@ MIN_STUCK_READINGS = 10
 class MonitorHours:
     """Per monitor (axis 0), metric (axis 1) and hour (axis 2) from ``hour0``."""
 
+    metrics: tuple[str, ...]  # axis 1
     device_id: np.ndarray   # (M,) object
     zone: np.ndarray        # (M,) object
     hour0: int              # first hour, hours since the epoch (UTC)
@@ -51,21 +54,27 @@ class MonitorHours:
         return (self.n > 0) & ~self.out_of_range & ~self.stuck
 
 
-def load(con: duckdb.DuckDBPyConnection) -> MonitorHours | None:
-    """The monitors' hours with flags, or None without any monitor reading."""
+def load(con: duckdb.DuckDBPyConnection,
+         declared: tuple[str, ...] = ()) -> MonitorHours | None:
+    """The monitors' hours of METRICS and the ``declared`` environmental metrics, with
+    flags, or None without any monitor reading."""
+    metrics = (*METRICS, *declared)
     mons = con.execute(queries.sql("monitors")).fetchnumpy()
-    raw = con.execute(queries.sql("monitor_raw")).fetchnumpy()
-    rolled = con.execute(queries.sql("monitor_rollup")).fetchnumpy()
+    p = {"metrics": list(metrics)}
+    raw = con.execute(queries.sql("monitor_raw"), p).fetchnumpy()
+    rolled = con.execute(queries.sql("monitor_rollup"), p).fetchnumpy()
     hours = np.concatenate([raw["hour"], rolled["hour"]]).astype(np.int64)
     if not len(hours):
         return None
     hour0 = int(hours.min())
     n_hours = int(hours.max()) - hour0 + 1
     n_mon = len(mons["device_id"])
-    size = n_mon * 3 * n_hours
+    n_met = len(metrics)
+    size = n_mon * n_met * n_hours
 
     def flat(part: dict) -> np.ndarray:
-        return ((part["monitor_index"].astype(np.int64) * 3 + part["metric_index"]) * n_hours
+        return ((part["monitor_index"].astype(np.int64) * n_met + part["metric_index"])
+                * n_hours
                 + part["hour"].astype(np.int64) - hour0)
 
     ir, iu = flat(raw), flat(rolled)
@@ -81,7 +90,7 @@ def load(con: duckdb.DuckDBPyConnection) -> MonitorHours | None:
     if len(iu):
         np.minimum.at(lo, iu, rolled["value_min"].astype(float))
         np.maximum.at(hi, iu, rolled["value_max"].astype(float))
-    shape = (n_mon, 3, n_hours)
+    shape = (n_mon, n_met, n_hours)
     n, total, lo, hi = (a.reshape(shape) for a in (n, total, lo, hi))
     has = n > 0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -92,8 +101,9 @@ def load(con: duckdb.DuckDBPyConnection) -> MonitorHours | None:
     oor[:, 2] = hi[:, 2] > 16
     oor &= has
     stuck, stuck_value = _stuck(hour0, n, lo, hi)
-    return MonitorHours(mons["device_id"].astype(object), mons["zone"].astype(object), hour0,
-                        n, mean, oor, stuck & has, stuck_value)
+    return MonitorHours(metrics, mons["device_id"].astype(object),
+                        mons["zone"].astype(object), hour0, n, mean, oor, stuck & has,
+                        stuck_value)
 
 
 def _stuck(hour0: int, n: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[
@@ -153,7 +163,7 @@ def faults(mh: MonitorHours | None, con: duckdb.DuckDBPyConnection, end, *,
                 h_from=("h", "min"), h_to=("h", "max"), n_readings=("n", "sum"))
             frames.append(pd.DataFrame({
                 "device_id": mh.device_id[g["m"]], "zone": mh.zone[g["m"]],
-                "metric": np.array(METRICS, dtype=object)[g["k"]], "fault": fault,
+                "metric": np.array(mh.metrics, dtype=object)[g["k"]], "fault": fault,
                 "from_at": at(g["h_from"].to_numpy()), "to_at": at(g["h_to"].to_numpy()),
                 "n_readings": g["n_readings"].to_numpy().astype(np.int64)}))
         heard = (mh.n > 0).any(axis=1)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from tsfleet.environment.envelope import HOURS_PER_YEAR, poisson_ci
-from tsfleet.environment.limits import label, limit_for
-from tsfleet.environment.model import FACTORS, UNITS, Fit
+from tsfleet.environment.limits import limit_for
+from tsfleet.environment.model import Fit
 
 ACTIONS = {
     "temperature_c": "shading, ventilating or relocating",
@@ -37,8 +37,8 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
     """Ranked problem zones with evidence, expected gain and one sentence each."""
     if model is None or not model.ok or lim.empty:
         return pd.DataFrame(columns=COLUMNS)
-    factors = [f for f in FACTORS if f in set(lim["factor"])]
-    zh = zone_hours.dropna(subset=list(FACTORS))
+    factors = [f for f in model.factors if f in set(lim["factor"])]
+    zh = zone_hours.dropna(subset=model.factors)
     dev = exposure[exposure["env_source"] != "none"].merge(failures, on="device_id", how="left")
     dev["n_failures"] = dev["n_failures"].fillna(0)
     # Fleet rate per type (per device-hour with environment) -> expected failures per device.
@@ -47,7 +47,7 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
     dev["expected"] = dev["hours_with_environment"] * dev["device_type"].map(type_rate)
     dev["age_weight"] = np.exp(model.coef("age_years") * dev["age_years"])
     typical = {f: float(zh.groupby("zone")[f].mean().median()) for f in factors}
-    env_all = {c: zh[c].to_numpy(float) for c in FACTORS}
+    env_all = {c: zh[c].to_numpy(float) for c in model.factors}
     # Zones as integer codes: grouping 100,000s of zone-hours by string is slow.
     zone_codes, zone_names = pd.factorize(zh["zone"])
     by_zone = {zone_names[c]: zh.iloc[idx] for c, idx in
@@ -90,7 +90,7 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
         lim_row = applies[best_type[factor][1]][factor]
         cap = lim_row["limit_value"] if lim_row["kind"] == "keep_below" else typical[factor]
         share = float((z[factor] > cap).mean())
-        condition = (f"{label(factor)} above {cap:.3g} {UNITS.get(factor, '')}".rstrip()
+        condition = (f"{model.label(factor)} above {cap:.3g} {model.unit(factor)}"
                      + f" for {share:.0%} of hours")
         affected = zdev[zdev["device_type"].map(lambda t, f=factor: f in applies[t])]
         obs, exp_ = int(affected["n_failures"].sum()), float(affected["expected"].sum())

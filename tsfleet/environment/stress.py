@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tsfleet.environment.model import FACTORS, Fit
+from tsfleet.environment.model import Fit
 
 COMPONENTS = ("share_hours_outside_envelope", "thermal_cycles_per_30d",
               "arrhenius_acceleration", "vibration_dose_g2h_per_day")
@@ -26,10 +26,16 @@ NEUTRAL = {"temperature_c": 20.0, "humidity_pct": 50.0, "vibration_g": 0.0,
            "daily_swing_c": 0.0}
 
 
+def neutral(model: Fit) -> dict[str, float]:
+    """NEUTRAL, and a declared factor at its fleet median (any fixed value would do)."""
+    return {f: NEUTRAL.get(f, model.centers[f]) for f in model.factors}
+
+
 def outside_envelope(zone_hours: pd.DataFrame, env: pd.DataFrame) -> pd.DataFrame:
     """Share of each zone's hours with environment that a type's envelope calls problematic."""
     bad = env[env["status"] == "problematic"]
-    complete = zone_hours.dropna(subset=["temperature_c", "humidity_pct", "vibration_g"])
+    complete = zone_hours.dropna(subset=sorted(set(bad["factor"]) | {
+        "temperature_c", "humidity_pct", "vibration_g"}))
     rows = []
     for dtype, b in bad.groupby("device_type"):
         mask = np.zeros(len(complete), bool)
@@ -48,15 +54,16 @@ def outside_envelope(zone_hours: pd.DataFrame, env: pd.DataFrame) -> pd.DataFram
 
 def zone_type_hazard(zone_hours: pd.DataFrame, model: Fit, types: list[str]) -> pd.DataFrame:
     """Mean environmental rate multiplier of the last 30 days, per zone and type."""
-    recent = zone_hours.dropna(subset=list(FACTORS))
+    recent = zone_hours.dropna(subset=model.factors)
     if recent.empty:
         return pd.DataFrame(columns=["zone", "device_type", "env_factor"])
     cutoff = recent["hour_at"].max() - pd.Timedelta(hours=HORIZON_HOURS - 1)
     recent = recent[recent["hour_at"] >= cutoff]
     out = []
     for t in types:
-        rate = model.predict_rate(t, 0.0, {f: recent[f].to_numpy(float) for f in FACTORS})
-        rate = rate / model.predict_rate(t, 0.0, NEUTRAL)
+        rate = model.predict_rate(t, 0.0, {f: recent[f].to_numpy(float)
+                                           for f in model.factors})
+        rate = rate / model.predict_rate(t, 0.0, neutral(model))
         m = pd.Series(rate, index=recent.index).groupby(recent["zone"]).mean()
         out.append(pd.DataFrame({"zone": m.index, "device_type": t, "env_factor": m.to_numpy()}))
     return pd.concat(out, ignore_index=True)
@@ -85,7 +92,8 @@ def device_stress(exposure: pd.DataFrame, zone_hours: pd.DataFrame, env: pd.Data
             hz["env_factor"].mean() if len(hz) else 1.0)
         age_now = x["age_years"] + (window_hours + HORIZON_HOURS / 2) / (24 * 365.25)
         # predict_rate at neutral environment gives type and age; env_factor carries the rest.
-        base = fit.predict_rate(x["device_type"].to_numpy(object), age_now.to_numpy(), NEUTRAL)
+        base = fit.predict_rate(x["device_type"].to_numpy(object), age_now.to_numpy(),
+                                neutral(fit))
         mu = base * x["env_factor"].to_numpy() * HORIZON_HOURS
         x["failures_per_30d_expected"] = mu
         x["p_fail_30d"] = 1 - np.exp(-mu)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tsfleet.environment import monitor_hours
-from tsfleet.environment.monitor_hours import METRICS, MonitorHours
+from tsfleet.environment.monitor_hours import MonitorHours
 from tsfleet.results import write_result
 from tsfleet.store import quote_ident
 
@@ -53,8 +53,8 @@ def zone_series(mh: MonitorHours, zones: np.ndarray) -> tuple[np.ndarray, np.nda
     number of monitors that contributed; ``zones`` gives axis 0."""
     valid = mh.valid
     code = pd.Index(zones).get_indexer(mh.zone)
-    total = np.zeros((len(zones), 3, mh.hours))
-    count = np.zeros((len(zones), 3, mh.hours))
+    total = np.zeros((len(zones), len(mh.metrics), mh.hours))
+    count = np.zeros((len(zones), len(mh.metrics), mh.hours))
     np.add.at(total, code, np.where(valid, mh.mean, 0.0))
     np.add.at(count, code, valid.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -82,12 +82,17 @@ def interpolate(obs: np.ndarray, max_gap_hours: int) -> tuple[np.ndarray, np.nda
 
 
 def build(con: duckdb.DuckDBPyConnection, *, max_gap_hours: int, dead_after_hours: int,
-          params: dict) -> Window | None:
-    """Write environment_zone_hourly, environment_gaps and environment_monitor_faults;
-    return the analysis window (None without any monitor data)."""
-    mh = monitor_hours.load(con)
+          params: dict, declared: tuple[str, ...] = ()) -> tuple[Window | None, pd.DataFrame]:
+    """Write environment_zone_hourly, environment_zone_factor_hourly (the ``declared``
+    environmental metrics), environment_gaps and environment_monitor_faults; return the
+    analysis window (None without any monitor data) and the zone hours with every factor
+    as a column."""
+    mh = monitor_hours.load(con, declared)
+    zone_hours = pd.DataFrame(columns=["zone", "hour_at", "temperature_c", "humidity_pct",
+                                       "vibration_g", "daily_swing_c", *declared])
     if mh is None:
-        for table in ("environment_zone_hourly", "environment_gaps"):
+        for table in ("environment_zone_hourly", "environment_zone_factor_hourly",
+                      "environment_gaps"):
             con.execute(f"delete from {quote_ident(table)}")
         end = con.execute("select max(observed_at) from device_latest").fetchall()[0][0]
         window = None
@@ -98,14 +103,17 @@ def build(con: duckdb.DuckDBPyConnection, *, max_gap_hours: int, dead_after_hour
             "select distinct zone from devices").fetchall()), dtype=object)
         obs, count = zone_series(mh, zones)
         filled, prev, nxt = interpolate(obs, max_gap_hours)
-        write_result(con, "environment_zone_hourly", _zone_hourly(mh, zones, obs, filled, count),
-                     params=params)
+        zone_hours = _zone_hourly(mh, zones, obs, filled, count)
+        write_result(con, "environment_zone_hourly",
+                     zone_hours.drop(columns=list(declared)), params=params)
+        write_result(con, "environment_zone_factor_hourly",
+                     _factor_hourly(mh, zones, obs, filled), params=params)
         write_result(con, "environment_gaps", _gaps(mh, zones, obs, filled, prev, nxt),
                      params=params)
     faults = monitor_hours.faults(mh, con, end or datetime(1970, 1, 1),
                                   dead_after_hours=dead_after_hours)
     write_result(con, "environment_monitor_faults", faults, params=params)
-    return window
+    return window, zone_hours
 
 
 def _zone_hourly(mh: MonitorHours, zones: np.ndarray, obs: np.ndarray, filled: np.ndarray,
@@ -119,6 +127,7 @@ def _zone_hourly(mh: MonitorHours, zones: np.ndarray, obs: np.ndarray, filled: n
                           "t": temp.ravel()})
     g = frame.groupby(["z", "d"])["t"]
     swing = (g.transform("max") - g.transform("min")).to_numpy()
+    builtin = slice(0, len(monitor_hours.METRICS))
     return pd.DataFrame({
         "zone": np.repeat(zones, n_h),
         "hour_at": np.tile(hour_at(mh.hour0 + np.arange(n_h)), n_z),
@@ -126,8 +135,24 @@ def _zone_hourly(mh: MonitorHours, zones: np.ndarray, obs: np.ndarray, filled: n
         "humidity_pct": filled[:, 1].ravel(),
         "vibration_g": filled[:, 2].ravel(),
         "daily_swing_c": swing,
-        "n_monitors": count.max(axis=1).ravel().astype(np.int32),
-        "is_interpolated": (np.isnan(obs) & ~np.isnan(filled)).any(axis=1).ravel(),
+        "n_monitors": count[:, builtin].max(axis=1).ravel().astype(np.int32),
+        "is_interpolated": (np.isnan(obs) & ~np.isnan(filled))[:, builtin].any(axis=1).ravel(),
+        **{m: filled[:, k].ravel() for k, m in enumerate(mh.metrics) if k >= builtin.stop},
+    })
+
+
+def _factor_hourly(mh: MonitorHours, zones: np.ndarray, obs: np.ndarray,
+                   filled: np.ndarray) -> pd.DataFrame:
+    """The declared environmental metrics in long form (one row per zone, factor, hour)."""
+    n_z, _, n_h = filled.shape
+    ks = list(range(len(monitor_hours.METRICS), len(mh.metrics)))
+    return pd.DataFrame({
+        "zone": np.tile(np.repeat(zones, n_h), len(ks)),
+        "hour_at": np.tile(hour_at(mh.hour0 + np.arange(n_h)), n_z * len(ks)),
+        "factor": np.repeat(np.array([mh.metrics[k] for k in ks], dtype=object), n_z * n_h),
+        "value": np.concatenate([filled[:, k].ravel() for k in ks]) if ks else np.zeros(0),
+        "is_interpolated": (np.concatenate([(np.isnan(obs[:, k]) & ~np.isnan(filled[:, k]))
+                                            .ravel() for k in ks]) if ks else np.zeros(0, bool)),
     })
 
 
@@ -141,7 +166,7 @@ def _gaps(mh: MonitorHours, zones: np.ndarray, obs: np.ndarray, filled: np.ndarr
     n_h = obs.shape[-1]
     p, q = prev[z, k, h], nxt[z, k, h]
     return pd.DataFrame({
-        "zone": zones[z], "metric": np.array(METRICS, dtype=object)[k],
+        "zone": zones[z], "metric": np.array(mh.metrics, dtype=object)[k],
         "gap_from": hour_at(mh.hour0 + np.where(p >= 0, h, 0)),
         "gap_to": hour_at(mh.hour0 + np.where(q < n_h, q, n_h)),
         "hours": (q - h).astype(np.int32),

@@ -176,7 +176,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         check_store(str(path))
         with duckdb.connect(str(path), read_only=True) as con:
             is_demo = con.execute("select count(*) from information_schema.schemata "
-                                  "where schema_name = 'sim'").fetchone()[0]
+                                  "where schema_name = 'sim'").fetchall()[0][0]
         if not is_demo:
             raise StoreError(f"{path} exists and is not a demo store; choose another --db")
     t0 = time.perf_counter()

@@ -40,7 +40,7 @@ class AsOf:
 
 def data_end(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The newest reading's time, or None for a store without readings."""
-    return con.execute("select max(observed_at) from readings").fetchone()[0]
+    return con.execute("select max(observed_at) from readings").fetchall()[0][0]
 
 
 def as_of(con: duckdb.DuckDBPyConnection, at: datetime | None = None,
@@ -53,7 +53,7 @@ def as_of(con: duckdb.DuckDBPyConnection, at: datetime | None = None,
     if end is None:
         return AsOf(now, "now (empty store)")
     interval = con.execute("select median(reporting_interval_s) from devices "
-                           "where reporting_interval_s > 0").fetchone()[0]
+                           "where reporting_interval_s > 0").fetchall()[0][0]
     slack = timedelta(seconds=LIVE_K * float(interval or DEFAULT_INTERVAL_S))
     if end >= now - slack:
         return AsOf(now, "now; live store")

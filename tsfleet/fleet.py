@@ -218,12 +218,12 @@ class Fleet:
             table = model.spec.table
             counts[table] = self.con.execute(
                 f"select count(*) from {store.quote_ident(table)}"
-            ).fetchone()[0]
-        counts["quarantine"] = self.con.execute("select count(*) from quarantine").fetchone()[0]
-        version = self.con.execute("select max(version) from schema_version").fetchone()[0]
+            ).fetchall()[0][0]
+        counts["quarantine"] = self.con.execute("select count(*) from quarantine").fetchall()[0][0]
+        version = self.con.execute("select max(version) from schema_version").fetchall()[0][0]
         lo, hi = self.con.execute(
             "select min(observed_at), max(observed_at) from readings"
-        ).fetchone()
+        ).fetchall()[0]
         return {
             "path": self.path or ":memory:",
             "schema_version": version,

@@ -84,7 +84,7 @@ class Metrics:
         """Re-ingest quarantined readings with one of ``reasons`` whose metric is known now,
         then drop them from quarantine (a row that fails again is quarantined anew)."""
         reasons = [reasons] if isinstance(reasons, str) else list(reasons)
-        top = self.con.execute("select coalesce(max(batch_id), 0) from quarantine").fetchone()[0]
+        top = self.con.execute("select coalesce(max(batch_id), 0) from quarantine").fetchall()[0][0]
         raw = self.con.execute(f"select q.raw {_WAITING}", [reasons, top]).fetchall()
         report = IngestReport("readings", "quarantine")
         if not raw:

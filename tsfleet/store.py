@@ -55,7 +55,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     >>> con = connect(None)
     >>> with transaction(con):
     ...     _ = con.execute("create table t (x int)")
-    >>> con.execute("select count(*) from t").fetchone()
+    >>> con.execute("select count(*) from t").fetchall()[0]
     (0,)
     """
     con.execute("BEGIN TRANSACTION")
@@ -171,7 +171,7 @@ def _applied_versions(con: duckdb.DuckDBPyConnection) -> dict[int, str | None]:
     exists = con.execute(
         "select count(*) from information_schema.tables "
         "where table_schema = 'main' and table_name = 'schema_version'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return {}
     return dict(con.execute("select version, checksum from schema_version").fetchall())

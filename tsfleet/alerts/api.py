@@ -99,7 +99,7 @@ class Alerts:
         states = dict(self.con.execute("select state, count(*) from alerts group by all")
                       .fetchall())
         runs = self.con.execute("select count(*) filter (where status = 'ok'), count(*) "
-                                "from alert_rule_runs").fetchone()
+                                "from alert_rule_runs").fetchall()[0]
         lines = [f"{runs[0]} of {runs[1]} rules evaluated; "
                  f"{states.get('firing', 0)} alerts firing, {states.get('pending', 0)} pending, "
                  f"{states.get('acknowledged', 0)} acknowledged"]
@@ -200,7 +200,7 @@ class Alerts:
             [active_at, active_at, active_at])
 
     def _last_evaluation(self) -> datetime | None:
-        return self.con.execute("select max(last_evaluated_at) from alerts").fetchone()[0]
+        return self.con.execute("select max(last_evaluated_at) from alerts").fetchall()[0][0]
 
     def _refresh_silences(self, at: datetime) -> None:
         with transaction(self.con):

@@ -123,7 +123,7 @@ def _collect(con: duckdb.DuckDBPyConnection, rule: Rule,
     identity = "\x1f".join(f"{k}={v}" for k, v in sorted(rule.labels.items()))
     rule_params = [rule.name, identity, json.dumps(rule.labels, sort_keys=True), rule.severity]
     try:
-        run.n_matches = con.execute(sql, rule_params + a_params).fetchone()[0]
+        run.n_matches = con.execute(sql, rule_params + a_params).fetchall()[0][0]
     except duckdb.Error as exc:
         run.status, run.reason = "error", f"condition failed: {str(exc).splitlines()[0]}"
         return run
@@ -134,7 +134,7 @@ def _collect(con: duckdb.DuckDBPyConnection, rule: Rule,
 def evaluate(con: duckdb.DuckDBPyConnection, pack: RulePack, at: datetime, *,
              params: dict) -> Evaluation:
     """Evaluate ``pack`` at time ``at`` and advance every alert's lifecycle."""
-    last = con.execute("select max(last_evaluated_at) from alerts").fetchone()[0]
+    last = con.execute("select max(last_evaluated_at) from alerts").fetchall()[0][0]
     if last is not None and at < last:
         raise InvalidParameter(f"evaluation time {at:%Y-%m-%d %H:%M:%S} is before the previous "
                                f"evaluation at {last:%Y-%m-%d %H:%M:%S}; time only moves forward")
@@ -199,9 +199,9 @@ def _apply(con: duckdb.DuckDBPyConnection, at: datetime, params: dict) -> Evalua
         con.execute(f"insert into alerts ({cols}, computed_at, params) select {cols}, ?, ? "
                     "from _alert_next", [at, json.dumps(params, default=str, sort_keys=True)])
         apply_silences(con, at)
-        n_before = con.execute("select count(*) from notifications").fetchone()[0]
+        n_before = con.execute("select count(*) from notifications").fetchall()[0][0]
         con.execute(sql_text("outbox"), {"at": at})
-        n_after = con.execute("select count(*) from notifications").fetchone()[0]
+        n_after = con.execute("select count(*) from notifications").fetchall()[0][0]
         states = con.execute("select state, count(*) from alerts group by all").fetchall()
     return Evaluation(at, [], Counter(dict(states)),
                       Counter({(a, b): n for a, b, n in transitions}), n_after - n_before)

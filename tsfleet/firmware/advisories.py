@@ -63,7 +63,7 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object,
                             feed=feed, notes="; ".join(adv.notes) or None)
     now = now_utc()
     with transaction(con):
-        batch_id = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
+        batch_id = con.execute("select nextval('ingest_batch_seq')").fetchall()[0][0]
         if good:
             table = pa.Table.from_pylist(list(good.values()))
             con.complete()

@@ -255,9 +255,9 @@ class Firmware:
 
     # -- helpers -----------------------------------------------------------------------
     def _count(self, table: str) -> int:
-        return self.con.execute(f"select count(*) from {table}").fetchone()[0]
+        return self.con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
     def _has_sim_feed(self) -> bool:
         return bool(self.con.execute(
             "select count(*) from information_schema.tables where table_schema = 'sim' "
-            "and table_name = 'osv_feed'").fetchone()[0])
+            "and table_name = 'osv_feed'").fetchall()[0][0])

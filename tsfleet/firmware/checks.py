@@ -70,7 +70,7 @@ def check_reports(con: duckdb.DuckDBPyConnection, batch_ids: list[int]) -> Check
                     {"batches": batches})
         result.n_reports = con.execute(
             "select count(*) from firmware_reports where list_contains(?, batch_id)",
-            [batches]).fetchone()[0]
+            [batches]).fetchall()[0][0]
         # A known event seen again: extend it.
         con.execute(
             "update firmware_security_events e set last_reported_at = n.last_at "
@@ -125,7 +125,7 @@ def _quarantine_unparsable(con: duckdb.DuckDBPyConnection) -> int:
         "version := r.version, image_hash := r.image_hash))::VARCHAR, now() "
         "from firmware_reports r join _fw_events e on e.kind = 'unparsable' "
         "and e.device_id = r.device_id and e.reported_at = r.reported_at "
-        "left join ingest_batches b on b.batch_id = r.batch_id").fetchone()[0]
+        "left join ingest_batches b on b.batch_id = r.batch_id").fetchall()[0][0]
     if not n:
         return 0
     con.execute(

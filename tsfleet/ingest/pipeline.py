@@ -64,7 +64,7 @@ def ingest_chunk(
     table = table.append_column("_rid", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     try:
         with transaction(con):
-            batch_id = con.execute("select nextval('ingest_batch_seq')").fetchone()[0]
+            batch_id = con.execute("select nextval('ingest_batch_seq')").fetchall()[0][0]
             report.batch_ids.append(batch_id)
             con.complete()
             con.register("_tsf_in", table)
@@ -116,7 +116,7 @@ def ingest_chunk(
                 f"select count(*), count(*) filter (where _reason is not null), "
                 f"count(*) filter (where _reason is null) - "
                 f"count(distinct _k) filter (where _reason is null), {span} from _tsf_checked"
-            ).fetchone()
+            ).fetchall()[0]
             report.n_rows += n_checked + n_split_out
             if n_bad:
                 con.execute(rejected_sql)
@@ -215,14 +215,14 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
         f"insert into quarantine select {bid}, {kind_lit}, {src}, 'invalid_json', "
         "'expected one JSON object per line, got: ' || left(_line, 80), _line, now() "
         "from _tsf_lines where not _ok"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if bad:
         report.quarantined_by_reason["invalid_json"] += bad
     wide = con.execute(
         f"insert into quarantine select {bid}, {kind_lit}, {src}, 'too_many_fields', "
         f"'an object of ' || len(json_keys(_line)) || ' fields; at most {MAX_FIELDS} are read', "
         "_line, now() from _tsf_lines where _wide"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if wide:
         report.quarantined_by_reason["too_many_fields"] += wide
     dup = con.execute(
@@ -231,7 +231,7 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
         "|| ' appears more than once in the object', _line, now() from (select _line, "
         "json_keys(_line) as k "
         "from _tsf_lines where _dup and not _wide)"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if dup:
         report.quarantined_by_reason["duplicate_field"] += dup
     ok = "_ok and not _wide and not _dup"
@@ -428,7 +428,7 @@ def _quarantine_checked(
         f"now() from (select distinct _src_rid, _reason, _detail from _tsf_rejected) c "
         f"join _tsf_src s on s._rid = c._src_rid order by c._src_rid returning reason"
     ).fetchall()
-    n_rejected = con.execute("select count(*) from _tsf_rejected").fetchone()[0]
+    n_rejected = con.execute("select count(*) from _tsf_rejected").fetchall()[0][0]
     report.n_rows -= n_rejected - len(rows)
     report.quarantined_by_reason.update(Counter(r[0] for r in rows))
 
@@ -467,18 +467,18 @@ def _insert_facts(con, model, rules, bid: str, kind_lit: str, src: str, raw_sql:
     n_seen = con.execute(
         f"create temp table _tsf_seen as select o._rid, o._src_rid, o._h, e._eh "
         f"from (select * from _tsf_checked where {fresh}) o join "
-        f"(select {part}, {h} as _eh from {table} {where}) e on {on}", params).fetchone()[0]
+        f"(select {part}, {h} as _eh from {table} {where}) e on {on}", params).fetchall()[0][0]
     con.execute(f"create or replace temp view _tsf_new as select * from _tsf_checked where "
                 f"{fresh} and _rid not in (select _rid from _tsf_seen)")
     n_new = con.execute(
         f"insert into {table} ({', '.join(q(c) for c in cols)}, batch_id) "
-        f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_new").fetchone()[0]
+        f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_new").fetchall()[0][0]
     repeats = " union all ".join(sources)
     dups = conflicts = 0
     if n_seen or n_dup_keys:
         dups, conflicts = con.execute(
             f"select count(*) filter (where _eh = _h), count(*) filter (where _eh <> _h) "
-            f"from ({repeats})").fetchone()
+            f"from ({repeats})").fetchall()[0]
     if conflicts:
         con.execute(
             f"insert into quarantine select {bid}, {kind_lit}, {src}, 'conflicting_duplicate', "
@@ -532,10 +532,10 @@ def _upsert_dimensions(con, model, rules, bid: str, report: IngestReport) -> Non
         f"insert or replace into {table} ({', '.join(q(c) for c in cols)}, batch_id) "
         f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_upsert "
         f"where _eh is null or _eh <> _h"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     dups = con.execute(
         "select (select count(*) from _tsf_upsert where _eh = _h) + "
         "(select count(*) from _tsf_ok where _rn > 1)"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     report.n_accepted += n_new
     report.n_duplicates += dups

@@ -86,14 +86,14 @@ class Network:
                         "rssi_dbm, snr_db, last_heard_at, ?::timestamp, ? "
                         "from network_heard_links",
                         [now_utc(), json.dumps({"reach_window_days": s["reach_window_days"]})])
-        return con.execute("select count(*) from network_reach").fetchone()[0]
+        return con.execute("select count(*) from network_reach").fetchall()[0][0]
 
     def saturation(self, gateways: list[str] | None = None) -> list[dict]:
         """Fit each gateway's latency-vs-load knee; writes ``network_saturation``."""
         self.fleet.require_writable()
         gws = _subset(gateways)
         frame = self.fleet.frame(_HOURLY, [gateways is None, gws])
-        as_of = self.con.execute("select max(hour_at) from network_gateway_hourly").fetchone()[0]
+        as_of = self.con.execute("select max(hour_at) from network_gateway_hourly").fetchall()[0][0]
         capacity = dict(self.con.execute(
             "select gateway_id, capacity_devices from gateways").fetchall())
         cols = saturation_rows(frame, None if as_of is None else np.datetime64(as_of), capacity)
@@ -108,7 +108,7 @@ class Network:
         s = self.settings()
         window = int(s["forecast_window_days"])
         frame = self.fleet.frame(_DAILY, [window, gateways is None, _subset(gateways)])
-        as_of = self.con.execute("select max(as_of) from network_attachment").fetchone()[0]
+        as_of = self.con.execute("select max(as_of) from network_attachment").fetchall()[0][0]
         cols: dict[str, list] = {k: [] for k in (
             "gateway_id", "status", "n_days", "n_attached", "capacity_devices",
             "slope_devices_per_day", "p_value", "overload_at", "days_to_overload", "as_of")}
@@ -175,7 +175,7 @@ class Network:
             self.con.execute("delete from network_plan_pins where list_contains(?, device_id)",
                              [ids])
             self.con.execute("insert into network_plan_pins select unnest(?), ?", [ids, reason])
-        return self.con.execute("select count(*) from network_plan_pins").fetchone()[0]
+        return self.con.execute("select count(*) from network_plan_pins").fetchall()[0][0]
 
     def _known(self, ids: list[str] | None, name: str) -> list[str]:
         """``ids`` as a list, every one a known device."""

@@ -119,7 +119,7 @@ def read_network(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
     ``frontier()`` read and solve once."""
     if cache is None:
         return _read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned)
-    key = (con.execute(_FINGERPRINT).fetchone(), float(rssi_floor_dbm),
+    key = (con.execute(_FINGERPRINT).fetchall()[0], float(rssi_floor_dbm),
            tuple(sorted(pinned or ())))
     if cache.get("key") == key:
         return cache["net"]

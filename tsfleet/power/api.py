@@ -110,7 +110,7 @@ class Power:
         horizon_days = _check_horizon(horizon_days)
         if batch_days < 0:
             raise InvalidParameter(f"batch_days must be >= 0, got {batch_days!r}")
-        if not self.con.execute("select count(*) from battery_forecast").fetchone()[0]:
+        if not self.con.execute("select count(*) from battery_forecast").fetchall()[0][0]:
             self.forecast(horizon_days=max(horizon_days, 30))
         frame = self.fleet.frame(
             "select f.*, d.site, d.zone, d.device_type, d.criticality from battery_forecast f "

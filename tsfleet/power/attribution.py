@@ -33,7 +33,7 @@ def run(con) -> pd.DataFrame:
         where b.rate_pct_per_day > 0.005 and b.n_days >= 7
     """).df()
     df["interval_s"] = df["interval_s"].fillna(con.execute(
-        "select median(reporting_interval_s) from devices").fetchone()[0] or 3600)
+        "select median(reporting_interval_s) from devices").fetchall()[0][0] or 3600)
     numeric = []            # (factor, column, scale, label)
     if df["temperature_c"].notna().sum() >= 10 and df["temperature_c"].nunique() > 1:
         numeric.append(("temperature", "temperature_c", 1.0, "per +1 C"))

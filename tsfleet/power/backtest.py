@@ -22,7 +22,7 @@ from tsfleet.power import daystats, forecast
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None) -> pd.DataFrame:
     daystats.refresh(con)
-    end = con.execute("select max(day) from battery_daily").fetchone()[0]
+    end = con.execute("select max(day) from battery_daily").fetchall()[0][0]
     if end is None:
         return pd.DataFrame()
     cut = pd.Timestamp(end) + timedelta(days=1) - timedelta(days=horizon_days)

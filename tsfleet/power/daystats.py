@@ -51,10 +51,10 @@ def refresh(con, full: bool = False) -> int:
     changed) rebuilds everything: the stored sums were read through the old one.
     Returns the number of (device, day) rows touched (0: already current).
     """
-    target = con.execute("select coalesce(max(batch_id), 0) from readings").fetchone()[0]
+    target = con.execute("select coalesce(max(batch_id), 0) from readings").fetchall()[0][0]
     row = con.execute("select max(batch_id), count(*), max(curves_hash) "
-                      "from power_refresh").fetchone()
-    stale = row[1] and row[2] != con.execute(CURVES_HASH).fetchone()[0]
+                      "from power_refresh").fetchall()[0]
+    stale = row[1] and row[2] != con.execute(CURVES_HASH).fetchall()[0][0]
     mark = None if full or not row[1] or stale else row[0]
     if mark is not None and mark >= target:
         return 0
@@ -71,10 +71,10 @@ def refresh(con, full: bool = False) -> int:
             if mark is None:
                 con.execute(f"delete from {table}")
                 con.execute(f"insert into {table} by name select * from {pending}")
-                n += con.execute(f"select count(*) from {table}").fetchone()[0]
+                n += con.execute(f"select count(*) from {table}").fetchall()[0][0]
                 continue
             con.execute(f"create or replace temp table power_new as select * from {pending}")
-            n += con.execute("select count(*) from power_new").fetchone()[0]
+            n += con.execute("select count(*) from power_new").fetchall()[0][0]
             con.execute(f"create or replace temp table power_merged as "
                         f"select device_id, day, {sums} from ("
                         f"select t.* from {table} t semi join power_new n using (device_id, day) "

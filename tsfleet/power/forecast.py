@@ -71,7 +71,7 @@ def _fresh_params(con) -> bool:
     """Whether cached pooled parameters recent enough to reuse may exist."""
     return con.execute(
         "select count(*) > 0 from battery_holt_params where fitted_through >= "
-        "(select max(day) from battery_day_stats) - ?::integer", [REFIT_DAYS]).fetchone()[0]
+        "(select max(day) from battery_day_stats) - ?::integer", [REFIT_DAYS]).fetchall()[0][0]
 
 
 def _complete(shared: dict, s: series.Series) -> bool:

@@ -102,7 +102,7 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None,
     # the fleet's calendar, whichever devices are read: a forecast of a few devices
     # computes exactly what a forecast of the fleet computes for them
     grid = con.execute("select min(day), max(day) from battery_day_stats "
-                       "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).fetchone()
+                       "where ?::timestamp is null or day < ?::timestamp", [cut, cut]).fetchall()[0]
     seg = con.execute("select curve_id, l_lo, l_hi, v_lo, v_hi from battery_curve_segments "
                       "order by curve_id, l_lo").df()
     curves = {}

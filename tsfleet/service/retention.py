@@ -53,28 +53,28 @@ def apply_retention(fleet: Fleet, raw_days: int = 90, hourly_days: int = 400) ->
         raise InvalidParameter(f"need 1 <= raw_days <= hourly_days, got {raw_days} and "
                                f"{hourly_days}")
     con = fleet.con
-    newest = con.execute("select max(observed_at) from readings").fetchone()[0]
+    newest = con.execute("select max(observed_at) from readings").fetchall()[0][0]
     if newest is None:
         return RetentionResult(None, 0, 0, 0)
     cutoff = con.execute("select date_trunc('day', ?::timestamp - to_days(?))",
-                         [newest, raw_days]).fetchone()[0]
+                         [newest, raw_days]).fetchall()[0][0]
     with transaction(con):
         n_hourly = con.execute(
             "insert into readings_hourly_rollup select device_id, metric, "
             "date_trunc('hour', observed_at), avg(value), min(value), max(value), "
             "arg_max(value, observed_at), max(observed_at), count(*) from readings "
             "where observed_at < ? group by all" + _MERGE.format(t="readings_hourly_rollup"),
-            [cutoff]).fetchone()[0]
+            [cutoff]).fetchall()[0][0]
         n_daily = con.execute(
             "insert into readings_daily_rollup select device_id, metric, "
             "cast(observed_at as date), avg(value), min(value), max(value), "
             "arg_max(value, observed_at), max(observed_at), count(*) from readings "
             "where observed_at < ? group by all" + _MERGE.format(t="readings_daily_rollup"),
-            [cutoff]).fetchone()[0]
+            [cutoff]).fetchall()[0][0]
         n_deleted = con.execute("delete from readings where observed_at < ?",
-                                [cutoff]).fetchone()[0]
+                                [cutoff]).fetchall()[0][0]
         hourly_cutoff = con.execute("select ?::timestamp - to_days(?)",
-                                    [cutoff, hourly_days - raw_days]).fetchone()[0]
+                                    [cutoff, hourly_days - raw_days]).fetchall()[0][0]
         con.execute("delete from readings_hourly_rollup where hour_at < ?", [hourly_cutoff])
         con.execute("insert into retention_runs values (?, ?, ?, ?, ?, ?, ?)",
                     [now_utc(), raw_days, hourly_days, cutoff, n_deleted, n_hourly, n_daily])

@@ -54,10 +54,11 @@ def run_analyses(fleet: Fleet, only: str | Iterable[str] | None = None, *,
 def run_one(fleet: Fleet, name: str, *, force: bool = False) -> RunResult:
     spec: DomainSpec = BY_NAME[name]
     con = fleet.con
-    max_batch = con.execute("select coalesce(max(batch_id), 0) from ingest_batches").fetchone()[0]
+    max_batch = con.execute(
+        "select coalesce(max(batch_id), 0) from ingest_batches").fetchall()[0][0]
     last, last_ok_at = con.execute(
         "select max(to_batch_id), max(finished_at) from analysis_runs where analysis = ? "
-        "and status = 'ok'", [name]).fetchone()
+        "and status = 'ok'", [name]).fetchall()[0]
     if not force and last is not None and last >= max_batch and not _inputs_changed(
             con, name, last_ok_at):
         return RunResult(name, "skipped", 0.0, 0)
@@ -79,7 +80,7 @@ def run_one(fleet: Fleet, name: str, *, force: bool = False) -> RunResult:
         result = RunResult(name, "failed", 0.0, None, f"{type(exc).__name__}: {exc}")
     result.duration_s = time.perf_counter() - t0
     until = con.execute("select max(max_observed_at) from ingest_batches where batch_id <= ?",
-                        [max_batch]).fetchone()[0]
+                        [max_batch]).fetchall()[0][0]
     con.execute(
         "insert into analysis_runs values (nextval('analysis_run_seq'), ?, ?, ?, ?, ?, ?, ?, ?, "
         "?, ?, ?)",
@@ -115,7 +116,7 @@ def _inputs_changed(con, name: str, last_ok_at) -> bool:
     if name != "alerts":
         return False
     return con.execute("select count(*) > 0 from analysis_runs where analysis <> 'alerts' "
-                       "and status = 'ok' and finished_at > ?", [last_ok_at]).fetchone()[0]
+                       "and status = 'ok' and finished_at > ?", [last_ok_at]).fetchall()[0][0]
 
 
 def _rollback(con) -> None:

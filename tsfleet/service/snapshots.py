@@ -59,4 +59,4 @@ def _exists(con, name: str) -> bool:
     return bool(con.execute(
         "select count(*) from (select view_name as name from duckdb_views() where "
         "schema_name = 'main' union all select table_name from duckdb_tables() where "
-        "schema_name = 'main') where name = ?", [name]).fetchone()[0])
+        "schema_name = 'main') where name = ?", [name]).fetchall()[0][0])

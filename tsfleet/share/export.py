@@ -141,7 +141,8 @@ def _days(cur: duckdb.DuckDBPyConnection, since: datetime | None,
           until: datetime | None) -> tuple[date, date] | None:
     """The whole UTC days to export; an open bound takes the stored readings' range."""
     if since is None or until is None:
-        lo, hi = cur.execute("select min(observed_at), max(observed_at) from readings").fetchone()
+        lo, hi = cur.execute(
+            "select min(observed_at), max(observed_at) from readings").fetchall()[0]
         if lo is None:
             return None
         since = lo if since is None else since
@@ -211,7 +212,7 @@ def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: list[date
             "where r.observed_at >= ? and r.observed_at < ?) "
             f"to ? (format parquet, partition_by (bucket), compression {compression}, "
             "filename_pattern 'part_{i}')",
-            [buckets, buckets, lo, lo + timedelta(days=1), str(target)]).fetchone()[0]
+            [buckets, buckets, lo, lo + timedelta(days=1), str(target)]).fetchall()[0][0]
         if n == 0:
             remove_quietly(target)
         n_total += n

@@ -127,7 +127,7 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
     cur = con.cursor()
     attached, live = False, None
     try:
-        live = cur.execute("select current_database()").fetchone()[0]
+        live = cur.execute("select current_database()").fetchall()[0][0]
         options = "READ_ONLY false" + ("" if version == "latest" else ", STORAGE_VERSION ?")
         cur.execute(f"attach ? as {q(alias)} ({options})",
                     [str(staged)] + ([] if version == "latest" else [version]))
@@ -185,7 +185,7 @@ def _copy(cur: duckdb.DuckDBPyConnection, live: str, alias: str, views: str, ver
         for column, text in comments.get((schema, name), []):
             cur.execute(f"comment on column {dst}.{q(column)} is {sql_literal(text)}")
     _create_views(cur, live, alias, kept)
-    n_readings = cur.execute(f"select count(*) from {q(alias)}.main.readings").fetchone()[0]
+    n_readings = cur.execute(f"select count(*) from {q(alias)}.main.readings").fetchall()[0][0]
     info = f"{q(alias)}.main.snapshot_info"
     cur.execute(
         f"create table {info} as select ?::varchar as source, ?::timestamp as taken_at, "
@@ -207,9 +207,9 @@ def _column_comments(cur: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], li
 
 
 def _table_comment(cur: duckdb.DuckDBPyConnection, live: str, schema: str, name: str) -> str:
-    row = cur.execute("select comment from duckdb_tables() where database_name = ? and "
-                      "schema_name = ? and table_name = ?", [live, schema, name]).fetchone()
-    return row[0] if row and row[0] else ""
+    rows = cur.execute("select comment from duckdb_tables() where database_name = ? and "
+                       "schema_name = ? and table_name = ?", [live, schema, name]).fetchall()
+    return rows[0][0] if rows and rows[0][0] else ""
 
 
 def _create_views(cur: duckdb.DuckDBPyConnection, live: str, alias: str,

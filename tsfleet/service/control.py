@@ -111,32 +111,42 @@ class _Router(io.TextIOBase):
 
 
 class _Streams:
-    """Installs the routers once per process (several servers in one test process)."""
+    """Routes ``sys.stdout`` and ``sys.stderr`` through :class:`_Router` while a control
+    interface runs (several servers may share a process, as in tests)."""
 
     lock = threading.Lock()
     users = 0
     local = threading.local()
-    saved: tuple = ()
+
+    @classmethod
+    def _ensure(cls) -> None:
+        """Wrap the current streams (whoever replaced them since: a test harness)."""
+        if not isinstance(sys.stdout, _Router):
+            sys.stdout = _Router(sys.stdout, cls.local, "out")
+        if not isinstance(sys.stderr, _Router):
+            sys.stderr = _Router(sys.stderr, cls.local, "err")
 
     @classmethod
     def install(cls) -> None:
         with cls.lock:
-            if cls.users == 0:
-                cls.saved = (sys.stdout, sys.stderr)
-                sys.stdout = _Router(sys.stdout, cls.local, "out")
-                sys.stderr = _Router(sys.stderr, cls.local, "err")
             cls.users += 1
+            cls._ensure()
 
     @classmethod
     def uninstall(cls) -> None:
         with cls.lock:
             cls.users -= 1
             if cls.users == 0:
-                sys.stdout, sys.stderr = cls.saved
+                for name in ("stdout", "stderr"):
+                    stream = getattr(sys, name)
+                    if isinstance(stream, _Router):
+                        setattr(sys, name, stream.original)
 
     @classmethod
     @contextlib.contextmanager
     def capture(cls, out: _Buffer, err: _Buffer):
+        with cls.lock:
+            cls._ensure()
         cls.local.out, cls.local.err = out, err
         try:
             yield

@@ -23,8 +23,9 @@ from tests.live.live_support import T0, Publisher, RunningServer, decoder, senml
 from tsfleet import Fleet
 from tsfleet.cli import main
 from tsfleet.errors import TsfleetError
+from tsfleet.live.broker import free_port
 from tsfleet.live.writer import Envelope, Writer
-from tsfleet.remote import ServedFleet, advert_path, find_server, token_path
+from tsfleet.remote import ServedFleet, advert_path, find_server, forward, request, token_path
 from tsfleet.share import take_snapshot
 
 pytestmark = pytest.mark.network
@@ -279,3 +280,22 @@ def test_a_stale_advert_is_ignored(store, tmp_path):
                                               "token_file": str(tmp_path / "t")}))
     assert find_server(store) is None
     assert main(["--db", store, "sql", "select 1 as x", "--format", "csv"]) == 0
+
+
+def test_the_client_forwards_and_fails_in_one_line(running, store, tmp_path, capsys):
+    advert = find_server(store)
+    assert forward(advert, ["--db", store, "sql", "select 41 + 1 as x", "--format", "csv"]) == 0
+    assert capsys.readouterr().out == "x\n42\n"
+    assert forward(advert, ["device", "no-such-device"]) == 2
+    assert capsys.readouterr().err == ("tsfleet: error: device 'no-such-device' is neither "
+                                       "registered nor seen in readings\n")
+    with pytest.raises(TsfleetError, match="unknown ingest kind"):
+        ServedFleet(store, advert).ingest("nonsense", tmp_path / "x.csv")
+    (tmp_path / "wrong").write_text("not-the-token\n")
+    with pytest.raises(TsfleetError, match="HTTP 401"):
+        request({**advert, "token_file": str(tmp_path / "wrong")}, "/cli", {"argv": []})
+    with pytest.raises(TsfleetError, match="token cannot be read"):
+        request({**advert, "token_file": str(tmp_path / "missing")}, "/cli", {"argv": []})
+    with pytest.raises(TsfleetError, match="did not answer"):
+        request({**advert, "port": free_port()}, "/cli", {"argv": []})
+    assert repr(ServedFleet(store, advert)).startswith("ServedFleet(")

@@ -91,13 +91,16 @@ class Fleet:
 
     @classmethod
     def borrow(cls, con: duckdb.DuckDBPyConnection, path: str | None, *, read_only: bool,
-               owns: bool, unknown_devices: UnknownDevicePolicy = "accept") -> Fleet:
+               owns: bool, unknown_devices: UnknownDevicePolicy = "accept",
+               pin=None) -> Fleet:
         """A Fleet on a connection opened elsewhere, with no migration run: how
         ``tsfleet serve`` hands its store to the commands of its control interface (a
-        cursor of its connection, closed with the Fleet when ``owns``)."""
+        cursor of its connection, closed with the Fleet when ``owns``; ``pin``: where its
+        snapshots start, see :func:`tsfleet.share.take_snapshot`)."""
         fleet = cls.__new__(cls)
         fleet.path, fleet.read_only, fleet.unknown_devices = path, read_only, unknown_devices
         fleet.con, fleet._owns_con, fleet.applied_migrations = con, owns, []
+        fleet._pin = pin
         return fleet
 
     @staticmethod
@@ -219,7 +222,7 @@ class Fleet:
         """
         from tsfleet.share import take_snapshot
         return take_snapshot(self.con, out, storage_version=storage_version, views=views,
-                             source=self.path)
+                             source=self.path, pin=getattr(self, "_pin", None))
 
     def export(self, directory: str | os.PathLike, *, since: Any = None, until: Any = None,
                buckets: int | None = None):

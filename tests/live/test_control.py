@@ -11,6 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,14 +20,22 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.live.control_support import ServeProcess, tsfleet
+from tests.live.control_support import ENV, ServeProcess, tsfleet
 from tests.live.live_support import T0, Publisher, RunningServer, decoder, senml_json
 from tsfleet import Fleet
 from tsfleet.cli import main
 from tsfleet.errors import TsfleetError
 from tsfleet.live.broker import free_port
 from tsfleet.live.writer import Envelope, Writer
-from tsfleet.remote import ServedFleet, advert_path, find_server, forward, request, token_path
+from tsfleet.remote import (
+    ServedFleet,
+    advert_path,
+    find_server,
+    forward,
+    request,
+    run_remote,
+    token_path,
+)
 from tsfleet.share import take_snapshot
 
 pytestmark = pytest.mark.network
@@ -60,12 +70,12 @@ def _pack(device: str, t: float, n: int = 10) -> bytes:
     return senml_json(pack)
 
 
-def _wait_count(store: str, sql: str, want: int, timeout: float = 60) -> None:
+def _wait_count(store: str, sql: str, want: object, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
         r = tsfleet("--db", store, "sql", sql, "--format", "csv")
         assert r.returncode == 0, r.stderr
-        if int(r.stdout.split()[-1]) == want:
+        if r.stdout.split()[-1] == str(want):
             return
         assert time.monotonic() < deadline, f"{sql}: {r.stdout.split()[-1]} of {want}"
         time.sleep(0.3)
@@ -299,3 +309,55 @@ def test_the_client_forwards_and_fails_in_one_line(running, store, tmp_path, cap
     with pytest.raises(TsfleetError, match="did not answer"):
         request({**advert, "port": free_port()}, "/cli", {"argv": []})
     assert repr(ServedFleet(store, advert)).startswith("ServedFleet(")
+    # tsfleet snapshot through serve: a read, its copy started between two batches
+    assert forward(advert, ["snapshot", str(tmp_path / "s.duckdb")]) == 0
+    assert "snapshot " in capsys.readouterr().out
+    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from readings").fetchone()[0] > 0
+
+
+def test_sigkill_of_serve_during_a_forwarded_ingest_loses_nothing_after_a_rerun(
+        broker, store, tmp_path):
+    files = tmp_path / "batch"
+    files.mkdir()
+    n_files, per = 40, 2000
+    for k in range(n_files):
+        rows = "".join(f"k-{k},2026-03-{1 + i // 1440:02d}T{i // 60 % 24:02d}:{i % 60:02d}Z,"
+                       f"battery_pct,{50 + i % 7}\n" for i in range(per))
+        (files / f"f{k:02d}.csv").write_text("device_id,observed_at,metric,value\n" + rows)
+    serve = ServeProcess(store, broker.port)
+    try:
+        serve.wait_ready()
+        ingest = subprocess.Popen([sys.executable, "-m", "tsfleet", "--db", store, "ingest",
+                                   "readings", str(files)], env=ENV, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        advert, deadline = find_server(store), time.monotonic() + 60
+        while "k-" not in run_remote(advert, ["sql", "select device_id from readings where "
+                                              "device_id like 'k-%' limit 1"])["stdout"]:
+            assert ingest.poll() is None and time.monotonic() < deadline, ingest.stderr
+            time.sleep(0.02)
+        serve.proc.kill()
+        serve.proc.wait(30)
+        out, err = ingest.communicate(timeout=60)
+        assert ingest.returncode == 2 and err.count("\n") == 1, err
+        assert "did not answer" in err
+    finally:
+        serve.kill()
+    landed = _count(store, "k-%")
+    assert 0 < landed < n_files * per  # killed in the middle
+    again = ServeProcess(store, broker.port)
+    try:
+        again.wait_ready()
+        rerun = tsfleet("--db", store, "ingest", "readings", str(files))
+        assert rerun.returncode == 0, rerun.stderr
+        assert f"{n_files * per - landed:,} accepted, {landed:,} duplicates" in rerun.stdout
+        assert again.terminate() == 0
+    finally:
+        again.kill()
+    assert _count(store, "k-%") == n_files * per
+
+
+def _count(store: str, like: str) -> int:
+    with duckdb.connect(store, read_only=True) as con:
+        return con.execute("select count(*) from readings where device_id like ?",
+                           [like]).fetchone()[0]

@@ -154,10 +154,10 @@ class _Streams:
             cls.local.out = cls.local.err = None
 
 
-def _borrowed(fleet: Fleet, con, *, read_only: bool, owns: bool) -> Fleet:
+def _borrowed(fleet: Fleet, con, *, read_only: bool, owns: bool, pin=None) -> Fleet:
     from tsfleet.fleet import Fleet
     return Fleet.borrow(con, fleet.path, read_only=read_only, owns=owns,
-                        unknown_devices=fleet.unknown_devices)
+                        unknown_devices=fleet.unknown_devices, pin=pin)
 
 
 def read_cursor(fleet: Fleet):
@@ -185,8 +185,8 @@ def check_query(cur, sql: str) -> None:
 class _Opener:
     """What :func:`tsfleet.cliutil.open_fleet` returns inside serve."""
 
-    def __init__(self, fleet: Fleet, on_writer: bool):
-        self.fleet, self.on_writer = fleet, on_writer
+    def __init__(self, fleet: Fleet, writer: Writer, on_writer: bool):
+        self.fleet, self.writer, self.on_writer = fleet, writer, on_writer
 
     @staticmethod
     def check_sql(con, sql: str) -> None:
@@ -197,7 +197,8 @@ class _Opener:
             return _borrowed(self.fleet, self.fleet.con, read_only=read_only, owns=False)
         if not read_only:
             raise NeedsWriter
-        return _borrowed(self.fleet, read_cursor(self.fleet), read_only=True, owns=True)
+        return _borrowed(self.fleet, read_cursor(self.fleet), read_only=True, owns=True,
+                         pin=self.writer.call)  # tsfleet snapshot: between two batches
 
 
 class ControlServer:
@@ -277,7 +278,7 @@ class ControlServer:
         from tsfleet.cliutil import SERVED
 
         out, err = _Buffer(MAX_OUTPUT), _Buffer(MAX_OUTPUT)
-        token = SERVED.set(_Opener(self.fleet, on_writer))
+        token = SERVED.set(_Opener(self.fleet, self.writer, on_writer))
         try:
             with _Streams.capture(out, err):
                 try:

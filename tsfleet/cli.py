@@ -386,6 +386,7 @@ def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if cwd is not None:
         _from_cwd(args, cwd)
+    args.run_command = main  # serve's control interface runs command lines with it
     import duckdb
 
     try:

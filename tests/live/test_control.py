@@ -230,7 +230,7 @@ def test_a_pinned_snapshot_never_splits_a_writer_batch(tmp_path, monkeypatch):
 # -- the interface itself (serve in a thread of this process) -------------------------------
 @pytest.fixture
 def running(store):
-    srv = RunningServer(store)
+    srv = RunningServer(store, run_command=main)
     yield srv
     if srv.thread.is_alive():
         srv.stop()
@@ -361,3 +361,14 @@ def _count(store: str, like: str) -> int:
     with duckdb.connect(store, read_only=True) as con:
         return con.execute("select count(*) from readings where device_id like ?",
                            [like]).fetchone()[0]
+
+
+def test_a_library_server_without_the_command_line_serves_queries(store):
+    srv = RunningServer(store)  # ServeConfig without run_command
+    try:
+        fleet = Fleet.connect(store)
+        assert fleet.query("select 1 as x") == [{"x": 1}]
+        answer = fleet.cli("info")
+        assert answer["rc"] == 2 and "only /query is served" in answer["stderr"]
+    finally:
+        srv.stop()

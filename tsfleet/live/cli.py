@@ -186,7 +186,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sparkplug=args.sparkplug, sparkplug_map=args.sparkplug_map,
         snapshot_path=args.snapshot_path, snapshot_every=args.snapshot_every,
         snapshot_storage_version=args.snapshot_storage_version,
-        control=not args.no_control, control_port=args.control_port)
+        control=not args.no_control, control_port=args.control_port,
+        run_command=getattr(args, "run_command", None))
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
           + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")

@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +113,9 @@ class ServeConfig:
     #: reach the store through it while serve holds it; 127.0.0.1 only, port 0: any free
     control: bool = True
     control_port: int = 0
+    #: runs a tsfleet command line, ``(argv, cwd=...) -> exit status``: tsfleet.cli.main,
+    #: which the serve command hands over (a library Server without it serves /query only)
+    run_command: Callable[..., int] | None = field(default=None, repr=False, compare=False)
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -345,7 +349,8 @@ class Server:
         cfg = self.config
         if cfg.control and cfg.db != ":memory:":
             from tsfleet.service.control import ControlServer
-            self.control = ControlServer(self.fleet, self.writer, port=cfg.control_port).start()
+            self.control = ControlServer(self.fleet, self.writer, port=cfg.control_port,
+                                         run_command=cfg.run_command).start()
             log.info("live: control interface on http://127.0.0.1:%d (token in %s)",
                      self.control.port, self.control.token_path)
         if cfg.snapshot_path:

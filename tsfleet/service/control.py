@@ -35,6 +35,7 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,10 +206,12 @@ class ControlServer:
     """Serve's control interface: start() it after the writer, stop() it before."""
 
     def __init__(self, fleet: Fleet, writer: Writer, *, port: int = 0,
+                 run_command: Callable[..., int] | None = None,
                  write_timeout: float | None = None):
         if fleet.path is None:
             raise InvalidParameter("an in-memory store has no control interface")
         self.fleet, self.writer = fleet, writer
+        self.run_command = run_command  # tsfleet.cli.main, handed over by the serve command
         self.requested_port = port
         self.write_timeout = write_timeout
         self.advert_path = advert_path(fleet.path)
@@ -263,6 +266,10 @@ class ControlServer:
     def run_cli(self, argv: list[str], cwd: str | None) -> dict[str, Any]:
         """Run one ``tsfleet`` command line here; ``{rc, stdout, stderr}``."""
         command = _command(argv)
+        if self.run_command is None:
+            return {"rc": 2, "stdout": "",
+                    "stderr": "tsfleet: error: this serve was started without the tsfleet "
+                              "command line (ServeConfig.run_command); only /query is served\n"}
         if command in REFUSED:
             return {"rc": 2, "stdout": "",
                     "stderr": f"tsfleet: error: {command} cannot run while tsfleet serve "
@@ -274,7 +281,6 @@ class ControlServer:
                                     timeout=self.write_timeout)
 
     def _attempt(self, argv: list[str], cwd: str | None, *, on_writer: bool) -> dict[str, Any]:
-        from tsfleet import cli
         from tsfleet.cliutil import SERVED
 
         out, err = _Buffer(MAX_OUTPUT), _Buffer(MAX_OUTPUT)
@@ -282,7 +288,7 @@ class ControlServer:
         try:
             with _Streams.capture(out, err):
                 try:
-                    rc = cli.main(argv, cwd=cwd)
+                    rc = self.run_command(argv, cwd=cwd)
                 except SystemExit as exc:  # argparse: --help, a usage error
                     rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None
                                                                      else 2)
@@ -330,8 +336,15 @@ class ControlServer:
 
 
 def _command(argv: list[str]) -> str | None:
-    from tsfleet.cli import _command_in
-    return _command_in(argv)
+    """The command word of a command line (after the global ``--db PATH``)."""
+    args = list(argv)
+    while args:
+        word = args.pop(0)
+        if word == "--db":
+            args[:1] = []
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _write_private(path: Path, text: str) -> None:

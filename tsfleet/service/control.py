@@ -228,7 +228,14 @@ class ControlServer:
     def start(self) -> ControlServer:
         self.token = secrets.token_urlsafe(32)
         _write_private(self.token_path, self.token + "\n")
-        self._httpd = ThreadingHTTPServer((HOST, self.requested_port), _handler(self))
+        try:
+            self._httpd = ThreadingHTTPServer((HOST, self.requested_port), _handler(self))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.token_path.unlink()
+            raise TsfleetError(f"the control interface cannot listen on {HOST}:"
+                               f"{self.requested_port}: {exc.strerror or exc} (see "
+                               "--control-port, --no-control)") from None
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         _Streams.install()

@@ -372,3 +372,19 @@ def test_a_library_server_without_the_command_line_serves_queries(store):
         assert answer["rc"] == 2 and "only /query is served" in answer["stderr"]
     finally:
         srv.stop()
+
+
+def test_a_command_that_breaks_inside_serve_fails_in_one_line(store):
+    def broken(argv, cwd=None):
+        print("partial output")
+        raise ValueError("a bug\nwith a second line")
+
+    srv = RunningServer(store, run_command=broken)
+    try:
+        answer = Fleet.connect(store).cli("info")
+        assert answer["rc"] == 1 and answer["stdout"] == "partial output\n"
+        assert answer["stderr"] == ("tsfleet: error: internal error in tsfleet serve: "
+                                    "ValueError: a bug (traceback in serve's log)\n")
+        assert srv.server.writer.error is None  # serve goes on
+    finally:
+        srv.stop()

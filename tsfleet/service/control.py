@@ -104,6 +104,10 @@ class _Router(io.TextIOBase):
     def isatty(self) -> bool:
         return self._target().isatty()
 
+    @property
+    def encoding(self) -> str:
+        return getattr(self._target(), "encoding", None) or "utf-8"
+
     def fileno(self) -> int:
         return self._target().fileno()
 
@@ -301,6 +305,12 @@ class ControlServer:
                                                                      else 2)
                     if isinstance(exc.code, str):
                         print(exc.code, file=sys.stderr)
+                except Exception as exc:  # noqa: BLE001 - a bug: one line there, the trace here
+                    log.exception("control: %s failed", " ".join(argv)[:200])
+                    print(f"tsfleet: error: internal error in tsfleet serve: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                          " (traceback in serve's log)", file=sys.stderr)
+                    rc = 1
         finally:
             SERVED.reset(token)
             if on_writer:  # nothing a command left open may hold the writer's connection

@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import glob
 import importlib
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from tsfleet.cliutil import (
+    SERVED,
+    ServedElsewhere,
     add_db,
     add_format,
     cell,
@@ -277,6 +280,14 @@ def ingest_line(report) -> str:
             f"{report.n_quarantined:,} quarantined" + (f" ({reasons})" if reasons else ""))
 
 
+def _shown(args: argparse.Namespace, path: Path) -> str:
+    """A file as the caller named it (relative to its directory when it gave it so)."""
+    text, cwd = str(path), getattr(args, "caller_cwd", None)
+    if cwd and text.startswith(cwd.rstrip(os.sep) + os.sep):
+        return text[len(cwd.rstrip(os.sep)) + 1:]
+    return text
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tsfleet.errors import InvalidParameter
     from tsfleet.ingest import IngestReport
@@ -285,12 +296,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise InvalidParameter("tsfleet ingest needs a kind and at least one file, "
                                "or --retry-quarantine")
     files = ingest_paths(args.files) if args.files else []
-    total = IngestReport(args.kind or "readings", str(files[0]) if len(files) == 1 else
+    total = IngestReport(args.kind or "readings", _shown(args, files[0]) if len(files) == 1 else
                          plural(len(files), "file"))
     t0 = last = time.perf_counter()
     with open_fleet(args, create=True) as fleet:
         for k, f in enumerate(files, 1):
-            report = fleet.ingest(args.kind, str(f), unknown_devices=args.unknown_devices)
+            report = fleet.ingest(args.kind, str(f), unknown_devices=args.unknown_devices,
+                                  label=_shown(args, f))
             total.add(report)
             if args.verbose:
                 print(ingest_line(report))
@@ -321,6 +333,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
     with open_fleet(args, read_only=True) as fleet:
         try:
+            if SERVED.get() is not None:  # a cursor of serve's store, which may write
+                SERVED.get().check_sql(fleet.con, args.query)
             rel = fleet.con.sql(args.query)
             if rel is None:  # a statement without rows
                 return 0
@@ -343,7 +357,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: Options and arguments that name files or folders: taken from the caller's working
+#: directory when ``tsfleet serve`` runs a command line for another process.
+PATH_DESTS = ("files", "out", "directory", "source", "rules")
+
+
+def _from_cwd(args: argparse.Namespace, cwd: str) -> None:
+    args.caller_cwd = cwd
+    for dest in PATH_DESTS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str):
+            setattr(args, dest, os.path.join(cwd, value))
+        elif isinstance(value, list):
+            setattr(args, dest, [os.path.join(cwd, v) if isinstance(v, str) else v
+                                 for v in value])
+
+
+def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
+    """Run one command line; ``cwd``: the directory its relative paths are in (default
+    this process's; serve's control interface passes the caller's)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
@@ -352,10 +384,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.files += extra  # ingest KIND PATH -v PATH...: paths after an option
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if cwd is not None:
+        _from_cwd(args, cwd)
+    args.run_command = main  # serve's control interface runs command lines with it
     import duckdb
 
     try:
-        return args.func(args)
+        try:
+            return args.func(args)
+        except ServedElsewhere as exc:  # serve holds the store: run the command there
+            from tsfleet.remote import forward
+            return forward(exc.advert, argv)
     except BrokenPipeError:
         quiet_broken_pipe()
         return 0

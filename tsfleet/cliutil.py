@@ -14,6 +14,7 @@ px-1       12.3
 from __future__ import annotations
 
 import argparse
+import contextvars
 import csv
 import io
 import json
@@ -145,18 +146,46 @@ def check_store(path: str) -> None:
                          "written by tsfleet)")
 
 
+#: Inside ``tsfleet serve`` (its control interface runs commands in-process): the function
+#: that hands a command serve's store, ``opener(read_only) -> Fleet``. None elsewhere.
+SERVED: contextvars.ContextVar = contextvars.ContextVar("tsfleet_served", default=None)
+
+
+class ServedElsewhere(StoreError):
+    """The store is held by a running ``tsfleet serve``: the command goes through it."""
+
+    def __init__(self, path: str, advert: dict):
+        super().__init__(f"the store {path} is held by tsfleet serve (pid {advert['pid']})")
+        self.advert = advert
+
+
 def open_fleet(args: argparse.Namespace, read_only: bool = False, create: bool = False):
     """The Fleet the command line names. Only commands that bring data in (``create``)
-    may create a store; every other command refuses a missing or foreign file."""
+    may create a store; every other command refuses a missing or foreign file.
+
+    When ``tsfleet serve`` holds the store, raises :class:`ServedElsewhere` (``main``
+    then runs the whole command line in serve, see :mod:`tsfleet.remote`); inside serve,
+    hands the command serve's store."""
     from tsfleet.fleet import Fleet
 
+    opener = SERVED.get()
+    if opener is not None:
+        return opener(read_only)
     path = db_path(args)
     if create:
         if Path(path).exists():
             check_store(path)
     else:
         check_store(path)
-    return Fleet(path, read_only=read_only)
+    try:
+        return Fleet(path, read_only=read_only)
+    except StoreError:
+        from tsfleet.remote import find_server
+
+        advert = find_server(path)
+        if advert is None:
+            raise
+        raise ServedElsewhere(path, advert) from None
 
 
 # -- words -----------------------------------------------------------------------------

@@ -89,9 +89,35 @@ class Fleet:
         else:
             self.applied_migrations = store.migrate(self.con)
 
+    @classmethod
+    def borrow(cls, con: duckdb.DuckDBPyConnection, path: str | None, *, read_only: bool,
+               owns: bool, unknown_devices: UnknownDevicePolicy = "accept",
+               pin=None) -> Fleet:
+        """A Fleet on a connection opened elsewhere, with no migration run: how
+        ``tsfleet serve`` hands its store to the commands of its control interface (a
+        cursor of its connection, closed with the Fleet when ``owns``; ``pin``: where its
+        snapshots start, see :func:`tsfleet.share.take_snapshot`)."""
+        fleet = cls.__new__(cls)
+        fleet.path, fleet.read_only, fleet.unknown_devices = path, read_only, unknown_devices
+        fleet.con, fleet._owns_con, fleet.applied_migrations = con, owns, []
+        fleet._pin = pin
+        return fleet
+
+    @staticmethod
+    def connect(path: str | os.PathLike | None = None):
+        """The store at ``path`` (default ``$TSFLEET_DB`` or fleet.duckdb), whoever holds it:
+        a ``Fleet`` when nobody does, else a :class:`tsfleet.remote.ServedFleet` that runs
+        queries and ingests through the ``tsfleet serve`` holding it.
+
+        >>> # fleet = Fleet.connect("plant.duckdb"); fleet.query("select count(*) from readings")
+        """
+        from tsfleet.remote import connect
+        return connect(path or default_db_path())
+
     # -- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
-        self.con.close()
+        if getattr(self, "_owns_con", True):
+            self.con.close()
 
     def __enter__(self) -> Fleet:
         return self
@@ -196,7 +222,7 @@ class Fleet:
         """
         from tsfleet.share import take_snapshot
         return take_snapshot(self.con, out, storage_version=storage_version, views=views,
-                             source=self.path)
+                             source=self.path, pin=getattr(self, "_pin", None))
 
     def export(self, directory: str | os.PathLike, *, since: Any = None, until: Any = None,
                buckets: int | None = None):

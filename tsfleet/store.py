@@ -156,7 +156,15 @@ def connect(path: str | None, read_only: bool = False) -> duckdb.DuckDBPyConnect
     try:
         con = duckdb.connect(path or ":memory:", read_only=read_only, config=CONNECT_CONFIG)
     except duckdb.IOException as exc:
-        raise StoreError(f"cannot open the store {path!r}: {exc}") from exc
+        text = " ".join(str(exc).split())
+        if path and "lock" in text.lower():
+            from tsfleet.remote import find_server
+            advert = find_server(path)
+            if advert is not None:
+                raise StoreError(f"cannot open the store {path!r}: tsfleet serve (pid "
+                                 f"{advert['pid']}) holds it; the tsfleet commands go through "
+                                 f"it, and so does Fleet.connect({path!r})") from exc
+        raise StoreError(f"cannot open the store {path!r}: {text}") from exc
     con.execute("SET TimeZone = 'UTC'")
     return con
 

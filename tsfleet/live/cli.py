@@ -61,6 +61,7 @@ def register(subparsers) -> None:
                    help="SNMP agents polled at once (default 100)")
     _industrial_options(p)
     _security_options(p)
+    _sharing_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log every commit")
     p.set_defaults(func=cmd_serve)
 
@@ -86,6 +87,26 @@ def _industrial_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sparkplug-map", metavar="FILE",
                    help="TOML rules: Sparkplug metric names -> tsfleet metrics, device id "
                         "templates (default: last name segment and engUnit, as SenML)")
+
+
+def _sharing_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Readers while serving: snapshots, the control interface "
+                             "(docs/share.md, docs/service.md)")
+    g.add_argument("--snapshot-every", metavar="DURATION",
+                   help="renew the snapshot at --snapshot-path this often, e.g. 5m (atomic: "
+                        "written beside it, then renamed)")
+    g.add_argument("--snapshot-path", metavar="PATH",
+                   help="DuckDB file that other programs open read-only while serve runs")
+    g.add_argument("--snapshot-storage-version", metavar="VERSION", default=None,
+                   help="storage version of the snapshot, e.g. v1.0.0 for DuckDB 1.x readers "
+                        "(default this DuckDB's own)")
+    g.add_argument("--control-port", type=int, default=0, metavar="PORT",
+                   help="port of the control interface on 127.0.0.1 through which the other "
+                        "tsfleet commands reach the store (default 0: any free port, "
+                        "advertised in <store>.serve.json)")
+    g.add_argument("--no-control", action="store_true",
+                   help="no control interface: other commands cannot use the store while "
+                        "serve runs")
 
 
 def _security_options(p: argparse.ArgumentParser) -> None:
@@ -162,14 +183,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt,
         snmp_targets=args.snmp_targets, snmp_every_s=parse_duration(args.snmp_every),
         snmp_concurrency=args.snmp_concurrency,
-        sparkplug=args.sparkplug, sparkplug_map=args.sparkplug_map)
+        sparkplug=args.sparkplug, sparkplug_map=args.sparkplug_map,
+        snapshot_path=args.snapshot_path, snapshot_every=args.snapshot_every,
+        snapshot_storage_version=args.snapshot_storage_version,
+        control=not args.no_control, control_port=args.control_port,
+        run_command=getattr(args, "run_command", None))
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
           + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
           + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "")
           + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
              if config.snmp_targets else "")
-          + (", sparkplug" if config.sparkplug else "") + "; "
+          + (", sparkplug" if config.sparkplug else "")
+          + (f", snapshot {config.snapshot_path} every {config.snapshot_every}"
+             if config.snapshot_path else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
     return 0

@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,19 @@ class ServeConfig:
     #: with the metric rules of this map file (None: the unit table)
     sparkplug: bool = False
     sparkplug_map: str | None = None
+    #: keep a snapshot of the store at this path, renewed every ``snapshot_every``
+    #: ("5m"; tsfleet.share.SnapshotScheduler), readable by DuckDB of
+    #: ``snapshot_storage_version`` ("v1.0.0"; None: this DuckDB's own format)
+    snapshot_path: str | None = None
+    snapshot_every: str | None = None
+    snapshot_storage_version: str | None = None
+    #: the local control interface (tsfleet.service.control): the CLI and Fleet.connect
+    #: reach the store through it while serve holds it; 127.0.0.1 only, port 0: any free
+    control: bool = True
+    control_port: int = 0
+    #: runs a tsfleet command line, ``(argv, cwd=...) -> exit status``: tsfleet.cli.main,
+    #: which the serve command hands over (a library Server without it serves /query only)
+    run_command: Callable[..., int] | None = field(default=None, repr=False, compare=False)
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -133,9 +147,27 @@ class ServeConfig:
                                    f"got {self.exit_on_broker_failure_s}")
         if self.sparkplug and not self.mqtt:
             raise InvalidParameter("--sparkplug reads the --mqtt broker: give --mqtt HOST:PORT")
+        self._check_snapshot()
+        if not 0 <= self.control_port <= 65535:
+            raise InvalidParameter(f"control_port must be within 0..65535, "
+                                   f"got {self.control_port}")
         if not 1 <= self.receive_maximum <= 65535:
             raise InvalidParameter(f"receive_maximum must be within 1..65535, "
                                    f"got {self.receive_maximum}")
+
+    def _check_snapshot(self) -> None:
+        if bool(self.snapshot_path) != bool(self.snapshot_every):
+            raise InvalidParameter("scheduled snapshots need both --snapshot-every DURATION "
+                                   "and --snapshot-path PATH")
+        if not self.snapshot_path:
+            return
+        from tsfleet.share import parse_interval
+        from tsfleet.share.snapshot import check_storage_version
+        parse_interval(self.snapshot_every)
+        check_storage_version(self.snapshot_storage_version)
+        if self.db != ":memory:" and Path(self.snapshot_path).resolve() == \
+                Path(self.db).resolve():
+            raise InvalidParameter(f"the snapshot path {self.snapshot_path} is the store itself")
 
     @property
     def mqtt_max_packet(self) -> int:
@@ -190,6 +222,8 @@ class Server:
         self.layout = TopicLayout(config.topic_layout)
         self.layout_server = None  # a network server's decoder when the layout names one
         self.snmp = None  # the SNMP poller of --snmp-targets
+        self.snapshots = None  # the SnapshotScheduler of --snapshot-every
+        self.control = None  # the ControlServer (tsfleet.service.control)
 
     # -- control ----------------------------------------------------------------------
     def run(self) -> None:
@@ -284,6 +318,7 @@ class Server:
                     await self._first_connection(cfg.exit_on_broker_failure_s)
             self._start_network_servers()
             self._start_industrial()
+            self._start_sharing()
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
@@ -308,11 +343,33 @@ class Server:
                     f"{sub.last_error or 'no answer'}")
             await asyncio.sleep(0.05)
 
+    def _start_sharing(self) -> None:
+        """The control interface and the scheduled snapshots: readers of the store that
+        this process, which holds it, serves."""
+        cfg = self.config
+        if cfg.control and cfg.db != ":memory:":
+            from tsfleet.service.control import ControlServer
+            self.control = ControlServer(self.fleet, self.writer, port=cfg.control_port,
+                                         run_command=cfg.run_command).start()
+            log.info("live: control interface on http://127.0.0.1:%d (token in %s)",
+                     self.control.port, self.control.token_path)
+        if cfg.snapshot_path:
+            from tsfleet.share import SnapshotScheduler
+            self.snapshots = SnapshotScheduler(
+                self.fleet, cfg.snapshot_path, cfg.snapshot_every,
+                storage_version=cfg.snapshot_storage_version,
+                pin=lambda fn: self.writer.call(fn, timeout=300)).start()
+
     async def _shutdown(self, context) -> None:
         log.info("live: stopping: committing what is held")
         self._closing = True
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
+        if self.control is not None:  # no new request; those running finish first
+            self.control.stop()
+        if self.snapshots is not None:  # a copy in progress finishes on its cursor
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: self.snapshots.stop(timeout=None))
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
         if self.subscriber is not None or self.lora_subscribers:

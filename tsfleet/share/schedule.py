@@ -67,7 +67,8 @@ class SnapshotScheduler:
     def __init__(self, fleet: Fleet, path: str | Path, every: str | float = "5m", *,
                  storage_version: str | None = None, views: ViewMode = "keep",
                  on_error: Callable[[BaseException], None] | None = _log_error,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 pin: Callable[[Callable[[], object]], object] | None = None):
         self.fleet = fleet
         self.path = Path(path)
         self.every_s = parse_interval(every)
@@ -75,6 +76,7 @@ class SnapshotScheduler:
         self.views = views
         self.on_error = on_error
         self.clock = clock
+        self.pin = pin  # where each copy's read transaction starts (see take_snapshot)
         self.last: SnapshotReport | None = None
         self.last_error: BaseException | None = None
         self.n_taken = 0
@@ -101,7 +103,7 @@ class SnapshotScheduler:
             try:
                 report = take_snapshot(self.fleet.con, self.path,
                                        storage_version=self.storage_version, views=self.views,
-                                       source=self.fleet.path)
+                                       source=self.fleet.path, pin=self.pin)
             except (TsfleetError, OSError) as exc:
                 self.last_error = exc
                 self.n_failed += 1

@@ -30,6 +30,7 @@ import contextlib
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -93,12 +94,17 @@ def check_storage_version(version: str | None) -> str:
 
 def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
                   storage_version: str | None = None, views: ViewMode = "keep",
-                  source: str | None = None) -> SnapshotReport:
+                  source: str | None = None,
+                  pin: Callable[[Callable[[], object]], object] | None = None) -> SnapshotReport:
     """Write a consistent copy of the store behind ``con`` to ``out``, atomically.
 
     Runs on its own cursor, so the connection's owner may keep ingesting (from
     another thread) while the copy is taken. ``storage_version='v1.0.0'`` writes
-    a file DuckDB 1.x can open.
+    a file DuckDB 1.x can open. ``pin`` runs the start of the copy's read
+    transaction (a few milliseconds) where the writer allows it: ``tsfleet serve``
+    passes ``Writer.call``, so the copy starts between two batches and every batch
+    (several transactions: readings, unmapped fields, rejected payloads) is in it
+    whole or not at all; the copy itself then runs here, beside ingest.
 
     >>> import tempfile, os
     >>> from tsfleet import Fleet
@@ -132,7 +138,7 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
         cur.execute(f"attach ? as {q(alias)} ({options})",
                     [str(staged)] + ([] if version == "latest" else [version]))
         attached = True
-        cur.execute("begin transaction")
+        (pin or _call)(lambda: _begin(cur))
         counts = _copy(cur, live, alias, views, version, source)
         cur.execute("commit")
         cur.execute(f"detach {q(alias)}")
@@ -154,6 +160,17 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
     return SnapshotReport(path=str(target), storage_version=version, views=views,
                           seconds=time.perf_counter() - t0, size_bytes=target.stat().st_size,
                           **counts)
+
+
+def _call(fn: Callable[[], object]) -> object:
+    return fn()
+
+
+def _begin(cur: duckdb.DuckDBPyConnection) -> None:
+    """Open the read transaction and fix its instant: DuckDB starts a transaction on a
+    database at its first access, not at BEGIN, so read something of the store now."""
+    cur.execute("begin transaction")
+    cur.execute("select count(*) from schema_version").fetchall()
 
 
 def _copy(cur: duckdb.DuckDBPyConnection, live: str, alias: str, views: str, version: str,

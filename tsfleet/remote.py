@@ -1,0 +1,175 @@
+"""Reaching a store that ``tsfleet serve`` holds: its advert, its token, one request.
+
+DuckDB lets one process open a file for writing, so while ``serve`` runs, every other
+command reaches the store through serve's control interface (``tsfleet.service.control``):
+HTTP on 127.0.0.1, on a port the OS chose, announced beside the store:
+
+- ``<store>.serve.json``: ``{"pid", "host", "port", "token_file", "store"}``, written
+  when serve starts and removed when it stops cleanly; an advert whose process is gone
+  (a killed serve) is ignored;
+- ``<store>.serve.token``: a random token, mode 0600: only the store's owner can read
+  it, and every request must carry it (``Authorization: Bearer <token>``).
+
+The CLI forwards itself when opening the store fails because serve holds it
+(:func:`forward`); the Python API gets :func:`connect`. Kept light (standard library
+only): every command that finds the store held pays for importing it.
+
+>>> advert_path("plant.duckdb").name
+'plant.duckdb.serve.json'
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tsfleet.errors import StoreError, TsfleetError
+
+ADVERT_SUFFIX = ".serve.json"
+TOKEN_SUFFIX = ".serve.token"
+
+
+def advert_path(store: str | os.PathLike) -> Path:
+    """Where serve announces its control interface for ``store``."""
+    return Path(str(store) + ADVERT_SUFFIX)
+
+
+def token_path(store: str | os.PathLike) -> Path:
+    """The token file of ``store``'s control interface."""
+    return Path(str(store) + TOKEN_SUFFIX)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists (ours to signal or not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_server(store: str | os.PathLike) -> dict[str, Any] | None:
+    """The advert of the serve process holding ``store``, or None (no advert, an
+    unreadable one, or one left by a process that is gone)."""
+    try:
+        advert = json.loads(advert_path(store).read_text(encoding="utf-8"))
+        pid, port = int(advert["pid"]), int(advert["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not pid_alive(pid) or not 0 < port < 65536:
+        return None
+    try:
+        if not os.path.samefile(advert.get("store", store), store):
+            return None
+    except OSError:
+        return None
+    return advert
+
+
+def request(advert: dict[str, Any], path: str, body: dict[str, Any],
+            timeout: float | None = None) -> dict[str, Any]:
+    """POST ``body`` as JSON to the control interface; the JSON answer."""
+    host, port = advert.get("host", "127.0.0.1"), int(advert["port"])
+    try:
+        token = Path(advert["token_file"]).read_text(encoding="utf-8").strip()
+    except (OSError, KeyError) as exc:
+        raise StoreError(f"the store is held by tsfleet serve (pid {advert['pid']}) but its "
+                         f"token cannot be read: {exc}") from None
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=json.dumps(body).encode(),
+                     headers={"Authorization": f"Bearer {token}",
+                              "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+    except OSError as exc:
+        raise StoreError(f"the store is held by tsfleet serve (pid {advert['pid']}), whose "
+                         f"control interface on {host}:{port} did not answer: {exc}") from None
+    finally:
+        conn.close()
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        answer = {}
+    if resp.status != 200:
+        raise TsfleetError(f"tsfleet serve (pid {advert['pid']}) refused the request: "
+                           f"HTTP {resp.status} {answer.get('error', resp.reason)}")
+    return answer
+
+
+def run_remote(advert: dict[str, Any], argv: Sequence[str],
+               timeout: float | None = None) -> dict[str, Any]:
+    """Run a ``tsfleet`` command line in the serve process: ``{rc, stdout, stderr}``.
+    Relative paths on it are taken from this process's working directory."""
+    return request(advert, "/cli", {"argv": list(argv), "cwd": os.getcwd()}, timeout)
+
+
+def forward(advert: dict[str, Any], argv: Sequence[str]) -> int:
+    """Run ``argv`` in the serve process, print what it printed, return its exit status."""
+    answer = run_remote(advert, argv)
+    sys.stdout.write(answer.get("stdout", ""))
+    sys.stdout.flush()
+    sys.stderr.write(answer.get("stderr", ""))
+    sys.stderr.flush()
+    return int(answer.get("rc", 2))
+
+
+class ServedFleet:
+    """The Python API of a store that ``tsfleet serve`` holds (:func:`connect`):
+    queries answered by serve from a read cursor, files ingested through its writer.
+
+    >>> # fleet = connect("plant.duckdb"); fleet.query("select count(*) as n from readings")
+    """
+
+    def __init__(self, store: str | os.PathLike, advert: dict[str, Any]):
+        self.path = str(store)
+        self.advert = advert
+        self.read_only = False
+
+    def __repr__(self) -> str:
+        return f"ServedFleet({self.path!r}, pid={self.advert['pid']})"
+
+    def query(self, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+        """Rows of a read-only query as dicts; times come back as ISO text."""
+        answer = request(self.advert, "/query", {"sql": sql, "params": list(params or [])})
+        if answer.get("error"):
+            raise TsfleetError(answer["error"])
+        return answer["rows"]
+
+    def cli(self, *argv: str) -> dict[str, Any]:
+        """Run a ``tsfleet`` command in serve: ``{rc, stdout, stderr}``."""
+        return run_remote(self.advert, argv)
+
+    def ingest(self, kind: str, path: str | os.PathLike) -> str:
+        """Ingest a file through serve's writer; the line ``tsfleet ingest`` prints."""
+        answer = self.cli("ingest", kind, os.path.abspath(path))
+        if answer["rc"] != 0:
+            raise TsfleetError(answer["stderr"].strip().removeprefix("tsfleet: error: "))
+        return answer["stdout"].strip()
+
+    def close(self) -> None:
+        """Nothing to release: every call is one request."""
+
+    def __enter__(self) -> ServedFleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(store: str | os.PathLike):
+    """A :class:`ServedFleet` when ``tsfleet serve`` holds ``store``, else ``Fleet(store)``."""
+    advert = find_server(store)
+    if advert is not None:
+        return ServedFleet(store, advert)
+    from tsfleet.fleet import Fleet
+    return Fleet(store)

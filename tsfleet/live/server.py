@@ -37,7 +37,7 @@ from tsfleet.live.netservers import NETWORK_SERVERS
 from tsfleet.live.profiles import Profiles
 from tsfleet.live.security import MqttSecurity, parse_broker
 from tsfleet.live.snmp import poll_every
-from tsfleet.live.writer import DEFAULT_MAX_PENDING_BYTES, MAX_KEPT_PAYLOAD, Envelope, Writer
+from tsfleet.live.writer import DEFAULT_MAX_PENDING_BYTES, Envelope, Writer
 from tsfleet.service.cadence import Cadence
 
 log = logging.getLogger("tsfleet.live")
@@ -387,9 +387,9 @@ class Server:
                                redelivered=bool(msg.dup))
                 decoder.decode_into(env)
             except Exception as exc:  # noqa: BLE001 - nothing may raise out of paho's thread
-                env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
-                               time.time(), ack=ack, n_bytes=len(payload),
+                env = Envelope("mqtt", repr(msg._topic)[:1000], payload, time.time(), ack=ack,
                                reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
+                env.trim()
             self.writer.submit(env)
         return handle
 
@@ -410,9 +410,9 @@ class Server:
                 device, fmt = self.layout.parse(env.source)
                 self.decoder.decode_into(env, fmt=fmt, topic_device=device)
         except Exception as exc:  # noqa: BLE001 - an undecodable topic, a decoder bug
-            env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
-                           time.time(), ack=ack, n_bytes=len(payload),
+            env = Envelope("mqtt", repr(msg._topic)[:1000], payload, time.time(), ack=ack,
                            reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
+            env.trim()
         self.writer.submit(env)
 
 

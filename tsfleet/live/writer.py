@@ -82,6 +82,8 @@ class Envelope:
     n_bytes: int = -1
     #: what :meth:`Writer.submit` counted against its bound
     cost: int = 0
+    #: SHA-256 (hex) of all the bytes received, kept by :meth:`trim` before it cuts
+    full_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_bytes < 0:
@@ -97,8 +99,15 @@ class Envelope:
         return len(self.payload) + ROW_BYTES * self.size
 
     def trim(self) -> None:
-        """Keep only what quarantine stores of the payload (an oversized one)."""
+        """Keep only what quarantine stores of the payload (an oversized one), and the
+        hash of all of it: de-duplication must tell apart payloads that differ after the cut."""
+        if len(self.payload) > MAX_KEPT_PAYLOAD and self.full_sha256 is None:
+            self.full_sha256 = hashlib.sha256(self.payload).hexdigest()
         self.payload = self.payload[:MAX_KEPT_PAYLOAD]
+
+    def sha256(self) -> str:
+        """SHA-256 (hex) of all the bytes received: the de-duplication key of its rows."""
+        return self.full_sha256 or hashlib.sha256(self.payload).hexdigest()
 
     def kept_payload(self) -> str:
         """The payload as text for the store (base64 for binary, cut at MAX_KEPT_PAYLOAD)."""
@@ -464,7 +473,7 @@ class Writer:
         for env in batch:
             if env.decoded is None or not env.decoded.unmapped:
                 continue
-            sha, text = hashlib.sha256(env.payload).hexdigest(), env.kept_payload()
+            sha, text = env.sha256(), env.kept_payload()
             for u in env.decoded.unmapped:
                 for k, v in (("payload_sha256", sha), ("item", u.item),
                              ("received_at", env.received_at), ("transport", env.transport),
@@ -505,7 +514,7 @@ class Writer:
         con.register("_live_rejects", pa.table({
             "reason": _strings([r for _, r, _ in rejects]),
             "detail": _strings([d for _, _, d in rejects]), "raw": _strings(raws),
-            "sha": [hashlib.sha256(e.payload).hexdigest() for e, _, _ in rejects]}))
+            "sha": [e.sha256() for e, _, _ in rejects]}))
         try:
             with transaction(con):
                 bid = con.execute("select nextval('ingest_batch_seq')").fetchall()[0][0]

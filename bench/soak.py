@@ -143,13 +143,15 @@ class Serve:
     """``python -m tsfleet serve -v`` as a child process; reads what the store holds."""
 
     def __init__(self, db: str, port: int, every: str | None, log_path: Path,
-                 memory_limit: str | None = None):
+                 memory_limit: str | None = None, cache_limit: str | None = None):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
                f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
         if every:
             cmd += ["--analyze-every", every]
         if memory_limit:
             cmd += ["--memory-limit", memory_limit]
+        if cache_limit:
+            cmd += ["--cache-limit", cache_limit]
         self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = log_path.open("w")
@@ -306,6 +308,8 @@ def main() -> None:
                     help="with --hostile: share of the messages that are hostile")
     ap.add_argument("--seed", type=int, default=0, help="seed of the traffic")
     ap.add_argument("--memory-limit", default=None, help="as tsfleet serve (DuckDB's limit)")
+    ap.add_argument("--cache-limit", default=None,
+                    help="as tsfleet serve (DuckDB's cache of store blocks; off: DuckDB's own)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tsfleet-soak-"))
@@ -324,7 +328,7 @@ def main() -> None:
     with broker:
         queued = QueuedCount(broker.port) if args.hostile else None
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
-                      args.memory_limit)
+                      args.memory_limit, args.cache_limit)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
         started_at = now_utc()
         pub = Publisher(broker.port, ids, args.steps, seed=args.seed,

@@ -4,6 +4,7 @@ trailing bytes, huge numbers, oversized payloads and the held-bytes bound."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -132,6 +133,21 @@ def test_an_oversized_payload_is_cut_before_it_is_queued_and_kept_with_its_size(
     assert run.writer.sync(30)
     raw = run.fleet.query("select raw from quarantine")[0]["raw"]
     assert raw.endswith(' [cut: 1000002 bytes received]"}') and len(raw) < 17_000
+
+
+def test_oversized_payloads_that_differ_after_the_cut_stay_distinct_and_repeats_do_not():
+    run = Run()
+    head = b"[" + b" " * 30_000  # over the decoder's limit (20,000) and the 16 KiB kept
+    bodies = [head + f"{i}]".encode() for i in range(3)]
+    for i, body in enumerate(bodies + bodies[:1]):  # the first one sent twice
+        env = run.env(i, body)
+        assert env.reject.reason == "oversized_payload" and len(env.payload) == MAX_KEPT_PAYLOAD
+        run.writer.submit(env)
+    run.writer.start()
+    assert run.writer.sync(30) and sorted(run.acked) == [0, 1, 2, 3]
+    assert run.reasons() == ["oversized_payload"] * 3
+    keys = run.fleet.query("select payload_sha256 as k from quarantine_payloads order by 1")
+    assert [r["k"] for r in keys] == sorted(hashlib.sha256(b).hexdigest() for b in bodies)
 
 
 def test_submit_blocks_past_the_held_bytes_bound_until_a_commit_frees_it():

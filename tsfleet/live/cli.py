@@ -39,6 +39,10 @@ def register(subparsers) -> None:
     p.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="DuckDB memory limit of the store, e.g. 1GB (default DuckDB's, 80%% of "
                         "RAM: the store's blocks stay cached up to it)")
+    p.add_argument("--cache-limit", default="64MiB", metavar="SIZE",
+                   help="DuckDB's cache of store blocks is trimmed to this every 5 s, e.g. "
+                        "256MB; 0 keeps none; off leaves it to DuckDB (up to --memory-limit) "
+                        "(default 64MiB)")
     p.add_argument("--batch-rows", type=int, default=25_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
@@ -155,7 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.cliutil import db_path
     from tsfleet.errors import InvalidParameter
     from tsfleet.live.netservers import NETWORK_SERVERS
-    from tsfleet.live.server import ServeConfig, serve
+    from tsfleet.live.server import ServeConfig, parse_size, serve
     from tsfleet.service.cadence import parse_duration, parse_every
 
     if not (args.mqtt or args.coap or args.coaps or args.chirpstack_mqtt or args.tts_mqtt
@@ -176,6 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
         receive_maximum=args.receive_maximum, max_payload=args.max_payload,
         max_packet=args.max_packet, memory_limit=args.memory_limit,
+        cache_limit=None if args.cache_limit == "off" else parse_size(args.cache_limit),
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every), security=_security(args),
         exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,

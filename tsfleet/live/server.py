@@ -38,7 +38,7 @@ from tsfleet.live.netservers import NETWORK_SERVERS
 from tsfleet.live.profiles import Profiles
 from tsfleet.live.security import MqttSecurity, parse_broker
 from tsfleet.live.snmp import poll_every
-from tsfleet.live.writer import DEFAULT_MAX_PENDING_BYTES, MAX_KEPT_PAYLOAD, Envelope, Writer
+from tsfleet.live.writer import DEFAULT_CACHE_LIMIT, DEFAULT_MAX_PENDING_BYTES, Envelope, Writer
 from tsfleet.service.cadence import Cadence
 
 log = logging.getLogger("tsfleet.live")
@@ -46,6 +46,17 @@ log = logging.getLogger("tsfleet.live")
 #: The largest packet MQTT can carry (a four-byte remaining length).
 MQTT_MAX_PACKET = 268_435_455
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``"64MB"``, ``"1.5 GiB"``, ``"0B"`` -> bytes (DuckDB's units: KB = 1000, KiB = 1024)."""
+    m = _MEMORY.fullmatch(text.strip())
+    if m is None:
+        raise InvalidParameter(f"expected a size such as 64MB or 1GiB, got {text!r}")
+    return int(float(text.strip()[:m.start(2)]) * _UNITS[m[2].lower()])
+
 #: Seconds between two full garbage collections (see :func:`_tune_interpreter`).
 FULL_GC_EVERY_S = 60.0
 
@@ -73,6 +84,9 @@ class ServeConfig:
     #: DuckDB memory_limit of the store's connection ("1GB"); None: DuckDB's default
     #: (80% of RAM), up to which DuckDB keeps blocks of the growing store cached
     memory_limit: str | None = None
+    #: bytes of DuckDB's cached store blocks kept, trimmed every few seconds
+    #: (``tsfleet.live.writer.trim_cache``); None: DuckDB's own policy (up to memory_limit)
+    cache_limit: int | None = DEFAULT_CACHE_LIMIT
     batch_rows: int = 25_000
     batch_delay_s: float = 0.5
     profile_dirs: list[str] = field(default_factory=list)
@@ -131,6 +145,9 @@ class ServeConfig:
             raise InvalidParameter(f"max_packet must be within {self.max_payload}.."
                                    f"{MQTT_MAX_PACKET} (max_payload..the MQTT limit), "
                                    f"got {self.max_packet}")
+        if self.cache_limit is not None and self.cache_limit < 0:
+            raise InvalidParameter(f"cache_limit must be a size of 0 or more bytes, "
+                                   f"got {self.cache_limit}")
         if self.memory_limit is not None and not _MEMORY.fullmatch(self.memory_limit):
             raise InvalidParameter(f"memory_limit must be a size such as 512MB or 2GB, "
                                    f"got {self.memory_limit!r}")
@@ -272,6 +289,7 @@ class Server:
             on_commit, between = with_metrics(self.metrics, fleet, on_commit, between)
         self.writer = Writer(fleet, max_rows=cfg.batch_rows, max_delay=cfg.batch_delay_s,
                              max_pending_bytes=cfg.max_pending_bytes,
+                             cache_limit=cfg.cache_limit, memory_limit=cfg.memory_limit,
                              on_commit=on_commit, on_fatal=lambda exc: self.stop(),
                              between_commits=between)
         self.snmp = _snmp_poller(cfg, fleet)  # before the writer owns the connection
@@ -444,9 +462,9 @@ class Server:
                                redelivered=bool(msg.dup))
                 decoder.decode_into(env)
             except Exception as exc:  # noqa: BLE001 - nothing may raise out of paho's thread
-                env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
-                               time.time(), ack=ack, n_bytes=len(payload),
+                env = Envelope("mqtt", repr(msg._topic)[:1000], payload, time.time(), ack=ack,
                                reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
+                env.trim()
             self.writer.submit(env)
         return handle
 
@@ -467,9 +485,9 @@ class Server:
                 device, fmt = self.layout.parse(env.source)
                 self.decoder.decode_into(env, fmt=fmt, topic_device=device)
         except Exception as exc:  # noqa: BLE001 - an undecodable topic, a decoder bug
-            env = Envelope("mqtt", repr(msg._topic)[:1000], payload[:MAX_KEPT_PAYLOAD],
-                           time.time(), ack=ack, n_bytes=len(payload),
+            env = Envelope("mqtt", repr(msg._topic)[:1000], payload, time.time(), ack=ack,
                            reject=Reject("decoder_error", f"receiving failed: {exc!r}"[:1000]))
+            env.trim()
         self.writer.submit(env)
 
 
@@ -525,6 +543,17 @@ async def _collect_garbage(every_s: float) -> None:
         n = gc.collect()
         if n:
             log.debug("live: the garbage collector freed %d objects in cycles", n)
+        _malloc_trim()
+
+
+def _malloc_trim() -> bool:
+    """Give the free pages of glibc's heaps back to the system (``malloc_trim(0)``; glibc
+    only, False elsewhere). Batches and analyses free memory in the middle of the heap,
+    which glibc otherwise keeps: tens of MB after a backlog."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def _pin_malloc(mmap_threshold: int = 128 * 1024, arena_max: int = 2) -> bool:

@@ -21,7 +21,11 @@ without acknowledging, and the broker redelivers after the restart.
 Memory is bounded: :meth:`Writer.submit` blocks while the payloads held (queued
 or in the open batch, not yet acknowledged) exceed ``max_pending`` payloads or
 ``max_pending_bytes``, which stops the MQTT network thread reading (back-pressure
-to the broker, which holds the rest) and delays CoAP answers.
+to the broker, which holds the rest) and delays CoAP answers. DuckDB keeps the
+blocks of the store it wrote or read cached until its ``memory_limit`` (default 80%
+of RAM), so a store that grows (every distinct rejected payload is kept) would grow
+the process with it: with ``cache_limit`` the writer evicts the cached blocks past
+that many bytes every ``trim_every`` seconds (:func:`trim_cache`).
 
 ``between_commits`` (optional) is called on the writer thread whenever nothing
 is held, after each commit and at least every ``idle_every`` seconds: this is
@@ -82,6 +86,8 @@ class Envelope:
     n_bytes: int = -1
     #: what :meth:`Writer.submit` counted against its bound
     cost: int = 0
+    #: SHA-256 (hex) of all the bytes received, kept by :meth:`trim` before it cuts
+    full_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_bytes < 0:
@@ -97,8 +103,15 @@ class Envelope:
         return len(self.payload) + ROW_BYTES * self.size
 
     def trim(self) -> None:
-        """Keep only what quarantine stores of the payload (an oversized one)."""
+        """Keep only what quarantine stores of the payload (an oversized one), and the
+        hash of all of it: de-duplication must tell apart payloads that differ after the cut."""
+        if len(self.payload) > MAX_KEPT_PAYLOAD and self.full_sha256 is None:
+            self.full_sha256 = hashlib.sha256(self.payload).hexdigest()
         self.payload = self.payload[:MAX_KEPT_PAYLOAD]
+
+    def sha256(self) -> str:
+        """SHA-256 (hex) of all the bytes received: the de-duplication key of its rows."""
+        return self.full_sha256 or hashlib.sha256(self.payload).hexdigest()
 
     def kept_payload(self) -> str:
         """The payload as text for the store (base64 for binary, cut at MAX_KEPT_PAYLOAD)."""
@@ -163,6 +176,10 @@ _STOP = object()
 POLL_S = 0.02
 #: Attempts to store a batch that meets write-write conflicts (see _store_retrying).
 CONFLICT_RETRIES = 5
+#: Seconds between two trims of DuckDB's block cache (when a ``cache_limit`` is set).
+TRIM_EVERY_S = 5.0
+#: Default bound of DuckDB's cache of store blocks kept by ``tsfleet serve``.
+DEFAULT_CACHE_LIMIT = 64 * 1024 * 1024
 
 
 class Writer:
@@ -173,8 +190,16 @@ class Writer:
                  on_commit: Callable[[list[Envelope], float], None] | None = None,
                  on_fatal: Callable[[BaseException], None] | None = None,
                  between_commits: Callable[[], object] | None = None,
-                 idle_every: float = 1.0):
+                 idle_every: float = 1.0, cache_limit: int | None = None,
+                 memory_limit: str | None = None, trim_every: float = TRIM_EVERY_S):
         self.fleet = fleet
+        #: bytes of cached store blocks kept (None: DuckDB's own policy), and the
+        #: memory_limit to put back after a trim (None: DuckDB's default)
+        self.cache_limit, self.memory_limit = cache_limit, memory_limit
+        self.trim_every = trim_every
+        self._trimmed_at = time.monotonic()
+        #: bytes of cached blocks evicted by trims so far
+        self.n_trimmed_bytes = 0
         self.max_rows = max_rows
         self.max_delay = max_delay
         self.on_commit = on_commit
@@ -280,6 +305,7 @@ class Writer:
                 elif marker is _STOP:
                     return
                 self._between_commits()
+                self._trim()
         except BaseException as exc:  # the store is unusable: stop without acking
             self.error = exc
             log.error("live: the writer stopped: %s", exc)
@@ -327,6 +353,18 @@ class Writer:
             log.exception("live: the between-commits task failed")
         finally:
             self._in_task = False
+
+    def _trim(self) -> None:
+        """Keep DuckDB's cache of store blocks within ``cache_limit`` (see the module
+        docstring); on the writer thread, between commits and analyses."""
+        if self.cache_limit is None or time.monotonic() - self._trimmed_at < self.trim_every:
+            return
+        self._trimmed_at = time.monotonic()
+        try:
+            self.n_trimmed_bytes += trim_cache(self.fleet.con, self.cache_limit,
+                                               self.memory_limit)
+        except duckdb.Error as exc:  # a trim is an optimisation: never stop the writer
+            log.warning("live: trimming DuckDB's cache failed: %s", _first_line(exc))
 
     def _flush(self, batch: list[Envelope]) -> None:
         try:
@@ -464,7 +502,7 @@ class Writer:
         for env in batch:
             if env.decoded is None or not env.decoded.unmapped:
                 continue
-            sha, text = hashlib.sha256(env.payload).hexdigest(), env.kept_payload()
+            sha, text = env.sha256(), env.kept_payload()
             for u in env.decoded.unmapped:
                 for k, v in (("payload_sha256", sha), ("item", u.item),
                              ("received_at", env.received_at), ("transport", env.transport),
@@ -505,7 +543,7 @@ class Writer:
         con.register("_live_rejects", pa.table({
             "reason": _strings([r for _, r, _ in rejects]),
             "detail": _strings([d for _, _, d in rejects]), "raw": _strings(raws),
-            "sha": [hashlib.sha256(e.payload).hexdigest() for e, _, _ in rejects]}))
+            "sha": [e.sha256() for e, _, _ in rejects]}))
         try:
             with transaction(con):
                 bid = con.execute("select nextval('ingest_batch_seq')").fetchall()[0][0]
@@ -552,6 +590,33 @@ class Writer:
                                      for e in batch if e.decoded),
                      counts["accepted"], counts["duplicates"], counts["quarantined"],
                      counts["unmapped"], counts["rejected"], s.n_redelivered, held)
+
+
+def trim_cache(con: duckdb.DuckDBPyConnection, keep: int, memory_limit: str | None) -> int:
+    """Evict DuckDB's cached store blocks (``BASE_TABLE`` in ``duckdb_memory()``) past
+    ``keep`` bytes; returns the bytes evicted.
+
+    DuckDB evicts only to make room under its ``memory_limit``, so the limit is
+    lowered by the excess for one statement (DuckDB evicts persistent blocks first:
+    they need no writing) and then put back to ``memory_limit`` (None: DuckDB's
+    default). Evicted blocks are read again from the file when a query needs them.
+    Blocks in use by a running query stay.
+    """
+    rows = con.execute("select tag, memory_usage_bytes from duckdb_memory()").fetchall()
+    used = sum(n for _, n in rows)
+    excess = dict(rows).get("BASE_TABLE", 0) - keep
+    if excess < 1024 * 1024:
+        return 0
+    try:  # 1 MiB over: a block in use (pinned) cannot be evicted
+        con.execute(f"SET memory_limit = '{used - excess + 1024 * 1024}B'")
+    except duckdb.OutOfMemoryException:
+        pass  # more is pinned than that: what could be evicted was
+    finally:
+        con.execute("RESET memory_limit" if memory_limit is None
+                    else f"SET memory_limit = '{memory_limit}'")
+    after = con.execute("select memory_usage_bytes from duckdb_memory() "
+                        "where tag = 'BASE_TABLE'").fetchall()
+    return max(excess + keep - (after[0][0] if after else 0), 0)
 
 
 def readings_table(decoded: list[Decoded]) -> pa.Table | None:

@@ -102,6 +102,11 @@ class ServeConfig:
     #: with the metric rules of this map file (None: the unit table)
     sparkplug: bool = False
     sparkplug_map: str | None = None
+    #: OPC UA (tsfleet.live.opcua): opc.tcp:// URL of the server, its map file (JSON) and
+    #: the connection's security (tsfleet.live.opcua.OpcuaSecurity; None: none, anonymous)
+    opcua: str | None = None
+    opcua_map: str | None = None
+    opcua_security: object | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -133,6 +138,13 @@ class ServeConfig:
                                    f"got {self.exit_on_broker_failure_s}")
         if self.sparkplug and not self.mqtt:
             raise InvalidParameter("--sparkplug reads the --mqtt broker: give --mqtt HOST:PORT")
+        if bool(self.opcua) != bool(self.opcua_map):
+            raise InvalidParameter("OPC UA needs both --opcua opc.tcp://HOST:PORT and "
+                                   "--opcua-map FILE")
+        if self.opcua and not self.opcua.startswith("opc.tcp://"):
+            raise InvalidParameter(f"--opcua must be opc.tcp://HOST:PORT, got {self.opcua!r}")
+        if self.opcua_security is not None:
+            self.opcua_security.check()
         if not 1 <= self.receive_maximum <= 65535:
             raise InvalidParameter(f"receive_maximum must be within 1..65535, "
                                    f"got {self.receive_maximum}")
@@ -190,6 +202,7 @@ class Server:
         self.layout = TopicLayout(config.topic_layout)
         self.layout_server = None  # a network server's decoder when the layout names one
         self.snmp = None  # the SNMP poller of --snmp-targets
+        self.opcua = None  # tsfleet.live.opcua.OpcuaSource of --opcua
 
     # -- control ----------------------------------------------------------------------
     def run(self) -> None:
@@ -241,7 +254,10 @@ class Server:
                              on_commit=on_commit, on_fatal=lambda exc: self.stop(),
                              between_commits=between)
         self.snmp = _snmp_poller(cfg, fleet)  # before the writer owns the connection
+        self.opcua = _opcua_source(cfg, fleet)  # declares its monitors, likewise
         self.writer.start()
+        if self.opcua is not None:
+            self.opcua.submit = lambda env: self.writer.submit(env)  # --metrics wraps it
         self._untune = _tune_interpreter()
         context = None
         try:
@@ -289,10 +305,13 @@ class Server:
             collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
             snmp_task = self.snmp and asyncio.create_task(poll_every(
                 self.snmp, cfg.snmp_every_s, self.writer.submit, self._stop))
+            opcua_task = self.opcua and asyncio.create_task(self.opcua.run(self._stop))
             await self._stop.wait()
             collector.cancel()
             if snmp_task:
                 await snmp_task
+            if opcua_task:
+                await opcua_task
         finally:
             await self._shutdown(context)
 
@@ -427,6 +446,23 @@ def _snmp_poller(cfg: ServeConfig, fleet: Fleet):
                     retries=1, concurrency=cfg.snmp_concurrency)
     poller.load_state(fleet)
     return poller
+
+
+def _opcua_source(cfg: ServeConfig, fleet: Fleet):
+    """The OPC UA source of ``--opcua``; declares the map's devices environment monitors
+    (keeping what the store says of them) before the writer takes the connection."""
+    if not cfg.opcua:
+        return None
+    from tsfleet.live.opcua import OpcuaSource, existing_devices, load_map, monitor_rows
+
+    mapping = load_map(cfg.opcua_map)
+    existing = existing_devices(fleet, [it.device for it in mapping.items])
+    source = OpcuaSource(cfg.opcua, mapping, None, security=cfg.opcua_security,
+                         known=known_metrics(fleet), existing=existing)
+    rows = monitor_rows(mapping, existing)
+    if rows:
+        fleet.ingest("devices", rows, label=f"opcua:{cfg.opcua_map}")
+    return source
 
 
 def _tune_interpreter():

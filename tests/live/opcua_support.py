@@ -31,8 +31,9 @@ def make_certificates(folder: Path) -> dict[str, Path]:
     out = {}
 
     async def make() -> None:
-        for who, uri, use in (("server", "urn:tsfleet:test-server", ExtendedKeyUsageOID.SERVER_AUTH),
-                              ("client", "urn:tsfleet:client", ExtendedKeyUsageOID.CLIENT_AUTH)):
+        for who, uri, use in (
+                ("server", "urn:tsfleet:test-server", ExtendedKeyUsageOID.SERVER_AUTH),
+                ("client", "urn:tsfleet:client", ExtendedKeyUsageOID.CLIENT_AUTH)):
             key, cert = folder / f"{who}-key.pem", folder / f"{who}-cert.der"
             await setup_self_signed_certificate(key, cert, uri, "localhost", [use],
                                                 {"commonName": f"tsfleet test {who}"})

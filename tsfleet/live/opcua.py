@@ -294,34 +294,20 @@ class OpcuaSource:
     # -- the loop ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, subscribe, and reconnect with backoff until ``stop`` is set."""
-        flusher = asyncio.create_task(self._flush_every(stop))
+        flusher = asyncio.create_task(self._flush_every())
         delay = BACKOFF_S
         try:
             while not stop.is_set():
-                lost = asyncio.Event()
-                client = None
-                try:
-                    client = await self._connect(lost)
-                    await self._subscribe(client)
-                    self.stats.n_connects += 1
-                    self.connected.set()
-                    delay = BACKOFF_S
-                    log.info("live: OPC UA %s: %d items subscribed", self.url,
-                             self.stats.n_items)
-                    await _first(stop.wait(), lost.wait())
-                    if not stop.is_set():
-                        log.warning("live: OPC UA %s: connection lost; reconnecting", self.url)
-                except Exception as exc:  # noqa: BLE001 - a server must never stop serve
-                    self.stats.n_failures += 1
-                    self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                    log.warning("live: OPC UA %s: %s; retrying in %.1f s", self.url,
-                                self.stats.last_error, delay)
-                finally:
-                    self.connected.clear()
-                    if client is not None:
-                        await _quietly(client.disconnect(), 2.0)
-                if stop.is_set():
+                session = asyncio.create_task(self._session())
+                stopping = asyncio.create_task(stop.wait())
+                await asyncio.wait((session, stopping), return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not session.done():  # a stop while connecting or connected
+                    session.cancel()
+                    await asyncio.gather(session, return_exceptions=True)
                     break
+                if session.result():
+                    delay = BACKOFF_S  # it had connected: start the backoff again
                 try:
                     await asyncio.wait_for(stop.wait(), delay)
                 except TimeoutError:
@@ -330,6 +316,32 @@ class OpcuaSource:
         finally:
             flusher.cancel()
             await self.flush()
+
+    async def _session(self) -> bool:
+        """One connection: connect, read, subscribe, wait until it is lost. True when it
+        got as far as subscribing; never raises (a server must never stop serve)."""
+        lost = asyncio.Event()
+        client = None
+        try:
+            client = await self._connect(lost)
+            await self._subscribe(client)
+            self.stats.n_connects += 1
+            self.connected.set()
+            log.info("live: OPC UA %s: %d items subscribed", self.url, self.stats.n_items)
+            await lost.wait()
+            log.warning("live: OPC UA %s: connection lost; reconnecting", self.url)
+            return True
+        except Exception as exc:  # noqa: BLE001 - a server must never stop serve
+            self.stats.n_failures += 1
+            self.stats.last_error = (f"no answer within {self.timeout_s:g} s"
+                                     if isinstance(exc, TimeoutError)
+                                     else f"{type(exc).__name__}: {exc}"[:300])
+            log.warning("live: OPC UA %s: %s; retrying", self.url, self.stats.last_error)
+            return False
+        finally:
+            self.connected.clear()
+            if client is not None:
+                await _quietly(client.disconnect(), 2.0)
 
     async def _connect(self, lost: asyncio.Event):
         from asyncua import Client
@@ -466,7 +478,7 @@ class OpcuaSource:
                 reason, f"OPC UA node {b.node_id} ({b.device_id} {b.metric}): {why}")))
 
     # -- hand-over to the writer ------------------------------------------------------------
-    async def _flush_every(self, stop: asyncio.Event) -> None:
+    async def _flush_every(self) -> None:
         while True:
             await asyncio.sleep(self.flush_s)
             try:
@@ -531,15 +543,6 @@ async def _certificate_uri(path: str | None) -> str | None:
         return None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     return uris[0] if uris else None
-
-
-async def _first(*aws) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
 
 
 async def _quietly(aw, timeout: float) -> None:

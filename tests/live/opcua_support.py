@@ -104,6 +104,8 @@ class UaServer:
                 self.nodes[key] = node
             key = f"Zone{z}.Label"  # a String variable (a map that names it is wrong)
             self.nodes[key] = await obj.add_variable(ua.NodeId(key, idx), "Label", "ok")
+            if key in initial:
+                await self.nodes[key].write_value(initial[key])
         self.idx = idx
         await server.start()
         self.server = server

@@ -39,6 +39,21 @@ def certs(tmp_path_factory):
     return make_certificates(tmp_path_factory.mktemp("opcua-certs"))
 
 
+INITIAL = {"Zone1.Temperature": dv(20.0, T0), "Zone1.Humidity": dv(40.0, T0),
+           "Zone2.Humidity": dv(41.0, T0), "Zone2.Temperature": dv(68.0, T0),
+           "Zone3.Temperature": dv(19.0, T0), "Zone3.Humidity": dv(42.0, T0),
+           "Zone3.Label": dv("ok", T0, vtype=ua.VariantType.String)}
+
+
+@pytest.fixture(scope="module")
+def shared(certs):
+    """One server for the tests that do not stop it (each uses its own variables: Zone1
+    and Zone2 the values test, Zone3 the quarantine test)."""
+    s = UaServer(free_port(), certs, zones=3).start(INITIAL)
+    yield s
+    s.close()
+
+
 @pytest.fixture
 def setup(certs, tmp_path):
     """(map file, security, server factory); every server started is closed."""
@@ -84,17 +99,13 @@ def readings(db: str) -> dict:
             "select device_id, epoch(observed_at) as t, metric, value from readings")}
 
 
-INITIAL = {"Zone1.Temperature": dv(20.0, T0), "Zone1.Humidity": dv(40.0, T0),
-           "Zone2.Humidity": dv(41.0, T0), "Zone2.Temperature": dv(68.0, T0)}
-
-
-def test_values_land_as_readings_of_declared_monitors(setup, tmp_path):
-    mapping, security, start = setup
+def test_values_land_as_readings_of_declared_monitors(setup, shared, tmp_path):
+    mapping, security, _ = setup
     db = str(tmp_path / "ua.duckdb")
     with Fleet(db) as f:  # declared before: its type and site must survive
         f.ingest("devices", [{"device_id": "em-zone-1", "device_type": "th-200",
                               "site": "south"}])
-    ua_server = start(free_port(), INITIAL)
+    ua_server = shared
     serve = RunningServer(db, opcua=ua_server.url, opcua_map=str(mapping),
                           opcua_security=security, batch_delay_s=0.1)
     try:
@@ -103,12 +114,12 @@ def test_values_land_as_readings_of_declared_monitors(setup, tmp_path):
             ua_server.write("Zone1.Temperature", dv(20.0 + k, T0 + 60 * k))
             ua_server.write("Zone2.Humidity", dv(41.0 + k, T0 + 60 * k + 0.25))
         ua_server.write("Zone2.Temperature", dv(212.0, T0 + 30))
-        got = wait_for(serve, "select count(*) as n from readings", 11)
+        got = wait_for(serve, "select count(*) as n from readings", 12)
     finally:
         serve.stop()
-    assert got == 11
+    assert got == 12
     want = {("em-zone-1", T0, "temperature_c"): 20.0, ("em-Zone1", T0, "humidity_pct"): 40.0,
-            ("em-Zone2", T0, "humidity_pct"): 41.0,
+            ("em-Zone2", T0, "humidity_pct"): 41.0, ("em-Zone3", T0, "humidity_pct"): 42.0,
             ("em-zone-2", T0, "temperature_c"): pytest.approx(20.0),
             ("em-zone-2", T0 + 30, "temperature_c"): pytest.approx(100.0)}
     for k in range(1, 4):
@@ -121,7 +132,8 @@ def test_values_land_as_readings_of_declared_monitors(setup, tmp_path):
         types = {r["device_id"]: r["device_type"] for r in f.query(
             "select device_id, device_type from devices")}
     assert mons == {"em-zone-1": ("hall-1", "south"), "em-zone-2": ("unknown", "unknown"),
-                    "em-Zone1": ("unknown", "north"), "em-Zone2": ("unknown", "north")}
+                    "em-Zone1": ("unknown", "north"), "em-Zone2": ("unknown", "north"),
+                    "em-Zone3": ("unknown", "north")}
     assert types["em-zone-1"] == "th-200" and types["em-Zone1"] == "env_monitor"
 
 
@@ -129,7 +141,7 @@ def test_server_restart_resumes_without_duplicates_or_losses(setup, tmp_path):
     mapping, security, start = setup
     db = str(tmp_path / "ua.duckdb")
     port = free_port()
-    ua_server = start(port, INITIAL)
+    ua_server = start(port, INITIAL)  # two zones: the map finds 4 variables
     serve = RunningServer(db, opcua=ua_server.url, opcua_map=str(mapping),
                           opcua_security=security, batch_delay_s=0.1)
     try:
@@ -158,51 +170,51 @@ def test_server_restart_resumes_without_duplicates_or_losses(setup, tmp_path):
     assert stats.n_connects == 2 and dups >= 3  # the unchanged values, read again
 
 
-def test_bad_status_and_non_numbers_are_quarantined(setup, tmp_path):
-    mapping, security, start = setup
-    wrong = dict(MAP, items=MAP["items"] + [{"node": "ns=2;s=Zone1.Label", "device": "em-zone-1",
-                                             "metric": "vibration_g"}])
-    mapping.write_text(json.dumps(wrong))
+def test_bad_status_and_non_numbers_are_quarantined(setup, shared, tmp_path):
+    _, security, _ = setup
+    mapping = tmp_path / "zone3.json"  # a String variable mapped to a metric: a wrong map
+    mapping.write_text(json.dumps({"sampling_ms": 200, "items": [
+        {"node": "ns=2;s=Zone3.Temperature", "device": "em-3", "metric": "temperature_c"},
+        {"node": "ns=2;s=Zone3.Label", "device": "em-3", "metric": "vibration_g"}]}))
     db = str(tmp_path / "ua.duckdb")
-    ua_server = start(free_port(), dict(INITIAL, **{
-        "Zone1.Label": dv("ok", T0, vtype=ua.VariantType.String)}))
-    serve = RunningServer(db, opcua=ua_server.url, opcua_map=str(mapping),
+    serve = RunningServer(db, opcua=shared.url, opcua_map=str(mapping),
                           opcua_security=security, batch_delay_s=0.1)
     try:
         connected(serve)
-        ua_server.write("Zone1.Temperature", dv(85.0, T0 + 60, ua.StatusCodes.BadSensorFailure))
-        ua_server.write("Zone1.Temperature", dv(22.0, T0 + 120))
+        shared.write("Zone3.Temperature", dv(85.0, T0 + 60, ua.StatusCodes.BadSensorFailure))
+        shared.write("Zone3.Temperature", dv(22.0, T0 + 120))
         assert wait_for(serve, "select count(*) as n from quarantine", 2) == 2
-        assert wait_for(serve, "select count(*) as n from readings", 5) == 5
+        assert wait_for(serve, "select count(*) as n from readings", 2) == 2
     finally:
         serve.stop()
     with Fleet(db) as f:
         q = sorted((r["reason"], r["detail"]) for r in f.query(
             "select reason, detail from quarantine"))
     assert [r for r, _ in q] == ["opcua_bad_status", "opcua_not_numeric"]
-    assert "BadSensorFailure" in q[0][1] and "Zone1.Temperature" in q[0][1]
-    assert "String" in q[1][1]
-    assert readings(db)[("em-zone-1", T0 + 120, "temperature_c")] == 22.0
-    assert ("em-zone-1", T0 + 60, "temperature_c") not in readings(db)
+    assert "BadSensorFailure" in q[0][1] and "Zone3.Temperature" in q[0][1]
+    assert "String" in q[1][1] and "Zone3.Label" in q[1][1]
+    assert readings(db) == {("em-3", T0, "temperature_c"): 19.0,
+                            ("em-3", T0 + 120, "temperature_c"): 22.0}
 
 
-def test_wrong_credentials_keep_retrying_without_stopping(setup, tmp_path):
-    mapping, security, start = setup
-    ua_server = start(free_port(), INITIAL)
+def test_wrong_credentials_keep_retrying_without_stopping(setup, shared, tmp_path):
+    mapping, security, _ = setup
     pw = tmp_path / "wrong"
     pw.write_text("not-the-password\n")
     bad = OpcuaSecurity(policy="Basic256Sha256", cert_file=security.cert_file,
                         key_file=security.key_file, username=USER, password_file=str(pw))
-    serve = RunningServer(str(tmp_path / "ua.duckdb"), opcua=ua_server.url,
+    serve = RunningServer(str(tmp_path / "ua.duckdb"), opcua=shared.url,
                           opcua_map=str(mapping), opcua_security=bad)
     try:
         deadline = time.monotonic() + 15
-        while serve.server.opcua.stats.n_failures < 1 and time.monotonic() < deadline:
+        while serve.server.opcua.stats.n_failures < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         stats = serve.server.opcua.stats
+        assert serve.thread.is_alive()
     finally:
         serve.stop()
-    assert stats.n_failures >= 1 and stats.n_connects == 0 and stats.last_error
+    assert stats.n_failures >= 2 and stats.n_connects == 0
+    assert "BadUserAccessDenied" in stats.last_error or "Denied" in stats.last_error, stats
 
 
 def test_bad_map_file_is_one_line_and_exit_2(tmp_path):

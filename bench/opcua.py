@@ -89,10 +89,13 @@ class Poller(threading.Thread):
         self.url, self.items = url, items
         self.seen: set[tuple[int, float]] = set()
         self.n_reads = self.n_slow = 0
+        self.cpu_s = 0.0
         self.stop = threading.Event()
 
     def run(self) -> None:
+        t = time.thread_time()
         asyncio.run(self._run())
+        self.cpu_s = time.thread_time() - t
 
     async def _run(self) -> None:
         from asyncua import Client, ua
@@ -169,6 +172,7 @@ def main() -> None:
     if poller:
         time.sleep(1.5)
         poller.stop.set()
+        poller.join(30)
     first = datetime.fromtimestamp(report["first_at"], UTC).replace(tzinfo=None)
     stored, last_stored_at = 0, None
     deadline = time.monotonic() + 60
@@ -196,13 +200,16 @@ def main() -> None:
           f"{n_dup:,} duplicates absorbed, {stats.n_connects} connection(s), "
           f"{stats.n_dropped} dropped; last value stored "
           f"{last_stored_at - report['done_at']:.1f} s after the last write")
-    print(f"  serve process CPU: {cpu.user + cpu.system - cpu0.user - cpu0.system:.1f} s "
-          f"(this process: serve, and the baseline's client)")
+    total = cpu.user + cpu.system - cpu0.user - cpu0.system
+    base_cpu = poller.cpu_s if poller else 0.0
+    print(f"  serve CPU: {total - base_cpu:.1f} s over {args.seconds:g} s "
+          f"({1e6 * (total - base_cpu) / written:.0f} us per value; the process's CPU less "
+          f"the baseline client's thread)")
     if poller:
         got = len(poller.seen)
         print(f"  baseline, one Read of all nodes per second: {got:,} values seen of "
               f"{written:,} ({100 * got / written:.1f}%), {poller.n_reads} reads, "
-              f"{poller.n_slow} late")
+              f"{poller.n_slow} late, its client {poller.cpu_s:.1f} s CPU")
         print(f"  ratio stored / baseline: {stored / max(got, 1):.3f}")
     print(f"load during the run (each minute): {' | '.join(loads)}; after: {load()}")
 

@@ -104,7 +104,9 @@ def test_values_land_as_readings_of_declared_monitors(setup, shared, tmp_path):
     db = str(tmp_path / "ua.duckdb")
     with Fleet(db) as f:  # declared before: its type and site must survive
         f.ingest("devices", [{"device_id": "em-zone-1", "device_type": "th-200",
-                              "site": "south"}])
+                              "site": "south"},
+                             {"device_id": "em-Zone2", "device_type": "th-300", "zone": "hall-2",
+                              "manufacturer": "Acme"}])
     ua_server = shared
     serve = RunningServer(db, opcua=ua_server.url, opcua_map=str(mapping),
                           opcua_security=security, batch_delay_s=0.1)
@@ -132,9 +134,10 @@ def test_values_land_as_readings_of_declared_monitors(setup, shared, tmp_path):
         types = {r["device_id"]: r["device_type"] for r in f.query(
             "select device_id, device_type from devices")}
     assert mons == {"em-zone-1": ("hall-1", "south"), "em-zone-2": ("unknown", "unknown"),
-                    "em-Zone1": ("unknown", "north"), "em-Zone2": ("unknown", "north"),
+                    "em-Zone1": ("unknown", "north"), "em-Zone2": ("hall-2", "north"),
                     "em-Zone3": ("unknown", "north")}
-    assert types["em-zone-1"] == "th-200" and types["em-Zone1"] == "env_monitor"
+    assert types == {"em-zone-1": "th-200", "em-Zone2": "th-300", "em-Zone1": "env_monitor",
+                     "em-Zone3": "env_monitor", "em-zone-2": "env_monitor"}
 
 
 def test_server_restart_resumes_without_duplicates_or_losses(setup, tmp_path):

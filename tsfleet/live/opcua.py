@@ -195,15 +195,31 @@ class Binding:
     sampling_ms: float
 
 
-def monitor_rows(mapping: OpcuaMap, existing: dict[str, dict]) -> list[dict]:
-    """``devices`` rows that declare the map's fixed devices environment monitors, keeping
-    what the store already says of them (browsed device names are declared when found)."""
+def declare_monitors(fleet, found: list[tuple[str, Item]]) -> int:
+    """Declare these devices environment monitors (``is_environment_monitor = true``, the
+    item's zone and site), keeping what the store already says of them; returns the rows
+    written. Runs where the store's connection may be used (the writer thread in serve)."""
+    from tsfleet.models import Device
+    from tsfleet.store import quote_ident as q
+
+    ids = sorted({d for d, _ in found})
+    if not ids:
+        return 0
+    cols = [c for c in Device.model_fields if c in _device_columns(fleet)]
+    existing = {r["device_id"]: {k: v for k, v in r.items() if v is not None}
+                for r in fleet.query(f"select {', '.join(q(c) for c in cols)} from devices "
+                                     "where list_contains(?, device_id)", [ids])}
     rows: dict[str, dict] = {}
-    for it in mapping.items:
-        if it.browse is not None and ("{" in it.device):
-            continue
-        rows[it.device] = _monitor_row(it.device, it, existing.get(it.device))
-    return [r for r in rows.values() if r is not None]
+    for device, it in found:
+        row = _monitor_row(device, it, rows.get(device) or existing.get(device))
+        if row is not None:
+            rows[device] = row
+    old = [r for d, r in rows.items() if d in existing]
+    new = [r for d, r in rows.items() if d not in existing]
+    for batch in (old, new):  # rows of one shape per call: a missing column is a default
+        if batch:
+            fleet.ingest("devices", batch, label="opcua:monitors")
+    return len(rows)
 
 
 def _monitor_row(device: str, it: Item, old: dict | None) -> dict | None:
@@ -216,20 +232,6 @@ def _monitor_row(device: str, it: Item, old: dict | None) -> dict | None:
     if old is not None and all(old.get(k) == v for k, v in row.items()):
         return None  # already declared so: nothing to write
     return row
-
-
-def existing_devices(fleet, ids) -> dict[str, dict]:
-    """Rows of ``devices`` for these ids, with the columns of the ingest model only."""
-    from tsfleet.models import Device
-
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    cols = [c for c in Device.model_fields if c in _device_columns(fleet)]
-    from tsfleet.store import quote_ident as q
-    rows = fleet.query(f"select {', '.join(q(c) for c in cols)} from devices "
-                       "where list_contains(?, device_id)", [ids])
-    return {r["device_id"]: {k: v for k, v in r.items() if v is not None} for r in rows}
 
 
 def _device_columns(fleet) -> set[str]:
@@ -268,7 +270,7 @@ class OpcuaSource:
     def __init__(self, url: str, mapping: OpcuaMap, submit, *,
                  security: OpcuaSecurity | None = None, flush_s: float = 0.25,
                  timeout_s: float = 10.0, known: frozenset[str] | None = None,
-                 existing: dict[str, dict] | None = None):
+                 declare=None):
         if not url.startswith("opc.tcp://"):
             raise InvalidParameter(f"an OPC UA server is opc.tcp://host:port, got {url!r}")
         self.url = url
@@ -282,14 +284,20 @@ class OpcuaSource:
         self._bindings: dict[str, list[Binding]] = {}
         self._held = Decoded("opcua")
         self._rejects: list[tuple[bytes, Reject]] = []
-        self._declared: set[str] = {it.device for it in mapping.items if "{" not in it.device}
-        self._existing = existing or {}
-        self._new_devices: list[dict] = []
+        #: ``declare(found)``: declares browsed devices monitors (:func:`declare_monitors`
+        #: on the writer thread in serve); None: they are not declared
+        self.declare = declare
+        self._declared: set[str] = {d for d, _ in self.fixed_devices()}
+        self._found: list[tuple[str, Item]] = []
         if known is not None:
             unknown = sorted({it.metric for it in mapping.items} - known)
             if unknown:
                 raise InvalidParameter(f"the OPC UA map names metrics the store does not know: "
                                        f"{', '.join(unknown)}")
+
+    def fixed_devices(self) -> list[tuple[str, Item]]:
+        """(device, item) of the items whose device id is not a template."""
+        return [(it.device, it) for it in self.map.items if "{" not in it.device]
 
     # -- the loop ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -433,9 +441,7 @@ class OpcuaSource:
         if device in self._declared:
             return
         self._declared.add(device)
-        row = _monitor_row(device, it, self._existing.get(device))
-        if row is not None:
-            self._new_devices.append(row)
+        self._found.append((device, it))
 
     # -- values -----------------------------------------------------------------------------
     def datachange_notification(self, node, val, data) -> None:
@@ -492,9 +498,10 @@ class OpcuaSource:
 
         held, self._held = self._held, Decoded("opcua")
         rejects, self._rejects = self._rejects, []
-        devices, self._new_devices = self._new_devices, []
-        if devices:
-            held.facts["devices"] = devices
+        found, self._found = self._found, []
+        loop = asyncio.get_running_loop()
+        if found and self.declare is not None:
+            await loop.run_in_executor(None, self.declare, found)
         envs = []
         if held.n_rows:
             self.stats.n_readings += held.n_readings
@@ -502,7 +509,6 @@ class OpcuaSource:
         for body, reject in rejects:
             envs.append(Envelope("opcua", self.url, body, time.time(), reject=reject))
         if envs:
-            loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, _submit_all, self.submit, envs)
 
 

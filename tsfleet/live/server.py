@@ -257,7 +257,11 @@ class Server:
         self.opcua = _opcua_source(cfg, fleet)  # declares its monitors, likewise
         self.writer.start()
         if self.opcua is not None:
+            from tsfleet.live.opcua import declare_monitors
+
             self.opcua.submit = lambda env: self.writer.submit(env)  # --metrics wraps it
+            self.opcua.declare = lambda found: self.writer.call(
+                lambda: declare_monitors(fleet, found), timeout=120)
         self._untune = _tune_interpreter()
         context = None
         try:
@@ -453,15 +457,11 @@ def _opcua_source(cfg: ServeConfig, fleet: Fleet):
     (keeping what the store says of them) before the writer takes the connection."""
     if not cfg.opcua:
         return None
-    from tsfleet.live.opcua import OpcuaSource, existing_devices, load_map, monitor_rows
+    from tsfleet.live.opcua import OpcuaSource, declare_monitors, load_map
 
-    mapping = load_map(cfg.opcua_map)
-    existing = existing_devices(fleet, [it.device for it in mapping.items])
-    source = OpcuaSource(cfg.opcua, mapping, None, security=cfg.opcua_security,
-                         known=known_metrics(fleet), existing=existing)
-    rows = monitor_rows(mapping, existing)
-    if rows:
-        fleet.ingest("devices", rows, label=f"opcua:{cfg.opcua_map}")
+    source = OpcuaSource(cfg.opcua, load_map(cfg.opcua_map), None,
+                         security=cfg.opcua_security, known=known_metrics(fleet))
+    declare_monitors(fleet, source.fixed_devices())
     return source
 
 

@@ -323,15 +323,20 @@ class OpcuaSource:
                 delay = min(delay * 2, MAX_BACKOFF_S)
         finally:
             flusher.cancel()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as exc:  # noqa: BLE001 - the writer stopped: serve reports it
+                log.warning("live: OPC UA: the last values were not handed over: %s", exc)
 
     async def _session(self) -> bool:
         """One connection: connect, read, subscribe, wait until it is lost. True when it
         got as far as subscribing; never raises (a server must never stop serve)."""
         lost = asyncio.Event()
-        client = None
+        from asyncua import Client
+
+        client = Client(self.url, timeout=self.timeout_s)
         try:
-            client = await self._connect(lost)
+            await self._connect(client, lost)
             await self._subscribe(client)
             self.stats.n_connects += 1
             self.connected.set()
@@ -348,14 +353,10 @@ class OpcuaSource:
             return False
         finally:
             self.connected.clear()
-            if client is not None:
-                await _quietly(client.disconnect(), 2.0)
+            await _quietly(client.disconnect(), 2.0)  # also a half-open one
 
-    async def _connect(self, lost: asyncio.Event):
-        from asyncua import Client
-
+    async def _connect(self, client, lost: asyncio.Event) -> None:
         sec = self.security
-        client = Client(self.url, timeout=self.timeout_s)
         if sec.policy != "none":
             from asyncua import ua
             from asyncua.crypto import security_policies
@@ -377,7 +378,6 @@ class OpcuaSource:
 
         client.connection_lost_callback = on_lost
         await asyncio.wait_for(client.connect(), self.timeout_s)
-        return client
 
     async def _subscribe(self, client) -> None:
         from asyncua import ua

@@ -15,6 +15,7 @@ import time
 import pytest
 from asyncua import ua
 
+from tests.live.hostile_support import documented_reasons
 from tests.live.live_support import T0, RunningServer
 from tests.live.opcua_support import PASSWORD, USER, UaServer, dv, free_port, make_certificates
 from tsfleet import Fleet
@@ -194,6 +195,7 @@ def test_bad_status_and_non_numbers_are_quarantined(setup, shared, tmp_path):
         q = sorted((r["reason"], r["detail"]) for r in f.query(
             "select reason, detail from quarantine"))
     assert [r for r, _ in q] == ["opcua_bad_status", "opcua_not_numeric"]
+    assert {r for r, _ in q} <= documented_reasons()  # docs/live.md lists them
     assert "BadSensorFailure" in q[0][1] and "Zone3.Temperature" in q[0][1]
     assert "String" in q[1][1] and "Zone3.Label" in q[1][1]
     assert readings(db) == {("em-3", T0, "temperature_c"): 19.0,

@@ -72,6 +72,9 @@ log = logging.getLogger("tsfleet.live")
 
 #: Reconnect backoff: first delay and its ceiling, seconds.
 BACKOFF_S, MAX_BACKOFF_S = 0.5, 30.0
+#: Seconds between two health probes of the connection, and the probe's own timeout
+#: (asyncua's default, 1 s, declared a busy server lost: bench/opcua.py at 2,000 items)
+WATCHDOG_S = 5.0
 #: Readings held between two hand-overs to the writer past which new values are dropped
 #: (and counted): the writer's back-pressure must not grow memory without bound.
 MAX_HELD = 500_000
@@ -334,7 +337,7 @@ class OpcuaSource:
         lost = asyncio.Event()
         from asyncua import Client
 
-        client = Client(self.url, timeout=self.timeout_s)
+        client = Client(self.url, timeout=self.timeout_s, watchdog_intervall=WATCHDOG_S)
         try:
             await self._connect(client, lost)
             await self._subscribe(client)

@@ -69,7 +69,9 @@ async def child(port: int, items: int, seconds: float) -> None:
             late += 1
         ts = datetime.fromtimestamp(at, UTC)
         for k, nid in enumerate(ids):
-            dv = ua.DataValue(ua.Variant(tick + k / 10_000, ua.VariantType.Double),
+            # a plausible temperature (the pipeline quarantines 250 degC as out of range)
+            value = 20.0 + tick % 10 + k / 100_000
+            dv = ua.DataValue(ua.Variant(value, ua.VariantType.Double),
                               SourceTimestamp=ts, ServerTimestamp=ts)
             await server.write_attribute_value(nid, dv)
             written += 1
@@ -166,11 +168,15 @@ def main() -> None:
     cpu0 = os.times()
     proc.stdin.write("go\n")
     proc.stdin.flush()
-    loads, done = [], threading.Event()
+    loads, done, started = [], threading.Event(), time.monotonic()
 
     def sample() -> None:
         while not done.wait(0 if not loads else 60):
             loads.append(load())
+            st = server.opcua.stats
+            print(f"  {time.monotonic() - started:4.0f} s: {st.n_values:,} values received, "
+                  f"{st.n_readings:,} handed to the writer, {st.n_connects} connection(s), "
+                  f"load {loads[-1]}", flush=True)
 
     threading.Thread(target=sample, daemon=True).start()
     report = json.loads(proc.stdout.readline())
@@ -192,6 +198,7 @@ def main() -> None:
     last_stored_at = time.time()
     cpu = os.times()
     n_dup = server.writer.stats.n_duplicates
+    n_quarantined = server.writer.stats.n_quarantined
     stats = server.opcua.stats
     server.stop()
     thread.join(60)
@@ -203,7 +210,8 @@ def main() -> None:
           f"({report['late_ticks']} server ticks more than 1 s late)")
     print(f"  tsfleet serve --opcua: written {written:,}, stored {stored:,}, lost "
           f"{written - stored:,} ({100 * (written - stored) / written:.3f}%), "
-          f"{n_dup:,} duplicates absorbed, {stats.n_connects} connection(s), "
+          f"{n_dup:,} duplicates absorbed, {n_quarantined:,} quarantined, "
+          f"{stats.n_connects} connection(s), "
           f"{stats.n_dropped} dropped; last value stored "
           f"{last_stored_at - report['done_at']:.1f} s after the last write")
     total = cpu.user + cpu.system - cpu0.user - cpu0.system

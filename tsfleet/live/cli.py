@@ -91,6 +91,30 @@ def _industrial_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sparkplug-map", metavar="FILE",
                    help="TOML rules: Sparkplug metric names -> tsfleet metrics, device id "
                         "templates (default: last name segment and engUnit, as SenML)")
+    o = p.add_argument_group("OPC UA (docs/live.md)")
+    o.add_argument("--opcua", metavar="URL",
+                   help="also subscribe to an OPC UA server, opc.tcp://HOST:PORT[/path]")
+    o.add_argument("--opcua-map", metavar="FILE",
+                   help="JSON map: node ids (or folders to browse) -> environment monitor "
+                        "device and metric, sampling interval")
+    o.add_argument("--opcua-security", choices=("none", "Basic256Sha256"), default=None,
+                   help="security policy (default Basic256Sha256 when --opcua-cert is given, "
+                        "else none)")
+    o.add_argument("--opcua-mode", choices=("SignAndEncrypt", "Sign"),
+                   default="SignAndEncrypt", help="message security mode (default "
+                   "SignAndEncrypt)")
+    o.add_argument("--opcua-cert", metavar="FILE",
+                   help="client certificate (PEM or DER) with the application URI in its "
+                        "subjectAltName")
+    o.add_argument("--opcua-key", metavar="FILE", help="PEM private key of --opcua-cert")
+    o.add_argument("--opcua-server-cert", metavar="FILE",
+                   help="the server's certificate to trust (default: the one its endpoint "
+                        "announces)")
+    o.add_argument("--opcua-username", metavar="NAME", help="user name at the OPC UA server")
+    o.add_argument("--opcua-password-file", metavar="FILE",
+                   help="file whose first line is the password (never on the command line)")
+    o.add_argument("--opcua-password-env", metavar="VAR",
+                   help="environment variable holding the password")
 
 
 def _sharing_options(p: argparse.ArgumentParser) -> None:
@@ -155,6 +179,16 @@ def _security(args: argparse.Namespace):
         check_hostname=not args.mqtt_no_hostname_check)
 
 
+def _opcua_security(args: argparse.Namespace):
+    from tsfleet.live.opcua import OpcuaSecurity
+
+    policy = args.opcua_security or ("Basic256Sha256" if args.opcua_cert else "none")
+    return OpcuaSecurity(
+        policy=policy, mode=args.opcua_mode, cert_file=args.opcua_cert, key_file=args.opcua_key,
+        server_cert_file=args.opcua_server_cert, username=args.opcua_username,
+        password_file=args.opcua_password_file, password_env=args.opcua_password_env)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.cliutil import db_path
     from tsfleet.errors import InvalidParameter
@@ -163,10 +197,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tsfleet.service.cadence import parse_duration, parse_every
 
     if not (args.mqtt or args.coap or args.coaps or args.chirpstack_mqtt or args.tts_mqtt
-            or args.snmp_targets):
+            or args.snmp_targets or args.opcua):
         raise InvalidParameter("give --mqtt HOST:PORT, --coap HOST:PORT, --coaps HOST:PORT "
                                "or several (or a network server: --chirpstack-mqtt, "
-                               "--tts-mqtt)")
+                               "--tts-mqtt; or --opcua URL)")
     layout_server = NETWORK_SERVERS.get(args.topic_layout)
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)
@@ -192,7 +226,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         snapshot_path=args.snapshot_path, snapshot_every=args.snapshot_every,
         snapshot_storage_version=args.snapshot_storage_version,
         control=not args.no_control, control_port=args.control_port,
-        run_command=getattr(args, "run_command", None))
+        run_command=getattr(args, "run_command", None),
+        opcua=args.opcua, opcua_map=args.opcua_map, opcua_security=_opcua_security(args))
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
           + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
@@ -201,7 +236,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
              if config.snmp_targets else "")
           + (", sparkplug" if config.sparkplug else "")
           + (f", snapshot {config.snapshot_path} every {config.snapshot_every}"
-             if config.snapshot_path else "") + "; "
+             if config.snapshot_path else "")
+          + (f", opcua {config.opcua} ({config.opcua_security.describe()})"
+             if config.opcua else "") + "; "
           f"analysis {cadence})", file=sys.stderr, flush=True)
     serve(config)
     return 0

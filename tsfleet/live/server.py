@@ -130,6 +130,11 @@ class ServeConfig:
     #: runs a tsfleet command line, ``(argv, cwd=...) -> exit status``: tsfleet.cli.main,
     #: which the serve command hands over (a library Server without it serves /query only)
     run_command: Callable[..., int] | None = field(default=None, repr=False, compare=False)
+    #: OPC UA (tsfleet.live.opcua): opc.tcp:// URL of the server, its map file (JSON) and
+    #: the connection's security (tsfleet.live.opcua.OpcuaSecurity; None: none, anonymous)
+    opcua: str | None = None
+    opcua_map: str | None = None
+    opcua_security: object | None = None
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -168,6 +173,13 @@ class ServeConfig:
         if not 0 <= self.control_port <= 65535:
             raise InvalidParameter(f"control_port must be within 0..65535, "
                                    f"got {self.control_port}")
+        if bool(self.opcua) != bool(self.opcua_map):
+            raise InvalidParameter("OPC UA needs both --opcua opc.tcp://HOST:PORT and "
+                                   "--opcua-map FILE")
+        if self.opcua and not self.opcua.startswith("opc.tcp://"):
+            raise InvalidParameter(f"--opcua must be opc.tcp://HOST:PORT, got {self.opcua!r}")
+        if self.opcua_security is not None:
+            self.opcua_security.check()
         if not 1 <= self.receive_maximum <= 65535:
             raise InvalidParameter(f"receive_maximum must be within 1..65535, "
                                    f"got {self.receive_maximum}")
@@ -241,6 +253,7 @@ class Server:
         self.snmp = None  # the SNMP poller of --snmp-targets
         self.snapshots = None  # the SnapshotScheduler of --snapshot-every
         self.control = None  # the ControlServer (tsfleet.service.control)
+        self.opcua = None  # tsfleet.live.opcua.OpcuaSource of --opcua
 
     # -- control ----------------------------------------------------------------------
     def run(self) -> None:
@@ -293,7 +306,14 @@ class Server:
                              on_commit=on_commit, on_fatal=lambda exc: self.stop(),
                              between_commits=between)
         self.snmp = _snmp_poller(cfg, fleet)  # before the writer owns the connection
+        self.opcua = _opcua_source(cfg, fleet)  # declares its monitors, likewise
         self.writer.start()
+        if self.opcua is not None:
+            from tsfleet.live.opcua import declare_monitors
+
+            self.opcua.submit = lambda env: self.writer.submit(env)  # --metrics wraps it
+            self.opcua.declare = lambda found: self.writer.call(
+                lambda: declare_monitors(fleet, found), timeout=120)
         self._untune = _tune_interpreter()
         context = None
         try:
@@ -342,10 +362,13 @@ class Server:
             collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
             snmp_task = self.snmp and asyncio.create_task(poll_every(
                 self.snmp, cfg.snmp_every_s, self.writer.submit, self._stop))
+            opcua_task = self.opcua and asyncio.create_task(self.opcua.run(self._stop))
             await self._stop.wait()
             collector.cancel()
             if snmp_task:
                 await snmp_task
+            if opcua_task:
+                await opcua_task
         finally:
             await self._shutdown(context)
 
@@ -502,6 +525,19 @@ def _snmp_poller(cfg: ServeConfig, fleet: Fleet):
                     retries=1, concurrency=cfg.snmp_concurrency)
     poller.load_state(fleet)
     return poller
+
+
+def _opcua_source(cfg: ServeConfig, fleet: Fleet):
+    """The OPC UA source of ``--opcua``; declares the map's devices environment monitors
+    (keeping what the store says of them) before the writer takes the connection."""
+    if not cfg.opcua:
+        return None
+    from tsfleet.live.opcua import OpcuaSource, declare_monitors, load_map
+
+    source = OpcuaSource(cfg.opcua, load_map(cfg.opcua_map), None,
+                         security=cfg.opcua_security, known=known_metrics(fleet))
+    declare_monitors(fleet, source.fixed_devices())
+    return source
 
 
 def _tune_interpreter():

@@ -105,6 +105,15 @@ class RunningServer:
     def sync(self) -> None:
         assert self.server.writer.sync(60)
 
+    def count(self, sql: str) -> int:
+        """``sql``'s ``n`` from what is committed, read on a cursor of its own: the
+        server's connection belongs to its writer thread, which may be mid-commit."""
+        cur = self.server.fleet.con.cursor()
+        try:
+            return cur.execute(sql).fetchall()[0][0]
+        finally:
+            cur.close()
+
     def stop(self) -> None:
         self.server.stop()
         self.thread.join(60)

@@ -81,7 +81,7 @@ def wait_for(serve: RunningServer, sql: str, n: int, timeout: float = 15.0) -> i
     deadline = time.monotonic() + timeout
     while True:
         serve.sync()
-        got = serve.server.fleet.query(sql)[0]["n"]
+        got = serve.count(sql)
         if got >= n or time.monotonic() > deadline:
             return got
         time.sleep(0.2)

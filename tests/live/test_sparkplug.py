@@ -152,7 +152,7 @@ def test_edge_node_through_mosquitto(broker, tmp_path):
             server.sync()
             with server.server.writer._held:
                 pass
-            n = server.server.fleet.query("select count(*) as n from device_events")[0]["n"]
+            n = server.count("select count(*) as n from device_events")
             if n >= 6:
                 break
             time.sleep(0.2)

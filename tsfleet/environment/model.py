@@ -24,6 +24,9 @@ tried; the blocks that
 stay significant enter the final model, which is profiled and fitted again.
 Each block of the final model is tested by the likelihood ratio of the model
 with and without it, its p-value Davies' bound over the searched threshold (davies_p).
+A block keeps its hinge only where the hinge's own test (the model with it against the
+block's line alone, same search, Davies' bound with 1 df) gives p < ALPHA; otherwise the
+factor is fitted as a line (see _finish).
 """
 
 from __future__ import annotations

@@ -46,6 +46,20 @@ def test_injected_failure_effects_are_significant(env_fleet):
         assert _glm(env_fleet, "failure", factor, dtype, term)["is_significant"]
 
 
+def test_a_factor_without_threshold_is_fitted_as_a_line(env_fleet):
+    # The simulator's vibration acts as a straight line: its hinge's own test does not
+    # support a threshold, so the model has no vibration hinge and no keep_below limit.
+    above = _glm(env_fleet, "failure", "vibration_g", None, "above")
+    assert "fitted as a line" in above["note"] and not above["is_significant"]
+    assert "vibration_g:above" not in {r["term"] for r in env_fleet.query(
+        "select term from environment_model where outcome = 'failure'")}
+    assert not [lim for lim in env_fleet.environment.limits()
+                if lim["factor"] == "vibration_g" and lim["kind"] == "keep_below"]
+    # the heat effect has a threshold and keeps its hinge
+    heat = _glm(env_fleet, "failure", "temperature_c", None, "above")
+    assert "fitted as a line" not in heat["note"]
+
+
 def test_the_temperature_threshold_is_found_with_an_interval(env_fleet):
     r = _glm(env_fleet, "failure", "temperature_c", None, "above")
     assert abs(r["threshold"] - HAZARD.temperature_threshold_c) <= 3

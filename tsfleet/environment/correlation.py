@@ -40,7 +40,8 @@ def adjust(rows: list[dict], method: str = "holm") -> list[dict]:
     A test is one (outcome, factor, device type): the linear and the threshold
     row of a factor share their joint test and count once. A row is significant
     when its test's adjusted p is below ``ALPHA`` and its own 95% interval excludes
-    zero. Rows noted as adjustments (age) are reported but not part of the family.
+    zero and the term is in the model. Rows noted as adjustments (age) are reported but
+    not part of the family.
     """
     for family in {r["method"] for r in rows}:
         tests: dict[tuple, list[int]] = {}
@@ -59,7 +60,9 @@ def adjust(rows: list[dict], method: str = "holm") -> list[dict]:
                     r["p_adjusted"] = float(p)
                     excludes_zero = r.get("ci_low") is None or not (
                         r["ci_low"] <= 0 <= r["ci_high"])
-                    r["is_significant"] = bool(p < ALPHA and excludes_zero)
+                    # a term left out of the model (an unsupported hinge) is never significant
+                    r["is_significant"] = bool(p < ALPHA and excludes_zero
+                                               and r.get("in_model", True))
     for r in rows:
         if r.get("p_adjusted") is None and r.get("p_value") is not None:
             r["p_adjusted"] = r["p_value"]

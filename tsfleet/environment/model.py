@@ -24,6 +24,9 @@ tried; the blocks that
 stay significant enter the final model, which is profiled and fitted again.
 Each block of the final model is tested by the likelihood ratio of the model
 with and without it, its p-value Davies' bound over the searched threshold (davies_p).
+A block keeps its hinge only where the hinge's own test (the model with it against the
+block's line alone, same search, Davies' bound with 1 df) gives p < ALPHA; otherwise the
+factor is fitted as a line (see _finish).
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ class Block:
     threshold_ci: tuple[float, float] = (np.nan, np.nan)
     p_value: float = np.nan
     term_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Davies' bound of the hinge against the block's line alone (threshold searched)
+    hinge_p: float = np.nan
+    #: terms left out of the model (the hinge when the data do not support it): their
+    #: estimate in the model with them, reported but not used
+    dropped: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_linear(self) -> bool:
+        """The factor is fitted as a line (its hinge was not supported)."""
+        return "above" in self.dropped
 
 
 @dataclass
@@ -123,24 +136,28 @@ class Fit:
         dt = np.asarray(device_type, dtype=object)
         shape = np.broadcast(dt, np.asarray(age_years, dtype=float),
                              *(np.asarray(v, dtype=float) for v in env.values())).shape
-        dt = np.broadcast_to(dt, shape)
+        # per distinct type, then indexed (one type, the usual call, costs no string compare)
+        uniq, inv = np.unique(dt.ravel(), return_inverse=True)
+        inv = inv.reshape(dt.shape)
         mean_icpt = float(np.mean([self.coef(f"type:{t}") for t in self.types]))
-        lp = np.full(shape, mean_icpt)
-        for t in self.types:
-            lp = np.where(dt == t, self.coef(f"type:{t}"), lp)
-        lp = lp + self.coef("age_years") * np.asarray(age_years, dtype=float)
+        icpt = np.array([self.coef(f"type:{t}") if t in self.types else mean_icpt
+                         for t in uniq])
+        lp = np.broadcast_to(icpt[inv], shape) + self.coef("age_years") * np.asarray(
+            age_years, dtype=float)
         own = {(b.factor, b.device_type) for b in self.blocks if b.device_type is not None}
         for b in self.blocks:
             if b.factor not in env:
                 continue
-            x = np.broadcast_to(np.asarray(env[b.factor], dtype=float), shape)
-            if b.device_type is None:
-                mask = ~np.isin(dt, [t for f, t in own if f == b.factor])
-            else:
-                mask = dt == b.device_type
+            others = [t for f, t in own if f == b.factor]
+            in_block = np.array([t not in others if b.device_type is None
+                                 else t == b.device_type for t in uniq])
+            if not in_block.any():
+                continue
+            x = np.asarray(env[b.factor], dtype=float)
             name = _block_name(b.factor, b.device_type)
-            lp = lp + mask * (self.coef(f"{name}:linear") * (x - self.centers[b.factor])
-                              + self.coef(f"{name}:above") * np.maximum(x - b.threshold, 0.0))
+            term = (self.coef(f"{name}:linear") * (x - self.centers[b.factor])
+                    + self.coef(f"{name}:above") * np.maximum(x - b.threshold, 0.0))
+            lp = lp + (term if in_block.all() else in_block[inv] * term)
         return np.exp(lp)
 
 
@@ -170,6 +187,15 @@ class _Blocks:
             sub = np.ascontiguousarray(xs[:, cols])
             self.parts.append((seg, cols, sub, sub.astype(np.float32)))
 
+    def set_col(self, c: int, values: np.ndarray) -> None:
+        """Replace column ``c`` (a hinge at another threshold; it stays within the
+        columns active per segment)."""
+        for seg, cols, sub, sub32 in self.parts:
+            j = int(np.searchsorted(cols, c))
+            if j < len(cols) and cols[j] == c:
+                sub[:, j] = values[seg]
+                sub32[:, j] = values[seg]
+
     def info(self, mu: np.ndarray, exact: bool) -> np.ndarray:
         out = np.zeros((self.p, self.p))
         for seg, cols, sub, sub32 in self.parts:
@@ -196,8 +222,8 @@ class _Blocks:
 
 def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | None,
           max_iter: int = 60, tol: float = 1e-9, want_info: bool = True,
-          segments: list[slice] | None = None, active: list[np.ndarray] | None = None
-          ) -> tuple[np.ndarray, float, np.ndarray | None]:
+          segments: list[slice] | None = None, active: list[np.ndarray] | None = None,
+          xb: _Blocks | None = None) -> tuple[np.ndarray, float, np.ndarray | None]:
     """Poisson GLM by Newton's method (IRLS): (params, llf, X'WX at the params or None).
 
     From a close start, one or two iterations give the likelihood to a small
@@ -209,12 +235,13 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
     finds none, the iteration is redone with the exact double matrix, and when that
     finds none either the fit is at its optimum to rounding (a descent is never taken).
     ``segments``: row slices that cover the rows, ``active``: per segment, the columns
-    that may be nonzero in it (default: those that are; see :class:`_Blocks`).
+    that may be nonzero in it (default: those that are; see :class:`_Blocks`); ``xb``:
+    ``x`` already cut so (the threshold sweeps keep one and move its hinge column).
     """
     if start is None or len(start) != x.shape[1]:
         start = np.linalg.lstsq(x, np.log((y + 0.5) / np.exp(offset)), rcond=None)[0]
     n = len(y)
-    xb = _Blocks(x, segments, active)
+    xb = xb if xb is not None else _Blocks(x, segments, active)
     beta = start.copy()
     ridge = 1e-10 * np.eye(x.shape[1])
     lin = xb.mul(beta, n) + offset   # the linear predictor; clipped only for the rate
@@ -297,7 +324,10 @@ class _Design:
 
     def set_tau(self, b: tuple, tau: float) -> None:
         self.taus[b] = float(tau)
-        self.x[:, self.hinge_col[b]] = self.masks[b] * np.maximum(self.data[b[0]] - tau, 0.0)
+        c = self.hinge_col[b]
+        self.x[:, c] = self.masks[b] * np.maximum(self.data[b[0]] - tau, 0.0)
+        if getattr(self, "xb", None) is not None:
+            self.xb.set_col(c, self.x[:, c])
 
     def keep(self, x: np.ndarray) -> np.ndarray:
         k = np.ptp(x, axis=0) > 0
@@ -323,7 +353,8 @@ def _profile(d: _Design, y, offset, blocks: list[tuple], start,
     for act in d.active:
         for c in d.hinge_col.values():
             act[c] |= act[c - 1]
-    beta, _, _ = _irls(y, d.x, offset, start, segments=d.segments, active=d.active)
+    d.xb = _Blocks(d.x, d.segments, d.active)
+    beta, _, _ = _irls(y, d.x, offset, start, segments=d.segments, active=d.active, xb=d.xb)
     coarse = blocks if coarse is None else coarse
     for sweep in (0, 1):
         for b in blocks:
@@ -342,12 +373,12 @@ def _profile(d: _Design, y, offset, blocks: list[tuple], start,
                 # coarse: two Newton steps from the neighbour; fine: converged
                 warm, llf, info = _irls(y, d.x, offset, warm, max_iter=2 if sweep == 0 else 60,
                                         want_info=sweep == 1, segments=d.segments,
-                                        active=d.active)
+                                        active=d.active, xb=d.xb)
                 se = (np.sqrt(np.clip(np.diag(np.linalg.pinv(info))[cols], 0, None))
                       if info is not None else np.full(2, np.nan))
                 profiles[b][float(tau)] = (llf, warm[cols] - Z95 * se, warm[cols] + Z95 * se)
             d.set_tau(b, max(profiles[b], key=lambda t, b=b: profiles[b][t][0]))
-    beta, _, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active)
+    beta, _, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
     return beta, {b: p for b, p in profiles.items() if p}
 
 
@@ -365,10 +396,12 @@ def _try_own_block(d: _Design, y, offset, beta, llf: float, f: str, t: str) -> f
     return float(stats.chi2.sf(max(2 * (llf1 - llf), 0.0), OWN_TEST_DF))
 
 
-def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict, llf0: float) -> np.ndarray:
-    """The block's likelihood-ratio statistic against the model without it, at every
-    other grid threshold (two Newton steps from the neighbour's fit, as the coarse
-    sweep) and at the fine profile's points (converged), in threshold order."""
+def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> np.ndarray:
+    """The log-likelihood of the model with block ``b`` at every other grid threshold
+    (two Newton steps from the neighbour's fit, as the coarse sweep) and at the fine
+    profile's points (converged), in threshold order. Against the model without the
+    block it gives the block's likelihood-ratio process, against the model with the
+    block's linear term only the hinge's."""
     tau0 = d.taus[b]
     llfs = {t: v[0] for t, v in prof.items()}
     warm = beta
@@ -377,10 +410,10 @@ def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict, llf0: float) 
             continue
         d.set_tau(b, tau)
         warm, llf, _ = _irls(y, d.x, offset, warm, max_iter=2, want_info=False,
-                             segments=d.segments, active=d.active)
+                             segments=d.segments, active=d.active, xb=d.xb)
         llfs[float(tau)] = llf
     d.set_tau(b, tau0)
-    return np.array([max(2 * (llfs[t] - llf0), 0.0) for t in sorted(llfs)])
+    return np.array([llfs[t] for t in sorted(llfs)])
 
 
 def davies_p(lr: np.ndarray, observed: float, df: int = OWN_TEST_DF) -> float:
@@ -390,6 +423,7 @@ def davies_p(lr: np.ndarray, observed: float, df: int = OWN_TEST_DF) -> float:
     thresholds. At a fixed threshold the block (linear + hinge slopes) is a df = 2 test;
     the search over thresholds, which a plain chi-square ignores, is what V pays for
     (a statistic that rises and falls from zone to zone pays the most)."""
+    lr = np.maximum(lr, 0.0)
     u = float(max(observed, lr.max() if len(lr) else 0.0))
     root = np.sqrt(lr)
     v = float(np.abs(np.diff(root)).sum()) if len(root) > 1 else 0.0
@@ -398,11 +432,29 @@ def davies_p(lr: np.ndarray, observed: float, df: int = OWN_TEST_DF) -> float:
     return float(min(1.0, bound))
 
 
+def _without(d: _Design, y, offset, beta, drop_cols: list[int]):
+    """The model refitted without the columns ``drop_cols``: (params, llf, X'WX, keep)."""
+    keep = np.ones(len(d.names), bool)
+    keep[drop_cols] = False
+    b, llf, info = _irls(y, d.x[:, keep], offset, beta[keep], segments=d.segments,
+                         active=[a[keep] for a in d.active])
+    return b, llf, info, keep
+
+
 def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
-    beta, llf, info = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active)
-    cov = np.linalg.pinv(info)
-    bse = np.sqrt(np.clip(np.diag(cov), 0, None))
-    blocks = []
+    """Test every block and choose its form, then the final fit.
+
+    A block's joint test (both slopes, threshold searched: Davies' bound, 2 df) decides
+    whether the factor matters; its hinge's own test (the model with the hinge against
+    the model with the block's linear term only, threshold searched: Davies' bound, 1 df)
+    decides the form. A hinge the data do not support (p >= ALPHA) is left out: the
+    factor is fitted as a line, whose slope then has a plain Wald interval (the union of
+    intervals over a poorly identified threshold reaches zero, and the limits and
+    recommendations follow a threshold placed by noise). The dropped hinge is still
+    reported (its estimate and interval with the threshold), never as significant.
+    """
+    beta, llf, info = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
+    tested = []
     for b in d.blocks:
         name = _block_name(*b)
         cols = [i for i, n in enumerate(d.names) if n in (f"{name}:linear", f"{name}:above")]
@@ -415,22 +467,46 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         # of its time, and a later sweep of another block may have raised the likelihood
         inside = pts[2 * (lls.max() - lls) <= CHI2_1_95]
         ci = (float(inside.min()), float(inside.max())) if len(inside) else (d.taus[b],) * 2
+        _, llf0, _, _ = _without(d, y, offset, beta, cols)
+        stat = max(2 * (llf - llf0), 0.0)
+        p_hinge = np.nan
+        # a block without its hinge column (constant in the data) has no threshold search
+        if len(cols) == 2:
+            process = _lr_process(d, y, offset, beta, b, prof)
+            p = davies_p(2 * (process - llf0), stat)
+            _, llf_lin, _, _ = _without(d, y, offset, beta, [cols[1]])
+            p_hinge = davies_p(2 * (process - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)
+        else:
+            p = float(stats.chi2.sf(stat, len(cols)))
+        tested.append((b, cols, inside, ci, p, p_hinge))
+    linear_only = {b for b, cols, *_, p_hinge in tested if len(cols) == 2 and p_hinge >= ALPHA}
+    drop = [cols[1] for b, cols, *_ in tested if b in linear_only]
+    cov = np.linalg.pinv(info)
+    bse_full = np.sqrt(np.clip(np.diag(cov), 0, None))
+    if drop:
+        beta_r, _, info_r, keep = _without(d, y, offset, beta, drop)
+        names = [n for n, k in zip(d.names, keep, strict=True) if k]
+        bse_r = np.sqrt(np.clip(np.diag(np.linalg.pinv(info_r)), 0, None))
+    else:
+        beta_r, names, bse_r = beta, list(d.names), bse_full
+    blocks = []
+    for b, cols, inside, ci, p, p_hinge in tested:
+        prof = profiles[b]
+        name = _block_name(*b)
         # slope intervals: the union over the thresholds the data allow (the conditional
         # Wald interval at one threshold ignores the threshold's own uncertainty)
-        lo = np.min([prof[t][1] for t in inside] + [beta[cols] - Z95 * bse[cols]], axis=0)
-        hi = np.max([prof[t][2] for t in inside] + [beta[cols] + Z95 * bse[cols]], axis=0)
-        term_ci = {n.rpartition(":")[2]: (float(a), float(z)) for n, a, z in
-                   zip([d.names[i] for i in cols], lo, hi, strict=True)}
-        drop = np.ones(len(d.names), bool)
-        drop[cols] = False
-        _, llf0, _ = _irls(y, d.x[:, drop], offset, beta[drop], want_info=False,
-                           segments=d.segments, active=[a[drop] for a in d.active])
-        stat = max(2 * (llf - llf0), 0.0)
-        # a block without its hinge column (constant in the data) has no threshold search
-        p = (davies_p(_lr_process(d, y, offset, beta, b, prof, llf0), stat) if len(cols) == 2
-             else float(stats.chi2.sf(stat, len(cols))))
-        blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci))
-    return Fit(outcome, types, list(d.names), beta, bse, dict(d.centers), blocks,
+        lo = np.min([prof[t][1] for t in inside] + [beta[cols] - Z95 * bse_full[cols]], axis=0)
+        hi = np.max([prof[t][2] for t in inside] + [beta[cols] + Z95 * bse_full[cols]], axis=0)
+        terms = [d.names[i].rpartition(":")[2] for i in cols]
+        term_ci = {t: (float(a), float(z)) for t, a, z in zip(terms, lo, hi, strict=True)}
+        dropped = {}
+        if b in linear_only:
+            i = names.index(f"{name}:linear")
+            est, se = float(beta_r[i]), float(bse_r[i])
+            term_ci["linear"] = (est - Z95 * se, est + Z95 * se)
+            dropped = {"above": float(beta[cols[1]])}
+        blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge), dropped))
+    return Fit(outcome, types, names, beta_r, bse_r, dict(d.centers), blocks,
                n_events=int(y.sum()))
 
 
@@ -461,7 +537,7 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     taus = {b: float(grids[b[0]][len(grids[b[0]]) // 2]) for b in shared}
     d = _Design(data, types, centers, grids, shared, taus)
     beta, profiles = _profile(d, y, offset, shared, None)
-    beta, llf_base, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active)
+    beta, llf_base, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
     tried = []
     for t in types:
         if y[data["device_type"] == t].sum() < min_type_events:
@@ -509,14 +585,19 @@ def effect_rows(fit: Fit) -> list[dict]:
                  "shared by all types" + (f" except {', '.join(others)}" if others else ""))
         for kind in ("linear", "above"):
             b, se = fit.coef(f"{name}:{kind}"), fit.se(f"{name}:{kind}")
+            b = blk.dropped.get(kind, b)
             lo, hi = blk.term_ci.get(kind, (b - z * se, b + z * se))
             unit = (f"per {fit.unit(blk.factor)}" if kind == "linear" else
                     f"per {fit.unit(blk.factor)} above {blk.threshold:g}")
+            note = (f"log rate ratio ({scope}); p of the factor's joint test (linear + "
+                    "threshold terms, threshold searched: Davies bound)")
+            if blk.is_linear:
+                note += (f"; threshold not supported (hinge p {blk.hinge_p:.2g}): fitted as a "
+                         "line" + ("; this term is not in the model" if kind == "above" else ""))
             rows.append(dict(
                 base, factor=blk.factor, device_type=blk.device_type, term=kind, estimate=b,
                 ci_low=lo, ci_high=hi, rate_ratio=float(np.exp(b)),
                 threshold=blk.threshold, threshold_ci_low=blk.threshold_ci[0],
                 threshold_ci_high=blk.threshold_ci[1], p_value=blk.p_value, n=fit.n_events,
-                unit=unit, note=f"log rate ratio ({scope}); p of the factor's joint test "
-                                "(linear + threshold terms, threshold searched: Davies bound)"))
+                unit=unit, note=note, in_model=kind not in blk.dropped))
     return rows

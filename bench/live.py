@@ -74,6 +74,12 @@ def publisher(port: int, rate: float, pack: int, seconds: float, devices: int,
         c.username_pw_set(tls["user"], tls["password"])
     c.max_inflight_messages_set(2000)
     c.max_queued_messages_set(0)
+    acked = [0]  # PUBACKs: what the broker holds (QoS 1)
+
+    def on_publish(client, userdata, mid, reason_code, properties) -> None:
+        acked[0] += 1
+
+    c.on_publish = on_publish
     c.connect("127.0.0.1", port)
     c.loop_start()
     msgs_per_s = rate / pack
@@ -91,7 +97,9 @@ def publisher(port: int, rate: float, pack: int, seconds: float, devices: int,
         dev = f"b-{i % devices:05d}"
         c.publish(f"fleet/{dev}/senml", pack_payload(dev, now, pack), qos=1)
         i += 1
-    time.sleep(0.5)
+    deadline = time.time() + 120  # every message handed to the broker before leaving
+    while acked[0] < i and time.time() < deadline:
+        time.sleep(0.05)
     c.disconnect()
     c.loop_stop()
     if cpu_used is not None:

@@ -67,6 +67,12 @@ def publisher(port: int, rate: float, seconds: float, devices: int, n_gateways: 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-cs-pub-{source}-{k}")
     c.max_inflight_messages_set(2000)
     c.max_queued_messages_set(0)
+    acked = [0]  # PUBACKs: what the broker holds (QoS 1)
+
+    def on_publish(client, userdata, mid, reason_code, properties) -> None:
+        acked[0] += 1
+
+    c.on_publish = on_publish
     c.connect("127.0.0.1", port)
     c.loop_start()
     a, b, cc, d, e = template(n_gateways)
@@ -83,7 +89,9 @@ def publisher(port: int, rate: float, seconds: float, devices: int, n_gateways: 
             body = encode_json([{"bn": f"{dev}/", "bt": now, "n": "temperature_c", "v": 21.5},
                                 {"n": "humidity_pct", "v": 40.0}])
             c.publish(f"fleet/{dev}/senml", body, qos=1)
-    time.sleep(0.5)
+    deadline = time.time() + 120  # every message handed to the broker before leaving
+    while acked[0] < i + 1 and time.time() < deadline:
+        time.sleep(0.05)
     c.disconnect()
     c.loop_stop()
     if cpu_used is not None:

@@ -22,6 +22,7 @@ from tsfleet import Fleet
 from tsfleet.errors import InvalidParameter
 from tsfleet.live.errors import ProfileError
 from tsfleet.live.opcua import OpcuaSecurity, load_map
+from tsfleet.service.metrics import ServeMetrics
 
 pytestmark = pytest.mark.network
 
@@ -189,8 +190,18 @@ def test_bad_status_and_non_numbers_are_quarantined(setup, shared, tmp_path):
         shared.write("Zone3.Temperature", dv(22.0, T0 + 120))
         assert wait_for(serve, "select count(*) as n from quarantine", 2) == 2
         assert wait_for(serve, "select count(*) as n from readings", 2) == 2
+        text = ServeMetrics().render(serve.server)  # what `serve --metrics` exposes
     finally:
         serve.stop()
+    lbl = f'server="{shared.url}"'
+    for line in (f"tsfleet_opcua_connected{{{lbl}}} 1", f"tsfleet_opcua_connects_total{{{lbl}}} 1",
+                 f"tsfleet_opcua_monitored_items{{{lbl}}} 2",
+                 f'tsfleet_opcua_rejected_total{{{lbl},reason="opcua_bad_status"}} 1'):
+        assert line in text.splitlines(), line
+    # the String node is delivered at the first read and again on its change: both are
+    # counted as received; the quarantine keeps one row (identical records are de-duplicated)
+    nn = [x for x in text.splitlines() if 'reason="opcua_not_numeric"' in x]
+    assert len(nn) == 1 and float(nn[0].rsplit(" ", 1)[1]) >= 1, nn
     with Fleet(db) as f:
         q = sorted((r["reason"], r["detail"]) for r in f.query(
             "select reason, detail from quarantine"))

@@ -207,6 +207,26 @@ class ServeMetrics:
                 t.family("tsfleet_mqtt_session_resumed", "gauge",
                          "1 when the last connection resumed the persistent session.",
                          [(broker, float(resumed))])
+        ua = getattr(server, "opcua", None)
+        if ua is not None:
+            lbl, st = {"server": ua.url}, ua.stats
+            t.family("tsfleet_opcua_connected", "gauge",
+                     "1 while connected to the OPC UA server and subscribed.",
+                     [(lbl, float(ua.connected.is_set()))])
+            t.family("tsfleet_opcua_connects_total", "counter", "Accepted OPC UA connections.",
+                     [(lbl, st.n_connects)])
+            t.family("tsfleet_opcua_failures_total", "counter",
+                     "Failed or lost OPC UA connections.", [(lbl, st.n_failures)])
+            t.family("tsfleet_opcua_monitored_items", "gauge",
+                     "Nodes monitored in the current subscription.", [(lbl, st.n_items)])
+            t.family("tsfleet_opcua_values_total", "counter",
+                     "Data changes received from the subscription.", [(lbl, st.n_values)])
+            t.family("tsfleet_opcua_rejected_total", "counter",
+                     "Values rejected (bad status, not a number) per reason; repeats counted.",
+                     [(dict(lbl, reason=k), v) for k, v in sorted(st.by_reason.items())])
+            t.family("tsfleet_opcua_dropped_total", "counter",
+                     "Values dropped because the writer held too many already.",
+                     [(lbl, st.n_dropped)])
         fresh = self.freshness
         t.family("tsfleet_analysis_last_run_timestamp_seconds", "gauge",
                  "Unix time the analysis last ran.",

@@ -26,6 +26,22 @@ Printed figures (targets of issue 11):
   that is what the target is about).
 - readings published (acknowledged by the broker) vs stored; target: no loss.
 
+Issue 23 (analyses off the ingest path):
+
+- publish-to-commit latency of each message: its publish time here, and the time of the
+  first commit of serve (serve's ``-v`` log line ``committed ... rows``, with the time it
+  was written) after which serve had committed as many rows as were published up to that
+  message (one publisher, QoS 1: in order). p50/p99/max **during analyses** (the message's
+  window, publish to commit, overlaps a run in ``analysis_runs``) and outside; target
+  p99 <= 2 s during analyses.
+- ``--cli-loop``: while the soak runs, a loop of reads through serve's control interface
+  as the CLI forwards them (``tsfleet.remote.run_remote``): ``sql``, ``device ID``,
+  ``alerts list``, ``workorders --no-plan``, one at a time; every 25th round the same four as
+  real ``python -m tsfleet`` processes (the CLI finding serve by itself). Failures are
+  counted (target 0) and the device card's p50/p99 printed (target p99 <= 100 ms).
+- ``--analyses-on-writer``: serve runs the analyses on its writer thread between commits,
+  the design before issue 23: the baseline of the same machine.
+
 ``--hostile`` (issue 22): ``--messages`` per second (default 1,000), a share
 ``--bad-share`` (default 0.5) of them hostile payloads from
 :mod:`tsfleet.live.hostile` (seeded), the rest good packs as above. Lost means
@@ -38,6 +54,7 @@ message left queued (read every second), i.e. ``serve`` acknowledged them all.
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import random
 import re
@@ -54,13 +71,17 @@ import numpy as np
 import paho.mqtt.client as mqtt
 
 from tsfleet import Fleet
+from tsfleet.domain import DOMAINS
 from tsfleet.live.broker import LocalBroker
 from tsfleet.live.hostile import hostile
 from tsfleet.live.senml import encode_json
+from tsfleet.remote import find_server, run_remote
 from tsfleet.service.cadence import parse_every
 from tsfleet.simulate import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
+#: analyses serve runs on its writer thread by default (they write tables ingest writes)
+ON_WRITER = [d.name for d in DOMAINS if d.shares_ingest_tables]
 
 #: metric -> (SenML name, unit, start value, step sd)
 METRICS = {"battery_pct": ("battery", "%EL", 80.0, 0.0), "temperature_c": ("temp", "Cel", 21.0,
@@ -143,9 +164,12 @@ class Serve:
     """``python -m tsfleet serve -v`` as a child process; reads what the store holds."""
 
     def __init__(self, db: str, port: int, every: str | None, log_path: Path,
-                 memory_limit: str | None = None, cache_limit: str | None = None):
+                 memory_limit: str | None = None, cache_limit: str | None = None,
+                 on_writer: bool = False):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
                f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
+        if on_writer:
+            cmd += ["--analyses-on-writer"]
         if every:
             cmd += ["--analyze-every", every]
         if memory_limit:
@@ -158,6 +182,9 @@ class Serve:
         self.held = 0
         self.subscribed = threading.Event()
         self.analyses: list[str] = []
+        #: (unix time of the log line, rows committed so far) after each commit
+        self.commits: list[tuple[float, int]] = []
+        self._rows = 0
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -168,6 +195,11 @@ class Serve:
             m = re.search(r"store holds (\d+) readings", line)
             if m:
                 self.held = int(m[1])
+                c = re.search(r"committed \d+ payloads: (\d+) rows", line)
+                if c:
+                    self._rows += int(c[1])
+                    at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                    self.commits.append((at, self._rows))
             elif " analysis " in line or "Traceback" in line:
                 self.analyses.append(line.strip())
 
@@ -225,6 +257,8 @@ class Publisher:
         self.n_sent = 0
         self.per_msg = len(METRICS) * steps
         self.last_t = 0.0
+        #: unix time each good message was handed to the client (in publish order)
+        self.sent_at: list[float] = []
 
     def _acked(self, client, userdata, mid, reason_code, properties) -> None:
         self.n_all_acked += 1
@@ -257,6 +291,7 @@ class Publisher:
                 if not pack:
                     rec.update(bn=f"{self.ids[k]}:", bt=t)
                 pack.append(rec)
+        self.sent_at.append(time.time())
         info = self.client.publish(f"fleet/{self.ids[k]}/senml", encode_json(pack), qos=1)
         if self.bad_share:
             self.infos["good"].append(info)
@@ -290,6 +325,81 @@ class Publisher:
         self.client.loop_stop()
 
 
+class CliLoop:
+    """Reads through serve's control interface, one at a time, until stopped."""
+
+    def __init__(self, db: str, ids: list[str], seed: int = 2, every_process: int = 25):
+        self.db, self.ids, self.rng = db, ids, random.Random(seed)
+        self.every_process = every_process
+        self.seconds: dict[str, list[float]] = {n: [] for n in ("sql", "device", "alerts list",
+                                                                 "workorders")}
+        self.failures: dict[str, int] = dict.fromkeys(self.seconds, 0)
+        self.n_process = self.n_process_failed = 0
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def commands(self) -> list[tuple[str, list[str]]]:
+        return [("sql", ["sql", "select count(*) as n from readings"]),
+                ("device", ["device", self.rng.choice(self.ids), "--format", "json"]),
+                ("alerts list", ["alerts", "list"]), ("workorders", ["workorders", "--no-plan"])]
+
+    def _run(self) -> None:
+        advert = None
+        while advert is None and not self.stop.is_set():
+            advert = find_server(self.db)
+            time.sleep(0.2)
+        k = 0
+        while not self.stop.is_set():
+            for name, argv in self.commands():
+                t = time.perf_counter()
+                try:
+                    answer = run_remote(advert, argv, timeout=300)
+                    ok, why = answer["rc"] == 0, answer.get("stderr", "")
+                except Exception as exc:  # noqa: BLE001 - counted and shown
+                    ok, why = False, f"{type(exc).__name__}: {exc}"
+                self.seconds[name].append(time.perf_counter() - t)
+                if not ok:
+                    self.failures[name] += 1
+                    self.errors.append(f"{name}: {why.strip()[:200]}")
+            k += 1
+            if k % self.every_process == 0:  # the real command line, finding serve itself
+                for name, argv in self.commands():
+                    r = subprocess.run([sys.executable, "-m", "tsfleet", "--db", self.db, *argv],
+                                       capture_output=True, text=True, timeout=600,
+                                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                    self.n_process += 1
+                    if r.returncode != 0:
+                        self.n_process_failed += 1
+                        self.errors.append(f"process {name}: {r.stderr.strip()[:200]}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(600)
+
+
+def pct(values, q: float) -> float:
+    return float(np.quantile(np.asarray(values), q)) if len(values) else float("nan")
+
+
+def commit_latency(sent_at: list[float], per_msg: int, commits: list[tuple[float, int]],
+                   runs: list[tuple[float, float]]):
+    """(latency s, during an analysis?) of each message committed: see the docstring."""
+    rows = [c[1] for c in commits]
+    starts = np.array([r[0] for r in runs]) if runs else np.zeros(0)
+    ends = np.array([r[1] for r in runs]) if runs else np.zeros(0)
+    out = []
+    for i, t in enumerate(sent_at):
+        j = bisect.bisect_left(rows, (i + 1) * per_msg)
+        if j == len(rows):
+            continue  # not committed (counted as lost below)
+        tc = commits[j][0]
+        during = bool(np.any((starts <= tc) & (ends >= t)))
+        out.append((tc - t, during))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--devices", type=int, default=1000)
@@ -310,12 +420,30 @@ def main() -> None:
     ap.add_argument("--memory-limit", default=None, help="as tsfleet serve (DuckDB's limit)")
     ap.add_argument("--cache-limit", default=None,
                     help="as tsfleet serve (DuckDB's cache of store blocks; off: DuckDB's own)")
+    ap.add_argument("--cli-loop", action="store_true",
+                    help="loop sql, device, alerts list, workorders through serve meanwhile")
+    ap.add_argument("--reuse-store", default=None, metavar="PATH",
+                    help="copy the prepared store from PATH if it exists, else save it there "
+                         "(two runs on the same history: the design and its baseline)")
+    ap.add_argument("--analyses-on-writer", action="store_true",
+                    help="serve's --analyses-on-writer: the design before issue 23 (baseline)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tsfleet-soak-"))
     db = str(work / "soak.duckdb")
     t = time.perf_counter()
-    ids = prepare(db, args.devices, args.history_days)
+    if args.reuse_store and Path(args.reuse_store).is_file():
+        import shutil
+        shutil.copyfile(args.reuse_store, db)
+        with Fleet(db, read_only=True) as f:
+            ids = [r["device_id"] for r in f.query("select device_id from devices order by 1")] \
+                if args.history_days > 0 else [f"soak-{i:05d}" for i in range(args.devices)]
+        print(f"setup: the store prepared earlier, {args.reuse_store}", flush=True)
+    else:
+        ids = prepare(db, args.devices, args.history_days)
+        if args.reuse_store:
+            import shutil
+            shutil.copyfile(db, args.reuse_store)
     with Fleet(db, read_only=True) as f:
         base_batch = f.query("select coalesce(max(batch_id), 0) as b from ingest_batches")[0]["b"]
         base_n = f.query("select count(*) as n from readings")[0]["n"]
@@ -328,8 +456,9 @@ def main() -> None:
     with broker:
         queued = QueuedCount(broker.port) if args.hostile else None
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
-                      args.memory_limit, args.cache_limit)
+                      args.memory_limit, args.cache_limit, args.analyses_on_writer)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
+        cli = CliLoop(db, ids) if args.cli_loop else None
         started_at = now_utc()
         pub = Publisher(broker.port, ids, args.steps, seed=args.seed,
                         bad_share=args.bad_share if args.hostile else 0.0)
@@ -361,6 +490,7 @@ def main() -> None:
         pub.run(args.rate, args.seconds, on_second,
                 messages=args.messages if args.hostile else 0.0)
         pub.close()
+        loads = [os.getloadavg()]
         published = pub.n_acked * pub.per_msg
         pub_seconds = args.seconds
         deadline = time.monotonic() + 300
@@ -371,6 +501,8 @@ def main() -> None:
         while queued is None and serve.held - base_n < published and \
                 time.monotonic() < deadline:
             time.sleep(0.2)
+        if cli is not None:
+            cli.close()
         alive = serve.proc.poll() is None
         end_at = now_utc()
         rss_end, hwm_end = rss_kb(serve.proc.pid)
@@ -394,6 +526,13 @@ def main() -> None:
         fresh = f.query(FRESHNESS_SQL, [base_batch, started_at, end_at, started_at])
         failures = f.query("select analysis, error from analysis_runs where status = 'failed' "
                            "and started_at >= ? limit 5", [started_at])
+        runs = [(r["s"], r["e"]) for r in f.query(
+            "select epoch(started_at) as s, epoch(finished_at) as e from analysis_runs "
+            "where started_at >= ? order by started_at", [started_at])]
+        on_writer_s = f.query(
+            "select coalesce(sum(duration_s), 0) as s from analysis_runs where started_at >= ? "
+            "and (? or analysis in (select unnest(?::varchar[])))",
+            [started_at, args.analyses_on_writer, ON_WRITER])[0]["s"]
     print(f"\nsoak: {len(ids):,} devices, {args.seconds:.0f} s at {args.rate:,.0f} readings/s "
           f"offered ({pub.per_msg} readings per message), analysis cadence "
           f"{args.analyze_every or 'built-in defaults'}; server exit code {rc}")
@@ -431,8 +570,35 @@ def main() -> None:
               f"{r['end_stale_s'] or 0:>9.1f}")
     print(f"  worst over all analyses {worst:.1f} s -> {'MET' if worst <= 300 else 'NOT MET'}")
     total = sum(r["total_s"] for r in fresh)
-    print(f"writer time in analyses {total:.0f} s of {args.seconds:.0f} s "
-          "(ingest is held meanwhile, acknowledged after)")
+    held_by = "every analysis" if args.analyses_on_writer else ", ".join(ON_WRITER)
+    print(f"analyses ran {total:.0f} s of {args.seconds:.0f} s; of it on the writer thread "
+          f"(ingest held meanwhile) {on_writer_s:.0f} s ({held_by})")
+    if not args.hostile:
+        lat = commit_latency(pub.sent_at[:pub.n_sent], pub.per_msg, serve.commits, runs)
+        dur = [x for x, d in lat if d]
+        out = [x for x, d in lat if not d]
+        print(f"publish-to-commit ({len(lat):,} messages): during analyses n={len(dur):,} "
+              f"p50 {pct(dur, .5):.3f} s p99 {pct(dur, .99):.3f} s "
+              f"max {max(dur, default=0):.3f} s; "
+              f"outside n={len(out):,} p50 {pct(out, .5):.3f} s p99 {pct(out, .99):.3f} s "
+              f"max {max(out, default=0):.3f} s  [target p99 during <= 2 s] -> "
+              f"{'MET' if dur and pct(dur, .99) <= 2.0 else 'NOT MET'}")
+    if cli is not None:
+        n_fail = sum(cli.failures.values()) + cli.n_process_failed
+        card = cli.seconds["device"]
+        print("CLI loop through serve: " + ", ".join(
+            f"{k} {len(v):,} (p99 {pct(v, .99) * 1e3:.0f} ms)" for k, v in cli.seconds.items())
+            + f"; {cli.n_process} as tsfleet processes; failures {n_fail}  [target 0] -> "
+            f"{'MET' if n_fail == 0 else 'NOT MET'}")
+        print(f"device card through the interface: n={len(card):,} "
+              f"p50 {pct(card, .5) * 1e3:.1f} ms "
+              f"p99 {pct(card, .99) * 1e3:.1f} ms  [target <= 100 ms] -> "
+              f"{'MET' if card and pct(card, .99) <= 0.1 else 'NOT MET'}")
+        for e in cli.errors[:5]:
+            print(f"  CLI failure: {e}")
+    print(f"load average at the end of publishing: {loads[0][0]:.2f} {loads[0][1]:.2f} "
+          f"{loads[0][2]:.2f}; analyses on "
+          f"{'the writer thread' if args.analyses_on_writer else 'their own thread'}")
     for fl in failures:
         print(f"  failed run: {fl['analysis']}: {fl['error']}")
     if args.keep:

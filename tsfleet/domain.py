@@ -10,7 +10,12 @@ names or signatures:
 - ``findings_view``: the view it publishes in the findings contract
   (:data:`tsfleet.alerts.ruleset.CONTRACT_COLUMNS`);
 - the finding codes it may emit, declared with their severity and meaning in
-  ``sql/finding_codes.csv`` and loaded into the store's ``finding_codes`` table.
+  ``sql/finding_codes.csv`` and loaded into the store's ``finding_codes`` table;
+- ``shares_ingest_tables``: its analysis writes tables that ingest writes too (firmware:
+  its ingest hook keeps ``firmware_device_state`` and the security events). ``tsfleet
+  serve`` runs every other analysis on a thread and connection of its own, beside ingest
+  (:mod:`tsfleet.service.worker`); such a one runs on the writer thread between two
+  batches, so that it can never conflict with a batch.
 
 :func:`run_domain` runs one domain and returns a :class:`RunResult`: what ran, how
 many items, the findings opened and closed, the time taken. The order of
@@ -57,6 +62,8 @@ class DomainSpec:
     subset: Literal["devices", "gateways"] | None
     findings_view: str
     description: str
+    #: its analysis writes tables ingest writes (see the module docstring)
+    shares_ingest_tables: bool = False
 
     def build(self, fleet: Fleet) -> Domain:
         return getattr(importlib.import_module(self.module), self.class_name)(fleet)
@@ -65,7 +72,8 @@ class DomainSpec:
 #: Every domain, in run order.
 DOMAINS: tuple[DomainSpec, ...] = (
     DomainSpec("firmware", "tsfleet.firmware", "Firmware", None, "firmware_findings",
-               "Firmware inventory, catalog findings, campaigns and compliance."),
+               "Firmware inventory, catalog findings, campaigns and compliance.",
+               shares_ingest_tables=True),
     DomainSpec("power", "tsfleet.power", "Power", "devices", "power_findings",
                "Battery analysis: discharge, forecasts, criticality, replacement plan."),
     DomainSpec("calibration", "tsfleet.calibration", "Calibration", "devices",
@@ -143,6 +151,7 @@ class RunResult:
     n_findings: int | None = None    #: open findings after the run
     n_opened: int | None = None      #: findings present after the run and not before
     n_closed: int | None = None      #: findings present before the run and not after
+    n_conflicts: int = 0             #: attempts rolled back after a write conflict, re-run
 
 
 def run_domain(fleet: Fleet, spec: DomainSpec, items: Sequence[str] | None = None

@@ -51,6 +51,10 @@ def register(subparsers) -> None:
     p.add_argument("--analyze-every", metavar="NAME=DURATION,...", default=None,
                    help="cadence of each analysis, e.g. power=5m,firmware=1h (default firmware "
                         "and alerts 1m, the others 2m; all=2m sets every one; off disables)")
+    p.add_argument("--analyses-on-writer", action="store_true",
+                   help="run the analyses on the writer thread between commits (the design "
+                        "before issue 23: readings wait for a running analysis); default: on "
+                        "a thread of their own beside ingest")
     p.add_argument("--chirpstack-mqtt", metavar="HOST:PORT",
                    help="also read a ChirpStack v4 integration and gateway bridge (JSON or "
                         "Protobuf) from this broker")
@@ -216,7 +220,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_packet=args.max_packet, memory_limit=args.memory_limit,
         cache_limit=None if args.cache_limit == "off" else parse_size(args.cache_limit),
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
-        analyze_every=parse_every(args.analyze_every), security=_security(args),
+        analyze_every=parse_every(args.analyze_every),
+        analyses_on_writer=args.analyses_on_writer, security=_security(args),
         exit_on_broker_failure_s=args.exit_on_broker_failure, metrics=args.metrics,
         alertmanager=args.alertmanager, coaps=args.coaps, coap_psk_file=args.coap_psk,
         chirpstack_mqtt=args.chirpstack_mqtt, tts_mqtt=args.tts_mqtt,

@@ -92,6 +92,10 @@ class ServeConfig:
     profile_dirs: list[str] = field(default_factory=list)
     #: seconds between runs of each analysis (``tsfleet.service.cadence``); empty: none
     analyze_every: dict[str, float] = field(default_factory=dict)
+    #: run the analyses on the writer thread between commits, as before issue 23 (a
+    #: reading that arrives during one waits for it); default: on a thread and cursor of
+    #: their own beside ingest (``tsfleet.service.worker``)
+    analyses_on_writer: bool = False
     #: LoRaWAN network servers (tsfleet.live.chirpstack, tsfleet.live.tts): host:port of
     #: the broker they publish to, or None; topic_layout "chirpstack"/"tts" reads them
     #: from the --mqtt broker instead
@@ -244,6 +248,7 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.cadence: Cadence | None = None
+        self.analysis = None  # the AnalysisWorker (tsfleet.service.worker), if any
         self.metrics = None
         self.metrics_endpoint = None
         self.coaps_context = None
@@ -286,7 +291,11 @@ class Server:
         if cfg.topic_layout in NETWORK_SERVERS:
             self.layout_server = NETWORK_SERVERS[cfg.topic_layout](
                 known_metrics(fleet), self.profiles, max_payload=cfg.max_payload)
-        between = self.cadence and (lambda: self.cadence.tick(fleet))
+        on_writer = self.cadence is not None and cfg.analyses_on_writer
+        between = (lambda: self.cadence.tick(fleet)) if on_writer else None
+        guard = None
+        if self.cadence is not None and not on_writer:
+            guard = threading.RLock()
         on_commit = self.on_commit
         if cfg.alertmanager:
             from tsfleet.alerts.alertmanager import Pusher
@@ -304,10 +313,14 @@ class Server:
                              max_pending_bytes=cfg.max_pending_bytes,
                              cache_limit=cfg.cache_limit, memory_limit=cfg.memory_limit,
                              on_commit=on_commit, on_fatal=lambda exc: self.stop(),
-                             between_commits=between)
+                             between_commits=between, trim_guard=guard)
         self.snmp = _snmp_poller(cfg, fleet)  # before the writer owns the connection
         self.opcua = _opcua_source(cfg, fleet)  # declares its monitors, likewise
         self.writer.start()
+        if guard is not None:  # the analyses beside ingest, on a cursor of their own
+            from tsfleet.service.worker import AnalysisWorker
+            self.analysis = AnalysisWorker(fleet, self.writer, self.cadence)
+            self.analysis.lock = guard  # started once this thread is done with the store
         if self.opcua is not None:
             from tsfleet.live.opcua import declare_monitors
 
@@ -357,6 +370,8 @@ class Server:
             self._start_network_servers()
             self._start_industrial()
             self._start_sharing()
+            if self.analysis is not None:  # its first runs would find the store busy
+                self.analysis.start()
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
@@ -390,8 +405,9 @@ class Server:
         cfg = self.config
         if cfg.control and cfg.db != ":memory:":
             from tsfleet.service.control import ControlServer
-            self.control = ControlServer(self.fleet, self.writer, port=cfg.control_port,
-                                         run_command=cfg.run_command).start()
+            self.control = ControlServer(
+                self.fleet, self.writer, port=cfg.control_port, run_command=cfg.run_command,
+                exclusive=self.analysis.lock if self.analysis is not None else None).start()
             log.info("live: control interface on http://127.0.0.1:%d (token in %s)",
                      self.control.port, self.control.token_path)
         if cfg.snapshot_path:
@@ -411,6 +427,8 @@ class Server:
         if self.snapshots is not None:  # a copy in progress finishes on its cursor
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: self.snapshots.stop(timeout=None))
+        if self.analysis is not None:  # a running analysis finishes; the writer commits on
+            await asyncio.get_running_loop().run_in_executor(None, self.analysis.stop)
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
         if self.subscriber is not None or self.lora_subscribers:

@@ -28,9 +28,10 @@ the process with it: with ``cache_limit`` the writer evicts the cached blocks pa
 that many bytes every ``trim_every`` seconds (:func:`trim_cache`).
 
 ``between_commits`` (optional) is called on the writer thread whenever nothing
-is held, after each commit and at least every ``idle_every`` seconds: this is
-where ``tsfleet serve`` runs its analysis cadence, on the connection's own
-thread. Its exceptions are logged and never stop the writer.
+is held, after each commit and at least every ``idle_every`` seconds (the alert
+pushes and the metrics' freshness copy of ``tsfleet serve``; its analysis cadence
+with ``--analyses-on-writer``; by default the analyses run on a thread of their own,
+:mod:`tsfleet.service.worker`). Its exceptions are logged and never stop the writer.
 """
 
 from __future__ import annotations
@@ -191,8 +192,13 @@ class Writer:
                  on_fatal: Callable[[BaseException], None] | None = None,
                  between_commits: Callable[[], object] | None = None,
                  idle_every: float = 1.0, cache_limit: int | None = None,
-                 memory_limit: str | None = None, trim_every: float = TRIM_EVERY_S):
+                 memory_limit: str | None = None, trim_every: float = TRIM_EVERY_S,
+                 trim_guard: threading.RLock | None = None):
         self.fleet = fleet
+        #: a lock held by whoever runs work on other connections of the store (the
+        #: analysis thread): a trim lowers the database's memory_limit for a moment, so it
+        #: is made only while that lock is free (and skipped, tried again, while not)
+        self.trim_guard = trim_guard
         #: bytes of cached store blocks kept (None: DuckDB's own policy), and the
         #: memory_limit to put back after a trim (None: DuckDB's default)
         self.cache_limit, self.memory_limit = cache_limit, memory_limit
@@ -359,12 +365,17 @@ class Writer:
         docstring); on the writer thread, between commits and analyses."""
         if self.cache_limit is None or time.monotonic() - self._trimmed_at < self.trim_every:
             return
+        if self.trim_guard is not None and not self.trim_guard.acquire(blocking=False):
+            return  # an analysis is running: the next call tries again
         self._trimmed_at = time.monotonic()
         try:
             self.n_trimmed_bytes += trim_cache(self.fleet.con, self.cache_limit,
                                                self.memory_limit)
         except duckdb.Error as exc:  # a trim is an optimisation: never stop the writer
             log.warning("live: trimming DuckDB's cache failed: %s", _first_line(exc))
+        finally:
+            if self.trim_guard is not None:
+                self.trim_guard.release()
 
     def _flush(self, batch: list[Envelope]) -> None:
         try:

@@ -1,11 +1,12 @@
-"""Analysis cadences: which analysis is due, run one at a time on the store's writer.
+"""Analysis cadences: which analysis is due, run one at a time.
 
-``tsfleet serve`` calls :meth:`Cadence.tick` on its writer thread between two
-commits (the thread that owns the DuckDB connection). A tick runs at most one
-due analysis through :func:`tsfleet.service.runner.run_one`, so ingest commits
-in between two analyses. Each analysis is due ``every`` seconds after its
-previous attempt started; a failed attempt is recorded by the runner and is
-simply due again one cadence later.
+``tsfleet serve`` calls :meth:`Cadence.tick` on its analysis thread
+(:mod:`tsfleet.service.worker`), beside ingest; with ``--analyses-on-writer``, on
+the writer thread between two commits, as before issue 23. A tick runs at most
+one due analysis through :func:`tsfleet.service.runner.run_one` (or the ``run``
+it is given). Each analysis is due ``every`` seconds after its previous attempt
+started; a failed attempt is recorded by the runner and is simply due again one
+cadence later.
 
 A result reflects the data received up to ``every + duration`` seconds earlier
 (plus the time waiting for another analysis). The defaults keep every analysis
@@ -100,14 +101,21 @@ class Cadence:
         due = [n for n in ANALYSES if n in self.every and self.next_at[n] <= now]
         return sorted(due, key=self.next_at.__getitem__)  # stable: ties keep run order
 
-    def tick(self, fleet) -> RunResult | None:
-        """Run the longest overdue analysis that has work; analyses with nothing new are
-        skipped in the same tick. Returns the run (None if none ran); never raises."""
+    def wait_s(self) -> float:
+        """Seconds until the next analysis is due (0 when one is due now)."""
+        if not self.every:
+            return float("inf")
+        return max(min(self.next_at.values()) - self.clock(), 0.0)
+
+    def tick(self, fleet, run: Callable[..., RunResult] | None = None) -> RunResult | None:
+        """Run the longest overdue analysis that has work (``run(fleet, name)``, default
+        :func:`run_one`); analyses with nothing new are skipped in the same tick.
+        Returns the run (None if none ran); never raises."""
         result = None
         for name in self.due():
             self.next_at[name] = self.clock() + self.every[name]
             try:
-                result = run_one(fleet, name)
+                result = (run or run_one)(fleet, name)
             except Exception as exc:  # noqa: BLE001 - the runner itself failed: retry later
                 log.exception("analysis %s could not run", name)
                 result = RunResult(name, "failed", 0.0, None, f"{type(exc).__name__}: {exc}")

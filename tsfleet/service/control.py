@@ -16,7 +16,8 @@ which here hands it the server's store instead of a file:
 - a command that writes (``ingest``, ``analyze``, registrations, ``alerts ack`` and
   ``silence``, ``workorders`` that plans) is run again as a whole on the writer thread,
   between two batches (:meth:`Writer.call`): one writer, no write conflicts, and a
-  file's rows land once.
+  file's rows land once. It first waits for a running analysis (which runs on a thread
+  of its own, :mod:`tsfleet.service.worker`) and none starts until it is done.
 
 ``POST /query`` ``{"sql", "params"}`` answers ``{"rows": [...]}`` for
 :class:`tsfleet.remote.ServedFleet`. Both refuse SQL other than queries. Requests
@@ -211,13 +212,16 @@ class ControlServer:
 
     def __init__(self, fleet: Fleet, writer: Writer, *, port: int = 0,
                  run_command: Callable[..., int] | None = None,
-                 write_timeout: float | None = None):
+                 write_timeout: float | None = None, exclusive=None):
         if fleet.path is None:
             raise InvalidParameter("an in-memory store has no control interface")
         self.fleet, self.writer = fleet, writer
         self.run_command = run_command  # tsfleet.cli.main, handed over by the serve command
         self.requested_port = port
         self.write_timeout = write_timeout
+        #: held while a write runs: the analysis thread's lock (tsfleet.service.worker), so
+        #: that a forwarded write never runs beside an analysis (None: nothing to take)
+        self.exclusive = exclusive if exclusive is not None else contextlib.nullcontext()
         self.advert_path = advert_path(fleet.path)
         self.token_path = token_path(fleet.path)
         self.token = ""
@@ -288,8 +292,9 @@ class ControlServer:
         try:
             return self._attempt(argv, cwd, on_writer=False)
         except NeedsWriter:
-            return self.writer.call(lambda: self._attempt(argv, cwd, on_writer=True),
-                                    timeout=self.write_timeout)
+            with self.exclusive:  # waits for a running analysis, on this request's thread
+                return self.writer.call(lambda: self._attempt(argv, cwd, on_writer=True),
+                                        timeout=self.write_timeout)
 
     def _attempt(self, argv: list[str], cwd: str | None, *, on_writer: bool) -> dict[str, Any]:
         from tsfleet.cliutil import SERVED

@@ -27,7 +27,7 @@ log = logging.getLogger("tsfleet.service")
 #: Analyses in the order they run (the registry's order: the alert rules read the others').
 ANALYSES = tuple(d.name for d in DOMAINS)
 
-__all__ = ["ANALYSES", "RunResult", "parse_only", "run_analyses", "run_one"]
+__all__ = ["ANALYSES", "RunResult", "is_conflict", "parse_only", "run_analyses", "run_one"]
 
 
 def parse_only(only: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -51,7 +51,16 @@ def run_analyses(fleet: Fleet, only: str | Iterable[str] | None = None, *,
     return [run_one(fleet, name, force=force) for name in parse_only(only)]
 
 
-def run_one(fleet: Fleet, name: str, *, force: bool = False) -> RunResult:
+def run_one(fleet: Fleet, name: str, *, force: bool = False,
+            conflict_retries: int = 0) -> RunResult:
+    """Run analysis ``name`` when it has new data (or ``force``) and record the run.
+
+    ``conflict_retries``: how many times an attempt that meets a write-write conflict
+    with another connection of the process (``tsfleet serve`` runs analyses beside
+    ingest, :mod:`tsfleet.service.worker`) is rolled back and run again before the run
+    counts as failed; an analysis recomputes its results from the store, so a new
+    attempt is safe. The run is recorded once, with the time of all its attempts.
+    """
     spec: DomainSpec = BY_NAME[name]
     con = fleet.con
     max_batch = con.execute(
@@ -67,18 +76,29 @@ def run_one(fleet: Fleet, name: str, *, force: bool = False) -> RunResult:
     items = None
     if last is not None and not force and spec.subset is not None:
         items = CHANGED[spec.subset](con, last)
-    try:
-        before = finding_keys(con, name)
-        result = run_domain(fleet, spec, items)
-        refresh_card_tables(con, name)
-        after = finding_keys(con, name)
-        result.n_findings = len(after)
-        result.n_opened, result.n_closed = len(after - before), len(before - after)
-    except Exception as exc:  # noqa: BLE001 - recorded, logged and retried by design
-        log.exception("analysis %s failed", name)
-        _rollback(con)
-        result = RunResult(name, "failed", 0.0, None, f"{type(exc).__name__}: {exc}")
+    n_conflicts = 0
+    while True:
+        try:
+            before = finding_keys(con, name)
+            result = run_domain(fleet, spec, items)
+            refresh_card_tables(con, name)
+            after = finding_keys(con, name)
+            result.n_findings = len(after)
+            result.n_opened, result.n_closed = len(after - before), len(before - after)
+            break
+        except Exception as exc:  # noqa: BLE001 - recorded, logged and retried by design
+            _rollback(con)
+            if is_conflict(exc) and n_conflicts < conflict_retries:
+                n_conflicts += 1
+                log.info("analysis %s met a write conflict (%s); running it again (%d)",
+                         name, str(exc).splitlines()[0][:200], n_conflicts)
+                time.sleep(min(0.1 * n_conflicts, 1.0))
+                continue
+            log.exception("analysis %s failed", name)
+            result = RunResult(name, "failed", 0.0, None, f"{type(exc).__name__}: {exc}")
+            break
     result.duration_s = time.perf_counter() - t0
+    result.n_conflicts = n_conflicts
     until = con.execute("select max(max_observed_at) from ingest_batches where batch_id <= ?",
                         [max_batch]).fetchall()[0][0]
     con.execute(
@@ -87,6 +107,12 @@ def run_one(fleet: Fleet, name: str, *, force: bool = False) -> RunResult:
         [name, started, now_utc(), result.duration_s, result.status, result.error,
          result.n_items, result.incremental, last, max_batch, until])
     return result
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A DuckDB write-write conflict between two transactions (not the analysis's fault)."""
+    import duckdb
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
 
 
 def changed_devices(con, since_batch: int) -> list[str]:

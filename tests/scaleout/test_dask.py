@@ -167,6 +167,9 @@ def test_rerun_is_idempotent(runs):
     dask, lake = runs["dask"], runs["lake"]
     before = dask.frame("select * exclude (computed_at, params) from sensor_drift order by all")
     files = sorted(p.relative_to(lake) for p in (lake / "results").rglob("*") if p.is_file())
+    stale = lake / "results" / "sensor_drift" / "bucket=31" / "data.parquet"  # more buckets
+    stale.parent.mkdir()
+    shutil.copyfile(lake / "results" / "sensor_drift" / "bucket=0" / "data.parquet", stale)
     run = run_dask(dask, lake, only="calibration", workers=2, processes=False)
     assert run.failures == []
     after = dask.frame("select * exclude (computed_at, params) from sensor_drift order by all")

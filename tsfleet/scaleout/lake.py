@@ -169,6 +169,17 @@ def partitions(lake: Path, table: str, buckets: list[int] | range) -> list[str]:
     return [str(p) for b in buckets if (p := result_path(lake, table, b)).is_file()]
 
 
+def remove_beyond(lake: Path, table: str, buckets: int) -> list[Path]:
+    """Remove the partitions of ``table`` numbered ``buckets`` or more (left by an earlier
+    run with more buckets), so the results folder holds one run's partitions only."""
+    removed = []
+    for p in (lake / "results" / table).glob("bucket=*"):
+        if p.name[7:].isdigit() and int(p.name[7:]) >= buckets:
+            remove_quietly(p)
+            removed.append(p)
+    return removed
+
+
 def check_task(lake: str | Path, bucket: int, buckets: int) -> Path:
     root = Path(lake).resolve()
     check_buckets(buckets)

@@ -31,8 +31,10 @@ from tsfleet.scaleout import lake as lk
 from tsfleet.scaleout.tasks import (
     BUCKET_BY,
     CALIBRATION_RESULTS,
+    CALIBRATION_STATS,
     HORIZON_DAYS,
     POWER_RESULTS,
+    POWER_STATS,
     load_day_stats,
     mark_refreshed,
 )
@@ -81,6 +83,8 @@ def run_domain(fleet, lake: Path, domain: str, buckets: int, mapper: Mapper) -> 
     done_buckets = sorted(b for b in done if b in ok)
     tables = POWER_RESULTS if domain == "power" else CALIBRATION_RESULTS
     merge = bool(out.failed)
+    for table in (*tables, *(POWER_STATS if domain == "power" else CALIBRATION_STATS)):
+        lk.remove_beyond(lake, table, buckets)
     for table in tables:
         n = attach(fleet.con, lake, table, done_buckets, buckets, BUCKET_BY[domain], merge)
         if table in ("battery_forecast", "sensor_drift"):

@@ -152,6 +152,9 @@ class RunResult:
     n_opened: int | None = None      #: findings present after the run and not before
     n_closed: int | None = None      #: findings present before the run and not after
     n_conflicts: int = 0             #: attempts rolled back after a write conflict, re-run
+    #: a distributed run (``engine="dask"``): bucket -> one-line error of each bucket that
+    #: failed twice (the other buckets' results were attached); None on one node
+    failed_buckets: dict[int, str] | None = None
 
 
 def run_domain(fleet: Fleet, spec: DomainSpec, items: Sequence[str] | None = None

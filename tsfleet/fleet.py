@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from tsfleet import store
-from tsfleet.errors import ReadOnlyStore, StoreError, UnknownKind
+from tsfleet.errors import InvalidParameter, ReadOnlyStore, StoreError, UnknownKind
 
 if TYPE_CHECKING:  # ingest and the pydantic models load on first use (a fast CLI start)
     from tsfleet.alerts import Alerts
@@ -260,15 +260,34 @@ class Fleet:
 
     # -- the service -----------------------------------------------------------------
     def analyze(self, only: str | list[str] | None = None, *,
-                force: bool = False) -> list[RunResult]:
+                force: bool = False, engine: str = "local", lake: str | os.PathLike | None = None,
+                scheduler: str | None = None, buckets: int | None = None,
+                workers: int | None = None, processes: bool = True) -> list[RunResult]:
         """Run the analyses that have new data (``only``: "power,calibration" or a list).
 
         Returns one ``RunResult`` per analysis; each run is recorded in
         ``analysis_runs`` and summarized by the ``freshness`` view.
+
+        ``engine="dask"`` runs the per-device analyses (power, calibration) as tasks over
+        the device buckets of ``lake`` (a ``tsfleet export`` of this store) on the Dask
+        scheduler ``scheduler`` (``tcp://host:8786``) or, without it, on a LocalCluster of
+        ``workers`` here; their results are attached to this store as the usual tables
+        (see :func:`tsfleet.scaleout.run_dask` and docs/scaling.md). Every such run is in
+        full (``force`` is implied).
         """
+        self.require_writable()
+        if engine == "dask":
+            if lake is None:
+                raise InvalidParameter("engine='dask' needs lake: the directory of a "
+                                       "tsfleet export of this store")
+            from tsfleet.scaleout import run_dask
+
+            return run_dask(self, lake, only=only, scheduler=scheduler, buckets=buckets,
+                            workers=workers, processes=processes).results
+        if engine != "local":
+            raise InvalidParameter(f"engine must be local or dask, got {engine!r}")
         from tsfleet.service.runner import run_analyses
 
-        self.require_writable()
         return run_analyses(self, only, force=force)
 
     def retain(self, raw_days: int = 90, hourly_days: int = 400):

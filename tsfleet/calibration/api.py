@@ -42,6 +42,7 @@ class Calibration:
         self.con = fleet.con
         self.timings: dict[str, float] = {}
         self.last_run: tuple | None = None
+        self.tested_p: np.ndarray = np.zeros(0)
 
     # -- settings and registry -----------------------------------------------------
     def set_tolerance(self, device_type: str, tolerance_pct: float,
@@ -82,7 +83,7 @@ class Calibration:
 
     # -- analysis ------------------------------------------------------------------
     def detect(self, devices: Sequence[str] | None = None, *, fdr: float = 0.01,
-               maxlags_h: int = 72) -> int:
+               maxlags_h: int = 72, other_p: np.ndarray | None = None) -> int:
         """Test every sensor for drift and steps; write ``sensor_drift``,
         ``sensor_faults`` and ``sensor_outliers``. Returns the sensor_drift rows written.
 
@@ -96,7 +97,10 @@ class Calibration:
         ``zone_ambiguous``. With ``devices`` only those sensors (and their peer
         groups, for the expectation) are recomputed and merged; the fleet-wide
         Benjamini-Hochberg control then uses the stored p-values of the other
-        sensors.
+        sensors, or ``other_p`` when given: the p-values of the sensors tested
+        elsewhere, as a distributed run's fleet step collects them from every bucket
+        (:mod:`tsfleet.scaleout`). The p-values this run tested (those entering the
+        control) are left in ``tested_p``.
         """
         if not 0 < fdr < 1:
             raise InvalidParameter(f"fdr must be within 0..1, got {fdr}")
@@ -137,13 +141,15 @@ class Calibration:
         if devices is None:
             rows = np.arange(len(ids))
             rt, gf = engine.test(res, rows)
-            out = engine.decide(res, rows, rt, gf, ambiguous=con.ambiguous,
+            out = engine.decide(res, rows, rt, gf, other_p, ambiguous=con.ambiguous,
                                 doubted=con.doubted_by_peers, pair_refs=con.pair_refs)
         else:
             rows = np.flatnonzero(np.isin(ids, list(devices)))
             rt, gf = engine.test(res, rows)
-            out = engine.decide(res, rows, rt, gf, self._stored_p(devices), con.ambiguous,
-                                con.doubted_by_peers, con.pair_refs)
+            out = engine.decide(res, rows, rt, gf,
+                                self._stored_p(devices) if other_p is None else other_p,
+                                con.ambiguous, con.doubted_by_peers, con.pair_refs)
+        self.tested_p = rt.p[rt.enough]
         self.last_run = (grid, res)    # the grid and residuals tested (benchmarks read them)
         t1 = time.perf_counter()
         frame = self._drift_frame(grid, out)

@@ -49,14 +49,18 @@ class Power:
         self.con = fleet.con
 
     # -- forecasts -----------------------------------------------------------------------
-    def forecast(self, horizon_days: int = 30, devices: list[str] | None = None) -> pd.DataFrame:
+    def forecast(self, horizon_days: int = 30, devices: list[str] | None = None,
+                 shared: dict | None = None) -> pd.DataFrame:
         """Forecast every battery device (or ``devices``, merged) into ``battery_forecast``.
 
         Returns the rows written: level at the horizon with a 90% interval,
         critical and empty dates with intervals, method, fit parameters.
+        ``shared``: the parameters pooled per device type (device type ->
+        :class:`~tsfleet.power.holt.HoltParams`) to apply instead of fitting them, as
+        a distributed run's fleet step hands them to each bucket (:mod:`tsfleet.scaleout`).
         """
         horizon_days = _check_horizon(horizon_days)
-        out = forecast.run(self.con, horizon_days, devices)
+        out = forecast.run(self.con, horizon_days, devices, shared=shared)
         pat = out["patterns"]
         data = {k: out[k] for k in FORECAST_COLUMNS}
         params = {"horizon_days": horizon_days,

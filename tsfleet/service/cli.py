@@ -23,6 +23,17 @@ def register(sub) -> None:
     a = sub.add_parser("analyze", help="run the analyses once, incrementally")
     a.add_argument("--only", default=None, help="comma-separated: power,calibration,...")
     a.add_argument("--force", action="store_true", help="recompute in full")
+    a.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: in this process (default); dask: the per-device analyses as "
+                   "tasks over the buckets of --lake on Dask distributed")
+    a.add_argument("--lake", default=None, help="--engine dask: a tsfleet export directory")
+    a.add_argument("--scheduler", default=None,
+                   help="--engine dask: tcp://HOST:8786 (default: a LocalCluster here)")
+    a.add_argument("--buckets", type=int, default=None,
+                   help="--engine dask: tasks per phase (default: the lake's device buckets)")
+    a.add_argument("--workers", type=int, default=None,
+                   help="--engine dask without --scheduler: local workers (default: one per "
+                   "core)")
     add_format(a)
     a.set_defaults(func=cmd_analyze)
     r = sub.add_parser("retention", help="roll up and delete raw readings older than N days")
@@ -38,9 +49,23 @@ def register(sub) -> None:
 
 
 def cmd_analyze(args) -> int:
+    if args.engine == "local" and any(v is not None for v in (
+            args.lake, args.scheduler, args.buckets, args.workers)):
+        raise TsfleetError("--lake, --scheduler, --buckets and --workers need --engine dask")
+    if args.engine == "dask" and args.lake is None:
+        raise TsfleetError("--engine dask needs --lake DIR (a tsfleet export of the store)")
     with open_fleet(args) as fleet:
-        results = fleet.analyze(only=args.only, force=args.force)
-    print_rows([r.__dict__ for r in results], args)
+        if args.engine == "dask":
+            results = fleet.analyze(only=args.only or "power,calibration", engine="dask",
+                                    lake=args.lake, scheduler=args.scheduler,
+                                    buckets=args.buckets, workers=args.workers)
+        else:
+            results = fleet.analyze(only=args.only, force=args.force)
+    print_rows([{k: v for k, v in r.__dict__.items() if k != "failed_buckets"}
+                for r in results], args)
+    for r in results:
+        for bucket, error in sorted((r.failed_buckets or {}).items()):
+            print(f"{r.analysis} bucket {bucket} failed twice: {error}"[:TABLE_WIDTH])
     failed = [r.analysis for r in results if r.status == "failed"]
     if failed:
         raise TsfleetError(f"analysis failed: {', '.join(failed)} (see the freshness view)")

@@ -1,0 +1,155 @@
+"""Benchmark of the distributed analyses (issue 27): one node vs a LocalCluster of 1 and 2.
+
+    PYTHONPATH=. python bench/distributed.py                          # a few minutes
+    PYTHONPATH=. python bench/distributed.py --devices 100000 --days 30
+
+Simulates a fleet into a store, exports it as the 16-bucket lake, then times power
+and calibration (the distributed domains):
+
+- single node: ``fleet.analyze(only="power,calibration", force=True)`` (the baseline);
+- ``fleet.analyze(engine="dask")`` on a LocalCluster of 1 worker, then of 2 workers
+  (processes, one thread each; the cluster is started and warmed before the clock);
+- the scheduler overhead per task: ``client.map`` of a no-op.
+
+Prints the times, the 1 -> 2 worker ratio (target >= 1.7x on 2 cores), and a projection
+to 16 workers from the measured per-task cost: the serial part (fleet fits, attach,
+fleet steps) as measured, the bucket phases divided over the workers. Load averages
+are printed before and after each run: other jobs on the cores lower the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# this file's name is the package's: keep its folder off the path, so that
+# ``import distributed`` finds Dask's
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from tsfleet import Fleet  # noqa: E402
+from tsfleet.scaleout import run_dask  # noqa: E402
+from tsfleet.simulate import SimConfig, simulated_fleet  # noqa: E402
+
+ONLY = "power,calibration"
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f} {five:.1f} {fifteen:.1f}"
+
+
+def warm() -> None:
+    """Import what the tasks import, so worker start-up is not timed."""
+    import tsfleet.calibration.api  # noqa: F401
+    import tsfleet.power.api  # noqa: F401
+    from tsfleet.scaleout import lake
+
+    lake._template()
+
+
+def noop(i: int) -> int:
+    return i
+
+
+def timed_cluster(store: Path, lake: Path, workers: int) -> tuple[float, object, float]:
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    client.run(warm)
+    n = 400
+    t = time.perf_counter()
+    client.gather(client.map(noop, range(n), pure=False))
+    overhead = (time.perf_counter() - t) / n
+    client.close()
+    print(f"  {workers} worker(s): {load()} before")
+    with Fleet(str(store)) as fleet:
+        t = time.perf_counter()
+        run = run_dask_on(fleet, lake, cluster.scheduler_address)
+        seconds = time.perf_counter() - t
+    cluster.close()
+    print(f"  {workers} worker(s): {seconds:.1f} s; {load()} after")
+    for o in run.outcomes:
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in o.phase_s.items())
+        print(f"    {o.domain}: {phases}; failed buckets: {len(o.failed)}")
+    return seconds, run, overhead
+
+
+def run_dask_on(fleet: Fleet, lake: Path, scheduler: str):
+    return run_dask(fleet, lake, only=ONLY, scheduler=scheduler)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=1500)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--buckets", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=4)
+    ap.add_argument("--dir", default=None, help="working directory (default: a temp dir)")
+    args = ap.parse_args()
+    work = Path(args.dir or tempfile.mkdtemp(prefix="tsfleet-bench-dask-"))
+    work.mkdir(parents=True, exist_ok=True)
+    base, lake = work / "base.duckdb", work / "lake"
+    print(f"distributed bench: {args.devices:,} devices x {args.days} days, "
+          f"{args.buckets} buckets, cpus {os.cpu_count()}; {load()}")
+    t = time.perf_counter()
+    for p in (base, lake):
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    fleet = simulated_fleet(SimConfig(n_devices=args.devices, days=args.days, seed=args.seed),
+                            path=str(base))
+    n_readings = fleet.query("select count(*) as n from readings")[0]["n"]
+    fleet.export(lake, buckets=args.buckets)
+    fleet.close()
+    print(f"  built: {n_readings:,} readings, exported in {time.perf_counter() - t:.0f} s")
+
+    single = work / "single.duckdb"
+    shutil.copyfile(base, single)
+    warm()
+    print(f"  single node: {load()} before")
+    with Fleet(str(single)) as f:
+        t = time.perf_counter()
+        res = f.analyze(only=ONLY, force=True)
+        t_single = time.perf_counter() - t
+    each = ", ".join(f"{r.analysis} {r.duration_s:.1f} s" for r in res)
+    print(f"  single node: {t_single:.1f} s ({each}); {load()} after")
+
+    times = {}
+    for workers in (1, 2):
+        store = work / f"dask{workers}.duckdb"
+        shutil.copyfile(base, store)
+        times[workers] = timed_cluster(store, lake, workers)
+    t1, run1, overhead = times[1]
+    t2, _, overhead2 = times[2]
+    n_tasks = run1.n_tasks
+    parallel = sum(o.phase_s["stats"] + o.phase_s["apply"] for o in run1.outcomes)
+    serial = t1 - parallel
+    per_task = parallel / n_tasks
+    waves = -(-args.buckets // 16)     # tasks per worker per phase with 16 workers
+    t16 = serial + 2 * len(run1.outcomes) * waves * per_task
+    print(f"\n  single node            {t_single:8.1f} s (baseline)")
+    print(f"  dask, 1 worker         {t1:8.1f} s ({t_single / t1:.2f}x the single node)")
+    print(f"  dask, 2 workers        {t2:8.1f} s ({t_single / t2:.2f}x the single node)")
+    print(f"  speed-up 1 -> 2        {t1 / t2:8.2f}x (target >= 1.7x)")
+    print(f"  scheduler overhead     {overhead * 1e3:8.2f} ms per task (1 worker), "
+          f"{overhead2 * 1e3:.2f} ms (2 workers)")
+    print(f"  per-task cost          {per_task:8.2f} s ({n_tasks} tasks; bucket phases "
+          f"{parallel:.1f} s, serial fleet steps {serial:.1f} s at 1 worker)")
+    print(f"  projected, 16 workers  {t16:8.1f} s (serial part as measured + one task per "
+          f"worker per phase; {t1 / t16:.1f}x 1 worker)")
+    print(f"  {load()}")
+    if args.dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Running the bucket tasks on Dask distributed: a scheduler given, or a LocalCluster.
+
+``client.map(analyze_bucket, buckets)`` with one retry: a task whose worker dies or
+that raises is run once more (on any worker); a bucket that fails twice is reported
+with its error, one line, and the other buckets' results are still written and
+attached. Re-running is idempotent: every partition is replaced, never appended to.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tsfleet.domain import RunResult
+from tsfleet.errors import InvalidParameter, TsfleetError
+from tsfleet.results import now_utc
+from tsfleet.scaleout import lake as lk
+from tsfleet.scaleout.plan import DISTRIBUTED, DomainOutcome, run_domain
+from tsfleet.scaleout.tasks import analyze_bucket
+from tsfleet.share.partition import check_buckets
+
+if TYPE_CHECKING:
+    from tsfleet.fleet import Fleet
+
+RETRIES = 1                 # a task is tried twice in all
+CONNECT_TIMEOUT_S = 10
+
+
+class SchedulerUnreachable(TsfleetError, ConnectionError):
+    """The Dask scheduler named by ``--scheduler`` could not be reached."""
+
+
+@dataclass
+class DistributedRun:
+    """What :func:`run_dask` did: one :class:`DomainOutcome` per domain, and the cluster."""
+
+    outcomes: list[DomainOutcome] = field(default_factory=list)
+    results: list[RunResult] = field(default_factory=list)
+    scheduler: str = ""
+    n_workers: int = 0
+    n_tasks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[tuple[str, int, str]]:
+        """(domain, bucket, error) of every bucket that failed twice."""
+        return [(o.domain, b, e) for o in self.outcomes for b, e in sorted(o.failed.items())]
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or repr(exc)
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def open_client(scheduler: str | None, workers: int | None, processes: bool):
+    """A Dask client of ``scheduler``, or of a new LocalCluster (returned to close)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:   # pragma: no cover - the extra is part of the test env
+        raise TsfleetError("the dask engine needs the dask extra: pip install "
+                           "'tsfleet[dask]'") from exc
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is one line
+            raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {scheduler!r}: "
+                                       f"{one_line(exc)}") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None = None,
+             scheduler: str | None = None, buckets: int | None = None,
+             workers: int | None = None, processes: bool = True,
+             threads: int = 1) -> DistributedRun:
+    """Run the distributed domains of ``only`` over ``lake`` on Dask, attach the results
+    to ``fleet`` and record each run in ``analysis_runs``.
+
+    ``scheduler``: ``tcp://host:8786``; without it a LocalCluster of ``workers`` (default:
+    one per core) is started here and closed at the end. ``buckets``: the task count per
+    phase (default: the lake's device buckets). ``threads``: DuckDB threads per task.
+    """
+    from tsfleet.service.runner import parse_only
+
+    fleet.require_writable()
+    root = Path(lake).resolve()
+    n = lk.lake_buckets(root) if buckets is None else check_buckets(buckets)
+    names = DISTRIBUTED if only is None else parse_only(only)
+    other = [d for d in names if d not in DISTRIBUTED]
+    if other:
+        raise InvalidParameter(f"the dask engine runs {', '.join(DISTRIBUTED)}; "
+                               f"{', '.join(other)} run(s) on the store: use --only "
+                               f"{','.join(d for d in names if d in DISTRIBUTED) or 'power'}")
+    run = DistributedRun()
+    t0 = time.perf_counter()
+    client, cluster = open_client(scheduler, workers, processes)
+    try:
+        run.scheduler = client.scheduler.address
+        run.n_workers = len(client.scheduler_info()["workers"])
+        token = uuid.uuid4().hex[:8]
+
+        def mapper(domain: str, phase: str, shared: dict | None):
+            futures = client.map(
+                analyze_bucket, [str(root)] * n, list(range(n)), [domain] * n, [shared] * n,
+                phase=phase, buckets=n, threads=threads, retries=RETRIES, pure=False,
+                key=[f"tsfleet-{domain}-{phase}-{b}-{token}" for b in range(n)])
+            run.n_tasks += n
+            ok, failed = {}, {}
+            for b, fut in enumerate(futures):
+                try:
+                    ok[b] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - reported per bucket by design
+                    failed[b] = one_line(exc)
+            return ok, failed
+
+        for name in names:
+            run.outcomes.append(_record(fleet, root, name, n, mapper))
+            run.results.append(run.outcomes[-1].result)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    run.seconds = time.perf_counter() - t0
+    return run
+
+
+def _record(fleet: Fleet, root: Path, name: str, n: int, mapper) -> DomainOutcome:
+    """One domain, recorded like a single-node run (analysis_runs, device cards)."""
+    from tsfleet.service.snapshots import finding_keys, refresh_card_tables
+
+    con = fleet.con
+    max_batch = con.execute(
+        "select coalesce(max(batch_id), 0) from ingest_batches").fetchall()[0][0]
+    last = con.execute("select max(to_batch_id) from analysis_runs where analysis = ? "
+                       "and status = 'ok'", [name]).fetchall()[0][0]
+    started, t0 = now_utc(), time.perf_counter()
+    before = finding_keys(con, name)
+    out = run_domain(fleet, root, name, n, mapper)
+    refresh_card_tables(con, name)
+    after = finding_keys(con, name)
+    error = (f"{len(out.failed)} of {n} buckets failed: "
+             + "; ".join(f"{b}: {e}" for b, e in sorted(out.failed.items())))[:2000]
+    result = RunResult(name, "failed" if out.failed else "ok", time.perf_counter() - t0,
+                       out.n_rows, error if out.failed else None, False, len(after),
+                       len(after - before), len(before - after),
+                       dict(sorted(out.failed.items())) if out.failed else None)
+    until = con.execute("select max(max_observed_at) from ingest_batches where batch_id <= ?",
+                        [max_batch]).fetchall()[0][0]
+    con.execute(
+        "insert into analysis_runs values (nextval('analysis_run_seq'), ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?)",
+        [name, started, now_utc(), result.duration_s, result.status, result.error,
+         result.n_items, result.incremental, last, max_batch, until])
+    out.result = result
+    return out

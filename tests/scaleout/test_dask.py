@@ -81,6 +81,7 @@ def test_the_run_used_two_workers_and_sixteen_buckets(runs):
     assert run.n_tasks == 2 * 2 * BUCKETS       # two domains, two phases
     assert run.failures == []
     assert [r.status for r in run.results] == ["ok", "ok"]
+    assert [(r.failed_buckets, r.n_conflicts) for r in run.results] == [(None, 0)] * 2
     for table in ("battery_forecast", "sensor_drift"):
         parts = sorted((runs["lake"] / "results" / table).glob("bucket=*/data.parquet"))
         assert len(parts) == BUCKETS

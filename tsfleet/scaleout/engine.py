@@ -149,7 +149,7 @@ def _record(fleet: Fleet, root: Path, name: str, n: int, mapper) -> DomainOutcom
     result = RunResult(name, "failed" if out.failed else "ok", time.perf_counter() - t0,
                        out.n_rows, error if out.failed else None, False, len(after),
                        len(after - before), len(before - after),
-                       dict(sorted(out.failed.items())) if out.failed else None)
+                       failed_buckets=dict(sorted(out.failed.items())) if out.failed else None)
     until = con.execute("select max(max_observed_at) from ingest_batches where batch_id <= ?",
                         [max_batch]).fetchall()[0][0]
     con.execute(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from tsfleet.environment.model import Fit, effect_rows
+from tsfleet.environment.multitest import fdr_bh, holm
 
 ALPHA = 0.05
+#: the corrections ``adjust`` knows, by statsmodels' names
+ADJUST = {"holm": holm, "fdr_bh": fdr_bh}
 
 
 def spearman_rows(rows: list[dict]) -> list[dict]:
@@ -52,8 +54,7 @@ def adjust(rows: list[dict], method: str = "holm") -> list[dict]:
                 tests.setdefault((r["outcome"], r["factor"], r.get("device_type")), []).append(i)
         if tests:
             keys = list(tests)
-            _, p_adj, _, _ = multipletests([rows[tests[k][0]]["p_value"] for k in keys],
-                                           alpha=ALPHA, method=method)
+            p_adj = ADJUST[method]([rows[tests[k][0]]["p_value"] for k in keys])
             for k, p in zip(keys, p_adj, strict=True):
                 for i in tests[k]:
                     r = rows[i]

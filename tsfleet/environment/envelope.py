@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from tsfleet.environment.cells import round_step
+from tsfleet.environment.multitest import fdr_bh
 
 HOURS_PER_YEAR = 8760.0
 #: Band edges per factor (the cells are binned so that no cell straddles an edge).
@@ -90,7 +90,7 @@ def envelopes(cells: pd.DataFrame, factors: list[str] | None = None) -> pd.DataF
     p_adj = np.full(len(out), np.nan)
     ok = np.isfinite(p)
     if ok.any():
-        p_adj[ok] = multipletests(p[ok], method="fdr_bh")[1]
+        p_adj[ok] = fdr_bh(p[ok])
     out["p_adjusted"] = p_adj
     status = np.where(~testable, "insufficient_data",
                       np.where((p_adj < 0.05) & (out["rate_ratio"] > 1), "problematic",

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import special, stats
-from statsmodels.stats.multitest import multipletests
+
+from tsfleet.environment.multitest import holm
 
 FACTORS = ("temperature_c", "humidity_pct", "vibration_g", "daily_swing_c")
 UNITS = {"temperature_c": "degC", "humidity_pct": "%RH", "vibration_g": "g RMS",
@@ -548,7 +549,7 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
             p = _try_own_block(d, y, offset, beta, llf_base, f, t)
             tried.append(dict(factor=f, device_type=t, p_value=p, threshold=d.taus[(f, None)]))
     if tried:
-        p_adj = multipletests([r["p_value"] for r in tried], method="holm")[1]
+        p_adj = holm([r["p_value"] for r in tried])
         for r, p in zip(tried, p_adj, strict=True):
             r.update(p_adjusted=float(p), is_selected=bool(p < ALPHA))
     own = [(r["factor"], r["device_type"]) for r in tried if r["is_selected"]]

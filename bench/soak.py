@@ -100,14 +100,14 @@ per_run as (
            date_diff('millisecond', min(cast(b.finished_at as timestamp)), o.finished_at) / 1e3
                as stale_s
     from ok o join ingest_batches b on b.batch_id > o.prev_to and b.batch_id <= o.to_batch_id
-    where o.finished_at >= ?
+    where o.finished_at >= ? and b.batch_id > ?
     group by o.analysis, o.run_id, o.finished_at
 ),
 tail as (
     select l.analysis, date_diff('millisecond', min(cast(b.finished_at as timestamp)), ?) / 1e3
                as stale_s
     from (select analysis, max(to_batch_id) as to_batch_id from ok group by 1) l
-    join ingest_batches b on b.batch_id > l.to_batch_id
+    join ingest_batches b on b.batch_id > l.to_batch_id and b.batch_id > ?
     group by 1
 )
 select r.analysis, count(*) filter (where r.status = 'ok') as n_ok,
@@ -523,7 +523,10 @@ def main() -> None:
                           "group by 1 order by 2 desc", [base_batch])
         quarantined = f.query("select count(*) as n from quarantine where batch_id > ?",
                               [base_batch])[0]["n"]
-        fresh = f.query(FRESHNESS_SQL, [base_batch, started_at, end_at, started_at])
+        # only batches of the soak count: a store prepared earlier may hold a batch its last
+        # run of an analysis did not cover, as old as the store (not staleness of serve)
+        fresh = f.query(FRESHNESS_SQL, [base_batch, started_at, base_batch, end_at, base_batch,
+                                        started_at])
         failures = f.query("select analysis, error from analysis_runs where status = 'failed' "
                            "and started_at >= ? limit 5", [started_at])
         runs = [(r["s"], r["e"]) for r in f.query(

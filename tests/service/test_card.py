@@ -115,3 +115,18 @@ def test_the_card_shows_each_findings_view_row_as_the_view_does(service_sim):
     got = sorted(card["calibration"], key=key)
     assert [r["level"] for r in got] == [r["level"] for r in sorted(view, key=key)]
     assert set(got[0]) == set(view[0])
+
+
+def test_the_last_seen_section_is_the_views_row_for_every_device(service_sim):
+    """The card computes one device's ``device_last_seen`` row itself (the view's full
+    outer join over all devices takes no filter); it must be the view's row, for
+    registered devices, a device seen only in readings and one registered but silent."""
+    sim = service_sim
+    sim.ingest("readings", [{"device_id": "stray-1", "observed_at": "2026-03-01T10:00Z",
+                             "metric": "temperature_c", "value": 21.0}])
+    sim.ingest("devices", [{**PUMP, "device_id": "silent-1"}])
+    view = {r["device_id"]: r for r in sim.query("select * from device_last_seen")}
+    assert {"stray-1", "silent-1"} <= set(view) and len(view) > 40
+    for device, row in view.items():
+        assert sim.device(device)["last_seen"] == row, device
+    assert view["silent-1"]["n_metrics"] == 0 and view["stray-1"]["is_registered"] is False

@@ -64,8 +64,56 @@ def relations(con) -> set[str]:
         "select view_name from duckdb_views() where schema_name = 'main'").fetchall()}
 
 
+#: What the card needs of the catalog, in one round trip: the relations there are, and
+#: the domains whose last analysis run made the copies.
+_CATALOG = ("select 'relation', table_name from duckdb_tables() where schema_name = 'main' "
+            "union all select 'relation', view_name from duckdb_views() "
+            "where schema_name = 'main' "
+            "union all select distinct 'analysed', analysis from analysis_runs "
+            "where status = 'ok'")
+
+#: The ``device_last_seen`` row of one device (sql/views/030_device_last_seen.sql, the
+#: same columns and values), without the view's full outer join over every device, which
+#: no filter can pass; tests/service/test_card.py compares the two on every device.
+_LAST_SEEN = """
+with l as (
+    select max(observed_at) as last_observed_at, max(last_received_at) as last_received_at,
+           count(*) as n_metrics, sum(n_readings) as n_readings
+    from device_latest where device_id = $1
+),
+d as (select device_id, reporting_interval_s from devices where device_id = $1),
+f as (select max(observed_at) as now_at from device_latest)
+select $1 as device_id, l.last_observed_at,
+       cast(l.last_received_at as timestamp) as last_received_at, d.reporting_interval_s,
+       date_diff('second', l.last_observed_at, f.now_at) as silent_s,
+       l.n_metrics, coalesce(l.n_readings, 0) as n_readings,
+       d.device_id is not null as is_registered
+from l cross join f left join d on true
+where l.n_metrics > 0 or d.device_id is not null
+"""
+
+
+def _catalog(fleet: Fleet) -> tuple[set[str], set[str]]:
+    have: set[str] = set()
+    analysed: set[str] = set()
+    for kind, name in fleet.con.execute(_CATALOG).fetchall():
+        (have if kind == "relation" else analysed).add(name)
+    return have, analysed
+
+
+def _grouped(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r[key], []).append(r)
+    return out
+
+
 def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
     """One device's card as a dict of sections.
+
+    A handful of round trips, whatever the number of sections: the catalog, the copies
+    of every analysed domain's state and findings, and one query per section that is
+    not a copy.
 
     >>> from tsfleet import Fleet
     >>> f = Fleet(memory=True)
@@ -74,22 +122,32 @@ def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
     >>> device_card(f, "pump-17")["latest"][0]["value"]
     87.0
     """
-    have = relations(fleet.con)
-    analysed = {r[0] for r in fleet.con.execute(
-        "select distinct analysis from analysis_runs where status = 'ok'").fetchall()}
+    have, analysed = _catalog(fleet)
+    copied = [name for name, (relation, _, _) in SECTIONS.items()
+              if relation in have and COPIED_BY.get(relation) in analysed]
+    copies = {SECTIONS[name][0]: COPIES[SECTIONS[name][0]] for name in copied}
+    states = [key for sql, key in copies.values() if sql is _STATE_COPY]
+    findings = [key for sql, key in copies.values() if sql is _FINDINGS_COPY]
+    state_rows = _grouped(fleet.query(
+        "select source, state from card_state where device_id = ? and source in "
+        "(select unnest(?::varchar[]))", [device_id, states]), "source") if states else {}
+    finding_rows = _grouped(fleet.query(
+        "select * from card_findings where subject_id = ? and domain in "
+        "(select unnest(?::varchar[]))", [device_id, findings]), "domain") if findings else {}
     card: dict[str, Any] = {"device_id": device_id}
     for name, (relation, sql, single) in SECTIONS.items():
         if relation not in have:
             card[name] = None
             continue
-        if COPIED_BY.get(relation) in analysed:  # the copy made by the last analysis run
-            sql, key = COPIES[relation]
-            rows = fleet.query(sql, [key, device_id])
-            if rows and "state" in rows[0]:
-                rows = [json.loads(r["state"]) for r in rows]
+        if name in copied:  # the copy made by the last analysis run
+            key = COPIES[relation][1]
+            if COPIES[relation][0] is _STATE_COPY:
+                rows = [json.loads(r["state"]) for r in state_rows.get(key, [])]
             else:  # a findings copy: the view's own columns back in place
                 rows = [{k: v for k, v in r.items() if k != "extra"}
-                        | json.loads(r["extra"] or "{}") for r in rows]
+                        | json.loads(r["extra"] or "{}") for r in finding_rows.get(key, [])]
+        elif relation == "device_last_seen":
+            rows = fleet.query(_LAST_SEEN, [device_id])
         else:
             rows = fleet.query(sql, [device_id])
         card[name] = (rows[0] if rows else None) if single else rows

@@ -20,8 +20,10 @@ nothing (87.0% / 87.2% within 10%), so it was left out.)
 Each device's history is cut at origins ``end - H - j * ORIGIN_STEP`` (``j`` below
 :data:`N_ORIGINS`, while :data:`LINE_DAYS` days remain before the origin), with a
 backtest horizon ``H`` of the forecast's horizon or what the history allows; each
-candidate predicts the drop over ``H`` from what it saw up to the origin, and its error
-is ``|predicted - actual| / max(actual, DROP_FLOOR_PCT)``, averaged over the origins; the
+candidate predicts the drop over ``H`` from what it saw up to the origin (the temperature
+effects too are fitted on the days up to the origin: fitted on the whole segment, they
+carried the weeks being scored into the damped trend's series), and its error is
+``|predicted - actual| / max(actual, DROP_FLOOR_PCT)``, averaged over the origins; the
 actual drop is the difference of the observed levels at the origin and ``H`` days later,
 each the least-squares line through the daily levels within :data:`LOCAL_DAYS` days of it
 (a single day's level, as noisy as the gauge, let the noise decide between close models).
@@ -51,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsfleet.power import ahead, holt, patterns
+from tsfleet.power import ahead, holt, patterns, temperature
 
 MODELS = ("line_14d", "theil_sen_14d", "line_14d_temp", "holt_winters")
 LINE = 0                  # index of the reference (the straight line) in MODELS
@@ -118,7 +120,7 @@ def predicted_drops(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, sta
     segment's last :data:`LINE_DAYS` days, whatever the fitted span)."""
     n = len(origin)
     line_factor = np.ones(n) if line_f is None else line_f
-    fs = np.where(fit_start <= origin - 5, fit_start, np.maximum(origin - LINE_DAYS + 1, 0))
+    fs = _fit_start(fit_start, origin)
     icpt, slope, _ = patterns.line_fit(y_adj, fs, origin)
     lvl0 = icpt + slope * (fs - 1)
     _, trd, _ = holt.holt_damped(np.nan_to_num(y_adj), fs, origin, np.nan_to_num(lvl0),
@@ -131,6 +133,12 @@ def predicted_drops(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, sta
     out[:, MODELS.index("line_14d_temp")] = out[:, LINE] * line_factor
     out[:, MODELS.index("holt_winters")] = -trd * factor * holt.damped_sum(phi, h)
     return out
+
+
+def _fit_start(fit_start: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """The first day the damped trend is fitted on at ``origin``: the forecast's, unless it
+    leaves fewer than 5 days before the origin (then the line's days)."""
+    return np.where(fit_start <= origin - 5, fit_start, np.maximum(origin - LINE_DAYS + 1, 0))
 
 
 def line_factor(temp: np.ndarray, k: np.ndarray, at: np.ndarray, t_ahead: np.ndarray
@@ -156,9 +164,11 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
     ``pooled`` maps a device type to the pooled choice of an earlier fleet run, used for
     its short histories instead of this run's (an incremental run decides as the fleet)."""
     n = len(end)
-    # ``factor``: None (no temperature), or (temperature (n, m), k, t_ref): the damped
-    # trend's rate scaled to the temperature expected ahead of each origin, as the forecast
-    # scales it ahead of the last day (tsfleet.power.ahead)
+    # ``factor``: None (no temperature), or (temperature (n, m), pools): the temperature
+    # effects refitted on the days up to each origin (shrunk to ``pools``, the type's
+    # (k_mean, k_tau2, g_mean, g_tau2)), the damped trend on the series they adjust, its rate
+    # scaled to the temperature expected ahead of the origin, as the forecast scales it
+    # ahead of the last day (tsfleet.power.ahead)
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible
     alpha, beta, phi = (np.broadcast_to(np.asarray(v, float), (n,)) for v in (alpha, beta, phi))
     span = end - start + 1
@@ -172,16 +182,24 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
         ok = own & (origin - start + 1 >= LINE_DAYS)
         if not ok.any():
             break
-        f_o, lf_o = np.ones(ok.sum()), np.ones(ok.sum())
+        f_o, lf_o, y_o = np.ones(ok.sum()), np.ones(ok.sum()), y_adj[ok]
         if factor is not None:
-            temp, k, t_ref = factor
+            # the temperature effects as the days up to the origin show them: fitted on the
+            # whole segment, they knew the weeks the backtest scores (a consumption that grew
+            # as the zone cooled after the origin straightened the series the damped trend
+            # was fitted on, and it won backtests it then lost ahead)
+            temp, pools = factor
+            fs = _fit_start(fit_start[ok], origin[ok])
+            tf = temperature.fit(q[ok], temp[ok], fs, origin[ok], device_type[ok], pools)
+            y_o = tf.adjusted
             t_o, _ = ahead.expected(temp[ok], origin[ok], horizon)
+            k = np.where(tf.known, tf.k, np.nan)
             with np.errstate(invalid="ignore"):
-                f_o = np.where(np.isfinite(t_o - t_ref[ok]) & np.isfinite(k[ok]),
-                               np.exp(np.clip(np.nan_to_num(k[ok] * (t_o - t_ref[ok])), -1, 1)),
+                f_o = np.where(np.isfinite(t_o - tf.t_ref) & np.isfinite(k),
+                               np.exp(np.clip(np.nan_to_num(k * (t_o - tf.t_ref)), -1, 1)),
                                1.0)
-            lf_o = line_factor(temp[ok], k[ok], origin[ok], t_o)
-        pred = predicted_drops(y_adj[ok], q[ok], fit_start[ok], start[ok], origin[ok], h[ok],
+            lf_o = line_factor(temp[ok], k, origin[ok], t_o)
+        pred = predicted_drops(y_o, q[ok], fit_start[ok], start[ok], origin[ok], h[ok],
                                alpha[ok], beta[ok], phi[ok], f_o, lf_o)
         a0, n0 = _level_at(q[ok], origin[ok], start[ok], end[ok])
         a1, n1 = _level_at(q[ok], origin[ok] + h[ok].astype(int), start[ok], end[ok])

@@ -207,7 +207,7 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     ts_level, ts_slope = choice.theil_sen(s.charge, lo14, s.end)
     pick = choice.choose(y, s.charge, fit_start, s.end, s.start, s.device_type, alpha, beta,
                          phi, horizon_days, eligible=eligible,
-                         factor=(s.temperature, np.where(tf.known, tf.k, np.nan), tf.t_ref),
+                         factor=(s.temperature, {**tf.pools, **pooled}),
                          pooled={t: p.pooled_model for t, p in (shared or {}).items()
                                  if p.is_pooled})
     params = {t: replace(p, pooled_model=pick.by_type.get(t, p.pooled_model))

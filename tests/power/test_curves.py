@@ -154,8 +154,9 @@ def test_the_choice_never_loses_to_the_line_on_its_own_history():
     c = choice.choose(q, q, np.array([0]), np.array([69]), np.array([0]), np.array(["t"]),
                       0.2, 0.05, 0.9999, 30)
     line = choice.MODELS.index("line_14d")
-    assert c.n_origins[0] >= 3 and c.chosen[0] == "line_14d"
-    assert c.error[0] == c.errors[0, line]
+    # (the robust line, its slope less tilted by the days before the step, may edge it)
+    assert c.n_origins[0] >= 3 and c.chosen[0] in ("line_14d", "theil_sen_14d")
+    assert c.error[0] <= c.errors[0, line]
     assert c.errors[0, choice.MODELS.index("holt_winters")] > c.errors[0, line]
     # a device whose consumption slows down: the damped trend wins clearly, and is chosen
     q2 = (90 - 0.8 * d + 0.006 * d ** 2)[None, :]
@@ -261,3 +262,20 @@ def test_the_backtest_knows_nothing_after_its_origins():
                       factor=(temp, tf.pools))
     assert c.n_origins.tolist() == [6, 6]
     np.testing.assert_allclose(c.errors[0], c.errors[1], rtol=1e-9)
+
+
+def test_a_model_that_beat_the_line_by_a_hair_is_blended_with_it(fleet):
+    # a consumption that slows down: the damped trend wins the backtest, but only just; a
+    # few origins rank two close models by chance, so the forecast is half line, and says so
+    rng = np.random.default_rng(5)
+    hours = np.arange(60 * 24)
+    d = hours / 24
+    _device(fleet, "slow", chemistry="alkaline")
+    _hourly(fleet, "slow", np.round(90 - 0.8 * d + 0.004 * d ** 2
+                                    + rng.normal(0, 0.2, len(hours)), 1), "battery_pct")
+    f = fleet.power.forecast(30).set_index("device_id").loc["slow"]
+    assert f.chosen_model == "holt_winters" and f.runner_up_model == "line_14d"
+    assert f.backtest_error_pct < f.runner_up_error_pct < 1.1 * f.backtest_error_pct
+    w = choice.blend_weight(np.array([f.runner_up_error_pct]), np.array([f.backtest_error_pct]))
+    assert 0.5 < w[0] < 0.55
+    assert f.reason.startswith(f"holt_winters blended with line_14d, weight {w[0]:.0%}")

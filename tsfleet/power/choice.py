@@ -29,11 +29,12 @@ each the least-squares line through the daily levels within :data:`LOCAL_DAYS` d
 (a single day's level, as noisy as the gauge, let the noise decide between close models).
 
 **The line is the default.** Another candidate is chosen only where its backtest error,
-with :data:`CHOICE_MARGIN` of it added and the noise of the actual drops it was scored on
-(the two observed levels, their daily levels as noisy as the line's residuals), is still
-below the line's: where the device's own history does not show that a model beats the
-straight line, the line is used, so on its own history the chosen model is never worse
-than the line. A device whose
+with the noise of the actual drops it was scored on added (the two observed levels, their
+daily levels as noisy as the line's residuals), is still below the line's; the forecast
+then blends it with the line by their errors (:func:`blend_weight`), so that a model which
+won a few origins by chance does not carry the whole forecast. Where the device's own
+history does not show that a model beats the straight line, the line is used, so on its
+own history the chosen forecast is never worse than the line. A device whose
 history is too short for :data:`MIN_BACKTEST_DAYS` gets the choice made most often among
 its device type's devices (the pooled choice; ``line_14d`` when none has a backtest), and
 says so.
@@ -63,8 +64,25 @@ N_ORIGINS = 6             # rolling origins per device
 ORIGIN_STEP = 4           # days between origins
 LOCAL_DAYS = 3            # the observed level at a day: the line through the days within 3
 DROP_FLOOR_PCT = 0.5      # a smaller actual drop is scored against this (points)
-CHOICE_MARGIN = 0.1       # a model must beat the line's error by 10% (of its own):
-                          #   a few origins do not tell a smaller difference from noise
+TIE = 1e-9                # a challenger equal to the line up to rounding: the line
+
+
+def blend_weight(line_error: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """The weight of a chosen model against the straight line in the forecast:
+    ``e_line^2 / (e_line^2 + e^2)`` from their mean backtest errors (inverse squared errors,
+    the classic forecast combination); 1 where either is unknown.
+
+    A few origins rank two close models by chance: the blend keeps most of a model that
+    beat the line by far and half of one that merely tied it. By the triangle inequality,
+    at every origin the blend's error is at most the weighted mean of the two errors, so on
+    its own history the blend is no worse than the line when the model was better.
+
+    >>> [round(float(w), 2) for w in blend_weight(np.array([0.3, 0.1]), np.array([0.1, 0.1]))]
+    [0.9, 0.5]
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = line_error ** 2 / (line_error ** 2 + error ** 2)
+    return np.where(np.isfinite(w), w, 1.0)
 
 
 @dataclass
@@ -220,11 +238,11 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
     has = n_orig > 0
     with np.errstate(invalid="ignore"):
         err = np.where(has[:, None], err_sum / np.maximum(n_orig, 1)[:, None], np.nan)
-    # the line first: another model must beat its error by CHOICE_MARGIN of its own error
-    # and by the noise of the actual drops it was scored on
+    # the line first: another model must beat its error by the noise of the actual drops
+    # it was scored on (and is then blended with the line: see blend_weight)
     noise = noise_sum / np.maximum(n_orig, 1)
     is_line = np.arange(len(MODELS)) == LINE
-    handicap = np.where(is_line[None, :], err, err * (1.0 + CHOICE_MARGIN) + noise[:, None])
+    handicap = np.where(is_line[None, :], err, err + noise[:, None] + TIE)
     rank = np.argsort(np.where(has[:, None], handicap, 0.0), axis=1, kind="stable")
     best, second = rank[:, 0], rank[:, 1]
     names = np.array(MODELS, dtype=object)

@@ -113,6 +113,7 @@ def score(fleet, truth: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, 
     df = fc[["level_now_pct", "drop_pct", "days_to_empty", "method"]].join(b).join(groups(fleet))
     if "chosen_model" in fc:
         df["chosen_model"] = fc["chosen_model"]
+    df["true_now"] = now
     df["true_drop"] = now - later
     df["true_empty"] = true_empty_days(truth, end)
     horizon_drop = {"model": df.drop_pct,
@@ -156,6 +157,22 @@ def group_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def bias_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per chemistry x gauge kind: the median level bias now (forecast - truth, points) and
+    the median ratio of the forecast drop to the true drop, the line's beside it: where a
+    group's misses come from (a level read off the curve, or a rate)."""
+    sc = df[df.true_drop > 0.05].copy()
+    sc["level_bias"] = sc.level_now_pct - sc.true_now
+    sc["drop_ratio"] = sc.drop_pct / sc.true_drop
+    sc["line_drop_ratio"] = (np.minimum(sc.line_rate * HORIZON, sc.line_now.clip(lower=0))
+                             / sc.true_drop)
+    return sc.groupby(["chemistry", "gauge"]).agg(
+        n=("level_bias", "size"), level_bias_pts=("level_bias", "median"),
+        drop_ratio=("drop_ratio", "median"), line_drop_ratio=("line_drop_ratio", "median"),
+        drop_ratio_p10=("drop_ratio", lambda v: v.quantile(0.1)),
+        drop_ratio_p90=("drop_ratio", lambda v: v.quantile(0.9))).reset_index()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -163,6 +180,8 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--generators", nargs="+", default=["simulator", "independent"])
     ap.add_argument("--groups", action="store_true", help="print every group's table")
+    ap.add_argument("--bias", action="store_true", help="print the level bias and drop ratio "
+                    "per chemistry x gauge kind")
     ap.add_argument("--save", default=None, help="write each run's per-device table to "
                     "SAVE-<generator>-<seed>.pkl")
     a = ap.parse_args()
@@ -195,6 +214,8 @@ def main() -> None:
             show = gt if a.groups else behind
             if len(show):
                 print(show.to_string(index=False, float_format=pct))
+            if a.bias:
+                print(bias_table(df).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
             if "chosen_model" in df:
                 print("  chosen models: " + ", ".join(
                     f"{k} {v}" for k, v in df.chosen_model.value_counts().items()))

@@ -482,3 +482,32 @@ def test_load_sag_leaves_a_near_linear_curve_alone():
     got = sag.correct(s)
     assert (got.sag_v_at_20c == 0).all()
     np.testing.assert_allclose(got.level, s.level, atol=1e-9)
+
+
+def test_load_sag_is_not_read_into_a_consumption_that_grows_in_the_cold():
+    # a zone cooling through the autumn, with a degree of weather: a consumption that grows in
+    # the cold bends the level series as a load sag that grows in the cold would; a sag that
+    # straightens it is kept only where it still does once a consumption term is fitted
+    rng = np.random.default_rng(3)
+    days = np.arange(45)
+    temps = 18 - 0.4 * days + rng.normal(0, 1.0, len(days))
+    consumption = {f"d{i}": 95 - np.cumsum((0.5 + 0.05 * i) * (1 + 0.1 * (18 - temps)))
+                   + rng.normal(0, 0.3, len(days)) for i in range(8)}
+    s = _voltage_series(consumption, temps)
+    got = sag.correct(s)
+    assert (got.sag_v_at_20c == 0).all()
+    np.testing.assert_allclose(got.level, s.level, atol=1e-9)
+    # the same zone, a steady consumption, and a true sag of 12 mV at 20 C growing into the
+    # cold: still found, and the levels are put back
+    true = {f"d{i}": 95 - (0.5 + 0.05 * i) * days for i in range(8)}
+    lv, volts = s.curves["alkaline"]
+    sag_v = 0.012 * np.exp(-(temps - 20) / 9.0)
+    read = {d: np.interp(np.interp(v, lv, volts) - sag_v, volts, lv) + rng.normal(0, 0.3, 45)
+            for d, v in true.items()}
+    s = _voltage_series(read, temps)
+    got = sag.correct(s)
+    assert np.isfinite(got.sag_pool["t"].scale_c)
+    assert got.sag_v_at_20c == pytest.approx(np.full(8, 0.012), abs=0.002)
+    truth = np.array(list(true.values()))
+    off = np.nanmean(np.abs(s.level[:, :45] - truth))
+    assert np.nanmean(np.abs(got.level[:, :45] - truth)) < 0.2 * off

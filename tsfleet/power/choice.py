@@ -20,18 +20,21 @@ nothing (87.0% / 87.2% within 10%), so it was left out.)
 Each device's history is cut at origins ``end - H - j * ORIGIN_STEP`` (``j`` below
 :data:`N_ORIGINS`, while :data:`LINE_DAYS` days remain before the origin), with a
 backtest horizon ``H`` of the forecast's horizon or what the history allows; each
-candidate predicts the drop over ``H`` from what it saw up to the origin, and its error
-is ``|predicted - actual| / max(actual, DROP_FLOOR_PCT)``, averaged over the origins; the
+candidate predicts the drop over ``H`` from what it saw up to the origin (the temperature
+effects too are fitted on the days up to the origin: fitted on the whole segment, they
+carried the weeks being scored into the damped trend's series), and its error is
+``|predicted - actual| / max(actual, DROP_FLOOR_PCT)``, averaged over the origins; the
 actual drop is the difference of the observed levels at the origin and ``H`` days later,
 each the least-squares line through the daily levels within :data:`LOCAL_DAYS` days of it
 (a single day's level, as noisy as the gauge, let the noise decide between close models).
 
 **The line is the default.** Another candidate is chosen only where its backtest error,
-with :data:`CHOICE_MARGIN` of it added and the noise of the actual drops it was scored on
-(the two observed levels, their daily levels as noisy as the line's residuals), is still
-below the line's: where the device's own history does not show that a model beats the
-straight line, the line is used, so on its own history the chosen model is never worse
-than the line. A device whose
+with the noise of the actual drops it was scored on added (the two observed levels, their
+daily levels as noisy as the line's residuals), is still below the line's; the forecast
+then blends it with the line by their errors (:func:`blend_weight`), so that a model which
+won a few origins by chance does not carry the whole forecast. Where the device's own
+history does not show that a model beats the straight line, the line is used, so on its
+own history the chosen forecast is never worse than the line. A device whose
 history is too short for :data:`MIN_BACKTEST_DAYS` gets the choice made most often among
 its device type's devices (the pooled choice; ``line_14d`` when none has a backtest), and
 says so.
@@ -51,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsfleet.power import ahead, holt, patterns
+from tsfleet.power import ahead, holt, patterns, temperature
 
 MODELS = ("line_14d", "theil_sen_14d", "line_14d_temp", "holt_winters")
 LINE = 0                  # index of the reference (the straight line) in MODELS
@@ -61,8 +64,25 @@ N_ORIGINS = 6             # rolling origins per device
 ORIGIN_STEP = 4           # days between origins
 LOCAL_DAYS = 3            # the observed level at a day: the line through the days within 3
 DROP_FLOOR_PCT = 0.5      # a smaller actual drop is scored against this (points)
-CHOICE_MARGIN = 0.1       # a model must beat the line's error by 10% (of its own):
-                          #   a few origins do not tell a smaller difference from noise
+TIE = 1e-9                # a challenger equal to the line up to rounding: the line
+
+
+def blend_weight(line_error: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """The weight of a chosen model against the straight line in the forecast:
+    ``e_line^2 / (e_line^2 + e^2)`` from their mean backtest errors (inverse squared errors,
+    the classic forecast combination); 1 where either is unknown.
+
+    A few origins rank two close models by chance: the blend keeps most of a model that
+    beat the line by far and half of one that merely tied it. By the triangle inequality,
+    at every origin the blend's error is at most the weighted mean of the two errors, so on
+    its own history the blend is no worse than the line when the model was better.
+
+    >>> [round(float(w), 2) for w in blend_weight(np.array([0.3, 0.1]), np.array([0.1, 0.1]))]
+    [0.9, 0.5]
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = line_error ** 2 / (line_error ** 2 + error ** 2)
+    return np.where(np.isfinite(w), w, 1.0)
 
 
 @dataclass
@@ -118,7 +138,7 @@ def predicted_drops(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, sta
     segment's last :data:`LINE_DAYS` days, whatever the fitted span)."""
     n = len(origin)
     line_factor = np.ones(n) if line_f is None else line_f
-    fs = np.where(fit_start <= origin - 5, fit_start, np.maximum(origin - LINE_DAYS + 1, 0))
+    fs = _fit_start(fit_start, origin)
     icpt, slope, _ = patterns.line_fit(y_adj, fs, origin)
     lvl0 = icpt + slope * (fs - 1)
     _, trd, _ = holt.holt_damped(np.nan_to_num(y_adj), fs, origin, np.nan_to_num(lvl0),
@@ -131,6 +151,12 @@ def predicted_drops(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, sta
     out[:, MODELS.index("line_14d_temp")] = out[:, LINE] * line_factor
     out[:, MODELS.index("holt_winters")] = -trd * factor * holt.damped_sum(phi, h)
     return out
+
+
+def _fit_start(fit_start: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """The first day the damped trend is fitted on at ``origin``: the forecast's, unless it
+    leaves fewer than 5 days before the origin (then the line's days)."""
+    return np.where(fit_start <= origin - 5, fit_start, np.maximum(origin - LINE_DAYS + 1, 0))
 
 
 def line_factor(temp: np.ndarray, k: np.ndarray, at: np.ndarray, t_ahead: np.ndarray
@@ -156,9 +182,11 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
     ``pooled`` maps a device type to the pooled choice of an earlier fleet run, used for
     its short histories instead of this run's (an incremental run decides as the fleet)."""
     n = len(end)
-    # ``factor``: None (no temperature), or (temperature (n, m), k, t_ref): the damped
-    # trend's rate scaled to the temperature expected ahead of each origin, as the forecast
-    # scales it ahead of the last day (tsfleet.power.ahead)
+    # ``factor``: None (no temperature), or (temperature (n, m), pools): the temperature
+    # effects refitted on the days up to each origin (shrunk to ``pools``, the type's
+    # (k_mean, k_tau2, g_mean, g_tau2)), the damped trend on the series they adjust, its rate
+    # scaled to the temperature expected ahead of the origin, as the forecast scales it
+    # ahead of the last day (tsfleet.power.ahead)
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible
     alpha, beta, phi = (np.broadcast_to(np.asarray(v, float), (n,)) for v in (alpha, beta, phi))
     span = end - start + 1
@@ -172,16 +200,24 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
         ok = own & (origin - start + 1 >= LINE_DAYS)
         if not ok.any():
             break
-        f_o, lf_o = np.ones(ok.sum()), np.ones(ok.sum())
+        f_o, lf_o, y_o = np.ones(ok.sum()), np.ones(ok.sum()), y_adj[ok]
         if factor is not None:
-            temp, k, t_ref = factor
+            # the temperature effects as the days up to the origin show them: fitted on the
+            # whole segment, they knew the weeks the backtest scores (a consumption that grew
+            # as the zone cooled after the origin straightened the series the damped trend
+            # was fitted on, and it won backtests it then lost ahead)
+            temp, pools = factor
+            fs = _fit_start(fit_start[ok], origin[ok])
+            tf = temperature.fit(q[ok], temp[ok], fs, origin[ok], device_type[ok], pools)
+            y_o = tf.adjusted
             t_o, _ = ahead.expected(temp[ok], origin[ok], horizon)
+            k = np.where(tf.known, tf.k, np.nan)
             with np.errstate(invalid="ignore"):
-                f_o = np.where(np.isfinite(t_o - t_ref[ok]) & np.isfinite(k[ok]),
-                               np.exp(np.clip(np.nan_to_num(k[ok] * (t_o - t_ref[ok])), -1, 1)),
+                f_o = np.where(np.isfinite(t_o - tf.t_ref) & np.isfinite(k),
+                               np.exp(np.clip(np.nan_to_num(k * (t_o - tf.t_ref)), -1, 1)),
                                1.0)
-            lf_o = line_factor(temp[ok], k[ok], origin[ok], t_o)
-        pred = predicted_drops(y_adj[ok], q[ok], fit_start[ok], start[ok], origin[ok], h[ok],
+            lf_o = line_factor(temp[ok], k, origin[ok], t_o)
+        pred = predicted_drops(y_o, q[ok], fit_start[ok], start[ok], origin[ok], h[ok],
                                alpha[ok], beta[ok], phi[ok], f_o, lf_o)
         a0, n0 = _level_at(q[ok], origin[ok], start[ok], end[ok])
         a1, n1 = _level_at(q[ok], origin[ok] + h[ok].astype(int), start[ok], end[ok])
@@ -202,11 +238,11 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
     has = n_orig > 0
     with np.errstate(invalid="ignore"):
         err = np.where(has[:, None], err_sum / np.maximum(n_orig, 1)[:, None], np.nan)
-    # the line first: another model must beat its error by CHOICE_MARGIN of its own error
-    # and by the noise of the actual drops it was scored on
+    # the line first: another model must beat its error by the noise of the actual drops
+    # it was scored on (and is then blended with the line: see blend_weight)
     noise = noise_sum / np.maximum(n_orig, 1)
     is_line = np.arange(len(MODELS)) == LINE
-    handicap = np.where(is_line[None, :], err, err * (1.0 + CHOICE_MARGIN) + noise[:, None])
+    handicap = np.where(is_line[None, :], err, err + noise[:, None] + TIE)
     rank = np.argsort(np.where(has[:, None], handicap, 0.0), axis=1, kind="stable")
     best, second = rank[:, 0], rank[:, 1]
     names = np.array(MODELS, dtype=object)

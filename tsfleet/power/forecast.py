@@ -207,7 +207,7 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     ts_level, ts_slope = choice.theil_sen(s.charge, lo14, s.end)
     pick = choice.choose(y, s.charge, fit_start, s.end, s.start, s.device_type, alpha, beta,
                          phi, horizon_days, eligible=eligible,
-                         factor=(s.temperature, np.where(tf.known, tf.k, np.nan), tf.t_ref),
+                         factor=(s.temperature, {**tf.pools, **pooled}),
                          pooled={t: p.pooled_model for t, p in (shared or {}).items()
                                  if p.is_pooled})
     params = {t: replace(p, pooled_model=pick.by_type.get(t, p.pooled_model))
@@ -222,6 +222,13 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     lvl = np.where(is_line | is_lt, line_icpt + line_slope * s.end, np.where(is_ts, ts_level, lvl))
     phi = np.where(straight, LINE_PHI, phi)
     temp_factor = np.where(straight, 1.0, temp_factor)
+    # a model that beat the line is blended with it, by their backtest errors
+    w_model = choice.blend_weight(pick.errors[:, choice.LINE] if n else np.zeros(0), pick.error)
+    blend = eligible & ~pick.is_pooled & ~is_line & (w_model < 1)
+    equal = trd * holt.damped_sum(phi, horizon_days) / horizon_days   # its mean rate ahead
+    trd = np.where(blend, w_model * equal + (1 - w_model) * line_slope, trd)
+    lvl = np.where(blend, w_model * lvl + (1 - w_model) * (line_icpt + line_slope * s.end), lvl)
+    phi = np.where(blend, LINE_PHI, phi)
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
     method = np.where(eligible, "holt_winters", np.where(
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
@@ -238,6 +245,10 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                    for d, t, o, w in zip(s.n_days[few], s.device_type[few], own[few], w_own[few],
                                          strict=True)]
     reason[~has_data] = "no battery readings"
+    reason[blend] = [f"{c} blended with line_14d, weight {w:.0%} (backtest errors {e:.1%} and "
+                     f"{el:.1%})" for c, w, e, el in zip(
+                         pick.chosen[blend], w_model[blend], pick.error[blend],
+                         pick.errors[blend, choice.LINE], strict=True)]
     short = eligible & pick.is_pooled
     reason[short] = [f"too little history for its own backtest: {c}, the choice made most "
                      f"often for {t} devices" for c, t in zip(pick.chosen[short],

@@ -58,8 +58,13 @@ class Pool(NamedTuple):
     t_max_c: float = np.nan
 
 
-def _straightness(y: np.ndarray) -> np.ndarray:
-    """Residual SD / |slope| of a least-squares line per row (NaN-aware)."""
+def _straightness(y: np.ndarray, temp: np.ndarray | None = None) -> np.ndarray:
+    """Residual SD / |slope| of a least-squares line per row (NaN-aware).
+
+    With ``temp`` (the daily zone temperatures), the fit is a line plus a consumption term:
+    the running sum of the temperature's departure from the row's mean (degree-days), which
+    a consumption that grows in the cold follows; the slope is the line's, at the mean
+    temperature."""
     mask = np.isfinite(y)
     t = np.where(mask, np.arange(y.shape[1])[None, :], 0.0)
     n = mask.sum(axis=1)
@@ -68,10 +73,23 @@ def _straightness(y: np.ndarray) -> np.ndarray:
         tm, ym = t.sum(axis=1) / n, yy.sum(axis=1) / n
         dt = np.where(mask, t - tm[:, None], 0.0)
         dy = np.where(mask, yy - ym[:, None], 0.0)
-        slope = (dt * dy).sum(axis=1) / (dt * dt).sum(axis=1)
-        resid = np.where(mask, dy - slope[:, None] * dt, 0.0)
-        sd = np.sqrt((resid ** 2).sum(axis=1) / np.maximum(n - 2, 1))
-        return np.where(n >= 3, sd / np.abs(slope), np.nan)
+        if temp is None:
+            slope = (dt * dy).sum(axis=1) / (dt * dt).sum(axis=1)
+            resid = np.where(mask, dy - slope[:, None] * dt, 0.0)
+            sd = np.sqrt((resid ** 2).sum(axis=1) / np.maximum(n - 2, 1))
+            return np.where(n >= 3, sd / np.abs(slope), np.nan)
+        anom = np.where(mask, temp - (np.where(mask, temp, 0.0).sum(axis=1) / n)[:, None], 0.0)
+        c = np.cumsum(anom, axis=1)
+        dc = np.where(mask, c - (np.where(mask, c, 0.0).sum(axis=1) / n)[:, None], 0.0)
+        stt, scc, stc = (dt * dt).sum(axis=1), (dc * dc).sum(axis=1), (dt * dc).sum(axis=1)
+        sty, scy = (dt * dy).sum(axis=1), (dc * dy).sum(axis=1)
+        det = stt * scc - stc ** 2
+        ok = np.abs(det) > 1e-9 * np.maximum(stt * scc, 1e-300)
+        b_t = np.where(ok, (scc * sty - stc * scy) / np.where(ok, det, 1.0), sty / stt)
+        b_c = np.where(ok, (stt * scy - stc * sty) / np.where(ok, det, 1.0), 0.0)
+        resid = np.where(mask, dy - b_t[:, None] * dt - b_c[:, None] * dc, 0.0)
+        sd = np.sqrt((resid ** 2).sum(axis=1) / np.maximum(n - 3, 1))
+        return np.where(n >= 4, sd / np.abs(b_t), np.nan)
 
 
 def correct(s, pool: dict | None = None):
@@ -166,7 +184,7 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
     v = _convert(y, chem, curves, True)
     base = _straightness(y)
 
-    def best_sags(scale, step):
+    def best_sags(scale, step, final=False):
         shape = _shape(t, scale)
         crit, sag20 = base, np.zeros(len(y))
         for dv in np.arange(step, MAX_SAG_V + step / 2, step):
@@ -176,6 +194,12 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
         # a sag must straighten the series clearly: on a near-linear curve every shift is
         # about as straight, and the noise alone would pick one (and move the level with it)
         clear = crit < SAG_GAIN * base
+        if np.isfinite(scale) and final:
+            # a sag that grows into the cold straightens a consumption that grows in the
+            # cold as well (both bend the series where the zone cools): keep it only where
+            # it still straightens the series once a consumption term is fitted
+            with_c = _straightness(_convert(v + sag20[:, None] * shape, chem, curves, False), t)
+            clear &= with_c < SAG_GAIN * _straightness(y, t)
         return np.where(clear, crit, base), np.where(clear, sag20, 0.0)
 
     scale = given
@@ -187,4 +211,4 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
             ok = np.isfinite(ratio) & (ratio > 0)    # a flat or too short series: no vote
             totals.append(np.log(ratio[ok]).sum())
         scale = SCALES_C[int(np.argmin(totals))]
-    return scale, best_sags(scale, SAG_STEP_V)[1]
+    return scale, best_sags(scale, SAG_STEP_V, final=True)[1]

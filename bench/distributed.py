@@ -39,6 +39,7 @@ from tsfleet.scaleout import run_dask  # noqa: E402
 from tsfleet.simulate import SimConfig, simulated_fleet  # noqa: E402
 
 ONLY = "firmware,power,calibration,environment"
+BUCKET_PHASES = ("stats", "apply")
 
 
 def load() -> str:
@@ -61,10 +62,17 @@ def noop(i: int) -> int:
     return i
 
 
+def cpu_seconds() -> float:
+    """This process's CPU seconds, every thread (a worker's tasks; the coordinator's
+    fleet steps with their DuckDB threads, and the LocalCluster's scheduler)."""
+    return time.process_time()
+
+
 def timed_cluster(store: Path, lake: Path, workers: int
-                  ) -> tuple[float, object, float, list[dict]]:
+                  ) -> tuple[float, object, float, list[dict], dict[str, float]]:
     """One timed distributed run; returns its seconds, the run, the no-op overhead per
-    task and the task stream (one dict per task: key, startstops)."""
+    task, the task stream (one dict per task: key, startstops) and the CPU seconds of
+    the coordinator and of the workers during the run."""
     from distributed import Client, LocalCluster, get_task_stream
 
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -77,17 +85,24 @@ def timed_cluster(store: Path, lake: Path, workers: int
     overhead = (time.perf_counter() - t) / n
     print(f"  {workers} worker(s): {load()} before")
     with Fleet(str(store)) as fleet, get_task_stream(client=client) as stream:
+        w0, c0 = client.run(cpu_seconds), cpu_seconds()
         t = time.perf_counter()
         run = run_dask_on(fleet, lake, cluster.scheduler_address)
         seconds = time.perf_counter() - t
+        w1, c1 = client.run(cpu_seconds), cpu_seconds()
+    cpu = {"coordinator": c1 - c0, "workers": sum(w1[k] - w0[k] for k in w1)}
     client.close()
     cluster.close()
     print(f"  {workers} worker(s): {seconds:.1f} s; {load()} after")
     for o in run.outcomes:
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in o.phase_s.items())
         print(f"    {o.domain}: {phases}; failed buckets: {len(o.failed)}")
+    parallel = sum(v for o in run.outcomes for k, v in o.phase_s.items() if k in BUCKET_PHASES)
+    print(f"    CPU: coordinator {cpu['coordinator']:.1f} s, workers {cpu['workers']:.1f} s "
+          f"= {100 * cpu['workers'] / (parallel * workers):.0f}% of {workers} core(s) over "
+          f"the bucket phases ({parallel:.1f} s)")
     return seconds, run, overhead, [t for t in stream.data if str(t["key"]).startswith(
-        "tsfleet-")]
+        "tsfleet-")], cpu
 
 
 def task_seconds(stream: list[dict]) -> dict[str, list[float]]:
@@ -101,7 +116,6 @@ def task_seconds(stream: list[dict]) -> dict[str, list[float]]:
     return out
 
 
-BUCKET_PHASES = ("stats", "apply")
 
 
 def run_dask_on(fleet: Fleet, lake: Path, scheduler: str):
@@ -159,8 +173,8 @@ def main() -> int:
             f"{a[0]:.1f}/{b[0]:.1f} s = {a[0] / b[0]:.2f}x"
             for a, b in zip(times[1], times[2], strict=True)))
     # the fastest run of each: the one least slowed by other jobs on the cores
-    t1, run1, overhead, stream1 = min(times[1], key=lambda r: r[0])
-    t2, run2, overhead2, _ = min(times[2], key=lambda r: r[0])
+    t1, run1, overhead, stream1, cpu1 = min(times[1], key=lambda r: r[0])
+    t2, run2, overhead2, _, _ = min(times[2], key=lambda r: r[0])
     per_phase = task_seconds(stream1)
     n_tasks = sum(len(v) for v in per_phase.values())
     busy = sum(sum(v) for v in per_phase.values())
@@ -184,6 +198,12 @@ def main() -> int:
     print(f"  per-task cost          {busy / n_tasks:8.2f} s mean over {n_tasks} tasks; "
           + ", ".join(f"{k} {sum(v) / len(v):.2f} s (max {max(v):.2f})"
                       for k, v in per_phase.items()))
+    # CPU seconds do not depend on what else runs on the cores: on 2 idle cores the
+    # workers' CPU divides over the workers and the coordinator's does not
+    c, w = cpu1["coordinator"], cpu1["workers"]
+    print(f"  CPU, 1-worker run      {c:8.1f} s coordinator + {w:.1f} s worker: on idle cores "
+          f"(projected) {c + w:.1f} s at 1 worker, {c + w / 2:.1f} s at 2 = "
+          f"{(c + w) / (c + w / 2):.2f}x")
     print(f"  projected, 16 workers  {t16:8.1f} s (serial part as measured + the slowest "
           f"task of each phase; {t1 / t16:.1f}x 1 worker)")
     print(f"  {load()}")

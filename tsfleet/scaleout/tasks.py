@@ -17,6 +17,12 @@ The phases, and what the fleet step between them pools (see :mod:`tsfleet.scaleo
   bucket (a zone's peer group is whole in one task), keeping the p-values that enter
   the fleet-wide Benjamini-Hochberg control; ``apply``: the same tests, decided with
   every other bucket's p-values.
+- ``environment`` ``stats`` (its only phase): the hourly count, sum, min and max of the
+  bucket's environment monitors (raw and rolled-up readings together) and the outcomes
+  of its devices (view ``environment_device_outcomes``); the fleet step runs the
+  domain's analysis once on them.
+- ``firmware`` ``stats`` (its only phase): the post-update health of the bucket's
+  devices (view ``firmware_update_device_health``); the verdicts are pooled once.
 """
 
 from __future__ import annotations

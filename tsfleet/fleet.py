@@ -268,7 +268,8 @@ class Fleet:
         Returns one ``RunResult`` per analysis; each run is recorded in
         ``analysis_runs`` and summarized by the ``freshness`` view.
 
-        ``engine="dask"`` runs the per-device analyses (power, calibration) as tasks over
+        ``engine="dask"`` runs the per-device analyses (firmware, power, calibration,
+        environment; ``only`` narrows them) as tasks over
         the device buckets of ``lake`` (a ``tsfleet export`` of this store) on the Dask
         scheduler ``scheduler`` (``tcp://host:8786``) or, without it, on a LocalCluster of
         ``workers`` here; their results are attached to this store as the usual tables

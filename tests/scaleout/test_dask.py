@@ -28,6 +28,8 @@ BUCKETS = 16
 #: the daily sums are added in another order on another partition of the readings,
 #: so floating-point results agree to this relative tolerance, not to the bit
 RTOL = 1e-5
+#: every distributed analysis, in the registry's run order
+ALL = "firmware,power,calibration,environment"
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,8 @@ def runs(tmp_path_factory):
     fleet.close()
     shutil.copyfile(src, tmp / "dask.duckdb")
     single, dask = Fleet(str(src)), Fleet(str(tmp / "dask.duckdb"))
-    single_results = single.analyze(only="power,calibration", force=True)
-    run = run_dask(dask, tmp / "lake", only="power,calibration", workers=2, processes=False)
+    single_results = single.analyze(only=ALL, force=True)
+    run = run_dask(dask, tmp / "lake", workers=2, processes=False)
     yield dict(single=single, dask=dask, run=run, lake=tmp / "lake", tmp=tmp,
                single_results=single_results)
     single.close()
@@ -78,11 +80,14 @@ def assert_same(x: pd.DataFrame, y: pd.DataFrame, table: str) -> None:
 def test_the_run_used_two_workers_and_sixteen_buckets(runs):
     run = runs["run"]
     assert run.n_workers == 2
-    assert run.n_tasks == 2 * 2 * BUCKETS       # two domains, two phases
+    # power and calibration: two phases; firmware and environment: one
+    assert run.n_tasks == (2 * 2 + 2) * BUCKETS
     assert run.failures == []
-    assert [r.status for r in run.results] == ["ok", "ok"]
-    assert [(r.failed_buckets, r.n_conflicts) for r in run.results] == [(None, 0)] * 2
-    for table in ("battery_forecast", "sensor_drift"):
+    assert [r.analysis for r in run.results] == ALL.split(",")
+    assert [r.status for r in run.results] == ["ok"] * 4
+    assert [(r.failed_buckets, r.n_conflicts) for r in run.results] == [(None, 0)] * 4
+    for table in ("battery_forecast", "sensor_drift", "firmware_device_health",
+                  "environment_monitor_hours", "environment_device_outcomes"):
         parts = sorted((runs["lake"] / "results" / table).glob("bucket=*/data.parquet"))
         assert len(parts) == BUCKETS
 
@@ -116,16 +121,69 @@ def test_same_verdicts_as_one_node(runs):
     assert len(a) == len(b)
 
 
+#: environment's result tables and their keys (all written by the fleet step once)
+ENVIRONMENT_TABLES = (
+    ("environment_device_exposure", ["device_id"]),
+    ("environment_zone_hourly", ["zone", "hour_at"]),
+    ("environment_zone_factor_hourly", ["zone", "factor", "hour_at"]),
+    ("environment_gaps", ["zone", "metric", "gap_from"]),
+    ("environment_monitor_faults", ["device_id", "metric", "fault", "from_at"]),
+    ("environment_model", ["outcome", "term"]),
+    ("environment_effects", ["method", "outcome", "factor", "device_type", "term"]),
+    ("environment_envelopes", ["device_type", "factor", "band_low"]),
+    ("environment_limits", ["outcome", "factor", "device_type"]),
+    ("environment_recommendations", ["rank"]),
+)
+
+
+def test_same_environment_as_one_node(runs):
+    """Zone environment, monitor faults, the fitted models, effects, envelopes, per-device
+    exposure, stress and failure probabilities: as on one node."""
+    single, dask = runs["single"], runs["dask"]
+    x, y = frames(single, dask, "environment_device_exposure", ["device_id"])
+    assert x["p_fail_30d"].notna().sum() > 0 and x["env_source"].nunique() >= 1
+    assert_same(x, y, "environment_device_exposure")
+    checked = 0
+    for table, key in ENVIRONMENT_TABLES[1:]:
+        a, b = frames(single, dask, table, key)
+        assert len(a) == len(b), table
+        if len(a):
+            assert_same(a, b, table)
+            checked += 1
+    assert checked >= 6          # zone hours, gaps, faults, model, effects, envelopes
+
+
+def test_same_firmware_health_as_one_node(runs):
+    """Each device's post-update health, computed in its bucket, equals the single node's
+    view, and the verdicts pooled once over them equal the view's verdicts."""
+    single, dask = runs["single"], runs["dask"]
+    x = single.frame("select * from firmware_update_device_health order by all")
+    y = dask.frame("select * exclude (computed_at, params) from firmware_device_health "
+                   "order by all")
+    assert_same(x, y, "firmware_device_health")
+    x = single.frame("select * from firmware_update_health order by all")
+    y = dask.frame("select * exclude (computed_at, params) from firmware_release_health "
+                   "order by all")
+    assert {"healthy", "unhealthy"} <= set(x["verdict"])
+    assert_same(x, y, "firmware_release_health")
+    for view in ("firmware_campaign_progress", "firmware_device_status"):
+        sql = f"select * from {view} order by all"
+        assert_same(single.frame(sql), dask.frame(sql), view)
+
+
 def test_views_and_findings_work_unchanged(runs):
     single, dask = runs["single"], runs["dask"]
-    for view in ("power_findings", "calibration_findings", "battery_state"):
+    for view in ("power_findings", "calibration_findings", "battery_state",
+                 "environment_findings", "firmware_findings"):
         sql = f"select * from {view} order by all"
+        # observed_at: a finding without an hour of its own is stamped with computed_at
         cols = [c for c in single.frame(sql).columns
-                if c not in ("computed_at", "opened_at", "as_of", "value")]
+                if c not in ("computed_at", "opened_at", "as_of", "value")
+                and not (c == "observed_at" and view == "environment_findings")]
         assert single.frame(sql)[cols].equals(dask.frame(sql)[cols]), view
     fresh = dask.query("select analysis, status from analysis_runs order by run_id")
-    assert [(r["analysis"], r["status"]) for r in fresh] == [("power", "ok"),
-                                                              ("calibration", "ok")]
+    assert [(r["analysis"], r["status"]) for r in fresh] == [
+        (a, "ok") for a in ALL.split(",")]
     assert [r.n_findings for r in runs["run"].results] == [
         r.n_findings for r in runs["single_results"]]
 
@@ -162,6 +220,53 @@ def test_a_failing_bucket_is_reported_and_the_rest_lands(runs, capsys):
     assert run["status"] == "failed" and run["error"].startswith("1 of 4 buckets failed: 2: ")
 
 
+def test_a_failing_bucket_of_firmware_and_environment(runs, capsys):
+    """Firmware: the other buckets' device health lands and the verdicts are pooled over
+    it; environment: its fleet step would change every zone's answer on part of the
+    monitors, so the store keeps its earlier results. Both runs are reported failed with
+    the bucket, and the other buckets' partitions are in the lake."""
+    tmp, single = runs["tmp"], runs["single"]
+
+    def ids(sql: str) -> set[str]:
+        return {r[0] for r in single.con.execute(sql).fetchall()}
+
+    monitors = ids("select device_id from environment_monitors")
+    updated = ids("select device_id from firmware_update_device_health")
+    bad = next(b for b in range(4) if any(device_bucket(d, 4) == b for d in monitors)
+               and any(device_bucket(d, 4) == b for d in updated))
+    store, lake = tmp / "broken_fe.duckdb", tmp / "lake_fe"
+    single.con.execute("checkpoint")
+    shutil.copyfile(tmp / "single.duckdb", store)
+    with Fleet(str(store)) as fleet:
+        fleet.export(lake, buckets=4)
+        exposure = fleet.frame("select * from environment_device_exposure order by all")
+    for part in (lake / "readings").glob(f"date=*/bucket={bad}/*.parquet"):
+        part.write_bytes(b"not a parquet file")
+    code = main(["--db", str(store), "analyze", "--engine", "dask", "--lake", str(lake),
+                 "--only", "environment,firmware", "--workers", "1"])
+    out, err = capsys.readouterr()
+    assert code != 0
+    lines = [ln for ln in out.splitlines() if "failed twice" in ln]
+    assert [ln.split(":")[0] for ln in lines] == [f"firmware bucket {bad} failed twice",
+                                                  f"environment bucket {bad} failed twice"]
+    assert len(err.strip().splitlines()) == 1 and "analysis failed: firmware, environment" in err
+    with Fleet(str(store)) as fleet:
+        got = {r[0] for r in fleet.con.execute(
+            "select device_id from firmware_device_health").fetchall()}
+        assert fleet.query("select count(*) as n from firmware_release_health")[0]["n"] > 0
+        assert fleet.frame("select * from environment_device_exposure order by all").equals(
+            exposure)
+        runs_ = fleet.query("select analysis, status, error from analysis_runs "
+                            "order by run_id desc limit 2")
+    assert got == {d for d in updated if device_bucket(d, 4) != bad}
+    assert [(r["analysis"], r["status"]) for r in runs_] == [("environment", "failed"),
+                                                              ("firmware", "failed")]
+    assert all(r["error"].startswith(f"1 of 4 buckets failed: {bad}: ") for r in runs_)
+    for table in ("environment_monitor_hours", "firmware_device_health"):
+        parts = {p.parent.name for p in (lake / "results" / table).glob("*/data.parquet")}
+        assert parts == {f"bucket={b}" for b in range(4) if b != bad}, table
+
+
 def test_rerun_is_idempotent(runs):
     """A second run over the same lake replaces every partition and table row: the same
     files, the same answers, nothing left over."""
@@ -171,10 +276,17 @@ def test_rerun_is_idempotent(runs):
     stale = lake / "results" / "sensor_drift" / "bucket=31" / "data.parquet"  # more buckets
     stale.parent.mkdir()
     shutil.copyfile(lake / "results" / "sensor_drift" / "bucket=0" / "data.parquet", stale)
-    run = run_dask(dask, lake, only="calibration", workers=2, processes=False)
+    others = {t: dask.frame(f"select * exclude (computed_at, params) from {t} order by all")
+              for t in ("environment_device_exposure", "environment_effects",
+                        "firmware_device_health", "firmware_release_health")}
+    run = run_dask(dask, lake, only="calibration,environment,firmware", workers=2,
+                   processes=False)
     assert run.failures == []
     after = dask.frame("select * exclude (computed_at, params) from sensor_drift order by all")
     assert before.equals(after)
+    for table, rows in others.items():
+        assert_same(rows, dask.frame(f"select * exclude (computed_at, params) from {table} "
+                                     "order by all"), table)
     assert files == sorted(p.relative_to(lake) for p in (lake / "results").rglob("*")
                            if p.is_file())
     assert not [p for p in (lake / "results").rglob(".*")]      # no staging files
@@ -196,8 +308,11 @@ def test_a_bad_scheduler_is_one_error_line(runs, capsys, monkeypatch):
 
 def test_bad_task_arguments_are_refused(runs, tmp_path, capsys):
     lake = runs["lake"]
-    with pytest.raises(InvalidParameter, match="domain must be one of power, calibration"):
+    with pytest.raises(InvalidParameter, match="domain must be one of power, calibration, "
+                                               "environment, firmware"):
         analyze_bucket(lake, 0, "network", phase="stats")
+    with pytest.raises(InvalidParameter, match="environment has no apply phase"):
+        analyze_bucket(lake, 0, "environment", {})
     with pytest.raises(InvalidParameter, match="phase must be one of stats, apply"):
         analyze_bucket(lake, 0, "power", phase="fit")
     with pytest.raises(InvalidParameter, match="bucket must be within 0..15, got 16"):
@@ -206,7 +321,8 @@ def test_bad_task_arguments_are_refused(runs, tmp_path, capsys):
         analyze_bucket(lake, 0, "power")
     with pytest.raises(InvalidParameter, match="holds no _tsfleet_export.json"):
         analyze_bucket(tmp_path, 0, "power", phase="stats")
-    with pytest.raises(InvalidParameter, match="the dask engine runs power, calibration"):
+    with pytest.raises(InvalidParameter, match="the dask engine runs firmware, power, "
+                                               "calibration, environment"):
         run_dask(runs["dask"], lake, only="network")
     with pytest.raises(InvalidParameter, match="engine='dask' needs lake"):
         runs["dask"].analyze(engine="dask")

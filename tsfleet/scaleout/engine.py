@@ -1,6 +1,7 @@
 """Running the bucket tasks on Dask distributed: a scheduler given, or a LocalCluster.
 
-``client.map(analyze_bucket, buckets)`` with one retry: a task whose worker dies or
+``client.submit(analyze_bucket, bucket)`` for every bucket, the buckets with the most
+devices first, with one retry: a task whose worker dies or
 that raises is run once more (on any worker); a bucket that fails twice is reported
 with its error, one line, and the other buckets' results are still written and
 attached. Re-running is idempotent: every partition is replaced, never appended to.
@@ -21,8 +22,8 @@ from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.results import now_utc
 from tsfleet.scaleout import lake as lk
 from tsfleet.scaleout.plan import DISTRIBUTED, DomainOutcome, run_domain
-from tsfleet.scaleout.tasks import analyze_bucket
-from tsfleet.share.partition import check_buckets
+from tsfleet.scaleout.tasks import BUCKET_BY, analyze_bucket
+from tsfleet.share.partition import BUCKET_SQL, check_buckets
 
 if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
@@ -106,13 +107,17 @@ def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None
         token = uuid.uuid4().hex[:8]
 
         def mapper(domain: str, phase: str, shared: dict | None):
-            futures = client.map(
-                analyze_bucket, [str(root)] * n, list(range(n)), [domain] * n, [shared] * n,
-                phase=phase, buckets=n, threads=threads, retries=RETRIES, pure=False,
-                key=[f"tsfleet-{domain}-{phase}-{b}-{token}" for b in range(n)])
+            # the largest buckets first: the phase ends when its last task does, so a
+            # large bucket started last would leave the other workers idle meanwhile
+            weight = bucket_weights(fleet, domain, n)
+            futures = {b: client.submit(
+                analyze_bucket, str(root), b, domain, shared, phase=phase, buckets=n,
+                threads=threads, retries=RETRIES, pure=False, priority=weight[b],
+                key=f"tsfleet-{domain}-{phase}-{b}-{token}")
+                for b in sorted(range(n), key=lambda b: -weight[b])}
             run.n_tasks += n
             ok, failed = {}, {}
-            for b, fut in enumerate(futures):
+            for b, fut in sorted(futures.items()):
                 try:
                     ok[b] = fut.result()
                 except Exception as exc:  # noqa: BLE001 - reported per bucket by design
@@ -128,6 +133,16 @@ def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None
             cluster.close()
     run.seconds = time.perf_counter() - t0
     return run
+
+
+def bucket_weights(fleet: Fleet, domain: str, n: int) -> list[int]:
+    """The devices of each of the ``n`` buckets of ``domain`` (device or zone hash), in the
+    store's registry: the order to submit the tasks in."""
+    key = BUCKET_SQL if BUCKET_BY[domain] == "device" else BUCKET_SQL.replace(
+        "device_id", "coalesce(zone, '')")
+    counts = dict(fleet.con.execute(f"select {key} as b, count(*) from devices group by b",
+                                    [n]).fetchall())
+    return [int(counts.get(b, 0)) for b in range(n)]
 
 
 def _record(fleet: Fleet, root: Path, name: str, n: int, mapper) -> DomainOutcome:

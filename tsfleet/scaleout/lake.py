@@ -26,6 +26,7 @@ from tsfleet.share.atomic import remove_quietly, replace_file, staging_path
 from tsfleet.share.export import MANIFEST
 from tsfleet.share.partition import BUCKET_SQL, check_buckets
 from tsfleet.store import quote_ident as q
+from tsfleet.store import transaction
 
 #: Tables every bucket's store holds whole: the registry and the small tables the
 #: analyses join (a bucket's devices read their zone's monitors, curves, thresholds).
@@ -99,13 +100,15 @@ def table_file(lake: Path, table: str) -> Path:
 
 def load_whole(con, lake: Path, tables=WHOLE_TABLES) -> None:
     """Replace each table of ``tables`` with the lake's copy (tables the lake lacks stay
-    as migrated)."""
-    for table in tables:
-        f = table_file(lake, table)
-        if f.is_file():
-            con.execute(f"delete from {q(table)}")
-            con.execute(f"insert into {q(table)} by name select * from read_parquet(?)",
-                        [str(f)])
+    as migrated), in one transaction: a commit per table cost a task more than the
+    loading itself at small buckets."""
+    with transaction(con):
+        for table in tables:
+            f = table_file(lake, table)
+            if f.is_file():
+                con.execute(f"delete from {q(table)}")
+                con.execute(f"insert into {q(table)} by name select * from read_parquet(?)",
+                            [str(f)])
 
 
 def device_filter(bucket: int, buckets: int, by: str) -> tuple[str, list]:

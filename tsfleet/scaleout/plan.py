@@ -12,6 +12,28 @@ domain's fleet-level steps (power: replacement plan and drain attribution;
 calibration: stability and schedule) run there on the collected results, as
 ``analyze()`` runs them after its per-device step.
 
+Environment and firmware need no third step: what a bucket computes (``stats``) is all
+the per-device work, and the fleet step runs once on the collected rows.
+
+- environment: each bucket writes its monitors' hourly sums and its devices' outcomes;
+  the coordinator runs ``Environment.analyze()`` itself on a scratch store holding the
+  dimension tables, those sums (as hourly rollup rows, the form the domain already reads
+  aged-out hours in) and the outcomes (as a table in place of the view that scans the
+  readings): zone environment, models, envelopes, stress, limits and recommendations
+  come from the domain's own code, once, and are copied into the store. Per-device
+  application is part of that step: stress percentiles and maintenance ranks are
+  fleet-wide and vectorized over one row per device, so a bucket pass would only add a
+  round trip. When a bucket fails twice the store keeps its earlier environment results:
+  the fleet step on part of the monitors would change every zone's answer.
+- firmware: the writer-side steps (version ranks, advisories, the ingest-time checks of
+  unchecked report batches) run on the store first, as ``Firmware.analyze()``: they write
+  tables that ingest writes too (``DomainSpec.shares_ingest_tables``: in ``serve`` they
+  run on the writer thread) and check each batch exactly once, so they never run on a
+  worker from a lake snapshot. Each bucket then computes its devices' post-update health
+  (view ``firmware_update_device_health``, the part that scans readings), attached as
+  ``firmware_device_health``; the verdict per release (view ``firmware_update_health``)
+  is pooled once over those rows into ``firmware_release_health``.
+
 ``mapper(domain, phase, shared)`` runs a phase over every bucket on some engine and
 returns ``{bucket: paths}`` for the buckets that succeeded and ``{bucket: error}``
 for those that failed (:mod:`tsfleet.scaleout.engine`).
@@ -32,7 +54,11 @@ from tsfleet.scaleout.tasks import (
     BUCKET_BY,
     CALIBRATION_RESULTS,
     CALIBRATION_STATS,
+    ENVIRONMENT_STATS,
+    EXTRA_WHOLE,
+    FIRMWARE_RESULTS,
     HORIZON_DAYS,
+    ONE_PHASE,
     POWER_RESULTS,
     POWER_STATS,
     load_day_stats,
@@ -43,7 +69,13 @@ from tsfleet.store import quote_ident as q
 from tsfleet.store import transaction
 
 #: The domains that run distributed, in the registry's run order.
-DISTRIBUTED = ("power", "calibration")
+DISTRIBUTED = ("firmware", "power", "calibration", "environment")
+#: The environment's result tables, copied from the coordinator's scratch store.
+ENVIRONMENT_RESULTS = (
+    "environment_zone_hourly", "environment_zone_factor_hourly", "environment_gaps",
+    "environment_monitor_faults", "environment_envelopes", "environment_model",
+    "environment_device_exposure", "environment_effects", "environment_limits",
+    "environment_recommendations")
 
 Mapper = Callable[[str, str, "dict | None"], "tuple[dict[int, list[str]], dict[int, str]]"]
 
@@ -62,6 +94,8 @@ class DomainOutcome:
 
 def run_domain(fleet, lake: Path, domain: str, buckets: int, mapper: Mapper) -> DomainOutcome:
     """Both phases of ``domain`` over ``buckets``, the fleet steps, the attach."""
+    if domain in ONE_PHASE:
+        return run_one_phase(fleet, lake, domain, buckets, mapper)
     out = DomainOutcome(domain, buckets)
     t = time.perf_counter()
     ok, failed = mapper(domain, "stats", None)
@@ -101,6 +135,96 @@ def run_domain(fleet, lake: Path, domain: str, buckets: int, mapper: Mapper) -> 
     return out
 
 
+def run_one_phase(fleet, lake: Path, domain: str, buckets: int,
+                  mapper: Mapper) -> DomainOutcome:
+    """Environment or firmware: the bucket phase, then the fleet step once (module doc)."""
+    out = DomainOutcome(domain, buckets)
+    if domain == "firmware":
+        t = time.perf_counter()
+        fleet.firmware.analyze()
+        out.phase_s["writer"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ok, failed = mapper(domain, "stats", None)
+    out.failed.update(failed)
+    out.phase_s["stats"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ok_buckets = sorted(ok)
+    tables = ENVIRONMENT_STATS if domain == "environment" else FIRMWARE_RESULTS
+    for table in tables:
+        lk.remove_beyond(lake, table, buckets)
+    if domain == "environment":
+        if not out.failed:
+            out.n_rows = environment_fleet_step(fleet, lake, ok_buckets)
+    else:
+        out.n_rows = attach(fleet.con, lake, "firmware_device_health", ok_buckets, buckets,
+                            "device", bool(out.failed))
+        firmware_fleet_step(fleet, lake)
+    out.phase_s["fleet"] = time.perf_counter() - t
+    return out
+
+
+def environment_fleet_step(fleet, lake: Path, ok: list[int]) -> int:
+    """``Environment.analyze()`` once, on a scratch store holding the dimension tables,
+    the monitors' hourly sums and the devices' outcomes of the buckets ``ok``; its result
+    tables replace the store's. Returns the devices in ``environment_device_exposure``."""
+    with lk.BucketStore(threads=None) as fit:
+        con = fit.con
+        lk.load_whole(con, lake, (*lk.WHOLE_TABLES, *EXTRA_WHOLE["environment"]))
+        files = lk.partitions(lake, "environment_monitor_hours", ok)
+        if files:
+            con.execute(
+                "insert into readings_hourly_rollup (device_id, metric, hour_at, value_mean, "
+                "value_min, value_max, value_last, last_observed_at, n_readings) "
+                "select device_id, metric, hour_at, value_sum / n_readings, value_min, "
+                "value_max, value_max, hour_at, n_readings "
+                "from read_parquet(?, hive_partitioning = false)", [files])
+        # the outcomes collected from the buckets, in place of the view that scans readings
+        con.execute("create table _tsf_outcomes as select * from environment_device_outcomes "
+                    "limit 0")
+        files = lk.partitions(lake, "environment_device_outcomes", ok)
+        if files:
+            con.execute("insert into _tsf_outcomes by name select * from "
+                        "read_parquet(?, hive_partitioning = false)", [files])
+        con.execute("drop view environment_device_outcomes")
+        con.execute("alter table _tsf_outcomes rename to environment_device_outcomes")
+        fit.environment.analyze()
+        results = {t: con.sql(f"select * from {q(t)}").to_arrow_table()
+                   for t in ENVIRONMENT_RESULTS}
+    with transaction(fleet.con):
+        for table, rows in results.items():
+            replace_rows(fleet.con, table, rows)
+    return results["environment_device_exposure"].num_rows
+
+
+def firmware_fleet_step(fleet, lake: Path) -> None:
+    """The verdict per release, pooled once over the collected ``firmware_device_health``
+    rows by the view ``firmware_update_health`` itself (on a scratch store where those
+    rows stand in for the per-device view), into ``firmware_release_health``."""
+    from tsfleet.results import write_result
+
+    rows = fleet.con.sql("select * exclude (computed_at, params) "
+                         "from firmware_device_health").to_arrow_table()
+    with lk.BucketStore(threads=None) as fit:
+        con = fit.con
+        lk.load_whole(con, lake, ("firmware_settings",))
+        con.execute("drop view firmware_update_device_health")
+        con.register("_tsf_rows", rows)
+        con.execute("create table firmware_update_device_health as select * from _tsf_rows")
+        con.unregister("_tsf_rows")
+        verdicts = con.sql("select * from firmware_update_health").to_arrow_table()
+    write_result(fleet.con, "firmware_release_health", verdicts, params={"engine": "dask"})
+
+
+def replace_rows(con, table: str, rows: pa.Table) -> None:
+    """Replace every row of ``table`` with ``rows`` (inside the caller's transaction)."""
+    con.register("_tsf_rows", rows)
+    try:
+        con.execute(f"delete from {q(table)}")
+        con.execute(f"insert into {q(table)} by name select * from _tsf_rows")
+    finally:
+        con.unregister("_tsf_rows")
+
+
 def power_fleet_fit(fleet, lake: Path, ok: list[int]) -> tuple[dict, pa.Table]:
     """The parameters pooled per device type, fitted once on the fleet's daily sums by
     the forecast's own code (:func:`tsfleet.power.forecast.run`), reusing the store's
@@ -133,9 +257,9 @@ def calibration_p_values(lake: Path, ok: list[int]) -> dict[int, np.ndarray]:
     import duckdb
 
     out = {}
-    for b in ok:
-        (f,) = lk.partitions(lake, "calibration_p_values", [b])
-        with duckdb.connect() as con:
+    with duckdb.connect() as con:     # one connection: opening one per bucket cost 20 ms each
+        for b in ok:
+            (f,) = lk.partitions(lake, "calibration_p_values", [b])
             out[b] = con.execute("select p_value from read_parquet(?)",
                                  [f]).fetchnumpy()["p_value"].astype(float)
     return out

@@ -17,6 +17,12 @@ The phases, and what the fleet step between them pools (see :mod:`tsfleet.scaleo
   bucket (a zone's peer group is whole in one task), keeping the p-values that enter
   the fleet-wide Benjamini-Hochberg control; ``apply``: the same tests, decided with
   every other bucket's p-values.
+- ``environment`` ``stats`` (its only phase): the hourly count, sum, min and max of the
+  bucket's environment monitors (raw and rolled-up readings together) and the outcomes
+  of its devices (view ``environment_device_outcomes``); the fleet step runs the
+  domain's analysis once on them.
+- ``firmware`` ``stats`` (its only phase): the post-update health of the bucket's
+  devices (view ``firmware_update_device_health``); the verdicts are pooled once.
 """
 
 from __future__ import annotations
@@ -32,8 +38,11 @@ from tsfleet.scaleout import lake as lk
 from tsfleet.share.partition import BUCKET_SQL
 
 #: domain -> how its buckets are formed (device hash, or the hash of the device's zone)
-BUCKET_BY = {"power": "device", "calibration": "zone"}
+BUCKET_BY = {"power": "device", "calibration": "zone", "environment": "device",
+             "firmware": "device"}
 PHASES = ("stats", "apply")
+#: The domains whose fleet step needs no second pass over the buckets: ``stats`` only.
+ONE_PHASE = ("environment", "firmware")
 HORIZON_DAYS = 30     # what Power.analyze forecasts
 
 #: The power results each phase writes, per bucket.
@@ -42,6 +51,44 @@ POWER_RESULTS = ("battery_forecast", "battery_patterns")
 CALIBRATION_STATS = ("calibration_p_values",)
 CALIBRATION_RESULTS = ("sensor_drift", "sensor_faults", "sensor_outliers",
                        "calibration_peer_exclusions")
+#: What an environment bucket writes: its monitors' hourly sums and its devices' outcomes.
+ENVIRONMENT_STATS = ("environment_monitor_hours", "environment_device_outcomes")
+FIRMWARE_RESULTS = ("firmware_device_health",)
+#: Whole tables a domain's bucket reads beyond :data:`lake.WHOLE_TABLES`.
+EXTRA_WHOLE = {"environment": ("environment_monitor_types",),
+               "firmware": ("update_events", "firmware_settings")}
+
+#: The environment monitors' readings per hour, raw and rolled up, as one hourly
+#: rollup row each (count, sum, min, max): all the environment reads of them
+#: (tsfleet.environment.monitor_hours: means, ranges and stuck runs per hour).
+MONITOR_HOURS_SQL = """
+with metrics as (
+    select unnest(?::varchar[]) as metric
+),
+monitors as (
+    select device_id from environment_monitors
+),
+cells as (
+    select device_id, metric, date_trunc('hour', observed_at) as hour_at, 1::bigint as n,
+           value as s, value as lo, value as hi
+    from readings
+    where device_id in (select device_id from monitors)
+      and metric in (select metric from metrics)
+    union all
+    select device_id, metric, hour_at, n_readings, value_mean * n_readings, value_min,
+           value_max
+    from readings_hourly_rollup
+    where device_id in (select device_id from monitors)
+      and metric in (select metric from metrics)
+),
+final as (
+    select device_id, metric, hour_at, sum(n)::bigint as n_readings, sum(s) as value_sum,
+           min(lo) as value_min, max(hi) as value_max
+    from cells
+    group by all
+)
+select * from final
+"""
 
 #: Battery readings of each device's last day with data: what the forecast reads raw.
 LAST_DAY_SQL = """
@@ -74,9 +121,12 @@ def analyze_bucket(lake: str | Path, bucket: int, domain: str, shared: dict | No
     root = lk.check_task(root, bucket, buckets)
     if phase == "apply" and shared is None:
         raise InvalidParameter(f"{domain} apply needs what the fleet step pooled (shared)")
+    if phase == "apply" and domain in ONE_PHASE:
+        raise InvalidParameter(f"{domain} has no apply phase: its fleet step runs once on "
+                               "the collected stats")
     with lk.BucketStore(threads) as fleet:
         con = fleet.con
-        lk.load_whole(con, root)
+        lk.load_whole(con, root, (*lk.WHOLE_TABLES, *EXTRA_WHOLE.get(domain, ())))
         lk.load_readings(con, root, bucket, buckets, BUCKET_BY[domain])
         step = _STEPS[(domain, phase)]
         return step(fleet, root, bucket, buckets, shared or {})
@@ -166,6 +216,46 @@ def _write_arrow(con, root: Path, table: str, bucket: int, data: pa.Table) -> st
         con.unregister("_tsf_partition")
 
 
+# -- environment ---------------------------------------------------------------------------
+def _environment_stats(fleet, root: Path, bucket: int, buckets: int, shared: dict
+                       ) -> list[str]:
+    from tsfleet.environment import monitor_hours, queries
+
+    con = fleet.con
+    declared = [r["metric"] for r in queries.run(con, "declared_factors").to_pylist()]
+    where, params = lk.device_filter(bucket, buckets, "device")
+    return [
+        lk.write_partition(con, root, "environment_monitor_hours", bucket, MONITOR_HOURS_SQL,
+                           [[*monitor_hours.METRICS, *declared]]),
+        lk.write_partition(con, root, "environment_device_outcomes", bucket,
+                           f"select * from environment_device_outcomes where {where}", params)]
+
+
+# -- firmware ------------------------------------------------------------------------------
+def _firmware_stats(fleet, root: Path, bucket: int, buckets: int, shared: dict) -> list[str]:
+    con = fleet.con
+    newest_report(con, root)
+    where, params = lk.device_filter(bucket, buckets, "device")
+    stamp = now_utc()
+    return [lk.write_partition(
+        con, root, "firmware_device_health", bucket,
+        f"select *, ?::timestamp as computed_at, ? as params "
+        f"from firmware_update_device_health where {where}",
+        [stamp, '{"engine": "dask"}', *params])]
+
+
+def newest_report(con, root: Path) -> None:
+    """The fleet's newest firmware report, the one row of ``firmware_reports`` the health
+    reads: the firmware views judge as of the newest report, event or reading
+    (``firmware_params.as_of``), and the other rows are per device, not needed here."""
+    f = lk.table_file(root, "firmware_reports")
+    if f.is_file():
+        con.execute("insert into firmware_reports by name select * from read_parquet(?) "
+                    "order by reported_at desc limit 1", [str(f)])
+
+
 _STEPS = {("power", "stats"): _power_stats, ("power", "apply"): _power_apply,
           ("calibration", "stats"): _calibration_stats,
-          ("calibration", "apply"): _calibration_apply}
+          ("calibration", "apply"): _calibration_apply,
+          ("environment", "stats"): _environment_stats,
+          ("firmware", "stats"): _firmware_stats}

@@ -24,8 +24,9 @@ def register(sub) -> None:
     a.add_argument("--only", default=None, help="comma-separated: power,calibration,...")
     a.add_argument("--force", action="store_true", help="recompute in full")
     a.add_argument("--engine", choices=("local", "dask"), default="local",
-                   help="local: in this process (default); dask: the per-device analyses as "
-                   "tasks over the buckets of --lake on Dask distributed")
+                   help="local: in this process (default); dask: the per-device analyses "
+                   "(firmware, power, calibration, environment) as tasks over the buckets "
+                   "of --lake on Dask distributed")
     a.add_argument("--lake", default=None, help="--engine dask: a tsfleet export directory")
     a.add_argument("--scheduler", default=None,
                    help="--engine dask: tcp://HOST:8786 (default: a LocalCluster here)")
@@ -56,7 +57,7 @@ def cmd_analyze(args) -> int:
         raise TsfleetError("--engine dask needs --lake DIR (a tsfleet export of the store)")
     with open_fleet(args) as fleet:
         if args.engine == "dask":
-            results = fleet.analyze(only=args.only or "power,calibration", engine="dask",
+            results = fleet.analyze(only=args.only, engine="dask",
                                     lake=args.lake, scheduler=args.scheduler,
                                     buckets=args.buckets, workers=args.workers)
         else:

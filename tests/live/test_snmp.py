@@ -30,6 +30,17 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def _udp_bound(port: int) -> bool:
+    """Whether a socket is bound to UDP ``port`` on 127.0.0.1 (read from /proc, which
+    does not disturb the agent; without /proc, after one second, as before)."""
+    try:
+        table = open("/proc/net/udp").read().splitlines()[1:]
+    except OSError:
+        time.sleep(1.0)
+        return True
+    return any(line.split()[1] == f"0100007F:{port:04X}" for line in table)
+
+
 @pytest.fixture
 def snmpd(tmp_path):
     port = free_udp_port()
@@ -40,7 +51,10 @@ def snmpd(tmp_path):
     proc = subprocess.Popen([SNMPD, "-f", "-Lo", "-C", "-c", str(conf), f"-p{tmp_path}/pid",
                              f"--persistentDir={tmp_path}"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 10
+    while not _udp_bound(port):  # snmpd binds its port once its config (users too) is read
+        assert proc.poll() is None and time.monotonic() < deadline, "snmpd did not start"
+        time.sleep(0.05)
     assert proc.poll() is None, "snmpd did not start"
     yield port
     proc.terminate()

@@ -9,17 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsfleet import Fleet
 from tsfleet.power import ahead, choice, temperature
 
 T0 = datetime(2026, 9, 1)
-
-
-@pytest.fixture
-def fleet():
-    f = Fleet(memory=True)
-    yield f
-    f.close()
 
 
 def _device(fleet, device, chemistry="li_socl2", zone="z1", **extra):

@@ -4,12 +4,14 @@ gives the same verdicts once raw readings aged out into the hourly rollup."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tsfleet import Fleet
 from tsfleet.power import daystats
 from tsfleet.service.retention import apply_retention
 from tsfleet.simulate import SimConfig, simulated_fleet
@@ -18,9 +20,19 @@ FORECAST = "select * exclude (computed_at, params) from battery_forecast order b
 DAY_STATS = "select * from battery_day_stats order by device_id, day"
 
 
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory) -> str:
+    """The simulated store (60 devices, 30 days, seed 4), built once and closed."""
+    path = str(tmp_path_factory.mktemp("incremental") / "small.duckdb")
+    simulated_fleet(SimConfig(n_devices=60, days=30, seed=4), path=path).close()
+    return path
+
+
 @pytest.fixture()
-def small():
-    f = simulated_fleet(SimConfig(n_devices=60, days=30, seed=4))
+def small(small_file, tmp_path):
+    """A private copy of the simulated store: every test writes into its own."""
+    shutil.copyfile(small_file, tmp_path / "small.duckdb")
+    f = Fleet(str(tmp_path / "small.duckdb"))
     yield f
     f.close()
 

@@ -67,9 +67,10 @@ except ImportError:  # pragma: no cover - the test extra installs orjson
 def parse_time(text: object, default: float) -> float:
     """An RFC 3339 time (as the Protobuf JSON mapping writes it, up to nanoseconds)
     -> Unix seconds; ``default`` when absent; :class:`PayloadError` when unreadable.
+    Digits past the microsecond are dropped (not rounded), on both paths.
 
     >>> parse_time("2026-05-28T20:26:40.123456789Z", 0.0)
-    1780000000.123457
+    1780000000.123456
     """
     if text is None or text == "":
         return default

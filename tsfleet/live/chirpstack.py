@@ -54,6 +54,10 @@ from tsfleet.live.profiles import Profiles
 _EVENT_CLASSES = {"up": "UplinkEvent", "status": "StatusEvent", "join": "JoinEvent",
                   "log": "LogEvent", "ack": "AckEvent", "txack": "TxAckEvent",
                   "location": "LocationEvent", "integration": "IntegrationEvent"}
+#: What a numeric field may be as it is (else :func:`number` judges it); a bool is not.
+_PLAIN = frozenset({int, float, type(None)})
+#: topic -> :meth:`ChirpStack.route` (bounded: emptied past 100,000 topics)
+_ROUTES: dict[str, tuple[str, str, str]] = {}
 DEFAULT_TOPICS = ["application/+/device/+/event/+", "gateway/+/event/stats",
                   "+/gateway/+/event/stats"]
 
@@ -71,11 +75,22 @@ class ChirpStack(NetworkServerDecoder):
                                FrameCounters())
         self.max_payload = max_payload
         self._stats_at: dict[str, float] = {}
+        #: device -> (deviceInfo, is_mains) of its last event whose facts were taken
+        self._info: dict[str, tuple[dict, bool | None]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
     def route(topic: str) -> tuple[str, str, str] | None:
         """(``event`` | ``gateway``, device or gateway id, event name), or None."""
+        found = _ROUTES.get(topic)  # one topic per device and event: seen before, mostly
+        if found is None:
+            found = _ROUTES[topic] = ChirpStack._parse_route(topic)
+            if len(_ROUTES) > 100_000:
+                _ROUTES.clear()
+        return found
+
+    @staticmethod
+    def _parse_route(topic: str) -> tuple[str, str, str] | None:
         parts = topic.split("/")
         for i, p in enumerate(parts):
             rest = parts[i:]
@@ -100,12 +115,14 @@ class ChirpStack(NetworkServerDecoder):
             raise PayloadError("bad_field", "deviceInfo must be an object")
         device = str(info.get("devEui") or ident)
         if event in ("up", "status", "join"):
-            self.rows.device(out, device, t, dev_eui=device, name=info.get("deviceName"),
-                             application_id=info.get("applicationId"),
-                             application_name=info.get("applicationName"),
-                             profile=info.get("deviceProfileName"), tags=info.get("tags"),
-                             is_mains=bool(msg.get("externalPowerSource"))
-                             if event == "status" else None)
+            is_mains = bool(msg.get("externalPowerSource")) if event == "status" else None
+            # every event repeats deviceInfo: compared whole (one C call) with the last one
+            # seen for the device before its facts are taken apart and compared
+            seen = (info, is_mains)
+            if self._info.get(device) != seen:
+                self._device(out, device, t, info, is_mains)
+                if len(self._info) < 1_000_000:
+                    self._info[device] = seen
         if event == "up":
             self._up(out, msg, device, t, info.get("deviceProfileName"))
         elif event == "status":
@@ -126,6 +143,13 @@ class ChirpStack(NetworkServerDecoder):
                                          "event_not_stored", device, t))
         return out
 
+    def _device(self, out: Decoded, device: str, t: float, info: dict, is_mains) -> None:
+        self.rows.device(out, device, t, dev_eui=device, name=info.get("deviceName"),
+                         application_id=info.get("applicationId"),
+                         application_name=info.get("applicationName"),
+                         profile=info.get("deviceProfileName"), tags=info.get("tags"),
+                         is_mains=is_mains)
+
     # -- events -------------------------------------------------------------------------
     def _up(self, out: Decoded, msg: dict, device: str, t: float, profile: str | None) -> None:
         gateways = []
@@ -140,10 +164,14 @@ class ChirpStack(NetworkServerDecoder):
                 continue
             # the JSON mapping leaves out fields at their default: an SNR of exactly 0 dB
             # is common and so is absent; an RSSI of 0 dBm is not a LoRa reception
-            gateways.append((str(gw), number(r, "rssi"), number(r, "snr", 0.0)))
-        f_cnt = number(msg, "fCnt", 0)
-        self.rows.uplink(out, device, t, int(f_cnt), number(msg, "fPort"), number(msg, "dr"),
-                         gateways)
+            rssi, snr = r.get("rssi"), r.get("snr", 0.0)
+            if type(rssi) not in _PLAIN or type(snr) not in _PLAIN:  # text, or invalid
+                rssi, snr = number(r, "rssi"), number(r, "snr", 0.0)
+            gateways.append((gw if type(gw) is str else str(gw), rssi, snr))
+        f_cnt, f_port, dr = msg.get("fCnt", 0), msg.get("fPort"), msg.get("dr")
+        if type(f_cnt) is not int or type(f_port) not in _PLAIN or type(dr) not in _PLAIN:
+            f_cnt, f_port, dr = number(msg, "fCnt", 0), number(msg, "fPort"), number(msg, "dr")
+        self.rows.uplink(out, device, t, int(f_cnt), f_port, dr, gateways)
         if "object" in msg:
             self.rows.decoded_object(out, device, t, msg["object"], profile)
         elif msg.get("data"):

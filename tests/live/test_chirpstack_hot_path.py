@@ -1,0 +1,148 @@
+"""The ChirpStack uplink's hot path (issue #25, 20,000 uplinks/s) gives what the
+mapping says: a codec object of canonical metric names straight to readings, numeric
+fields given as text or of the wrong type judged as before, the device's facts once
+per change, the answering gateway, and a sealed result the writer can store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.live.live_support import T0
+from tsfleet import Fleet
+from tsfleet.live.chirpstack import ChirpStack
+from tsfleet.live.errors import PayloadError
+from tsfleet.live.lorawan import downlink_gateway
+from tsfleet.live.server import known_metrics
+from tsfleet.live.writer import Envelope
+
+DEV = "70b3d57ed0000001"
+TOPIC = f"application/a/device/{DEV}/event/"
+TIME = "2026-05-28T20:26:40.5Z"  # T0 + 0.5
+
+
+@pytest.fixture(scope="module")
+def known():
+    with Fleet(memory=True) as f:
+        return known_metrics(f)
+
+
+def uplink(**fields) -> bytes:
+    msg = {"time": TIME, "deviceInfo": {"devEui": DEV, "deviceName": "th-1",
+                                        "deviceProfileName": "no-such-profile",
+                                        "tags": {"site": "north"}},
+           "fCnt": 7, "fPort": 2, "dr": 5,
+           "rxInfo": [{"gatewayId": "gw-1", "rssi": -90, "snr": 7.5}]}
+    msg.update(fields)
+    return json.dumps(msg).encode()
+
+
+def _flat(obj: dict, prefix: str = ""):
+    for k, v in obj.items():
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+_values = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**6, 10**6),
+                    st.text(max_size=5), st.booleans(), st.none(),
+                    st.lists(st.integers(0, 9), max_size=2))
+
+
+@given(data=st.data())
+@settings(max_examples=200, deadline=None)
+def test_an_object_without_profile_maps_canonical_names_and_keeps_the_rest(known, data):
+    """Fields named like a canonical metric with a number or text become readings at the
+    event time; every other field (another name, a bool, null, a list, a nested object's
+    fields under their dotted names) is unmapped ``no_profile_mapping`` at its position."""
+    names = st.sampled_from(sorted(known)[:6] + ["x_count", "x_state"])
+    nested = st.dictionaries(names, _values, max_size=2)
+    obj = data.draw(st.dictionaries(names, st.one_of(_values, nested), max_size=6))
+    out = ChirpStack(known).decode(TOPIC + "up", uplink(object=obj), 0.0)
+    expected_readings, expected_unmapped = [], []
+    for i, (key, raw) in enumerate(_flat(obj)):
+        if key in known and type(raw) in (int, float, str):
+            expected_readings.append((key, float(raw) if type(raw) is not str else raw))
+        else:
+            expected_unmapped.append((i, key, "no_profile_mapping"))
+    assert [(m, type(v), v) for m, v in zip(out.metric, out.value, strict=True)] == \
+        [(m, type(v), v) for m, v in expected_readings]
+    assert set(out.device_id) <= {DEV} and set(out.observed_at) <= {T0 + 0.5}
+    assert [(u.item, u.field, u.reason) for u in out.unmapped] == expected_unmapped
+
+
+@pytest.mark.parametrize(("rx", "counters", "heard", "uplink_row"), [
+    ({"rssi": -90, "snr": 7.5}, {}, (-90, 7.5), (7, 2, 5)),
+    ({"rssi": "-97"}, {"fCnt": "12", "dr": "3"}, (-97.0, 0.0), (12, 2, 3)),  # text: accepted
+    ({"snr": None}, {"fCnt": 12.0, "fPort": None}, (None, None), (12, None, 5)),
+])
+def test_numbers_given_as_text_or_left_out_are_read_as_before(known, rx, counters, heard,
+                                                              uplink_row):
+    out = ChirpStack(known).decode(
+        TOPIC + "up", uplink(rxInfo=[{"gatewayId": "gw-1", **rx}], **counters), 0.0)
+    (row,) = out.rows_of("connections")
+    assert (row["rssi_dbm"], row["snr_db"]) == heard
+    (up,) = out.rows_of("lorawan_uplinks")
+    assert (up["f_cnt"], up["f_port"], up["dr"]) == uplink_row
+
+
+@pytest.mark.parametrize(("rx", "counters", "field"), [
+    ({"rssi": True}, {}, "rssi"), ({"rssi": -90, "snr": "high"}, {}, "snr"),
+    ({}, {"fCnt": "many"}, "fCnt"), ({}, {"fPort": True}, "fPort"), ({}, {"dr": [5]}, "dr"),
+])
+def test_a_field_of_the_wrong_type_quarantines_the_event_as_bad_field(known, rx, counters,
+                                                                       field):
+    env = Envelope("mqtt", TOPIC + "up",
+                   uplink(rxInfo=[{"gatewayId": "gw-1", **rx}], **counters), T0)
+    ChirpStack(known).decode_into(env)
+    assert env.decoded is None and env.reject.reason == "bad_field"
+    assert env.reject.detail.startswith(f"{field} must be a number")
+
+
+def test_the_device_facts_are_emitted_once_per_change(known):
+    cs = ChirpStack(known)
+    facts = [cs.decode(TOPIC + "up", body, 0.0).facts.get("lorawan_devices", []) for body in (
+        uplink(), uplink(fCnt=8),  # the same facts: once
+        uplink(deviceInfo={"devEui": DEV, "deviceName": "th-1 (hall 2)"}))]  # renamed
+    assert [len(f) for f in facts] == [1, 0, 1]
+    assert facts[2][0]["device_name"] == "th-1 (hall 2)" and facts[2][0]["tags"] is None
+    status = json.dumps({"time": TIME, "deviceInfo": {"devEui": DEV, "deviceName":
+                                                      "th-1 (hall 2)"},
+                         "externalPowerSource": True}).encode()
+    mains = [cs.decode(TOPIC + "status", status, 0.0).facts.get("lorawan_devices", [])
+             for _ in range(2)]
+    assert [[r["is_mains"] for r in f] for f in mains] == [[True], []]
+
+
+def test_a_decoded_uplink_is_sealed_for_the_writer(known):
+    env = Envelope("mqtt", TOPIC + "up", uplink(object={"temperature_c": 21.5}), T0)
+    ChirpStack(known).decode_into(env)
+    d = env.decoded
+    assert d.n_rows == 1 + 1 + 1 + 1  # a reading, a heard connection, the uplink, facts
+    assert d.rows_of("connections")[0]["gateway_id"] == "gw-1"
+    assert d.observed_at == (T0 + 0.5,) and d.value == (21.5,)
+    with pytest.raises(AttributeError):
+        d.add_reading(DEV, T0, "temperature_c", 1.0)
+
+
+_gateway = st.tuples(st.sampled_from(["a", "b", "c", "d"]),
+                     st.one_of(st.none(), st.integers(-130, -30)),
+                     st.one_of(st.none(), st.sampled_from([-20.0, 0.0, 7.5, 9.25])))
+
+
+@given(st.lists(_gateway, max_size=5))
+def test_the_answering_gateway_has_the_best_snr_then_rssi_and_ties_keep_the_first(gateways):
+    best = max(gateways, key=lambda g: (-99.0 if g[2] is None else g[2],
+                                        -999.0 if g[1] is None else g[1]), default=None)
+    assert downlink_gateway(gateways) == (best[0] if best else None)
+
+
+def test_an_unknown_topic_is_refused_each_time(known):
+    cs = ChirpStack(known)
+    for _ in range(2):
+        with pytest.raises(PayloadError, match="not a ChirpStack event topic"):
+            cs.decode("application/a/device/x/up", b"{}", 0.0)

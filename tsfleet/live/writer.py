@@ -216,7 +216,7 @@ class Writer:
         self._in_task = False
         self.stats = WriterStats()
         self.error: BaseException | None = None
-        self._q: queue.Queue = queue.Queue()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()  # C: no Condition per put and get
         self.max_pending, self.max_pending_bytes = max_pending, max_pending_bytes
         self._held = threading.Condition()
         self._held_n = self._held_bytes = 0

@@ -77,11 +77,16 @@ def drive_server(cfg, on_commit, commits: list, lock: threading.Lock, target,
     cpu = time.process_time() - cpu0
     load1 = os.getloadavg()[0]
     before_stop = {"received": srv.n_received}
-    if cfg.db:
-        before_stop["stored"] = srv.fleet.query("select count(*) as n from readings")[0]["n"]
-        before_stop["reasons"] = srv.fleet.query(
-            "select reason, any_value(detail) as detail, count(*) as n from quarantine "
-            "group by reason order by n desc")
+    if cfg.db:  # on a cursor of its own: the writer's connection may be mid-statement
+        cur = srv.fleet.con.cursor()
+        try:
+            before_stop["stored"] = cur.execute("select count(*) from readings").fetchone()[0]
+            before_stop["reasons"] = [
+                {"reason": r, "detail": d, "n": n} for r, d, n in cur.execute(
+                    "select reason, any_value(detail), count(*) as n from quarantine "
+                    "group by reason order by n desc").fetchall()]
+        finally:
+            cur.close()
     srv.stop()
     th.join(60)
     with lock:

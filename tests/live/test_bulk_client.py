@@ -247,3 +247,21 @@ def test_mqtt311_session_is_read_too(broker):
     finally:
         c.disconnect()
         c.loop_stop()
+
+
+def test_bytes_after_a_disconnect_are_not_kept_for_the_next_connection():
+    """A DISCONNECT from the broker closes the socket in the middle of a read: what
+    followed it in that read must not be prepended to the next connection's bytes."""
+    c = BulkClient(mqtt.CallbackAPIVersion.VERSION2, client_id="bulk-dc",
+                   protocol=mqtt.MQTTv5, manual_ack=True)
+    got = []
+    c.on_message = lambda client, userdata, msg: got.append(msg)
+    a, b = socket.socketpair()
+    try:
+        c._sock = a
+        publish = b"\x30\x07\x00\x03a/b" + b"\x00" + b"x"  # QoS 0, no properties, b"x"
+        c._handle_buffer(publish + b"\xe0\x00" + publish + b"\x30", 0.0)
+        assert [(m.topic, m.payload) for m in got] == [("a/b", b"x")]
+        assert c._sock is None and c._rbuf == b""
+    finally:
+        b.close()

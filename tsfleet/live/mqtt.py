@@ -162,6 +162,7 @@ class BulkClient(mqtt.Client):
     def _handle_buffer(self, buf: bytes, now: float) -> mqtt.MQTTErrorCode:
         """Handle every complete packet of ``buf``; keep the incomplete rest for the next read."""
         n, pos = len(buf), 0
+        sock = self._sock  # a packet handled here may close it (a DISCONNECT from the broker)
         v5 = self._protocol == mqtt.MQTTv5
         fast = not self._filtered
         with self._callback_mutex:
@@ -220,12 +221,13 @@ class BulkClient(mqtt.Client):
                     continue
                 pos = end
                 rc = self._handle_other(cmd, buf[i:end])
-                if rc:
+                if rc or self._sock is not sock:
                     return rc
             self._need = 0
             return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
         finally:
-            self._rbuf = buf[pos:] if pos < n else b""
+            # what is left belongs to this connection only: never to the next one
+            self._rbuf = buf[pos:] if pos < n and self._sock is sock else b""
 
     def _handle_other(self, cmd: int, body: bytes) -> mqtt.MQTTErrorCode:
         """One packet the fast path does not take, through paho's own handler."""

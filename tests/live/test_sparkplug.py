@@ -12,11 +12,20 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.live.live_support import T0, Publisher, RunningServer
 from tsfleet import Fleet
 from tsfleet.live.errors import PayloadError, ProfileError
-from tsfleet.live.sparkplug import REBIRTH_METRIC, Sparkplug, load_map, rebirth_request, route
+from tsfleet.live.sparkplug import (
+    REBIRTH_METRIC,
+    Sparkplug,
+    SparkplugMap,
+    load_map,
+    rebirth_request,
+    route,
+)
 from tsfleet.live.sparkplug_pb import DataType, Payload
 
 pytestmark = pytest.mark.network
@@ -263,3 +272,66 @@ def test_map_file_errors_name_the_problem(tmp_path):
         load_map(bad)
     with pytest.raises(ProfileError, match="cannot read"):
         load_map(tmp_path / "missing.toml")
+
+
+_NUMERIC = {  # datatype: (value field, values it may carry)
+    DataType.Int8: ("int_value", (-128, 127)), DataType.Int16: ("int_value", (-32768, 32767)),
+    DataType.Int32: ("int_value", (-2**31, 2**31 - 1)),
+    DataType.Int64: ("long_value", (-2**63, 2**63 - 1)),
+    DataType.UInt8: ("int_value", (0, 255)), DataType.UInt32: ("int_value", (0, 2**32 - 1)),
+    DataType.UInt64: ("long_value", (0, 2**64 - 1)),
+    DataType.Boolean: ("boolean_value", (0, 1)), DataType.Double: ("double_value", None),
+}
+
+
+def _put(m, datatype: int, value) -> None:
+    """Set ``value`` as a sender does: signed integers as their two's complement."""
+    fname, _ = _NUMERIC[datatype]
+    if fname in ("int_value", "long_value") and value < 0:
+        value += 1 << (32 if fname == "int_value" else 64)
+    setattr(m, fname, bool(value) if fname == "boolean_value" else value)
+
+
+@st.composite
+def _metric(draw):
+    birth_type = draw(st.sampled_from(sorted(_NUMERIC)))
+    data_type = draw(st.sampled_from([0, birth_type, *sorted(_NUMERIC)]))  # 0: not repeated
+    kind = data_type or birth_type
+    bounds = _NUMERIC[kind][1]
+    value = draw(st.floats(allow_nan=False, allow_infinity=False) if bounds is None
+                 else st.integers(*bounds))
+    return birth_type, data_type, value, draw(st.booleans()), draw(st.booleans())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_metric(), min_size=1, max_size=6))
+def test_data_values_read_as_their_datatype_says(metrics):
+    """Each DATA value is read from the field of its own datatype (the BIRTH's when the
+    DATA omits it), signed integers from two's complement, a null as null: the direct
+    read of the hot path must give what the specification does."""
+    sp = Sparkplug(KNOWN, SparkplugMap(metric=[{"name": "Z/*", "metric": "temperature_c"}]))
+    sp.decode(topic("NBIRTH"), nbirth(), T0)
+    birth = Payload(timestamp=int(T0 * 1000), seq=1)
+    for a, (birth_type, _, _, _, _) in enumerate(metrics, start=1):
+        birth.metrics.add(name=f"Z/Temperature {a}", alias=a, datatype=birth_type)
+    sp.decode(topic("DBIRTH", "th-1"), birth.SerializeToString(), T0)
+    data = Payload(timestamp=int(T0 * 1000) + 5000, seq=2)
+    want = []
+    for a, (_, data_type, value, is_null, by_name) in enumerate(metrics, start=1):
+        m = data.metrics.add(timestamp=int(T0 * 1000) + a)
+        if by_name:
+            m.name = f"Z/Temperature {a}"
+        else:
+            m.alias = a
+        if data_type:
+            m.datatype = data_type
+        if is_null:
+            m.is_null = True
+        else:
+            _put(m, data_type or metrics[a - 1][0], value)
+            want.append(float(value))
+    got = sp.decode(topic("DDATA", "th-1"), data.SerializeToString(), T0)
+    assert got.value == want
+    assert got.observed_at == [T0 + a / 1000 for a, x in enumerate(metrics, start=1)
+                               if not x[3]]
+    assert [u.reason for u in got.unmapped] == ["null_value"] * sum(x[3] for x in metrics)

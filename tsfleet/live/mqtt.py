@@ -2,8 +2,11 @@
 
 The client speaks MQTT 5 with ``clean_start=False`` and a session expiry, so
 the broker keeps the subscription and queues messages while tsfleet is down.
-``manual_ack=True``: paho does not acknowledge a message on receipt; the
-writer calls :meth:`Subscriber.ack` once the batch holding it is committed.
+Nothing is acknowledged on receipt: each QoS 1 message comes with a
+:class:`MqttAck`, and the writer acknowledges a batch's messages with one
+:meth:`Subscriber.ack_many` per subscriber once the batch is committed.
+Messages are received by :class:`BulkClient` (paho's client, with PUBLISH
+packets parsed in bulk from the socket buffer).
 An acknowledgement from a previous connection is never sent on a new one
 (packet ids restart): the broker redelivers that message instead, and the
 store absorbs the duplicate. paho reconnects by itself, with a backoff from
@@ -18,12 +21,14 @@ while tsfleet is down is not dropped.
 from __future__ import annotations
 
 import logging
+import struct
 import sys
 import threading
 import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -46,75 +51,198 @@ _REFUSED_HINTS = {
 }
 
 
-#: Packets handled per read of the socket, at most (the loop then writes, pings, reads on).
-READ_BURST = 1024
-_PUBACK = 0x40
+#: Bytes asked of the socket per read (more when a packet being received is larger).
 _SOCK_READ = 65536
+_PUBLISH = 0x30
+_PUBACK = 0x40
+
+
+class ReceivedMessage:
+    """One PUBLISH as :class:`BulkClient` parsed it: what ``on_message`` reads of paho's
+    ``MQTTMessage`` (``topic``, ``payload``, ``qos``, ``mid``, ``dup``, ``retain``,
+    ``timestamp``), with ``properties`` and ``info`` built only when asked for.
+
+    >>> m = ReceivedMessage(b"fleet/a/senml", b"[]", 1, 7, False, False, b"\\x00", 0.0)
+    >>> (m.topic, m.payload, m.qos, m.mid, len(m.properties.json()))
+    ('fleet/a/senml', b'[]', 1, 7, 0)
+    """
+
+    __slots__ = ("_topic", "payload", "qos", "mid", "dup", "retain", "timestamp", "_props",
+                 "_properties")
+
+    def __init__(self, topic: bytes, payload: bytes, qos: int, mid: int, dup: bool,
+                 retain: bool, props: bytes | None, timestamp: float):
+        self._topic, self.payload, self.qos, self.mid = topic, payload, qos, mid
+        self.dup, self.retain, self.timestamp = dup, retain, timestamp
+        self._props = props              # MQTT 5: the raw properties, length first
+        self._properties: Properties | None = None
+
+    @property
+    def topic(self) -> str:
+        """The topic (raises ``UnicodeDecodeError`` when it is not UTF-8, as paho's does)."""
+        return self._topic.decode("utf-8")
+
+    @property
+    def properties(self) -> Properties | None:
+        """MQTT 5 properties (parsed on first use), None on MQTT 3.1.1."""
+        if self._properties is None and self._props is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.unpack(self._props)
+            self._properties = props
+        return self._properties
+
+    @property
+    def info(self) -> mqtt.MQTTMessageInfo:
+        return mqtt.MQTTMessageInfo(self.mid)
 
 
 class BulkClient(mqtt.Client):
-    """paho's client with bulk reads and coalesced acknowledgements.
+    """paho's client, with the incoming PUBLISH packets parsed in bulk and PUBACKs sent
+    many at a time.
 
-    paho 2.x handles one incoming packet per turn of its loop (a ``select`` and the
-    loop's bookkeeping each time) and reads every packet with at least three
-    ``recv`` calls (its type, its length byte by byte, its body). At thousands of
-    small messages a second that loop is the server's bottleneck (profiled under
-    ``bench/live.py --source sparkplug``). This subclass changes only how bytes move:
-
-    - the socket is read in chunks of up to 64 KiB and paho's small reads are served
-      from that buffer; ``loop_read`` handles up to :data:`READ_BURST` packets, and
-      goes on while the buffer still holds bytes (``select`` cannot see them);
-    - PUBACKs waiting to go out together leave in one ``send``.
-
-    The protocol logic (sessions, flow control, reconnects, TLS, callbacks) is
+    paho 2.x reads every packet with at least three ``recv`` calls and builds an
+    ``MQTTMessage``, a ``Properties`` object and an ``MQTTMessageInfo`` per message: at
+    thousands of small messages a second that per-message Python is the server's
+    bottleneck (profiled under ``bench/live.py --source sparkplug``; measured by
+    ``bench/mqtt_receive.py``). Here :meth:`loop_read` reads up to 64 KiB at once,
+    parses every complete QoS 0 and QoS 1 PUBLISH in it into a :class:`ReceivedMessage`
+    and hands it to ``on_message``; any other packet (CONNACK, SUBACK, PINGRESP, a QoS 2
+    PUBLISH, ...) goes to paho's own handling, and a packet cut by the end of a read
+    waits in the buffer for the next. :meth:`send_acks` queues the PUBACKs of a commit
+    as one write. Sessions, flow control, keepalive, reconnects, TLS (reads go through
+    paho's ``_sock_recv``) and every callback but ``on_message``'s dispatch stay
     paho's. A lost connection drops the buffer with the socket.
+
+    ``message_callback_add`` is honoured by handing PUBLISH packets to paho as before.
     """
 
     def __init__(self, *args, **kwargs):
         self._rbuf = b""
-        self._rpos = 0
+        self._need = 0          # bytes of the packet the buffer begins with (0: unknown)
+        self._filtered = False  # message_callback_add was used: paho dispatches PUBLISH
         super().__init__(*args, **kwargs)
 
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rpos >= len(self._rbuf):
-            data = super()._sock_recv(max(bufsize, _SOCK_READ))
-            if len(data) <= bufsize:  # all of it is wanted (or b"": the peer closed)
-                return data
-            self._rbuf, self._rpos = data, 0
-        end = self._rpos + bufsize
-        out = self._rbuf[self._rpos:end]
-        self._rpos = min(end, len(self._rbuf))
-        return out
+    def message_callback_add(self, sub: str, callback) -> None:
+        self._filtered = True
+        super().message_callback_add(sub, callback)
 
     def _sock_close(self) -> None:
-        self._rbuf, self._rpos = b"", 0
+        self._rbuf, self._need = b"", 0
         super()._sock_close()
 
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        n = 0
-        while True:
-            if self._sock is None:
-                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
-            rc = self._packet_read()
-            if rc > 0:
-                return self._loop_rc_handle(rc)
-            if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
-                return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-            n += 1
-            if n >= READ_BURST and self._rpos >= len(self._rbuf):
-                return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+    def send_acks(self, mids: list[int]) -> None:
+        """Queue the PUBACKs of ``mids`` (QoS 1 messages of the current connection) as
+        one packet buffer: one write for a whole commit."""
+        if mids:
+            # a PUBACK is 0x40, remaining length 2, the packet id: one big-endian uint32
+            data = struct.pack(f"!{len(mids)}I", *[0x40020000 | mid for mid in mids])
+            self._packet_queue(_PUBACK, data, 0, 1)
 
-    def _packet_write(self) -> mqtt.MQTTErrorCode:
-        q = self._out_packet
-        if len(q) > 1 and q[0]["command"] & 0xF0 == _PUBACK and q[0]["pos"] == 0:
-            parts = []
-            while q and q[0]["command"] & 0xF0 == _PUBACK and q[0]["pos"] == 0 \
-                    and len(parts) < 8192:
-                parts.append(q.popleft()["packet"])
-            merged = b"".join(parts)
-            q.appendleft({"command": _PUBACK, "mid": 0, "qos": 1, "pos": 0,
-                          "to_process": len(merged), "packet": merged, "info": None})
-        return super()._packet_write()
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        if self._sock is None:
+            return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+        try:
+            data = self._sock_recv(max(_SOCK_READ, self._need - len(self._rbuf)))
+        except BlockingIOError:
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        except OSError as err:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+            return self._loop_rc_handle(mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        if not data:
+            return self._loop_rc_handle(mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        buf = self._rbuf + data if self._rbuf else data
+        self._rbuf = b""
+        rc = self._handle_buffer(buf, time.time())
+        if rc:
+            return self._loop_rc_handle(rc)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_buffer(self, buf: bytes, now: float) -> mqtt.MQTTErrorCode:
+        """Handle every complete packet of ``buf``; keep the incomplete rest for the next read."""
+        n, pos = len(buf), 0
+        sock = self._sock  # a packet handled here may close it (a DISCONNECT from the broker)
+        v5 = self._protocol == mqtt.MQTTv5
+        fast = not self._filtered
+        with self._callback_mutex:
+            on_message = self.on_message
+        try:
+            while pos < n:
+                cmd = buf[pos]
+                # remaining length: 1 to 4 bytes of 7 bits, least significant first
+                i, length, shift = pos + 1, 0, 0
+                while True:
+                    if i >= n:
+                        self._need = 0
+                        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+                    byte = buf[i]
+                    length |= (byte & 0x7F) << shift
+                    i += 1
+                    if not byte & 0x80:
+                        break
+                    shift += 7
+                    if shift > 21:
+                        return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
+                end = i + length
+                if end > n:
+                    self._need = end - pos
+                    return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+                qos = (cmd >> 1) & 3
+                if fast and cmd & 0xF0 == _PUBLISH and qos < 2:
+                    # topic length, topic, packet id (QoS 1), properties (MQTT 5), payload
+                    j = i + 2 + (buf[i] << 8 | buf[i + 1])
+                    topic = buf[i + 2:j]
+                    mid = 0
+                    if qos:
+                        mid = buf[j] << 8 | buf[j + 1]
+                        j += 2
+                    props = None
+                    if v5:
+                        k, plen, shift = j, 0, 0
+                        while k < end:
+                            byte = buf[k]
+                            plen |= (byte & 0x7F) << shift
+                            k += 1
+                            if not byte & 0x80 or shift > 14:
+                                break
+                            shift += 7
+                        props = buf[j:k + plen]
+                        j = k + plen
+                    if j > end or (not topic and not v5):
+                        self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed PUBLISH")
+                        return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
+                    msg = ReceivedMessage(topic, buf[j:end], qos, mid, bool(cmd & 8),
+                                          bool(cmd & 1), props, now)
+                    pos = end
+                    if on_message is not None:
+                        with self._in_callback_mutex:
+                            on_message(self, self._userdata, msg)
+                    continue
+                pos = end
+                rc = self._handle_other(cmd, buf[i:end])
+                if rc or self._sock is not sock:
+                    return rc
+            self._need = 0
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        finally:
+            # what is left belongs to this connection only: never to the next one
+            self._rbuf = buf[pos:] if pos < n and self._sock is sock else b""
+
+    def _handle_other(self, cmd: int, body: bytes) -> mqtt.MQTTErrorCode:
+        """One packet the fast path does not take, through paho's own handler."""
+        self._in_packet = {"command": cmd, "have_remaining": 1, "remaining_count": [],
+                           "remaining_mult": 1, "remaining_length": len(body),
+                           "packet": bytearray(body), "to_process": 0, "pos": 0}
+        try:
+            return self._packet_handle()
+        except MalformedPacket as exc:
+            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
+        finally:
+            self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [],
+                               "remaining_mult": 1, "remaining_length": 0,
+                               "packet": bytearray(b""), "to_process": 0, "pos": 0}
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:
@@ -133,10 +261,11 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
 
 
 class Subscriber:
-    """Receives messages of ``topics`` and hands each to ``handler(msg, ack)``."""
+    """Receives messages of ``topics`` and hands each to ``handler(msg, ack)``; ``ack`` is
+    None for a QoS 0 message, else a :class:`MqttAck` to call after the commit."""
 
     def __init__(self, host: str, port: int, topics: list[str],
-                 handler: Callable[[mqtt.MQTTMessage, Callable[[], None]], None], *,
+                 handler: Callable[[ReceivedMessage, MqttAck | None], None], *,
                  client_id: str = "tsfleet-serve", session_expiry_s: int = 7 * 86400,
                  receive_maximum: int = 4000, max_packet: int | None = None,
                  keepalive: int = 30,
@@ -264,15 +393,32 @@ class Subscriber:
         self.subscribed.set()
         self.connected.set()
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        generation = self._generation
-        mid, qos = msg.mid, msg.qos
+    def _on_message(self, client, userdata, msg: ReceivedMessage) -> None:
+        self.handler(msg, MqttAck(self, self._generation, msg.mid) if msg.qos == 1 else None)
 
-        def ack() -> None:
-            if qos == 0:
-                return
-            with self._lock:
-                if generation == self._generation:
-                    client.ack(mid, qos)
+    # -- acknowledgements (the writer's thread) ---------------------------------------------
+    def ack_many(self, acks: list[MqttAck]) -> None:
+        """Acknowledge messages of a committed batch: their PUBACKs leave in one write.
+        An acknowledgement from an earlier connection is dropped (packet ids restart on
+        a new one; the broker redelivers that message instead)."""
+        with self._lock:
+            generation = self._generation
+            mids = [a.mid for a in acks if a.generation == generation]
+            if mids:
+                self.client.send_acks(mids)
 
-        self.handler(msg, ack)
+
+class MqttAck:
+    """The acknowledgement of one QoS 1 message, to call once its batch is committed.
+
+    Calling it acknowledges this message alone; a writer holding many calls
+    ``sink.ack_many(acks)`` once per subscriber instead (``sink`` is the
+    :class:`Subscriber`)."""
+
+    __slots__ = ("sink", "generation", "mid")
+
+    def __init__(self, sink: Subscriber, generation: int, mid: int):
+        self.sink, self.generation, self.mid = sink, generation, mid
+
+    def __call__(self) -> None:
+        self.sink.ack_many([self])

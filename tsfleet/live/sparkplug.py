@@ -169,6 +169,20 @@ class MetricDef:
     reason: str | None            # why unmapped (None when it maps or is ignored)
     convert: FieldMap | None = None
     ignore: bool = False
+    #: the value field a DATA metric of this datatype is read from directly (None: the
+    #: metric is ignored, unmapped or not numeric, and goes through ``_value``)
+    value_field: str | None = None
+    #: width of a signed integer datatype (its value is two's complement), else 0
+    signed_bits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.convert is not None and self.convert.unit is None and \
+                self.convert.adc is None and self.convert.scale is None and \
+                self.convert.offset == 0.0:
+            self.convert = None  # the rule names the metric only: no conversion
+        if self.metric is not None and not self.ignore:
+            self.value_field = _FIELD.get(self.datatype)
+            self.signed_bits = _INT_SIGNED.get(self.datatype, 0)
 
 
 @dataclass
@@ -383,8 +397,11 @@ class Sparkplug:
     def _data(self, out: Decoded, msg, entity: Entity, t: float, group: str, node: str,
               now: float, st: Node) -> None:
         aliases, names = entity.aliases, entity.names
+        dev_col, t_col, metric_col, value_col = out.device_id, out.observed_at, out.metric, \
+            out.value
         for i, m in enumerate(msg.metrics):
-            d = aliases.get(m.alias) if m.HasField("alias") else None
+            alias = m.alias
+            d = aliases.get(alias) if alias or m.HasField("alias") else None
             if d is None:
                 if m.name and m.name in names:
                     d = names[m.name]
@@ -395,6 +412,23 @@ class Sparkplug:
                     raise PayloadError("sparkplug_unknown_alias", f"metric {i} has alias "
                                        f"{m.alias}, which no BIRTH of {entity.device_id} "
                                        "declared (a rebirth was requested)")
+            # the hot path: a mapped numeric metric of its BIRTH's datatype, read straight
+            # from that datatype's value field (what _value does, without its dispatch)
+            f = d.value_field
+            if f is not None and not m.is_null and (m.datatype == 0 or
+                                                    m.datatype == d.datatype):
+                v = getattr(m, f)
+                if d.signed_bits and v >= 1 << (d.signed_bits - 1):
+                    v -= 1 << d.signed_bits
+                v = float(v)
+                if d.convert is not None:
+                    v = d.convert.convert(v)
+                ts = m.timestamp
+                dev_col.append(d.device_id)
+                t_col.append(ts / 1000.0 if ts else t)
+                metric_col.append(d.metric)
+                value_col.append(v)
+                continue
             self._value(out, i, m, d, t)
 
     @staticmethod

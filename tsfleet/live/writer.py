@@ -216,7 +216,7 @@ class Writer:
         self._in_task = False
         self.stats = WriterStats()
         self.error: BaseException | None = None
-        self._q: queue.Queue = queue.Queue()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()  # C: no Condition per put and get
         self.max_pending, self.max_pending_bytes = max_pending, max_pending_bytes
         self._held = threading.Condition()
         self._held_n = self._held_bytes = 0
@@ -401,15 +401,35 @@ class Writer:
                 return
         committed_at = time.time()
         self._account(batch, counts)
-        for env in batch:
-            if env.ack is not None:
-                try:
-                    env.ack()
-                except Exception as exc:  # noqa: BLE001 - a lost connection: the broker redelivers
-                    log.warning("live: acknowledging a %s message failed: %s", env.transport,
-                                _first_line(exc))
+        self._acknowledge(batch)
         if self.on_commit:
             self.on_commit(batch, committed_at)
+
+    @staticmethod
+    def _acknowledge(batch: list[Envelope]) -> None:
+        """Call each envelope's ``ack``; acks that name a ``sink`` (MQTT's
+        :class:`~tsfleet.live.mqtt.MqttAck`) go to ``sink.ack_many`` together, one call
+        (one write of PUBACKs) per subscriber rather than one per message."""
+        sinks: dict[object, list] = {}
+        for env in batch:
+            ack = env.ack
+            if ack is None:
+                continue
+            sink = getattr(ack, "sink", None)
+            if sink is not None:
+                sinks.setdefault(sink, []).append(ack)
+                continue
+            try:
+                ack()
+            except Exception as exc:  # noqa: BLE001 - a lost connection: the broker redelivers
+                log.warning("live: acknowledging a %s message failed: %s", env.transport,
+                            _first_line(exc))
+        for sink, acks in sinks.items():
+            try:
+                sink.ack_many(acks)
+            except Exception as exc:  # noqa: BLE001 - a lost connection: the broker redelivers
+                log.warning("live: acknowledging %d MQTT messages failed: %s", len(acks),
+                            _first_line(exc))
 
     def _store_retrying(self, batch: list[Envelope]) -> dict[str, int]:
         """:meth:`_store`, again after a write-write conflict with a transaction of another

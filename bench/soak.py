@@ -435,7 +435,7 @@ def main() -> None:
     if args.reuse_store and Path(args.reuse_store).is_file():
         import shutil
         shutil.copyfile(args.reuse_store, db)
-        with Fleet(db, read_only=True) as f:
+        with Fleet(db) as f:  # writable: a store prepared by an older tsfleet is migrated
             ids = [r["device_id"] for r in f.query("select device_id from devices order by 1")] \
                 if args.history_days > 0 else [f"soak-{i:05d}" for i in range(args.devices)]
         print(f"setup: the store prepared earlier, {args.reuse_store}", flush=True)

@@ -179,13 +179,34 @@ def open_fleet(args: argparse.Namespace, read_only: bool = False, create: bool =
         check_store(path)
     try:
         return Fleet(path, read_only=read_only)
-    except StoreError:
+    except StoreError as exc:
         from tsfleet.remote import find_server
 
         advert = find_server(path)
         if advert is None:
+            if read_only and "needs migrations" in str(exc):
+                return _upgraded(path, exc)
             raise
         raise ServedElsewhere(path, advert) from None
+
+
+def _upgraded(path: str, refused: StoreError):
+    """A store of an earlier tsfleet, opened by a reading command: apply its pending
+    migrations (they only add; tests/foundation/test_migrations.py) and open it read-only,
+    saying so on stderr. Where it cannot be opened for writing (another process holds it,
+    a read-only file), the refusal stands."""
+    import duckdb
+
+    from tsfleet.fleet import Fleet
+
+    try:
+        with Fleet(path) as f:
+            applied = f.applied_migrations
+    except (StoreError, duckdb.Error, OSError):
+        raise refused from None
+    progress(f"tsfleet: upgraded {path} to this version's schema "
+             f"({plural(len(applied), 'migration')} applied)")
+    return Fleet(path, read_only=True)
 
 
 # -- words -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -114,3 +115,24 @@ def test_a_store_of_a_previous_release_upgrades_without_losing_rows(tmp_path, re
         assert [r.status for r in runs] == ["ok"] * len(runs), [
             (r.analysis, r.error) for r in runs if r.status != "ok"]
         assert f.query("select count(*) as n from power_findings")[0]["n"] > 0
+
+
+def test_a_reading_command_upgrades_a_store_of_a_previous_release(tmp_path, capsys):
+    """`tsfleet info` (which opens read-only) on a store of an earlier release applies its
+    migrations, says so in one line on stderr, and answers; the Python API's read-only
+    open still refuses (it never writes behind the caller's back)."""
+    from tsfleet.cli import main
+
+    release = sorted(p.name for p in FIXTURES.iterdir())[-1]
+    path = tmp_path / "old.duckdb"
+    _fixture_tool().load(FIXTURES / release, path)
+    with pytest.raises(StoreError, match="needs migrations"):
+        Fleet(path, read_only=True)
+    assert main(["--db", str(path), "info"]) == 0
+    out, err = capsys.readouterr()
+    [line] = err.splitlines()
+    assert re.fullmatch(r"tsfleet: upgraded .*old\.duckdb to this version's schema "
+                        r"\(\d+ migrations? applied\)", line)
+    assert "schema version" in out
+    with Fleet(path, read_only=True) as f:
+        assert not store_mod.pending_migrations(f.con)

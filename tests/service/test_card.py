@@ -118,9 +118,8 @@ def test_the_card_shows_each_findings_view_row_as_the_view_does(service_sim):
 
 
 def test_the_last_seen_section_is_the_views_row_for_every_device(service_sim):
-    """The card computes one device's ``device_last_seen`` row itself (the view's full
-    outer join over all devices takes no filter); it must be the view's row, for
-    registered devices, a device seen only in readings and one registered but silent."""
+    """The card's ``last_seen`` is the view's row, for registered devices, a device seen
+    only in readings and one registered but silent."""
     sim = service_sim
     sim.ingest("readings", [{"device_id": "stray-1", "observed_at": "2026-03-01T10:00Z",
                              "metric": "temperature_c", "value": 21.0}])

@@ -72,27 +72,6 @@ _CATALOG = ("select 'relation', table_name from duckdb_tables() where schema_nam
             "union all select distinct 'analysed', analysis from analysis_runs "
             "where status = 'ok'")
 
-#: The ``device_last_seen`` row of one device (sql/views/030_device_last_seen.sql, the
-#: same columns and values), without the view's full outer join over every device, which
-#: no filter can pass; tests/service/test_card.py compares the two on every device.
-_LAST_SEEN = """
-with l as (
-    select max(observed_at) as last_observed_at, max(last_received_at) as last_received_at,
-           count(*) as n_metrics, sum(n_readings) as n_readings
-    from device_latest where device_id = $1
-),
-d as (select device_id, reporting_interval_s from devices where device_id = $1),
-f as (select max(observed_at) as now_at from device_latest)
-select $1 as device_id, l.last_observed_at,
-       cast(l.last_received_at as timestamp) as last_received_at, d.reporting_interval_s,
-       date_diff('second', l.last_observed_at, f.now_at) as silent_s,
-       l.n_metrics, coalesce(l.n_readings, 0) as n_readings,
-       d.device_id is not null as is_registered
-from l cross join f left join d on true
-where l.n_metrics > 0 or d.device_id is not null
-"""
-
-
 def _catalog(fleet: Fleet) -> tuple[set[str], set[str]]:
     have: set[str] = set()
     analysed: set[str] = set()
@@ -146,8 +125,6 @@ def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
             else:  # a findings copy: the view's own columns back in place
                 rows = [{k: v for k, v in r.items() if k != "extra"}
                         | json.loads(r["extra"] or "{}") for r in finding_rows.get(key, [])]
-        elif relation == "device_last_seen":
-            rows = fleet.query(_LAST_SEEN, [device_id])
         else:
             rows = fleet.query(sql, [device_id])
         card[name] = (rows[0] if rows else None) if single else rows

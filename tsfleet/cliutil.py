@@ -194,16 +194,18 @@ def _upgraded(path: str, refused: StoreError):
     """A store of an earlier tsfleet, opened by a reading command: apply its pending
     migrations (they only add; tests/foundation/test_migrations.py) and open it read-only,
     saying so on stderr. Where it cannot be opened for writing (another process holds it,
-    a read-only file), the refusal stands."""
-    import duckdb
-
+    a read-only file), the refusal stands; a migration that fails says so itself."""
+    from tsfleet import store
     from tsfleet.fleet import Fleet
 
     try:
-        with Fleet(path) as f:
-            applied = f.applied_migrations
-    except (StoreError, duckdb.Error, OSError):
+        con = store.connect(path)
+    except StoreError:
         raise refused from None
+    try:
+        applied = store.migrate(con)
+    finally:
+        con.close()
     progress(f"tsfleet: upgraded {path} to this version's schema "
              f"({plural(len(applied), 'migration')} applied)")
     return Fleet(path, read_only=True)

@@ -41,8 +41,9 @@ for those that failed (:mod:`tsfleet.scaleout.engine`).
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,47 +92,56 @@ class DomainOutcome:
     n_rows: int = 0           #: per-device rows attached
     result: object = None     #: the RunResult recorded in analysis_runs
 
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the block as phase ``name`` (``phase_s``)."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_s[name] = time.perf_counter() - t
+
+    def mapped(self, mapper: Mapper, phase: str, shared) -> dict[int, list[str]]:
+        """The bucket tasks of ``phase``, timed; their failures recorded; the buckets done
+        (bucket -> what each wrote)."""
+        with self.phase(phase):
+            done, failed = mapper(self.domain, phase, shared)
+        self.failed.update(failed)
+        return done
+
 
 def run_domain(fleet, lake: Path, domain: str, buckets: int, mapper: Mapper) -> DomainOutcome:
     """Both phases of ``domain`` over ``buckets``, the fleet steps, the attach."""
     if domain in ONE_PHASE:
         return run_one_phase(fleet, lake, domain, buckets, mapper)
     out = DomainOutcome(domain, buckets)
-    t = time.perf_counter()
-    ok, failed = mapper(domain, "stats", None)
-    out.failed.update(failed)
-    out.phase_s["stats"] = time.perf_counter() - t
-    t = time.perf_counter()
+    ok = out.mapped(mapper, "stats", None)
     ok_buckets = sorted(ok)
-    if domain == "power":
-        params, holt_params = power_fleet_fit(fleet, lake, ok_buckets)
-        shared = {"params": params, "buckets": ok_buckets}
-    else:
-        shared = {"p_values": calibration_p_values(lake, ok_buckets)}
-    out.phase_s["fleet"] = time.perf_counter() - t
-    t = time.perf_counter()
-    done, failed = mapper(domain, "apply", shared)
-    out.failed.update(failed)
-    out.phase_s["apply"] = time.perf_counter() - t
-    t = time.perf_counter()
-    done_buckets = sorted(b for b in done if b in ok)
-    tables = POWER_RESULTS if domain == "power" else CALIBRATION_RESULTS
-    merge = bool(out.failed)
-    for table in (*tables, *(POWER_STATS if domain == "power" else CALIBRATION_STATS)):
-        lk.remove_beyond(lake, table, buckets)
-    for table in tables:
-        n = attach(fleet.con, lake, table, done_buckets, buckets, BUCKET_BY[domain], merge)
-        if table in ("battery_forecast", "sensor_drift"):
-            out.n_rows = n
-    if domain == "power":
-        if len(holt_params):
-            attach_rows(fleet.con, "battery_holt_params", holt_params, "device_type")
-        fleet.power.replacement_plan(HORIZON_DAYS)
-        fleet.power.attribution()
-    else:
-        fleet.calibration.stability()
-        fleet.calibration.schedule()
-    out.phase_s["attach"] = time.perf_counter() - t
+    with out.phase("fleet"):
+        if domain == "power":
+            params, holt_params = power_fleet_fit(fleet, lake, ok_buckets)
+            shared = {"params": params, "buckets": ok_buckets}
+        else:
+            shared = {"p_values": calibration_p_values(lake, ok_buckets)}
+    done = out.mapped(mapper, "apply", shared)
+    with out.phase("attach"):
+        done_buckets = sorted(b for b in done if b in ok)
+        tables = POWER_RESULTS if domain == "power" else CALIBRATION_RESULTS
+        merge = bool(out.failed)
+        for table in (*tables, *(POWER_STATS if domain == "power" else CALIBRATION_STATS)):
+            lk.remove_beyond(lake, table, buckets)
+        for table in tables:
+            n = attach(fleet.con, lake, table, done_buckets, buckets, BUCKET_BY[domain], merge)
+            if table in ("battery_forecast", "sensor_drift"):
+                out.n_rows = n
+        if domain == "power":
+            if len(holt_params):
+                attach_rows(fleet.con, "battery_holt_params", holt_params, "device_type")
+            fleet.power.replacement_plan(HORIZON_DAYS)
+            fleet.power.attribution()
+        else:
+            fleet.calibration.stability()
+            fleet.calibration.schedule()
     return out
 
 
@@ -140,26 +150,20 @@ def run_one_phase(fleet, lake: Path, domain: str, buckets: int,
     """Environment or firmware: the bucket phase, then the fleet step once (module doc)."""
     out = DomainOutcome(domain, buckets)
     if domain == "firmware":
-        t = time.perf_counter()
-        fleet.firmware.analyze()
-        out.phase_s["writer"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ok, failed = mapper(domain, "stats", None)
-    out.failed.update(failed)
-    out.phase_s["stats"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ok_buckets = sorted(ok)
-    tables = ENVIRONMENT_STATS if domain == "environment" else FIRMWARE_RESULTS
-    for table in tables:
-        lk.remove_beyond(lake, table, buckets)
-    if domain == "environment":
-        if not out.failed:
-            out.n_rows = environment_fleet_step(fleet, lake, ok_buckets)
-    else:
-        out.n_rows = attach(fleet.con, lake, "firmware_device_health", ok_buckets, buckets,
-                            "device", bool(out.failed))
-        firmware_fleet_step(fleet, lake)
-    out.phase_s["fleet"] = time.perf_counter() - t
+        with out.phase("writer"):
+            fleet.firmware.analyze()
+    ok_buckets = sorted(out.mapped(mapper, "stats", None))
+    with out.phase("fleet"):
+        tables = ENVIRONMENT_STATS if domain == "environment" else FIRMWARE_RESULTS
+        for table in tables:
+            lk.remove_beyond(lake, table, buckets)
+        if domain == "environment":
+            if not out.failed:
+                out.n_rows = environment_fleet_step(fleet, lake, ok_buckets)
+        else:
+            out.n_rows = attach(fleet.con, lake, "firmware_device_health", ok_buckets,
+                                buckets, "device", bool(out.failed))
+            firmware_fleet_step(fleet, lake)
     return out
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsfleet.calibration import stats
+from tsfleet.environment.multitest import fdr_bh
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def finish(r: RowTests, params: DriftParams, other_p: np.ndarray | None = None,
     n_s = len(r.n)
     q = np.ones(n_s)
     pooled = np.concatenate([r.p[r.enough], other_p])
-    q[r.enough] = stats.benjamini_hochberg(pooled)[: int(r.enough.sum())]
+    q[r.enough] = fdr_bh(pooled)[: int(r.enough.sum())]
     cutoff = stats.bh_cutoff(pooled, params.fdr)
     significant = r.enough & (q <= params.fdr)
     big_jump = np.abs(np.nan_to_num(r.jump))

@@ -9,7 +9,6 @@
   long-run standard deviation; under no change it follows the Kolmogorov
   distribution (Brownian bridge), which gives the p-value.
 - :func:`long_run_variance`: Bartlett-weighted autocovariances through one FFT.
-- :func:`benjamini_hochberg`: q-values across the fleet.
 """
 
 from __future__ import annotations
@@ -113,19 +112,6 @@ def cusum_test(x: np.ndarray, maxlags: int = 72) -> StepResult:
     nxt = np.where(m & (col > at[:, None]), col, x.shape[1]).min(1)
     at_col = np.where((nxt < x.shape[1]) & (n - ka > 0), nxt, -1)
     return StepResult(stat, np.clip(p, 0.0, 1.0), at_col, np.nan_to_num(after - before))
-
-
-def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values (adjusted p-values) of a vector of p-values."""
-    p = np.asarray(p, float)
-    if len(p) == 0:
-        return p
-    order = np.argsort(p)
-    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty_like(q)
-    out[order] = np.minimum(q, 1.0)
-    return out
 
 
 def bh_cutoff(p: np.ndarray, q: float) -> float:

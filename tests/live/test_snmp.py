@@ -3,10 +3,12 @@ and an agent that does not answer: gateway_stats rows, down when silent."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -232,3 +234,65 @@ def test_serve_snmp_options_are_checked_before_serving(tmp_path, capsys):
     assert "duration like 30s" in capsys.readouterr().err
     assert main(["serve", "--db", db, "--snmp-targets", str(tmp_path / "none.toml")]) == 2
     assert "cannot read it" in capsys.readouterr().err
+
+
+def test_snmp_poll_while_serve_holds_the_store(snmpd, tmp_path):
+    """``tsfleet snmp-poll`` while serve holds the store: it polls from its own process
+    and serve's writer stores the rows and the raw counters (the second poll gets deltas
+    from the first); its hand-over file is removed; results that another poll overtook
+    (the counters changed since this one read them) are refused in one line and nothing
+    is stored. Beside a serve that polls on its own schedule, it is refused before
+    polling (serve keeps its counters in memory)."""
+    from tests.live.control_support import ENV
+
+    dead = free_udp_port()
+    targets = tmp_path / "agents.toml"
+    targets.write_text(
+        f'[[agent]]\ngateway_id = "gw-up"\naddress = "127.0.0.1:{snmpd}"\n'
+        'community = "public"\n\n'
+        f'[[agent]]\ngateway_id = "gw-silent"\naddress = "127.0.0.1:{dead}"\n'
+        'community = "public"\n')
+    db = str(tmp_path / "plant.duckdb")
+    handover = tmp_path / "tmp"
+    handover.mkdir()
+    env = {**ENV, "TMPDIR": str(handover)}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tsfleet", "--db", db, *argv], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    srv = RunningServer(db, run_command=main)
+    try:
+        for _ in range(2):
+            r = cli("snmp-poll", "--targets", str(targets), "--timeout", "0.5",
+                    "--retries", "0")
+            assert (r.returncode, r.stderr) == (0, "")
+            assert r.stdout == "polled 2 agents: 1 up, 1 down (gw-silent); 2 rows stored\n"
+        assert list(handover.iterdir()) == []
+        cur = srv.server.fleet.con.cursor()
+        up = cur.execute("select n_in_octets from gateway_stats where gateway_id = 'gw-up' "
+                         "order by observed_at").fetchall()
+        assert len(up) == 2 and up[0][0] is None and up[1][0] is not None
+        assert cur.execute("select count(*) from snmp_counters").fetchall()[0][0] > 0
+        stale = tmp_path / "stale.json"
+        stale.write_text(json.dumps({"targets": str(targets), "base": [], "state": [],
+                                     "rows": [{"gateway_id": "gw-up", "is_up": False,
+                                               "observed_at": time.time()}]}))
+        r = cli("snmp-poll", "--targets", str(targets), "--store-polled", str(stale))
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.startswith("tsfleet: error: another snmp-poll stored some of")
+        assert r.stderr.count("\n") == 1
+        assert cur.execute("select count(*) from gateway_stats").fetchall()[0][0] == 4
+        cur.close()
+    finally:
+        srv.stop()
+    srv = RunningServer(db, run_command=main, snmp_targets=str(targets), snmp_every_s=60)
+    try:
+        r = cli("snmp-poll", "--targets", str(targets))
+        assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+        assert r.stderr.startswith("tsfleet: error: tsfleet serve polls SNMP itself")
+        answer = srv.server.control.run_cli(["snmp-poll", "--targets", str(targets),
+                                             "--store-polled", str(stale)], None)
+        assert answer["rc"] == 2 and "polls SNMP itself" in answer["stderr"]
+    finally:
+        srv.stop()

@@ -84,6 +84,9 @@ def register(subparsers) -> None:
     q.add_argument("--retries", type=int, default=1,
                    help="retries per request after a timeout (default 1)")
     q.add_argument("--concurrency", type=int, default=100, help="agents polled at once")
+    # while serve holds the store, the command polls in its own process and hands serve the
+    # results in this file, which serve's writer stores (never given by a user)
+    q.add_argument("--store-polled", metavar="FILE", help=argparse.SUPPRESS)
     q.set_defaults(func=cmd_snmp_poll)
 
 
@@ -250,22 +253,103 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_snmp_poll(args: argparse.Namespace) -> int:
+    """Poll, then store the rows and the raw counters in one go. When ``tsfleet serve``
+    holds the store, the poll runs here (it waits on the network, not on the store) and
+    serve's writer stores the results (``--store-polled``), like a forwarded ingest."""
     import asyncio
 
     from tsfleet.cliutil import db_path
+    from tsfleet.errors import StoreError
     from tsfleet.fleet import Fleet
     from tsfleet.live.snmp import Poller, load_agents
 
+    if args.store_polled:
+        return _store_polled(args)
     agents = load_agents(args.targets)
     poller = Poller(agents, timeout=args.timeout, retries=args.retries,
                     concurrency=args.concurrency)
-    with Fleet(db_path(args)) as fleet:
+    path = db_path(args)
+    try:
+        fleet = Fleet(path)
+    except StoreError:
+        from tsfleet.remote import find_server
+
+        advert = find_server(path)
+        if advert is None:
+            raise
+        return _poll_beside_serve(args, poller, path, advert)
+    with fleet:
         poller.load_state(fleet)  # the previous poll's counters: this one's deltas
         rows = asyncio.run(poller.poll())
         report = fleet.ingest("gateway_stats", rows, label=f"snmp:{args.targets}")
         poller.save_state(fleet)
+    _print_polled(rows, report.n_accepted)
+    return 0
+
+
+def _print_polled(rows: list[dict], n_stored: int) -> None:
     down = sorted(r["gateway_id"] for r in rows if not r["is_up"])
     print(f"polled {len(rows)} agents: {len(rows) - len(down)} up, {len(down)} down"
           + (f" ({', '.join(down[:10])}{', ...' if len(down) > 10 else ''})" if down else "")
-          + f"; {report.n_accepted} rows stored")
+          + f"; {n_stored} rows stored")
+
+
+def _poll_beside_serve(args: argparse.Namespace, poller, path: str, advert: dict) -> int:
+    """Read the previous counters through serve, poll from this process, and have serve's
+    writer store the results (handed over in a file, removed afterwards)."""
+    import asyncio
+    import json
+    import os
+    import tempfile
+
+    from tsfleet.errors import InvalidParameter
+    from tsfleet.remote import ServedFleet, forward
+    from tsfleet.service.control import snmp_scheduled
+
+    if advert.get("snmp_targets"):
+        raise InvalidParameter(snmp_scheduled(advert["snmp_targets"]))
+    base = ServedFleet(path, advert).query(poller.STATE_SQL, [poller.gateway_ids()])
+    poller.set_state([tuple(r.values()) for r in base])
+    rows = asyncio.run(poller.poll())
+    fd, handover = tempfile.mkstemp(prefix="tsfleet-snmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"targets": str(args.targets), "base": base, "rows": rows,
+                       "state": [[gw, k, str(v), bits, up, at]
+                                 for gw, cs in poller.state.items()
+                                 for k, (v, bits, up, at) in cs.items()]}, f)
+        return forward(advert, ["--db", path, "snmp-poll", "--targets", str(args.targets),
+                                "--store-polled", handover])
+    finally:
+        os.unlink(handover)
+
+
+def _store_polled(args: argparse.Namespace) -> int:
+    """Inside serve (on its writer): store a poll made by ``tsfleet snmp-poll`` beside it,
+    unless another such poll stored counters of the same agents after this one read them
+    (both would count the same interval)."""
+    import json
+
+    from tsfleet.cliutil import open_fleet
+    from tsfleet.errors import InvalidParameter
+    from tsfleet.live.snmp import Poller
+
+    try:
+        with open(args.store_polled, encoding="utf-8") as f:
+            polled = json.load(f)
+        rows, state, base = polled["rows"], polled["state"], polled["base"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidParameter(f"cannot read the poll's results {args.store_polled}: "
+                               f"{exc}") from None
+    poller = Poller([{"gateway_id": gw} for gw in sorted({r["gateway_id"] for r in rows})])
+    fleet = open_fleet(args)
+    now = fleet.query(poller.STATE_SQL, [poller.gateway_ids()])
+    if [list(r.values()) for r in now] != [list(r.values()) for r in base]:
+        raise InvalidParameter("another snmp-poll stored some of these agents' counters "
+                               "while this one ran (both would count the same interval); "
+                               "nothing stored: run snmp-poll again")
+    report = fleet.ingest("gateway_stats", rows, label=f"snmp:{polled['targets']}")
+    poller.set_state(state)
+    poller.save_state(fleet)
+    _print_polled(rows, report.n_accepted)
     return 0

@@ -407,7 +407,8 @@ class Server:
             from tsfleet.service.control import ControlServer
             self.control = ControlServer(
                 self.fleet, self.writer, port=cfg.control_port, run_command=cfg.run_command,
-                exclusive=self.analysis.lock if self.analysis is not None else None).start()
+                exclusive=self.analysis.lock if self.analysis is not None else None,
+                snmp_targets=cfg.snmp_targets).start()
             log.info("live: control interface on http://127.0.0.1:%d (token in %s)",
                      self.control.port, self.control.token_path)
         if cfg.snapshot_path:

@@ -307,12 +307,21 @@ class Poller:
             row["cpu_pct"] = 100.0 * busy / total
 
     # -- state kept in the store (tsfleet snmp-poll) --------------------------------------
+    #: The raw counters of the agents (parameter: their gateway ids), as ``load_state``
+    #: reads them (``tsfleet snmp-poll`` asks serve the same query when serve holds the store).
+    STATE_SQL = ("select gateway_id, counter, value::varchar as value, bits, uptime_cs, "
+                 "epoch(observed_at) as observed_at from snmp_counters "
+                 "where gateway_id in (select unnest(?)) order by gateway_id, counter")
+
     def load_state(self, fleet: Fleet) -> None:
         """The raw counters of the previous poll, from ``snmp_counters``."""
-        ids = [a["gateway_id"] for a in self.agents]
-        rows = fleet.con.execute(
-            "select gateway_id, counter, value::varchar, bits, uptime_cs, epoch(observed_at) "
-            "from snmp_counters where gateway_id in (select unnest(?))", [ids]).fetchall()
+        self.set_state(fleet.con.execute(self.STATE_SQL, [self.gateway_ids()]).fetchall())
+
+    def gateway_ids(self) -> list[str]:
+        return [a["gateway_id"] for a in self.agents]
+
+    def set_state(self, rows) -> None:
+        """The previous poll's counters from rows of :attr:`STATE_SQL` (tuples or lists)."""
         for gw, counter, value, bits, uptime, at in rows:
             self.state.setdefault(gw, {})[counter] = (int(value), bits, uptime, at)
 

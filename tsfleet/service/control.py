@@ -55,10 +55,17 @@ HOST = "127.0.0.1"
 MAX_BODY = 1 << 20
 #: The most a command may print through the interface (stdout and stderr each), bytes.
 MAX_OUTPUT = 64 << 20
-#: Commands that never run inside serve: they open stores of their own.
+#: Commands that never run inside serve: they open stores of their own (``snmp-poll``
+#: polls in its own process and sends serve only its results, ``--store-polled``).
 REFUSED = ("serve", "demo", "snmp-poll")
 #: Statement types a read may run (DuckDB's StatementType names).
 READ_STATEMENTS = ("SELECT", "EXPLAIN", "PRAGMA")
+
+
+def snmp_scheduled(targets: str) -> str:
+    """Why ``snmp-poll`` is refused beside a serve that polls SNMP on its own schedule."""
+    return (f"tsfleet serve polls SNMP itself (--snmp-targets {targets}); add the agents to "
+            "that file: polled from here too, their intervals would be counted twice")
 
 
 class OutputTooLarge(TsfleetError, OSError):
@@ -212,7 +219,8 @@ class ControlServer:
 
     def __init__(self, fleet: Fleet, writer: Writer, *, port: int = 0,
                  run_command: Callable[..., int] | None = None,
-                 write_timeout: float | None = None, exclusive=None):
+                 write_timeout: float | None = None, exclusive=None,
+                 snmp_targets: str | None = None):
         if fleet.path is None:
             raise InvalidParameter("an in-memory store has no control interface")
         self.fleet, self.writer = fleet, writer
@@ -222,6 +230,9 @@ class ControlServer:
         #: held while a write runs: the analysis thread's lock (tsfleet.service.worker), so
         #: that a forwarded write never runs beside an analysis (None: nothing to take)
         self.exclusive = exclusive if exclusive is not None else contextlib.nullcontext()
+        #: serve's own SNMP targets file (--snmp-targets): its poller keeps the counters in
+        #: memory, so ``snmp-poll`` beside it is refused (both would count an interval)
+        self.snmp_targets = snmp_targets
         self.advert_path = advert_path(fleet.path)
         self.token_path = token_path(fleet.path)
         self.token = ""
@@ -253,7 +264,8 @@ class ControlServer:
         _write_private(self.advert_path, json.dumps({
             "pid": os.getpid(), "host": HOST, "port": self.port,
             "token_file": str(self.token_path.resolve()),
-            "store": str(Path(self.fleet.path).resolve()), "started_at": time.time()}) + "\n")
+            "store": str(Path(self.fleet.path).resolve()), "started_at": time.time(),
+            "snmp_targets": self.snmp_targets}) + "\n")
         return self
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -285,7 +297,10 @@ class ControlServer:
             return {"rc": 2, "stdout": "",
                     "stderr": "tsfleet: error: this serve was started without the tsfleet "
                               "command line (ServeConfig.run_command); only /query is served\n"}
-        if command in REFUSED:
+        if command == "snmp-poll" and self.snmp_targets:
+            return {"rc": 2, "stdout": "",
+                    "stderr": f"tsfleet: error: {snmp_scheduled(self.snmp_targets)}\n"}
+        if command in REFUSED and not (command == "snmp-poll" and "--store-polled" in argv):
             return {"rc": 2, "stdout": "",
                     "stderr": f"tsfleet: error: {command} cannot run while tsfleet serve "
                               f"(pid {os.getpid()}) holds the store\n"}

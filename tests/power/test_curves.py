@@ -271,3 +271,28 @@ def test_a_model_that_beat_the_line_by_a_hair_is_blended_with_it(fleet):
     w = choice.blend_weight(np.array([f.runner_up_error_pct]), np.array([f.backtest_error_pct]))
     assert 0.5 < w[0] < 0.55
     assert f.reason.startswith(f"holt_winters blended with line_14d, weight {w[0]:.0%}")
+
+
+#: a vendor's cell (not the built-in Li-SOCl2): a flat middle whose slope changes between
+#: its points, steep near empty
+VENDOR = ((0, 3.00), (10, 3.40), (20, 3.50), (40, 3.56), (60, 3.60), (80, 3.63), (100, 3.67))
+
+
+def test_a_level_read_through_a_curve_is_not_bent_by_the_knee(fleet):
+    # a voltage-only Li-SOCl2 cell read through its vendor's curve: the curve's level is
+    # the state of charge, which falls linearly (0.5 points a day) through the
+    # chemistry's nominal knee (20 %) within the horizon; no knee on top of the curve's
+    rng = np.random.default_rng(11)
+    fleet.ingest("battery_curves", [dict(curve_id="vend", level_pct=lv, voltage_v=v)
+                                    for lv, v in VENDOR])
+    _device(fleet, "vk", battery_curve="vend")
+    hours = np.arange(50 * 24)
+    true = 50 - 0.5 * hours / 24
+    lv, volts = np.array(VENDOR).T
+    _hourly(fleet, "vk", np.round(np.interp(true, lv, volts)
+                                  + rng.normal(0, 0.002, len(hours)), 3), "battery_voltage_v")
+    f = fleet.power.forecast(30).set_index("device_id").loc["vk"]
+    assert f.level_now_pct == pytest.approx(true[-1], abs=1.0)
+    assert f.drop_pct == pytest.approx(15.0, rel=0.05)
+    assert f.days_to_empty == pytest.approx(true[-1] / 0.5, rel=0.05)
+

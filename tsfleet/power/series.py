@@ -81,9 +81,11 @@ def load(con, devices: list[str] | None = None, until: datetime | None = None,
     sag of voltage-only devices removed unless ``correct_sag`` is false (then
     :func:`tsfleet.power.sag.correct` does it, e.g. with pooled values of an earlier run)."""
     dev = con.execute(query_text(_SQL_DIR, "battery_devices"), dict(devices=devices)).df()
-    # the chemistry's knee bends voltage-read levels; a percent fuel gauge has its own
-    # linearisation, so it gets a knee only where its history shows one (tsfleet.power.knee)
-    dev["knee"] = np.where(dev["voltage_only"].to_numpy(bool), dev["knee_nominal"], 0.0)
+    # no knee is imposed: a percent fuel gauge has its own linearisation, and a level read
+    # through a cell curve is the curve's state of charge (the curve holds the cell's end
+    # of life); either gets the chemistry's knee only where its history shows one
+    # (tsfleet.power.knee)
+    dev["knee"] = 0.0
     cut = pd.Timestamp(until) if until is not None else None
     daily = con.execute(
         "select b.device_id, b.day, b.level_pct, b.mean_observed_at, b.last_observed_at, "

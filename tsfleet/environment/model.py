@@ -19,9 +19,11 @@ factor has one block shared by all types. Then, for every factor and every type
 with enough events, a block of the type's own (its own slopes and threshold,
 replacing the shared block for that type) is tested against the shared curve:
 the likelihood ratio of the model refitted with the type's own slopes at the
-shared threshold (2 df, no search), Holm-corrected over all factors x types
-tried; the blocks that
-stay significant enter the final model, which is profiled and fitted again.
+shared threshold (2 df, no search). The splits enter by forward selection with
+Holm's thresholds: the best of the m - k splits not yet admitted enters when its
+p < ALPHA / (m - k), and the model is profiled and fitted again with it before the
+rest are tested anew (a split that only stood in for another type's misfit loses
+its evidence once that type has its own block).
 Each block of the final model is tested by the likelihood ratio of the model
 with and without it, its p-value Davies' bound over the searched threshold (davies_p).
 A block keeps its hinge only where the hinge's own test (the model with it against the
@@ -37,8 +39,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import special, stats
-
-from tsfleet.environment.multitest import holm
 
 FACTORS = ("temperature_c", "humidity_pct", "vibration_g", "daily_swing_c")
 UNITS = {"temperature_c": "degC", "humidity_pct": "%RH", "vibration_g": "g RMS",
@@ -538,28 +538,37 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     taus = {b: float(grids[b[0]][len(grids[b[0]]) // 2]) for b in shared}
     d = _Design(data, types, centers, grids, shared, taus)
     beta, profiles = _profile(d, y, offset, shared, None)
-    beta, llf_base, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
-    tried = []
-    for t in types:
-        if y[data["device_type"] == t].sum() < min_type_events:
-            continue
-        for f in present:
-            if f"{f}:linear" not in d.names or f"{f}:above" not in d.names:
-                continue
-            p = _try_own_block(d, y, offset, beta, llf_base, f, t)
-            tried.append(dict(factor=f, device_type=t, p_value=p, threshold=d.taus[(f, None)]))
-    if tried:
-        p_adj = holm([r["p_value"] for r in tried])
-        for r, p in zip(tried, p_adj, strict=True):
-            r.update(p_adjusted=float(p), is_selected=bool(p < ALPHA))
-    own = [(r["factor"], r["device_type"]) for r in tried if r["is_selected"]]
-    if own:
+    beta, llf, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
+    candidates = [(f, t) for t in types if y[data["device_type"] == t].sum() >= min_type_events
+                  for f in present if f"{f}:linear" in d.names and f"{f}:above" in d.names]
+    tried: list[dict] = []
+    own: list[tuple[str, str]] = []
+    floor = 0.0   # Holm's adjusted p never falls below that of a split admitted before
+    # forward selection with Holm's thresholds: at step k the remaining splits are tested
+    # in the model with the k splits already admitted, and the best enters only if its
+    # p < ALPHA / (m - k) (m: the candidates). A split that only stood in for another
+    # type's misfit (the shared curve bent by a one-type effect) loses its evidence once
+    # that effect has its own block.
+    while len(own) < len(candidates):
+        step = [dict(factor=f, device_type=t, step=len(own), threshold=d.taus[(f, None)],
+                     p_value=_try_own_block(d, y, offset, beta, llf, f, t))
+                for f, t in candidates if (f, t) not in own]
+        bound = ALPHA / len(step)
+        best = min(step, key=lambda r: r["p_value"])
+        for r in step:
+            r.update(p_adjusted=float(min(1.0, max(floor, r["p_value"] * len(step)))),
+                     is_selected=r is best and r["p_value"] < bound)
+        tried += step
+        floor = best["p_adjusted"]
+        if not best["is_selected"]:
+            break
+        own.append((best["factor"], best["device_type"]))
         taus = dict(d.taus)
-        taus.update({(r["factor"], r["device_type"]): r["threshold"] for r in tried
-                     if r["is_selected"]})
+        taus[own[-1]] = best["threshold"]
         d = _Design(data, types, centers, grids, shared + own, taus)
-        beta, more = _profile(d, y, offset, shared + own, None, coarse=own)
-        profiles = more
+        beta, profiles = _profile(d, y, offset, shared + own, None, coarse=own[-1:])
+        beta, llf, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active,
+                             xb=d.xb)
     fit = _finish(d, y, offset, beta, profiles, outcome, types)
     fit.selection = tried
     fit.units, fit.labels = dict(units or {}), dict(labels or {})

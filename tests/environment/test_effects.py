@@ -66,6 +66,17 @@ def test_a_factor_without_threshold_is_fitted_as_a_line(env_fleet):
     assert "fitted as a line" not in heat["note"]
 
 
+def test_the_one_type_humidity_line_is_fitted_as_a_line(env_fleet):
+    # The simulator's humidity effect is a straight line for one type. Its hinge's own
+    # test alone gives p 0.029 (a kink at 96 %RH fitted to noise); the form choice is
+    # Holm-corrected over the fit's hinge tests, so the block stays a line.
+    above = _glm(env_fleet, "failure", "humidity_pct", HAZARD.humidity_type, "above")
+    assert "fitted as a line" in above["note"] and not above["is_significant"]
+    line = _glm(env_fleet, "failure", "humidity_pct", HAZARD.humidity_type, "linear")
+    assert line["is_significant"]
+    assert line["ci_low"] <= HAZARD.beta_humidity <= line["ci_high"]
+
+
 def test_the_temperature_threshold_is_found_with_an_interval(env_fleet):
     r = _glm(env_fleet, "failure", "temperature_c", None, "above")
     assert abs(r["threshold"] - HAZARD.temperature_threshold_c) <= 3

@@ -27,8 +27,9 @@ its evidence once that type has its own block).
 Each block of the final model is tested by the likelihood ratio of the model
 with and without it, its p-value Davies' bound over the searched threshold (davies_p).
 A block keeps its hinge only where the hinge's own test (the model with it against the
-block's line alone, same search, Davies' bound with 1 df) gives p < ALPHA; otherwise the
-factor is fitted as a line (see _finish).
+block's line alone, same search, Davies' bound with 1 df), Holm-adjusted over the hinge
+tests of all blocks of the fit, gives p < ALPHA; otherwise the factor is fitted as a line
+(see _finish).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import special, stats
+
+from tsfleet.environment.multitest import holm
 
 FACTORS = ("temperature_c", "humidity_pct", "vibration_g", "daily_swing_c")
 UNITS = {"temperature_c": "degC", "humidity_pct": "%RH", "vibration_g": "g RMS",
@@ -75,6 +78,8 @@ class Block:
     term_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: Davies' bound of the hinge against the block's line alone (threshold searched)
     hinge_p: float = np.nan
+    #: hinge_p Holm-adjusted over the hinge tests of all blocks of the fit
+    hinge_p_adjusted: float = np.nan
     #: terms left out of the model (the hinge when the data do not support it): their
     #: estimate in the model with them, reported but not used
     dropped: dict[str, float] = field(default_factory=dict)
@@ -447,8 +452,9 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
 
     A block's joint test (both slopes, threshold searched: Davies' bound, 2 df) decides
     whether the factor matters; its hinge's own test (the model with the hinge against
-    the model with the block's linear term only, threshold searched: Davies' bound, 1 df)
-    decides the form. A hinge the data do not support (p >= ALPHA) is left out: the
+    the model with the block's linear term only, threshold searched: Davies' bound, 1 df,
+    Holm-adjusted over the blocks of the fit) decides the form. A hinge the data do not
+    support (adjusted p >= ALPHA) is left out: the
     factor is fitted as a line, whose slope then has a plain Wald interval (the union of
     intervals over a poorly identified threshold reaches zero, and the limits and
     recommendations follow a threshold placed by noise). The dropped hinge is still
@@ -480,7 +486,12 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         else:
             p = float(stats.chi2.sf(stat, len(cols)))
         tested.append((b, cols, inside, ci, p, p_hinge))
-    linear_only = {b for b, cols, *_, p_hinge in tested if len(cols) == 2 and p_hinge >= ALPHA}
+    # the form choice is a family of tests too ("this factor has a threshold"): Holm over
+    # the blocks' hinge tests, so a hinge fitted to noise in one of many blocks is not kept
+    hinged = [i for i, (_, cols, *_) in enumerate(tested) if len(cols) == 2]
+    hinge_adj = dict(zip(hinged, holm([tested[i][5] for i in hinged]) if hinged else [],
+                         strict=True))
+    linear_only = {tested[i][0] for i in hinged if hinge_adj[i] >= ALPHA}
     drop = [cols[1] for b, cols, *_ in tested if b in linear_only]
     cov = np.linalg.pinv(info)
     bse_full = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -491,7 +502,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
     else:
         beta_r, names, bse_r = beta, list(d.names), bse_full
     blocks = []
-    for b, cols, inside, ci, p, p_hinge in tested:
+    for i, (b, cols, inside, ci, p, p_hinge) in enumerate(tested):
         prof = profiles[b]
         name = _block_name(*b)
         # slope intervals: the union over the thresholds the data allow (the conditional
@@ -506,7 +517,8 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
             est, se = float(beta_r[i]), float(bse_r[i])
             term_ci["linear"] = (est - Z95 * se, est + Z95 * se)
             dropped = {"above": float(beta[cols[1]])}
-        blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge), dropped))
+        blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge),
+                            float(hinge_adj.get(i, np.nan)), dropped))
     return Fit(outcome, types, names, beta_r, bse_r, dict(d.centers), blocks,
                n_events=int(y.sum()))
 
@@ -602,7 +614,8 @@ def effect_rows(fit: Fit) -> list[dict]:
             note = (f"log rate ratio ({scope}); p of the factor's joint test (linear + "
                     "threshold terms, threshold searched: Davies bound)")
             if blk.is_linear:
-                note += (f"; threshold not supported (hinge p {blk.hinge_p:.2g}): fitted as a "
+                note += (f"; threshold not supported (hinge p {blk.hinge_p:.2g}, "
+                         f"Holm-adjusted {blk.hinge_p_adjusted:.2g}): fitted as a "
                          "line" + ("; this term is not in the model" if kind == "above" else ""))
             rows.append(dict(
                 base, factor=blk.factor, device_type=blk.device_type, term=kind, estimate=b,

@@ -561,15 +561,19 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     # p < ALPHA / (m - k) (m: the candidates). A split that only stood in for another
     # type's misfit (the shared curve bent by a one-type effect) loses its evidence once
     # that effect has its own block.
-    while len(own) < len(candidates):
+    while True:
+        # (a shared block's columns may have gone constant in the rows it still covers)
         step = [dict(factor=f, device_type=t, step=len(own), threshold=d.taus[(f, None)],
                      p_value=_try_own_block(d, y, offset, beta, llf, f, t))
-                for f, t in candidates if (f, t) not in own]
-        bound = ALPHA / len(step)
+                for f, t in candidates if (f, t) not in own
+                and f"{f}:linear" in d.names and f"{f}:above" in d.names]
+        if not step:
+            break
+        left = len(candidates) - len(own)   # Holm's m - k (untestable ones count too)
         best = min(step, key=lambda r: r["p_value"])
         for r in step:
-            r.update(p_adjusted=float(min(1.0, max(floor, r["p_value"] * len(step)))),
-                     is_selected=r is best and r["p_value"] < bound)
+            r.update(p_adjusted=float(min(1.0, max(floor, r["p_value"] * left))),
+                     is_selected=r is best and r["p_value"] < ALPHA / left)
         tried += step
         floor = best["p_adjusted"]
         if not best["is_selected"]:

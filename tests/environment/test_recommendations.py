@@ -7,12 +7,11 @@ import re
 import pytest
 
 
-@pytest.mark.xfail(strict=True, reason="issue #18 shortfall: on the 202-failure fleet the null "
-                   "daily swing (significant) and a false own heat block of type pressure move "
-                   "a normal-risk cold zone (true ratio 1.21) to rank 7, 1.4 failures/year "
-                   "ahead of the problem zone plant-c/z2-cold (1.64); it passed while vibration "
-                   "was fitted as an inverted V (2.3 [0.4, 4.1] per g below 0.65 g), now the "
-                   "line 0.93 [0.41, 1.44] (truth 1.0); bench: top-zone precision 0.99 at 10k")
+@pytest.mark.xfail(strict=True, reason="issue #18 shortfall: on the 202-failure fleet the "
+                   "normal-risk cold zone plant-b/z5-cold (true ratio 1.21) ranks 7 with 48.2 "
+                   "avoidable failures/year, 0.2 ahead of the problem zone plant-c/z2-cold "
+                   "(1.64, 48.0); the null daily swing (significant, p_adj 0.0497) adds to "
+                   "the cold zone; bench: top-zone precision 0.99 at 10k")
 def test_injected_problem_zones_are_at_the_top_of_the_recommendations(env_fleet):
     problems = {r["zone"] for r in env_fleet.query(
         "select zone from sim.environment_zones where is_problem and has_monitor_data")}
@@ -33,8 +32,6 @@ def test_each_recommendation_names_place_evidence_and_gain(env_fleet):
         assert pattern.match(s), s
 
 
-@pytest.mark.xfail(strict=True, reason="issue #18 shortfall: on the 202-failure fleet the null "
-                   "daily swing is significant, and names the hot zone's condition")
 def test_each_problem_zone_names_its_true_factor(env_fleet):
     pattern = re.compile(r"^Zone \S+ \(\S+\): .+ for \d+% of hours; devices there fail "
                          r"[\d.]+x \(95% CI [\d.]+-[\d.]+\) the fleet rate; .+ the \d+ .*devices "

@@ -44,6 +44,17 @@ def test_the_block_test_holds_its_level_over_a_searched_threshold():
     assert np.mean(p < 0.05) <= 0.05
 
 
+def test_a_type_split_is_tried_only_for_a_type_with_enough_events():
+    cells = _null_cells(0)
+    n = int(cells["n_failures"].sum())
+    few = fit_outcome(cells, "failure", factors=("temperature_c",), min_type_events=n + 1)
+    assert few.ok and few.selection == [] and all(b.device_type is None for b in few.blocks)
+    tried = fit_outcome(cells, "failure", factors=("temperature_c",),
+                        min_type_events=n).selection
+    assert [(r["factor"], r["device_type"]) for r in tried] == [("temperature_c", "pump")]
+    assert not tried[0]["is_selected"]   # the only type: its own block is the shared one
+
+
 def test_davies_bound_is_the_chi_square_without_search_and_grows_with_the_wiggles():
     u = 9.0
     flat = np.full(5, u)

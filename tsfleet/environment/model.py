@@ -19,14 +19,17 @@ factor has one block shared by all types. Then, for every factor and every type
 with enough events, a block of the type's own (its own slopes and threshold,
 replacing the shared block for that type) is tested against the shared curve:
 the likelihood ratio of the model refitted with the type's own slopes at the
-shared threshold (2 df, no search), Holm-corrected over all factors x types
-tried; the blocks that
-stay significant enter the final model, which is profiled and fitted again.
+shared threshold (2 df, no search). The splits enter by forward selection with
+Holm's thresholds: the best of the m - k splits not yet admitted enters when its
+p < ALPHA / (m - k), and the model is profiled and fitted again with it before the
+rest are tested anew (a split that only stood in for another type's misfit loses
+its evidence once that type has its own block).
 Each block of the final model is tested by the likelihood ratio of the model
 with and without it, its p-value Davies' bound over the searched threshold (davies_p).
 A block keeps its hinge only where the hinge's own test (the model with it against the
-block's line alone, same search, Davies' bound with 1 df) gives p < ALPHA; otherwise the
-factor is fitted as a line (see _finish).
+block's line alone, same search, Davies' bound with 1 df), Holm-adjusted over the hinge
+tests of all blocks of the fit, gives p < ALPHA; otherwise the factor is fitted as a line
+(see _finish).
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ class Block:
     term_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: Davies' bound of the hinge against the block's line alone (threshold searched)
     hinge_p: float = np.nan
+    #: hinge_p Holm-adjusted over the hinge tests of all blocks of the fit
+    hinge_p_adjusted: float = np.nan
     #: terms left out of the model (the hinge when the data do not support it): their
     #: estimate in the model with them, reported but not used
     dropped: dict[str, float] = field(default_factory=dict)
@@ -447,8 +452,9 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
 
     A block's joint test (both slopes, threshold searched: Davies' bound, 2 df) decides
     whether the factor matters; its hinge's own test (the model with the hinge against
-    the model with the block's linear term only, threshold searched: Davies' bound, 1 df)
-    decides the form. A hinge the data do not support (p >= ALPHA) is left out: the
+    the model with the block's linear term only, threshold searched: Davies' bound, 1 df,
+    Holm-adjusted over the blocks of the fit) decides the form. A hinge the data do not
+    support (adjusted p >= ALPHA) is left out: the
     factor is fitted as a line, whose slope then has a plain Wald interval (the union of
     intervals over a poorly identified threshold reaches zero, and the limits and
     recommendations follow a threshold placed by noise). The dropped hinge is still
@@ -480,7 +486,12 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         else:
             p = float(stats.chi2.sf(stat, len(cols)))
         tested.append((b, cols, inside, ci, p, p_hinge))
-    linear_only = {b for b, cols, *_, p_hinge in tested if len(cols) == 2 and p_hinge >= ALPHA}
+    # the form choice is a family of tests too ("this factor has a threshold"): Holm over
+    # the blocks' hinge tests, so a hinge fitted to noise in one of many blocks is not kept
+    hinged = [i for i, (_, cols, *_) in enumerate(tested) if len(cols) == 2]
+    hinge_adj = dict(zip(hinged, holm([tested[i][5] for i in hinged]) if hinged else [],
+                         strict=True))
+    linear_only = {tested[i][0] for i in hinged if hinge_adj[i] >= ALPHA}
     drop = [cols[1] for b, cols, *_ in tested if b in linear_only]
     cov = np.linalg.pinv(info)
     bse_full = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -491,7 +502,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
     else:
         beta_r, names, bse_r = beta, list(d.names), bse_full
     blocks = []
-    for b, cols, inside, ci, p, p_hinge in tested:
+    for i, (b, cols, inside, ci, p, p_hinge) in enumerate(tested):
         prof = profiles[b]
         name = _block_name(*b)
         # slope intervals: the union over the thresholds the data allow (the conditional
@@ -506,7 +517,8 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
             est, se = float(beta_r[i]), float(bse_r[i])
             term_ci["linear"] = (est - Z95 * se, est + Z95 * se)
             dropped = {"above": float(beta[cols[1]])}
-        blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge), dropped))
+        blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge),
+                            float(hinge_adj.get(i, np.nan)), dropped))
     return Fit(outcome, types, names, beta_r, bse_r, dict(d.centers), blocks,
                n_events=int(y.sum()))
 
@@ -538,28 +550,41 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     taus = {b: float(grids[b[0]][len(grids[b[0]]) // 2]) for b in shared}
     d = _Design(data, types, centers, grids, shared, taus)
     beta, profiles = _profile(d, y, offset, shared, None)
-    beta, llf_base, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
-    tried = []
-    for t in types:
-        if y[data["device_type"] == t].sum() < min_type_events:
-            continue
-        for f in present:
-            if f"{f}:linear" not in d.names or f"{f}:above" not in d.names:
-                continue
-            p = _try_own_block(d, y, offset, beta, llf_base, f, t)
-            tried.append(dict(factor=f, device_type=t, p_value=p, threshold=d.taus[(f, None)]))
-    if tried:
-        p_adj = holm([r["p_value"] for r in tried])
-        for r, p in zip(tried, p_adj, strict=True):
-            r.update(p_adjusted=float(p), is_selected=bool(p < ALPHA))
-    own = [(r["factor"], r["device_type"]) for r in tried if r["is_selected"]]
-    if own:
+    beta, llf, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
+    candidates = [(f, t) for t in types if y[data["device_type"] == t].sum() >= min_type_events
+                  for f in present if f"{f}:linear" in d.names and f"{f}:above" in d.names]
+    tried: list[dict] = []
+    own: list[tuple[str, str]] = []
+    floor = 0.0   # Holm's adjusted p never falls below that of a split admitted before
+    # forward selection with Holm's thresholds: at step k the remaining splits are tested
+    # in the model with the k splits already admitted, and the best enters only if its
+    # p < ALPHA / (m - k) (m: the candidates). A split that only stood in for another
+    # type's misfit (the shared curve bent by a one-type effect) loses its evidence once
+    # that effect has its own block.
+    while True:
+        # (a shared block's columns may have gone constant in the rows it still covers)
+        step = [dict(factor=f, device_type=t, step=len(own), threshold=d.taus[(f, None)],
+                     p_value=_try_own_block(d, y, offset, beta, llf, f, t))
+                for f, t in candidates if (f, t) not in own
+                and f"{f}:linear" in d.names and f"{f}:above" in d.names]
+        if not step:
+            break
+        left = len(candidates) - len(own)   # Holm's m - k (untestable ones count too)
+        best = min(step, key=lambda r: r["p_value"])
+        for r in step:
+            r.update(p_adjusted=float(min(1.0, max(floor, r["p_value"] * left))),
+                     is_selected=r is best and r["p_value"] < ALPHA / left)
+        tried += step
+        floor = best["p_adjusted"]
+        if not best["is_selected"]:
+            break
+        own.append((best["factor"], best["device_type"]))
         taus = dict(d.taus)
-        taus.update({(r["factor"], r["device_type"]): r["threshold"] for r in tried
-                     if r["is_selected"]})
+        taus[own[-1]] = best["threshold"]
         d = _Design(data, types, centers, grids, shared + own, taus)
-        beta, more = _profile(d, y, offset, shared + own, None, coarse=own)
-        profiles = more
+        beta, profiles = _profile(d, y, offset, shared + own, None, coarse=own[-1:])
+        beta, llf, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active,
+                             xb=d.xb)
     fit = _finish(d, y, offset, beta, profiles, outcome, types)
     fit.selection = tried
     fit.units, fit.labels = dict(units or {}), dict(labels or {})
@@ -593,7 +618,8 @@ def effect_rows(fit: Fit) -> list[dict]:
             note = (f"log rate ratio ({scope}); p of the factor's joint test (linear + "
                     "threshold terms, threshold searched: Davies bound)")
             if blk.is_linear:
-                note += (f"; threshold not supported (hinge p {blk.hinge_p:.2g}): fitted as a "
+                note += (f"; threshold not supported (hinge p {blk.hinge_p:.2g}, "
+                         f"Holm-adjusted {blk.hinge_p_adjusted:.2g}): fitted as a "
                          "line" + ("; this term is not in the model" if kind == "above" else ""))
             rows.append(dict(
                 base, factor=blk.factor, device_type=blk.device_type, term=kind, estimate=b,

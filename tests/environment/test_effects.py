@@ -3,10 +3,12 @@ linear and a threshold term for every factor), and nothing else."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from tsfleet.environment.model import FACTORS
+from tsfleet.environment.model import ALPHA, FACTORS
 from tsfleet.simulate.environment import HAZARD
 
 #: The simulator's true terms in the fitted form: (factor, device type, term) -> value.
@@ -57,6 +59,13 @@ def test_a_factor_without_threshold_is_fitted_as_a_line(env_fleet):
     # support a threshold, so the model has no vibration hinge and no keep_below limit.
     above = _glm(env_fleet, "failure", "vibration_g", None, "above")
     assert "fitted as a line" in above["note"] and not above["is_significant"]
+    # every line's note gives its hinge test, raw and Holm-adjusted: a line is chosen
+    # because the adjusted p is at least ALPHA, and adjusting never lowers a p
+    for r in env_fleet.environment.effects(method="glm_poisson"):
+        if "fitted as a line" in (r["note"] or ""):
+            raw, adj = map(float, re.search(r"hinge p (\S+), Holm-adjusted ([^)]+)\)",
+                                            r["note"]).groups())
+            assert ALPHA <= adj and raw <= adj, r["note"]
     assert "vibration_g:above" not in {r["term"] for r in env_fleet.query(
         "select term from environment_model where outcome = 'failure'")}
     assert not [lim for lim in env_fleet.environment.limits()

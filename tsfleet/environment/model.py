@@ -502,7 +502,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
     else:
         beta_r, names, bse_r = beta, list(d.names), bse_full
     blocks = []
-    for i, (b, cols, inside, ci, p, p_hinge) in enumerate(tested):
+    for k, (b, cols, inside, ci, p, p_hinge) in enumerate(tested):
         prof = profiles[b]
         name = _block_name(*b)
         # slope intervals: the union over the thresholds the data allow (the conditional
@@ -518,7 +518,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
             term_ci["linear"] = (est - Z95 * se, est + Z95 * se)
             dropped = {"above": float(beta[cols[1]])}
         blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge),
-                            float(hinge_adj.get(i, np.nan)), dropped))
+                            float(hinge_adj.get(k, np.nan)), dropped))
     return Fit(outcome, types, names, beta_r, bse_r, dict(d.centers), blocks,
                n_events=int(y.sum()))
 

@@ -200,7 +200,8 @@ def test_the_common_uplink_path_makes_exactly_the_rows_of_the_general_one(known,
     fast, general = ChirpStack(known), _GeneralPathOnly(known)
     bodies = [uplink()]  # the device's facts: both paths take them the same way
     for k in range(data.draw(st.integers(1, 3))):
-        fields = {"time": f"2026-05-28T20:26:4{k + 1}.5Z", "rxInfo": data.draw(st.one_of(_clean_rx, _rx)),
+        fields = {"time": f"2026-05-28T20:26:4{k + 1}.5Z",
+                  "rxInfo": data.draw(st.one_of(_clean_rx, _rx)),
                   "fCnt": data.draw(frame), "fPort": data.draw(frame), "dr": data.draw(frame)}
         if data.draw(st.integers(0, 3)):
             fields["object"] = data.draw(obj)

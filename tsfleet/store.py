@@ -47,24 +47,58 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+#: id(connection) -> [joined blocks, rolled back] for the connections inside
+#: :func:`transaction` (a connection is used by one thread at a time)
+_OPEN: dict[int, list] = {}
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """One DuckDB transaction: committed when the block ends, rolled back (and the
     error re-raised) when it raises.
 
+    A block opened on a connection already inside one joins it: the outermost
+    block commits everything at once (the live writer stores a whole batch, every
+    table of it, in one transaction). A joined block that raises rolls the whole
+    transaction back at once (statements after it, such as a clean-up, then run
+    outside any transaction), and the outer block then refuses to commit.
+
     >>> con = connect(None)
     >>> with transaction(con):
     ...     _ = con.execute("create table t (x int)")
+    ...     with transaction(con):
+    ...         _ = con.execute("insert into t values (1)")
     >>> con.execute("select count(*) from t").fetchall()[0]
-    (0,)
+    (1,)
     """
+    key = id(con)
+    state = _OPEN.get(key)
+    if state is not None:  # joined: the outermost block commits or rolls back
+        state[0] += 1
+        try:
+            yield con
+        except BaseException:
+            if not state[1]:
+                state[1] = True
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            state[0] -= 1
+        return
     con.execute("BEGIN TRANSACTION")
+    state = _OPEN[key] = [0, False]
     try:
         yield con
+        if state[1]:
+            raise StoreError("the transaction was rolled back: a statement inside it failed")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        if not state[1]:
+            state[1] = True
+            con.execute("ROLLBACK")
         raise
+    finally:
+        del _OPEN[key]
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,34 @@ def test_internal_helper_views_are_left_out_of_the_catalog(fleet):
     # Every internal view says why in its file's header.
     for f in store_mod.sql_files("views"):
         assert (f.name in internal) == bool(f.header["internal"]), f.name
+
+
+def test_a_transaction_opened_inside_another_joins_it():
+    con = store_mod.connect(None)
+    con.execute("create table t (x int)")
+    with store_mod.transaction(con):
+        con.execute("insert into t values (1)")
+        with store_mod.transaction(con):
+            con.execute("insert into t values (2)")
+        # the inner block committed nothing of its own: a rollback now takes both rows
+        con.execute("rollback")
+        con.execute("begin transaction")
+    assert con.execute("select count(*) from t").fetchall()[0][0] == 0
+
+
+def test_a_failing_joined_block_rolls_the_whole_transaction_back_and_it_cannot_commit():
+    con = store_mod.connect(None)
+    con.execute("create table t (x int primary key)")
+    with pytest.raises(StoreError, match="rolled back"):
+        with store_mod.transaction(con):
+            con.execute("insert into t values (1)")
+            try:
+                with store_mod.transaction(con):
+                    con.execute("insert into t values (1)")  # a key violation
+            except Exception:  # noqa: BLE001 - swallowed: the outer block must still refuse
+                pass
+            con.execute("select 1")  # runs outside any transaction now
+    assert con.execute("select count(*) from t").fetchall()[0][0] == 0
+    with store_mod.transaction(con):  # and the connection is usable again
+        con.execute("insert into t values (2)")
+    assert con.execute("select x from t").fetchall() == [(2,)]

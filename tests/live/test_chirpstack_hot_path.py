@@ -146,3 +146,90 @@ def test_an_unknown_topic_is_refused_each_time(known):
     for _ in range(2):
         with pytest.raises(PayloadError, match="not a ChirpStack event topic"):
             cs.decode("application/a/device/x/up", b"{}", 0.0)
+
+
+class _GeneralPathOnly(ChirpStack):
+    """The decoder without its common-uplink path: the reference it must equal."""
+
+    def _up_common(self, msg, device, t, profile):
+        return None
+
+
+def _decoded_or_reject(cs: ChirpStack, body: bytes):
+    env = Envelope("mqtt", TOPIC + "up", body, T0)
+    cs.decode_into(env)
+    if env.decoded is None:
+        return ("reject", env.reject.reason, env.reject.detail)
+    d = env.decoded
+    return (d.fmt, d.device_id, d.observed_at, d.metric, [(type(v), v) for v in d.value],
+            d.rows_of("connections"), d.rows_of("lorawan_uplinks"), d.facts,
+            [(u.item, u.field, u.value, u.reason) for u in d.unmapped], d.n_rows,
+            isinstance(d.metric, tuple))
+
+
+_numbers = st.one_of(st.none(), st.integers(-150, 150), st.floats(-150, 150),
+                     st.sampled_from(["-97", "x", True, [1]]))
+_rx = st.lists(st.one_of(
+    st.fixed_dictionaries({"gatewayId": st.one_of(st.sampled_from(["gw-1", "gw-2", ""]),
+                                                  st.integers(0, 9), st.none())},
+                          optional={"rssi": _numbers, "snr": _numbers}),
+    st.sampled_from([None, "gw-3", 5])), max_size=4)
+#: the common uplink itself, drawn as often as the odd ones
+_clean_rx = st.lists(st.fixed_dictionaries(
+    {"gatewayId": st.sampled_from(["gw-1", "gw-2", "gw-3"])},
+    optional={"rssi": st.integers(-130, -30), "snr": st.sampled_from([-20.0, 0.0, 7.5, 9])}),
+    max_size=4)
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_the_common_uplink_path_makes_exactly_the_rows_of_the_general_one(known, data):
+    """Once a device's facts are known, an uplink takes the common path; whatever the
+    uplink holds (odd gateways, numbers as text or of the wrong type, an object with
+    unknown, nested or non-numeric fields, a lower frame counter later: a reset), the
+    rows, unmapped fields, reset events or the reject equal the general path's."""
+    names = st.sampled_from(sorted(known)[:4] + ["x_count"])
+    obj = st.one_of(
+        st.dictionaries(st.sampled_from(sorted(known)[:4]),
+                        st.one_of(st.floats(allow_nan=False), st.integers(-99, 99),
+                                  st.text(max_size=3)), max_size=4),
+        st.dictionaries(names, st.one_of(_values, st.dictionaries(names, _values, max_size=1)),
+                        max_size=4))
+    frame = st.one_of(st.integers(0, 20), st.integers(0, 20),
+                      st.sampled_from(["12", 3.0, True, None]))
+    fast, general = ChirpStack(known), _GeneralPathOnly(known)
+    bodies = [uplink()]  # the device's facts: both paths take them the same way
+    for k in range(data.draw(st.integers(1, 3))):
+        fields = {"time": f"2026-05-28T20:26:4{k + 1}.5Z",
+                  "rxInfo": data.draw(st.one_of(_clean_rx, _rx)),
+                  "fCnt": data.draw(frame), "fPort": data.draw(frame), "dr": data.draw(frame)}
+        if data.draw(st.integers(0, 3)):
+            fields["object"] = data.draw(obj)
+        bodies.append(uplink(**{k: v for k, v in fields.items() if v is not None}))
+    for body in bodies:
+        assert _decoded_or_reject(fast, body) == _decoded_or_reject(general, body)
+
+
+def test_the_common_uplink_path_is_taken_and_reports_a_frame_counter_reset(known):
+    cs = ChirpStack(known)
+    calls = []
+    common = cs._up_common
+    cs._up_common = lambda *a: calls.append(common(*a)) or calls[-1]
+    cs.decode(TOPIC + "up", uplink(fCnt=9), 0.0)
+    out = cs.decode(TOPIC + "up", uplink(time="2026-05-28T20:26:41.5Z", fCnt=2,
+                                         object={"temperature_c": 21.5}), 0.0)
+    assert calls[-1] is out and out.n_rows == 1 + 1 + 1 + 1  # reading, heard, uplink, reset
+    assert out.facts["device_events"][0]["detail"] == "frame counter 2 after 9"
+
+
+@pytest.mark.parametrize("fields", [
+    {"deviceInfo": {"devEui": DEV, "deviceProfileName": "acme-th200"},  # a profile claims it
+     "object": {"temperature_c": 21.5}},
+    {"object": {"temperature_c": 21.5}, "dr": True}, {"object": {}, "fPort": [2]},
+    {"object": {"temperature_c": True}}, {"object": [1]},
+    {"rxInfo": [{"gatewayId": "gw-1", "rssi": "-90"}], "object": {"temperature_c": 1}},
+])
+def test_an_uplink_off_the_common_path_is_decoded_as_the_general_path_does(known, fields):
+    fast, general = ChirpStack(known), _GeneralPathOnly(known)
+    for body in (uplink(**fields), uplink(time="2026-05-28T20:26:41.5Z", **fields)):
+        assert _decoded_or_reject(fast, body) == _decoded_or_reject(general, body)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import threading
 
-from tsfleet.live.decoded import Decoded, Unmapped
+from tsfleet.live.decoded import Decoded, Unmapped, time_cell, value_cell
 from tsfleet.live.errors import PayloadError
 from tsfleet.live.lorawan import (
     FrameCounters,
@@ -56,6 +56,8 @@ _EVENT_CLASSES = {"up": "UplinkEvent", "status": "StatusEvent", "join": "JoinEve
                   "location": "LocationEvent", "integration": "IntegrationEvent"}
 #: What a numeric field may be as it is (else :func:`number` judges it); a bool is not.
 _PLAIN = frozenset({int, float, type(None)})
+#: Value types an ``object`` field may have on the common path (the pipeline judges text).
+_FLAT = frozenset({float, int, str})
 #: topic -> :meth:`ChirpStack.route` (bounded: emptied past 100,000 topics)
 _ROUTES: dict[str, tuple[str, str, str]] = {}
 DEFAULT_TOPICS = ["application/+/device/+/event/+", "gateway/+/event/stats",
@@ -124,6 +126,10 @@ class ChirpStack(NetworkServerDecoder):
                 if len(self._info) < 1_000_000:
                     self._info[device] = seen
         if event == "up":
+            if not out.facts:  # the device's facts known: the common uplink, if it is one
+                fast = self._up_common(msg, device, t, info.get("deviceProfileName"))
+                if fast is not None:
+                    return fast
             self._up(out, msg, device, t, info.get("deviceProfileName"))
         elif event == "status":
             self._status(out, msg, device, t)
@@ -176,6 +182,54 @@ class ChirpStack(NetworkServerDecoder):
             self.rows.decoded_object(out, device, t, msg["object"], profile)
         elif msg.get("data"):
             out.unmapped.append(Unmapped(0, "data", msg["data"], None, "no_codec", device, t))
+
+    def _up_common(self, msg: dict, device: str, t: float,
+                   profile: str | None) -> Decoded | None:
+        """The rows of the common uplink, built sealed in one pass: every ``rxInfo`` an
+        object with a text gateway id and plain numbers, plain frame fields, and an
+        ``object`` of canonical metric names with numbers or text that no vendor profile
+        claims. None for anything else (:meth:`_up` then decodes it), before any state
+        changes: the rows are exactly those :meth:`_up` makes (tests/live/test_chirpstack_
+        hot_path.py compares the two)."""
+        rx, obj = msg.get("rxInfo") or [], msg.get("object")
+        f_cnt, f_port, dr = msg.get("fCnt", 0), msg.get("fPort"), msg.get("dr")
+        if type(rx) is not list or type(obj) is not dict or type(f_cnt) is not int or \
+                type(f_port) not in _PLAIN or type(dr) not in _PLAIN:
+            return None
+        rows = self.rows
+        if not obj.keys() <= rows.known or not all(type(v) in _FLAT for v in obj.values()) \
+                or rows.profiles.find(obj, profile) is not None:
+            return None
+        conns = []
+        best, best_key = None, None
+        for r in rx:
+            if type(r) is not dict:
+                return None
+            gw, rssi, snr = r.get("gatewayId"), r.get("rssi"), r.get("snr", 0.0)
+            if type(gw) is not str or not gw or type(rssi) not in _PLAIN or \
+                    type(snr) not in _PLAIN:
+                return None
+            conns.append((device, gw, t, "heard", rssi, snr))
+            # downlink_gateway(), inline: the best SNR, then RSSI; ties keep the first
+            key = (-99.0 if snr is None else snr, -999.0 if rssi is None else rssi)
+            if best_key is None or key > best_key:
+                best, best_key = gw, key
+        tuples = {"lorawan_uplinks": ((device, t, f_cnt, None if f_port is None else
+                                       int(f_port), None if dr is None else int(dr),
+                                       len(conns), best, rows.ns),)}
+        if conns:
+            tuples["connections"] = tuple(conns)
+        facts: dict[str, list[dict]] = {}
+        prev = rows.counters.is_reset(device, t, f_cnt)
+        if prev is not None:
+            facts["device_events"] = [{"device_id": device, "event_at": t,
+                                       "event": "frame_counter_reset",
+                                       "detail": f"frame counter {f_cnt} after {prev}"}]
+        n = len(obj)
+        out = Decoded("chirpstack:up", (device,) * n, (time_cell(t),) * n, tuple(obj),
+                      tuple([value_cell(v) for v in obj.values()]), facts, (), tuples)
+        out._n_rows = n + len(conns) + 1 + (prev is not None)
+        return out
 
     def _status(self, out: Decoded, msg: dict, device: str, t: float) -> None:
         if not msg.get("externalPowerSource") and not msg.get("batteryLevelUnavailable"):

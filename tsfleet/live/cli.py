@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                    help="DuckDB's cache of store blocks is trimmed to this every 5 s, e.g. "
                         "256MB; 0 keeps none; off leaves it to DuckDB (up to --memory-limit) "
                         "(default 64MiB)")
-    p.add_argument("--batch-rows", type=int, default=25_000, help="commit at this many rows")
+    p.add_argument("--batch-rows", type=int, default=60_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
     p.add_argument("--profiles", action="append", default=[], metavar="DIR",

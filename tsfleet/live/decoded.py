@@ -129,12 +129,13 @@ class Decoded:
         collector on, unchanged with it off). Readers (the writer) only iterate; adding
         rows afterwards raises ``AttributeError``.
         """
+        if self._n_rows is not None:  # sealed already (built sealed by a decoder)
+            return self
         self.device_id, self.observed_at = tuple(self.device_id), tuple(self.observed_at)
         self.metric, self.value = tuple(self.metric), tuple(self.value)
         self.unmapped = tuple(self.unmapped)
         if self.tuples:
             self.tuples = {k: tuple(v) for k, v in self.tuples.items()}
-        self._n_rows = None
         self._n_rows = self.n_rows
         return self
 

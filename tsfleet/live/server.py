@@ -87,7 +87,7 @@ class ServeConfig:
     #: bytes of DuckDB's cached store blocks kept, trimmed every few seconds
     #: (``tsfleet.live.writer.trim_cache``); None: DuckDB's own policy (up to memory_limit)
     cache_limit: int | None = DEFAULT_CACHE_LIMIT
-    batch_rows: int = 25_000
+    batch_rows: int = 60_000
     batch_delay_s: float = 0.5
     profile_dirs: list[str] = field(default_factory=list)
     #: seconds between runs of each analysis (``tsfleet.service.cadence``); empty: none

@@ -450,12 +450,24 @@ class Writer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _store(self, batch: list[Envelope]) -> dict[str, int]:
+        """Store every row of ``batch`` in one transaction (each table appended once);
+        the running totals by kind and reason are counted once it has committed."""
+        reports: list = []
+        with transaction(self.fleet.con):
+            counts = self._store_rows(batch, reports)
+        for r in reports:
+            self.stats.by_kind[r.kind] = self.stats.by_kind.get(r.kind, 0) + r.n_accepted
+            for reason, n in r.quarantined_by_reason.items():
+                q = self.stats.quarantined_by_reason
+                q[reason] = q.get(reason, 0) + n
+        return counts
+
+    def _store_rows(self, batch: list[Envelope], reports: list) -> dict[str, int]:
         counts = {"readings": 0, "accepted": 0, "duplicates": 0, "quarantined": 0,
                   "unmapped": 0, "rejected": 0}
         label = "live:" + "+".join(sorted({e.transport for e in batch}))
         decoded = [e.decoded for e in batch if e.decoded is not None]
         table = readings_table(decoded)
-        reports = []
         if table is not None:
             reports.append(self.fleet.ingest("readings", table, chunk_rows=max(table.num_rows, 1),
                                              label=label))
@@ -478,10 +490,6 @@ class Writer:
             counts["accepted"] += r.n_accepted
             counts["duplicates"] += r.n_duplicates
             counts["quarantined"] += r.n_quarantined
-            self.stats.by_kind[r.kind] = self.stats.by_kind.get(r.kind, 0) + r.n_accepted
-            for reason, n in r.quarantined_by_reason.items():
-                q = self.stats.quarantined_by_reason
-                q[reason] = q.get(reason, 0) + n
         counts["unmapped"] = self._store_unmapped(batch)
         counts["rejected"] = self._store_rejects(
             [(e, e.reject.reason, e.reject.detail) for e in batch if e.reject is not None], label)

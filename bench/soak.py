@@ -132,6 +132,71 @@ def rss_kb(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
+class Tracer:
+    """Samples serve's VmRSS and the size of the store's WAL every ``every`` seconds on a
+    thread: a WAL that shrinks is a checkpoint (DuckDB's automatic one at a commit, or
+    one tsfleet asks for), which is how RSS peaks are told apart from analyses."""
+
+    def __init__(self, pid: int, wal: Path, every: float):
+        self.pid, self.wal, self.every = pid, wal, every
+        self.t0 = time.monotonic()
+        #: (seconds since start, VmRSS kB, WAL bytes)
+        self.samples: list[tuple[float, int, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                rss = rss_kb(self.pid)[0]
+            except (OSError, KeyError):
+                return
+            try:
+                wal = self.wal.stat().st_size
+            except OSError:
+                wal = 0
+            self.samples.append((time.monotonic() - self.t0, rss, wal))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+    def checkpoints(self) -> list[tuple[float, int]]:
+        """(time, WAL bytes before) of each WAL shrink."""
+        s = self.samples
+        return [(s[i][0], s[i - 1][2]) for i in range(1, len(s)) if s[i][2] < s[i - 1][2]]
+
+    def report(self, after: float, runs: list[tuple[float, float]], top: int = 6) -> None:
+        """RSS quantiles after ``after`` s and its highest peaks, each with the nearest
+        checkpoint and whether an analysis (``runs``: start, end in this clock) ran."""
+        s = [x for x in self.samples if x[0] >= after]
+        if not s:
+            return
+        rss = np.array([x[1] for x in s]) / 1024
+        cps = self.checkpoints()
+        print(f"memory trace (every {self.every:g} s, {len(s):,} samples after {after:.0f} s): "
+              f"RSS median {np.median(rss):.0f} MB, p95 {np.quantile(rss, .95):.0f}, "
+              f"p99 {np.quantile(rss, .99):.0f}, max {rss.max():.0f}; checkpoints "
+              f"(WAL shrinks) {len(cps)} over the run, WAL before them median "
+              f"{np.median([c[1] for c in cps]) / 2**20 if cps else 0:.1f} MB, "
+              f"max {max((c[1] for c in cps), default=0) / 2**20:.1f} MB")
+        peaks = []
+        for i in np.argsort(-rss):  # highest first, at least 3 s apart
+            t = s[i][0]
+            if all(abs(t - p[0]) >= 3 for p in peaks):
+                peaks.append((t, rss[i]))
+            if len(peaks) == top:
+                break
+        for t, mb in sorted(peaks):
+            near = min(cps, key=lambda c: abs(c[0] - t), default=None)
+            cp = f"checkpoint at {near[0] - t:+.1f} s (WAL {near[1] / 2**20:.1f} MB)" \
+                if near else "no checkpoint"
+            an = any(a - 0.5 <= t <= b + 0.5 for a, b in runs)
+            print(f"  peak {mb:6.0f} MB at t={t:6.1f} s: {cp}; "
+                  f"{'during an analysis' if an else 'no analysis running'}")
+
+
 def items(n) -> str:
     return "all" if n is None else f"{n:.0f}"
 
@@ -420,6 +485,8 @@ def main() -> None:
     ap.add_argument("--memory-limit", default=None, help="as tsfleet serve (DuckDB's limit)")
     ap.add_argument("--cache-limit", default=None,
                     help="as tsfleet serve (DuckDB's cache of store blocks; off: DuckDB's own)")
+    ap.add_argument("--trace-every", type=float, default=0.1,
+                    help="seconds between samples of serve's RSS and WAL size (0: none)")
     ap.add_argument("--cli-loop", action="store_true",
                     help="loop sql, device, alerts list, workorders through serve meanwhile")
     ap.add_argument("--reuse-store", default=None, metavar="PATH",
@@ -458,6 +525,9 @@ def main() -> None:
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
                       args.memory_limit, args.cache_limit, args.analyses_on_writer)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
+        tracer = Tracer(serve.proc.pid, Path(db + ".wal"), args.trace_every) \
+            if args.trace_every > 0 else None
+        trace_wall0 = time.time() - (time.monotonic() - tracer.t0) if tracer else 0.0
         cli = CliLoop(db, ids) if args.cli_loop else None
         started_at = now_utc()
         pub = Publisher(broker.port, ids, args.steps, seed=args.seed,
@@ -504,6 +574,8 @@ def main() -> None:
         if cli is not None:
             cli.close()
         alive = serve.proc.poll() is None
+        if tracer is not None:
+            tracer.close()
         end_at = now_utc()
         rss_end, hwm_end = rss_kb(serve.proc.pid)
         serve.proc.send_signal(signal.SIGTERM)
@@ -532,6 +604,12 @@ def main() -> None:
         runs = [(r["s"], r["e"]) for r in f.query(
             "select epoch(started_at) as s, epoch(finished_at) as e from analysis_runs "
             "where started_at >= ? order by started_at", [started_at])]
+        # good readings: publish (the pack's time, step 0) to the end of their batch
+        lat_rows = f.query(
+            "select epoch(cast(b.finished_at as timestamp)) - epoch(r.observed_at) as s "
+            "from readings r join ingest_batches b using (batch_id) where r.batch_id > ? "
+            "and r.metric = 'temperature_c' and r.device_id in (select unnest(?::varchar[]))",
+            [base_batch, ids]) if args.hostile else []
         on_writer_s = f.query(
             "select coalesce(sum(duration_s), 0) as s from analysis_runs where started_at >= ? "
             "and (? or analysis in (select unnest(?::varchar[])))",
@@ -547,6 +625,12 @@ def main() -> None:
               + ", ".join(f"{r['reason']} {r['n']:,}" for r in reasons))
         print(f"load average at the end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
               f"{os.getloadavg()[2]:.2f}")
+    if args.hostile and lat_rows:
+        lat = [r["s"] for r in lat_rows]
+        print(f"good readings: stored {stored / pub_seconds:,.0f}/s over the {pub_seconds:.0f} s "
+              f"of publishing; publish-to-stored latency (pack time to the end of its "
+              f"ingest batch, {len(lat):,} temperature readings) p50 {pct(lat, .5):.3f} s "
+              f"p99 {pct(lat, .99):.3f} s max {max(lat):.3f} s")
     if judged:  # a random walk of the soak's own that left a metric's range
         print(f"readings of the soak's devices quarantined by the pipeline (out of range): "
               f"{judged:,}; counted as stored below")
@@ -604,6 +688,8 @@ def main() -> None:
           f"{'the writer thread' if args.analyses_on_writer else 'their own thread'}")
     for fl in failures:
         print(f"  failed run: {fl['analysis']}: {fl['error']}")
+    if tracer is not None:
+        tracer.report(warm_end[0] or 0.0, [(a - trace_wall0, b - trace_wall0) for a, b in runs])
     if args.keep:
         print(f"kept {work}")
     else:

@@ -137,14 +137,33 @@ class Tracer:
     thread: a WAL that shrinks is a checkpoint (DuckDB's automatic one at a commit, or
     one tsfleet asks for), which is how RSS peaks are told apart from analyses."""
 
-    def __init__(self, pid: int, wal: Path, every: float):
+    def __init__(self, pid: int, wal: Path, every: float, db: str | None = None):
         self.pid, self.wal, self.every = pid, wal, every
         self.t0 = time.monotonic()
         #: (seconds since start, VmRSS kB, WAL bytes)
         self.samples: list[tuple[float, int, int]] = []
+        #: (seconds since start, {tag: MB}) of serve's duckdb_memory(), with ``db``
+        self.duck: list[tuple[float, dict]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+        if db is not None:
+            threading.Thread(target=self._duck, args=(db,), daemon=True).start()
+
+    def _duck(self, db: str) -> None:
+        """duckdb_memory() of serve, through its control interface, every 0.25 s."""
+        from tsfleet.remote import request
+        advert = None
+        while advert is None and not self.stop.wait(0.2):
+            advert = find_server(db)
+        while not self.stop.wait(0.25):
+            try:
+                rows = request(advert, "/query", {"sql": (
+                    "select tag, memory_usage_bytes // 1048576 as mb from duckdb_memory() "
+                    "where memory_usage_bytes >= 1048576"), "params": []}, 10)["rows"]
+            except Exception:  # noqa: BLE001 - a sample missed
+                continue
+            self.duck.append((time.monotonic() - self.t0, {r["tag"]: r["mb"] for r in rows}))
 
     def _run(self) -> None:
         while not self.stop.wait(self.every):
@@ -181,6 +200,11 @@ class Tracer:
               f"(WAL shrinks) {len(cps)} over the run, WAL before them median "
               f"{np.median([c[1] for c in cps]) / 2**20 if cps else 0:.1f} MB, "
               f"max {max((c[1] for c in cps), default=0) / 2**20:.1f} MB")
+        if self.duck:
+            tot = np.array([sum(d.values()) for t, d in self.duck if t >= after])
+            if len(tot):
+                print(f"  serve's duckdb_memory() total (every 0.25 s): median "
+                      f"{np.median(tot):.0f} MB, max {tot.max():.0f} MB")
         peaks = []
         for i in np.argsort(-rss):  # highest first, at least 3 s apart
             t = s[i][0]
@@ -193,8 +217,12 @@ class Tracer:
             cp = f"checkpoint at {near[0] - t:+.1f} s (WAL {near[1] / 2**20:.1f} MB)" \
                 if near else "no checkpoint"
             an = any(a - 0.5 <= t <= b + 0.5 for a, b in runs)
+            duck = min(self.duck, key=lambda d: abs(d[0] - t), default=None)
+            tags = "" if duck is None or abs(duck[0] - t) > 0.5 else \
+                "; duckdb_memory MB " + " ".join(f"{k} {v}" for k, v in sorted(
+                    duck[1].items(), key=lambda kv: -kv[1]))
             print(f"  peak {mb:6.0f} MB at t={t:6.1f} s: {cp}; "
-                  f"{'during an analysis' if an else 'no analysis running'}")
+                  f"{'during an analysis' if an else 'no analysis running'}{tags}")
 
 
 def items(n) -> str:
@@ -230,7 +258,7 @@ class Serve:
 
     def __init__(self, db: str, port: int, every: str | None, log_path: Path,
                  memory_limit: str | None = None, cache_limit: str | None = None,
-                 on_writer: bool = False):
+                 on_writer: bool = False, checkpoint_wal: str | None = None):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
                f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
         if on_writer:
@@ -241,6 +269,8 @@ class Serve:
             cmd += ["--memory-limit", memory_limit]
         if cache_limit:
             cmd += ["--cache-limit", cache_limit]
+        if checkpoint_wal:
+            cmd += ["--checkpoint-wal", checkpoint_wal]
         self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = log_path.open("w")
@@ -495,6 +525,10 @@ def main() -> None:
                     help="as tsfleet serve (DuckDB's cache of store blocks; off: DuckDB's own)")
     ap.add_argument("--trace-every", type=float, default=0.1,
                     help="seconds between samples of serve's RSS and WAL size (0: none)")
+    ap.add_argument("--checkpoint-wal", default=None,
+                    help="as tsfleet serve (off: DuckDB's automatic checkpoints, the baseline)")
+    ap.add_argument("--trace-duckdb", action="store_true",
+                    help="also sample serve's duckdb_memory() every 0.25 s (control interface)")
     ap.add_argument("--cli-loop", action="store_true",
                     help="loop sql, device, alerts list, workorders through serve meanwhile")
     ap.add_argument("--reuse-store", default=None, metavar="PATH",
@@ -531,9 +565,11 @@ def main() -> None:
     with broker:
         queued = QueuedCount(broker.port) if args.hostile else None
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
-                      args.memory_limit, args.cache_limit, args.analyses_on_writer)
+                      args.memory_limit, args.cache_limit, args.analyses_on_writer,
+                      args.checkpoint_wal)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
-        tracer = Tracer(serve.proc.pid, Path(db + ".wal"), args.trace_every) \
+        tracer = Tracer(serve.proc.pid, Path(db + ".wal"), args.trace_every,
+                        db if args.trace_duckdb else None) \
             if args.trace_every > 0 else None
         trace_wall0 = time.time() - (time.monotonic() - tracer.t0) if tracer else 0.0
         cli = CliLoop(db, ids) if args.cli_loop else None
@@ -699,6 +735,8 @@ def main() -> None:
     if tracer is not None:
         tracer.report(warm_end[0] or 0.0, [(a - trace_wall0, b - trace_wall0) for a, b in runs])
     if args.keep:
+        if tracer is not None:
+            np.save(work / "rss_trace.npy", np.array(tracer.samples))
         print(f"kept {work}")
     else:
         import shutil

@@ -330,6 +330,14 @@ class QueuedCount:
         self.client.loop_stop()
 
 
+def _published(info) -> bool:
+    """paho's is_published, False for a message paho refused to queue (it raises)."""
+    try:
+        return info.is_published()
+    except ValueError:
+        return False
+
+
 class Publisher:
     """QoS 1 SenML JSON packs, round-robin over devices, at a target rate."""
 
@@ -363,7 +371,7 @@ class Publisher:
 
     @property
     def n_bad_acked(self) -> int:
-        return sum(i.is_published() for i in self.infos["bad"])
+        return sum(map(_published, self.infos["bad"]))
 
     def one_bad(self) -> None:
         h = next(self.hostile)
@@ -423,7 +431,7 @@ class Publisher:
                 break
             time.sleep(0.05)
         if self.bad_share:
-            self.n_acked = sum(i.is_published() for i in self.infos["good"])
+            self.n_acked = sum(map(_published, self.infos["good"]))
         self.client.disconnect()
         self.client.loop_stop()
 

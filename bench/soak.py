@@ -200,6 +200,22 @@ class Tracer:
               f"(WAL shrinks) {len(cps)} over the run, WAL before them median "
               f"{np.median([c[1] for c in cps]) / 2**20 if cps else 0:.1f} MB, "
               f"max {max((c[1] for c in cps), default=0) / 2**20:.1f} MB")
+        ts = np.array([x[0] for x in self.samples])
+        ms = np.array([x[1] for x in self.samples]) / 1024
+
+        def rise(at: float) -> float:  # max in [-1, +1.5] s less the median of [-5, -1] s
+            base = ms[(ts >= at - 5) & (ts < at - 1)]
+            near = ms[(ts >= at - 1) & (ts <= at + 1.5)]
+            return float(near.max() - np.median(base)) if len(base) and len(near) else 0.0
+
+        at_cp = [rise(c[0]) for c in cps]
+        ctrl = [rise(x) for x in np.random.default_rng(0).uniform(ts[0] + 6, ts[-1] - 2, 400)]
+        if at_cp:
+            print(f"  RSS rise around each checkpoint (max within -1..+1.5 s less the median of "
+                  f"the 4 s before): median {np.median(at_cp):.0f} MB, p90 "
+                  f"{np.quantile(at_cp, .9):.0f}, max {max(at_cp):.0f}; the same at 400 random "
+                  f"instants: median {np.median(ctrl):.0f}, p90 {np.quantile(ctrl, .9):.0f}, "
+                  f"max {max(ctrl):.0f}")
         if self.duck:
             tot = np.array([sum(d.values()) for t, d in self.duck if t >= after])
             if len(tot):

@@ -49,6 +49,16 @@ good readings published and not stored (counted over the soak's own devices);
 the server must still be up at the end, exit 0, and its RSS stay within 1.2 x of
 the warm-up's. Serving is complete when mosquitto's ``$SYS`` counts show no QoS 1
 message left queued (read every second), i.e. ``serve`` acknowledged them all.
+Also printed: good readings stored per second and their publish-to-stored latency
+(p50/p99: the pack's time to the end of its ingest batch, from the store).
+
+Memory trace (any mode): serve's RSS and the store's WAL size every ``--trace-every``
+seconds (a WAL that shrinks is a checkpoint); with ``--trace-duckdb`` also serve's
+``duckdb_memory()`` every 0.25 s through its control interface. Printed: RSS
+quantiles after the warm-up, the RSS rise around each checkpoint beside the same
+rise at 400 random instants (a control), and the highest peaks with the nearest
+checkpoint, whether an analysis ran, and DuckDB's memory by tag. ``--keep`` saves the
+trace as ``rss_trace.npy`` (seconds, VmRSS kB, WAL bytes).
 """
 
 from __future__ import annotations

@@ -284,7 +284,7 @@ class Serve:
 
     def __init__(self, db: str, port: int, every: str | None, log_path: Path,
                  memory_limit: str | None = None, cache_limit: str | None = None,
-                 on_writer: bool = False):
+                 on_writer: bool = False, checkpoint_wal: str | None = None):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
                f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
         if on_writer:
@@ -295,6 +295,8 @@ class Serve:
             cmd += ["--memory-limit", memory_limit]
         if cache_limit:
             cmd += ["--cache-limit", cache_limit]
+        if checkpoint_wal:
+            cmd += ["--checkpoint-wal", checkpoint_wal]
         self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = log_path.open("w")
@@ -557,6 +559,8 @@ def main() -> None:
                     help="as tsfleet serve (DuckDB's cache of store blocks; off: DuckDB's own)")
     ap.add_argument("--trace-every", type=float, default=0.1,
                     help="seconds between samples of serve's RSS and WAL size (0: none)")
+    ap.add_argument("--checkpoint-wal", default=None,
+                    help="as tsfleet serve (off: DuckDB's automatic checkpoints, the baseline)")
     ap.add_argument("--trace-duckdb", action="store_true",
                     help="also sample serve's duckdb_memory() every 0.25 s (control interface)")
     ap.add_argument("--cli-loop", action="store_true",
@@ -595,7 +599,8 @@ def main() -> None:
     with broker:
         queued = QueuedCount(broker.port) if args.hostile else None
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
-                      args.memory_limit, args.cache_limit, args.analyses_on_writer)
+                      args.memory_limit, args.cache_limit, args.analyses_on_writer,
+                      args.checkpoint_wal)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
         tracer = Tracer(serve.proc.pid, Path(db + ".wal"), args.trace_every,
                         db if args.trace_duckdb else None) \

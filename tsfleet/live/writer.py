@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -181,6 +182,9 @@ CONFLICT_RETRIES = 5
 TRIM_EVERY_S = 5.0
 #: Default bound of DuckDB's cache of store blocks kept by ``tsfleet serve``.
 DEFAULT_CACHE_LIMIT = 64 * 1024 * 1024
+#: A checkpoint deferred while an analysis runs is made anyway past this many times
+#: ``checkpoint_wal``; DuckDB's own automatic checkpoint is left as a backstop at twice that.
+CHECKPOINT_FORCE_FACTOR = 4
 
 
 class Writer:
@@ -193,8 +197,15 @@ class Writer:
                  between_commits: Callable[[], object] | None = None,
                  idle_every: float = 1.0, cache_limit: int | None = None,
                  memory_limit: str | None = None, trim_every: float = TRIM_EVERY_S,
-                 trim_guard: threading.RLock | None = None):
+                 trim_guard: threading.RLock | None = None,
+                 checkpoint_wal: int | None = None):
         self.fleet = fleet
+        #: WAL bytes past which the writer checkpoints between batches (None: DuckDB's
+        #: automatic checkpoints at its checkpoint_threshold, at any commit of any thread)
+        self.checkpoint_wal = checkpoint_wal
+        self._wal = Path(fleet.path + ".wal") if checkpoint_wal and fleet.path else None
+        #: checkpoints the writer made, and those deferred because an analysis ran
+        self.n_checkpoints = self.n_checkpoints_deferred = 0
         #: a lock held by whoever runs work on other connections of the store (the
         #: analysis thread): a trim lowers the database's memory_limit for a moment, so it
         #: is made only while that lock is free (and skipped, tried again, while not)
@@ -225,6 +236,9 @@ class Writer:
     # -- API used by the transports --------------------------------------------------
     def start(self) -> None:
         readings_table([Decoded("warm-up", ["d"], [1.78e9], ["m"], [1.0])])  # see below
+        if self._wal is not None:  # DuckDB's own only as a backstop (see _checkpoint)
+            backstop = 2 * CHECKPOINT_FORCE_FACTOR * self.checkpoint_wal
+            self.fleet.con.execute(f"SET checkpoint_threshold = '{int(backstop)}B'")
         self._thread.start()
 
     def submit(self, env: Envelope) -> None:
@@ -311,6 +325,7 @@ class Writer:
                 elif marker is _STOP:
                     return
                 self._between_commits()
+                self._checkpoint()
                 self._trim()
         except BaseException as exc:  # the store is unusable: stop without acking
             self.error = exc
@@ -376,6 +391,38 @@ class Writer:
         finally:
             if self.trim_guard is not None:
                 self.trim_guard.release()
+
+    def _checkpoint(self) -> None:
+        """Checkpoint between batches once the WAL passes ``checkpoint_wal``, and not while
+        an analysis runs (``trim_guard`` held), unless the WAL is
+        ``CHECKPOINT_FORCE_FACTOR`` times over.
+
+        A checkpoint holds what it writes twice for a moment (the appended rows and their
+        long texts, and the blocks written from them): with DuckDB's automatic checkpoint
+        (a 16 MiB WAL, at whichever commit passes it, an analysis's included) that was
+        the server's RSS peak under hostile traffic. Smaller checkpoints, made where no
+        analysis holds its working set, keep the peak small."""
+        if self._wal is None:
+            return
+        try:
+            size = self._wal.stat().st_size
+        except OSError:
+            return  # no WAL: nothing to checkpoint
+        if size < self.checkpoint_wal:
+            return
+        guard = self.trim_guard
+        held = guard is None or guard.acquire(blocking=False)
+        if not held and size < CHECKPOINT_FORCE_FACTOR * self.checkpoint_wal:
+            self.n_checkpoints_deferred += 1
+            return
+        try:
+            self.fleet.con.execute("CHECKPOINT")
+            self.n_checkpoints += 1
+        except duckdb.Error as exc:  # another transaction in the way: the next call tries
+            log.info("live: checkpoint deferred: %s", _first_line(exc))
+        finally:
+            if held and guard is not None:
+                guard.release()
 
     def _flush(self, batch: list[Envelope]) -> None:
         try:

@@ -39,7 +39,8 @@ from tsfleet.scaleout import run_dask  # noqa: E402
 from tsfleet.simulate import SimConfig, simulated_fleet  # noqa: E402
 
 ONLY = "firmware,power,calibration,environment"
-BUCKET_PHASES = ("stats", "apply")
+#: the phases run as tasks on the workers: the bucket phases and the fleet steps' fits
+BUCKET_PHASES = ("stats", "apply", "fits")
 
 
 def load() -> str:
@@ -49,6 +50,8 @@ def load() -> str:
 
 def warm() -> None:
     """Import what the tasks import, so worker start-up is not timed."""
+    import statsmodels.tsa.holtwinters  # noqa: F401 - the power fits' import (seconds)
+
     import tsfleet.calibration.api  # noqa: F401
     import tsfleet.environment.api  # noqa: F401
     import tsfleet.firmware.api  # noqa: F401

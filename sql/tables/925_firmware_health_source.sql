@@ -15,4 +15,4 @@ create table firmware_health_source (
 );
 comment on table firmware_health_source is 'Grain: at most one row: present when the last firmware analysis was distributed, and the views firmware_update_device_health and firmware_update_health read its per-device rows stored in firmware_device_health (as of the lake it read: lake, the path); absent when they compute them from the readings when read (a single-node run, or none yet). engine is dask; computed_at (UTC) and params (JSON) are the run''s.';
 comment on table firmware_device_health is 'Grain: one row per campaign and device that succeeded an update (as the view firmware_update_device_health), from the last distributed firmware run; the views read these rows while firmware_health_source holds that run. Drains in %/day, windows in days.';
-drop table firmware_release_health;
+drop table if exists firmware_release_health;

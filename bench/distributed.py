@@ -36,10 +36,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from tsfleet import Fleet  # noqa: E402
 from tsfleet.scaleout import run_dask  # noqa: E402
+from tsfleet.scaleout.engine import worker_environ  # noqa: E402
 from tsfleet.simulate import SimConfig, simulated_fleet  # noqa: E402
 
 ONLY = "firmware,power,calibration,environment"
-BUCKET_PHASES = ("stats", "apply")
+#: the phases run as tasks on the workers: the bucket phases and the fleet steps' fits
+BUCKET_PHASES = ("stats", "apply", "fits")
 
 
 def load() -> str:
@@ -49,6 +51,8 @@ def load() -> str:
 
 def warm() -> None:
     """Import what the tasks import, so worker start-up is not timed."""
+    import statsmodels.tsa.holtwinters  # noqa: F401 - the power fits' import (seconds)
+
     import tsfleet.calibration.api  # noqa: F401
     import tsfleet.environment.api  # noqa: F401
     import tsfleet.firmware.api  # noqa: F401
@@ -75,8 +79,9 @@ def timed_cluster(store: Path, lake: Path, workers: int
     the coordinator and of the workers during the run."""
     from distributed import Client, LocalCluster, get_task_stream
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    with worker_environ():      # the workers' environment of tsfleet's own LocalCluster
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
     client = Client(cluster)
     client.run(warm)
     n = 400
@@ -152,6 +157,7 @@ def main() -> int:
     print(f"  built: {n_readings:,} readings, exported in {time.perf_counter() - t:.0f} s")
 
     single = work / "single.duckdb"
+    Path(f"{single}.wal").unlink(missing_ok=True)
     shutil.copyfile(base, single)
     warm()
     print(f"  single node: {load()} before")
@@ -166,6 +172,8 @@ def main() -> int:
     for _ in range(args.repeat):
         for workers in (1, 2):
             store = work / f"dask{workers}.duckdb"
+            # a WAL left by an interrupted run of the same --dir would not match the copy
+            Path(f"{store}.wal").unlink(missing_ok=True)
             shutil.copyfile(base, store)
             times[workers].append(timed_cluster(store, lake, workers))
     if args.repeat > 1:

@@ -3,7 +3,9 @@
 -- Reads raw readings and, where they aged out, the hourly rollups. Compares the
 -- health_window_days after the update with as many days before it; only updates whose
 -- after-window has fully elapsed count. A device's row depends on its own readings and
--- events only, so a distributed run computes it per device bucket (tsfleet.scaleout).
+-- events only, so a distributed run computes it per device bucket (tsfleet.scaleout) and
+-- stores it in firmware_device_health; while firmware_health_source holds that run, this
+-- view returns those stored rows and scans no readings (a single-node analysis clears it).
 -- grain: one row per campaign and device
 -- columns: manufacturer, model, target_version (the installed version), device_id,
 --   health_window_days (days, each side); drain_before_pct_per_day,
@@ -15,13 +17,26 @@ create view firmware_update_device_health as
 with p as (
     select * from firmware_params
 ),
+source as (
+    select count(*) > 0 as is_stored from firmware_health_source
+),
+stored as (
+    -- the rows of the last distributed run, as of the lake it read
+    select campaign_id, device_id, manufacturer, model, target_version, health_window_days,
+           drain_before_pct_per_day, drain_after_pct_per_day, is_silent_before,
+           is_silent_after, is_failed_before, is_failed_after
+    from firmware_device_health
+    where (select is_stored from source)
+),
 updated as (
+    -- empty while the stored rows are read: the joins below then scan no readings
     select c.campaign_id, c.device_id, c.manufacturer, c.model, c.target_version,
            c.succeeded_at as t, p.health_window_days as w
     from firmware_campaign_devices c
     cross join p
     where c.outcome = 'succeeded' and c.target_version is not null
       and c.succeeded_at + to_days(cast(p.health_window_days as integer)) <= p.as_of
+      and not (select is_stored from source)
 ),
 history as (
     -- raw readings where kept; the hourly rollup (its mean, at the middle of the hour)
@@ -57,7 +72,7 @@ fails as (
      and e.event_at < u.t + to_days(cast(u.w as integer))
     group by all
 ),
-final as (
+computed as (
     select u.campaign_id, u.device_id, u.manufacturer, u.model, u.target_version,
            u.w as health_window_days,
            case when b.n_battery >= 5 then b.drain end as drain_before_pct_per_day,
@@ -75,5 +90,10 @@ final as (
                       and not fb.is_after
     left join fails fa on fa.campaign_id = u.campaign_id and fa.device_id = u.device_id
                       and fa.is_after
+),
+final as (
+    select * from stored
+    union all
+    select * from computed
 )
 select * from final

@@ -154,21 +154,45 @@ def test_same_environment_as_one_node(runs):
 
 
 def test_same_firmware_health_as_one_node(runs):
-    """Each device's post-update health, computed in its bucket, equals the single node's
-    view, and the verdicts pooled once over them equal the view's verdicts."""
+    """Each device's post-update health, computed in its bucket, is what the usual view
+    ``firmware_update_device_health`` returns after the run, and equals the single node's;
+    the release verdicts of ``firmware_update_health`` (and ``fleet.firmware.health()``)
+    pooled over them equal the single node's."""
     single, dask = runs["single"], runs["dask"]
-    x = single.frame("select * from firmware_update_device_health order by all")
-    y = dask.frame("select * exclude (computed_at, params) from firmware_device_health "
-                   "order by all")
-    assert_same(x, y, "firmware_device_health")
-    x = single.frame("select * from firmware_update_health order by all")
-    y = dask.frame("select * exclude (computed_at, params) from firmware_release_health "
-                   "order by all")
+    for view in ("firmware_update_device_health", "firmware_update_health"):
+        sql = f"select * from {view} order by all"
+        x = single.frame(sql)
+        assert_same(x, dask.frame(sql), view)
     assert {"healthy", "unhealthy"} <= set(x["verdict"])
-    assert_same(x, y, "firmware_release_health")
+    assert [r["verdict"] for r in single.firmware.health()] == [
+        r["verdict"] for r in dask.firmware.health()]
     for view in ("firmware_campaign_progress", "firmware_device_status"):
         sql = f"select * from {view} order by all"
         assert_same(single.frame(sql), dask.frame(sql), view)
+
+
+def test_firmware_health_is_read_from_the_workers_rows(runs):
+    """After a distributed run the views read the per-device health the buckets computed
+    (the coordinator scans no readings for it): with the store's readings gone they
+    answer the same; a single-node firmware run computes from the readings again."""
+    dask = runs["dask"]
+    sql = "select * from firmware_update_health order by all"
+    before = dask.frame(sql)
+    stored = dask.frame("select * exclude (computed_at, params) from firmware_device_health "
+                        "order by all")
+    assert_same(dask.frame("select * from firmware_update_device_health order by all"),
+                stored, "firmware_device_health")
+    assert dask.query("select engine from firmware_health_source") == [{"engine": "dask"}]
+    dask.con.execute("checkpoint")
+    copy = runs["tmp"] / "no_readings.duckdb"
+    shutil.copyfile(runs["tmp"] / "dask.duckdb", copy)
+    with Fleet(str(copy)) as fleet:
+        fleet.con.execute("delete from readings")
+        fleet.con.execute("delete from readings_hourly_rollup")
+        assert_same(before, fleet.frame(sql), "firmware_update_health without readings")
+        fleet.firmware.analyze()                # one node: from the readings (none) again
+        assert fleet.frame(sql)["n_with_battery"].sum() == 0
+        assert fleet.query("select count(*) as n from firmware_device_health") == [{"n": 0}]
 
 
 def test_views_and_findings_work_unchanged(runs):
@@ -253,7 +277,11 @@ def test_a_failing_bucket_of_firmware_and_environment(runs, capsys):
     with Fleet(str(store)) as fleet:
         got = {r[0] for r in fleet.con.execute(
             "select device_id from firmware_device_health").fetchall()}
-        assert fleet.query("select count(*) as n from firmware_release_health")[0]["n"] > 0
+        # the store read no stored health before: its views keep reading the readings,
+        # so the failed bucket's devices keep their health
+        assert fleet.query("select count(*) as n from firmware_health_source") == [{"n": 0}]
+        assert fleet.frame("select * from firmware_update_health order by all").equals(
+            single.frame("select * from firmware_update_health order by all"))
         assert fleet.frame("select * from environment_device_exposure order by all").equals(
             exposure)
         runs_ = fleet.query("select analysis, status, error from analysis_runs "
@@ -269,7 +297,8 @@ def test_a_failing_bucket_of_firmware_and_environment(runs, capsys):
 
 def test_rerun_is_idempotent(runs):
     """A second run over the same lake replaces every partition and table row: the same
-    files, the same answers, nothing left over."""
+    files, the same answers to the bit (the fleet fits do not depend on the order rows
+    arrive in), nothing left over."""
     dask, lake = runs["dask"], runs["lake"]
     before = dask.frame("select * exclude (computed_at, params) from sensor_drift order by all")
     files = sorted(p.relative_to(lake) for p in (lake / "results").rglob("*") if p.is_file())
@@ -278,15 +307,16 @@ def test_rerun_is_idempotent(runs):
     shutil.copyfile(lake / "results" / "sensor_drift" / "bucket=0" / "data.parquet", stale)
     others = {t: dask.frame(f"select * exclude (computed_at, params) from {t} order by all")
               for t in ("environment_device_exposure", "environment_effects",
-                        "firmware_device_health", "firmware_release_health")}
+                        "environment_model",
+                        "firmware_device_health", "firmware_health_source")}
     run = run_dask(dask, lake, only="calibration,environment,firmware", workers=2,
                    processes=False)
     assert run.failures == []
     after = dask.frame("select * exclude (computed_at, params) from sensor_drift order by all")
     assert before.equals(after)
-    for table, rows in others.items():
-        assert_same(rows, dask.frame(f"select * exclude (computed_at, params) from {table} "
-                                     "order by all"), table)
+    for table, rows in others.items():       # bit-identical, not merely close
+        again = dask.frame(f"select * exclude (computed_at, params) from {table} order by all")
+        assert len(rows) and rows.equals(again), table
     assert files == sorted(p.relative_to(lake) for p in (lake / "results").rglob("*")
                            if p.is_file())
     assert not [p for p in (lake / "results").rglob(".*")]      # no staging files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -44,12 +45,15 @@ class Environment:
     # -- analysis ------------------------------------------------------------------
     def analyze(self, *, max_gap_hours: int = 4, dead_after_hours: int = 24,
                 p_fail_threshold: float = 0.35, ea_ev: float = 0.7,
-                cycle_swing_c: float = 8.0) -> None:
+                cycle_swing_c: float = 8.0, map_fn=map) -> None:
         """Run the full analysis and write the environment_* result tables.
 
         ``max_gap_hours``: the longest run of hours without monitor data that is
         interpolated; longer gaps stay gaps. ``p_fail_threshold``: a device whose
         predicted 30-day failure probability reaches it becomes a finding.
+        ``map_fn``: how the models of the outcomes (independent fits on the same cells)
+        are run: ``map``, or an engine's map that runs them apart (a distributed run's
+        fleet step fits them on the workers, :mod:`tsfleet.scaleout.plan`).
         """
         if not (0 <= max_gap_hours <= 168):
             raise InvalidParameter(f"max_gap_hours must be within 0..168, got {max_gap_hours}")
@@ -61,9 +65,9 @@ class Environment:
                       cycle_swing_c=cycle_swing_c)
         # Small matrices: one BLAS thread is much faster than several on a busy machine.
         with threadpool_limits(1):
-            self._analyze(params)
+            self._analyze(params, map_fn)
 
-    def _analyze(self, params: dict) -> None:
+    def _analyze(self, params: dict, map_fn=map) -> None:
         max_gap_hours, dead_after_hours = params["max_gap_hours"], params["dead_after_hours"]
         p_fail_threshold, ea_ev = params["p_fail_threshold"], params["ea_ev"]
         cycle_swing_c = params["cycle_swing_c"]
@@ -90,8 +94,9 @@ class Environment:
         lap("exposure and cells")
         units = {d["metric"]: d["unit"] for d in declared}
         labels = {d["metric"]: d["quantity"] for d in declared}
-        fits = [fit_outcome(cells, o, factors=tuple(factors), units=units, labels=labels)
-                if len(cells) else Fit(o, reason="no environment data") for o in OUTCOMES]
+        fits = (list(map_fn(partial(fit_outcome, cells, factors=tuple(factors), units=units,
+                                    labels=labels), OUTCOMES)) if len(cells)
+                else [Fit(o, reason="no environment data") for o in OUTCOMES])
         env = envelopes(cells, factors) if len(cells) else pd.DataFrame(
             columns=["device_type", "factor", "band_low", "band_high", "status"])
         write_result(con, "environment_envelopes", env, params=params, computed_at=stamp)

@@ -48,8 +48,14 @@ def bin_width(factor: str, values: np.ndarray) -> float:
 def model_cells(con: duckdb.DuckDBPyConnection, zone_hours: pd.DataFrame,
                 factors: list[str], start, end) -> pd.DataFrame:
     """One row per device type, age band and environment bin: device_hours, the mean of
-    each factor, age_years, n_failures and n_reboots (complete zone hours only)."""
-    zh = zone_hours.dropna(subset=factors)
+    each factor, age_years, n_failures and n_reboots (complete zone hours only).
+
+    Every input is put in one order first and the cells leave in a total order, so the
+    sums (and the models fitted on the cells) do not depend on the order in which SQL
+    returned the rows: with several DuckDB threads it varies between runs, and the fits
+    amplify the last-bit differences (1e-4 relative in a coefficient)."""
+    zh = zone_hours.dropna(subset=factors).sort_values(["zone", "hour_at"], kind="stable",
+                                                       ignore_index=True)
     if zh.empty:
         return pd.DataFrame(columns=[*COLUMNS, *factors])
     zone_code, zones = pd.factorize(zh["zone"])
@@ -63,7 +69,8 @@ def model_cells(con: duckdb.DuckDBPyConnection, zone_hours: pd.DataFrame,
                        **{f"s_{f}": v for f, v in values.items()}})
     zc = zc.groupby(["zone", "env"], as_index=False, sort=False).sum()
     p = {"start": start, "end": end}
-    groups = queries.run(con, "model_groups", p).to_pandas()
+    groups = queries.run(con, "model_groups", p).to_pandas().sort_values(
+        ["zone", "device_type", "age_band"], kind="stable", ignore_index=True)
     groups["zone"] = zones.get_indexer(groups["zone"])
     x = zc.merge(groups[groups["zone"] >= 0], on="zone")
     sums = [f"s_{f}" for f in factors]
@@ -73,6 +80,7 @@ def model_cells(con: duckdb.DuckDBPyConnection, zone_hours: pd.DataFrame,
     cells = x.groupby(["device_type", "age_band", "env"], as_index=False, sort=False)[
         ["device_hours", "sum_age", *sums]].sum()
     ev = queries.run(con, "model_events", p).to_pandas()
+    ev = ev.sort_values(list(ev.columns), kind="stable", ignore_index=True)
     hour_key = pd.MultiIndex.from_arrays([zone_code, zh["hour_at"].to_numpy("datetime64[us]")])
     at = hour_key.get_indexer(pd.MultiIndex.from_arrays(
         [zones.get_indexer(ev["zone"]), ev["hour_at"].to_numpy("datetime64[us]")]))
@@ -88,4 +96,5 @@ def model_cells(con: duckdb.DuckDBPyConnection, zone_hours: pd.DataFrame,
                         "age_years": cells["sum_age"] / cells["device_hours"],
                         "n_failures": cells["failure"].fillna(0).astype(np.int64),
                         "n_reboots": cells["reboot"].fillna(0).astype(np.int64)})
-    return out.sort_values(["device_type", *factors], ignore_index=True)
+    return out.sort_values(["device_type", *factors, "age_years", "device_hours",
+                            "n_failures", "n_reboots"], kind="stable", ignore_index=True)

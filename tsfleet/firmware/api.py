@@ -13,6 +13,7 @@ from tsfleet.firmware.report import compliance_report
 from tsfleet.firmware.versions import get_scheme
 from tsfleet.ingest import IngestReport
 from tsfleet.results import now_utc
+from tsfleet.store import transaction
 
 if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
@@ -146,7 +147,20 @@ class Firmware:
     # -- analysis ----------------------------------------------------------------------
     def analyze(self, osv: object | None = None) -> None:
         """Rank all versions, load ``osv`` if given (a demo store loads its simulated
-        feed from ``sim.osv_feed`` once), judge the advisories, check unchecked reports."""
+        feed from ``sim.osv_feed`` once), judge the advisories, check unchecked reports.
+
+        The post-update health is then computed from the readings when read: the rows a
+        distributed run stored (``firmware_device_health``) are dropped, and
+        ``firmware_health_source`` is cleared (see :mod:`tsfleet.scaleout.plan`)."""
+        self.rank_and_check(osv)
+        with transaction(self.con):
+            self.con.execute("delete from firmware_health_source")
+            self.con.execute("delete from firmware_device_health")
+
+    def rank_and_check(self, osv: object | None = None) -> None:
+        """The steps of :meth:`analyze` that write what ingest writes too (version ranks,
+        advisories, the checks of unchecked report batches): what a distributed run keeps
+        on the store's writer."""
         self.fleet.require_writable()
         sync_versions(self.con, full=True)
         if osv is not None:

@@ -39,12 +39,14 @@ LINE_PHI = 1 - 1e-9            # a chosen straight line: no damping to speak of
 
 
 def run(con, horizon_days: int = 30, devices: list[str] | None = None,
-        until: datetime | None = None, shared: dict | None = None) -> dict[str, np.ndarray]:
+        until: datetime | None = None, shared: dict | None = None,
+        map_fn=map) -> dict[str, np.ndarray]:
     """Forecast every battery device (or ``devices``) as of ``until`` (default: its last data).
 
     Returns the columns of ``battery_forecast`` (without computed_at/params).
     ``shared`` maps device type to :class:`~tsfleet.power.holt.HoltParams` to
-    reuse instead of fitting.
+    reuse instead of fitting. ``map_fn``: how the per-type statsmodels fits are run
+    (see :func:`shared_params`).
     """
     if shared is None and not _fresh_params(con):
         holt.preload()                  # the per-type fits will need statsmodels
@@ -59,7 +61,7 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
     s = sag.correct(s, {t: sag.Pool(p.sag_scale_c, p.sag_v_at_20c, p.sag_t_min_c, p.sag_t_max_c)
                         for t, p in shared.items() if p.is_pooled})
     critical = _critical_pct(con, s.device_type)
-    out = compute(s, horizon_days, critical, until=until, shared=shared)
+    out = compute(s, horizon_days, critical, until=until, shared=shared, map_fn=map_fn)
     fresh = {t: p for t, p in out["shared"].items()
              if t not in shared or not shared[t].is_pooled}
     if fresh and until is None:
@@ -127,20 +129,33 @@ def _critical_pct(con, device_type: np.ndarray) -> np.ndarray:
 
 
 def shared_params(s: series.Series, y: np.ndarray, pat: patterns.Patterns,
-                  fit_start: np.ndarray, eligible: np.ndarray) -> dict[str, holt.HoltParams]:
-    """statsmodels fits on the longest steady series of each device type; medians per type."""
-    out = {}
+                  fit_start: np.ndarray, eligible: np.ndarray,
+                  map_fn=map) -> dict[str, holt.HoltParams]:
+    """statsmodels fits on the longest steady series of each device type; medians per type.
+
+    The fits are independent: ``map_fn`` runs :func:`tsfleet.power.holt.fit_sample` over
+    every type's samples at once (``map``, in order; a distributed run passes an engine's
+    map, so the fits of a fleet step run on the workers in parallel). The answer does not
+    depend on where or in which order they run."""
     length = s.end - fit_start + 1
-    for t in np.unique(s.device_type):
+    types = list(np.unique(s.device_type))
+    samples = []
+    for t in types:
         cand = np.flatnonzero((s.device_type == t) & eligible & (pat.pattern == "steady")
                               & (length >= 14))
         cand = cand[np.argsort(-length[cand], kind="stable")][:SAMPLE_PER_TYPE]
-        out[t] = holt.fit_shared([y[i, fit_start[i]: s.end[i] + 1] for i in cand])
+        samples.append([y[i, fit_start[i]: s.end[i] + 1] for i in cand])
+    flat = list(map_fn(holt.fit_sample, [y_ for ys in samples for y_ in ys]))
+    out, at = {}, 0
+    for t, ys in zip(types, samples, strict=True):
+        out[t] = holt.pool_fits(flat[at: at + len(ys)])
+        at += len(ys)
     return out
 
 
 def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
-            until: datetime | None = None, shared: dict | None = None) -> dict[str, np.ndarray]:
+            until: datetime | None = None, shared: dict | None = None,
+            map_fn=map) -> dict[str, np.ndarray]:
     n = s.n
     pooled = {t: (p.k_mean, p.k_tau2, p.g_mean, p.g_tau2)
               for t, p in (shared or {}).items() if p.is_pooled}
@@ -165,7 +180,7 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     missing = {t for t in np.unique(s.device_type) if t not in params}
     if missing:
         fitted = shared_params(s, y, pat, fit_start,
-                               eligible & np.isin(s.device_type, list(missing)))
+                               eligible & np.isin(s.device_type, list(missing)), map_fn)
         params.update({t: fitted[t] for t in missing})
     alpha = np.array([params[t].alpha for t in s.device_type]) if n else np.zeros(0)
     beta = np.array([params[t].beta for t in s.device_type]) if n else np.zeros(0)

@@ -131,19 +131,28 @@ def fit_statsmodels(y: np.ndarray, optimized: bool = True, params: HoltParams | 
                          damping_trend=params.phi, optimized=False)
 
 
-def fit_shared(samples: list[np.ndarray]) -> HoltParams:
-    """Median statsmodels parameters over sample series of one device type."""
-    fits = []
-    for y in samples:
-        try:
-            res = fit_statsmodels(y)
-        except Exception:  # noqa: BLE001 - a failed fit just does not vote
-            continue
-        p = res.params
-        vals = (p["smoothing_level"], p["smoothing_trend"], p["damping_trend"])
-        if all(np.isfinite(vals)):
-            fits.append(vals)
+def fit_sample(y: np.ndarray) -> tuple[float, float, float] | None:
+    """One sample series' statsmodels parameters (alpha, beta, phi), or None when the fit
+    fails or is not finite: a failed fit just does not vote in :func:`pool_fits`."""
+    try:
+        res = fit_statsmodels(y)
+    except Exception:  # noqa: BLE001 - a failed fit just does not vote
+        return None
+    p = res.params
+    vals = (p["smoothing_level"], p["smoothing_trend"], p["damping_trend"])
+    return tuple(float(v) for v in vals) if all(np.isfinite(vals)) else None
+
+
+def pool_fits(fits: list[tuple[float, float, float] | None]) -> HoltParams:
+    """Median parameters over the sample fits of one device type (default without any)."""
+    fits = [f for f in fits if f is not None]
     if not fits:
         return HoltParams(*DEFAULT, source="default")
     a, b, phi = np.median(np.array(fits), axis=0)
     return HoltParams(float(a), float(b), float(phi), source=f"statsmodels:{len(fits)} fits")
+
+
+def fit_shared(samples: list[np.ndarray], map_fn=map) -> HoltParams:
+    """Median statsmodels parameters over sample series of one device type. ``map_fn``
+    runs :func:`fit_sample` over the samples (``map``; an engine's map runs them apart)."""
+    return pool_fits(list(map_fn(fit_sample, samples)))

@@ -26,13 +26,20 @@ the per-device work, and the fleet step runs once on the collected rows.
   round trip. When a bucket fails twice the store keeps its earlier environment results:
   the fleet step on part of the monitors would change every zone's answer.
 - firmware: the writer-side steps (version ranks, advisories, the ingest-time checks of
-  unchecked report batches) run on the store first, as ``Firmware.analyze()``: they write
-  tables that ingest writes too (``DomainSpec.shares_ingest_tables``: in ``serve`` they
-  run on the writer thread) and check each batch exactly once, so they never run on a
-  worker from a lake snapshot. Each bucket then computes its devices' post-update health
-  (view ``firmware_update_device_health``, the part that scans readings), attached as
-  ``firmware_device_health``; the verdict per release (view ``firmware_update_health``)
-  is pooled once over those rows into ``firmware_release_health``.
+  unchecked report batches) run on the store first (``Firmware.rank_and_check``): they
+  write tables that ingest writes too (``DomainSpec.shares_ingest_tables``: in ``serve``
+  they run on the writer thread) and check each batch exactly once, so they never run on
+  a worker from a lake snapshot. Each bucket then computes its devices' post-update
+  health (view ``firmware_update_device_health``, the part that scans readings), attached
+  as ``firmware_device_health``, and the run records itself in ``firmware_health_source``:
+  from then on the view ``firmware_update_device_health`` returns those stored rows
+  without scanning the readings, and everything that reads it (the release verdicts of
+  ``firmware_update_health``, ``fleet.firmware.health()``, ``tsfleet firmware health``)
+  shows the distributed answers; the per-device health is computed once, on the workers.
+  When a bucket fails twice the other buckets' rows are stored, but the views switch to
+  the stored rows only if they read stored rows already (the failed bucket's earlier rows
+  stay, as with power); after a single-node run they keep computing from the readings,
+  so that no device's health goes missing.
 
 ``mapper(domain, phase, shared)`` runs a phase over every bucket on some engine and
 returns ``{bucket: paths}`` for the buckets that succeeded and ``{bucket: error}``
@@ -50,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from tsfleet.results import now_utc
 from tsfleet.scaleout import lake as lk
 from tsfleet.scaleout.tasks import (
     BUCKET_BY,
@@ -79,6 +87,8 @@ ENVIRONMENT_RESULTS = (
     "environment_recommendations")
 
 Mapper = Callable[[str, str, "dict | None"], "tuple[dict[int, list[str]], dict[int, str]]"]
+#: domain -> a map (fn, items) -> results that runs a fleet step's independent fits
+FitMap = Callable[[str], Callable]
 
 
 @dataclass
@@ -101,6 +111,16 @@ class DomainOutcome:
         finally:
             self.phase_s[name] = time.perf_counter() - t
 
+    def timed_map(self, map_fn):
+        """``map_fn``, its calls timed together as phase ``fits`` (inside ``fleet``)."""
+        def run(fn, items):
+            t = time.perf_counter()
+            try:
+                return list(map_fn(fn, items))
+            finally:
+                self.phase_s["fits"] = self.phase_s.get("fits", 0.0) + time.perf_counter() - t
+        return run
+
     def mapped(self, mapper: Mapper, phase: str, shared) -> dict[int, list[str]]:
         """The bucket tasks of ``phase``, timed; their failures recorded; the buckets done
         (bucket -> what each wrote)."""
@@ -110,16 +130,22 @@ class DomainOutcome:
         return done
 
 
-def run_domain(fleet, lake: Path, domain: str, buckets: int, mapper: Mapper) -> DomainOutcome:
-    """Both phases of ``domain`` over ``buckets``, the fleet steps, the attach."""
-    if domain in ONE_PHASE:
-        return run_one_phase(fleet, lake, domain, buckets, mapper)
+def run_domain(fleet, lake: Path, domain: str, buckets: int, mapper: Mapper,
+               fit_map: FitMap | None = None) -> DomainOutcome:
+    """Both phases of ``domain`` over ``buckets``, the fleet steps, the attach.
+
+    ``fit_map(domain)``: the map that runs the independent fits of a fleet step (power's
+    per-type statsmodels fits, environment's model per outcome) on the engine's workers
+    (default: ``map``, here)."""
     out = DomainOutcome(domain, buckets)
+    map_fn = out.timed_map(fit_map(domain) if fit_map else map)
+    if domain in ONE_PHASE:
+        return run_one_phase(fleet, lake, out, mapper, map_fn)
     ok = out.mapped(mapper, "stats", None)
     ok_buckets = sorted(ok)
     with out.phase("fleet"):
         if domain == "power":
-            params, holt_params = power_fleet_fit(fleet, lake, ok_buckets)
+            params, holt_params = power_fleet_fit(fleet, lake, ok_buckets, map_fn)
             shared = {"params": params, "buckets": ok_buckets}
         else:
             shared = {"p_values": calibration_p_values(lake, ok_buckets)}
@@ -145,13 +171,13 @@ def run_domain(fleet, lake: Path, domain: str, buckets: int, mapper: Mapper) -> 
     return out
 
 
-def run_one_phase(fleet, lake: Path, domain: str, buckets: int,
-                  mapper: Mapper) -> DomainOutcome:
+def run_one_phase(fleet, lake: Path, out: DomainOutcome, mapper: Mapper,
+                  map_fn=map) -> DomainOutcome:
     """Environment or firmware: the bucket phase, then the fleet step once (module doc)."""
-    out = DomainOutcome(domain, buckets)
+    domain, buckets = out.domain, out.n_buckets
     if domain == "firmware":
         with out.phase("writer"):
-            fleet.firmware.analyze()
+            fleet.firmware.rank_and_check()
     ok_buckets = sorted(out.mapped(mapper, "stats", None))
     with out.phase("fleet"):
         tables = ENVIRONMENT_STATS if domain == "environment" else FIRMWARE_RESULTS
@@ -159,19 +185,40 @@ def run_one_phase(fleet, lake: Path, domain: str, buckets: int,
             lk.remove_beyond(lake, table, buckets)
         if domain == "environment":
             if not out.failed:
-                out.n_rows = environment_fleet_step(fleet, lake, ok_buckets)
+                out.n_rows = environment_fleet_step(fleet, lake, ok_buckets, map_fn)
         else:
             out.n_rows = attach(fleet.con, lake, "firmware_device_health", ok_buckets,
                                 buckets, "device", bool(out.failed))
-            firmware_fleet_step(fleet, lake)
+            record_health_source(fleet.con, lake, buckets, bool(out.failed))
     return out
 
 
-def environment_fleet_step(fleet, lake: Path, ok: list[int]) -> int:
+def record_health_source(con, lake: Path, buckets: int, failed: bool) -> None:
+    """Make the firmware views read the stored per-device health of this run (module doc):
+    always when every bucket landed; with failed buckets only if they read stored rows
+    already."""
+    import json
+
+    with transaction(con):
+        had = con.execute("select count(*) from firmware_health_source").fetchall()[0][0]
+        if failed and not had:
+            return
+        con.execute("delete from firmware_health_source")
+        con.execute("insert into firmware_health_source values ('dask', ?, ?, ?)",
+                    [str(lake), now_utc(), json.dumps({"engine": "dask", "buckets": buckets})])
+
+
+def environment_fleet_step(fleet, lake: Path, ok: list[int], map_fn=map) -> int:
     """``Environment.analyze()`` once, on a scratch store holding the dimension tables,
     the monitors' hourly sums and the devices' outcomes of the buckets ``ok``; its result
-    tables replace the store's. Returns the devices in ``environment_device_exposure``."""
-    with lk.BucketStore(threads=None) as fit:
+    tables replace the store's. Returns the devices in ``environment_device_exposure``.
+    ``map_fn`` runs the model of each outcome (on the workers, in a distributed run).
+
+    The scratch store runs on one DuckDB thread: with several, rows arrive and sums are
+    added in an order that varies between runs, and the fits amplify the last-bit
+    differences (7e-5 relative in environment_effects), so a re-run would not be
+    bit-identical."""
+    with lk.BucketStore(threads=1) as fit:
         con = fit.con
         lk.load_whole(con, lake, (*lk.WHOLE_TABLES, *EXTRA_WHOLE["environment"]))
         files = lk.partitions(lake, "environment_monitor_hours", ok)
@@ -191,32 +238,13 @@ def environment_fleet_step(fleet, lake: Path, ok: list[int]) -> int:
                         "read_parquet(?, hive_partitioning = false)", [files])
         con.execute("drop view environment_device_outcomes")
         con.execute("alter table _tsf_outcomes rename to environment_device_outcomes")
-        fit.environment.analyze()
+        fit.environment.analyze(map_fn=map_fn)
         results = {t: con.sql(f"select * from {q(t)}").to_arrow_table()
                    for t in ENVIRONMENT_RESULTS}
     with transaction(fleet.con):
         for table, rows in results.items():
             replace_rows(fleet.con, table, rows)
     return results["environment_device_exposure"].num_rows
-
-
-def firmware_fleet_step(fleet, lake: Path) -> None:
-    """The verdict per release, pooled once over the collected ``firmware_device_health``
-    rows by the view ``firmware_update_health`` itself (on a scratch store where those
-    rows stand in for the per-device view), into ``firmware_release_health``."""
-    from tsfleet.results import write_result
-
-    rows = fleet.con.sql("select * exclude (computed_at, params) "
-                         "from firmware_device_health").to_arrow_table()
-    with lk.BucketStore(threads=None) as fit:
-        con = fit.con
-        lk.load_whole(con, lake, ("firmware_settings",))
-        con.execute("drop view firmware_update_device_health")
-        con.register("_tsf_rows", rows)
-        con.execute("create table firmware_update_device_health as select * from _tsf_rows")
-        con.unregister("_tsf_rows")
-        verdicts = con.sql("select * from firmware_update_health").to_arrow_table()
-    write_result(fleet.con, "firmware_release_health", verdicts, params={"engine": "dask"})
 
 
 def replace_rows(con, table: str, rows: pa.Table) -> None:
@@ -229,15 +257,17 @@ def replace_rows(con, table: str, rows: pa.Table) -> None:
         con.unregister("_tsf_rows")
 
 
-def power_fleet_fit(fleet, lake: Path, ok: list[int]) -> tuple[dict, pa.Table]:
+def power_fleet_fit(fleet, lake: Path, ok: list[int], map_fn=map) -> tuple[dict, pa.Table]:
     """The parameters pooled per device type, fitted once on the fleet's daily sums by
     the forecast's own code (:func:`tsfleet.power.forecast.run`), reusing the store's
     cached ones while they are current exactly as a single-node run does. Returns them
-    and the rows of ``battery_holt_params`` after the fit."""
+    and the rows of ``battery_holt_params`` after the fit. ``map_fn`` runs the
+    statsmodels fits of the types' sample series (on the workers, in a distributed run).
+    One DuckDB thread, for the reason given at :func:`environment_fleet_step`."""
     from tsfleet.power import forecast
 
     cached = fleet.con.sql("select * from battery_holt_params").to_arrow_table()
-    with lk.BucketStore(threads=None) as fit:
+    with lk.BucketStore(threads=1) as fit:
         con = fit.con
         lk.load_whole(con, lake)
         load_day_stats(con, lake, ok)
@@ -251,7 +281,7 @@ def power_fleet_fit(fleet, lake: Path, ok: list[int]) -> tuple[dict, pa.Table]:
             con.execute("insert into battery_holt_params by name select * from _tsf_cached")
             con.unregister("_tsf_cached")
         mark_refreshed(con)
-        out = forecast.run(con, HORIZON_DAYS)
+        out = forecast.run(con, HORIZON_DAYS, map_fn=map_fn)
         rows = con.sql("select * from battery_holt_params").to_arrow_table()
     return out["shared"], rows
 

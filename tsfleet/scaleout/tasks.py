@@ -22,7 +22,7 @@ The phases, and what the fleet step between them pools (see :mod:`tsfleet.scaleo
   of its devices (view ``environment_device_outcomes``); the fleet step runs the
   domain's analysis once on them.
 - ``firmware`` ``stats`` (its only phase): the post-update health of the bucket's
-  devices (view ``firmware_update_device_health``); the verdicts are pooled once.
+  devices (view ``firmware_update_device_health``), which the views read once attached.
 """
 
 from __future__ import annotations

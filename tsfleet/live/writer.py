@@ -401,7 +401,9 @@ class Writer:
         long texts, and the blocks written from them): with DuckDB's automatic checkpoint
         (a 16 MiB WAL, at whichever commit passes it, an analysis's included) that was
         the server's RSS peak under hostile traffic. Smaller checkpoints, made where no
-        analysis holds its working set, keep the peak small."""
+        analysis holds its working set, make the rise at a checkpoint smaller; they did
+        not lower the peak ratio consistently, so the option is off by default
+        (docs/live.md)."""
         if self._wal is None:
             return
         try:

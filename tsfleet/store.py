@@ -78,9 +78,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         try:
             yield con
         except BaseException:
-            if not state[1]:
-                state[1] = True
-                con.execute("ROLLBACK")
+            _roll_back_once(con, state)
             raise
         finally:
             state[0] -= 1
@@ -93,12 +91,17 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
             raise StoreError("the transaction was rolled back: a statement inside it failed")
         con.execute("COMMIT")
     except BaseException:
-        if not state[1]:
-            state[1] = True
-            con.execute("ROLLBACK")
+        _roll_back_once(con, state)
         raise
     finally:
         del _OPEN[key]
+
+
+def _roll_back_once(con: duckdb.DuckDBPyConnection, state: list) -> None:
+    """Roll the transaction back unless a joined block already did (``state[1]``)."""
+    if not state[1]:
+        state[1] = True
+        con.execute("ROLLBACK")
 
 
 @dataclass(frozen=True)

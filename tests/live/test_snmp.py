@@ -197,17 +197,24 @@ def test_v3_key_file_and_env_errors_are_one_line(tmp_path, capsys, monkeypatch):
         assert message in err and len(err.strip().splitlines()) == 1
 
 
+def _up_and_silent(tmp_path, port: int):
+    """A targets file of two v2c agents: gw-up (the snmpd on ``port``) and gw-silent (a
+    port nobody answers on)."""
+    dead = free_udp_port()
+    targets = tmp_path / "agents.toml"
+    targets.write_text(
+        f'[[agent]]\ngateway_id = "gw-up"\naddress = "127.0.0.1:{port}"\n'
+        'community = "public"\n\n'
+        f'[[agent]]\ngateway_id = "gw-silent"\naddress = "127.0.0.1:{dead}"\n'
+        'community = "public"\n')
+    return targets
+
+
 def test_serve_polls_the_targets_on_its_cadence_and_keeps_the_counters(snmpd, tmp_path):
     """``serve --snmp-targets`` polls every interval (here 1 s): an answering agent gets
     counter deltas from its second poll on, a silent one is down every time, and the raw
     counters are kept in the store at shutdown for the next start."""
-    dead = free_udp_port()
-    targets = tmp_path / "agents.toml"
-    targets.write_text(
-        f'[[agent]]\ngateway_id = "gw-up"\naddress = "127.0.0.1:{snmpd}"\n'
-        'community = "public"\n\n'
-        f'[[agent]]\ngateway_id = "gw-silent"\naddress = "127.0.0.1:{dead}"\n'
-        'community = "public"\n')
+    targets = _up_and_silent(tmp_path, snmpd)
     db = str(tmp_path / "serve.duckdb")
     srv = RunningServer(db, snmp_targets=str(targets), snmp_every_s=1.0, snmp_concurrency=1)
     time.sleep(3.6)
@@ -245,13 +252,7 @@ def test_snmp_poll_while_serve_holds_the_store(snmpd, tmp_path):
     polling (serve keeps its counters in memory)."""
     from tests.live.control_support import ENV
 
-    dead = free_udp_port()
-    targets = tmp_path / "agents.toml"
-    targets.write_text(
-        f'[[agent]]\ngateway_id = "gw-up"\naddress = "127.0.0.1:{snmpd}"\n'
-        'community = "public"\n\n'
-        f'[[agent]]\ngateway_id = "gw-silent"\naddress = "127.0.0.1:{dead}"\n'
-        'community = "public"\n')
+    targets = _up_and_silent(tmp_path, snmpd)
     db = str(tmp_path / "plant.duckdb")
     handover = tmp_path / "tmp"
     handover.mkdir()

@@ -41,9 +41,11 @@ import threading
 from tsfleet.live.decoded import Decoded, Unmapped, time_cell, value_cell
 from tsfleet.live.errors import PayloadError
 from tsfleet.live.lorawan import (
+    _FLAT,
     FrameCounters,
     NetworkServerDecoder,
     UplinkRows,
+    downlink_gateway,
     loads,
     number,
     parse_time,
@@ -56,8 +58,6 @@ _EVENT_CLASSES = {"up": "UplinkEvent", "status": "StatusEvent", "join": "JoinEve
                   "location": "LocationEvent", "integration": "IntegrationEvent"}
 #: What a numeric field may be as it is (else :func:`number` judges it); a bool is not.
 _PLAIN = frozenset({int, float, type(None)})
-#: Value types an ``object`` field may have on the common path (the pipeline judges text).
-_FLAT = frozenset({float, int, str})
 #: topic -> :meth:`ChirpStack.route` (bounded: emptied past 100,000 topics)
 _ROUTES: dict[str, tuple[str, str, str]] = {}
 DEFAULT_TOPICS = ["application/+/device/+/event/+", "gateway/+/event/stats",
@@ -200,8 +200,7 @@ class ChirpStack(NetworkServerDecoder):
         if not obj.keys() <= rows.known or not all(type(v) in _FLAT for v in obj.values()) \
                 or rows.profiles.find(obj, profile) is not None:
             return None
-        conns = []
-        best, best_key = None, None
+        gateways = []
         for r in rx:
             if type(r) is not dict:
                 return None
@@ -209,14 +208,11 @@ class ChirpStack(NetworkServerDecoder):
             if type(gw) is not str or not gw or type(rssi) not in _PLAIN or \
                     type(snr) not in _PLAIN:
                 return None
-            conns.append((device, gw, t, "heard", rssi, snr))
-            # downlink_gateway(), inline: the best SNR, then RSSI; ties keep the first
-            key = (-99.0 if snr is None else snr, -999.0 if rssi is None else rssi)
-            if best_key is None or key > best_key:
-                best, best_key = gw, key
+            gateways.append((gw, rssi, snr))
+        conns = [(device, gw, t, "heard", rssi, snr) for gw, rssi, snr in gateways]
         tuples = {"lorawan_uplinks": ((device, t, f_cnt, None if f_port is None else
                                        int(f_port), None if dr is None else int(dr),
-                                       len(conns), best, rows.ns),)}
+                                       len(conns), downlink_gateway(gateways), rows.ns),)}
         if conns:
             tuples["connections"] = tuple(conns)
         facts: dict[str, list[dict]] = {}

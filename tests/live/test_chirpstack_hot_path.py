@@ -149,9 +149,13 @@ def test_an_unknown_topic_is_refused_each_time(known):
 
 
 class _GeneralPathOnly(ChirpStack):
-    """The decoder without its common-uplink path: the reference it must equal."""
+    """The decoder without its common-uplink paths (from the event's dict, and typed):
+    the reference it must equal."""
 
     def _up_common(self, msg, device, t, profile):
+        return None
+
+    def _up_typed(self, ident, payload, now):
         return None
 
 
@@ -213,13 +217,73 @@ def test_the_common_uplink_path_makes_exactly_the_rows_of_the_general_one(known,
 def test_the_common_uplink_path_is_taken_and_reports_a_frame_counter_reset(known):
     cs = ChirpStack(known)
     calls = []
-    common = cs._up_common
-    cs._up_common = lambda *a: calls.append(common(*a)) or calls[-1]
+    rows = cs._up_rows
+    cs._up_rows = lambda *a: calls.append(rows(*a)) or calls[-1]
     cs.decode(TOPIC + "up", uplink(fCnt=9), 0.0)
     out = cs.decode(TOPIC + "up", uplink(time="2026-05-28T20:26:41.5Z", fCnt=2,
                                          object={"temperature_c": 21.5}), 0.0)
     assert calls[-1] is out and out.n_rows == 1 + 1 + 1 + 1  # reading, heard, uplink, reset
     assert out.facts["device_events"][0]["detail"] == "frame counter 2 after 9"
+
+
+def _typed_taken(cs: ChirpStack) -> list[bool]:
+    """Whether each later decode took the typed path (its result a Decoded)."""
+    taken = []
+    typed = cs._up_typed
+    cs._up_typed = lambda *a: taken.append(type(r := typed(*a)).__name__ == "Decoded") or r
+    return taken
+
+
+def test_the_typed_path_takes_an_uplink_whose_device_info_is_that_of_the_last_one(known):
+    """The typed path takes an uplink only when its deviceInfo text is the one whose
+    facts the general path took last for the device: a renamed device, or a status event
+    in between (other facts), sends the next uplink through the general path, which
+    takes the new facts."""
+    cs = ChirpStack(known)
+    taken = _typed_taken(cs)
+    obj = {"temperature_c": 21.5}
+    renamed = {"devEui": DEV, "deviceName": "th-1 (hall 2)"}
+    status = json.dumps({"time": TIME, "deviceInfo": renamed, "batteryLevel": 80}).encode()
+    facts = []
+    for k, body in enumerate([uplink(object=obj), uplink(object=obj), uplink(object=obj),
+                              uplink(deviceInfo=renamed, object=obj),
+                              uplink(deviceInfo=renamed, object=obj), status,
+                              uplink(deviceInfo=renamed, object=obj),
+                              uplink(deviceInfo=renamed, object=obj)]):
+        event = "status" if body is status else "up"
+        out = cs.decode(TOPIC + event, body.replace(b"40.5Z", f"4{k}.5Z".encode()), 0.0)
+        facts.append(len(out.facts.get("lorawan_devices", [])))
+    # the status event does not go through the typed path (only uplinks do)
+    assert taken == [False, True, True, False, True, False, True]
+    assert facts == [1, 0, 0, 1, 0, 1, 1, 0]
+
+
+def test_the_typed_path_leaves_what_the_general_parser_refuses_to_it(known):
+    """Text that is not UTF-8 or an escaped lone surrogate, even in a field the typed path
+    does not read, makes the uplink invalid JSON as before; integers past 64 bits (floats
+    to orjson), a null object, an empty gateway id and a bad time take the general path,
+    which decides as without the typed path."""
+    ref = _GeneralPathOnly(known)
+    cs = ChirpStack(known)
+    taken = _typed_taken(cs)
+    first = uplink(object={"temperature_c": 1.0})
+    odd = [first.replace(b'"fPort"', b'"devAddr": "\xff\xfe", "fPort"'),
+           first.replace(b'"fPort"', b'"devAddr": "\\ud800", "fPort"'),
+           first.replace(b'"fPort": 2', b'"fPort": 2, "x": "\\uDC00"'),
+           uplink(object={"temperature_c": 2 ** 70}), uplink(object={"temperature_c": 1.0},
+                                                             fCnt=2 ** 64),
+           uplink(object={"temperature_c": 1.0}, fCnt=2 ** 63 - 1),
+           uplink(object=None), uplink(object={"temperature_c": 1.0}, time="yesterday"),
+           uplink(object={"temperature_c": 1.0}, rxInfo=[{"gatewayId": ""}]),
+           uplink(object={"temperature_c": "21.5", "humidity_pct": -3})]
+    assert _decoded_or_reject(cs, first) == _decoded_or_reject(ref, first)
+    for k, body in enumerate(odd):
+        body = body.replace(b"20:26:40.5Z", f"20:{27 + k}:40.5Z".encode())
+        assert _decoded_or_reject(cs, body) == _decoded_or_reject(ref, body), body
+    assert _decoded_or_reject(cs, odd[0])[:2] == ("reject", "invalid_json")
+    assert _decoded_or_reject(cs, odd[1])[:2] == ("reject", "invalid_json")
+    # only the 64-bit counter and the last (text and an integer in the object) were typed
+    assert taken == [False] * 6 + [True] + [False] * 3 + [True] + [False] * 2
 
 
 @pytest.mark.parametrize("fields", [
@@ -233,3 +297,19 @@ def test_an_uplink_off_the_common_path_is_decoded_as_the_general_path_does(known
     fast, general = ChirpStack(known), _GeneralPathOnly(known)
     for body in (uplink(**fields), uplink(time="2026-05-28T20:26:41.5Z", **fields)):
         assert _decoded_or_reject(fast, body) == _decoded_or_reject(general, body)
+
+
+def test_a_number_beyond_a_double_in_a_field_the_typed_path_skips_is_not_read(known):
+    """The one documented difference (docs/lorawan.md): the typed path skips the fields it
+    does not read unparsed, so ``1e400`` there (invalid JSON to orjson, the general path)
+    does not refuse the uplink; in a field it reads, it does."""
+    cs, ref = ChirpStack(known), _GeneralPathOnly(known)
+    first = uplink(object={"temperature_c": 1.0})
+    for dec in (cs, ref):
+        dec.decode(TOPIC + "up", first, 0.0)
+    skipped = first.replace(b'"fPort": 2', b'"fPort": 2, "margin": 1e400')
+    read = first.replace(b'"fPort": 2', b'"fPort": 1e400')
+    assert _decoded_or_reject(cs, skipped)[0] == "chirpstack:up"
+    assert _decoded_or_reject(ref, skipped)[:2] == ("reject", "invalid_json")
+    assert _decoded_or_reject(cs, read) == _decoded_or_reject(ref, read)
+    assert _decoded_or_reject(cs, read)[:2] == ("reject", "invalid_json")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Annotated
 
 from tsfleet.live.decoded import Decoded, Unmapped, time_cell, value_cell
 from tsfleet.live.errors import PayloadError
@@ -63,6 +64,39 @@ _ROUTES: dict[str, tuple[str, str, str]] = {}
 DEFAULT_TOPICS = ["application/+/device/+/event/+", "gateway/+/event/stats",
                   "+/gateway/+/event/stats"]
 
+try:  # the common uplink read into typed fields (optional: pip install msgspec)
+    import msgspec
+except ImportError:  # pragma: no cover - the test extra installs msgspec
+    msgspec = None
+
+if msgspec is not None:
+    #: an integer that orjson (the general path) surely keeps an integer: a 64-bit one
+    #: (past uint64 it becomes a float there); any other leaves the typed path
+    _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+    _Num = _Int | float | None
+
+    class _Rx(msgspec.Struct):
+        """One rxInfo entry as the typed path reads it (other fields are skipped)."""
+
+        gatewayId: str  # noqa: N815 - ChirpStack's JSON names
+        rssi: _Num = None
+        snr: _Num = 0.0
+
+    class _Up(msgspec.Struct):
+        """The fields of an ``up`` event the common path reads; ``deviceInfo`` is kept as
+        its raw JSON text, compared whole with the device's last one."""
+
+        time: str | None = None
+        deviceInfo: msgspec.Raw = msgspec.Raw(b"")  # noqa: N815
+        fCnt: _Int = 0  # noqa: N815
+        fPort: _Num = None  # noqa: N815
+        dr: _Num = None
+        object: dict[str, _Int | float | str] | None = None
+        rxInfo: list[_Rx] | None = None  # noqa: N815
+
+    _UP = msgspec.json.Decoder(_Up)
+    _TYPED_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+
 
 class ChirpStack(NetworkServerDecoder):
     """Decodes ChirpStack MQTT messages into rows (thread-safe)."""
@@ -79,6 +113,9 @@ class ChirpStack(NetworkServerDecoder):
         self._stats_at: dict[str, float] = {}
         #: device -> (deviceInfo, is_mains) of its last event whose facts were taken
         self._info: dict[str, tuple[dict, bool | None]] = {}
+        #: device -> (deviceInfo as JSON text, profile name) of its last uplink, while
+        #: that is its entry in ``_info`` (see :meth:`_up_typed`)
+        self._typed: dict[str, tuple[object, str | None]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -105,6 +142,12 @@ class ChirpStack(NetworkServerDecoder):
 
     def _decode(self, route, topic: str, payload: bytes, now: float) -> Decoded:
         kind, ident, event = route
+        raw_info = None
+        if event == "up" and kind == "event" and msgspec is not None:
+            typed = self._up_typed(ident, payload, now)
+            if type(typed) is Decoded:
+                return typed
+            raw_info = typed  # the deviceInfo text, when the payload could be read
         msg = self._message(payload, "GatewayStats" if kind == "gateway" else
                             _EVENT_CLASSES.get(event))
         out = Decoded(f"chirpstack:{event}")
@@ -122,15 +165,22 @@ class ChirpStack(NetworkServerDecoder):
             # seen for the device before its facts are taken apart and compared
             seen = (info, is_mains)
             if self._info.get(device) != seen:
+                self._typed.pop(device, None)  # its deviceInfo text is no longer the last
                 self._device(out, device, t, info, is_mains)
                 if len(self._info) < 1_000_000:
                     self._info[device] = seen
         if event == "up":
+            profile = info.get("deviceProfileName")
+            if raw_info is not None and device == ident and len(self._typed) < 1_000_000 \
+                    and self._info.get(device) == (info, None):
+                # the facts of this deviceInfo text are known: its next uplink with the
+                # same text can take the typed path
+                self._typed[device] = (raw_info, profile)
             if not out.facts:  # the device's facts known: the common uplink, if it is one
-                fast = self._up_common(msg, device, t, info.get("deviceProfileName"))
+                fast = self._up_common(msg, device, t, profile)
                 if fast is not None:
                     return fast
-            self._up(out, msg, device, t, info.get("deviceProfileName"))
+            self._up(out, msg, device, t, profile)
         elif event == "status":
             self._status(out, msg, device, t)
         elif event == "join":
@@ -196,9 +246,7 @@ class ChirpStack(NetworkServerDecoder):
         if type(rx) is not list or type(obj) is not dict or type(f_cnt) is not int or \
                 type(f_port) not in _PLAIN or type(dr) not in _PLAIN:
             return None
-        rows = self.rows
-        if not obj.keys() <= rows.known or not all(type(v) in _FLAT for v in obj.values()) \
-                or rows.profiles.find(obj, profile) is not None:
+        if not all(type(v) in _FLAT for v in obj.values()):
             return None
         gateways = []
         for r in rx:
@@ -209,6 +257,54 @@ class ChirpStack(NetworkServerDecoder):
                     type(snr) not in _PLAIN:
                 return None
             gateways.append((gw, rssi, snr))
+        return self._up_rows(device, t, obj, gateways, f_cnt, f_port, dr, profile)
+
+    def _up_typed(self, ident: str, payload: bytes, now: float):
+        """The common uplink read straight into typed fields (msgspec), when the device's
+        ``deviceInfo`` is, byte for byte, that of its last uplink whose facts were taken
+        (so the general path would take no facts either): the rows of :meth:`_up_common`
+        without building the event's dicts. Returns the sealed :class:`Decoded`; else
+        the raw ``deviceInfo`` (None when the payload could not be read this way), and
+        the general path decodes the payload, exactly as without this path.
+
+        Payloads the general parser (orjson) would refuse leave this path: text that is
+        not UTF-8, an escaped lone surrogate (msgspec refuses it too), an integer past 64
+        bits (a float there).
+        One difference is left, documented in docs/lorawan.md: a field this path does not
+        read is skipped unparsed, so a number beyond a double's range in such a field
+        (``1e400``: invalid JSON to orjson) does not make the uplink ``invalid_json``."""
+        try:
+            if not payload.isascii():  # msgspec checks the escapes, not the UTF-8
+                payload.decode("utf-8")  # of the fields it skips
+            m = _UP.decode(payload)
+        except _TYPED_ERRORS:
+            return None
+        known = self._typed.get(ident)
+        if known is None or known[0] != m.deviceInfo:
+            return m.deviceInfo
+        obj = m.object
+        if obj is None:
+            return m.deviceInfo
+        gateways = []
+        for r in m.rxInfo or ():
+            if not r.gatewayId:
+                return m.deviceInfo
+            gateways.append((r.gatewayId, r.rssi, r.snr))
+        try:
+            t = parse_time(m.time, now)
+        except PayloadError:
+            return m.deviceInfo
+        out = self._up_rows(ident, t, obj, gateways, m.fCnt, m.fPort, m.dr, known[1])
+        return m.deviceInfo if out is None else out
+
+    def _up_rows(self, device: str, t: float, obj: dict, gateways: list, f_cnt: int,
+                 f_port, dr, profile: str | None) -> Decoded | None:
+        """The sealed rows of a common uplink whose fields were checked; None (nothing
+        changed) when ``object`` has a name that is no canonical metric or a vendor
+        profile claims it."""
+        rows = self.rows
+        if not obj.keys() <= rows.known or rows.profiles.find(obj, profile) is not None:
+            return None
         conns = [(device, gw, t, "heard", rssi, snr) for gw, rssi, snr in gateways]
         tuples = {"lorawan_uplinks": ((device, t, f_cnt, None if f_port is None else
                                        int(f_port), None if dr is None else int(dr),

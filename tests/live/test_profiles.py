@@ -6,12 +6,14 @@ import json
 
 import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.live.live_support import T0, decoder, vendor
 from tsfleet.errors import TsfleetError
 from tsfleet.live.decode import Decoder
 from tsfleet.live.errors import ProfileError
-from tsfleet.live.profiles import Profiles, load_profile
+from tsfleet.live.profiles import Profile, Profiles, load_profile
 
 DEC = decoder()
 
@@ -107,3 +109,34 @@ def test_adding_a_manufacturer_is_a_file(tmp_path):
     assert (d.device_id, d.observed_at, d.metric) == (["x-9"], [float(T0)], ["temperature_c"])
     d = dec.decode(vendor({"ms": T0 * 1000, "mv": 3000}), fmt="y-2", topic_device="y-9")
     assert (d.device_id, d.observed_at, d.value) == (["y-9"], [float(T0)], [3.0])
+
+
+
+_parts = st.sampled_from(["vendor", "model", "meta", "id"])
+_leaf = st.one_of(st.sampled_from(["acme", "VX-3", 1, 1.0, True]), st.none())
+_payloads = st.recursive(_leaf, lambda inner: st.dictionaries(_parts, inner, max_size=3),
+                         max_leaves=6).filter(lambda p: isinstance(p, dict))
+
+
+@given(matches=st.lists(st.tuples(st.lists(_parts, min_size=1, max_size=2),
+                                  st.sampled_from(["acme", "VX-3", 1, True])), max_size=3),
+       payload=_payloads, data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_find_is_the_first_profile_whose_match_holds(matches, payload, data):
+    """Profiles.find answers "no profile" without trying each one when the payload holds
+    none of the match fields' first names; it must still be the first matching profile
+    (the payload is often made to hold one profile's match, nested or not)."""
+    profiles = Profiles(shipped=False)
+    for k, (path, equals) in enumerate(matches):
+        profiles.add(Profile.model_validate({
+            "name": f"p{k}", "manufacturer": "m",
+            "match": {"field": ".".join(path), "equals": equals},
+            "fields": {"x": {"metric": "temperature_c"}}}))
+    if matches and data.draw(st.booleans()):  # hold the match of one of them
+        path, equals = data.draw(st.sampled_from(matches))
+        node = payload
+        for part in path[:-1]:
+            node[part] = node = node[part] if isinstance(node.get(part), dict) else {}
+        node[path[-1]] = equals
+    first = next((p for p in profiles.by_name.values() if p.matches(payload)), None)
+    assert profiles.find(payload) is first

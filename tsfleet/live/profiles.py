@@ -261,6 +261,10 @@ class Profiles:
 
     def __init__(self, extra_dirs: Iterable[str | Path] = (), *, shipped: bool = True):
         self.by_name: dict[str, Profile] = {}
+        #: the first field name of every profile's ``match``: a payload holding none of
+        #: them matches no profile (``equals`` is never null), which :meth:`find` says at
+        #: once (the network servers' common uplink asks it for every event)
+        self._match_heads: set[str] = set()
         folders = ([SHIPPED] if shipped else []) + [Path(d) for d in extra_dirs]
         for folder in folders:
             if not folder.is_dir():
@@ -273,11 +277,15 @@ class Profiles:
         if profile.name in self.by_name:
             raise ProfileError(f"profile {origin}: the name {profile.name!r} is already taken")
         self.by_name[profile.name] = profile
+        if profile.match is not None:
+            self._match_heads.add(_parts(profile.match.field)[0])
 
     def find(self, payload: dict, hint: str | None = None) -> Profile | None:
         """The profile named by ``hint`` (a topic segment), else the first that matches."""
         if hint and hint in self.by_name:
             return self.by_name[hint]
+        if type(payload) is dict and payload.keys().isdisjoint(self._match_heads):
+            return None
         for profile in self.by_name.values():
             if profile.matches(payload):
                 return profile

@@ -64,6 +64,9 @@ def parse_size(text: str) -> int:
 
 #: Seconds between two full garbage collections (see :func:`_tune_interpreter`).
 FULL_GC_EVERY_S = 60.0
+#: New tracked objects past which the youngest generation is collected (see
+#: :func:`_tune_interpreter`; Python's default is 700).
+GC_YOUNG = 200_000
 
 
 @dataclass
@@ -580,7 +583,13 @@ def _tune_interpreter():
       short-lived containers, and with the default thresholds collections
       (passes over the objects of DuckDB, pyarrow and paho included) took about
       a fifth of the MQTT thread's time. Objects alive at start are frozen
-      (never scanned again) and young collections run less often.
+      (never scanned again) and young collections run less often: the youngest
+      generation is collected past ``GC_YOUNG`` new objects, more than the
+      payloads held until their commit make (a ChirpStack uplink holds ~15
+      tracked objects, a batch of 10,000 of them ~150,000), so a collection no
+      longer walks every held payload again: at 50,000 the collector took 6-8 us
+      of server CPU per ChirpStack uplink, at 200,000 about 1 us (bench/live.py
+      --source chirpstack, load 13-14).
     - The GIL switch interval: the writer thread gives the GIL up inside every
       DuckDB statement, which takes it back to check for signals; while the MQTT
       thread decodes, each take waited up to the default 5 ms, several times per
@@ -590,7 +599,7 @@ def _tune_interpreter():
     _pin_malloc()
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(GC_YOUNG, 20, 100)
     sys.setswitchinterval(0.001)
 
     def untune() -> None:

@@ -39,10 +39,14 @@ def readings_table(n: int, n_devices: int = 10_000, start: str = "2026-01-01T00:
 
 
 def drive_server(cfg, on_commit, commits: list, lock: threading.Lock, target,
-                 publisher_args: list[tuple]) -> dict:
+                 publisher_args: list[tuple], expected=None) -> dict:
     """Run ``serve``'s Server on ``cfg`` in a thread, the publisher processes
     ``target(*args)`` (one per entry of ``publisher_args``), then let the backlog drain
-    (at most 60 s: until a second passes with no new commit) and stop the server.
+    and stop the server. The drain lasts at most 60 s: until ``expected()`` (what the
+    broker acknowledged to the publishers, counted as ``on_commit`` counts) is committed,
+    or, without ``expected``, until a second passes with no new commit; with it, a
+    commit that stops short for 5 s ends the drain too (the rest stay unacknowledged at
+    the broker and are missing from the figures: ``expected`` is returned to show it).
     ``commits`` is the list of (committed_at, n) that ``on_commit`` appends to under
     ``lock``. Returns the server's CPU seconds over the run, the mean load average, the
     steady commit rate (first to last but one commit: the first commit's rows arrived
@@ -66,14 +70,19 @@ def drive_server(cfg, on_commit, commits: list, lock: threading.Lock, target,
     for proc in procs:
         proc.join()
     last, deadline = -1, time.time() + 60
+    want = expected() if expected is not None else None
+    idle_since = time.time()
     while time.time() < deadline:
         srv.writer.sync(30)
         with lock:
             total = sum(n for _, n in commits)
-        if total == last:
+        if want is not None and total >= want:
             break
-        last = total
-        time.sleep(1.0)
+        if total != last:
+            last, idle_since = total, time.time()
+        elif want is None or time.time() - idle_since >= 5.0:
+            break
+        time.sleep(1.0 if want is None else 0.1)
     cpu = time.process_time() - cpu0
     load1 = os.getloadavg()[0]
     before_stop = {"received": srv.n_received}
@@ -95,7 +104,7 @@ def drive_server(cfg, on_commit, commits: list, lock: threading.Lock, target,
         if len(commits) >= 3 and commits[-2][0] > commits[0][0]:
             steady = sum(n for _, n in commits[1:-1]) / (commits[-2][0] - commits[0][0])
     return {"cpu_s": cpu, "load": (load0 + load1) / 2, "sustained": steady, "server": srv,
-            **before_stop}
+            "expected": want, **before_stop}
 
 
 def paced(per_s: float, seconds: float, idle=None):

@@ -88,7 +88,7 @@ def publisher(port: int, rate: float, seconds: float, devices: int, n_gateways: 
 
 
 def run(port: int, db: str, rate: float, seconds: float, devices: int, n_gateways: int,
-        source: str, publishers: int = 1, receive_maximum: int = 65535) -> dict:
+        source: str, publishers: int = 1) -> dict:
     lat: list[float] = []
     commits: list[tuple[float, int]] = []
     lock = threading.Lock()
@@ -102,7 +102,7 @@ def run(port: int, db: str, rate: float, seconds: float, devices: int, n_gateway
                     n += 1
             commits.append((committed_at, n))
 
-    cfg = ServeConfig(db=db, receive_maximum=receive_maximum, client_id=f"bench-cs-{source}",
+    cfg = ServeConfig(db=db, receive_maximum=65535, client_id=f"bench-cs-{source}",
                       **({"chirpstack_mqtt": f"127.0.0.1:{port}"} if source == "chirpstack"
                          else {"mqtt": f"127.0.0.1:{port}"}))
     ctx = mp.get_context("spawn")
@@ -168,19 +168,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline-seconds", type=float, default=10)
     ap.add_argument("--publishers", type=int, default=1,
                     help="publisher processes sharing the offered rate")
-    ap.add_argument("--receive-maximum", type=int, default=65535,
-                    help="MQTT 5 Receive Maximum the server announces (serve's default: 4000)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, LocalBroker(persistence=False) as broker:
         res = run(broker.port, str(Path(tmp) / "cs.duckdb"), args.rate, args.seconds,
-                  args.devices, args.gateways, "chirpstack", args.publishers,
-                  args.receive_maximum)
+                  args.devices, args.gateways, "chirpstack", args.publishers)
         base = run(broker.port, str(Path(tmp) / "base.duckdb"), args.rate,
-                   args.baseline_seconds, args.devices, args.gateways, "senml", args.publishers,
-                   args.receive_maximum)
+                   args.baseline_seconds, args.devices, args.gateways, "senml", args.publishers)
     print(f"ChirpStack up events (JSON, {args.gateways} gateways, 2 readings each), offered "
-          f"{args.rate:,.0f} uplinks/s for {args.seconds:.0f} s, {args.devices:,} devices, "
-          f"receive maximum {args.receive_maximum:,}:")
+          f"{args.rate:,.0f} uplinks/s for {args.seconds:.0f} s, {args.devices:,} devices:")
     print(f"  stored {res['uplinks']:,} uplinks in {res['batches']} commits, of "
           f"{res['published']:,} the broker acknowledged to the publishers")
     print(f"  throughput  {res['sustained']:,.0f} uplinks/s sustained (target >= 20,000)")

@@ -270,7 +270,7 @@ class Subscriber:
                  receive_maximum: int = 4000, max_packet: int | None = None,
                  keepalive: int = 30,
                  min_backoff: float = 0.5, max_backoff: float = 30.0,
-                 security=None, on_full: Callable[[], None] | None = None):
+                 security=None):
         self.host, self.port, self.topics = host, port, topics
         self.client_id = client_id
         #: set once a connection was accepted and subscribed (``--exit-on-broker-failure``)
@@ -284,13 +284,6 @@ class Subscriber:
         self.handler = handler
         self.session_expiry_s = session_expiry_s
         self.receive_maximum = receive_maximum
-        #: called (network thread) when the messages received and not yet acknowledged on
-        #: this connection reach ``receive_maximum``: the broker sends no more until some
-        #: are acknowledged, so the writer should commit what it holds now
-        #: (:meth:`tsfleet.live.writer.Writer.flush_soon`)
-        self.on_full = on_full
-        self._n_in = 0                             # QoS 1 received on this connection
-        self._acked: tuple[int, int] = (0, 0)      # (generation, acknowledged on it)
         self.max_packet = max_packet
         self.keepalive = keepalive
         self.subscribed = threading.Event()
@@ -350,7 +343,6 @@ class Subscriber:
             return
         with self._lock:
             self._generation += 1
-        self._n_in = 0
         self.n_connects += 1
         resumed = bool(flags.session_present)
         first = self.session_resumed is None
@@ -368,7 +360,6 @@ class Subscriber:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
             self._generation += 1
-        self._n_in = 0
         self.subscribed.clear()
         if self._stopping:
             return
@@ -403,16 +394,7 @@ class Subscriber:
         self.connected.set()
 
     def _on_message(self, client, userdata, msg: ReceivedMessage) -> None:
-        if msg.qos != 1:
-            self.handler(msg, None)
-            return
-        generation = self._generation
-        self.handler(msg, MqttAck(self, generation, msg.mid))
-        self._n_in += 1
-        if self.on_full is not None and self._n_in >= self.receive_maximum:
-            gen, acked = self._acked
-            if self._n_in - (acked if gen == generation else 0) >= self.receive_maximum:
-                self.on_full()
+        self.handler(msg, MqttAck(self, self._generation, msg.mid) if msg.qos == 1 else None)
 
     # -- acknowledgements (the writer's thread) ---------------------------------------------
     def ack_many(self, acks: list[MqttAck]) -> None:
@@ -422,9 +404,7 @@ class Subscriber:
         with self._lock:
             generation = self._generation
             mids = [a.mid for a in acks if a.generation == generation]
-            if mids:  # counted first: the broker's next message may come at once
-                gen, acked = self._acked
-                self._acked = (generation, (acked if gen == generation else 0) + len(mids))
+            if mids:
                 self.client.send_acks(mids)
 
 

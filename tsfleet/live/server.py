@@ -377,7 +377,7 @@ class Server:
                     host, port, cfg.topics, self._on_mqtt, client_id=self.client_id,
                     session_expiry_s=cfg.session_expiry_s,
                     receive_maximum=cfg.receive_maximum, max_packet=cfg.mqtt_max_packet,
-                    security=security, on_full=self.writer.flush_soon)
+                    security=security)
                 log.info("live: MQTT %s:%d, client id %s, %s", host, port, self.client_id,
                          security.describe())
                 self.subscriber.start()
@@ -483,8 +483,7 @@ class Server:
             sub = Subscriber(host, port, list(cls.topics), self._lora_handler(decoder),
                              client_id=f"{cfg.client_id or store_client_id(self.fleet)}-{name}",
                              session_expiry_s=cfg.session_expiry_s,
-                             receive_maximum=cfg.receive_maximum,
-                             on_full=self.writer.flush_soon)
+                             receive_maximum=cfg.receive_maximum)
             sub.start()
             self.lora_subscribers.append(sub)
 
@@ -505,8 +504,7 @@ class Server:
                              client_id=f"{cfg.client_id or store_client_id(self.fleet)}-spb",
                              session_expiry_s=cfg.session_expiry_s,
                              receive_maximum=cfg.receive_maximum,
-                             max_packet=cfg.mqtt_max_packet, security=security,
-                             on_full=self.writer.flush_soon)
+                             max_packet=cfg.mqtt_max_packet, security=security)
             self.sparkplug.publish = lambda topic, payload: sub.client.publish(topic, payload)
             sub.start()
             self.lora_subscribers.append(sub)

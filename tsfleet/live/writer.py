@@ -174,8 +174,6 @@ class _Task(_Sync):
 
 
 _STOP = object()
-#: closes the open batch (:meth:`Writer.flush_soon`)
-_FLUSH = object()
 #: How often a writer holding a partial batch looks for more (seconds).
 POLL_S = 0.02
 #: Attempts to store a batch that meets write-write conflicts (see _store_retrying).
@@ -233,8 +231,6 @@ class Writer:
         self.max_pending, self.max_pending_bytes = max_pending, max_pending_bytes
         self._held = threading.Condition()
         self._held_n = self._held_bytes = 0
-        #: submitters waiting for room: nothing more arrives until the open batch commits
-        self._n_blocked = 0
         self._thread = threading.Thread(target=self._run, name="tsfleet-writer", daemon=True)
 
     # -- API used by the transports --------------------------------------------------
@@ -256,21 +252,11 @@ class Writer:
                                     self._held_bytes + cost > self.max_pending_bytes):
                 if self.error is not None:
                     raise TsfleetError(f"the writer stopped: {self.error}")
-                self._n_blocked += 1  # the open batch closes now (_collect)
-                try:
-                    self._held.wait(0.5)
-                finally:
-                    self._n_blocked -= 1
+                self._held.wait(0.5)
             self._held_n += 1
             self._held_bytes += cost
         env.cost = cost
         self._q.put(env)
-
-    def flush_soon(self) -> None:
-        """Close the open batch without waiting for ``max_delay``: a transport can receive
-        nothing more until it commits (an MQTT session whose broker has sent as many
-        unacknowledged messages as the Receive Maximum allows)."""
-        self._q.put(_FLUSH)
 
     @property
     def held(self) -> tuple[int, int]:
@@ -353,10 +339,7 @@ class Writer:
         Waits for a first envelope, then takes what is queued, looking again
         every ``POLL_S`` until ``max_rows`` rows or ``max_delay`` seconds. It
         does not block on the queue meanwhile: a blocked reader would be woken
-        by every message the transports put, a thread switch per message. The
-        batch closes at once when nothing more can arrive before it commits: a
-        submitter waits for room (``max_pending``), or a transport said so
-        (:meth:`flush_soon`)."""
+        by every message the transports put, a thread switch per message."""
         timeout = self.idle_every if self.between_commits else None
         try:
             item = self._q.get(timeout=timeout)
@@ -371,7 +354,7 @@ class Writer:
                 item = get()
             except queue.Empty:
                 left = due - time.monotonic()
-                if left <= 0 or self._n_blocked:
+                if left <= 0:
                     break
                 time.sleep(min(left, POLL_S))
                 continue

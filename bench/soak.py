@@ -284,7 +284,8 @@ class Serve:
 
     def __init__(self, db: str, port: int, every: str | None, log_path: Path,
                  memory_limit: str | None = None, cache_limit: str | None = None,
-                 on_writer: bool = False, checkpoint_wal: str | None = None):
+                 on_writer: bool = False, checkpoint_wal: str | None = None,
+                 allocator_purge: bool = True):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
                f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
         if on_writer:
@@ -297,6 +298,8 @@ class Serve:
             cmd += ["--cache-limit", cache_limit]
         if checkpoint_wal:
             cmd += ["--checkpoint-wal", checkpoint_wal]
+        if not allocator_purge:
+            cmd += ["--no-allocator-purge"]
         self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = log_path.open("w")
@@ -561,6 +564,9 @@ def main() -> None:
                     help="seconds between samples of serve's RSS and WAL size (0: none)")
     ap.add_argument("--checkpoint-wal", default=None,
                     help="as tsfleet serve (off: DuckDB's automatic checkpoints, the baseline)")
+    ap.add_argument("--no-allocator-purge", dest="allocator_purge", action="store_false",
+                    help="as tsfleet serve (freed DuckDB memory stays in jemalloc: the baseline "
+                         "before session 12)")
     ap.add_argument("--trace-duckdb", action="store_true",
                     help="also sample serve's duckdb_memory() every 0.25 s (control interface)")
     ap.add_argument("--cli-loop", action="store_true",
@@ -600,7 +606,7 @@ def main() -> None:
         queued = QueuedCount(broker.port) if args.hostile else None
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
                       args.memory_limit, args.cache_limit, args.analyses_on_writer,
-                      args.checkpoint_wal)
+                      args.checkpoint_wal, args.allocator_purge)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
         tracer = Tracer(serve.proc.pid, Path(db + ".wal"), args.trace_every,
                         db if args.trace_duckdb else None) \

@@ -47,6 +47,9 @@ def register(subparsers) -> None:
                    help="the writer checkpoints the store between batches once its WAL is "
                         "this large (e.g. 4MiB), not while an analysis runs (up to 4x); off "
                         "leaves it to DuckDB's automatic checkpoint at 16 MiB (default off)")
+    p.add_argument("--no-allocator-purge", dest="allocator_purge", action="store_false",
+                   help="leave freed DuckDB memory in its allocator's arenas (default: background "
+                        "threads give it back to the system within about a second)")
     p.add_argument("--batch-rows", type=int, default=60_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
@@ -227,6 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_packet=args.max_packet, memory_limit=args.memory_limit,
         cache_limit=None if args.cache_limit == "off" else parse_size(args.cache_limit),
         checkpoint_wal=None if args.checkpoint_wal == "off" else parse_size(args.checkpoint_wal),
+        allocator_purge=args.allocator_purge,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every),
         analyses_on_writer=args.analyses_on_writer, security=_security(args),

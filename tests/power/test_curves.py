@@ -296,3 +296,45 @@ def test_a_level_read_through_a_curve_is_not_bent_by_the_knee(fleet):
     assert f.drop_pct == pytest.approx(15.0, rel=0.05)
     assert f.days_to_empty == pytest.approx(true[-1] / 0.5, rel=0.05)
 
+
+
+def test_a_season_that_turns_after_the_backtest_does_not_scale_the_forecast(fleet):
+    # two devices drain alike (a consumption that slows down, so a model beats the line)
+    # and nothing in them depends on the temperature; one zone stays at 20 C, the other
+    # holds 20 C through every backtest window and then cools by 25 C in the last 12 days,
+    # so the temperature ahead is far colder. The slowing drain is read in part as a
+    # temperature effect, and the forecast extrapolated it to a temperature no backtest
+    # origin had scored: a factor the device's own history never vouched for. Held to
+    # the range the backtest tried, both forecasts are alike
+    rng = np.random.default_rng(7)
+    days = 75
+    d = np.arange(days * 24) / 24
+    level = np.round(95 - 0.8 * d + 0.002 * d ** 2 + rng.normal(0, 0.2, len(d)), 1)
+    temp_b = np.where(d < days - 12, 20.0, 20.0 - 25 * (d - (days - 12)) / 12)
+    for dev, zone, temp in (("warm", "za", np.full(len(d), 20.0)), ("cooled", "zb", temp_b)):
+        _device(fleet, dev, chemistry="alkaline", zone=zone)
+        _device(fleet, f"thermo-{zone}", chemistry="mains", zone=zone)
+        _hourly(fleet, dev, level, "battery_pct")
+        _hourly(fleet, f"thermo-{zone}", np.round(temp + rng.normal(0, 0.3, len(d)), 2),
+                "temperature_c")
+    f = fleet.power.forecast(30).set_index("device_id")
+    assert f.loc["cooled", "temperature_ahead_c"] < 0          # a colder season ahead
+    assert f.loc["cooled", "chosen_model"] != "line_14d"
+    assert f.loc["cooled", "drop_pct"] == pytest.approx(f.loc["warm", "drop_pct"], rel=0.05)
+
+
+def test_a_temperature_factor_is_held_to_the_range_its_backtest_tried():
+    f = choice.tested(np.array([0.5, 2.0, 1.0, np.nan]),
+                      np.array([[-0.2, 0.0], [0.0, 0.1], [0.0, 0.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(f[:3], [np.exp(-0.2), np.exp(0.1), 1.0])
+    assert np.isnan(f[3])
+    # a zone that held its temperature at every origin: no factor was tried
+    rng = np.random.default_rng(3)
+    d = np.arange(90, dtype=float)
+    temp = np.where(d < 80, 20.0, 20 - 2.0 * (d - 79))[None, :] + rng.normal(0, 0.01, (1, 90))
+    q = (95 - 0.5 * d - 0.002 * d ** 2 + rng.normal(0, 0.2, 90))[None, :]
+    start, end, types = np.array([0]), np.array([89]), np.array(["t"])
+    tf = temperature.fit(q, temp, start, end, types)
+    c = choice.choose(tf.adjusted, q, start, end, start, types, 0.3, 0.05, 0.98, 30,
+                      factor=(temp, tf.pools))
+    assert np.abs(c.tested_factor).max() < 0.01 and np.abs(c.tested_line_factor).max() < 0.01

@@ -96,6 +96,32 @@ class Choice:
     is_pooled: np.ndarray       # too little history: the type's pooled choice
     errors: np.ndarray          # (n, len(MODELS)) every candidate's mean error (NaN: none)
     by_type: dict               # device type -> its pooled choice
+    # the range of the log temperature factors the backtest tried (each includes 0): the
+    # damped trend's (n, 2) and the temperature-scaled line's (n, 2); see :func:`tested`
+    tested_factor: np.ndarray | None = None
+    tested_line_factor: np.ndarray | None = None
+
+
+def tested(factor: np.ndarray, log_range: np.ndarray) -> np.ndarray:
+    """A temperature factor held to the range its backtest tried.
+
+    The backtest vouches for a temperature-scaled model only as far as the temperature
+    moved at its origins: ahead of the last day the zone may be forecast further from the
+    fitted span's mean than at any origin (a season that keeps turning), and the factor
+    would then extrapolate a coefficient never scored at that distance (where the series'
+    rate changed with time for another reason, a cell curve's bend or a duty cycle, the
+    coefficient holds that too, as the span's temperature moved with time). So
+    ``log(factor)`` is clipped to ``log_range`` (the smallest and largest log factor at the
+    device's origins, each widened to include 0).
+
+    >>> [round(float(f), 3) for f in tested(np.array([0.5, 1.1, 2.0]),
+    ...                                     np.array([[-0.1, 0.0], [-0.1, 0.0], [0.0, 0.2]]))]
+    [0.905, 1.0, 1.221]
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lf = np.log(factor)
+    return np.where(np.isfinite(lf), np.exp(np.clip(lf, log_range[:, 0], log_range[:, 1])),
+                    factor)
 
 
 def _level_at(y: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray
@@ -195,6 +221,7 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
     err_sum = np.zeros((n, len(MODELS)))
     noise_sum = np.zeros(n)
     n_orig = np.zeros(n, dtype=int)
+    f_range, lf_range = np.zeros((n, 2)), np.zeros((n, 2))
     for j in range(N_ORIGINS):
         origin = (end - h - j * ORIGIN_STEP).astype(int)
         ok = own & (origin - start + 1 >= LINE_DAYS)
@@ -227,6 +254,10 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
         good = np.isfinite(e).all(axis=1)
         rows = np.flatnonzero(ok)[good]
         err_sum[rows] += e[good]
+        for rng, f in ((f_range, f_o), (lf_range, lf_o)):
+            lg = np.log(f[good])
+            rng[rows, 0] = np.minimum(rng[rows, 0], lg)
+            rng[rows, 1] = np.maximum(rng[rows, 1], lg)
         n_orig[rows] += 1
         # the actual drop's own noise: two local levels, from daily levels each as noisy as
         # the line's residuals
@@ -264,4 +295,4 @@ def choose(y_adj: np.ndarray, q: np.ndarray, fit_start: np.ndarray, end: np.ndar
             by_type[t] = MODELS[LINE]
         chosen[short & (device_type == t)] = by_type[t]
     return Choice(chosen, runner, e_best, e_second, np.where(has, h, 0.0), n_orig, short, err,
-                  by_type)
+                  by_type, f_range, lf_range)

@@ -227,11 +227,18 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
                                  if p.is_pooled})
     params = {t: replace(p, pooled_model=pick.by_type.get(t, p.pooled_model))
               for t, p in params.items()}
+    # the temperature ahead scales a model only as far as its own backtest tried it
+    # (choice.tested); the type's pooled choice (no own backtest) keeps its factor
+    own_bt = eligible & ~pick.is_pooled
+    held = np.where(own_bt, choice.tested(temp_factor, pick.tested_factor), temp_factor)
+    trd = trd * np.where(temp_factor > 0, held / temp_factor, 1.0)
+    temp_factor = held
     # a chosen line: its own slope and its level at the last day, undamped, no temperature
     is_line, is_ts, is_lt = (eligible & (pick.chosen == m)
                              for m in ("line_14d", "theil_sen_14d", "line_14d_temp"))
     straight = is_line | is_ts | is_lt
     lf = choice.line_factor(s.temperature, np.where(tf.known, tf.k, np.nan), s.end, t_ahead)
+    lf = np.where(own_bt, choice.tested(lf, pick.tested_line_factor), lf)
     trd = np.where(is_line, line_slope, np.where(is_ts, ts_slope, np.where(
         is_lt, line_slope * lf, trd)))
     lvl = np.where(is_line | is_lt, line_icpt + line_slope * s.end, np.where(is_ts, ts_level, lvl))

@@ -34,12 +34,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tsfleet.power import patterns
 from tsfleet.power.chemistry import charge_from_level
 
 MAX_SAG_V = 0.06
 SAG_STEP_V = 0.002
 SAG_GAIN = 0.9           # a sag must straighten the series by 10% at least (as a gauge's
                           #   knee must, knee.GAUGE_GAIN)
+ANCHOR_DAYS = 5           # a new cell's first days, read for its sag
 MIN_DAYS = 14             # segment days needed to see the curve's bends
 T_REF_C = 20.0            # the sag is stated at this temperature
 #: e-folding scales (C) of the sag's growth towards the cold, tried per device type;
@@ -136,6 +138,22 @@ def correct(s, pool: dict | None = None):
         used[dtype] = p
         sag20 = np.full(len(rows), p.median_v_at_20c)
         sag20[long] = own
+        # a new cell reads the top of its curve less its load sag: where the segment began
+        # at a battery replacement, that reading fixes the device's sag (see anchored)
+        at, fixed = anchored(s, rows, chem, curves, temp, p, scale)
+        fixed &= long
+        if fixed.any():
+            # ... where the segment is long enough to judge it (MIN_DAYS), and unless that sag
+            # bends the segment clearly more than no sag at all (a cell whose first days do
+            # not sit on the curve's top: a steep top read through the days' means, a cell
+            # not new); "clearly" as a sag must straighten it to be kept
+            y_seg = np.where(inside[rows][fixed], s.level[rows][fixed], np.nan)
+            v_seg = _convert(y_seg, chem[fixed], curves, True)
+            bent = _straightness(_convert(v_seg + at[fixed, None] * _shape(
+                np.clip(temp[rows][fixed], p.t_min_c, p.t_max_c), scale), chem[fixed], curves,
+                False)) * SAG_GAIN > _straightness(y_seg)
+            fixed[np.flatnonzero(fixed)[bent]] = False
+        sag20 = np.where(fixed, at, sag20)
         t_rows = np.clip(temp[rows], p.t_min_c, p.t_max_c)
         t_last = np.clip(t_end[rows], p.t_min_c, p.t_max_c)
         level[rows] = _shift(level[rows], sag20[:, None] * _shape(t_rows, scale), chem, curves)
@@ -145,6 +163,33 @@ def correct(s, pool: dict | None = None):
     return replace(s, level=level, last_level=last,
                    charge=charge_from_level(level, s.knee[:, None], s.gain[:, None]),
                    sag_v_at_20c=sag_v, sag_scale_c=sag_scale, sag_pool=used)
+
+
+def anchored(s, rows: np.ndarray, chem: np.ndarray, curves: dict, temp: np.ndarray,
+             p: Pool, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's sag at 20 C (V) read at the start of a segment that began with a new
+    primary cell (a reset of a non-rechargeable battery), and where it could be read.
+
+    A new cell is full: it reads the top of its curve, less its load sag. The first
+    :data:`ANCHOR_DAYS` days' open-circuit volts (each day's level back through the curve),
+    extrapolated to the segment's first day by their own line, stand that far below the
+    curve's top; the sag at the zone's temperature then is brought to 20 C by the type's
+    scale (within the temperature range it was fitted on). A reading at or above the top
+    gives no sag. Rechargeable cells are left out: a charge need not be full."""
+    n, m = len(rows), s.level.shape[1]
+    after = s.after_reset[rows] if s.after_reset is not None else np.zeros(n, dtype=bool)
+    st = s.start[rows]
+    cols = np.arange(m)[None, :]
+    last = np.minimum(st + ANCHOR_DAYS - 1, s.end[rows])          # within the data
+    win = (cols >= st[:, None]) & (cols <= last[:, None])
+    with np.errstate(invalid="ignore"):
+        y = np.where(win & (s.level[rows] > 0) & (s.level[rows] < 100), s.level[rows], np.nan)
+    icpt, slope, _ = patterns.line_fit(_convert(y, chem, curves, True), st, last)
+    top = np.array([np.interp(100.0, *curves[c]) for c in chem]) if n else np.zeros(0)
+    t0 = np.clip(temp[rows, np.clip(st, 0, max(m - 1, 0))], p.t_min_c, p.t_max_c) if m else top
+    ok = after & ~s.is_rechargeable[rows] & (st >= 0) & (np.isfinite(y).sum(axis=1) >= 2)
+    out = np.maximum(top - (icpt + slope * st), 0.0) / _shape(t0, scale)
+    return np.where(ok, out, 0.0), ok
 
 
 def _shape(t: np.ndarray, scale: float) -> np.ndarray:

@@ -69,6 +69,7 @@ class Series:
     curve_key: np.ndarray | None = None  # "curve_id*cells": the key of ``curves``
     has_curve: np.ndarray | None = None  # the device's curve has points
     curve_id: np.ndarray | None = None   # the curve a voltage is read through (None: none)
+    after_reset: np.ndarray | None = None  # the current segment began at a reset (a new cell)
 
     @property
     def n(self) -> int:
@@ -171,6 +172,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
     last_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     last_level, last_level_t = np.full(n, np.nan), np.full(n, np.nan)
     prev_rate = np.full(n, np.nan)
+    after_reset = np.zeros(n, dtype=bool)
     seg_slope, seg_sd, seg_stt = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
     dev_knee, dev_gain = dev["knee"].to_numpy(float), dev["gain"].to_numpy(float)
     # a previous segment's rate is read above the chemistry's knee, applied or not: a
@@ -206,6 +208,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
                 r = resets_beyond_temperature(r, y[lo:hi], t[lo:hi], t_day[lo:hi],
                                               replaced[lo:hi])
             first = lo + (r[-1] + 1 if len(r) else 0)
+            after_reset[i] = len(r) > 0
             if len(r):
                 prev_rate[i] = _previous_rate(t[lo:hi], q_all[lo:hi], r, y[lo:hi] >= max(
                     trust_knee[i] + PREV_ABOVE_KNEE_PCT, PREV_MIN_LEVEL_PCT))
@@ -231,7 +234,7 @@ def build(dev: pd.DataFrame, daily: pd.DataFrame, temps: pd.DataFrame,
         day0=day0, level=level, charge=charge_from_level(level, knee[:, None], gain[:, None]),
         temperature=temperature, start=start, end=end, n_days=n_days,
         last_observed_at=last_at, last_level=last_level, last_level_t=last_level_t,
-        prev_rate=prev_rate,
+        prev_rate=prev_rate, after_reset=after_reset,
         seg_slope=seg_slope, seg_sd=seg_sd, seg_stt=seg_stt,
         voltage_only=(dev["voltage_only"].to_numpy(bool) if "voltage_only" in dev
                       else np.zeros(n, dtype=bool)))

@@ -60,6 +60,10 @@ GRID_QUANTILES = (0.05, 0.99)
 #: The fine sweep (and the threshold interval) covers this many grid steps either side.
 FINE_STEPS = 5
 CHI2_1_95 = float(stats.chi2.ppf(0.95, 1))
+#: The cut-off of the threshold's likelihood-ratio interval (see threshold_interval):
+#: Hansen's (2000, Econometrica 68:575) 95% point for a threshold, -2 log(1 - sqrt(0.95)),
+#: not the chi-square(1) 3.84, which a threshold's likelihood ratio does not follow.
+THRESHOLD_CUT = float(-2 * np.log(1 - np.sqrt(0.95)))
 Z95 = float(stats.norm.ppf(0.975))
 ALPHA = 0.05
 #: Step halvings before an iteration counts as converged (no ascent left to rounding).
@@ -83,6 +87,8 @@ class Block:
     #: terms left out of the model (the hinge when the data do not support it): their
     #: estimate in the model with them, reported but not used
     dropped: dict[str, float] = field(default_factory=dict)
+    #: the profile log-likelihood over the searched thresholds {threshold: llf}
+    threshold_profile: dict[float, float] = field(default_factory=dict)
 
     @property
     def is_linear(self) -> bool:
@@ -402,7 +408,7 @@ def _try_own_block(d: _Design, y, offset, beta, llf: float, f: str, t: str) -> f
     return float(stats.chi2.sf(max(2 * (llf1 - llf), 0.0), OWN_TEST_DF))
 
 
-def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> np.ndarray:
+def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> dict[float, float]:
     """The log-likelihood of the model with block ``b`` at every other grid threshold
     (two Newton steps from the neighbour's fit, as the coarse sweep) and at the fine
     profile's points (converged), in threshold order. Against the model without the
@@ -419,7 +425,7 @@ def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> np.ndarray
                              segments=d.segments, active=d.active, xb=d.xb)
         llfs[float(tau)] = llf
     d.set_tau(b, tau0)
-    return np.array([llfs[t] for t in sorted(llfs)])
+    return {t: llfs[t] for t in sorted(llfs)}
 
 
 def davies_p(lr: np.ndarray, observed: float, df: int = OWN_TEST_DF) -> float:
@@ -436,6 +442,20 @@ def davies_p(lr: np.ndarray, observed: float, df: int = OWN_TEST_DF) -> float:
     bound = stats.chi2.sf(u, df) + v * u ** ((df - 1) / 2) * np.exp(-u / 2) * 2 ** (
         -df / 2) / special.gamma(df / 2)
     return float(min(1.0, bound))
+
+
+def threshold_interval(process: Mapping[float, float], llf: float, tau: float,
+                       cut: float | None = None) -> tuple[float, float]:
+    """The threshold's interval: the span of the searched thresholds whose profile
+    likelihood ratio against the best, 2 (max llf - llf(tau)), stays within ``cut``
+    (default THRESHOLD_CUT), over the whole grid; ``tau`` is always inside."""
+    cut = THRESHOLD_CUT if cut is None else cut
+    if not process:
+        return (tau, tau)
+    pts = np.array(list(process))
+    lls = np.array(list(process.values()))
+    inside = pts[2 * (max(lls.max(), llf) - lls) <= cut]
+    return (float(min(inside.min(initial=tau), tau)), float(max(inside.max(initial=tau), tau)))
 
 
 def _without(d: _Design, y, offset, beta, drop_cols: list[int]):
@@ -470,22 +490,23 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         prof = profiles[b]
         pts = np.array(sorted(prof))
         lls = np.array([prof[t][0] for t in pts])
-        # against the best point of this profile: it was swept given the other thresholds
-        # of its time, and a later sweep of another block may have raised the likelihood
+        # the slope intervals' union: the fine profile's thresholds the data allow
         inside = pts[2 * (lls.max() - lls) <= CHI2_1_95]
-        ci = (float(inside.min()), float(inside.max())) if len(inside) else (d.taus[b],) * 2
         _, llf0, _, _ = _without(d, y, offset, beta, cols)
         stat = max(2 * (llf - llf0), 0.0)
         p_hinge = np.nan
+        process: dict[float, float] = {}
         # a block without its hinge column (constant in the data) has no threshold search
         if len(cols) == 2:
             process = _lr_process(d, y, offset, beta, b, prof)
-            p = davies_p(2 * (process - llf0), stat)
+            lr = np.array(list(process.values()))
+            p = davies_p(2 * (lr - llf0), stat)
             _, llf_lin, _, _ = _without(d, y, offset, beta, [cols[1]])
-            p_hinge = davies_p(2 * (process - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)
+            p_hinge = davies_p(2 * (lr - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)
         else:
             p = float(stats.chi2.sf(stat, len(cols)))
-        tested.append((b, cols, inside, ci, p, p_hinge))
+        ci = threshold_interval(process, llf, d.taus[b])
+        tested.append((b, cols, inside, ci, p, p_hinge, process))
     # the form choice is a family of tests too ("this factor has a threshold"): Holm over
     # the blocks' hinge tests, so a hinge fitted to noise in one of many blocks is not kept
     hinged = [i for i, (_, cols, *_) in enumerate(tested) if len(cols) == 2]
@@ -502,7 +523,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
     else:
         beta_r, names, bse_r = beta, list(d.names), bse_full
     blocks = []
-    for k, (b, cols, inside, ci, p, p_hinge) in enumerate(tested):
+    for k, (b, cols, inside, ci, p, p_hinge, process) in enumerate(tested):
         prof = profiles[b]
         name = _block_name(*b)
         # slope intervals: the union over the thresholds the data allow (the conditional
@@ -518,7 +539,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
             term_ci["linear"] = (est - Z95 * se, est + Z95 * se)
             dropped = {"above": float(beta[cols[1]])}
         blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge),
-                            float(hinge_adj.get(k, np.nan)), dropped))
+                            float(hinge_adj.get(k, np.nan)), dropped, process))
     return Fit(outcome, types, names, beta_r, bse_r, dict(d.centers), blocks,
                n_events=int(y.sum()))
 

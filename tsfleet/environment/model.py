@@ -83,6 +83,8 @@ class Block:
     #: terms left out of the model (the hinge when the data do not support it): their
     #: estimate in the model with them, reported but not used
     dropped: dict[str, float] = field(default_factory=dict)
+    #: the threshold interval's cut-off is CHI2_1_95 times this (threshold_inflation)
+    threshold_inflation: float = 1.0
 
     @property
     def is_linear(self) -> bool:
@@ -447,7 +449,55 @@ def _without(d: _Design, y, offset, beta, drop_cols: list[int]):
     return b, llf, info, keep
 
 
-def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
+def threshold_inflation(d: _Design, y, offset, beta, b: tuple, cols: list[int],
+                        parts: tuple | None) -> float:
+    """How much wider than the likelihood says the threshold's interval must be: the
+    zone-clustered (sandwich) variance of the threshold over its model-based variance, at
+    least 1.
+
+    The threshold enters the linear predictor through the column d eta / d tau = -h *
+    1{x > tau} (h the hinge slope; as in Muggeo's segmented regression), added to the
+    model matrix. Its model variance is the last element of a = I^-1 e (I the information
+    of the augmented model); the clustered one sum_z (a' S_z)^2 G / (G - 1), S_z the score
+    of zone z. Cells pool the zones with the same binned environment, so a cell's expected
+    count is shared among its zones by their device-hours (``parts``: per cell and zone,
+    the cell's row, the zone's code, device-hours and events); without them every cell is
+    its own cluster. The likelihood interval assumes independent Poisson counts given the
+    modelled environment; the monitors measure the environment the devices feel with
+    error and a zone's hours are not independent, so a threshold that a few zones pin
+    down moves from zone to zone more than the likelihood says."""
+    n = len(y)
+    mu = np.exp(np.clip(d.xb.mul(beta, n) + offset, -50, 50))
+    g = -beta[cols[1]] * d.masks[b] * (d.data[b[0]] > d.taus[b])
+    if not np.any(g):
+        return 1.0
+    p = len(beta)
+    c = d.xb.tmul(mu * g)
+    full = np.zeros((p + 1, p + 1))
+    full[:p, :p] = d.xb.info(mu, True)
+    full[:p, p] = full[p, :p] = c
+    full[p, p] = float(g @ (mu * g))
+    a = np.linalg.pinv(full + 1e-10 * np.eye(p + 1))[:, p]
+    model_var = float(a[p])
+    if not model_var > 0:
+        return 1.0
+    u = d.xb.mul(a[:p], n) + g * a[p]   # a' x_c, per cell
+    if parts is None:
+        score, n_groups = u * (y - mu), n
+    else:
+        row, zone, hours_part, y_part = parts
+        contrib = u[row] * (y_part - (mu / np.exp(offset))[row] * hours_part)
+        _, code = np.unique(zone, return_inverse=True)
+        score = np.bincount(code, weights=contrib)
+        n_groups = len(score)
+    if n_groups < 2:
+        return 1.0
+    robust_var = float(score @ score) * n_groups / (n_groups - 1)
+    return float(max(1.0, robust_var / model_var))
+
+
+def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
+            parts: tuple | None = None) -> Fit:
     """Test every block and choose its form, then the final fit.
 
     A block's joint test (both slopes, threshold searched: Davies' bound, 2 df) decides
@@ -462,6 +512,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
     """
     beta, llf, info = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
     tested = []
+    inflation: dict[tuple, float] = {}
     for b in d.blocks:
         name = _block_name(*b)
         cols = [i for i, n in enumerate(d.names) if n in (f"{name}:linear", f"{name}:above")]
@@ -474,6 +525,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         # of its time, and a later sweep of another block may have raised the likelihood
         inside = pts[2 * (lls.max() - lls) <= CHI2_1_95]
         ci = (float(inside.min()), float(inside.max())) if len(inside) else (d.taus[b],) * 2
+        inflation[b] = 1.0
         _, llf0, _, _ = _without(d, y, offset, beta, cols)
         stat = max(2 * (llf - llf0), 0.0)
         p_hinge = np.nan
@@ -481,6 +533,13 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         if len(cols) == 2:
             process = _lr_process(d, y, offset, beta, b, prof)
             p = davies_p(2 * (process - llf0), stat)
+            # the threshold's interval: the fine profile's thresholds whose likelihood ratio
+            # against its best stays below the chi-square point times the zone-clustered
+            # inflation of the threshold's variance (threshold_inflation)
+            k = threshold_inflation(d, y, offset, beta, b, cols, parts)
+            inside = pts[2 * (lls.max() - lls) <= k * CHI2_1_95]
+            ci = (float(inside.min()), float(inside.max()))
+            inflation[b] = k
             _, llf_lin, _, _ = _without(d, y, offset, beta, [cols[1]])
             p_hinge = davies_p(2 * (process - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)
         else:
@@ -518,7 +577,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
             term_ci["linear"] = (est - Z95 * se, est + Z95 * se)
             dropped = {"above": float(beta[cols[1]])}
         blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge),
-                            float(hinge_adj.get(k, np.nan)), dropped))
+                            float(hinge_adj.get(k, np.nan)), dropped, inflation[b]))
     return Fit(outcome, types, names, beta_r, bse_r, dict(d.centers), blocks,
                n_events=int(y.sum()))
 
@@ -526,15 +585,26 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
 def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
                 min_type_events: int = 20, factors: tuple[str, ...] = FACTORS,
                 units: dict[str, str] | None = None,
-                labels: dict[str, str] | None = None) -> Fit:
+                labels: dict[str, str] | None = None,
+                zone_parts: pd.DataFrame | None = None) -> Fit:
     """Fit the model of ``outcome`` (column ``n_<outcome>s``) with thresholds and
     the device-type interactions the data support.
 
     A type's own block is tried only where the type has at least
-    ``min_type_events`` events.
+    ``min_type_events`` events. ``zone_parts`` (from ``model_cells(..., with_zones=True)``,
+    rows ``cell`` indexing ``cells``' rows): the zones each cell pools, for the
+    zone-clustered threshold intervals (without them every cell is its own cluster).
     """
-    cells = cells.sort_values("device_type", kind="stable")
+    cells = cells.reset_index(drop=True).sort_values("device_type", kind="stable")
     y = cells[f"n_{outcome}s"].to_numpy(float)
+    parts = None
+    if zone_parts is not None and len(zone_parts):
+        # each cell's zone shares, by the cell's row after the sort above
+        at = np.empty(len(cells), np.int64)
+        at[cells.index.to_numpy()] = np.arange(len(cells))
+        parts = (at[zone_parts["cell"].to_numpy(np.int64)], zone_parts["zone"].to_numpy(),
+                 zone_parts["device_hours"].to_numpy(float),
+                 zone_parts[f"n_{outcome}s"].to_numpy(float))
     if y.sum() < min_events:
         return Fit(outcome, reason=f"only {int(y.sum())} {outcome}s with environment data; "
                                    f"need {min_events}")
@@ -585,7 +655,7 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
         beta, profiles = _profile(d, y, offset, shared + own, None, coarse=own[-1:])
         beta, llf, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active,
                              xb=d.xb)
-    fit = _finish(d, y, offset, beta, profiles, outcome, types)
+    fit = _finish(d, y, offset, beta, profiles, outcome, types, parts)
     fit.selection = tried
     fit.units, fit.labels = dict(units or {}), dict(labels or {})
     return fit
@@ -617,6 +687,9 @@ def effect_rows(fit: Fit) -> list[dict]:
                     f"per {fit.unit(blk.factor)} above {blk.threshold:g}")
             note = (f"log rate ratio ({scope}); p of the factor's joint test (linear + "
                     "threshold terms, threshold searched: Davies bound)")
+            if kind == "above" and blk.threshold_inflation > 1:
+                note += (f"; threshold interval: likelihood-ratio cut-off x"
+                         f"{blk.threshold_inflation:.2g} (zone-clustered variance)")
             if blk.is_linear:
                 note += (f"; threshold not supported (hinge p {blk.hinge_p:.2g}, "
                          f"Holm-adjusted {blk.hinge_p_adjusted:.2g}): fitted as a "

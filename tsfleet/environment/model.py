@@ -424,6 +424,27 @@ def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> np.ndarray
     return np.array([llfs[t] for t in sorted(llfs)])
 
 
+def _converged_profile(d: _Design, y, offset, beta, b: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The log-likelihood of the final model with block ``b``'s threshold at every grid
+    point, each fit converged (warm from the neighbour, outwards from the estimate): the
+    profile the threshold's interval inverts. (The fine sweep's values were taken given
+    the other thresholds of their time and from the early iterations of a fit: against the
+    final model they were off by up to thousands of units, which made the interval a
+    single grid point.)"""
+    tau0 = d.taus[b]
+    grid = np.asarray(d.grids[b[0]], float)
+    llfs = np.full(len(grid), -np.inf)
+    start = int(np.argmin(np.abs(grid - tau0)))
+    for order in (range(start, len(grid)), range(start - 1, -1, -1)):
+        warm = beta
+        for i in order:
+            d.set_tau(b, grid[i])
+            warm, llfs[i], _ = _irls(y, d.x, offset, warm, want_info=False,
+                                     segments=d.segments, active=d.active, xb=d.xb)
+    d.set_tau(b, tau0)
+    return grid, llfs
+
+
 def davies_p(lr: np.ndarray, observed: float, df: int = OWN_TEST_DF) -> float:
     """Davies' (1987) upper bound of the p-value of the largest likelihood ratio over a
     searched threshold: P(chi2_df > u) + V u^((df-1)/2) e^(-u/2) 2^(-df/2) / Gamma(df/2),
@@ -537,8 +558,11 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
             # against its best stays below the chi-square point times the zone-clustered
             # inflation of the threshold's variance (threshold_inflation)
             k = threshold_inflation(d, y, offset, beta, b, cols, parts)
-            inside = pts[2 * (lls.max() - lls) <= k * CHI2_1_95]
-            ci = (float(inside.min()), float(inside.max()))
+            grid, prof_ll = _converged_profile(d, y, offset, beta, b)
+            best = max(float(prof_ll.max()), llf)
+            ok = grid[2 * (best - prof_ll) <= k * CHI2_1_95]
+            ci = (float(min(ok.min(initial=d.taus[b]), d.taus[b])),
+                  float(max(ok.max(initial=d.taus[b]), d.taus[b])))
             inflation[b] = k
             _, llf_lin, _, _ = _without(d, y, offset, beta, [cols[1]])
             p_hinge = davies_p(2 * (process - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)

@@ -10,9 +10,11 @@ variance (model.threshold_inflation).
 Known truth, drawn here: 40 zones, each with its own temperature level and hourly
 noise, failures Poisson with a hinge of 0.12 per degC above 30 degC and a lognormal
 zone effect (sd 0.5) the model does not have; about 900 failures a fleet. Over 60
-fleets (seeds 100-159) the interval with the plain chi-square cut-off covered 30 degC
-in 46 (77%), the zone-clustered one in 52 (87%). Without a zone effect both cover 57
-of 60 (95%): the inflation is about 1 when the model is right.
+fleets (seeds 100-159) the interval of main e3f42f2 (the fine sweep's likelihoods, plain
+chi-square cut-off) covered 30 degC in 46 (77%); the converged profile over the whole grid
+with the plain cut-off in 50 (83%); with the zone-clustered cut-off in 56 (93%). Without
+a zone effect the last two cover 57 of 60 (95%): the inflation is about 1 when the model
+is right.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ def _covered(zone_sd: float) -> int:
 
 
 def test_the_threshold_interval_covers_the_truth_with_a_zone_effect():
-    # 95% nominal; 60 fleets: the plain likelihood interval covered 46 (77%)
-    assert _covered(zone_sd=0.5) >= 0.85 * len(SEEDS)
+    # 95% nominal; 60 fleets: 56 covered; the plain likelihood cut-off 50, main's 46
+    assert _covered(zone_sd=0.5) >= 0.9 * len(SEEDS)
 
 
 @pytest.mark.parametrize("zone_sd", [0.0])

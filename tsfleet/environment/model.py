@@ -11,8 +11,9 @@ unit over the whole range and ``h`` the extra log rate ratio per unit above the
 threshold ``tau``. Each threshold is found from the data by profile likelihood
 over a grid between the 5% and 99% exposure quantiles (coordinate-wise: a coarse
 sweep, then a fine one around the best) and reported with a profile-likelihood
-95% interval (the grid thresholds whose likelihood ratio against the best stays
-below the chi-square(1) 95% point).
+95% interval: the final model refitted at every grid threshold (_converged_profile), the
+grid thresholds whose likelihood ratio against the best stays below the chi-square(1) 95%
+point times the zone-clustered inflation of the threshold's variance (threshold_inflation).
 
 Interactions with the device type, where the data support them: first every
 factor has one block shared by all types. Then, for every factor and every type

@@ -88,14 +88,17 @@ class Environment:
         exposure = queries.run(con, "device_exposure", {"start": start, "ea_ev": ea_ev,
                                                         "cycle_swing_c": cycle_swing_c}
                                ).to_pandas()
-        cells = model_cells(con, zone_hours, factors, start, end)
+        cells, zone_parts = model_cells(con, zone_hours, factors, start, end, with_zones=True)
         #: the exposure cells the models were fitted on (for inspection and the bench)
         self.cells = cells
+        #: per cell and zone, the zone's device-hours and events (cells pool zones)
+        self.zone_parts = zone_parts
         lap("exposure and cells")
         units = {d["metric"]: d["unit"] for d in declared}
         labels = {d["metric"]: d["quantity"] for d in declared}
         fits = (list(map_fn(partial(fit_outcome, cells, factors=tuple(factors), units=units,
-                                    labels=labels), OUTCOMES)) if len(cells)
+                                    labels=labels, zone_parts=zone_parts), OUTCOMES))
+                if len(cells)
                 else [Fit(o, reason="no environment data") for o in OUTCOMES])
         env = envelopes(cells, factors) if len(cells) else pd.DataFrame(
             columns=["device_type", "factor", "band_low", "band_high", "status"])

@@ -46,18 +46,22 @@ def bin_width(factor: str, values: np.ndarray) -> float:
 
 
 def model_cells(con: duckdb.DuckDBPyConnection, zone_hours: pd.DataFrame,
-                factors: list[str], start, end) -> pd.DataFrame:
+                factors: list[str], start, end, *, with_zones: bool = False):
     """One row per device type, age band and environment bin: device_hours, the mean of
     each factor, age_years, n_failures and n_reboots (complete zone hours only).
 
     Every input is put in one order first and the cells leave in a total order, so the
     sums (and the models fitted on the cells) do not depend on the order in which SQL
     returned the rows: with several DuckDB threads it varies between runs, and the fits
-    amplify the last-bit differences (1e-4 relative in a coefficient)."""
+    amplify the last-bit differences (1e-4 relative in a coefficient).
+
+    With ``with_zones``: (cells, zone parts), the zone parts one row per cell and zone
+    (see _zone_parts; the zone-clustered threshold intervals use them)."""
     zh = zone_hours.dropna(subset=factors).sort_values(["zone", "hour_at"], kind="stable",
                                                        ignore_index=True)
     if zh.empty:
-        return pd.DataFrame(columns=[*COLUMNS, *factors])
+        empty = pd.DataFrame(columns=[*COLUMNS, *factors])
+        return (empty, None) if with_zones else empty
     zone_code, zones = pd.factorize(zh["zone"])
     values = {f: zh[f].to_numpy(float) for f in factors}
     # bins of values rounded to 1e-6: the same value always lands in the same bin
@@ -96,5 +100,34 @@ def model_cells(con: duckdb.DuckDBPyConnection, zone_hours: pd.DataFrame,
                         "age_years": cells["sum_age"] / cells["device_hours"],
                         "n_failures": cells["failure"].fillna(0).astype(np.int64),
                         "n_reboots": cells["reboot"].fillna(0).astype(np.int64)})
-    return out.sort_values(["device_type", *factors, "age_years", "device_hours",
-                            "n_failures", "n_reboots"], kind="stable", ignore_index=True)
+    out = out.sort_values(["device_type", *factors, "age_years", "device_hours",
+                           "n_failures", "n_reboots"], kind="stable")
+    if not with_zones:
+        return out.reset_index(drop=True)
+    parts = _zone_parts(x, ev.assign(zone=zones.get_indexer(ev["zone"])), cells,
+                        out.index.to_numpy())
+    return out.reset_index(drop=True), parts
+
+
+def _zone_parts(x: pd.DataFrame, ev: pd.DataFrame, cells: pd.DataFrame,
+                order: np.ndarray) -> pd.DataFrame:
+    """Each cell's share per zone (a cell pools the zones with the same binned environment):
+    one row per cell (its row in the sorted cells) and zone with the device-hours and the
+    events of that zone; the zone-clustered variance of the threshold uses them."""
+    key = ["device_type", "age_band", "env"]
+    row = pd.Series(np.argsort(order), name="cell")
+    ids = cells[key].assign(cell=row.to_numpy())
+    parts = x.groupby([*key, "zone"], as_index=False, sort=False)["device_hours"].sum()
+    if len(ev):
+        counts = (ev.assign(n=1).pivot_table(index=[*key, "zone"], columns="event",
+                                             values="n", aggfunc="sum")
+                  .reindex(columns=["failure", "reboot"]).reset_index())
+        parts = parts.merge(counts, on=[*key, "zone"], how="left")
+    else:
+        parts = parts.assign(failure=0.0, reboot=0.0)
+    parts = parts.merge(ids, on=key)
+    return pd.DataFrame({"cell": parts["cell"].to_numpy(np.int64),
+                         "zone": parts["zone"].to_numpy(np.int64),
+                         "device_hours": parts["device_hours"].to_numpy(float),
+                         "n_failures": parts["failure"].fillna(0).to_numpy(float),
+                         "n_reboots": parts["reboot"].fillna(0).to_numpy(float)})

@@ -11,8 +11,10 @@ unit over the whole range and ``h`` the extra log rate ratio per unit above the
 threshold ``tau``. Each threshold is found from the data by profile likelihood
 over a grid between the 5% and 99% exposure quantiles (coordinate-wise: a coarse
 sweep, then a fine one around the best) and reported with a profile-likelihood
-95% interval (the grid thresholds whose likelihood ratio against the best stays
-below the chi-square(1) 95% point).
+95% interval: the final model refitted at every grid threshold (_converged_profile), the
+grid thresholds whose likelihood ratio against the best stays below Hansen's (2000) 95%
+cut-off for a threshold, 7.35, or the chi-square(1) 95% point times the zone-clustered
+inflation of the threshold's variance (threshold_inflation) where that is larger.
 
 Interactions with the device type, where the data support them: first every
 factor has one block shared by all types. Then, for every factor and every type
@@ -87,8 +89,11 @@ class Block:
     #: terms left out of the model (the hinge when the data do not support it): their
     #: estimate in the model with them, reported but not used
     dropped: dict[str, float] = field(default_factory=dict)
-    #: the profile log-likelihood over the searched thresholds {threshold: llf}
+    #: the final model's profile log-likelihood over the threshold grid {threshold: llf}
     threshold_profile: dict[float, float] = field(default_factory=dict)
+    #: the zone-clustered inflation of the threshold's variance (threshold_inflation): the
+    #: interval's cut-off is the larger of THRESHOLD_CUT and CHI2_1_95 times this
+    threshold_inflation: float = 1.0
 
     @property
     def is_linear(self) -> bool:
@@ -428,6 +433,27 @@ def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> dict[float
     return {t: llfs[t] for t in sorted(llfs)}
 
 
+def _converged_profile(d: _Design, y, offset, beta, b: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The log-likelihood of the final model with block ``b``'s threshold at every grid
+    point, each fit converged (warm from the neighbour, outwards from the estimate): the
+    profile the threshold's interval inverts. (The fine sweep's values were taken given
+    the other thresholds of their time and from the early iterations of a fit: against the
+    final model they were off by up to thousands of units, which made the interval a
+    single grid point.)"""
+    tau0 = d.taus[b]
+    grid = np.asarray(d.grids[b[0]], float)
+    llfs = np.full(len(grid), -np.inf)
+    start = int(np.argmin(np.abs(grid - tau0)))
+    for order in (range(start, len(grid)), range(start - 1, -1, -1)):
+        warm = beta
+        for i in order:
+            d.set_tau(b, grid[i])
+            warm, llfs[i], _ = _irls(y, d.x, offset, warm, want_info=False,
+                                     segments=d.segments, active=d.active, xb=d.xb)
+    d.set_tau(b, tau0)
+    return grid, llfs
+
+
 def davies_p(lr: np.ndarray, observed: float, df: int = OWN_TEST_DF) -> float:
     """Davies' (1987) upper bound of the p-value of the largest likelihood ratio over a
     searched threshold: P(chi2_df > u) + V u^((df-1)/2) e^(-u/2) 2^(-df/2) / Gamma(df/2),
@@ -467,7 +493,55 @@ def _without(d: _Design, y, offset, beta, drop_cols: list[int]):
     return b, llf, info, keep
 
 
-def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
+def threshold_inflation(d: _Design, y, offset, beta, b: tuple, cols: list[int],
+                        parts: tuple | None) -> float:
+    """How much wider than the likelihood says the threshold's interval must be: the
+    zone-clustered (sandwich) variance of the threshold over its model-based variance, at
+    least 1.
+
+    The threshold enters the linear predictor through the column d eta / d tau = -h *
+    1{x > tau} (h the hinge slope; as in Muggeo's segmented regression), added to the
+    model matrix. Its model variance is the last element of a = I^-1 e (I the information
+    of the augmented model); the clustered one sum_z (a' S_z)^2 G / (G - 1), S_z the score
+    of zone z. Cells pool the zones with the same binned environment, so a cell's expected
+    count is shared among its zones by their device-hours (``parts``: per cell and zone,
+    the cell's row, the zone's code, device-hours and events); without them every cell is
+    its own cluster. The likelihood interval assumes independent Poisson counts given the
+    modelled environment; the monitors measure the environment the devices feel with
+    error and a zone's hours are not independent, so a threshold that a few zones pin
+    down moves from zone to zone more than the likelihood says."""
+    n = len(y)
+    mu = np.exp(np.clip(d.xb.mul(beta, n) + offset, -50, 50))
+    g = -beta[cols[1]] * d.masks[b] * (d.data[b[0]] > d.taus[b])
+    if not np.any(g):
+        return 1.0
+    p = len(beta)
+    c = d.xb.tmul(mu * g)
+    full = np.zeros((p + 1, p + 1))
+    full[:p, :p] = d.xb.info(mu, True)
+    full[:p, p] = full[p, :p] = c
+    full[p, p] = float(g @ (mu * g))
+    a = np.linalg.pinv(full + 1e-10 * np.eye(p + 1))[:, p]
+    model_var = float(a[p])
+    if not model_var > 0:
+        return 1.0
+    u = d.xb.mul(a[:p], n) + g * a[p]   # a' x_c, per cell
+    if parts is None:
+        score, n_groups = u * (y - mu), n
+    else:
+        row, zone, hours_part, y_part = parts
+        contrib = u[row] * (y_part - (mu / np.exp(offset))[row] * hours_part)
+        _, code = np.unique(zone, return_inverse=True)
+        score = np.bincount(code, weights=contrib)
+        n_groups = len(score)
+    if n_groups < 2:
+        return 1.0
+    robust_var = float(score @ score) * n_groups / (n_groups - 1)
+    return float(max(1.0, robust_var / model_var))
+
+
+def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
+            parts: tuple | None = None) -> Fit:
     """Test every block and choose its form, then the final fit.
 
     A block's joint test (both slopes, threshold searched: Davies' bound, 2 df) decides
@@ -482,6 +556,8 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
     """
     beta, llf, info = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
     tested = []
+    inflation: dict[tuple, float] = {}
+    converged: dict[tuple, dict[float, float]] = {}
     for b in d.blocks:
         name = _block_name(*b)
         cols = [i for i, n in enumerate(d.names) if n in (f"{name}:linear", f"{name}:above")]
@@ -492,6 +568,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
         lls = np.array([prof[t][0] for t in pts])
         # the slope intervals' union: the fine profile's thresholds the data allow
         inside = pts[2 * (lls.max() - lls) <= CHI2_1_95]
+        inflation[b] = 1.0
         _, llf0, _, _ = _without(d, y, offset, beta, cols)
         stat = max(2 * (llf - llf0), 0.0)
         p_hinge = np.nan
@@ -501,12 +578,20 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
             process = _lr_process(d, y, offset, beta, b, prof)
             lr = np.array(list(process.values()))
             p = davies_p(2 * (lr - llf0), stat)
+            # the threshold's interval inverts the final model's converged profile (the
+            # sweeps' values were taken given the other thresholds of their time) at
+            # Hansen's cut-off, or wider where the zone-clustered variance of the
+            # threshold says so (threshold_inflation)
+            inflation[b] = threshold_inflation(d, y, offset, beta, b, cols, parts)
+            grid, prof_ll = _converged_profile(d, y, offset, beta, b)
+            converged[b] = dict(zip(grid.tolist(), prof_ll.tolist(), strict=True))
             _, llf_lin, _, _ = _without(d, y, offset, beta, [cols[1]])
             p_hinge = davies_p(2 * (lr - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)
         else:
             p = float(stats.chi2.sf(stat, len(cols)))
-        ci = threshold_interval(process, llf, d.taus[b])
-        tested.append((b, cols, inside, ci, p, p_hinge, process))
+        ci = threshold_interval(converged.get(b, {}), llf, d.taus[b],
+                                cut=max(THRESHOLD_CUT, inflation[b] * CHI2_1_95))
+        tested.append((b, cols, inside, ci, p, p_hinge, converged.get(b, {})))
     # the form choice is a family of tests too ("this factor has a threshold"): Holm over
     # the blocks' hinge tests, so a hinge fitted to noise in one of many blocks is not kept
     hinged = [i for i, (_, cols, *_) in enumerate(tested) if len(cols) == 2]
@@ -539,7 +624,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
             term_ci["linear"] = (est - Z95 * se, est + Z95 * se)
             dropped = {"above": float(beta[cols[1]])}
         blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge),
-                            float(hinge_adj.get(k, np.nan)), dropped, process))
+                            float(hinge_adj.get(k, np.nan)), dropped, process, inflation[b]))
     return Fit(outcome, types, names, beta_r, bse_r, dict(d.centers), blocks,
                n_events=int(y.sum()))
 
@@ -547,15 +632,26 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types) -> Fit:
 def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
                 min_type_events: int = 20, factors: tuple[str, ...] = FACTORS,
                 units: dict[str, str] | None = None,
-                labels: dict[str, str] | None = None) -> Fit:
+                labels: dict[str, str] | None = None,
+                zone_parts: pd.DataFrame | None = None) -> Fit:
     """Fit the model of ``outcome`` (column ``n_<outcome>s``) with thresholds and
     the device-type interactions the data support.
 
     A type's own block is tried only where the type has at least
-    ``min_type_events`` events.
+    ``min_type_events`` events. ``zone_parts`` (from ``model_cells(..., with_zones=True)``,
+    rows ``cell`` indexing ``cells``' rows): the zones each cell pools, for the
+    zone-clustered threshold intervals (without them every cell is its own cluster).
     """
-    cells = cells.sort_values("device_type", kind="stable")
+    cells = cells.reset_index(drop=True).sort_values("device_type", kind="stable")
     y = cells[f"n_{outcome}s"].to_numpy(float)
+    parts = None
+    if zone_parts is not None and len(zone_parts):
+        # each cell's zone shares, by the cell's row after the sort above
+        at = np.empty(len(cells), np.int64)
+        at[cells.index.to_numpy()] = np.arange(len(cells))
+        parts = (at[zone_parts["cell"].to_numpy(np.int64)], zone_parts["zone"].to_numpy(),
+                 zone_parts["device_hours"].to_numpy(float),
+                 zone_parts[f"n_{outcome}s"].to_numpy(float))
     if y.sum() < min_events:
         return Fit(outcome, reason=f"only {int(y.sum())} {outcome}s with environment data; "
                                    f"need {min_events}")
@@ -606,7 +702,7 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
         beta, profiles = _profile(d, y, offset, shared + own, None, coarse=own[-1:])
         beta, llf, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active,
                              xb=d.xb)
-    fit = _finish(d, y, offset, beta, profiles, outcome, types)
+    fit = _finish(d, y, offset, beta, profiles, outcome, types, parts)
     fit.selection = tried
     fit.units, fit.labels = dict(units or {}), dict(labels or {})
     return fit
@@ -638,6 +734,9 @@ def effect_rows(fit: Fit) -> list[dict]:
                     f"per {fit.unit(blk.factor)} above {blk.threshold:g}")
             note = (f"log rate ratio ({scope}); p of the factor's joint test (linear + "
                     "threshold terms, threshold searched: Davies bound)")
+            if kind == "above" and blk.threshold_inflation > 1:
+                note += (f"; threshold interval: likelihood-ratio cut-off x"
+                         f"{blk.threshold_inflation:.2g} (zone-clustered variance)")
             if blk.is_linear:
                 note += (f"; threshold not supported (hinge p {blk.hinge_p:.2g}, "
                          f"Holm-adjusted {blk.hinge_p_adjusted:.2g}): fitted as a "

@@ -3,6 +3,7 @@
     PYTHONPATH=. python bench/checkpoint_spike.py   # 16 batches of 900 rows
     PYTHONPATH=. python bench/checkpoint_spike.py --short   # same text, 1.6-3.2 KB texts
     PYTHONPATH=. python bench/checkpoint_spike.py --setting "memory_limit='200MB'"
+    PYTHONPATH=. python bench/checkpoint_spike.py --row-group-size 16384
 
 One table shaped like ``quarantine`` in a fresh store file; each batch appends rows whose
 ``raw`` column is a JSON text of 8-16 KB of repeated characters (like the hostile soak's
@@ -48,6 +49,8 @@ def main() -> None:
                     help="1.6-3.2 KB texts, five times as many rows (same text volume)")
     ap.add_argument("--zstd", action="store_true", help="raw USING COMPRESSION zstd")
     ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--row-group-size", type=int, default=None, metavar="ROWS",
+                    help="create the store with this row group size (DuckDB's default 122,880)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
@@ -59,7 +62,13 @@ def main() -> None:
             time.sleep(0.005)
 
     with tempfile.TemporaryDirectory(prefix="tsfleet-ckpt-") as d:
-        con = duckdb.connect(str(Path(d) / "spike.duckdb"))
+        if args.row_group_size:  # fixed when a store file is created: ATTACH's option
+            con = duckdb.connect()
+            con.execute(f"attach '{Path(d) / 'spike.duckdb'}' as spike "
+                        f"(row_group_size {int(args.row_group_size)})")
+            con.execute("use spike")
+        else:
+            con = duckdb.connect(str(Path(d) / "spike.duckdb"))
         comp = " using compression zstd" if args.zstd else ""
         con.execute("create table q (batch_id bigint, kind text, source text, reason text, "
                     f"detail text, raw text{comp}, quarantined_at timestamp)")
@@ -71,7 +80,8 @@ def main() -> None:
         n_rows, text = 0, 0
         per, lo, hi = (4500, 1600, 3200) if args.short else (900, 8000, 16000)
         print(f"settings: {args.setting or 'DuckDB defaults'}; {'zstd' if args.zstd else 'auto'}"
-              f" compression; {per} rows of {lo}-{hi} chars a batch")
+              f" compression; {per} rows of {lo}-{hi} chars a batch; row group size "
+              f"{args.row_group_size or 'default'}")
         print(" batch    rows  text MB  RSS MB  checkpoint rise MB  s")
         for b in range(args.batches):
             raws = [json.dumps({"transport": "mqtt", "source": f"fleet/{rng.random()}",

@@ -285,7 +285,7 @@ class Serve:
     def __init__(self, db: str, port: int, every: str | None, log_path: Path,
                  memory_limit: str | None = None, cache_limit: str | None = None,
                  on_writer: bool = False, checkpoint_wal: str | None = None,
-                 allocator_purge: bool = True):
+                 allocator_purge: bool = True, memory_log: float | None = None):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
                f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
         if on_writer:
@@ -300,6 +300,8 @@ class Serve:
             cmd += ["--checkpoint-wal", checkpoint_wal]
         if not allocator_purge:
             cmd += ["--no-allocator-purge"]
+        if memory_log:
+            cmd += ["--memory-log", str(memory_log)]
         self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = log_path.open("w")
@@ -567,6 +569,8 @@ def main() -> None:
     ap.add_argument("--no-allocator-purge", dest="allocator_purge", action="store_false",
                     help="as tsfleet serve (freed DuckDB memory stays in jemalloc: the baseline "
                          "before session 12)")
+    ap.add_argument("--memory-log", type=float, default=None, metavar="SECONDS",
+                    help="as tsfleet serve (its lines go to serve.log, kept with --keep)")
     ap.add_argument("--trace-duckdb", action="store_true",
                     help="also sample serve's duckdb_memory() every 0.25 s (control interface)")
     ap.add_argument("--cli-loop", action="store_true",
@@ -606,7 +610,7 @@ def main() -> None:
         queued = QueuedCount(broker.port) if args.hostile else None
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
                       args.memory_limit, args.cache_limit, args.analyses_on_writer,
-                      args.checkpoint_wal, args.allocator_purge)
+                      args.checkpoint_wal, args.allocator_purge, args.memory_log)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
         tracer = Tracer(serve.proc.pid, Path(db + ".wal"), args.trace_every,
                         db if args.trace_duckdb else None) \

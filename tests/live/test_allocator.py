@@ -8,8 +8,11 @@ background purge; ``serve`` does it unless ``--no-allocator-purge``."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -90,3 +93,56 @@ def test_the_cli_option_reaches_the_server(monkeypatch, tmp_path):
     assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1"]) == 0
     assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1", "--no-allocator-purge"]) == 0
     assert [c.allocator_purge for c in seen] == [True, False]
+
+
+# --memory-log: a line of RSS, peak RSS and DuckDB's memory every N seconds
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_memory_line_reports_this_process_and_duckdb():
+    import duckdb
+
+    from tsfleet.live.server import memory_line, process_memory
+
+    con = duckdb.connect()
+    con.execute("create table t as select range as i from range(3000000)")  # ~24 MB in memory
+    mem = process_memory()
+    assert 0 < mem["VmRSS"] <= mem["VmHWM"]
+    line = memory_line(con)
+    rss, peak, duck = (float(x) for x in re.fullmatch(
+        r"RSS (\d+) MB \(peak (\d+) MB\); DuckDB (\d+) MB \(.+\)", line).groups())
+    assert abs(rss - mem["VmRSS"] / 1e6) < 50 and peak >= rss, line
+    held = sum(b for _, b in con.execute(
+        "select tag, memory_usage_bytes from duckdb_memory()").fetchall()) / 1e6
+    assert held > 10 and abs(duck - held) <= 1, (line, held)
+
+
+def test_serve_logs_memory_every_n_seconds_when_asked(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tsfleet.live.memory")
+    srv = RunningServer(str(tmp_path / "s.duckdb"), control=False, memory_log_s=0.2)
+    try:
+        time.sleep(1.1)
+    finally:
+        srv.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tsfleet.live.memory"]
+    assert len(lines) >= 3 and all(re.match(r"live: memory: RSS \d+ MB \(peak \d+ MB\); "
+                                            r"DuckDB \d+ MB", s) for s in lines), lines
+    caplog.clear()
+    srv = RunningServer(str(tmp_path / "s.duckdb"), control=False)
+    try:
+        time.sleep(0.5)
+    finally:
+        srv.stop()
+    assert not [r for r in caplog.records if r.name == "tsfleet.live.memory"]
+
+
+def test_the_memory_log_option_reaches_the_server_and_is_checked(monkeypatch, tmp_path, capsys):
+    seen = []
+    monkeypatch.setattr("tsfleet.live.server.serve", seen.append)
+    db = str(tmp_path / "s.duckdb")
+    assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1"]) == 0
+    assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1", "--memory-log", "30"]) == 0
+    assert [c.memory_log_s for c in seen] == [None, 30.0]
+    assert logging.getLogger("tsfleet.live.memory").getEffectiveLevel() == logging.INFO
+    assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1", "--memory-log", "0"]) == 2
+    assert "--memory-log" in capsys.readouterr().err

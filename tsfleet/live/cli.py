@@ -50,6 +50,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-allocator-purge", dest="allocator_purge", action="store_false",
                    help="leave freed DuckDB memory in its allocator's arenas (default: background "
                         "threads give it back to the system within about a second)")
+    p.add_argument("--memory-log", type=float, default=None, metavar="SECONDS",
+                   help="log a line every SECONDS seconds, at any log level: RSS, peak RSS "
+                        "and DuckDB's memory by tag (default: none)")
     p.add_argument("--batch-rows", type=int, default=60_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
@@ -223,6 +226,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("tsfleet.service").setLevel(logging.WARNING)
     topics = args.topics or (list(layout_server.topics) if layout_server else ["fleet/#"])
     logging.getLogger("tsfleet.live.broker").setLevel(logging.INFO)  # connection events
+    if args.memory_log is not None:
+        if not args.memory_log > 0:
+            raise InvalidParameter(f"--memory-log: expected seconds > 0, got {args.memory_log:g}")
+        logging.getLogger("tsfleet.live.memory").setLevel(logging.INFO)
     config = ServeConfig(
         db=db_path(args), mqtt=args.mqtt, coap=args.coap, topics=topics,
         topic_layout=args.topic_layout, device_from=args.device_from, client_id=args.client_id,
@@ -230,7 +237,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_packet=args.max_packet, memory_limit=args.memory_limit,
         cache_limit=None if args.cache_limit == "off" else parse_size(args.cache_limit),
         checkpoint_wal=None if args.checkpoint_wal == "off" else parse_size(args.checkpoint_wal),
-        allocator_purge=args.allocator_purge,
+        allocator_purge=args.allocator_purge, memory_log_s=args.memory_log,
         batch_rows=args.batch_rows, batch_delay_s=args.batch_delay, profile_dirs=args.profiles,
         analyze_every=parse_every(args.analyze_every),
         analyses_on_writer=args.analyses_on_writer, security=_security(args),

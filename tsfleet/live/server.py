@@ -103,6 +103,9 @@ class ServeConfig:
     #: background threads (``allocator_background_threads``); off: freed memory stays in
     #: jemalloc's arenas, where neither ``malloc_trim`` nor the cache trim reaches it
     allocator_purge: bool = True
+    #: seconds between two lines of the memory log (logger ``tsfleet.live.memory``: RSS,
+    #: peak RSS and DuckDB's memory by tag, :func:`memory_line`); None: no log
+    memory_log_s: float | None = None
     batch_rows: int = 60_000
     batch_delay_s: float = 0.5
     profile_dirs: list[str] = field(default_factory=list)
@@ -397,11 +400,15 @@ class Server:
             self.ready.set()
             log.info("live: serving into %s", cfg.db)
             collector = asyncio.create_task(_collect_garbage(FULL_GC_EVERY_S))
+            memory_task = cfg.memory_log_s and asyncio.create_task(
+                _log_memory(self.fleet.con, cfg.memory_log_s))
             snmp_task = self.snmp and asyncio.create_task(poll_every(
                 self.snmp, cfg.snmp_every_s, self.writer.submit, self._stop))
             opcua_task = self.opcua and asyncio.create_task(self.opcua.run(self._stop))
             await self._stop.wait()
             collector.cancel()
+            if memory_task:
+                memory_task.cancel()
             if snmp_task:
                 await snmp_task
             if opcua_task:
@@ -627,6 +634,49 @@ async def _collect_garbage(every_s: float) -> None:
         if n:
             log.debug("live: the garbage collector freed %d objects in cycles", n)
         _malloc_trim()
+
+
+def process_memory() -> dict[str, int]:
+    """This process's resident memory now and at its peak (``VmRSS``, ``VmHWM``), bytes;
+    empty where ``/proc/self/status`` does not exist (not Linux)."""
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    out[line[:5]] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def memory_line(con) -> str:
+    """One line of the memory log: RSS, its peak so far, and DuckDB's memory with its
+    three largest tags (``duckdb_memory()``, read on a cursor of its own), in MB."""
+    mb = 1 / 1_000_000
+    mem = process_memory()
+    cur = con.cursor()
+    try:
+        tags = cur.execute("select tag, memory_usage_bytes from duckdb_memory() "
+                           "order by memory_usage_bytes desc").fetchall()
+    finally:
+        cur.close()
+    top = ", ".join(f"{t} {b * mb:.0f}" for t, b in tags[:3] if b)
+    rss = (f"RSS {mem['VmRSS'] * mb:.0f} MB (peak {mem['VmHWM'] * mb:.0f} MB)" if mem
+           else "RSS unknown")
+    return f"{rss}; DuckDB {sum(b for _, b in tags) * mb:.0f} MB ({top or 'nothing held'})"
+
+
+async def _log_memory(con, every_s: float) -> None:
+    """``--memory-log``: a line every ``every_s`` seconds (on a thread: the query must not
+    hold up reception)."""
+    mlog = logging.getLogger("tsfleet.live.memory")
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            mlog.info("live: memory: %s", await asyncio.to_thread(memory_line, con))
+        except Exception as exc:  # noqa: BLE001 - a log line must never stop serve
+            mlog.warning("live: memory: not read (%s)", exc)
 
 
 def purge_allocator(con) -> None:

@@ -16,24 +16,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tests.environment.drawn import zone_cells
 from tsfleet.environment.model import davies_p, fit_outcome
 
-N_FLEETS, N_ZONES, HOURS = 120, 20, 720
+N_FLEETS = 120
 
 
 def _null_cells(seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for level in rng.uniform(15, 35, N_ZONES):
-        x = level + rng.normal(0, 1.5, HOURS)
-        b = np.floor(x)
-        for v in np.unique(b):
-            m = b == v
-            hours = m.sum() * 50.0
-            rows.append(dict(device_type="pump", device_hours=hours, temperature_c=x[m].mean(),
-                             age_years=1.0, n_failures=rng.poisson(hours * 2 / 8760),
-                             n_reboots=0))
-    return pd.DataFrame(rows)
+    return zone_cells(seed, lambda t: np.zeros_like(t))
 
 
 def test_the_block_test_holds_its_level_over_a_searched_threshold():
@@ -68,18 +58,7 @@ def test_davies_bound_is_the_chi_square_without_search_and_grows_with_the_wiggle
 
 def _cells(seed: int, log_rate) -> pd.DataFrame:
     """20 zones as above; failures Poisson with log rate ``log_rate(temperature)``."""
-    rng = np.random.default_rng(1000 + seed)
-    rows = []
-    for level in rng.uniform(15, 35, N_ZONES):
-        x = level + rng.normal(0, 1.5, HOURS)
-        b = np.floor(x)
-        for v in np.unique(b):
-            m = b == v
-            hours = m.sum() * 50.0
-            lam = (hours / 8760) * np.mean(2 * np.exp(log_rate(x[m])))
-            rows.append(dict(device_type="pump", device_hours=hours, temperature_c=x[m].mean(),
-                             age_years=1.0, n_failures=rng.poisson(lam), n_reboots=0))
-    return pd.DataFrame(rows)
+    return zone_cells(1000 + seed, log_rate)
 
 
 N_FORM = 60

@@ -18,7 +18,7 @@ from tsfleet.live.decoded import Decoded
 from tsfleet.live.hostile import T0, good_pack
 from tsfleet.live.senml import encode_cbor, encode_json
 from tsfleet.live.server import known_metrics
-from tsfleet.live.writer import MAX_KEPT_PAYLOAD, Envelope, Writer
+from tsfleet.live.writer import MAX_KEPT_OVERSIZED, MAX_KEPT_PAYLOAD, Envelope, Writer
 
 SURROGATE_BN = b'[{"bn":"dev-\\ud800/","bt":1780000000,"n":"temp","u":"Cel","v":21.5}]'
 
@@ -126,22 +126,39 @@ def test_cbor_with_trailing_bytes_and_huge_numbers_get_documented_reasons():
 def test_an_oversized_payload_is_cut_before_it_is_queued_and_kept_with_its_size():
     run = Run()
     env = run.env(0, b"[" + b" " * 1_000_000 + b"]")
-    assert env.reject.reason == "oversized_payload" and len(env.payload) == MAX_KEPT_PAYLOAD
+    assert env.reject.reason == "oversized_payload" and len(env.payload) == MAX_KEPT_OVERSIZED
     assert env.n_bytes == 1_000_002
     run.writer.submit(env)
     run.writer.start()
     assert run.writer.sync(30)
     raw = run.fleet.query("select raw from quarantine")[0]["raw"]
-    assert raw.endswith(' [cut: 1000002 bytes received]"}') and len(raw) < 17_000
+    assert raw.endswith(' [cut: 1000002 bytes received]"}') and len(raw) < 1_200
+
+
+def test_a_long_payload_refused_for_its_content_keeps_16_kib_and_an_oversized_one_1_kib():
+    """An oversized payload is refused for its size alone: its first KiB is kept. A
+    payload refused for what it says (JSON cut off after 18,000 characters) keeps 16 KiB,
+    where the fault may lie far into it."""
+    run = Run()
+    long_name = ('[{"bn":"d/","bt":1780000000,"n":"' + "n" * 18_000).encode()
+    oversized = b'[{"bn":"big/"' + b" " * 30_000 + b"]"
+    run.send([(long_name, None), (oversized, None)])
+    rows = run.fleet.query("select reason, raw from quarantine order by reason")
+    assert len(rows) == 2 and rows[1]["reason"] == "oversized_payload" != rows[0]["reason"]
+    kept = {r["reason"] == "oversized_payload": r["raw"] for r in rows}
+    assert "big/" in kept[True] and "n" * 15_000 in kept[False]
+    assert len(kept[True]) < MAX_KEPT_OVERSIZED + 200 < MAX_KEPT_PAYLOAD < len(kept[False])
+    assert f"[cut: {len(long_name)} bytes received]" in kept[False]
+    assert f"[cut: {len(oversized)} bytes received]" in kept[True]
 
 
 def test_oversized_payloads_that_differ_after_the_cut_stay_distinct_and_repeats_do_not():
     run = Run()
-    head = b"[" + b" " * 30_000  # over the decoder's limit (20,000) and the 16 KiB kept
+    head = b"[" + b" " * 30_000  # over the decoder's limit (20,000) and the 1 KiB kept
     bodies = [head + f"{i}]".encode() for i in range(3)]
     for i, body in enumerate(bodies + bodies[:1]):  # the first one sent twice
         env = run.env(i, body)
-        assert env.reject.reason == "oversized_payload" and len(env.payload) == MAX_KEPT_PAYLOAD
+        assert env.reject.reason == "oversized_payload" and len(env.payload) == MAX_KEPT_OVERSIZED
         run.writer.submit(env)
     run.writer.start()
     assert run.writer.sync(30) and sorted(run.acked) == [0, 1, 2, 3]

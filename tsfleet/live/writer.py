@@ -66,6 +66,10 @@ log = logging.getLogger("tsfleet.live")
 
 #: The longest payload text kept in quarantine or unmapped rows.
 MAX_KEPT_PAYLOAD = 16 * 1024
+#: The longest text kept of an oversized payload: it is refused for its size alone, and
+#: its start tells who sent what. (Every byte kept is held in quarantine's open row group,
+#: which DuckDB copies at a checkpoint: docs/live.md, "memory".)
+MAX_KEPT_OVERSIZED = 1024
 #: Estimated bytes of Python objects per decoded row (for the held-bytes bound).
 ROW_BYTES = 200
 #: Default bound of the bytes held by payloads not yet acknowledged.
@@ -104,20 +108,28 @@ class Envelope:
         """An estimate of the memory this envelope holds until acknowledged."""
         return len(self.payload) + ROW_BYTES * self.size
 
+    @property
+    def kept_bytes(self) -> int:
+        """How much of the payload quarantine keeps: MAX_KEPT_OVERSIZED of an oversized
+        payload, else MAX_KEPT_PAYLOAD."""
+        oversized = self.reject is not None and self.reject.reason == "oversized_payload"
+        return MAX_KEPT_OVERSIZED if oversized else MAX_KEPT_PAYLOAD
+
     def trim(self) -> None:
-        """Keep only what quarantine stores of the payload (an oversized one), and the
-        hash of all of it: de-duplication must tell apart payloads that differ after the cut."""
-        if len(self.payload) > MAX_KEPT_PAYLOAD and self.full_sha256 is None:
+        """Keep only what quarantine stores of the payload, and the hash of all of it:
+        de-duplication must tell apart payloads that differ after the cut."""
+        keep = self.kept_bytes
+        if len(self.payload) > keep and self.full_sha256 is None:
             self.full_sha256 = hashlib.sha256(self.payload).hexdigest()
-        self.payload = self.payload[:MAX_KEPT_PAYLOAD]
+        self.payload = self.payload[:keep]
 
     def sha256(self) -> str:
         """SHA-256 (hex) of all the bytes received: the de-duplication key of its rows."""
         return self.full_sha256 or hashlib.sha256(self.payload).hexdigest()
 
     def kept_payload(self) -> str:
-        """The payload as text for the store (base64 for binary, cut at MAX_KEPT_PAYLOAD)."""
-        body = self.payload[:MAX_KEPT_PAYLOAD]
+        """The payload as text for the store (base64 for binary, cut at :attr:`kept_bytes`)."""
+        body = self.payload[:self.kept_bytes]
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:

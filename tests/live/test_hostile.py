@@ -205,3 +205,19 @@ def test_serve_bounds_duckdb_memory_when_asked_and_refuses_anything_but_a_size(t
     srv.stop()
     thread.join(30)
     assert limit[0][0] in ("286.1 MiB", "300.0 MB")
+
+
+def test_a_pack_of_thousands_of_unknown_names_stores_its_payload_once():
+    """Every unknown name is kept as an unmapped row, and the payload it came in once:
+    4,000 unknown names in one 183 KB pack stored 4,000 copies of 16 KiB (65.6 MB)."""
+    run = Run()
+    run.decoder.max_payload = 256 * 1024
+    pack = [{"bn": "d/", "bt": 1_780_000_000, "n": f"x{i}", "v": 1} for i in range(4000)]
+    payload = json.dumps(pack, separators=(",", ":")).encode()
+    run.send([(payload, None), (payload, None)])  # and once more, redelivered
+    got = run.fleet.query("select count(*) as n, count(distinct field) as f, "
+                          "min(length(payload)) as p from unmapped")[0]
+    assert got == {"n": 4000, "f": 4000, "p": got["p"]} and got["p"] > MAX_KEPT_PAYLOAD
+    stored = run.fleet.query("select count(*) as n, sum(length(payload)) as b "
+                             "from unmapped_payloads")[0]
+    assert stored["n"] == 1 and stored["b"] < MAX_KEPT_PAYLOAD + 100

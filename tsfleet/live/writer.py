@@ -596,20 +596,26 @@ class Writer:
         return False
 
     def _store_unmapped(self, batch: list[Envelope]) -> int:
+        """Fields no mapping knows -> ``unmapped_items``, their payload once per payload
+        -> ``unmapped_payloads`` (a pack of thousands of unknown names stores its text
+        once, not once per field)."""
         rows: dict[str, list] = {k: [] for k in (
             "payload_sha256", "item", "received_at", "transport", "source", "format",
-            "device_id", "observed_at", "field", "value", "unit", "reason", "payload")}
+            "device_id", "observed_at", "field", "value", "unit", "reason")}
+        payloads: dict[str, str] = {}
         for env in batch:
             if env.decoded is None or not env.decoded.unmapped:
                 continue
-            sha, text = env.sha256(), env.kept_payload()
+            sha = env.sha256()
+            if sha not in payloads:
+                payloads[sha] = env.kept_payload()
             for u in env.decoded.unmapped:
                 for k, v in (("payload_sha256", sha), ("item", u.item),
                              ("received_at", env.received_at), ("transport", env.transport),
                              ("source", env.source), ("format", env.decoded.fmt),
                              ("device_id", u.device_id), ("observed_at", u.observed_at),
                              ("field", u.field), ("value", u.value), ("unit", u.unit),
-                             ("reason", u.reason), ("payload", text)):
+                             ("reason", u.reason)):
                     rows[k].append(v)
         if not rows["item"]:
             return 0
@@ -620,16 +626,21 @@ class Writer:
             "item": pa.array(rows["item"], pa.int32()),
             "received_at": pa.array(rows["received_at"], pa.float64()),
             "observed_at": pa.array(rows["observed_at"], pa.float64())}))
+        con.register("_live_unmapped_payloads", pa.table({
+            "payload_sha256": _strings(list(payloads)), "payload": _strings(list(payloads.values()))}))
         try:
             with transaction(con):
                 n = con.execute(
-                    "insert into unmapped select payload_sha256, item, to_timestamp(received_at), "
-                    "transport, source, format, device_id, "
+                    "insert into unmapped_items select payload_sha256, item, "
+                    "to_timestamp(received_at), transport, source, format, device_id, "
                     "case when observed_at between 0 and 4102444800 "
-                    "then to_timestamp(observed_at)::timestamp end, field, value, unit, reason, "
-                    "payload from _live_unmapped on conflict do nothing").fetchall()[0][0]
+                    "then to_timestamp(observed_at)::timestamp end, field, value, unit, reason "
+                    "from _live_unmapped on conflict do nothing").fetchall()[0][0]
+                con.execute("insert into unmapped_payloads select payload_sha256, payload "
+                            "from _live_unmapped_payloads on conflict do nothing")
         finally:
             con.unregister("_live_unmapped")
+            con.unregister("_live_unmapped_payloads")
         log.debug("live: %s of %d unmapped fields were new", n, len(rows["item"]))
         return len(rows["item"])
 

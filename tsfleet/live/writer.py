@@ -627,7 +627,8 @@ class Writer:
             "received_at": pa.array(rows["received_at"], pa.float64()),
             "observed_at": pa.array(rows["observed_at"], pa.float64())}))
         con.register("_live_unmapped_payloads", pa.table({
-            "payload_sha256": _strings(list(payloads)), "payload": _strings(list(payloads.values()))}))
+            "payload_sha256": _strings(list(payloads)),
+            "payload": _strings(list(payloads.values()))}))
         try:
             with transaction(con):
                 n = con.execute(

@@ -5,7 +5,6 @@ one user with a password (or no security at all)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,14 +12,10 @@ from pathlib import Path
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 
+from tsfleet.live.broker import free_port  # noqa: F401 - tests import it from here
+
 NS_URI = "urn:tsfleet:test-plant"
 USER, PASSWORD = "tsfleet", "s3cret-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_certificates(folder: Path) -> dict[str, Path]:

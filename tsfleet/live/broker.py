@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -17,10 +18,33 @@ from tsfleet.errors import TsfleetError
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port nobody listens on at 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody uses at 127.0.0.1 right now, below the kernel's ephemeral range: a
+    client socket opened meanwhile (by any process) is never given it, so it is still
+    free when the caller binds it. (A port the kernel picked was taken in between once,
+    by another test worker's UDP client: "address already in use".)"""
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(100):
+        port = rng.randrange(FIRST_PORT, low) if low > FIRST_PORT + 1000 else 0
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise TsfleetError(f"no free port at 127.0.0.1 between {FIRST_PORT} and {low}")
+
+
+#: The lowest port free_port hands out (above the registered services most hosts run).
+FIRST_PORT = 20_000
+
+
+def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    """The first port of the kernel's ephemeral range (32768 when it cannot be read)."""
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def find_mosquitto() -> str | None:

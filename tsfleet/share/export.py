@@ -44,8 +44,13 @@ from tsfleet.store import quote_ident as q
 
 MANIFEST = "_tsfleet_export.json"
 FORMAT = "tsfleet-export/1"
-#: Views exported beside the tables: they describe the export itself.
-EXPORTED_VIEWS = ("catalog", "catalog_columns")
+#: Views exported beside the tables: catalog and catalog_columns describe the export
+#: itself; unmapped keeps the place and columns it had in the lake as a table (before
+#: migration 950), in place of the two tables it now reads.
+EXPORTED_VIEWS = ("catalog", "catalog_columns", "unmapped")
+#: Tables not exported as they are: readings (partitioned by day and device bucket) and
+#: those exported through a view of EXPORTED_VIEWS.
+NOT_EXPORTED = ("readings", "unmapped_items", "unmapped_payloads")
 
 __all__ = ["DEFAULT_BUCKETS", "ExportReport", "device_bucket", "export_parquet"]
 
@@ -222,8 +227,8 @@ def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: list[date
 def _copy_tables(cur: duckdb.DuckDBPyConnection, staging: Path, compression: str) -> list[str]:
     names = [r[0] for r in cur.execute(
         "select name from catalog where schema_name = 'main' and "
-        "(kind = 'table' and name <> 'readings' or name in (?, ?)) order by name",
-        list(EXPORTED_VIEWS)).fetchall()]
+        "(kind = 'table' and list_position(?, name) is null or list_contains(?, name)) "
+        "order by name", [list(NOT_EXPORTED), list(EXPORTED_VIEWS)]).fetchall()]
     for name in names:
         (staging / name).mkdir()
         cur.execute(f"copy (select * from {q(name)}) to ? "

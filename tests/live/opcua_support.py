@@ -12,8 +12,6 @@ from pathlib import Path
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 
-from tsfleet.live.broker import free_port  # noqa: F401 - tests import it from here
-
 NS_URI = "urn:tsfleet:test-plant"
 USER, PASSWORD = "tsfleet", "s3cret-pw"
 

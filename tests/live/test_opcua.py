@@ -17,9 +17,10 @@ from asyncua import ua
 
 from tests.live.hostile_support import documented_reasons
 from tests.live.live_support import T0, RunningServer
-from tests.live.opcua_support import PASSWORD, USER, UaServer, dv, free_port, make_certificates
+from tests.live.opcua_support import PASSWORD, USER, UaServer, dv, make_certificates
 from tsfleet import Fleet
 from tsfleet.errors import InvalidParameter
+from tsfleet.live.broker import free_port
 from tsfleet.live.errors import ProfileError
 from tsfleet.live.opcua import OpcuaSecurity, load_map
 from tsfleet.service.metrics import ServeMetrics

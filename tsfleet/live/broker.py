@@ -16,6 +16,9 @@ from pathlib import Path
 
 from tsfleet.errors import TsfleetError
 
+#: The lowest port free_port hands out (above the registered services most hosts run).
+FIRST_PORT = 20_000
+
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port nobody uses at 127.0.0.1 right now, below the kernel's ephemeral range: a
@@ -33,10 +36,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
                 continue
             return s.getsockname()[1]
     raise TsfleetError(f"no free port at 127.0.0.1 between {FIRST_PORT} and {low}")
-
-
-#: The lowest port free_port hands out (above the registered services most hosts run).
-FIRST_PORT = 20_000
 
 
 def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:

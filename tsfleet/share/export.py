@@ -227,7 +227,7 @@ def _copy_readings(cur: duckdb.DuckDBPyConnection, folder: Path, days: list[date
 def _copy_tables(cur: duckdb.DuckDBPyConnection, staging: Path, compression: str) -> list[str]:
     names = [r[0] for r in cur.execute(
         "select name from catalog where schema_name = 'main' and "
-        "(kind = 'table' and list_position(?, name) is null or list_contains(?, name)) "
+        "(kind = 'table' and not list_contains(?, name) or list_contains(?, name)) "
         "order by name", [list(NOT_EXPORTED), list(EXPORTED_VIEWS)]).fetchall()]
     for name in names:
         (staging / name).mkdir()

@@ -1,7 +1,11 @@
 """Power forecast accuracy on two fleet generators (issue #16): tsfleet's simulator and the
 independent one (bench/independent/power.py), several seeds each, beside the 14-day
 straight line and the mean-drop baseline computed in the same run from the same store,
-broken down by chemistry x gauge kind x temperature band.
+broken down by chemistry x gauge kind x temperature band. Beside them, a reference that
+no user has: the 14-day line through each device's *true* level (``true_line``): how far a
+perfect reading of the level goes with a line, so a gap between it and the forecast is the
+reading's (a voltage through a flat curve), and a gap between it and the target is the
+future's.
 
     PYTHONPATH=. python bench/power_generators.py                       # seeds 1 2 3
     PYTHONPATH=. python bench/power_generators.py --seeds 4 --devices 600   # the held-out seed
@@ -66,6 +70,24 @@ def true_empty_days(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
+def true_level_line(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
+    """The 30-day drop of the least-squares line through each device's *true* level over
+    the last 14 days of history (since its last replacement: a rise of more than 5 points):
+    a reference that reads the level perfectly and knows nothing of the future. It is not a
+    baseline a user could compute; it shows how far a perfect reading of the level goes."""
+    hist = truth[truth.day_at <= at].sort_values(["device_id", "day_at"])
+    t = ((hist.day_at - at) / pd.Timedelta(days=1)).to_numpy()
+    lv = hist.level_pct.to_numpy()
+    out = {}
+    for dev, idx in hist.groupby("device_id").indices.items():
+        y, d = lv[idx], t[idx]
+        rise = np.flatnonzero(np.diff(y) > 5)
+        keep = (d > -LINE_DAYS) & (np.arange(len(y)) > (rise[-1] if len(rise) else -1))
+        out[dev] = (-np.polyfit(d[keep], y[keep], 1)[0] * HORIZON if keep.sum() >= 2
+                    else np.nan)
+    return pd.Series(out, dtype=float)
+
+
 def baselines(fleet, end: pd.Timestamp) -> pd.DataFrame:
     """The 14-day straight line and the mean drop over the current segment, per device,
     from the store's own daily levels (what a user of the store would fit)."""
@@ -116,13 +138,17 @@ def score(fleet, truth: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, 
     df["true_now"] = now
     df["true_drop"] = now - later
     df["true_empty"] = true_empty_days(truth, end)
+    df["true_line_rate"] = true_level_line(truth, end) / HORIZON
     horizon_drop = {"model": df.drop_pct,
                     "line14": np.minimum(df.line_rate * HORIZON, df.line_now.clip(lower=0)),
-                    "mean_drop": np.minimum(df.mean_rate * HORIZON, df.mean_now.clip(lower=0))}
+                    "mean_drop": np.minimum(df.mean_rate * HORIZON, df.mean_now.clip(lower=0)),
+                    "true_line": np.minimum(df.true_line_rate * HORIZON, df.true_now)}
     empty = {"model": df.days_to_empty,
              "line14": np.where(df.line_rate > 0, df.line_now.clip(lower=0) / df.line_rate,
                                 np.inf),
              "mean_drop": np.where(df.mean_rate > 0, df.mean_now.clip(lower=0) / df.mean_rate,
+                                   np.inf),
+             "true_line": np.where(df.true_line_rate > 0, df.true_now / df.true_line_rate,
                                    np.inf)}
     for m in horizon_drop:
         df[f"{m}_err"] = ((horizon_drop[m] - df.true_drop).abs() / df.true_drop).fillna(np.inf)
@@ -135,7 +161,7 @@ def summary(df: pd.DataFrame) -> dict:
     sc = df[df.true_drop > 0.05]
     em = df[(df.true_empty > 0) & (df.true_empty <= 90)]
     out = {"n_drop": len(sc), "n_empty": len(em), "n_rows": len(df)}
-    for m in ("model", "line14", "mean_drop"):
+    for m in ("model", "line14", "mean_drop", "true_line"):
         out[f"{m}_w10"] = float((sc[f"{m}_err"] <= 0.10).mean())
         out[f"{m}_w15"] = float((sc[f"{m}_err"] <= 0.15).mean())
         out[f"{m}_e15"] = float((em[f"{m}_eerr"] <= 0.15).mean()) if len(em) else np.nan
@@ -151,6 +177,7 @@ def group_table(df: pd.DataFrame) -> pd.DataFrame:
             row[f"{m}_w15"] = float((g[f"{m}_err"] <= 0.15).mean())
         row["model_w10"] = float((g["model_err"] <= 0.10).mean())
         row["line14_w10"] = float((g["line14_err"] <= 0.10).mean())
+        row["true_line_w10"] = float((g["true_line_err"] <= 0.10).mean())
         row["behind_line"] = (len(g) >= MIN_GROUP
                               and row["model_w15"] < row["line14_w15"] - 0.02)
         rows.append(row)
@@ -202,12 +229,13 @@ def main() -> None:
             print(f"\n{gen} seed {seed}: {s['n_rows']} forecast rows, {s['n_drop']} scored on the "
                   f"drop, {s['n_empty']} on the empty date (generated+ingested {t_gen:.0f} s, "
                   f"forecast {t_fc:.1f} s, load average {load:.1f})")
-            for m in ("model", "line14", "mean_drop"):
+            for m in ("model", "line14", "mean_drop", "true_line"):
                 print(f"  {m:10s} drop within 10%: {pct(s[f'{m}_w10']):>6s}  within 15%: "
                       f"{pct(s[f'{m}_w15']):>6s}  empty date within 15%: {pct(s[f'{m}_e15']):>6s}"
                       + ("" if m == "model" else
                          f"   (model/{m} within 15%: "
-                         f"{s['model_w15'] / max(s[f'{m}_w15'], 1e-9):.2f}x)"))
+                         f"{s['model_w15'] / max(s[f'{m}_w15'], 1e-9):.2f}x)")
+                      + ("   (reference: reads the true level)" if m == "true_line" else ""))
             print(f"  groups (chemistry x gauge x temperature band, >= {MIN_GROUP} devices) more "
                   f"than 2 points behind the line within 15%: {len(behind)} of "
                   f"{int((gt.n >= MIN_GROUP).sum())}")

@@ -92,6 +92,46 @@ def test_the_run_used_two_workers_and_sixteen_buckets(runs):
         assert len(parts) == BUCKETS
 
 
+def test_the_domains_overlap_on_the_workers(runs):
+    """The workers are not left idle while the coordinator works through the domains:
+    every domain's first bucket phase is submitted before the coordinator's first step,
+    and the priorities keep the coordinator's order (an earlier domain's tasks, second
+    phase and fits before a later domain's first phase). Read from the run's log, not
+    from timings; the analysis_runs rows say the domains overlapped."""
+    run, names = runs["run"], ALL.split(",")
+    log = run.log
+    at = {(e.domain, e.what, e.phase): i for i, e in reversed(list(enumerate(log)))}
+    first_step = min(i for i, e in enumerate(log) if e.what == "start")
+    assert log[first_step][1:4] == ("firmware", "start", "writer")
+    assert all(at[(d, "submit", "stats")] < first_step for d in names)
+    # what a domain's second phase needs is kept: it is submitted after its fleet step
+    for d in ("power", "calibration"):
+        assert at[(d, "end", "fleet")] < at[(d, "submit", "apply")]
+    # the coordinator still takes the domains one after the other, in the registry's order
+    steps = [e.domain for e in log if e.what != "submit"]
+    assert [d for i, d in enumerate(steps) if i == 0 or steps[i - 1] != d] == names
+    low = {(e.domain, e.phase): e.priority[0] for e in log if e.what == "submit"}
+    high = {(e.domain, e.phase): e.priority[1] for e in log if e.what == "submit"}
+    for i, d in enumerate(names):
+        mine = [k for k in high if k[0] == d]
+        for later in names[i + 1:]:
+            assert min(low[k] for k in mine) > high[(later, "stats")], (d, later)
+    assert low[("power", "fits")] > high[("power", "apply")]
+    assert low[("environment", "fits")] > high[("environment", "stats")]
+    spans = run.spans()
+    assert {(d, p) for d, p, _, _ in spans} == {
+        (d, p) for d in names for p in ("stats", "apply", "fits")
+        if (d, "submit", p) in at}
+    assert all(a < b for _, _, a, b in spans)
+    rows = runs["dask"].query(
+        "select analysis, started_at, finished_at from analysis_runs order by run_id "
+        "limit 4")
+    assert [r["analysis"] for r in rows] == names
+    # every domain started when the run did, before the first one's results were in
+    assert all(r["started_at"] < rows[0]["finished_at"] for r in rows)
+    assert [r["finished_at"] for r in rows] == sorted(r["finished_at"] for r in rows)
+
+
 def test_same_forecasts_as_one_node(runs):
     single, dask = runs["single"], runs["dask"]
     x, y = frames(single, dask, "battery_forecast", ["device_id"])

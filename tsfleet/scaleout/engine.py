@@ -39,6 +39,11 @@ if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
 
 RETRIES = 1                 # a task is tried twice in all
+#: the order the coordinator takes the domains in (and their tasks' priority): the
+#: longest serial fleet step first (environment's model fits and scratch-store analysis),
+#: so that the later domains' bucket tasks run on the workers meanwhile; firmware, whose
+#: fleet step is an attach, last
+COORDINATOR_ORDER = ("environment", "power", "calibration", "firmware")
 CONNECT_TIMEOUT_S = 10
 #: a domain's tasks' priority: its rank from the last domain (1) times this, plus the
 #: bucket's devices (bucket phases) or this less one (fleet-step fits)
@@ -148,6 +153,8 @@ def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None
     root = Path(lake).resolve()
     n = lk.lake_buckets(root) if buckets is None else check_buckets(buckets)
     names = DISTRIBUTED if only is None else parse_only(only)
+    names = sorted(names, key=lambda d: COORDINATOR_ORDER.index(d) if d in COORDINATOR_ORDER
+                   else len(COORDINATOR_ORDER))
     other = [d for d in names if d not in DISTRIBUTED]
     if other:
         raise InvalidParameter(f"the dask engine runs {', '.join(DISTRIBUTED)}; "

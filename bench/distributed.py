@@ -14,8 +14,10 @@ distributed analyses (firmware, power, calibration, environment):
 Prints the times, the 1 -> 2 worker ratio (target >= 1.7x on 2 cores), the Amdahl bound
 that the measured serial part allows, and a projection to 16 workers from the measured
 per-task cost: each task's compute time from Dask's task stream (1-worker run), a bucket
-phase on 16 workers lasting as long as its slowest task, plus the serial part (the
-coordinator's fleet steps and attaches, the writer-side firmware steps) as measured.
+phase on 16 workers lasting as long as its slowest task, plus the serial part as
+measured: the time no bucket task or fit was outstanding (the coordinator's fleet steps,
+attaches and writer-side firmware steps that no worker task overlapped; the domains'
+phases overlap, see tsfleet.scaleout.engine).
 Load averages are printed before and after each run: other jobs on the cores lower the
 speed-up.
 """
@@ -99,15 +101,31 @@ def timed_cluster(store: Path, lake: Path, workers: int
     client.close()
     cluster.close()
     print(f"  {workers} worker(s): {seconds:.1f} s; {load()} after")
+    spans = run.spans(BUCKET_PHASES)
     for o in run.outcomes:
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in o.phase_s.items())
-        print(f"    {o.domain}: {phases}; failed buckets: {len(o.failed)}")
-    parallel = sum(v for o in run.outcomes for k, v in o.phase_s.items() if k in BUCKET_PHASES)
+        on = ", ".join(f"{p} {a - t:.1f}-{b - t:.1f} s" for d, p, a, b in spans
+                       if d == o.domain and p != "fits")
+        print(f"    {o.domain}: {phases}; failed buckets: {len(o.failed)}; on the workers "
+              f"(submitted - collected, from the run's start): {on}")
+    parallel = worker_wall(run)
     print(f"    CPU: coordinator {cpu['coordinator']:.1f} s, workers {cpu['workers']:.1f} s "
           f"= {100 * cpu['workers'] / (parallel * workers):.0f}% of {workers} core(s) over "
           f"the bucket phases ({parallel:.1f} s)")
     return seconds, run, overhead, [t for t in stream.data if str(t["key"]).startswith(
         "tsfleet-")], cpu
+
+
+def worker_wall(run) -> float:
+    """Wall seconds during which some bucket phase or fit was submitted and not yet
+    collected: the union of the run's spans (the domains' phases overlap, so their
+    ``phase_s`` is the coordinator's wait for each, not the time they took)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted((a, b) for _, _, a, b in run.spans(BUCKET_PHASES)):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
 
 
 def task_seconds(stream: list[dict]) -> dict[str, list[float]]:
@@ -186,10 +204,9 @@ def main() -> int:
     per_phase = task_seconds(stream1)
     n_tasks = sum(len(v) for v in per_phase.values())
     busy = sum(sum(v) for v in per_phase.values())
-    parallel = sum(v for o in run1.outcomes for k, v in o.phase_s.items() if k in BUCKET_PHASES)
+    parallel = worker_wall(run1)
     serial = t1 - parallel
-    serial2 = t2 - sum(v for o in run2.outcomes for k, v in o.phase_s.items()
-                       if k in BUCKET_PHASES)
+    serial2 = t2 - worker_wall(run2)
     bound = t1 / (serial + parallel / 2)
     # 16 workers: each phase's tasks in parallel (ceil(tasks / 16) waves of its slowest)
     t16 = serial + sum(-(-len(v) // 16) * max(v) for v in per_phase.values())

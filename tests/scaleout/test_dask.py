@@ -83,13 +83,54 @@ def test_the_run_used_two_workers_and_sixteen_buckets(runs):
     # power and calibration: two phases; firmware and environment: one
     assert run.n_tasks == (2 * 2 + 2) * BUCKETS
     assert run.failures == []
-    assert [r.analysis for r in run.results] == ALL.split(",")
+    # the coordinator's order: the longest serial fleet step first (engine.COORDINATOR_ORDER)
+    assert [r.analysis for r in run.results] == list(engine.COORDINATOR_ORDER)
     assert [r.status for r in run.results] == ["ok"] * 4
     assert [(r.failed_buckets, r.n_conflicts) for r in run.results] == [(None, 0)] * 4
     for table in ("battery_forecast", "sensor_drift", "firmware_device_health",
                   "environment_monitor_hours", "environment_device_outcomes"):
         parts = sorted((runs["lake"] / "results" / table).glob("bucket=*/data.parquet"))
         assert len(parts) == BUCKETS
+
+
+def test_the_domains_overlap_on_the_workers(runs):
+    """The workers are not left idle while the coordinator works through the domains:
+    every domain's first bucket phase is submitted before the coordinator's first step,
+    and the priorities keep the coordinator's order (an earlier domain's tasks, second
+    phase and fits before a later domain's first phase). Read from the run's log, not
+    from timings; the analysis_runs rows say the domains overlapped."""
+    run, names = runs["run"], list(engine.COORDINATOR_ORDER)
+    log = run.log
+    at = {(e.domain, e.what, e.phase): i for i, e in reversed(list(enumerate(log)))}
+    first_step = min(i for i, e in enumerate(log) if e.what == "start")
+    assert log[first_step].domain == "environment"
+    assert all(at[(d, "submit", "stats")] < first_step for d in names)
+    # what a domain's second phase needs is kept: it is submitted after its fleet step
+    for d in ("power", "calibration"):
+        assert at[(d, "end", "fleet")] < at[(d, "submit", "apply")]
+    # the coordinator still takes the domains one after the other, in the registry's order
+    steps = [e.domain for e in log if e.what != "submit"]
+    assert [d for i, d in enumerate(steps) if i == 0 or steps[i - 1] != d] == names
+    low = {(e.domain, e.phase): e.priority[0] for e in log if e.what == "submit"}
+    high = {(e.domain, e.phase): e.priority[1] for e in log if e.what == "submit"}
+    for i, d in enumerate(names):
+        mine = [k for k in high if k[0] == d]
+        for later in names[i + 1:]:
+            assert min(low[k] for k in mine) > high[(later, "stats")], (d, later)
+    assert low[("power", "fits")] > high[("power", "apply")]
+    assert low[("environment", "fits")] > high[("environment", "stats")]
+    spans = run.spans()
+    assert {(d, p) for d, p, _, _ in spans} == {
+        (d, p) for d in names for p in ("stats", "apply", "fits")
+        if (d, "submit", p) in at}
+    assert all(a < b for _, _, a, b in spans)
+    rows = runs["dask"].query(
+        "select analysis, started_at, finished_at from analysis_runs order by run_id "
+        "limit 4")
+    assert [r["analysis"] for r in rows] == names
+    # every domain started when the run did, before the first one's results were in
+    assert all(r["started_at"] < rows[0]["finished_at"] for r in rows)
+    assert [r["finished_at"] for r in rows] == sorted(r["finished_at"] for r in rows)
 
 
 def test_same_forecasts_as_one_node(runs):
@@ -207,9 +248,9 @@ def test_views_and_findings_work_unchanged(runs):
         assert single.frame(sql)[cols].equals(dask.frame(sql)[cols]), view
     fresh = dask.query("select analysis, status from analysis_runs order by run_id")
     assert [(r["analysis"], r["status"]) for r in fresh] == [
-        (a, "ok") for a in ALL.split(",")]
-    assert [r.n_findings for r in runs["run"].results] == [
-        r.n_findings for r in runs["single_results"]]
+        (a, "ok") for a in engine.COORDINATOR_ORDER]
+    assert {r.analysis: r.n_findings for r in runs["run"].results} == {
+        r.analysis: r.n_findings for r in runs["single_results"]}
 
 
 def test_a_failing_bucket_is_reported_and_the_rest_lands(runs, capsys):
@@ -271,9 +312,10 @@ def test_a_failing_bucket_of_firmware_and_environment(runs, capsys):
     out, err = capsys.readouterr()
     assert code != 0
     lines = [ln for ln in out.splitlines() if "failed twice" in ln]
-    assert [ln.split(":")[0] for ln in lines] == [f"firmware bucket {bad} failed twice",
-                                                  f"environment bucket {bad} failed twice"]
-    assert len(err.strip().splitlines()) == 1 and "analysis failed: firmware, environment" in err
+    # in the coordinator's order (engine.COORDINATOR_ORDER)
+    assert [ln.split(":")[0] for ln in lines] == [f"environment bucket {bad} failed twice",
+                                                  f"firmware bucket {bad} failed twice"]
+    assert len(err.strip().splitlines()) == 1 and "analysis failed: environment, firmware" in err
     with Fleet(str(store)) as fleet:
         got = {r[0] for r in fleet.con.execute(
             "select device_id from firmware_device_health").fetchall()}
@@ -287,8 +329,9 @@ def test_a_failing_bucket_of_firmware_and_environment(runs, capsys):
         runs_ = fleet.query("select analysis, status, error from analysis_runs "
                             "order by run_id desc limit 2")
     assert got == {d for d in updated if device_bucket(d, 4) != bad}
-    assert [(r["analysis"], r["status"]) for r in runs_] == [("environment", "failed"),
-                                                              ("firmware", "failed")]
+    # newest first: firmware ran after environment (engine.COORDINATOR_ORDER)
+    assert [(r["analysis"], r["status"]) for r in runs_] == [("firmware", "failed"),
+                                                              ("environment", "failed")]
     assert all(r["error"].startswith(f"1 of 4 buckets failed: {bad}: ") for r in runs_)
     for table in ("environment_monitor_hours", "firmware_device_health"):
         parts = {p.parent.name for p in (lake / "results" / table).glob("*/data.parquet")}

@@ -5,6 +5,15 @@ devices first, with one retry: a task whose worker dies or
 that raises is run once more (on any worker); a bucket that fails twice is reported
 with its error, one line, and the other buckets' results are still written and
 attached. Re-running is idempotent: every partition is replaced, never appended to.
+
+The domains overlap on the workers: the first bucket phase (``stats``) of every
+domain is submitted at the start, since it reads only the lake, and the coordinator
+then collects, runs the fleet steps and attaches domain by domain, in the registry's
+order, exactly as one after the other, while the workers keep computing. Dask's
+``priority`` keeps the order of the work: an earlier domain's tasks, its second phase
+(submitted when its fleet step is done) and its fleet step's fits run before a later
+domain's first phase, so the domain the coordinator waits for is never queued behind
+another. ``DistributedRun.log`` records the submissions and the coordinator's steps.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from tsfleet.domain import RunResult
 from tsfleet.errors import InvalidParameter, TsfleetError
 from tsfleet.results import now_utc
 from tsfleet.scaleout import lake as lk
-from tsfleet.scaleout.plan import DISTRIBUTED, DomainOutcome, run_domain
+from tsfleet.scaleout.plan import DISTRIBUTED, DomainOutcome, Event, run_domain
 from tsfleet.scaleout.tasks import BUCKET_BY, analyze_bucket
 from tsfleet.share.partition import BUCKET_SQL, check_buckets
 
@@ -30,7 +39,15 @@ if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
 
 RETRIES = 1                 # a task is tried twice in all
+#: the order the coordinator takes the domains in (and their tasks' priority): the
+#: longest serial fleet step first (environment's model fits and scratch-store analysis),
+#: so that the later domains' bucket tasks run on the workers meanwhile; firmware, whose
+#: fleet step is an attach, last
+COORDINATOR_ORDER = ("environment", "power", "calibration", "firmware")
 CONNECT_TIMEOUT_S = 10
+#: a domain's tasks' priority: its rank from the last domain (1) times this, plus the
+#: bucket's devices (bucket phases) or this less one (fleet-step fits)
+PRIORITY_STEP = 1 << 32
 
 
 class SchedulerUnreachable(TsfleetError, ConnectionError):
@@ -48,6 +65,26 @@ class DistributedRun:
     n_tasks: int = 0
     n_fit_tasks: int = 0    #: fleet-step fits run on the workers (not bucket tasks)
     seconds: float = 0.0
+    #: what was submitted and what the coordinator did, in order (:class:`plan.Event`)
+    log: list[Event] = field(default_factory=list)
+
+    def spans(self, phases: Iterable[str] = ("stats", "apply", "fits")
+              ) -> list[tuple[str, str, float, float]]:
+        """(domain, phase, start, end) of each of ``phases``, ``time.perf_counter()``
+        seconds: a bucket phase from its submission to its last result collected (the
+        time some of its tasks were queued or running), a step of the coordinator from
+        its start to its end."""
+        wanted, out = set(phases), []
+        opened: dict[tuple[str, str], float] = {}
+        for e in self.log:
+            if e.phase not in wanted:
+                continue
+            key = (e.domain, e.phase)
+            if e.what == "submit" or (e.what == "start" and key not in opened):
+                opened[key] = e.t
+            elif e.what == "end":
+                out.append((e.domain, e.phase, opened.pop(key), e.t))
+        return out
 
     @property
     def failures(self) -> list[tuple[str, int, str]]:
@@ -116,6 +153,8 @@ def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None
     root = Path(lake).resolve()
     n = lk.lake_buckets(root) if buckets is None else check_buckets(buckets)
     names = DISTRIBUTED if only is None else parse_only(only)
+    names = sorted(names, key=lambda d: COORDINATOR_ORDER.index(d) if d in COORDINATOR_ORDER
+                   else len(COORDINATOR_ORDER))
     other = [d for d in names if d not in DISTRIBUTED]
     if other:
         raise InvalidParameter(f"the dask engine runs {', '.join(DISTRIBUTED)}; "
@@ -128,17 +167,31 @@ def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None
         run.scheduler = client.scheduler.address
         run.n_workers = len(client.scheduler_info()["workers"])
         token = uuid.uuid4().hex[:8]
+        # the earlier domain first: the coordinator waits for the domains in this order
+        rank = {name: len(names) - i for i, name in enumerate(names)}
+        submitted: dict[tuple[str, str], dict] = {}
+        started: dict[str, tuple] = {}     # domain -> (now_utc(), perf_counter())
 
-        def mapper(domain: str, phase: str, shared: dict | None):
+        def submit(domain: str, phase: str, shared: dict | None) -> None:
             # the largest buckets first: the phase ends when its last task does, so a
             # large bucket started last would leave the other workers idle meanwhile
             weight = bucket_weights(fleet, domain, n)
-            futures = {b: client.submit(
+            base = rank[domain] * PRIORITY_STEP
+            priority = [base + min(w, PRIORITY_STEP - 2) for w in weight]
+            started.setdefault(domain, (now_utc(), time.perf_counter()))
+            run.log.append(Event(time.perf_counter(), domain, "submit", phase,
+                                 (min(priority), max(priority))))
+            submitted[(domain, phase)] = {b: client.submit(
                 analyze_bucket, str(root), b, domain, shared, phase=phase, buckets=n,
-                threads=threads, retries=RETRIES, pure=False, priority=weight[b],
+                threads=threads, retries=RETRIES, pure=False, priority=priority[b],
                 key=f"tsfleet-{domain}-{phase}-{b}-{token}")
                 for b in sorted(range(n), key=lambda b: -weight[b])}
             run.n_tasks += n
+
+        def mapper(domain: str, phase: str, shared: dict | None):
+            if (domain, phase) not in submitted:
+                submit(domain, phase, shared)
+            futures = submitted.pop((domain, phase))
             ok, failed = {}, {}
             for b, fut in sorted(futures.items()):
                 try:
@@ -149,18 +202,28 @@ def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None
 
         def fit_map(domain: str):
             # the independent fits of a fleet step, on the workers: with more workers
-            # they run side by side instead of one after the other in the coordinator
+            # they run side by side instead of one after the other in the coordinator;
+            # before any bucket task, since the coordinator waits for them
             def map_fn(fn, items):
                 items = list(items)
                 i0 = run.n_fit_tasks
                 run.n_fit_tasks += len(items)
-                futures = client.map(fn, items, pure=False, retries=RETRIES, key=[
-                    f"tsfleet-{domain}-fit-{i0 + i}-{token}" for i in range(len(items))])
+                priority = (rank[domain] + 1) * PRIORITY_STEP - 1
+                run.log.append(Event(time.perf_counter(), domain, "submit", "fits",
+                                     (priority, priority)))
+                futures = client.map(fn, items, pure=False, retries=RETRIES,
+                                     priority=priority,
+                                     key=[f"tsfleet-{domain}-fit-{i0 + i}-{token}"
+                                          for i in range(len(items))])
                 return client.gather(futures)
             return map_fn
 
+        # every domain's first phase now: it reads only the lake (plan's module doc)
         for name in names:
-            run.outcomes.append(_record(fleet, root, name, n, mapper, fit_map))
+            submit(name, "stats", None)
+        for name in names:
+            run.outcomes.append(_record(fleet, root, name, n, mapper, fit_map, run.log,
+                                        started.get(name)))
             run.results.append(run.outcomes[-1].result)
     finally:
         client.close()
@@ -180,8 +243,14 @@ def bucket_weights(fleet: Fleet, domain: str, n: int) -> list[int]:
     return [int(counts.get(b, 0)) for b in range(n)]
 
 
-def _record(fleet: Fleet, root: Path, name: str, n: int, mapper, fit_map) -> DomainOutcome:
-    """One domain, recorded like a single-node run (analysis_runs, device cards)."""
+def _record(fleet: Fleet, root: Path, name: str, n: int, mapper, fit_map,
+            log: list | None = None, started: tuple | None = None) -> DomainOutcome:
+    """One domain, recorded like a single-node run (analysis_runs, device cards).
+
+    ``started``: (timestamp, ``perf_counter``) of the submission of the domain's first
+    tasks, which is the run's start when the phases overlap: the row's ``started_at``,
+    and its ``duration_s`` runs from it to the domain's results attached (the domains'
+    spans overlap, so they do not add up to the run's wall time)."""
     from tsfleet.service.snapshots import finding_keys, refresh_card_tables
 
     con = fleet.con
@@ -189,9 +258,9 @@ def _record(fleet: Fleet, root: Path, name: str, n: int, mapper, fit_map) -> Dom
         "select coalesce(max(batch_id), 0) from ingest_batches").fetchall()[0][0]
     last = con.execute("select max(to_batch_id) from analysis_runs where analysis = ? "
                        "and status = 'ok'", [name]).fetchall()[0][0]
-    started, t0 = now_utc(), time.perf_counter()
+    started, t0 = started or (now_utc(), time.perf_counter())
     before = finding_keys(con, name)
-    out = run_domain(fleet, root, name, n, mapper, fit_map)
+    out = run_domain(fleet, root, name, n, mapper, fit_map, log)
     refresh_card_tables(con, name)
     after = finding_keys(con, name)
     error = (f"{len(out.failed)} of {n} buckets failed: "

@@ -43,7 +43,10 @@ the per-device work, and the fleet step runs once on the collected rows.
 
 ``mapper(domain, phase, shared)`` runs a phase over every bucket on some engine and
 returns ``{bucket: paths}`` for the buckets that succeeded and ``{bucket: error}``
-for those that failed (:mod:`tsfleet.scaleout.engine`).
+for those that failed (:mod:`tsfleet.scaleout.engine`). An engine may have submitted
+the ``stats`` phase long before: it reads only the lake, never another domain's
+results or the store, so every domain's first phase can run while the coordinator
+works through the domains one by one; the mapper then only collects it.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -91,6 +95,19 @@ Mapper = Callable[[str, str, "dict | None"], "tuple[dict[int, list[str]], dict[i
 FitMap = Callable[[str], Callable]
 
 
+class Event(NamedTuple):
+    """One entry of a run's log: ``what`` is ``submit`` (a bucket phase's tasks were
+    submitted, by the engine), ``start`` or ``end`` (of a step in the coordinator:
+    ``writer``, ``stats``/``apply`` (waiting for the phase's results), ``fleet``, ``fits``,
+    ``attach``); ``t`` is ``time.perf_counter()``."""
+
+    t: float
+    domain: str
+    what: str
+    phase: str
+    priority: tuple[int, int] | None = None   #: submit: the tasks' lowest and highest
+
+
 @dataclass
 class DomainOutcome:
     """One distributed domain run."""
@@ -101,24 +118,38 @@ class DomainOutcome:
     phase_s: dict[str, float] = field(default_factory=dict)   #: stats, fleet, apply, attach
     n_rows: int = 0           #: per-device rows attached
     result: object = None     #: the RunResult recorded in analysis_runs
+    #: the run's event log, shared by its domains (:class:`Event`), or None
+    log: list | None = field(default=None, repr=False)
+
+    def event(self, what: str, phase: str, t: float | None = None) -> None:
+        if self.log is not None:
+            self.log.append(Event(time.perf_counter() if t is None else t, self.domain,
+                                  what, phase))
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        """Time the block as phase ``name`` (``phase_s``)."""
+        """Time the block as phase ``name`` (``phase_s``; ``start`` and ``end`` in the
+        log)."""
         t = time.perf_counter()
+        self.event("start", name, t)
         try:
             yield
         finally:
-            self.phase_s[name] = time.perf_counter() - t
+            end = time.perf_counter()
+            self.phase_s[name] = end - t
+            self.event("end", name, end)
 
     def timed_map(self, map_fn):
         """``map_fn``, its calls timed together as phase ``fits`` (inside ``fleet``)."""
         def run(fn, items):
             t = time.perf_counter()
+            self.event("start", "fits", t)
             try:
                 return list(map_fn(fn, items))
             finally:
-                self.phase_s["fits"] = self.phase_s.get("fits", 0.0) + time.perf_counter() - t
+                end = time.perf_counter()
+                self.phase_s["fits"] = self.phase_s.get("fits", 0.0) + end - t
+                self.event("end", "fits", end)
         return run
 
     def mapped(self, mapper: Mapper, phase: str, shared) -> dict[int, list[str]]:
@@ -131,13 +162,13 @@ class DomainOutcome:
 
 
 def run_domain(fleet, lake: Path, domain: str, buckets: int, mapper: Mapper,
-               fit_map: FitMap | None = None) -> DomainOutcome:
+               fit_map: FitMap | None = None, log: list | None = None) -> DomainOutcome:
     """Both phases of ``domain`` over ``buckets``, the fleet steps, the attach.
 
     ``fit_map(domain)``: the map that runs the independent fits of a fleet step (power's
     per-type statsmodels fits, environment's model per outcome) on the engine's workers
-    (default: ``map``, here)."""
-    out = DomainOutcome(domain, buckets)
+    (default: ``map``, here). ``log``: a list the steps append their :class:`Event` to."""
+    out = DomainOutcome(domain, buckets, log=log)
     map_fn = out.timed_map(fit_map(domain) if fit_map else map)
     if domain in ONE_PHASE:
         return run_one_phase(fleet, lake, out, mapper, map_fn)

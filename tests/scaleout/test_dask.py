@@ -18,6 +18,7 @@ from tsfleet import Fleet
 from tsfleet.cli import main
 from tsfleet.errors import InvalidParameter
 from tsfleet.scaleout import SchedulerUnreachable, analyze_bucket, engine, run_dask
+from tsfleet.scaleout.plan import DISTRIBUTED
 from tsfleet.share.partition import device_bucket
 from tsfleet.simulate import SimConfig, simulated_fleet
 
@@ -91,6 +92,11 @@ def test_the_run_used_two_workers_and_sixteen_buckets(runs):
                   "environment_monitor_hours", "environment_device_outcomes"):
         parts = sorted((runs["lake"] / "results" / table).glob("bucket=*/data.parquet"))
         assert len(parts) == BUCKETS
+
+
+def test_the_coordinator_order_names_every_distributed_domain_once():
+    # a domain added to the dask engine must be given its place in the coordinator's order
+    assert sorted(engine.COORDINATOR_ORDER) == sorted(DISTRIBUTED)
 
 
 def test_the_domains_overlap_on_the_workers(runs):

@@ -153,13 +153,12 @@ def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None
     root = Path(lake).resolve()
     n = lk.lake_buckets(root) if buckets is None else check_buckets(buckets)
     names = DISTRIBUTED if only is None else parse_only(only)
-    names = sorted(names, key=lambda d: COORDINATOR_ORDER.index(d) if d in COORDINATOR_ORDER
-                   else len(COORDINATOR_ORDER))
     other = [d for d in names if d not in DISTRIBUTED]
     if other:
         raise InvalidParameter(f"the dask engine runs {', '.join(DISTRIBUTED)}; "
                                f"{', '.join(other)} run(s) on the store: use --only "
                                f"{','.join(d for d in names if d in DISTRIBUTED) or 'power'}")
+    names = sorted(names, key=COORDINATOR_ORDER.index)
     run = DistributedRun()
     t0 = time.perf_counter()
     client, cluster = open_client(scheduler, workers, processes)

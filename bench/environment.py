@@ -56,6 +56,7 @@ def build(generator: str, n: int, days: int, seed: int, store: str | None = None
     its truth are kept there and reused by later runs of the same generator, size and seed
     (building 10,000 x 90 takes minutes; only ``analyze()`` is timed)."""
     if store:
+        Path(store).mkdir(parents=True, exist_ok=True)
         base = Path(store) / f"env_{generator}_{n}x{days}_s{seed}"
         db, side = base.with_suffix(".duckdb"), base.with_suffix(".json")
         if db.exists() and side.exists():

@@ -214,6 +214,21 @@ class _Blocks:
                        for seg, cols, sub, sub32 in self.parts]
         return other
 
+    def moved(self, k: int, old: list[int], new: list[int]) -> _Blocks:
+        """A view of this matrix with segment ``k``'s columns ``old`` moved to the new
+        columns ``new`` (appended after the others): the model with those terms split off
+        for the rows of segment ``k`` (there they are zero in the old columns, elsewhere
+        zero in the new). No data are copied."""
+        other = object.__new__(_Blocks)
+        other.p = self.p + len(new)
+        other.parts = list(self.parts)
+        seg, cols, sub, sub32 = other.parts[k]
+        cols = cols.copy()
+        for o, n in zip(old, new, strict=True):
+            cols[cols == o] = n
+        other.parts[k] = (seg, cols, sub, sub32)
+        return other
+
     def set_col(self, c: int, values: np.ndarray) -> None:
         """Replace column ``c`` (a hinge at another threshold; it stays within the
         columns active per segment)."""
@@ -257,7 +272,7 @@ def _map(fn, items: list, threads: int) -> list:
         return list(pool.map(fn, items))
 
 
-def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | None,
+def _irls(y: np.ndarray, x: np.ndarray | None, offset: np.ndarray, start: np.ndarray | None,
           max_iter: int = 60, tol: float = 1e-9, want_info: bool = True,
           segments: list[slice] | None = None, active: list[np.ndarray] | None = None,
           xb: _Blocks | None = None) -> tuple[np.ndarray, float, np.ndarray | None]:
@@ -273,14 +288,15 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
     finds none either the fit is at its optimum to rounding (a descent is never taken).
     ``segments``: row slices that cover the rows, ``active``: per segment, the columns
     that may be nonzero in it (default: those that are; see :class:`_Blocks`); ``xb``:
-    ``x`` already cut so (the threshold sweeps keep one and move its hinge column).
+    ``x`` already cut so (the threshold sweeps keep one and move its hinge column; with
+    it and a ``start`` of its width, ``x`` is not read and may be None).
     """
-    if start is None or len(start) != x.shape[1]:
+    if start is None or len(start) != (xb.p if xb is not None else x.shape[1]):
         start = np.linalg.lstsq(x, np.log((y + 0.5) / np.exp(offset)), rcond=None)[0]
     n = len(y)
     xb = xb if xb is not None else _Blocks(x, segments, active)
     beta = start.copy()
-    ridge = 1e-10 * np.eye(x.shape[1])
+    ridge = 1e-10 * np.eye(xb.p)
     lin = xb.mul(beta, n) + offset   # the linear predictor; clipped only for the rate
     eta = np.clip(lin, -50, 50)
     mu = np.exp(eta)
@@ -433,13 +449,14 @@ def _try_own_block(d: _Design, y, offset, beta, llf: float, f: str, t: str) -> f
     """The likelihood-ratio p of type ``t``'s own block for ``f`` against the shared
     curve: the model refitted with the shared block split into t's own linear and
     hinge columns at the shared threshold (2 df, no search)."""
-    m = (d.data["device_type"] == t).astype(float)
     cols = [d.names.index(f"{f}:linear"), d.names.index(f"{f}:above")]
-    own = d.x[:, cols] * m[:, None]
-    x = np.column_stack([d.x, own])
-    x[:, cols] -= own
-    _, llf1, _ = _irls(y, x, offset, np.concatenate([beta, beta[cols]]), max_iter=8,
-                       want_info=False, segments=d.segments)
+    # the rows of type t are one segment of the model matrix: its shared columns become
+    # the own ones (a view, no copy of the matrix)
+    k = next(i for i, seg in enumerate(d.segments) if d.data["device_type"][seg.start] == t)
+    p = len(d.names)
+    xb = d.xb.moved(k, cols, [p, p + 1])
+    _, llf1, _ = _irls(y, None, offset, np.concatenate([beta, beta[cols]]), max_iter=8,
+                       want_info=False, xb=xb)
     return float(stats.chi2.sf(max(2 * (llf1 - llf), 0.0), OWN_TEST_DF))
 
 

@@ -121,4 +121,6 @@ def test_a_fleet_without_environment_monitors():
         fleet.environment.analyze(max_gap_hours=-1)
     with pytest.raises(InvalidParameter):
         fleet.environment.analyze(p_fail_threshold=1.5)
+    with pytest.raises(InvalidParameter, match="threads must be >= 1"):
+        fleet.environment.analyze(threads=0)
     fleet.close()

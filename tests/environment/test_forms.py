@@ -46,6 +46,19 @@ def fitted():
     return fit, effects, limits(fit, effects)
 
 
+def test_the_fit_does_not_depend_on_the_thread_count(fitted):
+    """The independent refits (each type split's test, each block's threshold profiles)
+    may run side by side, each on its own copy of the model matrix: every estimate,
+    interval, profile and selection step is the same as one after another."""
+    fit, effects, _ = fitted
+    side = fit_outcome(_cells(11, n=12000), "failure", threads=2)
+    assert all_effects([side], []) == effects
+    assert side.selection == fit.selection and len(fit.selection) > 1
+    # every block, to the last digit (repr: NaN equals NaN), with its converged profile
+    assert repr(side.blocks) == repr(fit.blocks)
+    assert sum(len(b.threshold_profile) > 0 for b in fit.blocks) >= 2   # several ran
+
+
 def _row(effects, factor, dtype, term):
     rows = [r for r in effects if r["factor"] == factor and r["device_type"] == dtype
             and r.get("term") == term]

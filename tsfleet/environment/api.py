@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ class Environment:
     # -- analysis ------------------------------------------------------------------
     def analyze(self, *, max_gap_hours: int = 4, dead_after_hours: int = 24,
                 p_fail_threshold: float = 0.35, ea_ev: float = 0.7,
-                cycle_swing_c: float = 8.0, map_fn=map) -> None:
+                cycle_swing_c: float = 8.0, map_fn=map, threads: int | None = None) -> None:
         """Run the full analysis and write the environment_* result tables.
 
         ``max_gap_hours``: the longest run of hours without monitor data that is
@@ -54,20 +55,27 @@ class Environment:
         ``map_fn``: how the models of the outcomes (independent fits on the same cells)
         are run: ``map``, or an engine's map that runs them apart (a distributed run's
         fleet step fits them on the workers, :mod:`tsfleet.scaleout.plan`).
+        ``threads``: how many independent refits within a model run side by side (default:
+        one per core with ``map``, else one, as on a worker); the results do not depend
+        on it.
         """
         if not (0 <= max_gap_hours <= 168):
             raise InvalidParameter(f"max_gap_hours must be within 0..168, got {max_gap_hours}")
         if not (0 < p_fail_threshold < 1):
             raise InvalidParameter(f"p_fail_threshold must be within (0, 1), got "
                                    f"{p_fail_threshold}")
+        if threads is None:
+            threads = len(os.sched_getaffinity(0)) if map_fn is map else 1
+        if threads < 1:
+            raise InvalidParameter(f"threads must be >= 1, got {threads}")
         params = dict(max_gap_hours=max_gap_hours, dead_after_hours=dead_after_hours,
                       p_fail_threshold=p_fail_threshold, ea_ev=ea_ev,
                       cycle_swing_c=cycle_swing_c)
         # Small matrices: one BLAS thread is much faster than several on a busy machine.
         with threadpool_limits(1):
-            self._analyze(params, map_fn)
+            self._analyze(params, map_fn, threads)
 
-    def _analyze(self, params: dict, map_fn=map) -> None:
+    def _analyze(self, params: dict, map_fn=map, threads: int = 1) -> None:
         max_gap_hours, dead_after_hours = params["max_gap_hours"], params["dead_after_hours"]
         p_fail_threshold, ea_ev = params["p_fail_threshold"], params["ea_ev"]
         cycle_swing_c = params["cycle_swing_c"]
@@ -97,7 +105,8 @@ class Environment:
         units = {d["metric"]: d["unit"] for d in declared}
         labels = {d["metric"]: d["quantity"] for d in declared}
         fits = (list(map_fn(partial(fit_outcome, cells, factors=tuple(factors), units=units,
-                                    labels=labels, zone_parts=zone_parts), OUTCOMES))
+                                    labels=labels, zone_parts=zone_parts, threads=threads),
+                                OUTCOMES))
                 if len(cells)
                 else [Fit(o, reason="no environment data") for o in OUTCOMES])
         env = envelopes(cells, factors) if len(cells) else pd.DataFrame(

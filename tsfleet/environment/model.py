@@ -36,7 +36,9 @@ tests of all blocks of the fit, gives p < ALPHA; otherwise the factor is fitted 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,6 +206,29 @@ class _Blocks:
             sub = np.ascontiguousarray(xs[:, cols])
             self.parts.append((seg, cols, sub, sub.astype(np.float32)))
 
+    def copy(self) -> _Blocks:
+        """A copy whose hinge columns move apart from this one's."""
+        other = object.__new__(_Blocks)
+        other.p = self.p
+        other.parts = [(seg, cols, sub.copy(), sub32.copy())
+                       for seg, cols, sub, sub32 in self.parts]
+        return other
+
+    def moved(self, k: int, old: list[int], new: list[int]) -> _Blocks:
+        """A view of this matrix with segment ``k``'s columns ``old`` moved to the new
+        columns ``new`` (appended after the others): the model with those terms split off
+        for the rows of segment ``k`` (there they are zero in the old columns, elsewhere
+        zero in the new). No data are copied."""
+        other = object.__new__(_Blocks)
+        other.p = self.p + len(new)
+        other.parts = list(self.parts)
+        seg, cols, sub, sub32 = other.parts[k]
+        cols = cols.copy()
+        for o, n in zip(old, new, strict=True):
+            cols[cols == o] = n
+        other.parts[k] = (seg, cols, sub, sub32)
+        return other
+
     def set_col(self, c: int, values: np.ndarray) -> None:
         """Replace column ``c`` (a hinge at another threshold; it stays within the
         columns active per segment)."""
@@ -237,7 +262,17 @@ class _Blocks:
         return out
 
 
-def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | None,
+def _map(fn, items: list, threads: int) -> list:
+    """``[fn(i) for i in items]``, on up to ``threads`` threads (numpy's products and
+    element-wise operations release the GIL; each call's arithmetic is the same, so the
+    results do not depend on the thread count)."""
+    if threads <= 1 or len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _irls(y: np.ndarray, x: np.ndarray | None, offset: np.ndarray, start: np.ndarray | None,
           max_iter: int = 60, tol: float = 1e-9, want_info: bool = True,
           segments: list[slice] | None = None, active: list[np.ndarray] | None = None,
           xb: _Blocks | None = None) -> tuple[np.ndarray, float, np.ndarray | None]:
@@ -253,14 +288,15 @@ def _irls(y: np.ndarray, x: np.ndarray, offset: np.ndarray, start: np.ndarray | 
     finds none either the fit is at its optimum to rounding (a descent is never taken).
     ``segments``: row slices that cover the rows, ``active``: per segment, the columns
     that may be nonzero in it (default: those that are; see :class:`_Blocks`); ``xb``:
-    ``x`` already cut so (the threshold sweeps keep one and move its hinge column).
+    ``x`` already cut so (the threshold sweeps keep one and move its hinge column; with
+    it and a ``start`` of its width, ``x`` is not read and may be None).
     """
-    if start is None or len(start) != x.shape[1]:
+    if start is None or len(start) != (xb.p if xb is not None else x.shape[1]):
         start = np.linalg.lstsq(x, np.log((y + 0.5) / np.exp(offset)), rcond=None)[0]
     n = len(y)
     xb = xb if xb is not None else _Blocks(x, segments, active)
     beta = start.copy()
-    ridge = 1e-10 * np.eye(x.shape[1])
+    ridge = 1e-10 * np.eye(xb.p)
     lin = xb.mul(beta, n) + offset   # the linear predictor; clipped only for the rate
     eta = np.clip(lin, -50, 50)
     mu = np.exp(eta)
@@ -346,6 +382,16 @@ class _Design:
         if getattr(self, "xb", None) is not None:
             self.xb.set_col(c, self.x[:, c])
 
+    def fork(self) -> _Design:
+        """A copy whose thresholds move apart from this one's (for a sweep run beside
+        another on the same model: the model matrix and its blocks are copied)."""
+        other = copy.copy(self)
+        other.taus = dict(self.taus)
+        other.x = self.x.copy()
+        if getattr(self, "xb", None) is not None:
+            other.xb = self.xb.copy()
+        return other
+
     def keep(self, x: np.ndarray) -> np.ndarray:
         k = np.ptp(x, axis=0) > 0
         k[: len(self.types)] = True
@@ -403,13 +449,14 @@ def _try_own_block(d: _Design, y, offset, beta, llf: float, f: str, t: str) -> f
     """The likelihood-ratio p of type ``t``'s own block for ``f`` against the shared
     curve: the model refitted with the shared block split into t's own linear and
     hinge columns at the shared threshold (2 df, no search)."""
-    m = (d.data["device_type"] == t).astype(float)
     cols = [d.names.index(f"{f}:linear"), d.names.index(f"{f}:above")]
-    own = d.x[:, cols] * m[:, None]
-    x = np.column_stack([d.x, own])
-    x[:, cols] -= own
-    _, llf1, _ = _irls(y, x, offset, np.concatenate([beta, beta[cols]]), max_iter=8,
-                       want_info=False, segments=d.segments)
+    # the rows of type t are one segment of the model matrix: its shared columns become
+    # the own ones (a view, no copy of the matrix)
+    k = next(i for i, seg in enumerate(d.segments) if d.data["device_type"][seg.start] == t)
+    p = len(d.names)
+    xb = d.xb.moved(k, cols, [p, p + 1])
+    _, llf1, _ = _irls(y, None, offset, np.concatenate([beta, beta[cols]]), max_iter=8,
+                       want_info=False, xb=xb)
     return float(stats.chi2.sf(max(2 * (llf1 - llf), 0.0), OWN_TEST_DF))
 
 
@@ -541,7 +588,7 @@ def threshold_inflation(d: _Design, y, offset, beta, b: tuple, cols: list[int],
 
 
 def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
-            parts: tuple | None = None) -> Fit:
+            parts: tuple | None = None, threads: int = 1) -> Fit:
     """Test every block and choose its form, then the final fit.
 
     A block's joint test (both slopes, threshold searched: Davies' bound, 2 df) decides
@@ -558,34 +605,46 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
     tested = []
     inflation: dict[tuple, float] = {}
     converged: dict[tuple, dict[float, float]] = {}
+    todo = []
     for b in d.blocks:
         name = _block_name(*b)
         cols = [i for i, n in enumerate(d.names) if n in (f"{name}:linear", f"{name}:above")]
-        if b not in profiles or not cols:
-            continue
+        if b in profiles and cols:
+            todo.append((b, cols))
+
+    def refits(job):
+        # the block's refits against the final model: independent of the other blocks',
+        # so they may run beside them (each moves its own copy of the hinge column)
+        b, cols = job
+        dd = d.fork() if threads > 1 else d
+        _, llf0, _, _ = _without(dd, y, offset, beta, cols)
+        if len(cols) != 2:
+            return llf0, {}, 1.0, None, np.nan
+        process = _lr_process(dd, y, offset, beta, b, profiles[b])
+        # the threshold's interval inverts the final model's converged profile (the
+        # sweeps' values were taken given the other thresholds of their time) at
+        # Hansen's cut-off, or wider where the zone-clustered variance of the
+        # threshold says so (threshold_inflation)
+        infl = threshold_inflation(dd, y, offset, beta, b, cols, parts)
+        grid, prof_ll = _converged_profile(dd, y, offset, beta, b)
+        _, llf_lin, _, _ = _without(dd, y, offset, beta, [cols[1]])
+        return llf0, process, infl, (grid, prof_ll), llf_lin
+
+    results = _map(refits, todo, threads)
+    for (b, cols), (llf0, process, infl, conv, llf_lin) in zip(todo, results, strict=True):
         prof = profiles[b]
         pts = np.array(sorted(prof))
         lls = np.array([prof[t][0] for t in pts])
         # the slope intervals' union: the fine profile's thresholds the data allow
         inside = pts[2 * (lls.max() - lls) <= CHI2_1_95]
-        inflation[b] = 1.0
-        _, llf0, _, _ = _without(d, y, offset, beta, cols)
+        inflation[b] = infl
         stat = max(2 * (llf - llf0), 0.0)
         p_hinge = np.nan
-        process: dict[float, float] = {}
         # a block without its hinge column (constant in the data) has no threshold search
         if len(cols) == 2:
-            process = _lr_process(d, y, offset, beta, b, prof)
             lr = np.array(list(process.values()))
             p = davies_p(2 * (lr - llf0), stat)
-            # the threshold's interval inverts the final model's converged profile (the
-            # sweeps' values were taken given the other thresholds of their time) at
-            # Hansen's cut-off, or wider where the zone-clustered variance of the
-            # threshold says so (threshold_inflation)
-            inflation[b] = threshold_inflation(d, y, offset, beta, b, cols, parts)
-            grid, prof_ll = _converged_profile(d, y, offset, beta, b)
-            converged[b] = dict(zip(grid.tolist(), prof_ll.tolist(), strict=True))
-            _, llf_lin, _, _ = _without(d, y, offset, beta, [cols[1]])
+            converged[b] = dict(zip(conv[0].tolist(), conv[1].tolist(), strict=True))
             p_hinge = davies_p(2 * (lr - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)
         else:
             p = float(stats.chi2.sf(stat, len(cols)))
@@ -633,7 +692,7 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
                 min_type_events: int = 20, factors: tuple[str, ...] = FACTORS,
                 units: dict[str, str] | None = None,
                 labels: dict[str, str] | None = None,
-                zone_parts: pd.DataFrame | None = None) -> Fit:
+                zone_parts: pd.DataFrame | None = None, threads: int = 1) -> Fit:
     """Fit the model of ``outcome`` (column ``n_<outcome>s``) with thresholds and
     the device-type interactions the data support.
 
@@ -641,6 +700,8 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     ``min_type_events`` events. ``zone_parts`` (from ``model_cells(..., with_zones=True)``,
     rows ``cell`` indexing ``cells``' rows): the zones each cell pools, for the
     zone-clustered threshold intervals (without them every cell is its own cluster).
+    ``threads``: how many of the independent refits (the tests of the type splits, the
+    blocks' threshold profiles) run side by side; the fit is the same for any count.
     """
     cells = cells.reset_index(drop=True).sort_values("device_type", kind="stable")
     y = cells[f"n_{outcome}s"].to_numpy(float)
@@ -680,10 +741,13 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     # that effect has its own block.
     while True:
         # (a shared block's columns may have gone constant in the rows it still covers)
+        split = [(f, t) for f, t in candidates if (f, t) not in own
+                 and f"{f}:linear" in d.names and f"{f}:above" in d.names]
+        # each split's test reads the model and refits a copy: they may run side by side
         step = [dict(factor=f, device_type=t, step=len(own), threshold=d.taus[(f, None)],
-                     p_value=_try_own_block(d, y, offset, beta, llf, f, t))
-                for f, t in candidates if (f, t) not in own
-                and f"{f}:linear" in d.names and f"{f}:above" in d.names]
+                     p_value=p) for (f, t), p in zip(split, _map(
+                         lambda ft: _try_own_block(d, y, offset, beta, llf, *ft), split,
+                         threads), strict=True)]
         if not step:
             break
         left = len(candidates) - len(own)   # Holm's m - k (untestable ones count too)
@@ -702,7 +766,7 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
         beta, profiles = _profile(d, y, offset, shared + own, None, coarse=own[-1:])
         beta, llf, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active,
                              xb=d.xb)
-    fit = _finish(d, y, offset, beta, profiles, outcome, types, parts)
+    fit = _finish(d, y, offset, beta, profiles, outcome, types, parts, threads)
     fit.selection = tried
     fit.units, fit.labels = dict(units or {}), dict(labels or {})
     return fit

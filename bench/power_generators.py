@@ -5,7 +5,8 @@ broken down by chemistry x gauge kind x temperature band. Beside them, a referen
 no user has: the 14-day line through each device's *true* level (``true_line``): how far a
 perfect reading of the level goes with a line, so a gap between it and the forecast is the
 reading's (a voltage through a flat curve), and a gap between it and the target is the
-future's.
+future's. On the independent generator also ``gauge_line``: that line as each percent
+gauge reports it (the gauge's capacity error, which no reading of the gauge can remove).
 
     PYTHONPATH=. python bench/power_generators.py                       # seeds 1 2 3
     PYTHONPATH=. python bench/power_generators.py --seeds 4 --devices 600   # the held-out seed
@@ -39,7 +40,7 @@ def simulator_fleet(n: int, days: int, seed: int):
     fleet = simulated_fleet(SimConfig(n_devices=n, days=days, seed=seed))
     truth = fleet.frame("select device_id, day_at, level_pct from sim.battery_daily")
     cfg = fleet.query("select * from sim.config")[0]
-    return fleet, truth, pd.Timestamp(cfg["start"]) + pd.Timedelta(days=cfg["days"])
+    return fleet, truth, pd.Timestamp(cfg["start"]) + pd.Timedelta(days=cfg["days"]), None
 
 
 def independent_fleet(n: int, days: int, seed: int):
@@ -48,7 +49,7 @@ def independent_fleet(n: int, days: int, seed: int):
     gen = generate(n, seed=seed, history_days=days)
     fleet = Fleet(memory=True)
     load_into(fleet, gen)
-    return fleet, gen.truth, gen.end
+    return fleet, gen.truth, gen.end, gen.info.set_index("device_id").capacity_error
 
 
 def truth_at(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
@@ -126,7 +127,12 @@ def groups(fleet) -> pd.DataFrame:
         "as temp_band from devices d left join t using (zone)").set_index("device_id")
 
 
-def score(fleet, truth: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, float]:
+def score(fleet, truth: pd.DataFrame, end: pd.Timestamp,
+          gauge_error: pd.Series | None = None) -> tuple[pd.DataFrame, float]:
+    """Each device's forecast and baselines against the truth. ``gauge_error``: a percent
+    gauge's capacity error (its reading is the true level x (1 + it)), where the generator
+    has one: the ``gauge_line`` reference is then the true-level line as that gauge reports
+    it (no reading of the gauge can do better than the gauge)."""
     t0 = time.perf_counter()
     fc = fleet.power.forecast(HORIZON).set_index("device_id")
     t_fc = time.perf_counter() - t0
@@ -143,6 +149,9 @@ def score(fleet, truth: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, 
                     "line14": np.minimum(df.line_rate * HORIZON, df.line_now.clip(lower=0)),
                     "mean_drop": np.minimum(df.mean_rate * HORIZON, df.mean_now.clip(lower=0)),
                     "true_line": np.minimum(df.true_line_rate * HORIZON, df.true_now)}
+    if gauge_error is not None:
+        scale = 1 + df.index.map(gauge_error).to_series(index=df.index).fillna(0.0)
+        horizon_drop["gauge_line"] = horizon_drop["true_line"] * scale
     empty = {"model": df.days_to_empty,
              "line14": np.where(df.line_rate > 0, df.line_now.clip(lower=0) / df.line_rate,
                                 np.inf),
@@ -152,8 +161,9 @@ def score(fleet, truth: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, 
                                    np.inf)}
     for m in horizon_drop:
         df[f"{m}_err"] = ((horizon_drop[m] - df.true_drop).abs() / df.true_drop).fillna(np.inf)
-        df[f"{m}_eerr"] = ((pd.Series(empty[m], index=df.index) - df.true_empty).abs()
-                           / df.true_empty).fillna(np.inf)
+        if m in empty:
+            df[f"{m}_eerr"] = ((pd.Series(empty[m], index=df.index) - df.true_empty).abs()
+                               / df.true_empty).fillna(np.inf)
     return df, t_fc
 
 
@@ -165,6 +175,13 @@ def summary(df: pd.DataFrame) -> dict:
         out[f"{m}_w10"] = float((sc[f"{m}_err"] <= 0.10).mean())
         out[f"{m}_w15"] = float((sc[f"{m}_err"] <= 0.15).mean())
         out[f"{m}_e15"] = float((em[f"{m}_eerr"] <= 0.15).mean()) if len(em) else np.nan
+    if "gauge_line_err" in sc:
+        pc = sc[sc.gauge == "percent"]
+        for m in ("gauge_line", "true_line", "model", "line14"):
+            out[f"{m}_w10" if m == "gauge_line" else f"pct_{m}_w10"] = float(
+                ((sc if m == "gauge_line" else pc)[f"{m}_err"] <= 0.10).mean())
+        out["gauge_line_w15"] = float((sc["gauge_line_err"] <= 0.15).mean())
+        out["pct_gauge_line_w10"] = float((pc["gauge_line_err"] <= 0.10).mean())
     return out
 
 
@@ -217,10 +234,10 @@ def main() -> None:
     for gen in a.generators:
         for seed in a.seeds:
             t0 = time.perf_counter()
-            fleet, truth, end = make[gen](a.devices, a.days, seed)
+            fleet, truth, end, gauge_error = make[gen](a.devices, a.days, seed)
             t_gen = time.perf_counter() - t0
             load = os.getloadavg()[0]
-            df, t_fc = score(fleet, truth, end)
+            df, t_fc = score(fleet, truth, end, gauge_error)
             if a.save:
                 df.to_pickle(f"{a.save}-{gen}-{seed}.pkl")
             s = summary(df)
@@ -236,6 +253,13 @@ def main() -> None:
                          f"   (model/{m} within 15%: "
                          f"{s['model_w15'] / max(s[f'{m}_w15'], 1e-9):.2f}x)")
                       + ("   (reference: reads the true level)" if m == "true_line" else ""))
+            if "gauge_line_w10" in s:
+                print(f"  gauge_line drop within 10%: {pct(s['gauge_line_w10']):>6s}  within 15%: "
+                      f"{pct(s['gauge_line_w15']):>6s}   (reference: the true-level line as "
+                      "each percent gauge reports it, its capacity error included)")
+                print(f"  percent gauges within 10%: model {pct(s['pct_model_w10'])}, line14 "
+                      f"{pct(s['pct_line14_w10'])}, true_line {pct(s['pct_true_line_w10'])}, "
+                      f"gauge_line {pct(s['pct_gauge_line_w10'])}")
             print(f"  groups (chemistry x gauge x temperature band, >= {MIN_GROUP} devices) more "
                   f"than 2 points behind the line within 15%: {len(behind)} of "
                   f"{int((gt.n >= MIN_GROUP).sum())}")

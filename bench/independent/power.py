@@ -23,7 +23,8 @@ the forecaster was chosen on this fleet. Its physics and quirks differ on purpos
   reporting intervals from 15 minutes to 3 hours, gaps of days without reports.
 
 Truth: :attr:`Fleet.truth` (true state of charge per device at each midnight
-through the horizon, with no intervention after the end of history).
+through the horizon, with no intervention after the end of history); :attr:`Fleet.info`
+holds each percent gauge's capacity error (its reading is the true level x (1 + it)).
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def generate(n_devices: int = 600, seed: int = 0, history_days: int = HISTORY_DA
             battery_curve=f"{vendor}_{chem}", reporting_interval_s=interval_h * 3600))
         info_rows.append(dict(device_id=dev_id, chemistry=chem, gauge=gauge, cells=cells,
                               zone=zone, n_duty_changes=int(n_changes),
-                              n_replacements=len(replaced_at), base_rate=base))
+                              n_replacements=len(replaced_at), base_rate=base,
+                              capacity_error=cap_err if gauge == "percent" else np.nan))
     curves = pd.DataFrame([dict(curve_id=f"{v}_{c}", level_pct=lv, voltage_v=volt, cells=1,
                                 temperature_c=20.0)
                            for (c, v), (cv, _, _) in VENDOR_CURVES.items()

@@ -746,8 +746,8 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
         # each split's test reads the model and refits a copy: they may run side by side
         step = [dict(factor=f, device_type=t, step=len(own), threshold=d.taus[(f, None)],
                      p_value=p) for (f, t), p in zip(split, _map(
-                         lambda ft: _try_own_block(d, y, offset, beta, llf, *ft), split,
-                         threads), strict=True)]
+                         lambda ft, d=d, beta=beta, llf=llf: _try_own_block(
+                             d, y, offset, beta, llf, *ft), split, threads), strict=True)]
         if not step:
             break
         left = len(candidates) - len(own)   # Holm's m - k (untestable ones count too)

@@ -743,7 +743,7 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
         # (a shared block's columns may have gone constant in the rows it still covers)
         split = [(f, t) for f, t in candidates if (f, t) not in own
                  and f"{f}:linear" in d.names and f"{f}:above" in d.names]
-        # each split's test reads the model and refits a copy: they may run side by side
+        # each split's test refits a view of the model (no writes): they may run side by side
         step = [dict(factor=f, device_type=t, step=len(own), threshold=d.taus[(f, None)],
                      p_value=p) for (f, t), p in zip(split, _map(
                          lambda ft, d=d, beta=beta, llf=llf: _try_own_block(

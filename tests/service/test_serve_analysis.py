@@ -74,3 +74,32 @@ def test_a_failing_analysis_is_recorded_and_retried_and_ingestion_goes_on(
     with Fleet(db, read_only=True) as f:
         p = f.query("select * from freshness where analysis = 'power'")[0]
         assert (p["status"], p["pending_batches"], p["stale_s"]) == ("ok", 0, 0)
+
+
+def test_serve_fits_the_environment_model_on_one_thread_and_a_command_on_every_core(
+        broker, tmp_path, monkeypatch):
+    """The environment model's refits may run on several threads (issue #18, session 15);
+    in ``tsfleet serve`` its analysis thread keeps to one, so that the writer keeps a core,
+    while a command run alone uses one per core."""
+    import os
+
+    from tsfleet.environment.api import Environment
+
+    seen: list[int] = []
+    monkeypatch.setattr(Environment, "_analyze",
+                        lambda self, params, map_fn=map, threads=1: seen.append(threads))
+    db = str(tmp_path / "serve.duckdb")
+    srv = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", client_id="t-env-threads",
+                        batch_delay_s=0.2, analyze_every={"environment": 0.3})
+    pub = Publisher(broker.port)
+    for i in range(8):
+        pub.publish(f"fleet/e-{i % 4}/senml", senml_json(pack(f"e-{i % 4}", i)))
+    srv.sync()
+    wait_for(lambda: len(seen) >= 1)
+    srv.stop()
+    pub.close()
+    assert set(seen) == {1}
+    with Fleet(db) as f:
+        f.environment.analyze()
+        f.environment.analyze(threads=3)
+    assert seen[-2:] == [len(os.sched_getaffinity(0)), 3]

@@ -42,6 +42,9 @@ class Environment:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.con = fleet.con
+        #: what ``analyze(threads=None)`` uses (None: one per core with ``map``); serve's
+        #: analysis thread sets 1, so that ingest keeps a core (tsfleet.service.worker)
+        self.threads: int | None = None
 
     # -- analysis ------------------------------------------------------------------
     def analyze(self, *, max_gap_hours: int = 4, dead_after_hours: int = 24,
@@ -56,14 +59,16 @@ class Environment:
         are run: ``map``, or an engine's map that runs them apart (a distributed run's
         fleet step fits them on the workers, :mod:`tsfleet.scaleout.plan`).
         ``threads``: how many independent refits within a model run side by side (default:
-        one per core with ``map``, else one, as on a worker); the results do not depend
-        on it.
+        :attr:`threads`, else one per core with ``map`` and one with an engine's map, as on
+        a worker); the results do not depend on it.
         """
         if not (0 <= max_gap_hours <= 168):
             raise InvalidParameter(f"max_gap_hours must be within 0..168, got {max_gap_hours}")
         if not (0 < p_fail_threshold < 1):
             raise InvalidParameter(f"p_fail_threshold must be within (0, 1), got "
                                    f"{p_fail_threshold}")
+        if threads is None:
+            threads = self.threads
         if threads is None:
             threads = len(os.sched_getaffinity(0)) if map_fn is map else 1
         if threads < 1:

@@ -81,6 +81,9 @@ class AnalysisWorker:
         cur.execute("SET TimeZone = 'UTC'")  # as tsfleet.store.connect sets its connections
         self._own = Fleet.borrow(cur, self.fleet.path, read_only=False, owns=True,
                                  unknown_devices=self.fleet.unknown_devices)
+        # the environment model on one thread here: the writer keeps the other core
+        # (analyze's default is one thread per core, for a command that runs alone)
+        self._own.environment.threads = 1
         self._thread.start()
         return self
 

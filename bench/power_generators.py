@@ -71,8 +71,8 @@ def true_empty_days(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
-def true_level_line(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
-    """The 30-day drop of the least-squares line through each device's *true* level over
+def true_level_rate(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
+    """The fall per day of the least-squares line through each device's *true* level over
     the last 14 days of history (since its last replacement: a rise of more than 5 points):
     a reference that reads the level perfectly and knows nothing of the future. It is not a
     baseline a user could compute; it shows how far a perfect reading of the level goes."""
@@ -84,8 +84,7 @@ def true_level_line(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
         y, d = lv[idx], t[idx]
         rise = np.flatnonzero(np.diff(y) > 5)
         keep = (d > -LINE_DAYS) & (np.arange(len(y)) > (rise[-1] if len(rise) else -1))
-        out[dev] = (-np.polyfit(d[keep], y[keep], 1)[0] * HORIZON if keep.sum() >= 2
-                    else np.nan)
+        out[dev] = -np.polyfit(d[keep], y[keep], 1)[0] if keep.sum() >= 2 else np.nan
     return pd.Series(out, dtype=float)
 
 
@@ -144,7 +143,7 @@ def score(fleet, truth: pd.DataFrame, end: pd.Timestamp,
     df["true_now"] = now
     df["true_drop"] = now - later
     df["true_empty"] = true_empty_days(truth, end)
-    df["true_line_rate"] = true_level_line(truth, end) / HORIZON
+    df["true_line_rate"] = true_level_rate(truth, end)
     horizon_drop = {"model": df.drop_pct,
                     "line14": np.minimum(df.line_rate * HORIZON, df.line_now.clip(lower=0)),
                     "mean_drop": np.minimum(df.mean_rate * HORIZON, df.mean_now.clip(lower=0)),
@@ -176,12 +175,11 @@ def summary(df: pd.DataFrame) -> dict:
         out[f"{m}_w15"] = float((sc[f"{m}_err"] <= 0.15).mean())
         out[f"{m}_e15"] = float((em[f"{m}_eerr"] <= 0.15).mean()) if len(em) else np.nan
     if "gauge_line_err" in sc:
-        pc = sc[sc.gauge == "percent"]
-        for m in ("gauge_line", "true_line", "model", "line14"):
-            out[f"{m}_w10" if m == "gauge_line" else f"pct_{m}_w10"] = float(
-                ((sc if m == "gauge_line" else pc)[f"{m}_err"] <= 0.10).mean())
+        out["gauge_line_w10"] = float((sc["gauge_line_err"] <= 0.10).mean())
         out["gauge_line_w15"] = float((sc["gauge_line_err"] <= 0.15).mean())
-        out["pct_gauge_line_w10"] = float((pc["gauge_line_err"] <= 0.10).mean())
+        pc = sc[sc.gauge == "percent"]      # the percent gauges alone, within 10%
+        for m in ("model", "line14", "true_line", "gauge_line"):
+            out[f"pct_{m}_w10"] = float((pc[f"{m}_err"] <= 0.10).mean())
     return out
 
 

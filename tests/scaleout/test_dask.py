@@ -114,7 +114,7 @@ def test_the_domains_overlap_on_the_workers(runs):
     # what a domain's second phase needs is kept: it is submitted after its fleet step
     for d in ("power", "calibration"):
         assert at[(d, "end", "fleet")] < at[(d, "submit", "apply")]
-    # the coordinator still takes the domains one after the other, in the registry's order
+    # the coordinator still takes the domains one after the other, in COORDINATOR_ORDER
     steps = [e.domain for e in log if e.what != "submit"]
     assert [d for i, d in enumerate(steps) if i == 0 or steps[i - 1] != d] == names
     low = {(e.domain, e.phase): e.priority[0] for e in log if e.what == "submit"}

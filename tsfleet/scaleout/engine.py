@@ -8,12 +8,13 @@ attached. Re-running is idempotent: every partition is replaced, never appended 
 
 The domains overlap on the workers: the first bucket phase (``stats``) of every
 domain is submitted at the start, since it reads only the lake, and the coordinator
-then collects, runs the fleet steps and attaches domain by domain, in the registry's
-order, exactly as one after the other, while the workers keep computing. Dask's
-``priority`` keeps the order of the work: an earlier domain's tasks, its second phase
-(submitted when its fleet step is done) and its fleet step's fits run before a later
-domain's first phase, so the domain the coordinator waits for is never queued behind
-another. ``DistributedRun.log`` records the submissions and the coordinator's steps.
+then collects, runs the fleet steps and attaches domain by domain, in
+:data:`COORDINATOR_ORDER` (the longest serial fleet step first), exactly as one after
+the other, while the workers keep computing. Dask's ``priority`` keeps the order of
+the work: an earlier domain's tasks, its second phase (submitted when its fleet step is
+done) and its fleet step's fits run before a later domain's first phase, so the domain
+the coordinator waits for is never queued behind another. ``DistributedRun.log``
+records the submissions and the coordinator's steps.
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
         # the pooled parameters are due: pool them over the whole fleet (a full run)
         s = series.load(con, None, until, correct_sag=False)
         shared = cached_params(con, s, until)
-    s = sag.correct(s, {t: sag.Pool(p.sag_scale_c, p.sag_v_at_20c, p.sag_t_min_c, p.sag_t_max_c)
+    s = sag.correct(s, {t: sag.Pool(p.sag_scale_c, p.sag_v_at_20c, p.sag_t_min_c, p.sag_t_max_c,
+                                    p.sag_clear)
                         for t, p in shared.items() if p.is_pooled})
     critical = _critical_pct(con, s.device_type)
     out = compute(s, horizon_days, critical, until=until, shared=shared, map_fn=map_fn)
@@ -93,7 +94,7 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
     rows = con.execute(
         "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
         "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c, sag_t_min_c, sag_t_max_c, "
-        "knee_shown, pooled_model "
+        "knee_shown, pooled_model, sag_clear "
         "from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
@@ -117,7 +118,7 @@ def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> Non
         k_tau2=col("k_tau2"), g_mean_pct_per_c=col("g_mean"), g_tau2=col("g_tau2"),
         sag_scale_c=col("sag_scale_c"), sag_v_at_20c=col("sag_v_at_20c"),
         sag_t_min_c=col("sag_t_min_c"), sag_t_max_c=col("sag_t_max_c"),
-        knee_shown=col("knee_shown"),
+        knee_shown=col("knee_shown"), sag_clear=col("sag_clear"),
         pooled_model=np.array([params[t].pooled_model if isinstance(params[t].pooled_model, str)
                                else None for t in types], dtype=object)),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
@@ -211,7 +212,7 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         params[t] = replace(p, prior_rate=prior[t], **dict(zip(
             ("k_mean", "k_tau2", "g_mean", "g_tau2"),
             pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)),
-            **dict(zip(("sag_scale_c", "sag_v_at_20c", "sag_t_min_c", "sag_t_max_c"),
+            **dict(zip(("sag_scale_c", "sag_v_at_20c", "sag_t_min_c", "sag_t_max_c", "sag_clear"),
                        (s.sag_pool or {}).get(t, sag.Pool()), strict=True)),
             knee_shown=shown.get(t, np.nan))
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)

@@ -51,6 +51,8 @@ class HoltParams:
     #: the model chosen most often by the type's own backtests (tsfleet.power.choice), for
     #: its devices with too little history; NaN: not pooled yet
     pooled_model: str | float = float("nan")
+    #: the load sag's :attr:`tsfleet.power.sag.Pool.clear` (1/0; NaN: none)
+    sag_clear: float = float("nan")
 
     @property
     def is_pooled(self) -> bool:

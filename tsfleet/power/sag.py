@@ -15,15 +15,20 @@ temperature ``T``. Per device type, the ``scale`` is the one of :data:`SCALES_C`
 (``inf``: no temperature effect) under which the levels of its devices fall most
 nearly on straight lines over their current segments (least residual spread
 relative to the slope, summed in logs over the devices with :data:`MIN_DAYS` days);
-each such device gets its own ``sag_20`` from 0 to :data:`MAX_SAG_V` (no sag unless
-one makes it straighter), a device with a shorter segment (a battery swapped a few
-days ago) the median of its type. Beyond the range of daily temperatures the type's
-fit saw, the growth is not extrapolated: the temperature is held at the range's end.
+each such device gets its own ``sag_20`` from 0 up to its curve's whole span, the
+volts from full to empty (no sag unless one makes it straighter; a larger sag would
+put a full cell under load below empty, and the radio would brown out), where the type's
+devices are on average clearly straighter with their sags (else none of them keeps one:
+the few that found one found the noise); a device with a shorter segment (a battery
+swapped a few days ago) gets the median of its type. Beyond the range of daily
+temperatures the type's fit saw, the growth is not extrapolated: the temperature is held
+at the range's end.
 The levels, charge-equivalents and last level are corrected: the daily level back to
 a voltage, plus the sag, through the curve again.
 
-The type's :class:`Pool` (scale, median, temperature range) is cached with the other
-pooled parameters (``battery_holt_params``) and reused until they are pooled again.
+The type's :class:`Pool` (scale, median, temperature range, whether its devices keep
+their own sags) is cached with the other pooled parameters (``battery_holt_params``)
+and reused until they are pooled again.
 """
 
 from __future__ import annotations
@@ -37,8 +42,14 @@ import numpy as np
 from tsfleet.power import patterns
 from tsfleet.power.chemistry import charge_from_level
 
-MAX_SAG_V = 0.06
-SAG_STEP_V = 0.002
+SAG_STEP_V = 0.002         # the sag's resolution (V)
+#: the search for a device's sag: this many points across its curve's span (full to
+#: empty), then every :data:`SAG_STEP_V` within one of those points of the best.
+#: (Until session 16 the search stopped at 60 mV, a cap that fitted tsfleet's simulator.
+#: A bobbin Li-SOCl2 cell has an internal resistance of ohms to tens of ohms, more in the
+#: cold: under a radio's few mA it sags by tens to hundreds of mV, and on the independent
+#: generator (bench/independent/power.py) the cap left such devices 18-21 points low.)
+COARSE_POINTS = 32
 SAG_GAIN = 0.9           # a sag must straighten the series by 10% at least (as a gauge's
                           #   knee must, knee.GAUGE_GAIN)
 ANCHOR_DAYS = 5           # a new cell's first days, read for its sag
@@ -50,14 +61,18 @@ SCALES_C = (np.inf, 6.0, 9.0, 12.0, 18.0, 30.0)
 
 
 class Pool(NamedTuple):
-    """A device type's sag model: its scale (C), the median sag at 20 C of its devices (V)
-    and the range of daily zone temperatures the fit saw (C), beyond which the growth is
-    not extrapolated. NaN: none (the type had no voltage-only device to learn it from)."""
+    """A device type's sag model: its scale (C), the median sag at 20 C of its devices (V),
+    the range of daily zone temperatures the fit saw (C), beyond which the growth is
+    not extrapolated, and whether its devices keep their own sags. NaN: none (the type had
+    no voltage-only device to learn it from)."""
 
     scale_c: float = np.nan
     median_v_at_20c: float = np.nan
     t_min_c: float = np.nan
     t_max_c: float = np.nan
+    #: 0: the type's devices were not, on average, clearly straighter with their own sags
+    #: when it was pooled, and get none (a new cell's still counts); 1 (or NaN): they do
+    clear: float = np.nan
 
 
 def _straightness(y: np.ndarray, temp: np.ndarray | None = None) -> np.ndarray:
@@ -131,8 +146,14 @@ def correct(s, pool: dict | None = None):
             continue                    # nothing to learn the type's sag from
         if not np.isfinite(p.t_min_c):
             continue                    # pooled without a sag: none until the next pooling
-        scale, own = _fit(y_long, np.clip(temp[rows][long], p.t_min_c, p.t_max_c), chem[long],
-                          curves, p.scale_c)
+        scale, own, clear = _fit(y_long, np.clip(temp[rows][long], p.t_min_c, p.t_max_c),
+                                 chem[long], curves, p.scale_c)
+        if not np.isfinite(p.median_v_at_20c):
+            p = p._replace(clear=float(clear))
+        if p.clear == 0:
+            # the type's devices are not, on average, clearly straighter with their sags: the
+            # few that are found the noise (the wider the search, the more chances it has)
+            own = np.zeros_like(own)
         if not np.isfinite(p.median_v_at_20c):
             p = p._replace(scale_c=scale, median_v_at_20c=float(np.median(own)))
         used[dtype] = p
@@ -223,19 +244,34 @@ def _shift(y: np.ndarray, dv: np.ndarray, chem: np.ndarray, curves: dict) -> np.
 
 
 def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
-         given: float = np.nan) -> tuple[float, np.ndarray]:
+         given: float = np.nan) -> tuple[float, np.ndarray, bool]:
     """The scale of a device type (``given`` unless NaN; else chosen on a grid of sags twice
-    as coarse) and each device's sag at 20 C (V)."""
+    as coarse), each device's sag at 20 C (V), and whether the devices are on average
+    clearly straighter with their sags (their mean log ratio of straightness below
+    ``log(SAG_GAIN)``: what a single device's sag must reach, asked of the type)."""
     v = _convert(y, chem, curves, True)
     base = _straightness(y)
+    span = np.array([float(np.ptp(curves[c][1])) for c in chem]) if len(chem) else np.zeros(0)
 
     def best_sags(scale, step, final=False):
         shape = _shape(t, scale)
         crit, sag20 = base, np.zeros(len(y))
-        for dv in np.arange(step, MAX_SAG_V + step / 2, step):
-            c = _straightness(_convert(v + dv * shape, chem, curves, False))
-            better = np.isfinite(c) & (c < crit)
+
+        def trial(dv, allowed):
+            nonlocal crit, sag20
+            c = _straightness(_convert(v + dv[:, None] * shape, chem, curves, False))
+            better = allowed & np.isfinite(c) & (c < crit)
             crit, sag20 = np.where(better, c, crit), np.where(better, dv, sag20)
+
+        # coarse, across each device's span; then fine, around the best coarse point
+        coarse = np.maximum(span / COARSE_POINTS, step)
+        for k in range(1, COARSE_POINTS + 1):
+            trial(k * coarse, k * coarse <= span + step / 2)
+        centre = sag20.copy()
+        reach = int(np.ceil(coarse.max() / step)) if len(coarse) else 0
+        for j in range(-reach, reach + 1):
+            dv = centre + j * step
+            trial(dv, (dv >= step / 2) & (np.abs(j * step) < coarse) & (dv <= span + step / 2))
         # a sag must straighten the series clearly: on a near-linear curve every shift is
         # about as straight, and the noise alone would pick one (and move the level with it)
         clear = crit < SAG_GAIN * base
@@ -247,13 +283,16 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
             clear &= with_c < SAG_GAIN * _straightness(y, t)
         return np.where(clear, crit, base), np.where(clear, sag20, 0.0)
 
+    def log_ratios(crit):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = crit / base
+        ok = np.isfinite(ratio) & (ratio > 0)        # a flat or too short series: no vote
+        return np.log(ratio[ok])
+
     scale = given
     if np.isnan(given):
-        totals = []
-        for sc in SCALES_C:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = best_sags(sc, 2 * SAG_STEP_V)[0] / base
-            ok = np.isfinite(ratio) & (ratio > 0)    # a flat or too short series: no vote
-            totals.append(np.log(ratio[ok]).sum())
+        totals = [log_ratios(best_sags(sc, 2 * SAG_STEP_V)[0]).sum() for sc in SCALES_C]
         scale = SCALES_C[int(np.argmin(totals))]
-    return scale, best_sags(scale, SAG_STEP_V, final=True)[1]
+    crit, own = best_sags(scale, SAG_STEP_V, final=True)
+    votes = log_ratios(crit)
+    return scale, own, bool(len(votes)) and float(votes.mean()) < np.log(SAG_GAIN)

@@ -486,9 +486,22 @@ def test_a_bobbin_cells_large_load_sag_is_found():
     got = sag.correct(s)
     assert got.sag_v_at_20c == pytest.approx(np.full(8, 0.120), abs=0.004)
     want = np.array(list(true.values()))
-    assert np.nanmax(np.abs(got.level - want)) < 1.0
+    assert np.nanmax(np.abs(got.level - want)) < 2.0     # 3 mV steps there, ~1 mV a point
     drop = got.level[:, 0] - got.level[:, -1]
     np.testing.assert_allclose(drop, want[:, 0] - want[:, -1], rtol=0.05)
+
+
+def test_the_sag_search_holds_the_old_grid_and_reaches_the_span():
+    """Every sag the old search tried (every 2 mV to 60 mV) is still tried, so a sag it
+    found is found again; beyond 80 mV the steps are 2.5% of the sag, up to the span."""
+    grid = sag.sag_grid(sag.SAG_STEP_V, 0.62)
+    assert set(np.round(np.arange(0.002, 0.0605, 0.002), 6)) <= set(np.round(grid, 6))
+    steps = np.diff(grid)
+    assert steps.max() <= 0.025 * grid[1:].max() + 1e-12 and grid.max() <= 0.62
+    assert grid.max() > 0.62 / 1.025
+    np.testing.assert_allclose(steps[grid[1:] > 0.0805] / grid[:-1][grid[1:] > 0.0805], 0.025)
+    # a curve whose span is within the fixed steps: every 2 mV to it, nothing beyond
+    np.testing.assert_allclose(sag.sag_grid(0.002, 0.05), np.arange(0.002, 0.0505, 0.002))
 
 
 def test_load_sag_leaves_a_near_linear_curve_alone():

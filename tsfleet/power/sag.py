@@ -42,14 +42,14 @@ import numpy as np
 from tsfleet.power import patterns
 from tsfleet.power.chemistry import charge_from_level
 
-SAG_STEP_V = 0.002         # the sag's resolution (V)
-#: the search for a device's sag: this many points across its curve's span (full to
-#: empty), then every :data:`SAG_STEP_V` within one of those points of the best.
-#: (Until session 16 the search stopped at 60 mV, a cap that fitted tsfleet's simulator.
-#: A bobbin Li-SOCl2 cell has an internal resistance of ohms to tens of ohms, more in the
-#: cold: under a radio's few mA it sags by tens to hundreds of mV, and on the independent
-#: generator (bench/independent/power.py) the cap left such devices 18-21 points low.)
-COARSE_POINTS = 32
+SAG_STEP_V = 0.002         # the sag's resolution (V) ...
+SAG_REL_STEP = 0.025       # ... and, where that is finer, this fraction of the sag
+# (Until session 16 the search stopped at 60 mV, a cap that fitted tsfleet's simulator.
+# A bobbin Li-SOCl2 cell has an internal resistance of ohms to tens of ohms, more in the
+# cold: under a radio's few mA it sags by tens to hundreds of mV, and on the independent
+# generator (bench/independent/power.py) the cap left such devices 18-21 points low. The
+# search now runs to the curve's span: every SAG_STEP_V up to SAG_STEP_V / SAG_REL_STEP
+# = 80 mV, which holds every point of the old grid, then every SAG_REL_STEP of the sag.)
 SAG_GAIN = 0.9           # a sag must straighten the series by 10% at least (as a gauge's
                           #   knee must, knee.GAUGE_GAIN)
 ANCHOR_DAYS = 5           # a new cell's first days, read for its sag
@@ -58,6 +58,22 @@ T_REF_C = 20.0            # the sag is stated at this temperature
 #: e-folding scales (C) of the sag's growth towards the cold, tried per device type;
 #: inf (no temperature effect) first, so that it stands unless another is straighter
 SCALES_C = (np.inf, 6.0, 9.0, 12.0, 18.0, 30.0)
+
+
+def sag_grid(step: float, top: float) -> np.ndarray:
+    """The sags tried, from ``step`` up to ``top`` (V): every ``step`` while that is at least
+    :data:`SAG_REL_STEP` of the sag, then every :data:`SAG_REL_STEP` of it; the relative step
+    is scaled as ``step`` is from :data:`SAG_STEP_V` (the scale search's grid is twice as
+    coarse throughout).
+
+    >>> [round(float(v), 4) for v in sag_grid(0.002, 0.09)][-5:]
+    [0.08, 0.082, 0.084, 0.0862, 0.0883]
+    """
+    rel = SAG_REL_STEP * step / SAG_STEP_V
+    knee = step / rel
+    lin = np.arange(step, min(knee, top) + step / 2, step)
+    n = int(np.floor(np.log(max(top, knee) / knee) / np.log1p(rel)))
+    return np.concatenate([lin, knee * (1 + rel) ** np.arange(1, n + 1)])
 
 
 class Pool(NamedTuple):
@@ -256,22 +272,11 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
     def best_sags(scale, step, final=False):
         shape = _shape(t, scale)
         crit, sag20 = base, np.zeros(len(y))
-
-        def trial(dv, allowed):
-            nonlocal crit, sag20
-            c = _straightness(_convert(v + dv[:, None] * shape, chem, curves, False))
-            better = allowed & np.isfinite(c) & (c < crit)
+        # every sag of the grid up to the largest span; each device's up to its own span
+        for dv in sag_grid(step, float(span.max(initial=0.0))):
+            c = _straightness(_convert(v + dv * shape, chem, curves, False))
+            better = (dv <= span + step / 2) & np.isfinite(c) & (c < crit)
             crit, sag20 = np.where(better, c, crit), np.where(better, dv, sag20)
-
-        # coarse, across each device's span; then fine, around the best coarse point
-        coarse = np.maximum(span / COARSE_POINTS, step)
-        for k in range(1, COARSE_POINTS + 1):
-            trial(k * coarse, k * coarse <= span + step / 2)
-        centre = sag20.copy()
-        reach = int(np.ceil(coarse.max() / step)) if len(coarse) else 0
-        for j in range(-reach, reach + 1):
-            dv = centre + j * step
-            trial(dv, (dv >= step / 2) & (np.abs(j * step) < coarse) & (dv <= span + step / 2))
         # a sag must straighten the series clearly: on a near-linear curve every shift is
         # about as straight, and the noise alone would pick one (and move the level with it)
         clear = crit < SAG_GAIN * base

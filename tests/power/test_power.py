@@ -474,8 +474,8 @@ def test_a_bobbin_cells_large_load_sag_is_found():
     Read through the open-circuit curve with a 120 mV sag, a cell on the plateau (95 % down
     to 35-55 %) reads on the curve's steep foot: its levels 25-50 points low, and its drop
     a fraction of the truth. The search covers the curve's whole span, so the sag is found
-    and the levels and drop come back. (With the search capped at 60 mV, as until session 16, 7 of
-    the 8 devices got no sag and one 36 mV: their levels stayed as read.)"""
+    and the levels and drop come back. (With the search capped at 60 mV, as until session
+    16, 7 of the 8 devices got no sag and one 36 mV: their levels stayed as read.)"""
     days = np.arange(40)
     lv, volts = np.linspace(0, 100, 11), np.array(DISCHARGE_CURVES["li_socl2"])
     rng = np.random.default_rng(3)

@@ -72,6 +72,9 @@ Z95 = float(stats.norm.ppf(0.975))
 ALPHA = 0.05
 #: Step halvings before an iteration counts as converged (no ascent left to rounding).
 MAX_HALVINGS = 12
+#: Rows per piece of X'WX (see :class:`_Blocks`): a piece's weighted copy, a dozen columns
+#: of this many values, stays in the processor's cache.
+INFO_ROWS = 4096
 
 
 @dataclass
@@ -191,6 +194,12 @@ class _Blocks:
     A type's own block is zero outside the type, and a shared block is zero for the
     types with their own: per type only a dozen of the columns are active, so X'WX is
     the sum of small per-segment products (exactly; about p/dozen times less work).
+
+    Each segment is kept transposed (a contiguous row per column, in double and in single
+    precision), and X'WX is summed over pieces of :data:`INFO_ROWS` rows, so the weighted
+    copy of a piece stays in the processor's cache: the products are limited by memory,
+    and this reads each column once per product (2-4 times faster than a row-major matrix
+    and one weighted copy of the whole segment; the sums differ only by rounding).
     """
 
     def __init__(self, x: np.ndarray, segments: list[slice] | None,
@@ -201,17 +210,16 @@ class _Blocks:
         if active is None:
             active = [np.any(x[seg] != 0, axis=0) for seg in segments]
         for seg, act in zip(segments, active, strict=True):
-            xs = x[seg]
             cols = np.flatnonzero(act)
-            sub = np.ascontiguousarray(xs[:, cols])
-            self.parts.append((seg, cols, sub, sub.astype(np.float32)))
+            sub_t = np.ascontiguousarray(x[seg][:, cols].T)
+            self.parts.append((seg, cols, sub_t, sub_t.astype(np.float32)))
 
     def copy(self) -> _Blocks:
         """A copy whose hinge columns move apart from this one's."""
         other = object.__new__(_Blocks)
         other.p = self.p
-        other.parts = [(seg, cols, sub.copy(), sub32.copy())
-                       for seg, cols, sub, sub32 in self.parts]
+        other.parts = [(seg, cols, sub_t.copy(), sub32.copy())
+                       for seg, cols, sub_t, sub32 in self.parts]
         return other
 
     def moved(self, k: int, old: list[int], new: list[int]) -> _Blocks:
@@ -222,43 +230,48 @@ class _Blocks:
         other = object.__new__(_Blocks)
         other.p = self.p + len(new)
         other.parts = list(self.parts)
-        seg, cols, sub, sub32 = other.parts[k]
+        seg, cols, sub_t, sub32 = other.parts[k]
         cols = cols.copy()
         for o, n in zip(old, new, strict=True):
             cols[cols == o] = n
-        other.parts[k] = (seg, cols, sub, sub32)
+        other.parts[k] = (seg, cols, sub_t, sub32)
         return other
 
     def set_col(self, c: int, values: np.ndarray) -> None:
         """Replace column ``c`` (a hinge at another threshold; it stays within the
         columns active per segment)."""
-        for seg, cols, sub, sub32 in self.parts:
+        for seg, cols, sub_t, sub32 in self.parts:
             j = int(np.searchsorted(cols, c))
             if j < len(cols) and cols[j] == c:
-                sub[:, j] = values[seg]
-                sub32[:, j] = values[seg]
+                sub_t[j] = values[seg]
+                sub32[j] = values[seg]
 
     def info(self, mu: np.ndarray, exact: bool) -> np.ndarray:
+        """X'WX with weights ``mu``: in double (``exact``) or with single-precision products
+        (each piece's sum of :data:`INFO_ROWS` rows; the pieces are added in double)."""
         out = np.zeros((self.p, self.p))
-        for seg, cols, sub, sub32 in self.parts:
-            m = mu[seg]
-            part = ((sub.T * m) @ sub if exact else
-                    ((sub32.T * m.astype(np.float32)) @ sub32).astype(float))
+        for seg, cols, sub_t, sub32 in self.parts:
+            m = mu[seg] if exact else mu[seg].astype(np.float32)
+            a = sub_t if exact else sub32
+            part = np.zeros((len(cols), len(cols)))
+            for lo in range(0, a.shape[1], INFO_ROWS):
+                piece = a[:, lo:lo + INFO_ROWS]
+                part += (piece * m[lo:lo + INFO_ROWS]) @ piece.T
             out[np.ix_(cols, cols)] += part
         return out
 
     def tmul(self, r: np.ndarray) -> np.ndarray:
         """X' r"""
         out = np.zeros(self.p)
-        for seg, cols, sub, _ in self.parts:
-            out[cols] += sub.T @ r[seg]
+        for seg, cols, sub_t, _ in self.parts:
+            out[cols] += sub_t @ r[seg]
         return out
 
     def mul(self, v: np.ndarray, n: int) -> np.ndarray:
         """X v"""
         out = np.empty(n)
-        for seg, cols, sub, _ in self.parts:
-            out[seg] = sub @ v[cols]
+        for seg, cols, sub_t, _ in self.parts:
+            out[seg] = v[cols] @ sub_t
         return out
 
 
@@ -368,7 +381,8 @@ class _Design:
             self.hinge_col[(f, t)] = len(cols)
             cols.append(np.zeros(len(dt)))
             self.names += [f"{name}:linear", f"{name}:above"]
-        self.x = np.column_stack(cols)
+        # column-major: a hinge column moves as one contiguous run of values
+        self.x = np.array(cols).T
         if np.ptp(self.x[:, len(types)]) < 1e-6:
             self.x[:, len(types)] = 0.0   # one age (to rounding): no age slope to find
         self.taus = {}
@@ -387,7 +401,7 @@ class _Design:
         another on the same model: the model matrix and its blocks are copied)."""
         other = copy.copy(self)
         other.taus = dict(self.taus)
-        other.x = self.x.copy()
+        other.x = self.x.copy(order="F")
         if getattr(self, "xb", None) is not None:
             other.xb = self.xb.copy()
         return other
@@ -407,7 +421,7 @@ def _profile(d: _Design, y, offset, blocks: list[tuple], start,
     """
     profiles: dict[tuple, dict[float, float]] = {b: {} for b in blocks}
     keep = d.keep(d.x)
-    d.x = np.ascontiguousarray(d.x[:, keep])
+    d.x = np.asfortranarray(d.x[:, keep])
     d.names = [n for n, k in zip(d.names, keep, strict=True) if k]
     d.hinge_col = {b: int(np.sum(keep[:c])) for b, c in d.hinge_col.items() if keep[c]}
     # per type, the columns that may be nonzero: a hinge column wherever its block's

@@ -173,6 +173,37 @@ def test_forecast_rows_never_contradict_themselves(demo, capsys):
     assert all(s["days_to_critical"] == 0 for s in states if s["power_state"] == "critical")
 
 
+def test_the_soonest_batteries_first_and_counts_checked_before_anything_runs(demo, capsys):
+    """``power forecast --soonest N``: the N devices that reach critical first, in that order
+    (those that reach neither critical nor empty last); a count below 1 is a one-line error
+    (exit 2) before the forecast is written, as is ``environment maintenance --limit 0`` (it
+    leaked DuckDB's "LIMIT/OFFSET cannot be negative" for -3) and a negative ``power plan
+    --horizon-days``."""
+    code, out, _ = run(capsys, "--db", demo, "power", "forecast", "--format", "json")
+    every = json.loads(out)
+    code, out, _ = run(capsys, "--db", demo, "power", "forecast", "--soonest", 5,
+                       "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 5
+    inf = float("inf")
+    due = sorted((inf if r["days_to_critical"] is None else r["days_to_critical"],
+                  inf if r["days_to_empty"] is None else r["days_to_empty"], r["device_id"])
+                 for r in every)
+    assert [r["device_id"] for r in rows] == [d for _, _, d in due[:5]]
+    before = json.loads(run(capsys, "--db", demo, "sql", "--format", "json",
+                            "select max(computed_at) as t from battery_forecast")[1])
+    for argv, text in ((["power", "forecast", "--soonest", 0], "--soonest must be"),
+                       (["environment", "maintenance", "--limit", -3], "limit must be"),
+                       (["environment", "maintenance", "--limit", 0], "limit must be"),
+                       (["power", "plan", "--horizon-days", -5], "--horizon-days must be")):
+        code, out, err = run(capsys, "--db", demo, *argv)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, argv
+        assert text in err and "Binder" not in err, argv
+    after = json.loads(run(capsys, "--db", demo, "sql", "--format", "json",
+                           "select max(computed_at) as t from battery_forecast")[1])
+    assert after == before
+
+
 _when = st.one_of(st.none(), st.integers(-400, 400).map(lambda d: T + timedelta(hours=d)))
 
 

@@ -198,7 +198,11 @@ class Environment:
             "nulls first", [device_type, device_type])
 
     def maintenance(self, limit: int | None = 20) -> list[dict]:
-        """Devices ranked by predicted 30-day failure probability, then stress."""
+        """Devices ranked by predicted 30-day failure probability, then stress: the first
+        ``limit`` (a whole number from 1; None: every device)."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
+            raise InvalidParameter(f"limit must be a whole number from 1, got {limit!r}")
         return self.fleet.query(
             "select maintenance_rank, device_id, device_type, site, zone, p_fail_30d, "
             "stress_index, share_hours_outside_envelope, thermal_cycles_per_30d, "

@@ -22,6 +22,7 @@ from tsfleet.cliutil import (
     print_plan,
     print_rows,
 )
+from tsfleet.errors import InvalidParameter
 
 #: Columns of the forecast table on a terminal (every column with --wide, csv or json).
 FORECAST_TABLE = ("device_id", "level_now_pct", "rate_pct_per_day", "days_to_critical",
@@ -38,6 +39,9 @@ def register(sub) -> None:
     f = ps.add_parser("forecast", help="forecast every battery device")
     f.add_argument("--horizon-days", type=int, default=30,
                    help="days ahead to forecast, 1..365 (default 30)")
+    f.add_argument("--soonest", type=int, default=None, metavar="N",
+                   help="only the N devices that reach their critical level soonest, soonest "
+                        "first (default: every device, by id)")
     pl = ps.add_parser("plan", help="battery replacements: the power items of the one "
                                     "maintenance plan (tsfleet workorders)")
     pl.add_argument("--horizon-days", type=float, default=None, metavar="DAYS",
@@ -116,6 +120,24 @@ def forecast_rows(fleet, horizon_days: int) -> list[dict]:
                         for k, v in r.items()} for r in rows])
 
 
+def _check_soonest(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidParameter(f"--soonest must be a whole number from 1, got {n!r}")
+
+
+def soonest(rows: list[dict], n: int) -> list[dict]:
+    """The ``n`` rows that reach their critical level soonest, then their empty level
+    (devices that reach neither within the forecast last, by id)."""
+    _check_soonest(n)
+    far = float("inf")
+
+    def key(r: dict) -> tuple:
+        return tuple(far if r.get(c) is None else r[c]
+                     for c in ("days_to_critical", "days_to_empty")) + (r["device_id"],)
+
+    return sorted(rows, key=key)[:n]
+
+
 def _table(rows: list[dict], args: argparse.Namespace, cols: tuple[str, ...]) -> list[dict]:
     """On a terminal: ``cols``, with predicted times to the day (what a forecast knows)."""
     if args.format != "table" or args.wide:
@@ -128,7 +150,12 @@ def run(args: argparse.Namespace) -> int:
     with open_fleet(args) as fleet:
         power = fleet.power
         if args.power_command == "forecast":
-            rows = _table(forecast_rows(fleet, args.horizon_days), args, FORECAST_TABLE)
+            if args.soonest is not None:
+                _check_soonest(args.soonest)      # before the forecast is written
+            rows = forecast_rows(fleet, args.horizon_days)
+            if args.soonest is not None:
+                rows = soonest(rows, args.soonest)
+            rows = _table(rows, args, FORECAST_TABLE)
         elif args.power_command == "plan":
             return cmd_plan(fleet, args)
         elif args.power_command == "backtest":
@@ -164,6 +191,8 @@ def cmd_plan(fleet, args: argparse.Namespace) -> int:
     when = plan(fleet, args)
     rows = fleet.alerts.work_orders(domain="power")
     if args.horizon_days is not None:
+        if not args.horizon_days >= 0:
+            raise InvalidParameter(f"--horizon-days must be 0 or more, got {args.horizon_days}")
         end = when.at + timedelta(days=args.horizon_days)
         rows = [r for r in rows if r["due_at"] <= end]
     rows = [{**{k: v for k, v in r.items() if k != "value"}, "level_pct": r["value"]}

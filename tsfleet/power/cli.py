@@ -186,13 +186,13 @@ def cmd_report(fleet, args: argparse.Namespace) -> int:
 
 
 def cmd_plan(fleet, args: argparse.Namespace) -> int:
+    if args.horizon_days is not None and not args.horizon_days >= 0:   # NaN too
+        raise InvalidParameter(f"--horizon-days must be 0 or more, got {args.horizon_days}")
     if not fleet.query("select count(*) as n from battery_forecast")[0]["n"]:
         fleet.power.forecast(30)
     when = plan(fleet, args)
     rows = fleet.alerts.work_orders(domain="power")
     if args.horizon_days is not None:
-        if not args.horizon_days >= 0:
-            raise InvalidParameter(f"--horizon-days must be 0 or more, got {args.horizon_days}")
         end = when.at + timedelta(days=args.horizon_days)
         rows = [r for r in rows if r["due_at"] <= end]
     rows = [{**{k: v for k, v in r.items() if k != "value"}, "level_pct": r["value"]}

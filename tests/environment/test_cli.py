@@ -33,3 +33,24 @@ def test_cli_analyze_then_report_effects_envelopes_maintenance(tmp_path, capsys)
     assert main(["environment", "report", "--format", "json", "--db", db]) == 0
     json.loads(capsys.readouterr().out or "[]")
     assert main(["environment", "analyze", "--max-gap-hours", "-2", "--db", db]) == 2
+    capsys.readouterr()
+    # a device type the store does not have is a one-line error, not an empty answer
+    for cmd in ("envelopes", "limits"):
+        assert main(["environment", cmd, "--device-type", "temperture", "--db", db]) == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert captured.out == "" and len(err.splitlines()) == 1 and len(err) <= 120
+        assert "no device of type 'temperture'" in err and "did you mean 'temperature'" in err
+    assert main(["environment", "envelopes", "--device-type", "zzz", "--db", db]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) <= 120 and "its types: " in err
+    types = {r["device_type"] for r in json.loads(_out(capsys, main, [
+        "sql", "--format", "json", "select distinct device_type from devices", "--db", db]))}
+    known = sorted(types)[0]
+    assert main(["environment", "envelopes", "--device-type", known, "--db", db]) == 0
+    capsys.readouterr()
+
+
+def _out(capsys, fn, argv) -> str:
+    assert fn(argv) == 0
+    return capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
 from functools import partial
@@ -13,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from tsfleet.environment import queries, zone_env
 from tsfleet.environment.cells import model_cells
 from tsfleet.environment.correlation import all_effects
-from tsfleet.environment.envelope import envelopes
+from tsfleet.environment.envelope import ALL_TYPES, envelopes
 from tsfleet.environment.limits import COLUMNS as LIMIT_COLUMNS
 from tsfleet.environment.limits import limits
 from tsfleet.environment.model import FACTORS, Block, Fit, fit_outcome
@@ -182,9 +183,32 @@ class Environment:
             "order by method, outcome, factor, device_type nulls first, term",
             [method, method, outcome, outcome])
 
+    def _check_type(self, device_type: str | None) -> None:
+        """A device type the store has (or None): an unknown one is an error, not an
+        empty answer (a typo would read as "no limits")."""
+        if device_type is None or device_type == ALL_TYPES:
+            return
+        known = [r["device_type"] for r in self.fleet.query(
+            "select distinct device_type from devices where device_type is not null "
+            "order by 1")]
+        if device_type not in known:
+            text = f"no device of type {device_type!r} in the store"
+            near = difflib.get_close_matches(device_type, known, n=1)
+            if near:
+                raise InvalidParameter(f"{text}; did you mean {near[0]!r}?")
+            text += "; its types: "
+            shown = []
+            for t in known:                       # as many as fit one 120-column line
+                if len(text) + len(", ".join([*shown, t])) > 96:
+                    shown.append("...")
+                    break
+                shown.append(t)
+            raise InvalidParameter(text + (", ".join(shown) or "none"))
+
     def limits(self, device_type: str | None = None) -> list[dict]:
         """The operating limits that follow from the fitted form of each significant effect
         (keep_below a fitted threshold, or lower_is_better), with a sentence each."""
+        self._check_type(device_type)
         return self.fleet.query(
             "select * exclude (params) from environment_limits "
             "where ? is null or device_type = ? or device_type is null "
@@ -192,6 +216,7 @@ class Environment:
 
     def envelopes(self, device_type: str | None = None) -> list[dict]:
         """Failure rates by band of each factor per device type, with status."""
+        self._check_type(device_type)
         return self.fleet.query(
             "select * exclude (params) from environment_envelopes "
             "where ? is null or device_type = ? order by device_type, factor, band_low "

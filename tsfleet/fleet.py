@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from tsfleet import store
-from tsfleet.errors import InvalidParameter, ReadOnlyStore, StoreError, UnknownKind
+from tsfleet.errors import InvalidParameter, ReadOnlyStore, StoreError, UnknownKind, unknown_name
 
 if TYPE_CHECKING:  # ingest and the pydantic models load on first use (a fast CLI start)
     from tsfleet.alerts import Alerts
@@ -203,6 +203,18 @@ class Fleet:
             return []
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def check_site(self, site: str | None, *tables: str) -> None:
+        """A site the store has (or None): of a device, a gateway or a row of ``tables``
+        (each with a ``site`` column). An unknown one raises InvalidParameter with the
+        nearest site, so that a typo in a filter is not read as an empty answer."""
+        if site is None:
+            return
+        known = [r["site"] for r in self.query(" union ".join(
+            f"select site from {t} where site is not null"
+            for t in ("devices", "gateways", *tables)) + " order by 1")]
+        if site not in known:
+            raise unknown_name("site", site, known)
 
     def frame(self, sql: str, params: list | dict | None = None):
         """Run SQL and return a pandas DataFrame."""

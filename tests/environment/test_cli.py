@@ -43,7 +43,7 @@ def test_cli_analyze_then_report_effects_envelopes_maintenance(tmp_path, capsys)
         assert "no device of type 'temperture'" in err and "did you mean 'temperature'" in err
     assert main(["environment", "envelopes", "--device-type", "zzz", "--db", db]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and len(err) <= 120 and "its types: " in err
+    assert len(err.splitlines()) == 1 and len(err) <= 120 and "it has: " in err
     types = {r["device_type"] for r in json.loads(_out(capsys, main, [
         "sql", "--format", "json", "select distinct device_type from devices", "--db", db]))}
     known = sorted(types)[0]

@@ -204,6 +204,29 @@ def test_the_soonest_batteries_first_and_counts_checked_before_anything_runs(dem
     assert after == before
 
 
+def test_a_typo_in_a_filter_is_an_error_with_the_nearest_name(demo, capsys):
+    """``--site`` and ``--rule`` name things the store has: a typo is a one-line error that
+    names the nearest one (exit 2), not an empty listing that reads as "nothing to do"."""
+    sites = {r["site"] for r in json.loads(run(capsys, "--db", demo, "sql", "--format", "json",
+                                               "select distinct site from devices")[1])}
+    site = sorted(sites)[0]
+    typo = site[:-1] + ("x" if site[-1] != "x" else "y")
+    for argv, near in ((["network", "load", "--site", typo], site),
+                       (["alerts", "list", "--site", typo], site),
+                       (["workorders", "--site", typo], site),
+                       (["alerts", "list", "--rule", "BatteryCritcal"], "BatteryCritical")):
+        code, out, err = run(capsys, "--db", demo, *argv)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, argv
+        assert f"did you mean {near!r}" in err and len(err.strip()) <= WIDTH, argv
+    code, out, err = run(capsys, "--db", demo, "alerts", "list", "--site", "zzzzzzzz")
+    assert code == 2 and f"it has: {sorted(sites)[0]}" in err
+    # the names themselves still filter
+    for argv in (["network", "load", "--site", site], ["alerts", "list", "--site", site],
+                 ["alerts", "list", "--rule", "BatteryCritical"]):
+        code, out, err = run(capsys, "--db", demo, *argv)
+        assert code == 0 and err == "", argv
+
+
 _when = st.one_of(st.none(), st.integers(-400, 400).map(lambda d: T + timedelta(hours=d)))
 
 

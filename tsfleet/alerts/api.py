@@ -23,7 +23,7 @@ from tsfleet.alerts.http import DEFAULT_POLICY, RetryPolicy
 from tsfleet.alerts.ruleset import RulePack, load_rules, parse_duration
 from tsfleet.alerts.silences import parse_matcher
 from tsfleet.clock import as_of
-from tsfleet.errors import InvalidParameter, TsfleetError
+from tsfleet.errors import InvalidParameter, TsfleetError, unknown_name
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
 
@@ -115,12 +115,19 @@ class Alerts:
     # -- reading and acting on alerts -------------------------------------------------
     def list_alerts(self, states: Iterable[str] | None = OPEN_STATES, *,
                     rule: str | None = None, site: str | None = None) -> list[dict]:
-        """Alerts in ``states`` (default the open ones; None: all), most severe first."""
+        """Alerts in ``states`` (default the open ones; None: all), most severe first; a
+        ``rule`` or ``site`` the store does not know raises InvalidParameter."""
         chosen = list(states) if states is not None else list(STATES)
         bad = [s for s in chosen if s not in STATES]
         if bad:
             raise InvalidParameter(f"unknown alert state {bad[0]!r}; expected one of "
                                    f"{', '.join(STATES)}")
+        self.fleet.check_site(site, "alerts")
+        if rule is not None:
+            known = sorted({r.name for r in self.rules().rules} | {r["rule"] for r in
+                           self.fleet.query("select distinct rule from alerts")})
+            if rule not in known:
+                raise unknown_name("alert rule", rule, known)
         return self.fleet.query(
             "select fingerprint, rule, state, severity, subject_kind, subject_id, site, zone, "
             "value, json_extract_string(annotations, '$.summary') as summary, episode, "
@@ -249,7 +256,9 @@ class Alerts:
     def work_orders(self, site: str | None = None, *, flat: bool = False,
                     domain: str | None = None) -> list[dict]:
         """The planned work orders (nested items), or one flat row per item (of
-        ``domain`` only, if given: the power or calibration view of the one plan)."""
+        ``domain`` only, if given: the power or calibration view of the one plan); a ``site``
+        the store does not know raises InvalidParameter."""
+        self.fleet.check_site(site, "work_orders")
         if flat or domain:
             return workorders.work_order_rows(self.con, site, domain)
         return workorders.work_orders(self.con, site)

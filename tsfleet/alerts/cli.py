@@ -162,6 +162,7 @@ def _counts(actions: str) -> dict[str, int]:
 
 def cmd_workorders(args: argparse.Namespace) -> int:
     with open_fleet(args) as fleet:
+        fleet.check_site(args.site, "work_orders")   # a typo: an error before a plan is made
         when = plan(fleet, args)
         if args.format == "json":
             orders = [{**o, "actions": _counts(o["actions"])}

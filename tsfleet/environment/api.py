@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import time
 from functools import partial
@@ -20,7 +19,7 @@ from tsfleet.environment.limits import limits
 from tsfleet.environment.model import FACTORS, Block, Fit, fit_outcome
 from tsfleet.environment.recommend import recommend
 from tsfleet.environment.stress import device_stress
-from tsfleet.errors import InvalidParameter, UnknownDevice
+from tsfleet.errors import InvalidParameter, UnknownDevice, unknown_name
 from tsfleet.results import now_utc, write_result
 
 if TYPE_CHECKING:
@@ -192,18 +191,7 @@ class Environment:
             "select distinct device_type from devices where device_type is not null "
             "order by 1")]
         if device_type not in known:
-            text = f"no device of type {device_type!r} in the store"
-            near = difflib.get_close_matches(device_type, known, n=1)
-            if near:
-                raise InvalidParameter(f"{text}; did you mean {near[0]!r}?")
-            text += "; its types: "
-            shown = []
-            for t in known:                       # as many as fit one 120-column line
-                if len(text) + len(", ".join([*shown, t])) > 96:
-                    shown.append("...")
-                    break
-                shown.append(t)
-            raise InvalidParameter(text + (", ".join(shown) or "none"))
+            raise unknown_name("device of type", device_type, known)
 
     def limits(self, device_type: str | None = None) -> list[dict]:
         """The operating limits that follow from the fitted form of each significant effect

@@ -196,7 +196,9 @@ class Network:
 
     # -- reading the views ---------------------------------------------------------------
     def load(self, site: str | None = None) -> list[dict]:
-        """Devices per gateway against capacity now (``network_gateway_load``)."""
+        """Devices per gateway against capacity now (``network_gateway_load``); a ``site``
+        the store does not know raises InvalidParameter."""
+        self.fleet.check_site(site, "network_gateway_load")
         return self.fleet.query("select * from network_gateway_load where ? is null or site = ? "
                                 "order by site, utilization desc", [site, site])
 

@@ -31,7 +31,7 @@ from tsfleet.cliutil import (
     status_line,
     stream_rows,
 )
-from tsfleet.errors import IngestError, StoreError, TsfleetError
+from tsfleet.errors import IngestError, StoreError, TsfleetError, sql_error
 
 #: Commands that packages add (``tsfleet.<package>.cli.register``): command -> (package,
 #: its line in ``tsfleet --help``). Only the package of the command given is imported, so
@@ -341,7 +341,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
             stream_rows(rel.to_arrow_reader(10_000), rel.columns, args.format,
                         wide=args.wide)
         except duckdb.Error as exc:
-            raise TsfleetError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+            raise sql_error(exc) from exc
     return 0
 
 

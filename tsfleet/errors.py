@@ -7,6 +7,8 @@ device. Messages say what was received and what was expected.
 
 from __future__ import annotations
 
+import re
+
 
 class TsfleetError(Exception):
     """Base class of every error tsfleet raises on purpose."""
@@ -42,6 +44,29 @@ class InvalidParameter(TsfleetError, ValueError):
     """An API argument is outside what the function accepts."""
 
 
+def suggest(value: str, known: list[str], width: int, listing: str = "it has: ") -> str:
+    """``did you mean 'x'?`` with the nearest of ``known`` to ``value`` when one is close,
+    else ``listing`` and as many of ``known`` as fit ``width`` characters.
+
+    >>> suggest("redings", ["readings", "devices"], 60)
+    "did you mean 'readings'?"
+    >>> suggest("x", ["readings", "devices", "gateways"], 30, "expected one of ")
+    'expected one of readings, ...'
+    """
+    import difflib
+
+    near = difflib.get_close_matches(value, known, n=1)
+    if near:
+        return f"did you mean {near[0]!r}?"
+    shown: list[str] = []
+    for name in known:
+        if len(listing) + len(", ".join([*shown, name, "..."])) > width:
+            shown.append("...")
+            break
+        shown.append(name)
+    return listing + ", ".join(shown)
+
+
 def unknown_name(what: str, value: str, known: list[str], width: int = 96) -> InvalidParameter:
     """The error for a name the store does not have (a typo in a filter must not read as an
     empty answer): the nearest known name when one is close, else as many of the known
@@ -52,19 +77,32 @@ def unknown_name(what: str, value: str, known: list[str], width: int = 96) -> In
     >>> str(unknown_name("site", "x", []))
     "no site 'x' in the store; it has none"
     """
-    import difflib
-
     text = f"no {what} {value!r} in the store"
-    near = difflib.get_close_matches(value, known, n=1)
-    if near:
-        return InvalidParameter(f"{text}; did you mean {near[0]!r}?")
     if not known:
         return InvalidParameter(f"{text}; it has none")
-    text += "; it has: "
-    shown: list[str] = []
-    for name in known:
-        if len(text) + len(", ".join([*shown, name])) > width:
-            shown.append("...")
-            break
-        shown.append(name)
-    return InvalidParameter(text + ", ".join(shown))
+    return InvalidParameter(f"{text}; {suggest(value, known, width - len(text) - 2)}")
+
+
+#: ``tsfleet: error: SQL error: `` leaves this much of a 120-column line for DuckDB's words
+SQL_ERROR_WIDTH = 93
+
+
+def sql_error(exc: Exception) -> TsfleetError:
+    """DuckDB's error as one line: its first sentence with its hint (``Did you mean
+    "battery_forecast"?``, ``Candidate bindings: ...``), the error class dropped where the
+    line would not fit 120 columns, and cut with "..." beyond that.
+
+    >>> str(sql_error(RuntimeError('Catalog Error: Table with name batery_forecast does not '
+    ...                            'exist!\\nDid you mean "battery_forecast"?\\n\\nLINE 1: ...')))
+    'SQL error: Table with name batery_forecast does not exist! Did you mean "battery_forecast"?'
+    """
+    head = str(exc).split("\n\n", 1)[0].strip()
+    lines = [ln.strip() for ln in head.splitlines() if ln.strip()]
+    text = " ".join(lines[:1] + [ln for ln in lines[1:2]
+                                  if ln.startswith(("Did you mean", "Candidate"))])
+    kind = re.match(r"[A-Za-z ]{1,40} Error: ", text)
+    if len(text) > SQL_ERROR_WIDTH and kind:
+        text = text[kind.end():]
+    if len(text) > SQL_ERROR_WIDTH:
+        text = text[: SQL_ERROR_WIDTH - 3].rstrip() + "..."
+    return TsfleetError(f"SQL error: {text}")

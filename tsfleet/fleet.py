@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from tsfleet import store
-from tsfleet.errors import InvalidParameter, ReadOnlyStore, StoreError, UnknownKind, unknown_name
+from tsfleet.errors import (
+    InvalidParameter,
+    ReadOnlyStore,
+    StoreError,
+    UnknownKind,
+    suggest,
+    unknown_name,
+)
 
 if TYPE_CHECKING:  # ingest and the pydantic models load on first use (a fast CLI start)
     from tsfleet.alerts import Alerts
@@ -152,7 +159,10 @@ class Fleet:
         from tsfleet.models import KINDS
 
         if kind not in KINDS:
-            raise UnknownKind(f"unknown ingest kind {kind!r}; expected one of {', '.join(KINDS)}")
+            text = f"unknown ingest kind {kind!r}"
+            # the nearest kind, else as many as fit a 120-column line with "tsfleet: error: "
+            hint = suggest(kind, list(KINDS), 102 - len(text), "expected one of ")
+            raise UnknownKind(f"{text}; {hint}")
         self.require_writable()
         label = label or describe(source)
         report = IngestReport(kind, label)

@@ -56,8 +56,11 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["sql", "select nonsense from nowhere"], "SQL error"),
+    # DuckDB's hint, on the same line (it was cut at the first line break)
+    (["sql", "select * from readngs"], 'Did you mean "readings"?'),
     (["ingest", "readings", "/no/such/file.csv"], "no such file"),
     (["ingest", "nonsense", "/no/such/file.csv"], "unknown ingest kind"),
+    (["ingest", "redings", "/no/such/file.csv"], "did you mean 'readings'?"),
     (["info"], "no store"),
     (["demo", "--days", "1"], "at least 10 devices and 2 days"),
 ])
@@ -69,6 +72,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("tsfleet: error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+    assert len(err.rstrip("\n").replace(str(db), "DB")) <= 120     # but the user's own path
 
 
 def test_console_script_runs_as_a_module(tmp_path):

@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tsfleet.errors import InvalidParameter, TsfleetError
+from tsfleet.errors import InvalidParameter, TsfleetError, sql_error
 from tsfleet.remote import advert_path, token_path
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def check_query(cur, sql: str) -> None:
     try:
         statements = cur.extract_statements(sql)
     except duckdb.Error as exc:
-        raise TsfleetError(f"SQL error: {str(exc).splitlines()[0]}") from None
+        raise sql_error(exc) from None
     for st in statements:
         kind = str(st.type).rsplit(".", 1)[-1]
         if kind not in READ_STATEMENTS:
@@ -349,7 +349,7 @@ class ControlServer:
             try:
                 rel = cur.execute(sql, params)
             except duckdb.Error as exc:
-                raise TsfleetError(f"SQL error: {str(exc).splitlines()[0]}") from None
+                raise sql_error(exc) from None
             names = [d[0] for d in rel.description or []]
             rows = [dict(zip(names, (plain(v) for v in r), strict=True))
                     for r in rel.fetchall()]

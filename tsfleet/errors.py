@@ -44,6 +44,10 @@ class InvalidParameter(TsfleetError, ValueError):
     """An API argument is outside what the function accepts."""
 
 
+#: what a 120-column line leaves for a message after the CLI's ``tsfleet: error: ``
+LINE_WIDTH = 120 - len("tsfleet: error: ")
+
+
 def suggest(value: str, known: list[str], width: int, listing: str = "it has: ") -> str:
     """``did you mean 'x'?`` with the nearest of ``known`` to ``value`` when one is close,
     else ``listing`` and as many of ``known`` as fit ``width`` characters.
@@ -67,7 +71,8 @@ def suggest(value: str, known: list[str], width: int, listing: str = "it has: ")
     return listing + ", ".join(shown)
 
 
-def unknown_name(what: str, value: str, known: list[str], width: int = 96) -> InvalidParameter:
+def unknown_name(what: str, value: str, known: list[str],
+                 width: int = LINE_WIDTH) -> InvalidParameter:
     """The error for a name the store does not have (a typo in a filter must not read as an
     empty answer): the nearest known name when one is close, else as many of the known
     names as fit one line of ``width`` characters.
@@ -83,8 +88,8 @@ def unknown_name(what: str, value: str, known: list[str], width: int = 96) -> In
     return InvalidParameter(f"{text}; {suggest(value, known, width - len(text) - 2)}")
 
 
-#: ``tsfleet: error: SQL error: `` leaves this much of a 120-column line for DuckDB's words
-SQL_ERROR_WIDTH = 93
+#: what a 120-column line leaves for DuckDB's words after ``tsfleet: error: SQL error: ``
+SQL_ERROR_WIDTH = LINE_WIDTH - len("SQL error: ")
 
 
 def sql_error(exc: Exception) -> TsfleetError:

@@ -13,6 +13,7 @@ import duckdb
 
 from tsfleet import store
 from tsfleet.errors import (
+    LINE_WIDTH,
     InvalidParameter,
     ReadOnlyStore,
     StoreError,
@@ -160,8 +161,8 @@ class Fleet:
 
         if kind not in KINDS:
             text = f"unknown ingest kind {kind!r}"
-            # the nearest kind, else as many as fit a 120-column line with "tsfleet: error: "
-            hint = suggest(kind, list(KINDS), 102 - len(text), "expected one of ")
+            # the nearest kind, else as many as fit the error's one line
+            hint = suggest(kind, list(KINDS), LINE_WIDTH - len(text) - 2, "expected one of ")
             raise UnknownKind(f"{text}; {hint}")
         self.require_writable()
         label = label or describe(source)
@@ -214,17 +215,22 @@ class Fleet:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
-    def check_site(self, site: str | None, *tables: str) -> None:
-        """A site the store has (or None): of a device, a gateway or a row of ``tables``
-        (each with a ``site`` column). An unknown one raises InvalidParameter with the
-        nearest site, so that a typo in a filter is not read as an empty answer."""
-        if site is None:
+    def check_known(self, column: str, value: str | None, tables: tuple[str, ...],
+                    what: str | None = None) -> None:
+        """A name the store has in ``column`` of one of ``tables`` (or None). An unknown one
+        raises InvalidParameter with the nearest name (:func:`tsfleet.errors.unknown_name`),
+        so that a typo in a filter is not read as an empty answer."""
+        if value is None:
             return
-        known = [r["site"] for r in self.query(" union ".join(
-            f"select site from {t} where site is not null"
-            for t in ("devices", "gateways", *tables)) + " order by 1")]
-        if site not in known:
-            raise unknown_name("site", site, known)
+        known = [r["name"] for r in self.query(" union ".join(
+            f"select distinct {column} as name from {t} where {column} is not null"
+            for t in tables) + " order by 1")]
+        if value not in known:
+            raise unknown_name(what or column.replace("_", " "), value, known)
+
+    def check_site(self, site: str | None, *tables: str) -> None:
+        """:meth:`check_known` for a site: of a device, a gateway or a row of ``tables``."""
+        self.check_known("site", site, ("devices", "gateways", *tables))
 
     def frame(self, sql: str, params: list | dict | None = None):
         """Run SQL and return a pandas DataFrame."""

@@ -19,7 +19,7 @@ from tsfleet.environment.limits import limits
 from tsfleet.environment.model import FACTORS, Block, Fit, fit_outcome
 from tsfleet.environment.recommend import recommend
 from tsfleet.environment.stress import device_stress
-from tsfleet.errors import InvalidParameter, UnknownDevice, unknown_name
+from tsfleet.errors import InvalidParameter, UnknownDevice
 from tsfleet.results import now_utc, write_result
 
 if TYPE_CHECKING:
@@ -183,15 +183,10 @@ class Environment:
             [method, method, outcome, outcome])
 
     def _check_type(self, device_type: str | None) -> None:
-        """A device type the store has (or None): an unknown one is an error, not an
-        empty answer (a typo would read as "no limits")."""
-        if device_type is None or device_type == ALL_TYPES:
-            return
-        known = [r["device_type"] for r in self.fleet.query(
-            "select distinct device_type from devices where device_type is not null "
-            "order by 1")]
-        if device_type not in known:
-            raise unknown_name("device of type", device_type, known)
+        """A device type the store has, the fleet of every type, or None."""
+        if device_type != ALL_TYPES:
+            self.fleet.check_known("device_type", device_type, ("devices",),
+                                   "device of type")
 
     def limits(self, device_type: str | None = None) -> list[dict]:
         """The operating limits that follow from the fitted form of each significant effect

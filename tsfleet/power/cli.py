@@ -126,9 +126,9 @@ def _check_soonest(n: int) -> None:
 
 
 def soonest(rows: list[dict], n: int) -> list[dict]:
-    """The ``n`` rows that reach their critical level soonest, then their empty level
-    (devices that reach neither within the forecast last, by id)."""
-    _check_soonest(n)
+    """The ``n`` (checked by :func:`_check_soonest`) rows that reach their critical level
+    soonest, then their empty level (devices that reach neither within the forecast last,
+    by id)."""
     far = float("inf")
 
     def key(r: dict) -> tuple:

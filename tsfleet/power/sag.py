@@ -164,16 +164,14 @@ def correct(s, pool: dict | None = None):
             continue                    # pooled without a sag: none until the next pooling
         scale, own, clear = _fit(y_long, np.clip(temp[rows][long], p.t_min_c, p.t_max_c),
                                  chem[long], curves, p.scale_c)
-        if not np.isfinite(p.median_v_at_20c):       # pooled now (else: as pooled then)
-            if not clear:
-                # the type's devices are not, on average, clearly straighter with their
-                # sags: the few that are found the noise (the wider the search, the more
-                # chances it has)
-                own = np.zeros_like(own)
+        pooling = not np.isfinite(p.median_v_at_20c)    # pooled now (else: as pooled then)
+        if not (clear if pooling else p.clear != 0):
+            # the type's devices are not, on average, clearly straighter with their sags:
+            # the few that are found the noise (the wider the search, the more chances it has)
+            own = np.zeros_like(own)
+        if pooling:
             p = p._replace(scale_c=scale, median_v_at_20c=float(np.median(own)),
                            clear=float(clear))
-        elif p.clear == 0:
-            own = np.zeros_like(own)
         used[dtype] = p
         sag20 = np.full(len(rows), p.median_v_at_20c)
         sag20[long] = own

@@ -18,7 +18,8 @@ and its interval (within 3 units, and within 10% of the factor's observed span: 
 mean nothing for vibration in g); the zero terms (no effect) that are significant; the problem
 zones among the top recommendations. Baselines in the same run: the plain
 linear Poisson fit (every factor a straight line shared by all types) and the
-naive ranking of zones by raw failure rate. Then the time of ``analyze()``
+naive ranking of zones by raw failure rate, and our own zones ranked by avoidable failures
+a year (the order before session 18). Then the time of ``analyze()``
 with the load average.
 """
 
@@ -209,10 +210,14 @@ def accuracy(fleet: Fleet, truth: list[dict], problems: set) -> dict:
         "from devices d left join device_events e on e.device_id = d.device_id "
         "and e.event = 'failure' where d.device_id not in "
         "(select device_id from environment_monitors) group by d.zone order by rate desc")]
+    by_count = [r["zone"] for r in sorted(fleet.environment.recommendations(),
+                                          key=lambda r: -r["avoidable_failures_per_year"])]
     out["p_ours"] = len(problems & set(recs[:k])) / k if k else float("nan")
     out["p_naive"] = len(problems & set(naive[:k])) / k if k else float("nan")
+    out["p_count"] = len(problems & set(by_count[:k])) / k if k else float("nan")
     print(f"  problem zones {k}: in our top {k} {out['p_ours']:.2f}; naive raw-rate ranking "
-          f"{out['p_naive']:.2f}")
+          f"{out['p_naive']:.2f}; our zones by avoidable failures a year (main before "
+          f"issue #18's session 18) {out['p_count']:.2f}")
     return out
 
 
@@ -259,7 +264,8 @@ def main() -> None:
               f"the factor's observed span {sum(g['thr_rel'])}/{sum(g['thr_n'])} (inside "
               f"their interval {sum(g['thr_in'])}/{sum(g['thr_n'])}); zero terms "
               f"significant {sum(g['null_sig'])}/{sum(g['null_n'])}; top-zone precision "
-              f"ours {np.mean(g['p_ours']):.2f} vs naive {np.mean(g['p_naive']):.2f}; "
+              f"ours {np.mean(g['p_ours']):.2f} vs naive {np.mean(g['p_naive']):.2f} (by "
+              f"avoidable failures {np.mean(g['p_count']):.2f}); "
               f"linear baseline: true effects significant {sum(g['base_sig'])}/"
               f"{sum(g['effects'])}, linear truths covered {sum(g['base_cover'])}/"
               f"{sum(g['base_lin'])}, null factors significant {sum(g['base_null_sig'])}")

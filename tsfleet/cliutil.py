@@ -217,6 +217,17 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
+def print_sentences(lines: Iterable[str], empty: str = "") -> None:
+    """Sentences one after another, each wrapped to ``TABLE_WIDTH`` columns with its
+    continuation lines indented two spaces (``empty`` when there are none)."""
+    import textwrap
+
+    out = [textwrap.fill(line, width=TABLE_WIDTH, subsequent_indent="  ",
+                         break_on_hyphens=False, break_long_words=False) for line in lines]
+    if out or empty:
+        print("\n".join(out) or empty)
+
+
 def progress(message: str) -> None:
     """One line on stderr (never mixed into the output a pipe reads)."""
     print(message, file=sys.stderr, flush=True)

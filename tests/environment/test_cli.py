@@ -51,3 +51,23 @@ def test_cli_analyze_then_report_effects_envelopes_maintenance(tmp_path, capsys)
     known = json.loads(capsys.readouterr().out)[0]["t"]
     assert main(["environment", "envelopes", "--device-type", known, "--db", db]) == 0
     assert capsys.readouterr().out.startswith("device_type")
+
+
+def test_sentences_wrap_to_120_columns_and_keep_every_word(tmp_path, capsys):
+    """`report` and `limits` print whole sentences (260-280 characters for a zone), each
+    wrapped to 120 columns with its continuation lines indented, and nothing lost."""
+    db = str(tmp_path / "env.duckdb")
+    simulated_fleet(SimConfig(n_devices=500, days=20, seed=5), path=db).close()
+    assert main(["environment", "analyze", "--db", db]) == 0
+    capsys.readouterr()
+    for cmd, key in (("report", "sentence"), ("limits", "sentence")):
+        assert main(["environment", cmd, "--format", "json", "--db", db]) == 0
+        sentences = [r[key] for r in json.loads(capsys.readouterr().out)]
+        assert sentences and max(len(s) for s in sentences) > 120
+        assert main(["environment", cmd, "--db", db]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert max(len(line) for line in lines) <= 120
+        starts = [i for i, line in enumerate(lines) if not line.startswith("  ")]
+        assert len(starts) == len(sentences)
+        for s, a, b in zip(sentences, starts, starts[1:] + [len(lines)], strict=True):
+            assert " ".join(line.strip() for line in lines[a:b]) == s

@@ -15,6 +15,7 @@ from tsfleet.cliutil import (
     plan,
     print_plan,
     print_rows,
+    print_sentences,
 )
 
 SCHEDULE_TABLE = ("workorder_id", "site", "visit_due_at", "subject_id", "finding", "due_at",
@@ -54,7 +55,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         fleet.calibration.schedule()
         lines = fleet.calibration.summary()
     if args.format == "table":
-        print("\n".join(lines))
+        print_sentences(lines)
     else:
         print_rows([{"summary": line} for line in lines], args)
     return 0

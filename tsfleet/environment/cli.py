@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tsfleet.cliutil import add_format, open_fleet, print_rows
+from tsfleet.cliutil import add_format, open_fleet, print_rows, print_sentences
 
 
 def register(sub) -> None:
@@ -40,16 +40,16 @@ def run(args: argparse.Namespace) -> int:
             env.analyze(max_gap_hours=args.max_gap_hours)
             lines = env.summary()
             if args.format == "table":
-                print("\n".join(lines))
+                print_sentences(lines)
             else:
                 print_rows([{"summary": line} for line in lines], args)
             return 0
         if cmd == "report" and args.format == "text":
-            print("\n".join(env.report()) or "no problem zones found")
+            print_sentences(env.report(), "no problem zones found")
             return 0
         if cmd == "limits" and args.format in (None, "text", "table"):
-            print("\n".join(r["sentence"] for r in env.limits(args.device_type))
-                  or "no significant environmental effect")
+            print_sentences((r["sentence"] for r in env.limits(args.device_type)),
+                            "no significant environmental effect")
             return 0
         if cmd == "report":
             rows = env.recommendations()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tsfleet.cliutil import add_format, open_fleet, print_rows
+from tsfleet.cliutil import add_format, open_fleet, print_rows, print_sentences
 
 READS = {
     "load": ("devices per gateway against capacity now", lambda n, a: n.load(a.site)),
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             net.analyze()
             lines = net.summary()
             if args.format == "table":
-                print("\n".join(lines))
+                print_sentences(lines)
                 return 0
             rows = [{"summary": line} for line in lines]
         elif args.network_command == "plan":

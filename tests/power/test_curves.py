@@ -124,6 +124,32 @@ def test_a_percent_gauge_just_below_the_knee_is_not_bent_by_it(fleet):
     assert f.drop_pct == pytest.approx(true_drop, rel=0.10)
 
 
+def test_a_percent_gauge_whose_zone_cooled_is_not_given_a_knee(fleet):
+    # a Li-SOCl2 fuel gauge reporting a linear state of charge, 12 % at the end, well below
+    # the nominal knee; its zone cooled from 5 C to -10 C over its last month and stays
+    # there, and its consumption grew with the cold (0.4 % a day at 5 C, 0.64 at -10 C).
+    # The bend in its levels follows the temperature, not the level: a knee kept there
+    # bent the forecast to empty in 0.38-0.52 of the true time (the independent fleet's
+    # ind-0127, ind-0479, ind-0588, seeds 1-3), with the 30-day drop still "right"
+    # because both were capped at the level
+    rng = np.random.default_rng(3)
+    days = 60
+    temp_day = np.interp(np.arange(days), [0, 20, 50, 59], [5.0, 5.0, -10.0, -10.0])
+    rate = 0.4 * (1 + 0.04 * (5.0 - temp_day))              # % a day
+    used_day = np.concatenate([[0.0], np.cumsum(rate)])
+    hours = np.arange(days * 24)
+    used = np.interp(hours / 24, np.arange(days + 1), used_day)
+    level = 12.0 + used[-1] - used
+    _device(fleet, "chill", zone="coldroom")
+    _device(fleet, "thermo", chemistry="mains", zone="coldroom")
+    _hourly(fleet, "chill", np.round(level + rng.normal(0, 0.2, len(hours))), "battery_pct")
+    _hourly(fleet, "thermo", np.repeat(temp_day, 24) + rng.normal(0, 0.3, len(hours)),
+            "temperature_c")
+    f = fleet.power.forecast(30).set_index("device_id").loc["chill"]
+    true_days = 12.0 / rate[-1]                              # the cold holds: 18.75 days
+    assert f.days_to_empty == pytest.approx(true_days, rel=0.15)
+
+
 def test_a_cold_spell_does_not_fake_a_replacement(fleet):
     # a voltage-only Li-SOCl2 device on the flat of its curve; its zone goes from 20 C to
     # -15 C for three days and back: the voltage follows the temperature (2 mV per C),

@@ -253,6 +253,12 @@ def environment_fleet_step(fleet, lake: Path, ok: list[int], map_fn=map) -> int:
         con = fit.con
         lk.load_whole(con, lake, (*lk.WHOLE_TABLES, *EXTRA_WHOLE["environment"]))
         files = lk.partitions(lake, "environment_monitor_hours", ok)
+        # the scratch store's rollup without its primary key: the buckets' hours are
+        # distinct by construction, and keeping the key's index took 1.6 of the 2.2 s of
+        # loading 2.3M monitor hours at 10,000 devices, on the coordinator
+        con.execute("create table _tsf_rollup as select * from readings_hourly_rollup limit 0")
+        con.execute("drop table readings_hourly_rollup")
+        con.execute("alter table _tsf_rollup rename to readings_hourly_rollup")
         if files:
             con.execute(
                 "insert into readings_hourly_rollup (device_id, metric, hour_at, value_mean, "

@@ -67,6 +67,9 @@ def test_sentences_wrap_to_120_columns_and_keep_every_word(tmp_path, capsys):
         assert main(["environment", cmd, "--db", db]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert max(len(line) for line in lines) <= 120
+        if cmd == "report":   # the API's name for them works as well
+            assert main(["environment", "recommendations", "--db", db]) == 0
+            assert capsys.readouterr().out.splitlines() == lines
         starts = [i for i, line in enumerate(lines) if not line.startswith("  ")]
         assert len(starts) == len(sentences)
         for s, a, b in zip(sentences, starts, starts[1:] + [len(lines)], strict=True):

@@ -13,7 +13,8 @@ def register(sub) -> None:
     a = ps.add_parser("analyze", help="run the analysis and write the environment_* tables")
     a.add_argument("--max-gap-hours", type=int, default=4,
                    help="interpolate gaps up to this many hours (default 4)")
-    ps.add_parser("report", help="recommendations as sentences (add --format for rows)")
+    ps.add_parser("report", aliases=["recommendations"],
+                  help="problem zones as sentences (add --format for rows)")
     e = ps.add_parser("effects", help="effects of each factor on each outcome")
     e.add_argument("--method", choices=("glm_poisson", "spearman"), default=None,
                    help="only effects estimated by this method (default both)")
@@ -25,6 +26,8 @@ def register(sub) -> None:
     m = ps.add_parser("maintenance", help="devices ranked by 30-day failure probability")
     m.add_argument("--limit", type=int, default=20, help="devices to show (default 20)")
     for name, s in ps.choices.items():
+        if name == "recommendations":          # the alias: the same parser as report
+            continue
         if name == "report":
             add_format(s, ("text", "table", "csv", "json"), default="text")
         else:
@@ -33,7 +36,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cmd = args.environment_command
+    cmd = {"recommendations": "report"}.get(args.environment_command, args.environment_command)
     with open_fleet(args, read_only=cmd != "analyze") as fleet:
         env = fleet.environment
         if cmd == "analyze":

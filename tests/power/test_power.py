@@ -555,3 +555,28 @@ def test_load_sag_is_not_read_into_a_consumption_that_grows_in_the_cold():
     truth = np.array(list(true.values()))
     off = np.nanmean(np.abs(s.level[:, :45] - truth))
     assert np.nanmean(np.abs(got.level[:, :45] - truth)) < 0.2 * off
+
+
+def test_plan_batches_each_site_from_its_earliest_deadline():
+    # two sites; a visit at a site's earliest deadline takes every device due within
+    # batch_days after it, and the next visit starts at the first deadline left
+    from tsfleet.power import plan as plan_mod
+
+    now = pd.Timestamp("2026-06-01")
+    day = pd.Timedelta(days=1)
+    rows = [("a1", "A", 2, 3), ("a2", "A", 5, 1), ("a3", "A", 10, 1), ("a4", "A", 11, 2),
+            ("b1", "B", 4, 1), ("b2", "B", 40, 1), ("a5", "A", -2, 1)]
+    frame = pd.DataFrame([dict(device_id=d, site=s, zone=f"{s}/z", device_type="t",
+                               criticality=c, critical_at=now + k * day, critical_lo_at=pd.NaT,
+                               critical_hi_at=now + (k + 1) * day, empty_at=now + (k + 5) * day,
+                               level_now_pct=20.0, days_to_critical=float(max(k, 0)),
+                               pattern="steady", method="line_14d") for d, s, k, c in rows])
+    p = plan_mod.build(frame, horizon_days=30, batch_days=7, now=now)
+    got = {r.device_id: (r.visit_id, r.visit_at) for r in p.itertuples()}
+    assert "b2" not in got                              # due after the horizon
+    assert got["a5"] == got["a1"] == got["a2"] and got["a1"][1] == now   # overdue: now
+    assert got["a3"][0] == got["a4"][0] != got["a1"][0] and got["a3"][1] == now + 10 * day
+    assert got["b1"][1] == now + 4 * day and got["b1"][0] not in {got["a1"][0], got["a3"][0]}
+    assert list(p["rank"]) == list(range(1, 7))
+    assert (p["visit_at"] <= p["critical_at"].clip(lower=now)).all()
+    assert p.iloc[0].reason.startswith("20% now, critical in 0 days (?..2026-05-31)")

@@ -13,47 +13,57 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 
 def build(frame: pd.DataFrame, horizon_days: int, batch_days: float, now) -> pd.DataFrame:
     """``frame``: one row per device with site, zone, criticality, critical_at,
-    critical_lo_at, empty_at, level_now_pct, days_to_critical, pattern, method."""
+    critical_lo_at, critical_hi_at, empty_at, level_now_pct, days_to_critical, pattern,
+    method."""
     end = pd.Timestamp(now) + timedelta(days=horizon_days)
     due = frame.copy()
     due["deadline"] = due["critical_lo_at"].fillna(due["critical_at"])
     due = due[due["deadline"].notna() & (due["deadline"] <= end)]
     due["deadline"] = due["deadline"].clip(lower=pd.Timestamp(now))
-    rows = []
-    visit_id = 0
-    for site, group in due.sort_values(["deadline", "criticality"],
-                                       ascending=[True, False]).groupby("site", sort=True):
-        left = group
-        while len(left):
-            visit_at = left["deadline"].min()
-            take = left[left["deadline"] <= visit_at + timedelta(days=batch_days)]
-            visit_id += 1
-            for _, r in take.iterrows():
-                rows.append(dict(visit_id=visit_id, visit_at=visit_at, site=site, **_why(r)))
-            left = left.drop(take.index)
-    plan = pd.DataFrame(rows)
-    if plan.empty:
-        return plan
+    if due.empty:
+        return pd.DataFrame()
+    due = due.sort_values(["deadline", "criticality"], ascending=[True, False])
+    # per site (in name order), earliest deadline first: a visit at the first deadline
+    # left takes every device due within batch_days after it, a run of the sorted rows
+    deadline = due["deadline"].to_numpy("datetime64[ns]")
+    site = due["site"].to_numpy(object)
+    batch = np.timedelta64(int(round(batch_days * 86400e9)), "ns")
+    order, visit, visit_at = [], [], []
+    for name in sorted(set(site)):
+        rows = np.flatnonzero(site == name)
+        at = deadline[rows]
+        i = 0
+        while i < len(rows):
+            j = i + int(np.searchsorted(at[i:], at[i] + batch, side="right"))
+            order.append(rows[i:j])
+            visit += [len(visit_at) + 1] * (j - i)
+            visit_at.append(at[i])
+            i = j
+    pick = np.concatenate(order)
+    take = due.iloc[pick]
+    days = take["days_to_critical"].to_numpy(float)
+    reason = [f"{lvl:.0f}% now, critical in {left:.0f} days ({_d(lo)}..{_d(hi)}), "
+              f"pattern {pat}, {meth}" for lvl, left, lo, hi, pat, meth in zip(
+                  take["level_now_pct"], days, take["critical_lo_at"], take["critical_hi_at"],
+                  take["pattern"], take["method"], strict=True)]
+    plan = pd.DataFrame(dict(
+        visit_id=visit, visit_at=np.array(visit_at)[np.array(visit) - 1], site=site[pick],
+        device_id=take["device_id"].to_numpy(), zone=take["zone"].to_numpy(),
+        device_type=take["device_type"].to_numpy(),
+        criticality=take["criticality"].astype(int).to_numpy(),
+        level_now_pct=take["level_now_pct"].to_numpy(), critical_at=take["critical_at"].to_numpy(),
+        empty_at=take["empty_at"].to_numpy(), days_left=days, pattern=take["pattern"].to_numpy(),
+        method=take["method"].to_numpy(), reason=reason, deadline=take["deadline"].to_numpy()))
     plan = plan.sort_values(["visit_at", "site", "deadline", "criticality"],
                             ascending=[True, True, True, False]).reset_index(drop=True)
     plan["rank"] = range(1, len(plan) + 1)
     return plan.drop(columns="deadline")
-
-
-def _why(r) -> dict:
-    left = r["days_to_critical"]
-    reason = (f"{r['level_now_pct']:.0f}% now, critical in {left:.0f} days "
-              f"({_d(r['critical_lo_at'])}..{_d(r['critical_hi_at'])}), pattern {r['pattern']}, "
-              f"{r['method']}")
-    return dict(device_id=r["device_id"], zone=r["zone"], device_type=r["device_type"],
-                criticality=int(r["criticality"]), level_now_pct=r["level_now_pct"],
-                critical_at=r["critical_at"], empty_at=r["empty_at"], days_left=left,
-                pattern=r["pattern"], method=r["method"], reason=reason, deadline=r["deadline"])
 
 
 def _d(t) -> str:

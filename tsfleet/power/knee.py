@@ -24,9 +24,9 @@ days reach below every candidate, such a gauge takes its type's verdict.
 
 Nor is a knee kept where the zone's temperature explains the bend as well: a gauge whose
 consumption grew as its zone cooled judges the knee against a line whose rate follows the
-zone's daily temperature too (:func:`_temperature_line`). On the independent fleet one
-such gauge a seed (12-14 %, below 0 C) had kept a knee and was forecast to empty in
-0.38-0.52 of the true time.
+zone's daily temperature too (:func:`tsfleet.power.temperature.consumption_spread`). On
+the independent fleet one such gauge a seed (12-14 %, below 0 C) had kept a knee and was
+forecast to empty in 0.38-0.52 of the true time.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from tsfleet.power import patterns
+from tsfleet.power import patterns, temperature
 from tsfleet.power.chemistry import charge_from_level
 from tsfleet.power.series import Series
 
@@ -98,7 +98,9 @@ def fit_pooled(s: Series, pooled: dict | None = None) -> tuple[Series, dict]:
     with np.errstate(divide="ignore", invalid="ignore"):
         plain = sd0 / np.abs(slope0)
     # a gauge's knee must also beat a drain that follows the zone's temperature
-    plain = np.fmin(plain, _temperature_line(y, s.temperature[sel], gauge[sel]))
+    g = gauge[sel]
+    plain[g] = np.fmin(plain[g], temperature.consumption_spread(
+        y[g], s.temperature[sel][g], lo[sel][g], s.end[sel][g]))
     shows = best < GAUGE_GAIN * plain
     # an erratic gauge's scatter, not its knee, decides its straightest line
     erratic = best_sd > patterns.ERRATIC_SD
@@ -117,26 +119,3 @@ def fit_pooled(s: Series, pooled: dict | None = None) -> tuple[Series, dict]:
                     charge=charge_from_level(s.level, all_knee[:, None], s.gain[:, None])),
             verdict)
 
-
-def _temperature_line(y: np.ndarray, temp: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Per row of ``y`` (levels, NaN off the window) where ``rows``: the residual spread
-    relative to the slope of a line whose rate follows the zone's daily temperature,
-    level = a - r t - c sum_{d<=t} (T_d - mean T), fitted by least squares (NaN where the
-    temperature is missing on one of the row's days or fewer than 6 days remain).
-
-    A consumption that grows as the zone cools bends a gauge's level as a knee does, but
-    with the temperature, not with the level: a knee is kept only where it straightens
-    the line more than the temperature does."""
-    out = np.full(len(y), np.nan)
-    for i in np.flatnonzero(rows):
-        days = np.flatnonzero(np.isfinite(y[i]))
-        if len(days) < 6 or not np.all(np.isfinite(temp[i, days[0]:days[-1] + 1])):
-            continue
-        t_all = temp[i, days[0]:days[-1] + 1]
-        cum = np.cumsum(t_all - t_all.mean())[days - days[0]]
-        x = np.column_stack([np.ones(len(days)), days - days[0], cum])
-        coef, *_ = np.linalg.lstsq(x, y[i, days], rcond=None)
-        resid = y[i, days] - x @ coef
-        with np.errstate(divide="ignore"):
-            out[i] = np.sqrt(resid @ resid / (len(days) - 3)) / np.abs(coef[1])
-    return out

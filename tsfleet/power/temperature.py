@@ -82,6 +82,71 @@ def pool(e: np.ndarray, v: np.ndarray) -> tuple[float, float]:
     return float(np.sum(w * e) / np.sum(w)), tau2
 
 
+def _anomaly(temp: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """The span [start, end] of each row, its mean temperature ``t_ref``, the anomaly on the
+    span (gaps filled with 0: the span mean), its cumulative sum (degree-days), the days
+    since ``start``, and the rows whose temperature covers enough of the span."""
+    n, m = temp.shape
+    cols = np.arange(m)[None, :]
+    span = (cols >= start[:, None]) & (cols <= end[:, None])
+    have = span & np.isfinite(temp)
+    n_t = have.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_ref = np.where(have, temp, 0.0).sum(axis=1) / n_t
+    anom = np.where(have, temp - t_ref[:, None], 0.0)
+    anom = np.where(span, anom, 0.0)
+    cum = np.cumsum(anom, axis=1)
+    ok_row = (n_t >= MIN_SPAN) & (n_t >= 0.8 * np.maximum(end - start + 1, 1)) & np.isfinite(t_ref)
+    t = np.broadcast_to(cols.astype(float), (n, m)) - start[:, None]
+    return span, t_ref, anom, cum, ok_row, t
+
+
+def _lstsq_rows(xs: list[np.ndarray], y: np.ndarray, obs: np.ndarray, ok: np.ndarray):
+    """Per row, the least squares of ``y`` on the regressors ``xs`` over the cells ``obs``:
+    (rows fitted, coefficients, diagonal of (X'X)^-1, residual sum of squares, cells). A
+    row is fitted where ``ok``, with at least :data:`MIN_SPAN` cells and a regular design."""
+    n, p = len(y), len(xs)
+    w = obs.astype(float)
+    yz = np.where(obs, y, 0.0)
+    xtx = np.empty((n, p, p))
+    xty = np.empty((n, p))
+    for a in range(p):
+        xty[:, a] = (w * xs[a] * yz).sum(axis=1)
+        for b in range(a, p):
+            xtx[:, a, b] = xtx[:, b, a] = (w * xs[a] * xs[b]).sum(axis=1)
+    n_obs = obs.sum(axis=1)
+    known = ok & (n_obs >= MIN_SPAN)
+    # a singular design (e.g. a constant temperature) carries no temperature information
+    det = np.zeros(n)
+    det[known] = np.linalg.det(xtx[known] / np.maximum(n_obs[known], 1)[:, None, None])
+    known &= np.abs(det) > 1e-9
+    beta = np.zeros((n, p))
+    inv_diag = np.full((n, p), np.nan)
+    sse = np.full(n, np.nan)
+    if known.any():
+        inv = np.linalg.inv(xtx[known])
+        beta[known] = np.einsum("nab,nb->na", inv, xty[known])
+        fitted = sum(beta[:, a, None] * xs[a] for a in range(p))
+        sse[known] = (np.where(obs, y - fitted, 0.0) ** 2).sum(axis=1)[known]
+        inv_diag[known] = np.einsum("naa->na", inv)
+    return known, beta, inv_diag, sse, n_obs
+
+
+def consumption_spread(y: np.ndarray, temp: np.ndarray, start: np.ndarray,
+                       end: np.ndarray) -> np.ndarray:
+    """Per row: the residual spread relative to the rate of the line whose rate follows the
+    zone's temperature, level = a - r t - r k C(t), fitted by least squares over [start,
+    end] without shrinkage or clipping (NaN where the temperature does not cover the span):
+    how straight the levels are once a consumption that follows the temperature is
+    allowed (:mod:`tsfleet.power.knee` holds a gauge's knee against it)."""
+    span, _, _, cum, ok_row, t = _anomaly(temp, start, end)
+    obs = span & np.isfinite(y) & ok_row[:, None]
+    known, beta, _, sse, n_obs = _lstsq_rows([np.ones_like(t), t, cum], y, obs, ok_row)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.sqrt(sse / np.maximum(n_obs - 3, 1)) / np.abs(beta[:, 1])
+    return np.where(known, spread, np.nan)
+
+
 def fit(y: np.ndarray, temp: np.ndarray, start: np.ndarray, end: np.ndarray,
         groups: np.ndarray, pooled: dict | None = None) -> TempFit:
     """Estimate both effects per row of ``y`` over columns [start, end].
@@ -90,43 +155,15 @@ def fit(y: np.ndarray, temp: np.ndarray, start: np.ndarray, end: np.ndarray,
     towards instead of pooling this run's devices (see :func:`_shrink`).
     """
     n, m = y.shape
-    cols = np.arange(m)[None, :]
-    span = (cols >= start[:, None]) & (cols <= end[:, None])
-    have = span & np.isfinite(temp)
-    n_t = have.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t_ref = np.where(have, temp, 0.0).sum(axis=1) / n_t
     # temperature on the span with gaps filled by the span mean (anomaly 0)
-    anom = np.where(have, temp - t_ref[:, None], 0.0)
-    anom = np.where(span, anom, 0.0)
-    cum = np.cumsum(anom, axis=1)
-    ok_row = (n_t >= MIN_SPAN) & (n_t >= 0.8 * np.maximum(end - start + 1, 1)) & np.isfinite(t_ref)
+    span, t_ref, anom, cum, ok_row, t = _anomaly(temp, start, end)
     obs = span & np.isfinite(y) & ok_row[:, None]
-    w = obs.astype(float)
-    t = np.broadcast_to(cols.astype(float), (n, m)) - start[:, None]
     xs = [np.ones((n, m)), t, cum, anom]
-    yz = np.where(obs, y, 0.0)
-    xtx = np.empty((n, 4, 4))
-    xty = np.empty((n, 4))
-    for a in range(4):
-        xty[:, a] = (w * xs[a] * yz).sum(axis=1)
-        for b in range(a, 4):
-            xtx[:, a, b] = xtx[:, b, a] = (w * xs[a] * xs[b]).sum(axis=1)
-    n_obs = obs.sum(axis=1)
-    known = ok_row & (n_obs >= MIN_SPAN)
-    # a singular design (e.g. a constant temperature) carries no temperature information
-    det = np.zeros(n)
-    det[known] = np.linalg.det(xtx[known] / np.maximum(n_obs[known], 1)[:, None, None])
-    known &= np.abs(det) > 1e-9
-    beta = np.zeros((n, 4))
+    known, beta, inv_diag, sse, n_obs = _lstsq_rows(xs, y, obs, ok_row)
     cov_diag = np.full((n, 4), np.nan)
     if known.any():
-        inv = np.linalg.inv(xtx[known])
-        beta[known] = np.einsum("nab,nb->na", inv, xty[known])
-        fitted = sum(beta[:, a, None] * xs[a] for a in range(4))
-        sse = (np.where(obs, y - fitted, 0.0) ** 2).sum(axis=1)
         s2 = sse[known] / np.maximum(n_obs[known] - 4, 1)
-        cov_diag[known] = s2[:, None] * np.einsum("naa->na", inv)
+        cov_diag[known] = s2[:, None] * inv_diag[known]
     rate = -beta[:, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         k_raw = -beta[:, 2] / rate

@@ -16,6 +16,10 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+COLUMNS = ("visit_id", "visit_at", "site", "device_id", "zone", "device_type", "criticality",
+           "level_now_pct", "critical_at", "empty_at", "days_left", "pattern", "method",
+           "reason", "deadline")
+
 
 def build(frame: pd.DataFrame, horizon_days: int, batch_days: float, now) -> pd.DataFrame:
     """``frame``: one row per device with site, zone, criticality, critical_at,
@@ -34,32 +38,28 @@ def build(frame: pd.DataFrame, horizon_days: int, batch_days: float, now) -> pd.
     deadline = due["deadline"].to_numpy("datetime64[ns]")
     site = due["site"].to_numpy(object)
     batch = np.timedelta64(int(round(batch_days * 86400e9)), "ns")
-    order, visit, visit_at = [], [], []
+    visit = np.zeros(len(due), dtype=int)
+    visit_at = deadline.copy()
+    n_visits = 0
     for name in sorted(set(site)):
         rows = np.flatnonzero(site == name)
         at = deadline[rows]
         i = 0
         while i < len(rows):
             j = i + int(np.searchsorted(at[i:], at[i] + batch, side="right"))
-            order.append(rows[i:j])
-            visit += [len(visit_at) + 1] * (j - i)
-            visit_at.append(at[i])
+            n_visits += 1
+            visit[rows[i:j]] = n_visits
+            visit_at[rows[i:j]] = at[i]
             i = j
-    pick = np.concatenate(order)
-    take = due.iloc[pick]
-    days = take["days_to_critical"].to_numpy(float)
-    reason = [f"{lvl:.0f}% now, critical in {left:.0f} days ({_d(lo)}..{_d(hi)}), "
-              f"pattern {pat}, {meth}" for lvl, left, lo, hi, pat, meth in zip(
-                  take["level_now_pct"], days, take["critical_lo_at"], take["critical_hi_at"],
-                  take["pattern"], take["method"], strict=True)]
-    plan = pd.DataFrame(dict(
-        visit_id=visit, visit_at=np.array(visit_at)[np.array(visit) - 1], site=site[pick],
-        device_id=take["device_id"].to_numpy(), zone=take["zone"].to_numpy(),
-        device_type=take["device_type"].to_numpy(),
-        criticality=take["criticality"].astype(int).to_numpy(),
-        level_now_pct=take["level_now_pct"].to_numpy(), critical_at=take["critical_at"].to_numpy(),
-        empty_at=take["empty_at"].to_numpy(), days_left=days, pattern=take["pattern"].to_numpy(),
-        method=take["method"].to_numpy(), reason=reason, deadline=take["deadline"].to_numpy()))
+    order = np.argsort(visit, kind="stable")     # visit by visit, each in deadline order
+    plan = due.iloc[order].assign(visit_id=visit[order], visit_at=visit_at[order],
+                                  criticality=lambda d: d["criticality"].astype(int))
+    plan["reason"] = [f"{lvl:.0f}% now, critical in {left:.0f} days ({_d(lo)}..{_d(hi)}), "
+                      f"pattern {pat}, {meth}" for lvl, left, lo, hi, pat, meth in zip(
+                          plan["level_now_pct"], plan["days_to_critical"],
+                          plan["critical_lo_at"], plan["critical_hi_at"], plan["pattern"],
+                          plan["method"], strict=True)]
+    plan = plan.rename(columns={"days_to_critical": "days_left"})[list(COLUMNS)]
     plan = plan.sort_values(["visit_at", "site", "deadline", "criticality"],
                             ascending=[True, True, True, False]).reset_index(drop=True)
     plan["rank"] = range(1, len(plan) + 1)

@@ -26,6 +26,7 @@ from tsfleet.cliutil import (
     check_store,
     open_fleet,
     plural,
+    print_sentences,
     progress,
     quiet_broken_pipe,
     status_line,
@@ -225,10 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _say(line: str) -> None:
     """A demo line, indented and wrapped to 120 columns (continuations indented further)."""
-    import textwrap
-
-    print(textwrap.fill(line, width=120, initial_indent="  ", subsequent_indent="      ",
-                        break_on_hyphens=False))
+    print_sentences([line], indent="  ", hang=4)
 
 
 def _plan_line(fleet) -> str:

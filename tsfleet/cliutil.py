@@ -217,13 +217,16 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
-def print_sentences(lines: Iterable[str], empty: str = "") -> None:
-    """Sentences one after another, each wrapped to ``TABLE_WIDTH`` columns with its
-    continuation lines indented two spaces (``empty`` when there are none)."""
+def print_sentences(lines: Iterable[str], empty: str = "", indent: str = "",
+                    hang: int = 2) -> None:
+    """Sentences one after another, each wrapped to ``TABLE_WIDTH`` columns after
+    ``indent``, its continuation lines ``hang`` spaces further in (``empty`` when there are
+    none)."""
     import textwrap
 
-    out = [textwrap.fill(line, width=TABLE_WIDTH, subsequent_indent="  ",
-                         break_on_hyphens=False, break_long_words=False) for line in lines]
+    out = [textwrap.fill(line, width=TABLE_WIDTH, initial_indent=indent,
+                         subsequent_indent=indent + " " * hang, break_on_hyphens=False,
+                         break_long_words=False) for line in lines]
     if out or empty:
         print("\n".join(out) or empty)
 

@@ -98,3 +98,21 @@ def test_verdicts_survive_retention_of_the_raw_readings(fleet):
     for model in after:
         assert after[model]["drain_ratio"] == pytest.approx(before[model]["drain_ratio"],
                                                             rel=0.05)
+
+
+def test_the_summary_names_the_unhealthy_releases_on_most_devices_and_counts_the_rest():
+    # the demo's fleet (300 devices, 20 days) has three unhealthy releases; the summary
+    # showed two of them in whatever order the table returned (two demo runs of the same
+    # fleet named different releases) and never said there was a third
+    from tsfleet.simulate import SimConfig, simulated_fleet
+
+    f = simulated_fleet(SimConfig(n_devices=300, days=20))
+    bad = f.query("select manufacturer || ' ' || model || ' ' || version as v, n_updated "
+                  "from firmware_update_health where verdict = 'unhealthy'")
+    assert len(bad) == 3
+    first, second = sorted(bad, key=lambda r: -r["n_updated"])[:2]
+    lines = [x for x in f.firmware.summary() if "unhealthy release" in x]
+    assert lines[0].startswith(f"unhealthy release {first['v']}: ")
+    assert lines[1].startswith(f"unhealthy release {second['v']}: ")
+    assert lines[2] == "1 more unhealthy release: tsfleet firmware health"
+    f.close()

@@ -201,10 +201,16 @@ class Firmware:
         if camp["n"]:
             lines.append(f"{camp['n']} update campaigns, {camp['stuck'] or 0} stuck updates"
                          + (f"; halt {camp['halt']}" if camp["halt"] else ""))
+        # the releases on the most devices first (in a fixed order: the summary is read
+        # run after run, and ties are broken by name)
         bad = self.fleet.query("select manufacturer || ' ' || model || ' ' || version as v, "
-                               "reasons from firmware_update_health where verdict = 'unhealthy'")
+                               "reasons from firmware_update_health where verdict = 'unhealthy' "
+                               "order by n_updated desc, v")
         for row in bad[:2]:
             lines.append(f"unhealthy release {row['v']}: {row['reasons']}")
+        if len(bad) > 2:
+            lines.append(f"{len(bad) - 2} more unhealthy release{'s' if len(bad) > 3 else ''}: "
+                         "tsfleet firmware health")
         return lines
 
     # -- reads -------------------------------------------------------------------------

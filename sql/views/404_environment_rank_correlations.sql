@@ -31,11 +31,20 @@ outcomes as (
     into name outcome value y
 ),
 
+-- ranked at 6 significant digits: a device's value comes from sums that DuckDB's threads
+-- add in a varying order (a discharge slope moves by up to 1e-11 from run to run), and two
+-- devices whose values are equal in exact arithmetic would swap ranks at random, moving
+-- rho by ~1e-4; rounded, they tie
 pairs as (
-    select f.factor, o.outcome, f.x, o.y
+    select
+        f.factor, o.outcome,
+        case when f.x = 0 then 0.0
+             else round(f.x, 5 - cast(floor(log10(abs(f.x))) as integer)) end as x,
+        case when o.y = 0 then 0.0
+             else round(o.y, 5 - cast(floor(log10(abs(o.y))) as integer)) end as y
     from factors as f
     join outcomes as o using (device_id)
-    where f.x is not null and o.y is not null
+    where f.x is not null and o.y is not null and isfinite(f.x) and isfinite(o.y)
 ),
 
 ranked as (

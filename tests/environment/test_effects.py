@@ -176,3 +176,24 @@ def test_envelopes_mark_the_hot_band_problematic_and_the_mild_band_not(env_fleet
     for r in env:
         if r["n_failures"] > 0:
             assert r["ci_low"] <= r["failures_per_year"] <= r["ci_high"]
+
+
+def test_rank_correlations_do_not_depend_on_duckdbs_threads(tmp_path):
+    # a device's discharge slope comes from sums that DuckDB's threads add in a varying
+    # order (up to 1e-11 apart); on this fleet two devices' slopes are equal in exact
+    # arithmetic, and with 3 threads they swapped ranks: rho moved by 7.6e-5 (and the
+    # distributed run's Spearman rows disagreed with one node's under the suite's load)
+    from tsfleet.simulate import SimConfig, simulated_fleet
+
+    f = simulated_fleet(SimConfig(n_devices=500, days=20, seed=5), path=str(tmp_path / "f.duckdb"))
+    f.environment.analyze()
+    rho = {}
+    for threads in (1, 3, 4):
+        f.con.execute(f"set threads = {threads}")
+        rho[threads] = {(r["factor"], r["outcome"]): r["spearman_rho"] for r in f.query(
+            "select * from environment_rank_correlations where spearman_rho is not null")}
+    assert rho[1] and rho[1].keys() == rho[3].keys() == rho[4].keys()
+    for threads in (3, 4):
+        for k, v in rho[1].items():
+            assert rho[threads][k] == pytest.approx(v, abs=1e-12), (threads, k)
+    f.close()

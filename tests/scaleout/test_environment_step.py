@@ -30,12 +30,6 @@ def pair(tmp_path_factory):
     fleet.close()
     shutil.copyfile(src, tmp / "step.duckdb")
     single, step = Fleet(str(src)), Fleet(str(tmp / "step.duckdb"))
-    # one DuckDB thread, as each bucket task and the coordinator's scratch store: with
-    # several, the order in which partial sums combine varies with the machine's load, the
-    # per-device discharge slopes move by up to 1e-11, and two devices whose slopes are
-    # equal in exact arithmetic (a quantised gauge: 0.131579 %/day twice) swap ranks, which
-    # moves the Spearman rows by ~1e-3 (seen once under the full suite's load)
-    single.con.execute("set threads = 1")
     single.environment.analyze()
     for b in range(BUCKETS):
         analyze_bucket(tmp / "lake", b, "environment", phase="stats", buckets=BUCKETS)

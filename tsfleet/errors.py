@@ -44,6 +44,18 @@ class InvalidParameter(TsfleetError, ValueError):
     """An API argument is outside what the function accepts."""
 
 
+def check_count(name: str, value: object, low: int = 1) -> None:
+    """``value`` must be a whole number (not a bool) of at least ``low``.
+
+    >>> check_count("limit", 0)
+    Traceback (most recent call last):
+    ...
+    tsfleet.errors.InvalidParameter: limit must be a whole number from 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidParameter(f"{name} must be a whole number from {low}, got {value!r}")
+
+
 #: what a 120-column line leaves for a message after the CLI's ``tsfleet: error: ``
 LINE_WIDTH = 120 - len("tsfleet: error: ")
 

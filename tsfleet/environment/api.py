@@ -19,7 +19,7 @@ from tsfleet.environment.limits import limits
 from tsfleet.environment.model import FACTORS, Block, Fit, fit_outcome
 from tsfleet.environment.recommend import recommend
 from tsfleet.environment.stress import device_stress
-from tsfleet.errors import InvalidParameter, UnknownDevice
+from tsfleet.errors import InvalidParameter, UnknownDevice, check_count
 from tsfleet.results import now_utc, write_result
 
 if TYPE_CHECKING:
@@ -208,9 +208,8 @@ class Environment:
     def maintenance(self, limit: int | None = 20) -> list[dict]:
         """Devices ranked by predicted 30-day failure probability, then stress: the first
         ``limit`` (a whole number from 1; None: every device)."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 1):
-            raise InvalidParameter(f"limit must be a whole number from 1, got {limit!r}")
+        if limit is not None:
+            check_count("limit", limit)
         return self.fleet.query(
             "select maintenance_rank, device_id, device_type, site, zone, p_fail_30d, "
             "stress_index, share_hours_outside_envelope, thermal_cycles_per_30d, "

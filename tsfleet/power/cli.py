@@ -22,7 +22,7 @@ from tsfleet.cliutil import (
     print_plan,
     print_rows,
 )
-from tsfleet.errors import InvalidParameter
+from tsfleet.errors import InvalidParameter, check_count
 
 #: Columns of the forecast table on a terminal (every column with --wide, csv or json).
 FORECAST_TABLE = ("device_id", "level_now_pct", "rate_pct_per_day", "days_to_critical",
@@ -120,13 +120,8 @@ def forecast_rows(fleet, horizon_days: int) -> list[dict]:
                         for k, v in r.items()} for r in rows])
 
 
-def _check_soonest(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InvalidParameter(f"--soonest must be a whole number from 1, got {n!r}")
-
-
 def soonest(rows: list[dict], n: int) -> list[dict]:
-    """The ``n`` (checked by :func:`_check_soonest`) rows that reach their critical level
+    """The ``n`` (a whole number from 1) rows that reach their critical level
     soonest, then their empty level (devices that reach neither within the forecast last,
     by id)."""
     far = float("inf")
@@ -151,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         power = fleet.power
         if args.power_command == "forecast":
             if args.soonest is not None:
-                _check_soonest(args.soonest)      # before the forecast is written
+                check_count("--soonest", args.soonest)   # before the forecast is written
             rows = forecast_rows(fleet, args.horizon_days)
             if args.soonest is not None:
                 rows = soonest(rows, args.soonest)

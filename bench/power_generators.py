@@ -14,7 +14,9 @@ gauge reports it (the gauge's capacity error, which no reading of the gauge can 
 Scores at the end of history, against each generator's truth (no intervention after
 it): the 30-day drop within 10% / 15% of the true drop (devices whose true drop is
 above 0.05 points), and the empty date within 15% of the true remaining life (devices
-that truly empty within 90 days). Targets: >= 95% / >= 97% / >= 90%, and no group of
+that truly empty within 90 days); and the forecast's 90% interval of the level at the
+horizon against the true level (at 0 once empty), beside the 14-day line's own 90%
+prediction interval (least squares, Student's t). Targets: >= 95% / >= 97% / >= 90%, and no group of
 >= 20 devices more than 2 points below the straight line (within 15%).
 """
 
@@ -109,9 +111,24 @@ def baselines(fleet, end: pd.Timestamp) -> pd.DataFrame:
             slope, icpt = np.nan, np.nan
         now_line = icpt + slope * t_end
         mean_rate = (y[0] - y[-1]) / max(t[-1] - t[0], 1e-9)
-        rows.append((dev, now_line, -slope, y[-1], mean_rate))
+        rows.append((dev, now_line, -slope, y[-1], mean_rate,
+                     line_interval(t[last], y[last], t_end + HORIZON)))
     return pd.DataFrame(rows, columns=["device_id", "line_now", "line_rate", "mean_now",
-                                       "mean_rate"]).set_index("device_id")
+                                       "mean_rate", "line_half90"]).set_index("device_id")
+
+
+def line_interval(t: np.ndarray, y: np.ndarray, at: float) -> float:
+    """Half the width of the 14-day line's 90% prediction interval at ``at`` (ordinary least
+    squares, Student's t): the interval a user gets from a spreadsheet's trend line."""
+    from scipy import stats
+
+    n = len(t)
+    if n < 3:
+        return np.nan
+    slope, icpt = np.polyfit(t, y, 1)
+    s = np.sqrt(((y - icpt - slope * t) ** 2).sum() / (n - 2))
+    sxx = ((t - t.mean()) ** 2).sum()
+    return float(stats.t.ppf(0.95, n - 2) * s * np.sqrt(1 + 1 / n + (at - t.mean()) ** 2 / sxx))
 
 
 def groups(fleet) -> pd.DataFrame:
@@ -137,7 +154,8 @@ def score(fleet, truth: pd.DataFrame, end: pd.Timestamp,
     t_fc = time.perf_counter() - t0
     b = baselines(fleet, end)
     now, later = truth_at(truth, end), truth_at(truth, end + pd.Timedelta(days=HORIZON))
-    df = fc[["level_now_pct", "drop_pct", "days_to_empty", "method"]].join(b).join(groups(fleet))
+    df = fc[["level_now_pct", "drop_pct", "days_to_empty", "method", "level_at_horizon_pct",
+             "level_lo_pct", "level_hi_pct"]].join(b).join(groups(fleet))
     if "chosen_model" in fc:
         df["chosen_model"] = fc["chosen_model"]
     df["true_now"] = now
@@ -158,6 +176,15 @@ def score(fleet, truth: pd.DataFrame, end: pd.Timestamp,
                                    np.inf),
              "true_line": np.where(df.true_line_rate > 0, df.true_now / df.true_line_rate,
                                    np.inf)}
+    # the 90% intervals of the level at the horizon, against the true level (at 0 when empty)
+    later_true = later.reindex(df.index)
+    line_at = (df.line_now - df.line_rate * HORIZON).clip(lower=0)
+    df["model_cover"] = ((later_true >= df.level_lo_pct.clip(lower=0) - 1e-9)
+                         & (later_true <= df.level_hi_pct + 1e-9))
+    df["model_width"] = df.level_hi_pct - df.level_lo_pct.clip(lower=0)
+    df["line14_cover"] = ((later_true >= (line_at - df.line_half90).clip(lower=0) - 1e-9)
+                          & (later_true <= line_at + df.line_half90 + 1e-9))
+    df["line14_width"] = (line_at + df.line_half90) - (line_at - df.line_half90).clip(lower=0)
     for m in horizon_drop:
         df[f"{m}_err"] = ((horizon_drop[m] - df.true_drop).abs() / df.true_drop).fillna(np.inf)
         if m in empty:
@@ -174,6 +201,11 @@ def summary(df: pd.DataFrame) -> dict:
         out[f"{m}_w10"] = float((sc[f"{m}_err"] <= 0.10).mean())
         out[f"{m}_w15"] = float((sc[f"{m}_err"] <= 0.15).mean())
         out[f"{m}_e15"] = float((em[f"{m}_eerr"] <= 0.15).mean()) if len(em) else np.nan
+    iv = df[df.level_lo_pct.notna() & df.line_half90.notna()]
+    for m in ("model", "line14"):
+        out[f"{m}_cover"] = float(iv[f"{m}_cover"].mean())
+        out[f"{m}_width"] = float(iv[f"{m}_width"].median())
+    out["n_interval"] = len(iv)
     if "gauge_line_err" in sc:
         out["gauge_line_w10"] = float((sc["gauge_line_err"] <= 0.10).mean())
         out["gauge_line_w15"] = float((sc["gauge_line_err"] <= 0.15).mean())
@@ -193,6 +225,8 @@ def group_table(df: pd.DataFrame) -> pd.DataFrame:
         row["model_w10"] = float((g["model_err"] <= 0.10).mean())
         row["line14_w10"] = float((g["line14_err"] <= 0.10).mean())
         row["true_line_w10"] = float((g["true_line_err"] <= 0.10).mean())
+        row["model_cover90"] = float(g["model_cover"].mean())
+        row["line14_cover90"] = float(g["line14_cover"].mean())
         row["behind_line"] = (len(g) >= MIN_GROUP
                               and row["model_w15"] < row["line14_w15"] - 0.02)
         rows.append(row)
@@ -258,6 +292,10 @@ def main() -> None:
                 print(f"  percent gauges within 10%: model {pct(s['pct_model_w10'])}, line14 "
                       f"{pct(s['pct_line14_w10'])}, true_line {pct(s['pct_true_line_w10'])}, "
                       f"gauge_line {pct(s['pct_gauge_line_w10'])}")
+            print(f"  90% interval of the level at the horizon covers the true level: model "
+                  f"{pct(s['model_cover'])} (median width {s['model_width']:.1f} points), line14 "
+                  f"{pct(s['line14_cover'])} ({s['line14_width']:.1f}: the 14-day line's "
+                  f"prediction interval), of {s['n_interval']} devices")
             print(f"  groups (chemistry x gauge x temperature band, >= {MIN_GROUP} devices) more "
                   f"than 2 points behind the line within 15%: {len(behind)} of "
                   f"{int((gt.n >= MIN_GROUP).sum())}")

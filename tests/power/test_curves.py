@@ -439,3 +439,26 @@ def test_a_used_cell_put_in_does_not_fake_a_load_sag(fleet):
                                         event_at=T0 + timedelta(hours=new_at))])
     f = fleet.power.forecast(30).set_index("device_id").loc["used"]
     assert f.level_now_pct == pytest.approx(true[-1], abs=3.0)
+
+
+def test_the_interval_holds_what_the_devices_own_backtest_missed_by(fleet):
+    # a duty cycle that switches between two rates every 10 days (0.3 and 1.0 %/day) and a
+    # quiet gauge: the fit's standard error sees only the gauge's noise, the device's own
+    # backtest sees the rate change under it; the 90% interval of the level at the horizon
+    # holds the level the same duty cycle reaches 30 days on
+    rng = np.random.default_rng(3)
+    days = np.arange(0, 150, 1 / 24)
+    rate = np.where((days // 10) % 2 == 0, 0.3, 1.0)
+    level = 95 - np.concatenate([[0.0], np.cumsum(rate[:-1]) / 24])
+    hist = days < 60
+    _device(fleet, "duty", chemistry="alkaline")
+    _hourly(fleet, "duty", np.round(level[hist] + rng.normal(0, 0.1, hist.sum()), 1),
+            "battery_pct")
+    f = fleet.power.forecast(30).set_index("device_id").loc["duty"]
+    truth = float(np.interp(days[hist][-1] + 30, days, level))
+    assert f.backtest_origins >= 3 and f.backtest_error_pct > 5
+    # (main before this test: [33.7, 38.1] from the fit's standard error, the truth 40.0)
+    assert f.level_lo_pct <= truth <= f.level_hi_pct
+    # ... and says how far: a half-width of the order of the backtest's error on the drop
+    half = (f.level_hi_pct - f.level_lo_pct) / 2
+    assert half < 0.5 * f.drop_pct

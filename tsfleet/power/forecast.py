@@ -9,9 +9,11 @@ the per-device recursion runs vectorized (see :mod:`tsfleet.power.holt`).
 
 The level at the horizon, the critical and empty dates come with a 90%
 interval from the spread of the one-step errors and the uncertainty of the
-rate. Devices with too little history get the *type prior* (the median rate of
-their device type in this run) and say so in ``reason``; devices without
-battery data get a ``no_data`` row. No device is dropped silently.
+rate: the error the device's own backtest measured (:mod:`tsfleet.power.choice`)
+where it has one, else the fit's standard error. Devices with too little history
+get the *type prior* (the median rate of their device type in this run) and say
+so in ``reason``; devices without battery data get a ``no_data`` row. No device
+is dropped silently.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tsfleet.results import write_result
 Z90 = 1.645
 SAMPLE_PER_TYPE = 3
 RATE_FLOOR_REL = 0.04          # model uncertainty of the rate, relative
+BT_SD = float(np.sqrt(np.pi / 2))   # a mean absolute error to a standard deviation (normal)
 DEFAULT_RATE = 0.3             # % per day when a type has no fitted device at all
 RECENT_DAYS = 7                # the gauge reads now at the last week's temperature
 SHORT_NOISE_PCT = 0.15         # floor of the daily-mean noise of a short segment, %
@@ -252,6 +255,10 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     trd = np.where(blend, w_model * equal + (1 - w_model) * line_slope, trd)
     lvl = np.where(blend, w_model * lvl + (1 - w_model) * (line_icpt + line_slope * s.end), lvl)
     phi = np.where(blend, LINE_PHI, phi)
+    # the backtest error of what is forecast: a blend's, at most the weighted mean of its
+    # two models' (blend_weight)
+    bt_err = np.where(blend, w_model * pick.error + (1 - w_model) * (
+        pick.errors[:, choice.LINE] if n else np.zeros(0)), pick.error)
     own = has_data & ~eligible & np.isfinite(s.prev_rate) & (s.prev_rate > 0)
     method = np.where(eligible, "holt_winters", np.where(
         own, "previous_segment", np.where(has_data, "type_prior", "no_data")))
@@ -287,8 +294,14 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     lvl = np.where(eligible, lvl, q_last)
     trd = np.where(eligible, trd, -prior_rate)
     phi = np.where(eligible, phi, holt.DEFAULT[2])
-    rel = np.where(eligible, np.sqrt((se_rate / np.maximum(np.abs(trd), 1e-6)) ** 2
-                                     + RATE_FLOOR_REL ** 2), 0.5)
+    # the rate's relative uncertainty: where the device has a backtest of its own, the error
+    # it measured (what its forecast missed by at its own past origins: duty changes, the
+    # season, a gauge's steps; the fit's standard error sees only the noise about the
+    # fitted span), else the fit's; with the floor either way
+    rel_fit = np.sqrt((se_rate / np.maximum(np.abs(trd), 1e-6)) ** 2 + RATE_FLOOR_REL ** 2)
+    rel = np.where(own_bt & np.isfinite(bt_err), np.sqrt((BT_SD * bt_err) ** 2
+                                                          + RATE_FLOOR_REL ** 2), rel_fit)
+    rel = np.where(eligible, rel, 0.5)
     sigma = np.where(eligible, sigma, 1.0)
 
     # time: steps from the modelled level (the last fitted day's noon; for a fallback, the

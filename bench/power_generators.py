@@ -101,7 +101,7 @@ def baselines(fleet, end: pd.Timestamp) -> pd.DataFrame:
         r = np.flatnonzero(g.is_reset_day.to_numpy())
         seg = g.iloc[r[-1] + 1:] if len(r) else g
         if len(seg) < 2:
-            rows.append((dev, np.nan, np.nan, np.nan, np.nan))
+            rows.append((dev, np.nan, np.nan, np.nan, np.nan, np.nan))
             continue
         t, y = seg.t.to_numpy(), seg.level_pct.to_numpy()
         last = t >= t[-1] - LINE_DAYS

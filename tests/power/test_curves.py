@@ -462,3 +462,37 @@ def test_the_interval_holds_what_the_devices_own_backtest_missed_by(fleet):
     # ... and says how far: a half-width of the order of the backtest's error on the drop
     half = (f.level_hi_pct - f.level_lo_pct) / 2
     assert half < 0.5 * f.drop_pct
+
+
+def test_a_voltage_devices_interval_spans_the_sags_its_series_cannot_tell_apart(fleet):
+    # the cells of the test above: on the curve's straight stretch the series cannot show
+    # the 40 mV its load pulls it down by, so the level is read 20 points low; its interval
+    # spans the sags the series cannot tell apart, so it holds the true level 30 days on.
+    # The replaced cell's sag is read off the new cell: its interval stays narrow.
+    rng = np.random.default_rng(5)
+    curve = ((0, 3.00), (10, 3.40), (20, 3.50), (50, 3.55), (100, 3.65))
+    fleet.ingest("battery_curves", [dict(curve_id="vend", level_pct=lv, voltage_v=v)
+                                    for lv, v in curve])
+    lv, volts = np.array(curve).T
+    hours = np.arange(60 * 24)
+    new_at = 20 * 24
+    true = np.where(hours < new_at, 25 - 0.5 * hours / 24, 100 - 0.5 * (hours - new_at) / 24)
+    for dev in ("swapped", "same"):
+        _device(fleet, dev, battery_curve="vend")
+        read = np.interp(true, lv, volts) - 0.040 + rng.normal(0, 0.002, len(hours))
+        keep = hours >= (0 if dev == "swapped" else new_at)
+        fleet.ingest("readings", pd.DataFrame({
+            "device_id": dev, "observed_at": [T0 + timedelta(hours=int(h)) for h in hours[keep]],
+            "metric": "battery_voltage_v", "value": np.round(read[keep], 3)}))
+    fleet.ingest("device_events", [dict(device_id="swapped", event="battery_replaced",
+                                        event_at=T0 + timedelta(hours=new_at))])
+    f = fleet.power.forecast(30).set_index("device_id")
+    later = true[-1] - 0.5 * 30
+    same, swapped = f.loc["same"], f.loc["swapped"]
+    assert same.level_at_horizon_pct < later - 15          # read low, as above
+    assert same.level_lo_pct <= later <= same.level_hi_pct
+    assert swapped.level_lo_pct <= later <= swapped.level_hi_pct
+    assert swapped.level_hi_pct - swapped.level_lo_pct < 5
+    # the critical date's interval spans it too: the true level reaches 10% in 83 days
+    assert same.critical_lo_at <= same.as_of + pd.Timedelta(days=(true[-1] - 10) / 0.5)
+    assert same.critical_hi_at >= same.as_of + pd.Timedelta(days=(true[-1] - 10) / 0.5)

@@ -62,7 +62,7 @@ def run(con, horizon_days: int = 30, devices: list[str] | None = None,
         s = series.load(con, None, until, correct_sag=False)
         shared = cached_params(con, s, until)
     s = sag.correct(s, {t: sag.Pool(p.sag_scale_c, p.sag_v_at_20c, p.sag_t_min_c, p.sag_t_max_c,
-                                    p.sag_clear)
+                                    p.sag_clear, p.sag_span_lo_v, p.sag_span_hi_v)
                         for t, p in shared.items() if p.is_pooled})
     critical = _critical_pct(con, s.device_type)
     out = compute(s, horizon_days, critical, until=until, shared=shared, map_fn=map_fn)
@@ -97,7 +97,7 @@ def cached_params(con, s: series.Series, until: datetime | None) -> dict[str, ho
     rows = con.execute(
         "select device_type, alpha, beta, phi, source, prior_rate_pct_per_day, k_mean_per_c, "
         "k_tau2, g_mean_pct_per_c, g_tau2, sag_scale_c, sag_v_at_20c, sag_t_min_c, sag_t_max_c, "
-        "knee_shown, pooled_model, sag_clear "
+        "knee_shown, pooled_model, sag_clear, sag_span_lo_v, sag_span_hi_v "
         "from battery_holt_params "
         "where fitted_through >= ?::date - ?::integer and fitted_through <= ?::date",
         [last, REFIT_DAYS, last]).fetchall()
@@ -122,6 +122,7 @@ def store_params(con, params: dict[str, holt.HoltParams], fitted_through) -> Non
         sag_scale_c=col("sag_scale_c"), sag_v_at_20c=col("sag_v_at_20c"),
         sag_t_min_c=col("sag_t_min_c"), sag_t_max_c=col("sag_t_max_c"),
         knee_shown=col("knee_shown"), sag_clear=col("sag_clear"),
+        sag_span_lo_v=col("sag_span_lo_v"), sag_span_hi_v=col("sag_span_hi_v"),
         pooled_model=np.array([params[t].pooled_model if isinstance(params[t].pooled_model, str)
                                else None for t in types], dtype=object)),
         params={"refit_days": REFIT_DAYS}, key=["device_type"])
@@ -215,7 +216,8 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         params[t] = replace(p, prior_rate=prior[t], **dict(zip(
             ("k_mean", "k_tau2", "g_mean", "g_tau2"),
             pooled.get(t, tf.pools.get(t, (0.0, temperature.MIN_TAU ** 2) * 2)), strict=True)),
-            **dict(zip(("sag_scale_c", "sag_v_at_20c", "sag_t_min_c", "sag_t_max_c", "sag_clear"),
+            **dict(zip(("sag_scale_c", "sag_v_at_20c", "sag_t_min_c", "sag_t_max_c", "sag_clear",
+                        "sag_span_lo_v", "sag_span_hi_v"),
                        (s.sag_pool or {}).get(t, sag.Pool()), strict=True)),
             knee_shown=shown.get(t, np.nan))
     prior_t = np.array([prior[t] for t in s.device_type]) if n else np.zeros(0)
@@ -320,8 +322,13 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     lv_now = level_from_charge(q_now, s.knee, s.gain)
     lv_h = level_from_charge(q_h, s.knee, s.gain)
     spread = Z90 * np.sqrt(sigma ** 2 + (rel * np.abs(trd) * horizon_days) ** 2)
-    lv_lo = level_from_charge(q_h - spread, s.knee, s.gain)
-    lv_hi = level_from_charge(q_h + spread, s.knee, s.gain)
+    # a voltage-only device's level is read through the sag chosen for it; the sags its
+    # series cannot tell apart move it by up to these points (sag.correct): the true level
+    # may be that much lower or higher, now and at the horizon
+    span_lo = s.level_span_lo if s.level_span_lo is not None else np.zeros(n)
+    span_hi = s.level_span_hi if s.level_span_hi is not None else np.zeros(n)
+    lv_lo = np.clip(level_from_charge(q_h - spread, s.knee, s.gain) - span_lo, 0.0, 100.0)
+    lv_hi = np.clip(level_from_charge(q_h + spread, s.knee, s.gain) + span_hi, 0.0, 100.0)
 
     def when(target_level, scale=1.0):
         q_t = charge_from_level(np.full(n, target_level, dtype=float) if np.ndim(target_level) == 0
@@ -331,11 +338,13 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
         return _at(noon, steps), np.maximum(days, 0.0)
 
     crit_at, d_crit = when(critical_pct)
-    crit_lo, _ = when(critical_pct, 1 + Z90 * rel)
-    crit_hi, _ = when(critical_pct, np.maximum(1 - Z90 * rel, 0.05))
+    # the earliest: the true level that much below the one read reaches the target when the
+    # read one is that much above it; the latest, below it (past empty, on the same path)
+    crit_lo, _ = when(critical_pct + span_lo, 1 + Z90 * rel)
+    crit_hi, _ = when(critical_pct - span_hi, np.maximum(1 - Z90 * rel, 0.05))
     empty_at, d_empty = when(0.0)
-    empty_lo, _ = when(0.0, 1 + Z90 * rel)
-    empty_hi, _ = when(0.0, np.maximum(1 - Z90 * rel, 0.05))
+    empty_lo, _ = when(span_lo, 1 + Z90 * rel)
+    empty_hi, _ = when(-span_hi, np.maximum(1 - Z90 * rel, 0.05))
     nodata = ~has_data
     out = dict(
         device_id=s.device_id, as_of=as_of, horizon_days=np.full(n, horizon_days),

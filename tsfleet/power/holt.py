@@ -53,6 +53,9 @@ class HoltParams:
     pooled_model: str | float = float("nan")
     #: the load sag's :attr:`tsfleet.power.sag.Pool.clear` (1/0; NaN: none)
     sag_clear: float = float("nan")
+    #: the spread of its devices' sags (:attr:`tsfleet.power.sag.Pool.span_lo_v`, V)
+    sag_span_lo_v: float = float("nan")
+    sag_span_hi_v: float = float("nan")
 
     @property
     def is_pooled(self) -> bool:

@@ -27,8 +27,17 @@ The levels, charge-equivalents and last level are corrected: the daily level bac
 a voltage, plus the sag, through the curve again.
 
 The type's :class:`Pool` (scale, median, temperature range, whether its devices keep
-their own sags) is cached with the other pooled parameters (``battery_holt_params``)
-and reused until they are pooled again.
+their own sags, the spread of their sags) is cached with the other pooled parameters
+(``battery_holt_params``) and reused until they are pooled again.
+
+What the series cannot tell apart is kept too: each searched device's sags that are not
+clearly less straight than its best (by the same margin, :data:`SAG_GAIN`, that a sag must
+beat no sag by), whether or not one is kept; a device with a shorter segment, its type's
+10th to 90th percentile of those (:data:`SPAN_PCT`); a sag read off a new cell, that one.
+The forecast's intervals span the levels they give (``level_span_lo``/``level_span_hi`` of
+the series, points below and above the level read): on a flat stretch of a curve a load
+sag is invisible in the series' shape, so the level may be anywhere the sags it cannot
+exclude put it.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ SAG_REL_STEP = 0.025       # ... and, where that is finer, this fraction of the 
 SAG_GAIN = 0.9           # a sag must straighten the series by 10% at least (as a gauge's
                           #   knee must, knee.GAUGE_GAIN)
 ANCHOR_DAYS = 5           # a new cell's first days, read for its sag
+SPAN_PCT = 10             # a shorter segment's sags: its type's 10th-90th percentile
 MIN_DAYS = 14             # segment days needed to see the curve's bends
 T_REF_C = 20.0            # the sag is stated at this temperature
 #: e-folding scales (C) of the sag's growth towards the cold, tried per device type;
@@ -89,6 +99,10 @@ class Pool(NamedTuple):
     #: 0: the type's devices were not, on average, clearly straighter with their own sags
     #: when it was pooled, and get none (a new cell's still counts); 1 (or NaN): they do
     clear: float = np.nan
+    #: the 10th and 90th percentiles of its devices' sags at 20 C (V): where a device with
+    #: too short a segment to show its own may lie (NaN: no spread known)
+    span_lo_v: float = np.nan
+    span_hi_v: float = np.nan
 
 
 def _straightness(y: np.ndarray, temp: np.ndarray | None = None) -> np.ndarray:
@@ -136,6 +150,7 @@ def correct(s, pool: dict | None = None):
     """
     n, m = s.level.shape
     sag_v, sag_scale, used = np.full(n, np.nan), np.full(n, np.nan), {}
+    span_lo, span_hi = np.zeros(n), np.zeros(n)
     curves = s.curves or {}
     cols = np.arange(m)[None, :]
     seg = (cols >= s.start[:, None]) & (cols <= s.end[:, None])
@@ -162,16 +177,19 @@ def correct(s, pool: dict | None = None):
             continue                    # nothing to learn the type's sag from
         if not np.isfinite(p.t_min_c):
             continue                    # pooled without a sag: none until the next pooling
-        scale, own, clear = _fit(y_long, np.clip(temp[rows][long], p.t_min_c, p.t_max_c),
-                                 chem[long], curves, p.scale_c)
+        scale, own, clear, own_lo, own_hi = _fit(
+            y_long, np.clip(temp[rows][long], p.t_min_c, p.t_max_c), chem[long], curves,
+            p.scale_c)
         pooling = not np.isfinite(p.median_v_at_20c)    # pooled now (else: as pooled then)
         if not (clear if pooling else p.clear != 0):
             # the type's devices are not, on average, clearly straighter with their sags:
             # the few that are found the noise (the wider the search, the more chances it has)
             own = np.zeros_like(own)
         if pooling:
+            lo_v, hi_v = (float(np.percentile(own_lo, SPAN_PCT)),
+                          float(np.percentile(own_hi, 100 - SPAN_PCT)))
             p = p._replace(scale_c=scale, median_v_at_20c=float(np.median(own)),
-                           clear=float(clear))
+                           clear=float(clear), span_lo_v=float(lo_v), span_hi_v=float(hi_v))
         used[dtype] = p
         sag20 = np.full(len(rows), p.median_v_at_20c)
         sag20[long] = own
@@ -191,15 +209,28 @@ def correct(s, pool: dict | None = None):
                 False)) * SAG_GAIN > _straightness(y_seg)
             fixed[np.flatnonzero(fixed)[bent]] = False
         sag20 = np.where(fixed, at, sag20)
+        # the sags its series cannot tell apart from the one chosen (module doc): a device's
+        # own where it was searched; a shorter segment's, its type's spread; a sag read off a
+        # new cell, that one
+        lo, hi = np.full(len(rows), p.span_lo_v), np.full(len(rows), p.span_hi_v)
+        lo[long], hi[long] = own_lo, own_hi
+        lo, hi = np.fmin(np.where(fixed, at, lo), sag20), np.fmax(np.where(fixed, at, hi), sag20)
         t_rows = np.clip(temp[rows], p.t_min_c, p.t_max_c)
         t_last = np.clip(t_end[rows], p.t_min_c, p.t_max_c)
         level[rows] = _shift(level[rows], sag20[:, None] * _shape(t_rows, scale), chem, curves)
-        last[rows] = _shift(last[rows, None], (sag20 * _shape(t_last, scale))[:, None],
+        raw_last = last[rows, None]
+        last[rows] = _shift(raw_last, (sag20 * _shape(t_last, scale))[:, None],
                             chem, curves)[:, 0]
+        for bound, out in ((lo, span_lo), (hi, span_hi)):
+            at_bound = _shift(raw_last, (bound * _shape(t_last, scale))[:, None], chem,
+                              curves)[:, 0]
+            with np.errstate(invalid="ignore"):
+                out[rows] = np.nan_to_num(np.abs(at_bound - last[rows]))
         sag_v[rows], sag_scale[rows] = sag20, scale
     return replace(s, level=level, last_level=last,
                    charge=charge_from_level(level, s.knee[:, None], s.gain[:, None]),
-                   sag_v_at_20c=sag_v, sag_scale_c=sag_scale, sag_pool=used)
+                   sag_v_at_20c=sag_v, sag_scale_c=sag_scale, sag_pool=used,
+                   level_span_lo=span_lo, level_span_hi=span_hi)
 
 
 def anchored(s, rows: np.ndarray, chem: np.ndarray, curves: dict, temp: np.ndarray,
@@ -259,12 +290,14 @@ def _shift(y: np.ndarray, dv: np.ndarray, chem: np.ndarray, curves: dict) -> np.
     return np.where(ok, _convert(_convert(y, chem, curves, True) + dv, chem, curves, False), y)
 
 
-def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
-         given: float = np.nan) -> tuple[float, np.ndarray, bool]:
+def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict, given: float = np.nan
+         ) -> tuple[float, np.ndarray, bool, np.ndarray, np.ndarray]:
     """The scale of a device type (``given`` unless NaN; else chosen on a grid of sags twice
-    as coarse), each device's sag at 20 C (V), and whether the devices are on average
+    as coarse), each device's sag at 20 C (V), whether the devices are on average
     clearly straighter with their sags (their mean log ratio of straightness below
-    ``log(SAG_GAIN)``: what a single device's sag must reach, asked of the type)."""
+    ``log(SAG_GAIN)``: what a single device's sag must reach, asked of the type), and each
+    device's lowest and highest sag (V) not clearly less straight than its best (by that
+    margin): the sags its series cannot tell apart, the one returned among them."""
     v = _convert(y, chem, curves, True)
     base = _straightness(y)
     span = np.array([float(np.ptp(curves[c][1])) for c in chem]) if len(chem) else np.zeros(0)
@@ -272,11 +305,15 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
     def best_sags(scale, step, final=False):
         shape = _shape(t, scale)
         crit, sag20 = base, np.zeros(len(y))
+        tried = [(0.0, base)]       # (sag, straightness per device) of the final search
         # every sag of the grid up to the largest span; each device's up to its own span
         for dv in sag_grid(step, float(span.max(initial=0.0))):
             c = _straightness(_convert(v + dv * shape, chem, curves, False))
-            better = (dv <= span + step / 2) & np.isfinite(c) & (c < crit)
+            ok = (dv <= span + step / 2) & np.isfinite(c)
+            better = ok & (c < crit)
             crit, sag20 = np.where(better, c, crit), np.where(better, dv, sag20)
+            if final:
+                tried.append((dv, np.where(ok, c, np.inf)))
         # a sag must straighten the series clearly: on a near-linear curve every shift is
         # about as straight, and the noise alone would pick one (and move the level with it)
         clear = crit < SAG_GAIN * base
@@ -286,7 +323,16 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
             # it still straightens the series once a consumption term is fitted
             with_c = _straightness(_convert(v + sag20[:, None] * shape, chem, curves, False), t)
             clear &= with_c < SAG_GAIN * _straightness(y, t)
-        return np.where(clear, crit, base), np.where(clear, sag20, 0.0)
+        # the sags not clearly less straight than the best (by the margin a sag must beat no
+        # sag by): the series cannot tell them apart
+        lo, hi = np.full(len(y), np.inf), np.full(len(y), -np.inf)
+        for dv, c in tried:
+            near = np.isfinite(c) & (c * SAG_GAIN <= crit)
+            lo, hi = np.where(near, np.minimum(lo, dv), lo), np.where(near, dv, hi)
+        found = np.where(clear, sag20, 0.0)
+        lo, hi = np.where(np.isfinite(lo), lo, found), np.where(np.isfinite(hi), hi, found)
+        return (np.where(clear, crit, base), found,
+                (np.minimum(lo, found), np.maximum(hi, found)))
 
     def log_ratios(crit):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -298,6 +344,6 @@ def _fit(y: np.ndarray, t: np.ndarray, chem: np.ndarray, curves: dict,
     if np.isnan(given):
         totals = [log_ratios(best_sags(sc, 2 * SAG_STEP_V)[0]).sum() for sc in SCALES_C]
         scale = SCALES_C[int(np.argmin(totals))]
-    crit, own = best_sags(scale, SAG_STEP_V, final=True)
+    crit, own, (lo, hi) = best_sags(scale, SAG_STEP_V, final=True)
     votes = log_ratios(crit)
-    return scale, own, bool(len(votes)) and float(votes.mean()) < np.log(SAG_GAIN)
+    return scale, own, bool(len(votes)) and float(votes.mean()) < np.log(SAG_GAIN), lo, hi

@@ -64,6 +64,10 @@ class Series:
     sag_v_at_20c: np.ndarray | None = None  # voltage-only: load sag removed (V at 20 C), else NaN
     sag_scale_c: np.ndarray | None = None   # ... and its scale of growth towards the cold (C)
     sag_pool: dict | None = None  # device type -> sag.Pool the correction used
+    #: voltage-only: how far the last level could be below / above the one read with the
+    #: sag chosen, over the sags its own series cannot tell apart (points), else 0
+    level_span_lo: np.ndarray | None = None
+    level_span_hi: np.ndarray | None = None
     knee_nominal: np.ndarray | None = None  # the chemistry's knee (%), 0: none; ``knee`` is
                                  #   the one applied (percent gauges: only their own)
     curve_key: np.ndarray | None = None  # "curve_id*cells": the key of ``curves``

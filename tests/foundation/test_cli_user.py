@@ -190,6 +190,14 @@ def test_the_soonest_batteries_first_and_counts_checked_before_anything_runs(dem
                   inf if r["days_to_empty"] is None else r["days_to_empty"], r["device_id"])
                  for r in every)
     assert [r["device_id"] for r in rows] == [d for _, _, d in due[:5]]
+    # the table names the model each forecast used (a device without its own backtest runs
+    # its type's choice, often the line: "holt_winters", the fit's family, read as the model)
+    code, out, _ = run(capsys, "--db", demo, "power", "forecast", "--soonest", 5)
+    header, _, *lines = out.splitlines()
+    assert code == 0 and "chosen_model" in header.split() and "method" not in header.split()
+    assert [line.split()[0] for line in lines[:5]] == [r["device_id"] for r in rows]
+    assert all(r["chosen_model"] in line for r, line in zip(rows, lines, strict=False))
+    assert max(len(line) for line in out.splitlines()) <= 120
     before = json.loads(run(capsys, "--db", demo, "sql", "--format", "json",
                             "select max(computed_at) as t from battery_forecast")[1])
     for argv, text in ((["power", "forecast", "--soonest", 0], "--soonest must be"),

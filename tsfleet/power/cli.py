@@ -26,7 +26,7 @@ from tsfleet.errors import InvalidParameter, check_count
 
 #: Columns of the forecast table on a terminal (every column with --wide, csv or json).
 FORECAST_TABLE = ("device_id", "level_now_pct", "rate_pct_per_day", "days_to_critical",
-                  "critical_at", "days_to_empty", "empty_at", "method", "pattern")
+                  "critical_at", "days_to_empty", "empty_at", "chosen_model", "pattern")
 PREDICTED = ("critical_at", "empty_at", "critical_lo_at", "critical_hi_at", "empty_lo_at",
              "empty_hi_at")
 PLAN_TABLE = ("workorder_id", "site", "visit_due_at", "subject_id", "finding", "level_pct",

@@ -16,7 +16,9 @@ it): the 30-day drop within 10% / 15% of the true drop (devices whose true drop 
 above 0.05 points), and the empty date within 15% of the true remaining life (devices
 that truly empty within 90 days); and the forecast's 90% interval of the level at the
 horizon against the true level (at 0 once empty), beside the 14-day line's own 90%
-prediction interval (least squares, Student's t). Targets: >= 95% / >= 97% / >= 90%, and no group of
+prediction interval (least squares, Student's t); and the critical date's 90% interval
+against the day the true level reaches the device's critical level, beside the days
+between which the line's prediction interval holds that level. Targets: >= 95% / >= 97% / >= 90%, and no group of
 >= 20 devices more than 2 points below the straight line (within 15%).
 """
 
@@ -73,6 +75,24 @@ def true_empty_days(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
+def true_days_below(truth: pd.DataFrame, at: pd.Timestamp, level: pd.Series) -> pd.Series:
+    """Days from ``at`` until each device's true level first falls to its ``level`` (0 if
+    it is there already; NaN if not within the truth's days)."""
+    fut = truth[truth.day_at >= at].sort_values(["device_id", "day_at"])
+    lv = fut.level_pct.to_numpy()
+    t = ((fut.day_at - at) / pd.Timedelta(days=1)).to_numpy()
+    out = {}
+    for dev, idx in fut.groupby("device_id").indices.items():
+        target = level.get(dev, np.nan)
+        hit = np.flatnonzero(lv[idx] <= target)
+        if len(hit) and hit[0] > 0:
+            i, j = idx[hit[0] - 1], idx[hit[0]]
+            out[dev] = t[i] + (lv[i] - target) / (lv[i] - lv[j]) * (t[j] - t[i])
+        elif len(hit):
+            out[dev] = 0.0
+    return pd.Series(out, dtype=float)
+
+
 def true_level_rate(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     """The fall per day of the least-squares line through each device's *true* level over
     the last 14 days of history (since its last replacement: a rise of more than 5 points):
@@ -90,7 +110,7 @@ def true_level_rate(truth: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
-def baselines(fleet, end: pd.Timestamp) -> pd.DataFrame:
+def baselines(fleet, end: pd.Timestamp, critical: pd.Series) -> pd.DataFrame:
     """The 14-day straight line and the mean drop over the current segment, per device,
     from the store's own daily levels (what a user of the store would fit)."""
     d = fleet.frame("select device_id, level_pct, epoch(mean_observed_at) / 86400.0 as t, "
@@ -101,7 +121,7 @@ def baselines(fleet, end: pd.Timestamp) -> pd.DataFrame:
         r = np.flatnonzero(g.is_reset_day.to_numpy())
         seg = g.iloc[r[-1] + 1:] if len(r) else g
         if len(seg) < 2:
-            rows.append((dev, np.nan, np.nan, np.nan, np.nan, np.nan))
+            rows.append((dev, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan))
             continue
         t, y = seg.t.to_numpy(), seg.level_pct.to_numpy()
         last = t >= t[-1] - LINE_DAYS
@@ -112,9 +132,32 @@ def baselines(fleet, end: pd.Timestamp) -> pd.DataFrame:
         now_line = icpt + slope * t_end
         mean_rate = (y[0] - y[-1]) / max(t[-1] - t[0], 1e-9)
         rows.append((dev, now_line, -slope, y[-1], mean_rate,
-                     line_interval(t[last], y[last], t_end + HORIZON)))
+                     line_interval(t[last], y[last], t_end + HORIZON),
+                     *line_dates(t[last], y[last], t_end, critical.get(dev, 10.0))))
     return pd.DataFrame(rows, columns=["device_id", "line_now", "line_rate", "mean_now",
-                                       "mean_rate", "line_half90"]).set_index("device_id")
+                                       "mean_rate", "line_half90", "line_crit_lo",
+                                       "line_crit_hi"]).set_index("device_id")
+
+
+def line_dates(t: np.ndarray, y: np.ndarray, t_end: float, target: float
+               ) -> tuple[float, float]:
+    """The days from ``t_end`` between which the 14-day line's 90% prediction interval
+    holds ``target`` (the first day its lower edge reaches it, the first its upper edge
+    does), over the next 120 days; NaN where it never does."""
+    from scipy import stats
+
+    n = len(t)
+    if n < 3:
+        return np.nan, np.nan
+    slope, icpt = np.polyfit(t, y, 1)
+    s = np.sqrt(((y - icpt - slope * t) ** 2).sum() / (n - 2))
+    sxx = ((t - t.mean()) ** 2).sum()
+    d = np.arange(0.0, 120.0, 0.05)
+    at = t_end + d
+    half = stats.t.ppf(0.95, n - 2) * s * np.sqrt(1 + 1 / n + (at - t.mean()) ** 2 / sxx)
+    mid = icpt + slope * at
+    lo, hi = np.flatnonzero(mid - half <= target), np.flatnonzero(mid + half <= target)
+    return (d[lo[0]] if len(lo) else np.nan), (d[hi[0]] if len(hi) else np.nan)
 
 
 def line_interval(t: np.ndarray, y: np.ndarray, at: float) -> float:
@@ -152,10 +195,16 @@ def score(fleet, truth: pd.DataFrame, end: pd.Timestamp,
     t0 = time.perf_counter()
     fc = fleet.power.forecast(HORIZON).set_index("device_id")
     t_fc = time.perf_counter() - t0
-    b = baselines(fleet, end)
+    b = baselines(fleet, end, fc.critical_pct)
     now, later = truth_at(truth, end), truth_at(truth, end + pd.Timedelta(days=HORIZON))
     df = fc[["level_now_pct", "drop_pct", "days_to_empty", "method", "level_at_horizon_pct",
              "level_lo_pct", "level_hi_pct"]].join(b).join(groups(fleet))
+    # the critical date's 90% interval, in days from the end of history, against the day
+    # the true level reaches the device's critical level (within the truth's days)
+    day = pd.Timedelta(days=1)
+    df["crit_lo"] = (fc.critical_lo_at - end) / day
+    df["crit_hi"] = (fc.critical_hi_at - end) / day
+    df["true_crit"] = true_days_below(truth, end, fc.critical_pct)
     if "chosen_model" in fc:
         df["chosen_model"] = fc["chosen_model"]
     df["true_now"] = now
@@ -206,6 +255,15 @@ def summary(df: pd.DataFrame) -> dict:
         out[f"{m}_cover"] = float(iv[f"{m}_cover"].mean())
         out[f"{m}_width"] = float(iv[f"{m}_width"].median())
     out["n_interval"] = len(iv)
+    # the critical date: devices whose true level reaches it after the end of history
+    # (half a day either side: the forecast's as-of time is the last reading, not midnight)
+    cd = df[(df.true_crit > 0) & df.crit_lo.notna()]
+    out["n_crit"] = len(cd)
+    out["model_crit_cover"] = float(((cd.crit_lo - 0.5 <= cd.true_crit)
+                                     & (cd.true_crit <= cd.crit_hi.fillna(np.inf) + 0.5)).mean())
+    out["line14_crit_cover"] = float(((cd.line_crit_lo - 0.5 <= cd.true_crit)
+                                      & (cd.true_crit <= cd.line_crit_hi.fillna(np.inf) + 0.5))
+                                     .mean())
     if "gauge_line_err" in sc:
         out["gauge_line_w10"] = float((sc["gauge_line_err"] <= 0.10).mean())
         out["gauge_line_w15"] = float((sc["gauge_line_err"] <= 0.15).mean())
@@ -296,6 +354,9 @@ def main() -> None:
                   f"{pct(s['model_cover'])} (median width {s['model_width']:.1f} points), line14 "
                   f"{pct(s['line14_cover'])} ({s['line14_width']:.1f}: the 14-day line's "
                   f"prediction interval), of {s['n_interval']} devices")
+            print(f"  90% interval of the critical date holds the day the true level reaches "
+                  f"it: model {pct(s['model_crit_cover'])}, line14 {pct(s['line14_crit_cover'])}, "
+                  f"of {s['n_crit']} devices that reach it after the end of history")
             print(f"  groups (chemistry x gauge x temperature band, >= {MIN_GROUP} devices) more "
                   f"than 2 points behind the line within 15%: {len(behind)} of "
                   f"{int((gt.n >= MIN_GROUP).sum())}")

@@ -186,8 +186,9 @@ def correct(s, pool: dict | None = None):
             # the few that are found the noise (the wider the search, the more chances it has)
             own = np.zeros_like(own)
         if pooling:
-            lo_v, hi_v = (float(np.percentile(own_lo, SPAN_PCT)),
-                          float(np.percentile(own_hi, 100 - SPAN_PCT)))
+            lo_v, hi_v = ((float(np.percentile(own_lo, SPAN_PCT)),
+                           float(np.percentile(own_hi, 100 - SPAN_PCT))) if len(own_lo)
+                          else (np.nan, np.nan))
             p = p._replace(scale_c=scale, median_v_at_20c=float(np.median(own)),
                            clear=float(clear), span_lo_v=float(lo_v), span_hi_v=float(hi_v))
         used[dtype] = p

@@ -493,6 +493,9 @@ def test_a_voltage_devices_interval_spans_the_sags_its_series_cannot_tell_apart(
     assert same.level_lo_pct <= later <= same.level_hi_pct
     assert swapped.level_lo_pct <= later <= swapped.level_hi_pct
     assert swapped.level_hi_pct - swapped.level_lo_pct < 5
+    # ... and the row says why the interval is wide, and what would narrow it
+    assert "flat stretch of its cell curve" in same.reason and "new cell" in same.reason
+    assert "flat stretch" not in str(swapped.reason)
     # the critical date's interval spans it too: the true level reaches 10% in 83 days
     assert same.critical_lo_at <= same.as_of + pd.Timedelta(days=(true[-1] - 10) / 0.5)
     assert same.critical_hi_at >= same.as_of + pd.Timedelta(days=(true[-1] - 10) / 0.5)

@@ -329,6 +329,15 @@ def compute(s: series.Series, horizon_days: int, critical_pct: np.ndarray,
     span_hi = s.level_span_hi if s.level_span_hi is not None else np.zeros(n)
     lv_lo = np.clip(level_from_charge(q_h - spread, s.knee, s.gain) - span_lo, 0.0, 100.0)
     lv_hi = np.clip(level_from_charge(q_h + spread, s.knee, s.gain) + span_hi, 0.0, 100.0)
+    # where that reading is most of the interval's width, the row says so: a user who sees a
+    # wide interval learns why, and that a calibration check or a new cell would narrow it
+    flat = has_data & (span_lo + span_hi > 2 * spread)
+    reason[flat] = [
+        (f"{r}; " if r else "") + f"level read through a flat stretch of its cell curve: the "
+        f"load sags its voltage cannot tell apart put it between {max(v - lo, 0):.0f} and "
+        f"{min(v + hi, 100):.0f}% now (a new cell's first days would fix it)"
+        for r, v, lo, hi in zip(reason[flat], lv_now[flat], span_lo[flat], span_hi[flat],
+                                strict=True)]
 
     def when(target_level, scale=1.0):
         q_t = charge_from_level(np.full(n, target_level, dtype=float) if np.ndim(target_level) == 0

@@ -389,13 +389,10 @@ def test_a_temperature_factor_is_held_to_the_range_its_backtest_tried():
     assert np.abs(c.tested_factor).max() < 0.01 and np.abs(c.tested_line_factor).max() < 0.01
 
 
-def test_a_new_cell_fixes_the_load_sag_of_a_voltage_device(fleet):
-    # a Li-SOCl2 cell read by voltage under a load that pulls it 40 mV below its curve (its
-    # internal resistance): on the curve's straight stretch (50-100 %: 2 mV a point) the
-    # series' shape cannot show that offset (any shift is as straight), so it read 20 points
-    # low. The battery was replaced 40 days ago: the new cell read the top of its curve less
-    # 40 mV, which fixes the offset for this cell; an identical cell without the replacement
-    # in its history keeps its reading (no sag is invented)
+def _sagged_cells(fleet) -> tuple[pd.DataFrame, np.ndarray]:
+    """Two Li-SOCl2 cells read by voltage under a load that pulls them 40 mV below their
+    curve, one replaced 40 days ago ("swapped"), one whose history starts after that
+    ("same"); their forecasts and the true level per hour."""
     rng = np.random.default_rng(5)
     curve = ((0, 3.00), (10, 3.40), (20, 3.50), (50, 3.55), (100, 3.65))
     fleet.ingest("battery_curves", [dict(curve_id="vend", level_pct=lv, voltage_v=v)
@@ -413,7 +410,17 @@ def test_a_new_cell_fixes_the_load_sag_of_a_voltage_device(fleet):
             "metric": "battery_voltage_v", "value": np.round(read[keep], 3)}))
     fleet.ingest("device_events", [dict(device_id="swapped", event="battery_replaced",
                                         event_at=T0 + timedelta(hours=new_at))])
-    f = fleet.power.forecast(30).set_index("device_id")
+    return fleet.power.forecast(30).set_index("device_id"), true
+
+
+def test_a_new_cell_fixes_the_load_sag_of_a_voltage_device(fleet):
+    # a Li-SOCl2 cell read by voltage under a load that pulls it 40 mV below its curve (its
+    # internal resistance): on the curve's straight stretch (50-100 %: 2 mV a point) the
+    # series' shape cannot show that offset (any shift is as straight), so it read 20 points
+    # low. The battery was replaced 40 days ago: the new cell read the top of its curve less
+    # 40 mV, which fixes the offset for this cell; an identical cell without the replacement
+    # in its history keeps its reading (no sag is invented)
+    f, true = _sagged_cells(fleet)
     assert f.loc["swapped", "level_now_pct"] == pytest.approx(true[-1], abs=3.0)
     assert f.loc["swapped", "drop_pct"] == pytest.approx(15.0, rel=0.15)
     # without a replacement in its history: the reading as it is (the sag is not seen)
@@ -469,24 +476,7 @@ def test_a_voltage_devices_interval_spans_the_sags_its_series_cannot_tell_apart(
     # the 40 mV its load pulls it down by, so the level is read 20 points low; its interval
     # spans the sags the series cannot tell apart, so it holds the true level 30 days on.
     # The replaced cell's sag is read off the new cell: its interval stays narrow.
-    rng = np.random.default_rng(5)
-    curve = ((0, 3.00), (10, 3.40), (20, 3.50), (50, 3.55), (100, 3.65))
-    fleet.ingest("battery_curves", [dict(curve_id="vend", level_pct=lv, voltage_v=v)
-                                    for lv, v in curve])
-    lv, volts = np.array(curve).T
-    hours = np.arange(60 * 24)
-    new_at = 20 * 24
-    true = np.where(hours < new_at, 25 - 0.5 * hours / 24, 100 - 0.5 * (hours - new_at) / 24)
-    for dev in ("swapped", "same"):
-        _device(fleet, dev, battery_curve="vend")
-        read = np.interp(true, lv, volts) - 0.040 + rng.normal(0, 0.002, len(hours))
-        keep = hours >= (0 if dev == "swapped" else new_at)
-        fleet.ingest("readings", pd.DataFrame({
-            "device_id": dev, "observed_at": [T0 + timedelta(hours=int(h)) for h in hours[keep]],
-            "metric": "battery_voltage_v", "value": np.round(read[keep], 3)}))
-    fleet.ingest("device_events", [dict(device_id="swapped", event="battery_replaced",
-                                        event_at=T0 + timedelta(hours=new_at))])
-    f = fleet.power.forecast(30).set_index("device_id")
+    f, true = _sagged_cells(fleet)
     later = true[-1] - 0.5 * 30
     same, swapped = f.loc["same"], f.loc["swapped"]
     assert same.level_at_horizon_pct < later - 15          # read low, as above

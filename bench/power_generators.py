@@ -14,12 +14,13 @@ gauge reports it (the gauge's capacity error, which no reading of the gauge can 
 Scores at the end of history, against each generator's truth (no intervention after
 it): the 30-day drop within 10% / 15% of the true drop (devices whose true drop is
 above 0.05 points), and the empty date within 15% of the true remaining life (devices
-that truly empty within 90 days); and the forecast's 90% interval of the level at the
-horizon against the true level (at 0 once empty), beside the 14-day line's own 90%
-prediction interval (least squares, Student's t); and the critical date's 90% interval
-against the day the true level reaches the device's critical level, beside the days
-between which the line's prediction interval holds that level. Targets: >= 95% / >= 97% / >= 90%, and no group of
+that truly empty within 90 days). Targets: >= 95% / >= 97% / >= 90%, and no group of
 >= 20 devices more than 2 points below the straight line (within 15%).
+
+Also the forecast's 90% intervals: the level at the horizon against the true level (at 0
+once empty), beside the 14-day line's own 90% prediction interval (least squares,
+Student's t); and the critical date against the day the true level reaches the device's
+critical level, beside the days between which the line's prediction interval holds it.
 """
 
 from __future__ import annotations
@@ -139,39 +140,40 @@ def baselines(fleet, end: pd.Timestamp, critical: pd.Series) -> pd.DataFrame:
                                        "line_crit_hi"]).set_index("device_id")
 
 
+def line_band(t: np.ndarray, y: np.ndarray):
+    """The 14-day line's 90% prediction band (ordinary least squares, Student's t): a
+    function of the day giving (the line, half the band's width) there, the band a user gets
+    from a spreadsheet's trend line; None with fewer than 3 days."""
+    from scipy import stats
+
+    n = len(t)
+    if n < 3:
+        return None
+    slope, icpt = np.polyfit(t, y, 1)
+    q = stats.t.ppf(0.95, n - 2) * np.sqrt(((y - icpt - slope * t) ** 2).sum() / (n - 2))
+    sxx = ((t - t.mean()) ** 2).sum()
+    return lambda at: (icpt + slope * at,
+                       q * np.sqrt(1 + 1 / n + (at - t.mean()) ** 2 / sxx))
+
+
+def line_interval(t: np.ndarray, y: np.ndarray, at: float) -> float:
+    """Half the width of the 14-day line's 90% prediction interval at ``at``."""
+    band = line_band(t, y)
+    return np.nan if band is None else float(band(at)[1])
+
+
 def line_dates(t: np.ndarray, y: np.ndarray, t_end: float, target: float
                ) -> tuple[float, float]:
     """The days from ``t_end`` between which the 14-day line's 90% prediction interval
     holds ``target`` (the first day its lower edge reaches it, the first its upper edge
     does), over the next 120 days; NaN where it never does."""
-    from scipy import stats
-
-    n = len(t)
-    if n < 3:
+    band = line_band(t, y)
+    if band is None:
         return np.nan, np.nan
-    slope, icpt = np.polyfit(t, y, 1)
-    s = np.sqrt(((y - icpt - slope * t) ** 2).sum() / (n - 2))
-    sxx = ((t - t.mean()) ** 2).sum()
     d = np.arange(0.0, 120.0, 0.05)
-    at = t_end + d
-    half = stats.t.ppf(0.95, n - 2) * s * np.sqrt(1 + 1 / n + (at - t.mean()) ** 2 / sxx)
-    mid = icpt + slope * at
+    mid, half = band(t_end + d)
     lo, hi = np.flatnonzero(mid - half <= target), np.flatnonzero(mid + half <= target)
     return (d[lo[0]] if len(lo) else np.nan), (d[hi[0]] if len(hi) else np.nan)
-
-
-def line_interval(t: np.ndarray, y: np.ndarray, at: float) -> float:
-    """Half the width of the 14-day line's 90% prediction interval at ``at`` (ordinary least
-    squares, Student's t): the interval a user gets from a spreadsheet's trend line."""
-    from scipy import stats
-
-    n = len(t)
-    if n < 3:
-        return np.nan
-    slope, icpt = np.polyfit(t, y, 1)
-    s = np.sqrt(((y - icpt - slope * t) ** 2).sum() / (n - 2))
-    sxx = ((t - t.mean()) ** 2).sum()
-    return float(stats.t.ppf(0.95, n - 2) * s * np.sqrt(1 + 1 / n + (at - t.mean()) ** 2 / sxx))
 
 
 def groups(fleet) -> pd.DataFrame:
@@ -350,13 +352,13 @@ def main() -> None:
                 print(f"  percent gauges within 10%: model {pct(s['pct_model_w10'])}, line14 "
                       f"{pct(s['pct_line14_w10'])}, true_line {pct(s['pct_true_line_w10'])}, "
                       f"gauge_line {pct(s['pct_gauge_line_w10'])}")
-            print(f"  90% interval of the level at the horizon covers the true level: model "
-                  f"{pct(s['model_cover'])} (median width {s['model_width']:.1f} points), line14 "
-                  f"{pct(s['line14_cover'])} ({s['line14_width']:.1f}: the 14-day line's "
-                  f"prediction interval), of {s['n_interval']} devices")
-            print(f"  90% interval of the critical date holds the day the true level reaches "
-                  f"it: model {pct(s['model_crit_cover'])}, line14 {pct(s['line14_crit_cover'])}, "
-                  f"of {s['n_crit']} devices that reach it after the end of history")
+            print(f"  90% interval of the level at the horizon holds the true level "
+                  f"({s['n_interval']} devices): model {pct(s['model_cover'])} (median width "
+                  f"{s['model_width']:.1f} points),\n    line14 {pct(s['line14_cover'])} "
+                  f"({s['line14_width']:.1f}; the 14-day line's prediction interval)")
+            print(f"  90% interval of the critical date holds the true day ({s['n_crit']} devices "
+                  f"that reach it after the end of history):\n    model "
+                  f"{pct(s['model_crit_cover'])}, line14 {pct(s['line14_crit_cover'])}")
             print(f"  groups (chemistry x gauge x temperature band, >= {MIN_GROUP} devices) more "
                   f"than 2 points behind the line within 15%: {len(behind)} of "
                   f"{int((gt.n >= MIN_GROUP).sum())}")

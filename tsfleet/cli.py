@@ -93,6 +93,21 @@ def _suggest(message: str) -> str:
     return listed if len(listed) <= 70 else short
 
 
+def _deepest(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of the (sub)command that ``argv`` names, for its error's pointer to help:
+    "tsfleet calibration drift --help" lists what that action accepts, the top one does not."""
+    at = 0
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        # the first word after the parent's that names one of its commands (an option's
+        # value, such as --db's path, names none)
+        hit = next((k for k in range(at, len(argv)) if subs and argv[k] in subs[0].choices),
+                   None)
+        if hit is None:
+            return parser
+        parser, at = subs[0].choices[argv[hit]], hit + 1
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv``, only the package of the command in it is imported (the
     other commands are listed from :data:`COMMANDS`)."""
@@ -381,7 +396,7 @@ def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
             e.startswith("-") for e in extra):
         args.files += extra  # ingest KIND PATH -v PATH...: paths after an option
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _deepest(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
     if cwd is not None:
         _from_cwd(args, cwd)
     args.run_command = main  # serve's control interface runs command lines with it

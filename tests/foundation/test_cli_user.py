@@ -379,6 +379,10 @@ def test_every_command_takes_db_and_every_option_has_help():
     (["power", "plna"], "invalid choice 'plna'; did you mean 'plan'?"),
     (["power", "plan", "--format", "xml"], "invalid choice 'xml'; choose from table, csv, json"),
     (["zzz"], "COMMAND: invalid choice 'zzz' (see tsfleet --help)"),
+    # an option the action does not take points to that action's help, not the top one
+    (["calibration", "drift", "--zone", "x"],
+     "tsfleet calibration drift: error: unrecognized arguments: --zone x "
+     "(see tsfleet calibration drift --help)"),
     (["workorders", "--as-of", "yesterday"], "--as-of must be an ISO time"),
 ])
 def test_typos_on_the_command_line_are_one_line_exit_2(demo, capsys, argv, message):

@@ -155,6 +155,11 @@ class Fit:
 
     def predict_rate(self, device_type, age_years, env: Mapping[str, object]) -> np.ndarray:
         """Events per device-hour (arrays broadcast; one type or an array of types)."""
+        return np.exp(self.log_rate(device_type, age_years, env))
+
+    def log_rate(self, device_type, age_years, env: Mapping[str, object]) -> np.ndarray:
+        """The log of :meth:`predict_rate` (a ratio of two rates is the exponential of a
+        difference of these: it stays finite where the rates under- or overflow)."""
         dt = np.asarray(device_type, dtype=object)
         shape = np.broadcast(dt, np.asarray(age_years, dtype=float),
                              *(np.asarray(v, dtype=float) for v in env.values())).shape
@@ -180,7 +185,7 @@ class Fit:
             term = (self.coef(f"{name}:linear") * (x - self.centers[b.factor])
                     + self.coef(f"{name}:above") * np.maximum(x - b.threshold, 0.0))
             lp = lp + (term if in_block.all() else in_block[inv] * term)
-        return np.exp(lp)
+        return lp
 
 
 def _block_name(factor: str, device_type: str | None) -> str:
@@ -357,6 +362,26 @@ def threshold_grid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.round(np.arange(np.ceil(lo / step) * step, hi + step / 2, step), 10)
 
 
+def with_events(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The points of ``grid`` with at least one event (``y``, per cell at ``x``) strictly
+    below and one strictly above.
+
+    At a threshold with no event on one side the likelihood has no maximum: the line and
+    the hinge together drive that side's rate to zero (the linear slope to +infinity and
+    the hinge's to -infinity, or the hinge's alone), and the fit stops wherever the
+    iterations do, with slopes of hundreds and rate ratios that overflow. One event on
+    each side is what a finite maximum needs in that direction; it does not make a
+    threshold well determined (its interval says how well). Where no point has events on
+    both sides, the largest ``x``: the hinge column is then zero and the factor is a line
+    (a block without a hinge has no threshold search)."""
+    order = np.argsort(x, kind="stable")
+    xs, cum = x[order], np.concatenate([[0.0], np.cumsum(y[order])])
+    below = cum[np.searchsorted(xs, grid, side="left")]
+    above = cum[-1] - cum[np.searchsorted(xs, grid, side="right")]
+    ok = (below > 0) & (above > 0)
+    return grid[ok] if ok.any() else np.array([float(xs[-1])]) if len(xs) else grid
+
+
 class _Design:
     """The model matrix of a set of blocks, with one hinge column per block to move."""
 
@@ -395,6 +420,11 @@ class _Design:
         self.x[:, c] = self.masks[b] * np.maximum(self.data[b[0]] - tau, 0.0)
         if getattr(self, "xb", None) is not None:
             self.xb.set_col(c, self.x[:, c])
+
+    def grid(self, b: tuple) -> np.ndarray:
+        """Block ``b``'s threshold candidates: its own where it has them (a type's own
+        block: the points with events of that type on both sides), else its factor's."""
+        return self.grids[b] if b in self.grids else self.grids[b[0]]
 
     def fork(self) -> _Design:
         """A copy whose thresholds move apart from this one's (for a sweep run beside
@@ -437,7 +467,7 @@ def _profile(d: _Design, y, offset, blocks: list[tuple], start,
         for b in blocks:
             if b not in d.hinge_col or (sweep == 0 and b not in coarse):
                 continue
-            grid = d.grids[b[0]]
+            grid = d.grid(b)
             step = grid[1] - grid[0] if len(grid) > 1 else 1.0
             pts = (grid[::4] if sweep == 0 else
                    grid[np.abs(grid - d.taus[b]) <= FINE_STEPS * step])
@@ -483,7 +513,7 @@ def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> dict[float
     tau0 = d.taus[b]
     llfs = {t: v[0] for t, v in prof.items()}
     warm = beta
-    for tau in d.grids[b[0]][::SWEEP_STRIDE]:
+    for tau in d.grid(b)[::SWEEP_STRIDE]:
         if float(tau) in llfs:
             continue
         d.set_tau(b, tau)
@@ -502,7 +532,7 @@ def _converged_profile(d: _Design, y, offset, beta, b: tuple) -> tuple[np.ndarra
     final model they were off by up to thousands of units, which made the interval a
     single grid point.)"""
     tau0 = d.taus[b]
-    grid = np.asarray(d.grids[b[0]], float)
+    grid = np.asarray(d.grid(b), float)
     llfs = np.full(len(grid), -np.inf)
     start = int(np.argmin(np.abs(grid - tau0)))
     for order in (range(start, len(grid)), range(start - 1, -1, -1)):
@@ -737,7 +767,8 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     types = sorted(set(data["device_type"]))
     present = [f for f in factors if np.ptp(data[f]) > 0]
     centers = {f: _quantile(data[f], hours, 0.5) for f in present}
-    grids = {f: threshold_grid(data[f], hours) for f in present}
+    # the thresholds leave exposure (threshold_grid) and events (with_events) on both sides
+    grids = {f: with_events(threshold_grid(data[f], hours), data[f], y) for f in present}
     shared = [(f, None) for f in present]
     taus = {b: float(grids[b[0]][len(grids[b[0]]) // 2]) for b in shared}
     d = _Design(data, types, centers, grids, shared, taus)
@@ -745,6 +776,9 @@ def fit_outcome(cells: pd.DataFrame, outcome: str, *, min_events: int = 10,
     beta, llf, _ = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
     candidates = [(f, t) for t in types if y[data["device_type"] == t].sum() >= min_type_events
                   for f in present if f"{f}:linear" in d.names and f"{f}:above" in d.names]
+    for f, t in candidates:     # a type's own block: events of that type on both sides
+        own_rows = data["device_type"] == t
+        grids[(f, t)] = with_events(grids[f], data[f][own_rows], y[own_rows])
     tried: list[dict] = []
     own: list[tuple[str, str]] = []
     floor = 0.0   # Holm's adjusted p never falls below that of a split admitted before

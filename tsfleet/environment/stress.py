@@ -55,15 +55,17 @@ def outside_envelope(zone_hours: pd.DataFrame, env: pd.DataFrame) -> pd.DataFram
 def zone_type_hazard(zone_hours: pd.DataFrame, model: Fit, types: list[str]) -> pd.DataFrame:
     """Mean environmental rate multiplier of the last 30 days, per zone and type."""
     recent = zone_hours.dropna(subset=model.factors)
-    if recent.empty:
+    if recent.empty or not types:
         return pd.DataFrame(columns=["zone", "device_type", "env_factor"])
     cutoff = recent["hour_at"].max() - pd.Timedelta(hours=HORIZON_HOURS - 1)
     recent = recent[recent["hour_at"] >= cutoff]
     out = []
     for t in types:
-        rate = model.predict_rate(t, 0.0, {f: recent[f].to_numpy(float)
-                                           for f in model.factors})
-        rate = rate / model.predict_rate(t, 0.0, neutral(model))
+        # the ratio to the neutral environment, from the log rates (the type's intercept
+        # and age cancel, and nothing under- or overflows)
+        rate = np.exp(model.log_rate(t, 0.0, {f: recent[f].to_numpy(float)
+                                              for f in model.factors})
+                      - model.log_rate(t, 0.0, neutral(model)))
         m = pd.Series(rate, index=recent.index).groupby(recent["zone"]).mean()
         out.append(pd.DataFrame({"zone": m.index, "device_type": t, "env_factor": m.to_numpy()}))
     return pd.concat(out, ignore_index=True)

@@ -14,7 +14,9 @@ sweep, then a fine one around the best) and reported with a profile-likelihood
 95% interval: the final model refitted at every grid threshold (_converged_profile), the
 grid thresholds whose likelihood ratio against the best stays below Hansen's (2000) 95%
 cut-off for a threshold, 7.35, or the chi-square(1) 95% point times the zone-clustered
-inflation of the threshold's variance (threshold_inflation) where that is larger.
+inflation of the threshold's variance (threshold_inflation) where that is larger. The
+grid keeps only thresholds with an event on each side (with_events). A slope's interval
+is the union of its Wald intervals at the thresholds of that interval (_wald_over).
 
 Interactions with the device type, where the data support them: first every
 factor has one block shared by all types. Then, for every factor and every type
@@ -524,16 +526,19 @@ def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> dict[float
     return {t: llfs[t] for t in sorted(llfs)}
 
 
-def _converged_profile(d: _Design, y, offset, beta, b: tuple) -> tuple[np.ndarray, np.ndarray]:
+def _converged_profile(d: _Design, y, offset, beta, b: tuple, fits: list | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """The log-likelihood of the final model with block ``b``'s threshold at every grid
     point, each fit converged (warm from the neighbour, outwards from the estimate): the
     profile the threshold's interval inverts. (The fine sweep's values were taken given
     the other thresholds of their time and from the early iterations of a fit: against the
     final model they were off by up to thousands of units, which made the interval a
-    single grid point.)"""
+    single grid point.) ``fits``: a list, filled with the params at each grid point."""
     tau0 = d.taus[b]
     grid = np.asarray(d.grid(b), float)
     llfs = np.full(len(grid), -np.inf)
+    if fits is not None:
+        fits[:] = [None] * len(grid)
     start = int(np.argmin(np.abs(grid - tau0)))
     for order in (range(start, len(grid)), range(start - 1, -1, -1)):
         warm = beta
@@ -541,8 +546,26 @@ def _converged_profile(d: _Design, y, offset, beta, b: tuple) -> tuple[np.ndarra
             d.set_tau(b, grid[i])
             warm, llfs[i], _ = _irls(y, d.x, offset, warm, want_info=False,
                                      segments=d.segments, active=d.active, xb=d.xb)
+            if fits is not None:
+                fits[i] = warm
     d.set_tau(b, tau0)
     return grid, llfs
+
+
+def _wald_over(d: _Design, offset, b: tuple, cols: list[int], pts: np.ndarray,
+               fits: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The Wald intervals of ``cols`` (block ``b``'s slopes) in the final model at each of
+    its thresholds ``pts``, from the converged params ``fits`` there (the converged
+    profile's): the information at each fit, no refit."""
+    tau0 = d.taus[b]
+    out = []
+    for t, params in zip(pts, fits, strict=True):
+        d.set_tau(b, t)
+        mu = np.exp(np.clip(d.xb.mul(params, len(offset)) + offset, -50, 50))
+        se = np.sqrt(np.clip(np.diag(np.linalg.pinv(d.xb.info(mu, True)))[cols], 0, None))
+        out.append((params[cols] - Z95 * se, params[cols] + Z95 * se))
+    d.set_tau(b, tau0)
+    return out
 
 
 def davies_p(lr: np.ndarray, observed: float, df: int = OWN_TEST_DF) -> float:
@@ -663,24 +686,26 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
         dd = d.fork() if threads > 1 else d
         _, llf0, _, _ = _without(dd, y, offset, beta, cols)
         if len(cols) != 2:
-            return llf0, {}, 1.0, None, np.nan
+            return llf0, {}, 1.0, None, np.nan, []
         process = _lr_process(dd, y, offset, beta, b, profiles[b])
         # the threshold's interval inverts the final model's converged profile (the
         # sweeps' values were taken given the other thresholds of their time) at
         # Hansen's cut-off, or wider where the zone-clustered variance of the
         # threshold says so (threshold_inflation)
         infl = threshold_inflation(dd, y, offset, beta, b, cols, parts)
-        grid, prof_ll = _converged_profile(dd, y, offset, beta, b)
+        fits: list = []
+        grid, prof_ll = _converged_profile(dd, y, offset, beta, b, fits)
         _, llf_lin, _, _ = _without(dd, y, offset, beta, [cols[1]])
-        return llf0, process, infl, (grid, prof_ll), llf_lin
+        # the slopes' intervals at every threshold of the threshold's own interval
+        ci = threshold_interval(dict(zip(grid.tolist(), prof_ll.tolist(), strict=True)), llf,
+                                dd.taus[b], cut=max(THRESHOLD_CUT, infl * CHI2_1_95))
+        at = [i for i, t in enumerate(grid) if ci[0] <= t <= ci[1]]
+        walds = _wald_over(dd, offset, b, cols, grid[at], [fits[i] for i in at])
+        return llf0, process, infl, (grid, prof_ll), llf_lin, walds
 
     results = _map(refits, todo, threads)
-    for (b, cols), (llf0, process, infl, conv, llf_lin) in zip(todo, results, strict=True):
-        prof = profiles[b]
-        pts = np.array(sorted(prof))
-        lls = np.array([prof[t][0] for t in pts])
-        # the slope intervals' union: the fine profile's thresholds the data allow
-        inside = pts[2 * (lls.max() - lls) <= CHI2_1_95]
+    for (b, cols), (llf0, process, infl, conv, llf_lin, walds) in zip(todo, results,
+                                                                       strict=True):
         inflation[b] = infl
         stat = max(2 * (llf - llf0), 0.0)
         p_hinge = np.nan
@@ -694,7 +719,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
             p = float(stats.chi2.sf(stat, len(cols)))
         ci = threshold_interval(converged.get(b, {}), llf, d.taus[b],
                                 cut=max(THRESHOLD_CUT, inflation[b] * CHI2_1_95))
-        tested.append((b, cols, inside, ci, p, p_hinge, converged.get(b, {})))
+        tested.append((b, cols, walds, ci, p, p_hinge, converged.get(b, {})))
     # the form choice is a family of tests too ("this factor has a threshold"): Holm over
     # the blocks' hinge tests, so a hinge fitted to noise in one of many blocks is not kept
     hinged = [i for i, (_, cols, *_) in enumerate(tested) if len(cols) == 2]
@@ -711,13 +736,12 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
     else:
         beta_r, names, bse_r = beta, list(d.names), bse_full
     blocks = []
-    for k, (b, cols, inside, ci, p, p_hinge, process) in enumerate(tested):
-        prof = profiles[b]
+    for k, (b, cols, walds, ci, p, p_hinge, process) in enumerate(tested):
         name = _block_name(*b)
-        # slope intervals: the union over the thresholds the data allow (the conditional
-        # Wald interval at one threshold ignores the threshold's own uncertainty)
-        lo = np.min([prof[t][1] for t in inside] + [beta[cols] - Z95 * bse_full[cols]], axis=0)
-        hi = np.max([prof[t][2] for t in inside] + [beta[cols] + Z95 * bse_full[cols]], axis=0)
+        # slope intervals: the union over the thresholds of the threshold's interval (the
+        # conditional Wald interval at one threshold ignores the threshold's own uncertainty)
+        lo = np.min([w[0] for w in walds] + [beta[cols] - Z95 * bse_full[cols]], axis=0)
+        hi = np.max([w[1] for w in walds] + [beta[cols] + Z95 * bse_full[cols]], axis=0)
         terms = [d.names[i].rpartition(":")[2] for i in cols]
         term_ci = {t: (float(a), float(z)) for t, a, z in zip(terms, lo, hi, strict=True)}
         dropped = {}

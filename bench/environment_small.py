@@ -12,27 +12,15 @@ as slopes of hundreds with standard errors of thousands (docs/environment.md, se
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import warnings
-from pathlib import Path
 
+from bench.environment import _independent
 from tsfleet import Fleet
 from tsfleet.simulate import SimConfig, simulate
 
-HERE = Path(__file__).resolve().parent
 SIM = [(150, 14, 5), (150, 14, 6), (300, 14, 5), (300, 30, 6), (600, 30, 7), (1000, 30, 8)]
 INDEPENDENT = [(400, 14, 6, 5), (800, 30, 10, 6), (1500, 30, 12, 7)]
-
-
-def _independent():
-    spec = importlib.util.spec_from_file_location("independent_environment",
-                                                  HERE / "independent" / "environment.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def run(tag: str, load) -> None:

@@ -686,7 +686,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
         dd = d.fork() if threads > 1 else d
         _, llf0, _, _ = _without(dd, y, offset, beta, cols)
         if len(cols) != 2:
-            return llf0, {}, 1.0, None, np.nan, []
+            return llf0, {}, 1.0, None, np.nan, (dd.taus[b], dd.taus[b]), []
         process = _lr_process(dd, y, offset, beta, b, profiles[b])
         # the threshold's interval inverts the final model's converged profile (the
         # sweeps' values were taken given the other thresholds of their time) at
@@ -696,16 +696,16 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
         fits: list = []
         grid, prof_ll = _converged_profile(dd, y, offset, beta, b, fits)
         _, llf_lin, _, _ = _without(dd, y, offset, beta, [cols[1]])
-        # the slopes' intervals at every threshold of the threshold's own interval
         ci = threshold_interval(dict(zip(grid.tolist(), prof_ll.tolist(), strict=True)), llf,
                                 dd.taus[b], cut=max(THRESHOLD_CUT, infl * CHI2_1_95))
+        # the slopes' intervals at every threshold of the threshold's interval
         at = [i for i, t in enumerate(grid) if ci[0] <= t <= ci[1]]
         walds = _wald_over(dd, offset, b, cols, grid[at], [fits[i] for i in at])
-        return llf0, process, infl, (grid, prof_ll), llf_lin, walds
+        return llf0, process, infl, (grid, prof_ll), llf_lin, ci, walds
 
     results = _map(refits, todo, threads)
-    for (b, cols), (llf0, process, infl, conv, llf_lin, walds) in zip(todo, results,
-                                                                       strict=True):
+    for (b, cols), (llf0, process, infl, conv, llf_lin, ci, walds) in zip(todo, results,
+                                                                           strict=True):
         inflation[b] = infl
         stat = max(2 * (llf - llf0), 0.0)
         p_hinge = np.nan
@@ -717,8 +717,6 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
             p_hinge = davies_p(2 * (lr - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)
         else:
             p = float(stats.chi2.sf(stat, len(cols)))
-        ci = threshold_interval(converged.get(b, {}), llf, d.taus[b],
-                                cut=max(THRESHOLD_CUT, inflation[b] * CHI2_1_95))
         tested.append((b, cols, walds, ci, p, p_hinge, converged.get(b, {})))
     # the form choice is a family of tests too ("this factor has a threshold"): Holm over
     # the blocks' hinge tests, so a hinge fitted to noise in one of many blocks is not kept

@@ -41,7 +41,11 @@ DEVICE_TABLES = ("readings_hourly_rollup", "readings_daily_rollup")
 READING_COLUMNS = "device_id, observed_at, metric, value, batch_id"
 
 _template_lock = threading.Lock()
-_templates: dict[int, Path] = {}
+_templates: dict[int, bytes] = {}
+#: A task's scratch store goes to memory-backed /dev/shm when that has this much free
+#: (a container's default /dev/shm of 64 MB does not), else to the temporary folder;
+#: TSFLEET_SCRATCH names another folder.
+SHM_MIN_FREE_BYTES = 2 * 1024 ** 3
 
 
 def lake_buckets(lake: str | Path) -> int:
@@ -53,18 +57,37 @@ def lake_buckets(lake: str | Path) -> int:
     return int(json.loads(path.read_text(encoding="utf-8"))["buckets"])
 
 
-def _template() -> Path:
-    """An empty store with every migration applied, made once per process: copying it
-    is much faster than migrating a new store for every task."""
+def _scratch() -> str | None:
+    """The folder of the tasks' scratch stores (None: the temporary folder). On /dev/shm
+    their commits' fsyncs cost nothing: 2-worker runs were 7% shorter (docs/scaling.md)."""
+    if os.environ.get("TSFLEET_SCRATCH"):
+        return os.environ["TSFLEET_SCRATCH"]
+    try:
+        free = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    if os.access("/dev/shm", os.W_OK) and free.f_bavail * free.f_frsize >= SHM_MIN_FREE_BYTES:
+        return "/dev/shm"
+    return None
+
+
+def _template() -> bytes:
+    """An empty store with every migration applied, made once per process and kept as
+    bytes (its file is removed at once: a worker process leaves nothing behind): writing
+    it out is much faster than migrating a new store for every task."""
     with _template_lock:
-        path = _templates.get(os.getpid())
-        if path is None or not path.is_file():
+        data = _templates.get(os.getpid())
+        if data is None:
             from tsfleet.fleet import Fleet
-            folder = Path(tempfile.mkdtemp(prefix="tsfleet-template-"))
-            path = folder / "template.duckdb"
-            Fleet(str(path)).close()
-            _templates[os.getpid()] = path
-        return path
+            folder = Path(tempfile.mkdtemp(prefix="tsfleet-template-", dir=_scratch()))
+            try:
+                path = folder / "template.duckdb"
+                Fleet(str(path)).close()
+                data = path.read_bytes()
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            _templates[os.getpid()] = data
+        return data
 
 
 class BucketStore:
@@ -74,13 +97,13 @@ class BucketStore:
     """
 
     def __init__(self, threads: int | None = 1):
-        self.folder = Path(tempfile.mkdtemp(prefix="tsfleet-bucket-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="tsfleet-bucket-", dir=_scratch()))
         self.threads = threads
 
     def __enter__(self):
         from tsfleet.fleet import Fleet
         path = self.folder / "bucket.duckdb"
-        shutil.copyfile(_template(), path)
+        path.write_bytes(_template())
         self.fleet = Fleet(str(path))
         if self.threads:
             self.fleet.con.execute(f"set threads = {int(self.threads)}")

@@ -381,7 +381,9 @@ def with_events(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     below = cum[np.searchsorted(xs, grid, side="left")]
     above = cum[-1] - cum[np.searchsorted(xs, grid, side="right")]
     ok = (below > 0) & (above > 0)
-    return grid[ok] if ok.any() else np.array([float(xs[-1])]) if len(xs) else grid
+    if ok.any():
+        return grid[ok]
+    return np.array([float(xs[-1])]) if len(xs) else grid
 
 
 class _Design:
@@ -526,19 +528,19 @@ def _lr_process(d: _Design, y, offset, beta, b: tuple, prof: dict) -> dict[float
     return {t: llfs[t] for t in sorted(llfs)}
 
 
-def _converged_profile(d: _Design, y, offset, beta, b: tuple, fits: list | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def _converged_profile(d: _Design, y, offset, beta, b: tuple
+                       ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """The log-likelihood of the final model with block ``b``'s threshold at every grid
     point, each fit converged (warm from the neighbour, outwards from the estimate): the
     profile the threshold's interval inverts. (The fine sweep's values were taken given
     the other thresholds of their time and from the early iterations of a fit: against the
     final model they were off by up to thousands of units, which made the interval a
-    single grid point.) ``fits``: a list, filled with the params at each grid point."""
+    single grid point.) Returns the grid, the log-likelihoods and the params at each
+    point."""
     tau0 = d.taus[b]
     grid = np.asarray(d.grid(b), float)
     llfs = np.full(len(grid), -np.inf)
-    if fits is not None:
-        fits[:] = [None] * len(grid)
+    fits: list[np.ndarray] = [beta] * len(grid)
     start = int(np.argmin(np.abs(grid - tau0)))
     for order in (range(start, len(grid)), range(start - 1, -1, -1)):
         warm = beta
@@ -546,10 +548,9 @@ def _converged_profile(d: _Design, y, offset, beta, b: tuple, fits: list | None 
             d.set_tau(b, grid[i])
             warm, llfs[i], _ = _irls(y, d.x, offset, warm, want_info=False,
                                      segments=d.segments, active=d.active, xb=d.xb)
-            if fits is not None:
-                fits[i] = warm
+            fits[i] = warm
     d.set_tau(b, tau0)
-    return grid, llfs
+    return grid, llfs, fits
 
 
 def _wald_over(d: _Design, offset, b: tuple, cols: list[int], pts: np.ndarray,
@@ -693,8 +694,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
         # Hansen's cut-off, or wider where the zone-clustered variance of the
         # threshold says so (threshold_inflation)
         infl = threshold_inflation(dd, y, offset, beta, b, cols, parts)
-        fits: list = []
-        grid, prof_ll = _converged_profile(dd, y, offset, beta, b, fits)
+        grid, prof_ll, fits = _converged_profile(dd, y, offset, beta, b)
         _, llf_lin, _, _ = _without(dd, y, offset, beta, [cols[1]])
         ci = threshold_interval(dict(zip(grid.tolist(), prof_ll.tolist(), strict=True)), llf,
                                 dd.taus[b], cut=max(THRESHOLD_CUT, infl * CHI2_1_95))

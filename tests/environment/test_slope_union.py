@@ -1,6 +1,7 @@
 """Each slope's interval carries its threshold's uncertainty: it holds the slope's Wald
 interval at every threshold of the threshold's own 95% interval (the final model refitted
-there, the other thresholds at their estimates), checked here against statsmodels."""
+there, the other thresholds at their estimates), checked here against statsmodels; and the
+slopes and threshold the fleets were drawn with lie inside the reported intervals."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import statsmodels.api as sm
 from tsfleet.environment.model import fit_outcome, threshold_grid, with_events
 
 FACTORS = ("temperature_c", "humidity_pct", "vibration_g")
+#: the log rate the fleets are drawn with: (linear slope, above-threshold slope, threshold)
+TRUTH = {"temperature_c": (0.0, 0.12, 30.0), "humidity_pct": (0.0, 0.0, None),
+         "vibration_g": (1.0, 0.0, None)}
 
 
 def _cells(seed: int, n_zones: int = 20, hours: int = 720, devices: float = 50.0) -> pd.DataFrame:
@@ -53,8 +57,14 @@ def test_each_slope_interval_holds_the_slopes_over_its_thresholds_interval():
         y = cells["n_failures"].to_numpy(float)
         offset = np.log(cells["device_hours"].to_numpy(float))
         for i, blk in enumerate(fit.blocks):
+            # the injected truth: inside every reported interval of the fit
+            lin, above, tau = TRUTH[blk.factor]
+            assert blk.term_ci["linear"][0] <= lin <= blk.term_ci["linear"][1], (seed, blk)
             if blk.is_linear:   # a line: its slope's interval is the line-only refit's
                 continue
+            assert blk.term_ci["above"][0] <= above <= blk.term_ci["above"][1], (seed, blk)
+            if tau is not None:
+                assert blk.threshold_ci[0] <= tau <= blk.threshold_ci[1], (seed, blk)
             x = cells[blk.factor].to_numpy(float)
             grid = with_events(threshold_grid(x, cells["device_hours"].to_numpy(float)), x, y)
             lo_ci, hi_ci = blk.threshold_ci

@@ -19,7 +19,8 @@ measured: the time no bucket task or fit was outstanding (the coordinator's flee
 attaches and writer-side firmware steps that no worker task overlapped; the domains'
 phases overlap, see tsfleet.scaleout.engine).
 Load averages are printed before and after each run: other jobs on the cores lower the
-speed-up.
+speed-up. First, the machine's own ceiling: a pure-Python loop in one process, then in two
+at once (``--no-ceiling`` skips it): two cores that slow each other cap any 1 -> 2 speed-up.
 """
 
 from __future__ import annotations
@@ -66,6 +67,33 @@ def warm() -> None:
 
 def noop(i: int) -> int:
     return i
+
+
+def spin(n: int) -> float:
+    """A pure-Python loop of ``n`` steps; its wall seconds."""
+    t = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i * i
+    return time.perf_counter() - t
+
+
+def machine_ceiling(n: int = 40_000_000, repeat: int = 2) -> tuple[float, list[float]]:
+    """How much more CPU-bound work two processes do than one on this machine: the same loop
+    in one process, then in two at once (their slower one), ``repeat`` times; the best
+    ratio (one's time x 2 / the pair's) and all of them. On a machine whose two cores slow
+    each other (virtual CPUs, shared caches, clocks), no 1 -> 2 speed-up can exceed it."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    ratios = []
+    with ctx.Pool(2) as pool:
+        pool.map(spin, [1000, 1000])                       # started before the clock
+        for _ in range(repeat):
+            one = pool.apply(spin, (n,))
+            two = max(pool.map(spin, [n, n], chunksize=1))
+            ratios.append(2 * one / two)
+    return max(ratios), ratios
 
 
 def cpu_seconds() -> float:
@@ -155,6 +183,8 @@ def main() -> int:
                     help="alternate the 1- and 2-worker runs this many times; the fastest "
                     "of each is reported (other jobs on the cores come and go)")
     ap.add_argument("--dir", default=None, help="working directory (default: a temp dir)")
+    ap.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                    help="skip the machine's own 1 -> 2 process ceiling (a pure-Python loop)")
     args = ap.parse_args()
     work = Path(args.dir or tempfile.mkdtemp(prefix="tsfleet-bench-dask-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -173,6 +203,12 @@ def main() -> int:
     fleet.export(lake, buckets=args.buckets)
     fleet.close()
     print(f"  built: {n_readings:,} readings, exported in {time.perf_counter() - t:.0f} s")
+
+    if args.ceiling:
+        best, ratios = machine_ceiling()
+        print(f"  machine: two processes of a pure-Python loop do {best:.2f}x the work of one "
+              f"(runs: {', '.join(f'{r:.2f}x' for r in ratios)}): the ceiling of any 1 -> 2 "
+              f"speed-up here; {load()}")
 
     single = work / "single.duckdb"
     Path(f"{single}.wal").unlink(missing_ok=True)

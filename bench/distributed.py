@@ -47,6 +47,16 @@ ONLY = "firmware,power,calibration,environment"
 BUCKET_PHASES = ("stats", "apply", "fits")
 
 
+def say(text: str, indent: int = 6) -> None:
+    """Print ``text`` wrapped at 120 columns, continuation lines indented by ``indent``
+    beyond the text's own indentation."""
+    import textwrap
+
+    lead = len(text) - len(text.lstrip(" "))
+    print(textwrap.fill(text, width=120, subsequent_indent=" " * (lead + indent),
+                        break_long_words=False, break_on_hyphens=False))
+
+
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load {one:.1f} {five:.1f} {fifteen:.1f}"
@@ -134,12 +144,12 @@ def timed_cluster(store: Path, lake: Path, workers: int
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in o.phase_s.items())
         on = ", ".join(f"{p} {a - t:.1f}-{b - t:.1f} s" for d, p, a, b in spans
                        if d == o.domain and p != "fits")
-        print(f"    {o.domain}: {phases}; failed buckets: {len(o.failed)}; on the workers "
-              f"(submitted - collected, from the run's start): {on}")
+        say(f"    {o.domain}: {phases}; failed buckets: {len(o.failed)}; on the workers "
+            f"(submitted - collected, from the run's start): {on}")
     parallel = worker_wall(run)
-    print(f"    CPU: coordinator {cpu['coordinator']:.1f} s, workers {cpu['workers']:.1f} s "
-          f"= {100 * cpu['workers'] / (parallel * workers):.0f}% of {workers} core(s) over "
-          f"the bucket phases ({parallel:.1f} s)")
+    say(f"    CPU: coordinator {cpu['coordinator']:.1f} s, workers {cpu['workers']:.1f} s "
+        f"= {100 * cpu['workers'] / (parallel * workers):.0f}% of {workers} core(s) over "
+        f"the bucket phases ({parallel:.1f} s)")
     return seconds, run, overhead, [t for t in stream.data if str(t["key"]).startswith(
         "tsfleet-")], cpu
 
@@ -207,8 +217,8 @@ def main() -> int:
     if args.ceiling:
         best, ratios = machine_ceiling()
         print(f"  machine: two processes of a pure-Python loop do {best:.2f}x the work of one "
-              f"(runs: {', '.join(f'{r:.2f}x' for r in ratios)}): the ceiling of any 1 -> 2 "
-              f"speed-up here; {load()}")
+              f"(runs: {', '.join(f'{r:.2f}x' for r in ratios)});\n"
+              f"    the ceiling of any 1 -> 2 speed-up here; {load()}")
 
     single = work / "single.duckdb"
     Path(f"{single}.wal").unlink(missing_ok=True)
@@ -220,7 +230,7 @@ def main() -> int:
         res = f.analyze(only=ONLY, force=True)
         t_single = time.perf_counter() - t
     each = ", ".join(f"{r.analysis} {r.duration_s:.1f} s" for r in res)
-    print(f"  single node: {t_single:.1f} s ({each}); {load()} after")
+    say(f"  single node: {t_single:.1f} s ({each}); {load()} after")
 
     times: dict[int, list] = {1: [], 2: []}
     for _ in range(args.repeat):
@@ -231,7 +241,7 @@ def main() -> int:
             shutil.copyfile(base, store)
             times[workers].append(timed_cluster(store, lake, workers))
     if args.repeat > 1:
-        print("  pairs (1 worker / 2 workers, in run order): " + ", ".join(
+        say("  pairs (1 worker / 2 workers, in run order): " + ", ".join(
             f"{a[0]:.1f}/{b[0]:.1f} s = {a[0] / b[0]:.2f}x"
             for a, b in zip(times[1], times[2], strict=True)))
     # the fastest run of each: the one least slowed by other jobs on the cores
@@ -249,24 +259,24 @@ def main() -> int:
     print(f"\n  single node            {t_single:8.1f} s (baseline)")
     print(f"  dask, 1 worker         {t1:8.1f} s ({t_single / t1:.2f}x the single node)")
     print(f"  dask, 2 workers        {t2:8.1f} s ({t_single / t2:.2f}x the single node)")
-    print(f"  speed-up 1 -> 2        {t1 / t2:8.2f}x (target >= 1.7x; Amdahl bound of the "
-          f"measured serial part: {bound:.2f}x)")
-    print(f"  serial (coordinator)   {serial:8.1f} s at 1 worker, {serial2:.1f} s at 2 "
-          f"({100 * serial / t1:.0f}% of the 1-worker run)")
-    print(f"  scheduler overhead     {overhead * 1e3:8.2f} ms per task (1 worker), "
-          f"{overhead2 * 1e3:.2f} ms (2 workers); bucket phases {parallel:.1f} s wall for "
-          f"{busy:.1f} s of task compute at 1 worker")
-    print(f"  per-task cost          {busy / n_tasks:8.2f} s mean over {n_tasks} tasks; "
-          + ", ".join(f"{k} {sum(v) / len(v):.2f} s (max {max(v):.2f})"
-                      for k, v in per_phase.items()))
+    say(f"  speed-up 1 -> 2        {t1 / t2:8.2f}x (target >= 1.7x; Amdahl bound of the "
+        f"measured serial part: {bound:.2f}x)")
+    say(f"  serial (coordinator)   {serial:8.1f} s at 1 worker, {serial2:.1f} s at 2 "
+        f"({100 * serial / t1:.0f}% of the 1-worker run)")
+    say(f"  scheduler overhead     {overhead * 1e3:8.2f} ms per task (1 worker), "
+        f"{overhead2 * 1e3:.2f} ms (2 workers); bucket phases {parallel:.1f} s wall for "
+        f"{busy:.1f} s of task compute at 1 worker")
+    say(f"  per-task cost          {busy / n_tasks:8.2f} s mean over {n_tasks} tasks; "
+        + ", ".join(f"{k} {sum(v) / len(v):.2f} s (max {max(v):.2f})"
+                    for k, v in per_phase.items()))
     # CPU seconds do not depend on what else runs on the cores: on 2 idle cores the
     # workers' CPU divides over the workers and the coordinator's does not
     c, w = cpu1["coordinator"], cpu1["workers"]
-    print(f"  CPU, 1-worker run      {c:8.1f} s coordinator + {w:.1f} s worker: on idle cores "
-          f"(projected) {c + w:.1f} s at 1 worker, {c + w / 2:.1f} s at 2 = "
-          f"{(c + w) / (c + w / 2):.2f}x")
-    print(f"  projected, 16 workers  {t16:8.1f} s (serial part as measured + the slowest "
-          f"task of each phase; {t1 / t16:.1f}x 1 worker)")
+    say(f"  CPU, 1-worker run      {c:8.1f} s coordinator + {w:.1f} s worker: on idle cores "
+        f"(projected) {c + w:.1f} s at 1 worker, {c + w / 2:.1f} s at 2 = "
+        f"{(c + w) / (c + w / 2):.2f}x")
+    say(f"  projected, 16 workers  {t16:8.1f} s (serial part as measured + the slowest "
+        f"task of each phase; {t1 / t16:.1f}x 1 worker)")
     print(f"  {load()}")
     if args.dir is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -672,7 +672,6 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
     beta, llf, info = _irls(y, d.x, offset, beta, segments=d.segments, active=d.active, xb=d.xb)
     tested = []
     inflation: dict[tuple, float] = {}
-    converged: dict[tuple, dict[float, float]] = {}
     todo = []
     for b in d.blocks:
         name = _block_name(*b)
@@ -687,7 +686,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
         dd = d.fork() if threads > 1 else d
         _, llf0, _, _ = _without(dd, y, offset, beta, cols)
         if len(cols) != 2:
-            return llf0, {}, 1.0, None, np.nan, (dd.taus[b], dd.taus[b]), []
+            return llf0, {}, 1.0, {}, np.nan, (dd.taus[b], dd.taus[b]), []
         process = _lr_process(dd, y, offset, beta, b, profiles[b])
         # the threshold's interval inverts the final model's converged profile (the
         # sweeps' values were taken given the other thresholds of their time) at
@@ -695,17 +694,18 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
         # threshold says so (threshold_inflation)
         infl = threshold_inflation(dd, y, offset, beta, b, cols, parts)
         grid, prof_ll, fits = _converged_profile(dd, y, offset, beta, b)
+        profile = dict(zip(grid.tolist(), prof_ll.tolist(), strict=True))
         _, llf_lin, _, _ = _without(dd, y, offset, beta, [cols[1]])
-        ci = threshold_interval(dict(zip(grid.tolist(), prof_ll.tolist(), strict=True)), llf,
-                                dd.taus[b], cut=max(THRESHOLD_CUT, infl * CHI2_1_95))
+        ci = threshold_interval(profile, llf, dd.taus[b],
+                                cut=max(THRESHOLD_CUT, infl * CHI2_1_95))
         # the slopes' intervals at every threshold of the threshold's interval
         at = [i for i, t in enumerate(grid) if ci[0] <= t <= ci[1]]
         walds = _wald_over(dd, offset, b, cols, grid[at], [fits[i] for i in at])
-        return llf0, process, infl, (grid, prof_ll), llf_lin, ci, walds
+        return llf0, process, infl, profile, llf_lin, ci, walds
 
     results = _map(refits, todo, threads)
-    for (b, cols), (llf0, process, infl, conv, llf_lin, ci, walds) in zip(todo, results,
-                                                                           strict=True):
+    for (b, cols), (llf0, process, infl, profile, llf_lin, ci, walds) in zip(todo, results,
+                                                                              strict=True):
         inflation[b] = infl
         stat = max(2 * (llf - llf0), 0.0)
         p_hinge = np.nan
@@ -713,11 +713,10 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
         if len(cols) == 2:
             lr = np.array(list(process.values()))
             p = davies_p(2 * (lr - llf0), stat)
-            converged[b] = dict(zip(conv[0].tolist(), conv[1].tolist(), strict=True))
             p_hinge = davies_p(2 * (lr - llf_lin), max(2 * (llf - llf_lin), 0.0), df=1)
         else:
             p = float(stats.chi2.sf(stat, len(cols)))
-        tested.append((b, cols, walds, ci, p, p_hinge, converged.get(b, {})))
+        tested.append((b, cols, walds, ci, p, p_hinge, profile))
     # the form choice is a family of tests too ("this factor has a threshold"): Holm over
     # the blocks' hinge tests, so a hinge fitted to noise in one of many blocks is not kept
     hinged = [i for i, (_, cols, *_) in enumerate(tested) if len(cols) == 2]
@@ -734,7 +733,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
     else:
         beta_r, names, bse_r = beta, list(d.names), bse_full
     blocks = []
-    for k, (b, cols, walds, ci, p, p_hinge, process) in enumerate(tested):
+    for k, (b, cols, walds, ci, p, p_hinge, profile) in enumerate(tested):
         name = _block_name(*b)
         # slope intervals: the union over the thresholds of the threshold's interval (the
         # conditional Wald interval at one threshold ignores the threshold's own uncertainty)
@@ -749,7 +748,7 @@ def _finish(d: _Design, y, offset, beta, profiles, outcome, types,
             term_ci["linear"] = (est - Z95 * se, est + Z95 * se)
             dropped = {"above": float(beta[cols[1]])}
         blocks.append(Block(b[0], b[1], d.taus[b], ci, p, term_ci, float(p_hinge),
-                            float(hinge_adj.get(k, np.nan)), dropped, process, inflation[b]))
+                            float(hinge_adj.get(k, np.nan)), dropped, profile, inflation[b]))
     return Fit(outcome, types, names, beta_r, bse_r, dict(d.centers), blocks,
                n_events=int(y.sum()))
 

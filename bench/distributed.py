@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from tsfleet import Fleet  # noqa: E402
+from tsfleet.cliutil import print_sentences  # noqa: E402
 from tsfleet.scaleout import run_dask  # noqa: E402
 from tsfleet.scaleout.engine import worker_environ  # noqa: E402
 from tsfleet.simulate import SimConfig, simulated_fleet  # noqa: E402
@@ -47,14 +48,11 @@ ONLY = "firmware,power,calibration,environment"
 BUCKET_PHASES = ("stats", "apply", "fits")
 
 
-def say(text: str, indent: int = 6) -> None:
-    """Print ``text`` wrapped at 120 columns, continuation lines indented by ``indent``
-    beyond the text's own indentation."""
-    import textwrap
-
-    lead = len(text) - len(text.lstrip(" "))
-    print(textwrap.fill(text, width=120, subsequent_indent=" " * (lead + indent),
-                        break_long_words=False, break_on_hyphens=False))
+def say(text: str) -> None:
+    """``text`` wrapped to the CLI's 120 columns (tsfleet.cliutil.print_sentences), at its
+    own indentation, continuation lines 6 columns further in."""
+    body = text.lstrip(" ")
+    print_sentences([body], indent=" " * (len(text) - len(body)), hang=6)
 
 
 def load() -> str:
@@ -216,9 +214,9 @@ def main() -> int:
 
     if args.ceiling:
         best, ratios = machine_ceiling()
-        print(f"  machine: two processes of a pure-Python loop do {best:.2f}x the work of one "
-              f"(runs: {', '.join(f'{r:.2f}x' for r in ratios)});\n"
-              f"    the ceiling of any 1 -> 2 speed-up here; {load()}")
+        say(f"  machine: two processes of a pure-Python loop do {best:.2f}x the work of one "
+            f"(runs: {', '.join(f'{r:.2f}x' for r in ratios)}): the ceiling of any 1 -> 2 "
+            f"speed-up here; {load()}")
 
     single = work / "single.duckdb"
     Path(f"{single}.wal").unlink(missing_ok=True)

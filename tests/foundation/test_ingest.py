@@ -157,6 +157,11 @@ BAD = [
      "bad_timestamp"),
     ({"device_id": "d", "observed_at": "1e15", "metric": "battery_pct", "value": 1},
      "bad_timestamp"),
+    # Unix seconds beyond what SQL converts: once, they failed the whole batch
+    ({"device_id": "d", "observed_at": 1e20, "metric": "battery_pct", "value": 1},
+     "bad_timestamp"),
+    ({"device_id": "d", "observed_at": "99999999999999999999", "metric": "battery_pct",
+      "value": 1}, "bad_timestamp"),
     ({"device_id": "d", "observed_at": "2026-03-01T10:00Z", "metric": "battery_pct",
       "value": "lots"}, "bad_number"),
     ({"device_id": "d", "observed_at": "2026-03-01T10:00Z", "metric": "battery_pct",
@@ -250,6 +255,16 @@ def test_every_kind_ingests_and_deduplicates(fleet, kind, row):
     assert fleet.ingest(kind, [row]).n_accepted == 1
     again = fleet.ingest(kind, [row])
     assert (again.n_accepted, again.n_duplicates) == (0, 1)
+
+
+def test_a_whole_number_beyond_64_bits_is_quarantined_and_the_rest_lands(fleet, tmp_path):
+    path = tmp_path / "gw.csv"
+    path.write_text("gateway_id,site,capacity_devices\ngwA,s1,10\ngwB,s1,1e20\n"
+                    "gwC,s1,99999999999999999999\ngwD,s1,+25\n")
+    r = fleet.ingest("gateways", path)
+    assert (r.n_accepted, r.quarantined_by_reason) == (2, {"bad_number": 2})
+    assert fleet.query("select detail from quarantine order by detail")[0]["detail"] == (
+        "capacity_devices must be a whole number of at most 18 digits, got 1e20 for gwB")
 
 
 def test_report_counts_add_up_and_batches_are_recorded(fleet):

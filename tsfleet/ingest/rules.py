@@ -109,11 +109,11 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
             if pa.types.is_timestamp(arrow_type) and arrow_type.tz is not None:
                 expr = f"CAST(CAST({col} AS TIMESTAMPTZ) AS TIMESTAMP)"
         elif is_num:
-            expr = f"CAST(to_timestamp(CAST({col} AS DOUBLE)) AS TIMESTAMP)"
+            expr = f"CAST({_epoch(f'CAST({col} AS DOUBLE)')} AS TIMESTAMP)"
         else:
             expr = (
                 f"CASE WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
-                f"THEN CAST(to_timestamp(TRY_CAST({text} AS DOUBLE)) AS TIMESTAMP) "
+                f"THEN CAST({_epoch(f'TRY_CAST({text} AS DOUBLE)')} AS TIMESTAMP) "
                 f"ELSE TRY_CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP) END"
             )
         expr = (
@@ -123,8 +123,14 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     elif rule.sqltype == "DOUBLE":
         expr = f"CAST({col} AS DOUBLE)" if is_num else f"TRY_CAST({text} AS DOUBLE)"
     elif rule.sqltype == "BIGINT":
+        # digits convert exactly (through a double, 2^63 - 1 would round beyond 64 bits)
         num = f"CAST({col} AS DOUBLE)" if is_num else f"TRY_CAST({text} AS DOUBLE)"
-        expr = f"CASE WHEN {num} = round({num}) THEN CAST({num} AS BIGINT) END"
+        expr = f"CASE WHEN {num} = round({num}) THEN TRY_CAST({num} AS BIGINT) END"
+        if pa.types.is_integer(arrow_type):
+            expr = f"TRY_CAST({col} AS BIGINT)"
+        elif not is_num:
+            expr = (f"CASE WHEN regexp_full_match({text}, '[-+]?[0-9]+') "
+                    f"THEN TRY_CAST({text} AS BIGINT) ELSE {expr} END")
     else:  # BOOLEAN
         expr = (
             f"CAST({col} AS BOOLEAN)"
@@ -132,6 +138,16 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
             else f"TRY_CAST({text} AS BOOLEAN)"
         )
     return expr
+
+
+#: Unix seconds beyond this are no time tsfleet accepts (TS_MAX is about 4.1e9); the SQL
+#: conversion of a larger number fails for the whole query, not for its row
+EPOCH_LIMIT = 1e12
+
+
+def _epoch(seconds: str) -> str:
+    """SQL: ``to_timestamp`` of a number of seconds, NULL where it is out of any range."""
+    return f"to_timestamp(CASE WHEN abs({seconds}) < {EPOCH_LIMIT:.0e} THEN {seconds} END)"
 
 
 def present_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
@@ -151,7 +167,7 @@ _BAD = {
 _EXPECT = {
     "TIMESTAMP": f"an ISO 8601 time or Unix seconds between {TS_MIN} and {TS_MAX}",
     "DOUBLE": "a number",
-    "BIGINT": "a whole number",
+    "BIGINT": "a whole number of at most 18 digits",
     "BOOLEAN": "true or false",
     "VARCHAR": "text",
 }

@@ -236,6 +236,39 @@ def test_dimension_rows_upsert_and_validate_choices_and_bounds(fleet):
         {"zone": "z2", "battery_chemistry": "li_socl2", "criticality": 3}]
 
 
+def test_a_field_a_row_does_not_give_keeps_its_stored_value(fleet, tmp_path):
+    """Upsert kinds: a partial row changes only what it gives; a new key takes the defaults;
+    the rows of one key in one batch apply in order; a row that changes nothing is a
+    duplicate."""
+    full = {"device_id": "em-5", "device_type": "env_monitor", "manufacturer": "Fenwick",
+            "model": "EM-4", "site": "plant-a", "zone": "z1", "battery_chemistry": "mains"}
+    fleet.ingest("devices", [full])
+    path = tmp_path / "crit.csv"
+    path.write_text("device_id,criticality,zone\nem-5,5,\nnew-1,4,\n")
+    r = fleet.ingest("devices", path)
+    assert (r.n_accepted, r.n_duplicates) == (2, 0)
+    cols = "device_type, manufacturer, model, site, zone, battery_chemistry, criticality"
+    assert fleet.query(f"select device_id, {cols} from devices order by device_id") == [
+        dict(full, criticality=5),
+        {"device_id": "new-1", "device_type": "unspecified", "manufacturer": "unknown",
+         "model": "unknown", "site": "unknown", "zone": "unknown", "battery_chemistry": None,
+         "criticality": 4}]
+    again = fleet.ingest("devices", [{"device_id": "em-5", "criticality": 5}])
+    assert (again.n_accepted, again.n_duplicates) == (0, 1)
+    both = fleet.ingest("devices", [{"device_id": "g-1", "site": "s2", "zone": "z9"},
+                                    {"device_id": "g-1", "criticality": 1}])
+    assert (both.n_accepted, both.n_duplicates) == (1, 1)
+    assert fleet.query("select site, zone, criticality from devices where device_id = 'g-1'"
+                       ) == [{"site": "s2", "zone": "z9", "criticality": 1}]
+    fleet.ingest("gateways", [{"gateway_id": "gw1", "site": "s", "capacity_devices": 50,
+                               "removed_at": "2026-03-01T00:00Z"}])
+    fleet.ingest("gateways", [{"gateway_id": "gw1", "site": "s", "capacity_devices": 50,
+                               "zone": "z1"}])
+    assert fleet.query("select site, zone, capacity_devices, removed_at is not null as gone "
+                       "from gateways") == [
+        {"site": "s", "zone": "z1", "capacity_devices": 50, "gone": True}]
+
+
 @pytest.mark.parametrize("kind, row", [
     ("gateways", {"gateway_id": "gw1", "site": "s", "capacity_devices": 100}),
     ("firmware_reports", {"device_id": "d", "reported_at": "2026-03-01T10:00Z",

@@ -79,6 +79,26 @@ def test_reingesting_the_same_file_changes_nothing(fleet, tmp_path):
     assert fleet.query("select count(*) as n from quarantine")[0]["n"] == 0
 
 
+def test_reingesting_a_file_holds_its_rejected_rows_once(fleet, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("device_id,observed_at,metric,value\n"
+                    "pump-1,2026-03-01T10:00Z,battery_pct,5\n"
+                    "pump-1,yesterday,battery_pct,5\n"
+                    "pump-1,2026-03-01T11:00Z,mood_pct,1\n")
+    held = "select reason, raw from quarantine order by reason"
+    first = fleet.ingest("readings", path)
+    assert first.quarantined_by_reason == {"bad_timestamp": 1, "unknown_metric": 1}
+    rows = fleet.query(held)
+    again = fleet.ingest("readings", path)
+    # the report still says what the file holds; the quarantine holds each row once
+    assert again.quarantined_by_reason == first.quarantined_by_reason
+    assert fleet.query(held) == rows and len(rows) == 2
+    other = tmp_path / "other.csv"                  # the same rows from another file: held
+    other.write_text(path.read_text())
+    fleet.ingest("readings", other)
+    assert len(fleet.query(held)) == 4
+
+
 def test_duplicates_inside_one_batch_are_absorbed(fleet):
     report = fleet.ingest("readings", ROWS + ROWS[:2])
     assert (report.n_accepted, report.n_duplicates) == (3, 2)

@@ -127,6 +127,13 @@ def ingest_chunk(
             else:
                 _upsert_dimensions(con, model, rules, bid, report)
             report.n_quarantined = sum(report.quarantined_by_reason.values())
+            if report.n_quarantined:
+                # a rejected row already held from the same source (the same file ingested
+                # again) is not held twice: re-ingesting changes nothing, quarantine included
+                con.execute(
+                    f"delete from quarantine n where n.batch_id = {bid} and exists (select 1 "
+                    f"from quarantine o where o.batch_id < {bid} and o.kind = {kind_lit} "
+                    f"and o.source = {src} and o.reason = n.reason and o.raw = n.raw)")
             con.execute(
                 f"insert into ingest_batches values ({bid}, {kind_lit}, {src}, now(), now(), "
                 f"{report.n_rows}, {report.n_accepted}, {report.n_duplicates}, "

@@ -190,6 +190,11 @@ BAD = [
       "value": 180.5}, "out_of_range"),
     ({"device_id": "d", "observed_at": "2026-03-01T10:00Z", "metric": "mood_pct", "value": 1},
      "unknown_metric"),
+    # an id must be one value of bounded length (a list landed as its JSON text)
+    ({"device_id": ["d"], "observed_at": "2026-03-01T10:00Z", "metric": "battery_pct",
+      "value": 1}, "bad_value"),
+    ({"device_id": "d" * 257, "observed_at": "2026-03-01T10:00Z", "metric": "battery_pct",
+      "value": 1}, "bad_value"),
 ]
 
 

@@ -27,7 +27,9 @@ from tsfleet.ingest.report import IngestReport
 from tsfleet.ingest.rules import (
     FieldRule,
     checks,
+    clipped,
     field_rules,
+    is_nested,
     parse_expr,
     present_expr,
     sql_literal,
@@ -258,6 +260,22 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
             _quarantine_dropped_keys(con, kind_lit, src, bid, report, dropped, len(counted))
             ok += " and _rid not in (select _rid from _tsf_dropped)"
     keys.sort()
+    # a list or an object where the model wants one id or text (numbers, times and booleans
+    # fail their own parsing): the row is quarantined, not stored as the JSON's text
+    texts = [r.name for r in field_rules(model) if r.sqltype == "VARCHAR" and r.name in keys]
+    if texts:
+        typed = {k: f"json_type(_line, {sql_literal(_json_path(k))}) in ('ARRAY', 'OBJECT')"
+                 for k in texts}
+        which = "coalesce(" + ", ".join(
+            f"CASE WHEN {c} THEN {sql_literal(k)} END" for k, c in typed.items()) + ")"
+        nested = " or ".join(typed.values())
+        n = con.execute(
+            f"insert into quarantine select {bid}, {kind_lit}, {src}, 'bad_value', {which} "
+            f"|| ' must be one id or text, got a list or an object', _line, now() "
+            f"from _tsf_lines where {ok} and ({nested})").fetchall()[0][0]
+        if n:
+            report.quarantined_by_reason["bad_value"] += n
+            ok += f" and not ({nested})"
     cols = "".join(
         f", json_extract_string(_line, {sql_literal(_json_path(k))}) as {q(k)}" for k in keys
     )
@@ -346,7 +364,7 @@ def _check(
     )
     context = "''"
     if who:
-        context = f"' for ' || coalesce({who}, '?')"
+        context = f"' for ' || coalesce({clipped(who, 80)}, '?')"
     if time_field:
         context += (
             f" || ' at ' || coalesce(strftime({q('p_' + time_field)}, '%Y-%m-%dT%H:%M:%SZ'), '?')"
@@ -424,7 +442,7 @@ def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:
     if rule.sqltype == "DOUBLE":
         return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
     if rule.sqltype == "VARCHAR":
-        return not rule.choices
+        return not rule.choices and not is_nested(arrow_type)
     return False
 
 

@@ -103,6 +103,8 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     text = f"nullif(trim(CAST({col} AS VARCHAR)), '')"
     if rule.sqltype == "VARCHAR":
         expr = text if not (rule.choices or rule.lowercase) else f"lower({text})"
+        if is_nested(arrow_type):       # a list or a record is not one id or text
+            expr = "NULL::VARCHAR"
     elif rule.sqltype == "TIMESTAMP":
         if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
             expr = f"CAST({col} AS TIMESTAMP)"
@@ -140,6 +142,22 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     return expr
 
 
+#: the longest id (a field named ``*_id``) and the longest other text a row may give
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 4096
+
+
+def is_nested(arrow_type: pa.DataType) -> bool:
+    """A list, record or map column (from Python rows or Arrow tables)."""
+    return pa.types.is_nested(arrow_type)
+
+
+def clipped(text: str, width: int = 120) -> str:
+    """SQL: ``text`` cut to ``width`` characters for a message (an ellipsis marks the cut)."""
+    return f"CASE WHEN length({text}) > {width} THEN left({text}, {width - 1}) || '…' " \
+           f"ELSE {text} END"
+
+
 #: Unix seconds beyond this are no time tsfleet accepts (TS_MAX is about 4.1e9); the SQL
 #: conversion of a larger number fails for the whole query, not for its row
 EPOCH_LIMIT = 1e12
@@ -169,7 +187,7 @@ _EXPECT = {
     "DOUBLE": "a number",
     "BIGINT": "a whole number of at most 18 digits",
     "BOOLEAN": "true or false",
-    "VARCHAR": "text",
+    "VARCHAR": "one id or text (not a list or a record)",
 }
 
 
@@ -184,7 +202,7 @@ def checks(
     """
     p, r = quote_ident("p_" + rule.name), quote_ident("r_" + rule.name)
     name = rule.name
-    got = f"coalesce({r}, 'nothing')"
+    got = f"coalesce({clipped(r)}, 'nothing')"
     out = []
     if can_fail_parse:
         out.append(
@@ -205,6 +223,16 @@ def checks(
                 "nan_value",
                 f"'{name} must be a finite number, got ' || coalesce({r}, CAST({p} AS VARCHAR))"
                 f" || {context}",
+            )
+        )
+    if rule.sqltype == "VARCHAR" and not rule.choices:
+        most = MAX_ID_CHARS if name.endswith("_id") else MAX_TEXT_CHARS
+        out.append(
+            (
+                f"length({p}) > {most}",
+                "bad_value",
+                f"'{name} must be at most {most} characters, got ' || length({p}) || "
+                f"' starting ' || {clipped(p, 40)} || {context}",
             )
         )
     if rule.choices:

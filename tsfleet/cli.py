@@ -318,9 +318,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                                   label=_shown(args, f))
             total.add(report)
             if args.verbose:
-                print(ingest_line(report))
+                print_sentences([ingest_line(report)])
             if args.kind == "metrics":      # declared: what waited in quarantine came in
-                print(fleet.metrics.last_retry)
+                print_sentences([ingest_line(fleet.metrics.last_retry)])
             now = time.perf_counter()
             if now - t0 > PROGRESS_AFTER_S and now - last > 1.0 and k < len(files):
                 last = now
@@ -329,11 +329,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if last != t0 and sys.stderr.isatty():
             print(file=sys.stderr)
         if args.retry_quarantine:
-            print(fleet.metrics.retry_quarantine())
+            print_sentences([ingest_line(fleet.metrics.retry_quarantine())])
     if not files:
         return 0
     if len(files) > 1 or not args.verbose:
-        print(ingest_line(total))
+        print_sentences([ingest_line(total)])
     if not (total.n_accepted or total.n_duplicates):
         what = (f"{plural(total.n_rows, 'row')} read, all quarantined (see the quarantine "
                 "table)" if total.n_rows else "the input holds no rows")

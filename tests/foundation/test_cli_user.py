@@ -423,6 +423,35 @@ def test_help_and_light_commands_import_no_heavy_library(demo):
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_an_ingest_total_with_many_reasons_fits_120_columns(tmp_path, capsys):
+    path = tmp_path / "mixed-quality-export-from-the-north-plant.csv"
+    path.write_text("device_id,observed_at,metric,value\n"
+                    "pump-1,2026-03-01T10:00Z,battery_pct,87\n"
+                    "pump-1,yesterday,battery_pct,87\n"
+                    "pump-1,2026-03-01T11:00Z,battery_pct,lots\n"
+                    "pump-1,2026-03-01T12:00Z,battery_pct,180\n"
+                    "pump-1,2026-03-01T13:00Z,mood_pct,1\n"
+                    ",2026-03-01T14:00Z,battery_pct,1\n")
+    code, out, _ = run(capsys, "--db", tmp_path / "w.duckdb", "ingest", "readings", path)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) > 1 and max(map(len, lines)) <= 120
+    assert " ".join(s.strip() for s in lines).endswith(
+        ": 6 rows, 1 accepted, 0 duplicates, 5 quarantined (bad_number: 1, bad_timestamp: 1, "
+        "missing_field: 1, out_of_range: 1, unknown_metric: 1)")
+
+
+def unwrapped(out: str) -> list[str]:
+    """The CLI's lines with their continuations (wrapped at 120 columns) joined back."""
+    lines: list[str] = []
+    for line in out.splitlines():
+        if line.startswith("  ") and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return lines
+
+
 def test_ingest_takes_directories_and_globs_and_prints_one_total(tmp_path, capsys):
     db = tmp_path / "i.duckdb"
     export = tmp_path / "export" / "day=1"
@@ -434,14 +463,14 @@ def test_ingest_takes_directories_and_globs_and_prints_one_total(tmp_path, capsy
     (export / "README.txt").write_text("not data")
     code, out, _ = run(capsys, "--db", db, "ingest", "readings", tmp_path / "export")
     assert code == 0
-    assert out.splitlines() == ["readings from 3 files: 3 rows, 3 accepted, 0 duplicates, "
+    assert unwrapped(out) == ["readings from 3 files: 3 rows, 3 accepted, 0 duplicates, "
                                 "0 quarantined"]
     code, out, _ = run(capsys, "--db", db, "ingest", "readings", export / "part-0.csv")
-    assert out.splitlines() == [f"readings from {export / 'part-0.csv'}: 1 row, 0 accepted, "
+    assert unwrapped(out) == [f"readings from {export / 'part-0.csv'}: 1 row, 0 accepted, "
                                 "1 duplicate, 0 quarantined"]
     code, out, _ = run(capsys, "--db", db, "ingest", "readings", "-v",
                        str(tmp_path / "export" / "**" / "part-*.csv"))
-    lines = out.splitlines()
+    lines = unwrapped(out)
     assert code == 0 and len(lines) == 4 and lines[-1].startswith("readings from 3 files")
     assert "3 duplicates" in lines[-1]
     code, _, err = run(capsys, "--db", db, "ingest", "readings", str(tmp_path / "nope*.csv"))

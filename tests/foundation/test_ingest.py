@@ -79,6 +79,26 @@ def test_reingesting_the_same_file_changes_nothing(fleet, tmp_path):
     assert fleet.query("select count(*) as n from quarantine")[0]["n"] == 0
 
 
+def test_reingesting_a_file_holds_its_rejected_rows_once(fleet, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("device_id,observed_at,metric,value\n"
+                    "pump-1,2026-03-01T10:00Z,battery_pct,5\n"
+                    "pump-1,yesterday,battery_pct,5\n"
+                    "pump-1,2026-03-01T11:00Z,mood_pct,1\n")
+    held = "select reason, raw from quarantine order by reason"
+    first = fleet.ingest("readings", path)
+    assert first.quarantined_by_reason == {"bad_timestamp": 1, "unknown_metric": 1}
+    rows = fleet.query(held)
+    again = fleet.ingest("readings", path)
+    # the report still says what the file holds; the quarantine holds each row once
+    assert again.quarantined_by_reason == first.quarantined_by_reason
+    assert fleet.query(held) == rows and len(rows) == 2
+    other = tmp_path / "other.csv"                  # the same rows from another file: held
+    other.write_text(path.read_text())
+    fleet.ingest("readings", other)
+    assert len(fleet.query(held)) == 4
+
+
 def test_duplicates_inside_one_batch_are_absorbed(fleet):
     report = fleet.ingest("readings", ROWS + ROWS[:2])
     assert (report.n_accepted, report.n_duplicates) == (3, 2)
@@ -157,6 +177,11 @@ BAD = [
      "bad_timestamp"),
     ({"device_id": "d", "observed_at": "1e15", "metric": "battery_pct", "value": 1},
      "bad_timestamp"),
+    # Unix seconds beyond what SQL converts: once, they failed the whole batch
+    ({"device_id": "d", "observed_at": 1e20, "metric": "battery_pct", "value": 1},
+     "bad_timestamp"),
+    ({"device_id": "d", "observed_at": "99999999999999999999", "metric": "battery_pct",
+      "value": 1}, "bad_timestamp"),
     ({"device_id": "d", "observed_at": "2026-03-01T10:00Z", "metric": "battery_pct",
       "value": "lots"}, "bad_number"),
     ({"device_id": "d", "observed_at": "2026-03-01T10:00Z", "metric": "battery_pct",
@@ -165,6 +190,11 @@ BAD = [
       "value": 180.5}, "out_of_range"),
     ({"device_id": "d", "observed_at": "2026-03-01T10:00Z", "metric": "mood_pct", "value": 1},
      "unknown_metric"),
+    # an id must be one value of bounded length (a list landed as its JSON text)
+    ({"device_id": ["d"], "observed_at": "2026-03-01T10:00Z", "metric": "battery_pct",
+      "value": 1}, "bad_value"),
+    ({"device_id": "d" * 257, "observed_at": "2026-03-01T10:00Z", "metric": "battery_pct",
+      "value": 1}, "bad_value"),
 ]
 
 
@@ -231,6 +261,39 @@ def test_dimension_rows_upsert_and_validate_choices_and_bounds(fleet):
         {"zone": "z2", "battery_chemistry": "li_socl2", "criticality": 3}]
 
 
+def test_a_field_a_row_does_not_give_keeps_its_stored_value(fleet, tmp_path):
+    """Upsert kinds: a partial row changes only what it gives; a new key takes the defaults;
+    the rows of one key in one batch apply in order; a row that changes nothing is a
+    duplicate."""
+    full = {"device_id": "em-5", "device_type": "env_monitor", "manufacturer": "Fenwick",
+            "model": "EM-4", "site": "plant-a", "zone": "z1", "battery_chemistry": "mains"}
+    fleet.ingest("devices", [full])
+    path = tmp_path / "crit.csv"
+    path.write_text("device_id,criticality,zone\nem-5,5,\nnew-1,4,\n")
+    r = fleet.ingest("devices", path)
+    assert (r.n_accepted, r.n_duplicates) == (2, 0)
+    cols = "device_type, manufacturer, model, site, zone, battery_chemistry, criticality"
+    assert fleet.query(f"select device_id, {cols} from devices order by device_id") == [
+        dict(full, criticality=5),
+        {"device_id": "new-1", "device_type": "unspecified", "manufacturer": "unknown",
+         "model": "unknown", "site": "unknown", "zone": "unknown", "battery_chemistry": None,
+         "criticality": 4}]
+    again = fleet.ingest("devices", [{"device_id": "em-5", "criticality": 5}])
+    assert (again.n_accepted, again.n_duplicates) == (0, 1)
+    both = fleet.ingest("devices", [{"device_id": "g-1", "site": "s2", "zone": "z9"},
+                                    {"device_id": "g-1", "criticality": 1}])
+    assert (both.n_accepted, both.n_duplicates) == (1, 1)
+    assert fleet.query("select site, zone, criticality from devices where device_id = 'g-1'"
+                       ) == [{"site": "s2", "zone": "z9", "criticality": 1}]
+    fleet.ingest("gateways", [{"gateway_id": "gw1", "site": "s", "capacity_devices": 50,
+                               "removed_at": "2026-03-01T00:00Z"}])
+    fleet.ingest("gateways", [{"gateway_id": "gw1", "site": "s", "capacity_devices": 50,
+                               "zone": "z1"}])
+    assert fleet.query("select site, zone, capacity_devices, removed_at is not null as gone "
+                       "from gateways") == [
+        {"site": "s", "zone": "z1", "capacity_devices": 50, "gone": True}]
+
+
 @pytest.mark.parametrize("kind, row", [
     ("gateways", {"gateway_id": "gw1", "site": "s", "capacity_devices": 100}),
     ("firmware_reports", {"device_id": "d", "reported_at": "2026-03-01T10:00Z",
@@ -250,6 +313,16 @@ def test_every_kind_ingests_and_deduplicates(fleet, kind, row):
     assert fleet.ingest(kind, [row]).n_accepted == 1
     again = fleet.ingest(kind, [row])
     assert (again.n_accepted, again.n_duplicates) == (0, 1)
+
+
+def test_a_whole_number_beyond_64_bits_is_quarantined_and_the_rest_lands(fleet, tmp_path):
+    path = tmp_path / "gw.csv"
+    path.write_text("gateway_id,site,capacity_devices\ngwA,s1,10\ngwB,s1,1e20\n"
+                    "gwC,s1,99999999999999999999\ngwD,s1,+25\n")
+    r = fleet.ingest("gateways", path)
+    assert (r.n_accepted, r.quarantined_by_reason) == (2, {"bad_number": 2})
+    assert fleet.query("select detail from quarantine order by detail")[0]["detail"] == (
+        "capacity_devices must be a whole number of at most 18 digits, got 1e20 for gwB")
 
 
 def test_report_counts_add_up_and_batches_are_recorded(fleet):

@@ -214,7 +214,8 @@ def test_a_run_with_nothing_accepted_exits_2_and_each_bad_line_is_quarantined_on
                     ",2026-03-01T10:00Z,50,20,-70\n,2026-03-01T11:00Z,49,20,-71\n")
     code, out, err = run(capsys, "ingest", "readings", str(path), "--db", db)
     assert code == 2
-    assert "2 rows, 0 accepted, 0 duplicates, 2 quarantined (missing_field: 2)" in out
+    assert "2 rows, 0 accepted, 0 duplicates, 2 quarantined (missing_field: 2)" in " ".join(
+        line.strip() for line in out.splitlines())       # wrapped at 120 columns
     assert err.strip() == ("tsfleet: error: nothing was accepted as readings: 2 rows read, "
                            "all quarantined (see the quarantine table)")
     good = tmp_path / "good.csv"

@@ -73,6 +73,18 @@ def test_a_broken_array_element_is_skipped_to_its_end(tmp_path, tiny_blocks):
     assert [b[0] for b in bad] == ["invalid_json", "invalid_json"]
 
 
+
+def test_an_element_nested_too_deeply_is_the_only_one_quarantined(tmp_path):
+    """Python's JSON parser stops at about a thousand levels (RecursionError): that element
+    is quarantined, one line, and the rows either side of it land."""
+    deep = '{"x": ' + "[" * 5000 + "]" * 5000 + "}"
+    path = tmp_path / "deep.json"
+    path.write_text('[{"device_id": "d", "n": 0}, ' + deep + ', {"device_id": "d", "n": 1}]')
+    got, bad = lines_of(path)
+    assert got == [{"device_id": "d", "n": 0}, {"device_id": "d", "n": 1}]
+    assert [(b[0], b[1]) for b in bad] == [
+        ("invalid_json", "element 2 of the array is nested too deeply to read")]
+
 CELL = st.text(alphabet=st.sampled_from('ab", \né\r'), max_size=6)
 
 

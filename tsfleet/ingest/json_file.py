@@ -111,6 +111,14 @@ def _array_chunks(path: Path, fh, chunk_rows: int) -> Iterator:
             break
         try:
             obj, end = _DECODER.raw_decode(buf, pos)
+            # (the row's text: nested deeper than Python's JSON coder goes raises too)
+            line = json_text(obj) if isinstance(obj, dict) else json.dumps(json_text(obj))
+        except RecursionError:
+            n_elem += 1
+            buf, pos, item, eof = _skip_element(text, buf, pos, n_elem, eof)
+            bad.append(("invalid_json", f"element {n_elem} of the array is nested too deeply "
+                        "to read", item[2]) if item[0] == "invalid_json" else item)
+            continue
         except json.JSONDecodeError:
             if not eof and len(buf) - pos < limits.MAX_ROW_BYTES:
                 more = text.read(want)
@@ -129,7 +137,6 @@ def _array_chunks(path: Path, fh, chunk_rows: int) -> Iterator:
                 "utf-8", "surrogateescape"), end - pos))
             pos = end
             continue
-        line = json_text(obj) if isinstance(obj, dict) else json.dumps(json_text(obj))
         lines.append(line)
         size += end - pos
         pos = end

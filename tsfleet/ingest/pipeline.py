@@ -27,7 +27,9 @@ from tsfleet.ingest.report import IngestReport
 from tsfleet.ingest.rules import (
     FieldRule,
     checks,
+    clipped,
     field_rules,
+    is_nested,
     parse_expr,
     present_expr,
     sql_literal,
@@ -127,6 +129,13 @@ def ingest_chunk(
             else:
                 _upsert_dimensions(con, model, rules, bid, report)
             report.n_quarantined = sum(report.quarantined_by_reason.values())
+            if report.n_quarantined:
+                # a rejected row already held from the same source (the same file ingested
+                # again) is not held twice: re-ingesting changes nothing, quarantine included
+                con.execute(
+                    f"delete from quarantine n where n.batch_id = {bid} and exists (select 1 "
+                    f"from quarantine o where o.batch_id < {bid} and o.kind = {kind_lit} "
+                    f"and o.source = {src} and o.reason = n.reason and o.raw = n.raw)")
             con.execute(
                 f"insert into ingest_batches values ({bid}, {kind_lit}, {src}, now(), now(), "
                 f"{report.n_rows}, {report.n_accepted}, {report.n_duplicates}, "
@@ -251,6 +260,22 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
             _quarantine_dropped_keys(con, kind_lit, src, bid, report, dropped, len(counted))
             ok += " and _rid not in (select _rid from _tsf_dropped)"
     keys.sort()
+    # a list or an object where the model wants one id or text (numbers, times and booleans
+    # fail their own parsing): the row is quarantined, not stored as the JSON's text
+    texts = [r.name for r in field_rules(model) if r.sqltype == "VARCHAR" and r.name in keys]
+    if texts:
+        typed = {k: f"json_type(_line, {sql_literal(_json_path(k))}) in ('ARRAY', 'OBJECT')"
+                 for k in texts}
+        which = "coalesce(" + ", ".join(
+            f"CASE WHEN {c} THEN {sql_literal(k)} END" for k, c in typed.items()) + ")"
+        nested = " or ".join(typed.values())
+        n = con.execute(
+            f"insert into quarantine select {bid}, {kind_lit}, {src}, 'bad_value', {which} "
+            f"|| ' must be one id or text, got a list or an object', _line, now() "
+            f"from _tsf_lines where {ok} and ({nested})").fetchall()[0][0]
+        if n:
+            report.quarantined_by_reason["bad_value"] += n
+            ok += f" and not ({nested})"
     cols = "".join(
         f", json_extract_string(_line, {sql_literal(_json_path(k))}) as {q(k)}" for k in keys
     )
@@ -339,7 +364,7 @@ def _check(
     )
     context = "''"
     if who:
-        context = f"' for ' || coalesce({who}, '?')"
+        context = f"' for ' || coalesce({clipped(who, 80)}, '?')"
     if time_field:
         context += (
             f" || ' at ' || coalesce(strftime({q('p_' + time_field)}, '%Y-%m-%dT%H:%M:%SZ'), '?')"
@@ -392,6 +417,9 @@ def _check(
     reason = "CASE " + " ".join(f"WHEN {c} THEN '{r}'" for c, r, _ in conds) + " END"
     detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in conds) + " END"
     final_cols = ", ".join(f"{expr} as {q(name)}" for name, expr in finals.items())
+    if model.spec.mode == "upsert":     # _g_<name>: the row gives the field (_upsert_dimensions)
+        final_cols += "".join(f", {q('p_' + r.name)} IS NOT NULL as {q('_g_' + r.name)}"
+                              for r in rules if r.name not in model.spec.key)
     key = [q(k) for k in model.spec.key]
     nonkey = [q(r.name) for r in rules if r.name not in model.spec.key] or ["_rid"]
     inner = f"select _rid, {src_rid} as _src_rid, {', '.join(parsed + raw)} from {base}"
@@ -414,7 +442,7 @@ def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:
     if rule.sqltype == "DOUBLE":
         return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
     if rule.sqltype == "VARCHAR":
-        return not rule.choices
+        return not rule.choices and not is_nested(arrow_type)
     return False
 
 
@@ -513,29 +541,39 @@ def _update_latest(con, bid: str) -> None:
 
 
 def _upsert_dimensions(con, model, rules, bid: str, report: IngestReport) -> None:
+    """Insert new keys and update the stored rows of known ones. A field that a row does not
+    give (absent, null or blank) keeps its stored value; a new key takes the field's default.
+    The rows of one key in one batch apply in their order (each field from the last row that
+    gives it). A row that changes nothing counts as a duplicate."""
     key = list(model.spec.key)
     cols = [r.name for r in rules]
-    nonkey = [c for c in cols if c not in key] or ["_rid"]
-    h = f"hash({', '.join(q(c) for c in nonkey)})"
+    nonkey = [c for c in cols if c not in key]
     part = ", ".join(q(k) for k in key)
     table = q(model.spec.table)
     on = " and ".join(f"o.{q(k)} = e.{q(k)}" for k in key)
+    agg = "".join(
+        f", coalesce(arg_max({q(c)}, _rid) filter (where {q('_g_' + c)}), "
+        f"arg_max({q(c)}, _rid)) as {q(c)}, bool_or({q('_g_' + c)}) as {q('_g_' + c)}"
+        for c in nonkey)
     con.execute(
-        f"create temp table _tsf_ok as select *, row_number() over (partition by {part} "
-        f"order by _rid desc) as _rn from _tsf_checked where _reason is null"
-    )
+        f"create temp table _tsf_ok as select {part}, count(*) as _n{agg} "
+        f"from _tsf_checked where _reason is null group by {part}")
+    stored = f"e.{q(key[0])} IS NOT NULL"
+    merged = [f"o.{q(k)} as {q(k)}" for k in key] + [
+        f"CASE WHEN {stored} AND NOT o.{q('_g_' + c)} THEN e.{q(c)} ELSE o.{q(c)} END "
+        f"as {q(c)}" for c in nonkey]
+    same = " AND ".join([stored] + [
+        f"(CASE WHEN o.{q('_g_' + c)} THEN o.{q(c)} ELSE e.{q(c)} END) "
+        f"IS NOT DISTINCT FROM e.{q(c)}" for c in nonkey])
     con.execute(
-        f"create temp table _tsf_upsert as select o.*, e._eh from _tsf_ok o left join "
-        f"(select {part}, {h} as _eh from {table}) e on {on} where o._rn = 1"
-    )
+        f"create temp table _tsf_upsert as select {', '.join(merged)}, o._n, "
+        f"({same}) as _same from _tsf_ok o left join {table} e on {on}")
     n_new = con.execute(
         f"insert or replace into {table} ({', '.join(q(c) for c in cols)}, batch_id) "
-        f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_upsert "
-        f"where _eh is null or _eh <> _h"
+        f"select {', '.join(q(c) for c in cols)}, {bid} from _tsf_upsert where not _same"
     ).fetchall()[0][0]
     dups = con.execute(
-        "select (select count(*) from _tsf_upsert where _eh = _h) + "
-        "(select count(*) from _tsf_ok where _rn > 1)"
+        "select coalesce(count(*) filter (where _same) + sum(_n - 1), 0) from _tsf_upsert"
     ).fetchall()[0][0]
     report.n_accepted += n_new
     report.n_duplicates += dups

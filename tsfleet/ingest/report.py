@@ -41,6 +41,8 @@ class IngestReport:
 
     def __str__(self) -> str:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.quarantined_by_reason.items()))
-        text = (f"{self.kind} from {self.source}: {self.n_rows} rows, {self.n_accepted} accepted, "
-                f"{self.n_duplicates} duplicates, {self.n_quarantined} quarantined")
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+        text = (f"{self.kind} from {self.source}: {n(self.n_rows, 'row')}, {self.n_accepted} "
+                f"accepted, {n(self.n_duplicates, 'duplicate')}, {self.n_quarantined} quarantined")
         return text + (f" ({reasons})" if reasons else "")

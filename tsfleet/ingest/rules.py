@@ -103,17 +103,19 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     text = f"nullif(trim(CAST({col} AS VARCHAR)), '')"
     if rule.sqltype == "VARCHAR":
         expr = text if not (rule.choices or rule.lowercase) else f"lower({text})"
+        if is_nested(arrow_type):       # a list or a record is not one id or text
+            expr = "NULL::VARCHAR"
     elif rule.sqltype == "TIMESTAMP":
         if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
             expr = f"CAST({col} AS TIMESTAMP)"
             if pa.types.is_timestamp(arrow_type) and arrow_type.tz is not None:
                 expr = f"CAST(CAST({col} AS TIMESTAMPTZ) AS TIMESTAMP)"
         elif is_num:
-            expr = f"CAST(to_timestamp(CAST({col} AS DOUBLE)) AS TIMESTAMP)"
+            expr = f"CAST({_epoch(f'CAST({col} AS DOUBLE)')} AS TIMESTAMP)"
         else:
             expr = (
                 f"CASE WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
-                f"THEN CAST(to_timestamp(TRY_CAST({text} AS DOUBLE)) AS TIMESTAMP) "
+                f"THEN CAST({_epoch(f'TRY_CAST({text} AS DOUBLE)')} AS TIMESTAMP) "
                 f"ELSE TRY_CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP) END"
             )
         expr = (
@@ -123,8 +125,14 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     elif rule.sqltype == "DOUBLE":
         expr = f"CAST({col} AS DOUBLE)" if is_num else f"TRY_CAST({text} AS DOUBLE)"
     elif rule.sqltype == "BIGINT":
+        # digits convert exactly (through a double, 2^63 - 1 would round beyond 64 bits)
         num = f"CAST({col} AS DOUBLE)" if is_num else f"TRY_CAST({text} AS DOUBLE)"
-        expr = f"CASE WHEN {num} = round({num}) THEN CAST({num} AS BIGINT) END"
+        expr = f"CASE WHEN {num} = round({num}) THEN TRY_CAST({num} AS BIGINT) END"
+        if pa.types.is_integer(arrow_type):
+            expr = f"TRY_CAST({col} AS BIGINT)"
+        elif not is_num:
+            expr = (f"CASE WHEN regexp_full_match({text}, '[-+]?[0-9]+') "
+                    f"THEN TRY_CAST({text} AS BIGINT) ELSE {expr} END")
     else:  # BOOLEAN
         expr = (
             f"CAST({col} AS BOOLEAN)"
@@ -132,6 +140,32 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
             else f"TRY_CAST({text} AS BOOLEAN)"
         )
     return expr
+
+
+#: the longest id (a field named ``*_id``) and the longest other text a row may give
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 4096
+
+
+def is_nested(arrow_type: pa.DataType) -> bool:
+    """A list, record or map column (from Python rows or Arrow tables)."""
+    return pa.types.is_nested(arrow_type)
+
+
+def clipped(text: str, width: int = 120) -> str:
+    """SQL: ``text`` cut to ``width`` characters for a message (an ellipsis marks the cut)."""
+    return f"CASE WHEN length({text}) > {width} THEN left({text}, {width - 1}) || '…' " \
+           f"ELSE {text} END"
+
+
+#: Unix seconds beyond this are no time tsfleet accepts (TS_MAX is about 4.1e9); the SQL
+#: conversion of a larger number fails for the whole query, not for its row
+EPOCH_LIMIT = 1e12
+
+
+def _epoch(seconds: str) -> str:
+    """SQL: ``to_timestamp`` of a number of seconds, NULL where it is out of any range."""
+    return f"to_timestamp(CASE WHEN abs({seconds}) < {EPOCH_LIMIT:.0e} THEN {seconds} END)"
 
 
 def present_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
@@ -151,9 +185,9 @@ _BAD = {
 _EXPECT = {
     "TIMESTAMP": f"an ISO 8601 time or Unix seconds between {TS_MIN} and {TS_MAX}",
     "DOUBLE": "a number",
-    "BIGINT": "a whole number",
+    "BIGINT": "a whole number of at most 18 digits",
     "BOOLEAN": "true or false",
-    "VARCHAR": "text",
+    "VARCHAR": "one id or text (not a list or a record)",
 }
 
 
@@ -168,7 +202,7 @@ def checks(
     """
     p, r = quote_ident("p_" + rule.name), quote_ident("r_" + rule.name)
     name = rule.name
-    got = f"coalesce({r}, 'nothing')"
+    got = f"coalesce({clipped(r)}, 'nothing')"
     out = []
     if can_fail_parse:
         out.append(
@@ -189,6 +223,16 @@ def checks(
                 "nan_value",
                 f"'{name} must be a finite number, got ' || coalesce({r}, CAST({p} AS VARCHAR))"
                 f" || {context}",
+            )
+        )
+    if rule.sqltype == "VARCHAR" and not rule.choices:
+        most = MAX_ID_CHARS if name.endswith("_id") else MAX_TEXT_CHARS
+        out.append(
+            (
+                f"length({p}) > {most}",
+                "bad_value",
+                f"'{name} must be at most {most} characters, got ' || length({p}) || "
+                f"' starting ' || {clipped(p, 40)} || {context}",
             )
         )
     if rule.choices:

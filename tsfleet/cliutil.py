@@ -23,6 +23,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -64,8 +65,9 @@ def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = FORMA
 def add_as_of(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``--as-of``: the one instant a plan is computed for."""
     parser.add_argument("--as-of", default=None, metavar="TIME",
-                        help="plan as of this UTC time, ISO (default: now for a live store, the "
-                             "end of the data for a historical one)")
+                        help="plan as of this UTC time, ISO: a preview, printed and not stored "
+                             "(default: the store's own instant, now for a live store, the end "
+                             "of the data for a historical one; that plan is stored)")
     return parser
 
 
@@ -97,18 +99,57 @@ def add_window(parser: argparse.ArgumentParser, *aliases: str) -> None:
                              f"join that visit (default {WINDOW_DAYS:g})")
 
 
-def plan(fleet, args: argparse.Namespace):
-    """Plan the work orders as of the command line's instant; returns the AsOf."""
-    from tsfleet.clock import as_of
+@contextmanager
+def open_plan(args: argparse.Namespace, *, check=None, lacks=None, fill=None):
+    """Open the store for a view of the one plan, planned as of the command line's instant;
+    yields ``(fleet, AsOf)``.
 
-    if getattr(args, "no_plan", False):
-        from tsfleet.clock import AsOf
+    ``--no-plan`` reads the stored plan. ``--as-of`` other than the store's own instant
+    (:func:`tsfleet.clock.as_of`) is a preview: computed and printed, stored nowhere (the
+    stored plan and its work order ids stay), so the store opens read-only. Otherwise the
+    plan is recomputed as of the store's instant and stored, which needs write access.
+    ``check(fleet)`` runs first (a typo is an error before a plan is made); when
+    ``lacks(fleet)``, ``fill(fleet)`` computes and stores what the plan needs first."""
+    from tsfleet.clock import AsOf, as_of
 
-        stored = fleet.query("select max(computed_at) as t from work_orders")[0]["t"]
-        return AsOf(stored, "the stored plan") if stored else as_of(fleet.con)
-    when = as_of(fleet.con, parse_time(getattr(args, "as_of", None)))
-    fleet.alerts.plan_work_orders(horizon_days=args.window_days, at=when.at)
-    return when
+    given = parse_time(getattr(args, "as_of", None))
+    stored = getattr(args, "no_plan", False)
+    sends = getattr(args, "send", None)
+    if sends and given is not None:
+        raise InvalidParameter("--send posts the stored plan's work orders; a plan --as-of "
+                               "another instant is a preview: drop --as-of or --send")
+
+    def when_stored(fleet) -> AsOf:
+        t = fleet.query("select max(computed_at) as t from work_orders")[0]["t"]
+        return AsOf(t, "the stored plan") if t else as_of(fleet.con)
+
+    if (stored or given is not None) and not sends:
+        with open_fleet(args, read_only=True) as fleet:
+            if check:
+                check(fleet)
+            if stored:
+                yield fleet, when_stored(fleet)
+                return
+            if given != as_of(fleet.con).at and not (lacks and lacks(fleet)):
+                with fleet.alerts.preview_work_orders(at=given, horizon_days=args.window_days):
+                    yield fleet, AsOf(given, "given", preview=True)
+                return
+    with open_fleet(args) as fleet:
+        if check:
+            check(fleet)
+        if lacks and lacks(fleet):
+            fill(fleet)
+        if stored:
+            yield fleet, when_stored(fleet)
+            return
+        own = as_of(fleet.con)
+        if given is not None and given != own.at:
+            with fleet.alerts.preview_work_orders(at=given, horizon_days=args.window_days):
+                yield fleet, AsOf(given, "given", preview=True)
+            return
+        when = own if given is None else AsOf(given, "given")
+        fleet.alerts.plan_work_orders(horizon_days=args.window_days, at=when.at)
+        yield fleet, when
 
 
 def print_plan(rows: list[dict], args: argparse.Namespace, when, what: str) -> None:
@@ -119,7 +160,8 @@ def print_plan(rows: list[dict], args: argparse.Namespace, when, what: str) -> N
         visits = len({r["workorder_id"] for r in rows})
         print(f"{what} {when}: {plural(visits, 'visit')}"
               + (f", {n_over} with overdue work" if n_over and "n_overdue" in rows[0]
-                 else f", {n_over} overdue" if n_over else ""))
+                 else f", {n_over} overdue" if n_over else "")
+              + ("; a preview, not stored" if when.preview else ""))
     print_rows(rows, args)
 
 

@@ -33,6 +33,9 @@ class AsOf:
 
     at: datetime
     reason: str
+    #: A plan as of this instant is shown and stored nowhere (an ``--as-of`` other than
+    #: the store's own instant).
+    preview: bool = False
 
     def __str__(self) -> str:
         return f"as of {self.at:%Y-%m-%d %H:%M} UTC ({self.reason})"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,7 @@ class Alerts:
         self.fleet = fleet
         self.con = fleet.con
         self._rules = rules
+        self._plan_tables = workorders.STORED    # a preview's, inside preview_work_orders
 
     # -- rules and evaluation ---------------------------------------------------------
     def rules(self, rules: str | Path | RulePack | None = None) -> RulePack:
@@ -253,15 +254,33 @@ class Alerts:
             workorders.plan(self.con, when, horizon_days)
         return workorders.work_orders(self.con)
 
+    @contextmanager
+    def preview_work_orders(self, *, at: datetime, horizon_days: float = 30.0,
+                            offline_k: float = 3.0) -> Iterator[None]:
+        """Plan as of ``at`` without storing anything: inside the block,
+        :meth:`work_orders` reads this preview; the stored plan, its ids and its ticket
+        revisions stay as they are (a read-only store can preview).
+
+        >>> with fleet.alerts.preview_work_orders(at=datetime(2030, 1, 1)):  # doctest: +SKIP
+        ...     orders = fleet.alerts.work_orders()
+        """
+        with self._clock(at, offline_k), workorders.preview(self.con, at, horizon_days) as t:
+            self._plan_tables = t
+            try:
+                yield
+            finally:
+                self._plan_tables = workorders.STORED
+
     def work_orders(self, site: str | None = None, *, flat: bool = False,
                     domain: str | None = None) -> list[dict]:
         """The planned work orders (nested items), or one flat row per item (of
         ``domain`` only, if given: the power or calibration view of the one plan); a ``site``
-        the store does not know raises InvalidParameter."""
+        the store does not know raises InvalidParameter. Inside
+        :meth:`preview_work_orders`, the preview's."""
         self.fleet.check_site(site, "work_orders")
         if flat or domain:
-            return workorders.work_order_rows(self.con, site, domain)
-        return workorders.work_orders(self.con, site)
+            return workorders.work_order_rows(self.con, site, domain, self._plan_tables)
+        return workorders.work_orders(self.con, site, self._plan_tables)
 
     def export_tickets(self, url: str, *, policy: RetryPolicy = DEFAULT_POLICY,
                        at: datetime | None = None,

@@ -12,8 +12,8 @@ from tsfleet.cliutil import (
     add_window,
     json_default,
     open_fleet,
+    open_plan,
     parse_time,
-    plan,
     plural,
     print_plan,
     print_rows,
@@ -78,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--site", default=None, help="only this site")
     add_window(w, "--horizon-days")
     add_as_of(w)
-    w.add_argument("--no-plan", action="store_true", help="print the stored plan as is")
+    w.add_argument("--no-plan", action="store_true",
+                   help="print the stored plan as is (reads only)")
     w.add_argument("--send", default=None, metavar="URL",
                    help="also post each new work order revision to this ticket endpoint")
     w.set_defaults(func=cmd_workorders)
@@ -161,9 +162,7 @@ def _counts(actions: str) -> dict[str, int]:
 
 
 def cmd_workorders(args: argparse.Namespace) -> int:
-    with open_fleet(args) as fleet:
-        fleet.check_site(args.site, "work_orders")   # a typo: an error before a plan is made
-        when = plan(fleet, args)
+    with open_plan(args, check=lambda f: f.check_site(args.site, "work_orders")) as (fleet, when):
         if args.format == "json":
             orders = [{**o, "actions": _counts(o["actions"])}
                       for o in fleet.alerts.work_orders(args.site)]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import duckdb
@@ -39,6 +41,16 @@ def findings_views(con: duckdb.DuckDBPyConnection) -> list[str]:
 def plan(con: duckdb.DuckDBPyConnection, at: datetime, horizon_days: float = 30.0,
          params: dict | None = None) -> int:
     """Recompute ``work_orders`` and ``work_order_items``; returns the number of orders."""
+    items, orders, params = compute(con, at, horizon_days, params)
+    write_result(con, "work_order_items", items, params=params, computed_at=at)
+    write_result(con, "work_orders", orders, params=params, computed_at=at)
+    return orders.num_rows
+
+
+def compute(con: duckdb.DuckDBPyConnection, at: datetime, horizon_days: float = 30.0,
+            params: dict | None = None) -> tuple[pa.Table, pa.Table, dict]:
+    """The plan as of ``at``, stored nowhere: its items (with their ``workorder_id``), its
+    orders and its parameters. A visit sharing items with a stored order keeps its id."""
     if horizon_days < 0:
         raise InvalidParameter(f"horizon_days must be >= 0, got {horizon_days}")
     views = findings_views(con)
@@ -51,10 +63,30 @@ def plan(con: duckdb.DuckDBPyConnection, at: datetime, horizon_days: float = 30.
     params = {"horizon_days": horizon_days, "views": views, **(params or {})}
     previous = dict(con.execute("select item_id, workorder_id from work_order_items").fetchall())
     orders, order_of = _visits(items, timedelta(days=horizon_days), previous, at)
-    write_result(con, "work_order_items", items.append_column(
-        "workorder_id", pa.array(order_of, pa.string())), params=params, computed_at=at)
-    write_result(con, "work_orders", orders, params=params, computed_at=at)
-    return orders.num_rows
+    return items.append_column("workorder_id", pa.array(order_of, pa.string())), orders, params
+
+
+#: The stored plan's tables: (orders, items).
+STORED = ("work_orders", "work_order_items")
+
+
+@contextmanager
+def preview(con: duckdb.DuckDBPyConnection, at: datetime, horizon_days: float = 30.0,
+            params: dict | None = None) -> Iterator[tuple[str, str]]:
+    """The plan as of ``at`` as two relations of this connection only, named like
+    :data:`STORED` and read by :func:`work_orders` and :func:`work_order_rows` through
+    ``tables``; the stored plan is untouched (a read-only store can preview)."""
+    items, orders, _ = compute(con, at, horizon_days, params)
+    stamp = pa.array([at] * orders.num_rows, pa.timestamp("us"))
+    names = ("_tsf_preview_orders", "_tsf_preview_items")
+    con.register(names[0], orders.append_column("computed_at", stamp))
+    con.register(names[1], items.append_column(
+        "computed_at", pa.array([at] * items.num_rows, pa.timestamp("us"))))
+    try:
+        yield names
+    finally:
+        for name in names:
+            con.unregister(name)
 
 
 def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
@@ -112,18 +144,21 @@ def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
     return table, order_of
 
 
-def work_orders(con: duckdb.DuckDBPyConnection, site: str | None = None) -> list[dict]:
-    """The planned work orders, each with its ``items`` (most urgent first)."""
+def work_orders(con: duckdb.DuckDBPyConnection, site: str | None = None,
+                tables: tuple[str, str] = STORED) -> list[dict]:
+    """The planned work orders, each with its ``items`` (most urgent first); ``tables``:
+    the orders and items to read (the stored plan, or a :func:`preview`)."""
+    o_tab, i_tab = (q(t) for t in tables)
     orders = _rows(con, "select workorder_id, site, visit_no, due_at, severity, n_items, "
                         "actions, revision, computed_at as as_of, "
-                        "(select count(*) from work_order_items i where i.workorder_id = "
+                        f"(select count(*) from {i_tab} i where i.workorder_id = "
                         "o.workorder_id and i.due_at < o.computed_at) as n_overdue "
-                        "from work_orders o "
+                        f"from {o_tab} o "
                         "where ? is null or site = ? order by due_at, site, visit_no",
                    [site, site])
     items = _rows(con, "select workorder_id, item_id, domain, finding, subject_kind, subject_id, "
                        "zone, severity, action, due_at, due_at < computed_at as is_overdue, "
-                       "value, summary from work_order_items "
+                       f"value, summary from {i_tab} "
                        "order by due_at, item_id")
     by_order: dict[str, list[dict]] = {}
     for it in items:
@@ -134,14 +169,15 @@ def work_orders(con: duckdb.DuckDBPyConnection, site: str | None = None) -> list
 
 
 def work_order_rows(con: duckdb.DuckDBPyConnection, site: str | None = None,
-                    domain: str | None = None) -> list[dict]:
+                    domain: str | None = None, tables: tuple[str, str] = STORED) -> list[dict]:
     """Flat rows for CSV: one per item (of ``domain`` if given), with its work order's
     columns first and the plan's instant (``as_of``) on every row."""
+    o_tab, i_tab = (q(t) for t in tables)
     return _rows(con, "select o.computed_at as as_of, o.workorder_id, o.site, o.visit_no, "
                       "o.due_at as visit_due_at, o.severity as visit_severity, i.item_id, "
                       "i.domain, i.finding, i.subject_kind, i.subject_id, i.zone, i.severity, "
                       "i.action, i.due_at, i.due_at < o.computed_at as is_overdue, i.value, "
-                      "i.summary from work_orders o join work_order_items i "
+                      f"i.summary from {o_tab} o join {i_tab} i "
                       "using (workorder_id) where (? is null or o.site = ?) "
                       "and (? is null or i.domain = ?) "
                       "order by o.due_at, o.site, o.visit_no, i.due_at, i.item_id",

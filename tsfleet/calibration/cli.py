@@ -12,7 +12,7 @@ from tsfleet.cliutil import (
     add_format,
     add_window,
     open_fleet,
-    plan,
+    open_plan,
     print_plan,
     print_rows,
     print_sentences,
@@ -81,8 +81,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    with open_fleet(args) as fleet:
-        when = plan(fleet, args)
+    with open_plan(args) as (fleet, when):
         rows = fleet.alerts.work_orders(domain="calibration")
     if args.format == "table" and not args.wide:
         rows = [{c: r.get(c) for c in SCHEDULE_TABLE} for r in rows]

@@ -131,7 +131,7 @@ class Network:
 
     def plan(self, max_moves: int | None = None, objective: str = "min_max", *,
              rssi_floor_dbm: float | None = None, target_utilization: float = 0.9,
-             pinned: list[str] | None = None) -> Plan:
+             pinned: list[str] | None = None, store: bool = True) -> Plan:
         """Recommend device moves (exact min-cost flows, see :mod:`tsfleet.network.minmax`).
 
         ``objective="min_max"``: the assignment with the lowest worst gateway utilisation
@@ -146,25 +146,27 @@ class Network:
         predicted to overload; devices in ``pinned`` or in ``network_plan_pins`` never
         move. Writes ``network_plan_moves`` and ``network_plan_summary`` (with the
         optimum and the lower bound on the maximum, and the devices that gain or lose a
-        failover gateway with room).
+        failover gateway with room), unless not ``store`` (a what-if; a read-only store).
         """
-        self.fleet.require_writable()
+        if store:
+            self.fleet.require_writable()
         return make_plan(self.con, rssi_floor_dbm=self._floor(rssi_floor_dbm),
                          target_utilization=float(target_utilization), objective=objective,
                          max_moves=max_moves, pinned=self._known(pinned, "pinned"),
-                         cache=self._plan_cache)
+                         cache=self._plan_cache, store=store)
 
     def frontier(self, n_points: int = 10, *, rssi_floor_dbm: float | None = None,
-                 pinned: list[str] | None = None) -> list[dict]:
+                 pinned: list[str] | None = None, store: bool = True) -> list[dict]:
         """What each extra move buys: for thresholds from today's maximum utilisation down
         to the optimum, the fewest moves and the resulting maximum, Jain's index, gateways
         over capacity and devices without a failover gateway with room, beside the lower
         bound. A row with more moves always has a lower maximum. Writes
-        ``network_plan_frontier``."""
-        self.fleet.require_writable()
+        ``network_plan_frontier`` unless not ``store``."""
+        if store:
+            self.fleet.require_writable()
         return make_frontier(self.con, rssi_floor_dbm=self._floor(rssi_floor_dbm),
                              n_points=n_points, pinned=self._known(pinned, "pinned"),
-                             cache=self._plan_cache)
+                             cache=self._plan_cache, store=store)
 
     def pin(self, device_ids: list[str], reason: str | None = None) -> int:
         """Keep devices where they are in every plan (``network_plan_pins``); returns how

@@ -32,14 +32,16 @@ def register(sub) -> None:
     p = sub.add_parser("network", help="gateway load, balance, redundancy, failures and a "
                                        "rebalancing plan")
     ps = p.add_subparsers(dest="network_command", required=True, metavar="ACTION")
-    actions = [ps.add_parser("analyze", help="fit saturation and overload trends, make the plan")]
+    actions = [ps.add_parser("analyze", help="fit saturation and overload trends, make the plan "
+                                             "and store them (the only action that writes)")]
     for name, (text, _) in READS.items():
         s = ps.add_parser(name, help=text)
         if name == "load":
             s.add_argument("--site", default=None, help="only this site")
         actions.append(s)
     pl = ps.add_parser("plan", help="recommend device moves: the lowest worst utilisation "
-                                    "for a move budget (exact min-cost flows)")
+                                    "for a move budget (exact min-cost flows); printed, not "
+                                    "stored (network analyze stores the plan without a budget)")
     pl.add_argument("--max-moves", type=_budget, default=None,
                     help="move budget (failovers off down gateways not counted; default: none)")
     pl.add_argument("--objective", choices=("min_max", "fix_overloads"), default="min_max",
@@ -49,7 +51,8 @@ def register(sub) -> None:
                     help="fix_overloads: the level every gateway should end at or below")
     pl.add_argument("--summary", action="store_true", help="print the before/after figures")
     fr = ps.add_parser("frontier", help="moves against worst utilisation, Jain and devices "
-                                        "without failover, beside the lower bound")
+                                        "without failover, beside the lower bound; printed, "
+                                        "not stored")
     fr.add_argument("--points", type=int, default=10, help="thresholds to try (default 10)")
     for s in (pl, fr):
         s.add_argument("--rssi-floor", type=float, default=None,
@@ -73,7 +76,9 @@ def _budget(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    with open_fleet(args) as fleet:
+    # Only analyze writes; plan and frontier are computed from the views and printed (the
+    # stored plan is analyze's, as the stored work orders are the workorders command's).
+    with open_fleet(args, read_only=args.network_command != "analyze") as fleet:
         net = fleet.network
         if args.network_command == "analyze":
             net.analyze()
@@ -84,12 +89,14 @@ def run(args: argparse.Namespace) -> int:
             rows = [{"summary": line} for line in lines]
         elif args.network_command == "plan":
             plan = net.plan(args.max_moves, args.objective, rssi_floor_dbm=args.rssi_floor,
-                            target_utilization=args.target_utilization, pinned=args.pin)
+                            target_utilization=args.target_utilization, pinned=args.pin,
+                            store=False)
             rows = plan.summary if args.summary else plan.moves
             if args.summary and args.format == "table":     # 120 columns; csv/json: all
                 rows = [{k: r[k] for k in SUMMARY_TABLE} for r in rows]
         elif args.network_command == "frontier":
-            rows = net.frontier(args.points, rssi_floor_dbm=args.rssi_floor, pinned=args.pin)
+            rows = net.frontier(args.points, rssi_floor_dbm=args.rssi_floor, pinned=args.pin,
+                                store=False)
         else:
             rows = READS[args.network_command][1](net, args)
         print_rows(rows, args)

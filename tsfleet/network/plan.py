@@ -185,15 +185,16 @@ def solve(net: Arrays, *, objective: str, max_moves: int | None,
 def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
               target_utilization: float = 0.9, objective: str = "min_max",
               max_moves: int | None = None, pinned: list[str] | None = None,
-              cache: dict | None = None) -> Plan:
-    """Compute the plan from the views and store it; returns it."""
+              cache: dict | None = None, store: bool = True) -> Plan:
+    """Compute the plan from the views and store it (unless not ``store``); returns it."""
     check_options(objective, max_moves, target_utilization)
     params = dict(rssi_floor_dbm=rssi_floor_dbm, target_utilization=target_utilization,
                   objective=objective, max_moves=max_moves, pinned=sorted(pinned or []))
     net = read_network(con, rssi_floor_dbm=rssi_floor_dbm, pinned=pinned, cache=cache)
     if net is None:
-        write_result(con, "network_plan_moves", _empty_moves(), params=params)
-        write_result(con, "network_plan_summary", {"site": []}, params=params)
+        if store:
+            write_result(con, "network_plan_moves", _empty_moves(), params=params)
+            write_result(con, "network_plan_summary", {"site": []}, params=params)
         return Plan()
     u, r = solve(net, objective=objective, max_moves=max_moves,
                  target_utilization=target_utilization)
@@ -208,8 +209,10 @@ def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
                  to_rssi_dbm=_rssi(net, moved, dst), reason=reason.astype(object),
                  is_single_point_of_failure=g.n_usable[moved] == 1)
     summary = _summary(net, r, objective, max_moves)
-    write_result(con, "network_plan_moves", {k: list(v) for k, v in moves.items()}, params=params)
-    write_result(con, "network_plan_summary", summary, params=params)
+    if store:
+        write_result(con, "network_plan_moves", {k: list(v) for k, v in moves.items()},
+                     params=params)
+        write_result(con, "network_plan_summary", summary, params=params)
     names = list(moves)
     move_rows = [dict(zip(names, row, strict=True))
                  for row in zip(*(np.asarray(moves[k]).tolist() for k in names), strict=True)]
@@ -218,12 +221,13 @@ def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
 
 
 def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_points: int = 10,
-                  pinned: list[str] | None = None, cache: dict | None = None) -> list[dict]:
+                  pinned: list[str] | None = None, cache: dict | None = None,
+                  store: bool = True) -> list[dict]:
     """Moves against max utilisation for ``n_points`` thresholds from the maximum with no
     move (but the failovers) down to the plan without a budget; stores
-    ``network_plan_frontier`` and returns its rows, fewest moves first. A row with more
-    moves has a strictly lower maximum, or the same maximum with fewer gateways over
-    capacity."""
+    ``network_plan_frontier`` (unless not ``store``) and returns its rows, fewest moves
+    first. A row with more moves has a strictly lower maximum, or the same maximum with
+    fewer gateways over capacity."""
     if isinstance(n_points, bool) or not isinstance(n_points, int) or not 2 <= n_points <= 1000:
         raise InvalidParameter(f"n_points must be a whole number within 2..1000, got {n_points!r}")
     params = dict(rssi_floor_dbm=rssi_floor_dbm, n_points=n_points, pinned=sorted(pinned or []))
@@ -263,7 +267,8 @@ def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_po
             cols["n_over_capacity"].append(n_over)
             cols["n_single_gateway"].append(int(_no_failover(net, r.assign).sum()))
             cols["max_utilization_bound"].append(best.bound)
-    write_result(con, "network_plan_frontier", cols, params=params)
+    if store:
+        write_result(con, "network_plan_frontier", cols, params=params)
     return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
 
 

@@ -17,8 +17,8 @@ from tsfleet.cliutil import (
     add_window,
     json_default,
     open_fleet,
+    open_plan,
     plain,
-    plan,
     print_plan,
     print_rows,
 )
@@ -36,21 +36,29 @@ PLAN_TABLE = ("workorder_id", "site", "visit_due_at", "subject_id", "finding", "
 def register(sub) -> None:
     p = sub.add_parser("power", help="battery forecasts, replacement plan, drain report")
     ps = p.add_subparsers(dest="power_command", required=True, metavar="ACTION")
-    f = ps.add_parser("forecast", help="forecast every battery device")
+    f = ps.add_parser("forecast", help="forecast every battery device: the stored forecast "
+                                       "while no data arrived since (read-only); else "
+                                       "recomputed and stored (needs write access)")
     f.add_argument("--horizon-days", type=int, default=30,
                    help="days ahead to forecast, 1..365 (default 30)")
     f.add_argument("--soonest", type=int, default=None, metavar="N",
                    help="only the N devices that reach their critical level soonest, soonest "
                         "first (default: every device, by id)")
     pl = ps.add_parser("plan", help="battery replacements: the power items of the one "
-                                    "maintenance plan (tsfleet workorders)")
+                                    "maintenance plan (tsfleet workorders), replanned and "
+                                    "stored; with --as-of a preview that stores nothing")
     pl.add_argument("--horizon-days", type=float, default=None, metavar="DAYS",
                     help="only replacements due within this many days of the plan's instant "
                          "(default all)")
     add_window(pl)
     add_as_of(pl)
-    ps.add_parser("report", help="discharge by dimension and drain attribution")
-    b = ps.add_parser("backtest", help="score the forecast on the last horizon of history")
+    ps.add_parser("report", help="discharge by dimension and drain attribution: the stored "
+                                 "attribution while no data arrived since (read-only); else "
+                                 "recomputed and stored (needs write access)")
+    b = ps.add_parser("backtest", help="score the forecast on the last horizon of history: the "
+                                       "stored scores of that horizon while no data arrived "
+                                       "since (read-only); else rescored and stored (needs "
+                                       "write access)")
     b.add_argument("--horizon-days", type=int, default=30,
                    help="days held out at the end of each history (default 30)")
     for s in ps.choices.values():
@@ -112,9 +120,10 @@ def _t(v) -> datetime | None:
     return v
 
 
-def forecast_rows(fleet, horizon_days: int) -> list[dict]:
-    """The forecast of every battery device, as consistent plain records."""
-    frame = fleet.power.forecast(horizon_days)
+def forecast_rows(fleet, horizon_days: int, frame=None) -> list[dict]:
+    """The forecast of every battery device (``frame``, else computed now and stored), as
+    consistent plain records."""
+    frame = fleet.power.forecast(horizon_days) if frame is None else frame
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     return consistent([{k: _t(v) if k.endswith("_at") or k == "as_of" else v
                         for k, v in r.items()} for r in rows])
@@ -141,32 +150,77 @@ def _table(rows: list[dict], args: argparse.Namespace, cols: tuple[str, ...]) ->
              for c in cols} for r in rows]
 
 
+#: Per listing: the result table it prints and the parameter its rows must have been
+#: computed with (None: any).
+STORED = {"forecast": ("battery_forecast", "horizon_days"),
+          "backtest": ("battery_backtest", "horizon_days"),
+          "report": ("drain_attribution", None)}
+
+
+def _stored(fleet, table: str, param: str | None = None, value=None) -> bool:
+    """Whether ``table`` holds a result (made with ``param`` = ``value``) computed after
+    the newest ingest batch: what a recomputation would print."""
+    from tsfleet.store import quote_ident as q
+
+    return bool(fleet.query(
+        f"select count(*) > 0 and max(computed_at) >= coalesce((select cast(max(finished_at) "
+        "as timestamp) from ingest_batches), '-infinity'::timestamp) and (?::varchar is null "
+        "or bool_and(json_extract(params, '$.' || ?)::varchar = ?::varchar)) as ok "
+        f"from {q(table)}", [param, param, None if value is None else str(value)])[0]["ok"])
+
+
 def run(args: argparse.Namespace) -> int:
+    """The listings print the stored result while it is current (read-only); otherwise
+    they compute it and store it (needs write access)."""
+    cmd = args.power_command
+    if cmd == "plan":
+        return cmd_plan(args)
+    if cmd == "forecast" and args.soonest is not None:
+        check_count("--soonest", args.soonest)   # before the forecast is written
+    table, param = STORED[cmd]
+    value = getattr(args, param) if param else None
+    with open_fleet(args, read_only=True) as fleet:
+        if _stored(fleet, table, param, value):
+            return _show(fleet, args, stored=True)
     with open_fleet(args) as fleet:
-        power = fleet.power
-        if args.power_command == "forecast":
-            if args.soonest is not None:
-                check_count("--soonest", args.soonest)   # before the forecast is written
-            rows = forecast_rows(fleet, args.horizon_days)
-            if args.soonest is not None:
-                rows = soonest(rows, args.soonest)
-            rows = _table(rows, args, FORECAST_TABLE)
-        elif args.power_command == "plan":
-            return cmd_plan(fleet, args)
-        elif args.power_command == "backtest":
-            res = power.backtest(args.horizon_days)
-            rows = [{"method": k, **v} for k, v in res.items() if isinstance(v, dict)]
+        return _show(fleet, args, stored=False)
+
+
+def _show(fleet, args: argparse.Namespace, stored: bool) -> int:
+    cmd = args.power_command
+    if cmd == "report":
+        return cmd_report(fleet, args, stored)
+    if cmd == "forecast":
+        if stored:
+            from tsfleet.power.api import FORECAST_COLUMNS
+
+            rows = forecast_rows(fleet, args.horizon_days, fleet.frame(
+                f"select {', '.join(FORECAST_COLUMNS)} from battery_forecast order by device_id"))
         else:
-            return cmd_report(fleet, args)
-        print_rows(rows, args)
+            rows = forecast_rows(fleet, args.horizon_days)
+        if args.soonest is not None:
+            rows = soonest(rows, args.soonest)
+        rows = _table(rows, args, FORECAST_TABLE)
+    else:
+        if stored:
+            from tsfleet.power.api import summarize_backtest
+
+            res = summarize_backtest(fleet.frame(
+                "select * exclude (computed_at, params) from battery_backtest"))
+        else:
+            res = fleet.power.backtest(args.horizon_days)
+        rows = [{"method": k, **v} for k, v in res.items() if isinstance(v, dict)]
+    print_rows(rows, args)
     return 0
 
 
-def cmd_report(fleet, args: argparse.Namespace) -> int:
+def cmd_report(fleet, args: argparse.Namespace, stored: bool = False) -> int:
     """Two tables: discharge by dimension, then drain attribution (one JSON object with
     both arrays; two CSV blocks separated by a blank line)."""
+    attribution = (fleet.query("select * exclude (computed_at, params) from drain_attribution")
+                   if stored else fleet.power.attribution())
     parts = {"discharge": fleet.query("select * from battery_discharge_summary"),
-             "attribution": fleet.power.attribution()}
+             "attribution": attribution}
     if args.format == "json":
         print(json.dumps({k: [{c: plain(v) for c, v in r.items()} for r in rows]
                           for k, rows in parts.items()}, default=json_default, indent=2))
@@ -180,13 +234,14 @@ def cmd_report(fleet, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan(fleet, args: argparse.Namespace) -> int:
+def cmd_plan(args: argparse.Namespace) -> int:
     if args.horizon_days is not None and not args.horizon_days >= 0:   # NaN too
         raise InvalidParameter(f"--horizon-days must be 0 or more, got {args.horizon_days}")
-    if not fleet.query("select count(*) as n from battery_forecast")[0]["n"]:
-        fleet.power.forecast(30)
-    when = plan(fleet, args)
-    rows = fleet.alerts.work_orders(domain="power")
+    def lacks(f) -> bool:   # the plan's battery items come from the stored forecast
+        return not f.query("select count(*) as n from battery_forecast")[0]["n"]
+
+    with open_plan(args, lacks=lacks, fill=lambda f: f.power.forecast(30)) as (fleet, when):
+        rows = fleet.alerts.work_orders(domain="power")
     if args.horizon_days is not None:
         end = when.at + timedelta(days=args.horizon_days)
         rows = [r for r in rows if r["due_at"] <= end]

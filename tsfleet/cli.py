@@ -12,6 +12,7 @@ import argparse
 import glob
 import importlib
 import os
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -186,9 +187,12 @@ def _db_everywhere(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     import duckdb
 
+    from tsfleet.errors import InvalidParameter
     from tsfleet.fleet import Fleet
     from tsfleet.simulate import SimConfig, simulate
 
+    if args.seed < 0:
+        raise InvalidParameter(f"--seed must be a whole number >= 0, got {args.seed}")
     config = SimConfig(n_devices=args.devices, days=args.days, seed=args.seed)  # validates
     path = Path(getattr(args, "sub_db", None) or args.db or DEMO_DB)
     if path.exists():
@@ -268,14 +272,16 @@ def ingest_paths(specs: Sequence[str]) -> list[Path]:
     ingestible files, globs expanded (``**`` included). A name matching nothing is an error."""
     out: list[Path] = []
     for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
+        p, st = Path(spec), _stat(spec)
+        if st is not None and stat.S_ISDIR(st.st_mode):
             found = sorted(f for f in p.rglob("*") if f.is_file()
                            and f.name.lower().endswith(INGEST_SUFFIXES))
             if not found:
                 raise IngestError(f"no {'/'.join(INGEST_SUFFIXES)} files under {spec}")
             out += found
-        elif p.exists() or not glob.has_magic(spec):
+        elif st is not None and not stat.S_ISREG(st.st_mode):
+            raise IngestError(f"cannot read {spec}: not a regular file")   # /dev/null, a FIFO
+        elif st is not None or not glob.has_magic(spec):
             out.append(p)  # a missing plain name is reported by the ingest itself
         else:
             found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
@@ -283,6 +289,19 @@ def ingest_paths(specs: Sequence[str]) -> list[Path]:
                 raise IngestError(f"no files match {spec}")
             out += found
     return out
+
+
+def _stat(spec: str) -> os.stat_result | None:
+    """What ``spec`` names (None: nothing); a name the system refuses (too long, a folder
+    that may not be searched) is a one-line error."""
+    try:
+        return os.stat(spec)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        shown = spec if len(spec) <= 80 else f"{spec[:50]}…{spec[-20:]}"
+        raise IngestError(f"cannot read {shown}: {(exc.strerror or str(exc)).lower()}") \
+            from None
 
 
 def ingest_line(report) -> str:

@@ -482,6 +482,21 @@ def test_demo_store_outputs_fit_120_columns(demo, capsys):
         assert all(len(line) <= WIDTH for line in out.splitlines()), argv
 
 
+def test_snapshot_export_and_retention_reports_fit_120_columns(demo, tmp_path, capsys):
+    end = _end_of_data(demo).date()
+    big = tmp_path / "a-bigger-demo-store-for-retention.duckdb"   # six-digit counts
+    assert run(capsys, "demo", "--devices", "200", "--days", "45", "--db", big)[0] == 0
+    wide: list[str] = []
+    for argv in (["--db", demo, "snapshot", tmp_path / "a-snapshot-for-read-only-readers.duckdb"],
+                 ["--db", demo, "export", tmp_path / "an-export-folder-for-the-lake",
+                  "--since", end - timedelta(days=2), "--until", end],
+                 ["--db", big, "retention", "--raw-days", "5"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0 and out, err
+        wide += [line for line in out.splitlines() if len(line) > WIDTH]
+    assert wide == []
+
+
 # -- issue 28: nothing reaches back into the CLI -----------------------------------------
 def test_no_package_imports_tsfleet_cli():
     import ast

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tsfleet.cli import main
@@ -65,3 +67,25 @@ def test_snmp_targets_refuse_a_port_out_of_range(capsys, tmp_path):
     assert main(["snmp-poll", "--targets", str(targets), "--db", str(tmp_path / "x.duckdb")]) == 2
     err = capsys.readouterr().err
     assert "a port is within 0..65535, got 99999" in err and len(err.splitlines()) == 1
+
+
+def test_serve_start_up_line_fits_120_columns(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "a-store-with-a-long-enough-name-to-show-the-wrap.duckdb"
+    proc = subprocess.Popen([sys.executable, "-m", "tsfleet", "--db", str(db), "serve",
+                             "--coap", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{db}.serve.json").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    assert " ".join(err.split()).startswith(f"tsfleet serve: {db} (mqtt -, coap 127.0.0.1:0"), err
+    assert [line for line in err.splitlines() if len(line) > 120] == []

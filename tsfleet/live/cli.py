@@ -320,17 +320,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _start_up_line(config, cadence: str) -> None:
     """What serve receives and where it stores it, on stderr once every option is checked."""
-    print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
-          + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
-          + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "")
-          + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
-             if config.snmp_targets else "")
-          + (", sparkplug" if config.sparkplug else "")
-          + (f", snapshot {config.snapshot_path} every {config.snapshot_every}"
-             if config.snapshot_path else "")
-          + (f", opcua {config.opcua} ({config.opcua_security.describe()})"
-             if config.opcua else "") + "; "
-          f"analysis {cadence})", file=sys.stderr, flush=True)
+    from tsfleet.cliutil import print_sentences
+
+    line = (f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
+            + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
+            + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "")
+            + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
+               if config.snmp_targets else "")
+            + (", sparkplug" if config.sparkplug else "")
+            + (f", snapshot {config.snapshot_path} every {config.snapshot_every}"
+               if config.snapshot_path else "")
+            + (f", opcua {config.opcua} ({config.opcua_security.describe()})"
+               if config.opcua else "") + "; "
+            f"analysis {cadence})")
+    print_sentences([line], file=sys.stderr)
 
 
 def cmd_snmp_poll(args: argparse.Namespace) -> int:

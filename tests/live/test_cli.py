@@ -89,3 +89,12 @@ def test_serve_start_up_line_fits_120_columns(tmp_path):
         err = proc.communicate(timeout=60)[1]
     assert " ".join(err.split()).startswith(f"tsfleet serve: {db} (mqtt -, coap 127.0.0.1:0"), err
     assert [line for line in err.splitlines() if len(line) > 120] == []
+
+
+def test_snmp_poll_of_one_silent_agent_reads_as_english(capsys, tmp_path):
+    targets = tmp_path / "t.toml"
+    targets.write_text('[[agent]]\ngateway_id = "gw-1"\naddress = "127.0.0.1:9"\n'
+                       'community = "public"\n')
+    assert main(["snmp-poll", "--targets", str(targets), "--timeout", "0.2", "--retries", "0",
+                 "--db", str(tmp_path / "x.duckdb")]) == 0
+    assert capsys.readouterr().out == "polled 1 agent: 0 up, 1 down (gw-1); 1 row stored\n"

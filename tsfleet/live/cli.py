@@ -372,10 +372,12 @@ def cmd_snmp_poll(args: argparse.Namespace) -> int:
 
 
 def _print_polled(rows: list[dict], n_stored: int) -> None:
+    from tsfleet.cliutil import plural
+
     down = sorted(r["gateway_id"] for r in rows if not r["is_up"])
-    print(f"polled {len(rows)} agents: {len(rows) - len(down)} up, {len(down)} down"
+    print(f"polled {plural(len(rows), 'agent')}: {len(rows) - len(down)} up, {len(down)} down"
           + (f" ({', '.join(down[:10])}{', ...' if len(down) > 10 else ''})" if down else "")
-          + f"; {n_stored} rows stored")
+          + f"; {plural(n_stored, 'row')} stored")
 
 
 def _poll_beside_serve(args: argparse.Namespace, poller, path: str, advert: dict) -> int:

@@ -73,6 +73,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {text}{hint}\n")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version (read only when asked, so that the
+    parser of every other command line pays nothing for it)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("tsfleet")
+        except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+            from tsfleet import __version__ as text
+        print(f"tsfleet {text}")
+        parser.exit(0)
+
+
 def _suggest(message: str) -> str:
     """argparse's "invalid choice: 'powr' (choose from ...)" as "invalid choice 'powr'; did
     you mean 'power'?" when one choice is close (the full list otherwise)."""
@@ -116,6 +134,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--db", dest="db", metavar="PATH", default=None,
                    help="DuckDB store (default: $TSFLEET_DB or fleet.duckdb); also accepted "
                         "after any command")
+    p.add_argument("--version", action=_Version, help="print tsfleet's version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("demo", help="simulate a fleet into a demo store and print what "

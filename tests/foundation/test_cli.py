@@ -102,6 +102,14 @@ def test_console_script_runs_as_a_module(tmp_path):
     assert out.returncode == 2 and out.stderr.startswith("tsfleet: error: no store")
 
 
+def test_version_prints_the_package_version_and_exits_0():
+    from importlib.metadata import version
+
+    out = subprocess.run([sys.executable, "-m", "tsfleet", "--version"], capture_output=True,
+                         text=True, timeout=60)
+    assert (out.returncode, out.stdout, out.stderr) == (0, f"tsfleet {version('tsfleet')}\n", "")
+
+
 def test_format_rows_handles_empty_and_types():
     assert format_rows([], "table") == "(no rows)"
     assert format_rows([], "csv") == ""

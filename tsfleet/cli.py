@@ -12,6 +12,7 @@ import argparse
 import glob
 import importlib
 import os
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -72,6 +73,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {text}{hint}\n")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version (read only when asked, so that the
+    parser of every other command line pays nothing for it)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("tsfleet")
+        except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+            from tsfleet import __version__ as text
+        print(f"tsfleet {text}")
+        parser.exit(0)
+
+
 def _suggest(message: str) -> str:
     """argparse's "invalid choice: 'powr' (choose from ...)" as "invalid choice 'powr'; did
     you mean 'power'?" when one choice is close (the full list otherwise)."""
@@ -115,6 +134,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--db", dest="db", metavar="PATH", default=None,
                    help="DuckDB store (default: $TSFLEET_DB or fleet.duckdb); also accepted "
                         "after any command")
+    p.add_argument("--version", action=_Version, help="print tsfleet's version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("demo", help="simulate a fleet into a demo store and print what "
@@ -186,9 +206,12 @@ def _db_everywhere(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     import duckdb
 
+    from tsfleet.errors import InvalidParameter
     from tsfleet.fleet import Fleet
     from tsfleet.simulate import SimConfig, simulate
 
+    if args.seed < 0:
+        raise InvalidParameter(f"--seed must be a whole number >= 0, got {args.seed}")
     config = SimConfig(n_devices=args.devices, days=args.days, seed=args.seed)  # validates
     path = Path(getattr(args, "sub_db", None) or args.db or DEMO_DB)
     if path.exists():
@@ -268,14 +291,16 @@ def ingest_paths(specs: Sequence[str]) -> list[Path]:
     ingestible files, globs expanded (``**`` included). A name matching nothing is an error."""
     out: list[Path] = []
     for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
+        p, st = Path(spec), _stat(spec)
+        if st is not None and stat.S_ISDIR(st.st_mode):
             found = sorted(f for f in p.rglob("*") if f.is_file()
                            and f.name.lower().endswith(INGEST_SUFFIXES))
             if not found:
                 raise IngestError(f"no {'/'.join(INGEST_SUFFIXES)} files under {spec}")
             out += found
-        elif p.exists() or not glob.has_magic(spec):
+        elif st is not None and not stat.S_ISREG(st.st_mode):
+            raise IngestError(f"cannot read {spec}: not a regular file")   # /dev/null, a FIFO
+        elif st is not None or not glob.has_magic(spec):
             out.append(p)  # a missing plain name is reported by the ingest itself
         else:
             found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
@@ -283,6 +308,19 @@ def ingest_paths(specs: Sequence[str]) -> list[Path]:
                 raise IngestError(f"no files match {spec}")
             out += found
     return out
+
+
+def _stat(spec: str) -> os.stat_result | None:
+    """What ``spec`` names (None: nothing); a name the system refuses (too long, a folder
+    that may not be searched) is a one-line error."""
+    try:
+        return os.stat(spec)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        shown = spec if len(spec) <= 80 else f"{spec[:50]}…{spec[-20:]}"
+        raise IngestError(f"cannot read {shown}: {(exc.strerror or str(exc)).lower()}") \
+            from None
 
 
 def ingest_line(report) -> str:

@@ -260,17 +260,17 @@ def plural(n: int, one: str, many: str | None = None) -> str:
 
 
 def print_sentences(lines: Iterable[str], empty: str = "", indent: str = "",
-                    hang: int = 2) -> None:
+                    hang: int = 2, file: IO[str] | None = None) -> None:
     """Sentences one after another, each wrapped to ``TABLE_WIDTH`` columns after
     ``indent``, its continuation lines ``hang`` spaces further in (``empty`` when there are
-    none)."""
+    none), on ``file`` (default stdout)."""
     import textwrap
 
     out = [textwrap.fill(line, width=TABLE_WIDTH, initial_indent=indent,
                          subsequent_indent=indent + " " * hang, break_on_hyphens=False,
                          break_long_words=False) for line in lines]
     if out or empty:
-        print("\n".join(out) or empty)
+        print("\n".join(out) or empty, file=file or sys.stdout, flush=file is not None)
 
 
 def progress(message: str) -> None:

@@ -8,7 +8,7 @@ of now, the same test the offline check makes.
 
 >>> from tsfleet import Fleet
 >>> as_of(Fleet(memory=True).con, now=datetime(2026, 7, 1)).reason
-'now (empty store)'
+'now; empty store'
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def as_of(con: duckdb.DuckDBPyConnection, at: datetime | None = None,
     now = now or now_utc()
     end = data_end(con)
     if end is None:
-        return AsOf(now, "now (empty store)")
+        return AsOf(now, "now; empty store")
     interval = con.execute("select median(reporting_interval_s) from devices "
                            "where reporting_interval_s > 0").fetchall()[0][0]
     slack = timedelta(seconds=LIVE_K * float(interval or DEFAULT_INTERVAL_S))

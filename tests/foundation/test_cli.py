@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -63,6 +64,10 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
     (["ingest", "redings", "/no/such/file.csv"], "did you mean 'readings'?"),
     (["info"], "no store"),
     (["demo", "--days", "1"], "at least 10 devices and 2 days"),
+    (["demo", "--seed", "-1", "--devices", "10", "--days", "2"],
+     "--seed must be a whole number >= 0, got -1"),
+    (["ingest", "readings", "a" * 5000 + ".csv"], ": file name too long"),
+    (["ingest", "readings", "/dev/null"], "cannot read /dev/null: not a regular file"),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     db = tmp_path / ("x.duckdb" if argv[0] != "sql" else "y.duckdb")
@@ -75,10 +80,34 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert len(err.rstrip("\n").replace(str(db), "DB")) <= 120     # but the user's own path
 
 
+def test_a_fifo_given_as_a_file_is_not_a_regular_file(tmp_path, capsys):
+    fifo = tmp_path / "readings.csv"
+    os.mkfifo(fifo)
+    code, _, err = run(capsys, "--db", str(tmp_path / "x.duckdb"), "ingest", "readings",
+                       str(fifo))
+    assert code == 2 and err == f"tsfleet: error: cannot read {fifo}: not a regular file\n"
+
+
+def test_the_simulator_refuses_a_negative_seed():
+    from tsfleet.errors import InvalidParameter
+    from tsfleet.simulate import SimConfig
+
+    with pytest.raises(InvalidParameter, match="seed must be a whole number >= 0, got -1"):
+        SimConfig(n_devices=10, days=2, seed=-1)
+
+
 def test_console_script_runs_as_a_module(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tsfleet", "--db", str(tmp_path / "n.duckdb"),
                           "info"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.startswith("tsfleet: error: no store")
+
+
+def test_version_prints_the_package_version_and_exits_0():
+    from importlib.metadata import version
+
+    out = subprocess.run([sys.executable, "-m", "tsfleet", "--version"], capture_output=True,
+                         text=True, timeout=60)
+    assert (out.returncode, out.stdout, out.stderr) == (0, f"tsfleet {version('tsfleet')}\n", "")
 
 
 def test_format_rows_handles_empty_and_types():

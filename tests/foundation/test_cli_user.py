@@ -511,6 +511,33 @@ def test_demo_store_outputs_fit_120_columns(demo, capsys):
         assert all(len(line) <= WIDTH for line in out.splitlines()), argv
 
 
+def test_snapshot_export_and_retention_reports_fit_120_columns(demo, tmp_path, capsys):
+    end = _end_of_data(demo).date()
+    big = tmp_path / "a-bigger-demo-store-for-retention.duckdb"   # six-digit counts
+    assert run(capsys, "demo", "--devices", "200", "--days", "45", "--db", big)[0] == 0
+    wide: list[str] = []
+    for argv in (["--db", demo, "snapshot", tmp_path / "a-snapshot-for-read-only-readers.duckdb"],
+                 ["--db", demo, "export", tmp_path / "an-export-folder-for-the-lake",
+                  "--since", end - timedelta(days=2), "--until", end],
+                 ["--db", big, "retention", "--raw-days", "5"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0 and out, err
+        wide += [line for line in out.splitlines() if len(line) > WIDTH]
+    assert wide == []
+
+
+def test_one_day_and_an_empty_store_read_as_english(demo, tmp_path, capsys):
+    end = _end_of_data(demo).date()
+    code, out, err = run(capsys, "--db", demo, "export", tmp_path / "lake",
+                         "--since", end - timedelta(days=1), "--until", end)
+    assert code == 0 and ", 1 day, " in " ".join(out.split()), err
+    empty = tmp_path / "empty.duckdb"
+    Fleet(empty).close()
+    code, out, err = run(capsys, "--db", empty, "workorders")
+    assert code == 0 and out.startswith("work orders as of "), err
+    assert "UTC (now; empty store): 0 visits" in out.splitlines()[0]
+
+
 # -- issue 28: nothing reaches back into the CLI -----------------------------------------
 def test_no_package_imports_tsfleet_cli():
     import ast

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         "serve", help="live ingest: MQTT and CoAP into the store (owns the DuckDB writer)",
         description="Receive SenML (JSON, CBOR), LwM2M and vendor JSON over MQTT and CoAP and "
                     "store it. Stops cleanly on SIGINT or SIGTERM.")
-    p.add_argument("--mqtt", metavar="URL",
+    p.add_argument("--mqtt", metavar="URL", type=_broker,
                    help="MQTT broker to subscribe at: host:port, mqtt://host:port or "
                         "mqtts://host:port (TLS, default port 8883)")
     p.add_argument("--topic", action="append", dest="topics", metavar="FILTER",
@@ -29,7 +29,8 @@ def register(subparsers) -> None:
                         "tsfleet-<store id>: each store its own session)")
     p.add_argument("--receive-maximum", type=int, default=4000,
                    help="unacknowledged MQTT messages the broker may send at once")
-    p.add_argument("--coap", metavar="HOST:PORT", help="bind a CoAP server (UDP)")
+    p.add_argument("--coap", metavar="HOST:PORT", type=_address(5683),
+                   help="bind a CoAP server (UDP)")
     p.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD,
                    help="largest payload accepted, bytes (larger ones are quarantined)")
     p.add_argument("--max-packet", type=int, default=None,
@@ -65,10 +66,10 @@ def register(subparsers) -> None:
                    help="run the analyses on the writer thread between commits (the design "
                         "before issue 23: readings wait for a running analysis); default: on "
                         "a thread of their own beside ingest")
-    p.add_argument("--chirpstack-mqtt", metavar="HOST:PORT",
+    p.add_argument("--chirpstack-mqtt", metavar="HOST:PORT", type=_address(1883, lowest=1),
                    help="also read a ChirpStack v4 integration and gateway bridge (JSON or "
                         "Protobuf) from this broker")
-    p.add_argument("--tts-mqtt", metavar="HOST:PORT",
+    p.add_argument("--tts-mqtt", metavar="HOST:PORT", type=_address(1883, lowest=1),
                    help="also read The Things Stack v3 uplinks and joins from this broker")
     p.add_argument("--snmp-targets", metavar="FILE",
                    help="also poll the SNMP agents of this targets file (as snmp-poll) into "
@@ -100,6 +101,66 @@ def register(subparsers) -> None:
     q.set_defaults(func=cmd_snmp_poll)
 
 
+# -- addresses: a port out of range is an error of the command line, not of a bind ---------
+def _port_error(port: object, lowest: int, text: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"a port is within {lowest}..65535, got {port} in "
+                                      f"{text!r}")
+
+
+def _address(default_port: int, lowest: int = 0):
+    """The type of a HOST:PORT option: the text as given once its port is within
+    ``lowest``..65535 (a server may bind port 0, any free one; a connection may not)."""
+    def check(text: str) -> str:
+        from tsfleet.errors import InvalidParameter
+        from tsfleet.live.mqtt import parse_address
+
+        try:
+            _, port = parse_address(text, default_port)
+        except InvalidParameter as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if port < lowest:
+            raise _port_error(port, lowest, text)
+        return text
+    return check
+
+
+def _broker(text: str) -> str:
+    """The type of --mqtt: host:port, mqtt:// or mqtts:// with a port within 1..65535."""
+    from tsfleet.errors import InvalidParameter
+    from tsfleet.live.security import parse_broker
+
+    try:
+        parse_broker(text)
+    except InvalidParameter as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _url(text: str) -> str:
+    """The type of a URL option: its port, if it names one, within 1..65535."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or outside 0..65535
+        port = parts.netloc.rpartition(":")[2]
+    if port is not None and not (isinstance(port, int) and port >= 1):
+        raise _port_error(port, 1, text)
+    return text
+
+
+def _port(text: str) -> int:
+    """The type of --control-port: a port within 0..65535 (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is within 0..65535, got {port}")
+    return port
+
+
 def _industrial_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Sparkplug B (docs/live.md)")
     g.add_argument("--sparkplug", action="store_true",
@@ -109,7 +170,7 @@ def _industrial_options(p: argparse.ArgumentParser) -> None:
                    help="TOML rules: Sparkplug metric names -> tsfleet metrics, device id "
                         "templates (default: last name segment and engUnit, as SenML)")
     o = p.add_argument_group("OPC UA (docs/live.md)")
-    o.add_argument("--opcua", metavar="URL",
+    o.add_argument("--opcua", metavar="URL", type=_url,
                    help="also subscribe to an OPC UA server, opc.tcp://HOST:PORT[/path]")
     o.add_argument("--opcua-map", metavar="FILE",
                    help="JSON map: node ids (or folders to browse) -> environment monitor "
@@ -145,7 +206,7 @@ def _sharing_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--snapshot-storage-version", metavar="VERSION", default=None,
                    help="storage version of the snapshot, e.g. v1.0.0 for DuckDB 1.x readers "
                         "(default this DuckDB's own)")
-    g.add_argument("--control-port", type=int, default=0, metavar="PORT",
+    g.add_argument("--control-port", type=_port, default=0, metavar="PORT",
                    help="port of the control interface on 127.0.0.1 through which the other "
                         "tsfleet commands reach the store (default 0: any free port, "
                         "advertised in <store>.serve.json)")
@@ -170,14 +231,14 @@ def _security_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mqtt-no-hostname-check", action="store_true",
                    help="accept a broker certificate that does not name the host "
                         "(the CA chain is still checked)")
-    g.add_argument("--coaps", metavar="HOST:PORT",
+    g.add_argument("--coaps", metavar="HOST:PORT", type=_address(5684),
                    help="serve CoAP over DTLS with pre-shared keys (needs DTLSSocket)")
     g.add_argument("--coap-psk", metavar="FILE",
                    help="identity:key lines of the devices allowed on --coaps")
-    g.add_argument("--metrics", metavar="HOST:PORT",
+    g.add_argument("--metrics", metavar="HOST:PORT", type=_address(9108),
                    help="serve Prometheus metrics at http://HOST:PORT/metrics and a health "
                         "check at /healthz (docs/service.md)")
-    g.add_argument("--alertmanager", metavar="URL",
+    g.add_argument("--alertmanager", metavar="URL", type=_url,
                    help="push firing and resolved alerts to Alertmanager's v2 API at URL "
                         "(http://host:9093), re-sent every minute while they fire")
     g.add_argument("--exit-on-broker-failure", metavar="SECONDS", type=float, nargs="?",
@@ -253,19 +314,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run_command=getattr(args, "run_command", None),
         opcua=args.opcua, opcua_map=args.opcua_map, opcua_security=_opcua_security(args))
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
-    print(f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
-          + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
-          + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "")
-          + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
-             if config.snmp_targets else "")
-          + (", sparkplug" if config.sparkplug else "")
-          + (f", snapshot {config.snapshot_path} every {config.snapshot_every}"
-             if config.snapshot_path else "")
-          + (f", opcua {config.opcua} ({config.opcua_security.describe()})"
-             if config.opcua else "") + "; "
-          f"analysis {cadence})", file=sys.stderr, flush=True)
-    serve(config)
+    serve(config, checked=lambda: _start_up_line(config, cadence))
     return 0
+
+
+def _start_up_line(config, cadence: str) -> None:
+    """What serve receives and where it stores it, on stderr once every option is checked."""
+    from tsfleet.cliutil import print_sentences
+
+    line = (f"tsfleet serve: {config.db} (mqtt {config.mqtt or '-'}, coap {config.coap or '-'}"
+            + (f", chirpstack {config.chirpstack_mqtt}" if config.chirpstack_mqtt else "")
+            + (f", tts {config.tts_mqtt}" if config.tts_mqtt else "")
+            + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
+               if config.snmp_targets else "")
+            + (", sparkplug" if config.sparkplug else "")
+            + (f", snapshot {config.snapshot_path} every {config.snapshot_every}"
+               if config.snapshot_path else "")
+            + (f", opcua {config.opcua} ({config.opcua_security.describe()})"
+               if config.opcua else "") + "; "
+            f"analysis {cadence})")
+    print_sentences([line], file=sys.stderr)
 
 
 def cmd_snmp_poll(args: argparse.Namespace) -> int:
@@ -304,10 +372,12 @@ def cmd_snmp_poll(args: argparse.Namespace) -> int:
 
 
 def _print_polled(rows: list[dict], n_stored: int) -> None:
+    from tsfleet.cliutil import plural
+
     down = sorted(r["gateway_id"] for r in rows if not r["is_up"])
-    print(f"polled {len(rows)} agents: {len(rows) - len(down)} up, {len(down)} down"
+    print(f"polled {plural(len(rows), 'agent')}: {len(rows) - len(down)} up, {len(down)} down"
           + (f" ({', '.join(down[:10])}{', ...' if len(down) > 10 else ''})" if down else "")
-          + f"; {n_stored} rows stored")
+          + f"; {plural(n_stored, 'row')} stored")
 
 
 def _poll_beside_serve(args: argparse.Namespace, poller, path: str, advert: dict) -> int:

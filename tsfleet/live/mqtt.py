@@ -246,7 +246,7 @@ class BulkClient(mqtt.Client):
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:
-    """``host[:port]`` -> (host, port).
+    """``host[:port]`` -> (host, port); a port outside 0..65535 is an InvalidParameter.
 
     >>> parse_address("127.0.0.1:1883", 1)
     ('127.0.0.1', 1883)
@@ -255,9 +255,12 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
 
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
     try:
-        return host or "127.0.0.1", int(port) if port else default_port
+        number = int(port) if port else default_port
     except ValueError:
         raise InvalidParameter(f"expected host:port, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise InvalidParameter(f"a port is within 0..65535, got {number} in {text!r}")
+    return host or "127.0.0.1", number
 
 
 class Subscriber:

@@ -184,6 +184,11 @@ class ServeConfig:
                                    f"got {self.memory_limit!r}")
         if self.mqtt:
             parse_broker(self.mqtt)
+        for address, default_port in ((self.coap, 5683), (self.coaps, 5684),
+                                      (self.metrics, 9108), (self.chirpstack_mqtt, 1883),
+                                      (self.tts_mqtt, 1883)):
+            if address:
+                parse_address(address, default_port)  # a port within 0..65535
         if bool(self.coaps) != bool(self.coap_psk_file):
             raise InvalidParameter("CoAP over DTLS needs both --coaps HOST:PORT and "
                                    "--coap-psk FILE")
@@ -724,8 +729,12 @@ def _pin_malloc(mmap_threshold: int = 128 * 1024, arena_max: int = 2) -> bool:
         mallopt(m_arena_max, arena_max))
 
 
-def serve(config: ServeConfig) -> None:
-    """Run ``tsfleet serve`` in the foreground."""
+def serve(config: ServeConfig, checked: Callable[[], None] | None = None) -> None:
+    """Run ``tsfleet serve`` in the foreground; ``checked()`` is called once every option
+    is checked (profiles read), before anything is created (the CLI's start-up line)."""
+    server = Server(config)
+    if checked is not None:
+        checked()
     if config.db != ":memory:":
         Path(config.db).parent.mkdir(parents=True, exist_ok=True)
-    Server(config).run()
+    server.run()

@@ -12,6 +12,7 @@ from tsfleet.cliutil import (
     json_default,
     open_fleet,
     print_rows,
+    print_sentences,
 )
 from tsfleet.errors import TsfleetError
 
@@ -98,6 +99,7 @@ def cmd_device(args) -> int:
 def cmd_retention(args) -> int:
     with open_fleet(args) as fleet:
         res = fleet.retain(args.raw_days, args.hourly_days)
-    print(f"cutoff {res.cutoff_at}: {res.n_raw_deleted:,} raw readings rolled up and deleted "
-          f"({res.n_hourly_rows:,} hourly, {res.n_daily_rows:,} daily rollup rows written)")
+    print_sentences([f"cutoff {res.cutoff_at}: {res.n_raw_deleted:,} raw readings rolled up and "
+                     f"deleted ({res.n_hourly_rows:,} hourly, {res.n_daily_rows:,} daily rollup "
+                     "rows written)"])
     return 0

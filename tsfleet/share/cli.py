@@ -37,17 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from tsfleet.cliutil import open_fleet
+    from tsfleet.cliutil import open_fleet, print_sentences
 
     with open_fleet(args, read_only=True) as fleet:
-        print(fleet.snapshot(args.out, storage_version=args.storage_version, views=args.views))
+        report = fleet.snapshot(args.out, storage_version=args.storage_version, views=args.views)
+    print_sentences([str(report)])
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tsfleet.cliutil import open_fleet
+    from tsfleet.cliutil import open_fleet, print_sentences
 
     with open_fleet(args, read_only=True) as fleet:
-        print(fleet.export(args.directory, since=args.since, until=args.until,
-                           buckets=args.buckets))
+        report = fleet.export(args.directory, since=args.since, until=args.until,
+                              buckets=args.buckets)
+    print_sentences([str(report)])
     return 0

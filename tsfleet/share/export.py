@@ -76,8 +76,9 @@ class ExportReport:
     def __str__(self) -> str:
         span = (f"{self.first_day} .. {self.end_day - timedelta(days=1)}" if self.first_day
                 else "no readings")
-        return (f"export {self.directory}: {self.n_readings:,} readings ({span}, {self.n_days} "
-                f"days, {self.n_partitions} partitions, {self.buckets} buckets), "
+        days = f"{self.n_days} day{'' if self.n_days == 1 else 's'}"
+        return (f"export {self.directory}: {self.n_readings:,} readings ({span}, {days}, "
+                f"{self.n_partitions} partitions, {self.buckets} buckets), "
                 f"{len(self.tables)} tables, {self.seconds:.1f} s "
                 f"({self.readings_per_s / 1e6:.2f} M readings/s)")
 

@@ -146,6 +146,9 @@ class SimConfig:
         if self.days < 2 or self.n_devices < 10:
             raise InvalidParameter(f"a simulated fleet needs at least 10 devices and 2 days, got "
                                    f"{self.n_devices} devices and {self.days} days")
+        if self.seed < 0:  # numpy's generators take no negative seed
+            raise InvalidParameter(f"a simulated fleet's seed must be a whole number >= 0, "
+                                   f"got {self.seed}")
 
 
 @dataclass

@@ -6,8 +6,11 @@
 --   drain_before_pct_per_day, drain_after_pct_per_day (median battery drain, %/day);
 --   drain_ratio (median of each device's after/before drain); failure_share_before/after
 --   (share of devices with a failure event); silent_share_before/after (share of devices
---   with a whole day without any reading); verdict (healthy | unhealthy | insufficient_data)
---   and the reasons for it
+--   with a whole day without any reading); failure_p, silent_p, drain_p (one-sided exact
+--   sign tests over the devices that changed: more began failing, going silent, or
+--   draining faster after the update than stopped); verdict (healthy | unhealthy |
+--   insufficient_data) and the reasons for it. A criterion counts only where its p is
+--   below 0.05: one device of 18 failing after an update is no evidence against a release.
 create view firmware_update_health as
 with p as (
     select * from firmware_params
@@ -33,32 +36,61 @@ per_version as (
            avg(failed_before::int) as failure_share_before,
            avg(failed_after::int) as failure_share_after,
            avg(silent_before::int) as silent_share_before,
-           avg(silent_after::int) as silent_share_after
+           avg(silent_after::int) as silent_share_after,
+           count(*) filter (where failed_after and not failed_before) as n_failed_new,
+           count(*) filter (where failed_before and not failed_after) as n_failed_gone,
+           count(*) filter (where silent_after and not silent_before) as n_silent_new,
+           count(*) filter (where silent_before and not silent_after) as n_silent_gone,
+           count(*) filter (where drain_before > 0.01 and drain_after > drain_before)
+               as n_drain_up,
+           count(*) filter (where drain_before > 0.01 and drain_after < drain_before)
+               as n_drain_down
     from per_device
     group by all
+),
+tested as (
+    -- P(X >= new), X ~ Binomial(new + gone, 1/2): the exact sign test of the change
+    select *,
+           (select coalesce(sum(exp(lgamma(n_failed_new + n_failed_gone + 1) - lgamma(k + 1)
+                    - lgamma(n_failed_new + n_failed_gone - k + 1)
+                    - (n_failed_new + n_failed_gone) * ln(2))), 1)
+            from generate_series(n_failed_new, n_failed_new + n_failed_gone) s(k)) as failure_p,
+           (select coalesce(sum(exp(lgamma(n_silent_new + n_silent_gone + 1) - lgamma(k + 1)
+                    - lgamma(n_silent_new + n_silent_gone - k + 1)
+                    - (n_silent_new + n_silent_gone) * ln(2))), 1)
+            from generate_series(n_silent_new, n_silent_new + n_silent_gone) s(k)) as silent_p,
+           (select coalesce(sum(exp(lgamma(n_drain_up + n_drain_down + 1) - lgamma(k + 1)
+                    - lgamma(n_drain_up + n_drain_down - k + 1)
+                    - (n_drain_up + n_drain_down) * ln(2))), 1)
+            from generate_series(n_drain_up, n_drain_up + n_drain_down) s(k)) as drain_p
+    from per_version
 ),
 final as (
     select v.*,
            case when v.n_updated < p.health_min_devices then 'insufficient_data'
                 when coalesce(v.n_with_battery >= p.health_min_devices
-                              and v.drain_ratio >= p.health_drain_ratio, false)
-                  or v.failure_share_after - v.failure_share_before >= p.health_failure_increase
-                  or v.silent_share_after - v.silent_share_before >= p.health_silent_increase
+                              and v.drain_ratio >= p.health_drain_ratio
+                              and v.drain_p < 0.05, false)
+                  or (v.failure_share_after - v.failure_share_before >= p.health_failure_increase
+                      and v.failure_p < 0.05)
+                  or (v.silent_share_after - v.silent_share_before >= p.health_silent_increase
+                      and v.silent_p < 0.05)
                 then 'unhealthy'
                 else 'healthy' end as verdict,
            concat_ws('; ',
                case when v.n_with_battery >= p.health_min_devices
-                         and v.drain_ratio >= p.health_drain_ratio
+                         and v.drain_ratio >= p.health_drain_ratio and v.drain_p < 0.05
                     then format('battery drain x{:.2f} after the update', v.drain_ratio) end,
                case when v.failure_share_after - v.failure_share_before
-                         >= p.health_failure_increase
+                         >= p.health_failure_increase and v.failure_p < 0.05
                     then format('failures {:.0f}% -> {:.0f}% of devices',
                                 100 * v.failure_share_before, 100 * v.failure_share_after) end,
                case when v.silent_share_after - v.silent_share_before >= p.health_silent_increase
+                         and v.silent_p < 0.05
                     then format('silent devices {:.0f}% -> {:.0f}%',
                                 100 * v.silent_share_before, 100 * v.silent_share_after) end
            ) as reasons
-    from per_version v
+    from tested v
     cross join p
 )
 select * from final

@@ -100,19 +100,40 @@ def test_verdicts_survive_retention_of_the_raw_readings(fleet):
                                                             rel=0.05)
 
 
-def test_the_summary_names_the_unhealthy_releases_on_most_devices_and_counts_the_rest():
-    # the demo's fleet (300 devices, 20 days) has three unhealthy releases; the summary
-    # showed two of them in whatever order the table returned (two demo runs of the same
-    # fleet named different releases) and never said there was a third
-    from tsfleet.simulate import SimConfig, simulated_fleet
-
-    f = simulated_fleet(SimConfig(n_devices=300, days=20))
-    bad = f.query("select manufacturer || ' ' || model || ' ' || version as v, n_updated "
-                  "from firmware_update_health where verdict = 'unhealthy'")
-    assert len(bad) == 3
-    first, second = sorted(bad, key=lambda r: -r["n_updated"])[:2]
-    lines = [x for x in f.firmware.summary() if "unhealthy release" in x]
-    assert lines[0].startswith(f"unhealthy release {first['v']}: ")
-    assert lines[1].startswith(f"unhealthy release {second['v']}: ")
+def test_the_summary_names_the_unhealthy_releases_on_most_devices_and_counts_the_rest(fleet):
+    # the summary showed two releases in whatever order the table returned and never said
+    # there was a third
+    for model, n in (("BAD-A", 7), ("BAD-B", 12), ("BAD-C", 9)):
+        build(fleet, model, drain_after=1.8, n=n, seed=n)
+        fleet.ingest("firmware_reports", [dict(device_id=f"{model.lower()}-{i}", version="2.0.0",
+                                               reported_at=UPDATE + timedelta(days=1))
+                                          for i in range(n)])
+    lines = [x for x in fleet.firmware.summary() if "unhealthy release" in x]
+    assert lines[0].startswith("unhealthy release Acme BAD-B 2.0.0: battery drain x")
+    assert lines[1].startswith("unhealthy release Acme BAD-C 2.0.0: battery drain x")
     assert lines[2] == "1 more unhealthy release: tsfleet firmware health"
-    f.close()
+
+
+def failures(fleet, model, k, days_after=3):
+    """A failure event on the first ``k`` devices of ``model``, ``days_after`` the update."""
+    fleet.ingest("device_events", [dict(device_id=f"{model.lower()}-{i}", event="failure",
+                                        event_at=UPDATE + timedelta(days=days_after, hours=i))
+                                   for i in range(k)])
+
+
+def test_a_release_is_unhealthy_on_failures_only_where_they_are_evidence(fleet):
+    """One device of 18 failing after the update (a share rising by 5.6%, past the 5% rule)
+    is no evidence against a release; six of 18 are (exact sign test, one-sided p < 0.05)."""
+    build(fleet, "ONE-1", drain_after=1.0, n=18, seed=2)
+    build(fleet, "SIX-1", drain_after=1.0, n=18, seed=3)
+    failures(fleet, "ONE-1", 1)
+    failures(fleet, "SIX-1", 6)
+    health = {r["model"]: r for r in fleet.firmware.health()}
+    one, six = health["ONE-1"], health["SIX-1"]
+    assert (one["failure_share_after"], one["failure_p"]) == (pytest.approx(1 / 18), 0.5)
+    assert one["verdict"] == "healthy" and one["reasons"] == ""
+    assert six["failure_p"] == pytest.approx(0.5 ** 6)
+    assert six["verdict"] == "unhealthy" and six["reasons"] == "failures 0% -> 33% of devices"
+    # failures before the update that stop after it are no evidence against it either
+    failures(fleet, "SIX-1", 6, days_after=-3)
+    assert {r["model"]: r["verdict"] for r in fleet.firmware.health()}["SIX-1"] == "healthy"

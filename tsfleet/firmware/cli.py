@@ -11,7 +11,10 @@ GROUPINGS = ("model_site", "model_zone", "model_hardware_rev", "model")
 #: Columns on a terminal (all of them with --wide, csv or json).
 TABLE_COLUMNS = {"inventory": ("device_id", "model", "site", "version", "target_version",
                                "release_status", "is_outdated", "is_vulnerable", "max_severity",
-                               "days_on_version")}
+                               "days_on_version"),
+                 # the verdict first: the drains and shares are in --wide, csv and json
+                 "health": ("manufacturer", "model", "version", "n_updated", "verdict",
+                            "reasons")}
 #: Columns given as comma- or semicolon-joined text by the views, shown as lists.
 LISTS = {"deviating_devices": ",", "reasons": "; "}
 

@@ -88,7 +88,7 @@ def test_serve_purges_by_default_and_not_when_asked(tmp_path, purge):
 
 def test_the_cli_option_reaches_the_server(monkeypatch, tmp_path):
     seen = []
-    monkeypatch.setattr("tsfleet.live.server.serve", seen.append)
+    monkeypatch.setattr("tsfleet.live.server.serve", lambda config, **_: seen.append(config))
     db = str(tmp_path / "s.duckdb")
     assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1"]) == 0
     assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1", "--no-allocator-purge"]) == 0
@@ -138,7 +138,7 @@ def test_serve_logs_memory_every_n_seconds_when_asked(tmp_path, caplog):
 
 def test_the_memory_log_option_reaches_the_server_and_is_checked(monkeypatch, tmp_path, capsys):
     seen = []
-    monkeypatch.setattr("tsfleet.live.server.serve", seen.append)
+    monkeypatch.setattr("tsfleet.live.server.serve", lambda config, **_: seen.append(config))
     db = str(tmp_path / "s.duckdb")
     assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1"]) == 0
     assert main(["--db", db, "serve", "--mqtt", "127.0.0.1:1", "--memory-log", "30"]) == 0

@@ -56,20 +56,29 @@ def test_settings_change_what_the_views_find(tmp_path):
     f.close()
 
 
+@pytest.fixture
+def cli_path(net_path, tmp_path):
+    """A copy of the analysed store: the listings open it read-only, and DuckDB refuses a
+    read-only connection in a process that holds the file open for writing (``net``)."""
+    import shutil
+
+    return str(shutil.copyfile(net_path, tmp_path / "net.duckdb"))
+
+
 @pytest.mark.parametrize("action", ["plan", "load", "balance", "bottlenecks", "redundancy",
                                     "spof", "down", "flapping", "saturation", "findings"])
-def test_cli_actions(net_path, capsys, action):
-    assert main(["--db", net_path, "network", action, "--format", "csv"]) == 0
+def test_cli_actions(cli_path, capsys, action):
+    assert main(["--db", cli_path, "network", action, "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") >= 1
 
 
-def test_cli_plan_summary_and_analyze(net_path, capsys):
-    assert main(["--db", net_path, "network", "plan", "--summary", "--format", "json"]) == 0
+def test_cli_plan_summary_and_analyze(cli_path, capsys):
+    assert main(["--db", cli_path, "network", "plan", "--summary", "--format", "json"]) == 0
     assert "jain_after" in capsys.readouterr().out
-    assert main(["--db", net_path, "network", "analyze"]) == 0
+    assert main(["--db", cli_path, "network", "analyze"]) == 0
     assert "plan:" in capsys.readouterr().out
-    assert main(["--db", net_path, "network", "plan", "--rssi-floor", "99"]) == 2
+    assert main(["--db", cli_path, "network", "plan", "--rssi-floor", "99"]) == 2
 
 
 def test_an_empty_store_has_no_findings_and_an_empty_plan(fleet):

@@ -357,8 +357,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             total.add(report)
             if args.verbose:
                 print_sentences([ingest_line(report)])
-            if args.kind == "metrics":      # declared: what waited in quarantine came in
-                print_sentences([ingest_line(fleet.metrics.last_retry)])
+            retried = fleet.metrics.last_retry if args.kind == "metrics" else None
+            if retried is not None and retried.n_rows:   # declared: what waited came in
+                print_sentences([ingest_line(retried)])
             now = time.perf_counter()
             if now - t0 > PROGRESS_AFTER_S and now - last > 1.0 and k < len(files):
                 last = now

@@ -325,6 +325,21 @@ def test_a_whole_number_beyond_64_bits_is_quarantined_and_the_rest_lands(fleet, 
         "capacity_devices must be a whole number of at most 18 digits, got 1e20 for gwB")
 
 
+def test_a_metric_whose_range_is_empty_is_quarantined_and_named(fleet):
+    """fleet.metrics.add refuses min >= max; the metrics kind reported such a row accepted,
+    stored it, and never declared it."""
+    r = fleet.ingest("metrics", [
+        {"metric": "flow_lpm", "unit": "l/min", "min_value": 0, "max_value": 500},
+        {"metric": "bad_range", "unit": "u", "min_value": 100, "max_value": 0},
+        {"metric": "no_max", "unit": "u", "min_value": 1}])
+    assert (r.n_accepted, r.quarantined_by_reason) == (1, {"out_of_range": 1,
+                                                           "missing_field": 1})
+    assert [q["detail"] for q in fleet.query("select detail from quarantine order by detail")] \
+        == ["max_value is required and missing for no_max",
+            "min_value must be below max_value, got 100 and 0 for bad_range"]
+    assert fleet.query("select metric from metric_declarations") == [{"metric": "flow_lpm"}]
+
+
 def test_report_counts_add_up_and_batches_are_recorded(fleet):
     report = fleet.ingest("readings", ROWS + ROWS + [BAD[0][0]], chunk_rows=2)
     assert report.n_rows == report.n_accepted + report.n_duplicates + report.n_quarantined == 7

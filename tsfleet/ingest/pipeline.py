@@ -357,10 +357,13 @@ def _check(
         for r in rules
     ]
     time_field = model.spec.time_field
+    # the row named in messages: its device or gateway, else its key (a metric, a release)
+    key_names = " || ' ' || ".join(f"coalesce({q('p_' + k)}::VARCHAR, '?')"
+                                   for k in model.spec.key if k in names)
     who = (
         "p_device_id"
         if "device_id" in names
-        else ("p_gateway_id" if "gateway_id" in names else None)
+        else ("p_gateway_id" if "gateway_id" in names else (key_names or None))
     )
     context = "''"
     if who:
@@ -405,6 +408,15 @@ def _check(
         )
         finals["metric"] = "_c.metric"
         finals["value"] = canon
+    if model.spec.table == "metric_declarations":     # a range must be one (fleet.metrics.add)
+        conds.append(
+            (
+                "p_min_value >= p_max_value",
+                "out_of_range",
+                f"format('min_value must be below max_value, got {{:g}} and {{:g}}', "
+                f"p_min_value, p_max_value) || {context}",
+            )
+        )
     if "device_id" in names and model.spec.table != "devices" and unknown_devices == "quarantine":
         joins += " left join devices _d on _d.device_id = p_device_id"
         conds.append(

@@ -453,6 +453,29 @@ def unwrapped(out: str) -> list[str]:
     return lines
 
 
+def test_a_file_that_cannot_be_read_is_refused_and_the_others_land(tmp_path, capsys):
+    folder = tmp_path / "export"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.csv").write_text("device_id,observed_at,metric,value\n"
+                                  "pump-1,2026-03-01T10:00Z,battery_pct,87\n")
+    (folder / "b.parquet").write_bytes(b"PAR1garbagePAR1")            # a corrupt footer
+    (folder / "c.csv").write_text("foo,bar\n1,2\n")                   # not readings
+    (folder / "sub" / "d.csv").write_text("device_id,observed_at,metric,value\n"
+                                          "pump-2,2026-03-01T10:00Z,battery_pct,86\n")
+    code, out, err = run(capsys, "--db", tmp_path / "f.duckdb", "ingest", "readings", folder)
+    assert code == 2
+    assert unwrapped(out) == ["readings from 4 files: 2 rows, 2 accepted, 0 duplicates, "
+                              "0 quarantined"]
+    lines = [x for x in unwrapped(err) if not x.startswith("ingest: ")]   # progress, if slow
+    assert [line.split(":")[0] for line in lines] == ["refused", "refused", "tsfleet"]
+    assert "b.parquet" in lines[0] and "c.csv" in lines[1]
+    assert lines[2] == ("tsfleet: error: 2 of 4 files refused (named above); the others were "
+                        "ingested")
+    with Fleet(str(tmp_path / "f.duckdb")) as f:
+        assert f.query("select device_id from readings order by 1") == [
+            {"device_id": "pump-1"}, {"device_id": "pump-2"}]
+
+
 def test_ingest_takes_directories_and_globs_and_prints_one_total(tmp_path, capsys):
     db = tmp_path / "i.duckdb"
     export = tmp_path / "export" / "day=1"

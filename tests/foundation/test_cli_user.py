@@ -325,6 +325,20 @@ def _tsfleet(*argv: str) -> list[str]:
     return [sys.executable, "-m", "tsfleet", *argv]
 
 
+def test_sql_prints_intervals_booleans_and_huge_numbers_readably(tmp_path, capsys):
+    db = tmp_path / "s.duckdb"
+    Fleet(str(db)).close()
+    q = ("select interval 3 hour as i, interval '1 day 2 minutes' as j, true as b, "
+         "1e300 * 10 as big")
+    code, out, _ = run(capsys, "--db", db, "sql", q)
+    assert code == 0 and out.splitlines()[2].split() == ["PT3H", "P1DT2M", "yes", "1e+301"]
+    run(capsys, "--db", db, "sql", q, "--format", "csv")
+    code, out, _ = run(capsys, "--db", db, "sql", q, "--format", "csv")
+    assert out.splitlines() == ["i,j,b,big", "PT3H,P1DT2M,true,1e+301"]
+    code, out, _ = run(capsys, "--db", db, "sql", q, "--format", "json")
+    assert json.loads(out) == [{"i": "PT3H", "j": "P1DT2M", "b": True, "big": 1e301}]
+
+
 def test_sql_streams_and_a_closed_pipe_ends_quietly(tmp_path):
     db = tmp_path / "s.duckdb"
     Fleet(db).close()

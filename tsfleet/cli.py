@@ -350,10 +350,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     total = IngestReport(args.kind or "readings", _shown(args, files[0]) if len(files) == 1 else
                          plural(len(files), "file"))
     t0 = last = time.perf_counter()
+    refused: list[str] = []
     with open_fleet(args, create=True) as fleet:
         for k, f in enumerate(files, 1):
-            report = fleet.ingest(args.kind, str(f), unknown_devices=args.unknown_devices,
-                                  label=_shown(args, f))
+            try:
+                report = fleet.ingest(args.kind, str(f), unknown_devices=args.unknown_devices,
+                                      label=_shown(args, f))
+            except IngestError as exc:
+                if len(files) == 1:
+                    raise
+                # one file that cannot be read (its header, its columns, a corrupt Parquet
+                # footer) is refused whole, named, and the others are still ingested
+                refused.append(_shown(args, f))
+                print_sentences([f"refused: {exc}"], file=sys.stderr)
+                continue
             total.add(report)
             if args.verbose:
                 print_sentences([ingest_line(report)])
@@ -373,6 +383,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 0
     if len(files) > 1 or not args.verbose:
         print_sentences([ingest_line(total)])
+    if refused:
+        rest = len(files) - len(refused)
+        raise IngestError(f"{len(refused)} of {plural(len(files), 'file')} refused (named above); "
+                          + ("the other was ingested" if rest == 1 else
+                             "the others were ingested" if rest else "none was ingested"))
     if not (total.n_accepted or total.n_duplicates):
         what = (f"{plural(total.n_rows, 'row')} read, all quarantined (see the quarantine "
                 "table)" if total.n_rows else "the input holds no rows")

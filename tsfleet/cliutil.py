@@ -316,6 +316,8 @@ def round_float(v: float, name: str = "") -> str:
     d = _digits(name)
     if d is not None:
         text = f"{v:.{d}f}"
+    elif abs(v) >= 1e15:                # beyond what a count or a sum means digit by digit
+        text = f"{v:.3g}"
     elif v == 0 or abs(v) >= 100:
         text = f"{v:.0f}"
     elif abs(v) >= 0.001:
@@ -332,6 +334,8 @@ def cell(v: object, name: str = "") -> str:
         return ""
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if (iso := _interval(v)) is not None:
+        return iso
     if isinstance(v, (float, Decimal)):
         return round_float(float(v), name)
     if isinstance(v, datetime):
@@ -362,8 +366,38 @@ def json_default(v: object) -> object:
     return str(v)
 
 
+def iso_duration(months: int, days: int, nanoseconds: int) -> str:
+    """An interval (SQL's months, days and nanoseconds) as ISO 8601, e.g. ``P1DT2H30M``.
+
+    >>> iso_duration(0, 0, 10_800 * 10**9), iso_duration(14, 1, 90 * 10**9), iso_duration(0, 0, 0)
+    ('PT3H', 'P1Y2M1DT1M30S', 'PT0S')
+    """
+    sign = "-" if min(months, days, nanoseconds) < 0 and max(months, days, nanoseconds) <= 0 \
+        else ""
+    months, days, nanoseconds = abs(months), abs(days), abs(nanoseconds)
+    secs, frac = divmod(nanoseconds, 10**9)
+    h, rest = divmod(secs, 3600)
+    m, sec = divmod(rest, 60)
+    date_part = "".join(f"{n}{u}" for n, u in ((months // 12, "Y"), (months % 12, "M"),
+                                                (days, "D")) if n)
+    seconds = f"{sec}.{frac:09d}".rstrip("0") + "S" if frac else (f"{sec}S" if sec else "")
+    time_part = "".join(f"{n}{u}" for n, u in ((h, "H"), (m, "M")) if n) + seconds
+    if not (date_part or time_part):
+        time_part = "0S"
+    return sign + "P" + date_part + ("T" + time_part if time_part else "")
+
+
+def _interval(v: object) -> str | None:
+    """A SQL interval as Arrow hands it over (a MonthDayNano triple), as ISO 8601."""
+    if type(v).__name__ == "MonthDayNano":
+        return iso_duration(*v)
+    return None
+
+
 def plain(v: object) -> object:
     """One value for JSON and CSV: the same record in both (NaN is null)."""
+    if (iso := _interval(v)) is not None:
+        return iso
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
         v = v.item()
     if isinstance(v, float) and math.isnan(v):
@@ -377,6 +411,8 @@ def _csv_cell(v: object) -> object:
     v = plain(v)
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"     # as JSON says it, not Python's True
     if isinstance(v, datetime):
         return v.isoformat()
     if isinstance(v, float):

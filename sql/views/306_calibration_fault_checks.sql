@@ -23,7 +23,18 @@ rejected as (
         json_extract_string(q.raw, '$.device_id') as device_id,
         coalesce(a.metric, lower(json_extract_string(q.raw, '$.metric'))) as metric,
         count(*) as n,
-        min(q.quarantined_at)::timestamp as first_at
+        -- the first rejected reading's own time (ISO or Unix seconds, as ingest reads it);
+        -- the time it was quarantined only where the raw row holds none
+        coalesce(min(case
+            when regexp_full_match(json_extract_string(q.raw, '$.observed_at'),
+                                   '-?[0-9]+(\.[0-9]+)?')
+            then to_timestamp(case when abs(try_cast(json_extract_string(q.raw, '$.observed_at')
+                                                     as double)) < 1e12
+                                   then try_cast(json_extract_string(q.raw, '$.observed_at')
+                                                 as double) end)::timestamp
+            else try_cast(try_cast(json_extract_string(q.raw, '$.observed_at') as timestamptz)
+                          as timestamp) end),
+            min(q.quarantined_at)::timestamp) as first_at
     from quarantine q
     left join metric_aliases a on a.alias = lower(json_extract_string(q.raw, '$.metric'))
     where q.kind = 'readings' and q.reason = 'out_of_range'

@@ -148,6 +148,11 @@ def test_drift_beyond_the_physical_range_stays_drift(fleet):
     got = {r["device_id"]: r for r in fleet.query("select * from sensor_drift")}
     faults = {(r["device_id"], r["fault"]) for r in fleet.query("select * from sensor_faults")}
     assert ("rh-d0", "out_of_range") in faults
+    # since the first impossible reading, not since the ingest that rejected it
+    first = min(r["observed_at"] for r in rows if r["device_id"] == "rh-d0" and r["value"] > 100)
+    since = fleet.query("select since_at from calibration_fault_checks where device_id = 'rh-d0' "
+                        "and fault = 'out_of_range'")[0]["since_at"]
+    assert since.strftime("%Y-%m-%dT%H:%M:%SZ") == first
     assert got["rh-d0"]["verdict"] in FLAGGED
     assert "physical range" in got["rh-d0"]["reason"]
     assert not {got[d]["verdict"] for d in ids[1:]} & {*FLAGGED, "fault"}

@@ -325,6 +325,20 @@ def _tsfleet(*argv: str) -> list[str]:
     return [sys.executable, "-m", "tsfleet", *argv]
 
 
+def test_sql_prints_intervals_booleans_and_huge_numbers_readably(tmp_path, capsys):
+    db = tmp_path / "s.duckdb"
+    Fleet(str(db)).close()
+    q = ("select interval 3 hour as i, interval '1 day 2 minutes' as j, true as b, "
+         "1e300 * 10 as big")
+    code, out, _ = run(capsys, "--db", db, "sql", q)
+    assert code == 0 and out.splitlines()[2].split() == ["PT3H", "P1DT2M", "yes", "1e+301"]
+    run(capsys, "--db", db, "sql", q, "--format", "csv")
+    code, out, _ = run(capsys, "--db", db, "sql", q, "--format", "csv")
+    assert out.splitlines() == ["i,j,b,big", "PT3H,P1DT2M,true,1e+301"]
+    code, out, _ = run(capsys, "--db", db, "sql", q, "--format", "json")
+    assert json.loads(out) == [{"i": "PT3H", "j": "P1DT2M", "b": True, "big": 1e301}]
+
+
 def test_sql_streams_and_a_closed_pipe_ends_quietly(tmp_path):
     db = tmp_path / "s.duckdb"
     Fleet(db).close()
@@ -451,6 +465,29 @@ def unwrapped(out: str) -> list[str]:
         else:
             lines.append(line)
     return lines
+
+
+def test_a_file_that_cannot_be_read_is_refused_and_the_others_land(tmp_path, capsys):
+    folder = tmp_path / "export"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.csv").write_text("device_id,observed_at,metric,value\n"
+                                  "pump-1,2026-03-01T10:00Z,battery_pct,87\n")
+    (folder / "b.parquet").write_bytes(b"PAR1garbagePAR1")            # a corrupt footer
+    (folder / "c.csv").write_text("foo,bar\n1,2\n")                   # not readings
+    (folder / "sub" / "d.csv").write_text("device_id,observed_at,metric,value\n"
+                                          "pump-2,2026-03-01T10:00Z,battery_pct,86\n")
+    code, out, err = run(capsys, "--db", tmp_path / "f.duckdb", "ingest", "readings", folder)
+    assert code == 2
+    assert unwrapped(out) == ["readings from 4 files: 2 rows, 2 accepted, 0 duplicates, "
+                              "0 quarantined"]
+    lines = [x for x in unwrapped(err) if not x.startswith("ingest: ")]   # progress, if slow
+    assert [line.split(":")[0] for line in lines] == ["refused", "refused", "tsfleet"]
+    assert "b.parquet" in lines[0] and "c.csv" in lines[1]
+    assert lines[2] == ("tsfleet: error: 2 of 4 files refused (named above); the others were "
+                        "ingested")
+    with Fleet(str(tmp_path / "f.duckdb")) as f:
+        assert f.query("select device_id from readings order by 1") == [
+            {"device_id": "pump-1"}, {"device_id": "pump-2"}]
 
 
 def test_ingest_takes_directories_and_globs_and_prints_one_total(tmp_path, capsys):

@@ -69,7 +69,9 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         text = _suggest(message)
-        hint = "" if "; choose from " in text else f" (see {self.prog} --help)"
+        # a choice named on the line needs no pointer to the list in --help
+        hint = "" if "; choose from " in text or "; did you mean " in text \
+            else f" (see {self.prog} --help)"
         self.exit(2, f"{self.prog}: error: {text}{hint}\n")
 
 

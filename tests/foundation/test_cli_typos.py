@@ -1,0 +1,72 @@
+"""A typo on the command line is one error line (exit 2) that names the nearest right
+thing, never an empty answer or a quiet success (README, "CLI"): on a demo store built by
+``tsfleet demo``, as a person would type the commands."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from tsfleet import Fleet
+from tsfleet.cli import main
+
+WIDTH = 120
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A demo store made by ``tsfleet demo`` (60 devices, 20 days, seed 7)."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["demo", "--devices", "60", "--days", "20", "--seed", "7", "--db",
+                     str(path)]) == 0
+    return path
+
+
+def run(demo, capsys, *argv):
+    """Exit status, stdout and stderr of ``tsfleet --db DEMO argv...`` (argparse's own
+    errors included)."""
+    try:
+        code = main(["--db", str(demo), *map(str, argv)])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(result, *parts: str) -> str:
+    """The error line of ``result``: exit 2, nothing on stdout, one line that fits 120
+    columns and holds every one of ``parts``."""
+    code, out, err = result
+    assert code == 2 and out == "", result
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) <= WIDTH, err
+    for part in parts:
+        assert part in lines[0], (part, lines[0])
+    return lines[0]
+
+
+def sql(demo, capsys, query: str) -> list[dict]:
+    code, out, _ = run(demo, capsys, "sql", "--format", "json", query)
+    assert code == 0
+    return json.loads(out)
+
+
+# -- 1. calibration drift --verdict ------------------------------------------------------
+def test_an_unknown_verdict_names_the_nearest(demo, capsys):
+    one_line_error(run(demo, capsys, "calibration", "drift", "--verdict", "needs_recal"),
+                   "--verdict", "did you mean 'needs_recalibration'?")
+    # nothing close: the action's help, which lists every verdict
+    one_line_error(run(demo, capsys, "calibration", "drift", "--verdict", "zzz"),
+                   "--verdict", "(see tsfleet calibration drift --help)")
+    code, out, _ = run(demo, capsys, "calibration", "drift", "--help")
+    assert code == 0 and "needs_recalibration" in out and "zone_ambiguous" in out
+    # a verdict no sensor has is an empty listing, not an error
+    for verdict in ("needs_recalibration", "zone_ambiguous"):
+        code, out, err = run(demo, capsys, "calibration", "drift", "--verdict", verdict,
+                             "--format", "json")
+        assert code == 0 and err == "" and {r["verdict"] for r in json.loads(out)} <= {verdict}
+

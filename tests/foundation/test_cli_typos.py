@@ -70,3 +70,12 @@ def test_an_unknown_verdict_names_the_nearest(demo, capsys):
                              "--format", "json")
         assert code == 0 and err == "" and {r["verdict"] for r in json.loads(out)} <= {verdict}
 
+
+# -- 4. alerts history FINGERPRINT -------------------------------------------------------
+def test_history_of_an_unknown_fingerprint_is_the_error_ack_gives(demo, capsys):
+    ack = one_line_error(run(demo, capsys, "alerts", "ack", "deadbeefdeadbeef"))
+    history = one_line_error(run(demo, capsys, "alerts", "history", "deadbeefdeadbeef"))
+    assert history == ack == "tsfleet: error: no alert with fingerprint 'deadbeefdeadbeef'"
+    known = sql(demo, capsys, "select fingerprint from alert_history limit 1")[0]["fingerprint"]
+    code, out, err = run(demo, capsys, "alerts", "history", known, "--format", "json")
+    assert code == 0 and err == "" and {h["fingerprint"] for h in json.loads(out)} == {known}

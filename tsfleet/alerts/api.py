@@ -139,7 +139,13 @@ class Alerts:
             [chosen, rule, rule, site, site])
 
     def history(self, fingerprint: str | None = None) -> list[dict]:
-        """State changes, oldest first (of one alert when ``fingerprint`` is given)."""
+        """State changes, oldest first (of one alert when ``fingerprint`` is given; a
+        fingerprint of no alert raises UnknownAlert, as :meth:`ack` does)."""
+        if fingerprint is not None and not self.fleet.query(
+                "select 1 from alerts where fingerprint = ? union all "
+                "select 1 from alert_history where fingerprint = ? limit 1",
+                [fingerprint, fingerprint]):
+            raise UnknownAlert(f"no alert with fingerprint {fingerprint!r}")
         return self.fleet.query(
             "select * from alert_history where ? is null or fingerprint = ? "
             "order by changed_at, fingerprint", [fingerprint, fingerprint])

@@ -79,3 +79,19 @@ def test_history_of_an_unknown_fingerprint_is_the_error_ack_gives(demo, capsys):
     known = sql(demo, capsys, "select fingerprint from alert_history limit 1")[0]["fingerprint"]
     code, out, err = run(demo, capsys, "alerts", "history", known, "--format", "json")
     assert code == 0 and err == "" and {h["fingerprint"] for h in json.loads(out)} == {known}
+
+
+# -- 2. alerts silence LABEL=VALUE -------------------------------------------------------
+def test_a_silence_on_a_label_no_alert_has_names_the_nearest_and_stores_nothing(
+        demo, capsys):
+    before = sql(demo, capsys, "select count(*) as n from silences")[0]["n"]
+    one_line_error(run(demo, capsys, "alerts", "silence", "sitee=plant-a"),
+                   "no alert or rule has the label 'sitee'", "did you mean 'site'?")
+    one_line_error(run(demo, capsys, "alerts", "silence", "site=plant-a", "alertnme=~Bat.*"),
+                   "'alertnme'", "did you mean 'alertname'?")
+    assert sql(demo, capsys, "select count(*) as n from silences")[0]["n"] == before
+    # a rule's static label is a label; a value that matches nothing yet is a silence for
+    # alerts to come (docs/alerts.md: silences are windows of time)
+    code, out, err = run(demo, capsys, "alerts", "silence", "team=maintenance",
+                         "site=plant-zz", "--duration", "1h")
+    assert code == 0 and err == "" and ": 0 alerts muted for 1h" in out

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from tsfleet.alerts import evaluate as _evaluate
 from tsfleet.alerts import tickets, webhook, workorders
 from tsfleet.alerts.http import DEFAULT_POLICY, RetryPolicy
-from tsfleet.alerts.ruleset import RulePack, load_rules, parse_duration
+from tsfleet.alerts.ruleset import RESERVED_LABELS, RulePack, load_rules, parse_duration
 from tsfleet.alerts.silences import parse_matcher
 from tsfleet.clock import as_of
-from tsfleet.errors import InvalidParameter, TsfleetError, unknown_name
+from tsfleet.errors import LINE_WIDTH, InvalidParameter, TsfleetError, suggest, unknown_name
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
 
@@ -176,10 +176,21 @@ class Alerts:
                 by: str | None = None, comment: str | None = None) -> str:
         """Mute alerts whose labels match every matcher (``site=plant-a``,
         ``alertname=~Battery.*``) from ``starts_at`` (default now) for ``duration`` or until
-        ``ends_at``. Returns the silence id."""
+        ``ends_at``. Returns the silence id.
+
+        A matcher's label must be one that alerts carry (those set from the finding, a
+        rule's static labels, the labels of stored alerts): an unknown one is a typo that
+        would mute nothing, and raises InvalidParameter naming the nearest label. Its
+        value may match no alert yet: a silence also mutes alerts that fire later."""
         parsed = [parse_matcher(m) for m in matchers]
         if not parsed:
             raise InvalidParameter("a silence needs at least one matcher, e.g. site=plant-a")
+        known = self.labels()
+        for label, _, _ in parsed:
+            if label not in known:
+                text = f"no alert or rule has the label {label!r}"
+                raise InvalidParameter(f"{text}; " + suggest(
+                    label, known, LINE_WIDTH - len(text) - 2, "labels: "))
         start = starts_at or now_utc()
         try:
             end = ends_at or start + timedelta(seconds=_duration(duration))
@@ -195,6 +206,15 @@ class Alerts:
                           start, end, by, comment, now_utc()])
         self._refresh_silences(max(start, self._last_evaluation() or start))
         return silence_id
+
+    def labels(self) -> list[str]:
+        """The label names alerts carry: those every alert gets from its finding, the
+        static labels of the rules, and any other label of a stored alert (a rules file
+        evaluated earlier)."""
+        names = set(RESERVED_LABELS) | {k for r in self.rules().rules for k in r.labels}
+        names |= {r["name"] for r in self.fleet.query(
+            "select distinct unnest(json_keys(labels)) as name from alerts")}
+        return sorted(names)
 
     def expire_silence(self, silence_id: str, at: datetime | None = None) -> None:
         """End a silence now (or at ``at``)."""

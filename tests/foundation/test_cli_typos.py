@@ -95,3 +95,19 @@ def test_a_silence_on_a_label_no_alert_has_names_the_nearest_and_stores_nothing(
     code, out, err = run(demo, capsys, "alerts", "silence", "team=maintenance",
                          "site=plant-zz", "--duration", "1h")
     assert code == 0 and err == "" and ": 0 alerts muted for 1h" in out
+
+
+# -- 3. firmware osv-map PACKAGE MANUFACTURER MODEL --------------------------------------
+def test_an_osv_mapping_to_a_model_the_store_lacks_names_the_nearest(demo, capsys):
+    models = sql(demo, capsys, "select distinct manufacturer, model from devices "
+                               "order by all")
+    maker, model = models[0]["manufacturer"], models[0]["model"]
+    one_line_error(run(demo, capsys, "firmware", "osv-map", "fw", maker + "e", model + "0"),
+                   f"no manufacturer '{maker}e' in the store", f"did you mean '{maker}'?")
+    one_line_error(run(demo, capsys, "firmware", "osv-map", "fw", maker, model + "0"),
+                   f"no {maker} model '{model}0' in the store", f"did you mean '{model}'?")
+    assert sql(demo, capsys, "select count(*) as n from firmware_osv_packages")[0]["n"] == 0
+    # the names themselves map, and so does every model of a known manufacturer
+    for argv in ([maker, model], [maker]):
+        code, out, err = run(demo, capsys, "firmware", "osv-map", "fw", *argv)
+        assert code == 0 and err == "" and "fw" in out

@@ -111,3 +111,29 @@ def test_an_osv_mapping_to_a_model_the_store_lacks_names_the_nearest(demo, capsy
     for argv in ([maker, model], [maker]):
         code, out, err = run(demo, capsys, "firmware", "osv-map", "fw", *argv)
         assert code == 0 and err == "" and "fw" in out
+
+
+# -- 5. errors name the option as typed, not the API's parameter -------------------------
+@pytest.mark.parametrize("argv, flag", [
+    (["workorders", "--window-days", -5], "--window-days must be >= 0"),
+    (["workorders", "--horizon-days", -5], "--horizon-days must be >= 0"),   # its alias
+    (["power", "plan", "--window-days", -5], "--window-days must be >= 0"),
+    (["calibration", "schedule", "--window-days", -5], "--window-days must be >= 0"),
+    (["network", "frontier", "--points", 1], "--points must be"),
+    (["network", "frontier", "--rssi-floor", 100], "--rssi-floor must be"),
+    (["network", "plan", "--rssi-floor", "nan"], "--rssi-floor must be"),
+    (["calibration", "detect", "--fdr", 2], "--fdr must be"),
+    (["environment", "maintenance", "--limit", 0], "--limit must be"),
+    (["retention", "--raw-days", -1], "need 1 <= --raw-days <= --hourly-days"),
+    (["export", "EXPORT", "--since", "garbage"], "--since must be"),
+    (["export", "EXPORT", "--since", "2026-09-01", "--until", "2026-08-01"],
+     "--until must be after --since"),
+    (["export", "EXPORT", "--buckets", 0], "--buckets must be"),
+    (["alerts", "evaluate", "--offline-k", -1], "--offline-k must be > 0"),
+])
+def test_an_error_names_the_option_as_typed(demo, capsys, tmp_path, argv, flag):
+    argv = [str(tmp_path / "export") if a == "EXPORT" else a for a in argv]
+    line = one_line_error(run(demo, capsys, *argv), flag)
+    for name in ("horizon_days", "n_points", "rssi_floor_dbm", "fdr must", "limit must",
+                 "raw_days", "since must", "buckets must", "offline_k"):
+        assert f" {name}" not in line.replace(f" --{name}", ""), line

@@ -69,10 +69,13 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         text = _suggest(message)
-        # a choice named on the line needs no pointer to the list in --help
-        hint = "" if "; choose from " in text or "; did you mean " in text \
-            else f" (see {self.prog} --help)"
-        self.exit(2, f"{self.prog}: error: {text}{hint}\n")
+        line = f"{self.prog}: error: {text}"
+        # a choice named on the line needs no pointer to the list in --help, and a line
+        # keeps to 120 columns without one
+        hint = f" (see {self.prog} --help)"
+        if "; choose from " in text or "; did you mean " in text or len(line + hint) > 120:
+            hint = ""
+        self.exit(2, f"{line}{hint}\n")
 
 
 class _Version(argparse.Action):
@@ -437,6 +440,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
     with open_fleet(args, read_only=True) as fleet:
         try:
+            n = len(fleet.con.extract_statements(args.query))
+            if n != 1:   # DuckDB would run them all and show the last one's rows
+                raise InvalidParameter("tsfleet sql runs one SQL statement, got "
+                                       + ("none" if not n else f"{n}; give them one at a time"))
             if SERVED.get() is not None:  # a cursor of serve's store, which may write
                 SERVED.get().check_sql(fleet.con, args.query)
             rel = fleet.con.sql(args.query)

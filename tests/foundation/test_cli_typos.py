@@ -137,3 +137,39 @@ def test_an_error_names_the_option_as_typed(demo, capsys, tmp_path, argv, flag):
     for name in ("horizon_days", "n_points", "rssi_floor_dbm", "fdr must", "limit must",
                  "raw_days", "since must", "buckets must", "offline_k"):
         assert f" {name}" not in line.replace(f" --{name}", ""), line
+
+
+# -- 6. what a command cannot do is an error, not a quiet success ------------------------
+def test_sql_runs_exactly_one_statement(demo, capsys):
+    for query in ("", "  ", "-- a comment only"):
+        one_line_error(run(demo, capsys, "sql", query), "one SQL statement, got none")
+    one_line_error(run(demo, capsys, "sql", "select 1 as a; select 2 as b"),
+                   "one SQL statement, got 2")
+    code, out, err = run(demo, capsys, "sql", "--format", "json", "select 2 as b;")
+    assert code == 0 and err == "" and json.loads(out) == [{"b": 2}]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["snmp-poll", "--targets", "t.toml", "--timeout", "-1"],
+     "argument --timeout: must be a number above 0, got '-1'"),
+    (["snmp-poll", "--targets", "t.toml", "--timeout", "0"], "argument --timeout"),
+    (["snmp-poll", "--targets", "t.toml", "--timeout=nan"], "argument --timeout"),
+    (["alerts", "notify", "http://127.0.0.1:9/", "--timeout", "-1"], "argument --timeout"),
+    (["alerts", "notify", "http://127.0.0.1:9/", "--attempts", "0"], "argument --attempts"),
+    (["network", "plan", "--target-utilization", "0.8"],
+     "--target-utilization needs --objective fix_overloads"),
+    (["network", "plan", "--objective", "min_max", "--target-utilization", "0.8"],
+     "--target-utilization needs --objective fix_overloads"),
+])
+def test_an_option_that_cannot_apply_is_refused(demo, capsys, argv, message):
+    one_line_error(run(demo, capsys, *argv), message)
+
+
+def test_a_target_utilization_applies_with_fix_overloads(demo, capsys):
+    def worst(*argv):
+        code, out, err = run(demo, capsys, "network", "plan", "--objective", "fix_overloads",
+                             "--summary", "--format", "json", *argv)
+        assert code == 0 and err == ""
+        return max(r["max_utilization_after"] for r in json.loads(out))
+    assert worst("--target-utilization", "0.5") <= 0.5 + 1e-9 < worst()
+

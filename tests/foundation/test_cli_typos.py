@@ -173,3 +173,14 @@ def test_a_target_utilization_applies_with_fix_overloads(demo, capsys):
         return max(r["max_utilization_after"] for r in json.loads(out))
     assert worst("--target-utilization", "0.5") <= 0.5 + 1e-9 < worst()
 
+
+@pytest.mark.parametrize("duration", ["-1h", "0h", "-30m", "0d"])
+def test_a_silence_of_no_time_is_refused(demo, capsys, duration):
+    before = sql(demo, capsys, "select count(*) as n from silences")[0]["n"]
+    one_line_error(run(demo, capsys, "alerts", "silence", "site=plant-a",
+                       f"--duration={duration}"),
+                   f"--duration must be positive, like 30m, 2h or 1d; got '{duration}'")
+    if not duration.startswith("-"):   # argparse takes '-1h' only as --duration=-1h
+        one_line_error(run(demo, capsys, "alerts", "silence", "site=plant-a", "--duration",
+                           duration), "--duration must be positive")
+    assert sql(demo, capsys, "select count(*) as n from silences")[0]["n"] == before

@@ -317,7 +317,16 @@ class Alerts:
 
 
 def _duration(value: str | int) -> int:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise InvalidParameter(str(exc)) from exc
+    """Seconds of a silence's duration: a positive one (``-1h``, ``0h`` would end it before
+    it starts)."""
+    text = value.strip() if isinstance(value, str) else value
+    if text.startswith("-") if isinstance(text, str) else text < 0:
+        seconds = -1
+    else:
+        try:
+            seconds = parse_duration(text)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from exc
+    if seconds <= 0:
+        raise InvalidParameter(f"duration must be positive, like 30m, 2h or 1d; got {value!r}")
+    return seconds

@@ -126,6 +126,7 @@ OPTION_OF = {
     "calibration schedule": {"horizon_days": "window_days"},
     "network plan": {"rssi_floor_dbm": "rssi_floor"},
     "network frontier": {"n_points": "points", "rssi_floor_dbm": "rssi_floor"},
+    "serve": {"batch_delay_s": "batch_delay"},
 }
 
 

@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-from tsfleet import Fleet
 from tsfleet.cli import main
 
 WIDTH = 120

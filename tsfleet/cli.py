@@ -33,7 +33,7 @@ from tsfleet.cliutil import (
     status_line,
     stream_rows,
 )
-from tsfleet.errors import IngestError, StoreError, TsfleetError, sql_error
+from tsfleet.errors import IngestError, InvalidParameter, StoreError, TsfleetError, sql_error
 
 #: Commands that packages add (``tsfleet.<package>.cli.register``): command -> (package,
 #: its line in ``tsfleet --help``). Only the package of the command given is imported, so
@@ -69,8 +69,13 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         text = _suggest(message)
-        hint = "" if "; choose from " in text else f" (see {self.prog} --help)"
-        self.exit(2, f"{self.prog}: error: {text}{hint}\n")
+        line = f"{self.prog}: error: {text}"
+        # a choice named on the line needs no pointer to the list in --help, and a line
+        # keeps to 120 columns without one
+        hint = f" (see {self.prog} --help)"
+        if "; choose from " in text or "; did you mean " in text or len(line + hint) > 120:
+            hint = ""
+        self.exit(2, f"{line}{hint}\n")
 
 
 class _Version(argparse.Action):
@@ -110,6 +115,58 @@ def _suggest(message: str) -> str:
     short = f"{m.group(1).removeprefix('argument ')}: invalid choice '{m.group(2)}'"
     listed = f"{short}; choose from {', '.join(choices)}"
     return listed if len(listed) <= 70 else short
+
+
+#: API parameters that a command passes from an option of another name: command -> {API
+#: parameter: the option's dest}. Any other parameter named like an option's dest is that
+#: option (``raw_days`` is ``--raw-days``).
+OPTION_OF = {
+    "workorders": {"horizon_days": "window_days"},
+    "power plan": {"horizon_days": "window_days"},
+    "calibration schedule": {"horizon_days": "window_days"},
+    "network plan": {"rssi_floor_dbm": "rssi_floor"},
+    "network frontier": {"n_points": "points", "rssi_floor_dbm": "rssi_floor"},
+    "serve": {"batch_delay_s": "batch_delay"},
+}
+
+
+def as_options(message: str, parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """An InvalidParameter's message with the API's parameter names (``horizon_days must
+    be >= 0``) as the options of ``parser``'s command, spelled as ``argv`` gave them
+    (``--window-days must be >= 0``). A name with ``_`` is replaced wherever it stands; a
+    plain word (``limit``, ``since``) only where it names a value: before "must", "=" or a
+    comparison, or after "after"/"before" ("until must be after since")."""
+    import re
+
+    options = {a.dest: a for a in parser._actions if a.option_strings and a.help}
+    command = parser.prog.removeprefix("tsfleet").strip()
+    names = {dest: dest for dest in options} | OPTION_OF.get(command, {})
+    for name, dest in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        if dest not in options:
+            continue
+        flag = _typed(options[dest], argv)
+        if "_" in name:
+            pattern = rf"(?<![\w-]){name}(?![\w-])"
+        else:
+            pattern = (rf"(?<![\w-]){name}(?=\s+must\b|=|\s*[<>]=?\s)|"
+                       rf"(?:(?<=\bafter )|(?<=\bbefore )){name}(?![\w-])")
+        message = re.sub(pattern, flag, message)
+    return message
+
+
+def _typed(action: argparse.Action, argv: Sequence[str]) -> str:
+    """The option string of ``action`` that ``argv`` used (an abbreviation given as
+    ``--window`` names ``--window-days``), else its first long one."""
+    longs = [o for o in action.option_strings if o.startswith("--")] or action.option_strings
+    for word in argv:
+        word = word.split("=", 1)[0]
+        if word.startswith("--") and len(word) > 2:
+            hits = [o for o in action.option_strings if o.startswith(word)]
+            if word in action.option_strings:
+                return word
+            if len(hits) == 1:
+                return hits[0]
+    return longs[0]
 
 
 def _deepest(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -400,6 +457,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
     with open_fleet(args, read_only=True) as fleet:
         try:
+            n = len(fleet.con.extract_statements(args.query))
+            if n != 1:   # DuckDB would run them all and show the last one's rows
+                raise InvalidParameter("tsfleet sql runs one SQL statement, got "
+                                       + ("none" if not n else f"{n}; give them one at a time"))
             if SERVED.get() is not None:  # a cursor of serve's store, which may write
                 SERVED.get().check_sql(fleet.con, args.query)
             rel = fleet.con.sql(args.query)
@@ -465,6 +526,10 @@ def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
     except BrokenPipeError:
         quiet_broken_pipe()
         return 0
+    except InvalidParameter as exc:   # the API's parameter names, as options typed here
+        print(f"tsfleet: error: {as_options(str(exc), _deepest(parser, argv), argv)}",
+              file=sys.stderr)
+        return 2
     except TsfleetError as exc:
         print(f"tsfleet: error: {exc}", file=sys.stderr)
         return 2

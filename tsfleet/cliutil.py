@@ -86,6 +86,35 @@ def parse_time(text: str | None, option: str = "--as-of") -> datetime | None:
     return t
 
 
+def positive_number(text: str) -> float:
+    """The type of an option that takes a finite number above 0 (seconds of a timeout):
+    argparse makes anything else a one-line error naming the option.
+
+    >>> positive_number("2.5")
+    2.5
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    return value
+
+
+def whole_number_from(low: int):
+    """The type of an option that takes a whole number of at least ``low``."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}")
+        return value
+    return check
+
+
 #: Days within a visit's first item that other items of the site join it, the same for
 #: every view of the one plan (workorders, power plan, calibration schedule).
 WINDOW_DAYS = 30.0

@@ -221,7 +221,9 @@ def test_cli_osv_map_and_feed(tmp_path, capsys):
     db = str(tmp_path / "f.duckdb")
     feed = tmp_path / "feed.json"
     feed.write_text(json.dumps({"vulns": [GIT_AND_SEMVER]}))
-    Fleet(db).close()  # commands other than ingest, demo and serve never create a store
+    with Fleet(db) as fleet:  # commands other than ingest, demo and serve never create one
+        # the CLI maps only a model the store has (of a device or a release)
+        fleet.ingest("devices", [dict(device_id="th-a", manufacturer="Acme", model="TH-200")])
     assert main(["--db", db, "firmware", "osv-map", "th200-fw", "Acme", "TH-200",
                  "--feed", "vendor"]) == 0
     out = capsys.readouterr().out

@@ -57,7 +57,8 @@ def test_serve_checks_every_option_before_its_start_up_line(capsys, tmp_path):
     assert main(["serve", "--db", str(tmp_path / "x.duckdb"), "--coap", "127.0.0.1:0",
                  "--batch-rows", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tsfleet: error: batch_rows") and len(err.splitlines()) == 1
+    assert err.startswith("tsfleet: error: --batch-rows, --batch-delay, --max-payload") \
+        and len(err.splitlines()) == 1
 
 
 def test_snmp_targets_refuse_a_port_out_of_range(capsys, tmp_path):

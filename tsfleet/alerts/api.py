@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from tsfleet.alerts import evaluate as _evaluate
 from tsfleet.alerts import tickets, webhook, workorders
 from tsfleet.alerts.http import DEFAULT_POLICY, RetryPolicy
-from tsfleet.alerts.ruleset import RulePack, load_rules, parse_duration
+from tsfleet.alerts.ruleset import RESERVED_LABELS, RulePack, load_rules, parse_duration
 from tsfleet.alerts.silences import parse_matcher
 from tsfleet.clock import as_of
-from tsfleet.errors import InvalidParameter, TsfleetError, unknown_name
+from tsfleet.errors import LINE_WIDTH, InvalidParameter, TsfleetError, suggest, unknown_name
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
 
@@ -139,7 +139,13 @@ class Alerts:
             [chosen, rule, rule, site, site])
 
     def history(self, fingerprint: str | None = None) -> list[dict]:
-        """State changes, oldest first (of one alert when ``fingerprint`` is given)."""
+        """State changes, oldest first (of one alert when ``fingerprint`` is given; a
+        fingerprint of no alert raises UnknownAlert, as :meth:`ack` does)."""
+        if fingerprint is not None and not self.fleet.query(
+                "select 1 from alerts where fingerprint = ? union all "
+                "select 1 from alert_history where fingerprint = ? limit 1",
+                [fingerprint, fingerprint]):
+            raise UnknownAlert(f"no alert with fingerprint {fingerprint!r}")
         return self.fleet.query(
             "select * from alert_history where ? is null or fingerprint = ? "
             "order by changed_at, fingerprint", [fingerprint, fingerprint])
@@ -170,10 +176,21 @@ class Alerts:
                 by: str | None = None, comment: str | None = None) -> str:
         """Mute alerts whose labels match every matcher (``site=plant-a``,
         ``alertname=~Battery.*``) from ``starts_at`` (default now) for ``duration`` or until
-        ``ends_at``. Returns the silence id."""
+        ``ends_at``. Returns the silence id.
+
+        A matcher's label must be one that alerts carry (those set from the finding, a
+        rule's static labels, the labels of stored alerts): an unknown one is a typo that
+        would mute nothing, and raises InvalidParameter naming the nearest label. Its
+        value may match no alert yet: a silence also mutes alerts that fire later."""
         parsed = [parse_matcher(m) for m in matchers]
         if not parsed:
             raise InvalidParameter("a silence needs at least one matcher, e.g. site=plant-a")
+        known = self.labels()
+        for label, _, _ in parsed:
+            if label not in known:
+                text = f"no alert or rule has the label {label!r}"
+                raise InvalidParameter(f"{text}; " + suggest(
+                    label, known, LINE_WIDTH - len(text) - 2, "labels: "))
         start = starts_at or now_utc()
         try:
             end = ends_at or start + timedelta(seconds=_duration(duration))
@@ -189,6 +206,15 @@ class Alerts:
                           start, end, by, comment, now_utc()])
         self._refresh_silences(max(start, self._last_evaluation() or start))
         return silence_id
+
+    def labels(self) -> list[str]:
+        """The label names alerts carry: those every alert gets from its finding, the
+        static labels of the rules, and any other label of a stored alert (a rules file
+        evaluated earlier)."""
+        names = set(RESERVED_LABELS) | {k for r in self.rules().rules for k in r.labels}
+        names |= {r["name"] for r in self.fleet.query(
+            "select distinct unnest(json_keys(labels)) as name from alerts")}
+        return sorted(names)
 
     def expire_silence(self, silence_id: str, at: datetime | None = None) -> None:
         """End a silence now (or at ``at``)."""
@@ -291,7 +317,16 @@ class Alerts:
 
 
 def _duration(value: str | int) -> int:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise InvalidParameter(str(exc)) from exc
+    """Seconds of a silence's duration: a positive one (``-1h``, ``0h`` would end it before
+    it starts)."""
+    text = value.strip() if isinstance(value, str) else value
+    if text.startswith("-") if isinstance(text, str) else text < 0:
+        seconds = -1
+    else:
+        try:
+            seconds = parse_duration(text)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from exc
+    if seconds <= 0:
+        raise InvalidParameter(f"duration must be positive, like 30m, 2h or 1d; got {value!r}")
+    return seconds

@@ -15,9 +15,11 @@ from tsfleet.cliutil import (
     open_plan,
     parse_time,
     plural,
+    positive_number,
     print_plan,
     print_rows,
     progress,
+    whole_number_from,
 )
 
 
@@ -64,8 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--receiver", default="tsfleet", help="receiver name sent (default tsfleet)")
     n.add_argument("--group-by", default="alertname,site",
                    help="labels that group alerts into one notification (default alertname,site)")
-    n.add_argument("--attempts", type=int, default=5, help="tries per notification (default 5)")
-    n.add_argument("--timeout", type=float, default=10.0,
+    n.add_argument("--attempts", type=whole_number_from(1), default=5,
+                   help="tries per notification (default 5)")
+    n.add_argument("--timeout", type=positive_number, default=10.0,
                    help="seconds per request (default 10)")
     n.set_defaults(func=cmd_notify)
 

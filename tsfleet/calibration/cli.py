@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from tsfleet.calibration.verdict import VERDICTS
 from tsfleet.cliutil import (
     add_as_of,
     add_format,
@@ -37,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="false discovery rate of the drift tests (Benjamini-Hochberg, "
                         "default 0.01)")
     r = add("drift", "the sensor_drift table", cmd_drift)
-    r.add_argument("--verdict", default=None, help="only this verdict (e.g. needs_recalibration)")
+    r.add_argument("--verdict", default=None, choices=VERDICTS, metavar="VERDICT",
+                   help=f"only this verdict: {', '.join(VERDICTS)}")
     add("faults", "stuck, dead, spiking and out-of-range sensors", cmd_faults)
     s = add("schedule", "recalibrations: the calibration items of the one maintenance plan "
                         "(tsfleet workorders)", cmd_schedule)

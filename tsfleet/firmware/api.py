@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tsfleet.errors import InvalidParameter
+from tsfleet.errors import InvalidParameter, unknown_name
 from tsfleet.firmware.advisories import evaluate_advisories, load_osv
 from tsfleet.firmware.catalog import sync_versions
 from tsfleet.firmware.checks import CheckResult, check_reports, unchecked_batches
@@ -94,10 +94,14 @@ class Firmware:
 
     def map_osv_package(self, package: str, manufacturer: str, model: str = "*",
                         ecosystem: str = "*", feed: str = "*",
-                        note: str | None = None) -> list[dict]:
+                        note: str | None = None, known_only: bool = False) -> list[dict]:
         """Read OSV package ``package`` (of ``ecosystem``, in feed ``feed``; ``*``: any)
         as ``manufacturer``'s ``model`` (``*``: every model of the manufacturer), and
         re-judge the stored advisories. Returns every rule.
+
+        A rule may name a model ahead of its devices. With ``known_only`` (the CLI), a
+        manufacturer or model that no device and no release of the store has is a typo:
+        InvalidParameter names the nearest one, and nothing is stored.
 
         >>> from tsfleet import Fleet
         >>> fleet = Fleet(memory=True)
@@ -107,12 +111,27 @@ class Firmware:
         for what, value in (("package", package), ("manufacturer", manufacturer),
                             ("model", model), ("ecosystem", ecosystem), ("feed", feed)):
             _label(what, value)
+        if known_only:
+            self._check_model(manufacturer, model)
         self.fleet.require_writable()
         self.con.execute("insert or replace into firmware_osv_packages values "
                          "(?, ?, ?, ?, ?, ?, ?)",
                          [feed, ecosystem, package, manufacturer, model, note, now_utc()])
         evaluate_advisories(self.con)
         return self.osv_packages()
+
+    def _check_model(self, manufacturer: str, model: str) -> None:
+        """``manufacturer`` and ``model`` (unless ``*``) are those of a device or a
+        release in the store, else InvalidParameter with the nearest name."""
+        makers = ("devices", "firmware_releases")
+        self.fleet.check_known("manufacturer", manufacturer, makers)
+        if model == "*":
+            return
+        known = [r["model"] for r in self.fleet.query(" union ".join(
+            f"select model from {t} where manufacturer = ? and model is not null"
+            for t in makers) + " order by 1", [manufacturer] * len(makers))]
+        if model not in known:
+            raise unknown_name(f"{manufacturer} model", model, known)
 
     def osv_packages(self) -> list[dict]:
         """The package mapping rules (``firmware_osv_packages``)."""

@@ -117,7 +117,7 @@ def _osv_map(args: argparse.Namespace) -> int:
     with open_fleet(args) as fleet:
         rows = fleet.firmware.map_osv_package(args.package, args.manufacturer, args.model,
                                               ecosystem=args.ecosystem, feed=args.feed,
-                                              note=args.note)
+                                              note=args.note, known_only=True)
     print_rows([{k: v for k, v in r.items() if k != "set_at"} for r in rows], args)
     return 0
 

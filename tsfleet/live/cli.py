@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from tsfleet.cliutil import positive_number, whole_number_from
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES
 
 
@@ -91,10 +92,12 @@ def register(subparsers) -> None:
                     "does not answer is recorded as down.")
     q.add_argument("--targets", required=True, metavar="FILE",
                    help="TOML or JSON file of [[agent]] entries (see docs/lorawan.md)")
-    q.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
-    q.add_argument("--retries", type=int, default=1,
+    q.add_argument("--timeout", type=positive_number, default=2.0,
+                   help="seconds per request (default 2)")
+    q.add_argument("--retries", type=whole_number_from(0), default=1,
                    help="retries per request after a timeout (default 1)")
-    q.add_argument("--concurrency", type=int, default=100, help="agents polled at once")
+    q.add_argument("--concurrency", type=whole_number_from(1), default=100,
+                   help="agents polled at once (default 100)")
     # while serve holds the store, the command polls in its own process and hands serve the
     # results in this file, which serve's writer stores (never given by a user)
     q.add_argument("--store-polled", metavar="FILE", help=argparse.SUPPRESS)

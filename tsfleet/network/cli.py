@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tsfleet.cliutil import add_format, open_fleet, print_rows, print_sentences
+from tsfleet.errors import InvalidParameter
 
 READS = {
     "load": ("devices per gateway against capacity now", lambda n, a: n.load(a.site)),
@@ -22,6 +23,9 @@ READS = {
     "findings": ("open network findings", lambda n, a: n.findings()),
 }
 
+
+#: What --objective fix_overloads brings every gateway to unless --target-utilization.
+TARGET_UTILIZATION = 0.9
 
 #: The summary columns a table shows (the CSV and JSON carry every column).
 SUMMARY_TABLE = ("site", "n_moves", "n_failover", "max_utilization_before",
@@ -47,8 +51,9 @@ def register(sub) -> None:
     pl.add_argument("--objective", choices=("min_max", "fix_overloads"), default="min_max",
                     help="min_max: the lowest worst utilisation for the budget (default); "
                          "fix_overloads: the fewest moves to bring gateways to the target")
-    pl.add_argument("--target-utilization", type=float, default=0.9,
-                    help="fix_overloads: the level every gateway should end at or below")
+    pl.add_argument("--target-utilization", type=float, default=None,
+                    help="with --objective fix_overloads: the level every gateway should end "
+                         f"at or below (default {TARGET_UTILIZATION:g})")
     pl.add_argument("--summary", action="store_true", help="print the before/after figures")
     fr = ps.add_parser("frontier", help="moves against worst utilisation, Jain and devices "
                                         "without failover, beside the lower bound; printed, "
@@ -76,6 +81,10 @@ def _budget(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "target_utilization", None) is not None \
+            and args.objective != "fix_overloads":
+        raise InvalidParameter("--target-utilization needs --objective fix_overloads (the "
+                               "default objective, min_max, has no target)")
     # Only analyze writes; plan and frontier are computed from the views and printed (the
     # stored plan is analyze's, as the stored work orders are the workorders command's).
     with open_fleet(args, read_only=args.network_command != "analyze") as fleet:
@@ -89,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             rows = [{"summary": line} for line in lines]
         elif args.network_command == "plan":
             plan = net.plan(args.max_moves, args.objective, rssi_floor_dbm=args.rssi_floor,
-                            target_utilization=args.target_utilization, pinned=args.pin,
+                            target_utilization=args.target_utilization or TARGET_UTILIZATION,
+                            pinned=args.pin,
                             store=False)
             rows = plan.summary if args.summary else plan.moves
             if args.summary and args.format == "table":     # 120 columns; csv/json: all

@@ -8,21 +8,7 @@ multiplies the rate there. Zones are ranked by it. A count of avoidable failures
 grows with a zone's size, so ranking by it puts a large zone of mild conditions ahead of
 a small zone of harsh ones (issue #18: on the independent generator that ranking found
 0.67 of the true problem zones, this one 0.88); the count is kept as a column for
-planning.
-
-A zone is listed only when its devices' observed failures support it
-(:func:`_consistent`): they fail more than those of the zones the model finds nothing to
-fix in (the reference zones), or the model's attribution is within what they allow: with
-the factors within limits the devices would fail at their observed rate divided by
-``model_rate_ratio``, and that must not be below the reference zones' rate, within the
-observation's 95% interval. Otherwise the model credits the factor with failures the
-zone does not have (session 23: on the demo fleet humidity, fitted as a line shared by
-every type, was said to multiply a cold zone's rate 4.6x, offset by an unsupported
-benefit of cold; its devices failed 0.8x the fleet rate (95% CI 0.4-1.4), the reference
-zones 0.58x, and the simulator's truth is 1.18x). An interval above the fleet rate is
-not required: in a fleet with many problem zones the fleet rate is itself raised (on the
-bench's sim seed 1 five of the 15 true problem zones, true ratios 1.6-2.2, had an
-observed interval reaching below 1; every one passes this check)."""
+planning."""
 
 from __future__ import annotations
 
@@ -87,7 +73,7 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
                 env_all, {f: lims[f]}, typical)) if f in lims else np.zeros(len(actual)))
         means = pd.DataFrame(parts).groupby(zone_codes).mean()
         per_type[dtype] = means.set_axis(zone_names[means.index])
-    rows, reference = [], []
+    rows = []
     for zone, zdev in dev.groupby("zone"):
         z = by_zone.get(zone)
         if z is None:
@@ -105,11 +91,9 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
                 if w * m[f] > best_type[f][0]:
                     best_type[f] = (w * m[f], dtype)
         if rate_all <= 0 or gain_all <= 0:
-            reference.append(zdev)
             continue
         model_ratio = rate_all / (rate_all - gain_all)
         if model_ratio < MIN_RATE_RATIO:
-            reference.append(zdev)
             continue
         factor = max(gain, key=gain.get)
         if best_type[factor][1] is None:
@@ -140,34 +124,11 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
                          rate_ratio=rr, ci_low=rr_lo, ci_high=rr_hi,
                          avoidable_failures_per_year=avoid, action=action,
                          sentence=sentence, model_rate_ratio=model_ratio))
-    ref_rate = _reference_ratio(reference)
-    rows = [r for r in rows if _consistent(r, ref_rate)]
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     out = out.sort_values(["model_rate_ratio", "avoidable_failures_per_year", "zone"],
                           ascending=[False, False, True], ignore_index=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
-
-
-def _reference_ratio(zones: list[pd.DataFrame]) -> float:
-    """The observed failure rate of the reference zones' devices (those the model finds
-    nothing to fix in) over the fleet rate of their types; NaN without any."""
-    if not zones:
-        return np.nan
-    ref = pd.concat(zones)
-    expected = float(ref["expected"].sum())
-    return float(ref["n_failures"].sum()) / expected if expected > 0 else np.nan
-
-
-def _consistent(row: dict, ref_rate: float) -> bool:
-    """The zone's observed failures support a problem: its devices fail more than the
-    reference zones' (the lower 95% bound above their rate), or the model's attribution is
-    within what they allow (the upper bound over ``model_rate_ratio`` reaches that rate).
-    Without reference zones there is no check."""
-    if not np.isfinite(ref_rate) or not np.isfinite(row["ci_high"]) or ref_rate <= 0:
-        return True
-    return (row["ci_low"] / ref_rate > 1
-            or row["ci_high"] / row["model_rate_ratio"] >= ref_rate)
 
 
 def _failures(n: float) -> str:

@@ -29,8 +29,32 @@ def test_every_factor_has_a_linear_and_a_threshold_term_with_intervals(env_fleet
             for term in ("linear", "above"):
                 r = _glm(env_fleet, outcome, factor, None, term)
                 assert r["ci_low"] <= r["estimate"] <= r["ci_high"]
-                assert r["threshold_ci_low"] <= r["threshold"] <= r["threshold_ci_high"]
-                assert np.isclose(r["rate_ratio"], np.exp(r["estimate"]))
+                if term == "above" or "fitted as a line" not in r["note"]:
+                    assert r["threshold_ci_low"] <= r["threshold"] <= r["threshold_ci_high"]
+                else:   # a line has no threshold: only its rejected hinge row names one
+                    assert r["threshold"] is None and r["threshold_ci_low"] is None
+                # the rate ratio per unit, where it is given (see the next test)
+                assert r["rate_ratio"] is None or np.isclose(r["rate_ratio"],
+                                                             np.exp(r["estimate"]))
+
+
+def test_a_rate_ratio_is_given_only_where_the_data_tell_its_size(env_fleet):
+    """Session 23: on the demo fleet the vibration rows read rate ratios of 52,307,563 and
+    0.00 (per g RMS, a span ten times the fleet's). A term out of the model, or one whose
+    95% interval spans more than x100 per unit, shows its estimate and interval but no
+    ratio, and its note says why; a significant term always has its ratio."""
+    rows = env_fleet.environment.effects(method="glm_poisson")
+    for r in rows:
+        if r["factor"] == "age_years" or r["estimate"] is None:
+            continue
+        wide = r["ci_high"] - r["ci_low"] > np.log(100)
+        out = "this term is not in the model" in r["note"]
+        assert (r["rate_ratio"] is None) == (wide or out), r
+        if r["rate_ratio"] is None:
+            assert "rate ratio not" in r["note"], r
+        if r["is_significant"]:
+            assert r["rate_ratio"] is not None and 0.01 < r["rate_ratio"] < 100, r
+    assert any(r["rate_ratio"] is None for r in rows)
 
 
 def test_injected_failure_effects_are_recovered_with_the_truth_inside_the_ci(env_fleet):

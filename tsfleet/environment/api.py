@@ -16,7 +16,7 @@ from tsfleet.environment.correlation import all_effects
 from tsfleet.environment.envelope import ALL_TYPES, envelopes
 from tsfleet.environment.limits import COLUMNS as LIMIT_COLUMNS
 from tsfleet.environment.limits import limits
-from tsfleet.environment.model import FACTORS, Block, Fit, fit_outcome
+from tsfleet.environment.model import FACTORS, Block, Fit, exposure_ranges, fit_outcome
 from tsfleet.environment.recommend import recommend
 from tsfleet.environment.stress import device_stress
 from tsfleet.errors import InvalidParameter, UnknownDevice, check_count
@@ -128,7 +128,7 @@ class Environment:
         lap("stress")
 
         ranks = self.fleet.query("select * from environment_rank_correlations")
-        effects = all_effects(fits, ranks)
+        effects = all_effects(fits, ranks, exposure_ranges(cells, factors))
         write_result(con, "environment_effects", pd.DataFrame(effects), params=params,
                      computed_at=stamp)
         lim = pd.concat([limits(m, effects) for m in fits], ignore_index=True) if fits else \
@@ -175,9 +175,15 @@ class Environment:
 
     # -- reading results ----------------------------------------------------------------
     def effects(self, method: str | None = None, outcome: str | None = None) -> list[dict]:
-        """Effects of each factor on each outcome (GLM and rank correlation)."""
+        """Effects of each factor on each outcome (GLM and rank correlation): the term,
+        estimate, interval, rate ratio (blank where it is not a finding; see the note),
+        Holm-adjusted p and verdict first."""
         return self.fleet.query(
-            "select * exclude (params) from environment_effects "
+            "select method, outcome, factor, device_type, term, estimate, ci_low, ci_high, "
+            "rate_ratio, p_adjusted, is_significant, threshold, "
+            "* exclude (params, method, outcome, factor, device_type, term, estimate, ci_low, "
+            "ci_high, rate_ratio, p_adjusted, is_significant, threshold) "
+            "from environment_effects "
             "where (? is null or method = ?) and (? is null or outcome = ?) "
             "order by method, outcome, factor, device_type nulls first, term",
             [method, method, outcome, outcome])

@@ -71,7 +71,54 @@ def adjust(rows: list[dict], method: str = "holm") -> list[dict]:
     return rows
 
 
-def all_effects(models: list[Fit], rank_rows: list[dict]) -> list[dict]:
-    """GLM and rank-correlation effects, Holm-corrected per method."""
+def all_effects(models: list[Fit], rank_rows: list[dict],
+                ranges: dict[str, tuple[float, float]] | None = None) -> list[dict]:
+    """GLM and rank-correlation effects, Holm-corrected per method; ``ranges`` (factor ->
+    the fleet's exposure-weighted 5% and 99% quantiles) explain the ratios not given."""
     rows = [r for m in models for r in effect_rows(m)] + spearman_rows(rank_rows)
-    return adjust(rows)
+    return present_ratios(adjust(rows), models, ranges or {})
+
+
+#: A term's rate ratio (per unit of its factor) is not given when its 95% interval spans
+#: more than this factor: the data do not tell the size of the effect.
+MAX_RATIO_SPAN = 100.0
+
+
+def present_ratios(rows: list[dict], models: list[Fit],
+                   ranges: dict[str, tuple[float, float]]) -> list[dict]:
+    """Blank the ``rate_ratio`` of GLM terms where it is not a finding, saying why in the
+    note; the estimate (log rate ratio per unit) and its interval stay.
+
+    ``rate_ratio`` is ``exp(estimate)``: the rate ratio per one unit of the factor (1 degC,
+    1 %RH, 1 g RMS). It is left out for a term not in the model (an unsupported hinge) and
+    for one whose interval spans more than ``MAX_RATIO_SPAN`` (session 23: on the demo
+    fleet vibration, 0.015-0.13 g in every zone, got 17.8 [-4.5, 85] per g, shown as a rate
+    ratio of 52,307,563, and an above-threshold -51.3 [-168, -17.3], shown as 0.00). Where
+    the factor spans less than one unit in the fleet the note says so: a ratio per unit
+    then lies beyond the data."""
+    fits = {m.outcome: m for m in models}
+    for r in rows:
+        fit = fits.get(r.get("outcome"))
+        if (r.get("method") != "glm_poisson" or fit is None or r.get("term") not in
+                ("linear", "above") or r["factor"] not in fit.centers
+                or r.get("estimate") is None):
+            continue
+        unit, word = fit.unit(r["factor"]), fit.label(r["factor"])
+        if not r.get("in_model", True):
+            why = "not given: the term is not in the model"
+        elif r["ci_high"] - r["ci_low"] > np.log(MAX_RATIO_SPAN):
+            why = (f"not estimable: per {unit} its 95% interval spans "
+                   f"x{np.exp(r['ci_low']):.2g} to x{np.exp(r['ci_high']):.2g}")
+            lo, hi = ranges.get(r["factor"], (np.nan, np.nan))
+            start = r["threshold"] if r["term"] == "above" else lo
+            span = hi - start
+            if np.isfinite(span) and span < 1:
+                where, of = (("exceeds its threshold by at most", "99% quantile")
+                             if r["term"] == "above" else ("spans only", "5%-99% quantiles"))
+                why += (f"; {word} {where} {max(span, 0):.2g} {unit} in this fleet ({of} of "
+                        f"device-hours), so a ratio per {unit} lies beyond the data")
+        else:
+            continue
+        r["rate_ratio"] = None
+        r["note"] = f"{r['note']}; rate ratio {why}"
+    return rows

@@ -352,6 +352,21 @@ def _quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(x[order][min(np.searchsorted(cum, q), len(cum) - 1)])
 
 
+def exposure_ranges(cells: pd.DataFrame, factors) -> dict[str, tuple[float, float]]:
+    """Per factor, the exposure-weighted 5% and 99% quantiles (``GRID_QUANTILES``) of the
+    cells: the range the fleet saw, which the thresholds are searched in."""
+    if not len(cells):
+        return {}
+    w = cells["device_hours"].to_numpy(float)
+    out = {}
+    for f in factors:
+        x = cells[f].to_numpy(float)
+        ok = np.isfinite(x)
+        if ok.any() and w[ok].sum() > 0:
+            out[f] = tuple(_quantile(x[ok], w[ok], q) for q in GRID_QUANTILES)
+    return out
+
+
 def threshold_grid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Candidate thresholds: a round step (1, 2 or 5 x 10^k) giving about
     ``GRID_POINTS`` points between the exposure-weighted 5% and 99% quantiles."""
@@ -874,10 +889,15 @@ def effect_rows(fit: Fit) -> list[dict]:
                 note += (f"; threshold not supported (hinge p {blk.hinge_p:.2g}, "
                          f"Holm-adjusted {blk.hinge_p_adjusted:.2g}): fitted as a "
                          "line" + ("; this term is not in the model" if kind == "above" else ""))
+            # a factor fitted as a line has no threshold: only its rejected hinge row keeps
+            # the threshold that was searched (environment_limits: "no threshold found")
+            no_tau = blk.is_linear and kind == "linear"
             rows.append(dict(
                 base, factor=blk.factor, device_type=blk.device_type, term=kind, estimate=b,
                 ci_low=lo, ci_high=hi, rate_ratio=float(np.exp(b)),
-                threshold=blk.threshold, threshold_ci_low=blk.threshold_ci[0],
-                threshold_ci_high=blk.threshold_ci[1], p_value=blk.p_value, n=fit.n_events,
+                threshold=None if no_tau else blk.threshold,
+                threshold_ci_low=None if no_tau else blk.threshold_ci[0],
+                threshold_ci_high=None if no_tau else blk.threshold_ci[1],
+                p_value=blk.p_value, n=fit.n_events,
                 unit=unit, note=note, in_model=kind not in blk.dropped))
     return rows

@@ -101,8 +101,11 @@ def recommend(zone_hours: pd.DataFrame, exposure: pd.DataFrame, failures: pd.Dat
         lim_row = applies[best_type[factor][1]][factor]
         cap = lim_row["limit_value"] if lim_row["kind"] == "keep_below" else typical[factor]
         share = float((z[factor] > cap).mean())
-        condition = (f"{model.label(factor)} above {cap:.3g} {model.unit(factor)}"
-                     + f" for {share:.0%} of hours")
+        # the words of environment_limits: its threshold, or no threshold and the median zone
+        level = (f"{cap:.3g} {model.unit(factor)}" if lim_row["kind"] == "keep_below" else
+                 f"the median zone's {cap:.3g} {model.unit(factor)} (no threshold found: "
+                 "lower is better)")
+        condition = f"{model.label(factor)} above {level} for {share:.0%} of hours"
         affected = zdev[zdev["device_type"].map(lambda t, f=factor: f in applies[t])]
         obs, exp_ = int(affected["n_failures"].sum()), float(affected["expected"].sum())
         lo, hi = poisson_ci(np.array([obs]))

@@ -508,9 +508,9 @@ class Table:
         if hidden <= 0:
             return None
         text = (f"({plural(hidden, 'more column')}: {', '.join(self.cols[self.shown:])}; "
-                "see --wide or --format csv)")
+                "see --wide or --format json)")
         if len(text) > TABLE_WIDTH:
-            text = f"({plural(hidden, 'more column')}; see --wide or --format csv)"
+            text = f"({plural(hidden, 'more column')}; see --wide or --format json)"
         return text
 
 

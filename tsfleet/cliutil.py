@@ -283,9 +283,7 @@ def _upgraded(path: str, refused: StoreError):
 
 
 # -- words -----------------------------------------------------------------------------
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """``plural(1, "gateway")`` -> "1 gateway"; ``plural(3, "gateway")`` -> "3 gateways"."""
-    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+from tsfleet.words import plural  # noqa: E402 - re-exported: the CLI modules import it here
 
 
 def print_sentences(lines: Iterable[str], empty: str = "", indent: str = "",
@@ -510,9 +508,9 @@ class Table:
         if hidden <= 0:
             return None
         text = (f"({plural(hidden, 'more column')}: {', '.join(self.cols[self.shown:])}; "
-                "see --wide or --format csv)")
+                "see --wide or --format json)")
         if len(text) > TABLE_WIDTH:
-            text = f"({plural(hidden, 'more column')}; see --wide or --format csv)"
+            text = f"({plural(hidden, 'more column')}; see --wide or --format json)"
         return text
 
 

@@ -28,6 +28,10 @@ def test_cli_analyze_then_report_effects_envelopes_maintenance(tmp_path, capsys)
     assert main(["environment", "limits", "--db", db]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out == ([r["sentence"] for r in limits] or ["no significant environmental effect"])
+    # --format table is a table of the rows (it printed the sentences, as the default does)
+    assert main(["environment", "limits", "--format", "table", "--db", db]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert (out[0].split()[0] == "outcome") if limits else (out == ["(no rows)"])
     assert main(["environment", "maintenance", "--limit", "3", "--db", db]) == 0
     assert "maintenance_rank" in capsys.readouterr().out
     assert main(["environment", "report", "--format", "json", "--db", db]) == 0

@@ -21,6 +21,7 @@ from tsfleet.environment.recommend import recommend
 from tsfleet.environment.stress import device_stress
 from tsfleet.errors import InvalidParameter, UnknownDevice, check_count
 from tsfleet.results import now_utc, write_result
+from tsfleet.words import plural
 
 if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
@@ -260,7 +261,7 @@ class Environment:
             "from environment_device_exposure")
         if row and row[0]["top"] is not None:
             r = row[0]
-            lines.append(f"{r['n_high']} devices likely to fail within 30 days; highest: "
+            lines.append(f"{plural(r['n_high'], 'device')} likely to fail within 30 days; highest: "
                          f"{r['top']} (p={r['p'] or 0:.2f}); {r['n_none']} without environment "
                          "data")
         faults = self.fleet.query("select fault, count(distinct device_id) as n "

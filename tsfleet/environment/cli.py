@@ -19,7 +19,7 @@ def register(sub) -> None:
     e.add_argument("--method", choices=("glm_poisson", "spearman"), default=None,
                    help="only effects estimated by this method (default both)")
     li = ps.add_parser("limits", help="operating limits that follow the fitted effects, as "
-                       "sentences (add --format for rows)")
+                       "sentences (--format table, csv or json for rows)")
     li.add_argument("--device-type", default=None, help="only this device type")
     v = ps.add_parser("envelopes", help="failure rates by band per device type")
     v.add_argument("--device-type", default=None, help="only this device type")
@@ -28,7 +28,7 @@ def register(sub) -> None:
     for name, s in ps.choices.items():
         if name == "recommendations":          # the alias: the same parser as report
             continue
-        if name == "report":
+        if name in ("report", "limits"):        # sentences, or rows in a table, csv, json
             add_format(s, ("text", "table", "csv", "json"), default="text")
         else:
             add_format(s)
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if cmd == "report" and args.format == "text":
             print_sentences(env.report(), "no problem zones found")
             return 0
-        if cmd == "limits" and args.format in (None, "text", "table"):
+        if cmd == "limits" and args.format == "text":
             print_sentences((r["sentence"] for r in env.limits(args.device_type)),
                             "no significant environmental effect")
             return 0

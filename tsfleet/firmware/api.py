@@ -14,6 +14,7 @@ from tsfleet.firmware.versions import get_scheme
 from tsfleet.ingest import IngestReport
 from tsfleet.results import now_utc
 from tsfleet.store import transaction
+from tsfleet.words import plural
 
 if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
@@ -203,7 +204,7 @@ class Firmware:
             "count(*) filter (where is_unknown) as n_unknown from firmware_device_status")[0]
         if not st["n"]:
             return ["no firmware reports"]
-        lines.append(f"{st['n']} devices on {st['n_versions']} model versions; "
+        lines.append(f"{plural(st['n'], 'device')} on {plural(st['n_versions'], 'model version')}; "
                      f"{100 * st['n_target'] / st['n']:.0f}% on their target release")
         lines.append(f"{st['n_vuln']} vulnerable, {st['n_out']} outdated, "
                      f"{st['n_inc']} incompatible, {st['n_unknown']} on versions missing "
@@ -212,8 +213,8 @@ class Firmware:
             "select count(distinct subject_id) as n, min(subject_id) as first "
             "from firmware_findings where finding = 'unauthorized'")[0]
         if sec["n"]:
-            lines.append(f"{sec['n']} devices with unauthorized firmware changes raised at "
-                         f"ingest; first: {sec['first']}")
+            lines.append(f"{plural(sec['n'], 'device')} with unauthorized firmware changes "
+                         f"raised at ingest; first: {sec['first']}")
         camp = self.fleet.query(
             "select count(*) as n, sum(n_stuck) as stuck, string_agg(campaign_id, ', ') "
             "filter (where recommend_halt) as halt from firmware_campaign_progress")[0]

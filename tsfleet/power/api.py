@@ -11,6 +11,7 @@ import pyarrow as pa
 from tsfleet.errors import InvalidParameter
 from tsfleet.power import attribution, backtest, daystats, forecast, plan
 from tsfleet.results import now_utc, to_arrow, write_result
+from tsfleet.words import plural
 
 if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
@@ -168,7 +169,7 @@ class Power:
         n30 = self.fleet.query("select count(*) as n from battery_forecast "
                                "where days_to_empty <= 30")[0]["n"]
         if first:
-            lines.append(f"{n30} devices will be empty within 30 days; first: "
+            lines.append(f"{plural(n30, 'device')} will be empty within 30 days; first: "
                          f"{first[0]['device_id']} on {first[0]['empty_at']:%Y-%m-%d}")
         # Replacements are dated and batched by the one maintenance plan (tsfleet
         # workorders / power plan), never here: a summary must not show a second schedule.

@@ -16,6 +16,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from tsfleet.words import plural
+
 COLUMNS = ("visit_id", "visit_at", "site", "device_id", "zone", "device_type", "criticality",
            "level_now_pct", "critical_at", "empty_at", "days_left", "pattern", "method",
            "reason", "deadline")
@@ -54,7 +56,7 @@ def build(frame: pd.DataFrame, horizon_days: int, batch_days: float, now) -> pd.
     order = np.argsort(visit, kind="stable")     # visit by visit, each in deadline order
     plan = due.iloc[order].assign(visit_id=visit[order], visit_at=visit_at[order],
                                   criticality=lambda d: d["criticality"].astype(int))
-    plan["reason"] = [f"{lvl:.0f}% now, critical in {left:.0f} days ({_d(lo)}..{_d(hi)}), "
+    plan["reason"] = [f"{lvl:.0f}% now, critical in {plural(left, 'day')} ({_d(lo)}..{_d(hi)}), "
                       f"pattern {pat}, {meth}" for lvl, left, lo, hi, pat, meth in zip(
                           plan["level_now_pct"], plan["days_to_critical"],
                           plan["critical_lo_at"], plan["critical_hi_at"], plan["pattern"],

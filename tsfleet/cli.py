@@ -278,6 +278,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                   "where schema_name = 'sim'").fetchall()[0][0]
         if not is_demo:
             raise StoreError(f"{path} exists and is not a demo store; choose another --db")
+    try:        # its folder now, as snapshot and serve do: not after minutes of simulation
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder of {path}: "
+                         f"{(exc.strerror or str(exc)).lower()}") from None
     t0 = time.perf_counter()
     progress(f"simulating {plural(args.devices, 'device')} x {plural(args.days, 'day')} "
              f"(seed {args.seed}) ...")

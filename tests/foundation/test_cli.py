@@ -35,6 +35,16 @@ def test_demo_builds_a_store_and_reports(tmp_path, capsys):
     Fleet(real).close()
     code, _, err = run(capsys, "demo", "--devices", "20", "--days", "5", "--db", str(real))
     assert code == 2 and "not a demo store" in err and "Traceback" not in err
+    # a folder that does not exist yet is made (it failed after the simulation), and one
+    # that cannot be is an error before any simulation
+    deep = tmp_path / "new" / "folder" / "demo.duckdb"
+    assert run(capsys, "demo", "--devices", "20", "--days", "2", "--db", str(deep))[0] == 0
+    assert deep.is_file()
+    (tmp_path / "plain-file").write_text("")
+    code, _, err = run(capsys, "demo", "--devices", "20", "--days", "2", "--db",
+                       str(tmp_path / "plain-file" / "demo.duckdb"))
+    assert code == 2 and err.startswith("tsfleet: error: cannot create the folder of ")
+    assert "simulating" not in err
 
 
 def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):

@@ -4,6 +4,14 @@ simulator's truth and against naive baselines.
 
     PYTHONPATH=. python bench/firmware.py                        # 100,000 devices x 30 days
     PYTHONPATH=. python bench/firmware.py --devices 10000 --days 90
+    PYTHONPATH=. python bench/firmware.py --health-only --health-seeds 7 8 9
+
+Release health (post-update verdicts) needs battery readings and failure events, so it
+runs on whole simulated fleets (``--health-fleet``, default 400 devices x 60 days) of
+each ``--health-seeds``: the releases called unhealthy against the one the simulator
+plants (a drain x1.8), beside the same view's rule without its sign tests (a share
+rising past its limit, or a median drain ratio past its limit, on any number of
+devices), computed in the same run from the same rows.
 
 Only the firmware generator runs (no readings), so 100,000 devices fit in a
 few minutes. Prints each figure and its ratio against the baseline.
@@ -78,12 +86,53 @@ def score(found: set, truth: set) -> str:
             f"missed {len(truth - found)}")
 
 
+#: The release-health rule without its sign tests (the view before session 23): a share
+#: rising past its limit, or the median drain ratio past its limit, decides alone.
+NO_TEST = """
+select manufacturer || ' ' || model || ' ' || version as release
+from firmware_update_health cross join firmware_params p
+where n_updated >= p.health_min_devices
+  and (coalesce(n_with_battery >= p.health_min_devices
+                and drain_ratio >= p.health_drain_ratio, false)
+       or failure_share_after - failure_share_before >= p.health_failure_increase
+       or silent_share_after - silent_share_before >= p.health_silent_increase)"""
+
+
+def health(seeds: list[int], devices: int, days: int) -> None:
+    """Release verdicts on whole simulated fleets against the planted bad release."""
+    from tsfleet.simulate import simulated_fleet
+
+    print(f"release health ({devices:,} devices x {days} days per seed; truth: "
+          "sim.firmware_bad_release):")
+    for seed in seeds:
+        f = simulated_fleet(SimConfig(n_devices=devices, days=days, seed=seed))
+        truth = {f"{r['manufacturer']} {r['model']} {r['version']}"
+                 for r in f.query("select * from sim.firmware_bad_release")}
+        ours = {r["release"] for r in f.query(
+            "select manufacturer || ' ' || model || ' ' || version as release "
+            "from firmware_update_health where verdict = 'unhealthy'")}
+        plain = {r["release"] for r in f.query(NO_TEST)}
+        judged = f.query("select count(*) filter (where verdict <> 'insufficient_data') "
+                         "as n from firmware_update_health")[0]["n"]
+        print(f"  seed {seed}: {judged} releases judged; tsfleet {score(ours, truth)}; "
+              f"without the sign tests {score(plain, truth)}")
+        f.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--devices", type=int, default=100_000)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--health-seeds", type=int, nargs="*", default=[7, 8, 9],
+                    help="seeds of the release-health fleets (none: skip them)")
+    ap.add_argument("--health-fleet", type=int, nargs=2, default=[400, 60],
+                    metavar=("DEVICES", "DAYS"), help="size of each release-health fleet")
+    ap.add_argument("--health-only", action="store_true", help="only the release health")
     a = ap.parse_args()
+    if a.health_only:
+        health(a.health_seeds, *a.health_fleet)
+        return
     print(f"firmware bench: {a.devices:,} devices x {a.days} days (seed {a.seed})")
     t0 = time.perf_counter()
     fleet, gen_s = build(a.devices, a.days, a.seed)
@@ -160,6 +209,9 @@ def main() -> None:
              if parse(r["final_version"], scheme[r["model"]])
              < parse(r["target_version"], scheme[r["model"]])}
     print(f"  tsfleet comparator on the same pairs:  {score(right, truth_out)}")
+    fleet.close()
+    if a.health_seeds:
+        health(a.health_seeds, *a.health_fleet)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,9 @@ def test_sql_runs_exactly_one_statement(demo, capsys):
      "--target-utilization needs --objective fix_overloads"),
     (["network", "plan", "--objective", "min_max", "--target-utilization", "0.8"],
      "--target-utilization needs --objective fix_overloads"),
+    # 0 is a value, not "not given" (it planned to the default 0.9)
+    (["network", "plan", "--objective", "fix_overloads", "--target-utilization", "0"],
+     "--target-utilization must be within (0, 10], got 0.0"),
 ])
 def test_an_option_that_cannot_apply_is_refused(demo, capsys, argv, message):
     one_line_error(run(demo, capsys, *argv), message)

@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             rows = [{"summary": line} for line in lines]
         elif args.network_command == "plan":
             plan = net.plan(args.max_moves, args.objective, rssi_floor_dbm=args.rssi_floor,
-                            target_utilization=args.target_utilization or TARGET_UTILIZATION,
+                            target_utilization=(TARGET_UTILIZATION if args.target_utilization
+                                                is None else args.target_utilization),
                             pinned=args.pin,
                             store=False)
             rows = plan.summary if args.summary else plan.moves

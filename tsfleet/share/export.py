@@ -41,6 +41,7 @@ from tsfleet.share.partition import (
     whole_days,
 )
 from tsfleet.store import quote_ident as q
+from tsfleet.words import plural
 
 MANIFEST = "_tsfleet_export.json"
 FORMAT = "tsfleet-export/1"
@@ -76,8 +77,8 @@ class ExportReport:
     def __str__(self) -> str:
         span = (f"{self.first_day} .. {self.end_day - timedelta(days=1)}" if self.first_day
                 else "no readings")
-        days = f"{self.n_days} day{'' if self.n_days == 1 else 's'}"
-        return (f"export {self.directory}: {self.n_readings:,} readings ({span}, {days}, "
+        return (f"export {self.directory}: {self.n_readings:,} readings ({span}, "
+                f"{plural(self.n_days, 'day')}, "
                 f"{self.n_partitions} partitions, {self.buckets} buckets), "
                 f"{len(self.tables)} tables, {self.seconds:.1f} s "
                 f"({self.readings_per_s / 1e6:.2f} M readings/s)")

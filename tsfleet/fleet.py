@@ -179,6 +179,7 @@ class Fleet:
                     json_lines=chunk.json_lines,
                     pre_quarantined=chunk.pre_quarantined,
                     unknown_devices=policy,
+                    hold_once=isinstance(source, (str, os.PathLike)),
                 )
             )
         hook = INGEST_HOOKS.get(kind)

@@ -97,6 +97,13 @@ def test_reingesting_a_file_holds_its_rejected_rows_once(fleet, tmp_path):
     other.write_text(path.read_text())
     fleet.ingest("readings", other)
     assert len(fleet.query(held)) == 4
+    # rows handed over in memory (the live service's batches) are held each time: their
+    # source is one label, and a check per batch would read all of its quarantine
+    bad = [{"device_id": "pump-1", "observed_at": "yesterday", "metric": "battery_pct",
+            "value": 5}]
+    fleet.ingest("readings", bad)
+    fleet.ingest("readings", bad)
+    assert len(fleet.query(held)) == 6
 
 
 def test_duplicates_inside_one_batch_are_absorbed(fleet):

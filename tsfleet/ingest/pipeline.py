@@ -58,8 +58,13 @@ def ingest_chunk(
     json_lines: bool = False,
     pre_quarantined: list[tuple[str, str, str]] = (),
     unknown_devices: UnknownDevicePolicy = "accept",
+    hold_once: bool = False,
 ) -> IngestReport:
-    """Validate and store one chunk; returns its report. Runs in one transaction."""
+    """Validate and store one chunk; returns its report. Runs in one transaction.
+
+    ``hold_once`` (a file's chunks): a rejected row that quarantine already holds from the
+    same source is not held again. Not for the live service's batches: their source is
+    one label for every batch, and the check would read all its quarantine per batch."""
     report = IngestReport(kind, source)
     if not json_lines:
         check_columns(model, kind, source, table.column_names)
@@ -129,7 +134,7 @@ def ingest_chunk(
             else:
                 _upsert_dimensions(con, model, rules, bid, report)
             report.n_quarantined = sum(report.quarantined_by_reason.values())
-            if report.n_quarantined:
+            if report.n_quarantined and hold_once:
                 # a rejected row already held from the same source (the same file ingested
                 # again) is not held twice: re-ingesting changes nothing, quarantine included
                 con.execute(

@@ -186,3 +186,10 @@ def test_a_silence_of_no_time_is_refused(demo, capsys, duration):
         one_line_error(run(demo, capsys, "alerts", "silence", "site=plant-a", "--duration",
                            duration), "--duration must be positive")
     assert sql(demo, capsys, "select count(*) as n from silences")[0]["n"] == before
+
+
+def test_a_number_is_shown_as_typed(demo, capsys):
+    # "--window-days must be >= 0, got -5.0" for -5: the option is a float, the user's is not
+    line = one_line_error(run(demo, capsys, "workorders", "--window-days", "-5"),
+                          "--window-days must be >= 0")
+    assert line.endswith("got -5"), line

@@ -52,7 +52,7 @@ def compute(con: duckdb.DuckDBPyConnection, at: datetime, horizon_days: float = 
     """The plan as of ``at``, stored nowhere: its items (with their ``workorder_id``), its
     orders and its parameters. A visit sharing items with a stored order keeps its id."""
     if horizon_days < 0:
-        raise InvalidParameter(f"horizon_days must be >= 0, got {horizon_days}")
+        raise InvalidParameter(f"horizon_days must be >= 0, got {horizon_days:g}")
     views = findings_views(con)
     cols = ", ".join(q(c) for c in CONTRACT_COLUMNS)
     union = " union all ".join(f"select {cols} from {q(v)}" for v in views) or (

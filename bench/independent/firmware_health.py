@@ -84,7 +84,7 @@ class Generated:
 
 def _season(rng, n_days: int) -> dict[str, np.ndarray]:
     """Daily drain multiplier per zone kind (outdoor: cold; roof: heat; indoor: none)."""
-    doy = START.dayofyear + np.arange(n_days)
+    doy = START.day_of_year + np.arange(n_days)
     temp = 9.0 - 11.0 * np.cos(2 * np.pi * (doy - 15) / 365.0)
     w = np.zeros(n_days)
     for i in range(1, n_days):                      # AR(1) weather
@@ -168,6 +168,12 @@ def _rollouts(rng, models: dict, n_days: int):
     return rel_rows, timeline, events
 
 
+def _outage(off: np.ndarray, t_day: float, hours: float) -> None:
+    """Take a device off the air from day t_day for hours."""
+    a = int(t_day * 24 / STEP_H)
+    off[a:a + int(hours / STEP_H)] = True
+
+
 def generate(n_devices: int = 600, seed: int = 1, days: int = HISTORY_DAYS) -> Generated:
     rng = np.random.default_rng(seed * 104_729 + 17)
     n_steps = int(days * 24 / STEP_H)
@@ -238,12 +244,8 @@ def generate(n_devices: int = 600, seed: int = 1, days: int = HISTORY_DAYS) -> G
         # outages (steps off the air): background, after failures, and from a bad release
         off = np.zeros(n_steps, bool)
 
-        def outage(t_day, hours):
-            a = int(t_day * 24 / STEP_H)
-            off[a:a + int(hours / STEP_H)] = True
-
         for _ in range(rng.poisson(days / 45.0)):
-            outage(rng.uniform(0, days), float(np.exp(rng.normal(np.log(8), 1.0))))
+            _outage(off, rng.uniform(0, days), float(np.exp(rng.normal(np.log(8), 1.0))))
         # failures: Weibull hazard in age, a frailty per device, the release's multiplier
         age0 = rng.uniform(*age_rng)
         frail = rng.gamma(2.0, 0.5)
@@ -257,10 +259,10 @@ def generate(n_devices: int = 600, seed: int = 1, days: int = HISTORY_DAYS) -> G
                                    ["watchdog reset", "sensor fault", "flash write error",
                                     "actuator stall", "modem hang"]))))
             if rng.random() < 1 / 3:
-                outage(t_f, rng.uniform(12, 72))
+                _outage(off, t_f, rng.uniform(12, 72))
         for dd in np.flatnonzero(drop_rate > 0):
             if rng.random() < 1 - np.exp(-drop_rate[dd]):
-                outage(dd + rng.uniform(0, 1), rng.uniform(26, 72))
+                _outage(off, dd + rng.uniform(0, 1), rng.uniform(26, 72))
         for _ in range(rng.poisson(days / 60.0)):   # reboots: not failures
             dev_ev.append(dict(device_id=d, event_at=START + pd.to_timedelta(
                 rng.uniform(0, days), "D"), event="reboot", detail="scheduled"))

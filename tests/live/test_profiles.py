@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.live.live_support import T0, decoder, vendor
 from tsfleet.errors import TsfleetError
 from tsfleet.live.decode import Decoder
-from tsfleet.live.errors import ProfileError
+from tsfleet.live.errors import PayloadError, ProfileError
 from tsfleet.live.profiles import Profile, Profiles, load_profile
 
 DEC = decoder()
@@ -30,6 +30,16 @@ def test_acme_profile_converts_fahrenheit_and_millivolts_and_keeps_unknown_field
     assert [(u.field, u.value, u.reason) for u in d.unmapped] == [
         ("diag.reboots", "2", "no_profile_mapping")]
     assert d.fmt == "vendor:acme-th200"
+
+
+@pytest.mark.parametrize("dev", [["th-5"], {"id": "th-5"}, True])
+def test_a_device_id_that_is_not_one_id_rejects_the_payload(dev):
+    """A list stood as the id "['th-5']" (its Python text); now the payload is quarantined."""
+    with pytest.raises(PayloadError) as exc:
+        DEC.decode(vendor({"vendor": "acme", "dev": dev, "ts": T0, "tempF": 212.0}))
+    assert exc.value.reason == "bad_value" and "device id must be one id" in exc.value.detail
+    assert DEC.decode(vendor({"vendor": "acme", "dev": 17, "ts": T0, "tempF": 212.0})
+                      ).device_id == ["17"]                       # a number is an id
 
 
 def test_vibrotek_profile_scales_adc_counts_of_each_sample():

@@ -162,6 +162,13 @@ def choose_device(payload_device: object, topic_device: str | None, device_from:
     (the payload's when it names one, else the topic's)."""
     if device_from == "topic":
         return topic_device
+    if isinstance(payload_device, (list, dict, bool)):
+        # one id, not its JSON (a list landed as "['list']"): the payload is quarantined
+        from tsfleet.live.errors import PayloadError
+
+        raise PayloadError("bad_value", "the payload's device id must be one id (text or a "
+                           f"number), got {type(payload_device).__name__} "
+                           f"{str(payload_device)[:60]}")
     if payload_device in (None, "") and device_from == "auto":
         return topic_device
     return None if payload_device in (None, "") else str(payload_device)

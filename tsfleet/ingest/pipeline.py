@@ -273,7 +273,10 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
                  for k in texts}
         which = "coalesce(" + ", ".join(
             f"CASE WHEN {c} THEN {sql_literal(k)} END" for k, c in typed.items()) + ")"
-        nested = " or ".join(typed.values())
+        # (only a line with a '[' or a '{' past its first character can nest: the others
+        # skip the JSON parse per field)
+        nested = ("(strpos(_line, '[') > 0 or strpos(substr(_line, 2), '{') > 0) and ("
+                  + " or ".join(typed.values()) + ")")
         n = con.execute(
             f"insert into quarantine select {bid}, {kind_lit}, {src}, 'bad_value', {which} "
             f"|| ' must be one id or text, got a list or an object', _line, now() "

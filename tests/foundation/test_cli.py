@@ -63,6 +63,11 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
     assert out.splitlines()[2].split() == ["pump-17", "87"]
     code, out, _ = run(capsys, "info")
     assert code == 0 and "readings            1" in out and "quarantine          1" in out
+    assert "readings from       2026-03-01 10:00" in out
+    empty = tmp_path / "empty.duckdb"
+    Fleet(empty).close()
+    code, out, _ = run(capsys, "--db", str(empty), "info")     # said nothing after the names
+    assert code == 0 and "readings from       (no readings)" in out.splitlines()
 
 
 @pytest.mark.parametrize("argv, message", [

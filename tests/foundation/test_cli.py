@@ -83,10 +83,15 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
      "--seed must be a whole number >= 0, got -1"),
     (["ingest", "readings", "a" * 5000 + ".csv"], ": file name too long"),
     (["ingest", "readings", "/dev/null"], "cannot read /dev/null: not a regular file"),
+    # a time no store can hold (a plan as of 1890 was built from data in its future)
+    (["workorders", "--as-of", "1890-01-01"],
+     "--as-of must be within 1990-01-01..2100-01-01 (the times a store holds), got "
+     "'1890-01-01'"),
+    (["alerts", "evaluate", "--at", "2200-01-01T00:00"], "--at must be within 1990-01-01"),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
-    db = tmp_path / ("x.duckdb" if argv[0] != "sql" else "y.duckdb")
-    if argv[0] == "sql":
+    db = tmp_path / ("x.duckdb" if argv[0] not in ("sql", "alerts") else "y.duckdb")
+    if argv[0] in ("sql", "alerts"):
         Fleet(db).close()
     code, out, err = run(capsys, "--db", str(db), *argv)
     assert code == 2

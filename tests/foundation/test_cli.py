@@ -74,6 +74,10 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
     (["sql", "select nonsense from nowhere"], "SQL error"),
     # DuckDB's hint, on the same line (it was cut at the first line break)
     (["sql", "select * from readngs"], 'Did you mean "readings"?'),
+    # a write says what it means (DuckDB's sentence was cut at "read-onl...")
+    (["sql", "insert into devices (device_id) values ('x')"],
+     "tsfleet sql only reads: an INSERT statement is not run (write with tsfleet ingest "
+     "or the Python API)"),
     (["ingest", "readings", "/no/such/file.csv"], "no such file"),
     (["ingest", "nonsense", "/no/such/file.csv"], "unknown ingest kind"),
     (["ingest", "redings", "/no/such/file.csv"], "did you mean 'readings'?"),

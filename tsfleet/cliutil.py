@@ -83,6 +83,13 @@ def parse_time(text: str | None, option: str = "--as-of") -> datetime | None:
     if t.tzinfo is not None:
         from datetime import UTC
         t = t.astimezone(UTC).replace(tzinfo=None)
+    from tsfleet.ingest.rules import TS_MAX, TS_MIN
+
+    if not datetime.fromisoformat(TS_MIN) <= t < datetime.fromisoformat(TS_MAX):
+        # outside the times a store can hold (a plan as of 1890 was built from data in its
+        # future)
+        raise InvalidParameter(f"{option} must be within {TS_MIN}..{TS_MAX} (the times a store "
+                               f"holds), got {text!r}")
     return t
 
 

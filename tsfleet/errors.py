@@ -113,6 +113,13 @@ def sql_error(exc: Exception) -> TsfleetError:
     ...                            'exist!\\nDid you mean "battery_forecast"?\\n\\nLINE 1: ...')))
     'SQL error: Table with name batery_forecast does not exist! Did you mean "battery_forecast"?'
     """
+    ro = re.search(r'statement of type "(\w+)" on database "[^"]*" which is attached in '
+                   r'read-only mode', str(exc))
+    if ro:      # DuckDB's sentence, cut at "read-onl..."; say what it means here
+        kind = ro.group(1)
+        article = "an" if kind[0] in "AEIOU" else "a"
+        return TsfleetError(f"tsfleet sql only reads: {article} {kind} statement is not run "
+                            "(write with tsfleet ingest or the Python API)")
     head = str(exc).split("\n\n", 1)[0].strip()
     lines = [ln.strip() for ln in head.splitlines() if ln.strip()]
     text = " ".join(lines[:1] + [ln for ln in lines[1:2]

@@ -74,6 +74,10 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
     (["sql", "select nonsense from nowhere"], "SQL error"),
     # DuckDB's hint, on the same line (it was cut at the first line break)
     (["sql", "select * from readngs"], 'Did you mean "readings"?'),
+    # a write says what it means (DuckDB's sentence was cut at "read-onl...")
+    (["sql", "insert into devices (device_id) values ('x')"],
+     "tsfleet sql only reads: an INSERT statement is not run (write with tsfleet ingest "
+     "or the Python API)"),
     (["ingest", "readings", "/no/such/file.csv"], "no such file"),
     (["ingest", "nonsense", "/no/such/file.csv"], "unknown ingest kind"),
     (["ingest", "redings", "/no/such/file.csv"], "did you mean 'readings'?"),
@@ -83,10 +87,15 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
      "--seed must be a whole number >= 0, got -1"),
     (["ingest", "readings", "a" * 5000 + ".csv"], ": file name too long"),
     (["ingest", "readings", "/dev/null"], "cannot read /dev/null: not a regular file"),
+    # a time no store can hold (a plan as of 1890 was built from data in its future)
+    (["workorders", "--as-of", "1890-01-01"],
+     "--as-of must be within 1990-01-01..2100-01-01 (the times a store holds), got "
+     "'1890-01-01'"),
+    (["alerts", "evaluate", "--at", "2200-01-01T00:00"], "--at must be within 1990-01-01"),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
-    db = tmp_path / ("x.duckdb" if argv[0] != "sql" else "y.duckdb")
-    if argv[0] == "sql":
+    db = tmp_path / ("x.duckdb" if argv[0] not in ("sql", "alerts") else "y.duckdb")
+    if argv[0] in ("sql", "alerts"):
         Fleet(db).close()
     code, out, err = run(capsys, "--db", str(db), *argv)
     assert code == 2

@@ -387,6 +387,33 @@ def cell(v: object, name: str = "") -> str:
     return _escape(str(v))
 
 
+#: Columns the store keeps as JSON text (an alert's labels and annotations, a result's
+#: parameters): a JSON output carries them as objects, not as text inside a string.
+JSON_TEXT = ("labels", "annotations", "params")
+
+
+def json_objects(v: object) -> object:
+    """``v`` (a record, a list of them, or a card of sections) with its JSON-text columns
+    (:data:`JSON_TEXT`) as the objects they hold.
+
+    >>> json_objects([{"rule": "R", "labels": '{"site": "a"}'}])
+    [{'rule': 'R', 'labels': {'site': 'a'}}]
+    """
+    if isinstance(v, list):
+        return [json_objects(x) for x in v]
+    if not isinstance(v, dict):
+        return v
+    out = {}
+    for k, x in v.items():
+        if k in JSON_TEXT and isinstance(x, str):
+            try:
+                x = json.loads(x)
+            except ValueError:
+                pass                # not JSON after all: the text as it is
+        out[k] = json_objects(x) if isinstance(x, (list, dict)) and k not in JSON_TEXT else x
+    return out
+
+
 def json_default(v: object) -> object:
     """JSON for what ``json`` does not know: times as ISO, numpy scalars and arrays."""
     if isinstance(v, (datetime, date)):

@@ -39,6 +39,8 @@ def test_evaluate_list_ack_silence_history(tmp_path, capsys, endpoint):
     code, out, _ = run(capsys, "--db", db, "alerts", "list", "--format", "json")
     alerts = json.loads(out)
     assert [a["subject_id"] for a in alerts] == ["th-1", "th-2"]
+    # labels are an object (they were JSON text inside a string)
+    assert alerts[0]["labels"]["subject_id"] == "th-1" and alerts[0]["labels"]["alertname"]
     code, out, _ = run(capsys, "--db", db, "alerts", "ack", alerts[0]["fingerprint"],
                        "--by", "ana")
     assert code == 0 and "acknowledged" in out

@@ -596,3 +596,15 @@ def test_no_package_imports_tsfleet_cli():
                         name.endswith(".cli") or name.split(".")[1] in COMMANDS):
                     offenders.append(f"{rel} -> {name}")
     assert offenders == []
+
+
+def test_the_device_card_in_json_carries_labels_as_objects(demo, capsys):
+    with Fleet(str(demo), read_only=True) as f:
+        dev = f.query("select subject_id from alerts where subject_kind = 'device' "
+                      "order by subject_id limit 1")[0]["subject_id"]
+    code, out, _ = run(capsys, "--db", demo, "device", dev, "--format", "json")
+    assert code == 0
+    rows = [r for v in json.loads(out).values() if isinstance(v, list) for r in v
+            if isinstance(r, dict) and "labels" in r]
+    assert rows and all(isinstance(r["labels"], dict) for r in rows)   # not JSON text
+    assert {r["labels"].get("subject_id") for r in rows} == {dev}

@@ -11,6 +11,7 @@ from tsfleet.cliutil import (
     add_format,
     add_window,
     json_default,
+    json_objects,
     open_fleet,
     open_plan,
     parse_time,
@@ -107,6 +108,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = fleet.alerts.list_alerts(states, rule=args.rule, site=args.site)
     if args.format == "table":
         rows = [{k: v for k, v in r.items() if k not in ("labels", "active_since")} for r in rows]
+    elif args.format == "json":       # labels as an object, not JSON text in a string
+        rows = json_objects(rows)
     print_rows(rows, args)
     return 0
 

@@ -10,6 +10,7 @@ from tsfleet.cliutil import (
     cell,
     format_rows,
     json_default,
+    json_objects,
     open_fleet,
     print_rows,
     print_sentences,
@@ -77,8 +78,8 @@ def cmd_analyze(args) -> int:
 def cmd_device(args) -> int:
     with open_fleet(args, read_only=True) as fleet:
         card = fleet.device(args.device_id)
-    if args.format == "json":
-        print(json.dumps(card, default=json_default, indent=2))
+    if args.format == "json":       # labels and parameters as objects, not JSON text
+        print(json.dumps(json_objects(card), default=json_default, indent=2))
         return 0
     for section, value in card.items():
         if section == "device_id":

@@ -7,7 +7,8 @@ one (``upsert``, for dimensions such as devices) or is absorbed (``insert``,
 for facts such as readings).
 
 The ingest pipeline validates whole columns in DuckDB with the rules these
-models declare (required fields, types, ``ge``/``le`` bounds, allowed values),
+models declare (required fields, types, ``ge``/``le`` bounds, allowed values, the
+length of text, ordered pairs of fields),
 so a bulk file never goes through Python row by row; ``tests/test_models.py``
 checks with Hypothesis that both agree.
 """
@@ -18,24 +19,47 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: The longest id (a field named ``*_id``) and the longest other text a row may give.
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 4096
+
+
+def max_chars(field: str) -> int:
+    """The most characters ``field`` may hold (:data:`MAX_ID_CHARS` for an id)."""
+    return MAX_ID_CHARS if field.endswith("_id") else MAX_TEXT_CHARS
 
 
 @dataclass(frozen=True)
 class KindSpec:
-    """Where a kind lands and how its rows are told apart."""
+    """Where a kind lands and how its rows are told apart; ``ordered``: pairs of fields
+    whose first must be below its second (a range)."""
 
     table: str
     key: tuple[str, ...]
     mode: Literal["insert", "upsert"]
     time_field: str | None = None
+    ordered: tuple[tuple[str, str], ...] = ()
 
 
 class IngestModel(BaseModel):
-    """Base of ingest row models."""
+    """Base of ingest row models: text is bounded (:func:`max_chars`) and the ``ordered``
+    pairs of the kind's spec hold, as the pipeline's SQL checks them."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     spec: ClassVar[KindSpec]
+
+    @model_validator(mode="after")
+    def _row_rules(self):
+        for name, value in self.__dict__.items():
+            if isinstance(value, str) and len(value) > max_chars(name):
+                raise ValueError(f"{name} must be at most {max_chars(name)} characters")
+        for low, high in self.spec.ordered:
+            a, b = getattr(self, low), getattr(self, high)
+            if a is not None and b is not None and not a < b:
+                raise ValueError(f"{low} must be below {high}")
+        return self
 
 
 _TS = (
@@ -474,7 +498,8 @@ class MetricDeclaration(IngestModel):
     catalog and re-ingests them (see docs/calibration.md, "Declaring metrics").
     """
 
-    spec: ClassVar[KindSpec] = KindSpec("metric_declarations", ("metric",), "upsert")
+    spec: ClassVar[KindSpec] = KindSpec("metric_declarations", ("metric",), "upsert",
+                                        ordered=(("min_value", "max_value"),))
     metric: str = Field(
         min_length=1,
         description="Canonical metric name ending in its unit (stored in lower case, as "

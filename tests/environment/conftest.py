@@ -12,12 +12,18 @@ from tsfleet.simulate.skeleton import build_skeleton
 CONFIG = SimConfig(n_devices=1000, days=30, seed=5)
 
 
-@pytest.fixture(scope="session")
-def env_fleet():
-    fleet = simulated_fleet(CONFIG)
+def analysed(config: SimConfig):
+    """A simulated fleet of ``config`` with its environment analysed, closed afterwards
+    (the body of a fixture: ``yield from analysed(config)``)."""
+    fleet = simulated_fleet(config)
     fleet.environment.analyze()
     yield fleet
     fleet.close()
+
+
+@pytest.fixture(scope="session")
+def env_fleet():
+    yield from analysed(CONFIG)
 
 
 @pytest.fixture(scope="session")

@@ -10,17 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsfleet.simulate import SimConfig, simulated_fleet
+from tests.environment.conftest import analysed
+from tsfleet.simulate import SimConfig
 
 DEMO = SimConfig(n_devices=400, days=60, seed=7)
 
 
 @pytest.fixture(scope="module")
 def demo_fleet():
-    fleet = simulated_fleet(DEMO)
-    fleet.environment.analyze()
-    yield fleet
-    fleet.close()
+    yield from analysed(DEMO)
 
 
 def _glm(fleet, outcome, factor, term):

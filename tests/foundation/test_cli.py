@@ -9,15 +9,9 @@ import sys
 
 import pytest
 
+from tests.foundation.cli_support import run
 from tsfleet import Fleet
-from tsfleet.cli import main
 from tsfleet.cliutil import format_rows
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_demo_builds_a_store_and_reports(tmp_path, capsys):

@@ -18,34 +18,15 @@ from datetime import timedelta
 
 import pytest
 
+from tests.foundation.cli_support import run
 from tsfleet import Fleet
-from tsfleet.cli import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A demo store (40 devices, 20 days, seed 7): every analysis run, a plan stored."""
-    import contextlib
-
-    path = tmp_path_factory.mktemp("readers") / "built.duckdb"
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["demo", "--devices", "40", "--days", "20", "--seed", "7", "--db",
-                     str(path)]) == 0
-    return path
 
 
 @pytest.fixture
-def demo(built, tmp_path):
-    """A fresh copy of the demo store for one test."""
-    path = tmp_path / "demo.duckdb"
-    shutil.copy(built, path)
-    return path
+def demo(demo_build, tmp_path):
+    """A fresh copy of the shared demo store (every analysis run, a plan stored) for one
+    test."""
+    return shutil.copy(demo_build[0], tmp_path / "demo.duckdb")
 
 
 def stored_plan(path) -> tuple[list, list]:

@@ -4,36 +4,25 @@ thing, never an empty answer or a quiet success (README, "CLI"): on a demo store
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
+import shutil
 
 import pytest
 
-from tsfleet.cli import main
+from tests.foundation.cli_support import run as cli_run
 
 WIDTH = 120
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """A demo store made by ``tsfleet demo`` (60 devices, 20 days, seed 7)."""
-    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["demo", "--devices", "60", "--days", "20", "--seed", "7", "--db",
-                     str(path)]) == 0
-    return path
+def demo(demo_build, tmp_path_factory):
+    """A copy of the shared demo store (60 devices, 20 days, seed 7) for this module."""
+    return shutil.copy(demo_build[0], tmp_path_factory.mktemp("demo") / "demo.duckdb")
 
 
 def run(demo, capsys, *argv):
-    """Exit status, stdout and stderr of ``tsfleet --db DEMO argv...`` (argparse's own
-    errors included)."""
-    try:
-        code = main(["--db", str(demo), *map(str, argv)])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    """Exit status, stdout and stderr of ``tsfleet --db DEMO argv...``."""
+    return cli_run(capsys, "--db", demo, *argv)
 
 
 def one_line_error(result, *parts: str) -> str:

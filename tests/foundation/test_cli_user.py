@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.foundation.cli_support import run
 from tsfleet import Fleet
 from tsfleet.cli import COMMANDS, build_parser, main
 from tsfleet.power.cli import consistent
@@ -27,27 +28,17 @@ WIDTH = 120
 T = datetime(2026, 7, 1, 12)
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 DEMO_OUT: list[str] = []   # what ``tsfleet demo`` printed (stdout), kept by the fixture
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """A demo store made by ``tsfleet demo`` (60 devices, 20 days, seed 7)."""
-    import contextlib
-
-    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert main(["demo", "--devices", "60", "--days", "20", "--seed", "7", "--db",
-                     str(path)]) == 0
-    DEMO_OUT[:] = buf.getvalue().splitlines()
-    return path
+def demo(demo_build, tmp_path_factory):
+    """A copy of the shared demo store (60 devices, 20 days, seed 7) for this module."""
+    built, printed = demo_build
+    DEMO_OUT[:] = printed
+    return shutil.copy(built, tmp_path_factory.mktemp("demo") / "demo.duckdb")
 
 
 def test_the_demo_fits_120_columns_and_shows_only_the_one_plan(demo, capsys):

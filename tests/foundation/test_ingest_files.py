@@ -10,8 +10,8 @@ import math
 import pyarrow as pa
 import pytest
 
+from tests.foundation.cli_support import run
 from tsfleet import Fleet, IngestError
-from tsfleet.cli import main
 from tsfleet.ingest.files import MAX_ROW_BYTES
 from tsfleet.ingest.pipeline import MAX_COLUMNS, MAX_FIELDS
 
@@ -182,12 +182,6 @@ def test_nan_is_named_in_the_detail_and_raw_stays_json(fleet, tmp_path):
 
 
 # -- the CLI: wrong columns, nothing accepted, each bad line once ----------------------
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_wrong_columns_are_refused_whole_with_expected_and_found(tmp_path, capsys):
     db = str(tmp_path / "s.duckdb")

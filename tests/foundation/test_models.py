@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tsfleet import Fleet
-from tsfleet.models import KINDS, Device, Reading
+from tsfleet.models import KINDS, Device, MetricDeclaration, Reading
 
 CATALOG = {"battery_pct": (0, 100), "temperature_c": (-80, 250), "humidity_pct": (0, 100)}
 
@@ -129,6 +129,31 @@ def test_device_rules_match_the_pydantic_model(shared, crit, chem, cap):
     except pydantic.ValidationError:
         ok = False
     assert shared.ingest("devices", [row]).n_accepted == int(ok)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    id_len=st.integers(250, 262),
+    unit_len=st.sampled_from([1, 4096, 4097]),
+    lo=st.floats(-10, 10, allow_nan=False),
+    hi=st.floats(-10, 10, allow_nan=False),
+)
+def test_text_lengths_and_ordered_fields_match_the_pydantic_model(shared, id_len, unit_len,
+                                                                   lo, hi):
+    """The row rules added in session 23 (an id of at most 256 characters, other text of
+    at most 4,096, a declared metric's min below its max) say the same in both."""
+    tag = f"m{next(_prefix)}"
+    row = {"metric": tag + "x" * (id_len - len(tag)), "unit": "u" * unit_len,
+           "min_value": lo, "max_value": hi}
+    reading = {"device_id": tag + "d" * (id_len - len(tag)), "observed_at": "2026-03-01T10:00Z",
+               "metric": "battery_pct", "value": 1}
+    for model, kind, r in ((MetricDeclaration, "metrics", row), (Reading, "readings", reading)):
+        try:
+            model.model_validate(r)
+            ok = True
+        except pydantic.ValidationError:
+            ok = False
+        assert shared.ingest(kind, [r]).n_accepted == int(ok), (kind, id_len, unit_len, lo, hi)
 
 
 def test_every_kind_has_a_documented_model():

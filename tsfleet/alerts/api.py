@@ -319,14 +319,11 @@ class Alerts:
 def _duration(value: str | int) -> int:
     """Seconds of a silence's duration: a positive one (``-1h``, ``0h`` would end it before
     it starts)."""
-    text = value.strip() if isinstance(value, str) else value
-    if text.startswith("-") if isinstance(text, str) else text < 0:
-        seconds = -1
-    else:
-        try:
-            seconds = parse_duration(text)
-        except ValueError as exc:
-            raise InvalidParameter(str(exc)) from exc
+    negative = value.strip().startswith("-") if isinstance(value, str) else value < 0
+    try:
+        seconds = -1 if negative else parse_duration(value)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc)) from exc
     if seconds <= 0:
         raise InvalidParameter(f"duration must be positive, like 30m, 2h or 1d; got {value!r}")
     return seconds

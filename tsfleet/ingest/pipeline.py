@@ -416,13 +416,14 @@ def _check(
         )
         finals["metric"] = "_c.metric"
         finals["value"] = canon
-    if model.spec.table == "metric_declarations":     # a range must be one (fleet.metrics.add)
+    for low, high in model.spec.ordered:       # a range must be one (min below max)
+        lo, hi = q("p_" + low), q("p_" + high)
         conds.append(
             (
-                "p_min_value >= p_max_value",
+                f"{lo} >= {hi}",
                 "out_of_range",
-                f"format('min_value must be below max_value, got {{:g}} and {{:g}}', "
-                f"p_min_value, p_max_value) || {context}",
+                f"format('{low} must be below {high}, got {{:g}} and {{:g}}', {lo}, {hi})"
+                f" || {context}",
             )
         )
     if "device_id" in names and model.spec.table != "devices" and unknown_devices == "quarantine":

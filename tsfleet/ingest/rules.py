@@ -16,7 +16,7 @@ from datetime import datetime
 import annotated_types as at
 import pyarrow as pa
 
-from tsfleet.models import IngestModel
+from tsfleet.models import IngestModel, max_chars
 from tsfleet.store import quote_ident
 
 #: Earliest and latest timestamps accepted (UTC); anything else is a typo or
@@ -142,11 +142,6 @@ def parse_expr(rule: FieldRule, arrow_type: pa.DataType | None) -> str:
     return expr
 
 
-#: the longest id (a field named ``*_id``) and the longest other text a row may give
-MAX_ID_CHARS = 256
-MAX_TEXT_CHARS = 4096
-
-
 def is_nested(arrow_type: pa.DataType) -> bool:
     """A list, record or map column (from Python rows or Arrow tables)."""
     return pa.types.is_nested(arrow_type)
@@ -226,7 +221,7 @@ def checks(
             )
         )
     if rule.sqltype == "VARCHAR" and not rule.choices:
-        most = MAX_ID_CHARS if name.endswith("_id") else MAX_TEXT_CHARS
+        most = max_chars(name)
         out.append(
             (
                 f"length({p}) > {most}",

@@ -55,3 +55,26 @@ def test_one_work_order_per_site_visit_due_with_its_most_urgent_item(fleet, find
 
 def test_no_findings_views_means_no_work_orders(fleet):
     assert fleet.alerts.plan_work_orders(at=T0) == []
+
+
+def test_a_visit_split_off_an_earlier_order_gets_an_id_of_its_own(fleet, findings):
+    """An order's first item that moves out to a later visit of its own: the earlier visit
+    keeps the order's id (it shares most of its items), and the new visit's id must differ
+    from it. The new id was derived from the site and that item alone, so it was the old
+    order's id again, and every later plan failed on the duplicate key (seen in the hostile
+    soak: the alerts analysis failed on every run of a 10-minute serve)."""
+    def plan(due_a, due_b, due_c):
+        findings(fleet, "power", [
+            finding("power", "battery_depleting", s, action="replace_battery", due_at=due)
+            for s, due in (("th-a", due_a), ("th-b", due_b), ("th-c", due_c))])
+        return fleet.alerts.plan_work_orders(at=T0, horizon_days=30)
+
+    first = plan(T0 + 3 * D, T0 + 10 * D, T0 + 12 * D)
+    assert [o["n_items"] for o in first] == [3]
+    second = plan(T0 + 50 * D, T0 + 3 * D, T0 + 5 * D)
+    assert [(o["n_items"], [i["subject_id"] for i in o["items"]]) for o in second] == [
+        (2, ["th-b", "th-c"]), (1, ["th-a"])]
+    assert second[0]["workorder_id"] == first[0]["workorder_id"]    # the ticket lives on
+    assert second[1]["workorder_id"] != first[0]["workorder_id"]
+    third = plan(T0 + 50 * D, T0 + 3 * D, T0 + 5 * D)                 # and stays stable
+    assert [o["workorder_id"] for o in third] == [o["workorder_id"] for o in second]

@@ -110,6 +110,7 @@ def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
     i = 0
     visit_no = 0
     taken: set[str] = set()
+    reserved = set(previous.values())    # the previous plan's ids: for their successors
     while i < len(site):
         if i == 0 or site[i] != site[i - 1]:
             visit_no = 0
@@ -121,8 +122,7 @@ def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
         members = range(i, j)
         before = Counter(previous[item_id[k]] for k in members if item_id[k] in previous)
         reusable = [w for w, _ in before.most_common() if w not in taken]
-        wo = reusable[0] if reusable else (
-            "wo-" + hashlib.md5(f"{site[i]}\x1f{item_id[i]}".encode()).hexdigest()[:12])
+        wo = reusable[0] if reusable else _new_id(site[i], item_id[i], taken, reserved)
         taken.add(wo)
         revision = hashlib.md5("\n".join(sorted(item_id[k] for k in members)).encode()
                                + due[i].strftime("%Y-%m-%d").encode()).hexdigest()[:12]
@@ -142,6 +142,19 @@ def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
                           pa.array(np.asarray(v, dtype=np.int32)) if k in ("visit_no", "n_items")
                           else pa.array(v, pa.string())) for k, v in out.items()})
     return table, order_of
+
+
+def _new_id(site: str, item_id: str, taken: set[str], reserved: set[str]) -> str:
+    """A new visit's id, from its site and most urgent item; never an id of this plan
+    (``taken``) or of the previous one (``reserved``). The item may have led an order of
+    the previous plan that the visit before this one kept: its id is that order's."""
+    n = 0
+    while True:
+        key = f"{site}\x1f{item_id}" + (f"\x1f{n}" if n else "")
+        wo = "wo-" + hashlib.md5(key.encode()).hexdigest()[:12]
+        if wo not in taken and wo not in reserved:
+            return wo
+        n += 1
 
 
 def work_orders(con: duckdb.DuckDBPyConnection, site: str | None = None,

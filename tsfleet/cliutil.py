@@ -24,7 +24,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -81,7 +81,6 @@ def parse_time(text: str | None, option: str = "--as-of") -> datetime | None:
         raise InvalidParameter(f"{option} must be an ISO time like 2026-06-01T12:00, "
                                f"got {text!r}") from exc
     if t.tzinfo is not None:
-        from datetime import UTC
         t = t.astimezone(UTC).replace(tzinfo=None)
     from tsfleet.ingest.rules import TS_MAX, TS_MIN
 
@@ -414,9 +413,25 @@ def json_objects(v: object) -> object:
     return out
 
 
+def utc_iso(t: datetime) -> str:
+    """A time as ISO 8601 with its offset, ``Z`` (UTC): the one form of a time in JSON and
+    CSV output. The store's times are naive UTC, and a time printed without an offset
+    reads as local time; an aware time is converted to UTC first.
+
+    >>> utc_iso(datetime(2026, 7, 30, 23, 36, 34)), utc_iso(datetime(2026, 7, 30, 0, 0, 0, 5))
+    ('2026-07-30T23:36:34Z', '2026-07-30T00:00:00.000005Z')
+    """
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t.isoformat() + "Z"
+
+
 def json_default(v: object) -> object:
-    """JSON for what ``json`` does not know: times as ISO, numpy scalars and arrays."""
-    if isinstance(v, (datetime, date)):
+    """JSON for what ``json`` does not know: times as ISO 8601 in UTC with ``Z``
+    (:func:`utc_iso`), days as ISO dates, numpy scalars and arrays."""
+    if isinstance(v, datetime):
+        return utc_iso(v)
+    if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, Decimal):
         return float(v)
@@ -475,7 +490,7 @@ def _csv_cell(v: object) -> object:
     if isinstance(v, bool):
         return "true" if v else "false"     # as JSON says it, not Python's True
     if isinstance(v, datetime):
-        return v.isoformat()
+        return utc_iso(v)              # as JSON carries it
     if isinstance(v, float):
         return f"{v:.15g}"  # the value JSON carries, without a trailing .0
     if isinstance(v, (list, tuple, dict)):

@@ -1,0 +1,106 @@
+"""What ``--format json`` and ``csv`` say a time is, the device card's times and numbers,
+and the summaries of the commands that run an analysis (session 24's output audit).
+
+The store's times are naive UTC; an output that prints them without an offset is read as
+local time. Every test drives ``tsfleet`` through ``main`` on a copy of the shared demo.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.foundation.cli_support import run
+from tsfleet import Fleet
+
+#: The one form of a time in JSON and CSV: ISO 8601, seconds, UTC as ``Z``.
+ISO_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+#: A string that is a time of some form (a sentence that names one is prose, not a time).
+TIMEISH = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d\d(:?\d\d)?|Z)?")
+
+
+@pytest.fixture(scope="module")
+def demo(demo_build, tmp_path_factory):
+    """A copy of the shared demo store (60 devices, 20 days, seed 7) for this module."""
+    return shutil.copy(demo_build[0], tmp_path_factory.mktemp("demo") / "demo.duckdb")
+
+
+def times_in(value: object, path: str = "") -> list[tuple[str, str]]:
+    """(where, text) of every string in a JSON document that is a time."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in times_in(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in times_in(v, f"{path}[{i}]")]
+    return [(path, value)] if isinstance(value, str) and TIMEISH.fullmatch(value) else []
+
+
+def utc(text: str) -> datetime:
+    """A time the output wrote, as the naive UTC the store holds; an error unless it says
+    it is UTC."""
+    t = datetime.fromisoformat(text)
+    assert t.utcoffset() == timedelta(0), f"{text!r} does not say it is UTC"
+    return t.replace(tzinfo=None)
+
+
+# -- 1. JSON and CSV times say they are UTC ----------------------------------------------
+def test_sql_writes_times_with_their_utc_offset_in_json_and_csv(demo, capsys):
+    """The streamed renderer: a naive timestamp (UTC, as stored) and an aware one (two
+    hours east) are the same instant, written the same way; a day stays a day."""
+    query = ("select timestamp '2026-07-30 23:36:34' as t, "
+             "timestamptz '2026-07-31 01:36:34.5+02' as tz, date '2026-07-30' as d")
+    code, out, err = run(capsys, "--db", demo, "sql", query, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out) == [{"t": "2026-07-30T23:36:34Z", "tz": "2026-07-30T23:36:34.500000Z",
+                                "d": "2026-07-30"}]
+    code, out, err = run(capsys, "--db", demo, "sql", query, "--format", "csv")
+    assert code == 0, err
+    assert out.splitlines() == ["t,tz,d", "2026-07-30T23:36:34Z,2026-07-30T23:36:34.500000Z,"
+                                          "2026-07-30"]
+
+
+def test_a_plans_times_in_json_and_csv_are_the_stored_utc_instants(demo, capsys):
+    """``workorders`` (its own JSON document) and ``calibration schedule`` (the shared row
+    renderer, CSV): each time parses to the stored instant and says it is UTC."""
+    code, out, _ = run(capsys, "--db", demo, "calibration", "schedule", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))        # the plan, replanned and stored
+    assert code == 0 and rows
+    with Fleet(demo, read_only=True) as f:
+        stored = {r["workorder_id"]: (r["due_at"], r["computed_at"]) for r in f.query(
+            "select workorder_id, due_at, computed_at from work_orders")}
+    assert {(r["workorder_id"], utc(r["visit_due_at"])) for r in rows} <= {
+        (w, due) for w, (due, _) in stored.items()}
+    code, out, _ = run(capsys, "--db", demo, "workorders", "--no-plan", "--format", "json")
+    orders = json.loads(out)
+    assert code == 0 and orders and len(orders) == len(stored)
+    for o in orders:
+        assert (utc(o["due_at"]), utc(o["as_of"])) == stored[o["workorder_id"]]
+
+
+def test_the_firmware_report_says_when_it_was_made_in_utc(demo, capsys):
+    before = datetime.now(UTC).replace(tzinfo=None)
+    code, out, _ = run(capsys, "--db", demo, "firmware", "report", "--format", "json")
+    report = json.loads(out)
+    assert code == 0
+    assert before - timedelta(seconds=1) <= utc(report["generated_at"]) \
+        <= datetime.now(UTC).replace(tzinfo=None)
+    assert utc(report["as_of"]) and report["non_compliant_devices"]
+    assert all(utc(d["as_of"]) == utc(report["as_of"]) for d in report["non_compliant_devices"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["alerts", "list"], ["firmware", "inventory"], ["firmware", "events"],
+    ["power", "forecast"], ["power", "plan"], ["calibration", "faults"],
+    ["network", "down"], ["environment", "effects"], ["firmware", "campaigns"],
+])
+def test_every_time_a_json_listing_prints_is_iso_utc(demo, capsys, argv):
+    code, out, err = run(capsys, "--db", demo, *argv, "--format", "json")
+    assert code == 0, err
+    found = times_in(json.loads(out))
+    assert found, "a listing with times"
+    assert [(where, t) for where, t in found if not ISO_Z.fullmatch(t)] == []

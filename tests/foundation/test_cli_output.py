@@ -104,3 +104,48 @@ def test_every_time_a_json_listing_prints_is_iso_utc(demo, capsys, argv):
     found = times_in(json.loads(out))
     assert found, "a listing with times"
     assert [(where, t) for where, t in found if not ISO_Z.fullmatch(t)] == []
+
+
+# -- 2. the device card: one form of a time ----------------------------------------------
+def card_devices(path) -> list[str]:
+    """Devices whose card has every state section: a battery and a firmware state."""
+    with Fleet(path, read_only=True) as f:
+        return [r["device_id"] for r in f.query(
+            "select device_id from battery_state join firmware_device_status using (device_id) "
+            "where observed_at is not null order by device_id limit 3")]
+
+
+def test_the_cards_state_sections_are_the_views_rows_times_as_times(demo):
+    """The card reads a state from the copy the analysis run made (JSON); the section is
+    the view's row, its times times, not the text "2026-07-30 23:36:34"."""
+    devices = card_devices(demo)
+    assert devices
+    with Fleet(demo, read_only=True) as f:
+        for device in devices:
+            card = f.device(device)
+            for section, view in (("battery_state", "battery_state"),
+                                  ("firmware_state", "firmware_device_status")):
+                [row] = f.query(f"select * from {view} where device_id = ?", [device])
+                assert card[section] == row, (device, section)
+                assert isinstance(card[section]["device_id"], str)
+            assert isinstance(card["battery_state"]["observed_at"], datetime)
+
+
+def test_every_time_of_the_card_is_one_form_in_json_and_in_the_table(demo, capsys):
+    for device in card_devices(demo):
+        code, out, err = run(capsys, "--db", demo, "device", device, "--format", "json")
+        assert code == 0, err
+        card = json.loads(out)
+        found = times_in(card)
+        assert {re.split(r"[.[]", where)[1] for where, _ in found} >= {
+            "last_seen", "latest", "battery_state", "battery_forecast", "firmware_state"}
+        assert [(where, t) for where, t in found if not ISO_Z.fullmatch(t)] == []
+        with Fleet(demo, read_only=True) as f:
+            [state] = f.query("select observed_at, critical_at from battery_state "
+                              "where device_id = ?", [device])
+        assert utc(card["battery_state"]["observed_at"]) == state["observed_at"]
+        code, out, err = run(capsys, "--db", demo, "device", device)
+        assert code == 0, err
+        shown = re.findall(r"\d{4}-\d{2}-\d{2}[ T][\d:.]+", out)
+        assert shown and all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", t) for t in shown)
+        assert f"{state['observed_at']:%Y-%m-%d %H:%M}" in out

@@ -332,16 +332,25 @@ def _escape(text: str) -> str:
 def _digits(name: str) -> int | None:
     """Decimals a float column deserves, from its name (None: 3 significant digits)."""
     n = name.lower()
+    if n.endswith("_per_c"):            # a coefficient per degree, not a temperature
+        return None
     if n.endswith(("_pct", "_c", "_pct_per_day", "_per_day", "_dbm")) or "days" in n:
         return 1
-    if n.endswith(("_v", "_ratio", "utilization")):
+    if n.endswith("_v"):                # a battery's charge shows in millivolts
+        return 3
+    if n.endswith(("_ratio", "utilization")):
         return 2
     return None
 
 
 def round_float(v: float, name: str = "") -> str:
-    """A float as text rounded to what it means: percent and days to 0.1, volts to 0.01,
-    anything else to 3 significant digits (no exponent above 0.001)."""
+    """A float as text rounded to what it means: percent and days to 0.1, volts to 0.001,
+    anything else to 3 significant digits (no exponent above 0.001).
+
+    >>> [round_float(v, n) for v, n in ((1.995, "battery_voltage_v"), (1.9949999999, "supply_v"),
+    ...                                 (0.0117524, "temp_coef_per_c"), (21.04, "temperature_c"))]
+    ['1.995', '1.995', '0.0118', '21.0']
+    """
     if math.isnan(v):
         return ""
     if math.isinf(v):
@@ -520,6 +529,14 @@ def _fit(cols: list[str], natural: list[int], width: int) -> tuple[list[int], in
     return widths, shown
 
 
+def named(row: dict, column: str) -> str:
+    """The name that says what ``row[column]`` means, for rounding it: a ``value`` beside
+    a ``metric`` is that metric's (``battery_voltage_v``: volts), any other column its own.
+    """
+    metric = row.get("metric") if column == "value" else None
+    return metric if isinstance(metric, str) else column
+
+
 #: Free-text columns, shown last in a table so that the short columns stay in view.
 TEXT_COLUMNS = ("summary", "detail", "reason", "reasons", "description", "labels", "params")
 
@@ -586,7 +603,7 @@ def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
     if not rows:
         return "(no rows)"
     cols = _text_last(list(rows[0]))
-    cells = [[cell(r.get(c), c) for c in cols] for r in rows]
+    cells = [[cell(r.get(c), named(r, c)) for c in cols] for r in rows]
     t = Table(cols, cells, wide=wide, width=width)
     lines = t.header() + [t.line(r) for r in cells]
     foot = t.footer()
@@ -633,7 +650,7 @@ def stream_rows(batches: Iterable[Any], cols: list[str], fmt: str, out: IO[str] 
         out.write("(no rows)\n")
         return 0
     cols = _text_last(cols)
-    t = Table(cols, [[cell(r[c], c) for c in cols] for r in sample], wide=wide)
+    t = Table(cols, [[cell(r[c], named(r, c)) for c in cols] for r in sample], wide=wide)
     out.write("\n".join(t.header()) + "\n")
 
     def rows() -> Iterator[dict]:
@@ -643,7 +660,7 @@ def stream_rows(batches: Iterable[Any], cols: list[str], fmt: str, out: IO[str] 
 
     pending = rows()
     for r in pending:
-        out.write(t.line([cell(r[c], c) for c in cols]) + "\n")
+        out.write(t.line([cell(r[c], named(r, c)) for c in cols]) + "\n")
         n += 1
     foot = t.footer()
     if foot:

@@ -149,3 +149,29 @@ def test_every_time_of_the_card_is_one_form_in_json_and_in_the_table(demo, capsy
         shown = re.findall(r"\d{4}-\d{2}-\d{2}[ T][\d:.]+", out)
         assert shown and all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", t) for t in shown)
         assert f"{state['observed_at']:%Y-%m-%d %H:%M}" in out
+
+
+# -- 3. the card's numbers keep their meaningful digits ----------------------------------
+def test_a_voltage_on_the_card_keeps_its_millivolts(demo_build, tmp_path, capsys):
+    """1.995 V is not "2": a value is rounded by its metric (volts to 0.001), without
+    float noise; a coefficient per degree is not rounded as a temperature."""
+    db = shutil.copy(demo_build[0], tmp_path / "demo.duckdb")
+    with Fleet(db) as f:
+        [(device, coef)] = f.con.execute(
+            "select device_id, temp_coef_per_c from device_latest join battery_forecast "
+            "using (device_id) where metric = 'battery_voltage_v' and temp_coef_per_c <> 0 "
+            "order by abs(temp_coef_per_c) desc limit 1").fetchall()
+        [[end]] = f.con.execute("select max(observed_at) from readings").fetchall()
+        f.ingest("readings", [{"device_id": device, "metric": "battery_voltage_v",
+                               "observed_at": end + timedelta(minutes=1), "value": 1.995},
+                              {"device_id": device, "metric": "temperature_c",
+                               "observed_at": end + timedelta(minutes=1), "value": 21.04}])
+    code, out, err = run(capsys, "--db", db, "device", device)
+    assert code == 0, err
+    latest = dict(re.findall(r"^(battery_voltage_v|temperature_c)\s+(\S+)", out, re.M))
+    assert latest == {"battery_voltage_v": "1.995", "temperature_c": "21.0"}
+    shown = re.search(r"^  temp_coef_per_c\s+(\S+)$", out, re.M).group(1)
+    assert abs(float(shown) - coef) <= abs(coef) * 0.005      # 3 significant digits, not 0.0
+    code, out, _ = run(capsys, "--db", db, "sql", "select 'battery_voltage_v' as metric, "
+                       "1.9949999999::double as value, 1.995::double as supply_v")
+    assert code == 0 and out.splitlines()[2].split() == ["battery_voltage_v", "1.995", "1.995"]

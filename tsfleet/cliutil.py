@@ -345,11 +345,15 @@ def _digits(name: str) -> int | None:
 
 def round_float(v: float, name: str = "") -> str:
     """A float as text rounded to what it means: percent and days to 0.1, volts to 0.001,
-    anything else to 3 significant digits (no exponent above 0.001).
+    anything else to 3 significant digits (no exponent above 0.001). Trailing zeros are
+    dropped only where the value is exact at that precision (float noise aside): a value
+    rounded to 3 digits shows 3 (1.995 is "2.00", not the exact-looking "2").
 
     >>> [round_float(v, n) for v, n in ((1.995, "battery_voltage_v"), (1.9949999999, "supply_v"),
     ...                                 (0.0117524, "temp_coef_per_c"), (21.04, "temperature_c"))]
     ['1.995', '1.995', '0.0118', '21.0']
+    >>> [round_float(v) for v in (1.995, 0.3897, 2.5, 60.000000000001, 44.800000000000004)]
+    ['2.00', '0.390', '2.5', '60', '44.8']
     """
     if math.isnan(v):
         return ""
@@ -364,7 +368,8 @@ def round_float(v: float, name: str = "") -> str:
         text = f"{v:.0f}"
     elif abs(v) >= 0.001:
         text = f"{v:.{max(0, 2 - math.floor(math.log10(abs(v))))}f}"
-        text = text.rstrip("0").rstrip(".") if "." in text else text
+        if "." in text and math.isclose(float(text), v, rel_tol=1e-9):
+            text = text.rstrip("0").rstrip(".")
     else:
         text = f"{v:.2g}"
     return "0" if text in ("-0", "-0.0", "-0.00") else text

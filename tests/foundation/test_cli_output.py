@@ -175,3 +175,12 @@ def test_a_voltage_on_the_card_keeps_its_millivolts(demo_build, tmp_path, capsys
     code, out, _ = run(capsys, "--db", db, "sql", "select 'battery_voltage_v' as metric, "
                        "1.9949999999::double as value, 1.995::double as supply_v")
     assert code == 0 and out.splitlines()[2].split() == ["battery_voltage_v", "1.995", "1.995"]
+
+
+def test_a_rounded_number_never_reads_as_an_exact_one(demo, capsys):
+    """3 significant digits show 3 digits unless the value is exact at that precision:
+    1.995 is "2.00" (it was "2", which reads as exactly two), 2.5 stays "2.5"."""
+    code, out, _ = run(capsys, "--db", demo, "sql", "select 1.995::double as x, 2.5::double "
+                       "as y, 0.3897::double as z, 60::double as w, "
+                       "0.1::double + 0.2::double as noise")
+    assert code == 0 and out.splitlines()[2].split() == ["2.00", "2.5", "0.390", "60", "0.3"]

@@ -615,6 +615,39 @@ def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
     return "\n".join(lines + ([foot] if foot else []))
 
 
+#: ``--format`` of a command that runs an analysis and reports on it: its summary as
+#: sentences (``text``, the default), or its key figures as one record: a table of figure
+#: and value, a CSV header and row, a JSON object.
+SUMMARY_FORMATS = ("text", "table", "csv", "json")
+
+
+def add_summary_format(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--format`` of :data:`SUMMARY_FORMATS` (and ``--wide``, as for a listing)."""
+    parser.add_argument("--format", choices=SUMMARY_FORMATS, default="text",
+                        help="text: the summary as sentences (default); table, csv or json: "
+                             "its key figures as one record")
+    parser.add_argument("--wide", action="store_true",
+                        help=f"do not fit the table to {TABLE_WIDTH} columns")
+    return parser
+
+
+def print_summary(args: argparse.Namespace, lines, figures) -> None:
+    """What an analysis found, in the format the command line asks for: ``lines()`` (the
+    sentences) for ``text``, else ``figures()`` (one record)."""
+    if args.format == "text":
+        print_sentences(lines())
+        return
+    record = figures()
+    if args.format == "json":
+        print(json.dumps({k: plain(v) for k, v in record.items()}, default=json_default,
+                         indent=2))
+    elif args.format == "csv":
+        print(format_rows([record], "csv"))
+    else:
+        print(format_rows([{"figure": k, "value": cell(v, k)} for k, v in record.items()],
+                          wide=args.wide))
+
+
 def print_rows(rows: list[dict], args: argparse.Namespace, fmt: str | None = None) -> None:
     """Print ``rows`` in the format and width the command line asks for."""
     print(format_rows(rows, fmt or getattr(args, "format", "table"),

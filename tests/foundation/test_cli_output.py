@@ -184,3 +184,66 @@ def test_a_rounded_number_never_reads_as_an_exact_one(demo, capsys):
                        "as y, 0.3897::double as z, 60::double as w, "
                        "0.1::double + 0.2::double as noise")
     assert code == 0 and out.splitlines()[2].split() == ["2.00", "2.5", "0.390", "60", "0.3"]
+
+
+# -- 4. a command that runs an analysis: sentences, or its key figures -------------------
+def _truth(path, sql: str) -> dict:
+    with Fleet(path, read_only=True) as f:
+        return f.query(sql)[0]
+
+
+#: command -> (figures that must equal the store's, SQL giving them)
+ANALYSES = {
+    "calibration detect": (
+        "select count(*) as sensors, count(*) filter (where verdict = 'ok') as ok, "
+        "count(*) filter (where verdict = 'needs_recalibration') as needs_recalibration, "
+        "count(*) filter (where verdict = 'fault') as fault from sensor_drift"),
+    "environment analyze": (
+        "select (select count(distinct device_id) from environment_monitor_faults "
+        "where fault = 'dead') as monitors_dead, (select count(*) from "
+        "environment_device_exposure where env_source = 'none') as without_environment_data, "
+        "(select count(*) from environment_recommendations) as problem_zones"),
+    "network analyze": (
+        "select (select count(*) from network_gateway_load where is_active and "
+        "is_over_capacity) as gateways_over_capacity, (select n_moves from "
+        "network_plan_summary where site = '*') as plan_moves, (select count(*) from "
+        "network_gateway_status where status = 'down') as gateways_down"),
+}
+
+
+@pytest.mark.parametrize("command", list(ANALYSES))
+def test_an_analysis_prints_sentences_or_its_key_figures(demo_build, tmp_path, capsys,
+                                                         command):
+    """text (the default) is the summary's sentences; table, csv and json are one record of
+    key figures (a figure/value table, a CSV row, a JSON object), not the sentences in a
+    column named "summary"; every line a person reads fits 120 columns."""
+    db = shutil.copy(demo_build[0], tmp_path / "demo.duckdb")
+    argv = ["--db", db, *command.split()]
+    code, text, err = run(capsys, *argv)
+    assert code == 0, err
+    assert text.strip() and all(len(line) <= 120 for line in text.splitlines())
+    assert '"summary"' not in text and not text.startswith("summary")
+    code, out, err = run(capsys, *argv, "--format", "json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert isinstance(figures, dict) and "summary" not in figures
+    truth = _truth(db, ANALYSES[command])
+    assert {k: figures[k] for k in truth} == truth
+    code, out, _ = run(capsys, *argv, "--format", "csv")
+    [row] = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and list(row) == list(figures)
+    assert {k: row[k] for k in truth} == {k: str(v) for k, v in truth.items()}
+    code, out, _ = run(capsys, *argv, "--format", "table")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["figure", "value"]
+    assert [line.split()[0] for line in lines[2:]] == list(figures)
+    assert all(len(line) <= 120 for line in lines)
+    for k, v in truth.items():
+        assert re.search(rf"^{k}\s+{v}$", out, re.M), k
+    # a typo in the format is one line, exit 2, naming the nearest format
+    code, out, err = run(capsys, *argv, "--format", "tabel")
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1
+    assert "did you mean 'table'?" in err
+    code, _, err = run(capsys, *argv, "--format", "xml")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "choose from text, table, csv, json" in err

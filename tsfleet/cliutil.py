@@ -585,12 +585,21 @@ class Table:
         return text
 
 
+#: The last line of a table that shows a time (a table's times are UTC to the minute).
+UTC_NOTE = "(times are UTC)"
+
+
+def _shows_time(rows: Iterable[dict], cols: list[str]) -> bool:
+    return any(isinstance(r.get(c), datetime) for r in rows for c in cols)
+
+
 def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
-                width: int = TABLE_WIDTH) -> str:
+                width: int = TABLE_WIDTH, utc_note: bool = True) -> str:
     """Rows as a table fitted to ``width`` columns, as CSV, or as a JSON array.
 
     CSV and JSON carry the same records at full precision; a table rounds every number
-    to what it means and escapes control characters.
+    to what it means and escapes control characters, and says below it that its times
+    are UTC (:data:`UTC_NOTE`; not with ``utc_note=False``, for a page that says it once).
     """
     if fmt == "json":
         return json.dumps([{k: plain(v) for k, v in r.items()} for r in rows],
@@ -612,7 +621,8 @@ def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
     t = Table(cols, cells, wide=wide, width=width)
     lines = t.header() + [t.line(r) for r in cells]
     foot = t.footer()
-    return "\n".join(lines + ([foot] if foot else []))
+    note = utc_note and _shows_time(rows, cols[: t.shown])
+    return "\n".join(lines + ([foot] if foot else []) + ([UTC_NOTE] if note else []))
 
 
 #: ``--format`` of a command that runs an analysis and reports on it: its summary as
@@ -703,6 +713,8 @@ def stream_rows(batches: Iterable[Any], cols: list[str], fmt: str, out: IO[str] 
     foot = t.footer()
     if foot:
         out.write(foot + "\n")
+    if _shows_time(sample, cols[: t.shown]):
+        out.write(UTC_NOTE + "\n")
     return n
 
 

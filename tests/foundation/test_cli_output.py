@@ -106,6 +106,29 @@ def test_every_time_a_json_listing_prints_is_iso_utc(demo, capsys, argv):
     assert [(where, t) for where, t in found if not ISO_Z.fullmatch(t)] == []
 
 
+
+def test_a_table_says_its_times_are_utc_once(demo, capsys):
+    """A table prints times to the minute, without an offset: a line under it (the card:
+    its first line; info: each time) says they are UTC. A table without a time shown has
+    no such line."""
+    code, out, _ = run(capsys, "--db", demo, "sql", "select timestamp '2026-07-30 23:36:34' "
+                       "as t, 1 as n")
+    assert code == 0 and out.splitlines() == ["t                 n", "----------------  -",
+                                              "2026-07-30 23:36  1", "(times are UTC)"]
+    code, out, _ = run(capsys, "--db", demo, "sql", "select 1 as n")
+    assert code == 0 and "UTC" not in out
+    code, out, _ = run(capsys, "--db", demo, "calibration", "faults")
+    assert code == 0 and out.splitlines()[-1] == "(times are UTC)"
+    code, out, _ = run(capsys, "--db", demo, "device", card_devices(demo)[0])
+    assert code == 0 and out.splitlines()[0].endswith(" (times are UTC)")
+    assert out.count("UTC") == 1
+    code, out, _ = run(capsys, "--db", demo, "info")
+    with Fleet(demo, read_only=True) as f:
+        [[first, last]] = f.con.execute("select min(observed_at), max(observed_at) "
+                                        "from readings").fetchall()
+    assert code == 0 and f"readings from       {first:%Y-%m-%d %H:%M} UTC" in out.splitlines()
+    assert f"readings to         {last:%Y-%m-%d %H:%M} UTC" in out.splitlines()
+
 # -- 2. the device card: one form of a time ----------------------------------------------
 def card_devices(path) -> list[str]:
     """Devices whose card has every state section: a battery and a firmware state."""

@@ -656,6 +656,8 @@ def print_summary(args: argparse.Namespace, lines, figures) -> None:
     else:
         print(format_rows([{"figure": k, "value": cell(v, k)} for k, v in record.items()],
                           wide=args.wide))
+        if _shows_time([record], list(record)):     # the values were printed as text
+            print(UTC_NOTE)
 
 
 def print_rows(rows: list[dict], args: argparse.Namespace, fmt: str | None = None) -> None:

@@ -259,10 +259,14 @@ def test_an_analysis_prints_sentences_or_its_key_figures(demo_build, tmp_path, c
     code, out, _ = run(capsys, *argv, "--format", "table")
     lines = out.splitlines()
     assert code == 0 and lines[0].split() == ["figure", "value"]
-    assert [line.split()[0] for line in lines[2:]] == list(figures)
+    times = [k for k, v in figures.items() if isinstance(v, str) and ISO_Z.fullmatch(v)]
+    assert [line.split()[0] for line in lines[2:]] == list(figures) + (
+        ["(times"] if times else [])
     assert all(len(line) <= 120 for line in lines)
     for k, v in truth.items():
         assert re.search(rf"^{k}\s+{v}$", out, re.M), k
+    for k in times:     # a time to the minute, said once to be UTC
+        assert re.search(rf"^{k}\s+{figures[k][:10]} {figures[k][11:16]}$", out, re.M), k
     # a typo in the format is one line, exit 2, naming the nearest format
     code, out, err = run(capsys, *argv, "--format", "tabel")
     assert (code, out) == (2, "") and len(err.splitlines()) == 1

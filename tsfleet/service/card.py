@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tsfleet.domain import DOMAINS
 from tsfleet.errors import UnknownDevice
-from tsfleet.service.snapshots import STATE_VIEWS
+from tsfleet.service.snapshots import STATE_TIMES, STATE_VIEWS
 
 if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
@@ -65,38 +65,27 @@ def relations(con) -> set[str]:
         "select view_name from duckdb_views() where schema_name = 'main'").fetchall()}
 
 
-#: What the card needs of the catalog, in one round trip: the relations there are, the
-#: domains whose last analysis run made the copies, and the time columns of the relations
-#: copied (a copy holds JSON, whose times are text).
-_CATALOG = ("select 'relation', table_name, null from duckdb_tables() where schema_name = 'main' "
-            "union all select 'relation', view_name, null from duckdb_views() "
+#: What the card needs of the catalog, in one round trip: the relations there are, and
+#: the domains whose last analysis run made the copies.
+_CATALOG = ("select 'relation', table_name from duckdb_tables() where schema_name = 'main' "
+            "union all select 'relation', view_name from duckdb_views() "
             "where schema_name = 'main' "
-            "union all select distinct 'analysed', analysis, null from analysis_runs "
-            "where status = 'ok' "
-            "union all select 'time', table_name, column_name from duckdb_columns() "
-            "where schema_name = 'main' and table_name in (select unnest(?::varchar[])) "
-            "and (data_type like 'TIMESTAMP%' or data_type = 'DATE')")
+            "union all select distinct 'analysed', analysis from analysis_runs "
+            "where status = 'ok'")
 
-
-def _catalog(fleet: Fleet) -> tuple[set[str], set[str], dict[str, set[str]]]:
-    """The relations, the analysed domains, and relation -> its time columns (of the
-    relations that are copied)."""
+def _catalog(fleet: Fleet) -> tuple[set[str], set[str]]:
     have: set[str] = set()
     analysed: set[str] = set()
-    times: dict[str, set[str]] = {}
-    for kind, name, column in fleet.con.execute(_CATALOG, [list(COPIES)]).fetchall():
-        if kind == "time":
-            times.setdefault(name, set()).add(column)
-        else:
-            (have if kind == "relation" else analysed).add(name)
-    return have, analysed, times
+    for kind, name in fleet.con.execute(_CATALOG).fetchall():
+        (have if kind == "relation" else analysed).add(name)
+    return have, analysed
 
 
-def _typed(row: dict[str, Any], times: set[str]) -> dict[str, Any]:
-    """A row read back from a copy's JSON with its time columns as the view gives them
-    (JSON has no time type: DuckDB's ``to_json`` wrote "2026-07-30 23:36:34")."""
-    for column in times & row.keys():
-        text = row[column]
+def _typed(row: dict[str, Any], times: tuple[str, ...]) -> dict[str, Any]:
+    """A row read back from a state copy's JSON with its time columns (:data:`STATE_TIMES`)
+    as the view gives them (JSON has no time type: ``to_json`` wrote "2026-07-30 23:36:34")."""
+    for column in times:
+        text = row.get(column)
         if isinstance(text, str):
             try:
                 row[column] = (date.fromisoformat(text) if len(text) == 10
@@ -127,7 +116,7 @@ def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
     >>> device_card(f, "pump-17")["latest"][0]["value"]
     87.0
     """
-    have, analysed, times = _catalog(fleet)
+    have, analysed = _catalog(fleet)
     copied = [name for name, (relation, _, _) in SECTIONS.items()
               if relation in have and COPIED_BY.get(relation) in analysed]
     copies = {SECTIONS[name][0]: COPIES[SECTIONS[name][0]] for name in copied}
@@ -147,11 +136,11 @@ def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
         if name in copied:  # the copy made by the last analysis run
             key = COPIES[relation][1]
             if COPIES[relation][0] is _STATE_COPY:
-                rows = [json.loads(r["state"]) for r in state_rows.get(key, [])]
+                rows = [_typed(json.loads(r["state"]), STATE_TIMES.get(relation, ()))
+                        for r in state_rows.get(key, [])]
             else:  # a findings copy: the view's own columns back in place
                 rows = [{k: v for k, v in r.items() if k != "extra"}
                         | json.loads(r["extra"] or "{}") for r in finding_rows.get(key, [])]
-            rows = [_typed(r, times.get(relation, set())) for r in rows]
         else:
             rows = fleet.query(sql, [device_id])
         card[name] = (rows[0] if rows else None) if single else rows

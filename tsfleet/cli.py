@@ -483,8 +483,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         info = fleet.info()
     print(f"store               {info['path']}")
     print(f"schema version      {info['schema_version']}")
-    print(f"readings from       {cell(info['readings_from']) or '(no readings)'}")
-    print(f"readings to         {cell(info['readings_to']) or '(no readings)'}")
+    for end in ("from", "to"):
+        at = info[f"readings_{end}"]
+        print(f"readings {end:<11}{f'{cell(at)} UTC' if at else '(no readings)'}")
     for table, n in info["rows"].items():
         print(f"{table:<20}{n:,}")
     return 0

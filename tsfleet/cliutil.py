@@ -24,7 +24,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -81,7 +81,6 @@ def parse_time(text: str | None, option: str = "--as-of") -> datetime | None:
         raise InvalidParameter(f"{option} must be an ISO time like 2026-06-01T12:00, "
                                f"got {text!r}") from exc
     if t.tzinfo is not None:
-        from datetime import UTC
         t = t.astimezone(UTC).replace(tzinfo=None)
     from tsfleet.ingest.rules import TS_MAX, TS_MIN
 
@@ -333,16 +332,29 @@ def _escape(text: str) -> str:
 def _digits(name: str) -> int | None:
     """Decimals a float column deserves, from its name (None: 3 significant digits)."""
     n = name.lower()
+    if n.endswith("_per_c"):            # a coefficient per degree, not a temperature
+        return None
     if n.endswith(("_pct", "_c", "_pct_per_day", "_per_day", "_dbm")) or "days" in n:
         return 1
-    if n.endswith(("_v", "_ratio", "utilization")):
+    if n.endswith("_v"):                # a battery's charge shows in millivolts
+        return 3
+    if n.endswith(("_ratio", "utilization")):
         return 2
     return None
 
 
 def round_float(v: float, name: str = "") -> str:
-    """A float as text rounded to what it means: percent and days to 0.1, volts to 0.01,
-    anything else to 3 significant digits (no exponent above 0.001)."""
+    """A float as text rounded to what it means: percent and days to 0.1, volts to 0.001,
+    anything else to 3 significant digits (no exponent above 0.001). Trailing zeros are
+    dropped only where the value is exact at that precision (float noise aside): a value
+    rounded to 3 digits shows 3 (1.995 is "2.00", not the exact-looking "2").
+
+    >>> [round_float(v, n) for v, n in ((1.995, "battery_voltage_v"), (1.9949999999, "supply_v"),
+    ...                                 (0.0117524, "temp_coef_per_c"), (21.04, "temperature_c"))]
+    ['1.995', '1.995', '0.0118', '21.0']
+    >>> [round_float(v) for v in (1.995, 0.3897, 2.5, 60.000000000001, 44.800000000000004)]
+    ['2.00', '0.390', '2.5', '60', '44.8']
+    """
     if math.isnan(v):
         return ""
     if math.isinf(v):
@@ -356,7 +368,8 @@ def round_float(v: float, name: str = "") -> str:
         text = f"{v:.0f}"
     elif abs(v) >= 0.001:
         text = f"{v:.{max(0, 2 - math.floor(math.log10(abs(v))))}f}"
-        text = text.rstrip("0").rstrip(".") if "." in text else text
+        if "." in text and math.isclose(float(text), v, rel_tol=1e-9):
+            text = text.rstrip("0").rstrip(".")
     else:
         text = f"{v:.2g}"
     return "0" if text in ("-0", "-0.0", "-0.00") else text
@@ -414,9 +427,25 @@ def json_objects(v: object) -> object:
     return out
 
 
+def utc_iso(t: datetime) -> str:
+    """A time as ISO 8601 with its offset, ``Z`` (UTC): the one form of a time in JSON and
+    CSV output. The store's times are naive UTC, and a time printed without an offset
+    reads as local time; an aware time is converted to UTC first.
+
+    >>> utc_iso(datetime(2026, 7, 30, 23, 36, 34)), utc_iso(datetime(2026, 7, 30, 0, 0, 0, 5))
+    ('2026-07-30T23:36:34Z', '2026-07-30T00:00:00.000005Z')
+    """
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t.isoformat() + "Z"
+
+
 def json_default(v: object) -> object:
-    """JSON for what ``json`` does not know: times as ISO, numpy scalars and arrays."""
-    if isinstance(v, (datetime, date)):
+    """JSON for what ``json`` does not know: times as ISO 8601 in UTC with ``Z``
+    (:func:`utc_iso`), days as ISO dates, numpy scalars and arrays."""
+    if isinstance(v, datetime):
+        return utc_iso(v)
+    if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, Decimal):
         return float(v)
@@ -475,7 +504,7 @@ def _csv_cell(v: object) -> object:
     if isinstance(v, bool):
         return "true" if v else "false"     # as JSON says it, not Python's True
     if isinstance(v, datetime):
-        return v.isoformat()
+        return utc_iso(v)              # as JSON carries it
     if isinstance(v, float):
         return f"{v:.15g}"  # the value JSON carries, without a trailing .0
     if isinstance(v, (list, tuple, dict)):
@@ -503,6 +532,14 @@ def _fit(cols: list[str], natural: list[int], width: int) -> tuple[list[int], in
         widths[i] -= cut
         over -= cut
     return widths, shown
+
+
+def named(row: dict, column: str) -> str:
+    """The name that says what ``row[column]`` means, for rounding it: a ``value`` beside
+    a ``metric`` is that metric's (``battery_voltage_v``: volts), any other column its own.
+    """
+    metric = row.get("metric") if column == "value" else None
+    return metric if isinstance(metric, str) else column
 
 
 #: Free-text columns, shown last in a table so that the short columns stay in view.
@@ -548,12 +585,21 @@ class Table:
         return text
 
 
+#: The last line of a table that shows a time (a table's times are UTC to the minute).
+UTC_NOTE = "(times are UTC)"
+
+
+def _shows_time(rows: Iterable[dict], cols: list[str]) -> bool:
+    return any(isinstance(r.get(c), datetime) for r in rows for c in cols)
+
+
 def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
-                width: int = TABLE_WIDTH) -> str:
+                width: int = TABLE_WIDTH, utc_note: bool = True) -> str:
     """Rows as a table fitted to ``width`` columns, as CSV, or as a JSON array.
 
     CSV and JSON carry the same records at full precision; a table rounds every number
-    to what it means and escapes control characters.
+    to what it means and escapes control characters, and says below it that its times
+    are UTC (:data:`UTC_NOTE`; not with ``utc_note=False``, for a page that says it once).
     """
     if fmt == "json":
         return json.dumps([{k: plain(v) for k, v in r.items()} for r in rows],
@@ -571,11 +617,47 @@ def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
     if not rows:
         return "(no rows)"
     cols = _text_last(list(rows[0]))
-    cells = [[cell(r.get(c), c) for c in cols] for r in rows]
+    cells = [[cell(r.get(c), named(r, c)) for c in cols] for r in rows]
     t = Table(cols, cells, wide=wide, width=width)
     lines = t.header() + [t.line(r) for r in cells]
     foot = t.footer()
-    return "\n".join(lines + ([foot] if foot else []))
+    note = utc_note and _shows_time(rows, cols[: t.shown])
+    return "\n".join(lines + ([foot] if foot else []) + ([UTC_NOTE] if note else []))
+
+
+#: ``--format`` of a command that runs an analysis and reports on it: its summary as
+#: sentences (``text``, the default), or its key figures as one record: a table of figure
+#: and value, a CSV header and row, a JSON object.
+SUMMARY_FORMATS = ("text", "table", "csv", "json")
+
+
+def add_summary_format(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--format`` of :data:`SUMMARY_FORMATS` (and ``--wide``, as for a listing)."""
+    parser.add_argument("--format", choices=SUMMARY_FORMATS, default="text",
+                        help="text: the summary as sentences (default); table, csv or json: "
+                             "its key figures as one record")
+    parser.add_argument("--wide", action="store_true",
+                        help=f"do not fit the table to {TABLE_WIDTH} columns")
+    return parser
+
+
+def print_summary(args: argparse.Namespace, lines, figures) -> None:
+    """What an analysis found, in the format the command line asks for: ``lines()`` (the
+    sentences) for ``text``, else ``figures()`` (one record)."""
+    if args.format == "text":
+        print_sentences(lines())
+        return
+    record = figures()
+    if args.format == "json":
+        print(json.dumps({k: plain(v) for k, v in record.items()}, default=json_default,
+                         indent=2))
+    elif args.format == "csv":
+        print(format_rows([record], "csv"))
+    else:
+        print(format_rows([{"figure": k, "value": cell(v, k)} for k, v in record.items()],
+                          wide=args.wide))
+        if _shows_time([record], list(record)):     # the values were printed as text
+            print(UTC_NOTE)
 
 
 def print_rows(rows: list[dict], args: argparse.Namespace, fmt: str | None = None) -> None:
@@ -618,7 +700,7 @@ def stream_rows(batches: Iterable[Any], cols: list[str], fmt: str, out: IO[str] 
         out.write("(no rows)\n")
         return 0
     cols = _text_last(cols)
-    t = Table(cols, [[cell(r[c], c) for c in cols] for r in sample], wide=wide)
+    t = Table(cols, [[cell(r[c], named(r, c)) for c in cols] for r in sample], wide=wide)
     out.write("\n".join(t.header()) + "\n")
 
     def rows() -> Iterator[dict]:
@@ -628,11 +710,13 @@ def stream_rows(batches: Iterable[Any], cols: list[str], fmt: str, out: IO[str] 
 
     pending = rows()
     for r in pending:
-        out.write(t.line([cell(r[c], c) for c in cols]) + "\n")
+        out.write(t.line([cell(r[c], named(r, c)) for c in cols]) + "\n")
         n += 1
     foot = t.footer()
     if foot:
         out.write(foot + "\n")
+    if _shows_time(sample, cols[: t.shown]):
+        out.write(UTC_NOTE + "\n")
     return n
 
 

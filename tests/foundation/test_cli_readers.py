@@ -58,12 +58,12 @@ def test_a_plan_as_of_another_instant_is_printed_and_stores_nothing(demo, capsys
     code, out, _ = run(capsys, "--db", demo, *argv, "--as-of", later.isoformat(),
                        "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and rows and all(r["as_of"] == later.isoformat() for r in rows)
+    assert code == 0 and rows and all(r["as_of"] == f"{later.isoformat()}Z" for r in rows)
     assert stored_plan(demo) == before
     # The stored plan is still the one printed as stored, with the same ids.
     code, out, _ = run(capsys, "--db", demo, "workorders", "--no-plan", "--format", "json")
     orders = json.loads(out)
-    assert code == 0 and {o["as_of"] for o in orders} == {end.isoformat()}
+    assert code == 0 and {o["as_of"] for o in orders} == {f"{end.isoformat()}Z"}
     assert sorted(o["workorder_id"] for o in orders) == sorted(r[0] for r in before[0])
     code, out, _ = run(capsys, "--db", demo, "workorders", "--no-plan")
     assert out.startswith(f"work orders as of {end:%Y-%m-%d %H:%M} UTC (the stored plan)")

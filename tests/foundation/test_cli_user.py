@@ -12,7 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -96,16 +96,16 @@ def test_one_plan_as_of_one_instant_with_overdue_folded_into_the_next_visit(demo
         f"work orders as of {end:%Y-%m-%d %H:%M} UTC (end of the data; historical store)")
     code, out, _ = run(capsys, "--db", demo, "workorders", "--format", "json")
     orders = json.loads(out)
-    assert orders and all(o["as_of"] == end.isoformat() for o in orders)
+    assert orders and all(o["as_of"] == f"{end.isoformat()}Z" for o in orders)
     assert all(sum(o["actions"].values()) == o["n_items"] == len(o["items"]) for o in orders)
     # No visit is due before the plan's instant, and a site's visits are distinct dates.
-    assert all(datetime.fromisoformat(o["due_at"]) >= end for o in orders)
+    assert all(datetime.fromisoformat(o["due_at"]) >= end.replace(tzinfo=UTC) for o in orders)
     items = [(o, i) for o in orders for i in o["items"]]
     overdue = [(o, i) for o, i in items if i["is_overdue"]]
     assert overdue, "the demo has overdue work (critical batteries, drifted sensors)"
-    assert all(datetime.fromisoformat(i["due_at"]) < end for _, i in overdue)
+    assert all(datetime.fromisoformat(i["due_at"]) < end.replace(tzinfo=UTC) for _, i in overdue)
     for o, _ in overdue:   # folded into the site's first visit, due now
-        assert o["visit_no"] == 1 and datetime.fromisoformat(o["due_at"]) == end
+        assert o["visit_no"] == 1 and datetime.fromisoformat(o["due_at"]) == end.replace(tzinfo=UTC)
     # power plan and calibration schedule are views of the same plan.
     for domain, argv in (("power", ["power", "plan"]),
                          ("calibration", ["calibration", "schedule"])):
@@ -122,8 +122,8 @@ def test_one_plan_as_of_one_instant_with_overdue_folded_into_the_next_visit(demo
     code, out, _ = run(capsys, "--db", demo, "power", "plan", "--format", "csv",
                        "--as-of", later.isoformat())
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert rows and all(r["as_of"] == later.isoformat() for r in rows)
-    assert all(datetime.fromisoformat(r["visit_due_at"]) >= later for r in rows)
+    assert rows and all(r["as_of"] == f"{later.isoformat()}Z" for r in rows)
+    assert all(datetime.fromisoformat(r["visit_due_at"]) >= later.replace(tzinfo=UTC) for r in rows)
     code, _, err = run(capsys, "--db", demo, "workorders", "--as-of", "last tuesday")
     assert code == 2 and "--as-of must be an ISO time" in err
 

@@ -129,3 +129,24 @@ def test_the_last_seen_section_is_the_views_row_for_every_device(service_sim):
     for device, row in view.items():
         assert sim.device(device)["last_seen"] == row, device
     assert view["silent-1"]["n_metrics"] == 0 and view["stray-1"]["is_registered"] is False
+
+
+def test_the_card_knows_the_time_columns_of_every_copy(fleet):
+    """A state view's copy is JSON, whose times are text: the card reads the columns of
+    STATE_TIMES back as times, so it must name every time column of every state view;
+    a findings copy keeps the contract's typed columns, and a view's own columns (kept
+    as JSON in ``extra``) hold no time."""
+    from tsfleet.alerts.ruleset import CONTRACT_COLUMNS
+    from tsfleet.domain import DOMAINS
+    from tsfleet.service.snapshots import STATE_TIMES, STATE_VIEWS
+
+    def times(view: str, skip=()) -> set[str]:
+        return {c for c, t, *_ in fleet.con.execute(f"describe {view}").fetchall()
+                if (t.startswith("TIMESTAMP") or t == "DATE") and c not in skip}
+
+    views = [v for vs in STATE_VIEWS.values() for v in vs]
+    assert set(views) <= relations(fleet.con) and set(STATE_TIMES) == set(views)
+    for view in views:
+        assert times(view) == set(STATE_TIMES[view]), view
+    for d in DOMAINS:
+        assert times(d.findings_view, CONTRACT_COLUMNS) == set(), d.findings_view

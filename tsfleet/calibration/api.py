@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ from tsfleet.calibration.engine import Engine
 from tsfleet.calibration.grid import load_grid
 from tsfleet.calibration.schedule import batch_visits
 from tsfleet.calibration.stability import FACTORS, stability_table
-from tsfleet.calibration.verdict import levels
+from tsfleet.calibration.verdict import VERDICTS, levels
 from tsfleet.errors import InvalidParameter, UnknownDevice
 from tsfleet.results import write_result
 
@@ -350,11 +350,27 @@ class Calibration:
         self.stability()
         self.schedule()
 
+    def figures(self) -> dict[str, Any]:
+        """The last run's key figures, one record: sensors checked, sensors per verdict
+        (every verdict, 0 for none) and the exposure that wears drift fastest (p < 0.05;
+        None when none does) with its drift rate per SD of that exposure, %/day.
+        ``tsfleet calibration detect --format table|csv|json`` prints it."""
+        return self._headline()[0]
+
     def summary(self) -> list[str]:
-        """Headline lines read from the result tables."""
+        """Headline lines read from the result tables (the sentences of :meth:`figures`)."""
+        return self._headline()[1]
+
+    def _headline(self) -> tuple[dict[str, Any], list[str]]:
         counts = {r["verdict"]: r["n"] for r in self.fleet.query(
             "select verdict, count(*) n from sensor_drift group by verdict")}
-        total = sum(counts.values())
+        worst = self.fleet.query("select factor, coef_per_sd, p_value from calibration_stability "
+                                 "where p_value < 0.05 order by coef_per_sd desc limit 1")
+        figures = {"sensors": sum(counts.values()),
+                   **{v: counts.get(v, 0) for v in VERDICTS},
+                   "wears_fastest_with": worst[0]["factor"] if worst else None,
+                   "wear_pct_per_day_per_sd": worst[0]["coef_per_sd"] if worst else None}
+        total = figures["sensors"]
         words = {"needs_recalibration": ("needs recalibration", "need recalibration"),
                  "drifting": ("drifting", "drifting"), "step": ("step", "steps"),
                  "zone_ambiguous": ("zone ambiguous", "zone ambiguous"),
@@ -364,12 +380,10 @@ class Calibration:
             f"{counts[v]} {words[v][counts[v] != 1]}" for v in words if counts.get(v))]
         # No schedule line here: recalibrations are dated and batched by the one
         # maintenance plan (tsfleet workorders / calibration schedule).
-        worst = self.fleet.query("select factor, coef_per_sd, p_value from calibration_stability "
-                                 "where p_value < 0.05 order by coef_per_sd desc limit 1")
         if worst:
             lines.append(f"drift wears fastest with {worst[0]['factor']} "
                          f"(+{worst[0]['coef_per_sd']:.3f} %/day per SD)")
-        return lines
+        return figures, lines
 
 
 def _day(v: datetime | None) -> str:

@@ -11,12 +11,13 @@ from tsfleet.calibration.verdict import VERDICTS
 from tsfleet.cliutil import (
     add_as_of,
     add_format,
+    add_summary_format,
     add_window,
     open_fleet,
     open_plan,
     print_plan,
     print_rows,
-    print_sentences,
+    print_summary,
 )
 
 SCHEDULE_TABLE = ("workorder_id", "site", "visit_due_at", "subject_id", "finding", "due_at",
@@ -29,11 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def add(name: str, help: str, func) -> argparse.ArgumentParser:
         a = csub.add_parser(name, help=help)
-        add_format(a)
+        if name == "detect":        # a summary (sentences or key figures), not a listing
+            add_summary_format(a)
+        else:
+            add_format(a)
         a.set_defaults(func=func)
         return a
 
-    d = add("detect", "run the analysis (drift, faults, stability, schedule)", cmd_detect)
+    d = add("detect", "run the analysis (drift, faults, stability, schedule) and summarise "
+                      "it", cmd_detect)
     d.add_argument("--fdr", type=float, default=0.01,
                    help="false discovery rate of the drift tests (Benjamini-Hochberg, "
                         "default 0.01)")
@@ -55,11 +60,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         fleet.calibration.detect(fdr=args.fdr)
         fleet.calibration.stability()
         fleet.calibration.schedule()
-        lines = fleet.calibration.summary()
-    if args.format == "table":
-        print_sentences(lines)
-    else:
-        print_rows([{"summary": line} for line in lines], args)
+        print_summary(args, fleet.calibration.summary, fleet.calibration.figures)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
 
 OUTCOMES = ("failure", "reboot")
+#: Why a monitor's hours are left out (environment_monitor_faults.fault).
+MONITOR_FAULTS = ("dead", "out_of_range", "stuck")
 
 
 class Environment:
@@ -242,34 +244,54 @@ class Environment:
             "and (?::timestamp is null or hour_at >= ?) and (?::timestamp is null or hour_at < ?) "
             "order by hour_at", [device_id, start, start, end, end])
 
+    def figures(self) -> dict[str, Any]:
+        """The last analysis's key figures, one record: findings that no monitor covers the
+        fleet, operating limits on failure, problem zones (and the first), devices likely
+        to fail within 30 days, the riskiest device and its probability, devices without
+        environment data, and the monitors excluded per fault.
+        ``tsfleet environment analyze --format table|csv|json`` prints it."""
+        return self._headline()[0]
+
     def summary(self) -> list[str]:
-        """Headline lines for ``tsfleet demo``."""
-        lines = [f"ERROR: {r['summary']}" for r in self.fleet.query(
+        """Headline lines for ``tsfleet demo`` (the sentences of :meth:`figures`)."""
+        return self._headline()[1]
+
+    def _headline(self) -> tuple[dict[str, Any], list[str]]:
+        errors = [r["summary"] for r in self.fleet.query(
             "select summary from environment_findings "
             "where finding = 'environment_no_monitors'")]
+        lines = [f"ERROR: {e}" for e in errors]
         sig = self.fleet.query(
             "select sentence from environment_limits where outcome = 'failure' "
             "order by p_adjusted, factor, device_type nulls first")
         lines += [r["sentence"] for r in sig[:3]]
-        recs = self.report()
+        recs = self.recommendations()
         if recs:
-            lines.append(f"{len(recs)} problem zones; top: {recs[0]}")
+            lines.append(f"{len(recs)} problem zones; top: {recs[0]['sentence']}")
         row = self.fleet.query(
             "select count(*) filter (where p_fail_30d >= p_fail_threshold) as n_high, "
             "count(*) filter (where env_source = 'none') as n_none, "
             "arg_max(device_id, p_fail_30d) as top, max(p_fail_30d) as p "
             "from environment_device_exposure")
-        if row and row[0]["top"] is not None:
-            r = row[0]
+        r = row[0] if row else {"n_high": 0, "n_none": 0, "top": None, "p": None}
+        if r["top"] is not None:
             lines.append(f"{plural(r['n_high'], 'device')} likely to fail within 30 days; highest: "
                          f"{r['top']} (p={r['p'] or 0:.2f}); {r['n_none']} without environment "
                          "data")
-        faults = self.fleet.query("select fault, count(distinct device_id) as n "
-                                  "from environment_monitor_faults group by fault order by fault")
+        faults = {f["fault"]: f["n"] for f in self.fleet.query(
+            "select fault, count(distinct device_id) as n "
+            "from environment_monitor_faults group by fault order by fault")}
         if faults:
             lines.append("environment monitors excluded: " + ", ".join(
-                f"{f['n']} {f['fault']}" for f in faults))
-        return lines or ["no environment analysis yet: run fleet.environment.analyze()"]
+                f"{n} {fault}" for fault, n in faults.items()))
+        figures = {"no_monitor_findings": len(errors), "failure_limits": len(sig),
+                   "problem_zones": len(recs),
+                   "top_problem_zone": recs[0]["zone"] if recs else None,
+                   "likely_to_fail_30d": r["n_high"], "highest_risk_device": r["top"],
+                   "highest_p_fail_30d": r["p"], "without_environment_data": r["n_none"],
+                   **{f"monitors_{fault}": faults.get(fault, 0)
+                      for fault in sorted({*MONITOR_FAULTS, *faults})}}
+        return figures, lines or ["no environment analysis yet: run fleet.environment.analyze()"]
 
 
 def _name(b: Block) -> str:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from tsfleet.cliutil import add_format, open_fleet, print_rows, print_sentences
+from tsfleet.cliutil import (
+    add_format,
+    add_summary_format,
+    open_fleet,
+    print_rows,
+    print_sentences,
+    print_summary,
+)
 
 
 def register(sub) -> None:
     p = sub.add_parser("environment", help="environment exposure, effects, envelopes, stress")
     ps = p.add_subparsers(dest="environment_command", required=True, metavar="ACTION")
-    a = ps.add_parser("analyze", help="run the analysis and write the environment_* tables")
+    a = ps.add_parser("analyze", help="run the analysis, write the environment_* tables and "
+                                      "summarise them")
     a.add_argument("--max-gap-hours", type=int, default=4,
                    help="interpolate gaps up to this many hours (default 4)")
     ps.add_parser("report", aliases=["recommendations"],
@@ -28,7 +36,9 @@ def register(sub) -> None:
     for name, s in ps.choices.items():
         if name == "recommendations":          # the alias: the same parser as report
             continue
-        if name in ("report", "limits"):        # sentences, or rows in a table, csv, json
+        if name == "analyze":                   # a summary: sentences or key figures
+            add_summary_format(s)
+        elif name in ("report", "limits"):      # sentences, or rows in a table, csv, json
             add_format(s, ("text", "table", "csv", "json"), default="text")
         else:
             add_format(s)
@@ -41,11 +51,7 @@ def run(args: argparse.Namespace) -> int:
         env = fleet.environment
         if cmd == "analyze":
             env.analyze(max_gap_hours=args.max_gap_hours)
-            lines = env.summary()
-            if args.format == "table":
-                print_sentences(lines)
-            else:
-                print_rows([{"summary": line} for line in lines], args)
+            print_summary(args, env.summary, env.figures)
             return 0
         if cmd == "report" and args.format == "text":
             print_sentences(env.report(), "no problem zones found")

@@ -242,8 +242,21 @@ class Network:
         return self.fleet.query("select * from network_findings order by severity, finding, "
                                 "subject_id")
 
+    def figures(self) -> dict[str, Any]:
+        """The key figures of the views and the stored plan, one record: gateways over
+        capacity (the worst and its utilization), gateways down (the first and since when),
+        the least balanced site (Jain, Gini), devices that reach one gateway, flapping
+        devices, gateways predicted to overload, and the stored plan's moves with the
+        fleet's figures before and after it (None without a plan).
+        ``tsfleet network analyze --format table|csv|json`` prints it."""
+        return self._headline()[0]
+
     def summary(self) -> list[str]:
-        """Headline lines for ``tsfleet demo``, read from the views and result tables."""
+        """Headline lines for ``tsfleet demo``, read from the views and result tables (the
+        sentences of :meth:`figures`)."""
+        return self._headline()[1]
+
+    def _headline(self) -> tuple[dict[str, Any], list[str]]:
         q = self.fleet.query
         lines = []
         over = q("select gateway_id, utilization from network_gateway_load "
@@ -277,7 +290,23 @@ class Network:
                          f"{_fmt(p['max_utilization_after'])} (bound "
                          f"{_fmt(p['max_utilization_bound'])}); "
                          f"Jain {_fmt(p['jain_before'])} -> {_fmt(p['jain_after'])}")
-        return lines
+        first = {"over": over[0] if over else {}, "down": down[0] if down else {},
+                 "bal": bal[0] if bal else {}, "plan": plan[0] if plan else {}}
+        figures = {
+            "gateways_over_capacity": len(over), "worst_gateway": first["over"].get("gateway_id"),
+            "worst_utilization": first["over"].get("utilization"),
+            "gateways_down": len(down), "first_down_gateway": first["down"].get("gateway_id"),
+            "first_down_since": first["down"].get("down_since"),
+            "least_balanced_site": first["bal"].get("site"),
+            "least_balanced_jain": first["bal"].get("jain_index"),
+            "least_balanced_gini": first["bal"].get("gini"),
+            "single_gateway_devices": n["spof"], "flapping_devices": n["flap"],
+            "gateways_predicted_to_overload": n["pred"],
+            **{f"plan_{k.removeprefix('n_')}": first["plan"].get(k) for k in (
+                "n_moves", "n_over_capacity_before", "n_over_capacity_after",
+                "max_utilization_before", "max_utilization_after", "max_utilization_bound",
+                "jain_before", "jain_after")}}
+        return figures, lines
 
     def _rows(self, table: str, gateways: list[str] | None) -> list[dict[str, Any]]:
         return self.fleet.query(f"select * from {quote_ident(table)} where ? or "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tsfleet.cliutil import add_format, open_fleet, print_rows, print_sentences
+from tsfleet.cliutil import add_format, add_summary_format, open_fleet, print_rows, print_summary
 from tsfleet.errors import InvalidParameter
 
 READS = {
@@ -37,7 +37,8 @@ def register(sub) -> None:
                                        "rebalancing plan")
     ps = p.add_subparsers(dest="network_command", required=True, metavar="ACTION")
     actions = [ps.add_parser("analyze", help="fit saturation and overload trends, make the plan "
-                                             "and store them (the only action that writes)")]
+                                             "and store them (the only action that writes); "
+                                             "print the summary")]
     for name, (text, _) in READS.items():
         s = ps.add_parser(name, help=text)
         if name == "load":
@@ -65,7 +66,8 @@ def register(sub) -> None:
         s.add_argument("--pin", action="append", default=None, metavar="DEVICE",
                        help="a device that must not move (repeatable; also network_plan_pins)")
     actions += [pl, fr]
-    for s in actions:
+    add_summary_format(actions[0])     # analyze: a summary, sentences or key figures
+    for s in actions[1:]:
         add_format(s)
     p.set_defaults(func=run)
 
@@ -91,12 +93,9 @@ def run(args: argparse.Namespace) -> int:
         net = fleet.network
         if args.network_command == "analyze":
             net.analyze()
-            lines = net.summary()
-            if args.format == "table":
-                print_sentences(lines)
-                return 0
-            rows = [{"summary": line} for line in lines]
-        elif args.network_command == "plan":
+            print_summary(args, net.summary, net.figures)
+            return 0
+        if args.network_command == "plan":
             plan = net.plan(args.max_moves, args.objective, rssi_floor_dbm=args.rssi_floor,
                             target_utilization=(TARGET_UTILIZATION if args.target_utilization
                                                 is None else args.target_utilization),

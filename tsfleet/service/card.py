@@ -9,11 +9,12 @@ this store (a domain not yet analysed) is reported as ``None``.
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from tsfleet.domain import DOMAINS
 from tsfleet.errors import UnknownDevice
-from tsfleet.service.snapshots import STATE_VIEWS
+from tsfleet.service.snapshots import STATE_TIMES, STATE_VIEWS
 
 if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
@@ -80,6 +81,20 @@ def _catalog(fleet: Fleet) -> tuple[set[str], set[str]]:
     return have, analysed
 
 
+def _typed(row: dict[str, Any], times: tuple[str, ...]) -> dict[str, Any]:
+    """A row read back from a state copy's JSON with its time columns (:data:`STATE_TIMES`)
+    as the view gives them (JSON has no time type: ``to_json`` wrote "2026-07-30 23:36:34")."""
+    for column in times:
+        text = row.get(column)
+        if isinstance(text, str):
+            try:
+                row[column] = (date.fromisoformat(text) if len(text) == 10
+                               else datetime.fromisoformat(text))
+            except ValueError:      # infinity: the text as it is
+                pass
+    return row
+
+
 def _grouped(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -121,7 +136,8 @@ def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
         if name in copied:  # the copy made by the last analysis run
             key = COPIES[relation][1]
             if COPIES[relation][0] is _STATE_COPY:
-                rows = [json.loads(r["state"]) for r in state_rows.get(key, [])]
+                rows = [_typed(json.loads(r["state"]), STATE_TIMES.get(relation, ()))
+                        for r in state_rows.get(key, [])]
             else:  # a findings copy: the view's own columns back in place
                 rows = [{k: v for k, v in r.items() if k != "extra"}
                         | json.loads(r["extra"] or "{}") for r in finding_rows.get(key, [])]

@@ -83,7 +83,7 @@ def cmd_device(args) -> int:
         return 0
     for section, value in card.items():
         if section == "device_id":
-            print(f"device {cell(value)}")
+            print(f"device {cell(value)} (times are UTC)")
         elif value is None or value == []:
             print(f"\n{section}: -")
         elif isinstance(value, dict):
@@ -93,7 +93,7 @@ def cmd_device(args) -> int:
         else:
             print(f"\n{section}:")
             rows = [{k: v for k, v in r.items() if k not in CARD_HIDDEN} for r in value]
-            print(format_rows(rows, wide=args.wide))
+            print(format_rows(rows, wide=args.wide, utc_note=False))
     return 0
 
 

@@ -68,6 +68,17 @@ def snmp_scheduled(targets: str) -> str:
             "that file: polled from here too, their intervals would be counted twice")
 
 
+def _query_default(v: object) -> object:
+    """JSON of a value of :meth:`ServedFleet.query`'s rows: times as the naive ISO text
+    of the store's own (UTC) values, which a caller compares with ``Fleet.query``'s;
+    the CLI's ``--format json`` writes them with ``Z`` (:func:`tsfleet.cliutil.utc_iso`)."""
+    from datetime import date
+
+    from tsfleet.cliutil import json_default
+
+    return v.isoformat() if isinstance(v, date) else json_default(v)
+
+
 class OutputTooLarge(TsfleetError, OSError):
     """A command printed more than :data:`MAX_OUTPUT` through the interface."""
 
@@ -340,7 +351,7 @@ class ControlServer:
 
     def run_query(self, sql: str, params: list) -> dict[str, Any]:
         """Rows of one read-only query as JSON-ready dicts."""
-        from tsfleet.cliutil import json_default, plain
+        from tsfleet.cliutil import plain
 
         cur = read_cursor(self.fleet)
         try:
@@ -355,7 +366,7 @@ class ControlServer:
                     for r in rel.fetchall()]
         finally:
             cur.close()
-        text = json.dumps({"rows": rows}, default=json_default)
+        text = json.dumps({"rows": rows}, default=_query_default)
         if len(text) > MAX_OUTPUT:
             raise OutputTooLarge(f"the answer holds more than {MAX_OUTPUT >> 20} MiB; narrow "
                                  "the query")

@@ -28,6 +28,16 @@ STATE_VIEWS: dict[str, tuple[str, ...]] = {
     "network": ("network_attachment",),
 }
 
+#: The time columns of the state views, which their JSON copy in ``card_state`` holds as
+#: text ("2026-07-30 23:36:34"): the card reads them back as times. Declared, not looked
+#: up per card (the catalog query took longer than the card's other lookups together);
+#: tests/service/test_card.py keeps it in step with the views.
+STATE_TIMES: dict[str, tuple[str, ...]] = {
+    "battery_state": ("observed_at", "critical_at", "empty_at"),
+    "firmware_device_status": ("reported_at", "on_version_since"),
+    "network_attachment": ("attached_since", "last_event_at", "as_of"),
+}
+
 
 def finding_keys(con, domain: str) -> set[tuple]:
     """(finding, subject_kind, subject_id) of ``domain``'s copied findings."""

@@ -37,7 +37,7 @@ from tsfleet.live.decoded import (
     time_cell,
     value_cell,
 )
-from tsfleet.live.errors import PayloadError
+from tsfleet.live.errors import PayloadError, Reject
 from tsfleet.live.jsonkeys import check_unique_keys
 from tsfleet.live.profiles import Profiles, _flatten
 from tsfleet.store import transaction
@@ -339,9 +339,11 @@ class NetworkServerDecoder:
             # as little as possible (see Decoded.seal)
             env.decoded = self.decode(env.source, env.payload, env.received_at).seal()
         except PayloadError as exc:
-            env.reject = exc
+            # plain data, never the exception: its traceback holds this frame, which holds
+            # env, a cycle only a full collection frees (see Reject)
+            env.reject = Reject(exc.reason, exc.detail)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the transport
-            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+            env.reject = Reject("decoder_error", f"decoding failed: {exc!r}"[:1000])
 
     def decode(self, topic: str, payload: bytes, now: float) -> Decoded:
         route = self.route(topic)

@@ -72,12 +72,18 @@ class Metrics:
 
     def on_ingest(self, report: IngestReport) -> None:
         """Ingest hook of kind ``metrics``: copy the declarations into metric_catalog,
-        then re-ingest the readings that waited for them."""
+        then re-ingest the readings that waited for them. A built-in metric keeps its unit
+        (the declaration's is the same by meaning: ingest checked it) and stays within its
+        physical range (a declaration stored before ingest checked that is held to it),
+        and keeps its quantity and description unless the declaration gives them."""
         self.con.execute(
             "insert or replace into metric_catalog (metric, unit, quantity, min_value, "
-            "max_value, description) select lower(metric), unit, coalesce(quantity, metric), "
-            "min_value, max_value, coalesce(description, 'declared by a user') "
-            "from metric_declarations where min_value < max_value")
+            "max_value, description) select * from (select lower(d.metric) as metric, "
+            "coalesce(b.unit, d.unit) as unit, coalesce(d.quantity, b.quantity, d.metric), "
+            "greatest(d.min_value, b.min_value) as lo, least(d.max_value, b.max_value) as hi, "
+            "coalesce(d.description, b.description, 'declared by a user') "
+            "from metric_declarations d left join metric_builtins b on b.metric = lower(d.metric)"
+            ") where lo < hi")
         self.last_retry = self.retry_quarantine()
 
     def retry_quarantine(self, reasons: Sequence[str] = ("unknown_metric",)) -> IngestReport:

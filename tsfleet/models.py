@@ -169,9 +169,9 @@ class Device(IngestModel):
     )
     # -- end battery --
 
-    @field_validator("battery_chemistry", "battery_curve", mode="after")
+    @field_validator("battery_chemistry", "battery_curve", "measures", mode="after")
     @classmethod
-    def _lower_battery_names(cls, v: str | None) -> str | None:
+    def _lower_names(cls, v: str | None) -> str | None:
         return v.lower() if isinstance(v, str) else v
     battery_capacity_mah: float | None = Field(
         None, gt=0, le=1e6, description="Nominal capacity, mAh.", examples=[19000.0]
@@ -184,7 +184,11 @@ class Device(IngestModel):
     )
     measures: str | None = Field(
         None,
-        description="Canonical metric of the device's primary sensor.",
+        json_schema_extra={"x-lowercase": True},
+        description="Canonical metric of the device's primary sensor (stored in lower case, as "
+        "metric names are matched). A name not in metric_catalog is accepted (the metric may "
+        "be declared later) and raises the calibration finding unknown_metric, which names "
+        "the metric meant or the declaration missing.",
         examples=["temperature_c"],
     )
     is_reference: bool = Field(

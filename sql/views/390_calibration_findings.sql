@@ -4,7 +4,11 @@
 -- need) recalibration (level 'recalibrate': the tolerance, default 2%) with
 -- the date their drift crosses tolerance, sensor faults, zones whose drift
 -- cannot be told from a shared change, and sensors nothing can be compared
--- with (with the true reason).
+-- with (with the true reason); and, from the devices themselves without waiting
+-- for detect(), sensors whose measures names no metric of metric_catalog
+-- (unknown_metric: a typo, with the metric within 2 edits or a quarter of its
+-- length; an alias, with its canonical metric; or a metric not declared yet, with
+-- its readings waiting in quarantine), which then have no no_expectation row.
 -- grain: one row per open problem (sensor and finding code)
 -- columns: the findings contract: domain, finding, subject_kind, subject_id,
 --          site, zone, severity, value (% of scale; fault: see sensor_faults),
@@ -68,6 +72,56 @@ faults as (
     from sensor_faults
 ),
 
+nearest as (
+    select device_id, metric, distance
+    from (
+        select
+            s.device_id,
+            c.metric,
+            levenshtein(s.metric, c.metric) as distance,
+            greatest(2, length(s.metric) // 4) as allowed,
+            row_number() over (partition by s.device_id
+                               order by levenshtein(s.metric, c.metric), c.metric) as k
+        from calibration_sensors s, metric_catalog c
+        where not s.is_metric_declared
+    )
+    where k = 1 and distance <= allowed
+),
+
+unknown as (
+    select
+        'unknown_metric' as finding,
+        s.device_id, s.site, s.zone,
+        'warning' as severity,
+        null::double as value,
+        format('{} measures {}, which is not in metric_catalog{}: its calibration cannot be '
+               'judged; {}', s.device_id, s.metric,
+               case when a.metric is not null
+                    then format(' (an alias of {}: its readings are stored as {})',
+                                a.metric, a.metric)
+                    when n.metric is not null then format(' (did you mean {}?)', n.metric)
+                    else '' end,
+               case when a.metric is not null then format('set measures to {}', a.metric)
+                    when q.n_readings is not null
+                    then format('{} of its readings of {} wait in quarantine (unknown_metric): '
+                                'declare the metric (ingest kind metrics or fleet.metrics.add) '
+                                'to re-ingest them', q.n_readings, s.metric)
+                    else 'correct measures, or declare the metric (ingest kind metrics or '
+                         'fleet.metrics.add)' end) as summary,
+        case when a.metric is null and (q.n_readings is not null or n.metric is null)
+             then 'declare_metric' else 'correct_measures' end as action,
+        null::timestamp as due_at,
+        l.last_observed_at as observed_at,
+        null as level
+    from calibration_sensors s
+    left join metric_aliases a on a.alias = s.metric
+    left join nearest n on n.device_id = s.device_id
+    left join calibration_quarantined q
+        on q.device_id = s.device_id and q.reason = 'unknown_metric'
+    left join device_last_seen l on l.device_id = s.device_id
+    where not s.is_metric_declared
+),
+
 blind as (
     select
         'no_expectation' as finding,
@@ -81,6 +135,7 @@ blind as (
         null as level
     from drift
     where verdict = 'no_expectation'
+      and device_id not in (select device_id from unknown)
 ),
 
 ambiguous as (
@@ -104,6 +159,7 @@ unioned as (
     union all select * from faults
     union all select * from blind
     union all select * from ambiguous
+    union all select * from unknown
 ),
 
 final as (

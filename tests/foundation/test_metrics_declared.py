@@ -75,3 +75,85 @@ def test_cli_declares_metrics_and_retries_the_quarantine(tmp_path, capsys):
         assert fleet.query("select count(*) n from quarantine")[0]["n"] == 0
         assert fleet.query("select unit from metric_catalog where metric = 'flow_lpm'") == [
             {"unit": "l/min"}]
+
+
+#: temperature_c as tsfleet ships it (sql/tables/020_metrics.sql)
+TEMPERATURE = {"metric": "temperature_c", "unit": "Cel", "quantity": "temperature",
+               "min_value": -80.0, "max_value": 250.0,
+               "description": "Temperature, degrees Celsius."}
+
+
+def _catalog(fleet: Fleet, metric: str) -> dict:
+    return fleet.query("select * from metric_catalog where metric = ?", [metric])[0]
+
+
+def test_a_builtin_metric_keeps_its_unit_and_its_physical_range():
+    """A declaration may narrow a built-in metric's range and set its drift tolerance;
+    one that changes its unit or widens its range is quarantined (builtin_metric), and
+    the catalog, which every stored reading of the metric is in, is left as it was."""
+    fleet = Fleet(memory=True)
+    bad = [{"metric": "temperature_c", "unit": "F", "min_value": -1000, "max_value": 1000},
+           {"metric": "Temperature_C", "unit": "K", "min_value": 0, "max_value": 400},
+           {"metric": "humidity_pct", "unit": "%RH", "min_value": -5, "max_value": 100},
+           {"metric": "temperature_f", "unit": "F", "min_value": -100, "max_value": 400}]
+    for row in bad:
+        r = fleet.ingest("metrics", [row])
+        assert (r.n_accepted, r.quarantined_by_reason) == (0, {"builtin_metric": 1}), row
+    details = [q["detail"] for q in fleet.query("select detail from quarantine order by batch_id")]
+    assert details == [
+        "temperature_c is a built-in metric in Cel: a declaration cannot change its unit, "
+        "got F for temperature_c",
+        "temperature_c is a built-in metric in Cel: a declaration cannot change its unit, "
+        "got K for Temperature_C",
+        "humidity_pct is a built-in metric whose physical range is 0..100: a declaration may "
+        "narrow it, not widen it, got -5..100 for humidity_pct",
+        "temperature_f is an alias of the built-in metric temperature_c (Fahrenheit to "
+        "Celsius): it cannot be declared for temperature_f"]
+    assert _catalog(fleet, "temperature_c") == TEMPERATURE
+    assert fleet.query("select count(*) as n from metric_declarations")[0]["n"] == 0
+    with pytest.raises(InvalidParameter, match="cannot change its unit, got F"):
+        fleet.metrics.add("temperature_c", "F", -1000, 1000)
+    assert fleet.ingest("readings", [{"device_id": "a", "observed_at": "2026-05-01T00:00Z",
+                                      "metric": "temperature_c", "value": 900}]
+                        ).quarantined_by_reason == {"out_of_range": 1}
+    # the same unit by another name, a narrower range and a drift tolerance: accepted
+    for unit in ("degC", "°C", "C", "Cel"):
+        fleet.metrics.add("temperature_c", unit, -40, 85, drift_tolerance_pct=1.5)
+        assert _catalog(fleet, "temperature_c") == dict(TEMPERATURE, min_value=-40.0,
+                                                        max_value=85.0)
+    assert fleet.query("select unit, drift_tolerance_pct from metric_declarations") == [
+        {"unit": "Cel", "drift_tolerance_pct": 1.5}]
+    r = fleet.ingest("readings", [{"device_id": "a", "observed_at": f"2026-05-01T0{h}:00Z",
+                                   "metric": "temperature_c", "value": v}
+                                  for h, v in ((1, 84.0), (2, 90.0))])
+    assert (r.n_accepted, r.quarantined_by_reason) == (1, {"out_of_range": 1})
+    # a metric of the user's own may still change its unit
+    fleet.metrics.add("flow_lpm", "l/min", 0, 500)
+    fleet.metrics.add("flow_lpm", "m3/h", 0, 30)
+    assert _catalog(fleet, "flow_lpm")["unit"] == "m3/h"
+    fleet.close()
+
+
+def test_the_builtin_list_is_the_catalog_a_new_store_ships():
+    """metric_builtins (what declarations are held to) names every metric of a new
+    store's catalog as shipped: a migration adding a metric must add it there too."""
+    with Fleet(memory=True) as fleet:
+        shipped = fleet.query("select * from metric_catalog order by metric")
+        assert fleet.query("select metric, unit, quantity, min_value, max_value, description "
+                           "from metric_builtins order by metric") == shipped
+        assert len(shipped) >= 15
+
+
+def test_a_builtin_redeclared_before_the_check_is_held_to_its_unit_and_range():
+    """A store written before declarations were checked may hold one that changed a
+    built-in metric (what the hook copied then); the next declaration of any metric
+    brings the catalog back to the built-in unit and within the physical range."""
+    fleet = Fleet(memory=True)
+    fleet.con.execute("insert into metric_declarations (metric, unit, min_value, max_value) "
+                      "values ('temperature_c', 'F', -1000, 1000)")
+    fleet.con.execute("update metric_catalog set unit = 'F', min_value = -1000, "
+                      "max_value = 1000, quantity = 'temperature_c', "
+                      "description = 'declared by a user' where metric = 'temperature_c'")
+    fleet.metrics.add("flow_lpm", "l/min", 0, 500)
+    assert _catalog(fleet, "temperature_c") == TEMPERATURE
+    fleet.close()

@@ -313,3 +313,20 @@ def test_a_number_beyond_a_double_in_a_field_the_typed_path_skips_is_not_read(kn
     assert _decoded_or_reject(ref, skipped)[:2] == ("reject", "invalid_json")
     assert _decoded_or_reject(cs, read) == _decoded_or_reject(ref, read)
     assert _decoded_or_reject(cs, read)[:2] == ("reject", "invalid_json")
+
+
+def test_a_key_given_twice_is_refused_by_the_general_path_and_not_seen_by_the_typed_one(known):
+    """The second documented difference (docs/lorawan.md): the general path refuses an
+    event that gives a key twice (``duplicate_field``, as file ingest and the other live
+    decoders do); the typed path, taken once the device's deviceInfo text is known,
+    keeps msgspec's last value. ChirpStack's marshaler cannot write a key twice (a
+    Protobuf message has one value per field), so only another publisher could."""
+    cs, ref = ChirpStack(known), _GeneralPathOnly(known)
+    first = uplink(object={"temperature_c": 1.0})
+    for dec in (cs, ref):
+        assert _decoded_or_reject(dec, first)[0] == "chirpstack:up"
+    twice = first.replace(b'"temperature_c": 1.0', b'"temperature_c": 1.0, "temperature_c": 9.0')
+    assert _decoded_or_reject(ref, twice) == (
+        "reject", "duplicate_field", "field temperature_c appears more than once in the object")
+    typed = _decoded_or_reject(cs, twice)
+    assert typed[0] == "chirpstack:up" and typed[3:5] == (("temperature_c",), [(float, 9.0)])

@@ -416,6 +416,10 @@ def _check(
         )
         finals["metric"] = "_c.metric"
         finals["value"] = canon
+    if model.spec.table == "metric_declarations":
+        j, c = _builtin_rules(context)
+        joins += j
+        conds.extend(c)
     for low, high in model.spec.ordered:       # a range must be one (min below max)
         lo, hi = q("p_" + low), q("p_" + high)
         conds.append(
@@ -454,6 +458,41 @@ def _check(
         f"{detail} as _detail from ({inner} where _rid in "
         f"(select _rid from _tsf_checked where _reason is not null)) {joins}"
     )
+
+
+def _builtin_rules(context: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """Joins and checks of a metric declaration against the metrics tsfleet ships
+    (``metric_builtins``): it may narrow a built-in metric's range, not change its unit
+    (compared by meaning through ``metric_units``) nor widen its range; an alias of a
+    built-in metric is no metric of its own. Reason ``builtin_metric``: a store check,
+    like a reading's ``unknown_metric``, which no row model can make."""
+    joins = (" left join metric_builtins _b on _b.metric = lower(p_metric)"
+             " left join metric_units _du on _du.unit = p_unit"
+             " left join metric_units _bu on _bu.unit = _b.unit"
+             " left join metric_aliases _ba on _ba.alias = lower(p_metric)"
+             " and _ba.metric in (select metric from metric_builtins)")
+    conds = [
+        (
+            "_ba.alias IS NOT NULL",
+            "builtin_metric",
+            "format('{} is an alias of the built-in metric {} ({}): it cannot be declared', "
+            f"_ba.alias, _ba.metric, _ba.note) || {context}",
+        ),
+        (
+            "_b.metric IS NOT NULL AND coalesce(_du.means, p_unit) <> coalesce(_bu.means, _b.unit)",
+            "builtin_metric",
+            "format('{} is a built-in metric in {}: a declaration cannot change its unit, "
+            f"got {{}}', _b.metric, _b.unit, p_unit) || {context}",
+        ),
+        (
+            "_b.metric IS NOT NULL AND (p_min_value < _b.min_value OR p_max_value > _b.max_value)",
+            "builtin_metric",
+            "format('{} is a built-in metric whose physical range is {:g}..{:g}: a declaration "
+            "may narrow it, not widen it, got {:g}..{:g}', _b.metric, _b.min_value, "
+            f"_b.max_value, p_min_value, p_max_value) || {context}",
+        ),
+    ]
+    return joins, conds
 
 
 def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:

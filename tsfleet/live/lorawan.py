@@ -37,7 +37,8 @@ from tsfleet.live.decoded import (
     time_cell,
     value_cell,
 )
-from tsfleet.live.errors import PayloadError
+from tsfleet.live.errors import PayloadError, Reject
+from tsfleet.live.jsonkeys import check_unique_keys
 from tsfleet.live.profiles import Profiles, _flatten
 from tsfleet.store import transaction
 
@@ -57,11 +58,17 @@ _UTC_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}
 try:  # a JSON parser 3x faster than the standard library's (optional: pip install orjson)
     import orjson
 
-    def loads(payload: bytes) -> object:
-        """JSON -> Python (orjson: NaN, Infinity and lone surrogates are invalid JSON)."""
-        return orjson.loads(payload)
+    _parse = orjson.loads
 except ImportError:  # pragma: no cover - the test extra installs orjson
-    loads = json.loads
+    _parse = json.loads
+
+
+def loads(payload: bytes) -> object:
+    """JSON -> Python (orjson: NaN, Infinity and lone surrogates are invalid JSON);
+    ``PayloadError`` (``duplicate_field``) for an object giving a key twice."""
+    obj = _parse(payload)
+    check_unique_keys(obj, payload)
+    return obj
 
 
 def parse_time(text: object, default: float) -> float:
@@ -332,9 +339,11 @@ class NetworkServerDecoder:
             # as little as possible (see Decoded.seal)
             env.decoded = self.decode(env.source, env.payload, env.received_at).seal()
         except PayloadError as exc:
-            env.reject = exc
+            # plain data, never the exception: its traceback holds this frame, which holds
+            # env, a cycle only a full collection frees (see Reject)
+            env.reject = Reject(exc.reason, exc.detail)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the transport
-            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}")
+            env.reject = Reject("decoder_error", f"decoding failed: {exc!r}"[:1000])
 
     def decode(self, topic: str, payload: bytes, now: float) -> Decoded:
         route = self.route(topic)

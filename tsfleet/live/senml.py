@@ -24,6 +24,7 @@ import cbor2
 
 from tsfleet.live.decoded import is_number
 from tsfleet.live.errors import PayloadError
+from tsfleet.live.jsonkeys import check_unique_keys
 
 #: CBOR integer labels of RFC 8428, section 6.
 CBOR_LABELS = {-1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs",
@@ -60,9 +61,10 @@ def parse_json(payload: bytes) -> list[dict]:
 def load_json(payload: bytes) -> object:
     """One JSON document; ``PayloadError`` (``invalid_json``) for anything else,
     including an integer of more than 4,300 digits and nesting deeper than the
-    interpreter's recursion limit."""
+    interpreter's recursion limit; ``duplicate_field`` for an object giving a key
+    twice (:mod:`tsfleet.live.jsonkeys`)."""
     try:
-        return json.loads(payload)
+        obj = json.loads(payload)
     except UnicodeDecodeError as exc:
         raise PayloadError("invalid_json", f"payload is not UTF-8 text: {exc}") from None
     except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
@@ -70,6 +72,8 @@ def load_json(payload: bytes) -> object:
     except RecursionError:
         raise PayloadError("invalid_json", "payload is not valid JSON: nested too deeply"
                            ) from None
+    check_unique_keys(obj, payload)
+    return obj
 
 
 def load_cbor(payload: bytes) -> object:

@@ -65,7 +65,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tsfleet.live.decoded import Decoded, Unmapped
-from tsfleet.live.errors import PayloadError, ProfileError
+from tsfleet.live.errors import PayloadError, ProfileError, Reject
 from tsfleet.live.profiles import FieldMap
 from tsfleet.live.units import metric_for
 
@@ -241,9 +241,9 @@ class Sparkplug:
             env.decoded = self.decode(env.source, env.payload, env.received_at,
                                       redelivered=env.redelivered)
         except PayloadError as exc:
-            env.reject = exc
+            env.reject = Reject(exc.reason, exc.detail)  # plain data: no traceback (Reject)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the transport
-            env.reject = PayloadError("decoder_error", f"decoding failed: {exc!r}"[:1000])
+            env.reject = Reject("decoder_error", f"decoding failed: {exc!r}"[:1000])
 
     def decode(self, topic: str, payload: bytes, now: float, *,
                redelivered: bool = False) -> Decoded:

@@ -16,6 +16,7 @@ DuckDB on whole columns inside one transaction per chunk:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Literal
 
 import duckdb
@@ -392,34 +393,11 @@ def _check(
         )
         for r in rules
     }
-    if model.spec.table == "readings":
-        joins = (
-            "left join metric_aliases _a on _a.alias = lower(p_metric) "
-            "left join metric_catalog _c on _c.metric = coalesce(_a.metric, lower(p_metric))"
-        )
-        canon = 'p_value * coalesce(_a.scale, 1) + coalesce(_a."offset", 0)'
-        conds.append(
-            (
-                "_c.metric IS NULL",
-                "unknown_metric",
-                f"'metric ' || p_metric || ' is not in metric_catalog or metric_aliases'"
-                f" || {context}",
-            )
-        )
-        conds.append(
-            (
-                f"({canon}) < _c.min_value OR ({canon}) > _c.max_value",
-                "out_of_range",
-                f"format('{{}} must be within {{:g}}..{{:g}}, got {{:g}}', _c.metric, "
-                f"_c.min_value, _c.max_value, {canon}) || {context}",
-            )
-        )
-        finals["metric"] = "_c.metric"
-        finals["value"] = canon
-    if model.spec.table == "metric_declarations":
-        j, c = _builtin_rules(context)
-        joins += j
-        conds.extend(c)
+    store_check = STORE_CHECKS.get(model.spec.table)
+    if store_check is not None:        # what only the store can tell (the catalog)
+        joins, more, final = store_check(context)
+        conds.extend(more)
+        finals.update(final)
     for low, high in model.spec.ordered:       # a range must be one (min below max)
         lo, hi = q("p_" + low), q("p_" + high)
         conds.append(
@@ -460,12 +438,42 @@ def _check(
     )
 
 
-def _builtin_rules(context: str) -> tuple[str, list[tuple[str, str, str]]]:
-    """Joins and checks of a metric declaration against the metrics tsfleet ships
-    (``metric_builtins``): it may narrow a built-in metric's range, not change its unit
-    (compared by meaning through ``metric_units``) nor widen its range; an alias of a
-    built-in metric is no metric of its own. Reason ``builtin_metric``: a store check,
-    like a reading's ``unknown_metric``, which no row model can make."""
+#: A store check: (joins, checks, final expressions) of a kind's rows against the store,
+#: given the row's context text; checks are (condition, reason, detail) as ``checks`` makes.
+StoreCheck = Callable[[str], tuple[str, list[tuple[str, str, str]], dict[str, str]]]
+
+
+def _reading_rules(context: str) -> tuple[str, list[tuple[str, str, str]], dict[str, str]]:
+    """A reading's metric from the catalog (an alias converted to its canonical metric and
+    unit), and its value within the metric's physical range: ``unknown_metric``,
+    ``out_of_range``."""
+    joins = (
+        " left join metric_aliases _a on _a.alias = lower(p_metric)"
+        " left join metric_catalog _c on _c.metric = coalesce(_a.metric, lower(p_metric))"
+    )
+    canon = 'p_value * coalesce(_a.scale, 1) + coalesce(_a."offset", 0)'
+    conds = [
+        (
+            "_c.metric IS NULL",
+            "unknown_metric",
+            f"'metric ' || p_metric || ' is not in metric_catalog or metric_aliases'"
+            f" || {context}",
+        ),
+        (
+            f"({canon}) < _c.min_value OR ({canon}) > _c.max_value",
+            "out_of_range",
+            f"format('{{}} must be within {{:g}}..{{:g}}, got {{:g}}', _c.metric, "
+            f"_c.min_value, _c.max_value, {canon}) || {context}",
+        ),
+    ]
+    return joins, conds, {"metric": "_c.metric", "value": canon}
+
+
+def _builtin_rules(context: str) -> tuple[str, list[tuple[str, str, str]], dict[str, str]]:
+    """A metric declaration against the metrics tsfleet ships (``metric_builtins``): it
+    may narrow a built-in metric's range, not change its unit (compared by meaning through
+    ``metric_units``) nor widen its range; an alias of a built-in metric is no metric of
+    its own (``builtin_metric``)."""
     joins = (" left join metric_builtins _b on _b.metric = lower(p_metric)"
              " left join metric_units _du on _du.unit = p_unit"
              " left join metric_units _bu on _bu.unit = _b.unit"
@@ -492,7 +500,13 @@ def _builtin_rules(context: str) -> tuple[str, list[tuple[str, str, str]]]:
             f"_b.max_value, p_min_value, p_max_value) || {context}",
         ),
     ]
-    return joins, conds
+    return joins, conds, {}
+
+
+#: The checks of a kind's rows that need the store, by the kind's table: which no row
+#: model can make.
+STORE_CHECKS: dict[str, StoreCheck] = {"readings": _reading_rules,
+                                       "metric_declarations": _builtin_rules}
 
 
 def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:

@@ -105,6 +105,16 @@ class RunningServer:
     def sync(self) -> None:
         assert self.server.writer.sync(60)
 
+    def wait_received(self, n: int, timeout: float = 60.0) -> None:
+        """Wait until the server has received ``n`` messages in all, then until its writer
+        has stored them (:meth:`sync`)."""
+        deadline = time.monotonic() + timeout
+        while self.server.n_received < n:
+            assert time.monotonic() < deadline, \
+                f"received {self.server.n_received} of {n} messages"
+            time.sleep(0.05)
+        self.sync()
+
     def count(self, sql: str) -> int:
         """``sql``'s ``n`` from what is committed, read on a cursor of its own: the
         server's connection belongs to its writer thread, which may be mid-commit."""

@@ -6,7 +6,6 @@ read back from the store against what the test injected."""
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 
 import paho.mqtt.client as mqtt
@@ -137,11 +136,7 @@ def serve_and_publish(tmp_path, broker, messages, name: str) -> str:
     for sub in srv.server.lora_subscribers:
         assert sub.subscribed.wait(30), "the ChirpStack subscriber did not subscribe"
     n = publish_all(broker.port, messages, f"{name}-pub")
-    deadline = time.monotonic() + 60
-    while srv.server.n_received < n:
-        assert time.monotonic() < deadline, f"{srv.server.n_received} of {n} messages arrived"
-        time.sleep(0.05)
-    srv.sync()
+    srv.wait_received(n)
     srv.stop()
     return db
 

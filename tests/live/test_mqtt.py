@@ -23,14 +23,6 @@ from tsfleet import Fleet
 pytestmark = pytest.mark.network
 
 
-def wait_received(srv: RunningServer, n: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while srv.server.n_received < n:
-        assert time.monotonic() < deadline, f"received {srv.server.n_received} of {n} messages"
-        time.sleep(0.05)
-    srv.sync()
-
-
 def pack(dev: str, i: int, n: int = 10) -> list[dict]:
     """n readings of one device, unique per (dev, i)."""
     return [{"bn": f"{dev}/", "bt": T0 + i * 600, "n": "temp", "u": "Cel", "v": 20.0, "t": 0}] + \
@@ -50,7 +42,7 @@ def test_simulated_stream_with_duplicates_and_late_data_stores_exactly_the_fleet
     # the same packs again, late and reversed: device retransmissions
     for p in packs[::-7]:
         pub.publish("fleet/x/senml", senml_json(p))
-    wait_received(srv, pub.n_published)
+    srv.wait_received(pub.n_published)
     pub.close()
     srv.stop()
     with Fleet(str(tmp_path / "live.duckdb"), read_only=True) as live:
@@ -87,7 +79,7 @@ def test_every_format_and_malformed_input_is_stored_or_quarantined_and_the_strea
     ]
     for topic, payload in sends:
         pub.publish(topic, payload)
-    wait_received(srv, len(sends))
+    srv.wait_received(len(sends))
     pub.close()
     srv.stop()
     with Fleet(db, read_only=True) as f:
@@ -166,7 +158,7 @@ def test_clean_shutdown_commits_and_acknowledges_what_it_holds(broker, tmp_path)
     # the same session again: everything was acknowledged, so nothing is redelivered
     again = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", client_id="t-stop")
     pub.publish("fleet/d1/senml", senml_json(pack("d1", 99)))
-    wait_received(again, 1)
+    again.wait_received(1)
     assert again.server.n_received == 1
     assert again.server.writer.stats.n_redelivered == 0
     pub.close()

@@ -110,7 +110,6 @@ def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
     i = 0
     visit_no = 0
     taken: set[str] = set()
-    reserved = set(previous.values())    # the previous plan's ids: for their successors
     while i < len(site):
         if i == 0 or site[i] != site[i - 1]:
             visit_no = 0
@@ -122,7 +121,7 @@ def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
         members = range(i, j)
         before = Counter(previous[item_id[k]] for k in members if item_id[k] in previous)
         reusable = [w for w, _ in before.most_common() if w not in taken]
-        wo = reusable[0] if reusable else _new_id(site[i], item_id[i], taken, reserved)
+        wo = reusable[0] if reusable else _new_id(site[i], item_id[i], taken)
         taken.add(wo)
         revision = hashlib.md5("\n".join(sorted(item_id[k] for k in members)).encode()
                                + due[i].strftime("%Y-%m-%d").encode()).hexdigest()[:12]
@@ -144,15 +143,17 @@ def _visits(items: pa.Table, horizon: timedelta, previous: dict[str, str],
     return table, order_of
 
 
-def _new_id(site: str, item_id: str, taken: set[str], reserved: set[str]) -> str:
-    """A new visit's id, from its site and most urgent item; never an id of this plan
-    (``taken``) or of the previous one (``reserved``). The item may have led an order of
-    the previous plan that the visit before this one kept: its id is that order's."""
+def _new_id(site: str, item_id: str, taken: set[str]) -> str:
+    """A new visit's id, from its site and most urgent item, never one of this plan's
+    (``taken``). The item may have led an order of the previous plan that a visit before
+    this one kept: the first candidate is then that order's id, already taken, and a
+    counter gives the next. (A previous order the item led and nobody kept is this
+    visit's to keep, so it never gets here.)"""
     n = 0
     while True:
         key = f"{site}\x1f{item_id}" + (f"\x1f{n}" if n else "")
         wo = "wo-" + hashlib.md5(key.encode()).hexdigest()[:12]
-        if wo not in taken and wo not in reserved:
+        if wo not in taken:
             return wo
         n += 1
 

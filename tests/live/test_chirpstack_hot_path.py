@@ -420,3 +420,64 @@ def test_the_typed_path_knows_every_field_of_chirpstacks_uplink_event():
                 yield from missing(f.message_type, sub, f"{path}{f.json_name}.")
 
     assert list(missing(integration.UplinkEvent.DESCRIPTOR, chirpstack._Up, "")) == []
+
+
+def _pairs(node):
+    """A decoded JSON value with every object as ("obj", [(key, value), ...])."""
+    if isinstance(node, dict):
+        return ("obj", [(k, _pairs(v)) for k, v in node.items()])
+    if isinstance(node, list):
+        return [_pairs(v) for v in node]
+    return node
+
+
+def _objects(node, path=()):
+    """Every object of a ``_pairs`` tree, by its path."""
+    if isinstance(node, tuple):
+        yield path, node
+        for i, (_, v) in enumerate(node[1]):
+            yield from _objects(v, (*path, i))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _objects(v, (*path, ("list", i)))
+
+
+def _dump(node, colon: str, comma: str) -> str:
+    if isinstance(node, tuple):
+        return "{" + comma.join(f"{json.dumps(k)}{colon}{_dump(v, colon, comma)}"
+                                for k, v in node[1]) + "}"
+    if isinstance(node, list):
+        return "[" + comma.join(_dump(v, colon, comma) for v in node) + "]"
+    return json.dumps(node)
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_a_repeated_key_never_passes_the_typed_path(known, data):
+    """Whatever object of a ChirpStack uplink (built with chirpstack-api) repeats a key,
+    with the same value or another (a number, a text, null, an empty object), before or
+    after the first, in compact or spaced JSON: the typed path leaves the event to the
+    general one, which refuses it as ``duplicate_field``."""
+    integration = pytest.importorskip("chirpstack_api.integration")
+    json_format = pytest.importorskip("google.protobuf.json_format")
+    colon, comma = data.draw(st.sampled_from([(":", ","), (": ", ", "), (" : ", " ,\n ")]))
+    clean = json.loads(json_format.MessageToJson(chirpstack_uplink(integration, 4)))
+    cs = ChirpStack(known)
+    taken = _typed_taken(cs)
+    first = _dump(_pairs(clean), colon, comma).encode()
+    assert _decoded_or_reject(cs, first)[0] == "chirpstack:up"
+    assert _decoded_or_reject(cs, first.replace(b"T20:26:4", b"T20:27:4"))[0] == "chirpstack:up"
+    assert taken == [False, True]
+    tree = _pairs(clean)
+    objects = [o for _, o in _objects(tree) if o[1]]
+    obj = data.draw(st.sampled_from(objects))
+    i = data.draw(st.integers(0, len(obj[1]) - 1))
+    key, value = obj[1][i]
+    other = data.draw(st.sampled_from([value, 7, -1.5, "x", None, ("obj", [])]))
+    obj[1].insert(data.draw(st.integers(0, len(obj[1]))), (key, other))
+    body = _dump(tree, colon, comma).encode().replace(b"T20:26:4", b"T20:28:4")
+    assert _decoded_or_reject(cs, body) == (
+        "reject", "duplicate_field", f"field {key} appears more than once in the object")
+    # the same event without the repeat would have taken the typed path
+    assert _decoded_or_reject(cs, first.replace(b"T20:26:4", b"T20:28:4"))[0] == "chirpstack:up"
+    assert taken[2:] == [False, True]

@@ -226,6 +226,12 @@ ANALYSES = {
         "where fault = 'dead') as monitors_dead, (select count(*) from "
         "environment_device_exposure where env_source = 'none') as without_environment_data, "
         "(select count(*) from environment_recommendations) as problem_zones"),
+    "firmware analyze": (
+        "select count(*) filter (where version is not null) as devices, count(*) filter "
+        "(where is_vulnerable) as vulnerable, count(*) filter (where is_outdated) as outdated, "
+        "(select count(*) from firmware_campaign_progress) as campaigns, (select count(*) "
+        "from firmware_update_health where verdict = 'unhealthy') as unhealthy_releases "
+        "from firmware_device_status"),
     "network analyze": (
         "select (select count(*) from network_gateway_load where is_active and "
         "is_over_capacity) as gateways_over_capacity, (select n_moves from "

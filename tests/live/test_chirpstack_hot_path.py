@@ -299,34 +299,185 @@ def test_an_uplink_off_the_common_path_is_decoded_as_the_general_path_does(known
         assert _decoded_or_reject(fast, body) == _decoded_or_reject(general, body)
 
 
-def test_a_number_beyond_a_double_in_a_field_the_typed_path_skips_is_not_read(known):
-    """The one documented difference (docs/lorawan.md): the typed path skips the fields it
-    does not read unparsed, so ``1e400`` there (invalid JSON to orjson, the general path)
-    does not refuse the uplink; in a field it reads, it does."""
+def test_a_number_beyond_a_double_is_invalid_json_on_both_paths(known):
+    """The typed path reads every field (session 25; it skipped the ones it does not use,
+    unparsed, before): ``1e400`` (invalid JSON to orjson, the general path) refuses the
+    uplink alike in a field it uses, in one it reads only to see the keys and in a field
+    of no ChirpStack message."""
     cs, ref = ChirpStack(known), _GeneralPathOnly(known)
-    first = uplink(object={"temperature_c": 1.0})
+    taken = _typed_taken(cs)
+    first = uplink(object={"temperature_c": 1.0}, txInfo={"frequency": 868100000})
     for dec in (cs, ref):
         dec.decode(TOPIC + "up", first, 0.0)
-    skipped = first.replace(b'"fPort": 2', b'"fPort": 2, "margin": 1e400')
-    read = first.replace(b'"fPort": 2', b'"fPort": 1e400')
-    assert _decoded_or_reject(cs, skipped)[0] == "chirpstack:up"
-    assert _decoded_or_reject(ref, skipped)[:2] == ("reject", "invalid_json")
-    assert _decoded_or_reject(cs, read) == _decoded_or_reject(ref, read)
-    assert _decoded_or_reject(cs, read)[:2] == ("reject", "invalid_json")
+    for body in (first.replace(b'"fPort": 2', b'"fPort": 2, "margin": 1e400'),
+                 first.replace(b'"fPort": 2', b'"fPort": 1e400'),
+                 first.replace(b'868100000', b'1e400')):
+        assert _decoded_or_reject(cs, body) == _decoded_or_reject(ref, body)
+        assert _decoded_or_reject(cs, body)[:2] == ("reject", "invalid_json")
+    assert not any(taken)
+    assert _decoded_or_reject(cs, first)[0] == "chirpstack:up" and taken[-1]
 
 
-def test_a_key_given_twice_is_refused_by_the_general_path_and_not_seen_by_the_typed_one(known):
-    """The second documented difference (docs/lorawan.md): the general path refuses an
-    event that gives a key twice (``duplicate_field``, as file ingest and the other live
-    decoders do); the typed path, taken once the device's deviceInfo text is known,
-    keeps msgspec's last value. ChirpStack's marshaler cannot write a key twice (a
-    Protobuf message has one value per field), so only another publisher could."""
+def chirpstack_uplink(integration, f_cnt: int):
+    """An ``up`` event from chirpstack-api's classes with every part ChirpStack fills in
+    (gateway time, location and metadata of a receiving gateway, LoRa modulation)."""
+    ev = integration.UplinkEvent(deduplication_id=f"d-{f_cnt}", f_cnt=f_cnt, f_port=2, dr=5,
+                                 adr=True, dev_addr="01020304", data=b"\x01\x02")
+    ev.time.FromMilliseconds(int(T0 * 1000) + f_cnt * 1000)
+    info = ev.device_info
+    info.dev_eui, info.device_name, info.device_profile_name = DEV, "th-1", "th-generic"
+    info.tags["site"] = "north"
+    ev.object.update({"temperature_c": 20.0 + f_cnt, "humidity_pct": 40.0})
+    for j in range(2):
+        rx = ev.rx_info.add(gateway_id=f"gw-{j}", rssi=-90 - j, snr=7.5 - j, uplink_id=99,
+                            channel=2, context=b"\0\0", crc_status=1)
+        rx.gw_time.FromMilliseconds(int(T0 * 1000))
+        rx.location.latitude, rx.location.longitude = 52.1, 4.3
+        rx.metadata["region_config_id"] = "eu868"
+    ev.tx_info.frequency = 868100000
+    lora = ev.tx_info.modulation.lora
+    lora.bandwidth, lora.spreading_factor, lora.code_rate = 125000, 7, 1
+    return ev
+
+
+#: (text in ChirpStack's JSON, the same with the key given twice, the key)
+TWICE = [(b'"fCnt":5', b'"fCnt":5,"fCnt":6', "fCnt"),                      # the event's
+         (b'"temperature_c":25.0', b'"temperature_c":25.0,"temperature_c":99.0',
+          "temperature_c"),                                                 # the codec's
+         (b'"rssi":-91', b'"rssi":-91,"rssi":-30', "rssi"),                 # a gateway's
+         (b'"spreadingFactor":7', b'"spreadingFactor":7,"spreadingFactor":12',
+          "spreadingFactor"),                                               # not used
+         (b'"longitude":4.3}', b'"longitude":4.3,"longitude":4.4}', "longitude"),
+         (b'"region_config_id":"eu868"', b'"region_config_id":"eu868","region_config_id":"x"',
+          "region_config_id"),                                              # a map's
+         (b'"adr":true', b'"adr":true,"adr":false', "adr")]
+
+
+@pytest.mark.parametrize(("once", "twice", "key"), TWICE)
+@pytest.mark.parametrize("pretty", [False, True])
+def test_a_key_given_twice_is_refused_on_both_paths(known, once, twice, key, pretty):
+    """An uplink that gives a key twice is ``duplicate_field`` (as file ingest and the
+    other live decoders: the last value is not stored) on the typed path as on the
+    general one, wherever the key is, and in ChirpStack's compact JSON as pretty-printed
+    (session 25; the typed path kept msgspec's last value before). The same uplinks
+    without the repeat take the typed path: the check leaves it to ordinary events."""
+    integration = pytest.importorskip("chirpstack_api.integration")
+    json_format = pytest.importorskip("google.protobuf.json_format")
+
+    def text(f_cnt: int) -> bytes:
+        compact = json.dumps(json.loads(json_format.MessageToJson(
+            chirpstack_uplink(integration, f_cnt))), separators=(",", ":")).encode()
+        return compact if not pretty else json.dumps(json.loads(compact), indent=2).encode()
+
+    def repeat(body: bytes) -> bytes:
+        if not pretty:
+            assert once in body
+            return body.replace(once, twice, 1)
+        k = once.split(b":", 1)[0]
+        v = once.split(b":", 1)[1].rstrip(b"}")
+        extra = twice[len(once.rstrip(b"}")) + 1:].split(b":", 1)[1].rstrip(b"}")
+        assert k + b": " + v in body
+        return body.replace(k + b": " + v, k + b": " + v + b", " + k + b": " + extra, 1)
+
     cs, ref = ChirpStack(known), _GeneralPathOnly(known)
-    first = uplink(object={"temperature_c": 1.0})
-    for dec in (cs, ref):
-        assert _decoded_or_reject(dec, first)[0] == "chirpstack:up"
-    twice = first.replace(b'"temperature_c": 1.0', b'"temperature_c": 1.0, "temperature_c": 9.0')
-    assert _decoded_or_reject(ref, twice) == (
-        "reject", "duplicate_field", "field temperature_c appears more than once in the object")
-    typed = _decoded_or_reject(cs, twice)
-    assert typed[0] == "chirpstack:up" and typed[3:5] == (("temperature_c",), [(float, 9.0)])
+    taken = _typed_taken(cs)
+    for f_cnt in (3, 4):  # the device's facts, then an uplink of the typed path
+        assert _decoded_or_reject(cs, text(f_cnt)) == _decoded_or_reject(ref, text(f_cnt))
+    assert taken == [False, True]
+    body = repeat(text(5))
+    expected = ("reject", "duplicate_field", f"field {key} appears more than once in the "
+                "object")
+    assert _decoded_or_reject(ref, body) == expected
+    assert _decoded_or_reject(cs, body) == expected
+    assert taken[2:] == [False]
+    assert _decoded_or_reject(cs, text(5))[0] == "chirpstack:up" and taken[3:] == [True]
+
+
+def test_the_typed_path_knows_every_field_of_chirpstacks_uplink_event():
+    """Every key of an uplink is read into a field, so that a repeated one is seen; a key
+    of no field leaves the typed path (correct, but slower). The fields are those of
+    chirpstack-api's ``UplinkEvent`` in the JSON mapping, nested messages included (a
+    newer chirpstack-api that adds one fails here: add it to ``chirpstack._Up``)."""
+    integration = pytest.importorskip("chirpstack_api.integration")
+    from tsfleet.live import chirpstack
+
+    def missing(descriptor, struct, path):
+        fields = set(struct.__struct_fields__)
+        for f in descriptor.fields:
+            if f.json_name not in fields:
+                yield f"{path}{f.json_name}"
+                continue
+            sub = getattr(chirpstack, "_" + {"UplinkRxInfo": "Rx", "Location": "Location",
+                                               "UplinkTxInfo": "Tx", "Modulation": "Modulation",
+                                               "LoraModulationInfo": "LoRa",
+                                               "FskModulationInfo": "Fsk",
+                                               "LrFhssModulationInfo": "LrFhss",
+                                               "UplinkRelayRxInfo": "RelayRx",
+                                               "JoinServerContext": "JoinServerContext",
+                                               "KeyEnvelope": "KeyEnvelope"}.get(
+                f.message_type.name if f.message_type else "", "-"), None)
+            if sub is not None:
+                yield from missing(f.message_type, sub, f"{path}{f.json_name}.")
+
+    assert list(missing(integration.UplinkEvent.DESCRIPTOR, chirpstack._Up, "")) == []
+
+
+def _pairs(node):
+    """A decoded JSON value with every object as ("obj", [(key, value), ...])."""
+    if isinstance(node, dict):
+        return ("obj", [(k, _pairs(v)) for k, v in node.items()])
+    if isinstance(node, list):
+        return [_pairs(v) for v in node]
+    return node
+
+
+def _objects(node, path=()):
+    """Every object of a ``_pairs`` tree, by its path."""
+    if isinstance(node, tuple):
+        yield path, node
+        for i, (_, v) in enumerate(node[1]):
+            yield from _objects(v, (*path, i))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _objects(v, (*path, ("list", i)))
+
+
+def _dump(node, colon: str, comma: str) -> str:
+    if isinstance(node, tuple):
+        return "{" + comma.join(f"{json.dumps(k)}{colon}{_dump(v, colon, comma)}"
+                                for k, v in node[1]) + "}"
+    if isinstance(node, list):
+        return "[" + comma.join(_dump(v, colon, comma) for v in node) + "]"
+    return json.dumps(node)
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_a_repeated_key_never_passes_the_typed_path(known, data):
+    """Whatever object of a ChirpStack uplink (built with chirpstack-api) repeats a key,
+    with the same value or another (a number, a text, null, an empty object), before or
+    after the first, in compact or spaced JSON: the typed path leaves the event to the
+    general one, which refuses it as ``duplicate_field``."""
+    integration = pytest.importorskip("chirpstack_api.integration")
+    json_format = pytest.importorskip("google.protobuf.json_format")
+    colon, comma = data.draw(st.sampled_from([(":", ","), (": ", ", "), (" : ", " ,\n ")]))
+    clean = json.loads(json_format.MessageToJson(chirpstack_uplink(integration, 4)))
+    cs = ChirpStack(known)
+    taken = _typed_taken(cs)
+    first = _dump(_pairs(clean), colon, comma).encode()
+    assert _decoded_or_reject(cs, first)[0] == "chirpstack:up"
+    assert _decoded_or_reject(cs, first.replace(b"T20:26:4", b"T20:27:4"))[0] == "chirpstack:up"
+    assert taken == [False, True]
+    tree = _pairs(clean)
+    objects = [o for _, o in _objects(tree) if o[1]]
+    obj = data.draw(st.sampled_from(objects))
+    i = data.draw(st.integers(0, len(obj[1]) - 1))
+    key, value = obj[1][i]
+    other = data.draw(st.sampled_from([value, 7, -1.5, "x", None, ("obj", [])]))
+    obj[1].insert(data.draw(st.integers(0, len(obj[1]))), (key, other))
+    body = _dump(tree, colon, comma).encode().replace(b"T20:26:4", b"T20:28:4")
+    assert _decoded_or_reject(cs, body) == (
+        "reject", "duplicate_field", f"field {key} appears more than once in the object")
+    # the same event without the repeat would have taken the typed path
+    assert _decoded_or_reject(cs, first.replace(b"T20:26:4", b"T20:28:4"))[0] == "chirpstack:up"
+    assert taken[2:] == [False, True]

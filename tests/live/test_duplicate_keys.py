@@ -1,12 +1,15 @@
 """A JSON key given twice on the live path is quarantined as ``duplicate_field``, as in a
 JSON-lines file: through a real mosquitto, in SenML and vendor JSON, the rest of the
 stream landing; the cheap count that spares the common payload the exact check never
-lets a repeated key through (Hypothesis, against ``object_pairs_hook``)."""
+lets a repeated key through (Hypothesis, against ``object_pairs_hook``). A CBOR map
+giving a key twice (SenML+CBOR, LwM2M+CBOR, a vendor object in CBOR) likewise."""
 
 from __future__ import annotations
 
+import base64
 import json
 
+import cbor2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +20,7 @@ from tsfleet import Fleet
 from tsfleet.live import jsonkeys
 from tsfleet.live.chirpstack import ChirpStack
 from tsfleet.live.errors import PayloadError
+from tsfleet.live.senml import LABELS
 from tsfleet.live.server import known_metrics
 from tsfleet.live.tts import TheThingsStack
 from tsfleet.live.writer import Envelope
@@ -213,3 +217,103 @@ def test_repeated_keys_sent_through_mosquitto_are_quarantined_and_the_rest_lands
             ("payload", "duplicate_field", "field v appears more than once in the object")]
         assert sorted(json.loads(r["raw"])["payload"] for r in rows) == sorted(
             p.decode() for p in (ACME_TWICE, SENML_TWICE))  # kept as received
+
+
+def cbor_map(*pairs) -> bytes:
+    """A CBOR map of ``pairs`` as written, the same key any number of times (cbor2's
+    encoder, given a dict, cannot repeat one)."""
+    assert len(pairs) < 24
+    return bytes([0xA0 + len(pairs)]) + b"".join(cbor2.dumps(k) + cbor2.dumps(v)
+                                                  for k, v in pairs)
+
+
+def cbor_array(*items: bytes) -> bytes:
+    assert len(items) < 24
+    return bytes([0x80 + len(items)]) + b"".join(items)
+
+
+def senml_cbor_record(*pairs) -> bytes:
+    """A SenML+CBOR record (RFC 8428, section 6: integer labels), labels named."""
+    return cbor_map(*[(LABELS[k], v) for k, v in pairs])
+
+
+#: SenML+CBOR: ``v`` (label 2) given twice
+SENML_CBOR_TWICE = cbor_array(senml_cbor_record(
+    ("bn", "th-9/"), ("bt", T0), ("n", "temp"), ("u", "Cel"), ("v", 20.0), ("v", 99.0)))
+#: LwM2M+CBOR: battery level /3/0/9, its second record giving ``n`` twice
+LWM2M_CBOR_TWICE = cbor_array(
+    senml_cbor_record(("bn", "/3/0/"), ("bt", T0), ("n", "9"), ("v", 87)),
+    senml_cbor_record(("n", "7"), ("v", 3612), ("n", "10")))
+ACME_PAIRS = (("vendor", "acme"), ("dev", "ac-2"), ("ts", T0), ("tempF", 68.0),
+              ("bat_mv", 3300))
+#: an Acme TH-200 object in CBOR, ``tempF`` given twice
+ACME_CBOR_TWICE = cbor_map(*ACME_PAIRS, ("tempF", 212.0))
+
+
+def test_a_repeated_cbor_map_key_is_refused_as_a_repeated_json_key_is():
+    assert _reason(SENML_CBOR_TWICE, fmt="senml-cbor") == (
+        "duplicate_field", "field v (label 2) appears more than once in the object")
+    assert _reason(SENML_CBOR_TWICE) == (  # told by its first byte, no topic format
+        "duplicate_field", "field v (label 2) appears more than once in the object")
+    assert _reason(LWM2M_CBOR_TWICE, fmt="lwm2m-cbor") == (
+        "duplicate_field", "field n (label 0) appears more than once in the object")
+    assert _reason(ACME_CBOR_TWICE) == ("duplicate_field",
+                                        "field tempF appears more than once in the object")
+    # a label given as its number and as its name is the same field given twice
+    both = cbor_array(cbor_map((-2, "th-9/"), (-3, T0), (0, "temp"), (2, 20.0), ("v", 99.0)))
+    assert _reason(both) == ("duplicate_field", "field v appears more than once in the "
+                             "object (as its label and its name)")
+    # a payload broken otherwise too keeps the reason and detail it had
+    assert _reason(SENML_CBOR_TWICE + b"\x00") == (
+        "invalid_cbor", "payload is not valid CBOR: 1 bytes follow the data item that ends at "
+        f"byte {len(SENML_CBOR_TWICE)}")
+    assert _reason(SENML_CBOR_TWICE[:-1])[0] == "invalid_cbor"
+
+
+def test_the_same_cbor_payloads_without_the_repeat_decode_as_before():
+    one = DEC.decode(cbor_array(senml_cbor_record(("bn", "th-9/"), ("bt", T0), ("n", "temp"),
+                                                  ("u", "Cel"), ("v", 20.0))))
+    assert (one.metric, one.value) == (["temperature_c"], [20.0])
+    lwm2m = DEC.decode(cbor_array(
+        senml_cbor_record(("bn", "/3/0/"), ("bt", T0), ("n", "9"), ("v", 87)),
+        senml_cbor_record(("n", "7/0"), ("v", 3612))), fmt="lwm2m-cbor", topic_device="lw-1")
+    assert lwm2m.value == [87.0, 3612.0]
+    acme = DEC.decode(cbor_map(*ACME_PAIRS))
+    assert dict(zip(acme.metric, acme.value, strict=True)) == {
+        "temperature_c": pytest.approx(20.0), "battery_voltage_v": pytest.approx(3.3)}
+    # the same key in two maps is no repeat; an unknown integer label is ignorable
+    two = DEC.decode(cbor_array(
+        cbor_map((-2, "th-9/"), (-3, T0), (0, "temp"), (1, "Cel"), (2, 1.0), (99, "x")),
+        cbor_map((0, "temp"), (1, "Cel"), (2, 2.0), (6, 1))))
+    assert two.value == [1.0, 2.0]
+
+
+@pytest.mark.network
+def test_repeated_cbor_map_keys_sent_through_mosquitto_are_quarantined_and_the_rest_lands(
+        broker, tmp_path):
+    db = str(tmp_path / "live.duckdb")
+    srv = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", client_id="t-dupkeys-cbor")
+    pub = Publisher(broker.port)
+    good = cbor_array(senml_cbor_record(("bn", "th-1/"), ("bt", T0), ("n", "temp"),
+                                        ("u", "Cel"), ("v", 21.0)))
+    sends = [("fleet/th-9/senml-cbor", SENML_CBOR_TWICE), ("fleet/lw-1/lwm2m-cbor",
+             LWM2M_CBOR_TWICE), ("fleet/ac-2/acme-th200", ACME_CBOR_TWICE),
+             ("fleet/th-1/senml-cbor", good)]
+    for topic, payload in sends:
+        pub.publish(topic, payload)
+    srv.wait_received(len(sends))
+    pub.close()
+    srv.stop()
+    with Fleet(db, read_only=True) as f:
+        assert f.query("select device_id, metric, value from readings") == [
+            {"device_id": "th-1", "metric": "temperature_c", "value": 21.0}]
+        rows = f.query("select kind, reason, detail, raw from quarantine order by detail")
+        assert [(r["kind"], r["reason"], r["detail"]) for r in rows] == [
+            ("payload", "duplicate_field", "field n (label 0) appears more than once in the "
+             "object"),
+            ("payload", "duplicate_field", "field tempF appears more than once in the object"),
+            ("payload", "duplicate_field", "field v (label 2) appears more than once in the "
+             "object")]
+        assert sorted(json.loads(r["raw"])["payload"] for r in rows) == sorted(
+            "base64:" + base64.b64encode(p).decode()
+            for p in (LWM2M_CBOR_TWICE, ACME_CBOR_TWICE, SENML_CBOR_TWICE))  # as received

@@ -122,6 +122,25 @@ def test_adding_a_manufacturer_is_a_file(tmp_path):
 
 
 
+@pytest.mark.parametrize(("unit", "sent", "stored"), [
+    ("degC", 21.5, 21.5), ("°C", 21.5, 21.5), ("℃", 21.5, 21.5), ("Cel", 21.5, 21.5),
+    ("degF", 212.0, 100.0), ("°F", 212.0, 100.0), ("℉", 212.0, 100.0),
+    ("[degF]", 212.0, 100.0), ("F", 212.0, 100.0)])
+def test_a_profile_may_give_a_temperature_in_the_spelling_its_vendor_uses(tmp_path, unit, sent,
+                                                                          stored):
+    """``unit = "°C"`` (and degC, ℃, the Fahrenheit spellings, UCUM's [degF]) is loaded
+    and converts; written as the file gives it, in UTF-8 TOML."""
+    (tmp_path / "t.toml").write_text(
+        f'name = "t-1"\nmanufacturer = "T"\ndevice_id = "id"\ntime = "ts"\n'
+        f'match = {{ field = "mfr", equals = "T" }}\n'
+        f'[fields.temp]\nmetric = "temperature_c"\nunit = "{unit}"\n', encoding="utf-8")
+    dec = Decoder(DEC.known, Profiles([tmp_path]))
+    for raw in (vendor({"mfr": "T", "id": "t-9", "ts": T0, "temp": sent}),
+                cbor2.dumps({"mfr": "T", "id": "t-9", "ts": T0, "temp": sent})):
+        d = dec.decode(raw)
+        assert (d.metric, d.value) == (["temperature_c"], [pytest.approx(stored)])
+
+
 _parts = st.sampled_from(["vendor", "model", "meta", "id"])
 _leaf = st.one_of(st.sampled_from(["acme", "VX-3", 1, 1.0, True]), st.none())
 _payloads = st.recursive(_leaf, lambda inner: st.dictionaries(_parts, inner, max_size=3),

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.live.live_support import T0, decoder
+from tests.live.live_support import T0, Publisher, RunningServer, decoder
+from tsfleet import Fleet
 from tsfleet.live.errors import PayloadError
 from tsfleet.live.senml import encode_cbor, encode_json
 
@@ -45,6 +46,10 @@ def test_relative_time_is_relative_to_receipt():
     ("m/s2", "vib", "vibration_ms2"), ("Pa", "p", "pressure_pa"), ("dBm", "sig", "rssi_dbm"),
     ("%", "humidity", "humidity_pct"), ("%", "battery", "battery_pct"),
     ("g", "vibration", "vibration_g"), (None, "co2_ppm", "co2_ppm"),
+    # temperatures as devices write them instead of SenML's Cel (session 25)
+    ("degC", "t", "temperature_c"), ("°C", "t", "temperature_c"), ("℃", "t", "temperature_c"),
+    ("degF", "t", "temperature_f"), ("°F", "t", "temperature_f"), ("℉", "t", "temperature_f"),
+    ("[degF]", "t", "temperature_f"),
 ])
 def test_units_map_to_canonical_metrics(unit, name, metric):
     rec = {"bn": "d1/", "bt": T0, "n": name, "v": 1.0}
@@ -56,6 +61,7 @@ def test_units_map_to_canonical_metrics(unit, name, metric):
 @pytest.mark.parametrize(("unit", "name", "reason"), [
     ("V", "supply", "ambiguous_unit"), ("g", "weight", "ambiguous_unit"),
     ("W", "p", "unknown_unit"),
+    ("C", "temp", "unknown_unit"), ("F", "temp", "unknown_unit"),  # SenML: coulomb, farad
     ("EL", "battery", "battery_seconds_remaining"), (None, "mystery", "no_mapping"),
 ])
 def test_unmappable_records_are_kept_with_a_reason(unit, name, reason):
@@ -205,3 +211,49 @@ def test_a_typical_pack_takes_the_fast_path():
     fast = DEC._senml_fast(parse_json(encode_json(pack)), "senml+json", None, 0.0)
     assert fast is not None and fast.n_readings == 50
     assert rows(fast) == rows(full_path(encode_json(pack), 0.0))
+
+
+#: (unit, value sent, temperature_c stored): every spelling of Celsius and Fahrenheit
+TEMPERATURES = [("Cel", 21.5, 21.5), ("degC", 22.0, 22.0), ("°C", 23.0, 23.0),
+                ("℃", 24.0, 24.0), ("K", 298.15, 25.0), ("degF", 212.0, 100.0),
+                ("°F", 32.0, 0.0), ("℉", 50.0, 10.0), ("[degF]", -40.0, -40.0)]
+
+
+@pytest.mark.network
+def test_celsius_and_fahrenheit_in_every_spelling_are_stored_in_celsius(broker, tmp_path):
+    """Through a real mosquitto and the ingest pipeline: ``degC``, ``°C`` (as UTF-8 and as
+    a JSON escape, and in CBOR), ``℃`` and the Fahrenheit spellings land as
+    ``temperature_c`` converted; SenML's ``C`` (coulomb) and ``F`` (farad) stay unmapped,
+    ``unknown_unit``."""
+    db = str(tmp_path / "units.duckdb")
+    srv = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", client_id="t-temp-units")
+    pub = Publisher(broker.port)
+    sends = []
+    for i, (unit, value, _) in enumerate(TEMPERATURES):
+        pack = [{"bn": f"tu-{i}/", "bt": T0, "n": "temp", "u": unit, "v": value}]
+        sends.append((f"fleet/tu-{i}/senml", encode_json(pack)))       # \u00b0C escapes
+        sends.append((f"fleet/tu-{i}/senml-cbor", encode_cbor([{**pack[0], "bt": T0 + 1}])))
+    sends.append(("fleet/tu-u/senml", f'[{{"bn":"tu-u/","bt":{T0},"n":"temp","u":"°C",'
+                                      f'"v":19.5}}]'.encode()))           # raw UTF-8
+    sends.append(("fleet/tu-x/senml", encode_json([{"bn": "tu-x/", "bt": T0, "n": "temp",
+                                                    "u": "C", "v": 1.0},
+                                                   {"n": "temp", "u": "F", "v": 2.0}])))
+    for topic, payload in sends:
+        pub.publish(topic, payload)
+    srv.wait_received(len(sends))
+    pub.close()
+    srv.stop()
+    with Fleet(db, read_only=True) as f:
+        rows = f.query("select device_id, observed_at, metric, value from readings "
+                       "order by device_id, observed_at")
+        unmapped = f.query("select field, unit, reason from unmapped order by unit")
+    expected = {f"tu-{i}": want for i, (_, _, want) in enumerate(TEMPERATURES)}
+    expected["tu-u"] = 19.5
+    assert {r["metric"] for r in rows} == {"temperature_c"}
+    got: dict[str, list[float]] = {}
+    for r in rows:
+        got.setdefault(r["device_id"], []).append(r["value"])
+    assert {d: [pytest.approx(v) for v in vals] for d, vals in got.items()} == {
+        d: [pytest.approx(want)] * (1 if d == "tu-u" else 2) for d, want in expected.items()}
+    assert [(u["field"], u["unit"], u["reason"]) for u in unmapped] == [
+        ("tu-x/temp", "C", "unknown_unit"), ("tu-x/temp", "F", "unknown_unit")]

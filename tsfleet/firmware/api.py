@@ -191,8 +191,21 @@ class Firmware:
         evaluate_advisories(self.con)
         self.check_reports()
 
+    def figures(self) -> dict[str, Any]:
+        """The key figures of the views, one record: devices reporting a version, model
+        versions, the share on their target release (%), devices vulnerable, outdated,
+        incompatible and on a version missing from the catalog, devices with unauthorized
+        firmware changes (and the first), update campaigns, stuck updates and campaigns to
+        halt, and unhealthy releases (the one on the most devices first). Counts are 0 and
+        the rest None before any firmware report.
+        ``tsfleet firmware analyze --format table|csv|json`` prints it."""
+        return self._headline()[0]
+
     def summary(self) -> list[str]:
-        """Headline lines for ``tsfleet demo``."""
+        """Headline lines for ``tsfleet demo`` (the sentences of :meth:`figures`)."""
+        return self._headline()[1]
+
+    def _headline(self) -> tuple[dict[str, Any], list[str]]:
         lines = []
         st = self.fleet.query(
             "select count(*) filter (where version is not null) as n, "
@@ -202,36 +215,49 @@ class Firmware:
             "count(*) filter (where is_outdated) as n_out, "
             "count(*) filter (where is_incompatible) as n_inc, "
             "count(*) filter (where is_unknown) as n_unknown from firmware_device_status")[0]
-        if not st["n"]:
-            return ["no firmware reports"]
-        lines.append(f"{plural(st['n'], 'device')} on {plural(st['n_versions'], 'model version')}; "
-                     f"{100 * st['n_target'] / st['n']:.0f}% on their target release")
-        lines.append(f"{st['n_vuln']} vulnerable, {st['n_out']} outdated, "
-                     f"{st['n_inc']} incompatible, {st['n_unknown']} on versions missing "
-                     f"from the catalog")
         sec = self.fleet.query(
             "select count(distinct subject_id) as n, min(subject_id) as first "
             "from firmware_findings where finding = 'unauthorized'")[0]
-        if sec["n"]:
-            lines.append(f"{plural(sec['n'], 'device')} with unauthorized firmware changes "
-                         f"raised at ingest; first: {sec['first']}")
         camp = self.fleet.query(
-            "select count(*) as n, sum(n_stuck) as stuck, string_agg(campaign_id, ', ') "
-            "filter (where recommend_halt) as halt from firmware_campaign_progress")[0]
-        if camp["n"]:
-            lines.append(f"{camp['n']} update campaigns, {camp['stuck'] or 0} stuck updates"
-                         + (f"; halt {camp['halt']}" if camp["halt"] else ""))
+            "select count(*) as n, sum(n_stuck) as stuck, count(*) filter (where "
+            "recommend_halt) as n_halt, string_agg(campaign_id, ', ') filter (where "
+            "recommend_halt) as halt from firmware_campaign_progress")[0]
         # the releases on the most devices first (in a fixed order: the summary is read
         # run after run, and ties are broken by name)
         bad = self.fleet.query("select manufacturer || ' ' || model || ' ' || version as v, "
                                "reasons from firmware_update_health where verdict = 'unhealthy' "
                                "order by n_updated desc, v")
+        n = st["n"] or 0
+        figures = {"devices": n, "model_versions": st["n_versions"] if n else 0,
+                   "on_target_pct": round(100 * st["n_target"] / n, 1) if n else None,
+                   "vulnerable": st["n_vuln"] or 0, "outdated": st["n_out"] or 0,
+                   "incompatible": st["n_inc"] or 0,
+                   "unknown_versions": st["n_unknown"] or 0,
+                   "unauthorized_devices": sec["n"] or 0,
+                   "first_unauthorized_device": sec["first"],
+                   "campaigns": camp["n"] or 0, "stuck_updates": camp["stuck"] or 0,
+                   "campaigns_to_halt": camp["n_halt"] or 0,
+                   "unhealthy_releases": len(bad),
+                   "top_unhealthy_release": bad[0]["v"] if bad else None}
+        if not n:
+            return figures, ["no firmware reports"]
+        lines.append(f"{plural(st['n'], 'device')} on {plural(st['n_versions'], 'model version')}; "
+                     f"{100 * st['n_target'] / st['n']:.0f}% on their target release")
+        lines.append(f"{st['n_vuln']} vulnerable, {st['n_out']} outdated, "
+                     f"{st['n_inc']} incompatible, {st['n_unknown']} on versions missing "
+                     f"from the catalog")
+        if sec["n"]:
+            lines.append(f"{plural(sec['n'], 'device')} with unauthorized firmware changes "
+                         f"raised at ingest; first: {sec['first']}")
+        if camp["n"]:
+            lines.append(f"{camp['n']} update campaigns, {camp['stuck'] or 0} stuck updates"
+                         + (f"; halt {camp['halt']}" if camp["halt"] else ""))
         for row in bad[:2]:
             lines.append(f"unhealthy release {row['v']}: {row['reasons']}")
         if len(bad) > 2:
             lines.append(f"{len(bad) - 2} more unhealthy release{'s' if len(bad) > 3 else ''}: "
                          "tsfleet firmware health")
-        return lines
+        return figures, lines
 
     # -- reads -------------------------------------------------------------------------
     def inventory(self, device_id: str | None = None) -> list[dict]:

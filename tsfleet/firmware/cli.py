@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from tsfleet.cliutil import add_format, format_rows, json_default, open_fleet, plain, print_rows
+from tsfleet.cliutil import (
+    add_format,
+    add_summary_format,
+    format_rows,
+    json_default,
+    open_fleet,
+    plain,
+    print_rows,
+    print_summary,
+)
 
 GROUPINGS = ("model_site", "model_zone", "model_hardware_rev", "model")
 #: Columns on a terminal (all of them with --wide, csv or json).
@@ -56,7 +65,9 @@ def register(subparsers) -> None:
     m.add_argument("--note", default=None, help="why this mapping holds")
     add_format(m)
     m.set_defaults(func=_osv_map)
-    a = sub.add_parser("analyze", help="rank versions, judge advisories, check new reports")
+    a = sub.add_parser("analyze", help="rank versions, judge advisories, check new reports: "
+                       "sentences (--format table, csv or json for key figures)")
+    add_summary_format(a)
     a.set_defaults(func=_analyze)
 
 
@@ -125,6 +136,5 @@ def _osv_map(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     with open_fleet(args) as fleet:
         fleet.firmware.analyze()
-        for line in fleet.firmware.summary():
-            print(line)
+        print_summary(args, fleet.firmware.summary, fleet.firmware.figures)
     return 0

@@ -74,17 +74,90 @@ if msgspec is not None:
     #: (past uint64 it becomes a float there); any other leaves the typed path
     _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
     _Num = _Int | float | None
+    #: a field the typed path does not use: any JSON scalar (an object or a list there
+    #: leaves the typed path, so that no key of the event goes unread)
+    _Any = _Int | float | str | bool | None
+    #: every struct: an unknown key leaves the typed path (the general path then reads the
+    #: event); written again, fields at their default are left out (see _up_typed)
+    _STRICT = {"forbid_unknown_fields": True, "omit_defaults": True}
 
-    class _Rx(msgspec.Struct):
-        """One rxInfo entry as the typed path reads it (other fields are skipped)."""
+    class _Location(msgspec.Struct, **_STRICT):
+        latitude: _Any = None
+        longitude: _Any = None
+        altitude: _Any = None
+        source: _Any = None
+        accuracy: _Any = None
+
+    class _Rx(msgspec.Struct, **_STRICT):
+        """One rxInfo entry (``gw.UplinkRxInfo``): the typed path reads gateway, RSSI and
+        SNR; the other fields are read only to see every key."""
 
         gatewayId: str  # noqa: N815 - ChirpStack's JSON names
         rssi: _Num = None
         snr: _Num = 0.0
+        uplinkId: _Any = None  # noqa: N815
+        gwTime: _Any = None  # noqa: N815
+        nsTime: _Any = None  # noqa: N815
+        timeSinceGpsEpoch: _Any = None  # noqa: N815
+        fineTimeSinceGpsEpoch: _Any = None  # noqa: N815
+        channel: _Any = None
+        rfChain: _Any = None  # noqa: N815
+        board: _Any = None
+        antenna: _Any = None
+        location: _Location | None = None
+        context: _Any = None
+        metadata: dict[str, _Any] | None = None
+        crcStatus: _Any = None  # noqa: N815
 
-    class _Up(msgspec.Struct):
-        """The fields of an ``up`` event the common path reads; ``deviceInfo`` is kept as
-        its raw JSON text, compared whole with the device's last one."""
+    class _LoRa(msgspec.Struct, **_STRICT):
+        bandwidth: _Any = None
+        spreadingFactor: _Any = None  # noqa: N815
+        codeRateLegacy: _Any = None  # noqa: N815
+        codeRate: _Any = None  # noqa: N815
+        polarizationInversion: _Any = None  # noqa: N815
+        preamble: _Any = None
+        noCrc: _Any = None  # noqa: N815
+
+    class _Fsk(msgspec.Struct, **_STRICT):
+        frequencyDeviation: _Any = None  # noqa: N815
+        datarate: _Any = None
+
+    class _LrFhss(msgspec.Struct, **_STRICT):
+        operatingChannelWidth: _Any = None  # noqa: N815
+        codeRateLegacy: _Any = None  # noqa: N815
+        codeRate: _Any = None  # noqa: N815
+        gridSteps: _Any = None  # noqa: N815
+
+    class _Modulation(msgspec.Struct, **_STRICT):
+        lora: _LoRa | None = None
+        fsk: _Fsk | None = None
+        lrFhss: _LrFhss | None = None  # noqa: N815
+
+    class _Tx(msgspec.Struct, **_STRICT):
+        frequency: _Any = None
+        modulation: _Modulation | None = None
+
+    class _RelayRx(msgspec.Struct, **_STRICT):
+        devEui: _Any = None  # noqa: N815
+        frequency: _Any = None
+        dr: _Any = None
+        snr: _Any = None
+        rssi: _Any = None
+        worChannel: _Any = None  # noqa: N815
+
+    class _KeyEnvelope(msgspec.Struct, **_STRICT):
+        kekLabel: _Any = None  # noqa: N815
+        aesKey: _Any = None  # noqa: N815
+
+    class _JoinServerContext(msgspec.Struct, **_STRICT):
+        sessionKeyId: _Any = None  # noqa: N815
+        appSKey: _KeyEnvelope | None = None  # noqa: N815
+
+    class _Up(msgspec.Struct, **_STRICT):
+        """An ``up`` event (``integration.UplinkEvent`` in the JSON mapping, chirpstack-api
+        4.17). The typed path reads time, the frame fields, ``object`` and ``rxInfo``;
+        ``deviceInfo`` is kept as its raw JSON text, compared whole with the device's last
+        one; the other fields are read only to see every key."""
 
         time: str | None = None
         deviceInfo: msgspec.Raw = msgspec.Raw(b"")  # noqa: N815
@@ -93,8 +166,18 @@ if msgspec is not None:
         dr: _Num = None
         object: dict[str, _Int | float | str] | None = None
         rxInfo: list[_Rx] | None = None  # noqa: N815
+        deduplicationId: _Any = None  # noqa: N815
+        devAddr: _Any = None  # noqa: N815
+        adr: _Any = None
+        confirmed: _Any = None
+        data: _Any = None
+        txInfo: _Tx | None = None  # noqa: N815
+        relayRxInfo: _RelayRx | None = None  # noqa: N815
+        joinServerContext: _JoinServerContext | None = None  # noqa: N815
+        regionConfigId: _Any = None  # noqa: N815
 
     _UP = msgspec.json.Decoder(_Up)
+    _WRITE = msgspec.json.Encoder().encode
     _TYPED_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 
@@ -269,10 +352,15 @@ class ChirpStack(NetworkServerDecoder):
 
         Payloads the general parser (orjson) would refuse leave this path: text that is
         not UTF-8, an escaped lone surrogate (msgspec refuses it too), an integer past 64
-        bits (a float there).
-        One difference is left, documented in docs/lorawan.md: a field this path does not
-        read is skipped unparsed, so a number beyond a double's range in such a field
-        (``1e400``: invalid JSON to orjson) does not make the uplink ``invalid_json``."""
+        bits (a float there), a number beyond a double's range.
+
+        A key given twice anywhere (the general path's ``duplicate_field``) leaves it too:
+        every key of the event is read into a field (a key of no field, or an object or
+        list where a scalar is expected, leaves the path). In a text without a backslash
+        every ``"`` opens or closes a key or a text, and the event written again (msgspec,
+        in C) holds two quotes per key and text it kept, never more; a repeated key lost
+        at least its own two, so the counts differ (so do they when a field was given at
+        its default: that event takes the general path, which decides alike)."""
         try:
             if not payload.isascii():  # msgspec checks the escapes, not the UTF-8
                 payload.decode("utf-8")  # of the fields it skips
@@ -294,6 +382,8 @@ class ChirpStack(NetworkServerDecoder):
             t = parse_time(m.time, now)
         except PayloadError:
             return m.deviceInfo
+        if b"\\" in payload or payload.count(b'"') != _WRITE(m).count(b'"'):
+            return m.deviceInfo  # a key may be repeated: the general path checks every one
         out = self._up_rows(ident, t, obj, gateways, m.fCnt, m.fPort, m.dr, known[1])
         return m.deviceInfo if out is None else out
 

@@ -55,8 +55,10 @@ METRIC_QUANTITY = {
 UNITS: dict[str, tuple[str, float, float]] = {
     "V": ("voltage", 1.0, 0.0), "mV": ("voltage", 1e-3, 0.0),
     "A": ("current", 1.0, 0.0), "mA": ("current", 1e-3, 0.0),
-    "C": ("temperature", 1.0, 0.0), "Cel": ("temperature", 1.0, 0.0),
-    "F": ("temperature", 5.0 / 9.0, -160.0 / 9.0), "K": ("temperature", 1.0, -273.15),
+    # Celsius and Fahrenheit as SenML (Cel), UCUM ([degF]) and devices write them
+    **dict.fromkeys(("C", "Cel", "degC", "°C", "℃"), ("temperature", 1.0, 0.0)),
+    **dict.fromkeys(("F", "[degF]", "degF", "°F", "℉"), ("temperature", 5.0 / 9.0, -160.0 / 9.0)),
+    "K": ("temperature", 1.0, -273.15),
     "%": ("percent", 1.0, 0.0), "%RH": ("percent", 1.0, 0.0), "%EL": ("percent", 1.0, 0.0),
     "permille": ("percent", 0.1, 0.0),
     "g": ("acceleration", 1.0, 0.0), "mg": ("acceleration", 1e-3, 0.0),

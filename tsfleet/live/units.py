@@ -19,6 +19,10 @@ Units whose meaning depends on what is measured (``V``, ``A``, ``%``, ``dB``,
 ``current`` is not a battery current, as a voltage of 120.1 V named
 ``voltage`` is not a battery voltage (RFC 8428, section 5.1.2). ``%``, ``g``
 and ``l`` are not SenML units (RFC 8428 asks producers not to send them).
+Temperatures also map in the spellings devices send instead of SenML's ``Cel``:
+``degC``, ``°C``, ``℃``, and Fahrenheit as ``degF``, ``°F``, ``℉`` or UCUM's
+``[degF]`` (SenML has none). SenML's ``C`` is the coulomb and ``F`` the farad, so
+neither is read as a temperature.
 
 >>> metric_for("temp", "Cel", frozenset())
 ('temperature_c', None)
@@ -49,7 +53,18 @@ class UnitRule:
 #: Every SenML unit tsfleet reads, in the order the rules of one unit are tried.
 RULES: tuple[UnitRule, ...] = (
     UnitRule("Cel", None, "temperature_c", "degrees Celsius"),
+    UnitRule("degC", None, "temperature_c", "degrees Celsius (not SenML: `Cel`)"),
+    UnitRule("°C", None, "temperature_c", "degrees Celsius (not SenML: `Cel`)"),
+    UnitRule("℃", None, "temperature_c", "degrees Celsius, one character (not SenML)"),
     UnitRule("K", None, "temperature_k", "kelvin, converted to Celsius"),
+    UnitRule("[degF]", None, "temperature_f", "degrees Fahrenheit (UCUM; not SenML), "
+             "converted to Celsius"),
+    UnitRule("degF", None, "temperature_f", "degrees Fahrenheit (not SenML), converted to "
+             "Celsius"),
+    UnitRule("°F", None, "temperature_f", "degrees Fahrenheit (not SenML), converted to "
+             "Celsius"),
+    UnitRule("℉", None, "temperature_f", "degrees Fahrenheit, one character (not SenML), "
+             "converted to Celsius"),
     UnitRule("%RH", None, "humidity_pct", "relative humidity"),
     UnitRule("%EL", None, "battery_pct", "battery energy level"),
     UnitRule("EL", None, None, "seconds of battery left: an estimate, not a level",

@@ -550,7 +550,12 @@ def _text_last(cols: list[str]) -> list[str]:
     return [c for c in cols if c not in TEXT_COLUMNS] + [c for c in cols if c in TEXT_COLUMNS]
 
 
-def _clip(text: str, w: int) -> str:
+def clip(text: str, w: int) -> str:
+    """``text`` cut to ``w`` columns, its last one "…" when it was cut (never silently).
+
+    >>> clip("abcdef", 4), clip("abc", 4)
+    ('abc…', 'abc')
+    """
     return text if len(text) <= w else text[: max(w - 1, 0)] + "…"
 
 
@@ -568,7 +573,7 @@ class Table:
             self.widths, self.shown = _fit(cols, natural, width)
 
     def line(self, values: list[str]) -> str:
-        return "  ".join(_clip(v, w).ljust(w) for v, w in
+        return "  ".join(clip(v, w).ljust(w) for v, w in
                          zip(values[: self.shown], self.widths, strict=False)).rstrip()
 
     def header(self) -> list[str]:

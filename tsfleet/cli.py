@@ -124,8 +124,8 @@ OPTION_OF = {
     "workorders": {"horizon_days": "window_days"},
     "power plan": {"horizon_days": "window_days"},
     "calibration schedule": {"horizon_days": "window_days"},
-    "network plan": {"rssi_floor_dbm": "rssi_floor"},
-    "network frontier": {"n_points": "points", "rssi_floor_dbm": "rssi_floor"},
+    "network plan": {"rssi_floor_dbm": "rssi_floor", "pinned": "pin"},
+    "network frontier": {"n_points": "points", "rssi_floor_dbm": "rssi_floor", "pinned": "pin"},
     "serve": {"batch_delay_s": "batch_delay"},
 }
 
@@ -135,34 +135,43 @@ def as_options(message: str, parser: argparse.ArgumentParser, argv: Sequence[str
     be >= 0``) as the options of ``parser``'s command, spelled as ``argv`` gave them
     (``--window-days must be >= 0``). A name with ``_`` is replaced wherever it stands; a
     plain word (``limit``, ``since``) only where it names a value: before "must", "=" or a
-    comparison, or after "after"/"before" ("until must be after since")."""
+    comparison, after "after"/"before" ("until must be after since"), or as "in NAME:"
+    ("unknown device ids in pinned: x")."""
     import re
 
-    options = {a.dest: a for a in parser._actions if a.option_strings and a.help}
+    actions = [a for a in parser._actions if a.option_strings and a.help]
+    # an option's hidden aliases (help=SUPPRESS, an earlier spelling) share its dest
+    options = {a.dest: a for a in actions if a.help != argparse.SUPPRESS}
+    spellings = {dest: [o for a in actions if a.dest == dest for o in a.option_strings]
+                 for dest in options}
     command = parser.prog.removeprefix("tsfleet").strip()
     names = {dest: dest for dest in options} | OPTION_OF.get(command, {})
     for name, dest in sorted(names.items(), key=lambda kv: -len(kv[0])):
         if dest not in options:
             continue
-        flag = _typed(options[dest], argv)
+        flag = _typed(options[dest], argv, spellings[dest])
         if "_" in name:
             pattern = rf"(?<![\w-]){name}(?![\w-])"
         else:
             pattern = (rf"(?<![\w-]){name}(?=\s+must\b|=|\s*[<>]=?\s)|"
-                       rf"(?:(?<=\bafter )|(?<=\bbefore )){name}(?![\w-])")
+                       rf"(?:(?<=\bafter )|(?<=\bbefore )){name}(?![\w-])|"
+                       rf"(?<=\bin ){name}(?=:)")
         message = re.sub(pattern, flag, message)
     return message
 
 
-def _typed(action: argparse.Action, argv: Sequence[str]) -> str:
-    """The option string of ``action`` that ``argv`` used (an abbreviation given as
-    ``--window`` names ``--window-days``), else its first long one."""
+def _typed(action: argparse.Action, argv: Sequence[str],
+           spellings: Sequence[str] | None = None) -> str:
+    """The option string of ``action`` (or of its hidden aliases, ``spellings``) that
+    ``argv`` used (an abbreviation given as ``--window`` names ``--window-days``), else
+    its first long one."""
     longs = [o for o in action.option_strings if o.startswith("--")] or action.option_strings
+    strings = list(spellings or action.option_strings)
     for word in argv:
         word = word.split("=", 1)[0]
         if word.startswith("--") and len(word) > 2:
-            hits = [o for o in action.option_strings if o.startswith(word)]
-            if word in action.option_strings:
+            hits = [o for o in strings if o.startswith(word)]
+            if word in strings:
                 return word
             if len(hits) == 1:
                 return hits[0]

@@ -106,7 +106,12 @@ def test_an_osv_mapping_to_a_model_the_store_lacks_names_the_nearest(demo, capsy
     (["workorders", "--window-days", -5], "--window-days must be >= 0"),
     (["workorders", "--horizon-days", -5], "--horizon-days must be >= 0"),   # its alias
     (["power", "plan", "--window-days", -5], "--window-days must be >= 0"),
+    (["power", "plan", "--batch-days", -5], "--batch-days must be >= 0"),     # its old name
     (["calibration", "schedule", "--window-days", -5], "--window-days must be >= 0"),
+    (["calibration", "schedule", "--visit-window-days", -5],
+     "--visit-window-days must be >= 0"),                                      # its old name
+    (["calibration", "schedule", "--horizon-days", -1], "--horizon-days must be 0 or more"),
+    (["network", "plan", "--pin", "no-such-device"], "--pin: no-such-device"),
     (["network", "frontier", "--points", 1], "--points must be"),
     (["network", "frontier", "--rssi-floor", 100], "--rssi-floor must be"),
     (["network", "plan", "--rssi-floor", "nan"], "--rssi-floor must be"),
@@ -123,7 +128,7 @@ def test_an_error_names_the_option_as_typed(demo, capsys, tmp_path, argv, flag):
     argv = [str(tmp_path / "export") if a == "EXPORT" else a for a in argv]
     line = one_line_error(run(demo, capsys, *argv), flag)
     for name in ("horizon_days", "n_points", "rssi_floor_dbm", "fdr must", "limit must",
-                 "raw_days", "since must", "buckets must", "offline_k"):
+                 "raw_days", "since must", "buckets must", "offline_k", "pinned"):
         assert f" {name}" not in line.replace(f" --{name}", ""), line
 
 

@@ -21,8 +21,10 @@ from tsfleet.cliutil import (
     open_fleet,
     open_plan,
     plain,
+    plural,
     print_plan,
     print_rows,
+    print_sentences,
     within_horizon,
 )
 from tsfleet.errors import check_count
@@ -211,8 +213,22 @@ def _show(fleet, args: argparse.Namespace, stored: bool) -> int:
         else:
             res = fleet.power.backtest(args.horizon_days)
         rows = [{"method": k, **v} for k, v in res.items() if isinstance(v, dict)]
+        if args.format == "table":      # what the figures are of (empty when none scored)
+            print_sentences([backtest_line(res, args.horizon_days)])
     print_rows(rows, args)
     return 0
+
+
+def backtest_line(res: dict, horizon_days: int) -> str:
+    """The line above the backtest's table: how many devices its figures are of.
+
+    >>> backtest_line({"n_devices": 3, "n_scored": 1}, 30)
+    'backtest on the last 30 days of each history: 1 of 3 devices scored'
+    """
+    n, scored = res.get("n_devices", 0), res.get("n_scored", 0)
+    return (f"backtest on the last {plural(horizon_days, 'day')} of each history: "
+            f"{scored:,} of {plural(n, 'device')} scored"
+            + (" (no battery fell over them without a reset)" if not scored else ""))
 
 
 def cmd_report(fleet, args: argparse.Namespace, stored: bool = False) -> int:

@@ -69,6 +69,24 @@ def test_history_of_an_unknown_fingerprint_is_the_error_ack_gives(demo, capsys):
     assert code == 0 and err == "" and {h["fingerprint"] for h in json.loads(out)} == {known}
 
 
+# -- 4b. a device id typed wrong ---------------------------------------------------------
+def test_a_device_id_typed_wrong_names_the_nearest_device(demo, capsys):
+    """``device ID`` and ``calibration history ID`` with a digit left off: one line that
+    names the device meant (the one the typed id is the start of), as a typo in a filter
+    does; an id near nothing names none."""
+    sensor = sql(demo, capsys, "select device_id from calibration_sensors "
+                               "order by device_id desc limit 1")[0]["device_id"]
+    typo = sensor[:-1]
+    for argv, text in ((["device", typo], "is neither registered nor seen in readings"),
+                       (["calibration", "history", typo], "is not a sensor")):
+        line = one_line_error(run(demo, capsys, *argv), f"device '{typo}' {text}",
+                              f"; did you mean '{typo}")
+        meant = line.rsplit("'", 2)[-2]
+        assert meant.startswith(typo) and run(demo, capsys, *argv[:-1], meant)[0] == 0, line
+    for argv in (["device", "zzzzzzzz"], ["calibration", "history", "zzzzzzzz"]):
+        assert "did you mean" not in one_line_error(run(demo, capsys, *argv), "'zzzzzzzz'")
+
+
 # -- 2. alerts silence LABEL=VALUE -------------------------------------------------------
 def test_a_silence_on_a_label_no_alert_has_names_the_nearest_and_stores_nothing(
         demo, capsys):

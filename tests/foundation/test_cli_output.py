@@ -301,3 +301,25 @@ def test_the_backtest_table_says_how_many_devices_its_figures_are_of(demo, capsy
         assert code == 0 and [r["method"] for r in json.loads(out)] == ["model", "line14",
                                                                          "mean_rate"]
     assert n["k"] > 0
+
+
+# -- 6. a sentence that prints a time says it is UTC -------------------------------------
+def test_a_time_in_a_sentence_says_it_is_utc(demo_build, tmp_path, capsys):
+    """``alerts evaluate``, its refusal of a time before the last evaluation, and
+    ``retention`` print a time in a sentence: each says UTC (as ``info`` and the plans'
+    headers do), and the error stays one line within 120 columns."""
+    db = shutil.copy(demo_build[0], tmp_path / "demo.duckdb")
+    stamp = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?"
+    code, out, err = run(capsys, "--db", db, "alerts", "evaluate")
+    assert code == 0 and err == "", err
+    assert re.match(rf"evaluated \d+ of \d+ rules at {stamp} UTC: ", out), out
+    code, out, err = run(capsys, "--db", db, "alerts", "evaluate", "--at", "2026-01-01")
+    [line] = err.splitlines()
+    assert code == 2 and out == "" and len(line) <= 120, line
+    assert re.fullmatch(rf"tsfleet: error: evaluation time {stamp} UTC is before the previous "
+                        rf"evaluation, {stamp} UTC", line), line
+    code, out, err = run(capsys, "--db", db, "retention", "--raw-days", "10",
+                         "--hourly-days", "15")
+    assert code == 0 and err == "", err
+    assert re.match(rf"cutoff {stamp} UTC: [\d,]+ raw readings rolled up", out), out
+    assert max(len(x) for x in out.splitlines()) <= 120

@@ -103,7 +103,8 @@ def cmd_device(args) -> int:
 def cmd_retention(args) -> int:
     with open_fleet(args) as fleet:
         res = fleet.retain(args.raw_days, args.hourly_days)
-    print_sentences([f"cutoff {res.cutoff_at}: {res.n_raw_deleted:,} raw readings rolled up and "
+    print_sentences([f"cutoff {cell(res.cutoff_at)} UTC: {res.n_raw_deleted:,} raw readings "
+                     "rolled up and "
                      f"deleted ({res.n_hourly_rows:,} hourly, {res.n_daily_rows:,} daily rollup "
                      "rows written)"])
     return 0

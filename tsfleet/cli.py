@@ -68,7 +68,7 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (and exit status 2), like the others."""
 
     def error(self, message: str):
-        text = _suggest(message)
+        text = _suggest(message) + self._nearest_option(message)
         line = f"{self.prog}: error: {text}"
         # a choice named on the line needs no pointer to the list in --help, and a line
         # keeps to 120 columns without one
@@ -76,6 +76,34 @@ class Parser(argparse.ArgumentParser):
         if "; choose from " in text or "; did you mean " in text or len(line + hint) > 120:
             hint = ""
         self.exit(2, f"{line}{hint}\n")
+
+
+    def _nearest_option(self, message: str) -> str:
+        """``; did you mean '--limit'?`` after "unrecognized arguments: --limt 5" when an
+        option of this (sub)command is close to the first unknown one ("" otherwise)."""
+        import difflib
+
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        options = [o for a in self._actions if a.help != argparse.SUPPRESS
+                   for o in a.option_strings if o.startswith("--")]
+        for word in message.removeprefix("unrecognized arguments: ").split():
+            if word.startswith("--"):
+                near = difflib.get_close_matches(word.split("=", 1)[0], options, n=1)
+                return f"; did you mean '{near[0]}'?" if near else ""
+        return ""
+
+    def check_leading_options(self, argv: Sequence[str]) -> None:
+        """An option before the command word that this parser does not know is an error
+        naming it (argparse read ``tsfleet --dbb x info`` as the command "x")."""
+        known = [o for a in self._actions for o in a.option_strings]
+        k = 0
+        while k < len(argv) and argv[k].startswith("-") and argv[k] != "--":
+            name = argv[k].split("=", 1)[0]
+            hits = [name] if name in known else [o for o in known if o.startswith(name)]
+            if len(hits) != 1:
+                self.error(f"unrecognized arguments: {argv[k]}")
+            k += 2 if hits[0] == "--db" and "=" not in argv[k] else 1
 
 
 class _Version(argparse.Action):
@@ -521,6 +549,7 @@ def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
     this process's; serve's control interface passes the caller's)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
+    parser.check_leading_options(argv)
     args, extra = parser.parse_known_args(argv)
     if extra and getattr(args, "files", None) is not None and not any(
             e.startswith("-") for e in extra):

@@ -432,6 +432,13 @@ def test_one_meaning_one_option_name_and_old_names_still_run(demo, capsys):
      "tsfleet calibration drift: error: unrecognized arguments: --zone x "
      "(see tsfleet calibration drift --help)"),
     (["workorders", "--as-of", "yesterday"], "--as-of must be an ISO time"),
+    # an option typed wrong names the nearest option of that command; before the command
+    # word it is named, not read as the command ("invalid choice 'x'")
+    (["environment", "maintenance", "--limt", "5"],
+     "maintenance: error: unrecognized arguments: --limt 5; did you mean '--limit'?"),
+    (["sql", "select 1", "--wdie"], "unrecognized arguments: --wdie; did you mean '--wide'?"),
+    (["--dbb", "x", "info"], "tsfleet: error: unrecognized arguments: --dbb; did you mean "
+                             "'--db'?"),
 ])
 def test_typos_on_the_command_line_are_one_line_exit_2(demo, capsys, argv, message):
     try:

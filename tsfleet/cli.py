@@ -580,6 +580,11 @@ def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
     except duckdb.Error as exc:
         print(f"tsfleet: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file or folder the system refused, not foreseen above
+        what = (exc.strerror or str(exc).splitlines()[0] or type(exc).__name__).lower()
+        print(f"tsfleet: error: {what}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("tsfleet: interrupted", file=sys.stderr)
         return 130

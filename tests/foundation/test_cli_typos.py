@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -158,6 +159,30 @@ def test_sql_runs_exactly_one_statement(demo, capsys):
                    "one SQL statement, got 2")
     code, out, err = run(demo, capsys, "sql", "--format", "json", "select 2 as b;")
     assert code == 0 and err == "" and json.loads(out) == [{"b": 2}]
+
+
+def test_a_file_where_a_folder_belongs_is_one_line_not_a_traceback(demo, capsys, tmp_path,
+                                                                   monkeypatch):
+    """``export FILE`` and ``snapshot FILE/x.duckdb`` (a file where the command makes a
+    folder) printed Python's traceback; now one line that names the path. An error of the
+    system no command foresaw is one line too."""
+    monkeypatch.chdir(tmp_path)      # paths as typed, relative: the line names them so
+    afile = Path("afile")
+    afile.write_text("x")
+    one_line_error(run(demo, capsys, "export", afile), f"the export folder {afile} is a file")
+    one_line_error(run(demo, capsys, "export", afile / "sub"),
+                   f"cannot create the export folder {afile / 'sub'}: not a directory")
+    for out in (afile / "x.duckdb", afile / "a" / "x.duckdb"):
+        one_line_error(run(demo, capsys, "snapshot", out),
+                       f"cannot create the folder of {out}: ")
+    assert afile.read_text() == "x"
+
+    def refused(args):
+        raise PermissionError(13, "Permission denied", "/srv/fleet/x.parquet")
+
+    monkeypatch.setattr("tsfleet.cli.cmd_info", refused)
+    assert one_line_error(run(demo, capsys, "info")) == (
+        "tsfleet: error: permission denied: /srv/fleet/x.parquet")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -177,7 +177,10 @@ class ServedFleet:
         """Rows of a read-only query as dicts, as ``Fleet.query`` returns them: a
         ``timestamp`` a naive datetime (UTC, as stored), a ``timestamptz`` an aware one in
         UTC, a date a date, an interval a timedelta (:func:`decode_rows`)."""
-        answer = request(self.advert, "/query", {"sql": sql, "params": list(params or [])})
+        # a time as a parameter goes as ISO text (JSON has no time), which DuckDB compares
+        # with a time column as Fleet.query's datetime parameter is compared
+        sent = [p.isoformat() if isinstance(p, (date, time)) else p for p in params or []]
+        answer = request(self.advert, "/query", {"sql": sql, "params": sent})
         if answer.get("error"):
             raise TsfleetError(answer["error"])
         return decode_rows(answer["rows"], answer.get("types") or {})

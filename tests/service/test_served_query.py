@@ -6,7 +6,7 @@ writer and no broker)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import pytest
 
@@ -64,3 +64,18 @@ def test_a_store_tables_timestamptz_comes_back_aware(served):
     sql = "select batch_id, finished_at from ingest_batches order by batch_id"
     assert remote.query(sql) == fleet.query(sql)
     assert all(r["finished_at"].tzinfo is not None for r in remote.query(sql))
+
+
+def test_a_time_as_a_parameter_is_taken_as_fleet_query_takes_it(served):
+    """A datetime (naive UTC or aware) or a date as a ``?`` parameter: JSON has no time,
+    and the request failed with "Object of type datetime is not JSON serializable"."""
+    fleet, remote = served
+    for sql, param in (
+            ("select count(*) as n from readings where observed_at >= ?",
+             datetime(2026, 3, 1, 11)),
+            ("select count(*) as n from readings where observed_at::timestamptz >= ?",
+             datetime(2026, 3, 1, 12, 0, tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))),
+            ("select count(*) as n from readings where observed_at::date = ?", date(2026, 3, 1))):
+        assert remote.query(sql, [param]) == fleet.query(sql, [param]), sql
+    assert remote.query("select count(*) as n from readings where observed_at >= ?",
+                        [datetime(2026, 3, 1, 11)]) == [{"n": 1}]

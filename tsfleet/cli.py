@@ -304,8 +304,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tsfleet.fleet import Fleet
     from tsfleet.simulate import SimConfig, simulate
 
-    if args.seed < 0:
-        raise InvalidParameter(f"--seed must be a whole number >= 0, got {args.seed}")
+    for option, value, low in (("--devices", args.devices, 10), ("--days", args.days, 2),
+                               ("--seed", args.seed, 0)):
+        if value < low:     # named as the option, as --seed was (the API says "devices")
+            raise InvalidParameter(f"{option} must be a whole number >= {low}, got {value}")
     config = SimConfig(n_devices=args.devices, days=args.days, seed=args.seed)  # validates
     path = Path(getattr(args, "sub_db", None) or args.db or DEMO_DB)
     if path.exists():

@@ -77,7 +77,6 @@ class Parser(argparse.ArgumentParser):
             hint = ""
         self.exit(2, f"{line}{hint}\n")
 
-
     def _nearest_option(self, message: str) -> str:
         """``; did you mean '--limit'?`` after "unrecognized arguments: --limt 5" when an
         option of this (sub)command is close to the first unknown one ("" otherwise)."""
@@ -583,7 +582,8 @@ def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
         print(f"tsfleet: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder the system refused, not foreseen above
-        what = (exc.strerror or str(exc).splitlines()[0] or type(exc).__name__).lower()
+        what = ((exc.strerror or "").lower() or next(iter(str(exc).splitlines()), "")
+                or type(exc).__name__)
         print(f"tsfleet: error: {what}" + (f": {exc.filename}" if exc.filename else ""),
               file=sys.stderr)
         return 2

@@ -563,7 +563,7 @@ def test_demo_validates_first_refuses_foreign_stores_and_defaults_to_demo_duckdb
     shutil.copy(demo, copy)
     before = _end_of_data(copy)
     code, _, err = run(capsys, "demo", "--devices", "5", "--db", copy)
-    assert code == 2 and "at least 10 devices" in err
+    assert code == 2 and "--devices must be a whole number >= 10, got 5" in err
     with Fleet(copy, read_only=True) as f:
         assert f.query("select count(*) as n from readings")[0]["n"] > 10_000
     assert _end_of_data(copy) == before

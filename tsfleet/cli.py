@@ -68,7 +68,7 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (and exit status 2), like the others."""
 
     def error(self, message: str):
-        text = _suggest(message)
+        text = _suggest(message) + self._nearest_option(message)
         line = f"{self.prog}: error: {text}"
         # a choice named on the line needs no pointer to the list in --help, and a line
         # keeps to 120 columns without one
@@ -76,6 +76,33 @@ class Parser(argparse.ArgumentParser):
         if "; choose from " in text or "; did you mean " in text or len(line + hint) > 120:
             hint = ""
         self.exit(2, f"{line}{hint}\n")
+
+    def _nearest_option(self, message: str) -> str:
+        """``; did you mean '--limit'?`` after "unrecognized arguments: --limt 5" when an
+        option of this (sub)command is close to the first unknown one ("" otherwise)."""
+        import difflib
+
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        options = [o for a in self._actions if a.help != argparse.SUPPRESS
+                   for o in a.option_strings if o.startswith("--")]
+        for word in message.removeprefix("unrecognized arguments: ").split():
+            if word.startswith("--"):
+                near = difflib.get_close_matches(word.split("=", 1)[0], options, n=1)
+                return f"; did you mean '{near[0]}'?" if near else ""
+        return ""
+
+    def check_leading_options(self, argv: Sequence[str]) -> None:
+        """An option before the command word that this parser does not know is an error
+        naming it (argparse read ``tsfleet --dbb x info`` as the command "x")."""
+        known = [o for a in self._actions for o in a.option_strings]
+        k = 0
+        while k < len(argv) and argv[k].startswith("-") and argv[k] != "--":
+            name = argv[k].split("=", 1)[0]
+            hits = [name] if name in known else [o for o in known if o.startswith(name)]
+            if len(hits) != 1:
+                self.error(f"unrecognized arguments: {argv[k]}")
+            k += 2 if hits[0] == "--db" and "=" not in argv[k] else 1
 
 
 class _Version(argparse.Action):
@@ -124,8 +151,8 @@ OPTION_OF = {
     "workorders": {"horizon_days": "window_days"},
     "power plan": {"horizon_days": "window_days"},
     "calibration schedule": {"horizon_days": "window_days"},
-    "network plan": {"rssi_floor_dbm": "rssi_floor"},
-    "network frontier": {"n_points": "points", "rssi_floor_dbm": "rssi_floor"},
+    "network plan": {"rssi_floor_dbm": "rssi_floor", "pinned": "pin"},
+    "network frontier": {"n_points": "points", "rssi_floor_dbm": "rssi_floor", "pinned": "pin"},
     "serve": {"batch_delay_s": "batch_delay"},
 }
 
@@ -135,34 +162,43 @@ def as_options(message: str, parser: argparse.ArgumentParser, argv: Sequence[str
     be >= 0``) as the options of ``parser``'s command, spelled as ``argv`` gave them
     (``--window-days must be >= 0``). A name with ``_`` is replaced wherever it stands; a
     plain word (``limit``, ``since``) only where it names a value: before "must", "=" or a
-    comparison, or after "after"/"before" ("until must be after since")."""
+    comparison, after "after"/"before" ("until must be after since"), or as "in NAME:"
+    ("unknown device ids in pinned: x")."""
     import re
 
-    options = {a.dest: a for a in parser._actions if a.option_strings and a.help}
+    actions = [a for a in parser._actions if a.option_strings and a.help]
+    # an option's hidden aliases (help=SUPPRESS, an earlier spelling) share its dest
+    options = {a.dest: a for a in actions if a.help != argparse.SUPPRESS}
+    spellings = {dest: [o for a in actions if a.dest == dest for o in a.option_strings]
+                 for dest in options}
     command = parser.prog.removeprefix("tsfleet").strip()
     names = {dest: dest for dest in options} | OPTION_OF.get(command, {})
     for name, dest in sorted(names.items(), key=lambda kv: -len(kv[0])):
         if dest not in options:
             continue
-        flag = _typed(options[dest], argv)
+        flag = _typed(options[dest], argv, spellings[dest])
         if "_" in name:
             pattern = rf"(?<![\w-]){name}(?![\w-])"
         else:
             pattern = (rf"(?<![\w-]){name}(?=\s+must\b|=|\s*[<>]=?\s)|"
-                       rf"(?:(?<=\bafter )|(?<=\bbefore )){name}(?![\w-])")
+                       rf"(?:(?<=\bafter )|(?<=\bbefore )){name}(?![\w-])|"
+                       rf"(?<=\bin ){name}(?=:)")
         message = re.sub(pattern, flag, message)
     return message
 
 
-def _typed(action: argparse.Action, argv: Sequence[str]) -> str:
-    """The option string of ``action`` that ``argv`` used (an abbreviation given as
-    ``--window`` names ``--window-days``), else its first long one."""
+def _typed(action: argparse.Action, argv: Sequence[str],
+           spellings: Sequence[str] | None = None) -> str:
+    """The option string of ``action`` (or of its hidden aliases, ``spellings``) that
+    ``argv`` used (an abbreviation given as ``--window`` names ``--window-days``), else
+    its first long one."""
     longs = [o for o in action.option_strings if o.startswith("--")] or action.option_strings
+    strings = list(spellings or action.option_strings)
     for word in argv:
         word = word.split("=", 1)[0]
         if word.startswith("--") and len(word) > 2:
-            hits = [o for o in action.option_strings if o.startswith(word)]
-            if word in action.option_strings:
+            hits = [o for o in strings if o.startswith(word)]
+            if word in strings:
                 return word
             if len(hits) == 1:
                 return hits[0]
@@ -267,8 +303,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tsfleet.fleet import Fleet
     from tsfleet.simulate import SimConfig, simulate
 
-    if args.seed < 0:
-        raise InvalidParameter(f"--seed must be a whole number >= 0, got {args.seed}")
+    for option, value, low in (("--devices", args.devices, 10), ("--days", args.days, 2),
+                               ("--seed", args.seed, 0)):
+        if value < low:     # named as the option, as --seed was (the API says "devices")
+            raise InvalidParameter(f"{option} must be a whole number >= {low}, got {value}")
     config = SimConfig(n_devices=args.devices, days=args.days, seed=args.seed)  # validates
     path = Path(getattr(args, "sub_db", None) or args.db or DEMO_DB)
     if path.exists():
@@ -512,6 +550,7 @@ def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
     this process's; serve's control interface passes the caller's)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
+    parser.check_leading_options(argv)
     args, extra = parser.parse_known_args(argv)
     if extra and getattr(args, "files", None) is not None and not any(
             e.startswith("-") for e in extra):
@@ -541,6 +580,12 @@ def main(argv: Sequence[str] | None = None, *, cwd: str | None = None) -> int:
         return 2
     except duckdb.Error as exc:
         print(f"tsfleet: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the system refused, not foreseen above
+        what = ((exc.strerror or "").lower() or next(iter(str(exc).splitlines()), "")
+                or type(exc).__name__)
+        print(f"tsfleet: error: {what}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tsfleet: interrupted", file=sys.stderr)

@@ -126,12 +126,51 @@ def whole_number_from(low: int):
 WINDOW_DAYS = 30.0
 
 
-def add_window(parser: argparse.ArgumentParser, *aliases: str) -> None:
-    """``--window-days``: how a plan batches a site's items into visits."""
-    parser.add_argument("--window-days", *aliases, dest="window_days", type=float,
+def add_window(parser: argparse.ArgumentParser, *hidden: str) -> None:
+    """``--window-days``: how a plan batches a site's items into visits, the one name on
+    every view of the plan; ``hidden``: earlier spellings of it on this command, still
+    accepted (:func:`add_hidden_alias`)."""
+    parser.add_argument("--window-days", dest="window_days", type=float,
                         default=WINDOW_DAYS, metavar="DAYS",
                         help="items of a site due within this many days of a visit's first "
                              f"join that visit (default {WINDOW_DAYS:g})")
+    add_hidden_alias(parser, "--window-days", *hidden)
+
+
+def add_horizon(parser: argparse.ArgumentParser) -> None:
+    """``--horizon-days`` of a view of the plan: only the items due within that many days
+    of the plan's instant (:func:`within_horizon`)."""
+    parser.add_argument("--horizon-days", type=float, default=None, metavar="DAYS",
+                        help="only items due within this many days of the plan's instant "
+                             "(default all)")
+
+
+def check_horizon(args: argparse.Namespace) -> None:
+    """A ``--horizon-days`` below 0 (or NaN) is an error, before a plan is made."""
+    days = getattr(args, "horizon_days", None)
+    if days is not None and not days >= 0:   # NaN too
+        raise InvalidParameter(f"--horizon-days must be 0 or more, got {days:g}")
+
+
+def within_horizon(rows: list[dict], args: argparse.Namespace, at: datetime) -> list[dict]:
+    """The rows of a view of the plan due by ``--horizon-days`` after ``at`` (all without
+    it)."""
+    days = getattr(args, "horizon_days", None)
+    if days is None:
+        return rows
+    end = at + timedelta(days=days)
+    return [r for r in rows if r["due_at"] <= end]
+
+
+def add_hidden_alias(parser: argparse.ArgumentParser, option: str, *aliases: str) -> None:
+    """``aliases``: earlier spellings of ``option`` of ``parser``, accepted as it is and
+    left out of ``--help`` (one name per meaning is shown; a command line that used an
+    old name still runs). An error names the spelling typed (tsfleet.cli.as_options)."""
+    if not aliases:
+        return
+    [action] = [a for a in parser._actions if option in a.option_strings]
+    parser.add_argument(*aliases, dest=action.dest, type=action.type, metavar=action.metavar,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 @contextmanager
@@ -550,7 +589,12 @@ def _text_last(cols: list[str]) -> list[str]:
     return [c for c in cols if c not in TEXT_COLUMNS] + [c for c in cols if c in TEXT_COLUMNS]
 
 
-def _clip(text: str, w: int) -> str:
+def clip(text: str, w: int) -> str:
+    """``text`` cut to ``w`` columns, its last one "…" when it was cut (never silently).
+
+    >>> clip("abcdef", 4), clip("abc", 4)
+    ('abc…', 'abc')
+    """
     return text if len(text) <= w else text[: max(w - 1, 0)] + "…"
 
 
@@ -568,7 +612,7 @@ class Table:
             self.widths, self.shown = _fit(cols, natural, width)
 
     def line(self, values: list[str]) -> str:
-        return "  ".join(_clip(v, w).ljust(w) for v, w in
+        return "  ".join(clip(v, w).ljust(w) for v, w in
                          zip(values[: self.shown], self.widths, strict=False)).rstrip()
 
     def header(self) -> list[str]:

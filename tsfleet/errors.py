@@ -83,6 +83,31 @@ def suggest(value: str, known: list[str], width: int, listing: str = "it has: ")
     return listing + ", ".join(shown)
 
 
+def did_you_mean(value: str, known: list[str]) -> str:
+    """``"; did you mean 'x'?"`` with the nearest of ``known`` when one is close, else "":
+    the tail of an error for an id typed wrong (a device id among thousands is not listed).
+
+    Of ids as near as each other, one that ``value`` is the start of (a digit left off)
+    wins, then the first in order.
+
+    >>> did_you_mean("th-0023", ["th-00293", "th-00230"]), did_you_mean("zzz", ["th-1"])
+    ("; did you mean 'th-00230'?", '')
+    """
+    import difflib
+
+    near = difflib.get_close_matches(value, known, n=10)
+    if not near:
+        return ""
+
+    def score(name: str) -> float:
+        return difflib.SequenceMatcher(None, value, name).ratio()
+
+    top = score(near[0])
+    best = min((c for c in near if score(c) == top),
+               key=lambda c: (not (c.startswith(value) or value.startswith(c)), c))
+    return f"; did you mean {best!r}?"
+
+
 def unknown_name(what: str, value: str, known: list[str],
                  width: int = LINE_WIDTH) -> InvalidParameter:
     """The error for a name the store does not have (a typo in a filter must not read as an

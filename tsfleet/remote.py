@@ -25,6 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,40 @@ def forward(advert: dict[str, Any], argv: Sequence[str]) -> int:
     return int(answer.get("rc", 2))
 
 
+def _aware(text: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(text).astimezone(ZoneInfo("UTC"))
+
+
+#: How a value of a DuckDB type, sent as JSON, is read back as ``Fleet.query`` returns it.
+_DECODE: dict[str, Any] = {
+    "TIMESTAMP WITH TIME ZONE": _aware,
+    **dict.fromkeys(("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"),
+                    datetime.fromisoformat),
+    "DATE": date.fromisoformat,
+    "TIME": time.fromisoformat,
+    "TIME WITH TIME ZONE": time.fromisoformat,
+    "INTERVAL": lambda seconds: timedelta(seconds=seconds),
+}
+
+
+def decode_rows(rows: list[dict[str, Any]], types: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows of a ``/query`` answer with their times as times: each column whose DuckDB
+    type (``types``) is a time, a date or an interval, read back from its JSON.
+
+    >>> [row] = decode_rows([{"t": "2026-07-31T01:36:34+02:00", "d": "2026-07-30", "n": 1}],
+    ...                     {"t": "TIMESTAMP WITH TIME ZONE", "d": "DATE", "n": "INTEGER"})
+    >>> row["t"].isoformat(), str(row["t"].tzinfo), row["d"], row["n"]
+    ('2026-07-30T23:36:34+00:00', 'UTC', datetime.date(2026, 7, 30), 1)
+    """
+    decode = {c: _DECODE[t] for c, t in types.items() if t in _DECODE}
+    if not decode:
+        return rows
+    return [{c: v if v is None or c not in decode else decode[c](v) for c, v in r.items()}
+            for r in rows]
+
+
 class ServedFleet:
     """The Python API of a store that ``tsfleet serve`` holds (:func:`connect`):
     queries answered by serve from a read cursor, files ingested through its writer.
@@ -139,11 +174,16 @@ class ServedFleet:
         return f"ServedFleet({self.path!r}, pid={self.advert['pid']})"
 
     def query(self, sql: str, params: list | None = None) -> list[dict[str, Any]]:
-        """Rows of a read-only query as dicts; times come back as ISO text."""
-        answer = request(self.advert, "/query", {"sql": sql, "params": list(params or [])})
+        """Rows of a read-only query as dicts, as ``Fleet.query`` returns them: a
+        ``timestamp`` a naive datetime (UTC, as stored), a ``timestamptz`` an aware one in
+        UTC, a date a date, an interval a timedelta (:func:`decode_rows`)."""
+        # a time as a parameter goes as ISO text (JSON has no time), which DuckDB compares
+        # with a time column as Fleet.query's datetime parameter is compared
+        sent = [p.isoformat() if isinstance(p, (date, time)) else p for p in params or []]
+        answer = request(self.advert, "/query", {"sql": sql, "params": sent})
         if answer.get("error"):
             raise TsfleetError(answer["error"])
-        return answer["rows"]
+        return decode_rows(answer["rows"], answer.get("types") or {})
 
     def cli(self, *argv: str) -> dict[str, Any]:
         """Run a ``tsfleet`` command in serve: ``{rc, stdout, stderr}``."""

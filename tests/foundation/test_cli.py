@@ -76,7 +76,10 @@ def test_ingest_sql_and_info(tmp_path, capsys, monkeypatch):
     (["ingest", "nonsense", "/no/such/file.csv"], "unknown ingest kind"),
     (["ingest", "redings", "/no/such/file.csv"], "did you mean 'readings'?"),
     (["info"], "no store"),
-    (["demo", "--days", "1"], "at least 10 devices and 2 days"),
+    # named as the options, as --seed is (it said "at least 10 devices and 2 days, got
+    # 400 devices and 1 days")
+    (["demo", "--days", "1"], "--days must be a whole number >= 2, got 1"),
+    (["demo", "--devices", "5"], "--devices must be a whole number >= 10, got 5"),
     (["demo", "--seed", "-1", "--devices", "10", "--days", "2"],
      "--seed must be a whole number >= 0, got -1"),
     (["ingest", "readings", "a" * 5000 + ".csv"], ": file name too long"),

@@ -280,3 +280,52 @@ def test_an_analysis_prints_sentences_or_its_key_figures(demo_build, tmp_path, c
     code, _, err = run(capsys, *argv, "--format", "xml")
     assert code == 2 and len(err.splitlines()) == 1
     assert "choose from text, table, csv, json" in err
+
+
+# -- 5. a table of figures says what they are of -----------------------------------------
+def test_the_backtest_table_says_how_many_devices_its_figures_are_of(demo, capsys):
+    """``power backtest`` on a history shorter than its horizon scores no device: its
+    table of empty figures says so above it (it printed three blank rows unexplained),
+    and a scored backtest says of how many devices; the line is the same when the stored
+    result is printed (read-only, the second run). CSV and JSON keep their records."""
+    for horizon in ("30", "7"):      # the demo holds 20 days: nothing to score, then some
+        outs = [run(capsys, "--db", demo, "power", "backtest", "--horizon-days", horizon)
+                for _ in range(2)]                     # computed and stored, then stored
+        with Fleet(demo, read_only=True) as f:
+            [n] = f.query("select count(*) as n, count(*) filter (where is_scored) as k "
+                          "from battery_backtest")
+        line = (f"backtest on the last {horizon} days of each history: {n['k']} of "
+                f"{n['n']} devices scored")
+        for code, out, err in outs:
+            assert code == 0 and err == "" and out.splitlines()[0].startswith(line), out
+            assert out.splitlines()[1].split() == ["method", "within_10", "within_15",
+                                                   "median_error_pct"]
+            assert max(len(x) for x in out.splitlines()) <= 120
+        assert ("(no battery fell over them without a reset)" in outs[0][1]) == (n["k"] == 0)
+        code, out, _ = run(capsys, "--db", demo, "power", "backtest", "--horizon-days",
+                           horizon, "--format", "json")
+        assert code == 0 and [r["method"] for r in json.loads(out)] == ["model", "line14",
+                                                                         "mean_rate"]
+    assert n["k"] > 0
+
+
+# -- 6. a sentence that prints a time says it is UTC -------------------------------------
+def test_a_time_in_a_sentence_says_it_is_utc(demo_build, tmp_path, capsys):
+    """``alerts evaluate``, its refusal of a time before the last evaluation, and
+    ``retention`` print a time in a sentence: each says UTC (as ``info`` and the plans'
+    headers do), and the error stays one line within 120 columns."""
+    db = shutil.copy(demo_build[0], tmp_path / "demo.duckdb")
+    stamp = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?"
+    code, out, err = run(capsys, "--db", db, "alerts", "evaluate")
+    assert code == 0 and err == "", err
+    assert re.match(rf"evaluated \d+ of \d+ rules at {stamp} UTC: ", out), out
+    code, out, err = run(capsys, "--db", db, "alerts", "evaluate", "--at", "2026-01-01")
+    [line] = err.splitlines()
+    assert code == 2 and out == "" and len(line) <= 120, line
+    assert re.fullmatch(rf"tsfleet: error: evaluation time {stamp} UTC is before the previous "
+                        rf"evaluation, {stamp} UTC", line), line
+    code, out, err = run(capsys, "--db", db, "retention", "--raw-days", "10",
+                         "--hourly-days", "15")
+    assert code == 0 and err == "", err
+    assert re.match(rf"cutoff {stamp} UTC: [\d,]+ raw readings rolled up", out), out
+    assert max(len(x) for x in out.splitlines()) <= 120

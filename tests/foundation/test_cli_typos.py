@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,24 @@ def test_history_of_an_unknown_fingerprint_is_the_error_ack_gives(demo, capsys):
     assert code == 0 and err == "" and {h["fingerprint"] for h in json.loads(out)} == {known}
 
 
+# -- 4b. a device id typed wrong ---------------------------------------------------------
+def test_a_device_id_typed_wrong_names_the_nearest_device(demo, capsys):
+    """``device ID`` and ``calibration history ID`` with a digit left off: one line that
+    names the device meant (the one the typed id is the start of), as a typo in a filter
+    does; an id near nothing names none."""
+    sensor = sql(demo, capsys, "select device_id from calibration_sensors "
+                               "order by device_id desc limit 1")[0]["device_id"]
+    typo = sensor[:-1]
+    for argv, text in ((["device", typo], "is neither registered nor seen in readings"),
+                       (["calibration", "history", typo], "is not a sensor")):
+        line = one_line_error(run(demo, capsys, *argv), f"device '{typo}' {text}",
+                              f"; did you mean '{typo}")
+        meant = line.rsplit("'", 2)[-2]
+        assert meant.startswith(typo) and run(demo, capsys, *argv[:-1], meant)[0] == 0, line
+    for argv in (["device", "zzzzzzzz"], ["calibration", "history", "zzzzzzzz"]):
+        assert "did you mean" not in one_line_error(run(demo, capsys, *argv), "'zzzzzzzz'")
+
+
 # -- 2. alerts silence LABEL=VALUE -------------------------------------------------------
 def test_a_silence_on_a_label_no_alert_has_names_the_nearest_and_stores_nothing(
         demo, capsys):
@@ -106,7 +125,12 @@ def test_an_osv_mapping_to_a_model_the_store_lacks_names_the_nearest(demo, capsy
     (["workorders", "--window-days", -5], "--window-days must be >= 0"),
     (["workorders", "--horizon-days", -5], "--horizon-days must be >= 0"),   # its alias
     (["power", "plan", "--window-days", -5], "--window-days must be >= 0"),
+    (["power", "plan", "--batch-days", -5], "--batch-days must be >= 0"),     # its old name
     (["calibration", "schedule", "--window-days", -5], "--window-days must be >= 0"),
+    (["calibration", "schedule", "--visit-window-days", -5],
+     "--visit-window-days must be >= 0"),                                      # its old name
+    (["calibration", "schedule", "--horizon-days", -1], "--horizon-days must be 0 or more"),
+    (["network", "plan", "--pin", "no-such-device"], "--pin: no-such-device"),
     (["network", "frontier", "--points", 1], "--points must be"),
     (["network", "frontier", "--rssi-floor", 100], "--rssi-floor must be"),
     (["network", "plan", "--rssi-floor", "nan"], "--rssi-floor must be"),
@@ -123,7 +147,7 @@ def test_an_error_names_the_option_as_typed(demo, capsys, tmp_path, argv, flag):
     argv = [str(tmp_path / "export") if a == "EXPORT" else a for a in argv]
     line = one_line_error(run(demo, capsys, *argv), flag)
     for name in ("horizon_days", "n_points", "rssi_floor_dbm", "fdr must", "limit must",
-                 "raw_days", "since must", "buckets must", "offline_k"):
+                 "raw_days", "since must", "buckets must", "offline_k", "pinned"):
         assert f" {name}" not in line.replace(f" --{name}", ""), line
 
 
@@ -135,6 +159,30 @@ def test_sql_runs_exactly_one_statement(demo, capsys):
                    "one SQL statement, got 2")
     code, out, err = run(demo, capsys, "sql", "--format", "json", "select 2 as b;")
     assert code == 0 and err == "" and json.loads(out) == [{"b": 2}]
+
+
+def test_a_file_where_a_folder_belongs_is_one_line_not_a_traceback(demo, capsys, tmp_path,
+                                                                   monkeypatch):
+    """``export FILE`` and ``snapshot FILE/x.duckdb`` (a file where the command makes a
+    folder) printed Python's traceback; now one line that names the path. An error of the
+    system no command foresaw is one line too."""
+    monkeypatch.chdir(tmp_path)      # paths as typed, relative: the line names them so
+    afile = Path("afile")
+    afile.write_text("x")
+    one_line_error(run(demo, capsys, "export", afile), f"the export folder {afile} is a file")
+    one_line_error(run(demo, capsys, "export", afile / "sub"),
+                   f"cannot create the export folder {afile / 'sub'}: not a directory")
+    for out in (afile / "x.duckdb", afile / "a" / "x.duckdb"):
+        one_line_error(run(demo, capsys, "snapshot", out),
+                       f"cannot create the folder of {out}: ")
+    assert afile.read_text() == "x"
+
+    def refused(args):
+        raise PermissionError(13, "Permission denied", "/srv/fleet/x.parquet")
+
+    monkeypatch.setattr("tsfleet.cli.cmd_info", refused)
+    assert one_line_error(run(demo, capsys, "info")) == (
+        "tsfleet: error: permission denied: /srv/fleet/x.parquet")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -379,6 +379,49 @@ def test_every_command_takes_db_and_every_option_has_help():
     assert {k: helps[k] for k in COMMANDS} == {k: v for k, (_, v) in COMMANDS.items()}
 
 
+def test_one_meaning_one_option_name_and_old_names_still_run(demo, capsys):
+    """An option shows one name in --help, the same on every command where it means the
+    same: the views of the plan batch by ``--window-days`` and keep the items due within
+    ``--horizon-days``. The names they had before the plan was one (``calibration schedule
+    --horizon-days 90 --visit-window-days 14``, docs/calibration.md; ``power plan
+    --batch-days``; ``workorders --horizon-days``) still run, left out of --help."""
+    for path, p in _parsers(build_parser()):
+        for a in p._actions:
+            if a.help != "==SUPPRESS==":
+                longs = [o for o in a.option_strings if o.startswith("--")]
+                assert len(longs) <= 1, (path, a.option_strings)
+    views = {"workorders": ["workorders"], "power plan": ["power", "plan"],
+             "calibration schedule": ["calibration", "schedule"]}
+    helps = {}
+    for name, argv in views.items():
+        code, out, _ = run(capsys, *argv, "--help")
+        assert code == 0 and out.count("--window-days DAYS") == 2, name   # usage, option
+        for old in ("--batch-days", "--visit-window-days"):
+            assert old not in out, (name, old)
+        helps[name] = " ".join(out.split())
+    assert "--horizon-days" not in helps["workorders"]
+    for name in ("power plan", "calibration schedule"):
+        assert ("--horizon-days DAYS only items due within this many days of the plan's "
+                "instant") in helps[name], name
+    for old, new in (
+            (["calibration", "schedule", "--horizon-days", "90", "--visit-window-days", "14"],
+             ["calibration", "schedule", "--horizon-days", "90", "--window-days", "14"]),
+            (["power", "plan", "--batch-days", "7"], ["power", "plan", "--window-days", "7"]),
+            (["workorders", "--horizon-days", "7"], ["workorders", "--window-days", "7"])):
+        was = run(capsys, "--db", demo, *old, "--format", "csv")
+        now = run(capsys, "--db", demo, *new, "--format", "csv")
+        assert was[0] == 0 and was[2] == "" and was == now, old
+    # a horizon keeps the items due within it, on both views that take one
+    for argv in (["calibration", "schedule"], ["power", "plan"]):
+        code, out, _ = run(capsys, "--db", demo, *argv, "--format", "json")
+        every = json.loads(out)
+        code, out, _ = run(capsys, "--db", demo, *argv, "--horizon-days", "0",
+                           "--format", "json")
+        due = json.loads(out)
+        assert code == 0 and every and due == [r for r in every
+                                                if r["due_at"] <= r["as_of"]], argv
+
+
 @pytest.mark.parametrize("argv, message", [
     (["powr", "plan"], "invalid choice 'powr'; did you mean 'power'?"),
     (["power", "plna"], "invalid choice 'plna'; did you mean 'plan'?"),
@@ -389,6 +432,13 @@ def test_every_command_takes_db_and_every_option_has_help():
      "tsfleet calibration drift: error: unrecognized arguments: --zone x "
      "(see tsfleet calibration drift --help)"),
     (["workorders", "--as-of", "yesterday"], "--as-of must be an ISO time"),
+    # an option typed wrong names the nearest option of that command; before the command
+    # word it is named, not read as the command ("invalid choice 'x'")
+    (["environment", "maintenance", "--limt", "5"],
+     "maintenance: error: unrecognized arguments: --limt 5; did you mean '--limit'?"),
+    (["sql", "select 1", "--wdie"], "unrecognized arguments: --wdie; did you mean '--wide'?"),
+    (["--dbb", "x", "info"], "tsfleet: error: unrecognized arguments: --dbb; did you mean "
+                             "'--db'?"),
 ])
 def test_typos_on_the_command_line_are_one_line_exit_2(demo, capsys, argv, message):
     try:
@@ -513,7 +563,7 @@ def test_demo_validates_first_refuses_foreign_stores_and_defaults_to_demo_duckdb
     shutil.copy(demo, copy)
     before = _end_of_data(copy)
     code, _, err = run(capsys, "demo", "--devices", "5", "--db", copy)
-    assert code == 2 and "at least 10 devices" in err
+    assert code == 2 and "--devices must be a whole number >= 10, got 5" in err
     with Fleet(copy, read_only=True) as f:
         assert f.query("select count(*) as n from readings")[0]["n"] > 10_000
     assert _end_of_data(copy) == before

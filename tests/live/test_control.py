@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -273,7 +274,7 @@ def test_fleet_connect_queries_and_ingests_through_serve(running, store, tmp_pat
     assert fleet.query("select count(*) as n from readings")[0]["n"] == before + 1
     rows = fleet.query("select device_id, observed_at from readings where device_id = ?",
                        ["c-1"])
-    assert rows == [{"device_id": "c-1", "observed_at": "2026-03-01T10:00:00"}]
+    assert rows == [{"device_id": "c-1", "observed_at": datetime(2026, 3, 1, 10, 0)}]
     with pytest.raises(TsfleetError, match="INSERT statement"):
         fleet.query("insert into readings select * from readings")
     with pytest.raises(TsfleetError, match="SQL error"):

@@ -380,9 +380,14 @@ def test_a_gateway_predicted_to_overload_receives_no_device():
     f.close()
 
 
-def test_cli_plan_budget_and_frontier(net_path, capsys):
+def test_cli_plan_budget_and_frontier(net_path, tmp_path, capsys):
+    import shutil
+
     from tsfleet.cli import main
 
+    # a copy: the session's `net` fixture may hold the store open read-write in this
+    # process, and DuckDB refuses a second connection of another configuration to it
+    net_path = str(shutil.copy(net_path, tmp_path / "net.duckdb"))
     assert main(["--db", net_path, "network", "plan", "--max-moves", "3", "--summary",
                  "--format", "json"]) == 0
     assert '"max_moves": 3' in capsys.readouterr().out

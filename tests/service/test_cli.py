@@ -30,3 +30,24 @@ def test_analyze_then_device_card_as_json(capsys, tmp_path):
     assert card["latest"][0]["value"] == 87.0
     assert main(["analyze", "--only", "weather", "--db", db]) == 2
     assert "unknown analysis weather" in capsys.readouterr().err
+
+
+def test_the_card_cuts_a_long_value_at_120_columns_and_shows_it_was_cut(capsys, tmp_path):
+    """A value longer than its line (a model name, a forecast's reason) ends in "…" at
+    column 120, as a table's cut cell does: never silently."""
+    db = str(tmp_path / "f.duckdb")
+    model = "M-" + "x" * 150
+    with Fleet(db) as f:
+        f.ingest("devices", [{"device_id": "pump-17", "device_type": "pump",
+                              "site": "plant-north", "model": model}])
+        f.ingest("readings", [{"device_id": "pump-17", "observed_at": "2026-03-01T10:00Z",
+                               "metric": "battery_pct", "value": 87}])
+    assert main(["device", "pump-17", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    shown = [line for line in lines if line.startswith("  model ")]   # identity, firmware
+    assert shown and all(len(line) == 120 and line.endswith("x…") for line in shown)
+    assert main(["device", "pump-17", "--db", db, "--wide"]) == 0      # not fitted: whole
+    assert f"  model                  {model}" in capsys.readouterr().out.splitlines()
+    assert main(["device", "pump-17", "--db", db, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["identity"]["model"] == model

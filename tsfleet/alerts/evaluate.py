@@ -68,7 +68,7 @@ class Evaluation:
     def __str__(self) -> str:
         states = ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())) or "no alerts"
         ok = sum(r.status == "ok" for r in self.runs)
-        return (f"evaluated {ok} of {len(self.runs)} rules at {self.at:%Y-%m-%d %H:%M:%S}: "
+        return (f"evaluated {ok} of {len(self.runs)} rules at {self.at:%Y-%m-%d %H:%M:%S} UTC: "
                 f"{states}; {sum(self.transitions.values())} changes, "
                 f"{self.n_notifications} notifications queued")
 
@@ -136,8 +136,9 @@ def evaluate(con: duckdb.DuckDBPyConnection, pack: RulePack, at: datetime, *,
     """Evaluate ``pack`` at time ``at`` and advance every alert's lifecycle."""
     last = con.execute("select max(last_evaluated_at) from alerts").fetchall()[0][0]
     if last is not None and at < last:
-        raise InvalidParameter(f"evaluation time {at:%Y-%m-%d %H:%M:%S} is before the previous "
-                               f"evaluation at {last:%Y-%m-%d %H:%M:%S}; time only moves forward")
+        # time only moves forward; the line fits 120 columns after "tsfleet: error: "
+        raise InvalidParameter(f"evaluation time {at:%Y-%m-%d %H:%M:%S} UTC is before the "
+                               f"previous evaluation, {last:%Y-%m-%d %H:%M:%S} UTC")
     con.execute("create or replace temp table _alert_candidates as select * from "
                 "(select null::varchar as rule, null::varchar as fingerprint, "
                 "null::varchar as severity, null::varchar as domain, null::varchar as finding, "

@@ -17,7 +17,7 @@ from tsfleet.calibration.grid import load_grid
 from tsfleet.calibration.schedule import batch_visits
 from tsfleet.calibration.stability import FACTORS, stability_table
 from tsfleet.calibration.verdict import VERDICTS, levels
-from tsfleet.errors import InvalidParameter, UnknownDevice
+from tsfleet.errors import InvalidParameter, UnknownDevice, did_you_mean
 from tsfleet.results import write_result
 
 if TYPE_CHECKING:
@@ -79,7 +79,10 @@ class Calibration:
     def _known(self, device_id: str) -> None:
         if not self.fleet.query("select 1 from calibration_sensors where device_id = ?",
                                 [device_id]):
-            raise UnknownDevice(f"device {device_id!r} is not a sensor in devices (no measures)")
+            sensors = [r["device_id"] for r in self.fleet.query(
+                "select distinct device_id from calibration_sensors")]
+            raise UnknownDevice(f"device {device_id!r} is not a sensor in devices (no measures)"
+                                + did_you_mean(device_id, sensors))
 
     # -- analysis ------------------------------------------------------------------
     def detect(self, devices: Sequence[str] | None = None, *, fdr: float = 0.01,

@@ -11,13 +11,16 @@ from tsfleet.calibration.verdict import VERDICTS
 from tsfleet.cliutil import (
     add_as_of,
     add_format,
+    add_horizon,
     add_summary_format,
     add_window,
+    check_horizon,
     open_fleet,
     open_plan,
     print_plan,
     print_rows,
     print_summary,
+    within_horizon,
 )
 
 SCHEDULE_TABLE = ("workorder_id", "site", "visit_due_at", "subject_id", "finding", "due_at",
@@ -48,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add("faults", "stuck, dead, spiking and out-of-range sensors", cmd_faults)
     s = add("schedule", "recalibrations: the calibration items of the one maintenance plan "
                         "(tsfleet workorders)", cmd_schedule)
-    add_window(s)
+    add_horizon(s)
+    add_window(s, "--visit-window-days")   # its name before the plan was one (tsfleet 0.1)
     add_as_of(s)
     h = add("history", "calibration records of one sensor", cmd_history)
     h.add_argument("device_id", help="the sensor's device id")
@@ -84,8 +88,9 @@ def cmd_faults(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
+    check_horizon(args)
     with open_plan(args) as (fleet, when):
-        rows = fleet.alerts.work_orders(domain="calibration")
+        rows = within_horizon(fleet.alerts.work_orders(domain="calibration"), args, when.at)
     if args.format == "table" and not args.wide:
         rows = [{c: r.get(c) for c in SCHEDULE_TABLE} for r in rows]
     print_plan(rows, args, when, "recalibrations")

@@ -14,15 +14,20 @@ from datetime import datetime, timedelta
 from tsfleet.cliutil import (
     add_as_of,
     add_format,
+    add_horizon,
     add_window,
+    check_horizon,
     json_default,
     open_fleet,
     open_plan,
     plain,
+    plural,
     print_plan,
     print_rows,
+    print_sentences,
+    within_horizon,
 )
-from tsfleet.errors import InvalidParameter, check_count
+from tsfleet.errors import check_count
 
 #: Columns of the forecast table on a terminal (every column with --wide, csv or json).
 FORECAST_TABLE = ("device_id", "level_now_pct", "rate_pct_per_day", "days_to_critical",
@@ -47,10 +52,8 @@ def register(sub) -> None:
     pl = ps.add_parser("plan", help="battery replacements: the power items of the one "
                                     "maintenance plan (tsfleet workorders), replanned and "
                                     "stored; with --as-of a preview that stores nothing")
-    pl.add_argument("--horizon-days", type=float, default=None, metavar="DAYS",
-                    help="only replacements due within this many days of the plan's instant "
-                         "(default all)")
-    add_window(pl)
+    add_horizon(pl)
+    add_window(pl, "--batch-days")     # its name before the plan was one (tsfleet 0.1)
     add_as_of(pl)
     ps.add_parser("report", help="discharge by dimension and drain attribution: the stored "
                                  "attribution while no data arrived since (read-only); else "
@@ -210,8 +213,22 @@ def _show(fleet, args: argparse.Namespace, stored: bool) -> int:
         else:
             res = fleet.power.backtest(args.horizon_days)
         rows = [{"method": k, **v} for k, v in res.items() if isinstance(v, dict)]
+        if args.format == "table":      # what the figures are of (empty when none scored)
+            print_sentences([backtest_line(res, args.horizon_days)])
     print_rows(rows, args)
     return 0
+
+
+def backtest_line(res: dict, horizon_days: int) -> str:
+    """The line above the backtest's table: how many devices its figures are of.
+
+    >>> backtest_line({"n_devices": 3, "n_scored": 1}, 30)
+    'backtest on the last 30 days of each history: 1 of 3 devices scored'
+    """
+    n, scored = res.get("n_devices", 0), res.get("n_scored", 0)
+    return (f"backtest on the last {plural(horizon_days, 'day')} of each history: "
+            f"{scored:,} of {plural(n, 'device')} scored"
+            + (" (no battery fell over them without a reset)" if not scored else ""))
 
 
 def cmd_report(fleet, args: argparse.Namespace, stored: bool = False) -> int:
@@ -235,16 +252,13 @@ def cmd_report(fleet, args: argparse.Namespace, stored: bool = False) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    if args.horizon_days is not None and not args.horizon_days >= 0:   # NaN too
-        raise InvalidParameter(f"--horizon-days must be 0 or more, got {args.horizon_days}")
+    check_horizon(args)
+
     def lacks(f) -> bool:   # the plan's battery items come from the stored forecast
         return not f.query("select count(*) as n from battery_forecast")[0]["n"]
 
     with open_plan(args, lacks=lacks, fill=lambda f: f.power.forecast(30)) as (fleet, when):
-        rows = fleet.alerts.work_orders(domain="power")
-    if args.horizon_days is not None:
-        end = when.at + timedelta(days=args.horizon_days)
-        rows = [r for r in rows if r["due_at"] <= end]
+        rows = within_horizon(fleet.alerts.work_orders(domain="power"), args, when.at)
     rows = [{**{k: v for k, v in r.items() if k != "value"}, "level_pct": r["value"]}
             for r in rows]
     print_plan(_table(rows, args, PLAN_TABLE), args, when, "battery replacements")

@@ -145,5 +145,10 @@ def device_card(fleet: Fleet, device_id: str) -> dict[str, Any]:
             rows = fleet.query(sql, [device_id])
         card[name] = (rows[0] if rows else None) if single else rows
     if card["identity"] is None and not card["latest"]:
-        raise UnknownDevice(f"device {device_id!r} is neither registered nor seen in readings")
+        from tsfleet.errors import did_you_mean
+
+        known = [r["device_id"] for r in fleet.query(
+            "select device_id from devices union select device_id from device_latest")]
+        raise UnknownDevice(f"device {device_id!r} is neither registered nor seen in readings"
+                            + did_you_mean(device_id, known))
     return card

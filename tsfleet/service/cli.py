@@ -8,6 +8,7 @@ from tsfleet.cliutil import (
     TABLE_WIDTH,
     add_format,
     cell,
+    clip,
     format_rows,
     json_default,
     json_objects,
@@ -68,7 +69,7 @@ def cmd_analyze(args) -> int:
                 for r in results], args)
     for r in results:
         for bucket, error in sorted((r.failed_buckets or {}).items()):
-            print(f"{r.analysis} bucket {bucket} failed twice: {error}"[:TABLE_WIDTH])
+            print(clip(f"{r.analysis} bucket {bucket} failed twice: {error}", TABLE_WIDTH))
     failed = [r.analysis for r in results if r.status == "failed"]
     if failed:
         raise TsfleetError(f"analysis failed: {', '.join(failed)} (see the freshness view)")
@@ -89,7 +90,9 @@ def cmd_device(args) -> int:
         elif isinstance(value, dict):
             print(f"\n{section}:")
             for k, v in value.items():
-                print(f"  {k:<22} {cell(v, k)}"[:TABLE_WIDTH])
+                # a value cut at 120 columns ends in "…", as a table's cut cell does
+                line = f"  {k:<22} {cell(v, k)}"
+                print(line if args.wide else clip(line, TABLE_WIDTH))
         else:
             print(f"\n{section}:")
             rows = [{k: v for k, v in r.items() if k not in CARD_HIDDEN} for r in value]
@@ -100,7 +103,8 @@ def cmd_device(args) -> int:
 def cmd_retention(args) -> int:
     with open_fleet(args) as fleet:
         res = fleet.retain(args.raw_days, args.hourly_days)
-    print_sentences([f"cutoff {res.cutoff_at}: {res.n_raw_deleted:,} raw readings rolled up and "
+    print_sentences([f"cutoff {cell(res.cutoff_at)} UTC: {res.n_raw_deleted:,} raw readings "
+                     "rolled up and "
                      f"deleted ({res.n_hourly_rows:,} hourly, {res.n_daily_rows:,} daily rollup "
                      "rows written)"])
     return 0

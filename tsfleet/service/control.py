@@ -19,8 +19,8 @@ which here hands it the server's store instead of a file:
   file's rows land once. It first waits for a running analysis (which runs on a thread
   of its own, :mod:`tsfleet.service.worker`) and none starts until it is done.
 
-``POST /query`` ``{"sql", "params"}`` answers ``{"rows": [...]}`` for
-:class:`tsfleet.remote.ServedFleet`. Both refuse SQL other than queries. Requests
+``POST /query`` ``{"sql", "params"}`` answers ``{"rows": [...], "types": {column: DuckDB
+type}}`` for :class:`tsfleet.remote.ServedFleet`. Both refuse SQL other than queries. Requests
 without the token get 401; the interface never listens beyond 127.0.0.1.
 """
 
@@ -69,9 +69,11 @@ def snmp_scheduled(targets: str) -> str:
 
 
 def _query_default(v: object) -> object:
-    """JSON of a value of :meth:`ServedFleet.query`'s rows: times as the naive ISO text
-    of the store's own (UTC) values, which a caller compares with ``Fleet.query``'s;
-    the CLI's ``--format json`` writes them with ``Z`` (:func:`tsfleet.cliutil.utc_iso`)."""
+    """JSON of a value of :meth:`ServedFleet.query`'s rows: times as ISO text (a
+    ``timestamptz`` with its offset, a ``timestamp`` naive as the store holds it), which
+    the client reads back, by the answer's column types, as the times ``Fleet.query``
+    returns (:func:`tsfleet.remote.decode_rows`); the CLI's ``--format json`` writes them
+    with ``Z`` (:func:`tsfleet.cliutil.utc_iso`)."""
     from datetime import date
 
     from tsfleet.cliutil import json_default
@@ -362,11 +364,13 @@ class ControlServer:
             except duckdb.Error as exc:
                 raise sql_error(exc) from None
             names = [d[0] for d in rel.description or []]
+            types = {n: str(d[1]) for n, d in zip(names, rel.description or [], strict=True)}
             rows = [dict(zip(names, (plain(v) for v in r), strict=True))
                     for r in rel.fetchall()]
         finally:
             cur.close()
-        text = json.dumps({"rows": rows}, default=_query_default)
+        # the column types let the client read a time back as the time Fleet.query gives
+        text = json.dumps({"rows": rows, "types": types}, default=_query_default)
         if len(text) > MAX_OUTPUT:
             raise OutputTooLarge(f"the answer holds more than {MAX_OUTPUT >> 20} MiB; narrow "
                                  "the query")

@@ -107,6 +107,8 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str | Path, *,
         raise InvalidParameter(f"compression must be zstd, snappy, gzip or uncompressed, "
                                f"got {compression!r}")
     root = Path(directory).resolve()
+    if root.exists() and not root.is_dir():
+        raise InvalidParameter(f"the export folder {directory} is a file")
     manifest = _read_manifest(root, buckets)
     since_at, until_at = parse_time(since, "since"), parse_time(until, "until")
     if since_at is not None and until_at is not None:
@@ -116,7 +118,11 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str | Path, *,
     staging = root / f".staging-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     cur = con.cursor()
     try:
-        staging.mkdir(parents=True)
+        try:
+            staging.mkdir(parents=True)
+        except OSError as exc:      # a file on the way, a folder that may not be written
+            raise StoreError(f"cannot create the export folder {directory}: "
+                             f"{(exc.strerror or str(exc)).lower()}") from None
         cur.execute("begin transaction")
         days = _days(cur, since_at, until_at)
         n_readings = 0

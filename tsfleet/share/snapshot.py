@@ -125,7 +125,11 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, out: str | Path, *,
                          "(a snapshot is for read-only readers) before replacing the snapshot")
     if target.is_dir():
         raise InvalidParameter(f"the snapshot target {target} is a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:          # a file on the way, a folder that may not be written
+        raise StoreError(f"cannot create the folder of {out}: "
+                         f"{(exc.strerror or str(exc)).lower()}") from None
 
     staged = staging_path(target)
     alias = f"tsfleet_snapshot_{uuid.uuid4().hex[:12]}"

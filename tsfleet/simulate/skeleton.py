@@ -15,6 +15,7 @@ from datetime import datetime
 import numpy as np
 
 from tsfleet.errors import InvalidParameter
+from tsfleet.words import plural
 
 #: Device models of the simulated fleet. ``voltage_only`` devices report
 #: battery voltage and no percentage; ``pct_step`` is the quantization of the
@@ -145,7 +146,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         if self.days < 2 or self.n_devices < 10:
             raise InvalidParameter(f"a simulated fleet needs at least 10 devices and 2 days, got "
-                                   f"{self.n_devices} devices and {self.days} days")
+                                   f"{plural(self.n_devices, 'device')} and "
+                                   f"{plural(self.days, 'day')}")
         if self.seed < 0:  # numpy's generators take no negative seed
             raise InvalidParameter(f"a simulated fleet's seed must be a whole number >= 0, "
                                    f"got {self.seed}")

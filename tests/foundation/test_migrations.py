@@ -170,3 +170,40 @@ def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
             (s, i, fld, p) for s, i, *_, fld, _v, _u, _r, p in rows]
         assert f.query("select count(*) as n from unmapped_payloads")[0]["n"] == 3
         assert f.query("select count(*) as n from unmapped_fields")[0]["n"] == 4
+
+
+def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_path):
+    """A store from before 990 (unmapped_items and unmapped_payloads with primary keys, an
+    index entry per payload kept for ever) upgrades: every row is kept, the tables lose
+    their keys, and unmapped_keys holds one key per payload with its newest reception."""
+    path = tmp_path / "store.duckdb"
+    with Fleet(path) as f:  # made current, then put back to the state before 990
+        con = f.con
+        con.execute("drop view unmapped cascade")
+        for t in ("unmapped_items", "unmapped_payloads", "unmapped_keys"):
+            con.execute(f"drop table {t}")
+        old = (store_mod.sql_root() / "tables" / "950_unmapped_payloads.sql").read_text()
+        for start in ("create table unmapped_payloads", "create table unmapped_items"):
+            con.execute(old[old.index(start):old.index(");", old.index(start)) + 2])
+        items = [(f"sha{p}", i, f"2026-01-0{1 + i} 00:00:00+00", "mqtt", "t", "senml+json",
+                  "d", None, f"x{i}", "1", None, "unknown_metric")
+                 for p in range(3) for i in range(4)]
+        con.executemany("insert into unmapped_items values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        items)
+        con.executemany("insert into unmapped_payloads values (?, ?)",
+                        [(f"sha{p}", f"payload {p}") for p in range(3)])
+        con.execute("delete from schema_version where name = 'payload_keys_bounded'")
+        con.execute("delete from schema_views")  # the views are re-made on the next open
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["payload_keys_bounded"]
+        got = f.query("select payload_sha256 as s, item, payload from unmapped order by 1, 2")
+        assert [(r["s"], r["item"], r["payload"]) for r in got] == [
+            (s, i, f"payload {s[3:]}") for s, i, *_ in items]
+        keys = f.query("select payload_sha256 as s, received_at::varchar as t "
+                       "from unmapped_keys order by 1")
+        assert [(r["s"], r["t"]) for r in keys] == [
+            (f"sha{p}", "2026-01-04 00:00:00+00") for p in range(3)]
+        constraints = f.query("select table_name as t from duckdb_constraints() "
+                              "where constraint_type = 'PRIMARY KEY' and table_name in "
+                              "('unmapped_items', 'unmapped_payloads', 'unmapped_keys')")
+        assert [r["t"] for r in constraints] == ["unmapped_keys"]

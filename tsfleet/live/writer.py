@@ -197,6 +197,15 @@ DEFAULT_CACHE_LIMIT = 64 * 1024 * 1024
 #: A checkpoint deferred while an analysis runs is made anyway past this many times
 #: ``checkpoint_wal``; DuckDB's own automatic checkpoint is left as a backstop at twice that.
 CHECKPOINT_FORCE_FACTOR = 4
+#: The de-duplication keys of live payloads kept: the newest this many of
+#: ``quarantine_payloads`` (by batch) and of ``unmapped_keys`` (by first reception). A key
+#: is an entry of a primary-key index, which DuckDB holds in memory once inserts have
+#: touched it (100-150 bytes for a SHA-256 in hex), so keys kept for ever grew the server
+#: with every distinct payload a sender made up. A redelivery follows within minutes; a
+#: payload that comes again after its key left is stored again (docs/live.md).
+PAYLOAD_KEYS_KEPT = 50_000
+#: The key tables and the column that orders them by age.
+KEY_TABLES = {"quarantine_payloads": "batch_id", "unmapped_keys": "received_at"}
 
 
 class Writer:
@@ -210,8 +219,12 @@ class Writer:
                  idle_every: float = 1.0, cache_limit: int | None = None,
                  memory_limit: str | None = None, trim_every: float = TRIM_EVERY_S,
                  trim_guard: threading.RLock | None = None,
-                 checkpoint_wal: int | None = None):
+                 checkpoint_wal: int | None = None, keys_kept: int = PAYLOAD_KEYS_KEPT):
         self.fleet = fleet
+        #: de-duplication keys kept per key table (``PAYLOAD_KEYS_KEPT``), and the keys
+        #: added to each since it was last cut back (at the start: cut back once)
+        self.keys_kept = keys_kept
+        self._keys_added = dict.fromkeys(KEY_TABLES, keys_kept)
         #: WAL bytes past which the writer checkpoints between batches (None: DuckDB's
         #: automatic checkpoints at its checkpoint_threshold, at any commit of any thread)
         self.checkpoint_wal = checkpoint_wal
@@ -330,6 +343,7 @@ class Writer:
                 pending, marker = self._collect()
                 if pending:
                     self._flush(pending)
+                    self._prune_keys()  # before a sync is answered: the connection is free then
                 if isinstance(marker, _Task):
                     marker.run()
                 elif isinstance(marker, _Sync):
@@ -403,6 +417,23 @@ class Writer:
         finally:
             if self.trim_guard is not None:
                 self.trim_guard.release()
+
+    def _prune_keys(self) -> None:
+        """Cut each key table back to its newest ``keys_kept`` keys once a quarter of that
+        has been added (so a table holds at most 1.25 times as many, plus one batch's):
+        the memory of its index stays bounded however many distinct payloads arrive."""
+        every = max(1, self.keys_kept // 4)
+        for table, order in KEY_TABLES.items():
+            if self._keys_added[table] < every:
+                continue
+            try:
+                self.fleet.con.execute(
+                    f"delete from {table} where {order} < (select {order} from {table} "
+                    f"order by {order} desc limit 1 offset ?)", [self.keys_kept - 1]).fetchall()
+            except duckdb.Error as exc:  # an optimisation: never stop the writer
+                log.warning("live: cutting back %s failed: %s", table, _first_line(exc))
+                continue
+            self._keys_added[table] = 0
 
     def _checkpoint(self) -> None:
         """Checkpoint between batches once the WAL passes ``checkpoint_wal``, and not while
@@ -598,17 +629,38 @@ class Writer:
     def _store_unmapped(self, batch: list[Envelope]) -> int:
         """Fields no mapping knows -> ``unmapped_items``, their payload once per payload
         -> ``unmapped_payloads`` (a pack of thousands of unknown names stores its text
-        once, not once per field)."""
+        once, not once per field); a payload whose key is still in ``unmapped_keys`` (a
+        redelivery) is not stored again. Returns the unmapped fields received."""
         rows: dict[str, list] = {k: [] for k in (
             "payload_sha256", "item", "received_at", "transport", "source", "format",
             "device_id", "observed_at", "field", "value", "unit", "reason")}
-        payloads: dict[str, str] = {}
+        firsts: dict[str, tuple[Envelope, float]] = {}
         for env in batch:
             if env.decoded is None or not env.decoded.unmapped:
                 continue
             sha = env.sha256()
-            if sha not in payloads:
-                payloads[sha] = env.kept_payload()
+            if sha not in firsts or env.received_at < firsts[sha][1]:
+                firsts[sha] = (env, env.received_at)
+        if not firsts:
+            return 0
+        con = self.fleet.con
+        # unmapped_keys decides what is new (an index lookup per payload; see KEY_TABLES)
+        con.register("_live_unmapped_keys", pa.table({
+            "sha": _strings(list(firsts)),
+            "received_at": pa.array([t for _, t in firsts.values()], pa.float64())}))
+        try:
+            new = {r[0] for r in con.execute(
+                "insert into unmapped_keys select sha, to_timestamp(received_at) "
+                "from _live_unmapped_keys on conflict do nothing returning payload_sha256"
+            ).fetchall()}
+        finally:
+            con.unregister("_live_unmapped_keys")
+        self._keys_added["unmapped_keys"] += len(new)
+        payloads: dict[str, str] = {}
+        for sha, (env, _) in firsts.items():
+            if sha not in new:
+                continue
+            payloads[sha] = env.kept_payload()
             for u in env.decoded.unmapped:
                 for k, v in (("payload_sha256", sha), ("item", u.item),
                              ("received_at", env.received_at), ("transport", env.transport),
@@ -617,33 +669,31 @@ class Writer:
                              ("field", u.field), ("value", u.value), ("unit", u.unit),
                              ("reason", u.reason)):
                     rows[k].append(v)
-        if not rows["item"]:
-            return 0
-        con = self.fleet.con
-        con.register("_live_unmapped", pa.table({
-            **{k: _strings(v) for k, v in rows.items()
-               if k not in ("item", "received_at", "observed_at")},
-            "item": pa.array(rows["item"], pa.int32()),
-            "received_at": pa.array(rows["received_at"], pa.float64()),
-            "observed_at": pa.array(rows["observed_at"], pa.float64())}))
-        con.register("_live_unmapped_payloads", pa.table({
-            "payload_sha256": _strings(list(payloads)),
-            "payload": _strings(list(payloads.values()))}))
-        try:
-            with transaction(con):
-                n = con.execute(
-                    "insert into unmapped_items select payload_sha256, item, "
-                    "to_timestamp(received_at), transport, source, format, device_id, "
-                    "case when observed_at between 0 and 4102444800 "
-                    "then to_timestamp(observed_at)::timestamp end, field, value, unit, reason "
-                    "from _live_unmapped on conflict do nothing").fetchall()[0][0]
-                con.execute("insert into unmapped_payloads select payload_sha256, payload "
-                            "from _live_unmapped_payloads on conflict do nothing")
-        finally:
-            con.unregister("_live_unmapped")
-            con.unregister("_live_unmapped_payloads")
-        log.debug("live: %s of %d unmapped fields were new", n, len(rows["item"]))
-        return len(rows["item"])
+        if rows["item"]:
+            con.register("_live_unmapped", pa.table({
+                **{k: _strings(v) for k, v in rows.items()
+                   if k not in ("item", "received_at", "observed_at")},
+                "item": pa.array(rows["item"], pa.int32()),
+                "received_at": pa.array(rows["received_at"], pa.float64()),
+                "observed_at": pa.array(rows["observed_at"], pa.float64())}))
+            con.register("_live_unmapped_payloads", pa.table({
+                "payload_sha256": _strings(list(payloads)),
+                "payload": _strings(list(payloads.values()))}))
+            try:
+                with transaction(con):
+                    con.execute(
+                        "insert into unmapped_items select payload_sha256, item, "
+                        "to_timestamp(received_at), transport, source, format, device_id, "
+                        "case when observed_at between 0 and 4102444800 "
+                        "then to_timestamp(observed_at)::timestamp end, field, value, unit, "
+                        "reason from _live_unmapped").fetchall()
+                    con.execute("insert into unmapped_payloads select payload_sha256, payload "
+                                "from _live_unmapped_payloads").fetchall()
+            finally:
+                con.unregister("_live_unmapped")
+                con.unregister("_live_unmapped_payloads")
+        log.debug("live: %d of %d payloads with unmapped fields were new", len(new), len(firsts))
+        return sum(len(e.decoded.unmapped) for e in batch if e.decoded is not None)
 
     def _store_rejects(self, rejects: list[tuple[Envelope, str, str]], label: str) -> int:
         """Whole payloads that could not be decoded -> ``quarantine`` (kind ``payload``)."""
@@ -666,6 +716,7 @@ class Writer:
                     "from _live_rejects on conflict do nothing returning payload_sha256, reason",
                     [bid]).fetchall()
                 n = len(new)
+                self._keys_added["quarantine_payloads"] += n
                 if n:
                     con.register("_live_new", pa.table({"sha": [r[0] for r in new],
                                                         "reason": [r[1] for r in new]}))

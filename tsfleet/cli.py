@@ -80,7 +80,7 @@ class Parser(argparse.ArgumentParser):
     def _nearest_option(self, message: str) -> str:
         """``; did you mean '--limit'?`` after "unrecognized arguments: --limt 5" when an
         option of this (sub)command is close to the first unknown one ("" otherwise)."""
-        import difflib
+        from tsfleet.errors import did_you_mean
 
         if not message.startswith("unrecognized arguments: "):
             return ""
@@ -88,8 +88,7 @@ class Parser(argparse.ArgumentParser):
                    for o in a.option_strings if o.startswith("--")]
         for word in message.removeprefix("unrecognized arguments: ").split():
             if word.startswith("--"):
-                near = difflib.get_close_matches(word.split("=", 1)[0], options, n=1)
-                return f"; did you mean '{near[0]}'?" if near else ""
+                return did_you_mean(word.split("=", 1)[0], options)
         return ""
 
     def check_leading_options(self, argv: Sequence[str]) -> None:
@@ -126,18 +125,18 @@ class _Version(argparse.Action):
 def _suggest(message: str) -> str:
     """argparse's "invalid choice: 'powr' (choose from ...)" as "invalid choice 'powr'; did
     you mean 'power'?" when one choice is close (the full list otherwise)."""
-    import difflib
     import re
+
+    from tsfleet.errors import did_you_mean
 
     m = re.fullmatch(r"(argument [^:]+): invalid choice: '([^']*)' \(choose from (.*)\)",
                      message)
     if not m:
         return message
     choices = re.findall(r"'([^']*)'", m.group(3))
-    close = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.6)
+    close = did_you_mean(m.group(2), choices)
     if close:
-        return (f"{m.group(1).removeprefix('argument ')}: invalid choice '{m.group(2)}'; "
-                f"did you mean '{close[0]}'?")
+        return f"{m.group(1).removeprefix('argument ')}: invalid choice '{m.group(2)}'{close}"
     # a long list of choices is left to --help, so that the error stays one short line
     short = f"{m.group(1).removeprefix('argument ')}: invalid choice '{m.group(2)}'"
     listed = f"{short}; choose from {', '.join(choices)}"

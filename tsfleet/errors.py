@@ -60,6 +60,30 @@ def check_count(name: str, value: object, low: int = 1) -> None:
 LINE_WIDTH = 120 - len("tsfleet: error: ")
 
 
+def nearest(value: str, known: list[str]) -> str | None:
+    """The one of ``known`` nearest to ``value`` when one is close (difflib's ratio of at
+    least 0.6), else None: what every "did you mean" of the CLI and the API names.
+
+    Of names as near as each other, one that ``value`` is the start of, or that starts it
+    (a character left off or added at the end), wins, then the first in order.
+
+    >>> nearest("th-0023", ["th-00293", "th-00230"]), nearest("zzz", ["th-1"])
+    ('th-00230', None)
+    """
+    import difflib
+
+    near = difflib.get_close_matches(value, known, n=10)
+    if not near:
+        return None
+
+    def score(name: str) -> float:
+        return difflib.SequenceMatcher(None, value, name).ratio()
+
+    top = score(near[0])
+    return min((c for c in near if score(c) == top),
+               key=lambda c: (not (c.startswith(value) or value.startswith(c)), c))
+
+
 def suggest(value: str, known: list[str], width: int, listing: str = "it has: ") -> str:
     """``did you mean 'x'?`` with the nearest of ``known`` to ``value`` when one is close,
     else ``listing`` and as many of ``known`` as fit ``width`` characters.
@@ -69,11 +93,9 @@ def suggest(value: str, known: list[str], width: int, listing: str = "it has: ")
     >>> suggest("x", ["readings", "devices", "gateways"], 30, "expected one of ")
     'expected one of readings, ...'
     """
-    import difflib
-
-    near = difflib.get_close_matches(value, known, n=1)
-    if near:
-        return f"did you mean {near[0]!r}?"
+    near = nearest(value, known)
+    if near is not None:
+        return f"did you mean {near!r}?"
     shown: list[str] = []
     for name in known:
         if len(listing) + len(", ".join([*shown, name, "..."])) > width:
@@ -84,28 +106,14 @@ def suggest(value: str, known: list[str], width: int, listing: str = "it has: ")
 
 
 def did_you_mean(value: str, known: list[str]) -> str:
-    """``"; did you mean 'x'?"`` with the nearest of ``known`` when one is close, else "":
-    the tail of an error for an id typed wrong (a device id among thousands is not listed).
-
-    Of ids as near as each other, one that ``value`` is the start of (a digit left off)
-    wins, then the first in order.
+    """``"; did you mean 'x'?"`` with the :func:`nearest` of ``known``, else "": the tail of
+    an error for an id typed wrong (a device id among thousands is not listed).
 
     >>> did_you_mean("th-0023", ["th-00293", "th-00230"]), did_you_mean("zzz", ["th-1"])
     ("; did you mean 'th-00230'?", '')
     """
-    import difflib
-
-    near = difflib.get_close_matches(value, known, n=10)
-    if not near:
-        return ""
-
-    def score(name: str) -> float:
-        return difflib.SequenceMatcher(None, value, name).ratio()
-
-    top = score(near[0])
-    best = min((c for c in near if score(c) == top),
-               key=lambda c: (not (c.startswith(value) or value.startswith(c)), c))
-    return f"; did you mean {best!r}?"
+    near = nearest(value, known)
+    return "" if near is None else f"; did you mean {near!r}?"
 
 
 def unknown_name(what: str, value: str, known: list[str],

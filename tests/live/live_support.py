@@ -130,6 +130,22 @@ class RunningServer:
         assert not self.thread.is_alive()
 
 
+def serve_and_send(db: str, broker, sends: list[tuple[str, bytes]], **options) -> None:
+    """Run ``tsfleet serve`` on ``db`` subscribed to ``broker`` (``options`` as
+    :class:`RunningServer`'s), publish each ``(topic, payload)`` of ``sends`` at QoS 1, wait
+    until serve has received and stored them all, and stop it: the store then holds what
+    serve made of them."""
+    srv = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", **options)
+    pub = Publisher(broker.port)
+    try:
+        for topic, payload in sends:
+            pub.publish(topic, payload)
+        srv.wait_received(len(sends))
+    finally:
+        pub.close()
+        srv.stop()
+
+
 def senml_json(pack) -> bytes:
     return encode_json(pack)
 

@@ -15,7 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.live import pack_payload
-from tests.live.live_support import T0, Publisher, RunningServer, decoder, senml_json
+from tests.live.live_support import (
+    T0,
+    decoder,
+    senml_json,
+    serve_and_send,
+)
 from tsfleet import Fleet
 from tsfleet.live import jsonkeys
 from tsfleet.live.chirpstack import ChirpStack
@@ -198,16 +203,10 @@ def test_a_repeated_key_is_never_missed(tree, data, encoding):
 def test_repeated_keys_sent_through_mosquitto_are_quarantined_and_the_rest_lands(broker,
                                                                                   tmp_path):
     db = str(tmp_path / "live.duckdb")
-    srv = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", client_id="t-dupkeys")
-    pub = Publisher(broker.port)
     good = senml_json([{"bn": "th-1/", "bt": T0, "n": "temp", "u": "Cel", "v": 21.0}])
-    sends = [("fleet/ac-1/acme-th200", ACME_TWICE), ("fleet/th-9/senml", SENML_TWICE),
-             ("fleet/th-1/senml", good)]
-    for topic, payload in sends:
-        pub.publish(topic, payload)
-    srv.wait_received(len(sends))
-    pub.close()
-    srv.stop()
+    serve_and_send(db, broker, [("fleet/ac-1/acme-th200", ACME_TWICE),
+                                ("fleet/th-9/senml", SENML_TWICE), ("fleet/th-1/senml", good)],
+                   client_id="t-dupkeys")
     with Fleet(db, read_only=True) as f:
         assert f.query("select device_id, metric, value from readings") == [
             {"device_id": "th-1", "metric": "temperature_c", "value": 21.0}]
@@ -292,18 +291,12 @@ def test_the_same_cbor_payloads_without_the_repeat_decode_as_before():
 def test_repeated_cbor_map_keys_sent_through_mosquitto_are_quarantined_and_the_rest_lands(
         broker, tmp_path):
     db = str(tmp_path / "live.duckdb")
-    srv = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", client_id="t-dupkeys-cbor")
-    pub = Publisher(broker.port)
     good = cbor_array(senml_cbor_record(("bn", "th-1/"), ("bt", T0), ("n", "temp"),
                                         ("u", "Cel"), ("v", 21.0)))
-    sends = [("fleet/th-9/senml-cbor", SENML_CBOR_TWICE), ("fleet/lw-1/lwm2m-cbor",
-             LWM2M_CBOR_TWICE), ("fleet/ac-2/acme-th200", ACME_CBOR_TWICE),
-             ("fleet/th-1/senml-cbor", good)]
-    for topic, payload in sends:
-        pub.publish(topic, payload)
-    srv.wait_received(len(sends))
-    pub.close()
-    srv.stop()
+    serve_and_send(db, broker, [("fleet/th-9/senml-cbor", SENML_CBOR_TWICE),
+                                ("fleet/lw-1/lwm2m-cbor", LWM2M_CBOR_TWICE),
+                                ("fleet/ac-2/acme-th200", ACME_CBOR_TWICE),
+                                ("fleet/th-1/senml-cbor", good)], client_id="t-dupkeys-cbor")
     with Fleet(db, read_only=True) as f:
         assert f.query("select device_id, metric, value from readings") == [
             {"device_id": "th-1", "metric": "temperature_c", "value": 21.0}]

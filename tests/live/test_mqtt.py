@@ -14,6 +14,7 @@ from tests.live.live_support import (
     RunningServer,
     senml_cbor,
     senml_json,
+    serve_and_send,
     sim_packs,
     stored,
     vendor,
@@ -56,9 +57,6 @@ def test_simulated_stream_with_duplicates_and_late_data_stores_exactly_the_fleet
 def test_every_format_and_malformed_input_is_stored_or_quarantined_and_the_stream_flows(
         broker, tmp_path):
     db = str(tmp_path / "live.duckdb")
-    srv = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", client_id="t-formats",
-                        max_payload=4096)
-    pub = Publisher(broker.port)
     lwm2m = [{"bn": "/3/0/", "bt": T0, "n": "9", "v": 77}, {"n": "7", "v": 3550},
              {"n": "3", "vs": "2.4.1"}, {"n": "77", "v": 1},
              {"bn": "/5/0/", "n": "5", "v": 5}, {"n": "7", "vs": "2.5.0"}]
@@ -77,11 +75,7 @@ def test_every_format_and_malformed_input_is_stored_or_quarantined_and_the_strea
         ("fleet/th-3/senml", senml_json(pack("th-3", 0, n=300))),          # oversized
         ("fleet/th-4/senml", senml_json(pack("th-4", 0))),                 # still flowing
     ]
-    for topic, payload in sends:
-        pub.publish(topic, payload)
-    srv.wait_received(len(sends))
-    pub.close()
-    srv.stop()
+    serve_and_send(db, broker, sends, client_id="t-formats", max_payload=4096)
     with Fleet(db, read_only=True) as f:
         per_device = {r["device_id"]: r["n"] for r in f.query(
             "select device_id, count(*) as n from readings group by all")}

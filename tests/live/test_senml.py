@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.live.live_support import T0, Publisher, RunningServer, decoder
+from tests.live.live_support import T0, decoder, serve_and_send
 from tsfleet import Fleet
 from tsfleet.live.errors import PayloadError
 from tsfleet.live.senml import encode_cbor, encode_json
@@ -226,8 +226,6 @@ def test_celsius_and_fahrenheit_in_every_spelling_are_stored_in_celsius(broker, 
     ``temperature_c`` converted; SenML's ``C`` (coulomb) and ``F`` (farad) stay unmapped,
     ``unknown_unit``."""
     db = str(tmp_path / "units.duckdb")
-    srv = RunningServer(db, mqtt=f"127.0.0.1:{broker.port}", client_id="t-temp-units")
-    pub = Publisher(broker.port)
     sends = []
     for i, (unit, value, _) in enumerate(TEMPERATURES):
         pack = [{"bn": f"tu-{i}/", "bt": T0, "n": "temp", "u": unit, "v": value}]
@@ -238,11 +236,7 @@ def test_celsius_and_fahrenheit_in_every_spelling_are_stored_in_celsius(broker, 
     sends.append(("fleet/tu-x/senml", encode_json([{"bn": "tu-x/", "bt": T0, "n": "temp",
                                                     "u": "C", "v": 1.0},
                                                    {"n": "temp", "u": "F", "v": 2.0}])))
-    for topic, payload in sends:
-        pub.publish(topic, payload)
-    srv.wait_received(len(sends))
-    pub.close()
-    srv.stop()
+    serve_and_send(db, broker, sends, client_id="t-temp-units")
     with Fleet(db, read_only=True) as f:
         rows = f.query("select device_id, observed_at, metric, value from readings "
                        "order by device_id, observed_at")

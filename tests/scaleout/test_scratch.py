@@ -6,7 +6,7 @@ import os
 import tempfile
 from types import SimpleNamespace
 
-from tsfleet.scaleout import lake
+from tsfleet.scaleout import engine, lake
 
 
 def test_a_task_leaves_no_store_or_template_behind(tmp_path, monkeypatch):
@@ -42,3 +42,24 @@ def test_scratch_is_dev_shm_only_with_room(monkeypatch):
     assert lake._scratch() is None
     monkeypatch.setenv("TSFLEET_SCRATCH", "/somewhere/else")
     assert lake._scratch() == "/somewhere/else"
+
+
+def _worker_settings():
+    import dask
+
+    return (dask.config.get("distributed.worker.profile.enabled"),
+            dask.config.get("distributed.worker.memory.monitor-interval"),
+            os.environ.get("OMP_NUM_THREADS"), "MALLOC_TRIM_THRESHOLD_" in os.environ)
+
+
+def test_a_local_cluster_worker_runs_without_the_dashboard_housekeeping():
+    """tsfleet's LocalCluster workers (processes) run with one BLAS thread, glibc's own trim
+    threshold, no statistical profiler and a memory check every second (engine.QUIET_CLUSTER:
+    15% less worker CPU in bench/distributed.py)."""
+    client, cluster = engine.open_client(None, 1, True)
+    try:
+        got = list(client.run(_worker_settings).values())
+    finally:
+        client.close()
+        cluster.close()
+    assert got == [(False, "1s", "1", False)]

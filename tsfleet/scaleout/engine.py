@@ -129,12 +129,27 @@ def open_client(scheduler: str | None, workers: int | None, processes: bool):
 WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 
 
+#: Dask's housekeeping in a LocalCluster, slowed or off: the statistical profiler samples
+#: each worker's threads every 10 ms for a dashboard tsfleet does not start, the event
+#: loops tick every 20 ms, and every process polls its own CPU and memory every 0.1-0.5 s.
+#: With these, the default bench (1,500 devices x 30 days, 3 alternating runs each, load
+#: 1.1-4.7) took 25.6-29.3 worker CPU-s and 2.9-3.2 coordinator CPU-s against main's
+#: 27.8-31.4 and 3.5-4.2 (docs/scaling.md, session 26). A worker still pauses or spills
+#: on its memory limit, checked every second instead of every 0.1 s.
+QUIET_CLUSTER = {"distributed.worker.profile.enabled": False,
+                 "distributed.admin.tick.interval": "200ms",
+                 "distributed.admin.system-monitor.interval": "2s",
+                 "distributed.worker.memory.monitor-interval": "1s"}
+
+
 def worker_environ():
-    """Dask's config for the worker processes started inside the block
-    (:data:`WORKER_ENVIRON`)."""
+    """Dask's config for the LocalCluster started inside the block: the worker processes'
+    environment (:data:`WORKER_ENVIRON`) and the quieter housekeeping
+    (:data:`QUIET_CLUSTER`)."""
     import dask
 
-    return dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON})
+    return dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON,
+                            **QUIET_CLUSTER})
 
 
 def run_dask(fleet: Fleet, lake: str | Path, *, only: str | Iterable[str] | None = None,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tsfleet.errors import StoreError, TsfleetError
+from tsfleet.rows import Rows
 
 ADVERT_SUFFIX = ".serve.json"
 TOKEN_SUFFIX = ".serve.token"
@@ -142,7 +143,7 @@ _DECODE: dict[str, Any] = {
 }
 
 
-def decode_rows(rows: list[dict[str, Any]], types: dict[str, str]) -> list[dict[str, Any]]:
+def decode_rows(rows: list[dict[str, Any]], types: dict[str, str]) -> Rows:
     """Rows of a ``/query`` answer with their times as times: each column whose DuckDB
     type (``types``) is a time, a date or an interval, read back from its JSON.
 
@@ -153,9 +154,9 @@ def decode_rows(rows: list[dict[str, Any]], types: dict[str, str]) -> list[dict[
     """
     decode = {c: _DECODE[t] for c, t in types.items() if t in _DECODE}
     if not decode:
-        return rows
-    return [{c: v if v is None or c not in decode else decode[c](v) for c, v in r.items()}
-            for r in rows]
+        return Rows(rows, list(types))
+    return Rows(({c: v if v is None or c not in decode else decode[c](v) for c, v in r.items()}
+                 for r in rows), list(types))
 
 
 class ServedFleet:
@@ -173,7 +174,7 @@ class ServedFleet:
     def __repr__(self) -> str:
         return f"ServedFleet({self.path!r}, pid={self.advert['pid']})"
 
-    def query(self, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: list | None = None) -> Rows:
         """Rows of a read-only query as dicts, as ``Fleet.query`` returns them: a
         ``timestamp`` a naive datetime (UTC, as stored), a ``timestamptz`` an aware one in
         UTC, a date a date, an interval a timedelta (:func:`decode_rows`)."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tsfleet.errors import InvalidParameter, StoreError
+from tsfleet.rows import Rows, columns_of
 
 FORMATS = ("table", "csv", "json")
 #: Columns of a terminal table unless ``--wide``.
@@ -159,7 +160,7 @@ def within_horizon(rows: list[dict], args: argparse.Namespace, at: datetime) -> 
     if days is None:
         return rows
     end = at + timedelta(days=days)
-    return [r for r in rows if r["due_at"] <= end]
+    return Rows((r for r in rows if r["due_at"] <= end), columns_of(rows))
 
 
 def add_hidden_alias(parser: argparse.ArgumentParser, option: str, *aliases: str) -> None:
@@ -644,15 +645,15 @@ def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
     CSV and JSON carry the same records at full precision; a table rounds every number
     to what it means and escapes control characters, and says below it that its times
     are UTC (:data:`UTC_NOTE`; not with ``utc_note=False``, for a page that says it once).
+    A CSV of no rows is its header line where ``rows`` knows its columns
+    (:class:`tsfleet.rows.Rows`, which ``Fleet.query`` returns).
     """
     if fmt == "json":
         return json.dumps([{k: plain(v) for k, v in r.items()} for r in rows],
                           default=json_default, indent=2)
-    if fmt == "csv":
-        if not rows:
-            return ""
+    if fmt == "csv":        # no row: the header alone, where the rows know their columns
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w = csv.DictWriter(buf, fieldnames=columns_of(rows), lineterminator="\n")
         w.writeheader()
         w.writerows({k: _csv_cell(v) for k, v in r.items()} for r in rows)
         return buf.getvalue().rstrip("\n")

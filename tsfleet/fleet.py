@@ -21,6 +21,7 @@ from tsfleet.errors import (
     suggest,
     unknown_name,
 )
+from tsfleet.rows import Rows
 
 if TYPE_CHECKING:  # ingest and the pydantic models load on first use (a fast CLI start)
     from tsfleet.alerts import Alerts
@@ -208,13 +209,14 @@ class Fleet:
             yield con
 
     # -- data out ------------------------------------------------------------------
-    def query(self, sql: str, params: list | dict | None = None) -> list[dict[str, Any]]:
-        """Run SQL (values as ``?`` parameters) and return the rows as dicts."""
+    def query(self, sql: str, params: list | dict | None = None) -> Rows:
+        """Run SQL (values as ``?`` parameters) and return the rows as dicts: a list that
+        also knows its column names (``.columns``), when it holds no row too."""
         cur = self.con.execute(sql, params or [])
         if cur.description is None:
-            return []
+            return Rows()
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return Rows((dict(zip(names, row, strict=True)) for row in cur.fetchall()), names)
 
     def check_known(self, column: str, value: str | None, tables: tuple[str, ...],
                     what: str | None = None) -> None:

@@ -53,7 +53,9 @@ class Metrics:
             is_environmental: bool | None = None) -> IngestReport:
         """Declare (or redeclare) a metric; returns the report of the readings re-ingested
         from quarantine. ``is_environmental``: the environment monitors' readings of it are
-        an environmental factor of ``fleet.environment``."""
+        an environmental factor of ``fleet.environment``. A redeclaration that would change
+        the unit of a built-in metric, or of one whose readings are stored, raises
+        InvalidParameter (docs/calibration.md, "Declaring metrics")."""
         if not min_value < max_value:
             raise InvalidParameter(f"min_value must be below max_value, got {min_value} and "
                                    f"{max_value} for metric {metric}")

@@ -24,12 +24,15 @@ import http.client
 import json
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tsfleet.errors import StoreError, TsfleetError
+from tsfleet.rows import Rows
 
 ADVERT_SUFFIX = ".serve.json"
 TOKEN_SUFFIX = ".serve.token"
@@ -139,23 +142,35 @@ _DECODE: dict[str, Any] = {
     "TIME": time.fromisoformat,
     "TIME WITH TIME ZONE": time.fromisoformat,
     "INTERVAL": lambda seconds: timedelta(seconds=seconds),
+    "UUID": uuid.UUID,
 }
 
 
-def decode_rows(rows: list[dict[str, Any]], types: dict[str, str]) -> list[dict[str, Any]]:
-    """Rows of a ``/query`` answer with their times as times: each column whose DuckDB
-    type (``types``) is a time, a date or an interval, read back from its JSON.
+def _decoder(duckdb_type: str):
+    """The reader of a column of ``duckdb_type`` (None: JSON already gives the value):
+    a ``DECIMAL(p,s)`` comes as its exact text, read as a Decimal."""
+    if duckdb_type.startswith("DECIMAL(") and duckdb_type.endswith(")"):
+        return Decimal
+    return _DECODE.get(duckdb_type)
+
+
+def decode_rows(rows: list[dict[str, Any]], types: dict[str, str]) -> Rows:
+    """Rows of a ``/query`` answer as ``Fleet.query`` gives them: each column whose DuckDB
+    type (``types``) is a time, a date, an interval, a decimal or a UUID, read back from
+    its JSON.
 
     >>> [row] = decode_rows([{"t": "2026-07-31T01:36:34+02:00", "d": "2026-07-30", "n": 1}],
     ...                     {"t": "TIMESTAMP WITH TIME ZONE", "d": "DATE", "n": "INTEGER"})
     >>> row["t"].isoformat(), str(row["t"].tzinfo), row["d"], row["n"]
     ('2026-07-30T23:36:34+00:00', 'UTC', datetime.date(2026, 7, 30), 1)
+    >>> decode_rows([{"x": "0.10"}], {"x": "DECIMAL(18,2)"})
+    [{'x': Decimal('0.10')}]
     """
-    decode = {c: _DECODE[t] for c, t in types.items() if t in _DECODE}
+    decode = {c: f for c, t in types.items() if (f := _decoder(t)) is not None}
     if not decode:
-        return rows
-    return [{c: v if v is None or c not in decode else decode[c](v) for c, v in r.items()}
-            for r in rows]
+        return Rows(rows, list(types))
+    return Rows(({c: v if v is None or c not in decode else decode[c](v) for c, v in r.items()}
+                 for r in rows), list(types))
 
 
 class ServedFleet:
@@ -173,10 +188,11 @@ class ServedFleet:
     def __repr__(self) -> str:
         return f"ServedFleet({self.path!r}, pid={self.advert['pid']})"
 
-    def query(self, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: list | None = None) -> Rows:
         """Rows of a read-only query as dicts, as ``Fleet.query`` returns them: a
         ``timestamp`` a naive datetime (UTC, as stored), a ``timestamptz`` an aware one in
-        UTC, a date a date, an interval a timedelta (:func:`decode_rows`)."""
+        UTC, a date a date, an interval a timedelta, a decimal a Decimal (exact), a UUID a
+        UUID (:func:`decode_rows`)."""
         # a time as a parameter goes as ISO text (JSON has no time), which DuckDB compares
         # with a time column as Fleet.query's datetime parameter is compared
         sent = [p.isoformat() if isinstance(p, (date, time)) else p for p in params or []]

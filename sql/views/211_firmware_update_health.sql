@@ -48,22 +48,39 @@ per_version as (
     from per_device
     group by all
 ),
+changes as (
+    -- the three changes each release is tested on, one row per release and change: the
+    -- devices that began failing, going silent or draining faster after the update
+    -- (n_new), and those that stopped (n_gone)
+    select manufacturer, model, version, c.change, c.n_new, c.n_gone
+    from per_version,
+         unnest([{'change': 'failure', 'n_new': n_failed_new, 'n_gone': n_failed_gone},
+                 {'change': 'silent', 'n_new': n_silent_new, 'n_gone': n_silent_gone},
+                 {'change': 'drain', 'n_new': n_drain_up, 'n_gone': n_drain_down}]) as u(c)
+),
+sign_tests as (
+    -- P(X >= n_new), X ~ Binomial(n_new + n_gone, 1/2): the exact sign test of each
+    -- change; the three side by side, one row per release
+    select manufacturer, model, version,
+           any_value(p) filter (where change = 'failure') as failure_p,
+           any_value(p) filter (where change = 'silent') as silent_p,
+           any_value(p) filter (where change = 'drain') as drain_p
+    from (
+        select *,
+               (select coalesce(sum(exp(lgamma(n_new + n_gone + 1) - lgamma(k + 1)
+                        - lgamma(n_new + n_gone - k + 1) - (n_new + n_gone) * ln(2))), 1)
+                from generate_series(n_new, n_new + n_gone) s(k)) as p
+        from changes
+    )
+    group by manufacturer, model, version
+),
 tested as (
-    -- P(X >= new), X ~ Binomial(new + gone, 1/2): the exact sign test of the change
-    select *,
-           (select coalesce(sum(exp(lgamma(n_failed_new + n_failed_gone + 1) - lgamma(k + 1)
-                    - lgamma(n_failed_new + n_failed_gone - k + 1)
-                    - (n_failed_new + n_failed_gone) * ln(2))), 1)
-            from generate_series(n_failed_new, n_failed_new + n_failed_gone) s(k)) as failure_p,
-           (select coalesce(sum(exp(lgamma(n_silent_new + n_silent_gone + 1) - lgamma(k + 1)
-                    - lgamma(n_silent_new + n_silent_gone - k + 1)
-                    - (n_silent_new + n_silent_gone) * ln(2))), 1)
-            from generate_series(n_silent_new, n_silent_new + n_silent_gone) s(k)) as silent_p,
-           (select coalesce(sum(exp(lgamma(n_drain_up + n_drain_down + 1) - lgamma(k + 1)
-                    - lgamma(n_drain_up + n_drain_down - k + 1)
-                    - (n_drain_up + n_drain_down) * ln(2))), 1)
-            from generate_series(n_drain_up, n_drain_up + n_drain_down) s(k)) as drain_p
-    from per_version
+    select v.*, t.failure_p, t.silent_p, t.drain_p
+    from per_version as v
+    join sign_tests as t
+        on t.manufacturer is not distinct from v.manufacturer
+        and t.model is not distinct from v.model
+        and t.version is not distinct from v.version
 ),
 final as (
     select v.*,

@@ -137,3 +137,50 @@ def test_a_release_is_unhealthy_on_failures_only_where_they_are_evidence(fleet):
     # failures before the update that stop after it are no evidence against it either
     failures(fleet, "SIX-1", 6, days_after=-3)
     assert {r["model"]: r["verdict"] for r in fleet.firmware.health()}["SIX-1"] == "healthy"
+
+
+#: Releases by model: devices that began failing, stopped failing, went silent, came
+#: back, drained faster, drained slower after the update (as a distributed run stores them).
+CHANGES = {"A": (0, 0, 3, 1, 6, 0), "B": (6, 0, 0, 2, 9, 3), "C": (1, 0, 5, 5, 2, 7),
+           "D": (12, 4, 0, 0, 0, 0), "E": (7, 7, 1, 9, 40, 13)}
+
+
+def _stored_health(fleet, changes: dict) -> None:
+    """Per-device health rows with those changes, read by the views as a distributed
+    firmware run leaves them (firmware_device_health, firmware_health_source)."""
+    import pyarrow as pa
+
+    rows = []
+    for model, (f_new, f_gone, s_new, s_gone, d_up, d_down) in changes.items():
+        for i in range(max(f_new + f_gone, s_new + s_gone, d_up + d_down) + 2):
+            rows.append(dict(
+                campaign_id=f"c-{model}", device_id=f"{model}-{i}", manufacturer="Acme",
+                model=model, target_version="2.0.0", health_window_days=14.0,
+                drain_before_pct_per_day=1.0,
+                drain_after_pct_per_day=2.0 if i < d_up else 0.5 if i < d_up + d_down else 1.0,
+                is_failed_before=f_new <= i < f_new + f_gone, is_failed_after=i < f_new,
+                is_silent_before=s_new <= i < s_new + s_gone, is_silent_after=i < s_new))
+    fleet.con.register("_health_rows", pa.Table.from_pylist(rows))
+    fleet.con.execute("insert into firmware_device_health by name select *, now() as "
+                      "computed_at, '{}' as params from _health_rows")
+    fleet.con.execute("insert into firmware_health_source values ('dask', 'lake', now(), '{}')")
+
+
+def test_each_release_p_is_the_exact_one_sided_sign_test_written_once(fleet):
+    """failure_p, silent_p and drain_p of firmware_update_health are P(X >= new) for
+    X ~ Binomial(new + gone, 1/2), scipy's exact binomial test (1 with no change), and
+    the view writes that test once for the three (it repeated the expression thrice)."""
+    from scipy.stats import binomtest
+
+    from tsfleet.store import sql_files
+
+    _stored_health(fleet, CHANGES)
+    got = {r["model"]: r for r in fleet.firmware.health()}
+    for model, counts in CHANGES.items():
+        for name, (new, gone) in zip(("failure_p", "silent_p", "drain_p"),
+                                     (counts[0:2], counts[2:4], counts[4:6]), strict=True):
+            want = binomtest(new, new + gone, 0.5, alternative="greater").pvalue \
+                if new + gone else 1.0
+            assert got[model][name] == pytest.approx(want, rel=1e-12), (model, name)
+    [view] = [f for f in sql_files("views") if f.name == "firmware_update_health"]
+    assert view.text.count("generate_series(") == view.text.count("lgamma(k + 1)") == 1

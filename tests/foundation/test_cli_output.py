@@ -329,3 +329,49 @@ def test_a_time_in_a_sentence_says_it_is_utc(demo_build, tmp_path, capsys):
     assert code == 0 and err == "", err
     assert re.match(rf"cutoff {stamp} UTC: [\d,]+ raw readings rolled up", out), out
     assert max(len(x) for x in out.splitlines()) <= 120
+
+
+# -- 7. a CSV of no rows is its header ---------------------------------------------------
+#: Every listing that prints rows with ``--format csv`` (the analyses' key figures are one
+#: record; ``sql`` streams its own header).
+LISTINGS = [
+    ["power", "forecast"], ["power", "plan"], ["power", "report"], ["power", "backtest"],
+    ["firmware", "inventory"], ["firmware", "findings"], ["firmware", "campaigns"],
+    ["firmware", "health"], ["firmware", "events"], ["firmware", "consistency"],
+    ["firmware", "report"], ["calibration", "drift"], ["calibration", "faults"],
+    ["calibration", "schedule"], ["calibration", "stability"],
+    ["environment", "recommendations"], ["environment", "effects"], ["environment", "limits"],
+    ["environment", "envelopes"], ["environment", "maintenance"],
+    *([["network", name] for name in ("load", "balance", "bottlenecks", "redundancy", "spof",
+                                      "down", "flapping", "saturation", "findings", "plan",
+                                      "frontier")]),
+    ["network", "plan", "--summary"], ["alerts", "list"], ["alerts", "history"],
+    ["workorders"],
+]
+
+
+def headers(out: str) -> list[str]:
+    """The first line of each CSV block (``power report`` prints two, a blank line apart)."""
+    return [block.split("\n", 1)[0] for block in out.strip("\n").split("\n\n")]
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory):
+    """A new store that holds no data."""
+    path = tmp_path_factory.mktemp("empty") / "empty.duckdb"
+    Fleet(str(path)).close()
+    return path
+
+
+@pytest.mark.parametrize("argv", LISTINGS, ids=" ".join)
+def test_a_csv_of_no_rows_is_the_header_the_rows_would_have(empty_store, demo, capsys, argv):
+    """A script reading ``--format csv`` sees the columns when no row matches (a fleet
+    with no finding, no move, no data yet): the header line the listing prints when it has
+    rows. Each printed nothing but a blank line."""
+    code, out, err = run(capsys, "--db", empty_store, *argv, "--format", "csv")
+    assert code == 0, err
+    empty = headers(out)
+    assert all(empty) and out.split() == empty, out         # the header lines alone
+    code, out, err = run(capsys, "--db", demo, *argv, "--format", "csv")
+    assert code == 0, err
+    assert empty == headers(out)

@@ -127,7 +127,7 @@ def test_a_builtin_metric_keeps_its_unit_and_its_physical_range():
                                    "metric": "temperature_c", "value": v}
                                   for h, v in ((1, 84.0), (2, 90.0))])
     assert (r.n_accepted, r.quarantined_by_reason) == (1, {"out_of_range": 1})
-    # a metric of the user's own may still change its unit
+    # a metric of the user's own may still change its unit (no reading of it is stored)
     fleet.metrics.add("flow_lpm", "l/min", 0, 500)
     fleet.metrics.add("flow_lpm", "m3/h", 0, 30)
     assert _catalog(fleet, "flow_lpm")["unit"] == "m3/h"
@@ -156,4 +156,40 @@ def test_a_builtin_redeclared_before_the_check_is_held_to_its_unit_and_range():
                       "description = 'declared by a user' where metric = 'temperature_c'")
     fleet.metrics.add("flow_lpm", "l/min", 0, 500)
     assert _catalog(fleet, "temperature_c") == TEMPERATURE
+    fleet.close()
+
+
+def test_a_metric_with_stored_readings_keeps_its_unit():
+    """A metric of the user's own may change its unit while no reading of it is stored;
+    once readings are (raw, or rolled up by retention), a declaration in another unit is
+    quarantined (unit_change: they would be read in the new unit, unconverted), the
+    rest of the file lands, and the catalog keeps the unit the readings are in. The same
+    unit by another name, or a new range, is still a redeclaration."""
+    from tsfleet.service.retention import apply_retention
+
+    fleet = Fleet(memory=True)
+    fleet.metrics.add("flow_lpm", "m3/h", 0, 30)
+    fleet.metrics.add("flow_lpm", "l/min", 0, 500)       # no reading yet: the unit may change
+    fleet.metrics.add("oven_temp", "degC", 0, 400)
+    fleet.ingest("readings", [{"device_id": "fl-1", "observed_at": f"2026-05-{day:02d}T10:00Z",
+                               "metric": metric, "value": 120.0}
+                              for day in (1, 2, 10) for metric in ("flow_lpm", "oven_temp")])
+    assert apply_retention(fleet, raw_days=2).n_raw_deleted == 4       # 2 of each rolled up
+    r = fleet.ingest("metrics", [
+        {"metric": "flow_lpm", "unit": "m3/h", "min_value": 0, "max_value": 30},
+        {"metric": "dust_ugm3", "unit": "ug/m3", "min_value": 0, "max_value": 5000}])
+    assert (r.n_accepted, r.quarantined_by_reason) == (1, {"unit_change": 1})
+    [q] = fleet.query("select detail from quarantine where kind = 'metrics'")
+    assert q["detail"] == ("flow_lpm has 3 readings stored in l/min, which a redeclaration in "
+                           "m3/h would read as m3/h: declare a new metric name for m3/h instead")
+    assert _catalog(fleet, "flow_lpm")["unit"] == "l/min"
+    assert _catalog(fleet, "dust_ugm3")["unit"] == "ug/m3"
+    with pytest.raises(InvalidParameter, match=r"^metric Flow_LPM was not declared: flow_lpm "
+                                               r"has 3 readings stored in l/min, .* declare a "
+                                               r"new metric name for m3/h instead$"):
+        fleet.metrics.add("Flow_LPM", "m3/h", 0, 30)
+    fleet.metrics.add("flow_lpm", "l/min", 0, 1000)              # its unit: a new range
+    fleet.metrics.add("oven_temp", "°C", -20, 400)               # Cel by another name
+    assert (_catalog(fleet, "flow_lpm")["max_value"], _catalog(fleet, "oven_temp")["min_value"]
+            ) == (1000.0, -20.0)
     fleet.close()

@@ -7,6 +7,8 @@ writer and no broker)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from uuid import UUID
 
 import pytest
 
@@ -79,3 +81,25 @@ def test_a_time_as_a_parameter_is_taken_as_fleet_query_takes_it(served):
         assert remote.query(sql, [param]) == fleet.query(sql, [param]), sql
     assert remote.query("select count(*) as n from readings where observed_at >= ?",
                         [datetime(2026, 3, 1, 11)]) == [{"n": 1}]
+
+
+def test_a_decimal_and_a_uuid_come_back_as_fleet_query_gives_them(served):
+    """A DECIMAL is a Decimal (exact: it came back as a float, rounded past 15 digits)
+    and a UUID a UUID (it came back as text), beside a TIMESTAMP and a DATE; nulls stay
+    None. The same query through both gives equal values of the same types."""
+    fleet, remote = served
+    sql = ("select 12345678901234567890.1234567891::decimal(38,10) as amount_eur, "
+           "0.10::decimal(18,2) as price_eur, "
+           "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid as batch_uuid, "
+           "timestamp '2026-03-01 10:00:00.25' as observed_at, date '2026-03-01' as day, "
+           "null::decimal(9,3) as none_dec, null::uuid as none_uuid "
+           "from readings where device_id = ? order by observed_at limit 1")
+    [local] = fleet.query(sql, ["pump-17"])
+    [got] = remote.query(sql, ["pump-17"])
+    assert got == local
+    assert {c: type(v) for c, v in got.items()} == {c: type(v) for c, v in local.items()} == {
+        "amount_eur": Decimal, "price_eur": Decimal, "batch_uuid": UUID,
+        "observed_at": datetime, "day": date, "none_dec": type(None), "none_uuid": type(None)}
+    assert str(got["amount_eur"]) == "12345678901234567890.1234567891"
+    assert str(got["price_eur"]) == "0.10"
+    assert got["batch_uuid"] == UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")

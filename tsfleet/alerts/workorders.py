@@ -27,6 +27,7 @@ from tsfleet.alerts.evaluate import existing_relations, sql_text
 from tsfleet.alerts.ruleset import CONTRACT_COLUMNS
 from tsfleet.errors import InvalidParameter
 from tsfleet.results import write_result
+from tsfleet.rows import Rows
 from tsfleet.store import quote_ident as q
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -198,7 +199,7 @@ def work_order_rows(con: duckdb.DuckDBPyConnection, site: str | None = None,
                  [site, site, domain, domain])
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Rows:
     cur = con.execute(sql, params or [])
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return Rows((dict(zip(names, r, strict=True)) for r in cur.fetchall()), names)

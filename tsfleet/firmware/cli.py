@@ -15,6 +15,7 @@ from tsfleet.cliutil import (
     print_rows,
     print_summary,
 )
+from tsfleet.rows import mapped
 
 GROUPINGS = ("model_site", "model_zone", "model_hardware_rev", "model")
 #: Columns on a terminal (all of them with --wide, csv or json).
@@ -79,7 +80,7 @@ def _read(args: argparse.Namespace) -> int:
                 "consistency": lambda: fw.consistency(args.group_by)}[args.action]()
     if args.format == "table" and not args.wide and args.action in TABLE_COLUMNS:
         rows = [{c: r.get(c) for c in TABLE_COLUMNS[args.action]} for r in rows]
-    print_rows([_lists(r) for r in rows] if args.format != "table" else rows, args)
+    print_rows(mapped(rows, _lists) if args.format != "table" else rows, args)
     return 0
 
 
@@ -94,8 +95,8 @@ def _report(args: argparse.Namespace) -> int:
     with open_fleet(args, read_only=True) as fleet:
         report = fleet.firmware.compliance_report(args.group_by)
     report["groups"] = [_lists(g) for g in report["groups"]]
-    report["non_compliant_devices"] = [{"as_of": report["as_of"], **_lists(d)}
-                                       for d in report["non_compliant_devices"]]
+    report["non_compliant_devices"] = mapped(report["non_compliant_devices"],
+                                             lambda d: {"as_of": report["as_of"], **_lists(d)})
     if args.format == "json":
         print(json.dumps(plain_tree(report), default=json_default, indent=2))
     else:
@@ -129,7 +130,7 @@ def _osv_map(args: argparse.Namespace) -> int:
         rows = fleet.firmware.map_osv_package(args.package, args.manufacturer, args.model,
                                               ecosystem=args.ecosystem, feed=args.feed,
                                               note=args.note, known_only=True)
-    print_rows([{k: v for k, v in r.items() if k != "set_at"} for r in rows], args)
+    print_rows(mapped(rows, lambda r: {k: v for k, v in r.items() if k != "set_at"}), args)
     return 0
 
 

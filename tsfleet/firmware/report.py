@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tsfleet.results import now_utc
+from tsfleet.rows import Rows
 
 if TYPE_CHECKING:
     from tsfleet.fleet import Fleet
@@ -27,7 +28,7 @@ def compliance_report(fleet: Fleet, grouping: str) -> dict:
         "  where kind in ('untargeted', 'downgrade', 'hash_mismatch', 'unparsable')) "
         "  then 'unauthorized change' end) as reasons "
         "from firmware_device_status where version is not null order by device_id")
-    non_compliant = [d for d in devices if d["reasons"]]
+    non_compliant = Rows((d for d in devices if d["reasons"]), devices.columns)
     groups = fleet.query("select * exclude (grouping) from firmware_consistency "
                          "where grouping = ? order by manufacturer, model, group_value",
                          [grouping])

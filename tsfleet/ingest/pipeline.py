@@ -469,16 +469,25 @@ def _reading_rules(context: str) -> tuple[str, list[tuple[str, str, str]], dict[
     return joins, conds, {"metric": "_c.metric", "value": canon}
 
 
-def _builtin_rules(context: str) -> tuple[str, list[tuple[str, str, str]], dict[str, str]]:
-    """A metric declaration against the metrics tsfleet ships (``metric_builtins``): it
-    may narrow a built-in metric's range, not change its unit (compared by meaning through
-    ``metric_units``) nor widen its range; an alias of a built-in metric is no metric of
-    its own (``builtin_metric``)."""
+def _declaration_rules(context: str) -> tuple[str, list[tuple[str, str, str]], dict[str, str]]:
+    """A metric declaration against the store. Against the metrics tsfleet ships
+    (``metric_builtins``): it may narrow a built-in metric's range, not change its unit
+    (compared by meaning through ``metric_units``) nor widen its range; an alias of a
+    built-in metric is no metric of its own (``builtin_metric``). Against the readings: a
+    metric of the user's own keeps its unit while readings of it are stored, raw or
+    rolled up (``unit_change``: they would be read in the new unit)."""
     joins = (" left join metric_builtins _b on _b.metric = lower(p_metric)"
              " left join metric_units _du on _du.unit = p_unit"
              " left join metric_units _bu on _bu.unit = _b.unit"
              " left join metric_aliases _ba on _ba.alias = lower(p_metric)"
-             " and _ba.metric in (select metric from metric_builtins)")
+             " and _ba.metric in (select metric from metric_builtins)"
+             " left join metric_catalog _sc on _sc.metric = lower(p_metric)"
+             " and _b.metric IS NULL"
+             " left join metric_units _su on _su.unit = _sc.unit"
+             " left join lateral (select ((select count(*) from readings r"
+             " where r.metric = _sc.metric) + (select coalesce(sum(u.n_readings), 0)"
+             " from readings_daily_rollup u where u.metric = _sc.metric))::bigint as n) _sn"
+             " on true")
     conds = [
         (
             "_ba.alias IS NOT NULL",
@@ -499,6 +508,15 @@ def _builtin_rules(context: str) -> tuple[str, list[tuple[str, str, str]], dict[
             "may narrow it, not widen it, got {:g}..{:g}', _b.metric, _b.min_value, "
             f"_b.max_value, p_min_value, p_max_value) || {context}",
         ),
+        (   # the message names the metric: no context after it
+            "_sc.metric IS NOT NULL AND _sn.n > 0 "
+            "AND coalesce(_du.means, p_unit) <> coalesce(_su.means, _sc.unit)",
+            "unit_change",
+            "format('{} has {:,} {} stored in {}, which a redeclaration in {} would read as {}: "
+            "declare a new metric name for {} instead', _sc.metric, _sn.n, "
+            "CASE WHEN _sn.n = 1 THEN 'reading' ELSE 'readings' END, _sc.unit, p_unit, p_unit, "
+            "p_unit)",
+        ),
     ]
     return joins, conds, {}
 
@@ -506,7 +524,7 @@ def _builtin_rules(context: str) -> tuple[str, list[tuple[str, str, str]], dict[
 #: The checks of a kind's rows that need the store, by the kind's table: which no row
 #: model can make.
 STORE_CHECKS: dict[str, StoreCheck] = {"readings": _reading_rules,
-                                       "metric_declarations": _builtin_rules}
+                                       "metric_declarations": _declaration_rules}
 
 
 def _native(rule: FieldRule, arrow_type: pa.DataType) -> bool:

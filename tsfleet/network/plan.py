@@ -14,6 +14,7 @@ from tsfleet.network import minmax
 from tsfleet.network.fairness import imbalance
 from tsfleet.network.rebalance import _site_metrics
 from tsfleet.results import write_result
+from tsfleet.rows import Rows
 
 _GATEWAYS = """
 select gateway_id, site, capacity_devices, is_active
@@ -65,14 +66,24 @@ _PINS = "select device_id from network_plan_pins"
 
 OBJECTIVES = ("min_max", "fix_overloads")
 SUMMARY_KEYS = ("jain", "gini", "max_utilization", "min_headroom", "n_over_capacity")
+#: The columns of a plan's moves, and of its summary (:func:`_summary`), in order.
+MOVE_COLUMNS = ("device_id", "site", "from_gateway_id", "to_gateway_id", "to_rssi_dbm",
+                "reason", "is_single_point_of_failure")
+SUMMARY_COLUMNS = ("site", "n_gateways", "n_devices", "n_moves", "n_failover", "n_stranded",
+                   "n_single_gateway_before", "n_single_gateway_after", "n_spof_created",
+                   "n_spof_removed",
+                   *(f"{k}_{when}" for k in SUMMARY_KEYS for when in ("before", "after")),
+                   "is_feasible", "fairness_tradeoff", "objective", "max_moves",
+                   "max_utilization_optimum", "max_utilization_bound")
 
 
 @dataclass
 class Plan:
-    """Recommended moves and the before/after figures (per site and ``'*'`` for all)."""
+    """Recommended moves and the before/after figures (per site and ``'*'`` for all), as
+    :class:`~tsfleet.rows.Rows` (their columns named with no move or no gateway too)."""
 
-    moves: list[dict] = field(default_factory=list)
-    summary: list[dict] = field(default_factory=list)
+    moves: list[dict] = field(default_factory=lambda: Rows([], MOVE_COLUMNS))
+    summary: list[dict] = field(default_factory=lambda: Rows([], SUMMARY_COLUMNS))
 
     @property
     def fleet(self) -> dict:
@@ -204,10 +215,9 @@ def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
     load = g.load(g.cur)
     reason = np.where(~g.active[src], "failover",
                       np.where(load[src] > g.cap[src], "relieve_overload", "balance"))
-    moves = dict(device_id=net.device_id[moved], site=net.site[dst],
-                 from_gateway_id=net.gateway_id[src], to_gateway_id=net.gateway_id[dst],
-                 to_rssi_dbm=_rssi(net, moved, dst), reason=reason.astype(object),
-                 is_single_point_of_failure=g.n_usable[moved] == 1)
+    moves = dict(zip(MOVE_COLUMNS, (
+        net.device_id[moved], net.site[dst], net.gateway_id[src], net.gateway_id[dst],
+        _rssi(net, moved, dst), reason.astype(object), g.n_usable[moved] == 1), strict=True))
     summary = _summary(net, r, objective, max_moves)
     if store:
         write_result(con, "network_plan_moves", {k: list(v) for k, v in moves.items()},
@@ -217,7 +227,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float,
     move_rows = [dict(zip(names, row, strict=True))
                  for row in zip(*(np.asarray(moves[k]).tolist() for k in names), strict=True)]
     sum_rows = [dict(zip(summary, row, strict=True)) for row in zip(*summary.values(), strict=True)]
-    return Plan(move_rows, sum_rows)
+    return Plan(Rows(move_rows, names), Rows(sum_rows, list(summary)))
 
 
 def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_points: int = 10,
@@ -269,7 +279,8 @@ def make_frontier(con: duckdb.DuckDBPyConnection, *, rssi_floor_dbm: float, n_po
             cols["max_utilization_bound"].append(best.bound)
     if store:
         write_result(con, "network_plan_frontier", cols, params=params)
-    return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+    return Rows((dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)),
+                list(cols))
 
 
 def _no_failover(net: Arrays, assign: np.ndarray) -> np.ndarray:

@@ -179,12 +179,17 @@ class Power:
         return lines
 
 
+#: The scores of each method in a backtest's summary (:func:`summarize_backtest`).
+BACKTEST_SCORES = ("within_10", "within_15", "median_error_pct")
+
+
 def summarize_backtest(bt: pd.DataFrame) -> dict:
     s = bt[bt["is_scored"]]
     out = {"n_devices": len(bt), "n_scored": len(s)}
     for name, col in (("model", "error_pct_of_drop"), ("line14", "line14_error_pct_of_drop"),
                       ("mean_rate", "mean_rate_error_pct_of_drop")):
         e = s[col]
-        out[name] = {"within_10": float((e <= 10).mean()), "within_15": float((e <= 15).mean()),
-                     "median_error_pct": float(e.median())}
+        out[name] = dict(zip(BACKTEST_SCORES, (float((e <= 10).mean()),
+                                               float((e <= 15).mean()), float(e.median())),
+                             strict=True))
     return out

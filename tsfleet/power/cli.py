@@ -28,6 +28,7 @@ from tsfleet.cliutil import (
     within_horizon,
 )
 from tsfleet.errors import check_count
+from tsfleet.rows import Rows, columns_of, mapped
 
 #: Columns of the forecast table on a terminal (every column with --wide, csv or json).
 FORECAST_TABLE = ("device_id", "level_now_pct", "rate_pct_per_day", "days_to_critical",
@@ -78,40 +79,42 @@ def consistent(rows: list[dict]) -> list[dict]:
     - a date's interval contains it (``*_lo_at <= *_at <= *_hi_at``), and a battery is
       critical no later than it is empty.
     """
-    out = []
-    for r in rows:
-        r = dict(r)
-        now = r.get("as_of")
-        level = r.get("level_now_pct")
-        known = isinstance(level, (int, float)) and not math.isnan(level)
-        if known and isinstance(now, datetime):
-            crit = r.get("critical_pct")
-            if crit is not None and not math.isnan(crit) and level <= crit:
-                r["critical_at"] = r["critical_lo_at"] = now
-                r["critical_hi_at"] = max(_t(r.get("critical_hi_at")) or now, now)
-            if level <= 0:
-                r["empty_at"] = r["empty_lo_at"] = now
-                r["empty_hi_at"] = max(_t(r.get("empty_hi_at")) or now, now)
-        for what in ("critical", "empty"):
-            at = _t(r.get(f"{what}_at"))
-            if isinstance(now, datetime) and at is not None:
-                at = max(at, now)
-                r[f"{what}_at"] = at
-                lo, hi = _t(r.get(f"{what}_lo_at")), _t(r.get(f"{what}_hi_at"))
-                r[f"{what}_lo_at"] = min(max(lo or at, now), at)
-                r[f"{what}_hi_at"] = max(hi or at, at)
-                r[f"days_to_{what}"] = (at - now) / timedelta(days=1)
-            elif at is None:
-                r[f"days_to_{what}"] = None
-        crit, empty = _t(r.get("critical_at")), _t(r.get("empty_at"))
-        if crit is not None and empty is not None and crit > empty:
-            r["critical_at"] = empty
-            if isinstance(now, datetime):
-                r["days_to_critical"] = (empty - now) / timedelta(days=1)
-            r["critical_lo_at"] = min(_t(r.get("critical_lo_at")) or empty, empty)
-            r["critical_hi_at"] = max(_t(r.get("critical_hi_at")) or empty, empty)
-        out.append(r)
-    return out
+    return mapped(rows, _consistent)
+
+
+def _consistent(r: dict) -> dict:
+    """One row of :func:`consistent`."""
+    r = dict(r)
+    now = r.get("as_of")
+    level = r.get("level_now_pct")
+    known = isinstance(level, (int, float)) and not math.isnan(level)
+    if known and isinstance(now, datetime):
+        crit = r.get("critical_pct")
+        if crit is not None and not math.isnan(crit) and level <= crit:
+            r["critical_at"] = r["critical_lo_at"] = now
+            r["critical_hi_at"] = max(_t(r.get("critical_hi_at")) or now, now)
+        if level <= 0:
+            r["empty_at"] = r["empty_lo_at"] = now
+            r["empty_hi_at"] = max(_t(r.get("empty_hi_at")) or now, now)
+    for what in ("critical", "empty"):
+        at = _t(r.get(f"{what}_at"))
+        if isinstance(now, datetime) and at is not None:
+            at = max(at, now)
+            r[f"{what}_at"] = at
+            lo, hi = _t(r.get(f"{what}_lo_at")), _t(r.get(f"{what}_hi_at"))
+            r[f"{what}_lo_at"] = min(max(lo or at, now), at)
+            r[f"{what}_hi_at"] = max(hi or at, at)
+            r[f"days_to_{what}"] = (at - now) / timedelta(days=1)
+        elif at is None:
+            r[f"days_to_{what}"] = None
+    crit, empty = _t(r.get("critical_at")), _t(r.get("empty_at"))
+    if crit is not None and empty is not None and crit > empty:
+        r["critical_at"] = empty
+        if isinstance(now, datetime):
+            r["days_to_critical"] = (empty - now) / timedelta(days=1)
+        r["critical_lo_at"] = min(_t(r.get("critical_lo_at")) or empty, empty)
+        r["critical_hi_at"] = max(_t(r.get("critical_hi_at")) or empty, empty)
+    return r
 
 
 def _t(v) -> datetime | None:
@@ -127,9 +130,10 @@ def forecast_rows(fleet, horizon_days: int, frame=None) -> list[dict]:
     """The forecast of every battery device (``frame``, else computed now and stored), as
     consistent plain records."""
     frame = fleet.power.forecast(horizon_days) if frame is None else frame
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return consistent([{k: _t(v) if k.endswith("_at") or k == "as_of" else v
-                        for k, v in r.items()} for r in rows])
+    rows = Rows(frame.astype(object).where(frame.notna(), None).to_dict("records"),
+                [str(c) for c in frame.columns])
+    return consistent(mapped(rows, lambda r: {k: _t(v) if k.endswith("_at") or k == "as_of"
+                                              else v for k, v in r.items()}))
 
 
 def soonest(rows: list[dict], n: int) -> list[dict]:
@@ -142,7 +146,7 @@ def soonest(rows: list[dict], n: int) -> list[dict]:
         return tuple(far if r.get(c) is None else r[c]
                      for c in ("days_to_critical", "days_to_empty")) + (r["device_id"],)
 
-    return sorted(rows, key=key)[:n]
+    return Rows(sorted(rows, key=key)[:n], columns_of(rows))
 
 
 def _table(rows: list[dict], args: argparse.Namespace, cols: tuple[str, ...]) -> list[dict]:
@@ -205,14 +209,15 @@ def _show(fleet, args: argparse.Namespace, stored: bool) -> int:
             rows = soonest(rows, args.soonest)
         rows = _table(rows, args, FORECAST_TABLE)
     else:
-        if stored:
-            from tsfleet.power.api import summarize_backtest
+        from tsfleet.power.api import BACKTEST_SCORES, summarize_backtest
 
+        if stored:
             res = summarize_backtest(fleet.frame(
                 "select * exclude (computed_at, params) from battery_backtest"))
         else:
             res = fleet.power.backtest(args.horizon_days)
-        rows = [{"method": k, **v} for k, v in res.items() if isinstance(v, dict)]
+        rows = Rows(({"method": k, **v} for k, v in res.items() if isinstance(v, dict)),
+                    ("method", *BACKTEST_SCORES))
         if args.format == "table":      # what the figures are of (empty when none scored)
             print_sentences([backtest_line(res, args.horizon_days)])
     print_rows(rows, args)
@@ -259,7 +264,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     with open_plan(args, lacks=lacks, fill=lambda f: f.power.forecast(30)) as (fleet, when):
         rows = within_horizon(fleet.alerts.work_orders(domain="power"), args, when.at)
-    rows = [{**{k: v for k, v in r.items() if k != "value"}, "level_pct": r["value"]}
-            for r in rows]
+    rows = mapped(rows, lambda r: {**{k: v for k, v in r.items() if k != "value"},
+                                   "level_pct": r["value"]})
     print_plan(_table(rows, args, PLAN_TABLE), args, when, "battery replacements")
     return 0

@@ -20,7 +20,8 @@ which here hands it the server's store instead of a file:
   of its own, :mod:`tsfleet.service.worker`) and none starts until it is done.
 
 ``POST /query`` ``{"sql", "params"}`` answers ``{"rows": [...], "types": {column: DuckDB
-type}}`` for :class:`tsfleet.remote.ServedFleet`. Both refuse SQL other than queries. Requests
+type}}`` for :class:`tsfleet.remote.ServedFleet`, which reads the values back by their types
+(a decimal comes as its exact text, a UUID as text). Both refuse SQL other than queries. Requests
 without the token get 401; the interface never listens beyond 127.0.0.1.
 """
 
@@ -37,6 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -352,7 +354,9 @@ class ControlServer:
         return {"rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue()}
 
     def run_query(self, sql: str, params: list) -> dict[str, Any]:
-        """Rows of one read-only query as JSON-ready dicts."""
+        """Rows of one read-only query as JSON-ready dicts: a decimal as its exact text
+        (the client reads it back as a Decimal; a float would round it), the rest as the
+        CLI's records have them (:func:`tsfleet.cliutil.plain`)."""
         from tsfleet.cliutil import plain
 
         cur = read_cursor(self.fleet)
@@ -365,7 +369,8 @@ class ControlServer:
                 raise sql_error(exc) from None
             names = [d[0] for d in rel.description or []]
             types = {n: str(d[1]) for n, d in zip(names, rel.description or [], strict=True)}
-            rows = [dict(zip(names, (plain(v) for v in r), strict=True))
+            rows = [dict(zip(names, (str(v) if isinstance(v, Decimal) else plain(v)
+                                     for v in r), strict=True))
                     for r in rel.fetchall()]
         finally:
             cur.close()

@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--memory-log", type=float, default=None, metavar="SECONDS",
                    help="log a line every SECONDS seconds, at any log level: RSS, peak RSS "
                         "and DuckDB's memory by tag (default: none)")
+    p.add_argument("--unknown-devices", choices=("accept", "quarantine"), default="accept",
+                   help="readings of a device not in the registry: accept (default) or "
+                        "quarantine (unknown_device), as ingest --unknown-devices")
     p.add_argument("--batch-rows", type=int, default=60_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
@@ -315,7 +318,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         snapshot_storage_version=args.snapshot_storage_version,
         control=not args.no_control, control_port=args.control_port,
         run_command=getattr(args, "run_command", None),
-        opcua=args.opcua, opcua_map=args.opcua_map, opcua_security=_opcua_security(args))
+        opcua=args.opcua, opcua_map=args.opcua_map, opcua_security=_opcua_security(args),
+        unknown_devices=args.unknown_devices)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     serve(config, checked=lambda: _start_up_line(config, cadence))
     return 0
@@ -331,6 +335,8 @@ def _start_up_line(config, cadence: str) -> None:
             + (f", snmp {config.snmp_targets} every {config.snmp_every_s:g}s"
                if config.snmp_targets else "")
             + (", sparkplug" if config.sparkplug else "")
+            + (", unknown devices quarantined" if config.unknown_devices == "quarantine"
+               else "")
             + (f", snapshot {config.snapshot_path} every {config.snapshot_every}"
                if config.snapshot_path else "")
             + (f", opcua {config.opcua} ({config.opcua_security.describe()})"

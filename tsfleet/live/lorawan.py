@@ -281,14 +281,20 @@ def columnar(kind: str, rows: list[dict]) -> pa.Table | list[dict]:
 def store_side_rows(fleet: Fleet, kind: str, rows: list[dict] | pa.Table) -> int:
     """Write ``lorawan_devices`` (upsert: newest facts win, nulls keep the old value)
     or ``lorawan_uplinks`` (insert, a redelivery is absorbed; rows or an Arrow table)
-    rows; returns how many."""
+    rows; returns how many were given.
+
+    With the fleet's ``unknown_devices`` "quarantine", only the rows of registered devices
+    are written: the readings of the others are quarantined (``unknown_device``) and their
+    network metadata is not kept, so invented DevEUIs add no key to these tables."""
     con = fleet.con
+    registered = (" and device_id in (select device_id from devices)"
+                  if fleet.unknown_devices == "quarantine" else "")
     if kind == "lorawan_uplinks":
         table = rows if isinstance(rows, pa.Table) else pa.table(
             {k: pa.array([r[k] for r in rows], t) for k, t in _UPLINK_TYPES.items()})
         sql = ("insert into lorawan_uplinks select device_id, to_timestamp(uplink_at)::timestamp, "
                "f_cnt, f_port, dr, n_gateways, downlink_gateway_id, network_server from _side "
-               "where uplink_at between 0 and 4102444800 on conflict do nothing")
+               f"where uplink_at between 0 and 4102444800{registered} on conflict do nothing")
     elif kind == "lorawan_devices":
         latest: dict[str, dict] = {}
         for r in sorted(rows, key=lambda r: r["updated_at"]):
@@ -303,7 +309,7 @@ def store_side_rows(fleet: Fleet, kind: str, rows: list[dict] | pa.Table) -> int
                          for c in (*_DEVICE_COLS[1:], "is_mains"))
         sql = ("insert into lorawan_devices select " + ", ".join(_DEVICE_COLS) + ", is_mains, "
                "case when updated_at between 0 and 4102444800 "
-               "then to_timestamp(updated_at)::timestamp end from _side "
+               f"then to_timestamp(updated_at)::timestamp end from _side where true{registered} "
                f"on conflict (device_id) do update set {keep}, updated_at = "
                "greatest(excluded.updated_at, lorawan_devices.updated_at)")
     else:

@@ -158,6 +158,10 @@ class ServeConfig:
     opcua: str | None = None
     opcua_map: str | None = None
     opcua_security: object | None = None
+    #: readings and facts of a device not in ``devices``: "accept" (stored, as file ingest
+    #: does by default) or "quarantine" (reason ``unknown_device``): a sender inventing
+    #: device ids then adds no row to ``device_latest`` and its per-device index
+    unknown_devices: str = "accept"
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -308,7 +312,8 @@ class Server:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(sig, self._stop.set)
-        fleet = Fleet(cfg.db if cfg.db != ":memory:" else None, memory=cfg.db == ":memory:")
+        fleet = Fleet(cfg.db if cfg.db != ":memory:" else None, memory=cfg.db == ":memory:",
+                      unknown_devices=cfg.unknown_devices)
         self.fleet = fleet
         if cfg.memory_limit is not None:  # checked against _MEMORY: a size, nothing else
             fleet.con.execute(f"SET memory_limit = '{cfg.memory_limit}'")

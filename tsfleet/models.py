@@ -505,10 +505,16 @@ class MetricDeclaration(IngestModel):
     spec: ClassVar[KindSpec] = KindSpec("metric_declarations", ("metric",), "upsert",
                                         ordered=(("min_value", "max_value"),))
     metric: str = Field(
-        min_length=1,
+        min_length=1, json_schema_extra={"x-lowercase": True},
         description="Canonical metric name ending in its unit (stored in lower case, as "
         "readings' metric names are matched).",
         examples=["flow_lpm"])
+
+    @field_validator("metric", mode="after")
+    @classmethod
+    def _lower_metric(cls, v: str) -> str:
+        return v.lower()
+
     unit: str = Field(min_length=1, description="Unit symbol.", examples=["l/min"])
     min_value: float = Field(
         allow_inf_nan=False, description="Lowest physically possible value, in the unit.",

@@ -104,7 +104,7 @@ def test_a_builtin_metric_keeps_its_unit_and_its_physical_range():
         "temperature_c is a built-in metric in Cel: a declaration cannot change its unit, "
         "got F for temperature_c",
         "temperature_c is a built-in metric in Cel: a declaration cannot change its unit, "
-        "got K for Temperature_C",
+        "got K for temperature_c",   # the name is read in lower case, as it is stored
         "humidity_pct is a built-in metric whose physical range is 0..100: a declaration may "
         "narrow it, not widen it, got -5..100 for humidity_pct",
         "temperature_f is an alias of the built-in metric temperature_c (Fahrenheit to "
@@ -192,4 +192,23 @@ def test_a_metric_with_stored_readings_keeps_its_unit():
     fleet.metrics.add("oven_temp", "°C", -20, 400)               # Cel by another name
     assert (_catalog(fleet, "flow_lpm")["max_value"], _catalog(fleet, "oven_temp")["min_value"]
             ) == (1000.0, -20.0)
+    fleet.close()
+
+
+def test_a_metric_declared_in_capitals_is_one_declaration_of_its_lower_case_name():
+    """Readings and the catalog match metric names in lower case; so does a declaration.
+    'Flow_LPM' then 'FLOW_lpm' is one metric redeclared (the second range wins), and the
+    drift tolerance declared with capitals reaches the metric's sensors."""
+    fleet = Fleet(memory=True)
+    n = _flow_plant(fleet)
+    assert fleet.metrics.add("Flow_LPM", "l/min", 0, 500, drift_tolerance_pct=3.0
+                             ).n_accepted == n - 1
+    assert fleet.query("select distinct tolerance_pct from calibration_sensors") == [
+        {"tolerance_pct": 3.0}]
+    r = fleet.ingest("metrics", [{"metric": "FLOW_lpm", "unit": "l/min", "min_value": 0,
+                                  "max_value": 10000}])
+    assert r.n_accepted == 1
+    assert fleet.query("select metric, max_value from metric_declarations") == [
+        {"metric": "flow_lpm", "max_value": 10000.0}]
+    assert _catalog(fleet, "flow_lpm")["max_value"] == 10000.0
     fleet.close()

@@ -207,3 +207,37 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
                               "where constraint_type = 'PRIMARY KEY' and table_name in "
                               "('unmapped_items', 'unmapped_payloads', 'unmapped_keys')")
         assert [r["t"] for r in constraints] == ["unmapped_keys"]
+
+
+def test_992_folds_declarations_that_differ_in_case_keeping_the_one_in_effect(tmp_path):
+    """A store from before 992 holds 'Flow_LPM' and 'flow_lpm' as two declarations (the
+    catalog took one of them). The upgrade keeps one row per lower-case name: the one the
+    catalog holds (here the older batch), and a name declared once only in capitals is kept
+    in lower case with every column."""
+    path = tmp_path / "store.duckdb"
+    with Fleet(path) as f:  # made current, then put back to the state before 992
+        con = f.con
+        con.execute("drop view if exists calibration_sensors cascade")
+        con.execute("drop table metric_declarations")
+        old = (store_mod.sql_root() / "tables" / "302_calibration_anchors.sql").read_text()
+        start = old.index("create table metric_declarations")
+        con.execute(old[start:old.index(");", start) + 2])
+        con.execute("alter table metric_declarations add column is_environmental boolean")
+        con.executemany("insert into metric_declarations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            ("Flow_LPM", "l/min", "flow", 0.0, 500.0, None, 3.0, None, 7, None),
+            ("flow_lpm", "m3/h", "flow", 0.0, 30.0, None, None, None, 9, None),
+            ("CO2_PPM", "ppm", "co2", 0.0, 5000.0, "air", 2.5, 400.0, 8, True)])
+        con.execute("insert or replace into metric_catalog values "
+                    "('flow_lpm', 'l/min', 'flow', 0, 500, 'declared by a user'), "
+                    "('co2_ppm', 'ppm', 'co2', 0, 5000, 'air')")
+        con.execute("delete from schema_version where name = 'metric_declarations_lower'")
+        con.execute("delete from schema_views")  # the views are re-made on the next open
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["metric_declarations_lower"]
+        got = f.query("select * from metric_declarations order by metric")
+        assert [(r["metric"], r["unit"], r["max_value"], r["batch_id"]) for r in got] == [
+            ("co2_ppm", "ppm", 5000.0, 8), ("flow_lpm", "l/min", 500.0, 7)]
+        assert (got[0]["drift_tolerance_pct"], got[0]["min_scale"], got[0]["is_environmental"],
+                got[0]["description"]) == (2.5, 400.0, True, "air")
+        assert f.query("select count(*) as n from duckdb_constraints() where table_name = "
+                       "'metric_declarations' and constraint_type = 'PRIMARY KEY'")[0]["n"] == 1

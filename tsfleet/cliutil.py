@@ -632,10 +632,28 @@ class Table:
 
 #: The last line of a table that shows a time (a table's times are UTC to the minute).
 UTC_NOTE = "(times are UTC)"
+#: The line under a table that shows dates and no time: a day is a UTC day.
+UTC_DATES_NOTE = "(dates are UTC days)"
 
 
 def _shows_time(rows: Iterable[dict], cols: list[str]) -> bool:
     return any(isinstance(r.get(c), datetime) for r in rows for c in cols)
+
+
+def utc_line(rows: list[dict], cols: list[str]) -> str | None:
+    """The line saying how the shown times or dates are meant: :data:`UTC_NOTE` where a
+    time is shown, :data:`UTC_DATES_NOTE` where only dates are (a due date is a UTC
+    day), else None.
+
+    >>> from datetime import date
+    >>> utc_line([{"due": date(2026, 7, 30)}], ["due"]), utc_line([{"n": 1}], ["n"])
+    ('(dates are UTC days)', None)
+    """
+    if _shows_time(rows, cols):
+        return UTC_NOTE
+    if any(isinstance(r.get(c), date) for r in rows for c in cols):
+        return UTC_DATES_NOTE
+    return None
 
 
 def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
@@ -644,7 +662,8 @@ def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
 
     CSV and JSON carry the same records at full precision; a table rounds every number
     to what it means and escapes control characters, and says below it that its times
-    are UTC (:data:`UTC_NOTE`; not with ``utc_note=False``, for a page that says it once).
+    are UTC, or its dates UTC days where no time is shown (:func:`utc_line`; not with
+    ``utc_note=False``, for a page that says it once).
     A CSV of no rows is its header line where ``rows`` knows its columns
     (:class:`tsfleet.rows.Rows`, which ``Fleet.query`` returns).
     """
@@ -666,8 +685,8 @@ def format_rows(rows: list[dict], fmt: str = "table", *, wide: bool = False,
     t = Table(cols, cells, wide=wide, width=width)
     lines = t.header() + [t.line(r) for r in cells]
     foot = t.footer()
-    note = utc_note and _shows_time(rows, cols[: t.shown])
-    return "\n".join(lines + ([foot] if foot else []) + ([UTC_NOTE] if note else []))
+    note = utc_note and utc_line(rows, cols[: t.shown])
+    return "\n".join(lines + ([foot] if foot else []) + ([note] if note else []))
 
 
 #: ``--format`` of a command that runs an analysis and reports on it: its summary as
@@ -701,8 +720,9 @@ def print_summary(args: argparse.Namespace, lines, figures) -> None:
     else:
         print(format_rows([{"figure": k, "value": cell(v, k)} for k, v in record.items()],
                           wide=args.wide))
-        if _shows_time([record], list(record)):     # the values were printed as text
-            print(UTC_NOTE)
+        note = utc_line([record], list(record))     # the values were printed as text
+        if note:
+            print(note)
 
 
 def print_rows(rows: list[dict], args: argparse.Namespace, fmt: str | None = None) -> None:
@@ -760,8 +780,9 @@ def stream_rows(batches: Iterable[Any], cols: list[str], fmt: str, out: IO[str] 
     foot = t.footer()
     if foot:
         out.write(foot + "\n")
-    if _shows_time(sample, cols[: t.shown]):
-        out.write(UTC_NOTE + "\n")
+    note = utc_line(sample, cols[: t.shown])
+    if note:
+        out.write(note + "\n")
     return n
 
 

@@ -117,6 +117,9 @@ def test_a_table_says_its_times_are_utc_once(demo, capsys):
                                               "2026-07-30 23:36  1", "(times are UTC)"]
     code, out, _ = run(capsys, "--db", demo, "sql", "select 1 as n")
     assert code == 0 and "UTC" not in out
+    code, out, _ = run(capsys, "--db", demo, "sql", "select date '2026-07-30' as due, 1 as n")
+    assert code == 0 and out.splitlines() == ["due         n", "----------  -", "2026-07-30  1",
+                                              "(dates are UTC days)"]
     code, out, _ = run(capsys, "--db", demo, "calibration", "faults")
     assert code == 0 and out.splitlines()[-1] == "(times are UTC)"
     code, out, _ = run(capsys, "--db", demo, "device", card_devices(demo)[0])

@@ -55,7 +55,7 @@ def _worker_settings():
 def test_a_local_cluster_worker_runs_without_the_dashboard_housekeeping():
     """tsfleet's LocalCluster workers (processes) run with one BLAS thread, glibc's own trim
     threshold, no statistical profiler and a memory check every second (engine.QUIET_CLUSTER:
-    15% less worker CPU in bench/distributed.py)."""
+    about 9% less worker CPU in bench/distributed.py)."""
     client, cluster = engine.open_client(None, 1, True)
     try:
         got = list(client.run(_worker_settings).values())

@@ -134,7 +134,7 @@ WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THRE
 #: loops tick every 20 ms, and every process polls its own CPU and memory every 0.1-0.5 s.
 #: With these, the default bench (1,500 devices x 30 days, 3 alternating runs each, load
 #: 1.1-4.7) took 25.6-29.3 worker CPU-s and 2.9-3.2 coordinator CPU-s against main's
-#: 27.8-31.4 and 3.5-4.2 (docs/scaling.md, session 26). A worker still pauses or spills
+#: 27.8-31.2 and 3.5-4.2 (docs/scaling.md, session 26). A worker still pauses or spills
 #: on its memory limit, checked every second instead of every 0.1 s.
 QUIET_CLUSTER = {"distributed.worker.profile.enabled": False,
                  "distributed.admin.tick.interval": "200ms",

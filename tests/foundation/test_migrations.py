@@ -96,9 +96,10 @@ def test_a_store_of_a_previous_release_upgrades_without_losing_rows(tmp_path, re
                 continue  # grow with the new migrations and views
             if not f.query("select count(*) as n from duckdb_tables() where schema_name = ? "
                            "and table_name = ?", [schema, table])[0]["n"]:
-                # 950 made the table unmapped a view of the same columns over two tables:
-                # its rows are counted through the view below.
-                became_view = table == "unmapped" and f.query(
+                # 950 made the table unmapped a view of the same columns over two tables,
+                # 991 quarantine one over quarantine_rows and text_pieces: their rows are
+                # counted through the view below.
+                became_view = table in ("unmapped", "quarantine") and f.query(
                     "select count(*) as n from duckdb_views() where view_name = ?",
                     [table])[0]["n"]
                 # Only the device card's copies of views may go (922 replaced them by
@@ -207,3 +208,41 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
                               "where constraint_type = 'PRIMARY KEY' and table_name in "
                               "('unmapped_items', 'unmapped_payloads', 'unmapped_keys')")
         assert [r["t"] for r in constraints] == ["unmapped_keys"]
+
+
+def test_991_keeps_every_quarantine_row_and_its_raw_text(tmp_path):
+    """A store from before 991 (quarantine a table with raw on every row) upgrades: every
+    row is still in the view quarantine with its raw text as it was, 16 KiB included, and
+    the readers of quarantine answer as before."""
+    path = tmp_path / "store.duckdb"
+    raws = ['{"device_id": "d1", "metric": "temp", "value": 900}',
+            json.dumps({"transport": "mqtt", "source": "fleet/x/senml",
+                        "payload": "[" + "é" * 16_000 + " [cut: 40000 bytes received]"}),
+            "", "\u00fcnicode \U0001F600 and a quote ' and \\"]
+    with Fleet(path) as f:  # made current, then put back to the state before 991
+        con = f.con
+        con.execute("drop view quarantine cascade")
+        for t in ("quarantine_rows", "text_pieces"):
+            con.execute(f"drop table {t}")
+        con.execute("drop sequence text_id_seq")
+        old = (store_mod.sql_root() / "tables" / "010_meta.sql").read_text()
+        start = old.index("create table quarantine")
+        con.execute(old[start:old.index(");", start) + 2])
+        rows = [(b, k, "file.csv", r, f"detail {b}", raw, f"2026-01-0{b} 00:00:00+00")
+                for b, (k, r, raw) in enumerate(
+                    [("readings", "out_of_range", raws[0]), ("payload", "invalid_json", raws[1]),
+                     ("payload", "empty_payload", raws[2]), ("devices", "bad_value", raws[3])],
+                    start=1)]
+        con.executemany("insert into quarantine values (?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute("delete from schema_version where name = 'text_pieces'")
+        con.execute("delete from schema_views")  # the views are re-made on the next open
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["text_pieces"]
+        got = f.con.execute("select * from quarantine order by batch_id").fetchall()
+        assert [(b, k, s, r, d, raw, str(at)) for b, k, s, r, d, raw, at in got] == [
+            (*row[:6], f"2026-01-0{row[0]} 00:00:00+00:00") for row in rows]
+        assert [c for (c,) in f.con.execute("select column_name from duckdb_columns() "
+                                            "where table_name = 'quarantine'").fetchall()] == [
+            "batch_id", "kind", "source", "reason", "detail", "raw", "quarantined_at"]
+        assert f.query("select count(*) as n from text_pieces") == [{"n": 0}]  # left in place
+        assert f.query("select sum(n_rows) as n from ingest_quality") == [{"n": 4}]

@@ -150,6 +150,25 @@ def test_unmapped_keeps_its_place_and_columns_in_the_lake(fleet, tmp_path):
     assert (lake / "devices" / "data.parquet").is_file()
 
 
+def test_quarantine_keeps_its_place_and_columns_in_the_lake(fleet, tmp_path):
+    """Migration 991 put quarantine behind a view (a live payload's text in text_pieces):
+    the lake still has quarantine/ with every column and the raw text whole."""
+    from tsfleet.live.texts import store_texts
+
+    text = '{"payload": "' + "x" * 1000 + '"}'
+    [text_id] = store_texts(fleet.con, [text])
+    fleet.con.execute("insert into quarantine_rows (batch_id, kind, source, reason, "
+                      "quarantined_at, raw_text_id) values (1, 'payload', 'mqtt', "
+                      "'invalid_json', '2026-01-01 00:00:00+00', ?)", [text_id])
+    fleet.export(tmp_path / "lake")
+    lake = tmp_path / "lake"
+    got = duckdb.sql(f"select * from '{lake / 'quarantine' / 'data.parquet'}'")
+    assert got.columns == ["batch_id", "kind", "source", "reason", "detail", "raw",
+                           "quarantined_at"]
+    assert got.fetchall()[0][5] == text
+    assert not (lake / "quarantine_rows").exists() and not (lake / "text_pieces").exists()
+
+
 _CON = duckdb.connect()
 
 

@@ -57,6 +57,7 @@ from tsfleet.live.decode import short
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import Reject
 from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows, tuple_table
+from tsfleet.live.texts import store_texts
 from tsfleet.store import transaction
 
 if TYPE_CHECKING:
@@ -696,16 +697,14 @@ class Writer:
         return sum(len(e.decoded.unmapped) for e in batch if e.decoded is not None)
 
     def _store_rejects(self, rejects: list[tuple[Envelope, str, str]], label: str) -> int:
-        """Whole payloads that could not be decoded -> ``quarantine`` (kind ``payload``)."""
+        """Whole payloads that could not be decoded -> ``quarantine`` (kind ``payload``);
+        the text of each, up to 16 KiB, in ``text_pieces`` (:mod:`tsfleet.live.texts`)."""
         if not rejects:
             return 0
         con = self.fleet.con
-        raws = [json.dumps({"transport": e.transport, "source": e.source,
-                            "payload": e.kept_payload()}) for e, _, _ in rejects]
+        shas = [e.sha256() for e, _, _ in rejects]
         con.register("_live_rejects", pa.table({
-            "reason": _strings([r for _, r, _ in rejects]),
-            "detail": _strings([d for _, _, d in rejects]), "raw": _strings(raws),
-            "sha": [e.sha256() for e, _, _ in rejects]}))
+            "reason": _strings([r for _, r, _ in rejects]), "sha": shas}))
         try:
             with transaction(con):
                 bid = con.execute("select nextval('ingest_batch_seq')").fetchall()[0][0]
@@ -718,12 +717,21 @@ class Writer:
                 n = len(new)
                 self._keys_added["quarantine_payloads"] += n
                 if n:
-                    con.register("_live_new", pa.table({"sha": [r[0] for r in new],
-                                                        "reason": [r[1] for r in new]}))
+                    first: dict[tuple[str, str], tuple[Envelope, str]] = {}
+                    for sha, (e, reason, detail) in zip(shas, rejects, strict=True):
+                        first.setdefault((sha, reason), (e, detail))
+                    kept = [(reason, *first[(sha, reason)]) for sha, reason in new]
+                    ids = store_texts(con, _strings([
+                        json.dumps({"transport": e.transport, "source": e.source,
+                                    "payload": e.kept_payload()}) for _, e, _ in kept]))
+                    con.register("_live_new", pa.table({
+                        "reason": _strings([r for r, _, _ in kept]),
+                        "detail": _strings([d for _, _, d in kept]),
+                        "raw_text_id": pa.array(ids, pa.int64())}))
                     con.execute(
-                        "insert into quarantine select ?, 'payload', ?, reason, detail, raw, "
-                        "now() from (select distinct on (sha, reason) * from _live_rejects) "
-                        "semi join _live_new using (sha, reason)", [bid, label]).fetchall()
+                        "insert into quarantine_rows (batch_id, kind, source, reason, detail, "
+                        "quarantined_at, raw_text_id) select ?, 'payload', ?, reason, detail, "
+                        "now(), raw_text_id from _live_new", [bid, label]).fetchall()
                     con.unregister("_live_new")
                 con.execute("insert into ingest_batches values (?, 'payload', ?, now(), now(), "
                             "?, 0, ?, ?, NULL, NULL)",

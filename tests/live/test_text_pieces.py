@@ -1,0 +1,71 @@
+"""A rejected live payload keeps its whole text (up to 16 KiB) in ``quarantine.raw``, stored
+in pieces (``text_pieces``, migration 991) so that a DuckDB checkpoint, which rewrites a
+table's last row groups in memory, never copies more than a few MB at once however long
+the payloads held (docs/live.md, "memory")."""
+
+from __future__ import annotations
+
+import json
+
+from tests.live.test_hostile import Run
+from tsfleet.live.texts import PIECE_CHARS
+from tsfleet.live.writer import MAX_KEPT_PAYLOAD
+
+#: Rows of a DuckDB row group (DuckDB's default; a checkpoint merges whole row groups).
+ROW_GROUP_ROWS = 122_880
+
+
+def _raw(topic: str, text: str) -> str:
+    return json.dumps({"transport": "mqtt", "source": topic, "payload": text})
+
+
+def test_a_rejected_payload_keeps_its_whole_text_in_quarantine():
+    long = b"[x" + b"\xc3\xa9" * 9000                     # 18,002 bytes of broken JSON
+    cut = long[:MAX_KEPT_PAYLOAD].decode()                # 16 KiB: 8,191 characters e
+    payloads = [(b"[\"not json", None), (long, None), (b"\xff\xfe\x00garbage", None),
+                (b"", None)]
+    run = Run()
+    run.send(payloads)
+    assert run.writer.error is None and sorted(run.acked) == [0, 1, 2, 3]
+    got = {r["raw"] for r in run.fleet.query("select raw from quarantine where kind = 'payload'")}
+    assert got == {_raw("fleet/d/senml", '["not json'),
+                   _raw("fleet/d/senml", f"{cut} [cut: 18002 bytes received]"),
+                   _raw("fleet/d/senml", "base64://4AZ2FyYmFnZQ=="),
+                   _raw("fleet/d/senml", "")}
+    pieces = run.fleet.query("select max(length(text)) as n, count(distinct text_id) as texts "
+                             "from text_pieces")
+    assert pieces == [{"n": PIECE_CHARS, "texts": 4}]
+
+
+def test_a_payload_and_its_text_are_stored_together_or_not_at_all():
+    run = Run()
+    run.fleet.con.execute("alter table quarantine_rows rename to quarantine_away")
+    run.send([(b"[\"not json", None)])
+    assert run.writer.stats.n_unstorable == 1  # logged, counted, acknowledged
+    assert run.fleet.query("select count(*) as n from text_pieces") == [{"n": 0}]
+
+
+def test_no_row_group_holds_more_than_a_few_mb_of_rejected_text():
+    """2,000 distinct rejected payloads of 16 KiB (32 MB of text): every table's row
+    groups (122,880 rows each) hold at most 10 MB of text between them, so what a
+    checkpoint merges at once stays small. Before 991 quarantine held them all in one."""
+    run = Run()
+    filler = b" " * (MAX_KEPT_PAYLOAD - 20)
+    run.send([(b"[" + filler + b"broken %05d" % i, None) for i in range(2000)])
+    assert run.writer.error is None and len(run.acked) == 2000
+    con = run.fleet.con
+    worst = {}
+    for (table,) in con.execute("select table_name from duckdb_tables() "
+                                "where database_name = current_database()").fetchall():
+        cols = [c for (c,) in con.execute(
+            "select column_name from duckdb_columns() where table_name = ? and "
+            "data_type = 'VARCHAR' and database_name = current_database()", [table]).fetchall()]
+        if cols:
+            text = " + ".join(f'coalesce(strlen("{c}"), 0)' for c in cols)
+            worst[table] = con.execute(
+                f'select coalesce(max(b), 0) from (select sum({text}) as b from "{table}" '
+                f"group by rowid // {ROW_GROUP_ROWS})").fetchall()[0][0]
+    assert max(worst.values()) <= 10_000_000, sorted(worst.items(), key=lambda kv: -kv[1])[:3]
+    n = run.fleet.query("select count(*) as n, min(strlen(raw)) as shortest from quarantine")
+    whole = len(_raw("fleet/d/senml", "[" + filler.decode() + "broken 00000"))
+    assert n == [{"n": 2000, "shortest": whole}]  # every text whole

@@ -262,8 +262,10 @@ class Writer:
     # -- API used by the transports --------------------------------------------------
     def start(self) -> None:
         readings_table([Decoded("warm-up", ["d"], [1.78e9], ["m"], [1.0])])  # see below
-        if self._wal is not None:  # DuckDB's own only as a backstop (see _checkpoint)
-            backstop = 2 * CHECKPOINT_FORCE_FACTOR * self.checkpoint_wal
+        if self._wal is not None:  # DuckDB's own only as a backstop (see _checkpoint):
+            # it compares the WAL plus its estimate of the commit, which for the many
+            # narrow rows of text_pieces is several times the bytes the commit writes
+            backstop = 4 * CHECKPOINT_FORCE_FACTOR * self.checkpoint_wal
             self.fleet.con.execute(f"SET checkpoint_threshold = '{int(backstop)}B'")
         self._thread.start()
 

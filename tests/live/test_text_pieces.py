@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from tests.live.test_hostile import Run
-from tsfleet.live.texts import PIECE_CHARS
+from tsfleet.live.texts import PIECE_CHARS, store_texts
 from tsfleet.live.writer import MAX_KEPT_PAYLOAD
 
 #: Rows of a DuckDB row group (DuckDB's default; a checkpoint merges whole row groups).
@@ -35,6 +35,18 @@ def test_a_rejected_payload_keeps_its_whole_text_in_quarantine():
     pieces = run.fleet.query("select max(length(text)) as n, count(distinct text_id) as texts "
                              "from text_pieces")
     assert pieces == [{"n": PIECE_CHARS, "texts": 4}]
+
+
+def test_any_text_comes_back_whole_from_its_pieces():
+    texts = ["", "a", "x" * PIECE_CHARS, "x" * (PIECE_CHARS + 1), "é\n\U0001F600" * 100,
+             "\n" * 200, "base64:" + "A/+=" * 500]
+    run = Run()
+    ids = store_texts(run.fleet.con, texts)
+    got = run.fleet.con.execute(
+        "select text_id, string_agg(text, '' order by piece), max(length(text)) "
+        "from text_pieces group by all").fetchall()
+    assert {i: (t, n) for i, t, n in got} == {
+        i: (t, max(min(len(t), PIECE_CHARS), 0)) for i, t in zip(ids, texts, strict=True)}
 
 
 def test_a_payload_and_its_text_are_stored_together_or_not_at_all():

@@ -145,6 +145,16 @@ def test_a_reading_command_upgrades_a_store_of_a_previous_release(tmp_path, caps
         assert not store_mod.pending_migrations(f.con)
 
 
+def _before_992(con) -> None:
+    """Put the payloads of unmapped fields back in a table of their own, as before 992:
+    992 runs again on the next open (after the migrations a test re-applies)."""
+    con.execute("drop view unmapped_payloads cascade")
+    con.execute("create table unmapped_payloads as select payload_sha256, payload "
+                "from unmapped_payload_rows")
+    con.execute("drop table unmapped_payload_rows")
+    con.execute("delete from schema_version where name = 'unmapped_payload_pieces'")
+
+
 def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
     """A store from before 950 (unmapped a table, the payload on every row) upgrades:
     every row is still in the view unmapped with its payload, each payload stored once."""
@@ -152,6 +162,7 @@ def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
     with Fleet(path) as f:  # made current, then put back to the state before 950
         con = f.con
         con.execute("drop view unmapped cascade")
+        _before_992(con)
         con.execute("drop table unmapped_items")
         con.execute("drop table unmapped_payloads")
         old = (store_mod.sql_root() / "tables" / "700_live.sql").read_text()
@@ -164,7 +175,7 @@ def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
         con.execute("delete from schema_version where name = 'unmapped_payloads'")
         con.execute("delete from schema_views")  # the views are re-made on the next open
     with Fleet(path) as f:
-        assert f.applied_migrations == ["unmapped_payloads"]
+        assert f.applied_migrations == ["unmapped_payloads", "unmapped_payload_pieces"]
         got = f.query("select payload_sha256 as s, item, field, payload from unmapped "
                       "order by 1, 2")
         assert [(r["s"], r["item"], r["field"], r["payload"]) for r in got] == [
@@ -181,6 +192,7 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
     with Fleet(path) as f:  # made current, then put back to the state before 990
         con = f.con
         con.execute("drop view unmapped cascade")
+        _before_992(con)
         for t in ("unmapped_items", "unmapped_payloads", "unmapped_keys"):
             con.execute(f"drop table {t}")
         old = (store_mod.sql_root() / "tables" / "950_unmapped_payloads.sql").read_text()
@@ -196,7 +208,7 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
         con.execute("delete from schema_version where name = 'payload_keys_bounded'")
         con.execute("delete from schema_views")  # the views are re-made on the next open
     with Fleet(path) as f:
-        assert f.applied_migrations == ["payload_keys_bounded"]
+        assert f.applied_migrations == ["payload_keys_bounded", "unmapped_payload_pieces"]
         got = f.query("select payload_sha256 as s, item, payload from unmapped order by 1, 2")
         assert [(r["s"], r["item"], r["payload"]) for r in got] == [
             (s, i, f"payload {s[3:]}") for s, i, *_ in items]
@@ -206,7 +218,7 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
             (f"sha{p}", "2026-01-04 00:00:00+00") for p in range(3)]
         constraints = f.query("select table_name as t from duckdb_constraints() "
                               "where constraint_type = 'PRIMARY KEY' and table_name in "
-                              "('unmapped_items', 'unmapped_payloads', 'unmapped_keys')")
+                              "('unmapped_items', 'unmapped_payload_rows', 'unmapped_keys')")
         assert [r["t"] for r in constraints] == ["unmapped_keys"]
 
 
@@ -246,3 +258,26 @@ def test_991_keeps_every_quarantine_row_and_its_raw_text(tmp_path):
             "batch_id", "kind", "source", "reason", "detail", "raw", "quarantined_at"]
         assert f.query("select count(*) as n from text_pieces") == [{"n": 0}]  # left in place
         assert f.query("select sum(n_rows) as n from ingest_quality") == [{"n": 4}]
+
+
+def test_992_keeps_every_unmapped_payload_and_its_text(tmp_path):
+    """A store from before 992 (unmapped_payloads a table with the text on every row)
+    upgrades: every payload is still in unmapped_payloads and unmapped, text as it was."""
+    path = tmp_path / "store.duckdb"
+    texts = {"sha0": "payload 0", "sha1": "[" + "é" * 16_000 + " [cut: 40000 bytes received]",
+             "sha2": "base64:AAEC", "sha3": ""}
+    with Fleet(path) as f:  # made current, then put back to the state before 992
+        con = f.con
+        _before_992(con)
+        con.executemany("insert into unmapped_payloads values (?, ?)", list(texts.items()))
+        con.executemany("insert into unmapped_items values (?, 0, '2026-01-01 00:00:00+00', "
+                        "'mqtt', 't', 'senml+json', 'd', NULL, 'x', '1', NULL, "
+                        "'unknown_metric')", [[s] for s in texts])
+        con.execute("delete from schema_views")  # the views are re-made on the next open
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["unmapped_payload_pieces"]
+        for view in ("unmapped_payloads", "unmapped"):
+            got = f.con.execute(f"select payload_sha256, payload from {view}").fetchall()
+            assert dict(got) == texts, view
+        assert f.query("select count(*) as n from unmapped_payload_rows "
+                       "where payload_text_id is null") == [{"n": 4}]

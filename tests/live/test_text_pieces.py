@@ -1,7 +1,8 @@
-"""A rejected live payload keeps its whole text (up to 16 KiB) in ``quarantine.raw``, stored
-in pieces (``text_pieces``, migration 991) so that a DuckDB checkpoint, which rewrites a
-table's last row groups in memory, never copies more than a few MB at once however long
-the payloads held (docs/live.md, "memory")."""
+"""A rejected live payload keeps its whole text (up to 16 KiB) in ``quarantine.raw``, and a
+payload with unmapped fields in ``unmapped.payload``, stored in pieces (``text_pieces``,
+migrations 991 and 992) so that a DuckDB checkpoint, which rewrites a table's last row
+groups in memory, never copies more than a few MB at once however long the payloads held
+(docs/live.md, "memory")."""
 
 from __future__ import annotations
 
@@ -57,14 +58,28 @@ def test_a_payload_and_its_text_are_stored_together_or_not_at_all():
     assert run.fleet.query("select count(*) as n from text_pieces") == [{"n": 0}]
 
 
-def test_no_row_group_holds_more_than_a_few_mb_of_rejected_text():
-    """2,000 distinct rejected payloads of 16 KiB (32 MB of text): every table's row
-    groups (122,880 rows each) hold at most 10 MB of text between them, so what a
-    checkpoint merges at once stays small. Before 991 quarantine held them all in one."""
+def test_a_payload_with_unmapped_fields_keeps_its_whole_text():
+    pack = b'[{"bn":"d/","bt":1780000000,"n":"mystery","u":"furlong","v":1}' + b" " * 3000
+    payloads = [(pack + b"]", None), (pack + b"\n]", None)]
     run = Run()
-    filler = b" " * (MAX_KEPT_PAYLOAD - 20)
-    run.send([(b"[" + filler + b"broken %05d" % i, None) for i in range(2000)])
-    assert run.writer.error is None and len(run.acked) == 2000
+    run.send(payloads)
+    got = run.fleet.query("select field, payload from unmapped order by strlen(payload)")
+    assert [(r["field"], r["payload"]) for r in got] == [
+        ("d/mystery", p.decode()) for p, _ in payloads]
+    assert run.fleet.query("select count(distinct text_id) as n from text_pieces") == [{"n": 2}]
+
+
+def test_no_row_group_holds_more_than_a_few_mb_of_kept_payload_text():
+    """2,000 distinct rejected payloads of 16 KiB and 1,000 with unmapped fields (48 MB of
+    text): every table's row groups (122,880 rows each) hold at most 10 MB of text
+    between them, so what a checkpoint merges at once stays small. Before 991 and 992
+    quarantine and unmapped_payloads held them all in one row group each."""
+    run = Run()
+    filler = b" " * (MAX_KEPT_PAYLOAD - 100)
+    unmapped = [(b'[{"bn":"d/","bt":1780000000,"n":"mystery%04d","u":"furlong","v":1}' % i
+                 + filler + b"]", None) for i in range(1000)]
+    run.send([(b"[" + filler + b"broken %05d" % i, None) for i in range(2000)] + unmapped)
+    assert run.writer.error is None and len(run.acked) == 3000
     con = run.fleet.con
     worst = {}
     for (table,) in con.execute("select table_name from duckdb_tables() "
@@ -81,3 +96,6 @@ def test_no_row_group_holds_more_than_a_few_mb_of_rejected_text():
     n = run.fleet.query("select count(*) as n, min(strlen(raw)) as shortest from quarantine")
     whole = len(_raw("fleet/d/senml", "[" + filler.decode() + "broken 00000"))
     assert n == [{"n": 2000, "shortest": whole}]  # every text whole
+    n = run.fleet.query("select count(*) as n, min(strlen(payload)) as shortest "
+                        "from unmapped_payloads")
+    assert n == [{"n": 1000, "shortest": len(unmapped[0][0])}]

@@ -632,8 +632,9 @@ class Writer:
     def _store_unmapped(self, batch: list[Envelope]) -> int:
         """Fields no mapping knows -> ``unmapped_items``, their payload once per payload
         -> ``unmapped_payloads`` (a pack of thousands of unknown names stores its text
-        once, not once per field); a payload whose key is still in ``unmapped_keys`` (a
-        redelivery) is not stored again. Returns the unmapped fields received."""
+        once, not once per field), its text in ``text_pieces`` (:mod:`tsfleet.live.texts`);
+        a payload whose key is still in ``unmapped_keys`` (a redelivery) is not stored
+        again. Returns the unmapped fields received."""
         rows: dict[str, list] = {k: [] for k in (
             "payload_sha256", "item", "received_at", "transport", "source", "format",
             "device_id", "observed_at", "field", "value", "unit", "reason")}
@@ -679,18 +680,20 @@ class Writer:
                 "item": pa.array(rows["item"], pa.int32()),
                 "received_at": pa.array(rows["received_at"], pa.float64()),
                 "observed_at": pa.array(rows["observed_at"], pa.float64())}))
-            con.register("_live_unmapped_payloads", pa.table({
-                "payload_sha256": _strings(list(payloads)),
-                "payload": _strings(list(payloads.values()))}))
             try:
                 with transaction(con):
+                    ids = store_texts(con, _strings(list(payloads.values())))
+                    con.register("_live_unmapped_payloads", pa.table({
+                        "payload_sha256": _strings(list(payloads)),
+                        "payload_text_id": pa.array(ids, pa.int64())}))
                     con.execute(
                         "insert into unmapped_items select payload_sha256, item, "
                         "to_timestamp(received_at), transport, source, format, device_id, "
                         "case when observed_at between 0 and 4102444800 "
                         "then to_timestamp(observed_at)::timestamp end, field, value, unit, "
                         "reason from _live_unmapped").fetchall()
-                    con.execute("insert into unmapped_payloads select payload_sha256, payload "
+                    con.execute("insert into unmapped_payload_rows (payload_sha256, "
+                                "payload_text_id) select payload_sha256, payload_text_id "
                                 "from _live_unmapped_payloads").fetchall()
             finally:
                 con.unregister("_live_unmapped")

@@ -145,6 +145,17 @@ def test_a_reading_command_upgrades_a_store_of_a_previous_release(tmp_path, caps
         assert not store_mod.pending_migrations(f.con)
 
 
+def _before_993(con) -> None:
+    """Put the fields of unmapped payloads back in a table of their own, as before 993:
+    993 runs again on the next open (after the migrations a test re-applies)."""
+    con.execute("drop view unmapped_items cascade")
+    con.execute("create table unmapped_items as select payload_sha256, item, received_at, "
+                "transport, source, format, device_id, observed_at, field, value, unit, "
+                "reason from unmapped_item_rows")
+    con.execute("drop table unmapped_item_rows")
+    con.execute("delete from schema_version where name = 'unmapped_item_pieces'")
+
+
 def _before_992(con) -> None:
     """Put the payloads of unmapped fields back in a table of their own, as before 992:
     992 runs again on the next open (after the migrations a test re-applies)."""
@@ -162,6 +173,7 @@ def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
     with Fleet(path) as f:  # made current, then put back to the state before 950
         con = f.con
         con.execute("drop view unmapped cascade")
+        _before_993(con)
         _before_992(con)
         con.execute("drop table unmapped_items")
         con.execute("drop table unmapped_payloads")
@@ -175,7 +187,8 @@ def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
         con.execute("delete from schema_version where name = 'unmapped_payloads'")
         con.execute("delete from schema_views")  # the views are re-made on the next open
     with Fleet(path) as f:
-        assert f.applied_migrations == ["unmapped_payloads", "unmapped_payload_pieces"]
+        assert f.applied_migrations == ["unmapped_payloads", "unmapped_payload_pieces",
+                                        "unmapped_item_pieces"]
         got = f.query("select payload_sha256 as s, item, field, payload from unmapped "
                       "order by 1, 2")
         assert [(r["s"], r["item"], r["field"], r["payload"]) for r in got] == [
@@ -192,6 +205,7 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
     with Fleet(path) as f:  # made current, then put back to the state before 990
         con = f.con
         con.execute("drop view unmapped cascade")
+        _before_993(con)
         _before_992(con)
         for t in ("unmapped_items", "unmapped_payloads", "unmapped_keys"):
             con.execute(f"drop table {t}")
@@ -208,7 +222,8 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
         con.execute("delete from schema_version where name = 'payload_keys_bounded'")
         con.execute("delete from schema_views")  # the views are re-made on the next open
     with Fleet(path) as f:
-        assert f.applied_migrations == ["payload_keys_bounded", "unmapped_payload_pieces"]
+        assert f.applied_migrations == ["payload_keys_bounded", "unmapped_payload_pieces",
+                                        "unmapped_item_pieces"]
         got = f.query("select payload_sha256 as s, item, payload from unmapped order by 1, 2")
         assert [(r["s"], r["item"], r["payload"]) for r in got] == [
             (s, i, f"payload {s[3:]}") for s, i, *_ in items]
@@ -218,7 +233,7 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
             (f"sha{p}", "2026-01-04 00:00:00+00") for p in range(3)]
         constraints = f.query("select table_name as t from duckdb_constraints() "
                               "where constraint_type = 'PRIMARY KEY' and table_name in "
-                              "('unmapped_items', 'unmapped_payload_rows', 'unmapped_keys')")
+                              "('unmapped_item_rows', 'unmapped_payload_rows', 'unmapped_keys')")
         assert [r["t"] for r in constraints] == ["unmapped_keys"]
 
 
@@ -270,9 +285,9 @@ def test_992_keeps_every_unmapped_payload_and_its_text(tmp_path):
         con = f.con
         _before_992(con)
         con.executemany("insert into unmapped_payloads values (?, ?)", list(texts.items()))
-        con.executemany("insert into unmapped_items values (?, 0, '2026-01-01 00:00:00+00', "
+        con.executemany("insert into unmapped_item_rows values (?, 0, '2026-01-01 00:00:00+00', "
                         "'mqtt', 't', 'senml+json', 'd', NULL, 'x', '1', NULL, "
-                        "'unknown_metric')", [[s] for s in texts])
+                        "'unknown_metric', NULL, NULL, NULL)", [[s] for s in texts])
         con.execute("delete from schema_views")  # the views are re-made on the next open
     with Fleet(path) as f:
         assert f.applied_migrations == ["unmapped_payload_pieces"]
@@ -281,3 +296,24 @@ def test_992_keeps_every_unmapped_payload_and_its_text(tmp_path):
             assert dict(got) == texts, view
         assert f.query("select count(*) as n from unmapped_payload_rows "
                        "where payload_text_id is null") == [{"n": 4}]
+
+
+def test_993_keeps_every_unmapped_field_and_its_texts(tmp_path):
+    """A store from before 993 (unmapped_items a table with every name, value and unit in
+    the row) upgrades: every field is still in unmapped_items and unmapped, texts as they
+    were, a name of 10,000 characters included."""
+    path = tmp_path / "store.duckdb"
+    fields = [("n" * 10_000, "1", "u" * 2000), ("temp", None, None), ("é\U0001F600", "", "Cel")]
+    with Fleet(path) as f:  # made current, then put back to the state before 993
+        con = f.con
+        _before_993(con)
+        con.executemany("insert into unmapped_items values ('s', ?, '2026-01-01 00:00:00+00', "
+                        "'mqtt', 't', 'senml+json', 'd', NULL, ?, ?, ?, 'unknown_metric')",
+                        [(i, *fvu) for i, fvu in enumerate(fields)])
+        con.execute("delete from schema_views")  # the views are re-made on the next open
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["unmapped_item_pieces"]
+        for view in ("unmapped_items", "unmapped"):
+            got = f.con.execute(f"select field, value, unit from {view} order by item").fetchall()
+            assert got == fields, view
+        assert f.query("select count(*) as n from unmapped_fields") == [{"n": 3}]

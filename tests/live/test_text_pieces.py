@@ -69,6 +69,20 @@ def test_a_payload_with_unmapped_fields_keeps_its_whole_text():
     assert run.fleet.query("select count(distinct text_id) as n from text_pieces") == [{"n": 2}]
 
 
+def test_an_unmapped_name_value_or_unit_of_any_length_comes_back_whole():
+    name, unit, value = "n" * 10_000, "u" * 2000, "x" * 3000
+    pack = [{"bn": "d/", "bt": 1780000000, "n": name, "u": unit, "v": 1},
+            {"n": "state", "vs": value}, {"n": "short", "u": "furlong", "v": 2}]
+    run = Run()
+    run.send([(json.dumps(pack).encode(), None)])
+    got = run.fleet.query("select field, value, unit from unmapped order by item")
+    assert [(r["field"], r["value"], r["unit"]) for r in got] == [
+        ("d/" + name, "1", unit), ("d/state", value, None), ("d/short", "2", "furlong")]
+    inline = run.fleet.query("select count(*) as n from unmapped_item_rows where field is null "
+                             "or unit_text_id is not null or value_text_id is not null")
+    assert inline == [{"n": 2}]  # the short ones stay in the row
+
+
 def test_no_row_group_holds_more_than_a_few_mb_of_kept_payload_text():
     """2,000 distinct rejected payloads of 16 KiB and 1,000 with unmapped fields (48 MB of
     text): every table's row groups (122,880 rows each) hold at most 10 MB of text

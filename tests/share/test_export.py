@@ -137,8 +137,9 @@ def test_unmapped_keeps_its_place_and_columns_in_the_lake(fleet, tmp_path):
     """Migration 950 split the table unmapped in two behind a view of the same name: the
     lake still has unmapped/ with every column, the payload on each row, and not the two."""
     fleet.con.execute("insert into unmapped_payload_rows values ('s1', 'the payload', NULL)")
-    fleet.con.execute("insert into unmapped_items values ('s1', 0, '2026-01-01 00:00:00+00', "
-                      "'mqtt', 't', 'senml+json', 'd', null, 'x', '1', null, 'unknown_metric')")
+    fleet.con.execute("insert into unmapped_item_rows values ('s1', 0, '2026-01-01 00:00:00+00', "
+                      "'mqtt', 't', 'senml+json', 'd', null, 'x', '1', null, 'unknown_metric', "
+                      "null, null, null)")
     fleet.export(tmp_path / "lake")
     lake = tmp_path / "lake"
     got = duckdb.sql(f"select * from '{lake / 'unmapped' / 'data.parquet'}'")
@@ -147,7 +148,8 @@ def test_unmapped_keeps_its_place_and_columns_in_the_lake(fleet, tmp_path):
         "order by column_index")]
     assert got.fetchall()[0][-1] == "the payload"
     assert not any((lake / t).exists() for t in ("unmapped_items", "unmapped_payloads",
-                                                  "unmapped_payload_rows", "text_pieces"))
+                                                  "unmapped_item_rows", "unmapped_payload_rows",
+                                                  "text_pieces"))
     assert (lake / "devices" / "data.parquet").is_file()
 
 

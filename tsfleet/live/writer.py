@@ -57,7 +57,7 @@ from tsfleet.live.decode import short
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import Reject
 from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows, tuple_table
-from tsfleet.live.texts import store_texts
+from tsfleet.live.texts import PIECE_CHARS, store_texts
 from tsfleet.store import transaction
 
 if TYPE_CHECKING:
@@ -632,7 +632,8 @@ class Writer:
     def _store_unmapped(self, batch: list[Envelope]) -> int:
         """Fields no mapping knows -> ``unmapped_items``, their payload once per payload
         -> ``unmapped_payloads`` (a pack of thousands of unknown names stores its text
-        once, not once per field), its text in ``text_pieces`` (:mod:`tsfleet.live.texts`);
+        once, not once per field), its text and any name, value or unit longer than
+        PIECE_CHARS in ``text_pieces`` (:mod:`tsfleet.live.texts`);
         a payload whose key is still in ``unmapped_keys`` (a redelivery) is not stored
         again. Returns the unmapped fields received."""
         rows: dict[str, list] = {k: [] for k in (
@@ -674,24 +675,27 @@ class Writer:
                              ("reason", u.reason)):
                     rows[k].append(v)
         if rows["item"]:
-            con.register("_live_unmapped", pa.table({
-                **{k: _strings(v) for k, v in rows.items()
-                   if k not in ("item", "received_at", "observed_at")},
-                "item": pa.array(rows["item"], pa.int32()),
-                "received_at": pa.array(rows["received_at"], pa.float64()),
-                "observed_at": pa.array(rows["observed_at"], pa.float64())}))
             try:
                 with transaction(con):
+                    text_ids = {k: _long_texts(con, rows[k]) for k in ("field", "value", "unit")}
+                    con.register("_live_unmapped", pa.table({
+                        **{k: _strings(v) for k, v in rows.items()
+                           if k not in ("item", "received_at", "observed_at")},
+                        **{f"{k}_text_id": pa.array(v, pa.int64()) for k, v in text_ids.items()},
+                        "item": pa.array(rows["item"], pa.int32()),
+                        "received_at": pa.array(rows["received_at"], pa.float64()),
+                        "observed_at": pa.array(rows["observed_at"], pa.float64())}))
                     ids = store_texts(con, _strings(list(payloads.values())))
                     con.register("_live_unmapped_payloads", pa.table({
                         "payload_sha256": _strings(list(payloads)),
                         "payload_text_id": pa.array(ids, pa.int64())}))
                     con.execute(
-                        "insert into unmapped_items select payload_sha256, item, "
+                        "insert into unmapped_item_rows select payload_sha256, item, "
                         "to_timestamp(received_at), transport, source, format, device_id, "
                         "case when observed_at between 0 and 4102444800 "
                         "then to_timestamp(observed_at)::timestamp end, field, value, unit, "
-                        "reason from _live_unmapped").fetchall()
+                        "reason, field_text_id, value_text_id, unit_text_id "
+                        "from _live_unmapped").fetchall()
                     con.execute("insert into unmapped_payload_rows (payload_sha256, "
                                 "payload_text_id) select payload_sha256, payload_text_id "
                                 "from _live_unmapped_payloads").fetchall()
@@ -845,6 +849,18 @@ def _first_line(exc: BaseException) -> str:
     """An exception as one line of text that any column can hold."""
     text = str(exc).strip().splitlines()
     return _safe(f"{type(exc).__name__}: {text[0] if text else ''}")
+
+
+def _long_texts(con: duckdb.DuckDBPyConnection, values: list) -> list[int | None]:
+    """Move the texts of ``values`` longer than :data:`~tsfleet.live.texts.PIECE_CHARS` to
+    ``text_pieces`` (each replaced by None in ``values``); returns their ids, None for the
+    others."""
+    long = [i for i, v in enumerate(values) if v is not None and len(v) > PIECE_CHARS]
+    ids: list[int | None] = [None] * len(values)
+    for i, text_id in zip(long, store_texts(con, _strings([values[i] for i in long])),
+                          strict=True):
+        ids[i], values[i] = text_id, None
+    return ids
 
 
 def _safe(text: str) -> str:

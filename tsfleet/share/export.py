@@ -51,7 +51,7 @@ FORMAT = "tsfleet-export/1"
 EXPORTED_VIEWS = ("catalog", "catalog_columns", "quarantine", "unmapped")
 #: Tables not exported as they are: readings (partitioned by day and device bucket) and
 #: those exported through a view of EXPORTED_VIEWS.
-NOT_EXPORTED = ("readings", "quarantine_rows", "text_pieces", "unmapped_items",
+NOT_EXPORTED = ("readings", "quarantine_rows", "text_pieces", "unmapped_item_rows",
                 "unmapped_payload_rows")
 
 __all__ = ["DEFAULT_BUCKETS", "ExportReport", "device_bucket", "export_parquet"]

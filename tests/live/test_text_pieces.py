@@ -67,6 +67,8 @@ def test_a_payload_with_unmapped_fields_keeps_its_whole_text():
     assert [(r["field"], r["payload"]) for r in got] == [
         ("d/mystery", p.decode()) for p, _ in payloads]
     assert run.fleet.query("select count(distinct text_id) as n from text_pieces") == [{"n": 2}]
+    [line] = run.fleet.query("select n_fields, example_payload from unmapped_fields")
+    assert line["n_fields"] == 2 and line["example_payload"] in {p.decode() for p, _ in payloads}
 
 
 def test_an_unmapped_name_value_or_unit_of_any_length_comes_back_whole():

@@ -29,9 +29,10 @@ import pandas as pd
 from tsfleet.errors import InvalidParameter
 from tsfleet.ingest import IngestReport
 
-#: Quarantined readings whose metric is known now (in the catalog or an alias).
+#: Quarantined readings whose metric is known now (in the catalog or an alias). Rows of
+#: ingest keep their raw text in quarantine_rows (only live payloads' are in text_pieces).
 _WAITING = """
-    from quarantine q
+    from quarantine_rows q
     where q.kind = 'readings' and q.reason in (select unnest(?)) and q.batch_id <= ?
       and (json_extract_string(q.raw, '$.metric') is null
            or lower(json_extract_string(q.raw, '$.metric')) in

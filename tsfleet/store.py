@@ -33,6 +33,10 @@ CONNECT_CONFIG = {
     "autoload_known_extensions": False,
 }
 
+#: Where a rejected row goes, with its raw text: ``insert into {QUARANTINE_INTO} select``
+#: seven values in this order. ``quarantine`` is a view (migration 991) over this table.
+QUARANTINE_INTO = "quarantine_rows (batch_id, kind, source, reason, detail, raw, quarantined_at)"
+
 
 def quote_ident(name: str) -> str:
     """Quote one SQL identifier (table, view or column name) for DuckDB.

@@ -5,11 +5,11 @@
 --          example_value text, example_payload text
 create view unmapped_fields as
 with fields as (
-    select format, field, reason, device_id, value, payload, received_at
-    from unmapped
+    select format, field, reason, device_id, value, payload_sha256, received_at
+    from unmapped_items
 ),
 
-final as (
+grouped as (
     select
         format,
         field,
@@ -19,9 +19,26 @@ final as (
         min(received_at) as first_received_at,
         max(received_at) as last_received_at,
         any_value(value) as example_value,
-        any_value(payload) as example_payload
+        any_value(payload_sha256) as example_sha256
     from fields
     group by format, field, reason
+),
+
+-- the example payload's text only: put together once per line, not once per field
+final as (
+    select
+        g.format,
+        g.field,
+        g.reason,
+        g.n_fields,
+        g.n_devices,
+        g.first_received_at,
+        g.last_received_at,
+        g.example_value,
+        p.payload as example_payload
+    from grouped as g
+    left join unmapped_payloads as p on p.payload_sha256 = g.example_sha256
+    qualify row_number() over (partition by g.format, g.field, g.reason) = 1
 )
 
 select * from final

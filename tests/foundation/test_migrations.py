@@ -96,9 +96,10 @@ def test_a_store_of_a_previous_release_upgrades_without_losing_rows(tmp_path, re
                 continue  # grow with the new migrations and views
             if not f.query("select count(*) as n from duckdb_tables() where schema_name = ? "
                            "and table_name = ?", [schema, table])[0]["n"]:
-                # 950 made the table unmapped a view of the same columns over two tables:
-                # its rows are counted through the view below.
-                became_view = table == "unmapped" and f.query(
+                # 950 made the table unmapped a view of the same columns over two tables,
+                # 991 quarantine one over quarantine_rows and text_pieces: their rows are
+                # counted through the view below.
+                became_view = table in ("unmapped", "quarantine") and f.query(
                     "select count(*) as n from duckdb_views() where view_name = ?",
                     [table])[0]["n"]
                 # Only the device card's copies of views may go (922 replaced them by
@@ -144,6 +145,27 @@ def test_a_reading_command_upgrades_a_store_of_a_previous_release(tmp_path, caps
         assert not store_mod.pending_migrations(f.con)
 
 
+def _before_994(con) -> None:
+    """Put the fields of unmapped payloads back in a table of their own, as before 994:
+    994 runs again on the next open (after the migrations a test re-applies)."""
+    con.execute("drop view unmapped_items cascade")
+    con.execute("create table unmapped_items as select payload_sha256, item, received_at, "
+                "transport, source, format, device_id, observed_at, field, value, unit, "
+                "reason from unmapped_item_rows")
+    con.execute("drop table unmapped_item_rows")
+    con.execute("delete from schema_version where name = 'unmapped_item_pieces'")
+
+
+def _before_993(con) -> None:
+    """Put the payloads of unmapped fields back in a table of their own, as before 993:
+    993 runs again on the next open (after the migrations a test re-applies)."""
+    con.execute("drop view unmapped_payloads cascade")
+    con.execute("create table unmapped_payloads as select payload_sha256, payload "
+                "from unmapped_payload_rows")
+    con.execute("drop table unmapped_payload_rows")
+    con.execute("delete from schema_version where name = 'unmapped_payload_pieces'")
+
+
 def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
     """A store from before 950 (unmapped a table, the payload on every row) upgrades:
     every row is still in the view unmapped with its payload, each payload stored once."""
@@ -151,6 +173,8 @@ def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
     with Fleet(path) as f:  # made current, then put back to the state before 950
         con = f.con
         con.execute("drop view unmapped cascade")
+        _before_994(con)
+        _before_993(con)
         con.execute("drop table unmapped_items")
         con.execute("drop table unmapped_payloads")
         old = (store_mod.sql_root() / "tables" / "700_live.sql").read_text()
@@ -163,7 +187,8 @@ def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
         con.execute("delete from schema_version where name = 'unmapped_payloads'")
         con.execute("delete from schema_views")  # the views are re-made on the next open
     with Fleet(path) as f:
-        assert f.applied_migrations == ["unmapped_payloads"]
+        assert f.applied_migrations == ["unmapped_payloads", "unmapped_payload_pieces",
+                                        "unmapped_item_pieces"]
         got = f.query("select payload_sha256 as s, item, field, payload from unmapped "
                       "order by 1, 2")
         assert [(r["s"], r["item"], r["field"], r["payload"]) for r in got] == [
@@ -180,6 +205,8 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
     with Fleet(path) as f:  # made current, then put back to the state before 990
         con = f.con
         con.execute("drop view unmapped cascade")
+        _before_994(con)
+        _before_993(con)
         for t in ("unmapped_items", "unmapped_payloads", "unmapped_keys"):
             con.execute(f"drop table {t}")
         old = (store_mod.sql_root() / "tables" / "950_unmapped_payloads.sql").read_text()
@@ -195,7 +222,8 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
         con.execute("delete from schema_version where name = 'payload_keys_bounded'")
         con.execute("delete from schema_views")  # the views are re-made on the next open
     with Fleet(path) as f:
-        assert f.applied_migrations == ["payload_keys_bounded"]
+        assert f.applied_migrations == ["payload_keys_bounded", "unmapped_payload_pieces",
+                                        "unmapped_item_pieces"]
         got = f.query("select payload_sha256 as s, item, payload from unmapped order by 1, 2")
         assert [(r["s"], r["item"], r["payload"]) for r in got] == [
             (s, i, f"payload {s[3:]}") for s, i, *_ in items]
@@ -205,7 +233,7 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
             (f"sha{p}", "2026-01-04 00:00:00+00") for p in range(3)]
         constraints = f.query("select table_name as t from duckdb_constraints() "
                               "where constraint_type = 'PRIMARY KEY' and table_name in "
-                              "('unmapped_items', 'unmapped_payloads', 'unmapped_keys')")
+                              "('unmapped_item_rows', 'unmapped_payload_rows', 'unmapped_keys')")
         assert [r["t"] for r in constraints] == ["unmapped_keys"]
 
 
@@ -241,3 +269,85 @@ def test_992_folds_declarations_that_differ_in_case_keeping_the_one_in_effect(tm
                 got[0]["description"]) == (2.5, 400.0, True, "air")
         assert f.query("select count(*) as n from duckdb_constraints() where table_name = "
                        "'metric_declarations' and constraint_type = 'PRIMARY KEY'")[0]["n"] == 1
+
+
+def test_991_keeps_every_quarantine_row_and_its_raw_text(tmp_path):
+    """A store from before 991 (quarantine a table with raw on every row) upgrades: every
+    row is still in the view quarantine with its raw text as it was, 16 KiB included, and
+    the readers of quarantine answer as before."""
+    path = tmp_path / "store.duckdb"
+    raws = ['{"device_id": "d1", "metric": "temp", "value": 900}',
+            json.dumps({"transport": "mqtt", "source": "fleet/x/senml",
+                        "payload": "[" + "é" * 16_000 + " [cut: 40000 bytes received]"}),
+            "", "\u00fcnicode \U0001F600 and a quote ' and \\"]
+    with Fleet(path) as f:  # made current, then put back to the state before 991
+        con = f.con
+        con.execute("drop view quarantine cascade")
+        for t in ("quarantine_rows", "text_pieces"):
+            con.execute(f"drop table {t}")
+        con.execute("drop sequence text_id_seq")
+        old = (store_mod.sql_root() / "tables" / "010_meta.sql").read_text()
+        start = old.index("create table quarantine")
+        con.execute(old[start:old.index(");", start) + 2])
+        rows = [(b, k, "file.csv", r, f"detail {b}", raw, f"2026-01-0{b} 00:00:00+00")
+                for b, (k, r, raw) in enumerate(
+                    [("readings", "out_of_range", raws[0]), ("payload", "invalid_json", raws[1]),
+                     ("payload", "empty_payload", raws[2]), ("devices", "bad_value", raws[3])],
+                    start=1)]
+        con.executemany("insert into quarantine values (?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute("delete from schema_version where name = 'text_pieces'")
+        con.execute("delete from schema_views")  # the views are re-made on the next open
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["text_pieces"]
+        got = f.con.execute("select * from quarantine order by batch_id").fetchall()
+        assert [(b, k, s, r, d, raw, str(at)) for b, k, s, r, d, raw, at in got] == [
+            (*row[:6], f"2026-01-0{row[0]} 00:00:00+00:00") for row in rows]
+        assert [c for (c,) in f.con.execute("select column_name from duckdb_columns() "
+                                            "where table_name = 'quarantine'").fetchall()] == [
+            "batch_id", "kind", "source", "reason", "detail", "raw", "quarantined_at"]
+        assert f.query("select count(*) as n from text_pieces") == [{"n": 0}]  # left in place
+        assert f.query("select sum(n_rows) as n from ingest_quality") == [{"n": 4}]
+
+
+def test_993_keeps_every_unmapped_payload_and_its_text(tmp_path):
+    """A store from before 993 (unmapped_payloads a table with the text on every row)
+    upgrades: every payload is still in unmapped_payloads and unmapped, text as it was."""
+    path = tmp_path / "store.duckdb"
+    texts = {"sha0": "payload 0", "sha1": "[" + "é" * 16_000 + " [cut: 40000 bytes received]",
+             "sha2": "base64:AAEC", "sha3": ""}
+    with Fleet(path) as f:  # made current, then put back to the state before 993
+        con = f.con
+        _before_993(con)
+        con.executemany("insert into unmapped_payloads values (?, ?)", list(texts.items()))
+        con.executemany("insert into unmapped_item_rows values (?, 0, '2026-01-01 00:00:00+00', "
+                        "'mqtt', 't', 'senml+json', 'd', NULL, 'x', '1', NULL, "
+                        "'unknown_metric', NULL, NULL, NULL)", [[s] for s in texts])
+        con.execute("delete from schema_views")  # the views are re-made on the next open
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["unmapped_payload_pieces"]
+        for view in ("unmapped_payloads", "unmapped"):
+            got = f.con.execute(f"select payload_sha256, payload from {view}").fetchall()
+            assert dict(got) == texts, view
+        assert f.query("select count(*) as n from unmapped_payload_rows "
+                       "where payload_text_id is null") == [{"n": 4}]
+
+
+def test_994_keeps_every_unmapped_field_and_its_texts(tmp_path):
+    """A store from before 994 (unmapped_items a table with every name, value and unit in
+    the row) upgrades: every field is still in unmapped_items and unmapped, texts as they
+    were, a name of 10,000 characters included."""
+    path = tmp_path / "store.duckdb"
+    fields = [("n" * 10_000, "1", "u" * 2000), ("temp", None, None), ("é\U0001F600", "", "Cel")]
+    with Fleet(path) as f:  # made current, then put back to the state before 994
+        con = f.con
+        _before_994(con)
+        con.executemany("insert into unmapped_items values ('s', ?, '2026-01-01 00:00:00+00', "
+                        "'mqtt', 't', 'senml+json', 'd', NULL, ?, ?, ?, 'unknown_metric')",
+                        [(i, *fvu) for i, fvu in enumerate(fields)])
+        con.execute("delete from schema_views")  # the views are re-made on the next open
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["unmapped_item_pieces"]
+        for view in ("unmapped_items", "unmapped"):
+            got = f.con.execute(f"select field, value, unit from {view} order by item").fetchall()
+            assert got == fields, view
+        assert f.query("select count(*) as n from unmapped_fields") == [{"n": 3}]

@@ -83,7 +83,7 @@ def test_a_payload_that_cannot_even_be_quarantined_is_counted_logged_and_acknowl
     bad = Envelope("mqtt", "fleet/x/senml", b"[]", time.time(), ack=lambda: run.acked.append(0),
                    decoded=Decoded("senml+json", ["x\ud800"], [float(T0)], ["temperature_c"],
                                    [1.0]))  # what a decoder bug could hand over
-    run.fleet.con.execute("alter table quarantine rename to quarantine_away")
+    run.fleet.con.execute("alter table quarantine_rows rename to quarantine_away")
     run.writer.submit(bad)
     run.writer.submit(run.env(1, encode_json(good_pack("good-1", 1))))
     run.writer.start()

@@ -136,9 +136,10 @@ def test_an_empty_store_exports_its_tables_only(fleet, tmp_path):
 def test_unmapped_keeps_its_place_and_columns_in_the_lake(fleet, tmp_path):
     """Migration 950 split the table unmapped in two behind a view of the same name: the
     lake still has unmapped/ with every column, the payload on each row, and not the two."""
-    fleet.con.execute("insert into unmapped_payloads values ('s1', 'the payload')")
-    fleet.con.execute("insert into unmapped_items values ('s1', 0, '2026-01-01 00:00:00+00', "
-                      "'mqtt', 't', 'senml+json', 'd', null, 'x', '1', null, 'unknown_metric')")
+    fleet.con.execute("insert into unmapped_payload_rows values ('s1', 'the payload', NULL)")
+    fleet.con.execute("insert into unmapped_item_rows values ('s1', 0, '2026-01-01 00:00:00+00', "
+                      "'mqtt', 't', 'senml+json', 'd', null, 'x', '1', null, 'unknown_metric', "
+                      "null, null, null)")
     fleet.export(tmp_path / "lake")
     lake = tmp_path / "lake"
     got = duckdb.sql(f"select * from '{lake / 'unmapped' / 'data.parquet'}'")
@@ -146,8 +147,29 @@ def test_unmapped_keeps_its_place_and_columns_in_the_lake(fleet, tmp_path):
         "select column_name from duckdb_columns() where table_name = 'unmapped' "
         "order by column_index")]
     assert got.fetchall()[0][-1] == "the payload"
-    assert not (lake / "unmapped_items").exists() and not (lake / "unmapped_payloads").exists()
+    assert not any((lake / t).exists() for t in ("unmapped_items", "unmapped_payloads",
+                                                  "unmapped_item_rows", "unmapped_payload_rows",
+                                                  "text_pieces"))
     assert (lake / "devices" / "data.parquet").is_file()
+
+
+def test_quarantine_keeps_its_place_and_columns_in_the_lake(fleet, tmp_path):
+    """Migration 991 put quarantine behind a view (a live payload's text in text_pieces):
+    the lake still has quarantine/ with every column and the raw text whole."""
+    from tsfleet.live.texts import store_texts
+
+    text = '{"payload": "' + "x" * 1000 + '"}'
+    [text_id] = store_texts(fleet.con, [text])
+    fleet.con.execute("insert into quarantine_rows (batch_id, kind, source, reason, "
+                      "quarantined_at, raw_text_id) values (1, 'payload', 'mqtt', "
+                      "'invalid_json', '2026-01-01 00:00:00+00', ?)", [text_id])
+    fleet.export(tmp_path / "lake")
+    lake = tmp_path / "lake"
+    got = duckdb.sql(f"select * from '{lake / 'quarantine' / 'data.parquet'}'")
+    assert got.columns == ["batch_id", "kind", "source", "reason", "detail", "raw",
+                           "quarantined_at"]
+    assert got.fetchall()[0][5] == text
+    assert not (lake / "quarantine_rows").exists() and not (lake / "text_pieces").exists()
 
 
 _CON = duckdb.connect()

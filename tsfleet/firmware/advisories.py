@@ -25,7 +25,7 @@ from tsfleet.firmware.osv_packages import DEFAULT_FEED, load_package_map
 from tsfleet.firmware.versions import get_scheme
 from tsfleet.ingest import IngestReport
 from tsfleet.results import now_utc, write_result
-from tsfleet.store import transaction
+from tsfleet.store import QUARANTINE_INTO, transaction
 
 KIND = "osv_advisories"
 
@@ -81,7 +81,7 @@ def load_osv(con: duckdb.DuckDBPyConnection, source: object,
             con.register("_fw_rej", pa.table({"reason": [r[0] for r in rejected],
                                               "detail": [r[1] for r in rejected],
                                               "raw": [r[2] for r in rejected]}))
-            con.execute("insert into quarantine select ?, ?, ?, reason, detail, raw, now() "
+            con.execute(f"insert into {QUARANTINE_INTO} select ?, ?, ?, reason, detail, raw, now() "
                         "from _fw_rej", [batch_id, KIND, label])
             con.unregister("_fw_rej")
         report.n_rows = len(records) + sum(1 for r in rejected if r[0] in ("invalid_json",

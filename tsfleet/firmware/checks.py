@@ -28,7 +28,7 @@ import duckdb
 from tsfleet.firmware.catalog import sync_versions
 from tsfleet.firmware.queries import query
 from tsfleet.results import now_utc
-from tsfleet.store import transaction
+from tsfleet.store import QUARANTINE_INTO, transaction
 
 
 @dataclass
@@ -119,7 +119,7 @@ def check_reports(con: duckdb.DuckDBPyConnection, batch_ids: list[int]) -> Check
 def _quarantine_unparsable(con: duckdb.DuckDBPyConnection) -> int:
     """Move reports with an unparsable version to quarantine; fix their batches' counts."""
     n = con.execute(
-        "insert into quarantine select r.batch_id, 'firmware_reports', "
+        f"insert into {QUARANTINE_INTO} select r.batch_id, 'firmware_reports', "
         "coalesce(b.source, 'firmware check'), 'unparsable_version', e.detail, "
         "to_json(struct_pack(device_id := r.device_id, reported_at := r.reported_at, "
         "version := r.version, image_hash := r.image_hash))::VARCHAR, now() "

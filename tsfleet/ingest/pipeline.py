@@ -36,8 +36,8 @@ from tsfleet.ingest.rules import (
     sql_literal,
 )
 from tsfleet.models import IngestModel
+from tsfleet.store import QUARANTINE_INTO, transaction
 from tsfleet.store import quote_ident as q
-from tsfleet.store import transaction
 
 UnknownDevicePolicy = Literal["accept", "quarantine"]
 
@@ -89,8 +89,8 @@ def ingest_chunk(
                 con.complete()
                 con.register("_tsf_pre", pre)
                 con.execute(
-                    f"insert into quarantine select {bid}, {kind_lit}, {src}, reason, detail, raw,"
-                    f" now() from _tsf_pre"
+                    f"insert into {QUARANTINE_INTO} select {bid}, {kind_lit}, {src}, reason, "
+                    f"detail, raw, now() from _tsf_pre"
                 )
                 report.n_rows += len(pre_quarantined)
                 report.quarantined_by_reason.update(r[0] for r in pre_quarantined)
@@ -139,8 +139,8 @@ def ingest_chunk(
                 # a rejected row already held from the same source (the same file ingested
                 # again) is not held twice: re-ingesting changes nothing, quarantine included
                 con.execute(
-                    f"delete from quarantine n where n.batch_id = {bid} and exists (select 1 "
-                    f"from quarantine o where o.batch_id < {bid} and o.kind = {kind_lit} "
+                    f"delete from quarantine_rows n where n.batch_id = {bid} and exists (select 1 "
+                    f"from quarantine_rows o where o.batch_id < {bid} and o.kind = {kind_lit} "
                     f"and o.source = {src} and o.reason = n.reason and o.raw = n.raw)")
             con.execute(
                 f"insert into ingest_batches values ({bid}, {kind_lit}, {src}, now(), now(), "
@@ -227,22 +227,22 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
         "coalesce(try(json_type(_line)), '') = 'OBJECT' as _ok from _tsf_in)))"
     )
     bad = con.execute(
-        f"insert into quarantine select {bid}, {kind_lit}, {src}, 'invalid_json', "
+        f"insert into {QUARANTINE_INTO} select {bid}, {kind_lit}, {src}, 'invalid_json', "
         "'expected one JSON object per line, got: ' || left(_line, 80), _line, now() "
         "from _tsf_lines where not _ok"
     ).fetchall()[0][0]
     if bad:
         report.quarantined_by_reason["invalid_json"] += bad
     wide = con.execute(
-        f"insert into quarantine select {bid}, {kind_lit}, {src}, 'too_many_fields', "
+        f"insert into {QUARANTINE_INTO} select {bid}, {kind_lit}, {src}, 'too_many_fields', "
         f"'an object of ' || len(json_keys(_line)) || ' fields; at most {MAX_FIELDS} are read', "
         "_line, now() from _tsf_lines where _wide"
     ).fetchall()[0][0]
     if wide:
         report.quarantined_by_reason["too_many_fields"] += wide
     dup = con.execute(
-        f"insert into quarantine select {bid}, {kind_lit}, {src}, 'duplicate_field', 'field ' "
-        "|| list_filter(k, lambda x: len(list_filter(k, lambda y: y = x)) > 1)[1] "
+        f"insert into {QUARANTINE_INTO} select {bid}, {kind_lit}, {src}, 'duplicate_field', "
+        "'field ' || list_filter(k, lambda x: len(list_filter(k, lambda y: y = x)) > 1)[1] "
         "|| ' appears more than once in the object', _line, now() from (select _line, "
         "json_keys(_line) as k "
         "from _tsf_lines where _dup and not _wide)"
@@ -279,7 +279,7 @@ def _split_json_lines(con, model: type[IngestModel], kind_lit: str, src: str, bi
         nested = ("(strpos(_line, '[') > 0 or strpos(substr(_line, 2), '{') > 0) and ("
                   + " or ".join(typed.values()) + ")")
         n = con.execute(
-            f"insert into quarantine select {bid}, {kind_lit}, {src}, 'bad_value', {which} "
+            f"insert into {QUARANTINE_INTO} select {bid}, {kind_lit}, {src}, 'bad_value', {which} "
             f"|| ' must be one id or text, got a list or an object', _line, now() "
             f"from _tsf_lines where {ok} and ({nested})").fetchall()[0][0]
         if n:
@@ -304,7 +304,7 @@ def _quarantine_dropped_keys(con, kind_lit: str, src: str, bid: str, report: Ing
         "unnest(json_keys(_line)) as k from _tsf_lines where _ok and not _wide and not _dup) "
         "where k in (select unnest(?)) group by _rid", [dropped])
     rows = con.execute(
-        f"insert into quarantine select {bid}, {kind_lit}, {src}, CASE WHEN d.k = '' THEN "
+        f"insert into {QUARANTINE_INTO} select {bid}, {kind_lit}, {src}, CASE WHEN d.k = '' THEN "
         "'unnamed_field' ELSE 'too_many_fields' END, CASE WHEN d.k = '' THEN "
         "'a field with an empty name holds a value' ELSE 'field ' || d.k || ' is beyond the "
         f"{MAX_COLUMNS} field names read per chunk (this chunk has {n_keys})' END, l._line, "
@@ -544,9 +544,10 @@ def _quarantine_checked(
     """One quarantine row per input row and problem: the cells of a wide row that
     fail for the same reason (a missing device_id) are one entry, not one per metric."""
     rows = con.execute(
-        f"insert into quarantine select {bid}, {kind_lit}, {src}, c._reason, c._detail, {raw_sql}, "
-        f"now() from (select distinct _src_rid, _reason, _detail from _tsf_rejected) c "
-        f"join _tsf_src s on s._rid = c._src_rid order by c._src_rid returning reason"
+        f"insert into {QUARANTINE_INTO} select {bid}, {kind_lit}, {src}, c._reason, "
+        f"c._detail, {raw_sql}, now() from (select distinct _src_rid, _reason, _detail "
+        f"from _tsf_rejected) c join _tsf_src s on s._rid = c._src_rid order by c._src_rid "
+        f"returning reason"
     ).fetchall()
     n_rejected = con.execute("select count(*) from _tsf_rejected").fetchall()[0][0]
     report.n_rows -= n_rejected - len(rows)
@@ -601,10 +602,10 @@ def _insert_facts(con, model, rules, bid: str, kind_lit: str, src: str, raw_sql:
             f"from ({repeats})").fetchall()[0]
     if conflicts:
         con.execute(
-            f"insert into quarantine select {bid}, {kind_lit}, {src}, 'conflicting_duplicate', "
-            f"'a row with the same key ({', '.join(key)}) and different values was stored "
-            f"first', {raw_sql}, now() from (select _src_rid from ({repeats}) where _eh <> _h) c "
-            f"join _tsf_src s on s._rid = c._src_rid")
+            f"insert into {QUARANTINE_INTO} select {bid}, {kind_lit}, {src}, "
+            f"'conflicting_duplicate', 'a row with the same key ({', '.join(key)}) and "
+            f"different values was stored first', {raw_sql}, now() from (select _src_rid "
+            f"from ({repeats}) where _eh <> _h) c join _tsf_src s on s._rid = c._src_rid")
         report.quarantined_by_reason["conflicting_duplicate"] += conflicts
     report.n_accepted += n_new
     report.n_duplicates += dups

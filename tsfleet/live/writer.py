@@ -57,6 +57,7 @@ from tsfleet.live.decode import short
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import Reject
 from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows, tuple_table
+from tsfleet.live.texts import PIECE_CHARS, store_texts
 from tsfleet.store import transaction
 
 if TYPE_CHECKING:
@@ -261,8 +262,10 @@ class Writer:
     # -- API used by the transports --------------------------------------------------
     def start(self) -> None:
         readings_table([Decoded("warm-up", ["d"], [1.78e9], ["m"], [1.0])])  # see below
-        if self._wal is not None:  # DuckDB's own only as a backstop (see _checkpoint)
-            backstop = 2 * CHECKPOINT_FORCE_FACTOR * self.checkpoint_wal
+        if self._wal is not None:  # DuckDB's own only as a backstop (see _checkpoint):
+            # it compares the WAL plus its estimate of the commit, which for the many
+            # narrow rows of text_pieces is several times the bytes the commit writes
+            backstop = 4 * CHECKPOINT_FORCE_FACTOR * self.checkpoint_wal
             self.fleet.con.execute(f"SET checkpoint_threshold = '{int(backstop)}B'")
         self._thread.start()
 
@@ -629,8 +632,10 @@ class Writer:
     def _store_unmapped(self, batch: list[Envelope]) -> int:
         """Fields no mapping knows -> ``unmapped_items``, their payload once per payload
         -> ``unmapped_payloads`` (a pack of thousands of unknown names stores its text
-        once, not once per field); a payload whose key is still in ``unmapped_keys`` (a
-        redelivery) is not stored again. Returns the unmapped fields received."""
+        once, not once per field), its text and any name, value or unit longer than
+        PIECE_CHARS in ``text_pieces`` (:mod:`tsfleet.live.texts`);
+        a payload whose key is still in ``unmapped_keys`` (a redelivery) is not stored
+        again. Returns the unmapped fields received."""
         rows: dict[str, list] = {k: [] for k in (
             "payload_sha256", "item", "received_at", "transport", "source", "format",
             "device_id", "observed_at", "field", "value", "unit", "reason")}
@@ -670,24 +675,29 @@ class Writer:
                              ("reason", u.reason)):
                     rows[k].append(v)
         if rows["item"]:
-            con.register("_live_unmapped", pa.table({
-                **{k: _strings(v) for k, v in rows.items()
-                   if k not in ("item", "received_at", "observed_at")},
-                "item": pa.array(rows["item"], pa.int32()),
-                "received_at": pa.array(rows["received_at"], pa.float64()),
-                "observed_at": pa.array(rows["observed_at"], pa.float64())}))
-            con.register("_live_unmapped_payloads", pa.table({
-                "payload_sha256": _strings(list(payloads)),
-                "payload": _strings(list(payloads.values()))}))
             try:
                 with transaction(con):
+                    text_ids = {k: _long_texts(con, rows[k]) for k in ("field", "value", "unit")}
+                    con.register("_live_unmapped", pa.table({
+                        **{k: _strings(v) for k, v in rows.items()
+                           if k not in ("item", "received_at", "observed_at")},
+                        **{f"{k}_text_id": pa.array(v, pa.int64()) for k, v in text_ids.items()},
+                        "item": pa.array(rows["item"], pa.int32()),
+                        "received_at": pa.array(rows["received_at"], pa.float64()),
+                        "observed_at": pa.array(rows["observed_at"], pa.float64())}))
+                    ids = store_texts(con, _strings(list(payloads.values())))
+                    con.register("_live_unmapped_payloads", pa.table({
+                        "payload_sha256": _strings(list(payloads)),
+                        "payload_text_id": pa.array(ids, pa.int64())}))
                     con.execute(
-                        "insert into unmapped_items select payload_sha256, item, "
+                        "insert into unmapped_item_rows select payload_sha256, item, "
                         "to_timestamp(received_at), transport, source, format, device_id, "
                         "case when observed_at between 0 and 4102444800 "
                         "then to_timestamp(observed_at)::timestamp end, field, value, unit, "
-                        "reason from _live_unmapped").fetchall()
-                    con.execute("insert into unmapped_payloads select payload_sha256, payload "
+                        "reason, field_text_id, value_text_id, unit_text_id "
+                        "from _live_unmapped").fetchall()
+                    con.execute("insert into unmapped_payload_rows (payload_sha256, "
+                                "payload_text_id) select payload_sha256, payload_text_id "
                                 "from _live_unmapped_payloads").fetchall()
             finally:
                 con.unregister("_live_unmapped")
@@ -696,16 +706,14 @@ class Writer:
         return sum(len(e.decoded.unmapped) for e in batch if e.decoded is not None)
 
     def _store_rejects(self, rejects: list[tuple[Envelope, str, str]], label: str) -> int:
-        """Whole payloads that could not be decoded -> ``quarantine`` (kind ``payload``)."""
+        """Whole payloads that could not be decoded -> ``quarantine`` (kind ``payload``);
+        the text of each, up to 16 KiB, in ``text_pieces`` (:mod:`tsfleet.live.texts`)."""
         if not rejects:
             return 0
         con = self.fleet.con
-        raws = [json.dumps({"transport": e.transport, "source": e.source,
-                            "payload": e.kept_payload()}) for e, _, _ in rejects]
+        shas = [e.sha256() for e, _, _ in rejects]
         con.register("_live_rejects", pa.table({
-            "reason": _strings([r for _, r, _ in rejects]),
-            "detail": _strings([d for _, _, d in rejects]), "raw": _strings(raws),
-            "sha": [e.sha256() for e, _, _ in rejects]}))
+            "reason": _strings([r for _, r, _ in rejects]), "sha": shas}))
         try:
             with transaction(con):
                 bid = con.execute("select nextval('ingest_batch_seq')").fetchall()[0][0]
@@ -718,12 +726,21 @@ class Writer:
                 n = len(new)
                 self._keys_added["quarantine_payloads"] += n
                 if n:
-                    con.register("_live_new", pa.table({"sha": [r[0] for r in new],
-                                                        "reason": [r[1] for r in new]}))
+                    first: dict[tuple[str, str], tuple[Envelope, str]] = {}
+                    for sha, (e, reason, detail) in zip(shas, rejects, strict=True):
+                        first.setdefault((sha, reason), (e, detail))
+                    kept = [(reason, *first[(sha, reason)]) for sha, reason in new]
+                    ids = store_texts(con, _strings([
+                        json.dumps({"transport": e.transport, "source": e.source,
+                                    "payload": e.kept_payload()}) for _, e, _ in kept]))
+                    con.register("_live_new", pa.table({
+                        "reason": _strings([r for r, _, _ in kept]),
+                        "detail": _strings([d for _, _, d in kept]),
+                        "raw_text_id": pa.array(ids, pa.int64())}))
                     con.execute(
-                        "insert into quarantine select ?, 'payload', ?, reason, detail, raw, "
-                        "now() from (select distinct on (sha, reason) * from _live_rejects) "
-                        "semi join _live_new using (sha, reason)", [bid, label]).fetchall()
+                        "insert into quarantine_rows (batch_id, kind, source, reason, detail, "
+                        "quarantined_at, raw_text_id) select ?, 'payload', ?, reason, detail, "
+                        "now(), raw_text_id from _live_new", [bid, label]).fetchall()
                     con.unregister("_live_new")
                 con.execute("insert into ingest_batches values (?, 'payload', ?, now(), now(), "
                             "?, 0, ?, ?, NULL, NULL)",
@@ -832,6 +849,18 @@ def _first_line(exc: BaseException) -> str:
     """An exception as one line of text that any column can hold."""
     text = str(exc).strip().splitlines()
     return _safe(f"{type(exc).__name__}: {text[0] if text else ''}")
+
+
+def _long_texts(con: duckdb.DuckDBPyConnection, values: list) -> list[int | None]:
+    """Move the texts of ``values`` longer than :data:`~tsfleet.live.texts.PIECE_CHARS` to
+    ``text_pieces`` (each replaced by None in ``values``); returns their ids, None for the
+    others."""
+    long = [i for i, v in enumerate(values) if v is not None and len(v) > PIECE_CHARS]
+    ids: list[int | None] = [None] * len(values)
+    for i, text_id in zip(long, store_texts(con, _strings([values[i] for i in long])),
+                          strict=True):
+        ids[i], values[i] = text_id, None
+    return ids
 
 
 def _safe(text: str) -> str:

@@ -36,6 +36,8 @@ WHOLE_TABLES = (
     "calibration_tolerances", "calibration_metric_scales", "metric_aliases", "metric_catalog",
     "metric_declarations", "ingest_batches", "quarantine",
 )
+#: The table a lake's copy of a view is loaded into (the view's raw text whole, in the row).
+LOADED_INTO = {"quarantine": "quarantine_rows"}
 #: Tables of readings, read for the bucket's devices only.
 DEVICE_TABLES = ("readings_hourly_rollup", "readings_daily_rollup")
 READING_COLUMNS = "device_id, observed_at, metric, value, batch_id"
@@ -130,8 +132,9 @@ def load_whole(con, lake: Path, tables=WHOLE_TABLES) -> None:
         for table in tables:
             f = table_file(lake, table)
             if f.is_file():
-                con.execute(f"delete from {q(table)}")
-                con.execute(f"insert into {q(table)} by name select * from read_parquet(?)",
+                target = q(LOADED_INTO.get(table, table))
+                con.execute(f"delete from {target}")
+                con.execute(f"insert into {target} by name select * from read_parquet(?)",
                             [str(f)])
 
 

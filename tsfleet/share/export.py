@@ -46,12 +46,13 @@ from tsfleet.words import plural
 MANIFEST = "_tsfleet_export.json"
 FORMAT = "tsfleet-export/1"
 #: Views exported beside the tables: catalog and catalog_columns describe the export
-#: itself; unmapped keeps the place and columns it had in the lake as a table (before
-#: migration 950), in place of the two tables it now reads.
-EXPORTED_VIEWS = ("catalog", "catalog_columns", "unmapped")
+#: itself; unmapped and quarantine keep the place and columns they had in the lake as
+#: tables (before migrations 950 and 991), in place of the tables they now read.
+EXPORTED_VIEWS = ("catalog", "catalog_columns", "quarantine", "unmapped")
 #: Tables not exported as they are: readings (partitioned by day and device bucket) and
 #: those exported through a view of EXPORTED_VIEWS.
-NOT_EXPORTED = ("readings", "unmapped_items", "unmapped_payloads")
+NOT_EXPORTED = ("readings", "quarantine_rows", "text_pieces", "unmapped_item_rows",
+                "unmapped_payload_rows")
 
 __all__ = ["DEFAULT_BUCKETS", "ExportReport", "device_bucket", "export_parquet"]
 

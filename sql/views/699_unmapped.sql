@@ -6,19 +6,6 @@
 --          transport, source, format, device_id, observed_at timestamp, field, value,
 --          unit, reason, payload text
 create view unmapped as
-select
-    i.payload_sha256,
-    i.item,
-    i.received_at,
-    i.transport,
-    i.source,
-    i.format,
-    i.device_id,
-    i.observed_at,
-    i.field,
-    i.value,
-    i.unit,
-    i.reason,
-    p.payload
+select i.*, p.payload
 from unmapped_items as i
 left join unmapped_payloads as p using (payload_sha256)

@@ -166,15 +166,21 @@ def _before_993(con) -> None:
     con.execute("delete from schema_version where name = 'unmapped_payload_pieces'")
 
 
+def _before_pieces(con) -> None:
+    """Both unmapped tables back as they were before 993 and 994 (the view over them
+    dropped): the start of an older migration's upgrade test."""
+    con.execute("drop view unmapped cascade")
+    _before_994(con)
+    _before_993(con)
+
+
 def test_950_keeps_every_unmapped_row_and_its_payload_once(tmp_path):
     """A store from before 950 (unmapped a table, the payload on every row) upgrades:
     every row is still in the view unmapped with its payload, each payload stored once."""
     path = tmp_path / "store.duckdb"
     with Fleet(path) as f:  # made current, then put back to the state before 950
         con = f.con
-        con.execute("drop view unmapped cascade")
-        _before_994(con)
-        _before_993(con)
+        _before_pieces(con)
         con.execute("drop table unmapped_items")
         con.execute("drop table unmapped_payloads")
         old = (store_mod.sql_root() / "tables" / "700_live.sql").read_text()
@@ -204,9 +210,7 @@ def test_990_keeps_every_unmapped_row_and_moves_the_keys_to_unmapped_keys(tmp_pa
     path = tmp_path / "store.duckdb"
     with Fleet(path) as f:  # made current, then put back to the state before 990
         con = f.con
-        con.execute("drop view unmapped cascade")
-        _before_994(con)
-        _before_993(con)
+        _before_pieces(con)
         for t in ("unmapped_items", "unmapped_payloads", "unmapped_keys"):
             con.execute(f"drop table {t}")
         old = (store_mod.sql_root() / "tables" / "950_unmapped_payloads.sql").read_text()

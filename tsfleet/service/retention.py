@@ -36,13 +36,6 @@ _MERGE = """
 """
 
 
-#: The texts in ``text_pieces`` of the rows a quarantine retention deletes, by table:
-#: (table, the rows' time column, their text id columns).
-SET_ASIDE = (("quarantine_rows", "quarantined_at", ("raw_text_id",)),
-             ("unmapped_item_rows", "received_at",
-              ("field_text_id", "value_text_id", "unit_text_id")))
-
-
 @dataclass
 class RetentionResult:
     cutoff_at: object
@@ -98,20 +91,15 @@ def _set_aside(con, days: int, res: RetentionResult) -> None:
     """Delete the quarantined rows and unmapped fields received more than ``days`` days
     ago, the unmapped payloads none of whose fields is left, and the texts of all of them
     (in the caller's transaction); the counts go into ``res``."""
+    from tsfleet.live.texts import ORPHAN_PAYLOADS, delete_with_texts
+
     cutoff = con.execute("select now() - to_days(?)", [days]).fetchall()[0][0]
     res.quarantine_cutoff_at = cutoff
-    counts = []
-    for table, at, text_ids in SET_ASIDE:
-        con.execute("delete from text_pieces where text_id in (select unnest(["
-                    f"{', '.join(text_ids)}]) from {table} where {at} < ?)", [cutoff])
-        counts.append(con.execute(f"delete from {table} where {at} < ?",
-                                  [cutoff]).fetchall()[0][0])
-    res.n_quarantine_deleted, res.n_unmapped_deleted = counts
-    orphan = ("from unmapped_payload_rows p where not exists (select 1 from "
-              "unmapped_item_rows i where i.payload_sha256 = p.payload_sha256)")
-    con.execute("delete from text_pieces where text_id in "
-                f"(select payload_text_id {orphan})")
-    con.execute(f"delete {orphan}")
+    res.n_quarantine_deleted = delete_with_texts(con, "quarantine_rows",
+                                                 "quarantined_at < ?", [cutoff])
+    res.n_unmapped_deleted = delete_with_texts(con, "unmapped_item_rows", "received_at < ?",
+                                               [cutoff])
+    delete_with_texts(con, "unmapped_payload_rows", ORPHAN_PAYLOADS)
 
 
 def _roll_up(con, newest, raw_days: int, hourly_days: int) -> RetentionResult:

@@ -495,6 +495,9 @@ class Server:
                      "%d payloads that could not even be quarantined",
                      s.n_messages, s.n_accepted, s.n_duplicates, s.n_quarantined,
                      s.n_unmapped, s.n_rejected, s.n_unstorable)
+            if s.n_set_aside_deleted:
+                log.info("live: deleted to keep --quarantine-keep: %s", ", ".join(
+                    f"{n} {table}" for table, n in sorted(s.n_set_aside_deleted.items())))
         if self._untune is not None:
             self._untune()
         if self.snmp is not None and self.writer.error is None:

@@ -103,3 +103,15 @@ def test_the_option_parses_off_and_refuses_a_typo_in_one_line(capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--quarantine-keep" in err[0] and "off" in err[0], err
+
+
+def test_a_cut_that_fails_is_logged_and_ingest_goes_on(caplog):
+    run = Run(set_aside_keep=2, set_aside_every=0)
+    run.fleet.con.execute("alter table unmapped_item_rows rename to unmapped_item_away")
+    with caplog.at_level(logging.WARNING, logger="tsfleet.live"):
+        _rounds(run, [[_bad(i), _good(i)] for i in range(3)])
+    assert run.fleet.query("select count(*) as n from quarantine_rows") == [{"n": 1}]
+    assert run.fleet.query("select count(*) as n from readings") == [{"n": 3}]
+    failed = [r.getMessage() for r in caplog.records if "cutting back" in r.getMessage()]
+    assert failed and all(m.startswith("live: cutting back unmapped_item_rows failed: ")
+                          for m in failed)

@@ -451,7 +451,7 @@ class Writer:
             return
         self._cut_at = time.monotonic()
         con, target = self.fleet.con, int(keep * KEEP_AFTER_CUT)
-        done = []
+        done, t0 = [], time.perf_counter()
         for table, order, where in (("quarantine_rows", "batch_id", LIVE_QUARANTINE),
                                     ("unmapped_item_rows", "received_at", "true")):
             try:
@@ -474,8 +474,9 @@ class Writer:
                 self.stats.n_set_aside_deleted.get(table, 0) + gone)
             what = ("quarantined live rows" if table == "quarantine_rows"
                     else "unmapped fields")
-            log.warning("live: deleted the %d oldest %s with their texts: more than %d were "
-                        "kept (serve --quarantine-keep)", gone, what, keep)
+            log.warning("live: deleted the %s oldest %s with their texts, keeping the newest "
+                        "%s (serve --quarantine-keep %s; %.1f s)", f"{gone:,}", what,
+                        f"{target:,}", f"{keep:,}", time.perf_counter() - t0)
 
     def _prune_keys(self) -> None:
         """Cut each key table back to its newest ``keys_kept`` keys once a quarter of that

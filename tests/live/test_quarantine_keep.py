@@ -12,6 +12,7 @@ import pytest
 
 from tests.live.test_hostile import Run
 from tsfleet.cli import main
+from tsfleet.errors import InvalidParameter
 from tsfleet.live import cli as live_cli
 from tsfleet.live.server import ServeConfig
 from tsfleet.live.writer import DEFAULT_QUARANTINE_KEEP
@@ -97,6 +98,9 @@ def test_without_a_limit_every_row_stays():
 
 def test_the_option_parses_off_and_refuses_a_typo_in_one_line(capsys):
     assert ServeConfig(db="x").quarantine_keep == DEFAULT_QUARANTINE_KEEP
+    ServeConfig(db="x", quarantine_keep=None).check()
+    with pytest.raises(InvalidParameter, match="quarantine_keep must be 1 or more rows"):
+        ServeConfig(db="x", quarantine_keep=0).check()
     assert live_cli.QUARANTINE_KEEP == DEFAULT_QUARANTINE_KEEP
     assert live_cli.rows_or_off("off") is None and live_cli.rows_or_off("500") == 500
     for bad in ("0", "lots"):

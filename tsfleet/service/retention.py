@@ -106,18 +106,12 @@ def _roll_up(con, newest, raw_days: int, hourly_days: int) -> RetentionResult:
     """The raw readings part of :func:`apply_retention` (in the caller's transaction)."""
     cutoff = con.execute("select date_trunc('day', ?::timestamp - to_days(?))",
                          [newest, raw_days]).fetchall()[0][0]
-    n_hourly = con.execute(
-        "insert into readings_hourly_rollup select device_id, metric, "
-        "date_trunc('hour', observed_at), avg(value), min(value), max(value), "
-        "arg_max(value, observed_at), max(observed_at), count(*) from readings "
-        "where observed_at < ? group by all" + _MERGE.format(t="readings_hourly_rollup"),
-        [cutoff]).fetchall()[0][0]
-    n_daily = con.execute(
-        "insert into readings_daily_rollup select device_id, metric, "
-        "cast(observed_at as date), avg(value), min(value), max(value), "
-        "arg_max(value, observed_at), max(observed_at), count(*) from readings "
-        "where observed_at < ? group by all" + _MERGE.format(t="readings_daily_rollup"),
-        [cutoff]).fetchall()[0][0]
+    n_hourly, n_daily = (con.execute(
+        f"insert into {table} select device_id, metric, {bucket}, avg(value), min(value), "
+        "max(value), arg_max(value, observed_at), max(observed_at), count(*) from readings "
+        "where observed_at < ? group by all" + _MERGE.format(t=table), [cutoff]).fetchall()[0][0]
+        for table, bucket in (("readings_hourly_rollup", "date_trunc('hour', observed_at)"),
+                              ("readings_daily_rollup", "cast(observed_at as date)")))
     n_deleted = con.execute("delete from readings where observed_at < ?",
                             [cutoff]).fetchall()[0][0]
     hourly_cutoff = con.execute("select ?::timestamp - to_days(?)",

@@ -285,9 +285,11 @@ class Serve:
     def __init__(self, db: str, port: int, every: str | None, log_path: Path,
                  memory_limit: str | None = None, cache_limit: str | None = None,
                  on_writer: bool = False, checkpoint_wal: str | None = None,
-                 allocator_purge: bool = True, memory_log: float | None = None):
+                 allocator_purge: bool = True, memory_log: float | None = None,
+                 quarantine_keep: str = "off"):
         cmd = [sys.executable, "-m", "tsfleet", "serve", "--db", db, "--mqtt",
-               f"127.0.0.1:{port}", "--client-id", "soak", "-v"]
+               f"127.0.0.1:{port}", "--client-id", "soak", "-v",
+               "--quarantine-keep", quarantine_keep]
         if on_writer:
             cmd += ["--analyses-on-writer"]
         if every:
@@ -571,6 +573,9 @@ def main() -> None:
                          "before session 12)")
     ap.add_argument("--memory-log", type=float, default=None, metavar="SECONDS",
                     help="as tsfleet serve (its lines go to serve.log, kept with --keep)")
+    ap.add_argument("--quarantine-keep", default="off", metavar="ROWS",
+                    help="as tsfleet serve (default off here: the soak counts its own devices' "
+                         "quarantined readings as stored, so none may be cut)")
     ap.add_argument("--trace-duckdb", action="store_true",
                     help="also sample serve's duckdb_memory() every 0.25 s (control interface)")
     ap.add_argument("--cli-loop", action="store_true",
@@ -610,7 +615,8 @@ def main() -> None:
         queued = QueuedCount(broker.port) if args.hostile else None
         serve = Serve(db, broker.port, args.analyze_every, work / "serve.log",
                       args.memory_limit, args.cache_limit, args.analyses_on_writer,
-                      args.checkpoint_wal, args.allocator_purge, args.memory_log)
+                      args.checkpoint_wal, args.allocator_purge, args.memory_log,
+                      args.quarantine_keep)
         assert serve.subscribed.wait(120), "tsfleet serve did not subscribe"
         tracer = Tracer(serve.proc.pid, Path(db + ".wal"), args.trace_every,
                         db if args.trace_duckdb else None) \

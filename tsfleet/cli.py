@@ -246,7 +246,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                    help="files (.parquet .csv .tsv .jsonl .ndjson .json), directories "
                         "(searched recursively) or quoted globs")
     i.add_argument("--retry-quarantine", action="store_true",
-                   help="re-ingest quarantined readings whose metric is declared now")
+                   help="re-ingest quarantined readings whose metric is declared now, "
+                        "or declared anew since they were out of its range")
     i.add_argument("--unknown-devices", choices=("accept", "quarantine"), default="accept",
                    help="readings of devices not in the registry: keep them or quarantine "
                         "them (default accept)")

@@ -322,13 +322,16 @@ class Fleet:
 
         return run_analyses(self, only, force=force)
 
-    def retain(self, raw_days: int = 90, hourly_days: int = 400):
+    def retain(self, raw_days: int = 90, hourly_days: int = 400,
+               quarantine_days: int | None = None):
         """Roll raw readings older than ``raw_days`` up into hourly and daily tables, then
-        delete them; see ``readings_history`` for hour-level data over the whole history."""
+        delete them; see ``readings_history`` for hour-level data over the whole history.
+        With ``quarantine_days``, also delete the quarantined rows and unmapped fields
+        received more than that many days ago (kept for ever by default)."""
         from tsfleet.service.retention import apply_retention
 
         self.require_writable()
-        return apply_retention(self, raw_days, hourly_days)
+        return apply_retention(self, raw_days, hourly_days, quarantine_days)
 
     def device(self, device_id: str) -> dict[str, Any]:
         """The device card: identity, last seen, latest values, findings of each domain."""

@@ -6,7 +6,9 @@ and all. Declaring the metric (``fleet.metrics.add(...)``, or ingest kind
 ``metrics``) records it in ``metric_declarations``, adds it to
 ``metric_catalog`` (name, unit, physical range) and re-ingests those
 readings through the ordinary ingest path: nothing is lost, and a reading
-outside the declared range goes back to quarantine as ``out_of_range``.
+outside the declared range goes back to quarantine as ``out_of_range``. A reading
+quarantined as ``out_of_range`` is tried again once its metric is declared anew
+(a wider range, another unit): it lands if the new declaration admits it.
 
 >>> from tsfleet import Fleet
 >>> fleet = Fleet(memory=True)
@@ -37,6 +39,21 @@ _WAITING = """
       and (json_extract_string(q.raw, '$.metric') is null
            or lower(json_extract_string(q.raw, '$.metric')) in
               (select metric from metric_catalog union all select alias from metric_aliases))
+"""
+
+#: Readings quarantined as out of range before their metric (or the metric an alias names)
+#: was declared (again): the declaration may admit them now. A reading that fails again
+#: is quarantined anew, after the declaration, so it is not tried again until the next one.
+_REDECLARED = """
+    from quarantine_rows q
+    where q.kind = 'readings' and q.reason = 'out_of_range' and q.batch_id <= ?
+      and exists (
+          select 1 from metric_declarations d
+          where d.batch_id > q.batch_id
+            and d.metric = coalesce(
+                (select a.metric from metric_aliases a
+                 where a.alias = lower(json_extract_string(q.raw, '$.metric'))),
+                lower(json_extract_string(q.raw, '$.metric'))))
 """
 
 
@@ -91,10 +108,18 @@ class Metrics:
 
     def retry_quarantine(self, reasons: Sequence[str] = ("unknown_metric",)) -> IngestReport:
         """Re-ingest quarantined readings with one of ``reasons`` whose metric is known now,
+        and those quarantined as ``out_of_range`` before their metric was declared (again),
         then drop them from quarantine (a row that fails again is quarantined anew)."""
         reasons = [reasons] if isinstance(reasons, str) else list(reasons)
         top = self.con.execute("select coalesce(max(batch_id), 0) from quarantine").fetchall()[0][0]
-        raw = self.con.execute(f"select q.raw {_WAITING}", [reasons, top]).fetchall()
+        report = IngestReport("readings", "quarantine")
+        for where, params in ((_WAITING, [reasons, top]), (_REDECLARED, [top])):
+            report.add(self._retry(where, params))
+        return report
+
+    def _retry(self, where: str, params: list) -> IngestReport:
+        """Re-ingest the quarantined readings ``where`` selects, then drop them from quarantine."""
+        raw = self.con.execute(f"select q.raw {where}", params).fetchall()
         report = IngestReport("readings", "quarantine")
         if not raw:
             return report
@@ -106,5 +131,5 @@ class Metrics:
             if len(part):
                 report.add(self.fleet.ingest("readings", part.reset_index(drop=True),
                                              label="quarantine retry"))
-        self.con.execute(f"delete {_WAITING}", [reasons, top])
+        self.con.execute(f"delete {where}", params)
         return report

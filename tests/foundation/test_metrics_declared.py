@@ -212,3 +212,31 @@ def test_a_metric_declared_in_capitals_is_one_declaration_of_its_lower_case_name
         {"metric": "flow_lpm", "max_value": 10000.0}]
     assert _catalog(fleet, "flow_lpm")["max_value"] == 10000.0
     fleet.close()
+
+
+def _reading(h: int, value: float, metric: str = "flow_lpm") -> dict:
+    return {"device_id": "fl-9", "observed_at": f"2026-05-01T{h:02d}:00Z", "metric": metric,
+            "value": value}
+
+
+def test_a_wider_range_takes_back_the_readings_it_admits_now():
+    fleet = Fleet(memory=True)
+    fleet.metrics.add("flow_lpm", "l/min", 0, 500)
+    r = fleet.ingest("readings", [_reading(1, 100), _reading(2, 700), _reading(3, 1200)])
+    assert (r.n_accepted, r.quarantined_by_reason) == (1, {"out_of_range": 2})
+    # the same declaration again changes nothing and tries nothing
+    assert fleet.metrics.add("flow_lpm", "l/min", 0, 500).n_rows == 0
+    # wider: 700 lands, 1200 is out of range again (quarantined anew, once)
+    again = fleet.metrics.add("flow_lpm", "l/min", 0, 1000)
+    assert (again.n_rows, again.n_accepted, again.n_quarantined) == (2, 1, 1)
+    assert [r["value"] for r in fleet.query("select value from readings order by value")] == [
+        100.0, 700.0]
+    assert fleet.query("select json_extract(raw, '$.value')::double as v from quarantine") == [
+        {"v": 1200.0}]
+    # a declaration of another metric does not try flow_lpm's reading
+    assert fleet.metrics.add("level_mm", "mm", 0, 10).n_rows == 0
+    # nor does the command line's retry, until the next declaration of flow_lpm
+    assert fleet.metrics.retry_quarantine().n_rows == 0
+    assert fleet.metrics.add("flow_lpm", "l/min", 0, 1500).n_accepted == 1
+    assert fleet.query("select count(*) as n from quarantine") == [{"n": 0}]
+    fleet.close()

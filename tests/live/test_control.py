@@ -114,6 +114,11 @@ def test_commands_while_serve_runs_print_what_they_print_without_it(broker, stor
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1
         assert "DELETE" in refused.stderr
         assert tsfleet("--db", store, "serve", "--mqtt", "127.0.0.1:1").returncode == 2
+        # retention runs inside serve too, its quarantine part included (recent: kept)
+        kept = tsfleet("--db", store, "retention", "--quarantine-days", "30")
+        assert kept.returncode == 0 and kept.stderr == "", kept.stderr
+        assert kept.stdout.splitlines()[-1].endswith(
+            " UTC: 0 quarantined rows and 0 unmapped fields deleted")
         assert serve.terminate() == 0
     finally:
         serve.kill()

@@ -83,6 +83,7 @@ def test_prometheus_scrapes_serve_and_reads_back_what_was_stored(broker, tmp_pat
             "tsfleet_commit_latency_seconds_count": 6,
             "tsfleet_mqtt_connected": 1,
             "tsfleet_queue_depth": 0,
+            'tsfleet_set_aside_deleted_total{table="quarantine_rows"}': 0,
         }
         for expr, value in expected.items():
             assert prom.wait_value(expr, value) == value, expr

@@ -9,6 +9,21 @@ import sys
 from tsfleet.cliutil import positive_number, whole_number_from
 from tsfleet.live.decode import DEFAULT_MAX_PAYLOAD, DEVICE_SOURCES
 
+#: serve --quarantine-keep's default: tsfleet.live.writer.DEFAULT_QUARANTINE_KEEP (not
+#: imported here: the command line starts without DuckDB and pyarrow)
+QUARANTINE_KEEP = 100_000
+
+
+def rows_or_off(text: str) -> int | None:
+    """The type of ``--quarantine-keep``: a whole number of rows >= 1, or ``off`` (None)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return whole_number_from(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or off, "
+                                         f"got {text!r}") from None
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -58,6 +73,11 @@ def register(subparsers) -> None:
     p.add_argument("--unknown-devices", choices=("accept", "quarantine"), default="accept",
                    help="readings of a device not in the registry: accept (default) or "
                         "quarantine (unknown_device), as ingest --unknown-devices")
+    p.add_argument("--quarantine-keep", type=rows_or_off, default=QUARANTINE_KEEP,
+                   metavar="ROWS",
+                   help="keep the newest ROWS quarantined live rows and as many unmapped "
+                        "fields; older ones go with their texts, checked every minute; off "
+                        f"keeps all (default {QUARANTINE_KEEP})")
     p.add_argument("--batch-rows", type=int, default=60_000, help="commit at this many rows")
     p.add_argument("--batch-delay", type=float, default=0.5,
                    help="commit at the latest this many seconds after the first held payload")
@@ -319,7 +339,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         control=not args.no_control, control_port=args.control_port,
         run_command=getattr(args, "run_command", None),
         opcua=args.opcua, opcua_map=args.opcua_map, opcua_security=_opcua_security(args),
-        unknown_devices=args.unknown_devices)
+        unknown_devices=args.unknown_devices,
+        quarantine_keep=args.quarantine_keep)
     cadence = ", ".join(f"{k} {v:g}s" for k, v in config.analyze_every.items()) or "off"
     serve(config, checked=lambda: _start_up_line(config, cadence))
     return 0

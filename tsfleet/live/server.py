@@ -41,6 +41,7 @@ from tsfleet.live.snmp import poll_every
 from tsfleet.live.writer import (
     DEFAULT_CACHE_LIMIT,
     DEFAULT_MAX_PENDING_BYTES,
+    DEFAULT_QUARANTINE_KEEP,
     Envelope,
     Writer,
 )
@@ -162,6 +163,10 @@ class ServeConfig:
     #: does by default) or "quarantine" (reason ``unknown_device``): a sender inventing
     #: device ids then adds no row to ``device_latest`` and its per-device index
     unknown_devices: str = "accept"
+    #: the newest quarantined live rows, and unmapped fields, kept with their texts (None:
+    #: all): each distinct bad payload keeps up to 16 KiB, so a sender that keeps making
+    #: them up would grow the store without end (Writer._cut_back)
+    quarantine_keep: int | None = DEFAULT_QUARANTINE_KEEP
 
     def check(self) -> None:
         if self.device_from not in DEVICE_SOURCES:
@@ -180,6 +185,9 @@ class ServeConfig:
         if self.checkpoint_wal is not None and self.checkpoint_wal < 1:
             raise InvalidParameter(f"checkpoint_wal must be a size of 1 or more bytes, "
                                    f"got {self.checkpoint_wal}")
+        if self.quarantine_keep is not None and self.quarantine_keep < 1:
+            raise InvalidParameter(f"quarantine_keep must be 1 or more rows, "
+                                   f"got {self.quarantine_keep}")
         if self.cache_limit is not None and self.cache_limit < 0:
             raise InvalidParameter(f"cache_limit must be a size of 0 or more bytes, "
                                    f"got {self.cache_limit}")
@@ -348,7 +356,8 @@ class Server:
                              cache_limit=cfg.cache_limit, memory_limit=cfg.memory_limit,
                              on_commit=on_commit, on_fatal=lambda exc: self.stop(),
                              between_commits=between, trim_guard=guard,
-                             checkpoint_wal=cfg.checkpoint_wal)
+                             checkpoint_wal=cfg.checkpoint_wal,
+                             set_aside_keep=cfg.quarantine_keep)
         self.snmp = _snmp_poller(cfg, fleet)  # before the writer owns the connection
         self.opcua = _opcua_source(cfg, fleet)  # declares its monitors, likewise
         self.writer.start()
@@ -486,6 +495,9 @@ class Server:
                      "%d payloads that could not even be quarantined",
                      s.n_messages, s.n_accepted, s.n_duplicates, s.n_quarantined,
                      s.n_unmapped, s.n_rejected, s.n_unstorable)
+            if s.n_set_aside_deleted:
+                log.info("live: deleted to keep --quarantine-keep: %s", ", ".join(
+                    f"{n} {table}" for table, n in sorted(s.n_set_aside_deleted.items())))
         if self._untune is not None:
             self._untune()
         if self.snmp is not None and self.writer.error is None:

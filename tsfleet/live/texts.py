@@ -53,3 +53,23 @@ def store_texts(con: duckdb.DuckDBPyConnection, texts: list[str] | pa.Array) -> 
     finally:
         con.unregister("_live_texts")
     return ids
+
+
+#: The tables whose rows may keep a text in ``text_pieces``, and their text id columns.
+TEXT_OWNERS = {"quarantine_rows": ("raw_text_id",),
+               "unmapped_item_rows": ("field_text_id", "value_text_id", "unit_text_id"),
+               "unmapped_payload_rows": ("payload_text_id",)}
+#: The rows of ``unmapped_payload_rows`` none of whose fields is left in
+#: ``unmapped_item_rows`` (a ``where`` for :func:`delete_with_texts`).
+ORPHAN_PAYLOADS = ("not exists (select 1 from unmapped_item_rows i "
+                   "where i.payload_sha256 = unmapped_payload_rows.payload_sha256)")
+
+
+def delete_with_texts(con: duckdb.DuckDBPyConnection, table: str, where: str,
+                      params: list | None = None) -> int:
+    """Delete the rows of ``table`` (one of :data:`TEXT_OWNERS`) that match ``where`` and
+    their texts in ``text_pieces``, in the caller's transaction; returns the rows deleted."""
+    ids = ", ".join(TEXT_OWNERS[table])
+    con.execute(f"delete from text_pieces where text_id in (select unnest([{ids}]) "
+                f"from {table} where {where})", params or [])
+    return con.execute(f"delete from {table} where {where}", params or []).fetchall()[0][0]

@@ -57,7 +57,7 @@ from tsfleet.live.decode import short
 from tsfleet.live.decoded import Decoded
 from tsfleet.live.errors import Reject
 from tsfleet.live.lorawan import SIDE_KINDS, columnar, store_side_rows, tuple_table
-from tsfleet.live.texts import PIECE_CHARS, store_texts
+from tsfleet.live.texts import ORPHAN_PAYLOADS, PIECE_CHARS, delete_with_texts, store_texts
 from tsfleet.store import transaction
 
 if TYPE_CHECKING:
@@ -161,6 +161,8 @@ class WriterStats:
     by_kind: dict[str, int] = field(default_factory=dict)
     #: rows the pipeline quarantined, per reason (``bad_number``, ``out_of_range``, ...)
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    #: rows deleted to keep what live ingest sets aside within ``set_aside_keep``, per table
+    n_set_aside_deleted: dict[str, int] = field(default_factory=dict)
 
 
 class _Sync:
@@ -207,6 +209,15 @@ CHECKPOINT_FORCE_FACTOR = 4
 PAYLOAD_KEYS_KEPT = 50_000
 #: The key tables and the column that orders them by age.
 KEY_TABLES = {"quarantine_payloads": "batch_id", "unmapped_keys": "received_at"}
+#: What live ingest sets aside is cut back to its newest ``set_aside_keep`` rows (quarantined
+#: live rows, and unmapped fields) at most this often, once it holds more; a cut keeps
+#: KEEP_AFTER_CUT of them, so that the next one comes only after a fifth more arrived.
+SET_ASIDE_EVERY_S = 60.0
+#: serve's default: at most 100,000 x 16 KiB (1.6 GB) of quarantined payload text
+DEFAULT_QUARANTINE_KEEP = 100_000
+KEEP_AFTER_CUT = 0.8
+#: The live rows of ``quarantine_rows``: their source is the transports' label (``live:mqtt``).
+LIVE_QUARANTINE = "source like 'live:%'"
 
 
 class Writer:
@@ -220,8 +231,14 @@ class Writer:
                  idle_every: float = 1.0, cache_limit: int | None = None,
                  memory_limit: str | None = None, trim_every: float = TRIM_EVERY_S,
                  trim_guard: threading.RLock | None = None,
-                 checkpoint_wal: int | None = None, keys_kept: int = PAYLOAD_KEYS_KEPT):
+                 checkpoint_wal: int | None = None, keys_kept: int = PAYLOAD_KEYS_KEPT,
+                 set_aside_keep: int | None = None,
+                 set_aside_every: float = SET_ASIDE_EVERY_S):
         self.fleet = fleet
+        #: the newest quarantined live rows, and unmapped fields, kept (None: all); what is
+        #: older goes with its texts (:meth:`_cut_back`), checked every ``set_aside_every`` s
+        self.set_aside_keep, self.set_aside_every = set_aside_keep, set_aside_every
+        self._cut_at = time.monotonic()
         #: de-duplication keys kept per key table (``PAYLOAD_KEYS_KEPT``), and the keys
         #: added to each since it was last cut back (at the start: cut back once)
         self.keys_kept = keys_kept
@@ -347,6 +364,7 @@ class Writer:
                 if pending:
                     self._flush(pending)
                     self._prune_keys()  # before a sync is answered: the connection is free then
+                    self._cut_back()
                 if isinstance(marker, _Task):
                     marker.run()
                 elif isinstance(marker, _Sync):
@@ -420,6 +438,45 @@ class Writer:
         finally:
             if self.trim_guard is not None:
                 self.trim_guard.release()
+
+    def _cut_back(self) -> None:
+        """Keep the newest ``set_aside_keep`` quarantined live rows and as many unmapped
+        fields, with their texts: a sender that keeps sending distinct bad payloads would
+        otherwise grow the store without end (each keeps up to 16 KiB). Checked every
+        ``set_aside_every`` seconds; a cut keeps ``KEEP_AFTER_CUT`` of the limit. Rows of
+        file ingests are never cut (their file holds them); ``tsfleet retention
+        --quarantine-days`` deletes by age."""
+        keep = self.set_aside_keep
+        if keep is None or time.monotonic() - self._cut_at < self.set_aside_every:
+            return
+        self._cut_at = time.monotonic()
+        con, target = self.fleet.con, int(keep * KEEP_AFTER_CUT)
+        done, t0 = [], time.perf_counter()
+        for table, order, where in (("quarantine_rows", "batch_id", LIVE_QUARANTINE),
+                                    ("unmapped_item_rows", "received_at", "true")):
+            try:
+                n = con.execute(f"select count(*) from {table} where {where}").fetchall()[0][0]
+                if n <= keep:
+                    continue
+                # the newest `target` rows stay (all of a batch or instant, or none of it)
+                [(cut,)] = con.execute(f"select {order} from {table} where {where} order by "
+                                       f"{order} desc limit 1 offset ?", [target]).fetchall()
+                with transaction(con):
+                    gone = delete_with_texts(con, table, f"{where} and {order} <= ?", [cut])
+                    if table == "unmapped_item_rows":
+                        delete_with_texts(con, "unmapped_payload_rows", ORPHAN_PAYLOADS)
+            except duckdb.Error as exc:  # a bound, not the data: never stop the writer
+                log.warning("live: cutting back %s failed: %s", table, _first_line(exc))
+                continue
+            done.append((table, gone))
+        for table, gone in done:
+            self.stats.n_set_aside_deleted[table] = (
+                self.stats.n_set_aside_deleted.get(table, 0) + gone)
+            what = ("quarantined live rows" if table == "quarantine_rows"
+                    else "unmapped fields")
+            log.warning("live: deleted the %s oldest %s with their texts, keeping the newest "
+                        "%s (serve --quarantine-keep %s; %.1f s)", f"{gone:,}", what,
+                        f"{target:,}", f"{keep:,}", time.perf_counter() - t0)
 
     def _prune_keys(self) -> None:
         """Cut each key table back to its newest ``keys_kept`` keys once a quarter of that

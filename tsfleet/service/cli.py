@@ -45,6 +45,9 @@ def register(sub) -> None:
                    help="keep raw readings this many days (default 90)")
     r.add_argument("--hourly-days", type=int, default=400,
                    help="keep hourly rollups this many days (default 400)")
+    r.add_argument("--quarantine-days", type=int, default=None,
+                   help="also delete quarantined rows and unmapped fields received more "
+                   "than this many days ago, with their texts (default: keep them)")
     r.set_defaults(func=cmd_retention)
     d = sub.add_parser("device", help="the card of one device")
     d.add_argument("device_id", help="the device's id")
@@ -102,9 +105,13 @@ def cmd_device(args) -> int:
 
 def cmd_retention(args) -> int:
     with open_fleet(args) as fleet:
-        res = fleet.retain(args.raw_days, args.hourly_days)
-    print_sentences([f"cutoff {cell(res.cutoff_at)} UTC: {res.n_raw_deleted:,} raw readings "
-                     "rolled up and "
-                     f"deleted ({res.n_hourly_rows:,} hourly, {res.n_daily_rows:,} daily rollup "
-                     "rows written)"])
+        res = fleet.retain(args.raw_days, args.hourly_days, args.quarantine_days)
+    lines = [f"cutoff {cell(res.cutoff_at)} UTC: {res.n_raw_deleted:,} raw readings rolled up "
+             f"and deleted ({res.n_hourly_rows:,} hourly, {res.n_daily_rows:,} daily rollup "
+             "rows written)" if res.cutoff_at is not None else "no readings to roll up"]
+    if res.quarantine_cutoff_at is not None:
+        lines.append(f"received before {cell(res.quarantine_cutoff_at)} UTC: "
+                     f"{res.n_quarantine_deleted:,} quarantined rows and "
+                     f"{res.n_unmapped_deleted:,} unmapped fields deleted")
+    print_sentences(lines)
     return 0

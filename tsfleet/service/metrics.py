@@ -179,6 +179,12 @@ class ServeMetrics:
                      [({"reason": k}, v) for k, v in sorted(by_reason.items())])
             t.family("tsfleet_unmapped_fields_total", "counter",
                      "Fields kept in the unmapped table.", [({}, s.n_unmapped)])
+            t.family("tsfleet_set_aside_deleted_total", "counter",
+                     "Quarantined live rows and unmapped fields deleted, oldest first, to "
+                     "keep --quarantine-keep, per table.",
+                     [({"table": k}, v) for k, v in sorted(
+                         {"quarantine_rows": 0, "unmapped_item_rows": 0,
+                          **s.n_set_aside_deleted}.items())])
             t.family("tsfleet_redelivered_total", "counter",
                      "MQTT messages the broker redelivered.", [({}, s.n_redelivered)])
             t.family("tsfleet_batches_total", "counter", "Commits.", [({}, s.n_batches)])

@@ -121,3 +121,16 @@ def test_a_cut_that_fails_is_logged_and_ingest_goes_on(caplog):
     failed = [r.getMessage() for r in caplog.records if "cutting back" in r.getMessage()]
     assert failed and all(m.startswith("live: cutting back unmapped_item_rows failed: ")
                           for m in failed)
+
+
+def test_a_batch_that_straddles_the_mark_goes_whole_and_the_log_says_what_is_left(caplog):
+    run = Run(set_aside_keep=5, set_aside_every=0)
+    with caplog.at_level(logging.WARNING, logger="tsfleet.live"):
+        _rounds(run, [[_bad(i) for i in range(3)], [_bad(10 + i) for i in range(6)]])
+    # 9 rows in two batches: the newest 4 would split the second batch, so both go
+    assert run.fleet.query("select count(*) as n from quarantine_rows") == [{"n": 0}]
+    assert run.fleet.query("select count(*) as n from text_pieces") == [{"n": 0}]
+    said = [r.getMessage() for r in caplog.records if "oldest" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "live: deleted the 9 oldest quarantined live rows with their texts, keeping the "
+        "newest 0 (serve --quarantine-keep 5; "), said

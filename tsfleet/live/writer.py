@@ -443,7 +443,9 @@ class Writer:
         """Keep the newest ``set_aside_keep`` quarantined live rows and as many unmapped
         fields, with their texts: a sender that keeps sending distinct bad payloads would
         otherwise grow the store without end (each keeps up to 16 KiB). Checked every
-        ``set_aside_every`` seconds; a cut keeps ``KEEP_AFTER_CUT`` of the limit. Rows of
+        ``set_aside_every`` seconds; a cut keeps at most ``KEEP_AFTER_CUT`` of the limit
+        (whole batches, or all the fields received at one instant: fewer when one is
+        larger than the rest of that share). Rows of
         file ingests are never cut (their file holds them); ``tsfleet retention
         --quarantine-days`` deletes by age."""
         keep = self.set_aside_keep
@@ -468,15 +470,15 @@ class Writer:
             except duckdb.Error as exc:  # a bound, not the data: never stop the writer
                 log.warning("live: cutting back %s failed: %s", table, _first_line(exc))
                 continue
-            done.append((table, gone))
-        for table, gone in done:
+            done.append((table, gone, n - gone))
+        for table, gone, kept in done:
             self.stats.n_set_aside_deleted[table] = (
                 self.stats.n_set_aside_deleted.get(table, 0) + gone)
             what = ("quarantined live rows" if table == "quarantine_rows"
                     else "unmapped fields")
             log.warning("live: deleted the %s oldest %s with their texts, keeping the newest "
                         "%s (serve --quarantine-keep %s; %.1f s)", f"{gone:,}", what,
-                        f"{target:,}", f"{keep:,}", time.perf_counter() - t0)
+                        f"{kept:,}", f"{keep:,}", time.perf_counter() - t0)
 
     def _prune_keys(self) -> None:
         """Cut each key table back to its newest ``keys_kept`` keys once a quarter of that

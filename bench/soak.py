@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import math
 import os
 import random
 import re
@@ -375,7 +376,7 @@ class Publisher:
     """QoS 1 SenML JSON packs, round-robin over devices, at a target rate."""
 
     def __init__(self, port: int, ids: list[str], steps: int, seed: int = 0,
-                 bad_share: float = 0.0):
+                 bad_share: float = 0.0, ranges: dict | None = None):
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-pub")
         self.client.max_inflight_messages_set(2000)
         self.client.max_queued_messages_set(0)
@@ -392,6 +393,11 @@ class Publisher:
         self.rng = np.random.default_rng(seed)
         self.state = {m: np.full(len(ids), v[2]) for m, v in METRICS.items()}
         self.n_sent = 0
+        #: the catalog's range per metric, and the readings published outside it (the
+        #: pipeline quarantines them as out_of_range: counted as stored by the accounting,
+        #: which --quarantine-keep may then cut from quarantine)
+        self.ranges = ranges or {}
+        self.out_of_range: list[int] = []     # per good message sent
         self.per_msg = len(METRICS) * steps
         self.last_t = 0.0
         #: unix time each good message was handed to the client (in publish order)
@@ -401,6 +407,14 @@ class Publisher:
         self.n_all_acked += 1
         if not self.bad_share:
             self.n_acked += 1
+
+    @property
+    def n_out_of_range(self) -> int:
+        """Readings of acknowledged good messages outside their metric's range."""
+        if self.bad_share:
+            return sum(n for info, n in zip(self.infos["good"], self.out_of_range, strict=True)
+                       if _published(info))
+        return sum(self.out_of_range) if self.n_acked == self.n_sent else -1
 
     @property
     def n_bad_acked(self) -> int:
@@ -416,7 +430,7 @@ class Publisher:
         k = self.n_sent % len(self.ids)
         t = max(time.time(), self.last_t + 1e-3)  # strictly increasing: no duplicate keys
         self.last_t = t + (self.steps - 1) * 1e-3
-        pack = []
+        pack, outside = [], 0
         for m, (name, unit, _, sd) in METRICS.items():
             for s in range(self.steps):
                 if sd:
@@ -425,10 +439,13 @@ class Publisher:
                     self.state[m][k] = max(self.state[m][k] - 0.001, 0)
                 rec = {"n": name, "u": unit, "v": round(float(self.state[m][k]), 3),
                        "t": s * 1e-3}
+                lo, hi = self.ranges.get(m, (-math.inf, math.inf))
+                outside += not lo <= rec["v"] <= hi
                 if not pack:
                     rec.update(bn=f"{self.ids[k]}:", bt=t)
                 pack.append(rec)
         self.sent_at.append(time.time())
+        self.out_of_range.append(outside)
         info = self.client.publish(f"fleet/{self.ids[k]}/senml", encode_json(pack), qos=1)
         if self.bad_share:
             self.infos["good"].append(info)
@@ -574,8 +591,9 @@ def main() -> None:
     ap.add_argument("--memory-log", type=float, default=None, metavar="SECONDS",
                     help="as tsfleet serve (its lines go to serve.log, kept with --keep)")
     ap.add_argument("--quarantine-keep", default="off", metavar="ROWS",
-                    help="as tsfleet serve (default off here: the soak counts its own devices' "
-                         "quarantined readings as stored, so none may be cut)")
+                    help="as tsfleet serve (default off here, as in the soaks before session "
+                         "27; the accounting counts the soak's own out-of-range readings from "
+                         "what it published, so a cut does not show as a loss)")
     ap.add_argument("--trace-duckdb", action="store_true",
                     help="also sample serve's duckdb_memory() every 0.25 s (control interface)")
     ap.add_argument("--cli-loop", action="store_true",
@@ -605,6 +623,9 @@ def main() -> None:
     with Fleet(db, read_only=True) as f:
         base_batch = f.query("select coalesce(max(batch_id), 0) as b from ingest_batches")[0]["b"]
         base_n = f.query("select count(*) as n from readings")[0]["n"]
+        ranges = {r["metric"]: (r["min_value"], r["max_value"]) for r in f.query(
+            "select metric, min_value, max_value from metric_catalog where metric in "
+            "(select unnest(?::varchar[]))", [list(METRICS)])}
     print(f"setup: {len(ids):,} devices in {time.perf_counter() - t:.0f} s; store {db}",
           flush=True)
 
@@ -625,7 +646,7 @@ def main() -> None:
         cli = CliLoop(db, ids) if args.cli_loop else None
         started_at = now_utc()
         pub = Publisher(broker.port, ids, args.steps, seed=args.seed,
-                        bad_share=args.bad_share if args.hostile else 0.0)
+                        bad_share=args.bad_share if args.hostile else 0.0, ranges=ranges)
         samples: list[tuple[float, int, int]] = []
         hwm_warm = [0]
         # The warm-up lasts --warmup seconds and until every analysis of the cadence has
@@ -725,10 +746,16 @@ def main() -> None:
               f"of publishing; publish-to-stored latency (pack time to the end of its "
               f"ingest batch, {len(lat):,} temperature readings) p50 {pct(lat, .5):.3f} s "
               f"p99 {pct(lat, .99):.3f} s max {max(lat):.3f} s")
-    if judged:  # a random walk of the soak's own that left a metric's range
-        print(f"readings of the soak's devices quarantined by the pipeline (out of range): "
-              f"{judged:,}; counted as stored below")
-        stored += judged
+    outside = pub.n_out_of_range
+    if judged or outside:  # a random walk of the soak's own that left a metric's range
+        # what the publisher sent outside the catalog's ranges is what the pipeline must
+        # quarantine; the quarantine itself may have been cut (--quarantine-keep)
+        print(f"readings of the soak's devices outside their metric's range: {outside:,} "
+              f"published, {judged:,} still in quarantine"
+              + (" (the rest cut by --quarantine-keep)" if args.quarantine_keep != "off"
+                 else "" if judged == outside else " [MISMATCH]")
+              + "; counted as stored below")
+        stored += outside
     print(f"readings: published {published:,} ({published / pub_seconds:,.0f}/s), stored "
           f"{stored:,}, lost {published - stored:,}, quarantined {quarantined:,}  "
           f"[target: no loss] -> {'MET' if stored == published else 'NOT MET'}")

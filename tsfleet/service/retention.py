@@ -7,8 +7,9 @@ keeps the totals right: means are weighted by their reading counts.
 
 With ``quarantine_days``, what ingest set aside is deleted once older than that
 (by the clock: when it was received): quarantined rows and unmapped fields, with
-their texts in ``text_pieces``. By default they are kept for ever; a sender that
-keeps sending bad payloads grows the store by each distinct one (docs/live.md).
+their texts in ``text_pieces``. Without it they are kept, except that ``serve`` keeps
+only the newest quarantined live rows (``--quarantine-keep``): a sender that keeps sending
+bad payloads grows the store by each distinct one (docs/live.md).
 """
 
 from __future__ import annotations

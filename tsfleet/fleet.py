@@ -327,7 +327,7 @@ class Fleet:
         """Roll raw readings older than ``raw_days`` up into hourly and daily tables, then
         delete them; see ``readings_history`` for hour-level data over the whole history.
         With ``quarantine_days``, also delete the quarantined rows and unmapped fields
-        received more than that many days ago (kept for ever by default)."""
+        received more than that many days ago (without it, retention keeps them)."""
         from tsfleet.service.retention import apply_retention
 
         self.require_writable()

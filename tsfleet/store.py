@@ -211,7 +211,10 @@ def connect(path: str | None, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 
 def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[SqlFile]:
-    applied = _applied_versions(con)
+    """The migrations to apply, counting a renumbered one at its number now
+    (:func:`renumber_applied`)."""
+    moves = _renumbered(con)
+    applied = ({*_applied_versions(con)} - set(moves)) | {f.number for f in moves.values()}
     return [f for f in sql_files("tables") if f.number not in applied]
 
 
@@ -237,20 +240,60 @@ def migrations_lock() -> dict[str, dict]:
     return json.loads(path.read_text(encoding="utf-8"))["migrations"]
 
 
+def _renumbered(con: duckdb.DuckDBPyConnection) -> dict[int, SqlFile]:
+    """Applied versions whose migration now has another number: {old version: its file}.
+
+    Two lines of work once numbered different migrations alike (session 26: 992 was both
+    ``metric_declarations_lower`` and ``unmapped_payload_pieces``); the second line's
+    migrations were renumbered, text unchanged, and the lock lists each one's earlier
+    number (``renumbered_from``). A store that applied the text under its earlier number
+    holds that migration under the old version: it matches by checksum, and the version
+    it now has is free or held by another migration moving away too."""
+    applied = _applied_versions(con)
+    lock = migrations_lock()
+    moves = {}
+    for f in sql_files("tables"):
+        for old in lock.get(f.path.name, {}).get("renumbered_from", {}):
+            if applied.get(int(old)) == checksum(f.text) and int(old) != f.number:
+                moves[int(old)] = f
+    return {old: f for old, f in moves.items()
+            if f.number not in applied or f.number in moves}
+
+
+def renumber_applied(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Record the migrations a store applied under an earlier number (:func:`_renumbered`)
+    under the number they have now, in one transaction; the migrations numbered as they
+    were then apply as any pending one. Returns the file names moved."""
+    moves = _renumbered(con)
+    if not moves:
+        return []
+    with transaction(con):
+        rows = {v: con.execute("select applied_at from schema_version where version = ?",
+                               [v]).fetchall()[0][0] for v in moves}
+        con.execute("delete from schema_version where version in (select unnest(?))",
+                    [list(moves)])
+        for old, f in moves.items():
+            con.execute("insert into schema_version (version, name, checksum, applied_at) "
+                        "values (?, ?, ?, ?)", [f.number, f.name, checksum(f.text), rows[old]])
+    return [f.path.name for f in moves.values()]
+
+
 def check_applied(con: duckdb.DuckDBPyConnection) -> None:
     """Refuse a store whose applied migrations differ from the files of this version.
 
     An applied migration is never edited: the checksum recorded when a migration was
     applied must be its file's, or a text the lock lists as superseded (edits made
-    before the lock existed, which a later migration repairs). A mismatch names the
-    file; it means this code was changed without a new migration.
+    before the lock existed, which a later migration repairs), or the text of a migration
+    renumbered since (:func:`renumber_applied` moves it). A mismatch names the file; it
+    means this code was changed without a new migration.
     """
     files = {f.number: f for f in sql_files("tables")}
     lock = migrations_lock()
+    moving = _renumbered(con)
     for version, recorded in _applied_versions(con).items():
         f = files.get(version)
-        if f is None or recorded is None:
-            continue  # a newer release's migration, or a store from before checksums
+        if f is None or recorded is None or version in moving:
+            continue  # a newer release's migration, a store from before checksums, or renumbered
         known = {checksum(f.text), *lock.get(f.path.name, {}).get("superseded", ())}
         if recorded not in known:
             raise StoreError(
@@ -264,6 +307,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     Returns the names of the migrations applied now.
     """
+    renumber_applied(con)
     check_applied(con)
     applied_now = []
     for f in pending_migrations(con):

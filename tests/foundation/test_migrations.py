@@ -355,3 +355,42 @@ def test_994_keeps_every_unmapped_field_and_its_texts(tmp_path):
             got = f.con.execute(f"select field, value, unit from {view} order by item").fetchall()
             assert got == fields, view
         assert f.query("select count(*) as n from unmapped_fields") == [{"n": 3}]
+
+
+def test_a_store_that_applied_the_text_migrations_under_their_first_numbers_opens(tmp_path):
+    """Session 26 merged two lines of work that had both numbered a migration 992: the
+    second line's 992 (unmapped payloads in pieces) and 993 (unmapped fields in pieces)
+    became 993 and 994, text unchanged. A store of that line recorded them as 992 and 993;
+    it opens, keeps every row, records them at their numbers now, and gets the 992 and 995
+    it never applied."""
+    path = tmp_path / "second-line.duckdb"
+    files = {f.number: f for f in store_mod.sql_files("tables")}
+    first_numbers = [(n, f) for n, f in sorted(files.items()) if n <= 991] + [
+        (992, files[993]), (993, files[994])]
+    con = store_mod.connect(str(path))
+    for number, f in first_numbers:
+        con.execute(f.text)
+        con.execute("insert into schema_version (version, name, checksum, applied_at) "
+                    "values (?, ?, ?, now())", [number, f.name, store_mod.checksum(f.text)])
+    con.execute("insert into unmapped_payload_rows values ('sha-1', '{\"x\": 1}', NULL)")
+    con.execute("insert into quarantine_rows values (1, 'readings', 'a.csv', 'bad_number', "
+                "'not a number', '{}', now(), NULL)")
+    con.close()
+    # without the renumbering: "992_metric_declarations_lower.sql was edited"
+    with pytest.raises(StoreError, match=r"needs migrations \(992_metric_declarations_lower"
+                                         r"\.sql, 995_retention_quarantine\.sql\)"):
+        Fleet(path, read_only=True)
+    with Fleet(path) as f:
+        assert f.applied_migrations == ["metric_declarations_lower", "retention_quarantine"]
+        rows = f.query("select version, name, checksum from schema_version "
+                       "where version >= 991 order by version")
+        assert [(r["version"], r["name"]) for r in rows] == [
+            (991, "text_pieces"), (992, "metric_declarations_lower"),
+            (993, "unmapped_payload_pieces"), (994, "unmapped_item_pieces"),
+            (995, "retention_quarantine")]
+        assert all(r["checksum"] == store_mod.checksum(files[r["version"]].text) for r in rows)
+        assert f.query("select payload_sha256, payload from unmapped_payloads") == [
+            {"payload_sha256": "sha-1", "payload": '{"x": 1}'}]
+        assert f.query("select reason from quarantine") == [{"reason": "bad_number"}]
+    with Fleet(path, read_only=True) as f:
+        assert not store_mod.pending_migrations(f.con)
